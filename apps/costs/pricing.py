@@ -1,0 +1,52 @@
+"""Prices at a moment, and the cost of a call. Pure arithmetic on Decimal; no rounding until display."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.db.models import Q
+
+from apps.costs.models import Price
+
+MILLION = Decimal(1_000_000)
+
+
+@dataclass(frozen=True)
+class TokenCounts:
+    input_tokens: int = 0  # includes cached input tokens (OpenAI's prompt_tokens)
+    output_tokens: int = 0  # includes reasoning tokens (OpenAI's completion_tokens)
+    cached_input_tokens: int = 0
+    reasoning_tokens: int = 0
+
+
+def price_at(model_name: str, at: datetime, provider: str = "") -> Price | None:
+    """The price valid at `at`: a provider-specific row wins over a provider-agnostic one."""
+    candidates = Price.objects.filter(model_name=model_name, valid_from__lte=at).filter(
+        Q(valid_to__isnull=True) | Q(valid_to__gt=at)
+    ).filter(Q(provider=provider) | Q(provider=""))
+    rows = sorted(candidates, key=lambda p: p.provider != provider)
+    return rows[0] if rows else None
+
+
+def cost_of(tokens: TokenCounts, price: Price) -> Decimal:
+    """Cached input at the cached price (else the input price); reasoning at its price (else output)."""
+    cached = min(tokens.cached_input_tokens, tokens.input_tokens)
+    reasoning = min(tokens.reasoning_tokens, tokens.output_tokens)
+    cached_price = price.cached_input_per_mtok if price.cached_input_per_mtok is not None else price.input_per_mtok
+    reasoning_price = price.reasoning_per_mtok if price.reasoning_per_mtok is not None else price.output_per_mtok
+    total = (
+        (tokens.input_tokens - cached) * price.input_per_mtok
+        + cached * cached_price
+        + (tokens.output_tokens - reasoning) * price.output_per_mtok
+        + reasoning * reasoning_price
+    )
+    return total / MILLION
+
+
+def worst_case_cost(price: Price | None, input_tokens: int, max_output_tokens: int) -> Decimal:
+    """What a call could cost at most, for budget reservations: every input token uncached."""
+    if price is None:
+        return Decimal(0)
+    return (input_tokens * price.input_per_mtok + max_output_tokens * price.output_per_mtok) / MILLION

@@ -1,0 +1,88 @@
+"""The REST API under /api/v1/ (django-ninja). Token auth for machines, session auth for the browser.
+
+Apps contribute routers in their `api.py`; they are mounted here, in the one place that sees every app.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest
+from ninja import NinjaAPI
+from ninja.security import HttpBearer
+from ninja.utils import check_csrf
+
+from apps.accounts.auth import TokenRejected, TokenRejection, authenticate_token, parse_authorization
+
+
+class PortalAuth(HttpBearer):
+    """`Authorization: Bearer gp_…` for machines; the session (with CSRF on writes) for the browser."""
+
+    def __call__(self, request: HttpRequest):
+        raw = parse_authorization(request.headers.get("Authorization"))
+        if raw is not None:
+            token = authenticate_token(raw or "")
+            request.user = token.user
+            ctx = getattr(request, "portal_context", None)
+            if ctx is not None:
+                ctx.user, ctx.token = token.user, token
+            return token
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated and user.is_active:
+            if request.method not in ("GET", "HEAD", "OPTIONS") and check_csrf(request) is not None:
+                raise PermissionDenied("CSRF check failed: send the X-CSRFToken header with session requests.")
+            return user
+        raise TokenRejected(TokenRejection("missing", "Authentication required: send 'Authorization: Bearer <token>'."))
+
+    def authenticate(self, request, token):  # pragma: no cover - __call__ does the work
+        return None
+
+
+api = NinjaAPI(
+    title="GenAI Portal API",
+    version="1",
+    urls_namespace="api",
+    auth=PortalAuth(),
+    docs_url="/docs",
+)
+
+
+@api.exception_handler(TokenRejected)
+def _token_rejected(request, exc: TokenRejected):
+    response = api.create_response(request, {"detail": exc.rejection.message, "reason": exc.rejection.reason},
+                                   status=401)
+    response["WWW-Authenticate"] = f'Bearer error="invalid_token", error_description="{exc.rejection.reason}"'
+    return response
+
+
+@api.exception_handler(PermissionDenied)
+def _forbidden(request, exc):
+    return api.create_response(request, {"detail": str(exc) or "You may not do this."}, status=403)
+
+
+@api.exception_handler(Http404)
+def _not_found(request, exc):
+    return api.create_response(request, {"detail": str(exc) or "Not found."}, status=404)
+
+
+@api.exception_handler(ValidationError)
+def _invalid(request, exc: ValidationError):
+    if hasattr(exc, "error_dict"):
+        errors = [{"field": field, "message": " ".join(m for e in errs for m in e.messages)}
+                  for field, errs in exc.error_dict.items()]
+    else:
+        errors = [{"field": None, "message": message} for message in exc.messages]
+    return api.create_response(request, {"detail": "Invalid input.", "errors": errors}, status=422)
+
+
+def actor_of(request):
+    """The actor for permission checks: the token for machines, else the session user."""
+    return request.auth
+
+
+from apps.accounts.api import router as accounts_router  # noqa: E402
+from apps.audit.api import router as audit_router  # noqa: E402
+from apps.llm.api import router as llm_router  # noqa: E402
+
+api.add_router("/accounts", accounts_router)
+api.add_router("/audit", audit_router)
+api.add_router("/llm", llm_router)

@@ -1,0 +1,60 @@
+"""The Celery application, its queues, the beat schedule and the worker heartbeat /readyz reads."""
+
+import os
+import socket
+
+from celery import Celery, bootsteps
+
+from portal import queues
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.dev")
+
+app = Celery("portal")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.task_queues = queues.QUEUES
+app.conf.task_default_queue = queues.DEFAULT
+app.conf.task_routes = queues.ROUTES
+app.conf.beat_schedule = {}  # filled by portal.scheduled at import; one module holds the schedule
+app.autodiscover_tasks()
+
+HEARTBEAT_KEY = "portal:worker-heartbeat:{hostname}"
+HEARTBEAT_INTERVAL = 5.0
+
+
+def write_heartbeat(hostname: str) -> None:
+    from django.conf import settings
+
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2)
+    client.set(HEARTBEAT_KEY.format(hostname=hostname), "1", ex=settings.PORTAL_WORKER_HEARTBEAT_TTL)
+
+
+class HeartbeatStep(bootsteps.StartStopStep):
+    """Every few seconds the worker writes a key with a TTL; /readyz is ready while one is fresh."""
+
+    requires = {"celery.worker.components:Timer"}
+
+    def __init__(self, worker, **kwargs):
+        self.tref = None
+        self.hostname = getattr(worker, "hostname", None) or socket.gethostname()
+
+    def start(self, worker):
+        self._beat()
+        self.tref = worker.timer.call_repeatedly(HEARTBEAT_INTERVAL, self._beat, priority=10)
+
+    def stop(self, worker):
+        if self.tref:
+            self.tref.cancel()
+            self.tref = None
+
+    def _beat(self):
+        try:
+            write_heartbeat(self.hostname)
+        except Exception:  # noqa: BLE001 - a missed beat must never kill the worker
+            pass
+
+
+app.steps["worker"].add(HeartbeatStep)
+
+from portal import scheduled  # noqa: E402,F401  (registers the beat schedule)

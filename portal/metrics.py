@@ -1,0 +1,21 @@
+"""Prometheus metrics served at /metrics."""
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+
+REQUESTS = Counter("portal_http_requests_total", "HTTP requests", ["method", "route", "status"])
+LATENCY = Histogram(
+    "portal_http_request_duration_seconds", "HTTP request latency", ["method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+MODEL_CALLS = Counter("portal_model_calls_total", "Model calls through the llm call path",
+                      ["provider_kind", "model", "operation", "status"])
+MODEL_TOKENS = Counter("portal_model_tokens_total", "Tokens through the llm call path", ["model", "direction"])
+
+
+def observe_request(method: str, route: str, status: int, seconds: float) -> None:
+    REQUESTS.labels(method, route, str(status)).inc()
+    LATENCY.labels(method, route).observe(seconds)
+
+
+def render() -> tuple[bytes, str]:
+    return generate_latest(), CONTENT_TYPE_LATEST

@@ -1,0 +1,60 @@
+"""Request id, actor context, access log, Prometheus metrics, and `Vary: HX-Request` on every response."""
+
+import logging
+import re
+import time
+import uuid
+
+from django.utils.cache import patch_vary_headers
+
+from portal import metrics
+from portal.request_context import RequestContext, activate, deactivate
+
+access_log = logging.getLogger("portal.access")
+_REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+def client_ip(request) -> str | None:
+    # Behind a proxy set USE_X_FORWARDED_FOR in the proxy config; here we trust REMOTE_ADDR only.
+    return request.META.get("REMOTE_ADDR")
+
+
+class RequestContextMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        incoming = request.headers.get("X-Request-ID", "")
+        request_id = incoming if _REQUEST_ID_OK.match(incoming) else uuid.uuid4().hex
+        request.request_id = request_id
+        ctx = RequestContext(request_id=request_id, ip=client_ip(request))
+        request.portal_context = ctx
+        handle = activate(ctx)
+        started = time.perf_counter()
+        try:
+            response = self.get_response(request)
+        finally:
+            deactivate(handle)
+        elapsed = time.perf_counter() - started
+        response["X-Request-ID"] = request_id
+        route = getattr(getattr(request, "resolver_match", None), "view_name", None) or "unresolved"
+        metrics.observe_request(request.method, route, response.status_code, elapsed)
+        if not request.path.startswith(("/static/", "/healthz", "/metrics")):
+            access_log.info(
+                "%s %s %s %.1fms", request.method, request.path, response.status_code, elapsed * 1000,
+                extra={"method": request.method, "path": request.path, "status": response.status_code,
+                       "duration_ms": round(elapsed * 1000, 1)},
+            )
+        return response
+
+
+class HtmxVaryMiddleware:
+    """The same URL serves a page and its fragment, so caches must key on HX-Request (NetBox #12760)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        patch_vary_headers(response, ("HX-Request",))
+        return response

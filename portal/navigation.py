@@ -1,0 +1,34 @@
+"""The navigation: one list of areas, each with the issue that builds it until it exists."""
+
+from dataclasses import dataclass
+
+from django.urls import NoReverseMatch, reverse
+
+
+@dataclass(frozen=True)
+class Area:
+    key: str
+    label: str
+    url_name: str
+    summary: str
+
+
+AREAS = (
+    Area("prompts", "Prompts", "prompts:list", "Prompt catalog, versions, labels and release gates"),
+    Area("reviews", "Use cases", "reviews:list", "Use-case intake, risk tiering and council review"),
+    Area("evals", "Evals", "evals:list", "Golden datasets, evaluators, eval runs and gates"),
+    Area("costs", "Costs", "costs:dashboard", "Spend by team, feature, tenant and model; budgets"),
+    Area("rag", "RAG", "rag:list", "Collections, indexing, hybrid retrieval and grounded answers"),
+    Area("audit", "Audit", "audit:list", "Append-only, hash-chained log of every change"),
+)
+
+
+def area_url(area: Area) -> str:
+    try:
+        return reverse(area.url_name)
+    except NoReverseMatch:
+        return reverse("area", kwargs={"key": area.key})
+
+
+def area_by_key(key: str) -> Area | None:
+    return next((area for area in AREAS if area.key == key), None)

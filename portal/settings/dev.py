@@ -1,0 +1,16 @@
+"""Local development: `make run`. DEBUG on, console email, a fixed dev-only secret key."""
+
+from portal.env import envbool, envsecret, envstr
+
+from .base import *  # noqa: F403
+
+DEBUG = envbool("DEBUG", True)
+SECRET_KEY = envsecret("SECRET_KEY") or "dev-only-insecure-key-do-not-use-in-production"
+SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", False)
+EMAIL_BACKEND = envstr("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+LOG_FORMAT = envstr("LOG_FORMAT", "text")
+LOGGING["handlers"]["console"]["formatter"] = LOG_FORMAT  # noqa: F405
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
+STATIC_ROOT = None  # whitenoise serves straight from the finders

@@ -1,0 +1,33 @@
+"""The test suite: the same embedded PostgreSQL and Redis as dev, separate databases."""
+
+import os
+
+from .base import *  # noqa: F403
+
+DEBUG = False
+SECRET_KEY = "test-only-secret-key"
+SESSION_COOKIE_SECURE = False
+CSRF_COOKIE_SECURE = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed; tests only
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+ALLOWED_HOSTS = ["*"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+# Parallel runs on one machine (several checkouts or sessions) get their own databases and Redis db.
+_suffix = os.environ.get("PORTAL_TEST_SUFFIX", "")
+DATABASES["default"]["TEST"] = {"NAME": f"test_portal{_suffix}"}  # noqa: F405
+_redis_db = int(os.environ.get("PORTAL_TEST_REDIS_DB", "1"))
+REDIS_URL = redis_url_with_db(REDIS_URL, _redis_db)  # noqa: F405
+CELERY_BROKER_URL = celery_broker_url(REDIS_URL)  # noqa: F405
+CACHES["default"]["LOCATION"] = REDIS_URL  # noqa: F405
+CACHES["default"]["KEY_PREFIX"] = f"test{_suffix}"  # noqa: F405
+LOG_FORMAT = "text"
+LOGGING["handlers"]["console"]["formatter"] = "text"  # noqa: F405
+LOGGING["root"]["level"] = "WARNING"  # noqa: F405
+MEDIA_ROOT = BASE_DIR / ".portal" / f"test-media{_suffix}"  # noqa: F405
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
+STATIC_ROOT = None

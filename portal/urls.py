@@ -1,0 +1,23 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from portal import views
+from portal.api import api
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("areas/<slug:key>/", views.area, name="area"),
+    path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
+    path("metrics", views.metrics_view, name="metrics"),
+    path("accounts/", include("apps.accounts.urls")),
+    path("audit/", include("apps.audit.urls")),
+    path("models/", include("apps.llm.urls")),
+    path("api/v1/", api.urls),
+    path("admin/", admin.site.urls),
+]
+
+handler400 = "portal.views.error_400"
+handler403 = "portal.views.error_403"
+handler404 = "portal.views.error_404"
+handler500 = "portal.views.error_500"

@@ -1,0 +1,106 @@
+"""Home page, the placeholder of areas still to come, health probes, metrics and error pages."""
+
+import logging
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.db import connection
+from django.http import Http404, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from portal import metrics
+from portal.home import home_summary
+from portal.navigation import area_by_key
+
+log = logging.getLogger(__name__)
+
+
+@login_required
+def home(request):
+    return render(request, "portal/home.html", {"summary": home_summary(actor=request.user)})
+
+
+@login_required
+def area(request, key: str):
+    found = area_by_key(key)
+    if found is None:
+        raise Http404("No such area.")
+    return render(request, "portal/area_pending.html", {"area": found})
+
+
+@never_cache
+@require_GET
+def healthz(request):
+    """Liveness: the process answers. Checks nothing else, so a database outage never restarts the web."""
+    return JsonResponse({"status": "ok"})
+
+
+def _check_database() -> dict:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+            row = cursor.fetchone()
+        return {"ok": True, "pgvector": row[0] if row else None}
+    except Exception as exc:  # noqa: BLE001 - report any failure as not ready
+        return {"ok": False, "error": type(exc).__name__}
+
+
+def _redis_client():
+    import redis
+
+    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+
+
+def _check_redis() -> dict:
+    try:
+        return {"ok": bool(_redis_client().ping())}
+    except Exception as exc:  # noqa: BLE001
+        return {"ok": False, "error": type(exc).__name__}
+
+
+def _check_worker() -> dict:
+    try:
+        keys = list(_redis_client().scan_iter(match="portal:worker-heartbeat:*", count=100))
+        workers = sorted(k.decode().rsplit(":", 1)[-1] for k in keys)
+        return {"ok": bool(workers), "workers": workers}
+    except Exception as exc:  # noqa: BLE001
+        return {"ok": False, "error": type(exc).__name__}
+
+
+@never_cache
+@require_GET
+def readyz(request):
+    """Readiness: database (with pgvector), Redis and at least one live Celery worker, each named."""
+    checks = {"database": _check_database(), "redis": _check_redis(), "worker": _check_worker()}
+    ready = all(check["ok"] for check in checks.values())
+    return JsonResponse({"status": "ready" if ready else "not ready", "checks": checks}, status=200 if ready else 503)
+
+
+@never_cache
+@require_GET
+def metrics_view(request):
+    token = getattr(settings, "METRICS_TOKEN", None)
+    if token and request.headers.get("Authorization") != f"Bearer {token}":
+        return HttpResponse("metrics require the METRICS_TOKEN bearer token\n", status=401, content_type="text/plain")
+    body, content_type = metrics.render()
+    return HttpResponse(body, content_type=content_type)
+
+
+def error_400(request, exception=None):
+    return render(request, "errors/400.html", status=400)
+
+
+def error_403(request, exception=None):
+    message = str(exception) if exception and str(exception) else "You do not have permission to do this."
+    return render(request, "errors/403.html", {"message": message}, status=403)
+
+
+def error_404(request, exception=None):
+    return render(request, "errors/404.html", status=404)
+
+
+def error_500(request):
+    request_id = getattr(request, "request_id", "")
+    return render(request, "errors/500.html", {"request_id": request_id}, status=500)

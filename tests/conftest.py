@@ -1,0 +1,92 @@
+"""Shared fixtures: the people of the permission matrix, and clients logged in as each.
+
+The database is the real embedded PostgreSQL (pgserver) unless DATABASE_URL is set; Redis likewise.
+"""
+
+import pytest
+from django.contrib.auth.models import Group
+
+from apps.accounts.models import CouncilSeat, Role
+from apps.accounts.services import api_token_create
+from tests.factories import MembershipFactory, TeamFactory, UserFactory
+
+
+@pytest.fixture
+def team(db):
+    return TeamFactory(name="Support AI", slug="support-ai")
+
+
+@pytest.fixture
+def other_team(db):
+    return TeamFactory(name="Search", slug="search")
+
+
+def _member(team, username, role):
+    user = UserFactory(username=username)
+    MembershipFactory(team=team, user=user, role=role)
+    return user
+
+
+@pytest.fixture
+def owner(team):
+    return _member(team, "olivia-owner", Role.OWNER)
+
+
+@pytest.fixture
+def engineer(team):
+    return _member(team, "evan-engineer", Role.ENGINEER)
+
+
+@pytest.fixture
+def viewer(team):
+    return _member(team, "pat-pm", Role.VIEWER)
+
+
+@pytest.fixture
+def outsider(other_team):
+    """An engineer of another team."""
+    return _member(other_team, "oscar-other", Role.ENGINEER)
+
+
+@pytest.fixture
+def nobody(db):
+    """Logged in, but in no team and on no council."""
+    return UserFactory(username="nina-nobody")
+
+
+@pytest.fixture
+def council_member(db):
+    user = UserFactory(username="sam-security")
+    group, _ = Group.objects.get_or_create(name=CouncilSeat.SECURITY.group_name)
+    user.groups.add(group)
+    return user
+
+
+@pytest.fixture
+def admin_user(db):
+    return UserFactory(username="ada-admin", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def token_for():
+    """token_for(user, team, scope="read", days=30) -> (ApiToken, raw secret)."""
+
+    def make(user, team, scope="read", days=30):
+        issued = api_token_create(team=team, user=user, name=f"{user.username}-{scope}", scope=scope, days=days)
+        return issued.token, issued.secret
+
+    return make
+
+
+@pytest.fixture
+def client_for(client):
+    """client_for(user) -> a Django test client with that user logged in (None: anonymous)."""
+    from django.test import Client
+
+    def make(user):
+        c = Client()
+        if user is not None:
+            c.force_login(user)
+        return c
+
+    return make
