@@ -1,5 +1,6 @@
 """The Celery application, its queues, the beat schedule and the worker heartbeat /readyz reads."""
 
+import contextlib
 import os
 import socket
 
@@ -22,9 +23,8 @@ HEARTBEAT_INTERVAL = 5.0
 
 
 def write_heartbeat(hostname: str) -> None:
-    from django.conf import settings
-
     import redis
+    from django.conf import settings
 
     client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2)
     client.set(HEARTBEAT_KEY.format(hostname=hostname), "1", ex=settings.PORTAL_WORKER_HEARTBEAT_TTL)
@@ -49,10 +49,8 @@ class HeartbeatStep(bootsteps.StartStopStep):
             self.tref = None
 
     def _beat(self):
-        try:
+        with contextlib.suppress(Exception):  # a missed beat must never kill the worker
             write_heartbeat(self.hostname)
-        except Exception:  # noqa: BLE001 - a missed beat must never kill the worker
-            pass
 
 
 app.steps["worker"].add(HeartbeatStep)

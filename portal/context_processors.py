@@ -9,6 +9,6 @@ def navigation(request):
     )
     return {
         "nav_areas": [
-            {"key": a.key, "label": a.label, "url": area_url(a), "active": current == a.key} for a in AREAS
+            {"key": a.key, "label": a.label, "summary": a.summary, "url": area_url(a), "active": current == a.key} for a in AREAS
         ]
     }

@@ -10,9 +10,8 @@ def test_healthz_answers_without_touching_anything(client):
 
 @pytest.mark.django_db
 def test_readyz_names_each_dependency_and_is_not_ready_without_a_worker(client, settings):
-    from django.core.cache import cache
-
     import redis
+    from django.core.cache import cache
 
     redis.Redis.from_url(settings.REDIS_URL).flushdb()
     cache.clear()

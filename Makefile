@@ -1,0 +1,46 @@
+# The two commands: `make run` (set up + serve with demo data) and `make test` (the whole suite).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install run test test-fast e2e bench lint migrate seed stop clean
+
+install: $(STAMP)
+
+# torch first, pinned to the CPU build on this machine's disk: a bare "torch" would pull a multi-GB CUDA build.
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt torch==2.13.0
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[local,dev]'
+	@touch $(STAMP)
+
+run: install
+	$(BIN)/python -m portal.launcher
+
+test: install
+	$(BIN)/python -m pytest
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not e2e"
+
+e2e: install
+	$(BIN)/python -m pytest -m e2e
+
+bench: install
+	$(BIN)/python bench/run.py
+
+lint: install
+	$(BIN)/ruff check .
+
+migrate: install
+	$(BIN)/python manage.py migrate
+
+seed: install
+	$(BIN)/python manage.py seed_demo
+
+stop: install
+	$(BIN)/python -m portal.embedded stop
+
+clean:
+	rm -rf $(VENV) staticfiles

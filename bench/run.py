@@ -1,0 +1,66 @@
+"""`make bench`: run every benchmark, print the figures, save them to bench/results/<date>.json.
+
+Usage: python bench/run.py [name ...] [--with-suite]
+  names: startup, home (default: all quick ones); --with-suite also times the whole `make test`.
+Copy the figures into BENCHMARKS.md with the machine and the date.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import BASE_DIR, RESULTS_DIR, git_rev, machine, now_utc  # noqa: E402
+
+
+def bench_startup() -> dict:
+    from bench import startup
+
+    return startup.run()
+
+
+def bench_home() -> dict:
+    # In a subprocess: it configures Django against the benchmark database.
+    out = subprocess.run([sys.executable, "-m", "bench.home_page"], cwd=BASE_DIR, capture_output=True,
+                         text=True, check=True).stdout.strip().splitlines()[-1]
+    import ast
+
+    return ast.literal_eval(out)
+
+
+def bench_suite() -> dict:
+    started = time.monotonic()
+    proc = subprocess.run(["make", "test"], cwd=BASE_DIR, capture_output=True, text=True)
+    elapsed = time.monotonic() - started
+    tail = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
+    return {"seconds": round(elapsed, 1), "exit_code": proc.returncode, "summary": tail, "goal_s": 600}
+
+
+BENCHES = {"startup": bench_startup, "home": bench_home}
+
+
+def main(argv: list[str]) -> int:
+    names = [a for a in argv if not a.startswith("--")] or list(BENCHES)
+    results = {"date": now_utc(), "machine": machine(), "commit": git_rev(), "results": {}}
+    for name in names:
+        print(f"== {name}", flush=True)
+        results["results"][name] = BENCHES[name]()
+        print(json.dumps(results["results"][name], indent=2), flush=True)
+    if "--with-suite" in argv:
+        print("== make test", flush=True)
+        results["results"]["suite"] = bench_suite()
+        print(json.dumps(results["results"]["suite"], indent=2), flush=True)
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    out = RESULTS_DIR / f"{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.write_text(json.dumps(results, indent=2))
+    print(f"saved {out.relative_to(BASE_DIR)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,77 @@
+"""Demo data for `make run`: people for every role, two teams, the offline model and the price list.
+
+Idempotent: running it again changes nothing. Each area adds its own `seed_demo_<area>()` here as it arrives.
+"""
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from apps.accounts.models import CouncilSeat, Membership, Role, Team
+from apps.accounts.services import council_seat_set, membership_set, team_create
+from portal.request_context import acting_as
+
+DEMO_PASSWORD = "portal-demo"  # dev only; README lists it
+
+TEAMS = {
+    "support-ai": ("Support AI", "Assistants for the customer support desk."),
+    "search": ("Search", "Search and retrieval for the knowledge base."),
+}
+PEOPLE = [
+    # username, full name, staff, [(team, role)], council seat
+    ("admin", "Ada Admin", True, [], None),
+    ("olivia", "Olivia Owner", False, [("support-ai", Role.OWNER)], None),
+    ("evan", "Evan Engineer", False, [("support-ai", Role.ENGINEER)], None),
+    ("erin", "Erin Engineer", False, [("search", Role.OWNER)], None),
+    ("pat", "Pat Product-Manager", False, [("support-ai", Role.VIEWER), ("search", Role.VIEWER)], None),
+    ("sam", "Sam Security", False, [], CouncilSeat.SECURITY),
+    ("priya", "Priya Privacy", False, [], CouncilSeat.PRIVACY),
+    ("lee", "Lee Legal", False, [], CouncilSeat.LEGAL),
+    ("paula", "Paula Product", False, [], CouncilSeat.PRODUCT),
+]
+
+
+def _user(username: str, full_name: str, staff: bool):
+    User = get_user_model()
+    first, _, last = full_name.partition(" ")
+    user, created = User.objects.get_or_create(
+        username=username,
+        defaults={"first_name": first, "last_name": last, "email": f"{username}@example.com",
+                  "is_staff": staff, "is_superuser": staff},
+    )
+    if created:
+        user.set_password(DEMO_PASSWORD)
+        user.save(update_fields=["password"])
+    return user
+
+
+@transaction.atomic
+def seed_demo_accounts() -> dict:
+    teams = {}
+    for slug, (name, description) in TEAMS.items():
+        teams[slug] = Team.objects.filter(slug=slug).first() or team_create(name=name, slug=slug,
+                                                                            description=description)
+    people = {}
+    for username, full_name, staff, memberships, seat in PEOPLE:
+        user = _user(username, full_name, staff)
+        people[username] = user
+        for slug, role in memberships:
+            if not Membership.objects.filter(team=teams[slug], user=user, role=role).exists():
+                membership_set(team=teams[slug], user=user, role=role)
+        if seat:
+            council_seat_set(user=user, seat=seat)
+    return {"teams": teams, "people": people}
+
+
+def seed_demo_models() -> None:
+    from apps.llm.services import catalog_seed_local
+
+    from apps.costs.services import prices_seed
+
+    catalog_seed_local()
+    prices_seed()
+
+
+def seed_demo() -> None:
+    with acting_as(None):
+        seed_demo_accounts()
+        seed_demo_models()

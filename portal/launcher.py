@@ -1,0 +1,133 @@
+"""`make run`: start the embedded servers, migrate, load demo data, then serve web + worker + beat.
+
+Ctrl-C stops every child and the embedded servers this launcher started; data stays under .portal/.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+HOST = os.environ.get("PORTAL_HOST", "127.0.0.1")
+PORT = os.environ.get("PORTAL_PORT", "8000")
+
+
+def _log(message: str) -> None:
+    print(f"[portal] {message}", flush=True)
+
+
+def _start_embedded(env: dict) -> bool:
+    """Start what DATABASE_URL / REDIS_URL do not point at. Returns True if we started anything."""
+    from portal import embedded
+
+    started = False
+    if not env.get("DATABASE_URL"):
+        env["DATABASE_URL"] = embedded.database_url()
+        started = True
+        _log(f"embedded PostgreSQL ready ({embedded.data_dir() / 'pgdata'})")
+    if not env.get("REDIS_URL"):
+        env["REDIS_URL"] = embedded.redis_url()
+        started = True
+        _log("embedded Redis ready")
+    return started
+
+
+def _wait_for_http(url: str, timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> int:
+    started_at = time.monotonic()
+    env = dict(os.environ)
+    env.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.dev")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    started_embedded = _start_embedded(env)
+    python = sys.executable
+    manage = [python, str(BASE_DIR / "manage.py")]
+
+    _log("migrating…")
+    subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], env=env, check=True, cwd=BASE_DIR)
+    _log("loading demo data (idempotent)…")
+    subprocess.run([*manage, "seed_demo"], env=env, check=True, cwd=BASE_DIR)
+
+    beat_schedule = BASE_DIR / ".portal" / "celerybeat-schedule"
+    commands = {
+        "web": [*manage, "runserver", f"{HOST}:{PORT}", "--noreload"]
+        if os.environ.get("PORTAL_WEB", "runserver") == "runserver"
+        else [python, "-m", "gunicorn", "portal.wsgi:application", "-b", f"{HOST}:{PORT}", "-w", "2", "--threads", "4"],
+        "worker": [python, "-m", "celery", "-A", "portal", "worker", "-Q", "default,llm,indexing",
+                   "--concurrency", os.environ.get("PORTAL_WORKER_CONCURRENCY", "2"), "-n", "portal@%h",
+                   "--loglevel", "INFO"],
+        "beat": [python, "-m", "celery", "-A", "portal", "beat", "--loglevel", "INFO",
+                 "--schedule", str(beat_schedule)],
+    }
+    children: dict[str, subprocess.Popen] = {}
+    for name, command in commands.items():
+        children[name] = subprocess.Popen(command, env=env, cwd=BASE_DIR, start_new_session=True)
+
+    def shutdown(*_args) -> None:
+        _log("stopping…")
+        for child in children.values():
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for child in children.values():
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+        if started_embedded:
+            from portal import embedded
+
+            embedded.stop()
+            _log("embedded PostgreSQL and Redis stopped; data kept under .portal/")
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    url = f"http://{HOST}:{PORT}/"
+    try:
+        if not _wait_for_http(f"{url}healthz"):
+            _log("the web server did not come up; see the output above")
+            shutdown()
+            return 1
+        _log(f"first page served {time.monotonic() - started_at:.1f}s after start")
+        print(
+            f"\n  GenAI Portal is running at {url}\n"
+            "  Demo logins (dev only; password for all: portal-demo):\n"
+            "    admin (staff) · olivia (owner, Support AI) · evan (engineer, Support AI)\n"
+            "    erin (engineer, Search) · pat (viewer/PM, both teams)\n"
+            "    sam (council: security) · priya (privacy) · lee (legal) · paula (product)\n"
+            "  Ctrl-C stops everything.\n",
+            flush=True,
+        )
+        while True:
+            for name, child in children.items():
+                if child.poll() is not None:
+                    _log(f"{name} exited with code {child.returncode}; stopping the rest")
+                    raise KeyboardInterrupt
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        shutdown()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(BASE_DIR))
+    raise SystemExit(main())
