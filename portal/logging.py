@@ -10,6 +10,8 @@ from portal.request_context import current
 class RequestContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         ctx = current()
+        if ctx is None:  # Django logs a 4xx/5xx response (django.request) after the middleware has returned
+            ctx = getattr(getattr(record, "request", None), "portal_context", None)
         record.request_id = ctx.request_id if ctx else "-"
         return True
 

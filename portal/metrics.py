@@ -1,6 +1,13 @@
-"""Prometheus metrics served at /metrics."""
+"""Prometheus metrics served at /metrics.
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+Under gunicorn with several worker processes set PROMETHEUS_MULTIPROC_DIR (an empty directory, before the
+processes start): each process then writes its values there and /metrics sums them, instead of answering
+with the counters of whichever process the scrape happened to reach.
+"""
+
+import os
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
 REQUESTS = Counter("portal_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -18,4 +25,10 @@ def observe_request(method: str, route: str, status: int, seconds: float) -> Non
 
 
 def render() -> tuple[bytes, str]:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST

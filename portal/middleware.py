@@ -33,18 +33,19 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         try:
             response = self.get_response(request)
+            elapsed = time.perf_counter() - started
+            response["X-Request-ID"] = request_id
+            route = getattr(getattr(request, "resolver_match", None), "view_name", None) or "unresolved"
+            metrics.observe_request(request.method, route, response.status_code, elapsed)
+            # Still inside the request context, so the access line carries this request's id.
+            if not request.path.startswith(("/static/", "/healthz", "/readyz", "/metrics")):
+                access_log.info(
+                    "%s %s %s %.1fms", request.method, request.path, response.status_code, elapsed * 1000,
+                    extra={"method": request.method, "path": request.path, "status": response.status_code,
+                           "duration_ms": round(elapsed * 1000, 1)},
+                )
         finally:
             deactivate(handle)
-        elapsed = time.perf_counter() - started
-        response["X-Request-ID"] = request_id
-        route = getattr(getattr(request, "resolver_match", None), "view_name", None) or "unresolved"
-        metrics.observe_request(request.method, route, response.status_code, elapsed)
-        if not request.path.startswith(("/static/", "/healthz", "/metrics")):
-            access_log.info(
-                "%s %s %s %.1fms", request.method, request.path, response.status_code, elapsed * 1000,
-                extra={"method": request.method, "path": request.path, "status": response.status_code,
-                       "duration_ms": round(elapsed * 1000, 1)},
-            )
         return response
 
 

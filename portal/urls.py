@@ -13,6 +13,7 @@ urlpatterns = [
     path("accounts/", include("apps.accounts.urls")),
     path("audit/", include("apps.audit.urls")),
     path("models/", include("apps.llm.urls")),
+    path("prompts/", include("apps.prompts.urls")),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
 ]

@@ -1,5 +1,6 @@
 """Home page, the placeholder of areas still to come, health probes, metrics and error pages."""
 
+import hmac
 import logging
 
 from django.conf import settings
@@ -7,6 +8,7 @@ from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.template import loader
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -42,9 +44,11 @@ def _check_database() -> dict:
         with connection.cursor() as cursor:
             cursor.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
             row = cursor.fetchone()
-        return {"ok": True, "pgvector": row[0] if row else None}
     except Exception as exc:  # noqa: BLE001 - report any failure as not ready
         return {"ok": False, "error": type(exc).__name__}
+    if row is None:  # reachable, but migrations have not run: retrieval and embeddings would fail
+        return {"ok": False, "pgvector": None, "error": "pgvector extension missing: run migrations"}
+    return {"ok": True, "pgvector": row[0]}
 
 
 def _redis_client():
@@ -82,25 +86,37 @@ def readyz(request):
 @require_GET
 def metrics_view(request):
     token = getattr(settings, "METRICS_TOKEN", None)
-    if token and request.headers.get("Authorization") != f"Bearer {token}":
+    sent = request.headers.get("Authorization", "")
+    if token and not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
         return HttpResponse("metrics require the METRICS_TOKEN bearer token\n", status=401, content_type="text/plain")
     body, content_type = metrics.render()
     return HttpResponse(body, content_type=content_type)
 
 
+def _request_id(request) -> str:
+    return getattr(request, "request_id", "")
+
+
 def error_400(request, exception=None):
-    return render(request, "errors/400.html", status=400)
+    return render(request, "errors/400.html", {"request_id": _request_id(request)}, status=400)
 
 
 def error_403(request, exception=None):
     message = str(exception) if exception and str(exception) else "You do not have permission to do this."
-    return render(request, "errors/403.html", {"message": message}, status=403)
+    return render(request, "errors/403.html", {"message": message, "request_id": _request_id(request)}, status=403)
+
+
+def csrf_failure(request, reason=""):
+    """CSRF_FAILURE_VIEW: the portal's 403 page instead of Django's bare one (Django already logs the reason)."""
+    message = "This form has expired or was sent from another site. Reload the page and try again."
+    return render(request, "errors/403.html", {"message": message, "request_id": _request_id(request)}, status=403)
 
 
 def error_404(request, exception=None):
-    return render(request, "errors/404.html", status=404)
+    return render(request, "errors/404.html", {"request_id": _request_id(request)}, status=404)
 
 
 def error_500(request):
-    request_id = getattr(request, "request_id", "")
-    return render(request, "errors/500.html", {"request_id": request_id}, status=500)
+    # No RequestContext: its context processors (user, navigation) may query the database that just failed.
+    body = loader.render_to_string("errors/500.html", {"request_id": _request_id(request)})
+    return HttpResponse(body, status=500)

@@ -1,7 +1,7 @@
 from ninja import Router, Schema
 
 from apps.accounts.models import ApiToken
-from apps.accounts.permissions import council_seats, team_roles
+from apps.accounts.permissions import council_seats, is_admin, team_roles
 from apps.accounts.selectors import team_list
 
 router = Router(tags=["accounts"])
@@ -20,16 +20,21 @@ class MeOut(Schema):
     teams: list[TeamOut]
     token_scope: str | None = None
     token_team: str | None = None
+    token_expires_at: str | None = None
 
 
-@router.get("/me", response=MeOut, summary="Who am I (the session user or the token's user)")
+@router.get("/me", response=MeOut, summary="Who am I: the session user, or a token's user, team and scope")
 def me(request):
-    token = request.auth if isinstance(request.auth, ApiToken) else None
-    user = request.user
-    roles = team_roles(user)
-    teams = [TeamOut(slug=t.slug, name=t.name, role=roles.get(t.pk)) for t in team_list(actor=request.auth)]
-    return MeOut(
-        username=user.username, is_admin=bool(user.is_staff and token is None),
-        council_seats=sorted(council_seats(user)), teams=teams,
-        token_scope=token.scope if token else None, token_team=token.team.slug if token else None,
-    )
+    """Any valid credential may ask. A token speaks for one team and is never admin or council."""
+    caller = request.auth
+    if isinstance(caller, ApiToken):
+        user = caller.user
+        role = team_roles(user).get(caller.team_id)
+        return MeOut(username=user.get_username(), is_admin=False, council_seats=[],
+                     teams=[TeamOut(slug=caller.team.slug, name=caller.team.name, role=role)],
+                     token_scope=caller.scope, token_team=caller.team.slug,
+                     token_expires_at=caller.expires_at.isoformat() if caller.expires_at else None)
+    roles = team_roles(caller)
+    teams = [TeamOut(slug=t.slug, name=t.name, role=roles.get(t.pk)) for t in team_list(actor=caller)]
+    return MeOut(username=caller.get_username(), is_admin=is_admin(caller),
+                 council_seats=sorted(council_seats(caller)), teams=teams)

@@ -5,9 +5,14 @@ Actors are a User (browser session) or an ApiToken (machines). Rules:
 - a team role grants actions on what the team owns: viewer -> view; engineer -> view, change, ingest;
   owner -> view, change, manage, ingest;
 - council members (any seat) may view everything: they review the evidence;
-- django-guardian object permissions (`view_<model>`, `change_<model>`) share single objects beyond the team;
+- django-guardian object permissions (`view_<model>`, `change_<model>`) share single team-owned objects
+  beyond the team (never a Team itself: access to a team is membership);
 - a token acts for its user within its one team, capped by its scope (read / write / ingest), and never
   beyond what its user may do now (a user who leaves the team takes their tokens' rights with them).
+  A token is never an admin, a council member or the holder of a guardian grant.
+
+`can()` answers for one object (roles are read once per user object, i.e. once per request);
+`restrict()` and `teams_for()` return lazy querysets whose whole rule is one SQL statement.
 """
 
 from __future__ import annotations
@@ -15,9 +20,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth.models import AnonymousUser, Group
 from django.core.exceptions import PermissionDenied
-from django.db.models import BigIntegerField, Model, Q, QuerySet
+from django.db.models import Exists, Model, Q, QuerySet
 from django.db.models.functions import Cast
 from django.http import Http404
 
@@ -42,12 +47,23 @@ SCOPE_ACTIONS: dict[str, frozenset[Action]] = {
     TokenScope.INGEST: frozenset({Action.INGEST}),
 }
 _GUARDIAN_CODENAMES = {Action.VIEW: "view", Action.CHANGE: "change"}
+COUNCIL_GROUP_NAMES = tuple(seat.group_name for seat in CouncilSeat)
 
 Actor = Any  # User | AnonymousUser | ApiToken
 
 
 def _user_of(actor: Actor):
     return actor.user if isinstance(actor, ApiToken) else actor
+
+
+def roles_allowing(action: Action | str) -> list[str]:
+    action = Action(action)
+    return [role for role, actions in ROLE_ACTIONS.items() if action in actions]
+
+
+def scope_allowed_for_role(scope: str, role: str | None) -> bool:
+    """A token's scope may not promise more than its owner's role grants (a viewer gets read tokens only)."""
+    return SCOPE_ACTIONS.get(scope, frozenset()) <= ROLE_ACTIONS.get(role, frozenset())
 
 
 def is_authenticated(actor: Actor) -> bool:
@@ -74,10 +90,16 @@ def council_seats(user) -> set[str]:
         return set()
     cached = getattr(user, "_portal_council_seats", None)
     if cached is None:
-        names = user.groups.filter(name__startswith="council-").values_list("name", flat=True)
-        cached = {name.removeprefix("council-") for name in names} & set(CouncilSeat.values)
+        names = user.groups.filter(name__in=COUNCIL_GROUP_NAMES).values_list("name", flat=True)
+        cached = {name.removeprefix("council-") for name in names}
         user._portal_council_seats = cached
     return cached
+
+
+def forget_cached_roles(user) -> None:
+    """Drop the per-object caches after a membership or seat change made through this user object."""
+    for attr in ("_portal_team_roles", "_portal_council_seats"):
+        user.__dict__.pop(attr, None)
 
 
 def is_council(user) -> bool:
@@ -89,19 +111,24 @@ def is_admin(actor: Actor) -> bool:
     return not isinstance(actor, ApiToken) and is_authenticated(actor) and actor.is_staff
 
 
+def sees_everything(actor: Actor) -> bool:
+    """Admins and council members read every team's records (and the whole audit log)."""
+    return not isinstance(actor, ApiToken) and is_authenticated(actor) and (actor.is_staff or is_council(actor))
+
+
 def team_actions(actor: Actor, team_id: int | None) -> frozenset[Action]:
     """What an actor may do to things owned by one team (ignoring object-level grants)."""
     if not is_authenticated(actor):
         return frozenset()
     user = _user_of(actor)
     if isinstance(actor, ApiToken):
-        if team_id != actor.team_id:
+        if team_id is None or team_id != actor.team_id:
             return frozenset()
         role = team_roles(user).get(team_id)
-        return ROLE_ACTIONS.get(role, frozenset()) & SCOPE_ACTIONS[actor.scope]
+        return ROLE_ACTIONS.get(role, frozenset()) & SCOPE_ACTIONS.get(actor.scope, frozenset())
     if user.is_staff:
         return frozenset(Action)
-    granted = set(ROLE_ACTIONS.get(team_roles(user).get(team_id), frozenset()))
+    granted = set(ROLE_ACTIONS.get(team_roles(user).get(team_id), frozenset())) if team_id is not None else set()
     if is_council(user):
         granted.add(Action.VIEW)
     return frozenset(granted)
@@ -114,7 +141,7 @@ def _team_id_of(obj) -> int | None:
 
 
 def can(actor: Actor, action: Action | str, obj: Model | None = None) -> bool:
-    """May `actor` do `action` to `obj` (a Team, or anything with a `team_id`)?"""
+    """May `actor` do `action` to `obj` (a Team, or anything with a `team_id`)? Without obj: admins only."""
     action = Action(action)
     if not is_authenticated(actor):
         return False
@@ -125,7 +152,7 @@ def can(actor: Actor, action: Action | str, obj: Model | None = None) -> bool:
     codename = _GUARDIAN_CODENAMES.get(action)
     if codename and not isinstance(obj, Team) and not isinstance(actor, ApiToken):
         meta = obj._meta
-        return _user_of(actor).has_perm(f"{meta.app_label}.{codename}_{meta.model_name}", obj)
+        return actor.has_perm(f"{meta.app_label}.{codename}_{meta.model_name}", obj)
     return False
 
 
@@ -138,57 +165,78 @@ def _noun(obj) -> str:
     return obj._meta.verbose_name if obj is not None else "area"
 
 
+def _council_exists(user) -> Exists:
+    """True in SQL when the user holds any council seat (evaluated once per statement, as an InitPlan)."""
+    return Exists(Group.objects.filter(user=user.pk, name__in=COUNCIL_GROUP_NAMES))
+
+
+def _team_condition(actor: Actor, action: Action, lookup: str) -> Q | None:
+    """The SQL condition 'the row's team lets actor do action', or None for 'everything'.
+
+    `lookup` is the path from the queried model to the team's id ("pk" for Team itself).
+    """
+    roles = roles_allowing(action)
+    if isinstance(actor, ApiToken):
+        if action not in SCOPE_ACTIONS.get(actor.scope, frozenset()):
+            return Q(pk__in=[])
+        # The token's user must still hold a role granting the action in the token's team, checked now.
+        still_member = Membership.objects.filter(team_id=actor.team_id, user_id=actor.user_id, role__in=roles)
+        return Q(Exists(still_member)) & Q(**{lookup: actor.team_id})
+    user = actor
+    if user.is_staff:
+        return None
+    condition = Q(**{f"{lookup}__in": Membership.objects.filter(user_id=user.pk, role__in=roles).values("team_id")})
+    if action == Action.VIEW:
+        condition |= Q(_council_exists(user))
+    return condition
+
+
 def teams_for(actor: Actor, action: Action | str) -> QuerySet[Team]:
-    """The teams on whose things an actor may do `action` (for pickers and for restrict())."""
+    """The teams on whose things an actor may do `action` (pickers, team lists, tenant filters). Lazy SQL."""
     action = Action(action)
     if not is_authenticated(actor):
         return Team.objects.none()
-    if isinstance(actor, ApiToken):
-        allowed = action in team_actions(actor, actor.team_id)
-        return Team.objects.filter(pk=actor.team_id) if allowed else Team.objects.none()
-    user = actor
-    if user.is_staff or (action == Action.VIEW and is_council(user)):
-        return Team.objects.all()
-    ids = [team_id for team_id, role in team_roles(user).items() if action in ROLE_ACTIONS.get(role, ())]
-    return Team.objects.filter(pk__in=ids)
+    condition = _team_condition(actor, action, "pk")
+    return Team.objects.all() if condition is None else Team.objects.filter(condition)
 
 
 def restrict(queryset: QuerySet, actor: Actor, action: Action | str = Action.VIEW,
              team_field: str = "team") -> QuerySet:
-    """Filter a queryset of team-owned rows to those an actor may `action`, in SQL (one subquery)."""
+    """Filter a queryset of team-owned rows to those an actor may `action`, in SQL.
+
+    No query runs here: the result is the caller's queryset with one WHERE clause made of subqueries
+    (memberships, council seat, guardian grants), so a list costs one statement whatever its size.
+    `team_field` is the path to the owning team (e.g. "collection__team"); a Team queryset filters itself.
+    """
     action = Action(action)
     if not is_authenticated(actor):
         return queryset.none()
-    if isinstance(actor, ApiToken):
-        if action not in team_actions(actor, actor.team_id):
-            return queryset.none()
-        return queryset.filter(**{f"{team_field}_id": actor.team_id})
-    user = actor
-    if user.is_staff or (action == Action.VIEW and is_council(user)):
+    lookup = "pk" if queryset.model is Team else team_field
+    condition = _team_condition(actor, action, lookup)
+    if condition is None:
         return queryset
-    team_ids = [tid for tid, role in team_roles(user).items() if action in ROLE_ACTIONS.get(role, ())]
-    condition = Q(**{f"{team_field}_id__in": team_ids})
     codename = _GUARDIAN_CODENAMES.get(action)
-    if codename and queryset.model is not Team:
-        for shared_ids in _guardian_object_ids(user, queryset.model, codename):
+    if codename and queryset.model is not Team and not isinstance(actor, ApiToken):
+        for shared_ids in _guardian_object_ids(actor, queryset.model, codename):
             condition |= Q(pk__in=shared_ids)
     return queryset.filter(condition)
 
 
 def _guardian_object_ids(user, model, codename: str) -> list[QuerySet]:
     """Subqueries of object ids shared with the user, directly or through a group, by django-guardian."""
-    from django.contrib.contenttypes.models import ContentType
     from guardian.models import GroupObjectPermission, UserObjectPermission
 
-    ct = ContentType.objects.get_for_model(model)
-    perm = f"{codename}_{model._meta.model_name}"
-    direct = UserObjectPermission.objects.filter(user=user, content_type=ct, permission__codename=perm)
-    via_group = GroupObjectPermission.objects.filter(group__user=user, content_type=ct, permission__codename=perm)
-    # guardian stores object_pk as text; compare with our bigint keys.
-    return [
-        qs.annotate(object_id=Cast("object_pk", BigIntegerField())).values("object_id")
-        for qs in (direct, via_group)
-    ]
+    meta = model._meta
+    perm = dict(content_type__app_label=meta.app_label, content_type__model=meta.model_name,
+                permission__codename=f"{codename}_{meta.model_name}")
+    direct = UserObjectPermission.objects.filter(user_id=user.pk, **perm)
+    via_group = GroupObjectPermission.objects.filter(group__user=user.pk, **perm)
+    # guardian stores object_pk as text; cast it to the model's key type so the pk index is usable.
+    pk_field = meta.pk
+    while pk_field.is_relation:
+        pk_field = pk_field.target_field
+    return [qs.annotate(object_id=Cast("object_pk", pk_field.__class__())).values("object_id")
+            for qs in (direct, via_group)]
 
 
 def get_object_for(actor: Actor, queryset: QuerySet, action: Action | str = Action.VIEW, **lookup):
@@ -198,3 +246,4 @@ def get_object_for(actor: Actor, queryset: QuerySet, action: Action | str = Acti
         raise Http404(f"No {queryset.model._meta.verbose_name} matches the given query.")
     require(actor, action, obj)
     return obj
+

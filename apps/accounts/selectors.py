@@ -1,9 +1,12 @@
 """Reads for accounts, already restricted to what the actor may see."""
 
-from django.db.models import Count, QuerySet
+from django.db.models import Case, Count, F, IntegerField, QuerySet, Value, When
 
-from apps.accounts.models import ApiToken, Membership, Team
+from apps.accounts.models import ApiToken, Membership, Role, Team
 from apps.accounts.permissions import Action, teams_for
+
+_ROLE_RANK = Case(*(When(role=role, then=Value(rank)) for rank, role in enumerate(Role.values)),
+                  output_field=IntegerField())
 
 
 def team_list(*, actor) -> QuerySet[Team]:
@@ -11,9 +14,14 @@ def team_list(*, actor) -> QuerySet[Team]:
 
 
 def team_members(*, team: Team) -> QuerySet[Membership]:
-    return Membership.objects.filter(team=team).select_related("user").order_by("role", "user__username")
+    """Owners first, then engineers, then viewers; by username within a role."""
+    return (Membership.objects.filter(team=team).select_related("user")
+            .annotate(role_rank=_ROLE_RANK).order_by("role_rank", "user__username"))
 
 
 def api_token_list(*, team: Team, user=None) -> QuerySet[ApiToken]:
+    """A team's tokens (only `user`'s when given), active ones first, newest first."""
     tokens = ApiToken.objects.filter(team=team).select_related("user")
-    return tokens.filter(user=user) if user is not None else tokens
+    if user is not None:
+        tokens = tokens.filter(user=user)
+    return tokens.order_by(F("revoked_at").asc(nulls_first=True), "-created_at")

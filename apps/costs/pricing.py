@@ -50,3 +50,19 @@ def worst_case_cost(price: Price | None, input_tokens: int, max_output_tokens: i
     if price is None:
         return Decimal(0)
     return (input_tokens * price.input_per_mtok + max_output_tokens * price.output_per_mtok) / MILLION
+
+
+def prices_valid_at(model_names, at: datetime) -> dict[tuple[str, str], Price]:
+    """{(model_name, provider): price} valid at `at` for many models in one query (catalog pages).
+
+    Pick with `price_for(prices, model_name, provider)` to get price_at's precedence.
+    """
+    rows = Price.objects.filter(model_name__in=set(model_names), valid_from__lte=at).filter(
+        Q(valid_to__isnull=True) | Q(valid_to__gt=at)
+    )
+    return {(p.model_name, p.provider): p for p in rows}
+
+
+def price_for(prices: dict[tuple[str, str], Price], model_name: str, provider: str = "") -> Price | None:
+    """From prices_valid_at's result: a provider-specific row wins over a provider-agnostic one."""
+    return prices.get((model_name, provider)) or prices.get((model_name, ""))

@@ -65,6 +65,21 @@ def usage_event_record(*, context: UsageContext, provider: str, model: str, pric
     return event
 
 
+def usage_preflight(*, context: UsageContext, model: str, worst_case_cost: Decimal | None) -> None:
+    """Asked by the model call path (apps.llm.calls) before every call; may refuse it by raising.
+
+    `model` is the portal's model name; `worst_case_cost` what the call could cost at most (every input
+    token uncached, max_tokens of output), or None when the model has no price — unknown, not free.
+    `context.request_id` is the id the call will be recorded under, so a reservation made here can be
+    settled when usage_event_record writes that id.
+
+    Today it allows everything and returns None. The budgets work will reserve budget here and raise
+    BudgetExceeded; whatever it raises, the call path records a usage event with status "refused" and
+    error_type set to the exception's class name, then re-raises the exception unchanged.
+    """
+    return None
+
+
 def _decimal(value, field_name: str, required: bool = True) -> Decimal | None:
     if value in (None, ""):
         if required:

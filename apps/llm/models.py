@@ -1,8 +1,18 @@
 """Providers (where models live, with their secrets encrypted) and the model catalog."""
 
+import re
+
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
+
+ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,99}$")
+# Settings the portal reads for itself: never a provider's key (it would be sent to the provider's URL).
+PORTAL_OWN_SECRETS = frozenset({
+    "SECRET_KEY", "PORTAL_ENCRYPTION_KEY", "DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL",
+    "EMAIL_HOST_PASSWORD", "METRICS_TOKEN", "DJANGO_SECRET_KEY",
+})
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@-]*$")
 
 
 class ProviderKind(models.TextChoices):
@@ -33,12 +43,26 @@ class Provider(models.Model):
         return self.name
 
     def clean(self):
+        errors = {}
         if self.kind in (ProviderKind.AZURE_OPENAI, ProviderKind.OPENAI_COMPATIBLE) and not self.base_url:
-            raise ValidationError({"base_url": "This kind of provider needs a base URL."})
+            errors["base_url"] = "This kind of provider needs a base URL."
         if self.kind == ProviderKind.AZURE_OPENAI and not self.api_version:
-            raise ValidationError({"api_version": "Azure OpenAI needs an api-version, e.g. 2024-10-21."})
-        if self.timeout_seconds <= 0:
-            raise ValidationError({"timeout_seconds": "The timeout must be positive."})
+            errors["api_version"] = "Azure OpenAI needs an api-version, e.g. 2024-10-21."
+        if isinstance(self.timeout_seconds, int | float) and not 0 < self.timeout_seconds <= 600:
+            errors["timeout_seconds"] = "The timeout must be more than 0 and at most 600 seconds."
+        if isinstance(self.max_retries, int) and self.max_retries > 10:
+            errors["max_retries"] = "At most 10 retries."
+        if isinstance(self.api_key_env, str) and self.api_key_env:
+            if not ENV_NAME.match(self.api_key_env):
+                errors["api_key_env"] = "An environment variable name: capitals, digits and _, e.g. OPENAI_API_KEY."
+            elif self.api_key_env in PORTAL_OWN_SECRETS or not ("KEY" in self.api_key_env
+                                                                or "TOKEN" in self.api_key_env):
+                errors["api_key_env"] = ("Name a variable that holds a provider key (its name contains KEY or "
+                                         "TOKEN); the portal's own secrets cannot be sent to a provider.")
+        if self.kind == ProviderKind.LOCAL and (self.base_url or self.api_key_env):
+            errors["kind"] = "The offline local provider takes no URL and no key."
+        if errors:
+            raise ValidationError(errors)
 
     @property
     def has_secret(self) -> bool:
@@ -75,3 +99,27 @@ class Model(models.Model):
     @property
     def priced_as(self) -> str:
         return self.price_name or self.remote_name
+
+    def clean(self):
+        errors = {}
+        if self.name and not MODEL_NAME.match(self.name):
+            errors["name"] = "Letters, digits and . _ - : / @ only, starting with a letter or digit."
+        if self.kind == ModelKind.EMBEDDING and not self.embedding_dimensions:
+            errors["embedding_dimensions"] = "An embedding model needs its vector size, e.g. 1536."
+        if self.kind == ModelKind.CHAT and self.embedding_dimensions:
+            errors["embedding_dimensions"] = "Only embedding models have dimensions."
+        if isinstance(self.context_window, int) and isinstance(self.max_output_tokens, int):
+            if self.max_output_tokens < 1:
+                errors["max_output_tokens"] = "At least 1."
+            elif self.max_output_tokens > self.context_window:
+                errors["max_output_tokens"] = "Cannot be more than the context window."
+        provider = getattr(self, "provider", None) if self.provider_id else None
+        if provider is not None and provider.kind == ProviderKind.LOCAL:
+            offline = {ModelKind.CHAT: ("local-extractive", None), ModelKind.EMBEDDING: ("local-minilm", 384)}
+            remote, dims = offline.get(self.kind, ("", None))
+            if self.remote_name != remote:
+                errors["remote_name"] = f"The offline provider's {self.kind} model is '{remote}'."
+            elif dims and self.embedding_dimensions not in (None, dims):
+                errors["embedding_dimensions"] = f"MiniLM vectors have {dims} dimensions."
+        if errors:
+            raise ValidationError(errors)

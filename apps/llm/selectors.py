@@ -1,5 +1,14 @@
-from django.db.models import QuerySet
+"""Reads of the provider and model catalog, for views and the API."""
 
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import Prefetch, QuerySet
+from django.utils import timezone
+
+from apps.costs.models import Price
+from apps.costs.pricing import price_for, prices_valid_at
 from apps.llm.models import Model, Provider
 
 
@@ -13,4 +22,48 @@ def model_list(*, kind: str | None = None, include_inactive: bool = False) -> Qu
 
 
 def provider_list() -> QuerySet[Provider]:
-    return Provider.objects.prefetch_related("models").order_by("name")
+    return Provider.objects.prefetch_related(Prefetch("models", queryset=Model.objects.order_by("name"))) \
+        .order_by("name")
+
+
+@dataclass(frozen=True)
+class CatalogModel:
+    model: Model
+    price: Price | None  # the price valid now; None: unpriced
+
+    @property
+    def unpriced(self) -> bool:
+        return self.price is None
+
+
+@dataclass(frozen=True)
+class CatalogProvider:
+    provider: Provider
+    models: list[CatalogModel]
+
+
+def catalog(*, at=None) -> list[CatalogProvider]:
+    """Every provider with its models and each model's current price. Three queries, whatever the size."""
+    at = at or timezone.now()
+    providers = list(provider_list())
+    names = {m.priced_as for p in providers for m in p.models.all()}
+    prices = prices_valid_at(names, at)
+    return [
+        CatalogProvider(provider=p, models=[CatalogModel(m, price_for(prices, m.priced_as, p.name))
+                                            for m in p.models.all()])
+        for p in providers
+    ]
+
+
+def price_history(*, model_name: str) -> QuerySet[Price]:
+    """Every price row of a model name (all providers), newest first."""
+    return Price.objects.filter(model_name=model_name).order_by("-valid_from", "provider")
+
+
+def model_prices(*, model: Model) -> QuerySet[Price]:
+    """The price history of a catalog model, by the name it is priced as."""
+    return price_history(model_name=model.priced_as)
+
+
+def model_get(*, pk: int) -> Model | None:
+    return Model.objects.select_related("provider").filter(pk=pk).first()

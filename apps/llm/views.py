@@ -1,10 +1,157 @@
+"""Models & prices: the catalog for everyone, its edits for admins. Thin: parse -> service/selector -> render."""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import DatabaseError
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.accounts.permissions import is_admin
-from apps.llm.selectors import provider_list
+from apps.costs.services import price_set
+from apps.llm import services
+from apps.llm.forms import (
+    CatalogModelForm,
+    ModelEditForm,
+    PriceForm,
+    ProviderEditForm,
+    ProviderForm,
+    provider_initial,
+)
+from apps.llm.models import Model, Provider
+from apps.llm.selectors import catalog as catalog_rows
+from apps.llm.selectors import model_prices, price_history
+from portal.htmx import htmx_location, is_fragment_request
+
+MODEL_FIELDS = ("remote_name", "display_name", "context_window", "max_output_tokens", "embedding_dimensions",
+                "price_name", "is_active")
+
+
+def admin_required(view):
+    """Logged in (else the login page), and an admin (else 403)."""
+
+    @login_required
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        if not is_admin(request.user):
+            raise PermissionDenied("Only portal admins may change providers, models and prices.")
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def _done(request, message: str):
+    """After a successful POST: flash, then go back to the catalog (HX-Location for htmx, else 302)."""
+    messages.success(request, message)
+    url = reverse("llm:catalog")
+    return htmx_location(url) if is_fragment_request(request) else redirect(url)
 
 
 @login_required
 def catalog(request):
-    return render(request, "llm/catalog.html", {"providers": provider_list(), "may_edit": is_admin(request.user)})
+    return render(request, "llm/catalog.html", {"catalog": catalog_rows(), "may_edit": is_admin(request.user)})
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def provider_create(request):
+    form = ProviderForm(request.POST or None, initial={"kind": "openai"})
+    if request.method == "POST" and form.is_valid():
+        try:
+            provider = services.provider_create(user=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            form.apply_errors(exc)
+        else:
+            return _done(request, f"Provider {provider.name} added.")
+    status = 400 if form.is_bound else 200
+    return render(request, "llm/provider_form.html", {"form": form, "provider": None}, status=status)
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def provider_edit(request, pk: int):
+    provider = get_object_or_404(Provider, pk=pk)
+    form = ProviderEditForm(request.POST or None, provider=provider, initial=provider_initial(provider))
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.provider_update(provider=provider, user=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            form.apply_errors(exc)
+        else:
+            return _done(request, f"Provider {provider.name} saved.")
+    status = 400 if form.is_bound else 200
+    return render(request, "llm/provider_form.html", {"form": form, "provider": provider}, status=status)
+
+
+@admin_required
+@require_POST
+def provider_test(request, pk: int):
+    provider = get_object_or_404(Provider, pk=pk)
+    result = services.provider_test_connection(provider)
+    if is_fragment_request(request):
+        return render(request, "llm/partials/_connection_result.html", {"provider": provider, "result": result})
+    (messages.success if result.ok else messages.error)(request, f"{provider.name}: {result.message}")
+    return redirect("llm:catalog")
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def model_create(request):
+    initial = {"provider": request.GET.get("provider")} if request.GET.get("provider") else None
+    form = CatalogModelForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            model = services.model_create(user=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            form.apply_errors(exc)
+        else:
+            return _done(request, f"Model {model.name} added.")
+    status = 400 if form.is_bound else 200
+    return render(request, "llm/model_form.html", {"form": form, "model": None}, status=status)
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def model_edit(request, pk: int):
+    model = get_object_or_404(Model.objects.select_related("provider"), pk=pk)
+    form = ModelEditForm(request.POST or None, initial={f: getattr(model, f) for f in MODEL_FIELDS})
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.model_update(model=model, user=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            form.apply_errors(exc)
+        else:
+            return _done(request, f"Model {model.name} saved.")
+    status = 400 if form.is_bound else 200
+    return render(request, "llm/model_form.html", {"form": form, "model": model, "prices": model_prices(model=model)},
+                  status=status)
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def price_create(request):
+    form = PriceForm(request.POST or None, initial={"model_name": request.GET.get("model", ""),
+                                                    "provider": request.GET.get("provider", "")})
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        valid_from = data.pop("valid_from") or None  # aware, in the current time zone (USE_TZ)
+        try:
+            price = price_set(user=request.user, valid_from=valid_from, source="admin", **data)
+        except ValidationError as exc:
+            form.apply_errors(exc)
+        except DatabaseError:  # the overlap trigger, if a concurrent edit slipped past price_set's check
+            form.add_error("valid_from", "This period overlaps another price of the model; reload and try again.")
+        else:
+            starts = timezone.localtime(price.valid_from)
+            return _done(request, f"Price of {price.model_name} set from {starts:%Y-%m-%d %H:%M %Z}.")
+    name = (form.data.get("model_name") if form.is_bound else form.initial.get("model_name")) or ""
+    history = price_history(model_name=name) if name else []
+    status = 400 if form.is_bound else 200
+    return render(request, "llm/price_form.html", {"form": form, "history": history, "model_name": name},
+                  status=status)

@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "apps.audit",
     "apps.costs",
     "apps.llm",
+    "apps.prompts",
 ]
 if (BASE_DIR / "apps" / "guardrails" / "apps.py").exists():
     INSTALLED_APPS.insert(INSTALLED_APPS.index("apps.costs"), "apps.guardrails")
@@ -96,7 +97,12 @@ def _database_url() -> str:
         return url
     from portal import embedded
 
-    return embedded.database_url()
+    try:
+        return embedded.database_url()
+    except ImportError as exc:  # an image built without the `local` extra and no DATABASE_URL given
+        raise ImproperlyConfigured(
+            "DATABASE_URL is not set and the embedded PostgreSQL (pgserver, the 'local' extra) is not installed"
+        ) from exc
 
 
 def _redis_url() -> str:
@@ -178,6 +184,7 @@ SESSION_COOKIE_AGE = envint("SESSION_COOKIE_AGE", 60 * 60 * 12)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+CSRF_FAILURE_VIEW = "portal.views.csrf_failure"  # the portal's 403 page, not Django's bare one
 
 # Email: console in dev; SMTP settings from the environment in production.
 EMAIL_BACKEND = envstr("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
@@ -208,6 +215,9 @@ PORTAL_WORKER_HEARTBEAT_TTL = envint("PORTAL_WORKER_HEARTBEAT_TTL", 30)
 
 LOG_LEVEL = envstr("LOG_LEVEL", "INFO")
 LOG_FORMAT = envstr("LOG_FORMAT", "json")
+LOG_FORMATS = ("json", "text")
+if LOG_FORMAT not in LOG_FORMATS:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, got {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -219,7 +229,7 @@ LOGGING = {
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": LOG_FORMAT if LOG_FORMAT in ("json", "text") else "json",
+            "formatter": LOG_FORMAT,
             "filters": ["request_context"],
         }
     },

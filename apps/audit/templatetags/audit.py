@@ -1,0 +1,11 @@
+import json
+
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def as_json(value) -> str:
+    """A change set as readable JSON (the page escapes it like any text)."""
+    return json.dumps(value, indent=1, sort_keys=True, ensure_ascii=False, default=str)

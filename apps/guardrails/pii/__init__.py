@@ -1,0 +1,78 @@
+"""PII detection and redaction: `detect_pii(text)` and `redact(text)`.
+
+Each detector yields candidate findings with a confidence; this module filters them by type and
+confidence, then resolves overlaps so every character belongs to at most one finding.
+"""
+
+import bisect
+from collections.abc import Callable, Iterable, Iterator
+
+from ..findings import PiiFinding, PiiType, RedactionResult
+from .contact import find_emails, find_phones
+from .credentials import find_secrets
+from .financial import find_cards, find_ibans, find_ssns
+from .network import find_ip_addresses
+
+__all__ = ["PLACEHOLDERS", "detect_pii", "redact"]
+
+DETECTORS: dict[PiiType, Callable[[str], Iterator[PiiFinding]]] = {
+    PiiType.EMAIL: find_emails,
+    PiiType.PHONE: find_phones,
+    PiiType.CARD: find_cards,
+    PiiType.IBAN: find_ibans,
+    PiiType.SSN: find_ssns,
+    PiiType.IP: find_ip_addresses,
+    PiiType.SECRET: find_secrets,
+}
+
+PLACEHOLDERS: dict[PiiType, str] = {pii_type: f"[{pii_type.value}]" for pii_type in PiiType}
+
+
+def detect_pii(
+    text: str, *, types: Iterable[PiiType | str] | None = None, min_confidence: float = 0.5
+) -> list[PiiFinding]:
+    """Findings in `text` ordered by position, none overlapping another.
+
+    `types` limits the search (PiiType members or their names, e.g. "EMAIL"); findings below
+    `min_confidence` are dropped before overlaps are resolved, so a weak guess never hides a
+    strong one.
+    """
+    wanted = list(DETECTORS) if types is None else [PiiType(t) for t in types]
+    candidates = [
+        finding
+        for pii_type in wanted
+        for finding in DETECTORS[pii_type](text)
+        if finding.confidence >= min_confidence
+    ]
+    return _without_overlaps(candidates)
+
+
+def redact(
+    text: str, *, types: Iterable[PiiType | str] | None = None, min_confidence: float = 0.5
+) -> RedactionResult:
+    """`text` with each finding replaced by its placeholder, e.g. "mail [EMAIL] or call [PHONE]"."""
+    findings = detect_pii(text, types=types, min_confidence=min_confidence)
+    parts: list[str] = []
+    position = 0
+    for finding in findings:
+        parts.append(text[position : finding.start])
+        parts.append(PLACEHOLDERS[finding.type])
+        position = finding.end
+    parts.append(text[position:])
+    return RedactionResult(text="".join(parts), findings=findings)
+
+
+def _without_overlaps(candidates: list[PiiFinding]) -> list[PiiFinding]:
+    """Keep the most confident finding of each overlapping group (the longer one on a tie)."""
+    ranked = sorted(candidates, key=lambda f: (-f.confidence, -(f.end - f.start), f.start))
+    starts: list[int] = []  # kept findings, sorted by start; they never overlap each other
+    kept: list[PiiFinding] = []
+    for finding in ranked:
+        index = bisect.bisect_left(starts, finding.start)
+        if index > 0 and kept[index - 1].end > finding.start:
+            continue
+        if index < len(kept) and kept[index].start < finding.end:
+            continue
+        starts.insert(index, finding.start)
+        kept.insert(index, finding)
+    return kept

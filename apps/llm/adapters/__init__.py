@@ -1,0 +1,51 @@
+"""Adapters turn one provider's API into the call path's vocabulary (results.py, errors.py).
+
+`adapter_for(provider)` picks one by the provider's kind. Tests and replays route the openai adapter's HTTP
+through their own `httpx.Client` with `use_http_client(client)`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Iterator
+from typing import Protocol
+
+import httpx
+
+from apps.llm.models import Model, Provider, ProviderKind
+from apps.llm.results import ChatRequest, ProviderChat, ProviderEmbedding, StreamDelta
+
+_http_client: contextvars.ContextVar[httpx.Client | None] = contextvars.ContextVar("llm_http_client", default=None)
+
+
+class Adapter(Protocol):
+    def chat(self, model: Model, request: ChatRequest) -> ProviderChat: ...
+
+    def chat_stream(self, model: Model, request: ChatRequest) -> Iterator[StreamDelta]:
+        """Connect (raising LlmError if refused) and return an iterator of deltas; the last carries `final`."""
+
+    def embed(self, model: Model, texts: list[str]) -> ProviderEmbedding: ...
+
+    def test_connection(self) -> str:
+        """A short description of what answered; raises LlmError if nothing did."""
+
+
+@contextlib.contextmanager
+def use_http_client(client: httpx.Client):
+    """Send the openai adapter's requests through `client` (e.g. one with an httpx.MockTransport)."""
+    handle = _http_client.set(client)
+    try:
+        yield client
+    finally:
+        _http_client.reset(handle)
+
+
+def adapter_for(provider: Provider) -> Adapter:
+    if provider.kind == ProviderKind.LOCAL:
+        from apps.llm.adapters.local import LocalAdapter
+
+        return LocalAdapter(provider)
+    from apps.llm.adapters.openai import OpenAIAdapter
+
+    return OpenAIAdapter(provider, http_client=_http_client.get())

@@ -1,0 +1,56 @@
+"""The offline provider: MiniLM embeddings and the extractive chat model, in process, no network."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from apps.llm.errors import BadRequest
+from apps.llm.models import Model, Provider
+from apps.llm.offline import extractive
+from apps.llm.results import ChatRequest, ProviderChat, ProviderEmbedding, StreamDelta, Usage
+from apps.llm.tokens import estimate_messages_tokens, estimate_tokens
+
+CHAT_MODEL = "local-extractive"
+EMBEDDING_MODEL = "local-minilm"
+_WORDS = re.compile(r"\s*\S+")
+
+
+class LocalAdapter:
+    def __init__(self, provider: Provider):
+        self.provider = provider
+
+    def chat(self, model: Model, request: ChatRequest) -> ProviderChat:
+        # It cannot call tools: it answers in text, and callers see no tool_calls.
+        answer = extractive.answer(request.messages, max_tokens=request.max_tokens,
+                                   response_format=request.response_format)
+        usage = Usage(input_tokens=estimate_messages_tokens(request.messages, request.tools),
+                      output_tokens=estimate_tokens(answer.text), estimated=True)
+        return ProviderChat(text=answer.text, usage=usage, finish_reason=answer.finish_reason,
+                            remote_model=model.remote_name)
+
+    def chat_stream(self, model: Model, request: ChatRequest) -> Iterator[StreamDelta]:
+        result = self.chat(model, request)
+
+        def words() -> Iterator[StreamDelta]:
+            for word in _WORDS.findall(result.text):  # word by word; the pieces join to the full text
+                yield StreamDelta(text=word)
+            yield StreamDelta(final=result)
+
+        return words()
+
+    def embed(self, model: Model, texts: list[str]) -> ProviderEmbedding:
+        from apps.llm.offline import embeddings
+
+        if model.remote_name != EMBEDDING_MODEL:
+            raise BadRequest(f"The offline provider has no embedding model '{model.remote_name}'; "
+                             f"use '{EMBEDDING_MODEL}'.")
+        vectors = embeddings.embed_texts(texts)
+        return ProviderEmbedding(vectors=vectors, usage=Usage(input_tokens=embeddings.count_tokens(texts)),
+                                 remote_model=model.remote_name)
+
+    def test_connection(self) -> str:
+        from apps.llm.offline import embeddings
+
+        dims = len(embeddings.embed_texts(["ping"])[0])
+        return f"Offline models ready: MiniLM loaded ({dims}-d embeddings); the extractive chat model needs nothing."

@@ -1,0 +1,275 @@
+"""OpenAI, Azure OpenAI and OpenAI-compatible servers (vLLM, Ollama, LiteLLM…) through the official SDK.
+
+The SDK never retries (max_retries=0): the call path's loop (retry.py) is the only one, so every attempt is
+visible and the ledger records one call. The SDK's HTTP goes through an injectable httpx.Client.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Iterator
+
+import httpx
+import openai
+import pydantic
+from openai.types.chat import ChatCompletion
+
+from apps.llm.crypto import provider_api_key
+from apps.llm.errors import (
+    AuthenticationFailed,
+    BadRequest,
+    LlmError,
+    MalformedResponse,
+    ModelNotFound,
+    ProviderUnavailable,
+    RateLimited,
+    scrub,
+)
+from apps.llm.models import Model, Provider, ProviderKind
+from apps.llm.results import ChatRequest, ProviderChat, ProviderEmbedding, StreamDelta, ToolCall, Usage
+from apps.llm.retry import parse_retry_after
+from apps.llm.tokens import estimate_messages_tokens, estimate_tokens
+
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+NO_KEY = "EMPTY"  # what vLLM's docs send when the server needs no key; never the process's OPENAI_API_KEY
+_MALFORMED = (json.JSONDecodeError, pydantic.ValidationError, openai.APIResponseValidationError,
+              KeyError, TypeError, AttributeError, ValueError)
+
+_clients: dict[tuple, openai.OpenAI] = {}
+_clients_lock = threading.Lock()
+
+
+def usage_from(raw) -> Usage | None:
+    """OpenAI usage -> Usage, with cached input and reasoning tokens. None if the provider sent none."""
+    if raw is None:
+        return None
+    prompt = int(getattr(raw, "prompt_tokens", 0) or 0)
+    completion = int(getattr(raw, "completion_tokens", 0) or 0)
+    prompt_details = getattr(raw, "prompt_tokens_details", None)
+    cached = int(getattr(prompt_details, "cached_tokens", 0) or 0)
+    if not cached:  # DeepSeek and some gateways report cache hits here instead
+        cached = int((getattr(raw, "model_extra", None) or {}).get("prompt_cache_hit_tokens") or 0)
+    completion_details = getattr(raw, "completion_tokens_details", None)
+    reasoning = int(getattr(completion_details, "reasoning_tokens", 0) or 0)
+    if prompt == 0 and completion == 0:
+        return None  # some servers send zeros instead of nothing; estimate rather than record a free call
+    return Usage(input_tokens=prompt, output_tokens=completion, cached_input_tokens=min(cached, prompt),
+                 reasoning_tokens=min(reasoning, completion))
+
+
+def _estimated_usage(request: ChatRequest, text: str, tool_calls: tuple[ToolCall, ...] = ()) -> Usage:
+    output = estimate_tokens(text) + sum(estimate_tokens(c.name) + estimate_tokens(c.arguments) for c in tool_calls)
+    return Usage(input_tokens=estimate_messages_tokens(request.messages, request.tools), output_tokens=output,
+                 estimated=True)
+
+
+class OpenAIAdapter:
+    def __init__(self, provider: Provider, http_client: httpx.Client | None = None):
+        self.provider = provider
+        self.http_client = http_client
+
+    # -- client ---------------------------------------------------------------------------------------------
+    def _client(self, timeout: float | None = None) -> openai.OpenAI:
+        provider = self.provider
+        key = provider_api_key(provider)
+        if key is None and provider.kind in (ProviderKind.OPENAI, ProviderKind.AZURE_OPENAI):
+            raise AuthenticationFailed(
+                f"Provider {provider.name} has no API key: set one on the Models page, or name the environment "
+                "variable that holds it."
+            )
+        secret = key.reveal() if key else NO_KEY
+        timeout = timeout or provider.timeout_seconds
+        cache_key = (provider.pk, provider.updated_at, provider.kind, provider.base_url, provider.api_version,
+                     timeout, hashlib.sha256(secret.encode()).hexdigest())
+        if self.http_client is None:
+            with _clients_lock:
+                cached = _clients.get(cache_key)
+            if cached is not None:
+                return cached
+        common = {"api_key": secret, "timeout": timeout, "max_retries": 0, "http_client": self.http_client}
+        if provider.kind == ProviderKind.AZURE_OPENAI:
+            client = openai.AzureOpenAI(azure_endpoint=provider.base_url, api_version=provider.api_version, **common)
+        else:
+            client = openai.OpenAI(base_url=provider.base_url or OPENAI_BASE_URL, **common)
+        if self.http_client is None:
+            with _clients_lock:
+                stale = [k for k in _clients if k[0] == provider.pk]
+                for k in stale:  # the provider changed: its old client goes
+                    _clients.pop(k)
+                _clients[cache_key] = client
+        return client
+
+    # -- errors ---------------------------------------------------------------------------------------------
+    def translate(self, exc: BaseException, model: Model | None = None) -> LlmError:
+        """An SDK/transport exception -> an LlmError with a message a user can act on."""
+        if isinstance(exc, LlmError):
+            return exc
+        name = self.provider.name
+        if isinstance(exc, openai.APITimeoutError):
+            return ProviderUnavailable(f"{name} did not answer within {self.provider.timeout_seconds:g} s (timeout).")
+        if isinstance(exc, openai.APIConnectionError):
+            cause = exc.__cause__
+            reason = f": {scrub(str(cause), 120)}" if cause else ""
+            return ProviderUnavailable(f"Could not connect to {name}{reason}.")
+        if isinstance(exc, openai.APIStatusError):
+            return self._translate_status(exc, model)
+        if isinstance(exc, openai.APIError):  # an error event inside a 200 stream
+            return ProviderUnavailable(f"{name} reported an error mid-answer: {scrub(exc.message)}",
+                                       retryable=False)
+        if isinstance(exc, _MALFORMED):
+            return MalformedResponse(f"{name} answered with a body that is not valid JSON of the expected shape.")
+        return ProviderUnavailable(f"{name} failed unexpectedly ({type(exc).__name__}).", retryable=False)
+
+    def _translate_status(self, exc: openai.APIStatusError, model: Model | None) -> LlmError:
+        name, status = self.provider.name, exc.status_code
+        body = exc.body if isinstance(exc.body, dict) else {}
+        code = str(body.get("code") or getattr(exc, "code", "") or "")
+        detail = scrub(body.get("message") or exc.message or "")
+        retry_after = parse_retry_after(exc.response.headers)
+        if status == 429:
+            if code == "insufficient_quota" or "exceeded your current quota" in detail.lower():
+                return RateLimited(f"The {name} account has run out of quota or credit (429 insufficient_quota); "
+                                   "retrying will not help until billing is fixed.", status_code=status,
+                                   retryable=False)
+            return RateLimited(f"{name} is rate limiting requests (429). {detail}".strip(), status_code=status,
+                               retry_after=retry_after)
+        if status in (401, 403):  # the provider's text may quote part of the key: not shown
+            return AuthenticationFailed(f"{name} rejected the API key (HTTP {status}). Check the key, or the "
+                                        "environment variable it is read from, on the Models page.",
+                                        status_code=status)
+        if status == 404:
+            what = "deployment" if self.provider.kind == ProviderKind.AZURE_OPENAI else "model"
+            remote = model.remote_name if model is not None else "?"
+            return ModelNotFound(f"{name} does not know the {what} '{remote}' (HTTP 404).", status_code=status)
+        if status in (408, 409) or status >= 500:
+            return ProviderUnavailable(f"{name} failed with HTTP {status}. {detail}".strip(), status_code=status,
+                                       retry_after=retry_after)
+        if code == "context_length_exceeded":
+            return BadRequest(f"The prompt plus max_tokens is longer than the model's context window. {detail}",
+                              status_code=status)
+        return BadRequest(f"{name} refused the request (HTTP {status}): {detail or 'no reason given'}",
+                          status_code=status)
+
+    # -- calls ----------------------------------------------------------------------------------------------
+    def _chat_kwargs(self, model: Model, request: ChatRequest) -> dict:
+        kwargs: dict = {"model": model.remote_name, "messages": request.messages}
+        if request.temperature is not None:
+            kwargs["temperature"] = request.temperature
+        if request.max_tokens is not None:
+            # OpenAI and Azure deprecated max_tokens (o-series reject it); compatible servers know max_tokens.
+            native = self.provider.kind in (ProviderKind.OPENAI, ProviderKind.AZURE_OPENAI)
+            kwargs["max_completion_tokens" if native else "max_tokens"] = request.max_tokens
+        if request.response_format is not None:
+            kwargs["response_format"] = request.response_format
+        if request.tools:
+            kwargs["tools"] = request.tools
+        return kwargs
+
+    def chat(self, model: Model, request: ChatRequest) -> ProviderChat:
+        client = self._client()
+        try:
+            completion = client.chat.completions.create(**self._chat_kwargs(model, request))
+            return self._parse_completion(completion, request)
+        except Exception as exc:
+            raise self.translate(exc, model) from exc
+
+    def _parse_completion(self, completion, request: ChatRequest) -> ProviderChat:
+        choices = getattr(completion, "choices", None) if isinstance(completion, ChatCompletion) else None
+        if not choices or getattr(choices[0], "message", None) is None:
+            raise MalformedResponse(f"{self.provider.name} answered without a choice: not a chat completion.")
+        choice = choices[0]
+        message = choice.message
+        tool_calls = tuple(
+            ToolCall(id=call.id or "", name=call.function.name or "", arguments=call.function.arguments or "")
+            for call in (getattr(message, "tool_calls", None) or []) if getattr(call, "function", None)
+        )
+        text = message.content or ""
+        usage = usage_from(getattr(completion, "usage", None)) or _estimated_usage(request, text, tool_calls)
+        return ProviderChat(text=text, usage=usage, finish_reason=choice.finish_reason, tool_calls=tool_calls,
+                            remote_model=getattr(completion, "model", "") or "",
+                            refusal=getattr(message, "refusal", None))
+
+    def chat_stream(self, model: Model, request: ChatRequest) -> Iterator[StreamDelta]:
+        client = self._client()
+        kwargs = self._chat_kwargs(model, request)
+        try:
+            stream = client.chat.completions.create(**kwargs, stream=True, stream_options={"include_usage": True})
+        except Exception as exc:
+            raise self.translate(exc, model) from exc
+        return self._iterate(stream, model, request)
+
+    def _iterate(self, stream, model: Model, request: ChatRequest) -> Iterator[StreamDelta]:
+        parts: list[str] = []
+        refusal: list[str] = []
+        calls: dict[int, dict] = {}
+        finish_reason = None
+        usage = None
+        remote_model = ""
+        try:
+            for chunk in stream:
+                remote_model = getattr(chunk, "model", None) or remote_model
+                if getattr(chunk, "usage", None) is not None:
+                    usage = usage_from(chunk.usage)  # OpenAI sends it on a last chunk with no choices
+                for choice in getattr(chunk, "choices", None) or []:
+                    if choice.index != 0:
+                        continue
+                    delta = choice.delta
+                    if delta is not None:
+                        if delta.content:
+                            parts.append(delta.content)
+                            yield StreamDelta(text=delta.content)
+                        if getattr(delta, "refusal", None):
+                            refusal.append(delta.refusal)
+                        for call in getattr(delta, "tool_calls", None) or []:
+                            slot = calls.setdefault(call.index, {"id": "", "name": "", "arguments": ""})
+                            slot["id"] = call.id or slot["id"]
+                            if call.function is not None:
+                                slot["name"] += call.function.name or ""
+                                slot["arguments"] += call.function.arguments or ""
+                    if choice.finish_reason:
+                        finish_reason = choice.finish_reason
+        except Exception as exc:
+            raise self.translate(exc, model) from exc
+        finally:
+            stream.close()
+        tool_calls = tuple(ToolCall(**calls[i]) for i in sorted(calls))
+        text = "".join(parts)
+        yield StreamDelta(final=ProviderChat(
+            text=text, usage=usage or _estimated_usage(request, text, tool_calls), finish_reason=finish_reason,
+            tool_calls=tool_calls, remote_model=remote_model, refusal="".join(refusal) or None,
+        ))
+
+    def embed(self, model: Model, texts: list[str]) -> ProviderEmbedding:
+        client = self._client()
+        try:
+            response = client.embeddings.create(model=model.remote_name, input=texts, encoding_format="float")
+            data = getattr(response, "data", None)
+            if not isinstance(data, list) or len(data) != len(texts):
+                got = len(data) if isinstance(data, list) else "no"
+                raise MalformedResponse(f"{self.provider.name} returned {got} vectors for {len(texts)} texts.")
+            vectors = [[float(x) for x in item.embedding] for item in sorted(data, key=lambda d: d.index)]
+        except Exception as exc:
+            raise self.translate(exc, model) from exc
+        if len({len(v) for v in vectors}) > 1:
+            raise MalformedResponse(f"{self.provider.name} returned vectors of different lengths.")
+        raw_usage = getattr(response, "usage", None)
+        prompt_tokens = int(getattr(raw_usage, "prompt_tokens", 0) or 0)
+        usage = (Usage(input_tokens=prompt_tokens) if prompt_tokens
+                 else Usage(input_tokens=sum(estimate_tokens(t) for t in texts), estimated=True))
+        return ProviderEmbedding(vectors=vectors, usage=usage, remote_model=getattr(response, "model", "") or "")
+
+    def test_connection(self) -> str:
+        client = self._client(timeout=min(self.provider.timeout_seconds, 15.0))
+        try:
+            listed = {m.id for m in client.models.list().data}
+        except Exception as exc:
+            raise self.translate(exc) from exc
+        message = f"Connected: the API key works and {len(listed)} models are listed."
+        if self.provider.kind != ProviderKind.AZURE_OPENAI:  # Azure lists base models, not deployments
+            missing = sorted(m.remote_name for m in self.provider.models.filter(is_active=True)
+                             if m.remote_name not in listed)
+            if missing:
+                message += f" Not offered by the provider: {', '.join(missing)}."
+        return message

@@ -1,0 +1,99 @@
+"""Forms parse; services validate. Service ValidationErrors land next to the field they name."""
+
+from __future__ import annotations
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from apps.llm.models import ModelKind, Provider, ProviderKind
+
+KEY_HELP = "Write-only: stored encrypted and never shown again. Leave empty to keep the current key."
+
+
+class ProviderForm(forms.Form):
+    name = forms.SlugField(max_length=64, help_text="A short id, e.g. openai-prod. It cannot be changed later.")
+    kind = forms.ChoiceField(choices=ProviderKind.choices)
+    base_url = forms.URLField(required=False, label="Base URL", assume_scheme="https",
+                              help_text="Azure: https://<resource>.openai.azure.com · vLLM/Ollama: http://host:port/v1 · "
+                                        "empty for OpenAI")
+    api_version = forms.CharField(max_length=32, required=False, label="API version",
+                                  help_text="Azure OpenAI only, e.g. 2024-10-21")
+    api_key = forms.CharField(required=False, label="API key", strip=True, help_text=KEY_HELP,
+                              widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}))
+    api_key_env = forms.CharField(max_length=100, required=False, label="…or read the key from env var",
+                                  help_text="e.g. OPENAI_API_KEY; set on the server, never stored here")
+    timeout_seconds = forms.FloatField(initial=60.0, label="Timeout (s)")
+    max_retries = forms.IntegerField(initial=3, min_value=0, max_value=10, label="Max retries",
+                                     help_text="On 429, 5xx, timeouts; exponential backoff with jitter")
+    is_active = forms.BooleanField(required=False, initial=True, label="Active")
+
+    def apply_errors(self, exc: ValidationError) -> None:
+        add_service_errors(self, exc)
+
+
+class ProviderEditForm(ProviderForm):
+    clear_api_key = forms.BooleanField(required=False, label="Remove the stored key")
+
+    def __init__(self, *args, provider: Provider | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields.pop("name")
+        if provider is not None and provider.api_key_encrypted:
+            self.fields["api_key"].help_text = "A key is stored (encrypted). " + KEY_HELP
+
+
+def provider_initial(provider: Provider) -> dict:
+    return {field: getattr(provider, field) for field in
+            ("kind", "base_url", "api_version", "api_key_env", "timeout_seconds", "max_retries", "is_active")}
+
+
+class CatalogModelForm(forms.Form):
+    provider = forms.ModelChoiceField(queryset=Provider.objects.order_by("name"), empty_label=None)
+    name = forms.CharField(max_length=120, help_text="The portal's id for it, used by prompts and on the ledger")
+    remote_name = forms.CharField(max_length=200, label="Remote name",
+                                  help_text="The model id the API expects; for Azure the deployment name")
+    display_name = forms.CharField(max_length=200, required=False)
+    kind = forms.ChoiceField(choices=ModelKind.choices)
+    context_window = forms.IntegerField(min_value=1, initial=8192)
+    max_output_tokens = forms.IntegerField(min_value=1, initial=1024)
+    embedding_dimensions = forms.IntegerField(min_value=1, required=False, help_text="Embedding models only")
+    price_name = forms.CharField(max_length=200, required=False, label="Priced as",
+                                 help_text="Name in the price list if not the remote name (e.g. gpt-4o for a deployment)")
+    is_active = forms.BooleanField(required=False, initial=True, label="Active")
+
+    def apply_errors(self, exc: ValidationError) -> None:
+        add_service_errors(self, exc)
+
+
+class ModelEditForm(CatalogModelForm):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for fixed in ("provider", "name", "kind"):
+            self.fields.pop(fixed)
+
+
+class PriceForm(forms.Form):
+    model_name = forms.CharField(max_length=200, label="Model (as priced)",
+                                 help_text="The model's 'priced as' name, e.g. gpt-4o-mini")
+    provider = forms.CharField(max_length=50, required=False,
+                               help_text="Empty: for every provider. A provider name: only for that provider")
+    input_per_mtok = forms.DecimalField(min_value=0, max_digits=14, decimal_places=6, label="Input $ / 1M tokens")
+    output_per_mtok = forms.DecimalField(min_value=0, max_digits=14, decimal_places=6, label="Output $ / 1M tokens")
+    cached_input_per_mtok = forms.DecimalField(min_value=0, max_digits=14, decimal_places=6, required=False,
+                                               label="Cached input $ / 1M", help_text="Empty: same as input")
+    reasoning_per_mtok = forms.DecimalField(min_value=0, max_digits=14, decimal_places=6, required=False,
+                                            label="Reasoning $ / 1M", help_text="Empty: same as output")
+    valid_from = forms.DateTimeField(required=False, label="Valid from",
+                                     widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+                                     help_text="Empty: now. In the portal's time zone; after the model's latest price")
+
+    def apply_errors(self, exc: ValidationError) -> None:
+        add_service_errors(self, exc)
+
+
+def add_service_errors(form: forms.Form, exc: ValidationError) -> None:
+    """Put a service's ValidationError next to the fields it names (else above the form)."""
+    if hasattr(exc, "error_dict"):
+        for field, errors in exc.message_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, exc.messages)

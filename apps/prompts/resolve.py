@@ -1,0 +1,151 @@
+"""The resolve path applications call on every request: cached in Redis, never stale after a label move.
+
+Each prompt has a *stamp* in the cache (a random token). A resolved payload is cached under
+(prompt, label or version) together with the stamp it was built under, and both keys are read in one
+MGET. A label move replaces the stamps of the prompt and of every prompt that includes it (transitively)
+once the transaction commits, so the next request rebuilds from the database: no stale read, and no
+delete/rebuild race (a payload built from old rows carries the old stamp and is never served again).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+
+from django.core.cache import cache
+from django.http import Http404
+
+from apps.prompts.models import Label, Prompt, PromptReference, PromptVersion
+from apps.prompts.rendering import include_graph, inlined_content
+from apps.prompts.templating import RenderFailed
+
+log = logging.getLogger(__name__)
+PAYLOAD_TTL = 600  # seconds; bounds the damage if a stamp bump is ever lost with the cache server
+_STAMP = "prompts:stamp:{name}"
+_PAYLOAD = "prompts:resolve:{name}:{selector}"
+
+
+@dataclass(frozen=True)
+class Resolved:
+    body: bytes  # the JSON answer, serialised once when cached
+    etag: str
+    prompt_id: int
+    prompt_name: str
+    team_id: int
+    version_number: int
+    label: str | None
+
+
+def _hash_key(name: str) -> str:
+    # Names may hold characters memcached-style backends dislike; Redis does not care, but keep keys short.
+    return name if len(name) <= 120 else hashlib.sha1(name.encode()).hexdigest()
+
+
+def _selector(label: str | None, version: int | None) -> str:
+    return f"v{version}" if version is not None else f"l:{label}"
+
+
+def resolve_cached(name: str, *, label: str | None = None, version: int | None = None) -> Resolved:
+    """The resolve payload, from cache when its stamp is current, else built and cached. 404 if none."""
+    key = _hash_key(name)
+    stamp_key, payload_key = _STAMP.format(name=key), _PAYLOAD.format(name=key, selector=_selector(label, version))
+    try:
+        got = cache.get_many([stamp_key, payload_key])
+    except Exception:  # the cache server is down: serve from the database
+        log.warning("prompt resolve cache unavailable", exc_info=True)
+        return build_resolved(name, label=label, version=version)
+    stamp, entry = got.get(stamp_key), got.get(payload_key)
+    if stamp is not None and entry is not None and entry[0] == stamp:
+        return entry[1]
+    try:
+        if stamp is None:
+            cache.add(stamp_key, uuid.uuid4().hex, timeout=None)
+            stamp = cache.get(stamp_key)
+    except Exception:
+        log.warning("prompt resolve cache unavailable", exc_info=True)
+        stamp = None
+    resolved = build_resolved(name, label=label, version=version)
+    if stamp is not None:
+        try:
+            cache.set(payload_key, (stamp, resolved), timeout=PAYLOAD_TTL)
+        except Exception:
+            log.warning("prompt resolve cache unavailable", exc_info=True)
+    return resolved
+
+
+def build_resolved(name: str, *, label: str | None = None, version: int | None = None) -> Resolved:
+    prompt = Prompt.objects.filter(name=name).only("id", "name", "team_id", "kind").first()
+    if prompt is None:
+        raise Http404(f"There is no prompt named {name!r}.")
+    versions = PromptVersion.objects.select_related("prompt")
+    if version is not None:
+        found = versions.filter(prompt=prompt, number=version).first()
+        if found is None:
+            raise Http404(f"{name} has no version {version}.")
+    else:
+        found = versions.filter(prompt=prompt, labels__name=label).first()
+        if found is None:
+            raise Http404(f"{name} has no label {label!r}.")
+    graph = include_graph(found)
+    if graph.problems:
+        # A broken include is the prompt's problem, not the caller's: say which, as a 409.
+        raise RenderFailed(graph.problems)
+    variables = sorted(set(found.variables) | graph.variables)
+    references = [{"name": r.ref.name, "selector": r.ref.selector, "version": r.version.number,
+                   "content_hash": r.version.content_hash, "included_from": r.included_from}
+                  for r in graph.resolved]
+    payload = {
+        "name": prompt.name,
+        "type": prompt.kind,
+        "version": found.number,
+        "label": label,
+        "content_hash": found.content_hash,
+        **inlined_content(found, graph),
+        "variables": variables,
+        "variables_schema": found.variables_schema,
+        "config": found.config,
+        "references": references,
+    }
+    body = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    return Resolved(body, etag, prompt.pk, prompt.name, prompt.team_id, found.number, label)
+
+
+def dependents_of(prompt_ids: set[int]) -> set[int]:
+    """The prompts whose versions include any of `prompt_ids`, transitively (and those ids)."""
+    seen = set(prompt_ids)
+    frontier = set(prompt_ids)
+    while frontier:
+        found = set(PromptReference.objects.filter(to_prompt_id__in=frontier)
+                    .values_list("from_version__prompt_id", flat=True)) - seen
+        seen |= found
+        frontier = found
+    return seen
+
+
+def stamps_bump(prompt_ids: set[int]) -> None:
+    """New stamps for these prompts and their dependents: every cached payload of theirs is now stale."""
+    ids = dependents_of(set(prompt_ids))
+    names = Prompt.objects.filter(pk__in=ids).values_list("name", flat=True)
+    stamps = {_STAMP.format(name=_hash_key(n)): uuid.uuid4().hex for n in names}
+    if stamps:
+        try:
+            cache.set_many(stamps, timeout=None)
+        except Exception:
+            log.error("could not invalidate cached prompt payloads for %s", sorted(names), exc_info=True)
+
+
+def label_names(prompt: Prompt) -> list[str]:
+    return list(Label.objects.filter(prompt=prompt).values_list("name", flat=True))
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    if not if_none_match:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    candidates = [c.strip().removeprefix("W/") for c in if_none_match.split(",")]
+    return etag in candidates

@@ -1,0 +1,202 @@
+"""Reads of the prompt catalog, already restricted (in SQL) to what the actor may see."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.contrib.postgres.search import SearchQuery, SearchRank
+from django.db.models import Exists, F, OuterRef, QuerySet, Subquery
+from django.http import Http404
+
+from apps.accounts.permissions import Action, get_object_for, restrict
+from apps.prompts import registry
+from apps.prompts.models import (
+    PRODUCTION,
+    GateCheckResult,
+    Label,
+    LabelEvent,
+    PromotionRequest,
+    PromotionStatus,
+    Prompt,
+    PromptReference,
+    PromptVersion,
+    Webhook,
+    WebhookDelivery,
+)
+
+SORTS = {
+    "name": ("name",),
+    "-name": ("-name",),
+    "updated": ("updated_at", "name"),
+    "-updated": ("-updated_at", "name"),
+    "team": ("team__name", "name"),
+    "versions": ("-latest_version_number", "name"),
+}
+DEFAULT_SORT = "-updated"
+
+
+@dataclass
+class CatalogFilters:
+    q: str = ""
+    team: str = ""  # slug
+    tag: str = ""
+    label: str = ""
+    kind: str = ""
+    sort: str = ""
+    extra: dict | None = None  # registered filters (reviews: use case) by key
+
+
+def search_query(text: str) -> SearchQuery | None:
+    """Prefix matching on every word, in both the 'simple' and 'english' configurations (as-you-type)."""
+    words = re.findall(r"[a-z0-9]+", (text or "").lower())[:8]
+    if not words:
+        return None
+    raw = " & ".join(f"{w}:*" for w in words)
+    return SearchQuery(raw, config="simple", search_type="raw") | SearchQuery(raw, config="english",
+                                                                               search_type="raw")
+
+
+def prompt_list(*, actor, filters: CatalogFilters | None = None) -> QuerySet[Prompt]:
+    filters = filters or CatalogFilters()
+    production = Label.objects.filter(prompt=OuterRef("pk"), name=PRODUCTION).values("version__number")[:1]
+    prompts = (restrict(Prompt.objects.all(), actor, Action.VIEW)
+               .select_related("team")
+               .defer("search_vector")
+               .annotate(production_version=Subquery(production)))
+    if filters.team:
+        prompts = prompts.filter(team__slug=filters.team)
+    if filters.tag:
+        prompts = prompts.filter(tags__contains=[filters.tag.strip().lower()])
+    if filters.kind:
+        prompts = prompts.filter(kind=filters.kind)
+    if filters.label:
+        prompts = prompts.filter(Exists(Label.objects.filter(prompt=OuterRef("pk"), name=filters.label)))
+    for f in registry.prompt_filters():
+        value = (filters.extra or {}).get(f.key)
+        if value:
+            prompts = f.apply(prompts, value)
+    query = search_query(filters.q)
+    if query is not None:
+        prompts = prompts.filter(search_vector=query).annotate(rank=SearchRank(F("search_vector"), query))
+    sort = filters.sort if filters.sort in SORTS else ("rank" if query is not None else DEFAULT_SORT)
+    if sort == "rank":
+        return prompts.order_by("-rank", "name")
+    return prompts.order_by(*SORTS[sort])
+
+
+def prompt_get(*, actor, name: str, action: Action | str = Action.VIEW) -> Prompt:
+    return get_object_for(actor, Prompt.objects.select_related("team"), action, name=name)
+
+
+def version_get(*, prompt: Prompt, number: int) -> PromptVersion:
+    version = PromptVersion.objects.select_related("prompt", "prompt__team").filter(prompt=prompt,
+                                                                                   number=number).first()
+    if version is None:
+        raise Http404(f"{prompt.name} has no version {number}.")
+    return version
+
+
+def version_list(*, prompt: Prompt) -> QuerySet[PromptVersion]:
+    return PromptVersion.objects.filter(prompt=prompt).select_related("prompt").order_by("-number")
+
+
+def labels_by_version(prompt: Prompt) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = {}
+    for number, name in Label.objects.filter(prompt=prompt).values_list("version__number", "name").order_by("name"):
+        out.setdefault(number, []).append(name)
+    return out
+
+
+def label_list(*, prompt: Prompt) -> QuerySet[Label]:
+    return Label.objects.filter(prompt=prompt).select_related("version").order_by("name")
+
+
+def label_history(*, prompt: Prompt, label: str | None = None) -> QuerySet[LabelEvent]:
+    events = LabelEvent.objects.filter(prompt=prompt).select_related("from_version", "to_version")
+    if label:
+        events = events.filter(label=label)
+    return events.order_by("-occurred_at", "-id")
+
+
+def label_version_at(*, prompt: Prompt, label: str, at: datetime) -> PromptVersion | None:
+    """What `label` pointed at, at time `at` (None if it did not exist yet)."""
+    event = (LabelEvent.objects.filter(prompt=prompt, label=label, occurred_at__lte=at)
+             .select_related("to_version").order_by("-occurred_at", "-id").first())
+    return event.to_version if event else None
+
+
+def prompt_uses(*, prompt: Prompt) -> list[PromptReference]:
+    """What the latest version includes."""
+    return list(PromptReference.objects.filter(from_version__prompt=prompt,
+                                               from_version__number=prompt.latest_version_number)
+                .select_related("to_prompt").order_by("to_prompt__name"))
+
+
+def prompt_used_by(*, prompt: Prompt, actor) -> list[dict]:
+    """Which prompts' versions include this one (restricted to what the actor may see), newest version first."""
+    visible = restrict(Prompt.objects.all(), actor, Action.VIEW).values("pk")
+    rows = (PromptReference.objects.filter(to_prompt=prompt, from_version__prompt__in=visible)
+            .values("from_version__prompt__name", "from_version__number", "label", "version_number")
+            .order_by("from_version__prompt__name", "-from_version__number"))
+    grouped: dict[str, dict] = {}
+    for row in rows:
+        entry = grouped.setdefault(row["from_version__prompt__name"], {"name": row["from_version__prompt__name"],
+                                                                       "versions": [], "selectors": set()})
+        entry["versions"].append(row["from_version__number"])
+        entry["selectors"].add(f"v{row['version_number']}" if row["version_number"] else row["label"])
+    return [{**e, "selectors": sorted(e["selectors"])} for e in grouped.values()]
+
+
+def promotion_request_list(*, actor, prompt: Prompt | None = None, status: str = "") -> QuerySet[PromotionRequest]:
+    requests = restrict(PromotionRequest.objects.all(), actor, Action.VIEW, team_field="prompt__team")
+    if prompt is not None:
+        requests = requests.filter(prompt=prompt)
+    if status:
+        requests = requests.filter(status=status)
+    return requests.select_related("prompt", "prompt__team", "to_version", "from_version").order_by("-created_at")
+
+
+def promotion_request_get(*, actor, pk: int, action: Action | str = Action.VIEW) -> PromotionRequest:
+    requests = PromotionRequest.objects.select_related("prompt", "prompt__team", "to_version", "from_version")
+    request = restrict(requests, actor, Action.VIEW, team_field="prompt__team").filter(pk=pk).first()
+    if request is None:
+        raise Http404("No promotion request matches the given query.")
+    from apps.accounts.permissions import require
+
+    require(actor, action, request.prompt)
+    return request
+
+
+def latest_check_results(request: PromotionRequest) -> list[GateCheckResult]:
+    last = request.check_results.order_by("-run").values_list("run", flat=True).first()
+    if last is None:
+        return []
+    return list(request.check_results.filter(run=last).order_by("id"))
+
+
+def open_request_count(prompt: Prompt) -> int:
+    return prompt.promotion_requests.filter(status=PromotionStatus.OPEN).count()
+
+
+def webhook_list(*, team) -> QuerySet[Webhook]:
+    return Webhook.objects.filter(team=team).order_by("url")
+
+
+def delivery_list(*, team, limit: int = 50) -> list[WebhookDelivery]:
+    return list(WebhookDelivery.objects.filter(webhook__team=team).select_related("webhook")
+                .order_by("-created_at", "-id")[:limit])
+
+
+def tag_choices(*, actor) -> list[str]:
+    from django.db.models import Func
+
+    tags = (restrict(Prompt.objects.all(), actor, Action.VIEW)
+            .annotate(tag=Func(F("tags"), function="unnest")).values_list("tag", flat=True).distinct())
+    return sorted(tags)[:200]
+
+
+def label_choices(*, actor) -> list[str]:
+    visible = restrict(Prompt.objects.all(), actor, Action.VIEW).values("pk")
+    return sorted(set(Label.objects.filter(prompt__in=visible).values_list("name", flat=True).distinct()))

@@ -1,0 +1,11 @@
+"""Celery tasks of the prompt catalog: thin wrappers that call services."""
+
+from celery import shared_task
+
+from apps.prompts.webhooks import MAX_ATTEMPTS, DeliveryFailed, webhook_delivery_attempt
+
+
+@shared_task(bind=True, autoretry_for=(DeliveryFailed,), retry_backoff=True, retry_backoff_max=600,
+             retry_jitter=True, max_retries=MAX_ATTEMPTS - 1)
+def webhook_deliver_task(self, delivery_id: int) -> None:
+    webhook_delivery_attempt(delivery_id, final=self.request.retries >= self.max_retries)

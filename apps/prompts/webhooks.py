@@ -1,0 +1,159 @@
+"""Team webhooks: on `version.created` and `label.moved`, an HMAC-signed JSON POST, retried by Celery.
+
+Signature: `X-Portal-Signature: sha256=<hex>` = HMAC-SHA256(secret, f"{timestamp}.".encode() + raw body),
+with the timestamp (unix seconds) in `X-Portal-Timestamp`. Receivers recompute it over the raw body and
+refuse timestamps older than a few minutes (replays). Secrets are Fernet-encrypted at rest (apps.llm.crypto).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from collections.abc import Callable
+from urllib.parse import urlparse
+
+import httpx
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from apps.audit.services import audit_record
+from apps.llm.crypto import decrypt_secret, encrypt_secret
+from apps.prompts.models import DeliveryStatus, Webhook, WebhookDelivery, WebhookEvent
+
+SIGNATURE_HEADER = "X-Portal-Signature"
+TIMESTAMP_HEADER = "X-Portal-Timestamp"
+EVENT_HEADER = "X-Portal-Event"
+DELIVERY_HEADER = "X-Portal-Delivery"
+TIMEOUT_SECONDS = 10.0
+MAX_ATTEMPTS = 7  # the first try and six retries (backoff 1s, 2s, 4s … capped, with jitter)
+_PERMANENT = range(400, 500)
+_RETRYABLE_4XX = {408, 409, 425, 429}
+
+
+class DeliveryFailed(Exception):
+    """A transient failure: the task retries it with backoff."""
+
+
+def _default_client() -> httpx.Client:
+    return httpx.Client(timeout=TIMEOUT_SECONDS, follow_redirects=False)
+
+
+# The HTTP client the delivery uses; tests inject an httpx.MockTransport through this.
+client_factory: Callable[[], httpx.Client] = _default_client
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
+
+
+def verify(secret: str, timestamp: int, body: bytes, signature: str) -> bool:
+    return hmac.compare_digest(sign(secret, timestamp, body), signature)
+
+
+def _actor_kwargs(actor) -> dict:
+    from apps.accounts.models import ApiToken
+
+    if actor is None:
+        return {}
+    if isinstance(actor, ApiToken):
+        return {"token": actor, "user": actor.user}
+    return {"user": actor}
+
+
+@transaction.atomic
+def webhook_create(*, team, url: str, events: list[str], description: str = "", actor=None) -> tuple[Webhook, str]:
+    """A new webhook and its signing secret (returned once, stored encrypted)."""
+    errors = {}
+    parsed = urlparse(url or "")
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        errors["url"] = "Give an http(s) URL, e.g. https://ci.example.com/hooks/prompts."
+    elif len(url) > 500:
+        errors["url"] = "Keep the URL under 500 characters."
+    unknown = set(events or []) - set(WebhookEvent.values)
+    if not events:
+        errors["events"] = "Choose at least one event."
+    elif unknown:
+        errors["events"] = f"Unknown event(s): {', '.join(sorted(unknown))}."
+    if errors:
+        raise ValidationError(errors)
+    secret = "whsec_" + secrets.token_urlsafe(32)
+    webhook = Webhook.objects.create(team=team, url=url, events=sorted(set(events)), description=description[:200],
+                                     secret_encrypted=encrypt_secret(secret),
+                                     created_by=getattr(actor, "user", actor) if actor else None)
+    audit_record(action="prompt.webhook.create", obj=webhook, object_repr=url[:200],
+                 changes={"url": url, "events": webhook.events}, **_actor_kwargs(actor))
+    return webhook, secret
+
+
+@transaction.atomic
+def webhook_delete(*, webhook: Webhook, actor=None) -> None:
+    team_id, url, pk = webhook.team_id, webhook.url, webhook.pk
+    webhook.delete()
+    audit_record(action="prompt.webhook.delete", object_type="prompts.webhook", object_id=pk, object_repr=url[:200],
+                 team=team_id, changes={"url": url}, **_actor_kwargs(actor))
+
+
+def webhooks_emit(*, team_id: int, event: str, payload: dict) -> list[WebhookDelivery]:
+    """Inside the caller's transaction: one delivery row per subscribed webhook, sent once it commits."""
+    from apps.prompts.tasks import webhook_deliver_task
+
+    hooks = Webhook.objects.filter(team_id=team_id, is_active=True, events__contains=[event])
+    deliveries = [WebhookDelivery.objects.create(webhook=hook, event=event, payload=payload) for hook in hooks]
+    for delivery in deliveries:
+        transaction.on_commit(lambda pk=delivery.pk: webhook_deliver_task.delay(pk))
+    return deliveries
+
+
+def webhook_delivery_attempt(delivery_id: int, *, final: bool = False) -> WebhookDelivery | None:
+    """Send one delivery once. Raises DeliveryFailed when worth retrying (and `final` is false)."""
+    with transaction.atomic():
+        delivery = (WebhookDelivery.objects.select_for_update(skip_locked=True).select_related("webhook")
+                    .filter(pk=delivery_id).first())
+        if delivery is None or delivery.status in (DeliveryStatus.DELIVERED, DeliveryStatus.FAILED):
+            return delivery  # gone, done, or another worker holds it
+        hook = delivery.webhook
+        body = json.dumps(delivery.payload, sort_keys=True, separators=(",", ":")).encode()
+        timestamp = int(time.time())
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "genai-portal-webhooks/1",
+            EVENT_HEADER: delivery.event,
+            DELIVERY_HEADER: str(delivery.pk),
+            TIMESTAMP_HEADER: str(timestamp),
+            SIGNATURE_HEADER: sign(decrypt_secret(hook.secret_encrypted).reveal(), timestamp, body),
+        }
+        delivery.attempts += 1
+        delivery.last_attempt_at = timezone.now()
+        retry = False
+        try:
+            with client_factory() as client:
+                response = client.post(hook.url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            delivery.response_status = None
+            delivery.error = f"{type(exc).__name__}: {exc}"[:500]
+            retry = True
+        else:
+            delivery.response_status = response.status_code
+            delivery.response_excerpt = response.text[:500]
+            if response.is_success:
+                delivery.status = DeliveryStatus.DELIVERED
+                delivery.delivered_at = timezone.now()
+                delivery.error = ""
+            elif response.status_code in _PERMANENT and response.status_code not in _RETRYABLE_4XX:
+                delivery.status = DeliveryStatus.FAILED
+                delivery.error = f"HTTP {response.status_code}: the receiver refused the delivery; not retried."
+            else:
+                delivery.error = f"HTTP {response.status_code}"
+                retry = True
+        if retry:
+            delivery.status = DeliveryStatus.FAILED if final or delivery.attempts >= MAX_ATTEMPTS \
+                else DeliveryStatus.RETRYING
+        delivery.save()
+    if retry and delivery.status == DeliveryStatus.RETRYING:
+        raise DeliveryFailed(delivery.error)
+    return delivery
