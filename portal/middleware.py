@@ -49,6 +49,23 @@ class RequestContextMiddleware:
         return response
 
 
+class ActorContextMiddleware:
+    """After authentication: the session user becomes the actor of audit events written in this request.
+
+    `request.user` is lazy; nothing is loaded unless an audit event is written. API token requests
+    replace it with the token and its user in PortalAuth.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        ctx = getattr(request, "portal_context", None)
+        if ctx is not None and ctx.user is None:
+            ctx.user = request.user
+        return self.get_response(request)
+
+
 class HtmxVaryMiddleware:
     """The same URL serves a page and its fragment, so caches must key on HX-Request (NetBox #12760)."""
 

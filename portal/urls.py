@@ -14,6 +14,7 @@ urlpatterns = [
     path("audit/", include("apps.audit.urls")),
     path("models/", include("apps.llm.urls")),
     path("prompts/", include("apps.prompts.urls")),
+    path("costs/", include("apps.costs.urls")),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
 ]

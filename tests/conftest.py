@@ -90,3 +90,12 @@ def client_for(client):
         return c
 
     return make
+
+
+@pytest.fixture
+def celery_worker(transactional_db):
+    """A real Celery worker (threads pool) on every portal queue, against the test Redis broker."""
+    from tests.celery_support import running_worker
+
+    with running_worker() as worker:
+        yield worker

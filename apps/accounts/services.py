@@ -13,7 +13,6 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_slug
@@ -25,7 +24,6 @@ from apps.accounts.models import ApiToken, CouncilSeat, Membership, Role, Team, 
 from apps.accounts.permissions import forget_cached_roles, scope_allowed_for_role
 from apps.audit.services import audit_record
 
-User = get_user_model()
 TOKEN_MAX_DAYS = 365
 TOKEN_DEFAULT_DAYS = 90
 TOUCH_INTERVAL = dt.timedelta(seconds=60)

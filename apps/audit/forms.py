@@ -11,7 +11,8 @@ class AuditFilterForm(forms.Form):
     team = forms.ChoiceField(required=False, choices=[("", "All teams")],
                              error_messages={"invalid_choice": "You see no team with the slug %(value)s."})
     action = forms.CharField(required=False, max_length=80, help_text="Prefix, e.g. team.member")
-    object_type = forms.CharField(required=False, max_length=100, help_text="e.g. accounts.team")
+    object_type = forms.CharField(required=False, max_length=100, help_text="e.g. accounts.team",
+                                  widget=forms.TextInput(attrs={"list": "audit-object-types"}))
     object_id = forms.CharField(required=False, max_length=64, label="Object id")
     date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
     date_to = forms.DateField(required=False, label="To (inclusive)", widget=forms.DateInput(attrs={"type": "date"}))

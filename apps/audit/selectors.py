@@ -57,9 +57,3 @@ def audit_event_list(*, actor, filters: AuditFilters | None = None) -> QuerySet[
         events = events.filter(occurred_at__lt=datetime.combine(f.date_to + timedelta(days=1), time.min, tzinfo=tz))
     return events.order_by("-id")
 
-
-def audit_object_types(*, actor) -> list[str]:
-    """Object types for the filter's suggestions: the registered ones (no scan of the log)."""
-    from apps.audit.links import registered_types
-
-    return registered_types() if is_authenticated(actor) else []

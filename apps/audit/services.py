@@ -151,7 +151,17 @@ def chain_verification_request(*, requested_by=None) -> ChainVerification:
     if active is not None and not active.is_stalled:
         return active
     run = ChainVerification.objects.create(requested_by=requested_by if getattr(requested_by, "pk", None) else None)
-    transaction.on_commit(lambda: audit_chain_verify_task.delay(run.pk))
+
+    def enqueue():
+        try:
+            audit_chain_verify_task.delay(run.pk)
+        except Exception as exc:  # noqa: BLE001 - a broker outage must show on the page, not as a 500
+            log.exception("could not queue audit chain verification %s", run.pk)
+            ChainVerification.objects.filter(pk=run.pk, status=VerificationStatus.QUEUED).update(
+                status=VerificationStatus.FAILED, finished_at=timezone.now(),
+                error=f"Could not queue the run ({type(exc).__name__}): is the broker up?")
+
+    transaction.on_commit(enqueue)
     return run
 
 

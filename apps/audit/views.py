@@ -14,7 +14,7 @@ from apps.accounts.permissions import Action, is_admin, sees_everything, teams_f
 from apps.audit import services
 from apps.audit.chain import event_to_dict
 from apps.audit.forms import AuditFilterForm
-from apps.audit.links import attach_links
+from apps.audit.links import attach_links, registered_types
 from apps.audit.selectors import audit_event_list
 from portal.htmx import is_fragment_request, render_page_or_fragment
 
@@ -38,6 +38,7 @@ def _list_context(request, form: AuditFilterForm) -> dict:
     admin = is_admin(request.user)
     return {
         "form": form, "page": page, "query": query.urlencode(), "show_ip": sees_everything(request.user),
+        "object_types": registered_types(),
         "is_admin": admin, "verification": services.chain_verification_latest() if admin else None,
     }
 

@@ -13,7 +13,8 @@ __all__ = ["lint_template"]
 
 _TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
 _EXPRESSION = re.compile(r"\{\{-?\s*(?P<name>[A-Za-z_]\w*)(?P<rest>.*?)-?\}\}", re.DOTALL)
-_STATEMENT = re.compile(r"\{%.*?%\}", re.DOTALL)
+_IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
+_NOT_NEWLINE = re.compile(r"[^\n]")
 
 # Names that usually carry text from a user or a document, i.e. untrusted input.
 _USER_INPUT_WORDS = frozenset({"input", "question", "query", "message", "document", "context", "text"})
@@ -70,16 +71,15 @@ def _undeclared_and_unused(template: str, declared: set[str], used: set[str]) ->
 
 
 def _first_line_of(template: str, name: str) -> int | None:
-    word = re.compile(rf"\b{re.escape(name)}\b")
     for tag in _TAG.finditer(template):
-        if word.search(tag.group()):
+        if name in _IDENTIFIER.findall(tag.group()):
             return _line_at(template, tag.start())
     return None
 
 
 def _pii_in_literal_text(template: str) -> list[LintFinding]:
     # Blank out the tags (keeping newlines) so offsets and line numbers stay those of the template.
-    literal = _TAG.sub(lambda tag: re.sub(r"[^\n]", " ", tag.group()), template)
+    literal = _TAG.sub(lambda tag: _NOT_NEWLINE.sub(" ", tag.group()), template)
     findings = []
     for pii in detect_pii(literal):
         severe = pii.type in _SEVERE_PII
@@ -119,12 +119,18 @@ def _undelimited_user_input(template: str) -> list[LintFinding]:
 def _is_delimited(template: str, start: int, end: int) -> bool:
     before, after = template[:start].rstrip(), template[end:].lstrip()
     tag = _OPENING_TAG.search(before)
-    if tag and re.match(rf"</{re.escape(tag.group('tag'))}\s*>", after):
+    if tag and _closes(after, tag.group("tag")):
         return True
     fence = _OPENING_FENCE.search(before)
     if fence and after.startswith(fence.group()[:3]):
         return True
     return _in_fenced_section(template, start, end)
+
+
+def _closes(after: str, tag: str) -> bool:
+    """Whether `after` starts with the closing tag </tag>."""
+    opening = f"</{tag}"
+    return after.startswith(opening) and after[len(opening) :].lstrip().startswith(">")
 
 
 def _in_fenced_section(template: str, start: int, end: int) -> bool:

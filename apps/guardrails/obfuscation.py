@@ -6,7 +6,9 @@ import re
 import unicodedata
 
 # Removed outright; hidden_text reports them separately.
-_INVISIBLE = re.compile(r"[\u200b-\u200f\u2060-\u2064\ufeff\u180e\u00ad\u202a-\u202e\u2066-\u2069\U000e0000-\U000e007f]")
+_INVISIBLE = re.compile(
+    r"[\u200b-\u200f\u2060-\u2064\ufeff\u180e\u00ad\u202a-\u202e\u2066-\u2069\U000e0000-\U000e007f]"
+)
 # Letters that render like Latin ones (the common subset used in homoglyph attacks).
 _LOOK_ALIKES = str.maketrans(
     "АВЕЅІЈКМНОРСТХУаеіјосрхуѕԁɡΑΒΕΖΗΙΚΜΝΟΡΤΥΧαοερντυκι",
@@ -14,7 +16,8 @@ _LOOK_ALIKES = str.maketrans(
 )
 _LEET_TOKEN = re.compile(r"\b(?=[A-Za-z0-9@$]*[A-Za-z])(?=[A-Za-z0-9@$]*[013457@$])[A-Za-z0-9@$]{3,}\b")
 _LEET = str.maketrans("013457@$", "oieastas")
-_SPACED_LETTERS = re.compile(r"(?<!\S)(?:[A-Za-z] ){3,}[A-Za-z](?!\S)")
+_LEET_HINT = re.compile(r"[A-Za-z][013457@$][A-Za-z]")  # cheap test before the token scan
+_SPACED_LETTERS = re.compile(r"[A-Za-z](?<!\S[A-Za-z]) (?:[A-Za-z] ){2,}[A-Za-z](?!\S)")
 
 
 def deobfuscate(text: str) -> tuple[str, list[int]]:
@@ -24,7 +27,11 @@ def deobfuscate(text: str) -> tuple[str, list[int]]:
     else:
         plain, origin = _fold_characters(text)
     # Same-length substitution: offsets stay valid.
-    plain = _LEET_TOKEN.sub(lambda match: match.group().translate(_LEET) if not match.group().isdigit() else match.group(), plain)
+    if _LEET_HINT.search(plain):
+        plain = _LEET_TOKEN.sub(
+            lambda match: match.group().translate(_LEET) if not match.group().isdigit() else match.group(),
+            plain,
+        )
     if _SPACED_LETTERS.search(plain):
         plain, origin = _join_spaced_letters(plain, origin)
     return plain, origin

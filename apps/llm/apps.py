@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class LlmConfig(AppConfig):
     name = "apps.llm"
     label = "llm"
+
+    def ready(self):
+        from apps.llm.links import register_links
+
+        register_links()

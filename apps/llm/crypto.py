@@ -84,12 +84,13 @@ def encrypt_secret(plaintext: str) -> str:
 
 
 def decrypt_secret(token: str) -> Secret:
+    """Decrypt a value of encrypt_secret (any secret: provider keys, webhook secrets…)."""
     try:
         return Secret(_fernet().decrypt(token.encode()).decode())
     except (InvalidToken, ValueError):
         raise AuthenticationFailed(
-            "The stored API key cannot be decrypted: PORTAL_ENCRYPTION_KEY or SECRET_KEY changed since it was "
-            "saved. Set the key again on the Models page."
+            "A stored secret cannot be decrypted: PORTAL_ENCRYPTION_KEY or SECRET_KEY changed since it was "
+            "saved. Set it again."
         )
 
 
@@ -104,5 +105,11 @@ def provider_api_key(provider) -> Secret | None:
             )
         return Secret(value)
     if provider.api_key_encrypted:
-        return decrypt_secret(provider.api_key_encrypted)
+        try:
+            return decrypt_secret(provider.api_key_encrypted)
+        except AuthenticationFailed:
+            raise AuthenticationFailed(
+                f"The stored API key of provider {provider.name} cannot be decrypted: PORTAL_ENCRYPTION_KEY or "
+                "SECRET_KEY changed since it was saved. Set the key again on the Models page."
+            )
     return None

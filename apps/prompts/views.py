@@ -1,9 +1,571 @@
-from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+"""Pages of the prompt catalog. Thin: parse, call a selector or a service, render a page or a fragment."""
 
-from portal.navigation import area_by_key
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from apps.accounts.models import Team
+from apps.accounts.permissions import Action, can, get_object_for, is_admin, teams_for
+from apps.prompts import registry, selectors, services
+from apps.prompts.diff import version_diff
+from apps.prompts.forms import (
+    PAGE_SIZES,
+    CatalogFilterForm,
+    DecisionForm,
+    ExpediteForm,
+    ImportForm,
+    LabelAtForm,
+    LabelSetForm,
+    MessageFormSet,
+    PolicyForm,
+    PromoteForm,
+    PromptCreateForm,
+    PromptEditForm,
+    VersionForm,
+    WebhookForm,
+    message_initial,
+)
+from apps.prompts.lint import counts, lint_version
+from apps.prompts.models import LATEST, PRODUCTION, PromotionStatus, PromptKind
+from apps.prompts.rendering import include_graph, render_version
+from apps.prompts.templating import RenderFailed
+from portal.htmx import htmx_location, is_fragment_request, render_page_or_fragment
+
+
+def _prompt_url(prompt, suffix: str = "") -> str:
+    return reverse("prompts:detail", kwargs={"name": prompt.name}) + suffix
+
+
+# --- catalog ---------------------------------------------------------------------------------------------
+
+@login_required
+@require_GET
+def prompt_list(request):
+    user = request.user
+    extra = [SimpleNamespace(key=f.key, label=f.label, choices_list=f.choices(user=user), apply=f.apply)
+             for f in registry.prompt_filters()]
+    form = CatalogFilterForm(request.GET or None, teams=teams_for(user, Action.VIEW).order_by("name"),
+                             tags=selectors.tag_choices(actor=user), labels=selectors.label_choices(actor=user),
+                             extra_filters=extra)
+    data = form.cleaned()
+    filters = selectors.CatalogFilters(
+        q=data.get("q", ""), team=data.get("team", ""), tag=data.get("tag", ""), label=data.get("label", ""),
+        kind=data.get("kind", ""), sort=data.get("sort", ""),
+        extra={key: data.get(f"x_{key}") for key in form.extra_keys},
+    )
+    per_page = data.get("per_page") or PAGE_SIZES[0]
+    page = Paginator(selectors.prompt_list(actor=user, filters=filters), per_page).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render_page_or_fragment(request, "prompts/list.html", {
+        "form": form, "page": page, "query": query.urlencode(), "filters": filters,
+        "may_create": teams_for(user, Action.CHANGE).exists(),
+        "open_requests": selectors.promotion_request_list(actor=user, status=PromotionStatus.OPEN).count(),
+    }, fragment="results")
 
 
 @login_required
-def prompt_list(request):
-    return render(request, "portal/area_pending.html", {"area": area_by_key("prompts")})
+@require_http_methods(["GET", "POST"])
+def prompt_create(request):
+    teams = teams_for(request.user, Action.CHANGE).order_by("name")
+    if not teams.exists():
+        raise PermissionDenied("You are not an engineer or owner of any team, so you cannot create prompts.")
+    kind = request.POST.get("kind") or request.GET.get("kind") or PromptKind.TEXT
+    form = PromptCreateForm(request.POST or None, teams=teams, initial={"kind": kind})
+    version_form = VersionForm(request.POST or None, prefix="v")
+    formset = MessageFormSet(request.POST or None, prefix="m", initial=None if request.POST else message_initial(None))
+    if request.method == "POST" and form.is_valid() & version_form.is_valid() & formset.is_valid():
+        data = form.cleaned_data
+        try:
+            prompt = services.prompt_create(
+                team=data["team"], name=data["name"], kind=data["kind"], description=data["description"],
+                tags=data["tags"], actor=request.user, commit_message=version_form.cleaned_data["commit_message"],
+                draft=version_form.draft(data["kind"], formset.messages()),
+            )
+        except ValidationError as exc:
+            for key in ("name", "kind", "tags"):
+                for message in exc.message_dict.get(key, []):
+                    form.add_error(key, message)
+            version_form.add_service_errors(
+                ValidationError({k: v for k, v in exc.message_dict.items() if k not in ("name", "kind", "tags")}),
+                formset)
+        else:
+            messages.success(request, f"Created {prompt.name} with version 1.")
+            return redirect(_prompt_url(prompt))
+    return render(request, "prompts/create.html", {"form": form, "version_form": version_form, "formset": formset,
+                                                   "kind": kind, "catalog_models": _catalog_models()},
+                  status=400 if request.method == "POST" else 200)
+
+
+def _catalog_models() -> list[str]:
+    from apps.prompts.playground import chat_models
+
+    return chat_models()
+
+
+# --- one prompt ------------------------------------------------------------------------------------------
+
+@login_required
+@require_GET
+def prompt_detail(request, name: str):
+    prompt = selectors.prompt_get(actor=request.user, name=name)
+    labels = list(selectors.label_list(prompt=prompt))
+    label_at = None
+    at_form = LabelAtForm(request.GET if "at" in request.GET else None, initial={"label": PRODUCTION})
+    if at_form.is_bound and at_form.is_valid():
+        found = selectors.label_version_at(prompt=prompt, label=at_form.cleaned_data["label"],
+                                           at=at_form.cleaned_data["at"])
+        label_at = {"label": at_form.cleaned_data["label"], "at": at_form.cleaned_data["at"], "version": found}
+    panels = []
+    for panel in registry.prompt_panels():
+        try:
+            content = panel.fn(prompt=prompt, user=request.user)
+        except Exception:  # noqa: BLE001 - another app's panel must not break this page
+            content = {"title": panel.key, "html": "", "error": "This panel failed to load."}
+        if content:
+            panels.append(content)
+    may_change = can(request.user, Action.CHANGE, prompt)
+    versions = list(selectors.version_list(prompt=prompt)[:100])
+    return render(request, "prompts/detail.html", {
+        "prompt": prompt,
+        "labels": [{"label": lb, "protected": services.is_protected(prompt, lb.name)} for lb in labels],
+        "versions": versions,
+        "labels_by_version": selectors.labels_by_version(prompt),
+        "history": list(selectors.label_history(prompt=prompt).exclude(label=LATEST)[:50]),
+        "requests": list(selectors.promotion_request_list(actor=request.user, prompt=prompt)[:10]),
+        "uses": selectors.prompt_uses(prompt=prompt),
+        "used_by": selectors.prompt_used_by(prompt=prompt, actor=request.user),
+        "panels": panels,
+        "may_change": may_change,
+        "label_form": LabelSetForm(initial={"version": prompt.latest_version_number}),
+        "at_form": at_form, "label_at": label_at,
+    })
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def prompt_edit(request, name: str):
+    prompt = selectors.prompt_get(actor=request.user, name=name, action=Action.CHANGE)
+    form = PromptEditForm(request.POST or None, initial={"description": prompt.description,
+                                                         "tags": ", ".join(prompt.tags)})
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.prompt_update(prompt=prompt, actor=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            for key, errors in exc.message_dict.items():
+                form.add_error(key if key in form.fields else None, errors)
+        else:
+            messages.success(request, "Saved.")
+            return redirect(_prompt_url(prompt))
+    return render(request, "prompts/edit.html", {"prompt": prompt, "form": form})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def version_create(request, name: str):
+    prompt = selectors.prompt_get(actor=request.user, name=name, action=Action.CHANGE)
+    base_number = request.GET.get("from")
+    base = (selectors.version_get(prompt=prompt, number=int(base_number)) if base_number and base_number.isdigit()
+            else selectors.version_list(prompt=prompt).first())
+    form = VersionForm(request.POST or None, prefix="v", initial=VersionForm.initial_from(base))
+    formset = MessageFormSet(request.POST or None, prefix="m", initial=None if request.POST else message_initial(base))
+    if request.method == "POST" and form.is_valid() & formset.is_valid():
+        try:
+            result = services.version_create(prompt=prompt, draft=form.draft(prompt.kind, formset.messages()),
+                                             commit_message=form.cleaned_data["commit_message"], actor=request.user)
+        except ValidationError as exc:
+            form.add_service_errors(exc, formset)
+        else:
+            (messages.success if result.created else messages.info)(request, result.message)
+            return redirect(_prompt_url(prompt, f"-/versions/{result.version.number}/"))
+    return render(request, "prompts/version_form.html", {"prompt": prompt, "form": form, "formset": formset,
+                                                         "base": base, "catalog_models": _catalog_models()},
+                  status=400 if request.method == "POST" else 200)
+
+
+@login_required
+@require_GET
+def version_detail(request, name: str, number: int):
+    prompt = selectors.prompt_get(actor=request.user, name=name)
+    version = selectors.version_get(prompt=prompt, number=number)
+    graph = include_graph(version)
+    findings = lint_version(version, extra_used=graph.variables)
+    errors, warnings = counts(findings)
+    previous = selectors.version_list(prompt=prompt).filter(number__lt=number).first()
+    return render(request, "prompts/version.html", {
+        "prompt": prompt, "version": version, "graph": graph, "findings": findings,
+        "lint_errors": errors, "lint_warnings": warnings, "previous": previous,
+        "labels": selectors.labels_by_version(prompt).get(number, []),
+        "variables": sorted(set(version.variables) | graph.variables),
+        "may_change": can(request.user, Action.CHANGE, prompt),
+        "lines": (version.template or "").splitlines(),
+    })
+
+
+@login_required
+@require_POST
+def version_render(request, name: str, number: int):
+    """The preview on a version page: fill the variables, see the text or each problem (htmx fragment)."""
+    prompt = selectors.prompt_get(actor=request.user, name=name)
+    version = selectors.version_get(prompt=prompt, number=number)
+    graph = include_graph(version)
+    variables = {v: request.POST.get(f"var_{v}", "") for v in sorted(set(version.variables) | graph.variables)
+                 if f"var_{v}" in request.POST}
+    context = {"prompt": prompt, "version": version}
+    try:
+        context["rendered"] = render_version(version, _coerce(variables, version.variables_schema))
+    except RenderFailed as exc:
+        context["problems"] = exc.problems
+    template = "prompts/partials/_render_result.html"
+    if is_fragment_request(request):
+        return render(request, template, context)
+    return render(request, "prompts/render_page.html", context)
+
+
+def _coerce(variables: dict, schema: dict | None) -> dict:
+    """Form inputs are strings: JSON-decode values whose schema asks for another type (numbers, lists…)."""
+    import json
+
+    props = (schema or {}).get("properties", {}) if isinstance(schema, dict) else {}
+    out = {}
+    for key, value in variables.items():
+        wanted = (props.get(key) or {}).get("type")
+        if wanted and wanted != "string":
+            try:
+                out[key] = json.loads(value)
+                continue
+            except (TypeError, ValueError):
+                pass
+        out[key] = value
+    return out
+
+
+@login_required
+@require_GET
+def diff_view(request, name: str):
+    prompt = selectors.prompt_get(actor=request.user, name=name)
+    latest = prompt.latest_version_number
+    try:
+        b = int(request.GET.get("b") or latest)
+        a = int(request.GET.get("a") or max(b - 1, 1))
+    except ValueError:
+        raise Http404("Give version numbers to compare, e.g. ?a=1&b=2.")
+    left = selectors.version_get(prompt=prompt, number=a)
+    right = selectors.version_get(prompt=prompt, number=b)
+    return render(request, "prompts/diff.html", {"prompt": prompt, "diff": version_diff(left, right),
+                                                 "numbers": list(range(latest, 0, -1)), "a": a, "b": b})
+
+
+@login_required
+@require_POST
+def label_set(request, name: str):
+    prompt = selectors.prompt_get(actor=request.user, name=name, action=Action.CHANGE)
+    form = LabelSetForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Give a label name and a version number.")
+        return redirect(_prompt_url(prompt))
+    data = form.cleaned_data
+    try:
+        version = selectors.version_get(prompt=prompt, number=data["version"])
+        services.label_set(prompt=prompt, label=data["label"], version=version, actor=request.user,
+                           reason=data["reason"])
+    except Http404 as exc:
+        messages.error(request, str(exc))
+    except PermissionDenied as exc:
+        messages.error(request, f"{exc} Use “Request promotion”.")
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, f"{data['label']} now points at version {data['version']}.")
+    return redirect(_prompt_url(prompt))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def promote(request, name: str):
+    """Open a promotion (or rollback) request: shows the diff from the version the label points at now."""
+    prompt = selectors.prompt_get(actor=request.user, name=name, action=Action.CHANGE)
+    label = request.POST.get("label") or request.GET.get("label") or PRODUCTION
+    number = request.POST.get("version") or request.GET.get("version") or prompt.latest_version_number
+    form = PromoteForm(request.POST or None, initial={"version": number, "label": label})
+    try:
+        version = selectors.version_get(prompt=prompt, number=int(number))
+    except ValueError:
+        raise Http404("Choose a version number.")
+    current = prompt.labels.filter(name=label).select_related("version").first()
+    current_version = current.version if current else None
+    if request.method == "POST" and form.is_valid():
+        try:
+            created = services.promotion_request_open(prompt=prompt, version=version, actor=request.user,
+                                                      reason=form.cleaned_data["reason"], label=label)
+        except ValidationError as exc:
+            for key, errors in exc.message_dict.items():
+                form.add_error(key if key in form.fields else None, errors)
+        else:
+            messages.success(request, f"Opened request #{created.pk}. Ask a teammate to review it.")
+            return redirect("prompts:request", pk=created.pk)
+    return render(request, "prompts/promote.html", {
+        "prompt": prompt, "version": version, "label": label, "current": current_version, "form": form,
+        "diff": version_diff(current_version, version),
+        "numbers": list(range(prompt.latest_version_number, 0, -1)),
+        "is_rollback": current_version is not None and version.number < current_version.number,
+    }, status=400 if request.method == "POST" else 200)
+
+
+# --- promotion requests ------------------------------------------------------------------------------------
+
+@login_required
+@require_GET
+def request_list(request):
+    status = request.GET.get("status", PromotionStatus.OPEN)
+    if status not in PromotionStatus.values and status != "all":
+        status = PromotionStatus.OPEN
+    rows = selectors.promotion_request_list(actor=request.user, status="" if status == "all" else status)
+    page = Paginator(rows, 50).get_page(request.GET.get("page"))
+    return render(request, "prompts/requests.html", {"page": page, "status": status,
+                                                     "statuses": [*PromotionStatus.choices, ("all", "All")]})
+
+
+def _request_context(request, promotion, **extra) -> dict:
+    user = request.user
+    may_approve, why_not = services.may_approve(user, promotion)
+    current = promotion.prompt.labels.filter(name=promotion.label).select_related("version").first()
+    current_version = current.version if current else None
+    results = selectors.latest_check_results(promotion)
+    return {
+        "req": promotion, "prompt": promotion.prompt, "results": results,
+        "blocked": [r for r in results if r.blocks],
+        "approvals": list(promotion.approvals.select_related("user")),
+        "diff": version_diff(promotion.from_version if not promotion.is_open else current_version,
+                             promotion.to_version),
+        "current": current_version,
+        "may_approve": promotion.is_open and may_approve, "why_not": why_not,
+        "may_recheck": promotion.is_open and can(user, Action.CHANGE, promotion.prompt),
+        "may_cancel": promotion.is_open and services.may_cancel(user, promotion),
+        "may_expedite": promotion.is_open and is_admin(user),
+        "decision_form": DecisionForm(), "expedite_form": ExpediteForm(),
+        "runs": promotion.check_results.values("run").distinct().count(),
+        **extra,
+    }
+
+
+@login_required
+@require_GET
+def request_detail(request, pk: int):
+    promotion = selectors.promotion_request_get(actor=request.user, pk=pk)
+    return render(request, "prompts/request.html", _request_context(request, promotion))
+
+
+def _decide(request, pk: int, action):
+    promotion = selectors.promotion_request_get(actor=request.user, pk=pk)
+    try:
+        message = action(promotion)
+    except PermissionDenied as exc:
+        messages.error(request, str(exc))
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, message)
+    url = reverse("prompts:request", kwargs={"pk": pk})
+    return htmx_location(url) if is_fragment_request(request) else redirect(url)
+
+
+def _waiting(outcome) -> str:
+    if outcome.applied:
+        return (f"{outcome.request.label} now points at version {outcome.request.to_version.number} of "
+                f"{outcome.request.prompt.name}.")
+    return "Recorded. Waiting on: " + ", ".join(outcome.waiting_on) + "."
+
+
+@login_required
+@require_POST
+def request_approve(request, pk: int):
+    comment = request.POST.get("comment", "")
+    return _decide(request, pk, lambda p: "Approved. " + _waiting(
+        services.promotion_request_approve(request=p, user=request.user, comment=comment)))
+
+
+@login_required
+@require_POST
+def request_reject(request, pk: int):
+    comment = request.POST.get("comment", "")
+
+    def reject(p):
+        services.promotion_request_reject(request=p, user=request.user, comment=comment)
+        return "Rejected. The requester sees your comment."
+
+    return _decide(request, pk, reject)
+
+
+@login_required
+@require_POST
+def request_cancel(request, pk: int):
+    comment = request.POST.get("comment", "")
+
+    def cancel(p):
+        services.promotion_request_cancel(request=p, actor=request.user, comment=comment)
+        return "Cancelled."
+
+    return _decide(request, pk, cancel)
+
+
+@login_required
+@require_POST
+def request_recheck(request, pk: int):
+    def recheck(p):
+        if not can(request.user, Action.CHANGE, p.prompt):
+            raise PermissionDenied("Only engineers of the owning team may re-run the checks.")
+        return "Checks re-run. " + _waiting(services.promotion_request_recheck(request=p, user=request.user))
+
+    return _decide(request, pk, recheck)
+
+
+@login_required
+@require_POST
+def request_expedite(request, pk: int):
+    reason = request.POST.get("reason", "")
+    return _decide(request, pk, lambda p: "Expedited. " + _waiting(
+        services.promotion_request_expedite(request=p, user=request.user, reason=reason)))
+
+
+# --- team settings: policy, webhooks, export / import ------------------------------------------------------
+
+def _team(request, slug: str, action=Action.VIEW) -> Team:
+    return get_object_for(request.user, Team.objects.all(), action, slug=slug)
+
+
+def _settings_context(request, team, **extra) -> dict:
+    policy = services.policy_for(team.pk)
+    checks = registry.gate_checks()
+    may_manage = can(request.user, Action.MANAGE, team)
+    advisory = [c.key for c in checks if not policy.check_overrides.get(c.key, c.blocking_default)]
+    context = {
+        "team": team, "policy": policy, "checks": checks, "may_manage": may_manage,
+        "may_change": can(request.user, Action.CHANGE, team),
+        "policy_form": PolicyForm(checks=checks, initial={
+            "approvals_required": policy.approvals_required, "not_configured_blocks": policy.not_configured_blocks,
+            "lint_warnings_block": policy.lint_warnings_block,
+            "protected_labels": ", ".join(policy.protected_labels), "advisory_checks": advisory}),
+        "webhook_form": WebhookForm(), "import_form": ImportForm(),
+        "webhooks": list(selectors.webhook_list(team=team)) if may_manage else [],
+        "deliveries": selectors.delivery_list(team=team) if may_manage else [],
+    }
+    context.update(extra)
+    return context
+
+
+@login_required
+@require_GET
+def team_settings(request, slug: str):
+    team = _team(request, slug)
+    return render(request, "prompts/team_settings.html", _settings_context(request, team))
+
+
+@login_required
+@require_POST
+def policy_update(request, slug: str):
+    team = _team(request, slug, Action.MANAGE)
+    checks = registry.gate_checks()
+    form = PolicyForm(request.POST, checks=checks)
+    if form.is_valid():
+        data = form.cleaned_data
+        overrides = {c.key: c.key not in data["advisory_checks"] for c in checks
+                     if c.key != "approvals" and (c.key in data["advisory_checks"]) == c.blocking_default}
+        try:
+            services.policy_set(team=team, actor=request.user, approvals_required=data["approvals_required"],
+                                not_configured_blocks=data["not_configured_blocks"],
+                                lint_warnings_block=data["lint_warnings_block"], check_overrides=overrides,
+                                protected_labels=[s.strip() for s in data["protected_labels"].split(",") if s.strip()])
+        except ValidationError as exc:
+            for key, errors in exc.message_dict.items():
+                form.add_error(key if key in form.fields else None, errors)
+        else:
+            messages.success(request, "Release policy saved.")
+            return redirect("prompts:team_settings", slug=slug)
+    return render(request, "prompts/team_settings.html", _settings_context(request, team, policy_form=form),
+                  status=400)
+
+
+@login_required
+@require_POST
+def webhook_create(request, slug: str):
+    from apps.prompts.webhooks import webhook_create as create
+
+    team = _team(request, slug, Action.MANAGE)
+    form = WebhookForm(request.POST)
+    if form.is_valid():
+        try:
+            webhook, secret = create(team=team, actor=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            for key, errors in exc.message_dict.items():
+                form.add_error(key if key in form.fields else None, errors)
+        else:
+            return render(request, "prompts/team_settings.html",
+                          _settings_context(request, team, new_secret=secret, new_webhook=webhook))
+    return render(request, "prompts/team_settings.html", _settings_context(request, team, webhook_form=form),
+                  status=400)
+
+
+@login_required
+@require_POST
+def webhook_delete(request, slug: str, pk: int):
+    from apps.prompts.webhooks import webhook_delete as delete
+
+    team = _team(request, slug, Action.MANAGE)
+    webhook = selectors.webhook_list(team=team).filter(pk=pk).first()
+    if webhook is None:
+        raise Http404("No such webhook.")
+    delete(webhook=webhook, actor=request.user)
+    messages.success(request, f"Webhook {webhook.url} deleted.")
+    return redirect("prompts:team_settings", slug=slug)
+
+
+@login_required
+@require_GET
+def team_export(request, slug: str):
+    from apps.prompts.yaml_io import export_team
+
+    team = _team(request, slug)
+    response = HttpResponse(export_team(team, actor=request.user), content_type="application/yaml")
+    stamp = timezone.now().strftime("%Y%m%d")
+    response["Content-Disposition"] = f'attachment; filename="prompts-{team.slug}-{stamp}.yaml"'
+    return response
+
+
+@login_required
+@require_POST
+def team_import(request, slug: str):
+    from apps.prompts.yaml_io import ImportFailed, import_team
+
+    team = _team(request, slug, Action.CHANGE)
+    form = ImportForm(request.POST, request.FILES)
+    context = {}
+    if form.is_valid():
+        upload = form.cleaned_data["file"]
+        try:
+            text = upload.read().decode("utf-8")
+        except UnicodeDecodeError:
+            form.add_error("file", "The file is not UTF-8 text.")
+        else:
+            try:
+                report = import_team(team, text, actor=request.user, dry_run=form.cleaned_data["dry_run"])
+            except ImportFailed as exc:
+                context["import_errors"] = exc.errors
+            else:
+                context["import_report"] = report
+                if not report.dry_run:
+                    messages.success(request, f"Imported: {len(report.created_prompts)} new prompt(s), "
+                                              f"{len(report.created_versions)} new version(s).")
+    status = 400 if ("import_errors" in context or form.errors) else 200
+    return render(request, "prompts/team_settings.html",
+                  _settings_context(request, team, import_form=form, **context), status=status)

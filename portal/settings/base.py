@@ -29,12 +29,12 @@ INSTALLED_APPS = [
     "portal",
     "apps.accounts",
     "apps.audit",
+    "apps.guardrails",
     "apps.costs",
     "apps.llm",
     "apps.prompts",
 ]
-if (BASE_DIR / "apps" / "guardrails" / "apps.py").exists():
-    INSTALLED_APPS.insert(INSTALLED_APPS.index("apps.costs"), "apps.guardrails")
+
 
 MIDDLEWARE = [
     "portal.middleware.RequestContextMiddleware",
@@ -44,6 +44,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "portal.middleware.ActorContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",

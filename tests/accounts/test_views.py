@@ -107,6 +107,22 @@ class TestTeamPages:
         page = text(as_owner.get(TEAM))
         assert "evan-engineer-read" in page and "Add a member" in page and "Remove" in page
 
+    def test_the_team_page_query_count_does_not_grow_with_members_or_tokens(
+            self, client_for, owner, team, token_for, django_assert_max_num_queries):
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        client = client_for(owner)
+        client.get(TEAM)
+        with CaptureQueriesContext(connection) as small:
+            client.get(TEAM)
+        for i in range(15):
+            user = UserFactory(username=f"member-{i}")
+            Membership.objects.create(team=team, user=user, role=Role.ENGINEER)
+            token_for(user, team, "read")
+        with django_assert_max_num_queries(len(small)):
+            assert client.get(TEAM).status_code == 200
+
     def test_a_council_member_reads_the_page_but_gets_no_token_panel(self, client_for, council_member, owner):
         page = text(client_for(council_member).get(TEAM))
         assert "olivia-owner" in page and "New token" not in page and "read only" in page

@@ -217,7 +217,10 @@ class TestChainIndicator:
             first = client.post("/audit/verify/", HTTP_HX_REQUEST="true")
             client.post("/audit/verify/", HTTP_HX_REQUEST="true")
         assert ChainVerification.objects.count() == 1 and len(callbacks) == 1
-        assert 'hx-trigger="every 2s"' in text(first) and "verifying the chain" in text(first)
+        assert 'hx-trigger="every 2s"' in text(first) and "verification queued" in text(first)
+        ChainVerification.objects.update(status=VerificationStatus.RUNNING, progress_done=3, progress_total=5)
+        polled = text(client.get("/audit/verify/", HTTP_HX_REQUEST="true"))
+        assert "3 of about 5 events" in polled and 'hx-trigger="every 2s"' in polled
 
     def test_a_broken_chain_is_shown_with_its_first_broken_event(self, client_for, admin_user, log):
         ChainVerification.objects.create(status=VerificationStatus.DONE, intact=False, first_broken_id=3,
@@ -236,6 +239,22 @@ class TestChainIndicator:
         with django_capture_on_commit_callbacks(execute=False):
             client.post("/audit/verify/")
         assert ChainVerification.objects.count() == 2
+
+    def test_a_broker_outage_shows_as_a_failed_run_not_an_error(self, client_for, admin_user, log, monkeypatch,
+                                                                django_capture_on_commit_callbacks):
+        from apps.audit import tasks
+
+        def down(pk):
+            raise ConnectionError("broker unreachable")
+
+        monkeypatch.setattr(tasks.audit_chain_verify_task, "delay", down)
+        client = client_for(admin_user)
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post("/audit/verify/", HTTP_HX_REQUEST="true")
+        assert response.status_code == 200
+        run = ChainVerification.objects.get()
+        assert run.status == VerificationStatus.FAILED and "is the broker up?" in run.error
+        assert "verification failed" in text(client.get("/audit/"))
 
     def test_a_plain_post_redirects_back_with_a_message(self, client_for, admin_user, log,
                                                          django_capture_on_commit_callbacks):

@@ -3,7 +3,9 @@ import pytest
 from apps.guardrails.checksums import IBAN_LENGTHS, card_issuer_known, iban_valid, luhn_valid, ssn_valid
 
 
-@pytest.mark.parametrize("number", ["4111111111111111", "378282246310005", "6011111111111117", "30569309025904"])
+@pytest.mark.parametrize(
+    "number", ["4111111111111111", "378282246310005", "6011111111111117", "30569309025904"]
+)
 def test_luhn_accepts_valid_card_numbers(number):
     assert luhn_valid(number)
 
@@ -14,7 +16,13 @@ def test_luhn_rejects_wrong_check_digit_and_non_digits(number):
 
 
 @pytest.mark.parametrize(
-    "iban", ["DE89370400440532013000", "GB82WEST12345698765432", "NO9386011117947", "MT84MALT011000012345MTLCAST001S"]
+    "iban",
+    [
+        "DE89370400440532013000",
+        "GB82WEST12345698765432",
+        "NO9386011117947",
+        "MT84MALT011000012345MTLCAST001S",
+    ],
 )
 def test_iban_accepts_valid_numbers(iban):
     assert iban_valid(iban)
@@ -39,9 +47,16 @@ def test_iban_length_table_covers_sepa_countries():
         assert 15 <= IBAN_LENGTHS[country] <= 34
 
 
-@pytest.mark.parametrize(("area", "group", "serial"), [("000", "12", "3456"), ("666", "12", "3456"),
-                                                       ("900", "12", "3456"), ("123", "00", "4567"),
-                                                       ("123", "45", "0000")])
+@pytest.mark.parametrize(
+    ("area", "group", "serial"),
+    [
+        ("000", "12", "3456"),
+        ("666", "12", "3456"),
+        ("900", "12", "3456"),
+        ("123", "00", "4567"),
+        ("123", "45", "0000"),
+    ],
+)
 def test_ssn_rejects_numbers_never_issued(area, group, serial):
     assert not ssn_valid(area, group, serial)
 
@@ -50,7 +65,9 @@ def test_ssn_accepts_an_issuable_number():
     assert ssn_valid("536", "22", "1407")
 
 
-@pytest.mark.parametrize("number", ["4111111111111111", "5555555555554444", "2223003122003222", "378282246310005"])
+@pytest.mark.parametrize(
+    "number", ["4111111111111111", "5555555555554444", "2223003122003222", "378282246310005"]
+)
 def test_card_issuer_ranges_are_recognised(number):
     assert card_issuer_known(number)
 

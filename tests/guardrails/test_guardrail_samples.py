@@ -40,7 +40,11 @@ def pii_counts(rows: list[dict]) -> dict[str, Counter]:
         unmatched = list(row["spans"])
         for finding in detect_pii(row["text"]):
             hit = next(
-                (e for e in unmatched if e["type"] == finding.type and spans_match(e, finding.start, finding.end)),
+                (
+                    e
+                    for e in unmatched
+                    if e["type"] == finding.type and spans_match(e, finding.start, finding.end)
+                ),
                 None,
             )
             if hit is None:
@@ -80,9 +84,13 @@ def table(title: str, counts: dict[str, Counter]) -> str:
     for name, count in counts.items():
         total.update(count)
         precision, recall = precision_recall(count)
-        lines.append(f"{name:<22}{count['tp']:>5}{count['fp']:>5}{count['fn']:>5}{precision:>11.2f}{recall:>8.2f}")
+        lines.append(
+            f"{name:<22}{count['tp']:>5}{count['fp']:>5}{count['fn']:>5}{precision:>11.2f}{recall:>8.2f}"
+        )
     precision, recall = precision_recall(total)
-    lines.append(f"{'all (micro)':<22}{total['tp']:>5}{total['fp']:>5}{total['fn']:>5}{precision:>11.2f}{recall:>8.2f}")
+    lines.append(
+        f"{'all (micro)':<22}{total['tp']:>5}{total['fp']:>5}{total['fn']:>5}{precision:>11.2f}{recall:>8.2f}"
+    )
     return "\n".join(lines)
 
 

@@ -83,6 +83,8 @@ def test_phone_numbers_are_found(text, expected):
         "Unix time 1700000000",
         "Total 1,234,567.89 EUR",
         "IBAN DE89 3704 0044 0532 0130 00",
+        "Logged at 05.03.2019 14:22:10 by the system",
+        "Logged at 03/05/2019 02:22 PM",
     ],
 )
 def test_dates_versions_and_ids_are_not_phone_numbers(text):
@@ -129,6 +131,7 @@ def test_a_grouped_card_number_scores_095():
         "Order 1318609139099603 confirmed",  # passes Luhn, no issuer starts with 1
         "Timestamp 1700000000123 ms",
         "Balance 1234 5678 9012 3456.78 USD",
+        "Transaction id 4532015112830366 settled",  # Luhn-valid Visa shape, labelled as an id
     ],
 )
 def test_invalid_or_implausible_card_numbers_are_ignored(text):
@@ -183,8 +186,16 @@ def test_social_security_numbers_are_found(text, expected):
 
 @pytest.mark.parametrize(
     "text",
-    ["SSN 000-12-3456", "666-45-1234", "ITIN 912-34-5678", "SSN 123-00-4567", "SSN 123-45-0000",
-     "Ref 401 38 2291", "id 123456789"],
+    [
+        "SSN 000-12-3456",
+        "666-45-1234",
+        "ITIN 912-34-5678",
+        "SSN 123-00-4567",
+        "SSN 123-45-0000",
+        "Ref 401 38 2291",
+        "id 123456789",
+        "Part 536-22-1407 shipped",
+    ],
 )
 def test_invalid_or_uncued_ssns_are_ignored(text):
     assert found(text, PiiType.SSN) == []
@@ -238,7 +249,10 @@ JWT = (
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ"
     ".SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
 )
-PEM = "-----BEGIN " + "RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgO\n-----END RSA PRIVATE KEY-----"
+PEM = (
+    "-----BEGIN "
+    + "RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgO\n-----END RSA PRIVATE KEY-----"
+)
 
 
 @pytest.mark.parametrize(
@@ -247,7 +261,10 @@ PEM = "-----BEGIN " + "RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2M
         (f"export OPENAI_API_KEY={OPENAI}", OPENAI),
         (f"key={ANTHROPIC}", ANTHROPIC),
         ("aws_access_key_id = AKIAIOSFODNN7EXAMPLE", "AKIAIOSFODNN7EXAMPLE"),
-        ("aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+        (
+            "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        ),
         (f"token {GITHUB}", GITHUB),
         (f"SLACK={SLACK}", SLACK),
         (f"stripe.api_key = '{STRIPE}'", STRIPE),

@@ -77,9 +77,24 @@ def test_any_text_gives_ordered_non_overlapping_findings(text):
 
 
 pii_fragments = st.sampled_from(
-    ["j.doe@gmail.com", "+49 30 12345678", "(415) 555-2671", "0171 2345678", "4111 1111 1111 1111",
-     "DE89370400440532013000", "DE89 3704 0044 0532 0130 00", "536-22-1407", "203.0.113.9", "2001:db8::1",
-     "AKIAIOSFODNN7EXAMPLE", "hello", "order 42", "2024-03-15", "phone", "card"]
+    [
+        "j.doe@gmail.com",
+        "+49 30 12345678",
+        "(415) 555-2671",
+        "0171 2345678",
+        "4111 1111 1111 1111",
+        "DE89370400440532013000",
+        "DE89 3704 0044 0532 0130 00",
+        "536-22-1407",
+        "203.0.113.9",
+        "2001:db8::1",
+        "AKIAIOSFODNN7EXAMPLE",
+        "hello",
+        "order 42",
+        "2024-03-15",
+        "phone",
+        "card",
+    ]
 )
 # Not a bare space: "4111 1111 1111 1111 0171 2345678" is ambiguous even to a reader (see the docs).
 separators = st.sampled_from([", ", "\n", "; ", " | ", "\t"])

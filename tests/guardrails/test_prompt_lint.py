@@ -13,7 +13,12 @@ def codes(template: str, declared=None, used=None) -> list[tuple[str, int | None
 
 def test_a_clean_template_has_no_findings():
     template = "You answer questions about {{ product }}.\n<question>\n{{ question }}\n</question>\n"
-    assert lint_template(template, declared_variables={"product", "question"}, used_variables={"product", "question"}) == []
+    assert (
+        lint_template(
+            template, declared_variables={"product", "question"}, used_variables={"product", "question"}
+        )
+        == []
+    )
 
 
 def test_undeclared_variable_is_an_error_on_the_line_where_it_is_used():
@@ -79,7 +84,7 @@ def test_user_input_without_delimiters_is_a_warning_naming_the_variable(template
     "template",
     [
         "<question>{{ question }}</question>",
-        "<document id=\"1\">\n  {{ document }}\n</document>",
+        '<document id="1">\n  {{ document }}\n</document>',
         '"""\n{{ user_text }}\n"""',
         "```\n{{ message }}\n```",
         "```text\n{{ message }}\n```",
@@ -96,14 +101,30 @@ def test_delimited_user_input_and_other_names_are_fine(template):
 
 def test_each_undelimited_occurrence_is_reported_on_its_own_line():
     template = "<q>{{ question }}</q>\nAgain: {{ question }}\nAnd: {{ question }}"
-    assert codes(template) == [("undelimited-user-input", 2, "question"), ("undelimited-user-input", 3, "question")]
+    assert codes(template) == [
+        ("undelimited-user-input", 2, "question"),
+        ("undelimited-user-input", 3, "question"),
+    ]
 
 
 @pytest.mark.parametrize(
     ("name", "expected"),
-    [("input", True), ("question", True), ("questions", True), ("query", True), ("message", True),
-     ("user_bio", True), ("email_text", True), ("document", True), ("documents", True), ("context", True),
-     ("product", False), ("language", False), ("tone", False), ("username", False)],
+    [
+        ("input", True),
+        ("question", True),
+        ("questions", True),
+        ("query", True),
+        ("message", True),
+        ("user_bio", True),
+        ("email_text", True),
+        ("document", True),
+        ("documents", True),
+        ("context", True),
+        ("product", False),
+        ("language", False),
+        ("tone", False),
+        ("username", False),
+    ],
 )
 def test_user_input_names(name, expected):
     assert is_user_input_name(name) is expected
@@ -111,5 +132,10 @@ def test_user_input_names(name, expected):
 
 def test_findings_are_sorted_by_line():
     template = "Q: {{ question }}\nKey AKIAIOSFODNN7EXAMPLE\n{{ extra }}"
-    lines = [f.line for f in lint_template(template, declared_variables={"question"}, used_variables={"question", "extra"})]
+    lines = [
+        f.line
+        for f in lint_template(
+            template, declared_variables={"question"}, used_variables={"question", "extra"}
+        )
+    ]
     assert lines == sorted(lines)

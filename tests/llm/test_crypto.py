@@ -61,13 +61,16 @@ def test_rows_written_with_the_secret_key_default_survive_introducing_an_encrypt
     assert decrypt_secret(token).reveal() == "sk-before"
 
 
-def test_a_changed_secret_key_gives_a_readable_error(settings):
+@pytest.mark.django_db
+def test_a_changed_secret_key_gives_a_readable_error(settings, openai_provider):
     settings.PORTAL_ENCRYPTION_KEY = None
     token = encrypt_secret("sk-before")
     settings.SECRET_KEY = "another-secret-key"
 
-    with pytest.raises(AuthenticationFailed, match="Set the key again"):
+    with pytest.raises(AuthenticationFailed, match="cannot be decrypted"):
         decrypt_secret(token)
+    with pytest.raises(AuthenticationFailed, match="provider openai .* Set the key again on the Models page"):
+        provider_api_key(openai_provider)
 
 
 @pytest.mark.django_db

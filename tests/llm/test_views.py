@@ -201,3 +201,14 @@ def test_the_price_is_shown_as_it_is_now(client_for, viewer, gpt4o_mini, gpt4o_m
     body = client_for(viewer).get("/models/").content.decode()
 
     assert "$0.15 in" in body and "$9.00 in" not in body
+
+
+def test_audit_events_of_providers_and_models_link_to_the_catalog(local_models):
+    from apps.audit.links import attach_links
+
+    events = attach_links(AuditEvent.objects.filter(action__startswith="llm.").order_by("id"))
+
+    provider, chat = local_models["provider"], local_models["chat"]
+    urls = {(e.object_type, e.object_id): e.object_url for e in events}
+    assert urls[("llm.provider", str(provider.pk))] == f"/models/#provider-{provider.pk}"
+    assert urls[("llm.model", str(chat.pk))] == f"/models/#model-{chat.pk}"

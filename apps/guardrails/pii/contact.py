@@ -23,12 +23,14 @@ _SPELLED_EMAIL = re.compile(
 )
 _LOCAL_PART_SYMBOLS = frozenset("._%+'-")
 # RFC 2606 / 6761 names are placeholders by definition, as in few-shot examples.
-_RESERVED_DOMAIN = re.compile(r"(?i)(?:^|\.)(?:example\.(?:com|org|net)|[\w-]+\.(?:example|test|invalid|localhost))$")
-# "logo@2x.png" is a file name: these endings are not top-level domains.
-_FILE_EXTENSIONS = frozenset(
-    "png jpg jpeg gif svg webp bmp tif tiff ico heic css js mjs ts tsx jsx html htm json yaml yml txt pdf "
-    "csv xml lock toml ini cfg log".split()
+_RESERVED_DOMAIN = re.compile(
+    r"(?i)(?:^|\.)(?:example\.(?:com|org|net)|[\w-]+\.(?:example|test|invalid|localhost))$"
 )
+# "logo@2x.png" is a file name: these endings are not top-level domains.
+_FILE_EXTENSIONS = frozenset({
+    "png", "jpg", "jpeg", "gif", "svg", "webp", "bmp", "tif", "tiff", "ico", "heic", "css", "js", "mjs", "ts",
+    "tsx", "jsx", "html", "htm", "json", "yaml", "yml", "txt", "pdf", "csv", "xml", "lock", "toml", "ini", "cfg", "log",
+})  # fmt: skip
 
 
 def find_emails(text: str) -> Iterator[PiiFinding]:
@@ -92,7 +94,8 @@ _PHONE_CANDIDATE_NEXT = re.compile(
 )
 _PHONE_GROUP = re.compile(r"\(?\+?\d+\)?")
 _NANP = re.compile(r"^(?:\+?1[-. ]?)?(?:\([2-9]\d\d\)[ ]?|[2-9]\d\d[-. ])[2-9]\d\d[-. ]\d{4}$")
-_DATE_LIKE = re.compile(r"^\d{1,4}([-./])\d{1,2}\1\d{1,4}$")
+# A date, possibly followed by a time ("05.03.2019 14:22" is cut at the colon into "05.03.2019 14").
+_DATE_LIKE = re.compile(r"^\d{1,4}([-./])\d{1,2}\1\d{1,4}(?:$|[ T])")
 _PHONE_CUE = re.compile(
     r"(?i)\b(?:phone|tel|telephone|telefon|mobile?|cell|cellphone|call|calling|dial|fax|whats\s?app|sms|"
     r"text|contact|reach|hotline|helpline|ring|handy|ruf|rufnummer|t[ée]l[ée]phone|t[ée]l|portable|"
@@ -166,7 +169,6 @@ def _phone_confidence(text: str, start: int, number: str) -> float:
     elif _ID_CUE.search(text_before(text, start, 24)):
         base -= 0.3
     return clamp(min(base, 0.85))
-
 
 
 def _digit_count(value: str) -> int:

@@ -30,7 +30,9 @@ _SECRET_PATTERNS = (
         ),
         0.99,
     ),
-    _SecretPattern("Anthropic key", ("sk-ant-",), re.compile(r"sk-ant-(?<![\w-]sk-ant-)[A-Za-z0-9_-]{20,}"), 0.97, True),
+    _SecretPattern(
+        "Anthropic key", ("sk-ant-",), re.compile(r"sk-ant-(?<![\w-]sk-ant-)[A-Za-z0-9_-]{20,}"), 0.97, True
+    ),
     _SecretPattern(
         "OpenAI key",
         ("sk-",),
@@ -60,13 +62,35 @@ _SECRET_PATTERNS = (
         True,
     ),
     _SecretPattern(
-        "GitHub fine-grained token", ("github_pat_",), re.compile(r"github_pat_[A-Za-z0-9_]{22,255}\b"), 0.95, True
+        "GitHub fine-grained token",
+        ("github_pat_",),
+        re.compile(r"github_pat_[A-Za-z0-9_]{22,255}\b"),
+        0.95,
+        True,
     ),
-    _SecretPattern("Slack token", ("xox",), re.compile(r"xox[baprse]-(?<!\w.....)[A-Za-z0-9-]{10,}"), 0.95, True),
-    _SecretPattern("Stripe live key", ("k_live_",), re.compile(r"[sr]k_live_(?<!\w........)[A-Za-z0-9]{16,}\b"), 0.95, True),
-    _SecretPattern("Stripe test key", ("k_test_",), re.compile(r"[sr]k_test_(?<!\w........)[A-Za-z0-9]{16,}\b"), 0.8, True),
-    _SecretPattern("Google API key", ("aiza",), re.compile(r"AIza(?<!\w....)[0-9A-Za-z_-]{35}(?![\w-])"), 0.95),
-    _SecretPattern("portal API token", ("gp_",), re.compile(r"gp_(?<!\w...)[0-9A-Za-z]{8}_[A-Za-z0-9_-]{20,}"), 0.97),
+    _SecretPattern(
+        "Slack token", ("xox",), re.compile(r"xox[baprse]-(?<!\w.....)[A-Za-z0-9-]{10,}"), 0.95, True
+    ),
+    _SecretPattern(
+        "Stripe live key",
+        ("k_live_",),
+        re.compile(r"[sr]k_live_(?<!\w........)[A-Za-z0-9]{16,}\b"),
+        0.95,
+        True,
+    ),
+    _SecretPattern(
+        "Stripe test key",
+        ("k_test_",),
+        re.compile(r"[sr]k_test_(?<!\w........)[A-Za-z0-9]{16,}\b"),
+        0.8,
+        True,
+    ),
+    _SecretPattern(
+        "Google API key", ("aiza",), re.compile(r"AIza(?<!\w....)[0-9A-Za-z_-]{35}(?![\w-])"), 0.95
+    ),
+    _SecretPattern(
+        "portal API token", ("gp_",), re.compile(r"gp_(?<!\w...)[0-9A-Za-z]{8}_[A-Za-z0-9_-]{20,}"), 0.97
+    ),
 )
 
 _JWT = re.compile(r"eyJ(?<![\w-]eyJ)[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{8,}")

@@ -15,6 +15,7 @@ _CARD_GROUPED = re.compile(
     r"(?:[0-9]{3}([ -])[0-9]{4}\1[0-9]{4}\1[0-9]{4}(?:\1[0-9]{3})?|[0-9]{3}([ -])[0-9]{6}\2[0-9]{4,5})"
     r"(?![\w]|[.,][0-9])"
 )
+_NON_DIGIT = re.compile(r"[^0-9]")
 _CARD_PLAIN = re.compile(r"[0-9](?<![\w.,-][0-9])[0-9]{12,18}(?![\w]|[.,][0-9])")
 _CARD_CUE = re.compile(
     r"(?i)\b(?:card|visa|master\s?card|amex|american express|discover|jcb|diners|maestro|unionpay|"
@@ -30,7 +31,7 @@ def find_cards(text: str) -> Iterator[PiiFinding]:
     for pattern, grouped in ((_CARD_GROUPED, True), (_CARD_PLAIN, False)):
         for match in pattern.finditer(text):
             number = match.group()
-            digits = re.sub(r"\D", "", number)
+            digits = _NON_DIGIT.sub("", number)
             if not luhn_valid(digits) and len(digits) == 19 and grouped:
                 number, digits = number[:-4], digits[:-3]  # a 16-digit card followed by another number
             if not luhn_valid(digits):
@@ -43,7 +44,7 @@ def find_cards(text: str) -> Iterator[PiiFinding]:
             if has_cue(text, match.start(), _CARD_CUE, width=40):
                 confidence += 0.1
             elif _CARD_ID_CUE.search(text_before(text, match.start(), 24)):
-                confidence -= 0.3
+                confidence -= 0.4  # "Transaction id 4111...": labelled as something else
             start = match.start()
             yield PiiFinding(PiiType.CARD, start, start + len(number), number, clamp(min(confidence, 0.98)))
 
@@ -52,7 +53,9 @@ def find_cards(text: str) -> Iterator[PiiFinding]:
 # candidate may run into the next word ("... 7034 EUR"), so it is cut at the country's length.
 # Matched from the check digits (digits are rarer than letters, so the scan is faster); the two
 # letters of the country code are checked behind them.
-_IBAN_CANDIDATE = re.compile(r"[0-9](?<=[A-Za-z]{2}[0-9])(?<![\w][A-Za-z]{2}[0-9])[0-9](?:[ ]?[A-Za-z0-9]){11,32}+")
+_IBAN_CANDIDATE = re.compile(
+    r"[0-9](?<=[A-Za-z]{2}[0-9])(?<![\w][A-Za-z]{2}[0-9])[0-9](?:[ ]?[A-Za-z0-9]){11,32}+"
+)
 
 
 def find_ibans(text: str) -> Iterator[PiiFinding]:
@@ -87,6 +90,11 @@ def _end_after_alnum(candidate: str, count: int) -> int | None:
 
 _SSN_GROUPED = re.compile(r"([0-9](?<![\w.-][0-9])[0-9]{2})([- ])([0-9]{2})\2([0-9]{4})(?![\w]|[-.][0-9])")
 _SSN_PLAIN = re.compile(r"([0-9](?<![\w.-][0-9])[0-9]{2})([0-9]{2})([0-9]{4})(?![\w]|[-.][0-9])")
+# By separator and whether a cue such as "SSN" precedes: "123 45 6789" alone is as likely a reference.
+_SSN_CONFIDENCE = {("-", True): 0.95, ("-", False): 0.85, (" ", True): 0.9, (" ", False): 0.4}
+_SSN_ID_CUE = re.compile(
+    r"(?i)(?:\b(?:part|order|case|ref|reference|id|sku|serial|model|item|ticket|invoice|lot|batch|no|nr)\b|#)\W{0,3}$"
+)
 _SSN_CUE = re.compile(r"(?i)(?:\bssn|\bss#|\bsocial(?:\s+security)?\b|\bsoc\.?\s*sec\b|\bsozialversicherung)")
 
 
@@ -95,10 +103,9 @@ def find_ssns(text: str) -> Iterator[PiiFinding]:
         if not ssn_valid(match.group(1), match.group(3), match.group(4)):
             continue
         cue = has_cue(text, match.start(), _SSN_CUE, width=40)
-        if match.group(2) == "-":
-            confidence = 0.95 if cue else 0.85
-        else:
-            confidence = 0.9 if cue else 0.4  # "123 45 6789" alone is as likely a reference number
+        confidence = _SSN_CONFIDENCE[(match.group(2), cue)]
+        if not cue and _SSN_ID_CUE.search(text_before(text, match.start(), 24)):
+            confidence -= 0.4  # "Part 123-45-6789": labelled as something else
         yield PiiFinding(PiiType.SSN, match.start(), match.end(), match.group(), confidence)
     lowered = text.lower()
     if not any(word in lowered for word in ("ssn", "ss#", "social", "soc", "sozialversicherung")):

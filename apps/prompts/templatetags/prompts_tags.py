@@ -1,0 +1,19 @@
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def get_item_or_empty(mapping, key):
+    return (mapping or {}).get(key, [])
+
+
+@register.filter
+def words(value):
+    """not_configured -> not configured"""
+    return str(value).replace("_", " ")
+
+
+@register.filter
+def get_value(mapping, key):
+    return (mapping or {}).get(key, "")
