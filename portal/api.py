@@ -82,11 +82,13 @@ def actor_of(request):
 from apps.accounts.api import router as accounts_router  # noqa: E402
 from apps.audit.api import router as audit_router  # noqa: E402
 from apps.costs.api import router as costs_router  # noqa: E402
+from apps.evals.api import router as evals_router  # noqa: E402
 from apps.llm.api import router as llm_router  # noqa: E402
 from apps.prompts.api import router as prompts_router  # noqa: E402
 
 api.add_router("/accounts", accounts_router)
 api.add_router("/audit", audit_router)
 api.add_router("/costs", costs_router)
+api.add_router("/evals", evals_router)
 api.add_router("/llm", llm_router)
 api.add_router("/prompts", prompts_router)

@@ -78,8 +78,10 @@ def _pg_stop() -> None:
         return
     import pgserver._commands as commands
 
+    # As root, pgserver runs PostgreSQL as its own unprivileged user; pg_ctl must run as that user too.
+    user = "pgserver" if os.geteuid() == 0 else None
     with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
-        commands.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=None, timeout=30)
+        commands.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user, timeout=30)
 
 
 # --- Redis ----------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ urlpatterns = [
     path("models/", include("apps.llm.urls")),
     path("prompts/", include("apps.prompts.urls")),
     path("costs/", include("apps.costs.urls")),
+    path("evals/", include("apps.evals.urls")),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
 ]

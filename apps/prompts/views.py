@@ -83,7 +83,7 @@ def prompt_create(request):
     kind = request.POST.get("kind") or request.GET.get("kind") or PromptKind.TEXT
     form = PromptCreateForm(request.POST or None, teams=teams, initial={"kind": kind})
     version_form = VersionForm(request.POST or None, prefix="v")
-    formset = MessageFormSet(request.POST or None, prefix="m", initial=None if request.POST else message_initial(None))
+    formset = _messages_formset(request, kind, None)
     if request.method == "POST" and form.is_valid() & version_form.is_valid() & formset.is_valid():
         data = form.cleaned_data
         try:
@@ -105,6 +105,28 @@ def prompt_create(request):
     return render(request, "prompts/create.html", {"form": form, "version_form": version_form, "formset": formset,
                                                    "kind": kind, "catalog_models": _catalog_models()},
                   status=400 if request.method == "POST" else 200)
+
+
+class _NoMessages:
+    """Stands in for the message rows of a text prompt."""
+
+    def __init__(self):
+        self.errors_text: list[str] = []
+
+    def is_valid(self) -> bool:
+        return True
+
+    def messages(self) -> list[dict]:
+        return []
+
+
+def _messages_formset(request, kind: str, base):
+    """The message rows of a chat prompt (bound on POST, prefilled from `base` on GET)."""
+    if kind != PromptKind.CHAT:
+        return _NoMessages()
+    if request.method == "POST":
+        return MessageFormSet(request.POST, prefix="m")
+    return MessageFormSet(prefix="m", initial=message_initial(base))
 
 
 def _catalog_models() -> list[str]:
@@ -178,7 +200,7 @@ def version_create(request, name: str):
     base = (selectors.version_get(prompt=prompt, number=int(base_number)) if base_number and base_number.isdigit()
             else selectors.version_list(prompt=prompt).first())
     form = VersionForm(request.POST or None, prefix="v", initial=VersionForm.initial_from(base))
-    formset = MessageFormSet(request.POST or None, prefix="m", initial=None if request.POST else message_initial(base))
+    formset = _messages_formset(request, prompt.kind, base)
     if request.method == "POST" and form.is_valid() & formset.is_valid():
         try:
             result = services.version_create(prompt=prompt, draft=form.draft(prompt.kind, formset.messages()),

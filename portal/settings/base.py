@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "apps.costs",
     "apps.llm",
     "apps.prompts",
+    "apps.evals",
 ]
 
 

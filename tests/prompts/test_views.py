@@ -3,7 +3,7 @@
 import pytest
 from django.urls import reverse
 
-from apps.prompts.models import Label, Prompt, PromotionRequest
+from apps.prompts.models import Label, PromotionRequest, Prompt
 from apps.prompts.services import label_set, promotion_request_open
 from tests.prompts.conftest import text_draft
 
