@@ -85,10 +85,15 @@ from apps.costs.api import router as costs_router  # noqa: E402
 from apps.evals.api import router as evals_router  # noqa: E402
 from apps.llm.api import router as llm_router  # noqa: E402
 from apps.prompts.api import router as prompts_router  # noqa: E402
+from apps.rag.api import router as rag_router  # noqa: E402
+from apps.reviews.api import router as reviews_router  # noqa: E402
 
 api.add_router("/accounts", accounts_router)
 api.add_router("/audit", audit_router)
-api.add_router("/costs", costs_router)
+api.add_router("", costs_router)  # /api/v1/usage, /api/v1/otlp/v1/traces, /api/v1/usage/summary
 api.add_router("/evals", evals_router)
+api.add_router("", "apps.evals.api.feedback_router")  # /api/v1/feedback (evals: online feedback)
 api.add_router("/llm", llm_router)
 api.add_router("/prompts", prompts_router)
+api.add_router("/rag", rag_router)
+api.add_router("/use-cases", reviews_router)

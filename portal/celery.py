@@ -15,7 +15,6 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = queues.QUEUES
 app.conf.task_default_queue = queues.DEFAULT
 app.conf.task_routes = queues.ROUTES
-app.conf.beat_schedule = {}  # filled by portal.scheduled at import; one module holds the schedule
 app.autodiscover_tasks()
 
 HEARTBEAT_KEY = "portal:worker-heartbeat:{hostname}"
@@ -55,4 +54,6 @@ class HeartbeatStep(bootsteps.StartStopStep):
 
 app.steps["worker"].add(HeartbeatStep)
 
-from portal import scheduled  # noqa: E402,F401  (registers the beat schedule)
+from portal.scheduled import BEAT_SCHEDULE  # noqa: E402
+
+app.conf.beat_schedule = BEAT_SCHEDULE  # the one schedule module

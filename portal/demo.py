@@ -72,6 +72,19 @@ def seed_demo_models() -> None:
 
 
 def seed_demo() -> None:
+    """Every area's demo, in the order of the map (lower apps first: higher ones link to their data)."""
+    from apps.costs.demo import seed_demo_costs
+    from apps.evals.demo import seed_demo_evals
+    from apps.prompts.demo import seed_demo_prompts
+    from apps.rag.demo import seed_demo_rag
+    from apps.reviews.demo import seed_demo_reviews
+
     with acting_as(None):
-        seed_demo_accounts()
+        accounts = seed_demo_accounts()
         seed_demo_models()
+    people, teams = accounts["people"], accounts["teams"]
+    seed_demo_prompts(people, teams)
+    seed_demo_evals(people, teams)
+    seed_demo_rag(people, teams)
+    seed_demo_costs(people, teams)
+    seed_demo_reviews(people, teams)

@@ -1,15 +1,35 @@
-"""The one beat schedule. Apps add their periodic tasks here, by task name (no imports of apps)."""
+"""The one beat schedule. Apps add their periodic tasks here, by task name (no imports of apps).
+
+A plain dict that portal/celery.py assigns: reading `app.conf` at import time would load Django's settings
+before a script (bench/common.py) has had a chance to point DATABASE_URL elsewhere.
+"""
 
 from celery.schedules import crontab
 
-from portal.celery import app
-
-app.conf.beat_schedule.update(
+BEAT_SCHEDULE = dict(
     {
         "worker-heartbeat-probe": {"task": "portal.tasks.heartbeat_probe", "schedule": 30.0},
         "audit-chain-verify-nightly": {
             "task": "apps.audit.tasks.audit_chain_verify_scheduled",
             "schedule": crontab(hour=3, minute=0),
         },
+        # costs: budget periods/alerts, anomalies, stale reservations, rollup reconciliation, retention
+        "costs-budgets-check": {"task": "apps.costs.tasks.budgets_check_task", "schedule": crontab(minute="*/15")},
+        "costs-anomalies-detect": {"task": "apps.costs.tasks.anomalies_detect_task", "schedule": crontab(minute=5)},
+        "costs-reservations-sweep": {"task": "apps.costs.tasks.reservations_sweep_task", "schedule": 300.0},
+        "costs-rollups-reconcile": {
+            "task": "apps.costs.tasks.rollups_reconcile_task", "schedule": crontab(hour=0, minute=20),
+        },
+        "costs-raw-events-purge": {"task": "apps.costs.tasks.raw_events_purge_task", "schedule": crontab(hour=2, minute=40)},
+        # reviews: expiry notices and expiry, condition re-checks, material-change flags
+        "reviews-expiry-sweep": {"task": "apps.reviews.tasks.reviews_expiry_sweep_task", "schedule": crontab(hour=6, minute=0)},
+        "reviews-conditions-recheck": {"task": "apps.reviews.tasks.reviews_conditions_recheck_task", "schedule": crontab(minute=15)},
+        "reviews-material-change-scan": {
+            "task": "apps.reviews.tasks.reviews_material_change_scan_task", "schedule": crontab(minute=45),
+        },
+        # rag: re-queue indexing jobs and retrieval eval runs whose worker stopped (stale heartbeat)
+        "rag-indexing-sweep-stuck": {"task": "apps.rag.tasks.indexing_sweep_stuck_task", "schedule": 60.0},
+        # evals: re-queue eval runs that stopped making progress (dead worker): only missing units are redone
+        "evals-runs-resume-stalled": {"task": "apps.evals.tasks.eval_runs_resume_stalled_task", "schedule": 60.0},
     }
 )

@@ -15,7 +15,10 @@ urlpatterns = [
     path("models/", include("apps.llm.urls")),
     path("prompts/", include("apps.prompts.urls")),
     path("costs/", include("apps.costs.urls")),
+    path("inbox/", include("apps.notifications.urls")),
     path("evals/", include("apps.evals.urls")),
+    path("rag/", include("apps.rag.urls")),
+    path("use-cases/", include("apps.reviews.urls")),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
 ]

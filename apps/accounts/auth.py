@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from django.db.models import OuterRef, Subquery
+
 from apps.accounts.models import ApiToken, Membership
 from apps.accounts.services import api_token_touch, hash_token
 
@@ -46,14 +48,17 @@ def authenticate_token(raw: str | None) -> ApiToken:
         raise TokenRejected(TokenRejection(
             "malformed", "The Authorization header does not hold a portal token: expected 'Bearer gp_…'."))
     # Look up by the SHA-256 of the whole secret (unique index): a guess reveals nothing about real tokens.
-    token = ApiToken.objects.select_related("user", "team").filter(key_hash=hash_token(raw)).first()
+    # One query: the token, its user and team, and the user's current role in that team.
+    role = Membership.objects.filter(team_id=OuterRef("team_id"), user_id=OuterRef("user_id")).values("role")[:1]
+    token = (ApiToken.objects.select_related("user", "team").annotate(member_role=Subquery(role))
+             .filter(key_hash=hash_token(raw)).first())
     if token is None:
         raise TokenRejected(TokenRejection("unknown", "This token is not valid: no token has this secret."))
     if token.revoked_at is not None:
         raise TokenRejected(TokenRejection("revoked", f"This token was revoked on {token.revoked_at:%Y-%m-%d %H:%M} UTC."))
     if token.is_expired:
         raise TokenRejected(TokenRejection("expired", f"This token expired on {token.expires_at:%Y-%m-%d %H:%M} UTC."))
-    if not token.user.is_active or not Membership.objects.filter(team_id=token.team_id, user_id=token.user_id).exists():
+    if not token.user.is_active or token.member_role is None:
         raise TokenRejected(TokenRejection(
             "inactive", "The token's owner is no longer an active member of its team."))
     api_token_touch(token)

@@ -124,7 +124,8 @@ def team_actions(actor: Actor, team_id: int | None) -> frozenset[Action]:
     if isinstance(actor, ApiToken):
         if team_id is None or team_id != actor.team_id:
             return frozenset()
-        role = team_roles(user).get(team_id)
+        # authenticate_token annotates the owner's current role; fall back to a lookup for tokens built elsewhere.
+        role = getattr(actor, "member_role", None) or team_roles(user).get(team_id)
         return ROLE_ACTIONS.get(role, frozenset()) & SCOPE_ACTIONS.get(actor.scope, frozenset())
     if user.is_staff:
         return frozenset(Action)

@@ -1,3 +1,289 @@
-from ninja import Router
+"""REST API of the costs app (mounted at the API root: /api/v1/usage, /api/v1/otlp/v1/traces, …).
+
+Ingestion answers 200 with what was accepted, duplicated and rejected (index + reasons) whenever the
+envelope is readable; a bad envelope is a 400/413/415 with a message, never a 500.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from ninja import Field, Router, Schema
+from ninja.responses import Status
+from pydantic import ConfigDict
+
+from apps.accounts.models import ApiToken
+from apps.accounts.permissions import Action, is_authenticated, team_actions
+from apps.costs import conf, selectors
+from apps.costs.ingest import usage_events_ingest
+from apps.costs.otlp import traces_to_events
+from apps.costs.services import usage_outcomes_set
 
 router = Router(tags=["costs"])
+
+EVENT_SCHEMA = {
+    "type": "object",
+    "required": ["request_id", "model"],
+    "properties": {
+        "request_id": {"type": "string", "maxLength": 100, "description": "Idempotency key: resending is a no-op"},
+        "occurred_at": {"type": "string", "format": "date-time", "description": "Default: now. Alias: timestamp"},
+        "team": {"type": ["string", "integer"], "description": "Team slug or id; default: the token's team"},
+        "feature": {"type": "string"}, "tenant": {"type": "string"},
+        "provider": {"type": "string"}, "model": {"type": "string"},
+        "operation": {"enum": ["chat", "embedding"]},
+        "prompt_name": {"type": "string"}, "prompt_version": {"type": "integer"},
+        "source": {"enum": ["playground", "eval", "rag", "api", "gateway"], "description": "Default: api"},
+        "input_tokens": {"type": "integer", "description": "Including cached input tokens"},
+        "output_tokens": {"type": "integer", "description": "Including reasoning tokens"},
+        "cached_input_tokens": {"type": "integer"}, "reasoning_tokens": {"type": "integer"},
+        "latency_ms": {"type": "integer"}, "status": {"enum": ["ok", "error"]}, "error_type": {"type": "string"},
+        "outcome": {"enum": ["success", "failure", "unknown"]},
+        "use_case_id": {"type": "integer"}, "collection_id": {"type": "integer"},
+    },
+}
+
+
+def _json_body(request, limit_hint: str):
+    if request.content_type and "json" not in request.content_type:
+        return None, (415, {"detail": f"Send JSON (Content-Type: application/json), not {request.content_type}."})
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        return None, (413, {"detail": f"The body is too large: {limit_hint}."})
+    try:
+        return json.loads(raw or b"null"), None
+    except (ValueError, UnicodeDecodeError) as exc:
+        return None, (400, {"detail": f"The body is not valid JSON: {exc}"})
+
+
+def _require_ingest(actor) -> None:
+    if not is_authenticated(actor):
+        raise PermissionDenied("Authentication required.")
+    if isinstance(actor, ApiToken):
+        actions = team_actions(actor, actor.team_id)
+        if Action.INGEST not in actions and Action.CHANGE not in actions:
+            raise PermissionDenied("This token may not send usage: it needs the 'ingest' (or 'write') scope.")
+
+
+class RejectedOut(Schema):
+    index: int
+    request_id: str | None = None
+    errors: list[str]
+
+
+class IngestOut(Schema):
+    received: int
+    accepted: int
+    duplicates: int
+    unpriced: int
+    rejected: list[RejectedOut]
+
+
+class ErrorOut(Schema):
+    detail: str
+
+
+@router.post("/usage", response={200: IngestOut, 400: ErrorOut, 413: ErrorOut, 415: ErrorOut},
+             summary="Send a batch of up to 1,000 usage events (idempotent by request_id)",
+             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
+                 "type": "object", "required": ["events"],
+                 "properties": {"events": {"type": "array", "maxItems": 1000, "items": EVENT_SCHEMA}}}}}}})
+def usage_ingest(request):
+    """Each bad event is rejected with its index and reasons; the good ones are kept. Costs are computed here
+    from the price valid at each event's time; an event for a model with no price is kept as unpriced."""
+    actor = request.auth
+    _require_ingest(actor)
+    limit = conf.ingest_max_events()
+    body, error = _json_body(request, f"send at most {limit} events per request")
+    if error:
+        return Status(*error)
+    events = body.get("events") if isinstance(body, dict) else body if isinstance(body, list) else None
+    if not isinstance(events, list):
+        return Status(400, {"detail": 'Send {"events": [ ... ]}: a JSON object with a list of events.'})
+    if len(events) > limit:
+        return Status(400, {"detail": f"{len(events)} events in one batch; send at most {limit} per request."})
+    return Status(200, usage_events_ingest(events=events, actor=actor, via="usage API").as_dict())
+
+
+class OtlpPartialSuccess(Schema):
+    rejectedSpans: int = 0  # noqa: N815 - the OTLP wire name
+    errorMessage: str = ""  # noqa: N815
+
+
+class OtlpOut(Schema):
+    partialSuccess: OtlpPartialSuccess  # noqa: N815
+    spans: int
+    genai_spans: int
+    accepted: int
+    duplicates: int
+    rejected: list[RejectedOut]
+
+
+@router.post("/otlp/v1/traces", response={200: OtlpOut, 400: ErrorOut, 413: ErrorOut, 415: ErrorOut},
+             summary="OTLP/HTTP JSON traces: GenAI spans become usage events")
+def otlp_traces(request):
+    """Spans with OpenTelemetry GenAI attributes (gen_ai.*) become usage events; other spans are ignored.
+    Team, feature and tenant come from resource attributes (portal.team / portal.feature / portal.tenant)."""
+    actor = request.auth
+    _require_ingest(actor)
+    if request.content_type and "protobuf" in request.content_type:
+        return Status(415, {"detail": "Only OTLP/HTTP JSON is accepted: set the exporter's protocol to http/json."})
+    body, error = _json_body(request, "export smaller batches")
+    if error:
+        return Status(*error)
+    events, spans, problems = traces_to_events(body)
+    if problems:
+        return Status(400, {"detail": problems[0]})
+    limit = conf.ingest_max_events() * 5
+    if len(events) > limit:
+        return Status(400, {"detail": f"{len(events)} GenAI spans in one export; send at most {limit}."})
+    result = usage_events_ingest(events=events, actor=actor, source_default="gateway", via="OTLP")
+    message = "; ".join(f"span {r.index}: {', '.join(r.errors)}" for r in result.rejected[:5])
+    return Status(200, {"partialSuccess": {"rejectedSpans": len(result.rejected), "errorMessage": message},
+                 "spans": spans, "genai_spans": len(events), "accepted": result.accepted,
+                 "duplicates": result.duplicates, "rejected": [r.__dict__ for r in result.rejected]})
+
+
+class OutcomesOut(Schema):
+    received: int
+    updated: int
+    unchanged: int
+    rejected: list[RejectedOut]
+
+
+@router.post("/usage/outcomes", response={200: OutcomesOut, 400: ErrorOut, 413: ErrorOut, 415: ErrorOut},
+             summary="Feedback: mark usage events success / failure by request_id",
+             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
+                 "type": "object", "properties": {"outcomes": {"type": "array", "maxItems": 1000, "items": {
+                     "type": "object", "required": ["request_id", "outcome"],
+                     "properties": {"request_id": {"type": "string"},
+                                    "outcome": {"enum": ["success", "failure", "unknown"]}}}}}}}}}})
+def usage_outcomes(request):
+    actor = request.auth
+    _require_ingest(actor)
+    body, error = _json_body(request, "send at most 1000 outcomes per request")
+    if error:
+        return Status(*error)
+    items = body.get("outcomes") if isinstance(body, dict) else None
+    if not isinstance(items, list):
+        return Status(400, {"detail": 'Send {"outcomes": [{"request_id": ..., "outcome": "success"}]}.'})
+    if len(items) > conf.ingest_max_events():
+        return Status(400, {"detail": f"Send at most {conf.ingest_max_events()} outcomes per request."})
+    return Status(200, usage_outcomes_set(outcomes=items, actor=actor))
+
+
+class SummaryGroup(Schema):
+    key: str | int | None
+    events: int
+    errors: int
+    refused: int
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: int
+    reasoning_tokens: int
+    cost: Decimal
+    unpriced: int
+    cache_savings: Decimal
+    successes: int
+    failures: int
+
+
+class SummaryTotals(Schema):
+    events: int
+    errors: int
+    refused: int
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: int
+    reasoning_tokens: int
+    cost: Decimal
+    unpriced: int
+    cache_savings: Decimal
+    successes: int
+    failures: int
+
+
+class SummaryOut(Schema):
+    from_: datetime = Field(..., alias="from")
+    to: datetime
+    group_by: str
+    granularity: str
+    groups: list[SummaryGroup]
+    totals: SummaryTotals
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class DetailErrors(Schema):
+    detail: str
+    errors: list[dict] = []
+
+
+def parse_moment(value: str, name: str) -> datetime:
+    value = value.strip()
+    try:
+        if len(value) == 10:
+            d = date.fromisoformat(value)
+            return datetime(d.year, d.month, d.day, tzinfo=UTC)
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"'{name}' must be a date (2025-03-01) or an ISO time, not {value!r}")
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed
+
+
+@router.get("/usage/summary", response={200: SummaryOut, 403: ErrorOut, 422: DetailErrors},
+            summary="Totals of events, tokens and cost per team, feature, tenant, model, source or prompt",
+            by_alias=True)
+def usage_summary(request, group_by: str = "team", from_: str = "", to: str = "", team: str = "",
+                  feature: str = "", tenant: str = "", model: str = "", source: str = ""):
+    """Read from the rollups: `from` inclusive, `to` exclusive (dates are whole UTC days; default: the last 30
+    days). Times that are not whole days use hourly rollups, kept for the last week."""
+    actor = request.auth
+    if not selectors.may_read_usage(actor):
+        return Status(403, {"detail": "This token may not read usage: it needs the 'read' (or 'write') scope."})
+    from_ = request.GET.get("from", from_)
+    errors = []
+    if group_by not in selectors.GROUPS:
+        errors.append({"field": "group_by", "message": f"group_by must be one of {', '.join(selectors.GROUPS)}."})
+    filters = selectors.default_filters()
+    start, end = filters.start, filters.end
+    try:
+        if from_:
+            start = parse_moment(from_, "from")
+        if to:
+            end = parse_moment(to, "to")
+    except ValueError as exc:
+        errors.append({"field": "from/to", "message": str(exc)})
+    if not errors and end <= start:
+        errors.append({"field": "to", "message": "'to' must be after 'from'."})
+    if not errors and end - start > timedelta(days=800):
+        errors.append({"field": "from", "message": "Ask for at most 800 days at a time."})
+    team_ids: tuple[int, ...] = ()
+    if team:
+        from apps.accounts.models import Team
+
+        found = Team.objects.filter(slug=team).values_list("pk", flat=True).first()
+        if found is None and team.isdigit():
+            found = int(team)
+        if found is None:
+            errors.append({"field": "team", "message": f"There is no team {team!r}."})
+        else:
+            team_ids = (found,)
+    filters = selectors.UsageFilters(start=start, end=end, team_ids=team_ids, feature=feature, tenant=tenant,
+                                     model=model, source=source)
+    whole_days = start == selectors.day_start(start) and end == selectors.day_start(end)
+    whole_hours = start.minute == start.second == start.microsecond == 0 == end.minute + end.second + end.microsecond
+    if not errors and not whole_days and not (whole_hours and start >= selectors.hourly_horizon()):
+        errors.append({"field": "from/to", "message": "Use whole days, or whole hours within the last 7 days "
+                                                      "(only those are kept hourly)."})
+    if errors:
+        return Status(422, {"detail": "Invalid input.", "errors": errors})
+    data = selectors.usage_summary(actor=actor, filters=filters, group_by=group_by)
+    for g in data["groups"]:
+        g["key"] = g["key"] if g["key"] is not None else ""
+    return Status(200, data)

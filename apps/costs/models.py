@@ -3,6 +3,7 @@
 from decimal import Decimal
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
 from django.db.models import Q
@@ -75,8 +76,9 @@ class UsageEvent(models.Model):
 
     occurred_at = models.DateTimeField(default=timezone.now)
     request_id = models.CharField(max_length=100, unique=True)  # idempotency key
+    # No FK index: (team, occurred_at) below serves team lookups; every index slows ingestion.
     team = models.ForeignKey("accounts.Team", null=True, blank=True, on_delete=models.DO_NOTHING,
-                             db_constraint=False, related_name="+")
+                             db_constraint=False, db_index=False, related_name="+")
     feature = models.CharField(max_length=120, blank=True)
     use_case_id = models.BigIntegerField(null=True, blank=True)
     tenant = models.CharField(max_length=120, blank=True)
@@ -94,7 +96,8 @@ class UsageEvent(models.Model):
     cached_input_tokens = models.PositiveIntegerField(default=0)
     reasoning_tokens = models.PositiveIntegerField(default=0)
     cost = models.DecimalField(max_digits=16, decimal_places=8, null=True, blank=True)
-    price = models.ForeignKey(Price, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    price = models.ForeignKey(Price, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                              db_index=False)
     latency_ms = models.PositiveIntegerField(default=0)
     status = models.CharField(max_length=16, choices=CallStatus.choices, default=CallStatus.OK)
     error_type = models.CharField(max_length=80, blank=True)
@@ -118,3 +121,285 @@ class UsageEvent(models.Model):
 
 
 ZERO = Decimal("0")
+
+
+# --- rollups: what every dashboard reads ---------------------------------------------------------------------
+
+
+class Granularity(models.TextChoices):
+    DAY = "day"
+    HOUR = "hour"
+    # Day buckets with every tenant merged (tenant = ""): the same sums, a fraction of the rows when tenants
+    # are many. Dashboards read it unless they filter or group by tenant.
+    DAY_ALL_TENANTS = "dayx", "day (all tenants)"
+
+
+class UsageRollup(models.Model):
+    """Sums of usage events per time bucket and dimensions, maintained at ingest (same transaction).
+
+    Day buckets (per tenant, and with tenants merged) are kept forever; hour buckets for the last few days. `cost` sums priced events;
+    `unpriced` counts events whose cost is unknown, so a missing price never reads as $0.
+    """
+
+    granularity = models.CharField(max_length=4, choices=Granularity.choices)
+    bucket_start = models.DateTimeField()
+    team = models.ForeignKey("accounts.Team", null=True, blank=True, on_delete=models.DO_NOTHING,
+                             db_constraint=False, db_index=False, related_name="+")
+    feature = models.CharField(max_length=120, blank=True)
+    tenant = models.CharField(max_length=120, blank=True)
+    model = models.CharField(max_length=200)
+    provider = models.CharField(max_length=50, blank=True)
+    source = models.CharField(max_length=16)
+    prompt_name = models.CharField(max_length=200, blank=True)
+    prompt_version = models.PositiveIntegerField(null=True, blank=True)
+    requests = models.BigIntegerField(default=0)
+    errors = models.BigIntegerField(default=0)
+    refused = models.BigIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cached_input_tokens = models.BigIntegerField(default=0)
+    reasoning_tokens = models.BigIntegerField(default=0)
+    cost = models.DecimalField(max_digits=20, decimal_places=8, default=0)
+    unpriced = models.BigIntegerField(default=0)
+    cache_savings = models.DecimalField(max_digits=20, decimal_places=8, default=0)
+    latency_ms_sum = models.BigIntegerField(default=0)
+    successes = models.BigIntegerField(default=0)
+    failures = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            # Also the index every dashboard query uses: (granularity, bucket_start) prefix.
+            models.UniqueConstraint(
+                fields=["granularity", "bucket_start", "team", "feature", "tenant", "model", "provider", "source",
+                        "prompt_name", "prompt_version"],
+                name="usage_rollup_key", nulls_distinct=False,
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.granularity} {self.bucket_start:%Y-%m-%d %H:%M} {self.model} ${self.cost}"
+
+
+class UsageTokenHistogram(models.Model):
+    """Requests per input-token bin (4 bins per doubling) per day, team, feature, model and source: P50/P95."""
+
+    day = models.DateField()
+    team = models.ForeignKey("accounts.Team", null=True, blank=True, on_delete=models.DO_NOTHING,
+                             db_constraint=False, db_index=False, related_name="+")
+    feature = models.CharField(max_length=120, blank=True)
+    model = models.CharField(max_length=200)
+    source = models.CharField(max_length=16)
+    bin = models.SmallIntegerField()
+    requests = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["day", "team", "feature", "model", "source", "bin"],
+                                    name="usage_histogram_key", nulls_distinct=False),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.feature} bin {self.bin}: {self.requests}"
+
+
+class LedgerState(models.Model):
+    """Small named watermarks of the ledger's housekeeping (reconciled through, raw kept from)."""
+
+    key = models.CharField(max_length=64, unique=True)
+    value = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.key} = {self.value:%Y-%m-%d %H:%M}"
+
+
+# --- budgets ------------------------------------------------------------------------------------------------
+
+
+class BudgetPeriodKind(models.TextChoices):
+    MONTH = "month", "Calendar month"
+    WEEK = "week", "Calendar week (Monday to Sunday)"
+    ROLLING_30D = "rolling_30d", "Rolling 30 days"
+
+
+def default_thresholds() -> list[int]:
+    return [50, 80, 100]
+
+
+class Budget(models.Model):
+    """A spending limit for a team, or a feature or tenant within it (UTC periods).
+
+    Soft thresholds alert once per period; `hard_cap`, when set, refuses the portal's own model calls that
+    could take the period's spend above it (reserved before the call, settled after).
+    """
+
+    name = models.CharField(max_length=120)
+    team = models.ForeignKey("accounts.Team", null=True, blank=True, on_delete=models.CASCADE, related_name="budgets",
+                             help_text="Empty: every team (admins only).")
+    feature = models.CharField(max_length=120, blank=True, help_text="Empty: every feature.")
+    tenant = models.CharField(max_length=120, blank=True, help_text="Empty: every tenant.")
+    amount = models.DecimalField(max_digits=14, decimal_places=2)
+    period = models.CharField(max_length=16, choices=BudgetPeriodKind.choices, default=BudgetPeriodKind.MONTH)
+    thresholds = ArrayField(models.PositiveSmallIntegerField(), default=default_thresholds, blank=True,
+                            help_text="Alert when spend crosses these percentages of the amount.")
+    hard_cap = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True,
+                                   help_text="Refuse the portal's model calls that could exceed this spend.")
+    is_active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["team__name", "name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="budget_amount_positive"),
+            models.CheckConstraint(condition=Q(hard_cap__isnull=True) | Q(hard_cap__gt=0),
+                                   name="budget_hard_cap_positive"),
+            models.UniqueConstraint(fields=["team", "feature", "tenant", "period"], name="budget_scope_unique",
+                                    nulls_distinct=False),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def scope_label(self) -> str:
+        parts = [self.team.name if self.team_id else "All teams"]
+        if self.feature:
+            parts.append(f"feature {self.feature}")
+        if self.tenant:
+            parts.append(f"tenant {self.tenant}")
+        return " · ".join(parts)
+
+    def matches(self, team_id, feature: str, tenant: str) -> bool:
+        return ((self.team_id is None or self.team_id == team_id) and (not self.feature or self.feature == feature)
+                and (not self.tenant or self.tenant == tenant))
+
+
+class BudgetPeriod(models.Model):
+    """The counter of one budget period: spend settled so far and worst-case spend reserved by calls in flight.
+
+    Rolling budgets have one row whose window slides a day at a time (`window_start`).
+    """
+
+    budget = models.ForeignKey(Budget, on_delete=models.CASCADE, related_name="periods")
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField(null=True, blank=True)
+    window_start = models.DateTimeField(null=True, blank=True)
+    spent = models.DecimalField(max_digits=20, decimal_places=8, default=0)
+    reserved = models.DecimalField(max_digits=20, decimal_places=8, default=0)
+
+    class Meta:
+        ordering = ["budget_id", "-period_start"]
+        constraints = [
+            models.UniqueConstraint(fields=["budget", "period_start"], name="budget_period_unique"),
+            models.CheckConstraint(condition=Q(reserved__gte=0), name="budget_period_reserved_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.budget} from {self.period_start:%Y-%m-%d}"
+
+
+class BudgetReservation(models.Model):
+    """Worst-case cost held for one call in flight; removed when the call's usage event is recorded."""
+
+    request_id = models.CharField(max_length=100, db_index=True)
+    period = models.ForeignKey(BudgetPeriod, on_delete=models.CASCADE, related_name="reservations")
+    amount = models.DecimalField(max_digits=20, decimal_places=8)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.request_id}: ${self.amount}"
+
+
+class AlertKind(models.TextChoices):
+    THRESHOLD = "threshold", "Threshold crossed"
+    FORECAST = "forecast", "Forecast over budget"
+
+
+class BudgetAlert(models.Model):
+    """One alert sent for a budget period: at most one per (period, kind, threshold)."""
+
+    budget = models.ForeignKey(Budget, on_delete=models.CASCADE, related_name="alerts")
+    period_start = models.DateTimeField()
+    kind = models.CharField(max_length=16, choices=AlertKind.choices)
+    threshold = models.PositiveSmallIntegerField(default=0)
+    spent = models.DecimalField(max_digits=20, decimal_places=8)
+    projected = models.DecimalField(max_digits=20, decimal_places=8, null=True, blank=True)
+    message = models.CharField(max_length=300)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["budget", "period_start", "kind", "threshold"], name="budget_alert_once"),
+        ]
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class CostAnomaly(models.Model):
+    """A day whose spend (team, or feature within it) ran well above its trailing 7-day norm."""
+
+    day = models.DateField()
+    team = models.ForeignKey("accounts.Team", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    feature = models.CharField(max_length=120, blank=True)
+    spend = models.DecimalField(max_digits=20, decimal_places=8)
+    baseline = models.DecimalField(max_digits=20, decimal_places=8)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-day", "-spend"]
+        constraints = [
+            models.UniqueConstraint(fields=["day", "team", "feature"], name="cost_anomaly_once",
+                                    nulls_distinct=False),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.feature or 'team'} ${self.spend:.2f} vs ${self.baseline:.2f}"
+
+    @property
+    def ratio(self):
+        return None if not self.baseline else self.spend / self.baseline
+
+
+# --- re-pricing jobs ---------------------------------------------------------------------------------------
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class RepricingJob(models.Model):
+    """Recompute the cost of a model's events in [start, end) from the catalog, then their rollups and budgets."""
+
+    model_name = models.CharField(max_length=200, blank=True, help_text="Empty: every model.")
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    reason = models.CharField(max_length=300, blank=True)
+    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    progress_done = models.PositiveIntegerField(default=0)  # days finished
+    progress_total = models.PositiveIntegerField(default=0)
+    events_repriced = models.BigIntegerField(default=0)
+    error = models.TextField(blank=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.CheckConstraint(condition=Q(end__gt=models.F("start")), name="repricing_range")]
+
+    def __str__(self) -> str:
+        return f"re-price {self.model_name or 'all models'} {self.start:%Y-%m-%d}..{self.end:%Y-%m-%d}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (JobStatus.QUEUED, JobStatus.RUNNING)

@@ -66,3 +66,49 @@ def prices_valid_at(model_names, at: datetime) -> dict[tuple[str, str], Price]:
 def price_for(prices: dict[tuple[str, str], Price], model_name: str, provider: str = "") -> Price | None:
     """From prices_valid_at's result: a provider-specific row wins over a provider-agnostic one."""
     return prices.get((model_name, provider)) or prices.get((model_name, ""))
+
+
+CENT_MICRO = Decimal("0.00000001")  # the ledger's precision: costs are stored with 8 decimals
+
+
+def quantize(amount: Decimal | None) -> Decimal | None:
+    """Round a cost to the ledger's 8 decimals the way PostgreSQL rounds numeric (half away from zero)."""
+    from decimal import ROUND_HALF_UP
+
+    return None if amount is None else amount.quantize(CENT_MICRO, rounding=ROUND_HALF_UP)
+
+
+def cache_savings_of(tokens: TokenCounts, price: Price) -> Decimal:
+    """What cached input saved against paying the full input price for the same tokens."""
+    if price.cached_input_per_mtok is None:
+        return Decimal(0)
+    cached = min(tokens.cached_input_tokens, tokens.input_tokens)
+    return cached * (price.input_per_mtok - price.cached_input_per_mtok) / MILLION
+
+
+class PriceBook:
+    """Every price row of a set of models, loaded in one query, answering `price_at` in memory.
+
+    Ingestion looks prices up once per batch: one query whatever the number of events.
+    """
+
+    def __init__(self, rows):
+        self._rows: dict[str, list[Price]] = {}
+        for row in rows:
+            self._rows.setdefault(row.model_name, []).append(row)
+
+    @classmethod
+    def load(cls, model_names) -> PriceBook:
+        names = {n for n in model_names if n}
+        return cls(Price.objects.filter(model_name__in=names) if names else [])
+
+    def at(self, model_name: str, provider: str, at: datetime) -> Price | None:
+        """price_at's rule: a provider-specific row wins over a provider-agnostic one."""
+        fallback = None
+        for row in self._rows.get(model_name, ()):
+            if row.valid_from <= at and (row.valid_to is None or at < row.valid_to):
+                if row.provider == provider:
+                    return row
+                if row.provider == "":
+                    fallback = row
+        return fallback

@@ -5,18 +5,22 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from apps.accounts.models import ApiToken
 from apps.audit.services import audit_record
-from apps.costs.models import CallStatus, Price, UsageEvent
-from apps.costs.pricing import TokenCounts, cost_of, price_at
+from apps.costs import rollups
+from apps.costs.budgets import BudgetExceeded  # noqa: F401  (re-exported: what usage_preflight raises)
+from apps.costs.ledger import DEFAULTS, ledger_write
+from apps.costs.models import Budget, BudgetPeriodKind, CallStatus, Outcome, Price, UsageEvent, UsageRollup
+from apps.costs.pricing import TokenCounts, cache_savings_of, cost_of, price_at, quantize
 
 SEED_PRICES = Path(__file__).parent / "data" / "prices.json"
 
@@ -41,43 +45,114 @@ class UsageContext:
 def usage_event_record(*, context: UsageContext, provider: str, model: str, price_name: str | None = None,
                        operation: str, tokens: TokenCounts, latency_ms: int, status: str = CallStatus.OK,
                        error_type: str = "", occurred_at: datetime | None = None) -> UsageEvent:
-    """Record one model call, priced at the price valid when it happened. Idempotent by request id."""
+    """Record one model call, priced at the price valid when it happened. Idempotent by request id.
+
+    Goes through the ledger's one write path: rollups and budget counters move in the same transaction, and
+    any budget reservation made for this request id by usage_preflight is settled (released, real cost spent).
+    A failed call is priced on the tokens it did use; a call that used nothing costs 0.
+    """
     occurred_at = occurred_at or timezone.now()
-    price = price_at(price_name or model, occurred_at, provider) if status == CallStatus.OK else None
-    cost = cost_of(tokens, price) if price is not None else None
-    if status != CallStatus.OK and price is None:
+    price = price_at(price_name or model, occurred_at, provider)
+    if price is not None:
+        cost, savings = quantize(cost_of(tokens, price)), quantize(cache_savings_of(tokens, price))
+    else:
         cost = Decimal(0) if tokens.input_tokens == tokens.output_tokens == 0 else None
-    event = UsageEvent(
-        occurred_at=occurred_at, request_id=context.request_id, team_id=context.team_id, feature=context.feature,
-        use_case_id=context.use_case_id, tenant=context.tenant, user_id=context.user_id,
-        api_token_id=context.api_token_id, provider=provider, model=model, operation=operation,
-        prompt_name=context.prompt_name, prompt_version=context.prompt_version,
-        collection_id=context.collection_id, source=context.source,
-        input_tokens=tokens.input_tokens, output_tokens=tokens.output_tokens,
-        cached_input_tokens=tokens.cached_input_tokens, reasoning_tokens=tokens.reasoning_tokens,
-        cost=cost, price=price, latency_ms=latency_ms, status=status, error_type=error_type[:80],
-    )
-    try:
-        with transaction.atomic():
-            event.save(force_insert=True)
-    except IntegrityError:
-        return UsageEvent.objects.get(request_id=context.request_id)
+        savings = Decimal(0)
+    row = {
+        **DEFAULTS,
+        "occurred_at": occurred_at, "request_id": context.request_id[:100], "team_id": context.team_id,
+        "feature": context.feature[:120], "use_case_id": context.use_case_id, "tenant": context.tenant[:120],
+        "user_id": context.user_id, "api_token_id": context.api_token_id, "provider": provider[:50],
+        "model": model[:200], "operation": operation, "prompt_name": context.prompt_name[:200],
+        "prompt_version": context.prompt_version, "collection_id": context.collection_id, "source": context.source,
+        "input_tokens": tokens.input_tokens, "output_tokens": tokens.output_tokens,
+        "cached_input_tokens": min(tokens.cached_input_tokens, tokens.input_tokens),
+        "reasoning_tokens": min(tokens.reasoning_tokens, tokens.output_tokens), "cost": cost,
+        "price_id": price.pk if price else None, "latency_ms": latency_ms, "status": status,
+        "error_type": error_type[:80], "cache_savings": savings,
+    }
+    inserted = ledger_write([row], settle=True)
+    if not inserted:
+        return UsageEvent.objects.get(request_id=row["request_id"])
+    fields = {k: v for k, v in row.items() if k not in ("cache_savings", "id")}
+    event = UsageEvent(pk=row["id"], **fields)
+    event.price = price
+    event._state.adding = False
     return event
 
 
 def usage_preflight(*, context: UsageContext, model: str, worst_case_cost: Decimal | None) -> None:
-    """Asked by the model call path (apps.llm.calls) before every call; may refuse it by raising.
+    """Asked by the model call path (apps.llm.calls) before every call; refuses it by raising BudgetExceeded.
 
-    `model` is the portal's model name; `worst_case_cost` what the call could cost at most (every input
-    token uncached, max_tokens of output), or None when the model has no price — unknown, not free.
-    `context.request_id` is the id the call will be recorded under, so a reservation made here can be
-    settled when usage_event_record writes that id.
-
-    Today it allows everything and returns None. The budgets work will reserve budget here and raise
-    BudgetExceeded; whatever it raises, the call path records a usage event with status "refused" and
-    error_type set to the exception's class name, then re-raises the exception unchanged.
+    `worst_case_cost` is what the call could cost at most (every input token uncached, max_tokens of output),
+    or None when the model has no price. Every active budget with a hard cap that matches the call's team,
+    feature and tenant reserves it atomically (apps.costs.budgets.reserve); usage_event_record for the same
+    `context.request_id` settles the reservation, on success and on failure alike. A capped scope refuses
+    unpriced models: their cost is unknown, so the cap could not hold.
     """
-    return None
+    from apps.costs.budgets import reserve
+
+    reserve(request_id=context.request_id, team_id=context.team_id, feature=context.feature,
+            tenant=context.tenant, model=model, worst_case_cost=worst_case_cost)
+
+
+def usage_outcomes_set(*, outcomes: list, actor) -> dict:
+    """The feedback API: mark events success / failure / unknown by request id; rollups follow in the same
+    transaction. Each bad item is rejected with its index and reason; the good ones are applied.
+
+    `outcomes`: [{"request_id": ..., "outcome": "success"}]. Only events of teams the actor may ingest for.
+    """
+    from apps.accounts.permissions import Action, restrict
+
+    rejected, wanted = [], {}
+    for index, item in enumerate(outcomes):
+        if not isinstance(item, dict):
+            rejected.append({"index": index, "request_id": None, "errors": ["each item must be a JSON object"]})
+            continue
+        rid, outcome = item.get("request_id"), item.get("outcome")
+        errors = []
+        if not isinstance(rid, str) or not rid:
+            errors.append("request_id is required")
+        if outcome not in Outcome.values:
+            errors.append(f"outcome must be one of {', '.join(Outcome.values)}, not {outcome!r}")
+        if not errors and rid in wanted:
+            errors.append("request_id appears twice in this batch")
+        if errors:
+            rejected.append({"index": index, "request_id": rid if isinstance(rid, str) else None, "errors": errors})
+        else:
+            wanted[rid] = (index, outcome)
+    updated = unchanged = 0
+    if wanted:
+        with transaction.atomic():
+            rollups.lock_shared()
+            visible = restrict(UsageEvent.objects.filter(request_id__in=list(wanted)), actor, Action.INGEST)
+            rows = {e.request_id: e for e in visible.select_for_update(of=("self",)).order_by("id")}
+            changes, events = [], []
+            for rid, (index, outcome) in wanted.items():
+                event = rows.get(rid)
+                if event is None:
+                    rejected.append({"index": index, "request_id": rid,
+                                     "errors": ["no usage event with this request_id that you may update"]})
+                    continue
+                if event.outcome == outcome:
+                    unchanged += 1
+                    continue
+                changes.append(({f: getattr(event, f) for f in ("occurred_at", "team_id", "feature", "tenant",
+                                                                "model", "provider", "source", "prompt_name",
+                                                                "prompt_version")}, event.outcome, outcome))
+                event.outcome = outcome
+                events.append(event)
+            if events:
+                UsageEvent.objects.bulk_update(events, ["outcome"])
+                rollups.rollup_outcome_shift(changes)
+                updated = len(events)
+                token = actor if isinstance(actor, ApiToken) else None
+                audit_record(action="usage.outcome", object_type="costs.usageevent",
+                             object_id=events[0].pk, object_repr=f"outcomes of {updated} usage events",
+                             team=events[0].team_id, token=token, user=None if token else actor,
+                             changes={"updated": updated, "request_ids": [e.request_id for e in events[:50]]})
+    rejected.sort(key=lambda r: r["index"])
+    return {"received": len(outcomes), "updated": updated, "unchanged": unchanged, "rejected": rejected}
 
 
 def _decimal(value, field_name: str, required: bool = True) -> Decimal | None:
@@ -143,3 +218,190 @@ def prices_seed(path: Path = SEED_PRICES) -> int:
                   source=f"seed {data['as_of']}")
         created += 1
     return created
+
+
+@transaction.atomic
+def price_correct(*, price: Price, input_per_mtok, output_per_mtok, cached_input_per_mtok=None,
+                  reasoning_per_mtok=None, reason: str = "", user=None, reprice: bool = True):
+    """Fix a wrong price in place (its period stays) and queue a re-pricing of the events it priced.
+
+    Unlike price_set, this rewrites history on purpose: the old figures are in the audit event.
+    Returns (price, job or None).
+    """
+    from apps.costs.repricing import repricing_job_request
+
+    values = {
+        "input_per_mtok": _decimal(input_per_mtok, "input_per_mtok"),
+        "output_per_mtok": _decimal(output_per_mtok, "output_per_mtok"),
+        "cached_input_per_mtok": _decimal(cached_input_per_mtok, "cached_input_per_mtok", required=False),
+        "reasoning_per_mtok": _decimal(reasoning_per_mtok, "reasoning_per_mtok", required=False),
+    }
+    if not reason.strip():
+        raise ValidationError({"reason": "Say why the price was wrong: it goes in the audit log."})
+    price = Price.objects.select_for_update().get(pk=price.pk)
+    before = {k: None if getattr(price, k) is None else str(getattr(price, k)) for k in values}
+    for key, value in values.items():
+        setattr(price, key, value)
+    price.source = f"corrected: {reason.strip()}"[:200]
+    price.save(update_fields=[*values, "source"])
+    audit_record(action="price.correct", obj=price, object_repr=price.model_name, user=user,
+                 changes={"before": before, "after": {k: None if v is None else str(v) for k, v in values.items()},
+                          "reason": reason.strip(), "valid_from": price.valid_from, "valid_to": price.valid_to})
+    job = None
+    if reprice and price.valid_from < timezone.now():
+        job = repricing_job_request(model_name=price.model_name, start=price.valid_from,
+                                    end=min(price.valid_to or timezone.now(), timezone.now()) + timedelta(seconds=1),
+                                    reason=f"price correction: {reason.strip()}", user=user)
+    return price, job
+
+
+@transaction.atomic
+def price_add(*, model_name: str, input_per_mtok, output_per_mtok, cached_input_per_mtok=None,
+              reasoning_per_mtok=None, valid_from: datetime | None = None, provider: str = "", user=None):
+    """price_set for people: when the new price starts in the past (a model that was unpriced), re-price
+    the events since then so they stop being unpriced. Returns (price, job or None)."""
+    from apps.costs.repricing import repricing_job_request
+
+    now = timezone.now()
+    price = price_set(model_name=model_name, input_per_mtok=input_per_mtok, output_per_mtok=output_per_mtok,
+                      cached_input_per_mtok=cached_input_per_mtok, reasoning_per_mtok=reasoning_per_mtok,
+                      valid_from=valid_from or now, provider=provider, source="admin", user=user)
+    job = None
+    if price.valid_from < now - timedelta(minutes=1) and UsageRollup.objects.filter(
+            granularity="day", model=model_name, bucket_start__gte=rollups.day_start(price.valid_from),
+            unpriced__gt=0).exists():
+        job = repricing_job_request(model_name=model_name, start=price.valid_from, end=now + timedelta(seconds=1),
+                                    reason="new price with an earlier start", user=user)
+    return price, job
+
+
+# --- budgets -------------------------------------------------------------------------------------------------
+
+BUDGET_FIELDS = ("name", "team", "feature", "tenant", "amount", "period", "thresholds", "hard_cap", "is_active")
+
+
+def _budget_validate(values: dict) -> dict:
+    errors = {}
+    name = (values.get("name") or "").strip()
+    if not name:
+        errors["name"] = "Give the budget a name."
+    try:
+        amount = Decimal(str(values.get("amount")))
+        if not amount.is_finite() or amount <= 0:
+            raise InvalidOperation
+    except (InvalidOperation, TypeError, ValueError):
+        errors["amount"] = "The amount must be a positive number of dollars."
+        amount = None
+    hard_cap = values.get("hard_cap")
+    if hard_cap in ("", None):
+        hard_cap = None
+    else:
+        try:
+            hard_cap = Decimal(str(hard_cap))
+            if not hard_cap.is_finite() or hard_cap <= 0:
+                raise InvalidOperation
+        except (InvalidOperation, TypeError, ValueError):
+            errors["hard_cap"] = "The hard cap must be a positive number of dollars, or empty for none."
+            hard_cap = None
+    if amount is not None and hard_cap is not None and hard_cap < amount * Decimal("0.5"):
+        errors["hard_cap"] = "A hard cap below half the budget is probably a typo; set the budget lower instead."
+    period = values.get("period") or BudgetPeriodKind.MONTH
+    if period not in BudgetPeriodKind.values:
+        errors["period"] = f"Choose one of {', '.join(BudgetPeriodKind.values)}."
+    thresholds = values.get("thresholds")
+    if thresholds is None:
+        thresholds = [50, 80, 100]
+    if isinstance(thresholds, str):
+        thresholds = [t.strip().rstrip("%") for t in thresholds.split(",") if t.strip()]
+    try:
+        thresholds = sorted({int(t) for t in thresholds})
+        if any(t < 1 or t > 1000 for t in thresholds):
+            raise ValueError
+    except (TypeError, ValueError):
+        errors["thresholds"] = "Thresholds are whole percentages from 1 to 1000, e.g. 50, 80, 100."
+    for key in ("feature", "tenant"):
+        if len(values.get(key) or "") > 120:
+            errors[key] = "At most 120 characters."
+    if errors:
+        raise ValidationError(errors)
+    return {"name": name[:120], "team": values.get("team"), "feature": (values.get("feature") or "").strip(),
+            "tenant": (values.get("tenant") or "").strip(), "amount": amount, "period": period,
+            "thresholds": thresholds, "hard_cap": hard_cap, "is_active": values.get("is_active", True)}
+
+
+def _require_budget_rights(actor, team) -> None:
+    from django.core.exceptions import PermissionDenied
+
+    from apps.accounts.permissions import Action, can, is_admin
+
+    if team is None:
+        if not is_admin(actor):
+            raise PermissionDenied("Only admins may set budgets that span every team.")
+    elif not can(actor, Action.MANAGE, team):
+        raise PermissionDenied(f"Only owners of {team.name} (or admins) may set its budgets.")
+
+
+def _budget_snapshot(budget: Budget) -> dict:
+    return {"name": budget.name, "team": budget.team_id, "feature": budget.feature, "tenant": budget.tenant,
+            "amount": str(budget.amount), "period": budget.period, "thresholds": list(budget.thresholds),
+            "hard_cap": None if budget.hard_cap is None else str(budget.hard_cap), "is_active": budget.is_active}
+
+
+def _duplicate_scope(values: dict, exclude: int | None = None) -> None:
+    clash = Budget.objects.filter(team=values["team"], feature=values["feature"], tenant=values["tenant"],
+                                  period=values["period"])
+    if exclude:
+        clash = clash.exclude(pk=exclude)
+    if clash.exists():
+        raise ValidationError({"feature": "This team, feature and tenant already have a budget with this period; "
+                                          "edit that one."})
+
+
+@transaction.atomic
+def budget_create(*, actor, **values) -> Budget:
+    """A new budget (team owners for their team, admins for any). Its counter opens with this period's spend."""
+    from apps.costs.budgets import period_ensure
+
+    clean = _budget_validate(values)
+    _require_budget_rights(actor, clean["team"])
+    _duplicate_scope(clean)
+    budget = Budget.objects.create(**clean, created_by=actor if getattr(actor, "is_authenticated", False) else None)
+    audit_record(action="budget.create", obj=budget, object_repr=budget.name, user=actor,
+                 changes=_budget_snapshot(budget))
+    period_ensure(budget)
+    return budget
+
+
+@transaction.atomic
+def budget_update(*, budget: Budget, actor, **values) -> Budget:
+    """Change a budget. A new scope or period recounts its counters from the rollups."""
+    from apps.costs.budgets import counters_recount
+
+    budget = Budget.objects.select_for_update().get(pk=budget.pk)
+    _require_budget_rights(actor, budget.team)
+    merged = {**{k: getattr(budget, k) for k in BUDGET_FIELDS}, **values}
+    clean = _budget_validate(merged)
+    _require_budget_rights(actor, clean["team"])
+    _duplicate_scope(clean, exclude=budget.pk)
+    before = _budget_snapshot(budget)
+    rescoped = any(clean[k] != getattr(budget, k) for k in ("team", "feature", "tenant", "period"))
+    for key, value in clean.items():
+        setattr(budget, key, value)
+    budget.updated_at = timezone.now()
+    budget.save()
+    after = _budget_snapshot(budget)
+    from apps.audit.services import diff
+
+    audit_record(action="budget.update", obj=budget, object_repr=budget.name, user=actor, changes=diff(before, after))
+    if rescoped:
+        budget.periods.filter(reservations__isnull=True).delete()
+        counters_recount([budget.pk])
+    return budget
+
+
+@transaction.atomic
+def budget_delete(*, budget: Budget, actor) -> None:
+    _require_budget_rights(actor, budget.team)
+    audit_record(action="budget.delete", obj=budget, object_repr=budget.name, user=actor,
+                 changes=_budget_snapshot(budget))
+    budget.delete()

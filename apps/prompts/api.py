@@ -243,7 +243,7 @@ def _json(status: int, body: dict) -> HttpResponse:
 
 
 def _draft(kind: str, body: VersionIn) -> Draft:
-    return Draft(kind=kind, template=body.template, messages=[m.dict() for m in body.messages],
+    return Draft(kind=kind, template=body.template, messages=[m.model_dump() for m in body.messages],
                  variables_schema=body.variables_schema, config=body.config)
 
 

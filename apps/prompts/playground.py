@@ -19,7 +19,7 @@ from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from apps.accounts.permissions import Action, can
+from apps.accounts.permissions import Action, can, require
 from apps.costs.models import Source
 from apps.costs.services import UsageContext
 from apps.prompts import registry, selectors
@@ -196,6 +196,7 @@ def run_stream(request, batch, index: int):
     if not 0 <= index < len(runs) or runs[index].user_id != request.user.pk:
         raise Http404("No such playground run.")
     run = runs[index]
+    require(request.user, Action.CHANGE, run.version.prompt)  # still an engineer of the owning team
     claimed = PlaygroundRun.objects.filter(pk=run.pk, status=PENDING).update(status=RUNNING) == 1
 
     def events():

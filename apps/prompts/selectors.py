@@ -192,11 +192,11 @@ def delivery_list(*, team, limit: int = 50) -> list[WebhookDelivery]:
 def tag_choices(*, actor) -> list[str]:
     from django.db.models import Func
 
-    tags = (restrict(Prompt.objects.all(), actor, Action.VIEW)
+    tags = (restrict(Prompt.objects.all(), actor, Action.VIEW).order_by()
             .annotate(tag=Func(F("tags"), function="unnest")).values_list("tag", flat=True).distinct())
     return sorted(tags)[:200]
 
 
 def label_choices(*, actor) -> list[str]:
     visible = restrict(Prompt.objects.all(), actor, Action.VIEW).values("pk")
-    return sorted(set(Label.objects.filter(prompt__in=visible).values_list("name", flat=True).distinct()))
+    return sorted(Label.objects.filter(prompt__in=visible).order_by().values_list("name", flat=True).distinct())

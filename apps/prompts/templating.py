@@ -115,7 +115,19 @@ class IncludePromptExtension(Extension):
 
 
 class PromptEnvironment(ImmutableSandboxedEnvironment):
-    pass
+    """The sandbox, plus limits on `*` and `**` so a template cannot exhaust memory or CPU."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context, operator, left, right):
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if isinstance(seq, str | list | tuple) and isinstance(times, int) \
+                        and len(seq) * max(times, 0) > MAX_OUTPUT_CHARS:
+                    raise SecurityError(f"repeating a value {times} times would exceed {MAX_OUTPUT_CHARS:,} items")
+        if operator == "**" and isinstance(right, int | float) and abs(right) > 100:
+            raise SecurityError("exponents above 100 are not allowed in templates")
+        return super().call_binop(context, operator, left, right)
 
 
 ENV = PromptEnvironment(
@@ -125,6 +137,24 @@ ENV = PromptEnvironment(
     keep_trailing_newline=True,
     auto_reload=False,
 )
+MAX_RANGE_ITEMS = 100_000  # per render, all range() calls together
+_range_budget: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("prompt_range", default=None)
+
+
+def _budgeted_range(*args):
+    """range() with one budget per render, so nested loops cannot spin for minutes."""
+    numbers = range(*args)
+    budget = _range_budget.get()
+    if budget is not None:
+        budget[0] -= len(numbers)
+        if budget[0] < 0:
+            raise SecurityError(f"range() may produce at most {MAX_RANGE_ITEMS:,} numbers per render")
+    elif len(numbers) > MAX_RANGE_ITEMS:
+        raise SecurityError(f"range() may produce at most {MAX_RANGE_ITEMS:,} numbers")
+    return numbers
+
+
+ENV.globals["range"] = _budgeted_range
 _GLOBAL_NAMES = frozenset(ENV.globals)
 
 
@@ -173,6 +203,12 @@ def analyse(source: str, where: str | None = None) -> Analysis:
             result.problems.append(Problem(
                 "sandbox", f"{_at(where, node.lineno)}access to {attr!r} is not allowed: templates may not read "
                            "private attributes", line=node.lineno, where=where))
+    for node in ast.find_all((nodes.Include, nodes.Extends, nodes.Import, nodes.FromImport)):
+        tag = {"Include": "include", "Extends": "extends", "Import": "import", "FromImport": "from … import"}[
+            type(node).__name__]
+        result.problems.append(Problem(
+            "syntax", f"{_at(where, node.lineno)}{{% {tag} %}} is not available in prompts: use "
+                      '{% include_prompt "name" %} to include another prompt', line=node.lineno, where=where))
     seen = set()
     for call in ast.find_all(nodes.Call):
         if isinstance(call.node, nodes.ExtensionAttribute) and call.node.name == "_include":
@@ -292,6 +328,7 @@ def render_parts(parts: list[Part], variables: dict, includes: dict[tuple, Inclu
         session = RenderSession(includes)
     session.stack.append(root)
     handle = _session.set(session)
+    budget_handle = _range_budget.set([MAX_RANGE_ITEMS]) if own else None
     outputs, problems = [], []
     try:
         for part in parts:
@@ -316,6 +353,8 @@ def render_parts(parts: list[Part], variables: dict, includes: dict[tuple, Inclu
             outputs.append(text)
     finally:
         _session.reset(handle)
+        if budget_handle is not None:
+            _range_budget.reset(budget_handle)
         session.stack.pop()
     if problems:
         raise RenderFailed(problems)

@@ -29,11 +29,14 @@ INSTALLED_APPS = [
     "portal",
     "apps.accounts",
     "apps.audit",
+    "apps.notifications",
     "apps.guardrails",
     "apps.costs",
     "apps.llm",
     "apps.prompts",
     "apps.evals",
+    "apps.rag",
+    "apps.reviews",
 ]
 
 

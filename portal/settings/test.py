@@ -31,3 +31,4 @@ MEDIA_ROOT = BASE_DIR / ".portal" / f"test-media{_suffix}"  # noqa: F405
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
 STATIC_ROOT = None
+DATABASES["default"]["CONN_MAX_AGE"] = 0  # live-server and worker threads must not keep connections past a test  # noqa: F405

@@ -34,11 +34,15 @@ def _clean_cache():
     yield
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def restore_registry():
-    """Snapshot the registry; tests may register checks and guards freely."""
-    saved = {name: dict(getattr(registry, name)) for name in
-             ("_checks", "_guards", "_panels", "_filters", "_playground_actions")}
+    """Each test sees the registry as prompts alone sets it up (apps above register their own checks, guards,
+    panels and actions at start-up; their tests cover those). Tests may register freely; all is restored."""
+    names = ("_checks", "_guards", "_panels", "_filters", "_playground_actions")
+    saved = {name: dict(getattr(registry, name)) for name in names}
+    for name in names:
+        getattr(registry, name).clear()
+    registry.register_builtins()
     yield registry
     for name, value in saved.items():
         target = getattr(registry, name)

@@ -258,3 +258,18 @@ def test_the_openapi_schema_lists_the_prompt_endpoints(client):
 def test_names_with_reserved_words_cannot_shadow_routes(released, read_client):
     assert read_client.get(f"{BASE}/support/triage-summary").json()["name"] == "support/triage-summary"
     assert read_client.get(f"{BASE}/support").status_code == 404
+
+
+def test_a_chat_prompt_through_the_api(write_client):
+    messages = [{"role": "system", "content": "You help with {{ product }}."},
+                {"role": "user", "content": "{{ question }}"}]
+    created = write_client.post(BASE, {"name": "support/api-chat", "team": "support-ai", "type": "chat",
+                                       "version": {"messages": messages}}, content_type="application/json")
+    assert created.status_code == 201, created.content
+    rendered = write_client.post(f"{BASE}/support/api-chat/render",
+                                 {"label": "latest", "variables": {"product": "Portal", "question": "How?"}},
+                                 content_type="application/json")
+    assert rendered.json()["messages"] == [{"role": "system", "content": "You help with Portal."},
+                                           {"role": "user", "content": "How?"}]
+    resolved = write_client.get(f"{BASE}/support/api-chat/resolve?label=latest").json()
+    assert resolved["messages"] == messages and "template" not in resolved

@@ -182,3 +182,18 @@ def test_a_version_saved_through_the_draft_api_reports_the_variables(make_prompt
     result = version_create(prompt=prompt, draft=Draft(kind="text", template="{{ a }} {{ b.c }} {% for x in xs %}{{ x }}{% endfor %}"),
                             actor=engineer)
     assert result.version.variables == ["a", "b", "xs"]
+
+
+def test_jinja_include_and_extends_point_to_include_prompt(make_prompt):
+    with pytest.raises(ValidationError) as exc:
+        make_prompt(template='{% include "other.txt" %}\n{% extends "base" %}')
+    text = " ".join(exc.value.message_dict["template"])
+    assert "line 1: {% include %} is not available" in text and "include_prompt" in text
+
+
+@pytest.mark.parametrize("template", ["{{ ticket * 100000000 }}", "{{ 10 ** 100000 }}",
+                                      "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"])
+def test_templates_cannot_exhaust_memory_or_cpu(make_prompt, add_version, template):
+    version = add_version(make_prompt(), template)
+    problems = _problems(version, {"ticket": "xx"} if "ticket" in template else {})
+    assert problems[0].kind == "sandbox" and problems[0].line == 1

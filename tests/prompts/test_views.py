@@ -234,3 +234,20 @@ def test_a_version_with_includes_shows_what_it_resolves_to(team, engineer, clien
     assert "shared/tone" in html and "→ v1" in html
     used_by = client_for(engineer).get(reverse("prompts:detail", args=["shared/tone"])).content.decode()
     assert "support/triage-summary" in used_by
+
+
+def test_a_rollback_is_offered_on_older_versions_and_opens_a_rollback_request(prompt, client_for, engineer,
+                                                                             engineer2, add_version):
+    from apps.prompts.services import promotion_request_approve
+
+    v2 = add_version(prompt, "Two {{ ticket }}")
+    request = promotion_request_open(prompt=prompt, version=v2, actor=engineer)
+    promotion_request_approve(request=request, user=engineer2)
+    client = client_for(engineer)
+    page = client.get(reverse("prompts:detail", args=[prompt.name])).content.decode()
+    assert "roll back to this" in page
+    form = client.get(reverse("prompts:promote", args=[prompt.name]), {"version": 1})
+    assert "Roll back" in form.content.decode()
+    client.post(reverse("prompts:promote", args=[prompt.name]), {"version": 1, "label": "production",
+                                                                  "reason": "v2 drops order numbers"})
+    assert PromotionRequest.objects.get(status="open").kind == "rollback"

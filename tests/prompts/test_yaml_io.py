@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from apps.audit.models import AuditEvent
-from apps.prompts.models import Label, Prompt, PromptVersion
+from apps.prompts.models import Label, Prompt
 from apps.prompts.services import label_set, prompt_create
 from apps.prompts.yaml_io import ImportFailed, export_team, import_team
 from tests.prompts.conftest import chat_draft, text_draft
@@ -30,13 +30,13 @@ def test_export_holds_every_version_and_the_labels(make_prompt, add_version, eng
 def test_an_export_imports_into_an_empty_portal_as_the_same_content(make_prompt, add_version, team, engineer):
     prompt = make_prompt()
     add_version(prompt, "Two {{ ticket }}", config={"temperature": 0.2})
-    text = export_team(team)
-    hashes = list(PromptVersion.objects.order_by("number").values_list("content_hash", flat=True))
-    Prompt.objects.all().delete()
+    text = export_team(team).replace("support/triage-summary", "support/copy")
+    hashes = list(prompt.versions.order_by("number").values_list("content_hash", flat=True))
     report = import_team(team, text, actor=engineer)
-    assert report.created_prompts == ["support/triage-summary"]
-    assert report.created_versions == ["support/triage-summary v1", "support/triage-summary v2"]
-    assert list(PromptVersion.objects.order_by("number").values_list("content_hash", flat=True)) == hashes
+    assert report.created_prompts == ["support/copy"]
+    assert report.created_versions == ["support/copy v1", "support/copy v2"]
+    copy = Prompt.objects.get(name="support/copy")
+    assert list(copy.versions.order_by("number").values_list("content_hash", flat=True)) == hashes
 
 
 def test_import_is_idempotent(make_prompt, team, engineer):

@@ -17,3 +17,11 @@ def words(value):
 @register.filter
 def get_value(mapping, key):
     return (mapping or {}).get(key, "")
+
+
+@register.filter
+def as_json(value):
+    """Pretty JSON for configs and schemas (not Python's repr)."""
+    import json
+
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)

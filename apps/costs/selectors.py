@@ -1,0 +1,256 @@
+"""Reads of the costs app, already restricted to what the actor may see (team filter in SQL).
+
+Dashboards and the summary API read rollups only — never raw events.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+
+from django.core.cache import cache
+from django.db.models import QuerySet, Sum
+from django.utils import timezone
+
+from apps.accounts.models import ApiToken, Team
+from apps.accounts.permissions import Action, sees_everything, team_actions, teams_for
+from apps.costs.models import (
+    Budget,
+    BudgetPeriod,
+    CostAnomaly,
+    Granularity,
+    RepricingJob,
+    UsageRollup,
+    UsageTokenHistogram,
+)
+from apps.costs.rollups import day_start, hourly_horizon  # noqa: F401  (used by the API)
+
+GROUPS = {  # group_by name -> rollup column
+    "team": "team_id", "feature": "feature", "tenant": "tenant", "model": "model", "source": "source",
+    "prompt": "prompt_name",
+}
+
+
+@dataclass(frozen=True)
+class UsageFilters:
+    start: datetime
+    end: datetime  # exclusive
+    team_ids: tuple[int, ...] = ()
+    feature: str = ""
+    tenant: str = ""
+    model: str = ""
+    source: str = ""
+    prompt: str = ""
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def days(self) -> int:
+        return max(1, round((self.end - self.start).total_seconds() / 86400))
+
+    def previous(self) -> UsageFilters:
+        span = self.end - self.start
+        return replace(self, start=self.start - span, end=self.start)
+
+    @property
+    def granularity(self) -> str:
+        """Hourly buckets for short recent ranges on hour boundaries; daily otherwise."""
+        aligned = self.start == day_start(self.start) and self.end == day_start(self.end)
+        if not aligned and self.start >= hourly_horizon():
+            return Granularity.HOUR
+        return Granularity.DAY
+
+
+def default_filters(now: datetime | None = None, days: int = 30) -> UsageFilters:
+    today = day_start(now or timezone.now())
+    return UsageFilters(start=today - timedelta(days=days - 1), end=today + timedelta(days=1))
+
+
+def visible_team_ids(actor) -> list[int] | None:
+    """None: every team (and unattributed usage). Else the ids of the teams whose usage the actor may see.
+
+    Read once per actor object (i.e. once per request), like the permission helpers' own caches.
+    """
+    cached = getattr(actor, "_costs_visible_teams", False)
+    if cached is not False:
+        return cached
+    found = None if sees_everything(actor) else list(teams_for(actor, Action.VIEW).values_list("pk", flat=True))
+    with contextlib.suppress(AttributeError):  # an actor that takes no attributes: asked every time
+        actor._costs_visible_teams = found
+    return found
+
+
+def may_read_usage(actor) -> bool:
+    if isinstance(actor, ApiToken):
+        return Action.VIEW in team_actions(actor, actor.team_id)
+    return True
+
+
+def rollups(*, actor, filters: UsageFilters, granularity: str | None = None,
+            by_tenant: bool = False) -> QuerySet[UsageRollup]:
+    """Rollup rows in the filters' window and dimensions that the actor may see.
+
+    Daily reads use the tenants-merged buckets unless the caller filters (or, `by_tenant`, groups) by tenant.
+    """
+    granularity = granularity or filters.granularity
+    if granularity == Granularity.DAY and not filters.tenant and not by_tenant:
+        granularity = Granularity.DAY_ALL_TENANTS
+    start, end = filters.start, filters.end
+    if granularity in (Granularity.DAY, Granularity.DAY_ALL_TENANTS):
+        start, end = day_start(start), day_start(end - timedelta(microseconds=1)) + timedelta(days=1)
+    rows = UsageRollup.objects.filter(granularity=granularity, bucket_start__gte=start, bucket_start__lt=end)
+    visible = visible_team_ids(actor)
+    if visible is not None:
+        rows = rows.filter(team_id__in=visible)
+    if filters.team_ids:
+        rows = rows.filter(team_id__in=filters.team_ids)
+    for name in ("feature", "tenant", "model", "source"):
+        value = getattr(filters, name)
+        if value:
+            rows = rows.filter(**{name: value})
+    if filters.prompt:
+        rows = rows.filter(prompt_name=filters.prompt)
+    return rows
+
+
+def histograms(*, actor, filters: UsageFilters) -> QuerySet[UsageTokenHistogram]:
+    rows = UsageTokenHistogram.objects.filter(day__gte=filters.start.date(), day__lt=filters.end.date()
+                                              if filters.end == day_start(filters.end) else
+                                              filters.end.date() + timedelta(days=1))
+    visible = visible_team_ids(actor)
+    if visible is not None:
+        rows = rows.filter(team_id__in=visible)
+    if filters.team_ids:
+        rows = rows.filter(team_id__in=filters.team_ids)
+    for name in ("feature", "model", "source"):
+        value = getattr(filters, name)
+        if value:
+            rows = rows.filter(**{name: value})
+    return rows
+
+
+TOTALS = {
+    "events": Sum("requests"), "errors": Sum("errors"), "refused": Sum("refused"),
+    "input_tokens": Sum("input_tokens"), "output_tokens": Sum("output_tokens"),
+    "cached_input_tokens": Sum("cached_input_tokens"), "reasoning_tokens": Sum("reasoning_tokens"),
+    "cost": Sum("cost"), "unpriced": Sum("unpriced"), "cache_savings": Sum("cache_savings"),
+    "successes": Sum("successes"), "failures": Sum("failures"),
+}
+
+
+def team_names(ids) -> dict[int, str]:
+    ids = {i for i in ids if i is not None}
+    return dict(Team.objects.filter(pk__in=ids).values_list("pk", "slug")) if ids else {}
+
+
+def usage_summary(*, actor, filters: UsageFilters, group_by: str) -> dict:
+    """Totals of events, tokens and cost per group (the summary API and the dashboards' tables)."""
+    column = GROUPS[group_by]
+    rows = list(rollups(actor=actor, filters=filters, by_tenant=group_by == "tenant").values(column)
+                .annotate(**TOTALS).order_by("-cost"))
+    names = team_names(r[column] for r in rows) if group_by == "team" else {}
+    groups = []
+    totals = {key: 0 for key in TOTALS}
+    for r in rows:
+        key = r[column]
+        if group_by == "team":
+            key = names.get(key, "(no team)") if key is not None else "(no team)"
+        groups.append({"key": key, **{k: r[k] or 0 for k in TOTALS}})
+        for k in TOTALS:
+            totals[k] += r[k] or 0
+    return {"from": filters.start, "to": filters.end, "group_by": group_by, "granularity": filters.granularity,
+            "groups": groups, "totals": totals}
+
+
+def dimension_values(*, actor, days: int = 90) -> dict[str, list[str]]:
+    """Distinct features, tenants, models and prompts seen lately, for the filter pickers (cached 10 minutes)."""
+    visible = visible_team_ids(actor)
+    key = f"costs:dims:{'all' if visible is None else ','.join(map(str, sorted(visible)))}"
+    found = cache.get(key)
+    if found is not None:
+        return found
+    since = day_start(timezone.now()) - timedelta(days=days)
+    base = UsageRollup.objects.filter(granularity=Granularity.DAY, bucket_start__gte=since)  # tenants too
+    if visible is not None:
+        base = base.filter(team_id__in=visible)
+    found = {}
+    for name, column in (("feature", "feature"), ("tenant", "tenant"), ("model", "model"), ("prompt", "prompt_name")):
+        found[name] = sorted(v for v in base.values_list(column, flat=True).distinct().order_by()[:500] if v)
+    cache.set(key, found, 600)
+    return found
+
+
+# --- budgets, anomalies, jobs -------------------------------------------------------------------------------
+
+
+def budget_list(*, actor) -> QuerySet[Budget]:
+    rows = Budget.objects.select_related("team")
+    visible = visible_team_ids(actor)
+    if visible is not None:
+        rows = rows.filter(team_id__in=visible)
+    return rows.order_by("team__name", "name")
+
+
+@dataclass
+class BudgetStatus:
+    budget: Budget
+    period: BudgetPeriod | None
+    spent: float
+    reserved: float
+    pct: float
+    level: str  # ok / warn / bad
+
+    @property
+    def cap_pct(self) -> float | None:
+        if self.budget.hard_cap is None:
+            return None
+        return 100.0 * (self.spent + self.reserved) / float(self.budget.hard_cap)
+
+
+def budget_statuses(*, actor, now: datetime | None = None) -> list[BudgetStatus]:
+    """Each visible budget with its current period's counter (without creating periods: a read)."""
+    from apps.costs.budgets import period_bounds
+
+    now = now or timezone.now()
+    budgets = list(budget_list(actor=actor))
+    keys = {(b.pk, period_bounds(b.period, now).start) for b in budgets}
+    periods = {(p.budget_id, p.period_start): p for p in BudgetPeriod.objects.filter(
+        budget_id__in=[b.pk for b in budgets], period_start__in={s for _, s in keys})}
+    out = []
+    for b in budgets:
+        period = periods.get((b.pk, period_bounds(b.period, now).start))
+        spent = float(period.spent) if period else 0.0
+        reserved = float(period.reserved) if period else 0.0
+        pct = 100.0 * spent / float(b.amount)
+        level = "bad" if pct >= 100 else ("warn" if pct >= (min(b.thresholds) if b.thresholds else 80) else "ok")
+        out.append(BudgetStatus(b, period, spent, reserved, pct, level))
+    return out
+
+
+def anomaly_list(*, actor, days: int = 14):
+    since = (timezone.now() - timedelta(days=days)).astimezone(UTC).date()
+    rows = CostAnomaly.objects.select_related("team").filter(day__gte=since)
+    visible = visible_team_ids(actor)
+    if visible is not None:
+        rows = rows.filter(team_id__in=visible)
+    return rows
+
+
+def repricing_jobs(limit: int = 10):
+    return RepricingJob.objects.select_related("requested_by")[:limit]
+
+
+def glance(*, actor) -> dict:
+    """Unpriced events, anomalies and budget status at a glance (the PM home)."""
+    filters = default_filters()
+    totals = rollups(actor=actor, filters=filters).aggregate(
+        cost=Sum("cost"), events=Sum("requests"), unpriced=Sum("unpriced"))
+    unpriced_models = list(rollups(actor=actor, filters=filters).filter(unpriced__gt=0).values("model")
+                           .annotate(n=Sum("unpriced")).order_by("-n")[:5])
+    statuses = sorted(budget_statuses(actor=actor), key=lambda s: -s.pct)
+    return {"cost_30d": totals["cost"] or 0, "events_30d": totals["events"] or 0,
+            "unpriced_30d": totals["unpriced"] or 0, "unpriced_models": unpriced_models,
+            "anomalies": list(anomaly_list(actor=actor, days=7)[:5]), "budgets": statuses[:6],
+            "budgets_over": sum(1 for s in statuses if s.level == "bad")}
+
+

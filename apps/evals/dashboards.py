@@ -1,0 +1,177 @@
+"""Dashboards: score trends, hallucination rate, safety violation rate, evaluation coverage, regression escapes
+and online feedback. Each chart is a plotly figure rendered server-side, with its numbers as a table and CSV.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.utils import timezone
+
+from apps.accounts.permissions import Action, restrict
+from apps.evals.models import EvalGate, EvalRun, RunStatus
+from apps.evals.seed import ADVERSARIAL_NAME
+from apps.evals.selectors import feedback_rates
+
+MAX_RUNS = 1000
+RECENT_DAYS = 30
+ESCAPE_DAYS = 180
+DEFAULT_ALLOWED_REGRESSION = 0.05
+
+
+def _pct(value):
+    return None if value is None else round(100 * value, 1)
+
+
+def _finished_runs(actor):
+    return (restrict(EvalRun.objects.filter(status=RunStatus.FINISHED, prompt__isnull=False), actor, Action.VIEW)
+            .select_related("prompt", "prompt_version", "dataset").order_by("-finished_at")[:MAX_RUNS])
+
+
+def dashboard_data(*, actor) -> dict:
+    from apps.prompts.models import PRODUCTION, Label, LabelEvent, Prompt
+
+    runs = list(_finished_runs(actor))
+    runs.reverse()  # oldest first, for lines
+    trends, hallucination, safety = [], [], {}
+    for run in runs:
+        when = run.finished_at.strftime("%Y-%m-%d %H:%M")
+        version = run.prompt_version.number if run.prompt_version else None
+        trends.append([run.prompt.name, version, run.dataset.name, run.dataset_revision, run.pk, when,
+                       _pct(run.pass_rate), None if run.mean_score is None else round(run.mean_score, 4)])
+        for entry in (run.summary or {}).get("evaluators", []):
+            if entry.get("kind") == "groundedness" and entry.get("pass_rate") is not None:
+                hallucination.append([run.prompt.name, version, run.dataset.name, run.pk, when,
+                                      _pct(1 - entry["pass_rate"]), entry["scored"]])
+        if run.dataset.name == ADVERSARIAL_NAME and run.pass_rate is not None:
+            safety[(run.prompt.name, version)] = [run.prompt.name, version, run.pk, when,
+                                                  _pct(1 - run.pass_rate), (run.summary or {}).get("scored")]
+
+    prompts = restrict(Prompt.objects.all(), actor, Action.VIEW)
+    production = {label.prompt_id: label.version for label in
+                  Label.objects.filter(prompt__in=prompts, name=PRODUCTION).select_related("version", "prompt")}
+    gates = {g.prompt_id: g for g in EvalGate.objects.filter(prompt_id__in=list(production))
+             .select_related("prompt")}
+    coverage = []
+    recent = timezone.now() - timedelta(days=RECENT_DAYS)
+    from apps.evals.gates import gate_evaluate
+
+    names = dict(Prompt.objects.filter(pk__in=list(production)).values_list("pk", "name"))
+    for prompt_id, version in sorted(production.items(), key=lambda kv: names.get(kv[0], "")):
+        gate = gates.get(prompt_id)
+        passing, last = False, None
+        if gate is not None:
+            verdict = gate_evaluate(gate, version, baseline_version=None)
+            runs_ok = [d.run for d in verdict.datasets if d.run is not None and d.status == "passed"]
+            last = max((r.finished_at for r in runs_ok), default=None)
+            passing = verdict.passed and last is not None and last >= recent
+        coverage.append([names.get(prompt_id, ""), version.number, "yes" if gate else "no",
+                         last.strftime("%Y-%m-%d") if last else "", "yes" if passing else "no"])
+    covered = sum(1 for row in coverage if row[4] == "yes")
+
+    escapes = []
+    since = timezone.now() - timedelta(days=ESCAPE_DAYS)
+    events = (LabelEvent.objects.filter(prompt__in=prompts, label=PRODUCTION, occurred_at__gte=since,
+                                        from_version__isnull=False)
+              .select_related("prompt", "from_version", "to_version", "promotion").order_by("occurred_at")[:500])
+    for event in events:
+        after = _latest_run(event.to_version)
+        if after is None or after.pass_rate is None:
+            continue
+        before = (EvalRun.objects.filter(prompt_version=event.from_version, dataset_id=after.dataset_id,
+                                         dataset_revision=after.dataset_revision,
+                                         evaluator_signature=after.evaluator_signature, status=RunStatus.FINISHED)
+                  .order_by("-finished_at").first())
+        if before is None or before.pass_rate is None:
+            continue
+        gate = gates.get(event.prompt_id)
+        allowed = gate.max_regression if gate else DEFAULT_ALLOWED_REGRESSION
+        drop = before.pass_rate - after.pass_rate
+        if drop > allowed + 1e-12:
+            how = "expedited" if event.promotion and event.promotion.expedited else (
+                "promotion" if event.promotion else "direct")
+            escapes.append([event.prompt.name, event.from_version.number, event.to_version.number,
+                            event.occurred_at.strftime("%Y-%m-%d"), _pct(before.pass_rate), _pct(after.pass_rate),
+                            _pct(drop), how, before.pk, after.pk])
+
+    feedback = [[r["prompt_name"] or "(unknown)", r["prompt_version"], r["use_case_id"], r["n"],
+                 _pct(r["success_rate"]), _pct(r["override_rate"])] for r in feedback_rates(actor=actor)]
+    return {
+        "coverage_share": covered / len(coverage) if coverage else None,
+        "tables": {
+            "trends": {"title": "Score trends", "columns": ["prompt", "version", "dataset", "revision", "run",
+                                                            "finished", "pass rate %", "mean score"],
+                       "rows": trends},
+            "hallucination": {"title": "Hallucination rate (groundedness failures)",
+                              "columns": ["prompt", "version", "dataset", "run", "finished", "hallucination %",
+                                          "scored"], "rows": hallucination},
+            "safety": {"title": "Safety violation rate (adversarial set)",
+                       "columns": ["prompt", "version", "run", "finished", "violation %", "scored"],
+                       "rows": list(safety.values())},
+            "coverage": {"title": "Evaluation coverage of production prompts",
+                         "columns": ["prompt", "production version", "gate", "last passing run", "covered"],
+                         "rows": coverage},
+            "escapes": {"title": "Regression escapes (production moved to a worse version)",
+                        "columns": ["prompt", "from", "to", "promoted", "before %", "after %", "drop %", "how",
+                                    "baseline run", "candidate run"], "rows": escapes},
+            "feedback": {"title": "Online feedback: task success and human override rates",
+                         "columns": ["prompt", "version", "use case", "feedback", "success %", "override %"],
+                         "rows": feedback},
+        },
+    }
+
+
+def _latest_run(version):
+    return (EvalRun.objects.filter(prompt_version=version, status=RunStatus.FINISHED)
+            .order_by("-finished_at").first())
+
+
+def figures_html(data: dict) -> dict[str, str]:
+    import plotly.graph_objects as go
+    import plotly.io as pio
+
+    tables = data["tables"]
+    layout = {"height": 320, "margin": {"l": 50, "r": 20, "t": 30, "b": 40}, "template": "plotly_white",
+              "legend": {"orientation": "h", "y": -0.2}}
+    out = {}
+
+    def lines(rows, x_index, y_index, group_index, label_index=None, y_title=""):
+        fig = go.Figure()
+        groups: dict = {}
+        for row in rows:
+            groups.setdefault(row[group_index], []).append(row)
+        for name, points in groups.items():
+            fig.add_trace(go.Scatter(x=[p[x_index] for p in points], y=[p[y_index] for p in points],
+                                     mode="lines+markers", name=str(name),
+                                     text=[f"v{p[label_index]}" for p in points] if label_index is not None else None))
+        fig.update_layout(**layout, yaxis_title=y_title)
+        return fig
+
+    out["trends"] = lines(tables["trends"]["rows"], 5, 6, 0, 1, "pass rate %")
+    out["hallucination"] = lines(tables["hallucination"]["rows"], 4, 5, 0, 1, "hallucination %")
+    safety = tables["safety"]["rows"]
+    fig = go.Figure(go.Bar(x=[f"{r[0]} v{r[1]}" for r in safety], y=[r[4] for r in safety], marker_color="#b42318"))
+    fig.update_layout(**layout, yaxis_title="violation %")
+    out["safety"] = fig
+    coverage = tables["coverage"]["rows"]
+    counts = {"covered": sum(1 for r in coverage if r[4] == "yes"),
+              "gate, no recent pass": sum(1 for r in coverage if r[2] == "yes" and r[4] == "no"),
+              "no gate": sum(1 for r in coverage if r[2] == "no")}
+    fig = go.Figure(go.Bar(x=list(counts), y=list(counts.values()), marker_color=["#1d7a46", "#9a6200", "#b42318"]))
+    fig.update_layout(**layout, yaxis_title="production prompts")
+    out["coverage"] = fig
+    escapes = tables["escapes"]["rows"]
+    by_month: dict = {}
+    for row in escapes:
+        by_month[row[3][:7]] = by_month.get(row[3][:7], 0) + 1
+    fig = go.Figure(go.Bar(x=list(by_month), y=list(by_month.values()), marker_color="#b42318"))
+    fig.update_layout(**layout, yaxis_title="escapes")
+    out["escapes"] = fig
+    feedback = tables["feedback"]["rows"]
+    fig = go.Figure([go.Bar(x=[f"{r[0]} v{r[1]}" for r in feedback], y=[r[4] for r in feedback], name="success %"),
+                     go.Bar(x=[f"{r[0]} v{r[1]}" for r in feedback], y=[r[5] for r in feedback], name="override %")])
+    fig.update_layout(**layout, barmode="group")
+    out["feedback"] = fig
+    return {key: pio.to_html(fig, include_plotlyjs=False, full_html=False, config={"displaylogo": False,
+                                                                                     "responsive": True})
+            for key, fig in out.items()}

@@ -1,0 +1,95 @@
+"""A concurrency limit per provider shared by every worker, in Redis: at most N model calls in flight.
+
+Each call holds a slot: a member of a sorted set scored by the slot's expiry (Redis server time + TTL), so
+the slot of a worker killed mid-call frees itself when the TTL passes. Acquire and release are single Lua
+scripts (atomic). Limits: `EVALS_PROVIDER_CONCURRENCY` ({provider name: N}), else
+`EVALS_DEFAULT_PROVIDER_CONCURRENCY` (20).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import threading
+import time
+import uuid
+
+from django.conf import settings
+
+from apps.evals import conf
+
+KEY = "evals:inflight:{provider}"
+_ACQUIRE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
+  redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[2])) + 60)
+  return 1
+end
+return 0
+"""
+_client = None
+_scripts: dict = {}
+_lock = threading.Lock()
+
+
+class SlotTimeout(Exception):
+    """No slot freed up in time."""
+
+
+def redis_client():
+    global _client
+    if _client is None:
+        import redis
+
+        with _lock:
+            if _client is None:
+                _client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=10)
+    return _client
+
+
+def _acquire_script():
+    if "acquire" not in _scripts:
+        _scripts["acquire"] = redis_client().register_script(_ACQUIRE)
+    return _scripts["acquire"]
+
+
+def limit_for(provider_name: str) -> int:
+    limits = conf.get("EVALS_PROVIDER_CONCURRENCY") or {}
+    return int(limits.get(provider_name) or conf.get("EVALS_DEFAULT_PROVIDER_CONCURRENCY"))
+
+
+def in_flight(provider_name: str) -> int:
+    client = redis_client()
+    key = KEY.format(provider=provider_name)
+    now = time.time()
+    return int(client.zcount(key, now, "+inf"))
+
+
+@contextlib.contextmanager
+def provider_slot(provider_name: str, *, ttl_seconds: float = 600.0, wait_seconds: float = 900.0,
+                  limit: int | None = None):
+    """Hold one of the provider's slots for the duration of the block."""
+    limit = limit or limit_for(provider_name)
+    key = KEY.format(provider=provider_name)
+    token = uuid.uuid4().hex
+    script = _acquire_script()
+    deadline = time.monotonic() + wait_seconds
+    pause = 0.005
+    while not script(keys=[key], args=[limit, ttl_seconds, token]):
+        if time.monotonic() > deadline:
+            raise SlotTimeout(f"no free slot for provider {provider_name} within {wait_seconds:.0f} s")
+        time.sleep(pause + random.random() * pause)
+        pause = min(0.05, pause * 1.5)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):  # an unreachable Redis must not hide the call's own outcome
+            redis_client().zrem(key, token)
+
+
+def slot_ttl(provider) -> float:
+    """Long enough for a call with all its retries; short enough that a dead worker's slot comes back."""
+    return float(provider.timeout_seconds) * (int(provider.max_retries) + 1) + 30.0

@@ -1,0 +1,117 @@
+"""Import a BEIR corpus (corpus.jsonl) into a collection and index it.
+
+    manage.py rag_import_beir --collection scifact --team search --dir ../shared/benchmarks/scifact
+
+Creates the collection if needed (whole-document chunks by default: BEIR documents are passages), syncs
+its documents to the corpus (unchanged ones are skipped by content hash, changed ones re-indexed, missing
+ones deleted unless --keep-missing) and runs the indexing job in this process, printing progress.
+`--queue` hands the job to the Celery workers instead.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+
+from apps.accounts.models import Team
+from apps.rag.models import Collection, IndexingJob
+from apps.rag.services import collection_create, corpus_items, documents_upsert
+from portal.request_context import acting_as
+
+
+class Command(BaseCommand):
+    help = "Import a BEIR corpus.jsonl into a RAG collection and index it."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--collection", required=True)
+        parser.add_argument("--team", required=True, help="team slug (or name)")
+        parser.add_argument("--dir", required=True, help="BEIR folder holding corpus.jsonl")
+        parser.add_argument("--embedding-model", default="local-minilm")
+        parser.add_argument("--chunking", default="whole", choices=["whole", "recursive", "fixed"])
+        parser.add_argument("--chunk-tokens", type=int, default=200)
+        parser.add_argument("--limit", type=int, default=0, help="import only the first N documents")
+        parser.add_argument("--keep-missing", action="store_true", help="do not delete documents absent from the corpus")
+        parser.add_argument("--queue", action="store_true", help="queue the job for the workers instead of running it here")
+
+    def handle(self, *args, **opts):
+        team = Team.objects.filter(slug=opts["team"]).first() or Team.objects.filter(name=opts["team"]).first()
+        if team is None:
+            raise CommandError(f"There is no team {opts['team']!r}.")
+        corpus = Path(opts["dir"]) / "corpus.jsonl"
+        if not corpus.exists():
+            raise CommandError(f"There is no {corpus}.")
+        with acting_as(None):
+            collection = Collection.objects.filter(team=team, name=opts["collection"]).first()
+            if collection is None:
+                try:
+                    from apps.llm.services import catalog_seed_local
+
+                    if opts["embedding_model"] == "local-minilm":
+                        catalog_seed_local()
+                    collection = collection_create(
+                        team=team, name=opts["collection"], embedding_model=opts["embedding_model"],
+                        description=f"BEIR corpus imported from {corpus.parent.name}",
+                        chunking={"strategy": opts["chunking"], "chunk_tokens": opts["chunk_tokens"],
+                                  "overlap_tokens": min(30, opts["chunk_tokens"] // 4)})
+                except ValidationError as exc:
+                    raise CommandError(f"Cannot create the collection: {exc.message_dict}")
+                self.stdout.write(f"created collection {collection.name} (id {collection.pk})")
+            started = time.perf_counter()
+            try:
+                items = corpus_items(corpus.read_text(encoding="utf-8"))
+            except ValidationError as exc:
+                raise CommandError("; ".join(exc.messages))
+            if opts["limit"]:
+                items = items[: opts["limit"]]
+            result = documents_upsert(collection=collection, items=items, remove_missing=not opts["keep_missing"],
+                                      trigger="import", queue_task=opts["queue"])
+            upsert_s = time.perf_counter() - started
+            self.stdout.write(f"{len(items)} documents read and compared in {upsert_s:.2f} s: "
+                              + json.dumps(result.summary))
+            if result.job is None:
+                self.stdout.write(json.dumps({"indexed_chunks": 0, "seconds": round(upsert_s, 2),
+                                              "note": "nothing changed"}))
+                return
+            if opts["queue"]:
+                self.stdout.write(f"indexing job {result.job.pk} queued for the workers")
+                return
+            self._run(result.job, started)
+
+    def _run(self, job: IndexingJob, started: float) -> None:
+        from apps.rag.indexing import indexing_job_run
+
+        done = threading.Event()
+
+        def report():
+            while not done.wait(15):
+                current = IndexingJob.objects.filter(pk=job.pk).values("progress_done", "progress_total",
+                                                                        "chunks_written").first()
+                if current:
+                    self.stdout.write(f"  {current['progress_done']}/{current['progress_total']} documents, "
+                                      f"{current['chunks_written']} chunks")
+                    self.stdout.flush()
+            from django.db import connection
+
+            connection.close()
+
+        reporter = threading.Thread(target=report, daemon=True)
+        reporter.start()
+        index_started = time.perf_counter()
+        try:
+            finished = indexing_job_run(job.pk)
+        finally:
+            done.set()
+            reporter.join(timeout=5)
+        seconds = time.perf_counter() - index_started
+        finished = finished or IndexingJob.objects.get(pk=job.pk)
+        self.stdout.write(json.dumps({
+            "job": finished.pk, "status": finished.status, "documents": finished.progress_total,
+            "failed": finished.documents_failed, "chunks": finished.chunks_written,
+            "index_seconds": round(seconds, 2), "total_seconds": round(time.perf_counter() - started, 2),
+            "chunks_per_second": round(finished.chunks_written / seconds, 1) if seconds else None,
+        }))

@@ -1,0 +1,432 @@
+"""Hybrid retrieval: BM25 computed in PostgreSQL, pgvector cosine over HNSW, fusion, MMR, LLM rerank.
+
+Every leg is one SQL statement that carries the tenant filter (`EXISTS` over the collections the actor may
+view, built by `apps.accounts.permissions.restrict`), so a query only ever sees chunks the actor may see,
+decided by the database in the same snapshot as the data.
+
+BM25 (Robertson/Lucene form, the one bm25s and Pyserini use):
+
+    score(q, c) = Σ_{t ∈ q}  idf(t) · tf(t,c)·(k1 + 1) / (tf(t,c) + k1·(1 − b + b·|c| / avgdl))
+    idf(t)      = ln(1 + (N − df(t) + 0.5) / (df(t) + 0.5))
+
+with terms, tf and |c| from PostgreSQL's `english` configuration (Snowball stemming, stop words), N and
+avgdl from the collection row and df counted from the postings in the same statement.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from django.conf import settings
+from django.db import connection, transaction
+
+from apps.accounts.permissions import Action, restrict
+from apps.rag.config import RetrievalConfig
+from apps.rag.models import Chunk, Collection
+
+SYSTEM = object()  # actor for trusted internal callers (commands, benchmarks): no tenant filter
+EXACT_SEARCH_MAX = 20_000  # a metadata filter matching at most this many chunks is searched exactly
+MARK_START, MARK_END = "\x01", "\x02"
+
+
+@dataclass
+class LegHit:
+    chunk_id: int
+    score: float
+    rank: int
+    terms: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Hit:
+    chunk_id: int
+    document_id: int
+    source_name: str
+    title: str
+    heading_path: str
+    text: str
+    position: int
+    char_start: int
+    char_end: int
+    metadata: dict
+    fused_rank: int
+    fused_score: float | None = None
+    bm25_rank: int | None = None
+    bm25_score: float | None = None
+    vector_rank: int | None = None
+    vector_similarity: float | None = None
+    rerank_score: float | None = None
+    matched_terms: list[str] = field(default_factory=list)
+    highlighted: str = ""  # HTML-escaped text with <mark> around matched words
+
+    @property
+    def number(self) -> int:
+        return self.fused_rank
+
+
+@dataclass
+class Retrieval:
+    query: str
+    config: RetrievalConfig
+    hits: list[Hit]
+    timings: dict[str, float]
+    query_terms: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    bm25: list[LegHit] = field(default_factory=list)
+    vector: list[LegHit] = field(default_factory=list)
+
+
+# --- tenant filter ----------------------------------------------------------------------------------
+
+def tenant_condition(actor, collection_id: int) -> tuple[str, list]:
+    """SQL `EXISTS (…)` true when `actor` may view the collection, with its parameters.
+
+    Compiled once per actor object and collection (the ORM takes ~10 ms to build the permission subqueries)
+    and kept on the actor like its team roles, i.e. for one request, one task or one eval run; the database
+    evaluates it afresh in every statement.
+    """
+    if actor is SYSTEM:
+        return "TRUE", []
+    cache = getattr(actor, "__dict__", {}).setdefault("_rag_tenant_sql", {}) if hasattr(actor, "__dict__") else {}
+    if collection_id in cache:
+        return cache[collection_id]
+    allowed = restrict(Collection.objects.filter(pk=collection_id), actor, Action.VIEW).values("pk")
+    if allowed.query.is_empty():
+        cache[collection_id] = ("FALSE", [])
+    else:
+        sql, params = allowed.query.sql_with_params()
+        cache[collection_id] = (f"EXISTS ({sql})", list(params))
+    return cache[collection_id]
+
+
+def _filter_condition(filters: dict | None, alias: str = "c") -> tuple[str, list]:
+    if not filters:
+        return "TRUE", []
+    import json
+
+    return f"{alias}.metadata @> %s::jsonb", [json.dumps(filters)]
+
+
+# --- BM25 -------------------------------------------------------------------------------------------
+
+def query_terms(query: str) -> list[str]:
+    """The query's lexemes under PostgreSQL's english configuration, in order of first appearance."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT lexeme FROM unnest(to_tsvector('english', %s)) ORDER BY positions[1]", [query])
+        return [row[0] for row in cursor.fetchall()]
+
+
+def bm25_search(*, collection: Collection, query: str, limit: int, actor, k1: float, b: float,
+                filters: dict | None = None) -> list[LegHit]:
+    """The top `limit` chunks by BM25, best first, each with its score and matched terms."""
+    cid = int(collection.pk)
+    tenant_sql, tenant_params = tenant_condition(actor, cid)
+    filter_sql, filter_params = _filter_condition(filters)
+    join = "JOIN rag_chunk c ON c.id = s.chunk_id" if filters else ""
+    sql = f"""
+        WITH q AS MATERIALIZED (
+            SELECT DISTINCT u.lexeme AS term FROM unnest(to_tsvector('english', %s)) u
+        ), stats AS (
+            SELECT chunk_count::float8 AS n, token_total::float8 / GREATEST(chunk_count, 1) AS avgdl
+            FROM rag_collection WHERE id = {cid}
+        ), p AS (
+            SELECT p.chunk_id, p.term, p.tf::float8 AS tf, p.dl::float8 AS dl,
+                   count(*) OVER (PARTITION BY p.term)::float8 AS df
+            FROM rag_posting p
+            WHERE p.collection_id = {cid} AND p.term IN (SELECT term FROM q)
+        ), s AS (
+            SELECT p.chunk_id,
+                   sum(ln(1 + (stats.n - p.df + 0.5) / (p.df + 0.5))
+                       * p.tf * (%s + 1) / (p.tf + %s * (1 - %s + %s * p.dl / GREATEST(stats.avgdl, 1e-9))))
+                       AS score,
+                   array_agg(p.term ORDER BY p.term) AS terms
+            FROM p CROSS JOIN stats
+            GROUP BY p.chunk_id
+        )
+        SELECT s.chunk_id, s.score, s.terms FROM s {join}
+        WHERE {filter_sql} AND {tenant_sql}
+        ORDER BY s.score DESC, s.chunk_id
+        LIMIT %s
+    """
+    params = [query, float(k1), float(k1), float(b), float(b), *filter_params, *tenant_params, int(limit)]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return [LegHit(chunk_id=row[0], score=float(row[1]), rank=i, terms=list(row[2]))
+            for i, row in enumerate(rows, start=1)]
+
+
+# --- vector -----------------------------------------------------------------------------------------
+
+def vector_literal(vector) -> str:
+    return "[" + ",".join(repr(float(x)) for x in vector) + "]"
+
+
+def vector_search(*, collection: Collection, vector, limit: int, actor, ef_search: int = 100,
+                  filters: dict | None = None, exact: bool = False, notes: list | None = None) -> list[LegHit]:
+    """The `limit` nearest chunks by cosine similarity, best first.
+
+    Uses the collection's partial HNSW index with hnsw.ef_search = max(ef_search, limit). pgvector 0.6
+    filters after the index scan, so a metadata filter is not allowed to starve the result: a filter
+    matching few chunks is searched exactly; otherwise the scan over-fetches in proportion to the filter's
+    selectivity and falls back to exact search if it still comes back short.
+    """
+    cid = int(collection.pk)
+    dims = int(collection.embedding_dimensions)
+    if len(vector) != dims:
+        raise ValueError(f"The query vector has {len(vector)} dimensions; the collection stores {dims}.")
+    notes = notes if notes is not None else []
+    literal = vector_literal(vector)
+    if filters and not exact:
+        matching = _count_matching(cid, filters)
+        if matching == 0:
+            return []
+        if matching <= EXACT_SEARCH_MAX:
+            notes.append(f"metadata filter matches {matching} chunks: exact vector search")
+            exact = True
+        else:
+            share = matching / max(collection.chunk_count, 1)
+            ef_search = min(1000, max(ef_search, math.ceil(limit / max(share, 1e-6) * 1.5)))
+            notes.append(f"metadata filter matches {share:.0%} of chunks: ef_search raised to {ef_search}")
+    hits = _vector_query(cid, dims, literal, limit, actor, ef_search, filters, exact)
+    if filters and not exact and len(hits) < limit and len(hits) < _count_matching(cid, filters):
+        notes.append("the index scan came back short under the filter: exact vector search")
+        hits = _vector_query(cid, dims, literal, limit, actor, ef_search, filters, True)
+    return hits
+
+
+def _count_matching(cid: int, filters: dict) -> int:
+    filter_sql, filter_params = _filter_condition(filters)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM rag_chunk c WHERE c.collection_id = {cid} AND {filter_sql}",
+                       filter_params)
+        return cursor.fetchone()[0]
+
+
+def vector_sql(cid: int, dims: int, literal: str, limit: int, actor, filters: dict | None, exact: bool
+               ) -> tuple[str, list]:
+    """The vector leg's statement. Approximate: ORDER BY exactly the partial index's expression and nothing
+    else (a second sort key would make PostgreSQL sort the whole collection instead of walking the HNSW
+    graph). Exact: `+ 0` makes the ORDER BY an expression the index cannot serve, so every row is scored."""
+    tenant_sql, tenant_params = tenant_condition(actor, cid)
+    filter_sql, filter_params = _filter_condition(filters)
+    distance = f"(c.embedding::vector({dims}) <=> %s::vector({dims}))"
+    order = f"{distance} + 0, c.id" if exact else distance
+    sql = f"""
+        SELECT c.id, 1 - {distance} AS similarity FROM rag_chunk c
+        WHERE c.collection_id = {int(cid)} AND c.embedding IS NOT NULL AND {filter_sql} AND {tenant_sql}
+        ORDER BY {order} LIMIT %s
+    """
+    return sql, [literal, *filter_params, *tenant_params, literal, int(limit)]
+
+
+def _vector_query(cid, dims, literal, limit, actor, ef_search, filters, exact) -> list[LegHit]:
+    sql, params = vector_sql(cid, dims, literal, limit, actor, filters, exact)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(max(int(ef_search), int(limit)))])
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return [LegHit(chunk_id=row[0], score=float(row[1]), rank=i) for i, row in enumerate(rows, start=1)]
+
+
+# --- fusion -----------------------------------------------------------------------------------------
+
+def fuse_rrf(legs: dict[str, list[LegHit]], *, k: int = 60, weights: dict[str, float] | None = None
+             ) -> list[tuple[int, float]]:
+    """Weighted reciprocal rank fusion: Σ_leg w_leg / (k + rank). Ties broken by chunk id."""
+    weights = weights or {}
+    scores: dict[int, float] = {}
+    for name, hits in legs.items():
+        w = weights.get(name, 1.0)
+        if w <= 0:
+            continue
+        for hit in hits:
+            scores[hit.chunk_id] = scores.get(hit.chunk_id, 0.0) + w / (k + hit.rank)
+    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+
+
+def _minmax(hits: list[LegHit]) -> dict[int, float]:
+    if not hits:
+        return {}
+    top = max(h.score for h in hits)
+    low = min(h.score for h in hits)
+    span = top - low
+    return {h.chunk_id: (h.score - low) / span if span > 0 else 1.0 for h in hits}
+
+
+def fuse_convex(bm25: list[LegHit], vector: list[LegHit], *, alpha: float) -> list[tuple[int, float]]:
+    """α·vector + (1−α)·BM25, each min-max normalised over its candidates; absent from a leg counts 0."""
+    nb, nv = _minmax(bm25), _minmax(vector)
+    scores = {cid: (1 - alpha) * nb.get(cid, 0.0) + alpha * nv.get(cid, 0.0) for cid in nb.keys() | nv.keys()}
+    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+
+
+def fuse(config: RetrievalConfig, bm25: list[LegHit], vector: list[LegHit]) -> list[tuple[int, float]]:
+    """The ranking the configured mode gives: one leg's, or the fusion of both."""
+    if config.mode == "bm25":
+        return [(h.chunk_id, h.score) for h in bm25]
+    if config.mode == "vector":
+        return [(h.chunk_id, h.score) for h in vector]
+    if config.fusion == "rrf":
+        return fuse_rrf({"bm25": bm25, "vector": vector}, k=config.rrf_k,
+                        weights={"bm25": config.bm25_weight, "vector": config.vector_weight})
+    return fuse_convex(bm25, vector, alpha=config.alpha)
+
+
+def mmr(ranked: list[tuple[int, float]], vectors: dict[int, np.ndarray], *, k: int, lam: float
+        ) -> list[tuple[int, float]]:
+    """Maximal marginal relevance over `ranked` (relevance min-max normalised), picking `k`."""
+    candidates = [(cid, s) for cid, s in ranked if cid in vectors]
+    if not candidates:
+        return ranked[:k]
+    scores = [s for _, s in candidates]
+    low, top = min(scores), max(scores)
+    rel = {cid: (s - low) / (top - low) if top > low else 1.0 for cid, s in candidates}
+    chosen: list[tuple[int, float]] = []
+    remaining = list(candidates)
+    while remaining and len(chosen) < k:
+        def gain(item):
+            cid = item[0]
+            redundancy = max((float(vectors[cid] @ vectors[c]) for c, _ in chosen), default=0.0)
+            return lam * rel[cid] - (1 - lam) * redundancy
+
+        best = max(remaining, key=gain)
+        chosen.append(best)
+        remaining.remove(best)
+    return chosen
+
+
+# --- the whole query --------------------------------------------------------------------------------
+
+def embed_query(collection: Collection, texts: list[str], *, feature: str = "rag.query", user_id=None):
+    """Query vectors through the one model call path (usage recorded with source rag)."""
+    from apps.costs.services import UsageContext
+    from apps.llm.calls import embed
+
+    context = UsageContext(source="rag", team_id=collection.team_id, collection_id=collection.pk,
+                           feature=feature, user_id=user_id)
+    return embed(model=collection.embedding_model, texts=texts, context=context).vectors
+
+
+def retrieve(*, collection: Collection, query: str, actor, config: RetrievalConfig | None = None,
+             query_vector=None, explain: bool = True) -> Retrieval:
+    """Run the configured legs for one query; hits carry every leg's rank and score.
+
+    `explain` adds what the playground shows besides ranks and scores: matched words highlighted in each
+    hit (ts_headline) and the query's lexemes. Machines (the API's search, eval runs) can skip it.
+    """
+    config = config or RetrievalConfig.from_dict(collection.retrieval)
+    timings: dict[str, float] = {}
+    notes: list[str] = []
+    started = time.perf_counter()
+    query = (query or "").strip()
+    bm25: list[LegHit] = []
+    vector: list[LegHit] = []
+    pool = config.pool if config.mode == "hybrid" else config.k if not (config.mmr or config.rerank) else config.pool
+    if config.mode in ("bm25", "hybrid") and query:
+        t = time.perf_counter()
+        bm25 = bm25_search(collection=collection, query=query, limit=pool, actor=actor, k1=config.k1,
+                           b=config.b, filters=config.filters)
+        timings["bm25_ms"] = _ms(t)
+    if config.mode in ("vector", "hybrid") and query:
+        if query_vector is None:
+            t = time.perf_counter()
+            user_id = getattr(actor, "pk", None) if actor is not SYSTEM else None
+            query_vector = embed_query(collection, [query], user_id=user_id)[0]
+            timings["embed_ms"] = _ms(t)
+        t = time.perf_counter()
+        vector = vector_search(collection=collection, vector=query_vector, limit=pool, actor=actor,
+                               ef_search=config.ef_search, filters=config.filters, notes=notes)
+        timings["vector_ms"] = _ms(t)
+    t = time.perf_counter()
+    ranked = fuse(config, bm25, vector)
+    timings["fusion_ms"] = _ms(t)
+    if config.mmr and ranked:
+        t = time.perf_counter()
+        head = ranked[: max(config.k * 4, 20)]
+        ranked = mmr(head, _vectors_of(collection, [cid for cid, _ in head]), k=config.k, lam=config.mmr_lambda)
+        timings["mmr_ms"] = _ms(t)
+    rerank_scores: dict[int, float] = {}
+    if config.rerank and ranked:
+        from apps.rag.rerank import llm_rerank
+
+        t = time.perf_counter()
+        ranked, rerank_scores, note = llm_rerank(collection, query, ranked[: max(config.k * 3, 10)], actor=actor)
+        if note:
+            notes.append(note)
+        timings["rerank_ms"] = _ms(t)
+    t = time.perf_counter()
+    hits = hydrate(ranked[: config.k], bm25=bm25, vector=vector, rerank=rerank_scores)
+    timings["fetch_ms"] = _ms(t)
+    if explain:
+        t = time.perf_counter()
+        highlight(hits)
+        timings["highlight_ms"] = _ms(t)
+    timings["total_ms"] = _ms(started)
+    terms = query_terms(query) if query and explain else []
+    return Retrieval(query=query, config=config, hits=hits, timings=timings, query_terms=terms, notes=notes,
+                     bm25=bm25, vector=vector)
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
+
+
+def _vectors_of(collection: Collection, chunk_ids: list[int]) -> dict[int, np.ndarray]:
+    rows = Chunk.objects.filter(collection=collection, pk__in=chunk_ids).values_list("pk", "embedding")
+    return {pk: np.asarray(vec, dtype=np.float32) for pk, vec in rows if vec is not None}
+
+
+def hydrate(ranked: list[tuple[int, float]], *, bm25: list[LegHit], vector: list[LegHit],
+            rerank: dict[int, float] | None = None) -> list[Hit]:
+    """Hits in `ranked` order with their chunk, document and per-leg ranks (one query)."""
+    ids = [cid for cid, _ in ranked]
+    chunks = {c.pk: c for c in Chunk.objects.filter(pk__in=ids).select_related("document")
+              .defer("embedding", "document__content", "document__text")}
+    by_bm25 = {h.chunk_id: h for h in bm25}
+    by_vector = {h.chunk_id: h for h in vector}
+    hits = []
+    for rank, (cid, score) in enumerate(ranked, start=1):
+        chunk = chunks.get(cid)
+        if chunk is None:  # deleted between the search and now
+            continue
+        b, v = by_bm25.get(cid), by_vector.get(cid)
+        hits.append(Hit(
+            chunk_id=cid, document_id=chunk.document_id, source_name=chunk.document.source_name,
+            title=chunk.document.title, heading_path=chunk.heading_path, text=chunk.text, position=chunk.position,
+            char_start=chunk.char_start, char_end=chunk.char_end, metadata=chunk.metadata, fused_rank=rank,
+            fused_score=score, bm25_rank=b.rank if b else None, bm25_score=b.score if b else None,
+            vector_rank=v.rank if v else None, vector_similarity=v.score if v else None,
+            rerank_score=(rerank or {}).get(cid), matched_terms=b.terms if b else [],
+        ))
+    return hits
+
+
+def highlight(hits: list[Hit]) -> None:
+    """Mark the words whose lexemes matched (PostgreSQL's ts_headline with the same configuration)."""
+    todo = [h for h in hits if h.matched_terms]
+    for hit in hits:
+        hit.highlighted = html.escape(hit.text)
+    if not todo:
+        return
+    queries = [" | ".join("'" + t.replace("'", "''") + "'" for t in hit.matched_terms) for hit in todo]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT ts_headline('english', t.body, t.q::tsquery, %s) "
+            "FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS t(body, q, n) ORDER BY t.n",
+            [f"HighlightAll=true, StartSel={MARK_START}, StopSel={MARK_END}", [h.text for h in todo], queries],
+        )
+        for hit, (marked,) in zip(todo, cursor.fetchall(), strict=True):
+            escaped = html.escape(marked)
+            hit.highlighted = escaped.replace(MARK_START, "<mark>").replace(MARK_END, "</mark>")
+
+
+def rerank_available(collection: Collection) -> bool:
+    model = collection.answer_model
+    return bool(model and model.is_active and model.provider.kind != "local"
+                and getattr(settings, "RAG_LLM_RERANK", True))
+

@@ -1,0 +1,87 @@
+"""Reads used by views and the API, already restricted (in SQL) to what the actor may see."""
+
+from __future__ import annotations
+
+from django.db.models import Count, Max, Min, Q, QuerySet
+
+from apps.accounts.permissions import Action, get_object_for, restrict, teams_for
+from apps.rag.models import (
+    ACTIVE_JOB_STATUSES,
+    Collection,
+    Document,
+    DocumentStatus,
+    IndexingJob,
+    RetrievalDataset,
+    RetrievalEvalRun,
+)
+
+
+def collection_list(*, actor) -> QuerySet[Collection]:
+    return (restrict(Collection.objects.all(), actor, Action.VIEW)
+            .select_related("team", "embedding_model")
+            .annotate(document_total=Count("documents", distinct=True),
+                      failed_total=Count("documents", filter=Q(documents__status=DocumentStatus.FAILED),
+                                         distinct=True),
+                      oldest_indexed=Min("documents__indexed_at"), newest_indexed=Max("documents__indexed_at"))
+            .order_by("team__name", "name"))
+
+
+def collection_get(*, actor, pk: int, action: Action | str = Action.VIEW) -> Collection:
+    """404 if the actor may not see it, 403 if they may see it but not do `action`."""
+    return get_object_for(actor, Collection.objects.select_related("team", "embedding_model__provider",
+                                                                   "answer_model__provider"),
+                          action, pk=pk)
+
+
+def teams_that_may_create(actor):
+    return teams_for(actor, Action.CHANGE)
+
+
+def document_list(*, collection: Collection, status: str = "", search: str = "") -> QuerySet[Document]:
+    docs = Document.objects.filter(collection=collection).defer("content", "text")
+    if status:
+        docs = docs.filter(status=status)
+    if search:
+        docs = docs.filter(Q(source_name__icontains=search) | Q(title__icontains=search))
+    return docs.order_by("source_name")
+
+
+def document_get(*, collection: Collection, pk: int) -> Document:
+    from django.shortcuts import get_object_or_404
+
+    return get_object_or_404(Document.objects.defer("content"), collection=collection, pk=pk)
+
+
+def status_counts(collection: Collection) -> dict[str, int]:
+    counts = dict(Document.objects.filter(collection=collection).values_list("status").annotate(n=Count("pk")))
+    return {status: counts.get(status, 0) for status in DocumentStatus.values}
+
+
+def freshness(collection: Collection) -> dict:
+    return Document.objects.filter(collection=collection, indexed_at__isnull=False).aggregate(
+        oldest=Min("indexed_at"), newest=Max("indexed_at"))
+
+
+def active_jobs(collection: Collection) -> list[IndexingJob]:
+    return list(IndexingJob.objects.filter(collection=collection, status__in=ACTIVE_JOB_STATUSES)
+                .order_by("created_at"))
+
+
+def recent_jobs(collection: Collection, limit: int = 5) -> list[IndexingJob]:
+    return list(IndexingJob.objects.filter(collection=collection).order_by("-created_at")[:limit])
+
+
+def dataset_list(*, collection: Collection) -> QuerySet[RetrievalDataset]:
+    return RetrievalDataset.objects.filter(collection=collection).order_by("name")
+
+
+def run_list(*, collection: Collection) -> QuerySet[RetrievalEvalRun]:
+    return (RetrievalEvalRun.objects.filter(Q(collection=collection) | Q(dataset__collection=collection))
+            .select_related("dataset", "collection").order_by("-created_at"))
+
+
+def run_get(*, collection: Collection, pk: int) -> RetrievalEvalRun:
+    from django.shortcuts import get_object_or_404
+
+    return get_object_or_404(RetrievalEvalRun.objects.select_related("dataset", "collection"),
+                             Q(collection=collection) | Q(dataset__collection=collection), pk=pk)

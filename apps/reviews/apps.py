@@ -1,0 +1,13 @@
+from django.apps import AppConfig
+
+
+class ReviewsConfig(AppConfig):
+    name = "apps.reviews"
+    label = "reviews"
+    verbose_name = "Use-case reviews"
+
+    def ready(self):
+        from apps.reviews import conditions, integration
+
+        conditions.register_builtins()
+        integration.register()

@@ -1,0 +1,493 @@
+"""Pages of the use-case review: council queue and register, intake with progressive disclosure, the use-case
+page with its actions, the printable report, the inbox. Thin: parse, call a service or selector, render.
+"""
+
+from __future__ import annotations
+
+import csv
+from datetime import date
+
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from apps.accounts.permissions import Action, can, is_council, teams_for
+from apps.reviews import conditions as predicates
+from apps.reviews import questionnaire, reports, rules, selectors, services, workflow
+from apps.reviews.models import (
+    Condition,
+    ConditionKind,
+    LifecycleStage,
+    State,
+    TierChange,
+    TierChangeStatus,
+    VoteDecision,
+)
+from portal.htmx import render_page_or_fragment
+
+
+def _error_text(exc: ValidationError) -> str:
+    if hasattr(exc, "error_dict"):
+        return " ".join(f"{field.replace('_', ' ')}: {' '.join(msgs)}" if field != "__all__" else " ".join(msgs)
+                        for field, msgs in exc.message_dict.items())
+    return " ".join(exc.messages)
+
+
+def _filters(request) -> selectors.UseCaseFilters:
+    get = request.GET
+    return selectors.UseCaseFilters(q=get.get("q", "").strip()[:100], state=get.get("state", ""),
+                                    tier=get.get("tier", ""), team=get.get("team", ""))
+
+
+@login_required
+def use_case_list(request):
+    filters = _filters(request)
+    use_cases = selectors.use_case_list(actor=request.user, filters=filters)
+    if request.GET.get("format") == "csv":
+        return _csv(use_cases)
+    page = Paginator(use_cases, 50).get_page(request.GET.get("page"))
+    query = "&".join(f"{k}={v}" for k, v in vars(filters).items() if v)
+    from django.db.models import Count
+
+    visible = selectors.use_case_list(actor=request.user)
+    by_state = dict(visible.order_by().values_list("state").annotate(n=Count("pk")))
+    by_tier = dict(visible.exclude(tier="").order_by().values_list("tier").annotate(n=Count("pk")))
+    context = {
+        "by_state": [(value, label, by_state[value]) for value, label in State.choices if value in by_state],
+        "by_tier": [(t, rules.TIER_LABELS[t], by_tier[t]) for t in rules.TIER_ORDER if t in by_tier],
+        "page": page, "filters": filters, "query": query, "states": State.choices,
+        "tiers": [(t, rules.TIER_LABELS[t]) for t in rules.TIER_ORDER],
+        "teams": teams_for(request.user, Action.VIEW),
+        "queue": selectors.vote_queue(user=request.user),
+        "unread": selectors.inbox(user=request.user, unread_only=True).count(),
+        "may_create": teams_for(request.user, Action.CHANGE).exists(),
+        "pending_tier_changes": (TierChange.objects.filter(status=TierChangeStatus.PENDING)
+                                 .select_related("use_case") if "legal" in _seats(request.user) else []),
+    }
+    response = render_page_or_fragment(request, "reviews/list.html", context, "results")
+    response["Vary"] = "HX-Request"
+    return response
+
+
+def _seats(user):
+    from apps.accounts.permissions import council_seats
+
+    return council_seats(user)
+
+
+def _csv(use_cases) -> HttpResponse:
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="use-case-register.csv"'
+    writer = csv.writer(response)
+    writer.writerow(["id", "title", "team", "state", "tier", "business_owner", "accountable_executive",
+                     "lifecycle_stage", "submitted_at", "approved_at", "expires_at", "required_controls"])
+    for u in use_cases:
+        writer.writerow([u.pk, _cell(u.title), u.team.name, u.state, u.tier,
+                         u.business_owner.get_username() if u.business_owner else "", _cell(u.accountable_executive),
+                         u.lifecycle_stage, u.submitted_at.isoformat() if u.submitted_at else "",
+                         u.approved_at.isoformat() if u.approved_at else "",
+                         u.expires_at.isoformat() if u.expires_at else "", " ".join(u.required_controls or [])])
+    return response
+
+
+def _cell(text: str) -> str:
+    """Neutralise spreadsheet formulas in exported text (CSV injection)."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+
+
+# --- intake -----------------------------------------------------------------------------------------------
+
+
+def _answers_from(post) -> dict:
+    current = questionnaire.current()
+    answers = {}
+    for q in current.questions:
+        key = f"a_{q['id']}"
+        if q["type"] == "multi":
+            values = post.getlist(key)
+            if values:
+                answers[q["id"]] = values
+        else:
+            value = post.get(key, "").strip()
+            if value != "":
+                answers[q["id"]] = value
+    return answers
+
+
+def _questions_context(answers: dict, errors: dict | None = None) -> dict:
+    current = questionnaire.current()
+    sections = []
+    for section in current.sections:
+        rows = []
+        for q in section.get("questions", []):
+            value = answers.get(q["id"])
+            rows.append({"q": q, "visible": questionnaire.is_visible(q, answers), "value": value,
+                         "values": value if isinstance(value, list) else [value],
+                         "text": "" if value is None else ("true" if value is True else "false" if value is False
+                                                           else str(value)),
+                         "errors": (errors or {}).get(q["id"], [])})
+        sections.append({"title": section["title"], "rows": rows})
+    return {"sections": sections, "questionnaire_version": current.version}
+
+
+def _loose_answers(post) -> dict:
+    """Answers as typed, coerced leniently, for deciding which follow-ups to show (never stored)."""
+    answers = _answers_from(post)
+    for key, value in answers.items():
+        if value in ("true", "false"):
+            answers[key] = value == "true"
+    return answers
+
+
+@login_required
+def intake_questions(request):
+    """The htmx fragment that re-renders the questions as answers change (progressive disclosure)."""
+    context = _questions_context(_loose_answers(request.POST if request.method == "POST" else request.GET))
+    response = render(request, "reviews/partials/_questions.html", context)
+    response["Vary"] = "HX-Request"
+    return response
+
+
+def _header_from(post) -> dict:
+    return {name: post.get(name, "") for name in services.HEADER_FIELDS}
+
+
+@login_required
+def use_case_create(request):
+    teams = teams_for(request.user, Action.CHANGE)
+    if not teams.exists():
+        raise PermissionDenied("You are not an engineer or owner of any team, so you cannot propose use cases.")
+    header, answers, errors = {"lifecycle_stage": LifecycleStage.IDEA}, {}, {}
+    if request.method == "POST":
+        header, answers = _header_from(request.POST), _answers_from(request.POST)
+        team_id = request.POST.get("team", "")
+        team = teams.filter(pk=int(team_id)).first() if team_id.isdigit() else None
+        try:
+            if team is None:
+                raise ValidationError({"team": ["Choose one of your teams."]})
+            use_case = services.use_case_create(team=team, actor=request.user, answers=answers, **header)
+        except ValidationError as exc:
+            errors = exc.message_dict if hasattr(exc, "error_dict") else {"__all__": exc.messages}
+        else:
+            if request.POST.get("submit_now"):
+                return _submit_and_redirect(request, use_case)
+            messages.success(request, "Draft saved. Submit it when the answers are complete.")
+            return redirect(use_case.get_absolute_url())
+    context = {"teams": teams, "header": header, "errors": errors, "non_field_errors": errors.get("__all__", []), "stages": LifecycleStage.choices,
+               "selected_team": request.POST.get("team", ""), "use_case": None,
+               **_questions_context(_loose_answers(request.POST) if request.method == "POST" else answers, errors)}
+    return render(request, "reviews/intake.html", context, status=422 if errors else 200)
+
+
+@login_required
+def use_case_edit(request, pk: int):
+    use_case = selectors.use_case_get(actor=request.user, pk=pk, action=Action.CHANGE)
+    header = {name: getattr(use_case, name) for name in services.HEADER_FIELDS}
+    answers, errors = use_case.answers, {}
+    if request.method == "POST":
+        header, answers = _header_from(request.POST), _answers_from(request.POST)
+        try:
+            use_case = services.use_case_update(use_case=use_case, actor=request.user, answers=answers, **header)
+        except ValidationError as exc:
+            errors = exc.message_dict if hasattr(exc, "error_dict") else {"__all__": exc.messages}
+            answers = _loose_answers(request.POST)
+        else:
+            if request.POST.get("submit_now"):
+                return _submit_and_redirect(request, use_case)
+            messages.success(request, "Saved.")
+            return redirect(use_case.get_absolute_url())
+    context = {"header": header, "errors": errors, "non_field_errors": errors.get("__all__", []), "stages": LifecycleStage.choices, "use_case": use_case,
+               **_questions_context(answers, errors)}
+    return render(request, "reviews/intake.html", context, status=422 if errors else 200)
+
+
+def _submit_and_redirect(request, use_case):
+    try:
+        use_case = services.use_case_submit(use_case=use_case, actor=request.user)
+    except ValidationError as exc:
+        messages.error(request, "Not submitted — " + _error_text(exc))
+        return redirect(reverse("reviews:edit", args=[use_case.pk]) if use_case.state in services.EDITABLE
+                        else use_case.get_absolute_url())
+    messages.success(request, f"Submitted. Tier: {use_case.tier_label}; state: {use_case.state_label}.")
+    return redirect(use_case.get_absolute_url())
+
+
+@login_required
+@require_POST
+def use_case_submit(request, pk: int):
+    use_case = selectors.use_case_get(actor=request.user, pk=pk, action=Action.CHANGE)
+    return _submit_and_redirect(request, use_case)
+
+
+# --- the use-case page -------------------------------------------------------------------------------------
+
+
+@login_required
+def use_case_detail(request, pk: int):
+    use_case = selectors.use_case_get(actor=request.user, pk=pk)
+    user = request.user
+    context = reports.report_context(use_case)
+    context.update({
+        "may_change": can(user, Action.CHANGE, use_case),
+        "editable": use_case.state in services.EDITABLE,
+        "may_submit": workflow.may(user, "submit", use_case),
+        "may_vote": services.may_vote(user, use_case),
+        "is_reviewer": services.is_reviewer(user, use_case),
+        "is_legal": "legal" in _seats(user),
+        "actions": workflow.available(user, use_case),
+        "vote_decisions": VoteDecision.choices,
+        "my_seats": sorted(_seats(user)),
+        "tiers": [(t, rules.TIER_LABELS[t]) for t in rules.TIER_ORDER],
+        "predicates": predicates.predicates(),
+        "controls": selectors.controls_status(use_case),
+        "condition_owner_choices": _people_choices(),
+        "condition_kinds": ConditionKind.choices,
+        "today": date.today().isoformat(),
+        "linkable_prompts": _linkable_prompts(user, use_case),
+        "linkable_collections": selectors.linkable_collections(user=user, use_case=use_case)
+        if can(user, Action.CHANGE, use_case) else [],
+        "eval_runs": selectors.eval_runs(user=user, use_case=use_case),
+        "diff": selectors.submission_diff(use_case),
+    })
+    return render(request, "reviews/detail.html", context)
+
+
+def _people_choices():
+    return get_user_model().objects.filter(is_active=True).order_by("username").only("pk", "username")[:500]
+
+
+def _linkable_prompts(user, use_case):
+    from apps.prompts.selectors import prompt_list
+
+    if not can(user, Action.CHANGE, use_case):
+        return []
+    linked = use_case.prompt_links.values("prompt_id")
+    return list(prompt_list(actor=user).filter(team_id=use_case.team_id).exclude(pk__in=linked)
+                .values_list("pk", "name")[:200])
+
+
+def _act(request, use_case, fn, success: str):
+    """Run a service; show its refusal as a message; back to the use-case page."""
+    try:
+        fn()
+    except ValidationError as exc:
+        messages.error(request, _error_text(exc))
+    except PermissionDenied as exc:
+        messages.error(request, str(exc) or "You may not do this.")
+    else:
+        messages.success(request, success)
+    return redirect(use_case.get_absolute_url())
+
+
+@login_required
+@require_POST
+def use_case_vote(request, pk: int):
+    use_case = selectors.use_case_get(actor=request.user, pk=pk)
+    post = request.POST
+    return _act(request, use_case, lambda: services.vote_cast(
+        use_case=use_case, user=request.user, decision=post.get("decision", ""), rationale=post.get("rationale", ""),
+        seat=post.get("seat") or None), "Vote recorded.")
+
+
+@login_required
+@require_POST
+def use_case_transition(request, pk: int):
+    use_case = selectors.use_case_get(actor=request.user, pk=pk)
+    name = request.POST.get("name", "")
+    label = workflow.TRANSITIONS[name].label if name in workflow.TRANSITIONS else name
+    return _act(request, use_case, lambda: services.use_case_transition(
+        use_case=use_case, actor=request.user, name=name, note=request.POST.get("note", "")), f"{label}: done.")
+
+
+@login_required
+@require_POST
+def use_case_tier(request, pk: int):
+    use_case = selectors.use_case_get(actor=request.user, pk=pk)
+    return _act(request, use_case, lambda: services.tier_change(
+        use_case=use_case, actor=request.user, to_tier=request.POST.get("to_tier", ""),
+        justification=request.POST.get("justification", "")), "Tier change recorded.")
+
+
+@login_required
+@require_POST
+def tier_change_decide(request, pk: int, change_id: int):
+    use_case = selectors.use_case_get(actor=request.user, pk=pk)
+    change = get_object_or_404(TierChange, pk=change_id, use_case=use_case)
+    approve = request.POST.get("approve") == "yes"
+    return _act(request, use_case, lambda: services.tier_change_decide(change=change, user=request.user,
+                                                                        approve=approve),
+                "Lower tier signed off." if approve else "Lower tier refused.")
+
+
+@login_required
+@require_POST
+def rejection_confirm(request, pk: int):
+    use_case = selectors.use_case_get(actor=request.user, pk=pk)
+    return _act(request, use_case, lambda: services.rejection_confirm(use_case=use_case, user=request.user),
+                "Rejection confirmed.")
+
+
+def _parse_date(raw: str):
+    try:
+        return date.fromisoformat(raw)
+    except (TypeError, ValueError):
+        return None
+
+
+@login_required
+@require_POST
+def condition_add(request, pk: int):
+    use_case = selectors.use_case_get(actor=request.user, pk=pk)
+    post = request.POST
+    kind = post.get("kind", ConditionKind.MANUAL)
+    key = post.get("predicate", "")
+    params = {}
+    if kind == ConditionKind.AUTOMATIC:
+        pred = predicates.predicate(key)
+        params = {name: post.get(f"p_{key}_{name}", "") for name in (pred.params_schema if pred else {})}
+    owner_id = post.get("owner", "")
+    owner = get_user_model().objects.filter(pk=int(owner_id), is_active=True).first() if owner_id.isdigit() else None
+    return _act(request, use_case, lambda: services.condition_add(
+        use_case=use_case, actor=request.user, title=post.get("title", ""), owner=owner,
+        due_date=_parse_date(post.get("due_date", "")), how_met=post.get("how_met", ""), kind=kind, predicate=key,
+        params=params, control=post.get("control", "")), "Condition set.")
+
+
+def _condition(request, pk: int, condition_id: int):
+    use_case = selectors.use_case_get(actor=request.user, pk=pk)
+    return use_case, get_object_or_404(Condition, pk=condition_id, use_case=use_case)
+
+
+@login_required
+@require_POST
+def condition_check(request, pk: int, condition_id: int):
+    use_case, condition = _condition(request, pk, condition_id)
+    if not (can(request.user, Action.CHANGE, use_case) or is_council(request.user)):
+        raise PermissionDenied("Only the team and the council re-check conditions.")
+    return _act(request, use_case, lambda: services.condition_check(condition=condition), "Checked.")
+
+
+@login_required
+@require_POST
+def condition_evidence(request, pk: int, condition_id: int):
+    use_case, condition = _condition(request, pk, condition_id)
+    upload = request.FILES.get("file")
+    if upload is not None and upload.size > 10 * 1024 * 1024:
+        messages.error(request, "Keep evidence files under 10 MB; link to larger ones.")
+        return redirect(use_case.get_absolute_url())
+    return _act(request, use_case, lambda: services.condition_evidence_submit(
+        condition=condition, actor=request.user, url=request.POST.get("url", ""), file=upload,
+        note=request.POST.get("note", "")), "Evidence submitted for acceptance.")
+
+
+@login_required
+def condition_evidence_file(request, pk: int, condition_id: int):
+    """Evidence files are served only to people who may see the use case, always as a download."""
+    from django.http import FileResponse, Http404
+
+    _, condition = _condition(request, pk, condition_id)
+    if not condition.evidence_file:
+        raise Http404("No evidence file.")
+    try:
+        handle = condition.evidence_file.open("rb")
+    except FileNotFoundError:
+        raise Http404("The evidence file is missing from storage.") from None
+    return FileResponse(handle, as_attachment=True, filename=condition.evidence_file.name.rsplit("/", 1)[-1])
+
+
+@login_required
+@require_POST
+def condition_accept(request, pk: int, condition_id: int):
+    use_case, condition = _condition(request, pk, condition_id)
+    return _act(request, use_case, lambda: services.condition_accept(condition=condition, user=request.user),
+                "Evidence accepted.")
+
+
+@login_required
+@require_POST
+def comment_add(request, pk: int):
+    use_case = selectors.use_case_get(actor=request.user, pk=pk)
+    return _act(request, use_case, lambda: services.comment_add(use_case=use_case, user=request.user,
+                                                                 body=request.POST.get("body", "")), "Comment added.")
+
+
+@login_required
+@require_POST
+def prompt_link(request, pk: int):
+    from apps.prompts.models import Prompt
+
+    use_case = selectors.use_case_get(actor=request.user, pk=pk)
+    if request.POST.get("unlink"):
+        return _act(request, use_case, lambda: services.prompt_unlink(
+            use_case=use_case, actor=request.user, prompt_id=int(request.POST["unlink"])
+            if request.POST["unlink"].isdigit() else 0), "Unlinked.")
+    prompt_id = request.POST.get("prompt", "")
+    prompt = Prompt.objects.filter(pk=int(prompt_id)).first() if prompt_id.isdigit() else None
+    if prompt is None:
+        messages.error(request, "Choose a prompt to link.")
+        return redirect(use_case.get_absolute_url())
+    return _act(request, use_case, lambda: services.prompt_link(use_case=use_case, actor=request.user,
+                                                                 prompt=prompt), f"Linked {prompt.name}.")
+
+
+@login_required
+@require_POST
+def collection_link(request, pk: int):
+    from apps.accounts.permissions import restrict
+    from apps.rag.models import Collection
+
+    use_case = selectors.use_case_get(actor=request.user, pk=pk)
+    unlink = request.POST.get("unlink", "")
+    if unlink:
+        return _act(request, use_case, lambda: services.collection_unlink(
+            use_case=use_case, actor=request.user, collection_id=int(unlink) if unlink.isdigit() else 0), "Unlinked.")
+    raw = request.POST.get("collection", "")
+    collection = (restrict(Collection.objects.all(), request.user, Action.VIEW).filter(pk=int(raw)).first()
+                  if raw.isdigit() else None)
+    if collection is None:
+        messages.error(request, "Choose a collection to link.")
+        return redirect(use_case.get_absolute_url())
+    return _act(request, use_case, lambda: services.collection_link(use_case=use_case, actor=request.user,
+                                                                     collection=collection),
+                f"Linked {collection.name}.")
+
+
+# --- report and inbox -----------------------------------------------------------------------------------------
+
+
+@login_required
+def use_case_report(request, pk: int, fmt: str = "html"):
+    use_case = selectors.use_case_get(actor=request.user, pk=pk)
+    context = reports.report_context(use_case)
+    if fmt == "json":
+        response = JsonResponse(reports.report_json(context), json_dumps_params={"indent": 2})
+        response["Content-Disposition"] = f'attachment; filename="use-case-{use_case.pk}-risk-assessment.json"'
+        return response
+    if fmt == "md":
+        response = HttpResponse(reports.report_markdown(context), content_type="text/markdown; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="use-case-{use_case.pk}-risk-assessment.md"'
+        return response
+    return render(request, "reviews/report.html", context)
+
+
+@login_required
+def inbox(request):
+    if request.method == "POST":
+        services.notifications_mark_read(user=request.user)
+        return redirect("reviews:inbox")
+    items = selectors.inbox(user=request.user)[:100]
+    return render(request, "reviews/inbox.html", {"items": items})
+
+
+@login_required
+def questionnaire_view(request):
+    current = questionnaire.current()
+    return JsonResponse({"version": current.version, "json_schema": questionnaire.json_schema(current)},
+                        json_dumps_params={"indent": 2})
+

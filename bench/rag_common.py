@@ -1,0 +1,63 @@
+"""Set-up shared by the RAG benchmarks: a `portal_bench_rag` database on the dev server, migrated.
+
+DATABASE_URL must be set before Django's settings load, and importing anything under `portal` loads them
+(portal/__init__ imports the Celery app, which reads the settings), so the embedded server's URL is found by
+loading portal/embedded.py on its own.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATABASE = "portal_bench_rag"
+SCIFACT = Path(os.environ.get("SCIFACT_DIR", BASE_DIR.parent / "shared" / "benchmarks" / "scifact"))
+
+
+def log(*parts) -> None:
+    print(*parts, file=sys.stderr, flush=True)
+
+
+def setup(database: str = DATABASE) -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.dev")
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    os.environ.setdefault("DEBUG", "false")
+    if not os.environ.get("DATABASE_URL"):
+        spec = importlib.util.spec_from_file_location("_portal_embedded", BASE_DIR / "portal" / "embedded.py")
+        embedded = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(embedded)
+        admin_url = embedded.database_url()
+        import psycopg
+
+        with psycopg.connect(admin_url.replace("/portal?", "/postgres?"), autocommit=True) as conn:
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname=%s", [database]).fetchone():
+                conn.execute(f'CREATE DATABASE "{database}"')
+        os.environ["DATABASE_URL"] = admin_url.replace("/portal?", f"/{database}?")
+    sys.path.insert(0, str(BASE_DIR))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    assert connection.settings_dict["NAME"] == database or os.environ.get("DATABASE_URL"), "wrong database"
+    call_command("migrate", verbosity=0)
+    from apps.costs.services import prices_seed
+    from apps.llm.services import catalog_seed_local
+    from portal.demo import seed_demo_accounts
+    from portal.request_context import acting_as
+
+    with acting_as(None):
+        seed_demo_accounts()
+        catalog_seed_local()
+        prices_seed()
+
+
+def load_average() -> str:
+    try:
+        return Path("/proc/loadavg").read_text().split()[0:3].__str__()
+    except OSError:
+        return "unknown"

@@ -1,0 +1,131 @@
+"""A real `celery -A portal worker -Q llm` subprocess is killed with SIGKILL mid-run; the stalled-run job puts
+back its claims (its heartbeat is gone) and re-queues the run; a second worker finishes it with exactly one
+result per item and no duplicates. Real PostgreSQL (the test database), real Redis, a real HTTP stand-in."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from django.db.models import Count
+
+from apps.costs.models import UsageEvent
+from apps.evals import runner
+from apps.evals.datasets import dataset_create, dataset_items_add
+from apps.evals.models import EvalResult, EvalRun, RunStatus, UnitStatus
+from apps.evals.services import evaluator_create, run_create
+from apps.prompts.content import Draft
+from apps.prompts.services import prompt_create
+from tests.evals.standin import StandIn, register_standin
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+ITEMS = 60
+
+
+def worker_env(settings) -> dict:
+    from django.db import connection
+
+    db = connection.settings_dict
+    host = db["HOST"]
+    if host.startswith("/"):
+        url = f"postgresql://{db['USER']}:{db['PASSWORD']}@/{db['NAME']}?host={host}"
+    else:
+        url = f"postgresql://{db['USER']}:{db['PASSWORD']}@{host}:{db['PORT'] or 5432}/{db['NAME']}"
+    return {**os.environ, "DJANGO_SETTINGS_MODULE": "portal.settings.test", "DATABASE_URL": url,
+            "REDIS_URL": settings.REDIS_URL, "PORTAL_WORKER_HEARTBEAT_TTL": "3", "LOG_LEVEL": "WARNING",
+            "PYTHONUNBUFFERED": "1"}
+
+
+def start_worker(env: dict, name: str, log: Path) -> tuple[subprocess.Popen, str]:
+    hostname = f"{name}-{uuid.uuid4().hex[:6]}@{socket.gethostname()}"
+    handle = open(log, "ab")  # noqa: SIM115 - closed with the process
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "portal", "worker", "-Q", "llm", "--pool", "threads",
+         "--concurrency", "4", "--hostname", hostname, "--loglevel", "WARNING", "--without-mingle",
+         "--without-gossip"], cwd=BASE_DIR, env=env, stdout=handle, stderr=subprocess.STDOUT)
+    process._log_handle = handle
+    return process, hostname
+
+
+def stop(process: subprocess.Popen, sig=signal.SIGTERM) -> None:
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    process._log_handle.close()
+
+
+def wait_until(predicate, timeout: float, what: str, log: Path):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+            raise AssertionError(f"timed out waiting for {what}\n--- worker log ---\n{tail}")
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def standin_slow():
+    with StandIn(delay=0.2) as server:
+        yield server
+
+
+def test_a_run_resumes_after_its_worker_is_killed_and_finishes_without_duplicates(
+        transactional_db, settings, team, engineer, local_models, standin_slow, tmp_path):
+    model = register_standin(standin_slow)
+    prompt = prompt_create(team=team, name="support/kill-test", actor=engineer, commit_message="v1",
+                           draft=Draft(kind="text", template="Question: {{ question }}", config={"model": model.name}))
+    dataset = dataset_create(team=team, name="support/kill-test", actor=engineer)
+    dataset_items_add(dataset=dataset, actor=engineer,
+                      items=[{"id": f"q{i}", "inputs": {"question": f"Question {i}?"}} for i in range(ITEMS)])
+    dataset.refresh_from_db()
+    evaluator = evaluator_create(team=team, name="answers", kind="starts_with", params={"prefix": "Answer:"},
+                                 actor=engineer)
+    env = worker_env(settings)
+    log = tmp_path / "workers.log"
+
+    first, first_host = start_worker(env, "evals-kill-a", log)
+    second = None
+    try:
+        run = run_create(actor=engineer, dataset=dataset, evaluators=[evaluator], concurrency=4,
+                         target_ref={"version_id": prompt.versions.get().pk})
+        wait_until(lambda: EvalRun.objects.get(pk=run.pk).progress_done >= 12, 90, "the first worker's progress", log)
+        stop(first, signal.SIGKILL)
+        killed_at = EvalRun.objects.get(pk=run.pk)
+        assert killed_at.status == RunStatus.RUNNING and killed_at.progress_done < ITEMS
+        assert EvalResult.objects.filter(run=run, status=UnitStatus.RUNNING,
+                                         claimed_by=f"celery:{first_host}").exists()
+
+        # The worker's heartbeat key expires; the beat job then sees its claims as dead and re-queues the run.
+        wait_until(lambda: runner._worker_alive(f"celery:{first_host}") is False, 30, "the heartbeat to expire", log)
+        assert runner.runs_resume_stalled(stall_seconds=0) == [run.pk]
+        assert not EvalResult.objects.filter(run=run, status=UnitStatus.RUNNING).exists()
+
+        second, _ = start_worker(env, "evals-kill-b", log)
+        run = wait_until(lambda: (r := EvalRun.objects.get(pk=run.pk)).status == RunStatus.FINISHED and r, 120,
+                         "the run to finish on the second worker", log)
+    finally:
+        stop(first, signal.SIGKILL)
+        if second is not None:
+            stop(second)
+
+    results = EvalResult.objects.filter(run=run)
+    assert results.count() == ITEMS == run.progress_total == run.progress_done
+    assert set(results.values_list("status", flat=True)) == {UnitStatus.DONE}
+    assert not results.values("item", "repetition").annotate(n=Count("id")).filter(n__gt=1).exists()
+    assert run.summary["units"] == ITEMS and run.summary["passed"] == ITEMS
+    calls = UsageEvent.objects.filter(feature=f"eval-run-{run.pk}").count()
+    assert ITEMS <= calls <= ITEMS + 4  # at most the calls in flight when the first worker died are made again

@@ -1,0 +1,111 @@
+"""Answers: the catalog prompt (production, else latest, else built-in with a note), citations, usage, rerank."""
+
+import pytest
+
+from apps.costs.models import UsageEvent
+from apps.llm.models import Model, ModelKind, Provider, ProviderKind
+from apps.llm.results import ChatResult, Usage
+from apps.rag.answers import DEFAULT_PROMPT, answer_prompt_ensure, answer_question, build_messages
+from apps.rag.config import RetrievalConfig
+from apps.rag.rerank import parse_scores
+from apps.rag.retrieval import retrieve
+from tests.rag.conftest import add_text
+
+pytestmark = pytest.mark.django_db
+
+TEXT = "Refunds are paid within 14 days. Shipping is free for orders above 50 euros."
+
+
+@pytest.fixture
+def shop(collection):
+    add_text(collection, "shop.txt", TEXT)
+    add_text(collection, "other.txt", "The office is closed on public holidays.")
+    return collection
+
+
+def _ask(collection, user, question="How long do refunds take?"):
+    result = retrieve(collection=collection, query=question, actor=user, config=RetrievalConfig(k=2))
+    return answer_question(collection=collection, retrieval=result, user=user)
+
+
+def test_without_the_catalog_prompt_the_built_in_template_is_used_and_said(shop, owner):
+    answer = _ask(shop, owner)
+    assert answer.prompt_source == "built-in"
+    assert any("no prompt named rag/grounded-answer" in n for n in answer.notes)
+    assert "14 days [1]" in answer.text and answer.citations == [1]
+    assert f'href="/rag/{shop.pk}/documents/' in answer.html
+
+
+def test_the_catalog_prompt_is_rendered_and_recorded_on_the_usage_event(shop, owner, team):
+    answer_prompt_ensure(team=team, actor=owner)
+    answer = _ask(shop, owner)
+    assert answer.prompt_source == "catalog" and answer.prompt_version == 1
+    assert any("no production version yet" in n for n in answer.notes)
+    event = UsageEvent.objects.get(feature="rag.answer")
+    assert (event.source, event.prompt_name, event.prompt_version) == ("rag", DEFAULT_PROMPT, 1)
+    assert event.collection_id == shop.pk and event.user_id == owner.pk
+
+
+def test_the_production_version_wins_over_the_latest(shop, owner, team):
+    from apps.prompts.content import Draft
+    from apps.prompts.models import Label, Prompt, PromptKind
+    from apps.prompts.services import version_create
+
+    answer_prompt_ensure(team=team, actor=owner)
+    prompt = Prompt.objects.get(name=DEFAULT_PROMPT)
+    Label.objects.create(prompt=prompt, name="production", version=prompt.versions.get(number=1))
+    version_create(prompt=prompt, actor=owner, draft=Draft(kind=PromptKind.CHAT, messages=[
+        {"role": "user", "content": "DRAFT {% for p in passages %}[{{ p.number }}] {{ p.text }}\n{% endfor %}"
+                                    "Question: {{ question }}"}]))
+    result = retrieve(collection=shop, query="refunds", actor=owner, config=RetrievalConfig(k=1))
+    messages, source = build_messages(shop, "refunds", result.hits)
+    assert source["version"] == 1 and source["label"] == "production"
+    assert not any("DRAFT" in m["content"] for m in messages)
+
+
+def test_passages_are_numbered_in_rank_order_in_the_prompt(shop, owner):
+    result = retrieve(collection=shop, query="refunds shipping", actor=owner, config=RetrievalConfig(k=2))
+    messages, _ = build_messages(shop, "refunds shipping", result.hits)
+    user = messages[-1]["content"]
+    assert user.startswith("Context:\n[1] ") and "[2] " in user and user.rstrip().endswith("Question: refunds shipping")
+
+
+def test_the_api_answers_with_citations_and_groundedness(shop, client, owner, team, token_for):
+    _, secret = token_for(owner, team, scope="read")
+    response = client.post(f"/api/v1/rag/collections/{shop.pk}/answer", {"query": "How long do refunds take?"},
+                           content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {secret}")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["citations"][0]["source_name"] == "shop.txt"
+    assert body["citations"][0]["url"].endswith(f"#chunk-{body['citations'][0]['chunk_id']}")
+    assert body["groundedness"] is not None
+
+
+def test_parse_scores_reads_json_and_ignores_unknown_ids():
+    assert parse_scores('Sure: {"scores": [{"id": 4, "score": 9}, {"id": 99, "score": 3}]}', {4, 5}) == {4: 9.0}
+    assert parse_scores("no json here", {1}) == {}
+
+
+def test_llm_rerank_reorders_with_a_real_chat_model(shop, owner, monkeypatch):
+    provider = Provider.objects.create(name="vllm-test", kind=ProviderKind.OPENAI_COMPATIBLE,
+                                       base_url="http://127.0.0.1:9/v1")
+    shop.answer_model = Model.objects.create(provider=provider, name="real-chat", remote_name="m", kind=ModelKind.CHAT)
+    shop.save()
+    config = RetrievalConfig(k=2, rerank=False)
+    plain = retrieve(collection=shop, query="refunds office", actor=owner, config=config)
+    last = plain.hits[-1].chunk_id
+
+    def fake_chat(**kwargs):
+        text = '{"scores": [{"id": %d, "score": 10}]}' % last
+        return ChatResult(text=text, model="real-chat", provider="vllm-test", usage=Usage(), latency_ms=1, cost=None,
+                          finish_reason="stop", usage_event_id=None, request_id="r")
+
+    monkeypatch.setattr("apps.llm.calls.chat", fake_chat)
+    reranked = retrieve(collection=shop, query="refunds office", actor=owner, config=config.replace(rerank=True))
+    assert reranked.hits[0].chunk_id == last and reranked.hits[0].rerank_score == 10.0
+    assert "rerank_ms" in reranked.timings
+
+
+def test_llm_rerank_with_the_offline_model_is_skipped_with_a_note(shop, owner):
+    result = retrieve(collection=shop, query="refunds", actor=owner, config=RetrievalConfig(k=2, rerank=True))
+    assert any("real chat model" in n for n in result.notes)

@@ -1,0 +1,182 @@
+"""BM25 in SQL equals a pure-Python reference; fusion (RRF, convex), MMR; vector leg with filters."""
+
+import math
+from collections import Counter
+
+import pytest
+from django.db import connection
+
+from apps.rag import retrieval
+from apps.rag.config import RetrievalConfig
+from apps.rag.models import Chunk
+from apps.rag.retrieval import LegHit, fuse_convex, fuse_rrf
+from tests.rag.conftest import add_text, run_jobs
+
+CORPUS = {
+    "cats.txt": "Cats are small carnivorous mammals. Cats sleep most of the day and hunt at night.",
+    "dogs.txt": "Dogs are loyal companions. A dog needs daily walks; dogs love running in parks.",
+    "pets.md": "# Pets\n\nChoosing between cats and dogs depends on your home, time and allergies.",
+    "fish.txt": "Goldfish live in bowls or ponds and need clean water and a filter.",
+    "mammals.txt": "Mammals feed their young with milk. Whales, bats, cats and humans are mammals, "
+                   "and mammals are warm-blooded mammals indeed.",
+    "empty-ish.txt": "The and of a to in.",
+}
+
+
+def _lexemes(text: str) -> Counter:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT lexeme, array_length(positions, 1) FROM unnest(to_tsvector('english', %s))", [text])
+        return Counter(dict(cursor.fetchall()))
+
+
+def reference_bm25(docs: dict[int, Counter], query_terms: list[str], k1: float, b: float) -> dict[int, float]:
+    n = len(docs)
+    avgdl = sum(sum(tf.values()) for tf in docs.values()) / n
+    df = Counter(term for tf in docs.values() for term in tf)
+    scores = {}
+    for cid, tf in docs.items():
+        dl = sum(tf.values())
+        score = 0.0
+        for term in set(query_terms):
+            if term in tf:
+                idf = math.log(1 + (n - df[term] + 0.5) / (df[term] + 0.5))
+                score += idf * tf[term] * (k1 + 1) / (tf[term] + k1 * (1 - b + b * dl / avgdl))
+        if score > 0:
+            scores[cid] = score
+    return scores
+
+
+@pytest.fixture
+def corpus(collection):
+    for name, text in CORPUS.items():
+        add_text(collection, name, text, index=False)
+    run_jobs(collection)
+    return collection
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("k1, b", [(1.2, 0.75), (0.9, 0.4), (2.0, 1.0), (0.5, 0.0)])
+@pytest.mark.parametrize("query", ["cats and dogs", "mammals", "clean water for goldfish", "running dogs parks",
+                                   "whales bats humans warm blooded"])
+def test_bm25_in_sql_equals_the_reference_computation(corpus, query, k1, b):
+    from apps.rag.chunking import ChunkSpec
+    from apps.rag.indexing import search_text
+
+    docs = {}
+    for chunk in Chunk.objects.filter(collection=corpus).select_related("document"):
+        spec = ChunkSpec(text=chunk.text, char_start=0, char_end=0, heading_path=chunk.heading_path)
+        docs[chunk.pk] = _lexemes(search_text(chunk.document.title, spec))
+    assert corpus.chunk_count == len(docs)
+    assert corpus.token_total == sum(sum(tf.values()) for tf in docs.values())
+    expected = reference_bm25(docs, retrieval.query_terms(query), k1, b)
+    hits = retrieval.bm25_search(collection=corpus, query=query, limit=100, actor=retrieval.SYSTEM, k1=k1, b=b)
+    assert {h.chunk_id for h in hits} == set(expected)
+    for hit in hits:
+        assert hit.score == pytest.approx(expected[hit.chunk_id], abs=1e-9, rel=0)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
+
+
+@pytest.mark.django_db
+def test_bm25_reports_the_matched_terms_and_highlights_them(corpus, owner):
+    config = RetrievalConfig(mode="bm25", k=3)
+    result = retrieval.retrieve(collection=corpus, query="Which mammals sleep?", actor=owner, config=config)
+    top = result.hits[0]
+    assert top.source_name in ("cats.txt", "mammals.txt")
+    assert set(top.matched_terms) <= {"mammal", "sleep"}
+    assert "<mark>" in top.highlighted
+    assert result.query_terms == ["mammal", "sleep"]
+
+
+@pytest.mark.django_db
+def test_stop_words_only_query_returns_nothing_instead_of_failing(corpus, owner):
+    result = retrieval.retrieve(collection=corpus, query="the of and", actor=owner, config=RetrievalConfig(mode="bm25"))
+    assert result.hits == []
+
+
+def test_rrf_sums_weighted_reciprocal_ranks():
+    bm25 = [LegHit(1, 9.0, 1), LegHit(2, 5.0, 2), LegHit(3, 1.0, 3)]
+    vector = [LegHit(3, 0.9, 1), LegHit(1, 0.8, 2)]
+    fused = dict(fuse_rrf({"bm25": bm25, "vector": vector}, k=60))
+    assert fused[1] == pytest.approx(1 / 61 + 1 / 62)
+    assert fused[3] == pytest.approx(1 / 63 + 1 / 61)
+    assert fused[2] == pytest.approx(1 / 62)
+    ranked = fuse_rrf({"bm25": bm25, "vector": vector}, k=60, weights={"bm25": 0.0, "vector": 1.0})
+    assert [cid for cid, _ in ranked] == [3, 1]
+
+
+def test_rrf_ties_are_broken_by_chunk_id_so_results_are_stable():
+    ranked = fuse_rrf({"bm25": [LegHit(7, 1, 1)], "vector": [LegHit(4, 1, 1)]}, k=60)
+    assert [cid for cid, _ in ranked] == [4, 7]
+
+
+def test_convex_fusion_normalises_each_leg():
+    bm25 = [LegHit(1, 20.0, 1), LegHit(2, 10.0, 2), LegHit(3, 0.0, 3)]
+    vector = [LegHit(2, 0.9, 1), LegHit(3, 0.5, 2), LegHit(4, 0.1, 3)]
+    fused = dict(fuse_convex(bm25, vector, alpha=0.5))
+    assert fused[1] == pytest.approx(0.5 * 1.0)
+    assert fused[2] == pytest.approx(0.5 * 0.5 + 0.5 * 1.0)
+    assert fused[4] == pytest.approx(0.0)
+    assert dict(fuse_convex(bm25, vector, alpha=0.0))[1] == pytest.approx(1.0)
+
+
+def test_mmr_prefers_a_diverse_second_result():
+    import numpy as np
+
+    vectors = {1: np.array([1.0, 0.0]), 2: np.array([0.999, 0.0447]), 3: np.array([0.0, 1.0])}
+    ranked = [(1, 1.0), (2, 0.95), (3, 0.9)]
+    assert [cid for cid, _ in retrieval.mmr(ranked, vectors, k=2, lam=0.5)] == [1, 3]
+    assert [cid for cid, _ in retrieval.mmr(ranked, vectors, k=2, lam=1.0)] == [1, 2]
+
+
+@pytest.mark.django_db
+@pytest.mark.real_minilm
+def test_hybrid_hits_carry_both_legs_and_the_timings(corpus, owner):
+    result = retrieval.retrieve(collection=corpus, query="loyal dogs that need walks", actor=owner,
+                                config=RetrievalConfig(mode="hybrid", k=3, fusion="rrf"))
+    top = result.hits[0]
+    assert top.source_name == "dogs.txt"
+    assert top.bm25_rank == 1 and top.vector_rank == 1 and top.fused_rank == 1
+    assert 0 < top.vector_similarity <= 1
+    assert {"bm25_ms", "embed_ms", "vector_ms", "fusion_ms", "total_ms"} <= set(result.timings)
+
+
+@pytest.mark.django_db
+def test_vector_filter_on_a_few_chunks_does_not_starve(collection, owner):
+    for i in range(30):
+        add_text(collection, f"doc{i}.txt", f"Document number {i} about topic {i % 3}.",
+                 metadata={"group": "rare" if i in (5, 17) else "common"}, index=False)
+    run_jobs(collection)
+    vector = retrieval.embed_query(collection, ["document about topic"])[0]
+    notes = []
+    hits = retrieval.vector_search(collection=collection, vector=vector, limit=5, actor=owner, ef_search=2,
+                                   filters={"group": "rare"}, notes=notes)
+    names = set(Chunk.objects.filter(pk__in=[h.chunk_id for h in hits]).values_list("document__source_name",
+                                                                                    flat=True))
+    assert names == {"doc5.txt", "doc17.txt"}
+    assert any("exact" in note for note in notes)
+    bm25 = retrieval.bm25_search(collection=collection, query="document", limit=50, actor=owner, k1=1.2, b=0.75,
+                                 filters={"group": "rare"})
+    assert len(bm25) == 2
+
+
+@pytest.mark.django_db
+def test_hnsw_and_exact_search_agree_on_a_small_collection(corpus):
+    vector = retrieval.embed_query(corpus, ["pets at home"])[0]
+    approx = retrieval.vector_search(collection=corpus, vector=vector, limit=5, actor=retrieval.SYSTEM)
+    exact = retrieval.vector_search(collection=corpus, vector=vector, limit=5, actor=retrieval.SYSTEM, exact=True)
+    assert [h.chunk_id for h in approx] == [h.chunk_id for h in exact]
+    assert approx[0].score == pytest.approx(exact[0].score, abs=1e-6)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("exact", [False, True])
+def test_the_vector_leg_uses_the_collections_hnsw_index_unless_exact(corpus, owner, exact):
+    sql, params = retrieval.vector_sql(corpus.pk, 384, retrieval.vector_literal([0.01] * 384), 5, owner, None, exact)
+    with connection.cursor() as cursor:
+        # A tiny table: steer the planner away from the cheap alternatives to see what it can use.
+        for setting in ("enable_seqscan", "enable_bitmapscan", "enable_sort"):
+            cursor.execute(f"SET LOCAL {setting} = off")
+        cursor.execute("EXPLAIN " + sql, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert (corpus.hnsw_index_name in plan) is not exact
