@@ -145,6 +145,11 @@ def run(batches: int = 240, clients: int = 4, workers: int = 3, size: int = 500)
         c.execute("SELECT count(*) FROM costs_usageevent e JOIN accounts_team t ON t.id = e.team_id "
                   "WHERE t.slug = 'bench-ingest'")
         all_bench = c.fetchone()[0]
+        # Leave the shared bench database as found: other benches time pages over raw events.
+        for table in ("costs_usageevent", "costs_usagerollup", "costs_usagetokenhistogram"):
+            c.execute(f"DELETE FROM {table} WHERE team_id = (SELECT id FROM accounts_team WHERE slug = 'bench-ingest')")
+        c.execute("UPDATE costs_budgetperiod SET spent = 0, reserved = 0 WHERE budget_id IN (SELECT b.id FROM "
+                  "costs_budget b JOIN accounts_team t ON t.id = b.team_id WHERE t.slug = 'bench-ingest')")
     events = batches * size
     return {
         "events": events, "batch_size": size, "clients": clients, "gunicorn_workers": workers,
@@ -179,4 +184,4 @@ if __name__ == "__main__":
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--workers", type=int, default=3)
     args = parser.parse_args()
-    print(run(batches=args.batches, clients=args.clients, workers=args.workers))
+    print(json.dumps(run(batches=args.batches, clients=args.clients, workers=args.workers), indent=2))

@@ -18,6 +18,7 @@ import time
 from bench.common import setup_django, summary_ms
 from bench.prompts_resolve import use_bench_database
 
+DATABASE = "portal_bench_evals"  # its own database: other benches' data and migrations do not interfere
 BIG = 10_000
 SMALL = 10
 
@@ -120,8 +121,8 @@ def main(argv: list[str]) -> dict:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=30)
     args = parser.parse_args(argv)
-    use_bench_database()
-    setup_django()
+    use_bench_database(DATABASE)
+    setup_django(DATABASE)
     from django.test import Client
 
     viewer, big, small, generated_s = seed()

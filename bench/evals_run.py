@@ -27,6 +27,7 @@ import uuid
 from bench.common import BASE_DIR, setup_django
 from bench.prompts_resolve import use_bench_database
 
+DATABASE = "portal_bench_evals"  # its own database: other benches' data and migrations do not interfere
 REDIS_DB = 14
 
 
@@ -148,10 +149,10 @@ def main(argv: list[str]) -> dict:
     parser.add_argument("--tasks-per-run", type=int, default=2, help="EVALS_TASKS_PER_RUN")
     parser.add_argument("--skip-kill", action="store_true")
     args = parser.parse_args(argv)
-    use_bench_database()
+    use_bench_database(DATABASE)
     use_bench_redis()
     os.environ["EVALS_DEFAULT_PROVIDER_CONCURRENCY"] = str(args.concurrency)
-    setup_django()
+    setup_django(DATABASE)
     from django.conf import settings
 
     from apps.evals import runner

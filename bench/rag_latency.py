@@ -175,6 +175,44 @@ def main() -> dict:
             steps[name].append(result.timings.get(name, 0.0))
     out["hybrid_latency_ms"] = {name: {"p50": round(statistics.median(s), 2),
                                        "p95": round(sorted(s)[int(0.95 * len(s)) - 1], 2)} for name, s in steps.items()}
+    # Queries that also hold one of the 200 commonest words (df in the tens of thousands): the case top-k
+    # pruning is for (each term reads at most RAG_BM25_TERM_POSTINGS postings).
+    common = []
+    for q, v in queries[:100]:
+        q = f"{q} {rng.choice(vocab[:200])}"
+        t = time.perf_counter()
+        retrieval.retrieve(collection=collection, query=q, actor=actor, config=config, query_vector=v, explain=False)
+        common.append((time.perf_counter() - t) * 1000)
+    out["hybrid_total_with_a_common_word_ms"] = {"p50": round(statistics.median(common), 2),
+                                                 "p95": round(sorted(common)[int(0.95 * len(common)) - 1], 2)}
+    exact_common = []
+    for q, _ in queries[:30]:
+        q = f"{q} {rng.choice(vocab[:200])}"
+        t = time.perf_counter()
+        retrieval.bm25_search(collection=collection, query=q, limit=100, actor=actor, k1=config.k1, b=config.b,
+                              term_postings=0)
+        exact_common.append((time.perf_counter() - t) * 1000)
+    out["bm25_without_pruning_with_a_common_word_ms"] = {"p50": round(statistics.median(exact_common), 2)}
+    # The worst case for pruning: every query word among the 20 commonest (df of tens of thousands each).
+    from apps.rag.models import TermStat
+
+    commonest = list(TermStat.objects.filter(collection_id=collection.pk).order_by("-df")
+                     .values_list("term", flat=True)[:20])
+    worst = {"pruned_ms": [], "exact_ms": [], "overlap@10": []}
+    for _ in range(10):
+        q = " ".join(rng.sample(commonest, 5))
+        t = time.perf_counter()
+        pruned = retrieval.bm25_search(collection=collection, query=q, limit=100, actor=actor, k1=config.k1,
+                                       b=config.b)
+        worst["pruned_ms"].append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        exact = retrieval.bm25_search(collection=collection, query=q, limit=100, actor=actor, k1=config.k1,
+                                      b=config.b, term_postings=0)
+        worst["exact_ms"].append((time.perf_counter() - t) * 1000)
+        worst["overlap@10"].append(len({h.chunk_id for h in pruned[:10]} & {h.chunk_id for h in exact[:10]}) / 10)
+    out["bm25_five_commonest_words"] = {"pruned_p50_ms": round(statistics.median(worst["pruned_ms"]), 2),
+                                        "exact_p50_ms": round(statistics.median(worst["exact_ms"]), 2),
+                                        "top10_overlap_with_exact": round(statistics.fmean(worst["overlap@10"]), 3)}
     explained = []
     for q, v in queries[:100]:  # what the playground does on top: highlight the matched words, list the lexemes
         t = time.perf_counter()

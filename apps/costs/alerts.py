@@ -128,7 +128,10 @@ def budget_alert_notify(alert_id: int) -> int:
 
 
 def _daily_spend(budget: Budget, start: date, end: date) -> dict[date, float]:
-    granularity = Granularity.DAY if budget.tenant else Granularity.DAY_ALL_TENANTS
+    if not budget.tenant:
+        granularity = Granularity.DAY_ALL_TENANTS
+    else:
+        granularity = Granularity.DAY if budget.feature else Granularity.DAY_TENANTS
     rows = UsageRollup.objects.filter(granularity=granularity, bucket_start__gte=_midnight(start),
                                       bucket_start__lt=_midnight(end) + timedelta(days=1))
     if budget.team_id:

@@ -82,7 +82,10 @@ def matching_budgets(team_id, feature: str, tenant: str, *, capped_only: bool = 
 
 def scope_spend(budget: Budget, start: datetime, end: datetime | None) -> Decimal:
     """Settled spend of a budget's scope in [start, end) from the rollups (day buckets, whole days)."""
-    granularity = Granularity.DAY if budget.tenant else Granularity.DAY_ALL_TENANTS
+    if not budget.tenant:
+        granularity = Granularity.DAY_ALL_TENANTS
+    else:
+        granularity = Granularity.DAY if budget.feature else Granularity.DAY_TENANTS
     rows = UsageRollup.objects.filter(granularity=granularity, bucket_start__gte=start)
     if end is not None:
         rows = rows.filter(bucket_start__lt=end)

@@ -71,7 +71,7 @@ def _teams(teams: dict) -> dict:
     return found
 
 
-def generate_rows(team_ids: dict[str, int], *, now: datetime, seed: int = 42) -> list[dict]:
+def generate_rows(team_ids: dict[str, int], *, now: datetime, seed: int = 42, scale: float = 1.0) -> list[dict]:
     rng = random.Random(seed)
     today = day_start(now)
     rows: list[dict] = []
@@ -83,7 +83,7 @@ def generate_rows(team_ids: dict[str, int], *, now: datetime, seed: int = 42) ->
         weekday = 0.45 if day.weekday() >= 5 else 1.0
         hours = (now - day).total_seconds() / 3600 if offset == 0 else 24.0
         for team, feature, model, provider, per_day, tin, tout, cached, sources, prompt, judged in FEATURES:
-            volume = per_day * 0.85 * growth * weekday * rng.uniform(0.85, 1.15) * min(1.0, hours / 24)
+            volume = per_day * 0.85 * scale * growth * weekday * rng.uniform(0.85, 1.15) * min(1.0, hours / 24)
             if offset == 2 and (team, feature) == SPIKE[:2]:
                 volume *= SPIKE[2]
             bloated = prompt == "support-answer" and age >= 55  # v4 pasted the whole FAQ into the prompt
@@ -112,14 +112,14 @@ def generate_rows(team_ids: dict[str, int], *, now: datetime, seed: int = 42) ->
     return rows
 
 
-def seed_demo_costs(people: dict, teams: dict, *, now: datetime | None = None) -> dict:
+def seed_demo_costs(people: dict, teams: dict, *, now: datetime | None = None, scale: float = 1.0) -> dict:
     """Write the demo ledger, budgets and alerts (once). Returns counts for the launcher's log."""
     now = now or timezone.now()
     if UsageEvent.objects.filter(request_id=f"{PREFIX}1").exists():
         return {"events": 0, "budgets": 0}
     teams = _teams(teams)
     team_ids = {slug: t.pk for slug, t in teams.items()}
-    rows = generate_rows(team_ids, now=now)
+    rows = generate_rows(team_ids, now=now, scale=scale)
     for start in range(0, len(rows), 5000):
         batch = rows[start:start + 5000]
         price_rows(batch)
@@ -128,8 +128,17 @@ def seed_demo_costs(people: dict, teams: dict, *, now: datetime | None = None) -
     from apps.costs.alerts import anomalies_detect, budgets_check
 
     spike_day = day_start(now) - timedelta(days=2) + timedelta(hours=23)
-    anomalies_detect(now=spike_day)
+    anomalies = anomalies_detect(now=spike_day)
     budgets_check(now=now)
+    # Deliver to the inbox now (the queued tasks find them delivered: notify() is deduplicated), so the demo
+    # has messages on first open even before a worker runs.
+    from apps.costs.alerts import budget_alert_notify, cost_anomaly_notify
+    from apps.costs.models import BudgetAlert
+
+    for alert_id in BudgetAlert.objects.values_list("pk", flat=True):
+        budget_alert_notify(alert_id)
+    for anomaly in anomalies:
+        cost_anomaly_notify(anomaly.pk)
     return {"events": len(rows), "budgets": budgets}
 
 
@@ -173,8 +182,9 @@ def _budgets(people: dict, teams: dict, now: datetime) -> int:
 
             spent = UsageRollup.objects.filter(granularity="day", bucket_start__gte=since, team=team,
                                                **scope).aggregate(t=Sum("cost"))["t"] or Decimal(0)
-        amount = max(Decimal("5"), (spent / Decimal(str(burn))).quantize(Decimal("1")))
-        hard_cap = (amount * cap_factor).quantize(Decimal("1")) if cap_factor else None
+        step = Decimal("1") if spent > 20 else Decimal("0.01")
+        amount = max(Decimal("0.01"), (spent / Decimal(str(burn))).quantize(step))
+        hard_cap = (amount * cap_factor).quantize(step) if cap_factor else None
         budget_create(actor=owners.get(slug) or admin, name=name, team=team, amount=amount, period=period,
                       hard_cap=hard_cap, **scope)
         created += 1

@@ -104,6 +104,8 @@ class BudgetForm(forms.ModelForm):
             self.fields["team"].queryset = teams
         self.fields["team"].required = not allow_all_teams
         self.fields["team"].empty_label = "All teams" if allow_all_teams else None
+        if not allow_all_teams:
+            self.fields["team"].help_text = "A team you own."
         self.fields["period"].choices = BudgetPeriodKind.choices
         if self.instance.pk:
             self.initial["thresholds"] = ", ".join(str(t) for t in self.instance.thresholds)

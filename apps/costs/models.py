@@ -132,6 +132,8 @@ class Granularity(models.TextChoices):
     # Day buckets with every tenant merged (tenant = ""): the same sums, a fraction of the rows when tenants
     # are many. Dashboards read it unless they filter or group by tenant.
     DAY_ALL_TENANTS = "dayx", "day (all tenants)"
+    # Day buckets per team and tenant only (every other dimension merged): tenant views without other filters.
+    DAY_TENANTS = "dayt", "day (team and tenant)"
 
 
 class UsageRollup(models.Model):

@@ -84,7 +84,7 @@ def _change(current: float, previous: float) -> float | None:
 def spend_over_time(*, actor, filters: UsageFilters, group_by: str = "team") -> Report:
     column = GROUPS[group_by]
     granularity = filters.granularity
-    rows = list(rollups(actor=actor, filters=filters, granularity=granularity, by_tenant=group_by == "tenant")
+    rows = list(rollups(actor=actor, filters=filters, granularity=granularity, needs={group_by})
                 .values("bucket_start", column).annotate(cost=Sum("cost"), events=Sum("requests")).order_by())
     previous = rollups(actor=actor, filters=filters.previous(), granularity=Granularity.DAY).aggregate(
         cost=Sum("cost"))["cost"]
@@ -142,7 +142,7 @@ def top_drivers(*, actor, filters: UsageFilters, limit: int = 10) -> Report:
     span = filters.end - filters.start
     both = UsageFilters(**{**filters.__dict__, "start": filters.start - span})
     for kind, column in DRIVERS:
-        rows = (rollups(actor=actor, filters=both, granularity=Granularity.DAY, by_tenant=kind == "tenant")
+        rows = (rollups(actor=actor, filters=both, granularity=Granularity.DAY, needs={kind})
                 .values(column)
                 .annotate(spend=Sum("cost", filter=_in_current(filters)),
                           before=Sum("cost", filter=_in_previous(filters)),
@@ -222,7 +222,7 @@ def _bins_by_feature(rows) -> dict[str, dict[int, int]]:
 
 def cost_per_success(*, actor, filters: UsageFilters) -> Report:
     """Ledger joined with outcomes (feedback API and eval results): cost per success, per feature and prompt version."""
-    rows = (rollups(actor=actor, filters=filters, granularity=Granularity.DAY)
+    rows = (rollups(actor=actor, filters=filters, granularity=Granularity.DAY, needs={"feature", "prompt"})
             .values("feature", "prompt_name", "prompt_version")
             .annotate(cost=Sum("cost"), events=Sum("requests"), successes=Sum("successes"), failures=Sum("failures"))
             .order_by("-cost"))
@@ -260,7 +260,7 @@ def cost_per_success(*, actor, filters: UsageFilters) -> Report:
 
 
 def cache_savings(*, actor, filters: UsageFilters) -> Report:
-    rows = (rollups(actor=actor, filters=filters, granularity=Granularity.DAY).values("model")
+    rows = (rollups(actor=actor, filters=filters, granularity=Granularity.DAY, needs={"model"}).values("model")
             .annotate(cost=Sum("cost"), savings=Sum("cache_savings"), input_tokens=Sum("input_tokens"),
                       cached=Sum("cached_input_tokens"))
             .order_by("-savings"))
@@ -295,7 +295,8 @@ def what_if(*, actor, filters: UsageFilters, feature: str, target_model: str, no
     (cached and reasoning tokens priced as the target model prices them, today)."""
     start, end = last_month(now)
     month = UsageFilters(**{**filters.__dict__, "start": start, "end": end, "feature": feature or filters.feature})
-    rows = list(rollups(actor=actor, filters=month, granularity=Granularity.DAY).values("model")
+    rows = list(rollups(actor=actor, filters=month, granularity=Granularity.DAY, needs={"model", "feature"})
+                .values("model")
                 .annotate(cost=Sum("cost"), events=Sum("requests"), unpriced=Sum("unpriced"),
                           input_tokens=Sum("input_tokens"), output_tokens=Sum("output_tokens"),
                           cached=Sum("cached_input_tokens"), reasoning=Sum("reasoning_tokens")).order_by("-cost"))
@@ -347,7 +348,7 @@ def forecast(*, actor, filters: UsageFilters, now: datetime | None = None) -> Re
     bounds = period_bounds(BudgetPeriodKind.MONTH, now)
     start = min(bounds.start, day_start(now) - timedelta(days=28))
     window = UsageFilters(**{**filters.__dict__, "start": start, "end": day_start(now) + timedelta(days=1)})
-    rows = (rollups(actor=actor, filters=window, granularity=Granularity.DAY)
+    rows = (rollups(actor=actor, filters=window, granularity=Granularity.DAY, needs={"feature"})
             .values("bucket_start", "team_id", "feature").annotate(cost=Sum("cost")).order_by())
     per_team: dict = defaultdict(lambda: defaultdict(float))
     per_feature: dict = defaultdict(lambda: defaultdict(float))

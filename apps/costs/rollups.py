@@ -113,7 +113,8 @@ def rollup_deltas(rows: list[dict], now: datetime | None = None):
         dims = (r["team_id"], r["feature"], r["tenant"], r["model"], r["provider"], r["source"], r["prompt_name"],
                 r["prompt_version"])
         status, cost, outcome = r["status"], r["cost"], r["outcome"]
-        keys = [("day", day, *dims), ("dayx", day, dims[0], dims[1], "", *dims[3:])]
+        keys = [("day", day, *dims), ("dayx", day, dims[0], dims[1], "", *dims[3:]),
+                ("dayt", day, dims[0], "", dims[2], "", "", "", "", None)]
         if epoch >= horizon:
             hour = buckets.get(hour_epoch)
             if hour is None:
@@ -204,7 +205,8 @@ def rollup_outcome_shift(changes: list[tuple[dict, str, str]]) -> None:
         dims = (r["team_id"], r["feature"], r["tenant"], r["model"], r["provider"], r["source"], r["prompt_name"],
                 r["prompt_version"])
         day = day_start(r["occurred_at"])
-        keys = [("day", day, *dims), ("dayx", day, dims[0], dims[1], "", *dims[3:])]
+        keys = [("day", day, *dims), ("dayx", day, dims[0], dims[1], "", *dims[3:]),
+                ("dayt", day, dims[0], "", dims[2], "", "", "", "", None)]
         if r["occurred_at"] >= horizon:
             keys.append(("hour", hour_start(r["occurred_at"]), *dims))
         for key in keys:
@@ -219,7 +221,7 @@ def rollup_outcome_shift(changes: list[tuple[dict, str, str]]) -> None:
 
 _REBUILD_SELECT = """
     SELECT %(granularity)s, date_trunc(%(unit)s, e.occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
-           e.team_id, e.feature, {tenant}, e.model, e.provider, e.source, e.prompt_name, e.prompt_version,
+           e.team_id, {dims},
            count(*), count(*) FILTER (WHERE e.status = 'error'), count(*) FILTER (WHERE e.status = 'refused'),
            sum(e.input_tokens), sum(e.output_tokens), sum(e.cached_input_tokens), sum(e.reasoning_tokens),
            coalesce(sum(e.cost), 0), count(*) FILTER (WHERE e.cost IS NULL),
@@ -232,6 +234,12 @@ _REBUILD_SELECT = """
     WHERE e.occurred_at >= %(start)s AND e.occurred_at < %(end)s
     GROUP BY 2, 3, 4, 5, 6, 7, 8, 9, 10
 """
+_ALL_DIMS = "e.feature, e.tenant, e.model, e.provider, e.source, e.prompt_name, e.prompt_version"
+_CUBES = {  # granularity -> the dimensions it keeps (the others are constants)
+    "day": _ALL_DIMS,
+    "dayx": "e.feature, ''::text, e.model, e.provider, e.source, e.prompt_name, e.prompt_version",
+    "dayt": "''::text, e.tenant, ''::text, ''::text, ''::text, ''::text, NULL::int",
+}
 
 
 def raw_kept_from() -> datetime | None:
@@ -252,19 +260,20 @@ def rollups_rebuild_day(day: date) -> int:
     names = ("granularity", "bucket_start", *DIMENSIONS, *MEASURES)
     with transaction.atomic(), connection.cursor() as cursor:
         lock_exclusive()
-        cursor.execute("DELETE FROM costs_usagerollup WHERE granularity IN ('day', 'dayx') AND bucket_start = %s",
-                       [start])
+        cursor.execute("DELETE FROM costs_usagerollup WHERE granularity IN ('day', 'dayx', 'dayt') "
+                       "AND bucket_start = %s", [start])
         cursor.execute("DELETE FROM costs_usagerollup WHERE granularity = 'hour' AND bucket_start >= %s "
                        "AND bucket_start < %s", [start, end])
         cursor.execute("DELETE FROM costs_usagetokenhistogram WHERE day = %s", [day])
         params = {"start": start, "end": end}
         insert = f"INSERT INTO costs_usagerollup ({', '.join(names)}) "
-        cursor.execute(insert + _REBUILD_SELECT.format(tenant="e.tenant"),
-                       {**params, "granularity": "day", "unit": "day"})
-        written = cursor.rowcount
-        cursor.execute(insert + _REBUILD_SELECT.format(tenant="''"), {**params, "granularity": "dayx", "unit": "day"})
+        written = 0
+        for granularity, dims in _CUBES.items():
+            cursor.execute(insert + _REBUILD_SELECT.format(dims=dims),
+                           {**params, "granularity": granularity, "unit": "day"})
+            written += cursor.rowcount if granularity == "day" else 0
         if end > hourly_horizon():
-            cursor.execute(insert + _REBUILD_SELECT.format(tenant="e.tenant"),
+            cursor.execute(insert + _REBUILD_SELECT.format(dims=_ALL_DIMS),
                            {**params, "granularity": "hour", "unit": "hour"})
         cursor.execute(
             """

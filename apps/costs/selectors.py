@@ -86,17 +86,33 @@ def may_read_usage(actor) -> bool:
     return True
 
 
-def rollups(*, actor, filters: UsageFilters, granularity: str | None = None,
-            by_tenant: bool = False) -> QuerySet[UsageRollup]:
+DAILY = (Granularity.DAY, Granularity.DAY_ALL_TENANTS, Granularity.DAY_TENANTS)
+
+
+def daily_cube(filters: UsageFilters, needs=()) -> str:
+    """The smallest day rollup that holds the dimensions a read groups by (`needs`) or filters on.
+
+    dayx: every dimension but tenant; dayt: team and tenant only; day: all of them.
+    """
+    used = set(needs) | {name for name in ("feature", "tenant", "model", "source", "prompt")
+                         if getattr(filters, name)}
+    if "tenant" not in used:
+        return Granularity.DAY_ALL_TENANTS
+    if used <= {"tenant", "team"}:
+        return Granularity.DAY_TENANTS
+    return Granularity.DAY
+
+
+def rollups(*, actor, filters: UsageFilters, granularity: str | None = None, needs=()) -> QuerySet[UsageRollup]:
     """Rollup rows in the filters' window and dimensions that the actor may see.
 
-    Daily reads use the tenants-merged buckets unless the caller filters (or, `by_tenant`, groups) by tenant.
+    Daily reads pick the smallest cube that has what the caller groups by (`needs`) and filters on.
     """
     granularity = granularity or filters.granularity
-    if granularity == Granularity.DAY and not filters.tenant and not by_tenant:
-        granularity = Granularity.DAY_ALL_TENANTS
+    if granularity == Granularity.DAY:
+        granularity = daily_cube(filters, needs)
     start, end = filters.start, filters.end
-    if granularity in (Granularity.DAY, Granularity.DAY_ALL_TENANTS):
+    if granularity in DAILY:
         start, end = day_start(start), day_start(end - timedelta(microseconds=1)) + timedelta(days=1)
     rows = UsageRollup.objects.filter(granularity=granularity, bucket_start__gte=start, bucket_start__lt=end)
     visible = visible_team_ids(actor)
@@ -146,7 +162,7 @@ def team_names(ids) -> dict[int, str]:
 def usage_summary(*, actor, filters: UsageFilters, group_by: str) -> dict:
     """Totals of events, tokens and cost per group (the summary API and the dashboards' tables)."""
     column = GROUPS[group_by]
-    rows = list(rollups(actor=actor, filters=filters, by_tenant=group_by == "tenant").values(column)
+    rows = list(rollups(actor=actor, filters=filters, needs={group_by}).values(column)
                 .annotate(**TOTALS).order_by("-cost"))
     names = team_names(r[column] for r in rows) if group_by == "team" else {}
     groups = []
@@ -170,11 +186,13 @@ def dimension_values(*, actor, days: int = 90) -> dict[str, list[str]]:
     if found is not None:
         return found
     since = day_start(timezone.now()) - timedelta(days=days)
-    base = UsageRollup.objects.filter(granularity=Granularity.DAY, bucket_start__gte=since)  # tenants too
-    if visible is not None:
-        base = base.filter(team_id__in=visible)
     found = {}
     for name, column in (("feature", "feature"), ("tenant", "tenant"), ("model", "model"), ("prompt", "prompt_name")):
+        # tenants from the team-and-tenant buckets; the rest from the tenants-merged ones
+        granularity = Granularity.DAY_TENANTS if name == "tenant" else Granularity.DAY_ALL_TENANTS
+        base = UsageRollup.objects.filter(granularity=granularity, bucket_start__gte=since)
+        if visible is not None:
+            base = base.filter(team_id__in=visible)
         found[name] = sorted(v for v in base.values_list(column, flat=True).distinct().order_by()[:500] if v)
     cache.set(key, found, 600)
     return found
@@ -245,7 +263,7 @@ def glance(*, actor) -> dict:
     filters = default_filters()
     totals = rollups(actor=actor, filters=filters).aggregate(
         cost=Sum("cost"), events=Sum("requests"), unpriced=Sum("unpriced"))
-    unpriced_models = list(rollups(actor=actor, filters=filters).filter(unpriced__gt=0).values("model")
+    unpriced_models = list(rollups(actor=actor, filters=filters, needs={"model"}).filter(unpriced__gt=0).values("model")
                            .annotate(n=Sum("unpriced")).order_by("-n")[:5])
     statuses = sorted(budget_statuses(actor=actor), key=lambda s: -s.pct)
     return {"cost_30d": totals["cost"] or 0, "events_30d": totals["events"] or 0,

@@ -232,7 +232,7 @@ def _require_admin(request) -> None:
 
 def _prices_context(request, **extra) -> dict:
     filters = selectors.default_filters()
-    unpriced = list(selectors.rollups(actor=request.user, filters=filters).filter(unpriced__gt=0)
+    unpriced = list(selectors.rollups(actor=request.user, filters=filters, needs={"model"}).filter(unpriced__gt=0)
                     .values("model").annotate(n=selectors.Sum("unpriced")).order_by("-n")[:20])
     admin = is_admin(request.user)
     return {"prices": Price.objects.filter(valid_to__isnull=True).order_by("model_name", "provider"),

@@ -135,20 +135,24 @@ def figures_html(data: dict) -> dict[str, str]:
               "legend": {"orientation": "h", "y": -0.2}}
     out = {}
 
-    def lines(rows, x_index, y_index, group_index, label_index=None, y_title=""):
+    def lines(rows, group, version_index, y_index, when_index, run_index, y_title=""):
+        """One line per prompt (and dataset) across its versions; each point's time and run in the hover."""
         fig = go.Figure()
         groups: dict = {}
         for row in rows:
-            groups.setdefault(row[group_index], []).append(row)
+            groups.setdefault(group(row), []).append(row)
         for name, points in groups.items():
-            fig.add_trace(go.Scatter(x=[p[x_index] for p in points], y=[p[y_index] for p in points],
-                                     mode="lines+markers", name=str(name),
-                                     text=[f"v{p[label_index]}" for p in points] if label_index is not None else None))
-        fig.update_layout(**layout, yaxis_title=y_title)
+            points = sorted(points, key=lambda p: (p[version_index] or 0, p[when_index]))
+            fig.add_trace(go.Scatter(
+                x=[f"v{p[version_index]}" for p in points], y=[p[y_index] for p in points], mode="lines+markers",
+                name=name, text=[f"run #{p[run_index]}, {p[when_index]}" for p in points],
+                hovertemplate="%{x}: %{y}<br>%{text}<extra>%{fullData.name}</extra>"))
+        fig.update_layout(**layout, yaxis_title=y_title, xaxis={"type": "category", "title": "version"})
         return fig
 
-    out["trends"] = lines(tables["trends"]["rows"], 5, 6, 0, 1, "pass rate %")
-    out["hallucination"] = lines(tables["hallucination"]["rows"], 4, 5, 0, 1, "hallucination %")
+    out["trends"] = lines(tables["trends"]["rows"], lambda r: f"{r[0]} on {r[2]}", 1, 6, 5, 4, "pass rate %")
+    out["hallucination"] = lines(tables["hallucination"]["rows"], lambda r: f"{r[0]} on {r[2]}", 1, 5, 4, 3,
+                                 "hallucination %")
     safety = tables["safety"]["rows"]
     fig = go.Figure(go.Bar(x=[f"{r[0]} v{r[1]}" for r in safety], y=[r[4] for r in safety], marker_color="#b42318"))
     fig.update_layout(**layout, yaxis_title="violation %")

@@ -189,3 +189,20 @@ def feedback_rates(*, actor) -> list[dict]:
             .order_by("prompt_name", "-prompt_version", "use_case_id"))
     return [{**r, "success_rate": r["successes"] / r["n"] if r["n"] else None,
              "override_rate": r["overrides"] / r["n"] if r["n"] else None} for r in rows]
+
+
+def latest_metric(*, prompt: str, dataset: str, metric: str) -> float | None:
+    """For other apps' conditions (reviews): a metric of the latest finished run of `prompt` on `dataset` —
+    the run's `pass_rate` or `mean_score`, or an evaluator's mean score (its pass rate if it has none) by name."""
+    run = (EvalRun.objects.filter(prompt__name=prompt, dataset__name=dataset, status=RunStatus.FINISHED)
+           .order_by("-finished_at", "-id").first())
+    if run is None:
+        return None
+    if metric in ("pass_rate", "mean_score"):
+        return getattr(run, metric)
+    for entry in (run.summary or {}).get("evaluators", []):
+        if entry.get("name") == metric:
+            mean = entry.get("mean_score")
+            value = mean.get("value") if isinstance(mean, dict) else mean
+            return value if value is not None else entry.get("pass_rate")
+    return None

@@ -151,12 +151,18 @@ class Comparison:
         if delta is None:
             return "Nothing to compare: no item was scored in both runs."
         direction = "better" if delta > 0 else "worse" if delta < 0 else "the same"
-        p_boot, p_mc = self.bootstrap.get("p_value"), self.mcnemar.get("p_value")
+        p_boot, p_mc = _p(self.bootstrap.get("p_value")), _p(self.mcnemar.get("p_value"))
         if self.significant:
-            return (f"The candidate scores {direction} ({delta:+.3f} mean score; paired bootstrap p={p_boot:.3f}, "
-                    f"McNemar p={p_mc:.3f}): a real change, not noise.")
-        return (f"No significant difference ({delta:+.3f} mean score; paired bootstrap p={p_boot:.3f}, McNemar "
-                f"p={p_mc:.3f}): within noise at this sample size.")
+            return (f"The candidate scores {direction} ({delta:+.3f} mean score; paired bootstrap {p_boot}, "
+                    f"McNemar {p_mc}): a real change, not noise.")
+        return (f"No significant difference ({delta:+.3f} mean score; paired bootstrap {p_boot}, McNemar "
+                f"{p_mc}): within noise at this sample size.")
+
+
+def _p(value) -> str:
+    if value is None:
+        return "p = —"
+    return "p < 0.001" if value < 0.001 else f"p = {value:.3f}"
 
 
 def _per_item(run: EvalRun) -> dict[int, dict]:

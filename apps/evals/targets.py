@@ -84,13 +84,14 @@ def targets() -> list[Target]:
 CALL_OPTIONS = ("temperature", "max_tokens", "response_format", "tools")
 
 
-def limited_chat(*, model: str, messages: list[dict], context, **options):
-    """apps.llm.calls.chat while holding one of the model's provider slots (the shared concurrency limit)."""
+def limited_chat(*, model, messages: list[dict], context, **options):
+    """apps.llm.calls.chat while holding one of the model's provider slots (the shared concurrency limit).
+    `model`: a name, or a catalog Model already resolved (saves a query per call)."""
     from apps.evals.limiter import provider_slot, slot_ttl
     from apps.llm.calls import chat, resolve_model
-    from apps.llm.models import ModelKind
+    from apps.llm.models import Model, ModelKind
 
-    resolved = resolve_model(model, ModelKind.CHAT)
+    resolved = model if isinstance(model, Model) else resolve_model(model, ModelKind.CHAT)
     with provider_slot(resolved.provider.name, ttl_seconds=slot_ttl(resolved.provider)):
         return chat(model=resolved, messages=messages, context=context,
                     **{k: v for k, v in options.items() if k in CALL_OPTIONS and v is not None})
@@ -130,9 +131,12 @@ class PreparedPrompt:
     graph: Any
     parts: list
     where: str
+    model: Any = None  # the run's chat model, resolved once per worker task
 
 
 def prepare_prompt_version(run) -> PreparedPrompt:
+    from apps.llm.calls import resolve_model
+    from apps.llm.models import ModelKind
     from apps.prompts.content import version_parts
     from apps.prompts.rendering import include_graph, version_where
 
@@ -140,7 +144,7 @@ def prepare_prompt_version(run) -> PreparedPrompt:
     graph = include_graph(version)
     where = version_where(version)
     return PreparedPrompt(version, graph, version_parts(version.prompt.kind, version.template, version.messages,
-                                                        where), where)
+                                                        where), where, resolve_model(run.model, ModelKind.CHAT))
 
 
 def item_variables(item, input_map: dict) -> dict:
@@ -185,7 +189,8 @@ def run_prompt_version(run, item, repetition: int, prepared: PreparedPrompt) -> 
                            feature=f"eval-run-{run.pk}", prompt_name=prepared.version.prompt.name,
                            prompt_version=prepared.version.number)
     started = time.perf_counter()
-    result = limited_chat(model=run.model, messages=messages, context=context, **(run.model_config or {}))
+    result = limited_chat(model=prepared.model or run.model, messages=messages, context=context,
+                          **(run.model_config or {}))
     latency = result.latency_ms if result.latency_ms is not None else round((time.perf_counter() - started) * 1000)
     return TargetOutput(output=result.text, latency_ms=latency, cost=result.cost, unpriced=result.cost is None,
                         input_tokens=result.usage.input_tokens, output_tokens=result.usage.output_tokens,

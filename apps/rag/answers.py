@@ -62,8 +62,14 @@ class Answer:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+def _passage_text(text: str) -> str:
+    """One block per passage: no blank lines (they end a passage), single line breaks kept (table rows)."""
+    lines = [" ".join(line.split()) for line in text.splitlines()]
+    return "\n".join(line for line in lines if line)
+
+
 def passages_for(hits: list[Hit]) -> list[dict]:
-    return [{"number": i, "text": " ".join(h.text.split()), "source": h.source_name, "heading": h.heading_path}
+    return [{"number": i, "text": _passage_text(h.text), "source": h.source_name, "heading": h.heading_path}
             for i, h in enumerate(hits, start=1)]
 
 

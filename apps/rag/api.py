@@ -11,6 +11,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import get_object_or_404
 from ninja import File, Router, Schema
 from ninja.files import UploadedFile
+from ninja.responses import Status
 
 from apps.accounts.models import Team
 from apps.accounts.permissions import Action, can
@@ -70,7 +71,7 @@ def collection_create(request, payload: CollectionIn):
         team=team, name=payload.name, description=payload.description, data_class=payload.data_class,
         embedding_model=payload.embedding_model, answer_model=payload.answer_model, chunking=payload.chunking,
         retrieval=payload.retrieval, user=request.user)
-    return 201, _collection_out(collection)
+    return Status(201, _collection_out(collection))
 
 
 @router.get("/collections/{collection_id}", response=CollectionOut)
@@ -121,10 +122,10 @@ def document_upload(request, collection_id: int, file: UploadedFile = File(...))
     services.validate_upload(file.name, file.size)
     result = services.document_upload(collection=collection, name=file.name, content=file.read(),
                                       user=request.user)
-    return 201, UploadOut(created=[d.source_name for d in result.created],
-                          changed=[d.source_name for d in result.changed],
-                          unchanged=[d.source_name for d in result.unchanged],
-                          job=result.job.pk if result.job else None)
+    return Status(201, UploadOut(created=[d.source_name for d in result.created],
+                                 changed=[d.source_name for d in result.changed],
+                                 unchanged=[d.source_name for d in result.unchanged],
+                                 job=result.job.pk if result.job else None))
 
 
 @router.delete("/collections/{collection_id}/documents/{document_id}", response={204: None})
@@ -132,7 +133,7 @@ def document_delete(request, collection_id: int, document_id: int):
     collection = selectors.collection_get(actor=_actor(request), pk=collection_id, action=Action.CHANGE)
     services.document_delete(document=selectors.document_get(collection=collection, pk=document_id),
                              user=request.user)
-    return 204, None
+    return Status(204, None)
 
 
 class JobOut(Schema):
@@ -279,7 +280,7 @@ def eval_run_create(request, collection_id: int, payload: EvalRunIn):
         raise ValidationError({"dataset": f"{collection.name} has no dataset named {payload.dataset!r}."})
     run = evaluation.eval_run_create(dataset=dataset, config=_config(collection, payload.config),
                                      collection=collection, label=payload.label, user=request.user)
-    return 201, _run_out(run)
+    return Status(201, _run_out(run))
 
 
 @router.get("/collections/{collection_id}/eval-runs/{run_id}", response=EvalRunOut)

@@ -34,6 +34,7 @@ from apps.rag.parsing import ParseError, parse
 log = logging.getLogger(__name__)
 
 TRANSIENT = (OperationalError, InterfaceError)
+LOCKED_WAITS = 20  # half-second waits for documents another transaction holds
 
 
 class Fenced(Exception):
@@ -126,9 +127,17 @@ def indexing_job_run(job_id: int) -> IndexingJob | None:
     config = ChunkingConfig.from_dict(collection.chunking)
     started = time.perf_counter()
     try:
+        waits = 0
         while True:
             ids = _claim(job, token)
             if not ids:
+                # Rows locked by another transaction (an upload replacing them, an older job writing them)
+                # were skipped: wait for them a little; the sweeper adopts anything left behind.
+                if waits < LOCKED_WAITS and Document.objects.filter(
+                        job=job, status__in=[DocumentStatus.QUEUED, DocumentStatus.INDEXING]).exists():
+                    waits += 1
+                    time.sleep(0.5)
+                    continue
                 break
             _index_documents(job, token, collection, config, ids)
     except Fenced:
@@ -260,7 +269,7 @@ def _write_document(collection, job, p: Prepared, now) -> tuple[int, int] | None
     if current is None or current["job_id"] != job.pk or current["content_hash"] != p.content_hash:
         return None
     old = Chunk.objects.filter(document_id=p.document.pk).aggregate(n=Count("pk"), t=Sum("bm25_length"))
-    Chunk.objects.filter(document_id=p.document.pk).delete()  # postings go with them (ON DELETE CASCADE)
+    delete_chunks(document_id=p.document.pk)
     metadata = p.document.metadata if isinstance(p.document.metadata, dict) else {}
     rows = Chunk.objects.bulk_create([
         Chunk(collection_id=collection.pk, document_id=p.document.pk, position=c.position,
@@ -276,11 +285,22 @@ def _write_document(collection, job, p: Prepared, now) -> tuple[int, int] | None
     return len(rows) - (old["n"] or 0), total - (old["t"] or 0)
 
 
+def delete_chunks(*, document_id: int) -> None:
+    """A document's chunks and postings, the postings in one statement (one run of the df trigger, rather
+    than one per chunk through ON DELETE CASCADE)."""
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM rag_posting WHERE chunk_id IN (SELECT id FROM rag_chunk WHERE document_id = %s)",
+                       [document_id])
+    Chunk.objects.filter(document_id=document_id).delete()
+
+
 def write_postings(collection_id: int, chunk_ids: list[int], texts: list[str]) -> int:
     """Feed the BM25 postings of these chunks from PostgreSQL's english parser; returns Σ chunk lengths.
 
     tf is the number of positions of a lexeme in to_tsvector (PostgreSQL keeps at most 256 per lexeme),
-    the chunk length the sum of its tfs: the same numbers the reference implementation counts.
+    the chunk length the sum of its tfs: the same numbers the reference implementation counts. `impact`
+    (the read order for top-k pruning) uses the collection's default k1/b and current average length.
+    Document frequencies follow by trigger (rag_term_stat).
     """
     if not chunk_ids:
         return 0
@@ -292,19 +312,26 @@ def write_postings(collection_id: int, chunk_ids: list[int], texts: list[str]) -
             FROM src, unnest(to_tsvector('english', src.body)) u
         ), lens AS (
             SELECT chunk_id, sum(tf)::int AS dl FROM lex GROUP BY chunk_id
+        ), params AS (
+            SELECT coalesce((c.retrieval->>'k1')::float8, 1.2) AS k1, coalesce((c.retrieval->>'b')::float8, 0.4) AS b,
+                   GREATEST(coalesce(CASE WHEN c.chunk_count > 0 THEN c.token_total::float8 / c.chunk_count END,
+                                     (SELECT avg(dl) FROM lens)), 1) AS avgdl
+            FROM rag_collection c WHERE c.id = %s
         ), upd AS (
             UPDATE rag_chunk c SET bm25_length = lens.dl FROM lens WHERE c.id = lens.chunk_id RETURNING c.id
         ), ins AS (
-            INSERT INTO rag_posting (chunk_id, collection_id, term, tf, dl)
-            SELECT lex.chunk_id, %s, lex.lexeme, lex.tf, lens.dl FROM lex JOIN lens USING (chunk_id)
+            INSERT INTO rag_posting (chunk_id, collection_id, term, tf, dl, impact)
+            SELECT lex.chunk_id, %s, lex.lexeme, lex.tf, lens.dl,
+                   lex.tf * (params.k1 + 1) / (lex.tf + params.k1 * (1 - params.b + params.b * lens.dl / params.avgdl))
+            FROM lex JOIN lens USING (chunk_id) CROSS JOIN params
             RETURNING 1
         )
         SELECT (SELECT coalesce(sum(dl), 0) FROM lens), (SELECT count(*) FROM ins), (SELECT count(*) FROM upd)
     """
     with connection.cursor() as cursor:
-        cursor.execute(sql, [chunk_ids, texts, int(collection_id)])
+        cursor.execute(sql, [chunk_ids, texts, int(collection_id), int(collection_id)])
         total, _postings, _updated = cursor.fetchone()
     return int(total)
 
 
-__all__ = ["indexing_job_run", "prepare", "search_text", "write_postings"]
+__all__ = ["delete_chunks", "indexing_job_run", "prepare", "search_text", "write_postings"]

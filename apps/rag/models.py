@@ -158,7 +158,12 @@ class Chunk(models.Model):
 
 
 class Posting(models.Model):
-    """One term of one chunk: the BM25 inverted index. Written and deleted by services in raw SQL."""
+    """One term of one chunk: the BM25 inverted index. Written and deleted by services in raw SQL.
+
+    `impact` is the term's BM25 weight in the chunk without idf, at the collection's default k1/b and the
+    average length when it was written: the order in which a query reads a term's postings (top-k pruning).
+    Scores themselves are always computed from tf and dl with the query's k1/b.
+    """
 
     pk = models.CompositePrimaryKey("chunk_id", "term")
     chunk = models.ForeignKey(Chunk, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
@@ -166,13 +171,30 @@ class Posting(models.Model):
     term = models.TextField()
     tf = models.PositiveIntegerField()
     dl = models.PositiveIntegerField()  # the chunk's length, denormalised so scoring reads one index
+    impact = models.FloatField(default=0.0)
 
     class Meta:
-        indexes = [models.Index(fields=["collection_id", "term"], include=["chunk", "tf", "dl"],
-                                name="rag_posting_term_idx")]
+        indexes = [models.Index(models.F("collection_id"), models.F("term"), models.F("impact").desc(),
+                                include=["chunk", "tf", "dl"], name="rag_posting_impact_idx")]
 
     def __str__(self) -> str:
         return f"{self.term} in chunk {self.chunk_id} (tf {self.tf})"
+
+
+class TermStat(models.Model):
+    """Document frequency of a term in a collection: kept by triggers on rag_posting (migration 0003), in the
+    same transaction as the postings, so BM25's idf never reads a count of another snapshot."""
+
+    pk = models.CompositePrimaryKey("collection_id", "term")
+    collection_id = models.BigIntegerField()
+    term = models.TextField()
+    df = models.IntegerField(default=0)
+
+    class Meta:
+        db_table = "rag_term_stat"
+
+    def __str__(self) -> str:
+        return f"{self.term}: df {self.df} in collection {self.collection_id}"
 
 
 class JobStatus(models.TextChoices):

@@ -33,9 +33,10 @@ def llm_rerank(collection: Collection, query: str, ranked: list[tuple[int, float
     passages = "\n\n".join(f"[{cid}] {' '.join(texts.get(cid, '').split())[:1500]}" for cid, _ in ranked)
     messages = [{"role": "system", "content": RERANK_INSTRUCTIONS},
                 {"role": "user", "content": f"Question: {query}\n\nPassages:\n{passages}"}]
-    user_id = getattr(actor, "pk", None) if getattr(actor, "is_authenticated", False) else None
+    from apps.rag.retrieval import _user_id
+
     context = UsageContext(source="rag", team_id=collection.team_id, collection_id=collection.pk,
-                           feature="rag.rerank", user_id=user_id)
+                           feature="rag.rerank", user_id=_user_id(actor))
     try:
         result = chat(model=collection.answer_model, messages=messages, context=context, temperature=0,
                       response_format={"type": "json_object"})

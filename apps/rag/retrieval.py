@@ -10,7 +10,7 @@ BM25 (Robertson/Lucene form, the one bm25s and Pyserini use):
     idf(t)      = ln(1 + (N − df(t) + 0.5) / (df(t) + 0.5))
 
 with terms, tf and |c| from PostgreSQL's `english` configuration (Snowball stemming, stop words), N and
-avgdl from the collection row and df counted from the postings in the same statement.
+avgdl from the collection row and df from rag_term_stat (trigger-kept), all read in one snapshot.
 """
 
 from __future__ import annotations
@@ -113,6 +113,11 @@ def _filter_condition(filters: dict | None, alias: str = "c") -> tuple[str, list
 
 # --- BM25 -------------------------------------------------------------------------------------------
 
+def term_postings_limit() -> int:
+    """Postings read per query term, in impact order (top-k pruning); 0 reads them all (exact)."""
+    return int(getattr(settings, "RAG_BM25_TERM_POSTINGS", 2000))
+
+
 def query_terms(query: str) -> list[str]:
     """The query's lexemes under PostgreSQL's english configuration, in order of first appearance."""
     with connection.cursor() as cursor:
@@ -121,42 +126,72 @@ def query_terms(query: str) -> list[str]:
 
 
 def bm25_search(*, collection: Collection, query: str, limit: int, actor, k1: float, b: float,
-                filters: dict | None = None) -> list[LegHit]:
-    """The top `limit` chunks by BM25, best first, each with its score and matched terms."""
+                filters: dict | None = None, term_postings: int | None = None) -> list[LegHit]:
+    """The top `limit` chunks by BM25, best first, each with its score and matched terms.
+
+    One statement. The tenant condition gates the collection's statistics row, so an actor who may not
+    read the collection gets nothing computed at all. df comes from rag_term_stat (kept by trigger with
+    the postings), N and avgdl from the collection row.
+
+    Top-k pruning: each query term contributes its `term_postings` highest-impact postings as candidates
+    (all of them when it has fewer, and then the ranking is exact); the best candidates then get the
+    weights of the truncated terms they contain, looked up by primary key, so every score returned is the
+    exact BM25 score. With a metadata filter every posting of the matching chunks is read (exact).
+    """
     cid = int(collection.pk)
+    m = term_postings_limit() if term_postings is None else int(term_postings)
+    if filters:
+        m = 0
+    k1, b = float(k1), float(b)
     tenant_sql, tenant_params = tenant_condition(actor, cid)
     filter_sql, filter_params = _filter_condition(filters)
-    join = "JOIN rag_chunk c ON c.id = s.chunk_id" if filters else ""
+
+    def weight(tf: str, dl: str) -> str:
+        return f"({k1!r} + 1) * {tf} / ({tf} + {k1!r} * (1 - {b!r} + {b!r} * {dl} / stats.avgdl))"
+
+    cut = f"ORDER BY p.impact DESC LIMIT {m}" if m > 0 else ""
+    only_matching = (f"AND p.chunk_id IN (SELECT c.id FROM rag_chunk c WHERE c.collection_id = {cid} "
+                     f"AND {filter_sql})") if filters else ""
+    rescore = max(3 * int(limit), 300)
     sql = f"""
         WITH q AS MATERIALIZED (
             SELECT DISTINCT u.lexeme AS term FROM unnest(to_tsvector('english', %s)) u
-        ), stats AS (
-            SELECT chunk_count::float8 AS n, token_total::float8 / GREATEST(chunk_count, 1) AS avgdl
-            FROM rag_collection WHERE id = {cid}
-        ), p AS (
-            SELECT p.chunk_id, p.term, p.tf::float8 AS tf, p.dl::float8 AS dl,
-                   count(*) OVER (PARTITION BY p.term)::float8 AS df
-            FROM rag_posting p
-            WHERE p.collection_id = {cid} AND p.term IN (SELECT term FROM q)
-        ), s AS (
-            SELECT p.chunk_id,
-                   sum(ln(1 + (stats.n - p.df + 0.5) / (p.df + 0.5))
-                       * p.tf * (%s + 1) / (p.tf + %s * (1 - %s + %s * p.dl / GREATEST(stats.avgdl, 1e-9))))
-                       AS score,
-                   array_agg(p.term ORDER BY p.term) AS terms
-            FROM p CROSS JOIN stats
-            GROUP BY p.chunk_id
+        ), stats AS MATERIALIZED (
+            SELECT chunk_count::float8 AS n, GREATEST(token_total::float8 / GREATEST(chunk_count, 1), 1e-9) AS avgdl
+            FROM rag_collection WHERE id = {cid} AND {tenant_sql}
+        ), t AS MATERIALIZED (
+            SELECT s.term, ln(1 + (stats.n - s.df + 0.5) / (s.df + 0.5)) AS idf, ({m} > 0 AND s.df > {m}) AS truncated
+            FROM rag_term_stat s JOIN q ON q.term = s.term CROSS JOIN stats
+            WHERE s.collection_id = {cid} AND s.df > 0
+        ), h AS (
+            SELECT t.term, t.idf, p.chunk_id, p.tf::float8 AS tf, p.dl::float8 AS dl
+            FROM t CROSS JOIN LATERAL (
+                SELECT p.chunk_id, p.tf, p.dl FROM rag_posting p
+                WHERE p.collection_id = {cid} AND p.term = t.term {only_matching}
+                {cut}
+            ) p
+        ), partial AS MATERIALIZED (
+            SELECT h.chunk_id, sum(h.idf * {weight("h.tf", "h.dl")}) AS score, array_agg(h.term) AS terms
+            FROM h CROSS JOIN stats GROUP BY h.chunk_id
+            ORDER BY score DESC, h.chunk_id LIMIT {rescore}
+        ), extra AS (
+            SELECT partial.chunk_id, sum(t.idf * {weight("p.tf::float8", "p.dl::float8")}) AS score,
+                   array_agg(t.term) AS terms
+            FROM partial CROSS JOIN t CROSS JOIN stats
+            JOIN rag_posting p ON p.chunk_id = partial.chunk_id AND p.term = t.term
+            WHERE t.truncated AND NOT (t.term = ANY (partial.terms))
+            GROUP BY partial.chunk_id
         )
-        SELECT s.chunk_id, s.score, s.terms FROM s {join}
-        WHERE {filter_sql} AND {tenant_sql}
-        ORDER BY s.score DESC, s.chunk_id
-        LIMIT %s
+        SELECT partial.chunk_id, partial.score + coalesce(extra.score, 0) AS score,
+               partial.terms || coalesce(extra.terms, '{{}}'::text[]) AS terms
+        FROM partial LEFT JOIN extra ON extra.chunk_id = partial.chunk_id
+        ORDER BY 2 DESC, 1
+        LIMIT {int(limit)}
     """
-    params = [query, float(k1), float(k1), float(b), float(b), *filter_params, *tenant_params, int(limit)]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, [query, *tenant_params, *(filter_params if filters else [])])
         rows = cursor.fetchall()
-    return [LegHit(chunk_id=row[0], score=float(row[1]), rank=i, terms=list(row[2]))
+    return [LegHit(chunk_id=row[0], score=float(row[1]), rank=i, terms=sorted(row[2]))
             for i, row in enumerate(rows, start=1)]
 
 
@@ -335,8 +370,7 @@ def retrieve(*, collection: Collection, query: str, actor, config: RetrievalConf
     if config.mode in ("vector", "hybrid") and query:
         if query_vector is None:
             t = time.perf_counter()
-            user_id = getattr(actor, "pk", None) if actor is not SYSTEM else None
-            query_vector = embed_query(collection, [query], user_id=user_id)[0]
+            query_vector = embed_query(collection, [query], user_id=_user_id(actor))[0]
             timings["embed_ms"] = _ms(t)
         t = time.perf_counter()
         vector = vector_search(collection=collection, vector=query_vector, limit=pool, actor=actor,
@@ -370,6 +404,16 @@ def retrieve(*, collection: Collection, query: str, actor, config: RetrievalConf
     terms = query_terms(query) if query and explain else []
     return Retrieval(query=query, config=config, hits=hits, timings=timings, query_terms=terms, notes=notes,
                      bm25=bm25, vector=vector)
+
+
+def _user_id(actor) -> int | None:
+    """The person behind an actor (a token acts for its user), for the usage ledger."""
+    if actor is SYSTEM or actor is None:
+        return None
+    user_id = getattr(actor, "user_id", None)  # an ApiToken
+    if user_id is not None:
+        return user_id
+    return actor.pk if getattr(actor, "is_authenticated", False) else None
 
 
 def _ms(started: float) -> float:

@@ -220,6 +220,9 @@ def collection_delete(*, collection: Collection, user=None) -> None:
     team = collection.team
     object_id, repr_ = collection.pk, collection.name
     drop_hnsw_index(collection)
+    with connection.cursor() as cursor:  # statistics first, so the df trigger has nothing left to count down
+        cursor.execute("DELETE FROM rag_term_stat WHERE collection_id = %s", [collection.pk])
+        cursor.execute("DELETE FROM rag_posting WHERE collection_id = %s", [collection.pk])
     collection.delete()
     audit_record(action="rag.collection.delete", team=team, object_type="rag.collection", object_id=object_id,
                  object_repr=repr_, user=_user(user), changes=snapshot)
@@ -354,8 +357,11 @@ def documents_upsert(*, collection: Collection, items: list[DocumentInput], user
 def _upsert(collection: Collection, items: list[DocumentInput], *, user, remove_missing: bool,
             trigger: str, queue_task: bool) -> UpsertResult:
     result = UpsertResult()
-    existing = {d.source_name: d for d in Document.objects.select_for_update()
-                .filter(collection=collection).defer("content", "text")}
+    # Lock only the rows this upsert touches (all of them for a sync, which deletes the missing ones).
+    rows = Document.objects.select_for_update().filter(collection=collection).defer("content", "text")
+    if not remove_missing:
+        rows = rows.filter(source_name__in=[item.source_name.strip() for item in items])
+    existing = {d.source_name: d for d in rows.order_by("pk")}
     now = timezone.now()
     to_create, to_update = [], []
     for item in items:
@@ -422,7 +428,10 @@ def _document_remove(doc: Document) -> None:
     doc = Document.objects.select_for_update().filter(pk=doc.pk).first()
     if doc is None:
         return
+    from apps.rag.indexing import delete_chunks
+
     old = Chunk.objects.filter(document_id=doc.pk).aggregate(n=Count("pk"), t=Sum("bm25_length"))
+    delete_chunks(document_id=doc.pk)
     doc.delete()
     if old["n"]:
         Collection.objects.filter(pk=doc.collection_id).update(chunk_count=F("chunk_count") - old["n"],
@@ -523,8 +532,9 @@ def indexing_jobs_requeue_stuck(*, now=None) -> dict:
             job.status, job.run_token, job.heartbeat_at = JobStatus.QUEUED, "", now  # fences the old run
             job.save(update_fields=["status", "run_token", "heartbeat_at"])
             _send_job(job.pk)
-            audit_record(action="rag.indexing_job.requeue", obj=job, team=job.collection.team,
-                         changes={"was": was, "attempts": job.attempts})
+            if was == JobStatus.RUNNING:  # a queued job sent again (its message may be lost) changes no state
+                audit_record(action="rag.indexing_job.requeue", obj=job, team=job.collection.team,
+                             changes={"was": was, "attempts": job.attempts})
             report["requeued"] += 1
         # Documents left queued with no live job (a job row deleted, a crash between writes): adopt them.
         orphans = (Document.objects.filter(status__in=[DocumentStatus.QUEUED, DocumentStatus.INDEXING],

@@ -346,12 +346,14 @@ def playground(request, pk: int):
     compare = request.GET.get("compare") == "1"
     data = request.GET if query else None
     form_a = _config_form(data, "a", base)
-    form_b = _config_form(data, "b", base.replace(mode="bm25") if not (data and compare) else base)
+    # Out of the box, B is plain RRF: the comparison shows what the tuned fusion changes.
+    base_b = base.replace(fusion="rrf", rrf_k=60, bm25_weight=1.0, vector_weight=1.0)
+    form_b = _config_form(data, "b", base_b)
     result_a = result_b = None
     if query:
         result_a = _run(form_a, base, collection, query, request.user)
         if compare:
-            result_b = _run(form_b, base, collection, query, request.user)
+            result_b = _run(form_b, base_b, collection, query, request.user)
     return render_page_or_fragment(request, "rag/playground.html", {
         "collection": collection, "query": query, "compare": compare, "form_a": form_a, "form_b": form_b,
         "result_a": result_a, "result_b": result_b, "rerank_available": rerank_available(collection),
@@ -475,12 +477,11 @@ def eval_run_detail(request, pk: int, run: int):
     if only_missed:
         results = results.filter(recall100__lt=1)
     page = Paginator(results, 50).get_page(request.GET.get("page"))
-    sources = {}
     for result in page.object_list:
         result.ranks = sorted(result.relevant_ranks.items(), key=lambda kv: (kv[1] is None, kv[1] or 0))
     return render_page_or_fragment(request, "rag/eval_run.html", {
         "collection": collection, "run": eval_run, "leg": leg, "legs": evaluation.LEGS, "page": page,
-        "only_missed": only_missed, "metrics": evaluation.METRICS, "sources": sources,
+        "only_missed": only_missed, "metrics": evaluation.METRICS,
     }, fragment="progress" if request.GET.get("fragment") == "progress" else "drilldown")
 
 

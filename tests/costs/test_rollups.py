@@ -33,10 +33,13 @@ ROLLUP_SUMS = ("requests, errors, refused, input_tokens, output_tokens, cached_i
                "unpriced, latency_ms_sum, successes, failures")
 
 
-def raw_sums(unit: str, since=None, merge_tenants=False) -> dict:
+def raw_sums(unit: str, since=None, merge_tenants=False, only_tenants=False) -> dict:
     where = "WHERE occurred_at >= %s" if since else ""
     dims = DIMS.replace("tenant", "''::text AS tenant") if merge_tenants else DIMS
     group = DIMS.replace(" tenant,", "") if merge_tenants else DIMS
+    if only_tenants:
+        dims = "team_id, '', tenant, '', '', '', '', NULL::int"
+        group = "team_id, tenant"
     with connection.cursor() as c:
         c.execute(f"SELECT date_trunc('{unit}', occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', {dims}, {SUMS} "
                   f"FROM costs_usageevent {where} GROUP BY 1, {group}", [since] if since else [])
@@ -129,14 +132,16 @@ def test_rollups_equal_raw_sums_whatever_the_batches(prices, admin_user, drawn, 
 
     assert rollup_sums("day") == raw_sums("day")
     assert rollup_sums("dayx") == raw_sums("day", merge_tenants=True)
+    assert rollup_sums("dayt") == raw_sums("day", only_tenants=True)
     assert rollup_sums("hour") == raw_sums("hour", since=max(hourly_since, hourly_horizon()))
     assert histogram_counts() == expected_histogram()
 
-    before = (rollup_sums("day"), rollup_sums("dayx"), rollup_sums("hour"), histogram_counts())
+    before = (rollup_sums("day"), rollup_sums("dayx"), rollup_sums("dayt"), rollup_sums("hour"), histogram_counts())
     days = sorted({r["occurred_at"].astimezone(UTC).date() for r in rows})
     rollups_rebuild(days[0], days[-1])
     rollups_rebuild(days[0], days[-1])  # idempotent
-    assert (rollup_sums("day"), rollup_sums("dayx"), rollup_sums("hour"), histogram_counts()) == before
+    assert (rollup_sums("day"), rollup_sums("dayx"), rollup_sums("dayt"), rollup_sums("hour"),
+            histogram_counts()) == before
 
 
 def test_cache_savings_are_rolled_up_at_the_price_of_each_call(prices):

@@ -25,7 +25,12 @@ def eval_setup(demo_people, celery_worker):
     from apps.accounts.models import Team
     from apps.evals.services import evaluator_create
     from apps.prompts.content import Draft
-    from apps.prompts.services import promotion_request_approve, promotion_request_open, prompt_create, version_create
+    from apps.prompts.services import (
+        promotion_request_approve,
+        promotion_request_open,
+        prompt_create,
+        version_create,
+    )
     from portal.demo import seed_demo_models
 
     seed_demo_models()

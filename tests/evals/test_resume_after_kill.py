@@ -123,9 +123,11 @@ def test_a_run_resumes_after_its_worker_is_killed_and_finishes_without_duplicate
             stop(second)
 
     results = EvalResult.objects.filter(run=run)
-    assert results.count() == ITEMS == run.progress_total == run.progress_done
+    state = (results.count(), run.progress_total, run.progress_done, run.summary.get("passed"),
+             UsageEvent.objects.filter(feature=f"eval-run-{run.pk}").count())
+    assert results.count() == ITEMS == run.progress_total == run.progress_done, state
     assert set(results.values_list("status", flat=True)) == {UnitStatus.DONE}
     assert not results.values("item", "repetition").annotate(n=Count("id")).filter(n__gt=1).exists()
-    assert run.summary["units"] == ITEMS and run.summary["passed"] == ITEMS
+    assert run.summary["units"] == ITEMS and run.summary["passed"] == ITEMS, state
     calls = UsageEvent.objects.filter(feature=f"eval-run-{run.pk}").count()
-    assert ITEMS <= calls <= ITEMS + 4  # at most the calls in flight when the first worker died are made again
+    assert ITEMS <= calls <= ITEMS + 4, state  # at most the calls in flight when the worker died are made again

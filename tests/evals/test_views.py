@@ -267,3 +267,12 @@ def test_the_prompt_page_shows_the_eval_gate_panel(client_for, viewer, engineer,
              evaluators=[make_evaluator("cites", "citation")])
     html = client_for(viewer).get(reverse("prompts:detail", args=[prompt.name])).content.decode()
     assert "Gate v1" in html and "missing" in html
+
+
+def test_latest_metric_reads_the_latest_finished_run(finished_run, prompt, dataset):
+    from apps.evals.selectors import latest_metric
+
+    assert latest_metric(prompt=prompt.name, dataset=dataset.name, metric="pass_rate") == finished_run.pass_rate
+    assert latest_metric(prompt=prompt.name, dataset=dataset.name, metric="cites") == 1.0
+    assert latest_metric(prompt=prompt.name, dataset=dataset.name, metric="nope") is None
+    assert latest_metric(prompt="other", dataset=dataset.name, metric="pass_rate") is None

@@ -1,5 +1,7 @@
 """Answers: the catalog prompt (production, else latest, else built-in with a note), citations, usage, rerank."""
 
+import json
+
 import pytest
 
 from apps.costs.models import UsageEvent
@@ -96,7 +98,7 @@ def test_llm_rerank_reorders_with_a_real_chat_model(shop, owner, monkeypatch):
     last = plain.hits[-1].chunk_id
 
     def fake_chat(**kwargs):
-        text = '{"scores": [{"id": %d, "score": 10}]}' % last
+        text = json.dumps({"scores": [{"id": last, "score": 10}]})
         return ChatResult(text=text, model="real-chat", provider="vllm-test", usage=Usage(), latency_ms=1, cost=None,
                           finish_reason="stop", usage_event_id=None, request_id="r")
 

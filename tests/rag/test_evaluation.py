@@ -145,3 +145,25 @@ def test_eval_runs_through_the_views(beir_dir, team, local_models, owner, client
     assert response.status_code == 302
     run = RetrievalEvalRun.objects.get(label="from the page")
     assert run.status == JobStatus.QUEUED
+
+
+@pytest.mark.django_db
+def test_the_rag_collection_eval_target_is_registered_and_answers_an_item(beir_dir, team, local_models, owner):
+    from types import SimpleNamespace
+
+    from apps.evals.targets import get_target
+
+    call_command("rag_import_beir", collection="tiny", team=team.slug, dir=str(beir_dir))
+    collection = Collection.objects.get(name="tiny")
+    target = get_target("rag_collection")
+    ref = {"collection_id": collection.pk, "config": {"k": 2}}
+    description = target.describe_fn(ref)
+    assert description.team_id == team.pk and description.default_model == "local-extractive"
+    with pytest.raises(ValidationError):
+        target.describe_fn({"collection_id": 999999})
+    state = target.prepare_fn(SimpleNamespace(target_ref=ref))
+    run = SimpleNamespace(pk=1, created_by=owner, created_by_id=owner.pk, model="", target_ref=ref)
+    item = SimpleNamespace(inputs={"question": "Does aspirin reduce heart attacks?"})
+    output = target.run_fn(run, item, 0, state)
+    assert "[1]" in output.output and len(output.contexts) == 2
+    assert "Aspirin" in output.contexts[0]

@@ -39,6 +39,12 @@ def _stats_match(collection):
     assert collection.token_total == sum(chunks.values_list("bm25_length", flat=True))
     assert Posting.objects.filter(collection_id=collection.pk).count() == Posting.objects.filter(
         chunk__in=chunks).count()
+    with connection.cursor() as cursor:  # the trigger-kept document frequencies equal a recount
+        cursor.execute("""
+            SELECT count(*) FROM (SELECT term, count(*) AS n FROM rag_posting WHERE collection_id = %s GROUP BY term) p
+            FULL JOIN (SELECT term, df FROM rag_term_stat WHERE collection_id = %s AND df <> 0) s USING (term)
+            WHERE p.n IS DISTINCT FROM s.df""", [collection.pk, collection.pk])
+        assert cursor.fetchone()[0] == 0
 
 
 def test_upload_indexes_a_document_with_its_chunks_postings_and_freshness(collection, owner):

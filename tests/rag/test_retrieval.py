@@ -78,6 +78,19 @@ def test_bm25_in_sql_equals_the_reference_computation(corpus, query, k1, b):
 
 
 @pytest.mark.django_db
+def test_pruned_bm25_returns_exact_scores_for_what_it_returns(corpus):
+    exact = retrieval.bm25_search(collection=corpus, query="cats mammals dogs", limit=10, actor=retrieval.SYSTEM,
+                                  k1=1.2, b=0.75, term_postings=0)
+    pruned = retrieval.bm25_search(collection=corpus, query="cats mammals dogs", limit=10, actor=retrieval.SYSTEM,
+                                   k1=1.2, b=0.75, term_postings=1)
+    by_id = {h.chunk_id: h for h in exact}
+    assert pruned and pruned[0].chunk_id == exact[0].chunk_id
+    for hit in pruned:  # each returned chunk carries its full score and every matched term
+        assert hit.score == pytest.approx(by_id[hit.chunk_id].score, abs=1e-9)
+        assert hit.terms == by_id[hit.chunk_id].terms
+
+
+@pytest.mark.django_db
 def test_bm25_reports_the_matched_terms_and_highlights_them(corpus, owner):
     config = RetrievalConfig(mode="bm25", k=3)
     result = retrieval.retrieve(collection=corpus, query="Which mammals sleep?", actor=owner, config=config)

@@ -2,8 +2,8 @@
 
 A sentence is supported when its best passage sentence is close enough, blending MiniLM cosine similarity
 (semantics) with term overlap (the answer's content words found in the passage: names and numbers must match,
-which embeddings alone blur). Sentences that only abstain ("the context does not say") and sentences without
-content words are not counted. Importable by the RAG app:
+which embeddings alone blur). Sentences that only abstain ("the context does not say"), questions and sentences
+without content words are not counted. Importable by the RAG app:
 
     from apps.evals.evaluators.groundedness import groundedness
     result = groundedness(answer, [p.text for p in passages])
@@ -72,8 +72,8 @@ def groundedness(answer: str, contexts: list[str], *, threshold: float = DEFAULT
     for sentence in sentences:
         if not sentence:
             continue
-        if _ABSTAIN.search(sentence) or is_refusal(sentence):
-            abstentions.append(sentence)
+        if _ABSTAIN.search(sentence) or is_refusal(sentence) or sentence.rstrip().endswith("?"):
+            abstentions.append(sentence)  # abstentions and questions claim nothing
         elif terms(sentence):
             counted.append(sentence)
     if not counted:

@@ -37,6 +37,22 @@ def signed(value, digits: int = 3):
 
 
 @register.filter
+def pp(value, digits: int = 1):
+    """A difference of two rates in percentage points: -0.125 → "−12.5 pp"."""
+    if value is None:
+        return "—"
+    return f"{100 * float(value):+.{int(digits)}f} pp".replace("-", "−")
+
+
+@register.filter
+def pvalue(value):
+    """"p = 0.250", or "p < 0.001"."""
+    if value is None:
+        return "p = —"
+    return "p < 0.001" if float(value) < 0.001 else f"p = {float(value):.3f}"
+
+
+@register.filter
 def pjson(value):
     return json.dumps(value, ensure_ascii=False, indent=1, default=str)
 

@@ -1,0 +1,37 @@
+"""The demo ledger tells a story: several teams, features, tenants and models, growth, a spike that is
+flagged, outcomes, unpriced calls, and budgets at different burn levels with alerts in the inbox."""
+
+import pytest
+
+from apps.costs.demo import seed_demo_costs
+from apps.costs.models import Budget, BudgetAlert, CostAnomaly, UsageEvent, UsageRollup
+from apps.notifications.models import Notification
+from portal.request_context import acting_as
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_demo_has_a_story_and_seeding_twice_adds_nothing(settings):
+    from apps.costs.services import prices_seed
+
+    settings.COSTS_ANOMALY_MIN_AMOUNT = "0.50"  # a 5% scale demo: the spike is worth dollars, not tens
+    from portal.demo import seed_demo_accounts
+
+    with acting_as(None):
+        accounts = seed_demo_accounts()
+        prices_seed()
+        first = seed_demo_costs(accounts["people"], accounts["teams"], scale=0.05)
+        again = seed_demo_costs(accounts["people"], accounts["teams"], scale=0.05)
+
+    assert first["events"] > 5000 and again == {"events": 0, "budgets": 0}
+    events = UsageEvent.objects.all()
+    assert events.values("team_id").distinct().count() == 4
+    assert events.values("feature").distinct().count() == 10
+    assert events.values("tenant").distinct().count() == 6
+    assert events.values("model").distinct().count() >= 9
+    assert events.filter(outcome="success").exists() and events.filter(cost__isnull=True).exists()
+    assert UsageRollup.objects.filter(granularity="day").exists()
+    assert Budget.objects.count() == 5 and Budget.objects.filter(hard_cap__isnull=False).count() == 1
+    assert BudgetAlert.objects.filter(threshold=100).exists()  # the capped one is over
+    assert CostAnomaly.objects.filter(feature="email-draft").exists()
+    assert Notification.objects.filter(user__username="pat", kind="budget.threshold").exists()
