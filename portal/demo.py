@@ -63,12 +63,18 @@ def seed_demo_accounts() -> dict:
 
 
 def seed_demo_models() -> None:
-    from apps.llm.services import catalog_seed_local
-
     from apps.costs.services import prices_seed
+    from apps.llm.services import catalog_seed_local
 
     catalog_seed_local()
     prices_seed()
+
+
+def seed_demo_quick() -> None:
+    """What a first login needs, fast: `make run` loads this before serving and the rest beside it."""
+    with acting_as(None):
+        seed_demo_accounts()
+        seed_demo_models()
 
 
 def seed_demo() -> None:

@@ -65,8 +65,8 @@ def main() -> int:
 
     _log("migrating…")
     subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], env=env, check=True, cwd=BASE_DIR)
-    _log("loading demo data (idempotent)…")
-    subprocess.run([*manage, "seed_demo"], env=env, check=True, cwd=BASE_DIR)
+    _log("loading demo logins…")
+    subprocess.run([*manage, "seed_demo", "--quick"], env=env, check=True, cwd=BASE_DIR)
 
     beat_schedule = BASE_DIR / ".portal" / "celerybeat-schedule"
     commands = {
@@ -82,9 +82,13 @@ def main() -> int:
     children: dict[str, subprocess.Popen] = {}
     for name, command in commands.items():
         children[name] = subprocess.Popen(command, env=env, cwd=BASE_DIR, start_new_session=True)
+    demo: subprocess.Popen | None = None
 
     def shutdown(*_args) -> None:
         _log("stopping…")
+        if demo is not None and demo.poll() is None:
+            demo.send_signal(signal.SIGTERM)
+            demo.wait(timeout=15)
         for child in children.values():
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
@@ -108,6 +112,9 @@ def main() -> int:
             shutdown()
             return 1
         _log(f"first page served {time.monotonic() - started_at:.1f}s after start")
+        # The rest of the demo (catalog, evals, 90 days of usage, use cases) loads while the portal serves.
+        demo = subprocess.Popen([*manage, "seed_demo"], env=env, cwd=BASE_DIR, start_new_session=True)
+        _log("loading the rest of the demo data in the background (idempotent)…")
         print(
             f"\n  GenAI Portal is running at {url}\n"
             "  Demo logins (dev only; password for all: portal-demo):\n"
@@ -118,6 +125,9 @@ def main() -> int:
             flush=True,
         )
         while True:
+            if demo is not None and demo.poll() is not None:
+                _log("demo data ready" if demo.returncode == 0 else f"demo data failed (exit {demo.returncode})")
+                demo = None
             for name, child in children.items():
                 if child.poll() is not None:
                     _log(f"{name} exited with code {child.returncode}; stopping the rest")

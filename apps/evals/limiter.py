@@ -2,7 +2,8 @@
 
 Each call holds a slot: a member of a sorted set scored by the slot's expiry (Redis server time + TTL), so
 the slot of a worker killed mid-call frees itself when the TTL passes. Acquire and release are single Lua
-scripts (atomic). Limits: `EVALS_PROVIDER_CONCURRENCY` ({provider name: N}), else
+scripts (atomic). Each slot names the worker holding it, so the stalled-run job frees a dead worker's slots
+at once instead of waiting for their TTL. Limits: `EVALS_PROVIDER_CONCURRENCY` ({provider name: N}), else
 `EVALS_DEFAULT_PROVIDER_CONCURRENCY` (20).
 """
 
@@ -33,6 +34,24 @@ return 0
 _client = None
 _scripts: dict = {}
 _lock = threading.Lock()
+_local = threading.local()  # which worker holds the slots this thread takes (see set_owner)
+
+
+def set_owner(owner: str) -> None:
+    """Tag the slots this thread takes with its worker, so a dead worker's slots can be freed at once."""
+    _local.owner = owner.replace("|", "/")
+
+
+def release_owner_slots(owner: str) -> int:
+    """Free every slot a (dead) worker still holds, on every provider. Returns how many."""
+    client = redis_client()
+    prefix = owner.replace("|", "/") + "|"
+    freed = 0
+    for key in client.scan_iter(match=KEY.format(provider="*"), count=100):
+        members = [m for m, _ in client.zscan_iter(key, match=f"{prefix}*", count=200)]
+        if members:
+            freed += client.zrem(key, *members)
+    return freed
 
 
 class SlotTimeout(Exception):
@@ -74,7 +93,7 @@ def provider_slot(provider_name: str, *, ttl_seconds: float = 600.0, wait_second
     """Hold one of the provider's slots for the duration of the block."""
     limit = limit or limit_for(provider_name)
     key = KEY.format(provider=provider_name)
-    token = uuid.uuid4().hex
+    token = f"{getattr(_local, 'owner', 'unknown')}|{uuid.uuid4().hex}"
     script = _acquire_script()
     deadline = time.monotonic() + wait_seconds
     pause = 0.005

@@ -254,6 +254,9 @@ def process_unit(run: EvalRun, target, state, definitions, unit: Unit) -> None:
 
 
 def _loop(run: EvalRun, target, state, definitions, owner: str, close_connection: bool) -> int:
+    from apps.evals.limiter import set_owner
+
+    set_owner(owner)
     done = 0
     try:
         while True:
@@ -390,6 +393,14 @@ def reclaim_dead_units(run_id: int, *, lease_seconds: float) -> int:
     running = EvalResult.objects.filter(run_id=run_id, status=UnitStatus.RUNNING)
     owners = set(running.values_list("claimed_by", flat=True).distinct())
     dead = [o for o in owners if _worker_alive(o) is False]
+    if dead:
+        from apps.evals.limiter import release_owner_slots
+
+        for owner in dead:
+            try:
+                release_owner_slots(owner)
+            except Exception:  # noqa: BLE001 - the slots expire by themselves anyway
+                log.warning("could not free the provider slots of %s", owner, exc_info=True)
     expired = timezone.now() - timedelta(seconds=lease_seconds)
     return running.filter(Q(claimed_by__in=dead) | Q(claimed_at__lt=expired)).update(
         status=UnitStatus.PENDING, claim_token="", claimed_by="", claimed_at=None)

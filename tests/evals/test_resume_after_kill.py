@@ -113,6 +113,9 @@ def test_a_run_resumes_after_its_worker_is_killed_and_finishes_without_duplicate
         wait_until(lambda: runner._worker_alive(f"celery:{first_host}") is False, 30, "the heartbeat to expire", log)
         assert runner.runs_resume_stalled(stall_seconds=0) == [run.pk]
         assert not EvalResult.objects.filter(run=run, status=UnitStatus.RUNNING).exists()
+        from apps.evals.limiter import release_owner_slots
+
+        assert release_owner_slots(f"celery:{first_host}") == 0  # its provider slots were freed with its claims
 
         second, _ = start_worker(env, "evals-kill-b", log)
         run = wait_until(lambda: (r := EvalRun.objects.get(pk=run.pk)).status == RunStatus.FINISHED and r, 120,

@@ -195,3 +195,16 @@ def test_a_run_of_every_failing_item_is_marked_failed(version, make_evaluator, e
                      target_ref={"version_id": version.pk}, enqueue=False)
     run = runner.run_execute_inline(run.pk, threads=1)
     assert run.status == RunStatus.FAILED and "Every item failed" in run.error
+
+
+def test_a_dead_workers_provider_slots_are_freed_at_once():
+    from apps.evals.limiter import in_flight, provider_slot, release_owner_slots, set_owner
+
+    set_owner("celery:dead-worker@host")
+    try:
+        with provider_slot("test-provider", limit=3, ttl_seconds=600):
+            assert in_flight("test-provider") == 1
+            assert release_owner_slots("celery:dead-worker@host") == 1
+            assert in_flight("test-provider") == 0
+    finally:
+        set_owner("unknown")

@@ -1,11 +1,18 @@
 from django.core.management.base import BaseCommand
 
-from portal.demo import seed_demo
+from portal.demo import seed_demo, seed_demo_quick
 
 
 class Command(BaseCommand):
-    help = "Load the demo data (idempotent): people for every role, teams, the offline model, prices."
+    help = "Load the demo data (idempotent): people, teams, models and prices, then every area's demo."
 
-    def handle(self, *args, **options):
-        seed_demo()
-        self.stdout.write(self.style.SUCCESS("Demo data ready."))
+    def add_arguments(self, parser):
+        parser.add_argument("--quick", action="store_true",
+                            help="Only what logging in needs (people, teams, models, prices); seconds, not minutes.")
+
+    def handle(self, *args, quick=False, **options):
+        if quick:
+            seed_demo_quick()
+        else:
+            seed_demo()
+        self.stdout.write(self.style.SUCCESS("Demo data ready." if not quick else "Demo logins ready."))
