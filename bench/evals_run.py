@@ -145,7 +145,8 @@ def main(argv: list[str]) -> dict:
     parser.add_argument("--delay", type=float, default=0.2)
     parser.add_argument("--workers", type=int, default=1, help="worker commands started")
     parser.add_argument("--pool", default="prefork", help="prefork (one child per core) or threads")
-    parser.add_argument("--worker-concurrency", type=int, default=2, help="Celery pool size per worker")
+    parser.add_argument("--worker-concurrency", type=int, default=3,
+                        help="Celery pool size per worker (prefork: tasks per run + 1, the coordinator)")
     parser.add_argument("--tasks-per-run", type=int, default=2, help="EVALS_TASKS_PER_RUN")
     parser.add_argument("--skip-kill", action="store_true")
     args = parser.parse_args(argv)
