@@ -3,7 +3,6 @@ real Celery worker."""
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import logging
@@ -22,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from portal.celery import HEARTBEAT_KEY, write_heartbeat
 from portal.logging import JsonFormatter, RequestContextFilter
 from portal.request_context import acting_as
+from tests.celery_support import without_django_worker_fixup
 
 HEARTBEAT_PATTERN = HEARTBEAT_KEY.format(hostname="*")
 ROOT = Path(__file__).resolve().parents[2]
@@ -107,26 +107,6 @@ def test_readyz_names_redis_when_redis_is_unreachable(client, settings, tmp_path
     assert checks["database"]["ok"] is True
 
 
-@contextlib.contextmanager
-def _without_django_worker_fixup(app):
-    """Celery's Django fixup assumes the worker owns its process: on worker_init / worker_process_init (which
-    the solo pool sends in the starting thread) it closes every database connection and their sockets, which
-    here are the test's own. A worker in a thread of the test process must leave them alone."""
-    from celery import signals
-    from celery.fixups.django import DjangoFixup
-
-    fixup = next(f for f in app._fixups if isinstance(f, DjangoFixup))
-    init_was_connected = signals.worker_init.disconnect(dispatch_uid=fixup._worker_init_uid)
-    process_init_was_connected = signals.worker_process_init.disconnect(fixup.worker_fixup.on_worker_process_init)
-    try:
-        yield
-    finally:
-        if init_was_connected:
-            signals.worker_init.connect(fixup.on_worker_init, dispatch_uid=fixup._worker_init_uid)
-        if process_init_was_connected:
-            signals.worker_process_init.connect(fixup.worker_fixup.on_worker_process_init)
-
-
 @pytest.mark.django_db
 def test_readyz_becomes_ready_when_a_real_celery_worker_starts(client, no_heartbeats):
     """A real worker (solo pool, in a thread) against the test broker writes the heartbeat /readyz reads."""
@@ -140,7 +120,7 @@ def test_readyz_becomes_ready_when_a_real_celery_worker_starts(client, no_heartb
     queue = f"readyz-probe-{uuid.uuid4().hex[:8]}"
     body = None
     try:
-        with _without_django_worker_fixup(app), start_worker(
+        with without_django_worker_fixup(app), start_worker(
             app, pool="solo", perform_ping_check=False, loglevel="WARNING",
             hostname=hostname, queues=[queue], shutdown_timeout=30,
         ):
