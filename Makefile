@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-fast e2e bench lint migrate seed stop clean
+.PHONY: install run test test-fast e2e bench lint migrate schema seed stop clean
 
 install: $(STAMP)
 
@@ -35,6 +35,10 @@ lint: install
 
 migrate: install
 	$(BIN)/python manage.py migrate
+
+# After adding or editing a migration: rewrite the snapshot `make run` loads into an empty database.
+schema: install
+	$(BIN)/python manage.py schema_snapshot
 
 seed: install
 	$(BIN)/python manage.py seed_demo

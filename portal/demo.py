@@ -3,7 +3,10 @@
 Idempotent: running it again changes nothing. Each area adds its own `seed_demo_<area>()` here as it arrives.
 """
 
+import functools
+
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
 from django.db import transaction
 
 from apps.accounts.models import CouncilSeat, Membership, Role, Team
@@ -30,6 +33,12 @@ PEOPLE = [
 ]
 
 
+@functools.cache
+def _demo_password_hash() -> str:
+    # One hash for all demo people: each PBKDF2 hash costs ~0.3 s, and `make run` waits for these.
+    return make_password(DEMO_PASSWORD)
+
+
 def _user(username: str, full_name: str, staff: bool):
     User = get_user_model()
     first, _, last = full_name.partition(" ")
@@ -39,7 +48,7 @@ def _user(username: str, full_name: str, staff: bool):
                   "is_staff": staff, "is_superuser": staff},
     )
     if created:
-        user.set_password(DEMO_PASSWORD)
+        user.password = _demo_password_hash()
         user.save(update_fields=["password"])
     return user
 

@@ -63,14 +63,13 @@ def main() -> int:
     python = sys.executable
     manage = [python, str(BASE_DIR / "manage.py")]
 
-    _log("migrating…")
-    subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], env=env, check=True, cwd=BASE_DIR)
-    _log("loading demo logins…")
-    subprocess.run([*manage, "seed_demo", "--quick"], env=env, check=True, cwd=BASE_DIR)
+    # One process: snapshot into an empty database, any newer migrations, demo logins (system checks run here).
+    _log("preparing the database…")
+    subprocess.run([*manage, "portal_setup"], env=env, check=True, cwd=BASE_DIR)
 
     beat_schedule = BASE_DIR / ".portal" / "celerybeat-schedule"
     commands = {
-        "web": [*manage, "runserver", f"{HOST}:{PORT}", "--noreload"]
+        "web": [*manage, "runserver", f"{HOST}:{PORT}", "--noreload", "--skip-checks"]
         if os.environ.get("PORTAL_WEB", "runserver") == "runserver"
         else [python, "-m", "gunicorn", "portal.wsgi:application", "-b", f"{HOST}:{PORT}", "-w", "2", "--threads", "4"],
         "worker": [python, "-m", "celery", "-A", "portal", "worker", "-Q", "default,llm,indexing",
@@ -80,8 +79,12 @@ def main() -> int:
                  "--schedule", str(beat_schedule)],
     }
     children: dict[str, subprocess.Popen] = {}
-    for name, command in commands.items():
-        children[name] = subprocess.Popen(command, env=env, cwd=BASE_DIR, start_new_session=True)
+
+    def start(name: str) -> None:
+        children[name] = subprocess.Popen(commands[name], env=env, cwd=BASE_DIR, start_new_session=True)
+
+    # The web server first: on two cores, worker and beat starting beside it would double its start-up.
+    start("web")
     demo: subprocess.Popen | None = None
 
     def shutdown(*_args) -> None:
@@ -112,6 +115,8 @@ def main() -> int:
             shutdown()
             return 1
         _log(f"first page served {time.monotonic() - started_at:.1f}s after start")
+        start("worker")
+        start("beat")
         # The rest of the demo (catalog, evals, 90 days of usage, use cases) loads while the portal serves.
         demo = subprocess.Popen([*manage, "seed_demo"], env=env, cwd=BASE_DIR, start_new_session=True)
         _log("loading the rest of the demo data in the background (idempotent)…")
