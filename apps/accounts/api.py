@@ -29,7 +29,7 @@ def me(request):
     caller = request.auth
     if isinstance(caller, ApiToken):
         user = caller.user
-        role = team_roles(user).get(caller.team_id)
+        role = caller.member_role  # read with the token (apps/accounts/auth.py)
         return MeOut(username=user.get_username(), is_admin=False, council_seats=[],
                      teams=[TeamOut(slug=caller.team.slug, name=caller.team.name, role=role)],
                      token_scope=caller.scope, token_team=caller.team.slug,

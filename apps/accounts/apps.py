@@ -9,3 +9,7 @@ class AccountsConfig(AppConfig):
         from apps.accounts.links import register_links
 
         register_links()
+
+        from apps.accounts.token_cache import connect_signals
+
+        connect_signals()

@@ -239,15 +239,16 @@ def api_token_revoke(*, token: ApiToken, actor=None) -> ApiToken:
     return token
 
 
-def api_token_touch(token: ApiToken) -> None:
+def api_token_touch(token: ApiToken) -> bool:
     """Record last use at most once a minute: a busy client causes one UPDATE a minute, not one per call.
 
-    Telemetry, not a state change: no audit event.
+    Telemetry, not a state change: no audit event. True when this call stamped `token.last_used_at`.
     """
     now = timezone.now()
     stale = now - TOUCH_INTERVAL
     if token.last_used_at is not None and token.last_used_at > stale:
-        return
+        return False
     # Conditional UPDATE: of concurrent requests in the same minute, one writes.
     ApiToken.objects.filter(pk=token.pk).exclude(last_used_at__gt=stale).update(last_used_at=now)
     token.last_used_at = now
+    return True

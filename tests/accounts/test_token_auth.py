@@ -100,3 +100,54 @@ def test_using_a_token_records_no_audit_event(client, token):
     before = AuditEvent.objects.count()
     call(client, f"Bearer {secret}")
     assert AuditEvent.objects.count() == before
+
+
+@pytest.mark.django_db
+class TestCachedLookups:
+    """A token once used is served from the cache; any change to what the decision reads is seen at once."""
+
+    def warm(self, client, secret):
+        assert call(client, f"Bearer {secret}").status_code == 200
+
+    def test_a_warm_call_needs_no_database_query(self, client, token, django_assert_num_queries):
+        _, secret = token
+        self.warm(client, secret)
+        self.warm(client, secret)  # the last-use stamp is written; now nothing is
+        with django_assert_num_queries(0):
+            assert call(client, f"Bearer {secret}").status_code == 200
+
+    def test_revoking_a_cached_token_refuses_the_next_call(self, client, token):
+        obj, secret = token
+        self.warm(client, secret)
+        api_token_revoke(token=obj)
+        assert call(client, f"Bearer {secret}").json()["reason"] == "revoked"
+
+    def test_deactivating_the_owner_refuses_the_next_call(self, client, token, engineer):
+        _, secret = token
+        self.warm(client, secret)
+        engineer.is_active = False
+        engineer.save(update_fields=["is_active"])
+        assert call(client, f"Bearer {secret}").json()["reason"] == "inactive"
+
+    def test_leaving_the_team_refuses_the_next_call(self, client, token, team, engineer):
+        _, secret = token
+        self.warm(client, secret)
+        Membership.objects.filter(team=team, user=engineer).delete()
+        assert call(client, f"Bearer {secret}").json()["reason"] == "inactive"
+
+    def test_a_cached_token_still_expires_on_time(self, client, token, monkeypatch):
+        obj, secret = token
+        self.warm(client, secret)
+        later = obj.expires_at + dt.timedelta(seconds=1)
+        monkeypatch.setattr(timezone, "now", lambda: later)
+        assert call(client, f"Bearer {secret}").json()["reason"] == "expired"
+
+    def test_a_login_does_not_empty_the_cache(self, client, token, engineer, django_assert_num_queries):
+        from django.contrib.auth.signals import user_logged_in
+
+        _, secret = token
+        self.warm(client, secret)
+        self.warm(client, secret)
+        user_logged_in.send(sender=type(engineer), request=None, user=engineer)  # stamps last_login only
+        with django_assert_num_queries(0):
+            assert call(client, f"Bearer {secret}").status_code == 200
