@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import secrets
+import socket
 import time
 from collections.abc import Callable
 from urllib.parse import urlparse
 
 import httpx
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -38,8 +41,50 @@ class DeliveryFailed(Exception):
     """A transient failure: the task retries it with backoff."""
 
 
+class DestinationRefused(httpx.TransportError):
+    """The receiver's address is on a private, loopback, link-local or reserved network: never retried."""
+
+
+def _blocked_address(text: str) -> bool:
+    address = ipaddress.ip_address(text.split("%", 1)[0])
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return (address.is_private or address.is_loopback or address.is_link_local or address.is_multicast
+            or address.is_reserved or address.is_unspecified)
+
+
+def private_destination(host: str) -> bool:
+    """True when `host` (an IP literal or a name) is, or resolves to, an address inside the network.
+
+    A webhook is set up by any team owner and is sent from inside the portal's network: without this, a
+    URL like http://169.254.169.254/ or http://db:5432/ would make the portal probe its own neighbours.
+    """
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return _blocked_address(host)
+    except ValueError:
+        pass  # a name: check every address it resolves to
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except OSError:
+        return False  # unresolvable: the request fails on its own (and is retried)
+    return any(_blocked_address(info[4][0]) for info in infos)
+
+
+class _PublicOnlyTransport(httpx.HTTPTransport):
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if not settings.WEBHOOKS_ALLOW_PRIVATE_NETWORKS and private_destination(request.url.host):
+            raise DestinationRefused(
+                f"{request.url.host} is a private, loopback or link-local address; webhooks go to public "
+                "receivers only (WEBHOOKS_ALLOW_PRIVATE_NETWORKS allows them).", request=request)
+        return super().handle_request(request)
+
+
 def _default_client() -> httpx.Client:
-    return httpx.Client(timeout=TIMEOUT_SECONDS, follow_redirects=False)
+    # Redirects are not followed: a public receiver could otherwise bounce the POST inside the network.
+    return httpx.Client(timeout=TIMEOUT_SECONDS, follow_redirects=False, transport=_PublicOnlyTransport())
 
 
 # The HTTP client the delivery uses; tests inject an httpx.MockTransport through this.
@@ -65,6 +110,14 @@ def _actor_kwargs(actor) -> dict:
     return {"user": actor}
 
 
+def _literal_private_host(host: str) -> bool:
+    """At creation only literals and localhost are judged; names are checked when each delivery resolves."""
+    try:
+        return host in ("localhost",) or host.endswith(".localhost") or _blocked_address(host.strip("[]"))
+    except ValueError:
+        return False
+
+
 @transaction.atomic
 def webhook_create(*, team, url: str, events: list[str], description: str = "", actor=None) -> tuple[Webhook, str]:
     """A new webhook and its signing secret (returned once, stored encrypted)."""
@@ -74,6 +127,9 @@ def webhook_create(*, team, url: str, events: list[str], description: str = "", 
         errors["url"] = "Give an http(s) URL, e.g. https://ci.example.com/hooks/prompts."
     elif len(url) > 500:
         errors["url"] = "Keep the URL under 500 characters."
+    elif not settings.WEBHOOKS_ALLOW_PRIVATE_NETWORKS and _literal_private_host(parsed.hostname or ""):
+        errors["url"] = ("This URL points inside the network (a private, loopback or link-local address); "
+                         "give a public receiver.")
     unknown = set(events or []) - set(WebhookEvent.values)
     if not events:
         errors["events"] = "Choose at least one event."
@@ -133,6 +189,10 @@ def webhook_delivery_attempt(delivery_id: int, *, final: bool = False) -> Webhoo
         try:
             with client_factory() as client:
                 response = client.post(hook.url, content=body, headers=headers)
+        except DestinationRefused as exc:
+            delivery.response_status = None
+            delivery.status = DeliveryStatus.FAILED
+            delivery.error = f"Refused: {exc}"[:500]
         except httpx.HTTPError as exc:
             delivery.response_status = None
             delivery.error = f"{type(exc).__name__}: {exc}"[:500]

@@ -251,3 +251,6 @@ STATICFILES_FINDERS = [
     "django.contrib.staticfiles.finders.AppDirectoriesFinder",
     "portal.staticfinders.VendorFinder",
 ]
+
+# Team webhooks may POST to private, loopback and link-local addresses (a receiver inside the network).
+WEBHOOKS_ALLOW_PRIVATE_NETWORKS = envbool("WEBHOOKS_ALLOW_PRIVATE_NETWORKS", False)

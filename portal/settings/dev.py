@@ -14,3 +14,4 @@ LOGGING["handlers"]["console"]["formatter"] = LOG_FORMAT  # noqa: F405
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
 STATIC_ROOT = None  # whitenoise serves straight from the finders
+WEBHOOKS_ALLOW_PRIVATE_NETWORKS = envbool("WEBHOOKS_ALLOW_PRIVATE_NETWORKS", True)  # a receiver on this laptop

@@ -157,3 +157,36 @@ def test_only_subscribed_events_are_sent(team, owner, make_prompt, engineer):
     assert not WebhookDelivery.objects.exists()  # latest moves, but version.created covers it
     label_set(prompt=prompt, label="staging", version=prompt.versions.get(number=2), actor=engineer)
     assert WebhookDelivery.objects.get().event == "label.moved"
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8000/hook", "http://localhost/hook", "http://10.0.0.5/hook",
+                                 "http://169.254.169.254/latest/meta-data/", "http://[::1]/hook",
+                                 "http://[::ffff:192.168.1.1]/hook", "http://api.localhost/hook"])
+def test_a_webhook_into_the_network_is_refused_when_saved(team, owner, url):
+    with pytest.raises(ValidationError) as exc:
+        webhook_create(team=team, url=url, events=["label.moved"], actor=owner)
+    assert "inside the network" in exc.value.message_dict["url"][0]
+    assert not Webhook.objects.exists()
+
+
+def test_private_receivers_are_allowed_when_the_setting_says_so(team, owner, settings):
+    settings.WEBHOOKS_ALLOW_PRIVATE_NETWORKS = True
+    webhook, _ = webhook_create(team=team, url="http://127.0.0.1:9999/hook", events=["label.moved"], actor=owner)
+    assert webhook.pk
+
+
+def test_a_name_that_resolves_inside_the_network_fails_the_delivery_without_retry(team, owner, monkeypatch):
+    """`localhost.example` passes the save-time check (a name); the delivery resolves it and refuses."""
+    webhook, _ = webhook_create(team=team, url="http://receiver.example/hook", events=["label.moved"], actor=owner)
+    monkeypatch.setattr(webhooks.socket, "getaddrinfo",
+                        lambda host, *a, **k: [(2, 1, 6, "", ("10.1.2.3", 0))])
+    delivery = WebhookDelivery.objects.create(webhook=webhook, event="label.moved", payload={"x": 1})
+    result = webhook_delivery_attempt(delivery.pk)  # the real client: no mock transport
+    assert result.status == DeliveryStatus.FAILED
+    assert result.attempts == 1 and "receiver.example is a private" in result.error
+
+
+def test_public_addresses_are_not_refused():
+    assert not webhooks.private_destination("93.184.216.34")
+    assert not webhooks.private_destination("2606:2800:220:1:248:1893:25c8:1946")
+    assert webhooks.private_destination("192.168.0.10") and webhooks.private_destination("fd00::1")
