@@ -127,55 +127,40 @@ def _latest_run(version):
 
 
 def figures_html(data: dict) -> dict[str, str]:
-    import plotly.graph_objects as go
-    import plotly.io as pio
+    from portal import charts
 
     tables = data["tables"]
-    layout = {"height": 320, "margin": {"l": 50, "r": 20, "t": 30, "b": 40}, "template": "plotly_white",
-              "legend": {"orientation": "h", "y": -0.2}}
-    out = {}
 
-    def lines(rows, group, version_index, y_index, when_index, run_index, y_title=""):
+    def lines(rows, group, version_index, y_index, when_index, run_index, y_title):
         """One line per prompt (and dataset) across its versions; each point's time and run in the hover."""
-        fig = go.Figure()
         groups: dict = {}
         for row in rows:
             groups.setdefault(group(row), []).append(row)
-        for name, points in groups.items():
-            points = sorted(points, key=lambda p: (p[version_index] or 0, p[when_index]))
-            fig.add_trace(go.Scatter(
-                x=[f"v{p[version_index]}" for p in points], y=[p[y_index] for p in points], mode="lines+markers",
-                name=name, text=[f"run #{p[run_index]}, {p[when_index]}" for p in points],
-                hovertemplate="%{x}: %{y}<br>%{text}<extra>%{fullData.name}</extra>"))
-        fig.update_layout(**layout, yaxis_title=y_title, xaxis={"type": "category", "title": "version"})
-        return fig
+        series = {name: [(f"v{p[version_index]}", p[y_index], f"run #{p[run_index]}, {p[when_index]}")
+                         for p in sorted(points, key=lambda p: (p[version_index] or 0, p[when_index]))]
+                  for name, points in groups.items()}
+        return charts.category_lines(series=series, y_title=y_title, x_title="version")
 
-    out["trends"] = lines(tables["trends"]["rows"], lambda r: f"{r[0]} on {r[2]}", 1, 6, 5, 4, "pass rate %")
-    out["hallucination"] = lines(tables["hallucination"]["rows"], lambda r: f"{r[0]} on {r[2]}", 1, 5, 4, 3,
-                                 "hallucination %")
+    out = {
+        "trends": lines(tables["trends"]["rows"], lambda r: f"{r[0]} on {r[2]}", 1, 6, 5, 4, "pass rate %"),
+        "hallucination": lines(tables["hallucination"]["rows"], lambda r: f"{r[0]} on {r[2]}", 1, 5, 4, 3,
+                               "hallucination %"),
+    }
     safety = tables["safety"]["rows"]
-    fig = go.Figure(go.Bar(x=[f"{r[0]} v{r[1]}" for r in safety], y=[r[4] for r in safety], marker_color="#b42318"))
-    fig.update_layout(**layout, yaxis_title="violation %")
-    out["safety"] = fig
+    out["safety"] = charts.bars(x=[f"{r[0]} v{r[1]}" for r in safety], y=[r[4] for r in safety],
+                                y_title="violation %", color="#b42318")
     coverage = tables["coverage"]["rows"]
     counts = {"covered": sum(1 for r in coverage if r[4] == "yes"),
               "gate, no recent pass": sum(1 for r in coverage if r[2] == "yes" and r[4] == "no"),
               "no gate": sum(1 for r in coverage if r[2] == "no")}
-    fig = go.Figure(go.Bar(x=list(counts), y=list(counts.values()), marker_color=["#1d7a46", "#9a6200", "#b42318"]))
-    fig.update_layout(**layout, yaxis_title="production prompts")
-    out["coverage"] = fig
-    escapes = tables["escapes"]["rows"]
+    out["coverage"] = charts.bars(x=list(counts), y=list(counts.values()), y_title="production prompts",
+                                  color=["#1d7a46", "#9a6200", "#b42318"])
     by_month: dict = {}
-    for row in escapes:
+    for row in tables["escapes"]["rows"]:
         by_month[row[3][:7]] = by_month.get(row[3][:7], 0) + 1
-    fig = go.Figure(go.Bar(x=list(by_month), y=list(by_month.values()), marker_color="#b42318"))
-    fig.update_layout(**layout, yaxis_title="escapes")
-    out["escapes"] = fig
+    out["escapes"] = charts.bars(x=list(by_month), y=list(by_month.values()), y_title="escapes", color="#b42318")
     feedback = tables["feedback"]["rows"]
-    fig = go.Figure([go.Bar(x=[f"{r[0]} v{r[1]}" for r in feedback], y=[r[4] for r in feedback], name="success %"),
-                     go.Bar(x=[f"{r[0]} v{r[1]}" for r in feedback], y=[r[5] for r in feedback], name="override %")])
-    fig.update_layout(**layout, barmode="group")
-    out["feedback"] = fig
-    return {key: pio.to_html(fig, include_plotlyjs=False, full_html=False, config={"displaylogo": False,
-                                                                                     "responsive": True})
-            for key, fig in out.items()}
+    labels = [f"{r[0]} v{r[1]}" for r in feedback]
+    out["feedback"] = charts.grouped_bars(x=labels, bars={"success %": [r[4] for r in feedback],
+                                                          "override %": [r[5] for r in feedback]}, y_title="%")
+    return {key: charts.to_html(figure, div_id=f"chart-{key}") for key, figure in out.items()}

@@ -1,4 +1,5 @@
-"""Plotly figures as plain dicts, rendered server-side into the page (plotly.js comes from static files).
+"""The one way to draw a chart: plotly figures as plain dicts, rendered server-side into the page
+(plotly.js comes from static files). Every area (costs, evals, ...) builds its figures with these helpers.
 
 Dicts instead of plotly.graph_objects: the same figure, without per-trace validation that costs tens of
 milliseconds on large charts. One helper per chart shape; `to_html` is the one way to put a figure on a page.
@@ -24,6 +25,23 @@ def to_html(figure: dict, *, div_id: str) -> str:
 
 def _layout(**extra) -> dict:
     return {**LAYOUT, **extra}
+
+
+def bars(*, x: list, y: list, y_title: str, color: str | list[str] = PALETTE[0]) -> dict:
+    """One series of bars; `color` may give each bar its own colour."""
+    data = [{"type": "bar", "x": x, "y": y, "marker": {"color": color}, "showlegend": False}]
+    return {"data": data, "layout": _layout(yaxis={"title": {"text": y_title}}, hovermode="closest")}
+
+
+def category_lines(*, series: dict[str, list[tuple]], y_title: str, x_title: str = "") -> dict:
+    """One line per name over categorical x values; each point is (x, y, hover text)."""
+    data = [{"type": "scatter", "mode": "lines+markers", "name": name, "x": [p[0] for p in points],
+             "y": [p[1] for p in points], "text": [p[2] for p in points],
+             "hovertemplate": "%{x}: %{y}<br>%{text}<extra>%{fullData.name}</extra>",
+             "marker": {"color": PALETTE[i % len(PALETTE)]}, "line": {"color": PALETTE[i % len(PALETTE)]}}
+            for i, (name, points) in enumerate(series.items())]
+    return {"data": data, "layout": _layout(yaxis={"title": {"text": y_title}}, hovermode="closest",
+                                            xaxis={"type": "category", "title": {"text": x_title}})}
 
 
 def stacked_bars(*, x: list, series: dict[str, list], y_title: str) -> dict:
