@@ -42,11 +42,11 @@ class Fenced(Exception):
 
 
 def embed_batch_size() -> int:
-    return max(1, int(getattr(settings, "RAG_EMBED_BATCH", 64)))
+    return max(1, int(settings.RAG_EMBED_BATCH))
 
 
 def claim_batch_size() -> int:
-    return max(1, int(getattr(settings, "RAG_CLAIM_BATCH", 256)))
+    return max(1, int(settings.RAG_CLAIM_BATCH))
 
 
 @dataclass

@@ -115,7 +115,7 @@ def _filter_condition(filters: dict | None, alias: str = "c") -> tuple[str, list
 
 def term_postings_limit() -> int:
     """Postings read per query term, in impact order (top-k pruning); 0 reads them all (exact)."""
-    return int(getattr(settings, "RAG_BM25_TERM_POSTINGS", 2000))
+    return int(settings.RAG_BM25_TERM_POSTINGS)
 
 
 def query_terms(query: str) -> list[str]:
@@ -472,5 +472,5 @@ def highlight(hits: list[Hit]) -> None:
 def rerank_available(collection: Collection) -> bool:
     model = collection.answer_model
     return bool(model and model.is_active and model.provider.kind != "local"
-                and getattr(settings, "RAG_LLM_RERANK", True))
+                and settings.RAG_LLM_RERANK)
 

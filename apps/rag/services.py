@@ -44,15 +44,15 @@ MAX_ATTEMPTS = 3
 
 
 def max_document_bytes() -> int:
-    return int(getattr(settings, "RAG_MAX_DOCUMENT_BYTES", 10 * 1024 * 1024))
+    return int(settings.RAG_MAX_DOCUMENT_BYTES)
 
 
 def max_import_bytes() -> int:
-    return int(getattr(settings, "RAG_MAX_IMPORT_BYTES", 100 * 1024 * 1024))
+    return int(settings.RAG_MAX_IMPORT_BYTES)
 
 
 def stale_after() -> timedelta:
-    return timedelta(seconds=int(getattr(settings, "RAG_JOB_STALE_SECONDS", 300)))
+    return timedelta(seconds=int(settings.RAG_JOB_STALE_SECONDS))
 
 
 def human_size(n: int) -> str:

@@ -254,3 +254,12 @@ STATICFILES_FINDERS = [
 
 # Team webhooks may POST to private, loopback and link-local addresses (a receiver inside the network).
 WEBHOOKS_ALLOW_PRIVATE_NETWORKS = envbool("WEBHOOKS_ALLOW_PRIVATE_NETWORKS", False)
+
+# RAG (docs/rag.md): upload limits, indexing batches, the stalled-job sweep, BM25 pruning, LLM rerank.
+RAG_MAX_DOCUMENT_BYTES = envint("RAG_MAX_DOCUMENT_BYTES", 10 * 1024 * 1024)
+RAG_MAX_IMPORT_BYTES = envint("RAG_MAX_IMPORT_BYTES", 100 * 1024 * 1024)
+RAG_EMBED_BATCH = envint("RAG_EMBED_BATCH", 64)
+RAG_CLAIM_BATCH = envint("RAG_CLAIM_BATCH", 256)
+RAG_JOB_STALE_SECONDS = envint("RAG_JOB_STALE_SECONDS", 300)
+RAG_BM25_TERM_POSTINGS = envint("RAG_BM25_TERM_POSTINGS", 2000)
+RAG_LLM_RERANK = envbool("RAG_LLM_RERANK", True)
