@@ -4,12 +4,13 @@ Migrations stay the source of truth. On a database with no tables at all, loadin
 transaction, well under a second) replaces replaying every migration (Django re-renders its model state
 per operation: ~8 s here), as Rails' `db:schema:load` does. The snapshot names a fingerprint of the
 migration files it came from; if any migration was added or edited since, it is not used and `migrate`
-runs as usual. `make schema` rewrites it; a test fails when it is stale or differs from what the
+runs as usual. `make schema` rewrites it (gzipped); a test fails when it is stale or differs from what the
 migrations build. See docs/adr/0007-schema-snapshot.md.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 import re
@@ -24,7 +25,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.migrations.loader import MigrationLoader
 
-SNAPSHOT_PATH = Path(settings.BASE_DIR) / "portal" / "schema_snapshot.sql"
+# Gzipped: a generated file nobody edits or reviews line by line (the migrations are what gets reviewed).
+SNAPSHOT_PATH = Path(settings.BASE_DIR) / "portal" / "schema_snapshot.sql.gz"
 _FINGERPRINT_LINE = re.compile(r"^-- migrations fingerprint: ([0-9a-f]{64})$", re.MULTILINE)
 
 
@@ -43,7 +45,7 @@ def snapshot_fingerprint(path: Path | None = None) -> str | None:
     path = path or SNAPSHOT_PATH
     if not path.exists():
         return None
-    with path.open(encoding="utf-8") as handle:
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
         head = handle.read(400)
     found = _FINGERPRINT_LINE.search(head)
     return found.group(1) if found else None
@@ -60,7 +62,8 @@ def load_snapshot_if_fresh() -> bool:
     """Load the snapshot into an empty database when it matches the migrations. True if it was loaded."""
     if not database_is_empty() or snapshot_fingerprint() != migrations_fingerprint():
         return False
-    sql = SNAPSHOT_PATH.read_text(encoding="utf-8")
+    with gzip.open(SNAPSHOT_PATH, "rt", encoding="utf-8") as handle:
+        sql = handle.read()
     with transaction.atomic(), connection.cursor() as cursor:
         # No parameters: psycopg sends the whole script in one round trip.
         cursor.execute(sql)
@@ -162,8 +165,9 @@ def render_snapshot() -> str:
 
 def write_snapshot(path: Path | None = None) -> Path:
     path = path or SNAPSHOT_PATH
-    text = render_snapshot()
-    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, delete=False) as handle:
-        handle.write(text)
+    data = gzip.compress(render_snapshot().encode("utf-8"), mtime=0)  # mtime 0: same schema, same bytes
+    with tempfile.NamedTemporaryFile("wb", dir=path.parent, delete=False) as handle:
+        handle.write(data)
+    Path(handle.name).chmod(0o644)
     Path(handle.name).replace(path)
     return path

@@ -175,22 +175,6 @@ def usage_outcomes(request):
     return Status(200, usage_outcomes_set(outcomes=items, actor=actor))
 
 
-class SummaryGroup(Schema):
-    key: str | int | None
-    events: int
-    errors: int
-    refused: int
-    input_tokens: int
-    output_tokens: int
-    cached_input_tokens: int
-    reasoning_tokens: int
-    cost: Decimal
-    unpriced: int
-    cache_savings: Decimal
-    successes: int
-    failures: int
-
-
 class SummaryTotals(Schema):
     events: int
     errors: int
@@ -204,6 +188,10 @@ class SummaryTotals(Schema):
     cache_savings: Decimal
     successes: int
     failures: int
+
+
+class SummaryGroup(SummaryTotals):
+    key: str | int | None
 
 
 class SummaryOut(Schema):

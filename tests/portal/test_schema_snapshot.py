@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import re
 import subprocess
@@ -26,7 +27,7 @@ def comparable(dump: str) -> list[str]:
 
 def test_the_snapshot_was_made_from_the_migrations_on_disk():
     assert schema.snapshot_fingerprint() == schema.migrations_fingerprint(), (
-        "portal/schema_snapshot.sql is stale: run `make schema` and commit it"
+        "portal/schema_snapshot.sql.gz is stale: run `make schema` and commit it"
     )
 
 
@@ -55,8 +56,8 @@ def test_a_database_with_tables_is_left_to_migrate():
 
 
 def test_a_stale_snapshot_is_not_loaded(tmp_path, monkeypatch):
-    stale = tmp_path / "snapshot.sql"
-    stale.write_text("-- migrations fingerprint: " + "0" * 64 + "\nCREATE TABLE must_not_exist (id int);\n")
+    stale = tmp_path / "snapshot.sql.gz"
+    stale.write_bytes(gzip.compress(b"-- migrations fingerprint: " + b"0" * 64 + b"\nCREATE TABLE must_not_exist (id int);\n"))
     monkeypatch.setattr(schema, "SNAPSHOT_PATH", stale)
     monkeypatch.setattr(schema, "database_is_empty", lambda: True)
     assert schema.load_snapshot_if_fresh() is False

@@ -4,7 +4,7 @@ from portal import schema
 
 
 class Command(BaseCommand):
-    help = "Rewrite portal/schema_snapshot.sql from the migrations (make schema), or --check that it is current."
+    help = "Rewrite portal/schema_snapshot.sql.gz from the migrations (make schema), or --check that it is current."
 
     def add_arguments(self, parser):
         parser.add_argument("--check", action="store_true", help="Exit 1 if the snapshot does not match the migrations.")
@@ -12,7 +12,7 @@ class Command(BaseCommand):
     def handle(self, *args, check=False, **options):
         if check:
             if schema.snapshot_fingerprint() != schema.migrations_fingerprint():
-                raise CommandError("portal/schema_snapshot.sql is stale: run `make schema` and commit it.")
+                raise CommandError("portal/schema_snapshot.sql.gz is stale: run `make schema` and commit it.")
             self.stdout.write("Schema snapshot matches the migrations.")
             return
         path = schema.write_snapshot()
