@@ -365,34 +365,3 @@ class Comment(models.Model):
 
     def __str__(self) -> str:
         return f"comment {self.pk} on {self.use_case_id}"
-
-
-class NotificationKind(models.TextChoices):
-    REVIEW_ASSIGNED = "review_assigned", "Review assigned"
-    VOTE_NEEDED = "vote_needed", "Vote needed"
-    DECISION = "decision", "Decision"
-    CONDITION_DUE = "condition_due", "Condition due"
-    CONDITION_FAILED = "condition_failed", "Condition failing"
-    EXPIRY_COMING = "expiry_coming", "Expiry coming"
-    STATE_CHANGED = "state_changed", "State changed"
-    COMMENT = "comment", "Comment"
-
-
-class Notification(models.Model):
-    """The in-app inbox (kept in reviews until a shared notifications app exists: see notify.py)."""
-
-    recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="review_notifications")
-    use_case = models.ForeignKey(UseCase, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
-    kind = models.CharField(max_length=32, choices=NotificationKind.choices)
-    subject = models.CharField(max_length=200)
-    body = models.TextField(blank=True)
-    url = models.CharField(max_length=300, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    read_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["recipient", "read_at"], name="review_notif_inbox_idx")]
-
-    def __str__(self) -> str:
-        return self.subject

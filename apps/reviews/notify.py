@@ -1,46 +1,39 @@
-"""Notifications about use cases: an in-app inbox row and an e-mail (Django's backend; console in dev).
+"""Notifications about use cases, delivered through the portal's one inbox (`apps.notifications`, ADR 0060).
 
-The seam: no shared notifications app existed when reviews was built. `notify()` is the only function the
-rest of reviews calls; when `apps.notifications` arrives, make this delegate to its `notify(...)`.
+`notify()` is the only function the rest of reviews calls: it names the use case as the link and a
+`review.*` kind, and hands over to `apps.notifications.services.notify` (inbox row + e-mail after commit).
 """
 
 from __future__ import annotations
 
-import logging
-
-from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.mail import send_mail
-from django.db import transaction
+from django.db import models
 
 from apps.accounts.models import CouncilSeat
-from apps.reviews.models import Notification, UseCase
+from apps.notifications import services as notifications
+from apps.reviews.models import UseCase
 
-log = logging.getLogger(__name__)
+
+class NotificationKind(models.TextChoices):
+    """Kinds of review messages in the shared inbox (dotted, like `budget.threshold` and `cost.anomaly`)."""
+
+    VOTE_NEEDED = "review.vote_needed", "Vote needed"
+    DECISION = "review.decision", "Decision"
+    CONDITION_DUE = "review.condition_due", "Condition due"
+    CONDITION_FAILED = "review.condition_failed", "Condition failing"
+    EXPIRY_COMING = "review.expiry_coming", "Expiry coming"
+    STATE_CHANGED = "review.state_changed", "State changed"
+    COMMENT = "review.comment", "Comment"
 
 
-def notify(*, recipients, kind: str, subject: str, body: str = "", use_case: UseCase | None = None) -> int:
-    """Queue one inbox row per distinct active recipient, and e-mail them after commit. Returns the count."""
-    users = {u.pk: u for u in recipients if u is not None and getattr(u, "is_active", False)}
-    if not users:
-        return 0
-    url = use_case.get_absolute_url() if use_case is not None else ""
-    Notification.objects.bulk_create([
-        Notification(recipient=u, use_case=use_case, kind=kind, subject=subject[:200], body=body, url=url)
-        for u in users.values()])
-    emails = [u.email for u in users.values() if u.email]
-    if emails:
-        base = getattr(settings, "PORTAL_BASE_URL", "").rstrip("/")
-        text = f"{body}\n\n{base}{url}" if url else body
-
-        def send():
-            try:
-                send_mail(f"[GenAI Portal] {subject}", text, None, emails, fail_silently=False)
-            except Exception:  # noqa: BLE001 - a mail outage must not undo the change it reports
-                log.exception("could not e-mail notification %r", subject)
-
-        transaction.on_commit(send)
-    return len(users)
+def notify(*, recipients, kind: str, subject: str, body: str = "", use_case: UseCase | None = None,
+           dedupe_key: str = "") -> int:
+    """One inbox message per distinct active recipient, e-mailed after commit; a repeated `dedupe_key` is
+    skipped per person. Returns how many messages were delivered."""
+    link = use_case.get_absolute_url() if use_case is not None else ""
+    created = notifications.notify(users=recipients, kind=str(kind), title=subject, body=body, link=link,
+                                   dedupe_key=dedupe_key)
+    return len(created)
 
 
 def seat_holders(seats) -> list:
@@ -53,7 +46,3 @@ def team_people(use_case: UseCase) -> list:
     people = [use_case.business_owner, use_case.created_by]
     people += [s.submitted_by for s in use_case.submissions.select_related("submitted_by")]
     return [p for p in people if p is not None]
-
-
-def unread_count(user) -> int:
-    return Notification.objects.filter(recipient=user, read_at__isnull=True).count()

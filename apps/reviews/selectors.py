@@ -13,7 +13,6 @@ from apps.reviews.models import (
     Condition,
     ConditionStatus,
     Control,
-    Notification,
     State,
     Submission,
     UseCase,
@@ -120,11 +119,6 @@ def controls_status(use_case: UseCase) -> list[dict]:
         rows.append({"key": key, "name": names.get(key) or rules.CONTROL_LIBRARY.get(key, (key,))[0],
                      "status": status, "conditions": conds})
     return rows
-
-
-def inbox(*, user, unread_only: bool = False) -> QuerySet[Notification]:
-    qs = Notification.objects.filter(recipient=user).select_related("use_case")
-    return qs.filter(read_at__isnull=True) if unread_only else qs
 
 
 def linkable_collections(*, user, use_case: UseCase) -> list[tuple[int, str]]:

@@ -23,8 +23,6 @@ from apps.reviews.models import (
     ConditionKind,
     ConditionStatus,
     LifecycleStage,
-    Notification,
-    NotificationKind,
     ReviewPolicy,
     State,
     Submission,
@@ -36,7 +34,7 @@ from apps.reviews.models import (
     Vote,
     VoteDecision,
 )
-from apps.reviews.notify import notify, seat_holders, team_people
+from apps.reviews.notify import NotificationKind, notify, seat_holders, team_people
 
 VETO_SEATS = (CouncilSeat.SECURITY, CouncilSeat.PRIVACY, CouncilSeat.LEGAL)
 EDITABLE = (State.DRAFT, State.NEEDS_INFO, State.REVIEW_DUE, State.EXPIRED)
@@ -184,6 +182,7 @@ def _ask_for_votes(use_case: UseCase) -> None:
     excluded = workflow.submitter_ids(use_case)
     reviewers = [u for u in seat_holders(required_seats(use_case)) if u.pk not in excluded]
     notify(recipients=reviewers, kind=NotificationKind.VOTE_NEEDED, use_case=use_case,
+           dedupe_key=f"review.vote_needed:{use_case.pk}:round-{use_case.review_round}",
            subject=f"Vote needed: {use_case.title} ({use_case.tier_label} risk)",
            body=f"{use_case.team.name} submitted “{use_case.title}” for review. Seats required: "
                 f"{', '.join(required_seats(use_case))}.")
@@ -571,6 +570,7 @@ def expiry_sweep(now=None) -> dict:
             if locked.state in workflow.LIVE and locked.expires_at and locked.expires_at <= now:
                 workflow.transition(locked, "expire", actor=None, note="The approval reached its end date.")
                 notify(recipients=team_people(locked), kind=NotificationKind.EXPIRY_COMING, use_case=locked,
+                       dedupe_key=f"review.expired:{locked.pk}:{locked.expires_at:%Y-%m-%d}",
                        subject=f"Expired: {locked.title}",
                        body="The approval expired; its prompts cannot be promoted or resolved until it is renewed.")
                 counts["expired"] += 1
@@ -584,6 +584,7 @@ def expiry_sweep(now=None) -> dict:
                                 note=f"Expires on {locked.expires_at:%Y-%m-%d}: renew by resubmitting.")
             UseCase.objects.filter(pk=pk).update(expiry_notice_sent_at=now)
             notify(recipients=team_people(locked), kind=NotificationKind.EXPIRY_COMING, use_case=locked,
+                   dedupe_key=f"review.review_due:{locked.pk}:{locked.expires_at:%Y-%m-%d}",
                    subject=f"Review due: {locked.title} expires on {locked.expires_at:%Y-%m-%d}",
                    body="Resubmit the intake to renew the approval before it expires.")
             counts["review_due"] += 1
@@ -593,13 +594,14 @@ def expiry_sweep(now=None) -> dict:
     for condition in due:
         with transaction.atomic():
             notify(recipients=[condition.owner], kind=NotificationKind.CONDITION_DUE, use_case=condition.use_case,
+                   dedupe_key=f"review.condition_due:{condition.pk}:{condition.due_date:%Y-%m-%d}",
                    subject=f"Condition due {condition.due_date:%Y-%m-%d}: {condition.title}", body=condition.how_met)
             Condition.objects.filter(pk=condition.pk).update(due_notice_sent_at=now)
             counts["condition_due"] += 1
     return counts
 
 
-# --- comments, links, inbox --------------------------------------------------------------------------------
+# --- comments and links ---------------------------------------------------------------------------------------
 
 
 @transaction.atomic
@@ -727,13 +729,6 @@ def material_change_scan() -> int:
                   {"data_class": [before, now]}, collection=link.collection.name)
             flagged.add(link.use_case_id)
     return len(flagged)
-
-
-def notifications_mark_read(*, user, ids=None) -> int:
-    qs = Notification.objects.filter(recipient=user, read_at__isnull=True)
-    if ids is not None:
-        qs = qs.filter(pk__in=ids)
-    return qs.update(read_at=timezone.now())
 
 
 def may_vote(user, use_case: UseCase) -> bool:

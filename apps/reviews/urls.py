@@ -9,7 +9,6 @@ urlpatterns = [
     path("new/", views.use_case_create, name="create"),
     path("questions/", views.intake_questions, name="questions"),
     path("questionnaire.json", views.questionnaire_view, name="questionnaire"),
-    path("inbox/", views.inbox, name="inbox"),
     path("<int:pk>/", views.use_case_detail, name="detail"),
     path("<int:pk>/edit/", views.use_case_edit, name="edit"),
     path("<int:pk>/submit/", views.use_case_submit, name="submit"),

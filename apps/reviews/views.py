@@ -1,5 +1,5 @@
 """Pages of the use-case review: council queue and register, intake with progressive disclosure, the use-case
-page with its actions, the printable report, the inbox. Thin: parse, call a service or selector, render.
+page with its actions, the printable report. Thin: parse, call a service or selector, render.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from apps.accounts.permissions import Action, can, is_council, teams_for
+from apps.notifications.services import unread_count
 from apps.reviews import conditions as predicates
 from apps.reviews import questionnaire, reports, rules, selectors, services, workflow
 from apps.reviews.models import (
@@ -65,7 +66,7 @@ def use_case_list(request):
         "tiers": [(t, rules.TIER_LABELS[t]) for t in rules.TIER_ORDER],
         "teams": teams_for(request.user, Action.VIEW),
         "queue": selectors.vote_queue(user=request.user),
-        "unread": selectors.inbox(user=request.user, unread_only=True).count(),
+        "unread": unread_count(request.user),
         "may_create": teams_for(request.user, Action.CHANGE).exists(),
         "pending_tier_changes": (TierChange.objects.filter(status=TierChangeStatus.PENDING)
                                  .select_related("use_case") if "legal" in _seats(request.user) else []),
@@ -458,7 +459,7 @@ def collection_link(request, pk: int):
                 f"Linked {collection.name}.")
 
 
-# --- report and inbox -----------------------------------------------------------------------------------------
+# --- report ---------------------------------------------------------------------------------------------------
 
 
 @login_required
@@ -474,15 +475,6 @@ def use_case_report(request, pk: int, fmt: str = "html"):
         response["Content-Disposition"] = f'attachment; filename="use-case-{use_case.pk}-risk-assessment.md"'
         return response
     return render(request, "reviews/report.html", context)
-
-
-@login_required
-def inbox(request):
-    if request.method == "POST":
-        services.notifications_mark_read(user=request.user)
-        return redirect("reviews:inbox")
-    items = selectors.inbox(user=request.user)[:100]
-    return render(request, "reviews/inbox.html", {"items": items})
 
 
 @login_required

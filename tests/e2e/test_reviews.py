@@ -1,6 +1,6 @@
 """A use case from intake to an active approval, in Chromium: an engineer fills the questionnaire (follow-ups
-appear as they answer), security and privacy vote, privacy sets an automatic condition, and the condition is
-met by the portal's own check once the team sets a budget."""
+appear as they answer), security finds the vote request in the inbox, security and privacy vote, privacy sets
+an automatic condition, and the condition is met by the portal's own check once the team sets a budget."""
 
 import re
 
@@ -77,6 +77,12 @@ def test_intake_votes_decision_and_a_condition_met_automatically(page, demo_peop
     log_out(page)
 
     log_in(page, "sam")
+    page.goto("/use-cases/")
+    # The vote request waits in the portal's one inbox, linked to the use case.
+    page.locator(".page-head").get_by_role("link", name=re.compile(r"^Inbox")).click()
+    expect(page).to_have_url(re.compile(r"/inbox/$"))
+    page.get_by_role("link", name=re.compile(r"^Vote needed: E2E ticket summariser")).click()
+    expect(page).to_have_url(use_case_url)
     page.goto("/use-cases/")
     queue = page.locator("#vote-queue")
     expect(queue).to_contain_text("E2E ticket summariser")

@@ -9,9 +9,10 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
 from apps.costs.models import Budget
+from apps.notifications.models import Notification
 from apps.reviews import conditions as predicates
 from apps.reviews import integration, services
-from apps.reviews.models import ConditionCheck, ConditionStatus, Notification, State, UseCase
+from apps.reviews.models import ConditionCheck, ConditionStatus, State, UseCase
 from tests.reviews.conftest import ELEVATED_INTERNAL
 
 
@@ -69,7 +70,7 @@ def test_a_failing_recheck_suspends_and_notifies_the_owner(conditional, team, pr
     services.condition_check(condition=condition)
     conditional.refresh_from_db()
     assert conditional.state == State.SUSPENDED
-    assert Notification.objects.filter(recipient=engineer, kind="condition_failed").exists()
+    assert Notification.objects.filter(user=engineer, kind="review.condition_failed").exists()
     assert "5,000.00" in conditional.transitions.last().note
 
 
@@ -156,8 +157,9 @@ def test_expiry_sweep_notices_then_expires(make_use_case, product, approve, engi
     assert services.expiry_sweep()["review_due"] == 1
     use_case.refresh_from_db()
     assert use_case.state == State.REVIEW_DUE
-    assert Notification.objects.filter(recipient=engineer, kind="expiry_coming").exists()
+    assert Notification.objects.filter(user=engineer, kind="review.expiry_coming").exists()
     assert services.expiry_sweep() == {"review_due": 0, "expired": 0, "condition_due": 0}  # idempotent
+    assert Notification.objects.filter(user=engineer, kind="review.expiry_coming").count() == 1
     UseCase.objects.filter(pk=use_case.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
     assert services.expiry_sweep()["expired"] == 1
     use_case.refresh_from_db()

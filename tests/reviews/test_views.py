@@ -145,12 +145,20 @@ def test_report_hidden_from_outsiders(client_for, use_case, outsider):
     assert client_for(outsider).get(f"/use-cases/{use_case.pk}/report.json").status_code == 404
 
 
-def test_comment_and_inbox(client_for, council_member, use_case, engineer):
+def test_comment_and_the_vote_request_in_the_shared_inbox(client_for, council_member, use_case, engineer):
     c = client_for(council_member)
     c.post(f"/use-cases/{use_case.pk}/comments/", {"body": "Which PII fields?"})
     assert use_case.comments.get().body == "Which PII fields?"
-    inbox = c.get("/use-cases/inbox/").content.decode()
-    assert "Vote needed" in inbox
+    inbox = c.get("/inbox/").content.decode()
+    assert f"Vote needed: {use_case.title}" in inbox
+    assert f'href="/use-cases/{use_case.pk}/"' in inbox
+    assert "Which PII fields?" in client_for(engineer).get("/inbox/").content.decode()
+
+
+def test_the_reviews_inbox_is_gone_and_the_register_links_to_the_shared_one(client_for, council_member, use_case):
+    c = client_for(council_member)
+    assert c.get("/use-cases/inbox/").status_code == 404
+    assert 'href="/inbox/"' in c.get("/use-cases/").content.decode()
 
 
 def test_link_a_prompt_from_the_page(client_for, use_case, engineer, team):
@@ -315,19 +323,19 @@ def test_vote_queue_is_ordered_by_due_date(make_use_case, council_member):
 def test_inbox_counts_unread_and_marks_read(client_for, council_member, use_case):
     c = client_for(council_member)
     assert "1 new" in c.get("/use-cases/").content.decode()
-    c.post("/use-cases/inbox/")
+    c.post("/inbox/read/")
     assert "1 new" not in c.get("/use-cases/").content.decode()
 
 
 def test_a_comment_notifies_the_team_and_the_voters_but_not_its_author(client_for, use_case, council_member,
                                                                        engineer, privacy):
-    from apps.reviews.models import Notification
+    from apps.notifications.models import Notification
 
     services.vote_cast(use_case=use_case, user=privacy, decision="approve", rationale="ok")
     client_for(council_member).post(f"/use-cases/{use_case.pk}/comments/", {"body": "Which PII?"})
-    assert Notification.objects.filter(kind="comment", recipient=engineer).exists()
-    assert Notification.objects.filter(kind="comment", recipient=privacy).exists()
-    assert not Notification.objects.filter(kind="comment", recipient=council_member).exists()
+    assert Notification.objects.filter(kind="review.comment", user=engineer).exists()
+    assert Notification.objects.filter(kind="review.comment", user=privacy).exists()
+    assert not Notification.objects.filter(kind="review.comment", user=council_member).exists()
 
 
 def test_api_register_and_votes(client, client_for, token_for, engineer, team, use_case, council_member, privacy,

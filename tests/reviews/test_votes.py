@@ -7,8 +7,9 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
 
 from apps.audit.models import AuditEvent
+from apps.notifications.models import Notification
 from apps.reviews import services
-from apps.reviews.models import Notification, State, Transition, UseCase
+from apps.reviews.models import State, Transition, UseCase
 from tests.reviews.conftest import ELEVATED_EXTERNAL, ELEVATED_INTERNAL, HIGH
 
 
@@ -108,16 +109,35 @@ def test_unknown_decision_is_refused(make_use_case, security):
 
 
 def test_reviewers_are_notified_and_the_team_hears_the_decision(make_use_case, engineer, security, privacy,
-                                                                 approve, mailoutbox, django_capture_on_commit_callbacks):
+                                                                 approve, mailoutbox, django_capture_on_commit_callbacks,
+                                                                 emails_inline):
     with django_capture_on_commit_callbacks(execute=True):
         use_case = make_use_case(ELEVATED_INTERNAL, submit=True)
-    assert Notification.objects.filter(recipient=security, kind="vote_needed").exists()
-    assert Notification.objects.filter(recipient=privacy, kind="vote_needed").exists()
-    assert not Notification.objects.filter(recipient=engineer, kind="vote_needed").exists()
+    assert Notification.objects.filter(user=security, kind="review.vote_needed").exists()
+    assert Notification.objects.filter(user=privacy, kind="review.vote_needed").exists()
+    assert not Notification.objects.filter(user=engineer, kind="review.vote_needed").exists()
     with django_capture_on_commit_callbacks(execute=True):
         approve(use_case, security, privacy)
-    assert Notification.objects.filter(recipient=engineer, kind="decision").exists()
+    assert Notification.objects.filter(user=engineer, kind="review.decision").exists()
     assert any("Decision" in m.subject for m in mailoutbox)
+
+
+def test_a_council_vote_request_lands_in_the_shared_inbox_and_is_emailed_once(
+        make_use_case, engineer, security, privacy, mailoutbox, django_capture_on_commit_callbacks, emails_inline):
+    with django_capture_on_commit_callbacks(execute=True):
+        use_case = make_use_case(ELEVATED_INTERNAL, submit=True)
+    note = Notification.objects.get(user=security, kind="review.vote_needed")
+    assert note.title.startswith(f"Vote needed: {use_case.title}") and note.link == f"/use-cases/{use_case.pk}/"
+    assert note.read_at is None and note.emailed_at is not None
+    to_security = [m for m in mailoutbox if m.to == [security.email]]
+    assert len(to_security) == 1 and to_security[0].subject.startswith("[GenAI Portal] Vote needed")
+    audit_before = AuditEvent.objects.count()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services._ask_for_votes(use_case)  # asked again in the same round: no second message, no second e-mail
+    assert Notification.objects.filter(user=security, kind="review.vote_needed").count() == 1
+    assert len([m for m in mailoutbox if m.to == [security.email]]) == 1
+    assert AuditEvent.objects.count() == audit_before  # a notification is not a change of the use case
 
 
 def test_raising_the_tier_adds_required_seats(make_use_case, engineer, security, legal, privacy, product, approve):
