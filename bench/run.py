@@ -58,6 +58,7 @@ def bench_prompts_catalog() -> dict:
 
 BENCHES = {"startup": bench_startup, "home": bench_home, "prompts_resolve": bench_prompts_resolve,
            "prompts_catalog": bench_prompts_catalog,
+           "resolve_breakdown": lambda: _bench_module("bench.resolve_breakdown"),
            "evals_run": lambda: _bench_module("bench.evals_run"),
            "evals_page": lambda: _bench_module("bench.evals_page"),
            "costs_ingest": lambda: _bench_module("bench.costs_ingest"),
