@@ -3,7 +3,7 @@
     inserted = ledger_write(rows)
 
 `rows` are validated, priced dicts (see COLUMNS). One multi-row INSERT … ON CONFLICT (request_id) DO NOTHING
-RETURNING tells which rows are new; only those reach the rollups (one upsert per table) and the budget
+RETURNING tells which rows are new; only those reach the rollups (one upsert for both tables) and the budget
 counters, so a resent batch changes nothing. Callers: the ingestion API (batches of up to 1,000), OTLP, and
 usage_event_record (the portal's own calls, one at a time, which also settle budget reservations).
 """
@@ -79,13 +79,15 @@ def ledger_write(rows: list[dict], *, settle: bool = False, audit: dict | None =
             if pk is not None:
                 r["id"] = pk
                 inserted.append(r)
-        if inserted:
-            sums, hist = rollups.rollup_deltas(inserted, now)
-            rollups.rollups_apply(sums, hist)
         from apps.costs import alerts, budgets
 
         settle_ids = [r["request_id"] for r in rows] if settle else []  # a duplicate still frees its hold
-        crossings = budgets.settle_and_count(cursor, inserted=inserted, settle_request_ids=settle_ids)
+        # Release and read budgets first: the rollup upsert locks rows every concurrent call shares.
+        begun = budgets.settle_begin(cursor, inserted=inserted, settle_request_ids=settle_ids)
+        if inserted:
+            sums, hist = rollups.rollup_deltas(inserted, now)
+            rollups.rollups_apply(sums, hist)
+        crossings = budgets.settle_and_count(cursor, inserted=inserted, settle_request_ids=settle_ids, begun=begun)
         if crossings:
             alerts.thresholds_check(crossings)
         if audit and inserted:

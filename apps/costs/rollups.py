@@ -153,8 +153,27 @@ def _sort_key(key: tuple) -> tuple:
     return tuple((v is None, "" if v is None else v) for v in key)
 
 
+_UPSERT_ROLLUPS = (
+    f"INSERT INTO costs_usagerollup ({', '.join(('granularity', 'bucket_start', *DIMENSIONS, *MEASURES))}) "
+    f"SELECT * FROM unnest({', '.join(f'%s::{t}[]' for t in _ROLLUP_TYPES)}) "
+    "ON CONFLICT ON CONSTRAINT usage_rollup_key DO UPDATE SET "
+    + ", ".join(f"{m} = costs_usagerollup.{m} + EXCLUDED.{m}" for m in MEASURES)
+)
+_UPSERT_HISTOGRAM = """
+    INSERT INTO costs_usagetokenhistogram (day, team_id, feature, model, source, bin, requests)
+    SELECT * FROM unnest(%s::date[], %s::bigint[], %s::text[], %s::text[], %s::text[], %s::smallint[], %s::bigint[])
+    {after}
+    ON CONFLICT ON CONSTRAINT usage_histogram_key
+    DO UPDATE SET requests = costs_usagetokenhistogram.requests + EXCLUDED.requests
+"""
+
+
 def rollups_apply(sums: dict[tuple, list], hist: dict[tuple, int]) -> None:
-    """Add deltas to the rollup rows (INSERT … ON CONFLICT DO UPDATE), in one statement per table."""
+    """Add deltas to the rollup rows (INSERT … ON CONFLICT DO UPDATE): one statement for both tables, so the
+    rows every concurrent writer shares are locked one round trip before COMMIT, not two."""
+    from apps.costs.ledger import execute_fast
+
+    statements, params = [], []
     if sums:
         keys = sorted(sums, key=_sort_key)
         columns = [[] for _ in range(2 + len(DIMENSIONS) + len(MEASURES))]
@@ -163,38 +182,17 @@ def rollups_apply(sums: dict[tuple, list], hist: dict[tuple, int]) -> None:
                 columns[i].append(value)
             for j, value in enumerate(sums[key]):
                 columns[2 + len(DIMENSIONS) + j].append(value)
-        _upsert_rollups(columns)
+        statements.append(_UPSERT_ROLLUPS)
+        params.extend(columns)
     if hist:
         keys = sorted(hist, key=_sort_key)
-        from apps.costs.ledger import execute_fast
-
-        execute_fast(
-                """
-                INSERT INTO costs_usagetokenhistogram (day, team_id, feature, model, source, bin, requests)
-                SELECT * FROM unnest(%s::date[], %s::bigint[], %s::text[], %s::text[], %s::text[], %s::smallint[],
-                                     %s::bigint[])
-                ON CONFLICT ON CONSTRAINT usage_histogram_key
-                DO UPDATE SET requests = costs_usagetokenhistogram.requests + EXCLUDED.requests
-                """,
-                [[k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys], [k[3] for k in keys],
-                 [k[4] for k in keys], [k[5] for k in keys], [hist[k] for k in keys]],
-        )
-
-
-def _upsert_rollups(columns: list[list]) -> None:
-    names = ("granularity", "bucket_start", *DIMENSIONS, *MEASURES)
-    casts = ", ".join(f"%s::{t}[]" for t in _ROLLUP_TYPES)
-    updates = ", ".join(f"{m} = costs_usagerollup.{m} + EXCLUDED.{m}" for m in MEASURES)
-    from apps.costs.ledger import execute_fast
-
-    execute_fast(
-        f"""
-        INSERT INTO costs_usagerollup ({", ".join(names)})
-        SELECT * FROM unnest({casts})
-        ON CONFLICT ON CONSTRAINT usage_rollup_key DO UPDATE SET {updates}
-        """,
-        columns,
-    )
+        statements.append(_UPSERT_HISTOGRAM.format(after="WHERE (SELECT count(*) FROM rollups) >= 0" if sums else ""))
+        params.extend([[k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys], [k[3] for k in keys],
+                       [k[4] for k in keys], [k[5] for k in keys], [hist[k] for k in keys]])
+    if len(statements) == 2:  # the histogram waits for the rollups (an InitPlan): every writer's lock order
+        execute_fast(f"WITH rollups AS ({statements[0]} RETURNING 1) {statements[1]}", params)
+    elif statements:
+        execute_fast(statements[0], params)
 
 
 def rollup_outcome_shift(changes: list[tuple[dict, str, str]]) -> None:

@@ -275,7 +275,10 @@ def _loop(run: EvalRun, target, state, definitions, owner: str, close_connection
 
 def run_work(run_id: int, *, threads: int | None = None, owner: str | None = None) -> int:
     """Process units of one run until none is left to claim; then try to finalize. Returns units processed."""
+    from apps.evals.evaluators import kinds
     from apps.prompts.templating import RenderFailed  # noqa: F401  (import before threads: avoids import races)
+
+    kinds()  # load the evaluator registry once, before the threads score concurrently
 
     run = EvalRun.objects.select_related("team").filter(pk=run_id).first()
     if run is None or run.status != RunStatus.RUNNING:

@@ -18,6 +18,7 @@ custom (entry points `genai_portal.evaluators` and the `EVALS_CUSTOM_EVALUATORS`
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -88,6 +89,8 @@ class EvaluatorKind:
 
 _kinds: dict[str, EvaluatorKind] = {}
 _loaded = False
+_load_lock = threading.Lock()
+_loading = threading.local()
 
 
 def register_evaluator(key: str, label: str, fn: Callable[[EvalCase, dict], Score], *, family: str = "custom",
@@ -114,13 +117,23 @@ def unregister_evaluator(key: str) -> None:
 
 
 def _load() -> None:
+    """Import the built-in families (they register) once. Thread-safe: a run's worker threads score at the
+    same moment, and a thread that saw "loaded" before the imports ended found no kind and scored the item
+    None (the kill test's "one unit not passed" flake)."""
     global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    from apps.evals.evaluators import custom, deterministic, judge, semantic  # noqa: F401  (they register)
+    if _loaded or getattr(_loading, "active", False):
+        return  # loaded, or re-entered by an import below (this thread holds the lock): use what is registered
+    with _load_lock:
+        if _loaded:
+            return
+        _loading.active = True
+        try:
+            from apps.evals.evaluators import custom, deterministic, judge, semantic  # noqa: F401
 
-    custom.load_custom_evaluators()
+            custom.load_custom_evaluators()
+        finally:
+            _loading.active = False
+            _loaded = True  # as before: a broken custom evaluator is reported once, not on every item
 
 
 def kinds() -> list[EvaluatorKind]:

@@ -83,23 +83,29 @@ class OpenAIAdapter:
         timeout = timeout or provider.timeout_seconds
         cache_key = (provider.pk, provider.updated_at, provider.kind, provider.base_url, provider.api_version,
                      timeout, hashlib.sha256(secret.encode()).hexdigest())
-        if self.http_client is None:
-            with _clients_lock:
-                cached = _clients.get(cache_key)
+        common = {"api_key": secret, "timeout": timeout, "max_retries": 0, "http_client": self.http_client}
+        if self.http_client is not None:  # an injected transport (tests, replays): never cached
+            return self._build(common)
+        cached = _clients.get(cache_key)
+        if cached is not None:
+            return cached
+        # Built under the lock: an eval run's threads all make their first call at once, and each building its
+        # own client (an httpx pool and a TLS context, ~50 ms of CPU) cost ~1 s of a 2-core worker's start.
+        with _clients_lock:
+            cached = _clients.get(cache_key)
             if cached is not None:
                 return cached
-        common = {"api_key": secret, "timeout": timeout, "max_retries": 0, "http_client": self.http_client}
-        if provider.kind == ProviderKind.AZURE_OPENAI:
-            client = openai.AzureOpenAI(azure_endpoint=provider.base_url, api_version=provider.api_version, **common)
-        else:
-            client = openai.OpenAI(base_url=provider.base_url or OPENAI_BASE_URL, **common)
-        if self.http_client is None:
-            with _clients_lock:
-                stale = [k for k in _clients if k[0] == provider.pk]
-                for k in stale:  # the provider changed: its old client goes
-                    _clients.pop(k)
-                _clients[cache_key] = client
+            client = self._build(common)
+            for k in [k for k in _clients if k[0] == provider.pk]:  # the provider changed: its old client goes
+                _clients.pop(k)
+            _clients[cache_key] = client
         return client
+
+    def _build(self, common: dict) -> openai.OpenAI:
+        provider = self.provider
+        if provider.kind == ProviderKind.AZURE_OPENAI:
+            return openai.AzureOpenAI(azure_endpoint=provider.base_url, api_version=provider.api_version, **common)
+        return openai.OpenAI(base_url=provider.base_url or OPENAI_BASE_URL, **common)
 
     # -- errors ---------------------------------------------------------------------------------------------
     def translate(self, exc: BaseException, model: Model | None = None) -> LlmError:
