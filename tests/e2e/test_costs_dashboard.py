@@ -39,6 +39,8 @@ def test_a_pm_filters_the_spend_chart_by_team_and_exports_it(page, costs_usage):
     expect(page.get_by_role("heading", level=1)).to_have_text("Costs")
     spend = page.get_by_test_id("report-spend")
     expect(spend.locator(".js-plotly-plot")).to_be_visible()  # plotly drew the chart
+    # plotly draws while the page parses; htmx (deferred) binds the filters only after: wait for it.
+    page.wait_for_load_state("load")
     page.get_by_label("Stack by").select_option("feature")
     expect(spend.get_by_test_id("table-spend")).to_contain_text("query-rewrite")
 
