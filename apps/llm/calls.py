@@ -314,7 +314,7 @@ def embed(*, model: str | Model, texts: list[str], context: UsageContext) -> Emb
         call.preflight(resolved, sum(estimate_tokens(t) for t in texts), 0)
         adapter = adapter_for(resolved.provider)
         policy = RetryPolicy.for_provider(resolved.provider)
-        size = max(1, int(getattr(settings, "LLM_EMBED_BATCH_SIZE", 256)))
+        size = max(1, settings.LLM_EMBED_BATCH_SIZE)
         vectors: list[list[float]] = []
         remote_model = ""
         call.start_clock()

@@ -46,9 +46,9 @@ class RetryPolicy:
     def for_provider(cls, provider) -> RetryPolicy:
         return cls(
             max_retries=provider.max_retries,
-            base_seconds=float(getattr(settings, "LLM_RETRY_BASE_SECONDS", 0.5)),
-            cap_seconds=float(getattr(settings, "LLM_RETRY_CAP_SECONDS", 20.0)),
-            retry_after_max_seconds=float(getattr(settings, "LLM_RETRY_AFTER_MAX_SECONDS", 60.0)),
+            base_seconds=settings.LLM_RETRY_BASE_SECONDS,
+            cap_seconds=settings.LLM_RETRY_CAP_SECONDS,
+            retry_after_max_seconds=settings.LLM_RETRY_AFTER_MAX_SECONDS,
         )
 
     def delay(self, attempt: int, retry_after: float | None) -> float:

@@ -5,7 +5,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 from django.core.exceptions import ImproperlyConfigured
 
-from portal.env import envbool, envint, envlist, envsecret, envstr
+from portal.env import envbool, envfloat, envint, envlist, envsecret, envstr
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -263,3 +263,10 @@ RAG_CLAIM_BATCH = envint("RAG_CLAIM_BATCH", 256)
 RAG_JOB_STALE_SECONDS = envint("RAG_JOB_STALE_SECONDS", 300)
 RAG_BM25_TERM_POSTINGS = envint("RAG_BM25_TERM_POSTINGS", 2000)
 RAG_LLM_RERANK = envbool("RAG_LLM_RERANK", True)
+
+# Model calls (docs/models.md): retry backoff, embeddings batching, the offline chat model's ranking.
+LLM_RETRY_BASE_SECONDS = envfloat("LLM_RETRY_BASE_SECONDS", 0.5)
+LLM_RETRY_CAP_SECONDS = envfloat("LLM_RETRY_CAP_SECONDS", 20.0)
+LLM_RETRY_AFTER_MAX_SECONDS = envfloat("LLM_RETRY_AFTER_MAX_SECONDS", 60.0)
+LLM_EMBED_BATCH_SIZE = envint("LLM_EMBED_BATCH_SIZE", 256)
+LLM_LOCAL_CHAT_SEMANTIC = envbool("LLM_LOCAL_CHAT_SEMANTIC", False)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from portal.env import envbool, envint, envlist, envsecret
+from portal.env import envbool, envfloat, envint, envlist, envsecret
 from portal.settings.base import celery_broker_url, parse_database_url, redis_url_with_db
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,7 +22,7 @@ GOOD_KEY = "production-secret-key-for-tests-0123456789abcdefghijklmnopqrstuvwxyz
 
 # --- docs/configuration.md stays true -------------------------------------------------------------
 
-_HELPER_READ = re.compile(r"\benv(str|bool|int|secret|list)\(\s*[\"']([A-Z][A-Z0-9_]*)[\"']")
+_HELPER_READ = re.compile(r"\benv(str|bool|int|float|secret|list)\(\s*[\"']([A-Z][A-Z0-9_]*)[\"']")
 _OS_READ = re.compile(
     r"os\.(?:environ\.get|environ\.setdefault|getenv)\(\s*[\"']([A-Z][A-Z0-9_]*)[\"']"
     r"|os\.environ\[\s*[\"']([A-Z][A-Z0-9_]*)[\"']\s*\](?!\s*=[^=])"  # a read, not an assignment
@@ -317,3 +317,11 @@ def test_the_broker_url_reaches_the_same_redis_database_as_redis_url(settings):
         assert client.get(key) == b"from-kombu"
     finally:
         client.delete(key)
+
+
+def test_envfloat_reads_numbers_and_rejects_garbage(monkeypatch):
+    monkeypatch.setenv("PORTAL_SETTING_UNDER_TEST", "0.25")
+    assert envfloat("PORTAL_SETTING_UNDER_TEST", 1.0) == 0.25
+    monkeypatch.setenv("PORTAL_SETTING_UNDER_TEST", "soon")
+    with pytest.raises(ImproperlyConfigured, match="must be a number"):
+        envfloat("PORTAL_SETTING_UNDER_TEST", 1.0)

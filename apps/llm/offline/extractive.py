@@ -151,7 +151,7 @@ def answer_from_context(question: str, passages: list[Passage]) -> Answer:
     for i, doc in enumerate(docs):  # a passage that only restates the question is no answer to it
         if qset and len(qset & set(doc)) / len(qset | set(doc)) > 0.8:
             scores[i] = 0.0
-    if getattr(settings, "LLM_LOCAL_CHAT_SEMANTIC", False):
+    if settings.LLM_LOCAL_CHAT_SEMANTIC:
         top = max(scores) or 1.0
         similarity = _semantic(question, [s for _, s in candidates])
         scores = [0.5 * s / top + 0.5 * (sim if sim > 0.35 else 0.0) for s, sim in zip(scores, similarity,
