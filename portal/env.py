@@ -36,24 +36,22 @@ def envbool(name: str, default: bool = False) -> bool:
     raise ImproperlyConfigured(f"{name} must be a boolean (true/false), got {raw!r}")
 
 
-def envint(name: str, default: int) -> int:
+def _envnumber(name: str, default, cast, kind: str):
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
-        return int(raw)
+        return cast(raw)
     except ValueError:
-        raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}")
+        raise ImproperlyConfigured(f"{name} must be {kind}, got {raw!r}")
+
+
+def envint(name: str, default: int) -> int:
+    return _envnumber(name, default, int, "an integer")
 
 
 def envfloat(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}")
+    return _envnumber(name, default, float, "a number")
 
 
 def envlist(name: str, default: list[str] | None = None) -> list[str]:
