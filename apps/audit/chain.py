@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import ipaddress
 import json
 import math
@@ -16,13 +17,24 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Model
 from django.utils.dateparse import parse_datetime
 
 from apps.audit.models import HASH_VERSION, AuditEvent
 
 GENESIS_HASH = "0" * 64
-KNOWN_VERSIONS = (1, 2)
+KNOWN_VERSIONS = (1, 2, 3)
+KEYED_VERSION = 3  # HMAC-SHA256 under AUDIT_HMAC_KEY: rewriting the chain needs the key, not just the database
+
+
+class ChainKeyMissing(Exception):
+    """A keyed event cannot be checked (or written) without AUDIT_HMAC_KEY."""
+
+
+def sealing_version() -> int:
+    """What new events are sealed with: keyed when the deployment has a key."""
+    return KEYED_VERSION if settings.AUDIT_HMAC_KEY else HASH_VERSION
 
 
 def _json_default(value: Any):
@@ -93,9 +105,9 @@ def event_hash(event: AuditEvent, prev_hash: str | None = None) -> str:
             "type": event.object_type, "id": event.object_id, "team": event.team_id, "changes": event.changes,
             "request": event.request_id, "ip": event.ip,
         }
-    elif version == 2:
+    elif version in (2, KEYED_VERSION):
         body = {
-            "v": 2, "prev": prev, "at": _utc(event.occurred_at), "actor": event.actor_label,
+            "v": version, "prev": prev, "at": _utc(event.occurred_at), "actor": event.actor_label,
             "user": event.actor_user_id, "token": event.actor_token_id, "action": event.action,
             "type": event.object_type, "id": event.object_id, "repr": event.object_repr, "team": event.team_id,
             "changes": event.changes, "request": event.request_id, "ip": canonical_ip(event.ip),
@@ -103,12 +115,16 @@ def event_hash(event: AuditEvent, prev_hash: str | None = None) -> str:
     else:
         raise ValueError(f"unknown audit hash version {version}")
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    if version == KEYED_VERSION:
+        if not settings.AUDIT_HMAC_KEY:
+            raise ChainKeyMissing("AUDIT_HMAC_KEY is not set")
+        return hmac.new(settings.AUDIT_HMAC_KEY.encode(), text.encode(), hashlib.sha256).hexdigest()
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 def seal(event: AuditEvent, prev_hash: str) -> AuditEvent:
     """Link a new (unsaved) event to the chain."""
-    event.hash_version = HASH_VERSION
+    event.hash_version = sealing_version()
     event.prev_hash = prev_hash
     event.hash = event_hash(event)
     return event
@@ -156,9 +172,15 @@ def walk(events: Iterable[AuditEvent], *, start_prev: str = GENESIS_HASH, anchor
             after = f"#{last_id}" if last_id is not None else "the start of the log"
             return ChainReport(checked, event.pk, f"event #{event.pk} does not link to {after}: an event between "
                                                   "them was deleted or changed", last_id, prev)
-        if event_hash(event) != event.hash:
-            return ChainReport(checked, event.pk, f"event #{event.pk} was altered after it was written",
-                               last_id, prev)
+        try:
+            altered = not hmac.compare_digest(event_hash(event), event.hash or "")
+        except ChainKeyMissing:
+            return ChainReport(checked, event.pk, f"event #{event.pk} is sealed with the audit key (version "
+                                                  f"{KEYED_VERSION}) but AUDIT_HMAC_KEY is not set here: it "
+                                                  "cannot be checked", last_id, prev)
+        if altered:
+            return ChainReport(checked, event.pk, f"event #{event.pk} was altered after it was written (or the "
+                                                  "audit key differs from the one that sealed it)", last_id, prev)
         prev, version, last_id = event.hash, event.hash_version or 1, event.pk
         checked += 1
         if on_progress is not None and checked % progress_every == 0:
