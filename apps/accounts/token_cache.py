@@ -2,7 +2,8 @@
 
 Every API request authenticates, and the lookup (token, user, team, role) plus Django's connection health
 check were two database round trips: ~0.6 ms of a ~2 ms prompt resolve. An entry is stored with the
-*auth generation* it was read under, and both are fetched in one MGET. Any saved or deleted token,
+*auth generation* it was read under, and both are fetched in one MGET (portal/stamped_cache.py, as the
+prompt resolve cache does). Any saved or deleted token,
 membership, user or team moves the generation (immediately, and again when the transaction commits, so a
 request that read the old rows in between cannot leave a stale entry behind): the next request reads the
 database. Expiry is checked on every request from the entry's own `expires_at`. A change made behind
@@ -12,12 +13,13 @@ Django's back (raw SQL, `QuerySet.update`) is seen within ENTRY_TTL at the lates
 from __future__ import annotations
 
 import logging
-import uuid
 
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
+
+from portal.stamped_cache import new_stamp, stamped_get, stamped_set
 
 log = logging.getLogger(__name__)
 ENTRY_TTL = 60  # seconds
@@ -27,37 +29,19 @@ _ENTRY = "accounts:token:{key_hash}"
 
 def cached_token(key_hash: str, load):
     """The token for `key_hash` from the cache when its generation is current, else `load(key_hash)`."""
-    entry_key = _ENTRY.format(key_hash=key_hash)
-    try:
-        got = cache.get_many([_GENERATION, entry_key])
-        generation, entry = got.get(_GENERATION), got.get(entry_key)
-        if generation is not None and entry is not None and entry[0] == generation:
-            return entry[1]
-        if generation is None:
-            cache.add(_GENERATION, uuid.uuid4().hex, timeout=None)
-            generation = cache.get(_GENERATION)
-    except Exception:  # the cache server is down: authenticate from the database
-        log.warning("token cache unavailable", exc_info=True)
-        return load(key_hash)
-    token = load(key_hash)
-    if token is not None and generation is not None:  # unknown secrets are not cached: no cache flooding
-        remember(key_hash, token, generation)
-    return token
+    # Unknown secrets are not cached: guessing must not fill the cache.
+    return stamped_get(_GENERATION, _ENTRY.format(key_hash=key_hash), lambda: load(key_hash), timeout=ENTRY_TTL,
+                       cacheable=lambda token: token is not None)
 
 
-def remember(key_hash: str, token, generation: str | None = None) -> None:
-    """Store `token` (e.g. after its last use was recorded) under the given or the current generation."""
-    try:
-        generation = generation or cache.get(_GENERATION)
-        if generation is not None:
-            cache.set(_ENTRY.format(key_hash=key_hash), (generation, token), timeout=ENTRY_TTL)
-    except Exception:
-        log.warning("token cache unavailable", exc_info=True)
+def remember(key_hash: str, token) -> None:
+    """Store `token` again (e.g. after its last use was recorded) under the current generation."""
+    stamped_set(_GENERATION, _ENTRY.format(key_hash=key_hash), token, timeout=ENTRY_TTL)
 
 
 def _new_generation() -> None:
     try:
-        cache.set(_GENERATION, uuid.uuid4().hex, timeout=None)
+        cache.set(_GENERATION, new_stamp(), timeout=None)
     except Exception:
         log.warning("token cache unavailable: entries expire within %s s", ENTRY_TTL, exc_info=True)
 

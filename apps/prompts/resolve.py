@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import uuid
 from dataclasses import dataclass
 
 from django.core.cache import cache
@@ -21,6 +20,7 @@ from django.http import Http404
 from apps.prompts.models import Label, Prompt, PromptReference, PromptVersion
 from apps.prompts.rendering import include_graph, inlined_content
 from apps.prompts.templating import RenderFailed
+from portal.stamped_cache import new_stamp, stamped_get
 
 log = logging.getLogger(__name__)
 PAYLOAD_TTL = 600  # seconds; bounds the damage if a stamp bump is ever lost with the cache server
@@ -51,29 +51,8 @@ def _selector(label: str | None, version: int | None) -> str:
 def resolve_cached(name: str, *, label: str | None = None, version: int | None = None) -> Resolved:
     """The resolve payload, from cache when its stamp is current, else built and cached. 404 if none."""
     key = _hash_key(name)
-    stamp_key, payload_key = _STAMP.format(name=key), _PAYLOAD.format(name=key, selector=_selector(label, version))
-    try:
-        got = cache.get_many([stamp_key, payload_key])
-    except Exception:  # the cache server is down: serve from the database
-        log.warning("prompt resolve cache unavailable", exc_info=True)
-        return build_resolved(name, label=label, version=version)
-    stamp, entry = got.get(stamp_key), got.get(payload_key)
-    if stamp is not None and entry is not None and entry[0] == stamp:
-        return entry[1]
-    try:
-        if stamp is None:
-            cache.add(stamp_key, uuid.uuid4().hex, timeout=None)
-            stamp = cache.get(stamp_key)
-    except Exception:
-        log.warning("prompt resolve cache unavailable", exc_info=True)
-        stamp = None
-    resolved = build_resolved(name, label=label, version=version)
-    if stamp is not None:
-        try:
-            cache.set(payload_key, (stamp, resolved), timeout=PAYLOAD_TTL)
-        except Exception:
-            log.warning("prompt resolve cache unavailable", exc_info=True)
-    return resolved
+    return stamped_get(_STAMP.format(name=key), _PAYLOAD.format(name=key, selector=_selector(label, version)),
+                       lambda: build_resolved(name, label=label, version=version), timeout=PAYLOAD_TTL)
 
 
 def build_resolved(name: str, *, label: str | None = None, version: int | None = None) -> Resolved:
@@ -130,7 +109,7 @@ def stamps_bump(prompt_ids: set[int]) -> None:
     """New stamps for these prompts and their dependents: every cached payload of theirs is now stale."""
     ids = dependents_of(set(prompt_ids))
     names = Prompt.objects.filter(pk__in=ids).values_list("name", flat=True)
-    stamps = {_STAMP.format(name=_hash_key(n)): uuid.uuid4().hex for n in names}
+    stamps = {_STAMP.format(name=_hash_key(n)): new_stamp() for n in names}
     if stamps:
         try:
             cache.set_many(stamps, timeout=None)

@@ -1,0 +1,53 @@
+"""Cache entries that are only served while their *stamp* is current (one MGET reads both).
+
+A stamp is a random token under its own key; an entry is stored with the stamp it was built under. Replacing
+the stamp (after a commit) makes every entry built under the old one unservable at once, with no delete/rebuild
+race: an entry built from old rows carries the old stamp. Used by prompt resolve (a stamp per prompt) and the
+API token cache (one stamp for everything authentication reads). A cache outage means building every time.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from typing import TypeVar
+
+from django.core.cache import cache
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def stamped_get(stamp_key: str, entry_key: str, build: Callable[[], T], *, timeout: int,
+                cacheable: Callable[[T], bool] = lambda value: True) -> T:
+    """The entry when its stamp is current, else `build()` (exceptions propagate), cached under the stamp."""
+    try:
+        got = cache.get_many([stamp_key, entry_key])
+        stamp, entry = got.get(stamp_key), got.get(entry_key)
+        if stamp is not None and entry is not None and entry[0] == stamp:
+            return entry[1]
+        if stamp is None:
+            cache.add(stamp_key, uuid.uuid4().hex, timeout=None)
+            stamp = cache.get(stamp_key)
+    except Exception:
+        log.warning("cache unavailable: building %s", entry_key, exc_info=True)
+        stamp = None
+    value = build()
+    if stamp is not None and cacheable(value):
+        stamped_set(stamp_key, entry_key, value, timeout=timeout, stamp=stamp)
+    return value
+
+
+def stamped_set(stamp_key: str, entry_key: str, value, *, timeout: int, stamp: str | None = None) -> None:
+    """Store `value` under the given stamp, or the current one (nothing when there is none)."""
+    try:
+        stamp = stamp or cache.get(stamp_key)
+        if stamp is not None:
+            cache.set(entry_key, (stamp, value), timeout=timeout)
+    except Exception:
+        log.warning("cache unavailable: %s not stored", entry_key, exc_info=True)
+
+
+def new_stamp() -> str:
+    return uuid.uuid4().hex
