@@ -5,13 +5,17 @@ Apps contribute routers in their `api.py`; they are mounted here, in the one pla
 
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, ValidationError
 from django.http import Http404, HttpRequest
 from ninja import NinjaAPI
+from ninja.errors import HttpError
+from ninja.parser import Parser
 from ninja.security import HttpBearer
 from ninja.utils import check_csrf
 
 from apps.accounts.auth import TokenRejected, TokenRejection, authenticate_token, parse_authorization
+from portal.safe_input import InputRejected, loads_json, reject_bad_params
 
 
 class PortalAuth(HttpBearer):
@@ -37,13 +41,48 @@ class PortalAuth(HttpBearer):
         return None
 
 
+class PortalParser(Parser):
+    """Every JSON body and form ninja parses is checked once, here, for text PostgreSQL cannot store (NUL,
+    lone surrogates) and for nesting too deep to walk; the answer names the field (see portal/safe_input.py).
+    Endpoints that read a batch themselves (usage ingest, OTLP) check each item instead, so one bad item
+    does not cost the batch."""
+
+    def parse_body(self, request):
+        return loads_json(request.body)
+
+    def parse_querydict(self, data, list_fields, request):
+        reject_bad_params(data)
+        return super().parse_querydict(data, list_fields, request)
+
+
 api = NinjaAPI(
     title="GenAI Portal API",
     version="1",
     urls_namespace="api",
     auth=PortalAuth(),
     docs_url="/docs",
+    parser=PortalParser(),
 )
+
+
+@api.exception_handler(InputRejected)
+def _input_rejected(request, exc: InputRejected):
+    return api.create_response(request, exc.body(), status=exc.status)
+
+
+@api.exception_handler(HttpError)
+def _http_error(request, exc: HttpError):
+    # ninja wraps whatever the body parser raised into "Cannot parse request body": answer with our reason.
+    if isinstance(exc.__cause__, InputRejected):
+        return _input_rejected(request, exc.__cause__)
+    return api.create_response(request, {"detail": str(exc)}, status=exc.status_code)
+
+
+@api.exception_handler(RequestDataTooBig)
+def _too_big(request, exc):
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return api.create_response(request, {"detail": f"The body is too large: send at most {limit:,} bytes."},
+                               status=413)
 
 
 @api.exception_handler(TokenRejected)
