@@ -72,7 +72,7 @@ def inflate(raw: bytes, encoding: str, limit: int) -> bytes:
         return raw
     if encoding not in ("gzip", "deflate", "x-gzip"):
         raise OtlpShapeError(f"Content-Encoding {encoding!r} is not supported: send gzip or no encoding")
-    decompressor = zlib.decompressobj(zlib.MAX_WBITS | 32 if encoding != "deflate" else zlib.MAX_WBITS)
+    decompressor = zlib.decompressobj(zlib.MAX_WBITS | 32)  # zlib or gzip framing, told by the header
     try:
         out = decompressor.decompress(raw, limit + 1)
     except zlib.error as exc:
