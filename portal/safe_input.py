@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import re
 
+from django.core.exceptions import ValidationError
+
 MAX_JSON_DEPTH = 64
 _BAD = re.compile("[\x00\ud800-\udfff]")
 
@@ -133,3 +135,18 @@ def reject_bad_params(params) -> None:
             text = value if isinstance(value, str) else getattr(value, "name", None) or ""
             if problem := text_problem(text):
                 raise InputRejected(f"{key!r} {problem}", field=key)
+
+
+def form_json(raw: str):
+    """A form field's JSON text, parsed; a ValidationError (shown next to the field) when it is not JSON, is
+    nested too deeply, or holds text PostgreSQL cannot store."""
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).")
+    except RecursionError:
+        raise ValidationError(f"Not valid JSON: nested deeper than {MAX_JSON_DEPTH} levels.")
+    found = find_bad_text(value)
+    if found:
+        raise ValidationError(f"{found[0]} {found[1]}." if found[0] != "value" else f"The JSON {found[1]}.")
+    return value

@@ -7,6 +7,7 @@ import json
 from django import forms
 
 from apps.evals.evaluators import kinds
+from portal.safe_input import form_json
 
 
 class JSONText(forms.CharField):
@@ -28,10 +29,7 @@ class JSONText(forms.CharField):
         value = super().to_python(value)
         if not value or not value.strip():
             return {} if self.kind == "object" else []
-        try:
-            parsed = json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).")
+        parsed = form_json(value)
         wanted = dict if self.kind == "object" else list
         if not isinstance(parsed, wanted):
             raise forms.ValidationError(f"Give a JSON {'object {…}' if self.kind == 'object' else 'list […]'}.")
