@@ -96,9 +96,23 @@ def filter_apply(queryset, value):
     return queryset.filter(Exists(UseCasePrompt.objects.filter(prompt=OuterRef("pk"), use_case_id=int(value))))
 
 
+def waiting(user):
+    """The header's "waiting on you": in-review use cases that need this council member's vote."""
+    from django.urls import reverse
+
+    from apps.notifications.waiting import Waiting
+    from apps.reviews.selectors import vote_queue
+
+    queue = vote_queue(user=user)
+    return Waiting("review.votes", "Use cases waiting for your vote", len(queue), reverse("reviews:list")) \
+        if queue else None
+
+
 def register() -> None:
+    from apps.notifications.waiting import register_waiting
     from apps.prompts import registry
 
+    register_waiting("review.votes", waiting)
     registry.register_gate_check("use_case", "Use case approved, not expired or suspended", gate_check, order=30)
     registry.register_resolve_guard("use_case", resolve_guard)
     registry.register_prompt_panel("use_case", prompt_panel)
