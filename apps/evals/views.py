@@ -414,6 +414,7 @@ def run_create(request):
         cleaned = form.cleaned_data
         dataset = by_pk[cleaned["dataset"]]
         chosen = [e for e in evaluators if str(e.pk) in cleaned["evaluators"]]
+        given_map, version_id = cleaned["input_map"], cleaned["version"]  # add_error drops them from cleaned
         try:
             run = services.run_create(
                 actor=user, dataset=dataset, evaluators=chosen, target_ref={"version_id": int(cleaned["version"])},
@@ -422,8 +423,8 @@ def run_create(request):
                 input_map=cleaned["input_map"], name=cleaned["name"])
         except ValidationError as exc:
             _errors_into(form, exc)
-            suggested = _prefill_map(user, cleaned["version"], dataset)
-            if "input_map" in form.errors and not cleaned["input_map"] and suggested:
+            suggested = _prefill_map(user, version_id, dataset)
+            if "input_map" in form.errors and not given_map and suggested:
                 data["input_map"] = json.dumps(suggested, ensure_ascii=False)  # shown for the next attempt
                 note = "A suggested map is filled in: check it and start the run again."
         else:
