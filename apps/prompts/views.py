@@ -274,7 +274,8 @@ def _render_fields(names, values: dict | None = None, problems=()) -> list[dict]
     fields = []
     for name in names:
         errors = [p.message for p in problems if p.variable == name]
-        if name in values and not values[name].strip() and any(p.kind == "missing_variable" and p.variable == name for p in problems):
+        missing = any(p.kind == "missing_variable" and p.variable == name for p in problems)
+        if missing and name in values and not values[name].strip():
             errors = [f"{name} is empty: give a value (variables are strict: a blank is never rendered)."]
         fields.append({"name": name, "value": values.get(name, ""), "errors": errors})
     return fields
