@@ -121,7 +121,8 @@ class RunForm(forms.Form):
             for name in ("version", "dataset"):
                 self.fields[name].widget.attrs.update({
                     "hx-get": suggest_url, "hx-trigger": "change", "hx-include": "#id_version, #id_dataset",
-                    "hx-target": "#input-map-field", "hx-swap": "outerHTML"})
+                    "hx-target": "#input-map-field", "hx-swap": "outerHTML",
+                    "hx-sync": "closest form:replace"})  # the last choice wins, not the slowest answer
         self.fields["version"].choices = versions
         self.fields["dataset"].choices = [(str(d.pk), f"{d.name} (r{d.latest_revision})") for d in datasets]
         self.fields["evaluators"].choices = [(str(e.pk), f"{e.name} v{e.version} · {e.kind}") for e in evaluators]
