@@ -109,3 +109,13 @@ def test_a_model_missing_from_the_catalog_is_saved_with_a_warning_naming_the_cat
         "v-template": "Summarise {{ ticket }} for {{ customer }}", "v-model": "local-extractive",
         "v-response_format": "text", "m-TOTAL_FORMS": "0", "m-INITIAL_FORMS": "0"}, follow=True)
     assert "not an active chat model" not in ok.content.decode()
+
+
+def test_the_api_returns_the_same_warning_with_the_new_version(prompt, catalog, client, engineer, team, token_for):
+    _, secret = token_for(engineer, team, scope="write")
+    response = client.post(f"/api/v1/prompts/{prompt.name}/versions",
+                           {"template": "Summarise {{ ticket }} for {{ customer }}", "config": {"model": "gpt-9-ultra"}},
+                           content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {secret}")
+    assert response.status_code == 201
+    [warning] = response.json()["warnings"]
+    assert "'gpt-9-ultra' is not an active chat model" in warning and "local-extractive" in warning
