@@ -84,39 +84,66 @@ def _clean_header(values: dict) -> dict:
     return cleaned
 
 
+def _clean_intake(header: dict, answers: dict, *, complete: bool, errors: dict | None = None) -> tuple[dict, dict]:
+    """The header and the answers checked together, so every problem is reported at once (not header first)."""
+    errors = dict(errors or {})
+    cleaned_header, cleaned = {}, {}
+    try:
+        cleaned_header = _clean_header(header)
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
+    try:
+        cleaned = questionnaire.clean_answers(questionnaire.current(), answers, complete=complete)
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
+    if errors:
+        raise ValidationError(errors)
+    return cleaned_header, cleaned
+
+
 @transaction.atomic
 def use_case_create(*, team, actor, title: str, purpose: str, intended_uses: str = "",
                     accountable_executive: str = "", lifecycle_stage: str = LifecycleStage.IDEA,
-                    business_owner=None, answers: dict | None = None) -> UseCase:
-    """A draft. Answers may be partial; they are validated field by field (submit checks completeness)."""
+                    business_owner=None, answers: dict | None = None, submit: bool = False) -> UseCase:
+    """A draft. Answers may be partial; they are validated field by field (submit checks completeness).
+
+    `submit=True` creates and submits in one step: incomplete answers raise every error at once and no draft is
+    left behind.
+    """
     require(actor, Action.CHANGE, team)
-    header = _clean_header({"title": title, "purpose": purpose, "intended_uses": intended_uses,
-                            "accountable_executive": accountable_executive, "lifecycle_stage": lifecycle_stage})
+    header, cleaned = _clean_intake(
+        {"title": title, "purpose": purpose, "intended_uses": intended_uses,
+         "accountable_executive": accountable_executive, "lifecycle_stage": lifecycle_stage},
+        answers or {}, complete=submit)
     current = questionnaire.current()
-    cleaned = questionnaire.clean_answers(current, answers or {}, complete=False)
     user = _user_of(actor)
     use_case = UseCase.objects.create(team=team, answers=cleaned, questionnaire_version=current.version,
                                       business_owner=business_owner or user, created_by=user, **header)
     audit_record(action="use_case.create", obj=use_case,
                  changes={"title": use_case.title, "team": team.slug, "answers": cleaned},
                  user=user, token=actor if isinstance(actor, ApiToken) else None)
+    if submit:
+        use_case = use_case_submit(use_case=use_case, actor=actor)
     return use_case
 
 
 @transaction.atomic
-def use_case_update(*, use_case: UseCase, actor, answers: dict | None = None, **header) -> UseCase:
+def use_case_update(*, use_case: UseCase, actor, answers: dict | None = None, submit: bool = False,
+                    **header) -> UseCase:
+    """Edit the header and answers; `submit=True` also submits, and saves nothing when anything is missing."""
     require(actor, Action.CHANGE, use_case)
     locked = _lock(use_case)
     if locked.state not in EDITABLE:
         raise ValidationError(f"The answers of a use case that is {locked.state_label.lower()} cannot change; "
                               "they can once the council asks for information or the approval is due.")
     before = {name: getattr(locked, name) for name in HEADER_FIELDS} | {"answers": locked.answers}
-    for name, value in _clean_header(header).items():
+    cleaned_header, cleaned = _clean_intake(header, locked.answers if answers is None else answers,
+                                            complete=submit)
+    for name, value in cleaned_header.items():
         setattr(locked, name, value)
     if answers is not None:
-        current = questionnaire.current()
-        locked.answers = questionnaire.clean_answers(current, answers, complete=False)
-        locked.questionnaire_version = current.version
+        locked.answers = cleaned
+        locked.questionnaire_version = questionnaire.current().version
     locked.updated_at = timezone.now()
     locked.save()
     after = {name: getattr(locked, name) for name in HEADER_FIELDS} | {"answers": locked.answers}
@@ -124,6 +151,8 @@ def use_case_update(*, use_case: UseCase, actor, answers: dict | None = None, **
 
     audit_record(action="use_case.update", obj=locked, changes=diff(before, after), user=_user_of(actor),
                  token=actor if isinstance(actor, ApiToken) else None)
+    if submit:
+        locked = use_case_submit(use_case=locked, actor=actor)
     return locked
 
 

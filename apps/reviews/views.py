@@ -14,7 +14,6 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from apps.accounts.permissions import Action, can, is_council, teams_for
@@ -35,7 +34,7 @@ from portal.htmx import render_page_or_fragment
 
 def _error_text(exc: ValidationError) -> str:
     if hasattr(exc, "error_dict"):
-        return " ".join(f"{field.replace('_', ' ')}: {' '.join(msgs)}" if field != "__all__" else " ".join(msgs)
+        return " ".join(f"{_field_label(field)}: {' '.join(msgs)}" if field != "__all__" else " ".join(msgs)
                         for field, msgs in exc.message_dict.items())
     return " ".join(exc.messages)
 
@@ -159,62 +158,98 @@ def _header_from(post) -> dict:
     return {name: post.get(name, "") for name in services.HEADER_FIELDS}
 
 
+HEADER_LABELS = {"team": "Owning team", "title": "Title", "purpose": "Purpose", "intended_uses": "Intended uses",
+                 "accountable_executive": "Accountable executive", "lifecycle_stage": "Lifecycle stage"}
+HEADER_ANCHORS = {"team": "f-team", "title": "f-title", "purpose": "f-purpose", "intended_uses": "f-uses",
+                  "accountable_executive": "f-exec", "lifecycle_stage": "f-stage"}
+
+
+def _field_label(field: str) -> str:
+    """The words the person saw next to the field (a question's label, not its id)."""
+    if field in HEADER_LABELS:
+        return HEADER_LABELS[field]
+    q = questionnaire.current().question(field)
+    return q["label"] if q else field.replace("_", " ").capitalize()
+
+
+def _error_summary(errors: dict) -> list[dict]:
+    """Every error, in the order of the form, each naming its question and linking to it."""
+    order = list(HEADER_LABELS) + [q["id"] for q in questionnaire.current().questions]
+    fields = sorted((f for f in errors if f != "__all__"), key=lambda f: order.index(f) if f in order else len(order))
+    return [{"field": f, "label": _field_label(f), "messages": errors[f],
+             "anchor": HEADER_ANCHORS.get(f, f"q-{f}")} for f in fields]
+
+
+def _intake_page(request, *, header, answers, errors, use_case=None, teams=None, submitting=False):
+    context = {"teams": teams, "header": header, "errors": errors, "non_field_errors": errors.get("__all__", []),
+               "error_summary": _error_summary(errors), "submitting": submitting, "stages": LifecycleStage.choices,
+               "selected_team": request.POST.get("team", ""), "use_case": use_case,
+               **_questions_context(answers, errors)}
+    return render(request, "reviews/intake.html", context, status=422 if errors else 200)
+
+
+def _errors_of(exc: ValidationError) -> dict:
+    return exc.message_dict if hasattr(exc, "error_dict") else {"__all__": exc.messages}
+
+
 @login_required
 def use_case_create(request):
     teams = teams_for(request.user, Action.CHANGE)
     if not teams.exists():
         raise PermissionDenied("You are not an engineer or owner of any team, so you cannot propose use cases.")
-    header, answers, errors = {"lifecycle_stage": LifecycleStage.IDEA}, {}, {}
-    if request.method == "POST":
-        header, answers = _header_from(request.POST), _answers_from(request.POST)
-        team_id = request.POST.get("team", "")
-        team = teams.filter(pk=int(team_id)).first() if team_id.isdigit() else None
-        try:
-            if team is None:
-                raise ValidationError({"team": ["Choose one of your teams."]})
-            use_case = services.use_case_create(team=team, actor=request.user, answers=answers, **header)
-        except ValidationError as exc:
-            errors = exc.message_dict if hasattr(exc, "error_dict") else {"__all__": exc.messages}
-        else:
-            if request.POST.get("submit_now"):
-                return _submit_and_redirect(request, use_case)
-            messages.success(request, "Draft saved. Submit it when the answers are complete.")
-            return redirect(use_case.get_absolute_url())
-    context = {"teams": teams, "header": header, "errors": errors, "non_field_errors": errors.get("__all__", []), "stages": LifecycleStage.choices,
-               "selected_team": request.POST.get("team", ""), "use_case": None,
-               **_questions_context(_loose_answers(request.POST) if request.method == "POST" else answers, errors)}
-    return render(request, "reviews/intake.html", context, status=422 if errors else 200)
+    if request.method != "POST":
+        return _intake_page(request, header={"lifecycle_stage": LifecycleStage.IDEA}, answers={}, errors={},
+                            teams=teams)
+    header, answers = _header_from(request.POST), _answers_from(request.POST)
+    submit = bool(request.POST.get("submit_now"))
+    team_id = request.POST.get("team", "")
+    team = teams.filter(pk=int(team_id)).first() if team_id.isdigit() else None
+    try:
+        if team is None:
+            raise ValidationError({"team": ["Choose one of your teams."]})
+        use_case = services.use_case_create(team=team, actor=request.user, answers=answers, submit=submit, **header)
+    except ValidationError as exc:
+        return _intake_page(request, header=header, answers=_loose_answers(request.POST), errors=_errors_of(exc),
+                            teams=teams, submitting=submit)
+    if submit:
+        messages.success(request, f"Submitted. Tier: {use_case.tier_label}; state: {use_case.state_label}.")
+    else:
+        messages.success(request, "Draft saved. Submit it when the answers are complete.")
+    return redirect(use_case.get_absolute_url())
 
 
 @login_required
 def use_case_edit(request, pk: int):
     use_case = selectors.use_case_get(actor=request.user, pk=pk, action=Action.CHANGE)
-    header = {name: getattr(use_case, name) for name in services.HEADER_FIELDS}
-    answers, errors = use_case.answers, {}
-    if request.method == "POST":
-        header, answers = _header_from(request.POST), _answers_from(request.POST)
-        try:
-            use_case = services.use_case_update(use_case=use_case, actor=request.user, answers=answers, **header)
-        except ValidationError as exc:
-            errors = exc.message_dict if hasattr(exc, "error_dict") else {"__all__": exc.messages}
-            answers = _loose_answers(request.POST)
-        else:
-            if request.POST.get("submit_now"):
-                return _submit_and_redirect(request, use_case)
-            messages.success(request, "Saved.")
-            return redirect(use_case.get_absolute_url())
-    context = {"header": header, "errors": errors, "non_field_errors": errors.get("__all__", []), "stages": LifecycleStage.choices, "use_case": use_case,
-               **_questions_context(answers, errors)}
-    return render(request, "reviews/intake.html", context, status=422 if errors else 200)
+    if request.method != "POST":
+        header = {name: getattr(use_case, name) for name in services.HEADER_FIELDS}
+        return _intake_page(request, header=header, answers=use_case.answers, errors={}, use_case=use_case)
+    header, answers = _header_from(request.POST), _answers_from(request.POST)
+    submit = bool(request.POST.get("submit_now"))
+    try:
+        use_case = services.use_case_update(use_case=use_case, actor=request.user, answers=answers, submit=submit,
+                                            **header)
+    except ValidationError as exc:
+        return _intake_page(request, header=header, answers=_loose_answers(request.POST), errors=_errors_of(exc),
+                            use_case=use_case, submitting=submit)
+    if submit:
+        messages.success(request, f"Submitted. Tier: {use_case.tier_label}; state: {use_case.state_label}.")
+    else:
+        messages.success(request, "Saved.")
+    return redirect(use_case.get_absolute_url())
 
 
 def _submit_and_redirect(request, use_case):
+    """The page's Submit button: incomplete answers open the form with every error next to its question."""
     try:
         use_case = services.use_case_submit(use_case=use_case, actor=request.user)
     except ValidationError as exc:
+        if use_case.state in services.EDITABLE and hasattr(exc, "error_dict"):
+            header = {name: getattr(use_case, name) for name in services.HEADER_FIELDS}
+            return _intake_page(request, header=header, answers=use_case.answers, errors=_errors_of(exc),
+                                use_case=use_case, submitting=True)
         messages.error(request, "Not submitted — " + _error_text(exc))
-        return redirect(reverse("reviews:edit", args=[use_case.pk]) if use_case.state in services.EDITABLE
-                        else use_case.get_absolute_url())
+        return redirect(use_case.get_absolute_url())
     messages.success(request, f"Submitted. Tier: {use_case.tier_label}; state: {use_case.state_label}.")
     return redirect(use_case.get_absolute_url())
 

@@ -94,14 +94,45 @@ def test_intake_errors_show_next_to_fields_and_save_nothing(client_for, engineer
     assert not UseCase.objects.exists()
 
 
-def test_incomplete_submit_keeps_the_draft_and_explains(client_for, engineer, team):
+def test_an_empty_submit_shows_every_error_at_once_next_to_its_question_and_saves_nothing(client_for, engineer,
+                                                                                          team):
+    from apps.reviews import questionnaire
+
     c = client_for(engineer)
-    response = c.post("/use-cases/new/", {**_form({"exposure": ["internal"]}), "team": team.pk, "submit_now": "1"})
-    assert response.status_code == 302
-    use_case = UseCase.objects.get()
-    assert use_case.state == State.DRAFT
-    follow = c.get(response["Location"]).content.decode()
-    assert "needs an answer" in follow
+    response = c.post("/use-cases/new/", {"title": "", "purpose": "", "team": team.pk, "submit_now": "1"})
+    assert response.status_code == 422
+    assert not UseCase.objects.exists()  # a failed "Save and submit" leaves no draft behind
+    body = response.content.decode()
+    assert "Give the use case a title." in body and "Say what the use case is for." in body
+    required = [q for q in questionnaire.current().questions if q.get("required") and not q.get("show_if")]
+    for q in required:  # the questions are reported in the same answer as the header, each with its label
+        assert f'href="#q-{q["id"]}">{q["label"]}</a>' in body
+    assert body.count("This question needs an answer before you submit.") >= 2 * len(required)  # summary + field
+    assert "third party model" not in body and "annex iii area" not in body
+    assert "Not submitted" in body and "Nothing was saved" in body
+
+
+def test_an_incomplete_submit_from_the_edit_page_saves_nothing_and_keeps_the_draft(client_for, engineer, team,
+                                                                                   make_use_case):
+    draft = make_use_case({"exposure": ["internal"]})
+    c = client_for(engineer)
+    response = c.post(f"/use-cases/{draft.pk}/edit/", {**_form({"exposure": ["customers"]}, title="Renamed"),
+                                                       "submit_now": "1"})
+    assert response.status_code == 422
+    draft.refresh_from_db()
+    assert draft.title == "Ticket triage assistant" and draft.answers == {"exposure": ["internal"]}
+    assert draft.state == State.DRAFT
+    assert 'href="#q-geographies">' in response.content.decode()
+
+
+def test_submit_button_on_the_page_opens_the_form_with_the_missing_answers(client_for, engineer, make_use_case):
+    draft = make_use_case({"exposure": ["internal"]})
+    response = client_for(engineer).post(f"/use-cases/{draft.pk}/submit/")
+    assert response.status_code == 422
+    body = response.content.decode()
+    assert f'action="/use-cases/{draft.pk}/edit/"' in body and 'href="#q-geographies">' in body
+    draft.refresh_from_db()
+    assert draft.state == State.DRAFT
 
 
 @pytest.mark.parametrize("who", ["viewer", "nobody", "council_member"])
