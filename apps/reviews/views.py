@@ -19,10 +19,9 @@ from django.views.decorators.http import require_POST
 from apps.accounts.permissions import Action, can, is_council, teams_for
 from apps.notifications.services import unread_count
 from apps.reviews import conditions as predicates
-from apps.reviews import questionnaire, reports, rules, selectors, services, workflow
+from apps.reviews import forms, questionnaire, reports, rules, selectors, services, workflow
 from apps.reviews.models import (
     Condition,
-    ConditionKind,
     LifecycleStage,
     State,
     TierChange,
@@ -267,31 +266,58 @@ def use_case_submit(request, pk: int):
 @login_required
 def use_case_detail(request, pk: int):
     use_case = selectors.use_case_get(actor=request.user, pk=pk)
+    return _detail_page(request, use_case)
+
+
+def _detail_page(request, use_case, *, status: int = 200, **forms_):
+    """The use-case page; a form that failed comes back bound, its errors next to its fields (status 422)."""
     user = request.user
     context = reports.report_context(use_case)
+    controls = context["controls"]
     context.update({
         "may_change": can(user, Action.CHANGE, use_case),
         "editable": use_case.state in services.EDITABLE,
         "may_submit": workflow.may(user, "submit", use_case),
         "may_vote": services.may_vote(user, use_case),
         "is_reviewer": services.is_reviewer(user, use_case),
+        "may_waive": use_case.state in services.WAIVER_STATES and workflow.holds(user, workflow.COUNCIL, use_case),
         "is_legal": "legal" in _seats(user),
         "actions": workflow.available(user, use_case),
         "vote_decisions": VoteDecision.choices,
         "my_seats": sorted(_seats(user)),
         "tiers": [(t, rules.TIER_LABELS[t]) for t in rules.TIER_ORDER],
         "predicates": predicates.predicates(),
-        "controls": selectors.controls_status(use_case),
+        "blockers": [c for c in controls if c["blocks_activation"]],
         "condition_owner_choices": _people_choices(),
-        "condition_kinds": ConditionKind.choices,
         "today": date.today().isoformat(),
         "linkable_prompts": _linkable_prompts(user, use_case),
         "linkable_collections": selectors.linkable_collections(user=user, use_case=use_case)
         if can(user, Action.CHANGE, use_case) else [],
         "eval_runs": selectors.eval_runs(user=user, use_case=use_case),
         "diff": selectors.submission_diff(use_case),
+        "vote_form": forms_.get("vote_form") or forms.VoteForm(),
+        "condition_form": forms_.get("condition_form") or forms.ConditionForm(
+            controls=controls, initial={"owner": use_case.business_owner_id, "due_date": date.today()}),
+        "waiver_form": forms_.get("waiver_form") or forms.WaiverForm(),
     })
-    return render(request, "reviews/detail.html", context)
+    return render(request, "reviews/detail.html", context, status=status)
+
+
+def _form_action(request, use_case, form, fn, success: str, form_name: str):
+    """Valid form → service → back to the page with a message; a refusal → the page with the errors in place."""
+    if form.is_valid():
+        try:
+            fn(form)
+        except ValidationError as exc:
+            form.apply_errors(exc)
+        except PermissionDenied as exc:
+            messages.error(request, str(exc) or "You may not do this.")
+            return redirect(use_case.get_absolute_url())
+        else:
+            messages.success(request, success)
+            return redirect(use_case.get_absolute_url())
+    use_case.refresh_from_db()
+    return _detail_page(request, use_case, status=422, **{form_name: form})
 
 
 def _people_choices():
@@ -325,10 +351,9 @@ def _act(request, use_case, fn, success: str):
 @require_POST
 def use_case_vote(request, pk: int):
     use_case = selectors.use_case_get(actor=request.user, pk=pk)
-    post = request.POST
-    return _act(request, use_case, lambda: services.vote_cast(
-        use_case=use_case, user=request.user, decision=post.get("decision", ""), rationale=post.get("rationale", ""),
-        seat=post.get("seat") or None), "Vote recorded.")
+    return _form_action(request, use_case, forms.VoteForm(request.POST), lambda f: services.vote_cast(
+        use_case=use_case, user=request.user, decision=f.cleaned_data["decision"],
+        rationale=f.cleaned_data["rationale"], seat=f.cleaned_data["seat"] or None), "Vote recorded.", "vote_form")
 
 
 @login_required
@@ -369,30 +394,25 @@ def rejection_confirm(request, pk: int):
                 "Rejection confirmed.")
 
 
-def _parse_date(raw: str):
-    try:
-        return date.fromisoformat(raw)
-    except (TypeError, ValueError):
-        return None
-
-
 @login_required
 @require_POST
 def condition_add(request, pk: int):
     use_case = selectors.use_case_get(actor=request.user, pk=pk)
-    post = request.POST
-    kind = post.get("kind", ConditionKind.MANUAL)
-    key = post.get("predicate", "")
-    params = {}
-    if kind == ConditionKind.AUTOMATIC:
-        pred = predicates.predicate(key)
-        params = {name: post.get(f"p_{key}_{name}", "") for name in (pred.params_schema if pred else {})}
-    owner_id = post.get("owner", "")
-    owner = get_user_model().objects.filter(pk=int(owner_id), is_active=True).first() if owner_id.isdigit() else None
-    return _act(request, use_case, lambda: services.condition_add(
-        use_case=use_case, actor=request.user, title=post.get("title", ""), owner=owner,
-        due_date=_parse_date(post.get("due_date", "")), how_met=post.get("how_met", ""), kind=kind, predicate=key,
-        params=params, control=post.get("control", "")), "Condition set.")
+    form = forms.ConditionForm(request.POST, controls=selectors.controls_status(use_case))
+    return _form_action(request, use_case, form, lambda f: services.condition_add(
+        use_case=use_case, actor=request.user, title=f.cleaned_data["title"], owner=f.cleaned_data["owner"],
+        due_date=f.cleaned_data["due_date"], how_met=f.cleaned_data["how_met"], kind=f.cleaned_data["kind"],
+        predicate=f.cleaned_data["predicate"], params=f.params(), control=f.cleaned_data["control"]),
+        "Condition set.", "condition_form")
+
+
+@login_required
+@require_POST
+def control_waive(request, pk: int):
+    use_case = selectors.use_case_get(actor=request.user, pk=pk)
+    return _form_action(request, use_case, forms.WaiverForm(request.POST), lambda f: services.control_waive(
+        use_case=use_case, user=request.user, control=f.cleaned_data["control"], reason=f.cleaned_data["reason"]),
+        "Control waived.", "waiver_form")
 
 
 def _condition(request, pk: int, condition_id: int):

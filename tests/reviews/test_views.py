@@ -150,9 +150,39 @@ def test_vote_through_the_page(client_for, use_case, council_member, privacy):
 
 
 def test_bad_vote_is_a_message_not_a_500(client_for, use_case, council_member):
-    response = client_for(council_member).post(f"/use-cases/{use_case.pk}/vote/", {"decision": "approve"},
-                                               follow=True)
-    assert response.status_code == 200 and "rationale" in response.content.decode()
+    response = client_for(council_member).post(f"/use-cases/{use_case.pk}/vote/", {"decision": "approve"})
+    assert response.status_code == 422 and "Say why you vote this way" in response.content.decode()
+    assert not use_case.votes.exists()
+
+
+def test_an_empty_vote_says_so_next_to_the_decision_in_plain_words(client_for, use_case, council_member):
+    response = client_for(council_member).post(f"/use-cases/{use_case.pk}/vote/", {"rationale": "Looks fine"})
+    body = response.content.decode()
+    assert response.status_code == 422 and not use_case.votes.exists()
+    assert "Choose your vote: approve, approve with conditions or reject." in body
+    assert "decision: Choose one of" not in body
+    field = body.split('id="v-decision"')[1].split("</div>\n    </div>")[0]
+    assert "Choose your vote" in field  # next to the decision, not in a banner
+    assert "Looks fine</textarea>" in body  # what was typed stays
+
+
+def test_a_condition_with_the_default_kind_and_nothing_chosen_asks_for_the_missing_fields(client_for, use_case,
+                                                                                         security):
+    response = client_for(security).post(f"/use-cases/{use_case.pk}/conditions/",
+                                         {"title": "Redaction reviewed", "due_date": "2026-01-01", "owner": ""})
+    body = response.content.decode()
+    assert response.status_code == 422 and not use_case.conditions.exists()
+    assert "Name the person who meets the condition." in body and "Unknown check" not in body
+
+
+def test_an_automatic_condition_without_a_check_asks_for_the_check_next_to_it(client_for, use_case, security):
+    response = client_for(security).post(f"/use-cases/{use_case.pk}/conditions/", {
+        "title": "Budget capped", "due_date": "2026-01-01", "owner": security.pk, "kind": "automatic"})
+    body = response.content.decode()
+    assert response.status_code == 422 and not use_case.conditions.exists()
+    assert "Unknown check" not in body and "predicate:" not in body
+    field = body.split('id="c-pred"')[1].split("</div>")[0]
+    assert "Choose the check the portal runs" in field
 
 
 def test_engineer_cannot_vote_through_the_page(client_for, use_case, engineer):
@@ -296,8 +326,9 @@ def test_evidence_upload_is_served_only_to_people_who_see_the_use_case(client_fo
                                   {"owner": "", "title": "", "due_date": "nope"},
                                   {"kind": "automatic", "predicate": "budget_cap", "p_budget_cap_max_usd": "x"}])
 def test_garbage_condition_forms_are_messages_not_500s(client_for, use_case, security, data):
-    response = client_for(security).post(f"/use-cases/{use_case.pk}/conditions/", data, follow=True)
-    assert response.status_code == 200 and not use_case.conditions.exists()
+    response = client_for(security).post(f"/use-cases/{use_case.pk}/conditions/", data)
+    assert response.status_code == 422 and 'class="field-error"' in response.content.decode()
+    assert not use_case.conditions.exists()
 
 
 def test_garbage_team_on_intake_is_a_field_error(client_for, engineer):
