@@ -97,3 +97,12 @@ def test_the_page_shows_what_blocks_activation_and_the_council_waives_from_it(cl
                                         {"control": use_case.required_controls[1], "reason": "mine"}, follow=True)
     assert "Only a council member" in refused.content.decode()
     assert ControlWaiver.objects.filter(use_case=use_case).count() == 1
+
+
+def test_the_risk_report_carries_each_waiver_and_its_reason(client_for, elevated, security):
+    key = elevated.required_controls[0]
+    services.control_waive(use_case=elevated, user=security, control=key, reason="Covered by the SOC runbook.")
+    report = client_for(security).get(f"/use-cases/{elevated.pk}/report.json").json()
+    row = next(c for c in report["required_controls"] if c["key"] == key)
+    assert row["status"] == "waived" and row["waiver"]["reason"] == "Covered by the SOC runbook."
+    assert "Covered by the SOC runbook." in client_for(security).get(f"/use-cases/{elevated.pk}/report/").content.decode()
