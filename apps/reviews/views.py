@@ -309,6 +309,9 @@ def _form_action(request, use_case, form, fn, success: str, form_name: str):
         try:
             fn(form)
         except ValidationError as exc:
+            if not hasattr(exc, "error_dict"):  # about the use case, not a field (state, already voted): a message
+                messages.error(request, _error_text(exc))
+                return redirect(use_case.get_absolute_url())
             form.apply_errors(exc)
         except PermissionDenied as exc:
             messages.error(request, str(exc) or "You may not do this.")
