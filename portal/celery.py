@@ -70,6 +70,21 @@ def warm_imports(**_kwargs) -> None:
 
         kinds()
 
+
+
+@signals.worker_process_init.connect
+def warm_models_in_child(**_kwargs) -> None:
+    """PORTAL_WARM_MODELS: each prefork child loads the embedding model before it reports up and takes a task,
+    so no task (and no person waiting on one) pays the ~10 s load. Children only: see portal/warmup.py."""
+    from django.apps import apps as django_apps
+
+    if not django_apps.ready:
+        return
+    from portal import warmup
+
+    if warmup.enabled():
+        warmup.warm_models()
+
 from portal.scheduled import BEAT_SCHEDULE  # noqa: E402
 
 app.conf.beat_schedule = BEAT_SCHEDULE  # the one schedule module

@@ -59,6 +59,7 @@ def main() -> int:
     env = dict(os.environ)
     env.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.dev")
     env.setdefault("PYTHONUNBUFFERED", "1")
+    env.setdefault("PORTAL_WARM_MODELS", "1")  # web and worker load the embedding model before they are ready
     started_embedded = _start_embedded(env)
     python = sys.executable
     manage = [python, str(BASE_DIR / "manage.py")]

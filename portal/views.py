@@ -12,7 +12,7 @@ from django.template import loader
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from portal import metrics
+from portal import metrics, warmup
 from portal.home import home_summary
 from portal.navigation import area_by_key
 
@@ -78,6 +78,9 @@ def _check_worker() -> dict:
 def readyz(request):
     """Readiness: database (with pgvector), Redis and at least one live Celery worker, each named."""
     checks = {"database": _check_database(), "redis": _check_redis(), "worker": _check_worker()}
+    models = warmup.readiness()
+    if models is not None:  # PORTAL_WARM_MODELS: not ready until this process has loaded the embedding model
+        checks["models"] = models
     ready = all(check["ok"] for check in checks.values())
     return JsonResponse({"status": "ready" if ready else "not ready", "checks": checks}, status=200 if ready else 503)
 

@@ -217,6 +217,11 @@ PORTAL_ENCRYPTION_KEY = envsecret("PORTAL_ENCRYPTION_KEY")
 PORTAL_DEFAULT_CHAT_MODEL = envstr("PORTAL_DEFAULT_CHAT_MODEL", "local-extractive")
 PORTAL_DEFAULT_EMBEDDING_MODEL = envstr("PORTAL_DEFAULT_EMBEDDING_MODEL", "local-minilm")
 PORTAL_WORKER_HEARTBEAT_TTL = envint("PORTAL_WORKER_HEARTBEAT_TTL", 30)
+# Load the offline embedding model when web and worker processes start (portal/warmup.py); the launcher and
+# production turn it on, tests leave it off.
+PORTAL_WARM_MODELS = envbool("PORTAL_WARM_MODELS", False)
+# A prefork child that warms the model reports up later than Celery's default 4 s, which would kill it.
+CELERY_WORKER_PROC_ALIVE_TIMEOUT = 120.0
 
 LOG_LEVEL = envstr("LOG_LEVEL", "INFO")
 LOG_FORMAT = envstr("LOG_FORMAT", "json")

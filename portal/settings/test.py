@@ -5,6 +5,7 @@ import os
 from .base import *  # noqa: F403
 
 DEBUG = False
+PORTAL_WARM_MODELS = False  # tests load the model only where they use it
 SECRET_KEY = "test-only-secret-key"
 SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False

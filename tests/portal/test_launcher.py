@@ -59,7 +59,10 @@ def launcher():
     env = {k: v for k, v in os.environ.items()
            if k not in {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE", "PORTAL_TEST_SUFFIX",
                         "PORTAL_TEST_REDIS_DB"}}
-    env.update(PORTAL_DATA_DIR=data_dir, PORTAL_PORT=str(port), PORTAL_WORKER_CONCURRENCY="1")
+    # PORTAL_WARM_MODELS=0: the model warm-up has its own tests (tests/portal/test_warmup.py); here it would only
+    # add a model load to the readiness wait of a suite that runs beside others on two cores.
+    env.update(PORTAL_DATA_DIR=data_dir, PORTAL_PORT=str(port), PORTAL_WORKER_CONCURRENCY="1",
+               PORTAL_WARM_MODELS="0")
     log = Path(data_dir) / "launcher.log"
     with log.open("wb") as handle:
         process = subprocess.Popen([sys.executable, "-m", "portal.launcher"], cwd=BASE_DIR, env=env,
