@@ -153,6 +153,22 @@ def beir_queries(queries: dict[str, str], qrels: dict[str, dict[str, int]]) -> l
     return out
 
 
+SCIFACT_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/scifact.zip"
+
+
+def beir_folder(given: str | None = None) -> Path:
+    """The BEIR folder a command reads: `--dir`, else the SCIFACT_DIR setting; a clear error when neither is set."""
+    from django.conf import settings
+
+    raw = given or getattr(settings, "SCIFACT_DIR", "")
+    if not raw:
+        raise ValidationError(
+            "No BEIR folder: give --dir or set SCIFACT_DIR to a folder holding corpus.jsonl, queries.jsonl and "
+            f"qrels/<split>.tsv. For the BEIR SciFact dataset: download {SCIFACT_URL}, unzip it and point "
+            "SCIFACT_DIR at the scifact/ folder (see docs/rag.md).")
+    return Path(raw)
+
+
 def load_beir_dir(path: str | Path, split: str) -> list[EvalQuery]:
     path = Path(path)
     queries = parse_queries((path / "queries.jsonl").read_text(encoding="utf-8"))
