@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F
@@ -158,8 +159,6 @@ SCIFACT_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/dataset
 
 def beir_folder(given: str | None = None) -> Path:
     """The BEIR folder a command reads: `--dir`, else the SCIFACT_DIR setting; a clear error when neither is set."""
-    from django.conf import settings
-
     raw = given or getattr(settings, "SCIFACT_DIR", "")
     if not raw:
         raise ValidationError(
