@@ -268,6 +268,8 @@ RAG_CLAIM_BATCH = envint("RAG_CLAIM_BATCH", 256)
 RAG_JOB_STALE_SECONDS = envint("RAG_JOB_STALE_SECONDS", 300)
 RAG_BM25_TERM_POSTINGS = envint("RAG_BM25_TERM_POSTINGS", 2000)
 RAG_LLM_RERANK = envbool("RAG_LLM_RERANK", True)
+# The BEIR folder (SciFact) rag_import_beir / rag_eval read when --dir is not given; empty: none.
+SCIFACT_DIR = envstr("SCIFACT_DIR", "")
 
 # Model calls (docs/models.md): retry backoff, embeddings batching, the offline chat model's ranking.
 LLM_RETRY_BASE_SECONDS = envfloat("LLM_RETRY_BASE_SECONDS", 0.5)
