@@ -47,12 +47,10 @@ def browser():
 def live_server(request):
     """pytest-django's live server, serving static files as production does: collected (hashed names, compressed
     copies) and through whitenoise, not through Django's finder view that the plain fixture puts in front."""
-    from django.contrib.staticfiles.storage import staticfiles_storage
     from django.core.management import call_command
     from pytest_django.live_server_helper import LiveServer
 
-    call_command("collectstatic", interactive=False, verbosity=0)
-    staticfiles_storage.hashed_files = staticfiles_storage.load_manifest()
+    call_command("collectstatic", interactive=False, verbosity=0)  # also refreshes the storage's manifest
     addr = request.config.getvalue("liveserver") or os.getenv("DJANGO_LIVE_TEST_SERVER_ADDRESS") or "localhost"
     server = LiveServer(addr, start=False)
     server.thread.static_handler = lambda application: application  # whitenoise middleware answers /static/
