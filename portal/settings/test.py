@@ -25,4 +25,5 @@ LOGGING["handlers"]["console"]["formatter"] = "text"  # noqa: F405
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405
 MEDIA_ROOT = BASE_DIR / ".portal" / f"test-media{_suffix}"  # noqa: F405
 STATIC_ROOT = BASE_DIR / ".portal" / f"test-static{_suffix}"  # noqa: F405  collected by the browser tests' server
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns about a missing one until then
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # live-server and worker threads must not keep connections past a test  # noqa: F405

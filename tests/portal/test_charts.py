@@ -38,3 +38,20 @@ def test_a_chart_has_no_id_and_no_inline_script_and_its_json_cannot_close_the_sc
     drawn = figure_json(html)
     assert drawn["data"][0]["x"] == ["</script><script>alert(1)</script>"]
     assert drawn["config"] == charts.CONFIG and drawn["config"]["responsive"] is True
+
+
+def test_every_chart_shape_uses_a_trace_type_the_vendored_plotly_bundle_registers():
+    from pathlib import Path
+
+    bundle = (Path(charts.__file__).resolve().parent.parent / "static" / "vendor" / "plotly-basic.min.js").read_text()
+    registered = set(re.findall(r'moduleType:"trace",name:"(\w+)"', bundle))
+    figures = [
+        charts.bars(x=["a"], y=[1], y_title="y"),
+        charts.category_lines(series={"s": [("v1", 1, "t")]}, y_title="y"),
+        charts.stacked_bars(x=["a"], series={"s": [1]}, y_title="y"),
+        charts.grouped_bars(x=["a"], bars={"s": [1]}, y_title="y"),
+        charts.horizontal_bars(labels=["a"], bars={"s": [1]}, x_title="x"),
+        charts.forecast_bars(labels=["a"], to_date=[1.0], projected=[2.0], low=[1.5], high=[2.5], budget=[3.0]),
+    ]
+    used = {trace["type"] for figure in figures for trace in figure["data"]}
+    assert used <= registered, f"not in the basic bundle: {used - registered} (ADR 0008)"
