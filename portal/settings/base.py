@@ -21,6 +21,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "whitenoise.runserver_nostatic",  # runserver too serves static files through whitenoise (hashed, cached)
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "django_htmx",
@@ -44,6 +45,7 @@ MIDDLEWARE = [
     "portal.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "portal.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -174,8 +176,15 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
-WHITENOISE_AUTOREFRESH = False  # production serves collected files; dev/test use finders below
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Collected files with hashed names (cached for a year, immutable) and compressed copies, in every environment:
+# `make run` collects at start-up, the image at build (ADR 0008).
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "portal.staticstorage.PortalStaticFilesStorage"},
+}
+WHITENOISE_AUTOREFRESH = False
+WHITENOISE_ROOT = BASE_DIR / "portal" / "public"  # served at the site's root: /favicon.ico
 MEDIA_ROOT = Path(envstr("MEDIA_ROOT", str(BASE_DIR / ".portal" / "media")))
 MEDIA_URL = "media/"
 DATA_UPLOAD_MAX_MEMORY_SIZE = envint("DATA_UPLOAD_MAX_MEMORY_SIZE", 10 * 1024 * 1024)
@@ -189,6 +198,23 @@ SESSION_COOKIE_AGE = envint("SESSION_COOKIE_AGE", 60 * 60 * 12)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (portal/csp.py, ADR 0008): scripts only from our static files, no inline script, no eval.
+# plotly.js adds its rules to one empty <style> through the CSSOM: the hash below is that of the empty string,
+# so an empty style element is allowed and any style element with content is not. Style attributes stay allowed
+# (plotly and htmx set them; they cannot run code).
+CONTENT_SECURITY_POLICY = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'", "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='"],
+    "style-src-attr": ["'unsafe-inline'"],
+    "img-src": ["'self'", "data:"],
+    "font-src": ["'self'", "data:"],
+    "connect-src": ["'self'"],
+    "object-src": ["'none'"],
+    "base-uri": ["'self'"],
+    "form-action": ["'self'"],
+    "frame-ancestors": ["'none'"],
+}
 CSRF_FAILURE_VIEW = "portal.views.csrf_failure"  # the portal's 403 page, not Django's bare one
 
 # Email: console in dev; SMTP settings from the environment in production.
@@ -249,7 +275,6 @@ METRICS_TOKEN = envsecret("METRICS_TOKEN")
 STATICFILES_FINDERS = [
     "django.contrib.staticfiles.finders.FileSystemFinder",
     "django.contrib.staticfiles.finders.AppDirectoriesFinder",
-    "portal.staticfinders.VendorFinder",
 ]
 
 # Team webhooks may POST to private, loopback and link-local addresses (a receiver inside the network).

@@ -11,7 +11,4 @@ CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", False)
 EMAIL_BACKEND = envstr("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 LOG_FORMAT = envstr("LOG_FORMAT", "text")
 LOGGING["handlers"]["console"]["formatter"] = LOG_FORMAT  # noqa: F405
-WHITENOISE_USE_FINDERS = True
-WHITENOISE_AUTOREFRESH = True
-STATIC_ROOT = None  # whitenoise serves straight from the finders
 WEBHOOKS_ALLOW_PRIVATE_NETWORKS = envbool("WEBHOOKS_ALLOW_PRIVATE_NETWORKS", True)  # a receiver on this laptop

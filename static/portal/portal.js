@@ -6,6 +6,18 @@ document.addEventListener("keydown", (event) => {
     if (search) { event.preventDefault(); search.focus(); }
   }
 });
+// Behaviour that used to sit in inline handlers, which the Content-Security-Policy forbids:
+// <form data-confirm="..."> asks before submitting, <select data-autosubmit> submits its form, [data-print] prints.
+document.addEventListener("submit", (event) => {
+  const message = event.target.dataset && event.target.dataset.confirm;
+  if (message && !window.confirm(message)) event.preventDefault();
+}, true);
+document.addEventListener("change", (event) => {
+  if (event.target.matches("select[data-autosubmit]")) event.target.form.requestSubmit();
+});
+document.addEventListener("click", (event) => {
+  if (event.target.closest("[data-print]")) window.print();
+});
 
 // A name cut short (a select's choice, an ellipsised badge) shows in full on hover: the title attribute.
 function titleCutShortText(root) {
