@@ -129,11 +129,11 @@ _CHECK_JS = r"""
 }
 """
 
-# Charts drawn at the current width (plotly redraws on resize and after a swap) and htmx not mid-swap.
+# Charts drawn at their container's width (they follow a resize a frame or two later) and htmx not mid-swap.
 _SETTLED_JS = r"""
 () => [...document.querySelectorAll('.js-plotly-plot')].every((plot) => {
   const svg = plot.querySelector('svg.main-svg');
-  return svg && Math.round(svg.getBoundingClientRect().width) <= Math.ceil(plot.getBoundingClientRect().width) + 1;
+  return svg && Math.abs(svg.getBoundingClientRect().width - plot.getBoundingClientRect().width) <= 2;
 }) && !document.querySelector('.htmx-request:not([hx-trigger*=every]), .htmx-swapping, .htmx-settling')
 """
 
@@ -208,6 +208,6 @@ def at_widths(page, check, widths=WIDTHS) -> None:
 
 def screenshot(page, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / (re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")[:150] + ".jpeg")
-    page.screenshot(path=str(path), full_page=True, type="jpeg", quality=70)  # a third of PNG's time and size
+    path = SCREENSHOTS / (re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")[:150] + ".png")
+    page.screenshot(path=str(path), full_page=True)
     return path
