@@ -25,6 +25,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "django_htmx",
+    "ninja",  # the API docs page from ninja's own static files, not a CDN (and under the CSP)
     "template_partials",
     "guardian",
     "portal",

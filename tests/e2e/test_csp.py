@@ -1,0 +1,26 @@
+"""Under the Content-Security-Policy (ADR 0008) the pages still work in Chromium: the page fixture fails any test
+on a violation; these walk the pages that carry the most script (htmx, plotly, the API docs, the admin)."""
+
+import re
+
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import log_in
+from tests.e2e.test_costs_dashboard import costs_usage  # noqa: F401  (fixture)
+
+
+def test_pages_with_scripts_run_under_the_policy(page, costs_usage):  # noqa: F811
+    log_in(page, "admin")
+    response = page.goto("/costs/")
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    expect(page.locator("[data-chart] svg.main-svg").first).to_be_visible()
+    page.wait_for_load_state("load")
+    page.get_by_label("Stack by").select_option("feature")  # an htmx swap, then charts.js draws
+    expect(page).to_have_url(re.compile(r"group_by=feature"))
+    page.goto("/api/v1/docs")
+    expect(page.locator("#swagger-ui .info")).to_be_visible()
+    page.goto("/admin/")
+    expect(page.get_by_role("heading", name="Site administration")).to_be_visible()
+    page.goto("/")
+    page.locator("details.user-menu summary").click()  # the inbox count loads through htmx
+    assert not page.console_errors, page.console_errors
