@@ -60,9 +60,10 @@ def assert_no_table_scrolls_sideways(page):
 def test_long_names_wrap_or_show_in_full_on_hover_on_every_page_they_reach(page, page_log, long_names):
     log_in(page, "olivia")
 
-    # The home page's cards and the list of teams.
+    # The home page's cards and its recent activity, and the list of teams.
     expect(page.get_by_role("link", name=LONG_TEAM)).to_be_visible()
     at_widths(page, usable(page, "home"))
+    assert_no_table_scrolls_sideways(page)
     page.goto("/accounts/teams/")
     at_widths(page, usable(page, "teams"))
     assert_no_table_scrolls_sideways(page)
