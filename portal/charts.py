@@ -16,7 +16,8 @@ from plotly.utils import PlotlyJSONEncoder
 PALETTE = ["#2453d6", "#1d7a46", "#9a6200", "#b42318", "#6b3fa0", "#0f7b8a", "#c2410c", "#4d5b73", "#8a8f98"]
 LAYOUT = {
     "margin": {"l": 60, "r": 20, "t": 30, "b": 50}, "height": 340, "font": {"size": 12},
-    "legend": {"orientation": "h", "y": -0.18}, "paper_bgcolor": "rgba(0,0,0,0)", "plot_bgcolor": "#fff",
+    "legend": {"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom"},  # below the tick labels
+    "paper_bgcolor": "rgba(0,0,0,0)", "plot_bgcolor": "#fff",
     "hovermode": "x unified",
 }
 CONFIG = {"displaylogo": False, "responsive": True, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
@@ -29,7 +30,10 @@ def to_html(figure: dict) -> str:
 
 
 def _layout(**extra) -> dict:
-    return {**LAYOUT, **extra}
+    layout = {**LAYOUT, **extra}
+    for axis in ("xaxis", "yaxis"):  # long or rotated tick labels take margin instead of being cut off
+        layout[axis] = {"automargin": True, **layout.get(axis, {})}
+    return layout
 
 
 def bars(*, x: list, y: list, y_title: str, color: str | list[str] = PALETTE[0]) -> dict:
