@@ -18,3 +18,22 @@ document.addEventListener("change", (event) => {
 document.addEventListener("click", (event) => {
   if (event.target.closest("[data-print]")) window.print();
 });
+
+// A name cut short (a select's choice, an ellipsised badge) shows in full on hover: the title attribute.
+function titleCutShortText(root) {
+  root.querySelectorAll("select").forEach((select) => {
+    const choice = select.selectedOptions[0];
+    if (!select.title || select.dataset.autoTitle) {
+      select.title = choice ? choice.textContent.trim() : "";
+      select.dataset.autoTitle = "1";
+    }
+  });
+  root.querySelectorAll(".badge, .truncate").forEach((el) => {
+    if (!el.title && el.scrollWidth > el.clientWidth) el.title = el.textContent.trim();
+  });
+}
+document.addEventListener("DOMContentLoaded", () => titleCutShortText(document));
+document.addEventListener("htmx:afterSettle", (event) => titleCutShortText(event.target.parentElement || document));
+document.addEventListener("change", (event) => {
+  if (event.target.matches("select[data-auto-title]")) titleCutShortText(event.target.parentElement);
+});

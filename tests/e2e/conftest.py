@@ -80,6 +80,14 @@ def page(browser, live_server):
 
 
 @pytest.fixture
+def page_log(page):
+    """Records the page's console errors and failed responses for `assert_page_usable` (tests/e2e/layout.py)."""
+    from tests.e2e.layout import PageLog
+
+    return PageLog.attach(page)
+
+
+@pytest.fixture
 def demo_people(transactional_db):
     from portal.demo import seed_demo_accounts
 
