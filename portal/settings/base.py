@@ -90,10 +90,31 @@ def parse_database_url(url: str) -> dict:
         "PASSWORD": unquote(parsed.password or ""),
         "HOST": host,
         "PORT": str(parsed.port or ""),
-        "CONN_MAX_AGE": envint("DATABASE_CONN_MAX_AGE", 60),
-        "CONN_HEALTH_CHECKS": True,
-        "OPTIONS": query,
+        **connection_limits(query),
     }
+
+
+def connection_limits(options: dict) -> dict:
+    """How many PostgreSQL connections one process may hold (docs/operations.md, "Database connections").
+
+    With DATABASE_POOL_MAX_SIZE > 0 (the default) each process borrows from its own psycopg pool for the
+    length of a request or task and never holds more than that many, however many threads it runs
+    (runserver's thread per request, gunicorn's gthreads, a threaded Celery pool). With 0 there is no pool
+    (e.g. behind pgbouncer in transaction mode) and DATABASE_CONN_MAX_AGE applies; its default 0 closes the
+    connection at the end of each request, so an idle keep-alive thread never sits on one.
+    """
+    pool_size = envint("DATABASE_POOL_MAX_SIZE", 8)
+    if pool_size < 0:
+        raise ImproperlyConfigured(f"DATABASE_POOL_MAX_SIZE must be 0 (no pool) or more, got {pool_size}")
+    if pool_size == 0:
+        return {"CONN_MAX_AGE": envint("DATABASE_CONN_MAX_AGE", 0), "CONN_HEALTH_CHECKS": True, "OPTIONS": options}
+    pool = {
+        "min_size": 1,
+        "max_size": pool_size,
+        "timeout": envfloat("DATABASE_POOL_TIMEOUT", 10.0),  # seconds a request waits for a free connection
+        "max_idle": 60,  # connections above min_size idle this long are closed
+    }
+    return {"CONN_MAX_AGE": 0, "CONN_HEALTH_CHECKS": False, "OPTIONS": {**options, "pool": pool}}
 
 
 def _database_url() -> str:
@@ -217,6 +238,8 @@ PORTAL_ENCRYPTION_KEY = envsecret("PORTAL_ENCRYPTION_KEY")
 PORTAL_DEFAULT_CHAT_MODEL = envstr("PORTAL_DEFAULT_CHAT_MODEL", "local-extractive")
 PORTAL_DEFAULT_EMBEDDING_MODEL = envstr("PORTAL_DEFAULT_EMBEDDING_MODEL", "local-minilm")
 PORTAL_WORKER_HEARTBEAT_TTL = envint("PORTAL_WORKER_HEARTBEAT_TTL", 30)
+# `make run` sets a new id on each start: /readyz then counts only heartbeats that carry it (portal/celery.py).
+PORTAL_RUN_ID = envstr("PORTAL_RUN_ID", "") or ""
 
 LOG_LEVEL = envstr("LOG_LEVEL", "INFO")
 LOG_FORMAT = envstr("LOG_FORMAT", "json")

@@ -325,3 +325,15 @@ def test_envfloat_reads_numbers_and_rejects_garbage(monkeypatch):
     monkeypatch.setenv("PORTAL_SETTING_UNDER_TEST", "soon")
     with pytest.raises(ImproperlyConfigured, match="must be a number"):
         envfloat("PORTAL_SETTING_UNDER_TEST", 1.0)
+
+
+# --- `make run` on another port (issue #11) ------------------------------------------------------
+
+def test_dev_site_url_follows_the_port_make_run_serves_on(tmp_path):
+    """Links in notification e-mails must point at the running server, not at port 8000."""
+    code = "import json\nfrom django.conf import settings\nprint(json.dumps({'SITE_URL': settings.SITE_URL}))\n"
+    dev = {"DJANGO_SETTINGS_MODULE": "portal.settings.dev"}
+    assert loaded(production(tmp_path, {**dev, "PORTAL_PORT": "8123"}, code))["SITE_URL"] == "http://127.0.0.1:8123"
+    assert loaded(production(tmp_path, dev, code))["SITE_URL"] == "http://127.0.0.1:8000"
+    explicit = {**dev, "PORTAL_PORT": "8123", "SITE_URL": "https://portal.example.com"}
+    assert loaded(production(tmp_path, explicit, code))["SITE_URL"] == "https://portal.example.com"
