@@ -68,7 +68,9 @@ BENCHES = {"startup": bench_startup, "home": bench_home, "prompts_resolve": benc
            # RAG: SciFact tuned on train, reported on test; 100k-chunk hybrid latency; indexing throughput
            "rag_scifact": lambda: _bench_module("bench.rag_scifact", timeout=7200),
            "rag_latency": lambda: _bench_module("bench.rag_latency", timeout=7200),
-           "rag_indexing": lambda: _bench_module("bench.rag_indexing", timeout=7200)}
+           "rag_indexing": lambda: _bench_module("bench.rag_indexing", timeout=7200),
+           # issue #12: 50 API clients against `make run` for 2 minutes, then a 10-minute soak
+           "web_connections": lambda: _bench_module("bench.web_connections", timeout=1800)}
 NEEDS_SCIFACT = {"rag_scifact", "rag_indexing"}
 
 

@@ -21,12 +21,15 @@ HEARTBEAT_KEY = "portal:worker-heartbeat:{hostname}"
 HEARTBEAT_INTERVAL = 5.0
 
 
-def write_heartbeat(hostname: str) -> None:
+def write_heartbeat(hostname: str, run_id: str | None = None) -> None:
+    """The key's value is the run id (PORTAL_RUN_ID, set by `make run` for each start; "1" without one):
+    /readyz of a run counts only its own run's workers, never a heartbeat a previous run left behind."""
     import redis
     from django.conf import settings
 
+    value = run_id if run_id is not None else (settings.PORTAL_RUN_ID or "1")
     client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2)
-    client.set(HEARTBEAT_KEY.format(hostname=hostname), "1", ex=settings.PORTAL_WORKER_HEARTBEAT_TTL)
+    client.set(HEARTBEAT_KEY.format(hostname=hostname), value, ex=settings.PORTAL_WORKER_HEARTBEAT_TTL)
 
 
 class HeartbeatStep(bootsteps.StartStopStep):

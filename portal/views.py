@@ -65,10 +65,23 @@ def _check_redis() -> dict:
 
 
 def _check_worker() -> dict:
+    """A fresh heartbeat of this run's worker (PORTAL_RUN_ID, when set): a heartbeat left by a previous
+    `make run` (still inside its TTL) does not count; it is listed under `other_runs`."""
     try:
-        keys = list(_redis_client().scan_iter(match="portal:worker-heartbeat:*", count=100))
-        workers = sorted(k.decode().rsplit(":", 1)[-1] for k in keys)
-        return {"ok": bool(workers), "workers": workers}
+        client = _redis_client()
+        keys = sorted(client.scan_iter(match="portal:worker-heartbeat:*", count=100))
+        values = client.mget(keys) if keys else []
+        run_id = settings.PORTAL_RUN_ID
+        workers, others = [], []
+        for key, value in zip(keys, values, strict=True):
+            if value is None:  # expired between SCAN and MGET
+                continue
+            name = key.decode().split("portal:worker-heartbeat:", 1)[-1]
+            (workers if not run_id or value.decode() == run_id else others).append(name)
+        check = {"ok": bool(workers), "workers": workers}
+        if others:
+            check["other_runs"] = others
+        return check
     except Exception as exc:  # noqa: BLE001
         return {"ok": False, "error": type(exc).__name__}
 

@@ -93,10 +93,31 @@ def parse_database_url(url: str) -> dict:
         "PASSWORD": unquote(parsed.password or ""),
         "HOST": host,
         "PORT": str(parsed.port or ""),
-        "CONN_MAX_AGE": envint("DATABASE_CONN_MAX_AGE", 60),
-        "CONN_HEALTH_CHECKS": True,
-        "OPTIONS": query,
+        **connection_limits(query),
     }
+
+
+def connection_limits(options: dict) -> dict:
+    """How many PostgreSQL connections one process may hold (docs/operations.md, "Database connections").
+
+    With DATABASE_POOL_MAX_SIZE > 0 (the default) each process borrows from its own psycopg pool for the
+    length of a request or task and never holds more than that many, however many threads it runs
+    (runserver's thread per request, gunicorn's gthreads, a threaded Celery pool). With 0 there is no pool
+    (e.g. behind pgbouncer in transaction mode) and DATABASE_CONN_MAX_AGE applies; its default 0 closes the
+    connection at the end of each request, so an idle keep-alive thread never sits on one.
+    """
+    pool_size = envint("DATABASE_POOL_MAX_SIZE", 8)
+    if pool_size < 0:
+        raise ImproperlyConfigured(f"DATABASE_POOL_MAX_SIZE must be 0 (no pool) or more, got {pool_size}")
+    if pool_size == 0:
+        return {"CONN_MAX_AGE": envint("DATABASE_CONN_MAX_AGE", 0), "CONN_HEALTH_CHECKS": True, "OPTIONS": options}
+    pool = {
+        "min_size": 1,
+        "max_size": pool_size,
+        "timeout": envfloat("DATABASE_POOL_TIMEOUT", 10.0),  # seconds a request waits for a free connection
+        "max_idle": 60,  # connections above min_size idle this long are closed
+    }
+    return {"CONN_MAX_AGE": 0, "CONN_HEALTH_CHECKS": False, "OPTIONS": {**options, "pool": pool}}
 
 
 def _database_url() -> str:
@@ -166,6 +187,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Throttling of failed sign-ins and invalid API tokens (apps/accounts/throttle.py, ADR 0090).
+LOGIN_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 5)  # per account
+LOGIN_ADDRESS_FAILURE_LIMIT = envint("LOGIN_ADDRESS_FAILURE_LIMIT", 20)  # per client address, any accounts
+LOGIN_LOCKOUT_SECONDS = envint("LOGIN_LOCKOUT_SECONDS", 15 * 60)
+API_TOKEN_FAILURE_LIMIT = envint("API_TOKEN_FAILURE_LIMIT", 20)  # per client address
+API_TOKEN_LOCKOUT_SECONDS = envint("API_TOKEN_LOCKOUT_SECONDS", 5 * 60)
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "accounts:login"
@@ -249,6 +276,8 @@ PORTAL_WORKER_HEARTBEAT_TTL = envint("PORTAL_WORKER_HEARTBEAT_TTL", 30)
 PORTAL_WARM_MODELS = envbool("PORTAL_WARM_MODELS", False)
 # A prefork child that warms the model reports up later than Celery's default 4 s, which would kill it.
 CELERY_WORKER_PROC_ALIVE_TIMEOUT = 120.0
+# `make run` sets a new id on each start: /readyz then counts only heartbeats that carry it (portal/celery.py).
+PORTAL_RUN_ID = envstr("PORTAL_RUN_ID", "") or ""
 
 LOG_LEVEL = envstr("LOG_LEVEL", "INFO")
 LOG_FORMAT = envstr("LOG_FORMAT", "json")

@@ -27,4 +27,7 @@ LOGGING["root"]["level"] = "WARNING"  # noqa: F405
 MEDIA_ROOT = BASE_DIR / ".portal" / f"test-media{_suffix}"  # noqa: F405
 STATIC_ROOT = BASE_DIR / ".portal" / f"test-static{_suffix}"  # noqa: F405  collected by the browser tests' server
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns about a missing one until then
-DATABASES["default"]["CONN_MAX_AGE"] = 0  # live-server and worker threads must not keep connections past a test  # noqa: F405
+# No pool and no persistent connections in the suite: live-server and worker threads must not keep
+# connections past a test, and the test database is created under another name after settings load.
+DATABASES["default"].update(CONN_MAX_AGE=0, CONN_HEALTH_CHECKS=True)  # noqa: F405
+DATABASES["default"]["OPTIONS"].pop("pool", None)  # noqa: F405
