@@ -113,8 +113,14 @@ class RunForm(forms.Form):
     input_map = JSONText(label="Input map", help_text='Prompt variable → item input, e.g. {"question": "input"}')
     name = forms.CharField(required=False, max_length=200)
 
-    def __init__(self, *args, versions, datasets, evaluators, models, **kwargs):
+    def __init__(self, *args, versions, datasets, evaluators, models, suggest_url: str = "", **kwargs):
         super().__init__(*args, **kwargs)
+        if suggest_url:  # choosing a version or a dataset refills the input map (htmx; without it: on submit)
+            for name in ("version", "dataset"):
+                self.fields[name].widget.attrs.update({
+                    "hx-get": suggest_url, "hx-trigger": "change", "hx-include": "#id_version, #id_dataset",
+                    "hx-target": "#input-map-field", "hx-swap": "outerHTML",
+                    "hx-sync": "closest form:replace"})  # the last choice wins, not the slowest answer
         self.fields["version"].choices = versions
         self.fields["dataset"].choices = [(str(d.pk), f"{d.name} (r{d.latest_revision})") for d in datasets]
         self.fields["evaluators"].choices = [(str(e.pk), f"{e.name} v{e.version} · {e.kind}") for e in evaluators]
