@@ -37,13 +37,13 @@ def prepare() -> dict:
 
     from apps.accounts.models import Role, Team
     from apps.accounts.services import api_token_create, membership_set, team_create
+    from apps.core.request_context import acting_as
     from apps.costs.services import prices_seed
     from apps.evals.datasets import dataset_create
     from apps.evals.models import Dataset
     from apps.llm.services import catalog_seed_local
     from apps.rag.models import Collection
     from apps.rag.services import collection_create
-    from portal.request_context import acting_as
 
     with acting_as(None):
         prices_seed()

@@ -74,10 +74,10 @@ def generate(events: int) -> dict:
 
     from apps.accounts.models import Role, Team
     from apps.accounts.services import membership_set, team_create
+    from apps.core.request_context import acting_as
     from apps.costs.models import Price, UsageEvent
     from apps.costs.rollups import day_start, rollups_rebuild
     from apps.costs.services import budget_create, price_set
-    from portal.request_context import acting_as
 
     with acting_as(None):
         teams = [Team.objects.filter(slug=s).first() or team_create(name=s.replace("-", " ").title(), slug=s)

@@ -38,8 +38,8 @@ def prepare() -> str:
 
     from apps.accounts.models import Role, Team
     from apps.accounts.services import api_token_create, membership_set, team_create
+    from apps.core.request_context import acting_as
     from apps.costs.services import budget_create, prices_seed
-    from portal.request_context import acting_as
 
     with acting_as(None):
         prices_seed()

@@ -69,13 +69,13 @@ def seed():
     from django.contrib.auth import get_user_model
 
     from apps.accounts.models import Membership, Role, Team
+    from apps.core.request_context import acting_as
     from apps.evals.models import EvaluatorDefinition
     from apps.evals.services import evaluator_create
     from apps.llm.services import catalog_seed_local
     from apps.prompts.content import Draft
     from apps.prompts.models import Prompt
     from apps.prompts.services import prompt_create
-    from portal.request_context import acting_as
 
     catalog_seed_local()
     team, _ = Team.objects.get_or_create(slug="bench-evals-page", defaults={"name": "Bench evals page"})

@@ -48,12 +48,12 @@ def seed(items: int, delay_server) -> dict:
     from django.contrib.auth import get_user_model
 
     from apps.accounts.models import Membership, Role, Team
+    from apps.core.request_context import acting_as
     from apps.evals.datasets import dataset_create, dataset_items_add
     from apps.evals.services import evaluator_create
     from apps.llm.services import catalog_seed_local
     from apps.prompts.content import Draft
     from apps.prompts.services import prompt_create
-    from portal.request_context import acting_as
     from tests.evals.standin import register_standin
 
     catalog_seed_local()

@@ -13,8 +13,8 @@ def run(requests: int = 200) -> dict:
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
+    from apps.core.request_context import acting_as
     from portal.demo import seed_demo_accounts
-    from portal.request_context import acting_as
 
     with acting_as(None):
         people = seed_demo_accounts()["people"]

@@ -69,10 +69,10 @@ def seed() -> dict:
 
     from apps.accounts.models import Membership, Role, Team
     from apps.accounts.services import api_token_create
+    from apps.core.request_context import acting_as
     from apps.prompts.content import Draft
     from apps.prompts.models import Prompt
     from apps.prompts.services import promotion_request_approve, promotion_request_open, prompt_create
-    from portal.request_context import acting_as
 
     User = get_user_model()
     team, _ = Team.objects.get_or_create(slug="bench", defaults={"name": "Bench"})
@@ -163,10 +163,10 @@ def _promotions(port: int, token: str, ids: dict, count: int = 10) -> dict:
     """Promote a new version `count` times; the next request after each must serve it."""
     from django.contrib.auth import get_user_model
 
+    from apps.core.request_context import acting_as
     from apps.prompts.content import Draft
     from apps.prompts.models import Prompt
     from apps.prompts.services import promotion_request_approve, promotion_request_open, version_create
-    from portal.request_context import acting_as
 
     User = get_user_model()
     author, approver = User.objects.get(pk=ids["author"]), User.objects.get(pk=ids["approver"])

@@ -53,10 +53,10 @@ def setup(database: str = DATABASE) -> None:
 
     assert connection.settings_dict["NAME"] == database or os.environ.get("DATABASE_URL"), "wrong database"
     call_command("migrate", verbosity=0)
+    from apps.core.request_context import acting_as
     from apps.costs.services import prices_seed
     from apps.llm.services import catalog_seed_local
     from portal.demo import seed_demo_accounts
-    from portal.request_context import acting_as
 
     with acting_as(None):
         seed_demo_accounts()

@@ -25,11 +25,11 @@ def main() -> dict:
     args = parser.parse_args()
     setup()
     from apps.accounts.models import Team
+    from apps.core.request_context import acting_as
     from apps.llm.offline.embeddings import minilm
     from apps.rag.indexing import embed_batch_size, indexing_job_run
     from apps.rag.models import Collection, IndexingJob
     from apps.rag.services import collection_create, collection_delete, corpus_items, documents_upsert
-    from portal.request_context import acting_as
 
     name = f"indexing-bench-{args.chunking}"
     items = corpus_items((scifact_dir() / "corpus.jsonl").read_text(encoding="utf-8"))[: args.docs]

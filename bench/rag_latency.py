@@ -134,11 +134,11 @@ def main() -> dict:
     args = parser.parse_args()
     setup()
     from apps.accounts.models import Team
+    from apps.core.request_context import acting_as
     from apps.rag import retrieval
     from apps.rag.config import RetrievalConfig
     from apps.rag.models import Chunk, Collection
     from apps.rag.services import collection_create, collection_delete
-    from portal.request_context import acting_as
 
     out: dict = {"load_average_start": load_average(), "synthetic": True}
     collection = Collection.objects.filter(name=NAME, team__slug="search").first()

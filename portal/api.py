@@ -15,7 +15,7 @@ from ninja.security import HttpBearer
 from ninja.utils import check_csrf
 
 from apps.accounts.auth import TokenRejected, TokenRejection, authenticate_token, parse_authorization
-from portal.safe_input import InputRejected, loads_json, reject_bad_params
+from apps.core.safe_input import InputRejected, loads_json, reject_bad_params
 
 
 class PortalAuth(HttpBearer):
@@ -50,7 +50,7 @@ class TokensThrottled(Exception):
 def _authenticate_throttled(request, raw: str):
     """Bearer authentication, refused for a while from an address that sent too many invalid tokens."""
     from apps.accounts import services, throttle
-    from portal.middleware import client_ip
+    from apps.core.middleware import client_ip
 
     address = client_ip(request)
     block = throttle.token_block(address)

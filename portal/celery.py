@@ -6,6 +6,7 @@ import socket
 
 from celery import Celery, bootsteps, signals
 
+from apps.core.heartbeat import HEARTBEAT_INTERVAL, HEARTBEAT_KEY
 from portal import queues
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.dev")
@@ -16,9 +17,6 @@ app.conf.task_queues = queues.QUEUES
 app.conf.task_default_queue = queues.DEFAULT
 app.conf.task_routes = queues.ROUTES
 app.autodiscover_tasks()
-
-HEARTBEAT_KEY = "portal:worker-heartbeat:{hostname}"
-HEARTBEAT_INTERVAL = 5.0
 
 
 def write_heartbeat(hostname: str, run_id: str | None = None) -> None:

@@ -11,7 +11,7 @@ from django.db import transaction
 
 from apps.accounts.models import CouncilSeat, Membership, Role, Team
 from apps.accounts.services import council_seat_set, membership_set, team_create
-from portal.request_context import acting_as
+from apps.core.request_context import acting_as
 
 DEMO_PASSWORD = "portal-demo"  # dev only; README lists it
 

@@ -21,7 +21,7 @@ class HomeSummary:
 
 
 def home_summary(*, actor) -> HomeSummary:
-    from portal.demo_status import demo_loading
+    from apps.core.demo_status import demo_loading
 
     return HomeSummary(
         teams=list(team_list(actor=actor)[:12]),

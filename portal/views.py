@@ -12,7 +12,9 @@ from django.template import loader
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from portal import metrics, warmup
+from apps.core import metrics
+from apps.core.heartbeat import HEARTBEAT_KEY, HEARTBEAT_PATTERN
+from portal import warmup
 from portal.home import home_summary
 from portal.navigation import area_by_key
 
@@ -69,14 +71,14 @@ def _check_worker() -> dict:
     `make run` (still inside its TTL) does not count; it is listed under `other_runs`."""
     try:
         client = _redis_client()
-        keys = sorted(client.scan_iter(match="portal:worker-heartbeat:*", count=100))
+        keys = sorted(client.scan_iter(match=HEARTBEAT_PATTERN, count=100))
         values = client.mget(keys) if keys else []
         run_id = settings.PORTAL_RUN_ID
         workers, others = [], []
         for key, value in zip(keys, values, strict=True):
             if value is None:  # expired between SCAN and MGET
                 continue
-            name = key.decode().split("portal:worker-heartbeat:", 1)[-1]
+            name = key.decode().split(HEARTBEAT_KEY.format(hostname=""), 1)[-1]
             (workers if not run_id or value.decode() == run_id else others).append(name)
         check = {"ok": bool(workers), "workers": workers}
         if others:

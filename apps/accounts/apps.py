@@ -13,3 +13,7 @@ class AccountsConfig(AppConfig):
         from apps.accounts.token_cache import connect_signals
 
         connect_signals()
+
+        from apps.accounts.ownership import register_accounts_counters
+
+        register_accounts_counters()

@@ -64,7 +64,7 @@ class ThrottledSignInMixin:
 
     def clean(self):
         from apps.accounts import services, throttle
-        from portal.middleware import client_ip
+        from apps.core.middleware import client_ip
 
         username = self.cleaned_data.get("username")
         password = self.cleaned_data.get("password")

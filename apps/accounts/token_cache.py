@@ -2,7 +2,7 @@
 
 Every API request authenticates, and the lookup (token, user, team, role) plus Django's connection health
 check were two database round trips: ~0.6 ms of a ~2 ms prompt resolve. An entry is stored with the
-*auth generation* it was read under, and both are fetched in one MGET (portal/stamped_cache.py, as the
+*auth generation* it was read under, and both are fetched in one MGET (apps/core/stamped_cache.py, as the
 prompt resolve cache does). Any saved or deleted token,
 membership, user or team moves the generation (immediately, and again when the transaction commits, so a
 request that read the old rows in between cannot leave a stale entry behind): the next request reads the
@@ -19,7 +19,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
-from portal.stamped_cache import new_stamp, stamped_get, stamped_set
+from apps.core.stamped_cache import new_stamp, stamped_get, stamped_set
 
 log = logging.getLogger(__name__)
 ENTRY_TTL = 60  # seconds

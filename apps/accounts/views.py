@@ -84,7 +84,7 @@ def _team_page(request, team: Team, *, status=200, token_form=None, member_form=
         tokens = list(api_token_list(team=team, user=None if may_manage else request.user))
     for token in tokens:
         token.may_revoke = token.revoked_at is None and (token.user_id == request.user.pk or may_manage)
-    from portal.ownership import owned_by_team
+    from apps.accounts.ownership import owned_by_team
 
     return render(request, "accounts/team_detail.html", {
         "team": team,

@@ -26,7 +26,7 @@ from apps.audit.chain import (  # noqa: F401  (re-exported: the public names of 
     walk,
 )
 from apps.audit.models import AuditEvent, ChainVerification, VerificationStatus
-from portal.request_context import current
+from apps.core.request_context import current
 
 log = logging.getLogger(__name__)
 

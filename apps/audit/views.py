@@ -16,7 +16,7 @@ from apps.audit.chain import event_to_dict
 from apps.audit.forms import AuditFilterForm
 from apps.audit.links import attach_links, registered_types
 from apps.audit.selectors import audit_event_list
-from portal.htmx import is_fragment_request, render_page_or_fragment
+from apps.core.htmx import is_fragment_request, render_page_or_fragment
 
 PAGE_SIZE = 50
 EXPORT_CHUNK = 2000

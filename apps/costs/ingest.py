@@ -17,11 +17,11 @@ from django.utils import timezone
 
 from apps.accounts.models import ApiToken, Team
 from apps.accounts.permissions import Action, is_authenticated, team_actions, teams_for
+from apps.core.safe_input import find_bad_text
 from apps.costs import conf
 from apps.costs.ledger import DEFAULTS, ledger_write
 from apps.costs.models import CallStatus, Operation, Outcome, Source
 from apps.costs.pricing import CENT_MICRO, MILLION, PriceBook
-from portal.safe_input import find_bad_text
 
 MAX_INT = 2_147_483_647
 ZERO = Decimal(0)

@@ -11,13 +11,13 @@ from datetime import UTC, datetime, timedelta
 from django.db.models import Sum
 from django.utils import timezone
 
+from apps.core import charts
 from apps.costs.budgets import period_bounds
 from apps.costs.forecast import forecast_period
 from apps.costs.models import Budget, BudgetPeriodKind, Granularity, Price
 from apps.costs.pricing import MILLION, PriceBook
 from apps.costs.rollups import day_start, percentile_from_bins
 from apps.costs.selectors import GROUPS, UsageFilters, histograms, rollups, team_names, visible_team_ids
-from portal import charts
 
 TOP_GROUPS = 8
 

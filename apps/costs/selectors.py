@@ -296,7 +296,7 @@ def glance(*, actor) -> dict:
     """Spend (the one 30-day figure), unpriced events, anomalies and budget status at a glance (the PM home)."""
     spend = spend_summary(actor=actor)
     statuses = sorted(budget_statuses(actor=actor), key=lambda s: -s.pct)
-    from portal.demo_status import demo_loading
+    from apps.core.demo_status import demo_loading
 
     return {"spend": spend, "demo_loading": demo_loading(), "cost_30d": spend.cost, "events_30d": spend.events,
             "unpriced_30d": spend.unpriced, "unpriced_models": spend.unpriced_models[:5],

@@ -16,12 +16,12 @@ from django.utils.dateparse import parse_datetime
 
 from apps.accounts.models import ApiToken
 from apps.audit.services import audit_record
+from apps.core.safe_input import text_problem
 from apps.costs import rollups
 from apps.costs.budgets import BudgetExceeded  # noqa: F401  (re-exported: what usage_preflight raises)
 from apps.costs.ledger import DEFAULTS, ledger_write
 from apps.costs.models import Budget, BudgetPeriodKind, CallStatus, Outcome, Price, UsageEvent, UsageRollup
 from apps.costs.pricing import TokenCounts, cache_savings_of, cost_of, price_at, quantize
-from portal.safe_input import text_problem
 
 SEED_PRICES = Path(__file__).parent / "data" / "prices.json"
 

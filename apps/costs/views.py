@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.accounts.permissions import Action, is_admin, teams_for
+from apps.core.htmx import htmx_location, is_fragment_request, render_page_or_fragment
 from apps.costs import reports, selectors, services
 from apps.costs.forms import (
     BudgetForm,
@@ -29,7 +30,6 @@ from apps.costs.forms import (
 )
 from apps.costs.models import Budget, Price, RepricingJob
 from apps.costs.pricing_import import prices_import_litellm
-from portal.htmx import htmx_location, is_fragment_request, render_page_or_fragment
 
 CHARTS = ("spend", "drivers", "tokens", "outcomes", "cache", "forecast", "whatif")
 

@@ -127,7 +127,7 @@ def _latest_run(version):
 
 
 def figures_html(data: dict) -> dict[str, str]:
-    from portal import charts
+    from apps.core import charts
 
     tables = data["tables"]
 

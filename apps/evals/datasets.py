@@ -25,10 +25,10 @@ from django.db.models import Max
 from django.utils import timezone
 
 from apps.audit.services import audit_record
+from apps.core.safe_input import MAX_JSON_DEPTH, find_bad_text
 from apps.evals import conf
 from apps.evals.models import Dataset, DatasetItem, DatasetRevision, ItemSource
 from apps.prompts.services import actor_label, by_actor
-from portal.safe_input import MAX_JSON_DEPTH, find_bad_text
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*(?:/[a-z0-9][a-z0-9._-]*)*$")
 TAG_RE = re.compile(r"^[a-z0-9][a-z0-9_.:-]{0,39}$")

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 
+from apps.core.request_context import acting_as
 from apps.evals.models import Dataset, EvalGate, EvaluatorDefinition, Feedback
-from portal.request_context import acting_as
 
 log = logging.getLogger(__name__)
 

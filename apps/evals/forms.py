@@ -6,8 +6,8 @@ import json
 
 from django import forms
 
+from apps.core.safe_input import form_json
 from apps.evals.evaluators import kinds
-from portal.safe_input import form_json
 
 
 class JSONText(forms.CharField):

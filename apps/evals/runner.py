@@ -370,8 +370,8 @@ def run_fail(run_id: int, message: str) -> None:
 def _worker_alive(owner: str) -> bool | None:
     """True/False when we can tell (a Celery worker's heartbeat, a local process), None when we cannot."""
     if owner.startswith("celery:"):
+        from apps.core.heartbeat import HEARTBEAT_KEY
         from apps.evals.limiter import redis_client
-        from portal.celery import HEARTBEAT_KEY
 
         try:
             return bool(redis_client().exists(HEARTBEAT_KEY.format(hostname=owner.removeprefix("celery:"))))

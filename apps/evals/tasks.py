@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from portal.request_context import acting_as
+from apps.core.request_context import acting_as
 
 
 @shared_task(acks_late=True)

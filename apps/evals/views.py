@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.accounts.permissions import Action, can, is_admin, restrict, teams_for
+from apps.core.htmx import is_fragment_request, render_page_or_fragment
 from apps.evals import conf, selectors, services
 from apps.evals import datasets as dataset_services
 from apps.evals.evaluators import get_kind, kinds
@@ -38,7 +39,6 @@ from apps.evals.models import (
     JudgeLabel,
     RunStatus,
 )
-from portal.htmx import is_fragment_request, render_page_or_fragment
 
 PAGE_SIZE = 50
 

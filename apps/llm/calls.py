@@ -21,6 +21,8 @@ from decimal import Decimal
 from django.conf import settings
 from django.utils import timezone
 
+from apps.core import metrics
+from apps.core.request_context import current
 from apps.costs import services as costs_services
 from apps.costs.models import CallStatus, Operation, UsageEvent
 from apps.costs.pricing import price_at, worst_case_cost
@@ -31,8 +33,6 @@ from apps.llm.models import Model, ModelKind
 from apps.llm.results import ChatRequest, ChatResult, EmbeddingResult, ProviderChat, StreamDelta, Usage
 from apps.llm.retry import RetryPolicy, with_retries
 from apps.llm.tokens import estimate_messages_tokens, estimate_tokens
-from portal import metrics
-from portal.request_context import current
 
 log = logging.getLogger(__name__)
 

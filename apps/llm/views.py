@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.accounts.permissions import is_admin
+from apps.core.htmx import htmx_location, is_fragment_request
 from apps.costs.services import price_set
 from apps.llm import services
 from apps.llm.forms import (
@@ -27,7 +28,6 @@ from apps.llm.forms import (
 from apps.llm.models import Model, Provider
 from apps.llm.selectors import catalog as catalog_rows
 from apps.llm.selectors import model_prices, price_history
-from portal.htmx import htmx_location, is_fragment_request
 
 MODEL_FIELDS = ("remote_name", "display_name", "context_window", "max_output_tokens", "embedding_dimensions",
                 "price_name", "is_active")

@@ -3,10 +3,10 @@ from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from apps.core.htmx import is_fragment_request, render_page_or_fragment
 from apps.notifications import services
 from apps.notifications.models import Notification
 from apps.notifications.waiting import waiting_count, waiting_for
-from portal.htmx import is_fragment_request, render_page_or_fragment
 
 PAGE_SIZE = 30
 

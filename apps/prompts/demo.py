@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
+from apps.core.request_context import acting_as
 from apps.prompts.content import Draft
 from apps.prompts.models import Prompt, PromptKind
 from apps.prompts.services import (
@@ -19,7 +20,6 @@ from apps.prompts.services import (
     prompt_create,
     version_create,
 )
-from portal.request_context import acting_as
 
 TRIAGE_SCHEMA = {
     "type": "object", "required": ["customer", "ticket"],

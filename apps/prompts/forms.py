@@ -9,9 +9,9 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from apps.accounts.models import Team
+from apps.core.safe_input import form_json
 from apps.prompts.content import RESPONSE_FORMATS, ROLES, Draft
 from apps.prompts.models import PromptKind, WebhookEvent, validate_prompt_name
-from portal.safe_input import form_json
 
 PAGE_SIZES = (25, 50, 100)
 

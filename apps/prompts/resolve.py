@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from django.core.cache import cache
 from django.http import Http404
 
+from apps.core.stamped_cache import new_stamp, stamped_get
 from apps.prompts.models import Label, Prompt, PromptReference, PromptVersion
 from apps.prompts.rendering import include_graph, inlined_content
 from apps.prompts.templating import RenderFailed
-from portal.stamped_cache import new_stamp, stamped_get
 
 log = logging.getLogger(__name__)
 PAYLOAD_TTL = 600  # seconds; bounds the damage if a stamp bump is ever lost with the cache server

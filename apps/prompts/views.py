@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from apps.accounts.models import Team
 from apps.accounts.permissions import Action, can, get_object_for, is_admin, teams_for
+from apps.core.htmx import htmx_location, is_fragment_request, render_page_or_fragment
 from apps.prompts import registry, selectors, services
 from apps.prompts.diff import version_diff
 from apps.prompts.forms import (
@@ -40,7 +41,6 @@ from apps.prompts.lint import counts, lint_version
 from apps.prompts.models import LATEST, PRODUCTION, PromotionStatus, PromptKind
 from apps.prompts.rendering import include_graph, render_version
 from apps.prompts.templating import RenderFailed
-from portal.htmx import htmx_location, is_fragment_request, render_page_or_fragment
 
 
 def _prompt_url(prompt, suffix: str = "") -> str:

@@ -7,11 +7,11 @@ import json
 from django import forms
 from django.core.exceptions import ValidationError
 
+from apps.core.safe_input import form_json
 from apps.llm.forms import add_service_errors
 from apps.llm.models import Model, ModelKind
 from apps.rag.config import CHUNK_STRATEGIES, FUSIONS, LEGS, ChunkingConfig, RetrievalConfig
 from apps.rag.models import DataClass
-from portal.safe_input import form_json
 
 
 class ServiceErrorsMixin:

@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.accounts.permissions import Action, can
+from apps.core.htmx import htmx_location, is_fragment_request, render_page_or_fragment
 from apps.llm.errors import LlmError
 from apps.rag import evaluation, selectors, services
 from apps.rag.config import RetrievalConfig
@@ -36,7 +37,6 @@ from apps.rag.forms import (
 )
 from apps.rag.models import DocumentStatus, RetrievalEvalResult
 from apps.rag.retrieval import rerank_available, retrieve
-from portal.htmx import htmx_location, is_fragment_request, render_page_or_fragment
 
 DOCUMENTS_PER_PAGE = 50
 

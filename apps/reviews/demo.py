@@ -13,9 +13,9 @@ from datetime import date, timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from apps.core.request_context import acting_as
 from apps.reviews import services
 from apps.reviews.models import UseCase
-from portal.request_context import acting_as
 
 BASE = {
     "exposure": ["internal"], "geographies": ["eu", "us"], "ai_act_role": "deployer", "models": "local-extractive",

@@ -17,6 +17,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from apps.accounts.permissions import Action, can, is_council, teams_for
+from apps.core.htmx import render_page_or_fragment
 from apps.notifications.services import unread_count
 from apps.reviews import conditions as predicates
 from apps.reviews import forms, questionnaire, reports, rules, selectors, services, workflow
@@ -28,7 +29,6 @@ from apps.reviews.models import (
     TierChangeStatus,
     VoteDecision,
 )
-from portal.htmx import render_page_or_fragment
 
 
 def _error_text(exc: ValidationError) -> str:

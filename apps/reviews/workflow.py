@@ -16,8 +16,8 @@ from django.utils import timezone
 from apps.accounts.models import ApiToken
 from apps.accounts.permissions import Action, can, council_seats, is_admin, is_authenticated
 from apps.audit.services import audit_record
+from apps.core.request_context import acting_as, current
 from apps.reviews.models import State, Transition, UseCase
-from portal.request_context import acting_as, current
 
 SYSTEM = "system"  # the portal itself (votes tallied, beat jobs, condition checks): actor None
 TEAM = "team"  # engineers and owners of the owning team (and admins)

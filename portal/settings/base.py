@@ -5,7 +5,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 from django.core.exceptions import ImproperlyConfigured
 
-from portal.env import envbool, envfloat, envint, envlist, envsecret, envstr
+from apps.core.env import envbool, envfloat, envint, envlist, envsecret, envstr
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "template_partials",
     "guardian",
     "portal",
+    "apps.core",
     "apps.accounts",
     "apps.audit",
     "apps.notifications",
@@ -43,7 +44,7 @@ INSTALLED_APPS = [
 
 
 MIDDLEWARE = [
-    "portal.middleware.RequestContextMiddleware",
+    "apps.core.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "portal.csp.ContentSecurityPolicyMiddleware",
@@ -51,12 +52,12 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "portal.middleware.ActorContextMiddleware",
+    "apps.core.middleware.ActorContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "portal.middleware.HtmxVaryMiddleware",
-    "portal.middleware.UnstorableInputMiddleware",  # last: its 400 page still gets the headers above
+    "apps.core.middleware.HtmxVaryMiddleware",
+    "apps.core.middleware.UnstorableInputMiddleware",  # last: its 400 page still gets the headers above
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -169,7 +170,7 @@ def celery_broker_url(redis_url: str) -> str:
 
 CACHES = {
     "default": {
-        "BACKEND": "portal.cache.RedisCache",
+        "BACKEND": "apps.core.cache.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": envstr("CACHE_KEY_PREFIX", "portal"),
     }
@@ -288,9 +289,9 @@ if LOG_FORMAT not in LOG_FORMATS:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_context": {"()": "portal.logging.RequestContextFilter"}},
+    "filters": {"request_context": {"()": "apps.core.logging.RequestContextFilter"}},
     "formatters": {
-        "json": {"()": "portal.logging.JsonFormatter"},
+        "json": {"()": "apps.core.logging.JsonFormatter"},
         "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
     },
     "handlers": {

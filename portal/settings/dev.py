@@ -1,6 +1,6 @@
 """Local development: `make run`. DEBUG on, console email, a fixed dev-only secret key."""
 
-from portal.env import envbool, envsecret, envstr
+from apps.core.env import envbool, envsecret, envstr
 
 from .base import *  # noqa: F403
 

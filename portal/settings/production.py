@@ -2,7 +2,7 @@
 
 from django.core.exceptions import ImproperlyConfigured
 
-from portal.env import envbool, envint
+from apps.core.env import envbool, envint
 
 from .base import *  # noqa: F403
 

@@ -11,7 +11,7 @@ from apps.accounts.services import membership_set, team_create
 from apps.audit.chain import GENESIS_HASH, event_hash
 from apps.audit.models import AuditEvent
 from apps.audit.services import audit_chain_verify, audit_record
-from portal.request_context import acting_as
+from apps.core.request_context import acting_as
 
 
 @pytest.mark.django_db

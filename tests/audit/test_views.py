@@ -13,7 +13,7 @@ from apps.accounts.services import api_token_create, membership_set
 from apps.audit.models import AuditEvent, ChainVerification, VerificationStatus
 from apps.audit.services import audit_record
 from apps.audit.views import PAGE_SIZE
-from portal.request_context import acting_as
+from apps.core.request_context import acting_as
 
 
 def text(response) -> str:

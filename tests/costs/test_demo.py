@@ -3,10 +3,10 @@ flagged, outcomes, unpriced calls, and budgets at different burn levels with ale
 
 import pytest
 
+from apps.core.request_context import acting_as
 from apps.costs.demo import seed_demo_costs
 from apps.costs.models import Budget, BudgetAlert, CostAnomaly, UsageEvent, UsageRollup
 from apps.notifications.models import Notification
-from portal.request_context import acting_as
 
 pytestmark = pytest.mark.django_db
 

@@ -34,8 +34,8 @@ def test_an_empty_intake_submit_lists_every_missing_answer_by_its_question_and_s
 @pytest.fixture
 def in_review(demo_people):
     from apps.accounts.models import Team
+    from apps.core.request_context import acting_as
     from apps.reviews import services
-    from portal.request_context import acting_as
     from tests.reviews.conftest import ELEVATED_INTERNAL
 
     evan = demo_people["evan"]
@@ -164,7 +164,7 @@ def test_home_costs_and_models_agree_on_the_last_30_days(page, month_of_usage):
 def test_home_says_the_demo_is_still_loading_until_it_lands(page, demo_people):
     from django.core.cache import cache
 
-    from portal.demo_status import KEY, TTL_SECONDS
+    from apps.core.demo_status import KEY, TTL_SECONDS
 
     cache.set(KEY, "1", TTL_SECONDS)
     try:

@@ -37,6 +37,7 @@ def demo_site(demo_people, monkeypatch):
     a minute on this machine and layout does not depend on which passages rank first. The live server runs in
     this process, so its searches use them too."""
     from apps.accounts.models import Team
+    from apps.core.request_context import acting_as
     from apps.costs.demo import seed_demo_costs
     from apps.evals.demo import seed_demo_evals
     from apps.llm.offline import embeddings
@@ -44,7 +45,6 @@ def demo_site(demo_people, monkeypatch):
     from apps.rag.demo import seed_demo_rag
     from apps.reviews.demo import seed_demo_reviews
     from portal.demo import seed_demo_models
-    from portal.request_context import acting_as
     from tests.rag.conftest import hashed_embedding
 
     monkeypatch.setattr(embeddings, "embed_texts", lambda texts: [hashed_embedding(t) for t in texts])

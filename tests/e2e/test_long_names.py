@@ -22,10 +22,10 @@ LONG_WORD_TITLE = "X" * 200
 def long_names(demo_people):
     from apps.accounts.models import Team
     from apps.accounts.services import team_create
+    from apps.core.request_context import acting_as
     from apps.prompts.content import Draft
     from apps.prompts.services import prompt_create
     from apps.reviews.services import prompt_link, use_case_create
-    from portal.request_context import acting_as
 
     assert len(LONG_PROMPT) == len(LONG_TITLE) == 200 and len(LONG_TEAM) == 120
     olivia, team = demo_people["olivia"], Team.objects.get(slug="support-ai")

@@ -4,14 +4,14 @@ from decimal import Decimal
 
 import pytest
 
+from apps.core import metrics
+from apps.core.request_context import acting_as
 from apps.costs import services as costs_services
 from apps.costs.models import UsageEvent
 from apps.costs.services import UsageContext
 from apps.llm import calls
 from apps.llm.errors import BadRequest, ModelNotFound, RateLimited
 from apps.llm.retry import RetryPolicy
-from portal import metrics
-from portal.request_context import acting_as
 from tests.factories import ModelFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -4,7 +4,7 @@ import time
 
 from apps.audit.models import ChainVerification
 from apps.audit.services import audit_record, chain_verification_request
-from portal.request_context import acting_as
+from apps.core.request_context import acting_as
 
 
 def _wait_for(predicate, seconds: float = 20.0):

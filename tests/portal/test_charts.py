@@ -1,10 +1,10 @@
-"""portal/charts.py is the one way to draw: every shape renders to a container holding the figure as JSON, which
+"""apps/core/charts.py is the one way to draw: every shape renders to a container holding the figure as JSON, which
 static/portal/charts.js draws with plotly.js (no inline script: the Content-Security-Policy allows none)."""
 
 import json
 import re
 
-from portal import charts
+from apps.core import charts
 
 
 def figure_json(html: str) -> dict:
@@ -43,7 +43,7 @@ def test_a_chart_has_no_id_and_no_inline_script_and_its_json_cannot_close_the_sc
 def test_every_chart_shape_uses_a_trace_type_the_vendored_plotly_bundle_registers():
     from pathlib import Path
 
-    bundle = (Path(charts.__file__).resolve().parent.parent / "static" / "vendor" / "plotly-basic.min.js").read_text()
+    bundle = (Path(charts.__file__).resolve().parents[2] / "static" / "vendor" / "plotly-basic.min.js").read_text()
     registered = set(re.findall(r'moduleType:"trace",name:"(\w+)"', bundle))
     figures = [
         charts.bars(x=["a"], y=[1], y_title="y"),

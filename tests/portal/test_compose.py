@@ -182,7 +182,7 @@ def test_worker_consumes_every_queue_the_code_defines_and_routes_to():
 
 
 def test_worker_healthcheck_reads_the_heartbeat_key_readyz_reads():
-    from portal.celery import HEARTBEAT_KEY
+    from apps.core.heartbeat import HEARTBEAT_KEY
 
     test = " ".join(SERVICES["worker"]["healthcheck"]["test"])
     assert HEARTBEAT_KEY.format(hostname="celery@") in test  # celery's default node name: celery@<hostname>

@@ -1,7 +1,7 @@
 import pytest
 
 from apps.audit.services import audit_record
-from portal.request_context import acting_as
+from apps.core.request_context import acting_as
 from tests.factories import UsageEventFactory
 
 
@@ -21,7 +21,7 @@ def test_home_page_shows_each_area_and_the_viewers_teams(client_for, engineer, t
 
 
 def test_home_says_the_demo_is_still_loading_until_it_is_done(client_for, engineer):
-    from portal.demo_status import demo_loading_marker
+    from apps.core.demo_status import demo_loading_marker
 
     with demo_loading_marker():
         home = client_for(engineer).get("/").content.decode()
@@ -35,7 +35,7 @@ def test_home_says_the_demo_is_still_loading_until_it_is_done(client_for, engine
 
 
 def test_a_failed_demo_load_does_not_leave_the_banner_behind(client_for, engineer):
-    from portal.demo_status import demo_loading, demo_loading_marker
+    from apps.core.demo_status import demo_loading, demo_loading_marker
 
     with pytest.raises(RuntimeError), demo_loading_marker():
         assert demo_loading()
@@ -46,7 +46,7 @@ def test_a_failed_demo_load_does_not_leave_the_banner_behind(client_for, enginee
 def test_seed_demo_marks_the_load_while_it_runs(monkeypatch, db):
     from django.core.management import call_command
 
-    from portal.demo_status import demo_loading
+    from apps.core.demo_status import demo_loading
 
     seen = []
     monkeypatch.setattr("portal.management.commands.seed_demo.seed_demo", lambda: seen.append(demo_loading()))

@@ -18,9 +18,10 @@ import pytest
 from kombu import Exchange, Queue
 from prometheus_client.parser import text_string_to_metric_families
 
-from portal.celery import HEARTBEAT_KEY, write_heartbeat
-from portal.logging import JsonFormatter, RequestContextFilter
-from portal.request_context import acting_as
+from apps.core.heartbeat import HEARTBEAT_KEY
+from apps.core.logging import JsonFormatter, RequestContextFilter
+from apps.core.request_context import acting_as
+from portal.celery import write_heartbeat
 from tests.celery_support import without_django_worker_fixup
 
 HEARTBEAT_PATTERN = HEARTBEAT_KEY.format(hostname="*")
@@ -200,7 +201,7 @@ def test_metrics_sum_every_gunicorn_process_when_prometheus_multiproc_dir_is_set
         "DJANGO_SETTINGS_MODULE": "portal.settings.test",
         "DATABASE_URL": settings.DATABASE_URL, "REDIS_URL": settings.REDIS_URL,
     }
-    code = "from portal import metrics; metrics.observe_request('GET', 'multiproc-probe', 200, 0.01)"
+    code = "from apps.core import metrics; metrics.observe_request('GET', 'multiproc-probe', 200, 0.01)"
     for _ in range(2):
         subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, timeout=60)
     assert len(list(tmp_path.glob("counter_*.db"))) == 2  # one file per process

@@ -6,7 +6,7 @@ import json
 import pytest
 from django.test import Client
 
-from portal.safe_input import InputRejected, find_bad_text, loads_json, text_problem
+from apps.core.safe_input import InputRejected, find_bad_text, loads_json, text_problem
 
 pytestmark = pytest.mark.django_db
 
@@ -114,7 +114,7 @@ def test_a_negative_or_huge_offset_is_a_422(call, path):
 def test_json_typed_into_a_form_field_is_checked_like_an_api_body():
     from django.core.exceptions import ValidationError
 
-    from portal.safe_input import form_json
+    from apps.core.safe_input import form_json
 
     assert form_json('{"k": 8}') == {"k": 8}
     for raw, message in (('{"k": "a\\u0000"}', "k contains a NUL"), ("[" * 100_000, "nested"),

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from portal.env import envbool, envfloat, envint, envlist, envsecret
+from apps.core.env import envbool, envfloat, envint, envlist, envsecret
 from portal.settings.base import celery_broker_url, parse_database_url, redis_url_with_db
 
 ROOT = Path(__file__).resolve().parents[2]

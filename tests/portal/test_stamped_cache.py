@@ -1,10 +1,10 @@
-"""portal/stamped_cache.py: an entry is served only under the stamp it was built with."""
+"""apps/core/stamped_cache.py: an entry is served only under the stamp it was built with."""
 
 import uuid
 
 from django.core.cache import cache
 
-from portal.stamped_cache import new_stamp, stamped_get
+from apps.core.stamped_cache import new_stamp, stamped_get
 
 
 def keys(name: str) -> tuple[str, str]:

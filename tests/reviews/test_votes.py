@@ -208,7 +208,7 @@ def test_two_reviewers_voting_at_once_decide_exactly_once(team, engineer, securi
 
 
 def test_the_systems_decision_is_audited_as_system_not_as_the_last_voter(make_use_case, product):
-    from portal.request_context import acting_as
+    from apps.core.request_context import acting_as
 
     use_case = make_use_case(submit=True)
     with acting_as(product):

@@ -14,7 +14,7 @@ class Command(BaseCommand):
         if quick:
             seed_demo_quick()
         else:
-            from portal.demo_status import demo_loading_marker
+            from apps.core.demo_status import demo_loading_marker
 
             with demo_loading_marker():  # home and costs say "demo data is loading" meanwhile
                 seed_demo()

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from apps.accounts.models import Membership, Team, TokenScope
 from apps.accounts.services import TOKEN_DEFAULT_DAYS, TOKEN_MAX_DAYS, api_token_create
-from portal.request_context import acting_as
+from apps.core.request_context import acting_as
 
 
 class Command(BaseCommand):

@@ -12,7 +12,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from portal.request_context import acting_as
+from apps.core.request_context import acting_as
 
 
 class Command(BaseCommand):

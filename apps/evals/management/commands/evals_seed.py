@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
-from portal.request_context import acting_as
+from apps.core.request_context import acting_as
 
 
 class Command(BaseCommand):

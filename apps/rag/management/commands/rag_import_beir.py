@@ -22,10 +22,10 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.accounts.models import Team
+from apps.core.request_context import acting_as
 from apps.rag.evaluation import beir_folder
 from apps.rag.models import Collection, IndexingJob
 from apps.rag.services import collection_create, corpus_items, documents_upsert
-from portal.request_context import acting_as
 
 
 class Command(BaseCommand):

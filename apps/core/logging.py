@@ -4,7 +4,7 @@ import json
 import logging
 import time
 
-from portal.request_context import current
+from apps.core.request_context import current
 
 
 class RequestContextFilter(logging.Filter):

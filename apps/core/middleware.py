@@ -10,9 +10,9 @@ from django.core.exceptions import SuspiciousOperation
 from django.http import JsonResponse
 from django.utils.cache import patch_vary_headers
 
-from portal import metrics
-from portal.request_context import RequestContext, activate, deactivate
-from portal.safe_input import InputRejected, reject_bad_params, text_problem
+from apps.core import metrics
+from apps.core.request_context import RequestContext, activate, deactivate
+from apps.core.safe_input import InputRejected, reject_bad_params, text_problem
 
 access_log = logging.getLogger("portal.access")
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
