@@ -50,8 +50,9 @@ def test_the_import_api_validates_first_and_reports_lines(client, write, dataset
     response = client.post(f"/api/v1/evals/datasets/{dataset.pk}/import?format=jsonl", body,
                            content_type="application/x-ndjson", HTTP_AUTHORIZATION=f"Bearer {write}")
     assert response.status_code == 422
-    report = response.json()
-    assert report["written"] is False and report["errors"][0]["line"] == 2 and report["errors"][0]["field"] == "tags"
+    body = response.json()  # the API's one error body: the row errors, and the import's counts as `report`
+    assert body["report"]["written"] is False and body["report"]["error_rows"] == 1
+    assert body["errors"][0]["line"] == 2 and body["errors"][0]["field"] == "tags"
     csv_body = "question,expected\nWhat?,That.\n"
     response = client.post(f"/api/v1/evals/datasets/{dataset.pk}/import", csv_body, content_type="text/csv",
                            HTTP_AUTHORIZATION=f"Bearer {write}")

@@ -112,7 +112,7 @@ def test_a_resolve_guard_refuses_with_423_and_its_reason(restore_registry, relea
                            if target.prompt_name == "support/triage-summary" else None)
     response = read_client.get(f"{BASE}/support/triage-summary/resolve")
     assert response.status_code == 423
-    assert response.json() == {"detail": "Use case UC-7 is suspended by the council.", "guard": "use_case"}
+    assert response.json() == {"detail": "Use case UC-7 is suspended by the council.", "errors": [], "guard": "use_case"}
 
 
 def test_a_broken_resolve_guard_fails_closed(restore_registry, released, read_client):
