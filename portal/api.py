@@ -7,17 +7,20 @@ from __future__ import annotations
 
 from functools import wraps
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, ValidationError
 from django.http import Http404, HttpRequest, JsonResponse
 from django.urls import URLPattern
 from ninja import NinjaAPI
 from ninja.errors import HttpError
 from ninja.errors import ValidationError as NinjaValidationError
+from ninja.parser import Parser
 from ninja.security import HttpBearer
 from ninja.utils import check_csrf
 
 from apps.accounts.auth import TokenRejected, TokenRejection, authenticate_token, parse_authorization
 from portal.api_errors import STATUS_TEXT, ApiError, ApiProblem, error_body, field_errors
+from portal.safe_input import InputRejected, loads_json, reject_bad_params
 
 
 class PortalAuth(HttpBearer):
@@ -41,6 +44,20 @@ class PortalAuth(HttpBearer):
 
     def authenticate(self, request, token):  # pragma: no cover - __call__ does the work
         return None
+
+
+class PortalParser(Parser):
+    """Every JSON body and form ninja parses is checked once, here, for text PostgreSQL cannot store (NUL,
+    lone surrogates) and for nesting too deep to walk; the answer names the field (see portal/safe_input.py).
+    Endpoints that read a batch themselves (usage ingest, OTLP) check each item instead, so one bad item
+    does not cost the batch."""
+
+    def parse_body(self, request):
+        return loads_json(request.body)
+
+    def parse_querydict(self, data, list_fields, request):
+        reject_bad_params(data)
+        return super().parse_querydict(data, list_fields, request)
 
 
 class PortalAPI(NinjaAPI):
@@ -108,6 +125,7 @@ api = PortalAPI(
     urls_namespace="api",
     auth=PortalAuth(),
     docs_url="/docs",
+    parser=PortalParser(),
 )
 
 
@@ -118,6 +136,11 @@ def _error(request, status: int, detail: str, errors: list[dict] | None = None, 
 @api.exception_handler(ApiProblem)
 def _problem(request, exc: ApiProblem):
     return api.create_response(request, exc.body, status=exc.status)
+
+
+@api.exception_handler(InputRejected)
+def _input_rejected(request, exc: InputRejected):
+    return api.create_response(request, exc.body(), status=exc.status)
 
 
 @api.exception_handler(TokenRejected)
@@ -156,6 +179,9 @@ def _invalid_parameters(request, exc: NinjaValidationError):
 @api.exception_handler(HttpError)
 def _http_error(request, exc: HttpError):
     """django-ninja's HttpError (400 for a body that is not JSON, its own 401/403)."""
+    # ninja wraps whatever the body parser raised into "Cannot parse request body": answer with our reason.
+    if isinstance(exc.__cause__, InputRejected):
+        return _input_rejected(request, exc.__cause__)
     detail = str(exc)
     if exc.status_code == 400 and detail.startswith("Cannot parse request body"):
         detail = "The body is not valid JSON."
@@ -164,7 +190,7 @@ def _http_error(request, exc: HttpError):
 
 @api.exception_handler(RequestDataTooBig)
 def _too_large(request, exc):
-    return _error(request, 413, "The body is too large.")
+    return _error(request, 413, f"The body is too large: send at most {settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes.")
 
 
 def method_not_allowed(allowed: set[str]) -> JsonResponse:

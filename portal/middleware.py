@@ -1,14 +1,18 @@
-"""Request id, actor context, access log, Prometheus metrics, and `Vary: HX-Request` on every response."""
+"""Request id, actor context, access log, Prometheus metrics, `Vary: HX-Request` on every response, and the
+refusal of URLs holding text PostgreSQL cannot store."""
 
 import logging
 import re
 import time
 import uuid
 
+from django.core.exceptions import SuspiciousOperation
+from django.http import JsonResponse
 from django.utils.cache import patch_vary_headers
 
 from portal import metrics
 from portal.request_context import RequestContext, activate, deactivate
+from portal.safe_input import InputRejected, reject_bad_params, text_problem
 
 access_log = logging.getLogger("portal.access")
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -76,3 +80,24 @@ class HtmxVaryMiddleware:
         response = self.get_response(request)
         patch_vary_headers(response, ("HX-Request",))
         return response
+
+
+class UnstorableInputMiddleware:
+    """A NUL character in the path or a query parameter is refused before any view reads it (a filter such as
+    `?feature=%00` would otherwise fail inside PostgreSQL): the API answers 422 naming the parameter, pages
+    answer the portal's 400 page. JSON bodies are checked by the API's parser (portal/api.py)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        try:
+            problem = text_problem(request.path)
+            if problem:
+                raise InputRejected(f"the URL path {problem}", field="path")
+            reject_bad_params(request.GET)
+        except InputRejected as exc:
+            if request.path.startswith("/api/"):
+                return JsonResponse(exc.body(), status=exc.status)
+            raise SuspiciousOperation(exc.message)
+        return self.get_response(request)

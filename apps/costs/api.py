@@ -6,11 +6,12 @@ envelope is readable; a bad envelope is a 400/413/415 with a message, never a 50
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.http import HttpResponse
 from ninja import Field, Router, Schema
 from ninja.responses import Status
 from pydantic import ConfigDict
@@ -18,10 +19,19 @@ from pydantic import ConfigDict
 from apps.accounts.models import ApiToken
 from apps.accounts.permissions import Action, is_authenticated, team_actions
 from apps.costs import conf, selectors
-from apps.costs.ingest import usage_events_ingest
-from apps.costs.otlp import traces_to_events
+from apps.costs.ingest import is_id, usage_events_ingest
+from apps.costs.otlp import (
+    PROTOBUF_TYPES,
+    OtlpShapeError,
+    OtlpTooLarge,
+    inflate,
+    protobuf_response,
+    protobuf_to_events,
+    traces_to_events,
+)
 from apps.costs.services import usage_outcomes_set
 from portal.api_errors import ApiProblem, errors
+from portal.safe_input import InputRejected, loads_json
 
 router = Router(tags=["costs"])
 
@@ -54,10 +64,8 @@ def _json_body(request, limit_hint: str):
         raw = request.body
     except RequestDataTooBig:
         raise ApiProblem(413, f"The body is too large: {limit_hint}.")
-    try:
-        return json.loads(raw or b"null")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiProblem(400, f"The body is not valid JSON: {exc}")
+    # each item's text is checked by the ingest, so one bad item does not cost the batch (InputRejected: 400)
+    return loads_json(raw or b"null", check_text=False)
 
 
 def _require_ingest(actor) -> None:
@@ -118,26 +126,54 @@ class OtlpOut(Schema):
 
 
 @router.post("/otlp/v1/traces", response={200: OtlpOut, **errors(400, 403, 413, 415)},
-             summary="OTLP/HTTP JSON traces: GenAI spans become usage events")
+             summary="OTLP/HTTP traces (protobuf or JSON, gzip allowed): GenAI spans become usage events",
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "application/x-protobuf": {"schema": {"type": "string", "format": "binary",
+                                                       "description": "ExportTraceServiceRequest"}},
+                 "application/json": {"schema": {"type": "object", "required": ["resourceSpans"], "properties": {
+                     "resourceSpans": {"type": "array", "items": {"type": "object"}}}}}}},
+                 "responses": {200: {"description": "OK", "content": {"application/x-protobuf": {
+                     "schema": {"type": "string", "format": "binary",
+                                "description": "ExportTraceServiceResponse (to a protobuf export)"}}}}}})
 def otlp_traces(request):
     """Spans with OpenTelemetry GenAI attributes (gen_ai.*) become usage events; other spans are ignored.
-    Team, feature and tenant come from resource attributes (portal.team / portal.feature / portal.tenant)."""
+    Team, feature and tenant come from resource attributes (portal.team / portal.feature / portal.tenant).
+    A protobuf export gets a protobuf ExportTraceServiceResponse; spans that were refused or skipped are
+    counted in its partialSuccess (rejectedSpans, errorMessage)."""
     actor = request.auth
     _require_ingest(actor)
-    if request.content_type and "protobuf" in request.content_type:
-        raise ApiProblem(415, "Only OTLP/HTTP JSON is accepted: set the exporter's protocol to http/json.")
-    body = _json_body(request, "export smaller batches")
-    events, spans, problems = traces_to_events(body)
-    if problems:
-        raise ApiProblem(400, problems[0])
-    limit = conf.ingest_max_events() * 5
-    if len(events) > limit:
-        raise ApiProblem(400, f"{len(events)} GenAI spans in one export; send at most {limit}.")
-    result = usage_events_ingest(events=events, actor=actor, source_default="gateway", via="OTLP")
-    message = "; ".join(f"span {r.index}: {', '.join(r.errors)}" for r in result.rejected[:5])
-    return Status(200, {"partialSuccess": {"rejectedSpans": len(result.rejected), "errorMessage": message},
-                 "spans": spans, "genai_spans": len(events), "accepted": result.accepted,
-                 "duplicates": result.duplicates, "rejected": [r.__dict__ for r in result.rejected]})
+    content_type = (request.content_type or "application/json").lower()
+    protobuf = content_type in PROTOBUF_TYPES
+    if not protobuf and "json" not in content_type:
+        raise ApiProblem(415, f"Send OTLP/HTTP protobuf (application/x-protobuf) or JSON "
+                              f"(application/json), not {request.content_type}.")
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    try:
+        raw = inflate(request.body, request.headers.get("Content-Encoding", ""), limit)
+        if protobuf:
+            batch = protobuf_to_events(raw)
+        else:
+            batch = traces_to_events(loads_json(raw or b"null", check_text=False))
+    except RequestDataTooBig:
+        raise ApiProblem(413, f"The body is too large (at most {limit:,} bytes): export smaller batches.")
+    except OtlpTooLarge as exc:
+        raise ApiProblem(413, f"The body is too large: {exc}.")
+    except InputRejected as exc:
+        raise ApiProblem(400, exc.message)
+    except OtlpShapeError as exc:
+        raise ApiProblem(400, f"Not an OTLP trace export: {exc}.")
+    most = conf.ingest_max_events() * 5
+    if len(batch.events) > most:
+        raise ApiProblem(400, f"{len(batch.events)} GenAI spans in one export; send at most {most}.")
+    result = usage_events_ingest(events=batch.events, actor=actor, source_default="gateway", via="OTLP")
+    reasons = [f"{batch.where[r.index]}: {', '.join(r.errors)}" for r in result.rejected] + batch.skipped
+    rejected_spans = len(reasons)
+    message = "; ".join(reasons[:5]) + (f"; … {rejected_spans - 5} more" if rejected_spans > 5 else "")
+    if protobuf:
+        return HttpResponse(protobuf_response(rejected_spans, message), content_type="application/x-protobuf")
+    return Status(200, {"partialSuccess": {"rejectedSpans": rejected_spans, "errorMessage": message},
+                        "spans": batch.spans, "genai_spans": len(batch.events), "accepted": result.accepted,
+                        "duplicates": result.duplicates, "rejected": [r.__dict__ for r in result.rejected]})
 
 
 class OutcomesOut(Schema):
@@ -207,6 +243,12 @@ def parse_moment(value: str, name: str) -> datetime:
         raise ValueError(f"'{name}' must be a date (2025-03-01) or an ISO time, not {value!r}")
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
+    try:
+        parsed = parsed.astimezone(UTC)
+        if not 1900 <= parsed.year <= 9000:
+            raise OverflowError
+    except OverflowError:
+        raise ValueError(f"'{name}' is out of range: {value!r}")
     return parsed
 
 
@@ -242,7 +284,7 @@ def usage_summary(request, group_by: str = "team", from_: str = "", to: str = ""
         from apps.accounts.models import Team
 
         found = Team.objects.filter(slug=team).values_list("pk", flat=True).first()
-        if found is None and team.isdigit():
+        if found is None and is_id(team):
             found = int(team)
         if found is None:
             problems.append({"field": "team", "message": f"There is no team {team!r}."})

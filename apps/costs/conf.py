@@ -6,6 +6,7 @@ COSTS_RESERVATION_TTL_SECONDS  a budget reservation not settled by then is relea
 COSTS_ANOMALY_FACTOR           today's spend above this many times the trailing 7-day average is an anomaly (3)
 COSTS_ANOMALY_MIN_AMOUNT       ... and above this many dollars (10)
 COSTS_INGEST_MAX_EVENTS        events per POST /api/v1/usage batch (1000)
+COSTS_INGEST_FUTURE_SKEW_SECONDS  events dated more than this ahead of the portal's clock are refused (300)
 
 The settings module maps them to environment variables (docs/configuration.md), like every other setting.
 """
@@ -23,6 +24,7 @@ DEFAULTS = {
     "COSTS_ANOMALY_FACTOR": "3",
     "COSTS_ANOMALY_MIN_AMOUNT": "10",
     "COSTS_INGEST_MAX_EVENTS": 1000,
+    "COSTS_INGEST_FUTURE_SKEW_SECONDS": 300,
 }
 
 
@@ -53,3 +55,7 @@ def anomaly_min_amount() -> Decimal:
 
 def ingest_max_events() -> int:
     return int(_get("COSTS_INGEST_MAX_EVENTS"))
+
+
+def ingest_future_skew_seconds() -> int:
+    return int(_get("COSTS_INGEST_FUTURE_SKEW_SECONDS"))

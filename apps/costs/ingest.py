@@ -17,13 +17,14 @@ from django.utils import timezone
 
 from apps.accounts.models import ApiToken, Team
 from apps.accounts.permissions import Action, is_authenticated, team_actions, teams_for
+from apps.costs import conf
 from apps.costs.ledger import DEFAULTS, ledger_write
 from apps.costs.models import CallStatus, Operation, Outcome, Source
 from apps.costs.pricing import CENT_MICRO, MILLION, PriceBook
+from portal.safe_input import find_bad_text
 
 MAX_INT = 2_147_483_647
 ZERO = Decimal(0)
-FUTURE_SKEW = timedelta(minutes=10)
 TEXT_LIMITS = {"request_id": 100, "feature": 120, "tenant": 120, "provider": 50, "model": 200, "prompt_name": 200,
                "error_type": 80}
 TOKEN_FIELDS = ("input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens")
@@ -81,7 +82,7 @@ class TeamResolver:
     def resolve(self, ref) -> Team | None:
         key = str(ref)
         if key not in self._by_ref:
-            query = Team.objects.filter(pk=int(key)) if key.isdigit() else Team.objects.filter(slug=key)
+            query = Team.objects.filter(pk=int(key)) if is_id(key) else Team.objects.filter(slug=key)
             self._by_ref[key] = query.first()
         return self._by_ref[key]
 
@@ -92,7 +93,19 @@ class TeamResolver:
         return self._allowed[team_id]
 
 
-def _parse_time(value, now: datetime) -> datetime:
+def is_id(ref: str) -> bool:
+    """A team (or other row) id: ASCII digits that fit a bigint; int() would also take '²' or '١'."""
+    return ref.isascii() and ref.isdigit() and len(ref) <= 18
+
+
+def ingest_window(now: datetime) -> tuple[datetime, datetime]:
+    """Events are accepted from (now - raw retention) to (now + allowed clock skew); older ones would be purged
+    the next night, later ones are a sender's clock or a bug."""
+    return (now - timedelta(days=conf.raw_retention_days()),
+            now + timedelta(seconds=conf.ingest_future_skew_seconds()))
+
+
+def _parse_time(value, now: datetime, window: tuple[datetime, datetime]) -> datetime:
     if value is None:
         return now
     if isinstance(value, str):
@@ -108,15 +121,24 @@ def _parse_time(value, now: datetime) -> datetime:
         raise ValueError("occurred_at must be an ISO 8601 string or seconds since the epoch")
     if parsed.tzinfo is None:
         raise ValueError(f"occurred_at {value!r} has no time zone; add Z or an offset")
-    if parsed > now + FUTURE_SKEW:
-        raise ValueError(f"occurred_at {value!r} is in the future")
+    parsed = parsed.astimezone(UTC)  # OverflowError for year 1 at +14:00: caught by the caller
+    oldest, latest = window
+    if parsed > latest:
+        raise ValueError(f"occurred_at {value!r} is in the future (more than "
+                         f"{conf.ingest_future_skew_seconds()} seconds ahead of the portal's clock)")
+    if parsed < oldest:
+        raise ValueError(f"occurred_at {value!r} is older than the {conf.raw_retention_days()} days usage is kept")
     return parsed
 
 
-def clean_event(raw, *, index: int, now: datetime, teams: TeamResolver, source_default: str = Source.API):
+def clean_event(raw, *, index: int, now: datetime, teams: TeamResolver, source_default: str = Source.API,
+                window: tuple[datetime, datetime] | None = None):
     """(row, None) for a good event, (None, [reasons]) for a bad one. Plain Python: fast, every error named."""
     if not isinstance(raw, dict):
         return None, [f"event {index} must be a JSON object, not {type(raw).__name__}"]
+    bad_text = find_bad_text(raw, max_depth=4)
+    if bad_text:  # NUL, a lone surrogate or deep nesting: PostgreSQL would refuse the whole batch
+        return None, [f"{bad_text[0]} {bad_text[1]}"]
     errors: list[str] = []
     data = {ALIASES.get(k, k): v for k, v in raw.items()}
     unknown = sorted(set(data) - KNOWN)
@@ -160,8 +182,10 @@ def clean_event(raw, *, index: int, now: datetime, teams: TeamResolver, source_d
         else:
             row[name] = value
     try:
-        row["occurred_at"] = _parse_time(data.get("occurred_at"), now)
-    except (ValueError, OverflowError, OSError) as exc:
+        row["occurred_at"] = _parse_time(data.get("occurred_at"), now, window or ingest_window(now))
+    except (OverflowError, OSError):
+        errors.append(f"occurred_at {data.get('occurred_at')!r} is out of range")
+    except ValueError as exc:
         errors.append(str(exc))
     team_ref = data.get("team")
     if team_ref is None or team_ref == "":
@@ -225,14 +249,18 @@ def usage_events_ingest(*, events: list, actor, source_default: str = Source.API
     now = now or timezone.now()
     result = IngestResult(received=len(events))
     teams = TeamResolver(actor)
+    window = ingest_window(now)
     good: list[dict] = []
     seen: set[str] = set()
     for index, raw in enumerate(events):
-        row, errors = clean_event(raw, index=index, now=now, teams=teams, source_default=source_default)
+        row, errors = clean_event(raw, index=index, now=now, teams=teams, source_default=source_default,
+                                  window=window)
         if row is not None and row["request_id"] in seen:
             row, errors = None, ["request_id appears twice in this batch"]
         if errors:
             rid = raw.get("request_id") if isinstance(raw, dict) and isinstance(raw.get("request_id"), str) else None
+            if rid is not None and find_bad_text(rid):
+                rid = None  # echoed back in JSON is fine, but keep the answer free of what we refused
             result.rejected.append(Rejection(index=index, request_id=rid, errors=errors))
             continue
         seen.add(row["request_id"])

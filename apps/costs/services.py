@@ -21,6 +21,7 @@ from apps.costs.budgets import BudgetExceeded  # noqa: F401  (re-exported: what 
 from apps.costs.ledger import DEFAULTS, ledger_write
 from apps.costs.models import Budget, BudgetPeriodKind, CallStatus, Outcome, Price, UsageEvent, UsageRollup
 from apps.costs.pricing import TokenCounts, cache_savings_of, cost_of, price_at, quantize
+from portal.safe_input import text_problem
 
 SEED_PRICES = Path(__file__).parent / "data" / "prices.json"
 
@@ -113,6 +114,9 @@ def usage_outcomes_set(*, outcomes: list, actor) -> dict:
         errors = []
         if not isinstance(rid, str) or not rid:
             errors.append("request_id is required")
+        elif problem := text_problem(rid):
+            errors.append(f"request_id {problem}")
+            rid = None
         if outcome not in Outcome.values:
             errors.append(f"outcome must be one of {', '.join(Outcome.values)}, not {outcome!r}")
         if not errors and rid in wanted:

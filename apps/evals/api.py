@@ -12,7 +12,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, StreamingHttpResponse
-from ninja import Field, Router, Schema, Status
+from ninja import Field, Query, Router, Schema, Status
 
 from apps.accounts.models import ApiToken, Team
 from apps.accounts.permissions import Action, can, require
@@ -164,7 +164,7 @@ def _run_out(run: EvalRun) -> RunOut:
 # --- datasets ----------------------------------------------------------------------------------------------
 
 @router.get("/datasets", response=list[DatasetOut], summary="Datasets you may see (yours and shared ones)")
-def dataset_list(request, limit: int = 100, offset: int = 0):
+def dataset_list(request, limit: int = 100, offset: int = Query(0, ge=0, le=1_000_000_000)):
     qs = selectors.dataset_list(actor=_actor(request))
     return [_dataset_out(d) for d in qs[max(0, offset):max(0, offset) + min(max(1, limit), 500)]]
 
@@ -273,8 +273,10 @@ def run_cancel(request, pk: int):
     return _run_out(selectors.run_get(actor=actor, pk=pk))
 
 
-@router.get("/runs/{int:pk}/results", response={200: list[dict], **errors(404)}, summary="Item results (filter failures=true)")
-def run_results(request, pk: int, failures: bool = False, limit: int = 100, offset: int = 0):
+@router.get("/runs/{int:pk}/results", response={200: list[dict], **errors(404)},
+            summary="Item results (filter failures=true)")
+def run_results(request, pk: int, failures: bool = False, limit: int = 100,
+                offset: int = Query(0, ge=0, le=1_000_000_000)):
     run = selectors.run_get(actor=_actor(request), pk=pk)
     rows = selectors.run_results(run=run, failures=failures)[max(0, offset):max(0, offset) + min(max(1, limit), 1000)]
     return [{"id": r.pk, "item": r.item.key, "repetition": r.repetition, "status": r.status, "passed": r.passed,

@@ -28,6 +28,7 @@ from apps.audit.services import audit_record
 from apps.evals import conf
 from apps.evals.models import Dataset, DatasetItem, DatasetRevision, ItemSource
 from apps.prompts.services import actor_label, by_actor
+from portal.safe_input import MAX_JSON_DEPTH, find_bad_text
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*(?:/[a-z0-9][a-z0-9._-]*)*$")
 TAG_RE = re.compile(r"^[a-z0-9][a-z0-9_.:-]{0,39}$")
@@ -138,6 +139,10 @@ def clean_item(raw: dict, *, input_names: Iterable[str] = (), line: int = 0) -> 
 
     if not isinstance(raw, dict):
         return None, [RowError(line, "", "each line must be a JSON object like {\"inputs\": {…}, \"expected\": …}")]
+    bad_text = find_bad_text(raw, max_depth=MAX_JSON_DEPTH)
+    if bad_text:  # PostgreSQL refuses NUL and lone surrogates in text and jsonb: name the field, not a 500
+        where, problem = bad_text
+        return None, [RowError(line, where.split(".")[0].split("[")[0], f"{where} {problem}")]
     unknown = sorted(set(raw) - set(ITEM_FIELDS))
     if unknown:
         err(unknown[0], f"unknown field(s) {', '.join(unknown)}; use {', '.join(ITEM_FIELDS)}")
@@ -240,6 +245,8 @@ def _csv_value_to_json(value: str, field_name: str):
         return json.loads(value)
     except json.JSONDecodeError as exc:
         raise ValueError(f"not valid JSON ({exc.msg} at column {exc.colno})")
+    except RecursionError:
+        raise ValueError(f"nested too deeply (at most {MAX_JSON_DEPTH} levels)")
 
 
 def read_csv(file) -> Iterator[tuple[int, dict | None, list[RowError]]]:
@@ -304,6 +311,8 @@ def _read_csv(reader) -> Iterator[tuple[int, dict | None, list[RowError]]]:
                         raw["contexts"] = json.loads(text)
                     except json.JSONDecodeError as exc:
                         errors.append(RowError(line, "contexts", f"not valid JSON ({exc.msg})"))
+                    except RecursionError:
+                        errors.append(RowError(line, "contexts", "nested too deeply"))
                 elif text:
                     raw["contexts"] = [text]
             elif column == "tags":
@@ -335,6 +344,9 @@ def _read_jsonl(stream) -> Iterator[tuple[int, dict | None, list[RowError]]]:
             value = json.loads(text)
         except json.JSONDecodeError as exc:
             yield line, None, [RowError(line, "", f"not valid JSON ({exc.msg} at column {exc.colno})")]
+            continue
+        except RecursionError:
+            yield line, None, [RowError(line, "", f"nested too deeply (at most {MAX_JSON_DEPTH} levels)")]
             continue
         yield line, value, []
 

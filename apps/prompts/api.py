@@ -12,7 +12,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
-from ninja import Field, Router, Schema, Status
+from ninja import Field, Query, Router, Schema, Status
 
 from apps.accounts.models import ApiToken, Team
 from apps.accounts.permissions import Action, can, require
@@ -228,7 +228,7 @@ def _draft(kind: str, body: VersionIn) -> Draft:
 
 @router.get("", response=list[PromptOut], summary="List prompts you may see")
 def prompt_list(request, q: str = "", team: str = "", tag: str = "", label: str = "", limit: int = 50,
-                offset: int = 0):
+                offset: int = Query(0, ge=0, le=1_000_000_000)):
     filters = selectors.CatalogFilters(q=q, team=team, tag=tag, label=label)
     rows = selectors.prompt_list(actor=_actor(request), filters=filters)[max(offset, 0):max(offset, 0) +
                                                                          min(max(limit, 1), 200)]
@@ -355,7 +355,7 @@ def render(request, name: str, body: RenderIn):
 
 
 @router.get(f"/{NAME}/versions", response={200: list[VersionOut], **errors(404)}, summary="Versions, newest first")
-def versions(request, name: str, limit: int = 50, offset: int = 0):
+def versions(request, name: str, limit: int = 50, offset: int = Query(0, ge=0, le=1_000_000_000)):
     prompt = selectors.prompt_get(actor=_actor(request), name=name)
     labels = selectors.labels_by_version(prompt)
     rows = selectors.version_list(prompt=prompt)[max(offset, 0):max(offset, 0) + min(max(limit, 1), 200)]

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import get_object_or_404
-from ninja import File, Router, Schema
+from ninja import File, Query, Router, Schema
 from ninja.files import UploadedFile
 from ninja.responses import Status
 
@@ -103,7 +103,8 @@ def _document_out(d) -> DocumentOut:
 
 
 @router.get("/collections/{collection_id}/documents", response={200: list[DocumentOut], **errors(404)})
-def document_list(request, collection_id: int, status: str = "", limit: int = 100, offset: int = 0):
+def document_list(request, collection_id: int, status: str = "",
+                  limit: int = Query(100, ge=1), offset: int = Query(0, ge=0, le=1_000_000_000)):
     collection = selectors.collection_get(actor=_actor(request), pk=collection_id)
     docs = selectors.document_list(collection=collection, status=status)[offset:offset + min(limit, 1000)]
     return [_document_out(d) for d in docs]

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from ninja import Field, Router, Schema, Status
+from ninja import Field, Query, Router, Schema, Status
 
 from apps.accounts.models import ApiToken
 from apps.accounts.permissions import Action, teams_for
@@ -129,8 +129,8 @@ class VoteOut(Schema):
 
 
 @router.get("", response=list[UseCaseRow], summary="The register: use cases you may see")
-def use_case_list(request, state: str = "", tier: str = "", team: str = "", q: str = "", limit: int = 100,
-                  offset: int = 0):
+def use_case_list(request, state: str = "", tier: str = "", team: str = "", q: str = "",
+                  limit: int = 100, offset: int = Query(0, ge=0, le=1_000_000_000)):
     filters = selectors.UseCaseFilters(q=q[:100], state=state, tier=tier, team=team)
     limit = max(1, min(limit, 500))
     rows = selectors.use_case_list(actor=request.auth, filters=filters).order_by("-updated_at", "-id")

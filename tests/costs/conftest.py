@@ -21,6 +21,13 @@ def prices(db):
 
 
 @pytest.fixture
+def march_2025_is_recent(settings):
+    """The recorded events and OTLP exports are dated March 2025: keep that inside the ingest window (events
+    older than the raw retention are refused)."""
+    settings.COSTS_RAW_RETENTION_DAYS = 36500
+
+
+@pytest.fixture
 def ingest_token(engineer, team, token_for):
     token, secret = token_for(engineer, team, scope="ingest")
     return token, secret

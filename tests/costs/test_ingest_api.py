@@ -8,7 +8,7 @@ from apps.audit.models import AuditEvent
 from apps.costs.models import UsageEvent, UsageRollup
 from tests.costs.conftest import event, money
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("march_2025_is_recent")]
 
 URL = "/api/v1/usage"
 

@@ -11,17 +11,17 @@ from apps.costs.models import UsageEvent
 from apps.costs.otlp import traces_to_events
 from tests.costs.conftest import money
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("march_2025_is_recent")]
 
 URL = "/api/v1/otlp/v1/traces"
 PAYLOAD = json.loads((Path(__file__).parent / "data" / "otlp_openai_v2.json").read_text())
 
 
 def test_genai_spans_are_read_with_current_and_deprecated_attribute_names():
-    events, spans, problems = traces_to_events(PAYLOAD)
+    batch = traces_to_events(PAYLOAD)
 
-    assert (spans, len(events), problems) == (5, 4, [])  # the plain HTTP span is skipped
-    chat, legacy, failed, embedding = events
+    assert (batch.spans, len(batch.events), batch.skipped) == (5, 4, [])  # the plain HTTP span is skipped
+    chat, legacy, failed, embedding = batch.events
     assert chat["request_id"] == "otlp-5b8efff798038103d269b633813fc60c-eee19b7ec3c1b174"
     assert (chat["model"], chat["provider"], chat["operation"]) == ("gpt-4o-mini", "openai", "chat")
     assert (chat["input_tokens"], chat["output_tokens"], chat["cached_input_tokens"]) == (1200, 14, 1024)
@@ -66,11 +66,13 @@ def test_a_span_for_another_team_is_rejected_and_reported_as_partial_success(api
     assert "may not send usage for team 'search'" in body["partialSuccess"]["errorMessage"]
 
 
-def test_protobuf_and_garbage_get_clear_answers(api, ingest_token):
+def test_garbage_and_other_encodings_get_clear_answers(api, ingest_token):
     _, secret = ingest_token
 
-    protobuf = api(secret).post(URL, b"\x0a\x00", content_type="application/x-protobuf")
     garbage = api(secret).post(URL, {"resourceSpans": "nope"})
+    broken_protobuf = api(secret).post(URL, b"\xff\xff\xff", content_type="application/x-protobuf")
+    text = api(secret).post(URL, "spans", content_type="text/plain")
 
-    assert protobuf.status_code == 415 and "http/json" in protobuf.json()["detail"]
     assert garbage.status_code == 400 and "resourceSpans" in garbage.json()["detail"]
+    assert broken_protobuf.status_code == 400 and "protobuf" in broken_protobuf.json()["detail"]
+    assert text.status_code == 415 and "x-protobuf" in text.json()["detail"]

@@ -1,0 +1,101 @@
+"""Input PostgreSQL cannot store, found before it gets there: NUL characters, lone surrogates, JSON nested
+too deeply to walk. One place says what that is; the API (middleware and body parser), the usage ingest, the
+dataset import readers and the upload checks ask it, so each answers with a 4xx naming the field or row.
+
+    problem = text_problem("a\\x00b")             # "contains a NUL character (\\u0000)"
+    found = find_bad_text({"events": [...]})     # ("events[3].model", "contains a NUL character …") or None
+    data = loads_json(request.body)              # InputRejected (400/422 with the field) instead of a 500
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from portal.api_errors import error_body
+
+MAX_JSON_DEPTH = 64
+_BAD = re.compile("[\x00\ud800-\udfff]")
+
+
+class InputRejected(Exception):
+    """Input the portal refuses before it reaches the database: `field` (dotted path) and a message."""
+
+    def __init__(self, message: str, *, field: str | None = None, status: int = 422):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.status = status
+
+    def body(self) -> dict:
+        """The API's one error body (portal/api_errors.py)."""
+        if self.status == 422:
+            return error_body("Invalid input.", [{"field": self.field, "message": self.message}])
+        return error_body(self.message)
+
+
+def text_problem(value: str) -> str | None:
+    """Why PostgreSQL would refuse this text, or None."""
+    match = _BAD.search(value)
+    if match is None:
+        return None
+    if match.group() == "\x00":
+        return "contains a NUL character (\\u0000), which cannot be stored"
+    return f"contains a lone surrogate (\\u{ord(match.group()):04x}), which is not valid Unicode"
+
+
+def _join(path: str, key) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else str(key)
+
+
+def find_bad_text(value, path: str = "", *, max_depth: int | None = MAX_JSON_DEPTH) -> tuple[str, str] | None:
+    """(path, problem) of the first unstorable string (key or value) in a JSON-like value, or None.
+
+    Walks without recursion, so a value nested thousands of levels deep is reported, not a RecursionError.
+    """
+    stack = [(value, path, 0)]
+    while stack:
+        item, where, depth = stack.pop()
+        if isinstance(item, str):
+            problem = text_problem(item)
+            if problem:
+                return where or "value", problem
+        elif isinstance(item, dict | list | tuple):
+            if max_depth is not None and depth >= max_depth:
+                return where or "value", f"is nested deeper than {max_depth} levels"
+            if isinstance(item, dict):
+                for key, child in item.items():
+                    if isinstance(key, str) and (problem := text_problem(key)):
+                        return _join(where, repr(key)[1:-1]), f"has a key that {problem}"
+                    stack.append((child, _join(where, key), depth + 1))
+            else:
+                stack.extend((child, _join(where, i), depth + 1) for i, child in enumerate(item))
+    return None
+
+
+def loads_json(raw, *, check_text: bool = True, what: str = "The body"):
+    """Parse JSON; InputRejected (400) when unreadable or too deep to parse, (422, naming the field) when it
+    holds unstorable text. `check_text=False` leaves the per-item checks to the caller (batches reject rows)."""
+    try:
+        data = json.loads(raw)
+    except RecursionError:
+        raise InputRejected(f"{what} is nested too deeply to read (at most {MAX_JSON_DEPTH} levels).", status=400)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputRejected(f"{what} is not valid JSON: {exc}", status=400)
+    if check_text:
+        found = find_bad_text(data)
+        if found:
+            raise InputRejected(found[1], field=found[0])
+    return data
+
+
+def reject_bad_params(params) -> None:
+    """InputRejected for the first query parameter (name or value) holding unstorable text."""
+    for key, values in params.lists():
+        for text in (key, *values):
+            problem = text_problem(text)
+            if problem:
+                raise InputRejected(f"{key!r} {problem}" if text is not key else f"a parameter name {problem}",
+                                    field=key)
