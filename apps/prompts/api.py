@@ -7,7 +7,7 @@ Non-prompt routes live under `/api/v1/prompts/-/…` ("-" can never start a prom
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
@@ -419,7 +419,14 @@ def label_history(request, name: str, label: str):
 @router.get(f"/{NAME}/labels/{{label}}/at", response={200: LabelAtOut, **errors(404)}, summary="What the label pointed at, at time T")
 def label_at(request, name: str, label: str, t: datetime):
     prompt = selectors.prompt_get(actor=_actor(request), name=name)
-    found = selectors.label_version_at(prompt=prompt, label=label, at=t)
+    try:  # PostgreSQL takes offsets up to ±15:59 only; Python's go to ±23:59
+        at = t.astimezone(UTC) if t.tzinfo else t.replace(tzinfo=UTC)
+    except OverflowError:
+        at = None
+    if at is None or not 1 < at.year < 9999:
+        raise ApiProblem(422, "Invalid input.", [{"field": "t", "message": "Give a time between the years 2 and "
+                                                                           "9998 (in UTC).", "where": "query"}])
+    found = selectors.label_version_at(prompt=prompt, label=label, at=at)
     return LabelAtOut(label=label, at=t, version=found.number if found else None)
 
 
