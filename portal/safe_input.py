@@ -95,6 +95,8 @@ def reject_bad_params(params) -> None:
     """InputRejected for the first query parameter (name or value) holding unstorable text."""
     for key, values in params.lists():
         for text in (key, *values):
+            if not isinstance(text, str):  # ninja parses request.FILES with the same parser: files are not text
+                continue
             problem = text_problem(text)
             if problem:
                 raise InputRejected(f"{key!r} {problem}" if text is not key else f"a parameter name {problem}",
