@@ -92,12 +92,12 @@ def loads_json(raw, *, check_text: bool = True, what: str = "The body"):
 
 
 def reject_bad_params(params) -> None:
-    """InputRejected for the first query parameter (name or value) holding unstorable text."""
+    """InputRejected for the first parameter (query, form field or uploaded file's name) holding unstorable
+    text."""
     for key, values in params.lists():
-        for text in (key, *values):
-            if not isinstance(text, str):  # ninja parses request.FILES with the same parser: files are not text
-                continue
-            problem = text_problem(text)
-            if problem:
-                raise InputRejected(f"{key!r} {problem}" if text is not key else f"a parameter name {problem}",
-                                    field=key)
+        if problem := text_problem(key):
+            raise InputRejected(f"a parameter name {problem}", field=key)
+        for value in values:
+            text = value if isinstance(value, str) else getattr(value, "name", None) or ""
+            if problem := text_problem(text):
+                raise InputRejected(f"{key!r} {problem}", field=key)

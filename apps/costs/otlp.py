@@ -41,6 +41,17 @@ class OtlpTooLarge(ValueError):
     """The body inflates past the limit."""
 
 
+class _Unreadable:
+    """An attribute value of a shape this reader does not take (kvlist, bytes, a malformed AnyValue): a token
+    count holding one is refused with the span, not read as zero."""
+
+    def __repr__(self) -> str:
+        return "an unreadable value"
+
+
+UNREADABLE = _Unreadable()
+
+
 @dataclass
 class SpanIn:
     """One span, whichever the encoding: where it was in the export, its ids, times, attributes and status."""
@@ -110,7 +121,7 @@ def _proto_value(value, depth: int = 0):
     if kind == "array_value":
         return [_proto_value(v, depth + 1) for v in value.array_value.values] if depth < MAX_ATTRIBUTE_DEPTH else None
     if kind in (None, "kvlist_value", "bytes_value"):
-        return None
+        return UNREADABLE
     return getattr(value, kind)
 
 
@@ -195,25 +206,26 @@ def _json_attributes(items) -> tuple[dict, str | None]:
 
 
 def _json_value(v, depth: int = 0):
-    """An OTLP AnyValue as a Python value; None for a shape this reader does not use."""
+    """An OTLP AnyValue as a Python value; UNREADABLE for a shape this reader does not take."""
     if not isinstance(v, dict):
-        return None
+        return UNREADABLE
     if "stringValue" in v:
-        return v["stringValue"] if isinstance(v["stringValue"], str) else None
+        return v["stringValue"] if isinstance(v["stringValue"], str) else UNREADABLE
     if "intValue" in v:
-        return _whole(v["intValue"])
+        number = _whole(v["intValue"])
+        return UNREADABLE if number is None else number
     if "doubleValue" in v:
         value = v["doubleValue"]
-        return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+        return value if isinstance(value, int | float) and not isinstance(value, bool) else UNREADABLE
     if "boolValue" in v:
-        return v["boolValue"] if isinstance(v["boolValue"], bool) else None
+        return v["boolValue"] if isinstance(v["boolValue"], bool) else UNREADABLE
     if "arrayValue" in v:
         array = v["arrayValue"]
         values = array.get("values") if isinstance(array, dict) else None
         if not isinstance(values, list) or depth >= MAX_ATTRIBUTE_DEPTH:
-            return None
+            return UNREADABLE
         return [_json_value(x, depth + 1) for x in values]
-    return None
+    return UNREADABLE
 
 
 def _whole(value) -> int | None:
@@ -240,8 +252,8 @@ def _first(attrs: dict, names) -> object:
 
 
 def _text(value) -> str | None:
-    """Attribute values as the ledger's text; a list or None is not text."""
-    if value is None or isinstance(value, list):
+    """Attribute values as the ledger's text; a list, None or an unreadable value is not text."""
+    if value is None or value is UNREADABLE or isinstance(value, list):
         return None
     return str(value)
 

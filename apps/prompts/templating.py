@@ -16,17 +16,22 @@ from __future__ import annotations
 import contextvars
 import functools
 import re
+import string
 import traceback
 from dataclasses import dataclass, field
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta, nodes
+from jinja2.compiler import CodeGenerator
 from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.ext import Extension
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import _PassArg
 
 DEFAULT_INCLUDE_LABEL = "production"
 MAX_INCLUDE_DEPTH = 8
 MAX_OUTPUT_CHARS = 200_000
+MAX_RENDER_CHARS = 10 * MAX_OUTPUT_CHARS  # every string one render builds, together (garbage included)
+MAX_INT_BITS = 100_000
 
 
 @dataclass(frozen=True)
@@ -114,10 +119,171 @@ class IncludePromptExtension(Extension):
         return session.render_include(Reference(name, label, version), context.get_all())
 
 
-class PromptEnvironment(ImmutableSandboxedEnvironment):
-    """The sandbox, plus limits on `*` and `**` so a template cannot exhaust memory or CPU."""
+# --- the allocation budget ---------------------------------------------------------------------------------
+# The output cap alone is checked after rendering, when `{{ 'a'|center(10**8) }}` has already built 100 MB.
+# So every operation that builds a string or list is charged while rendering: those whose size a parameter
+# decides (center's width, replace's count, join's items, % and format widths, * and +, ~) are checked
+# *before* they run; the rest (upper, escape, tojson…), which grow at most a few times their input, after.
+# One value may not exceed MAX_OUTPUT_CHARS, and one render may not build more than MAX_RENDER_CHARS in all.
 
-    intercepted_binops = frozenset({"*", "**"})
+_alloc_budget: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("prompt_alloc", default=None)
+
+
+def _charge(size: int, what: str = "a value") -> None:
+    if size > MAX_OUTPUT_CHARS:
+        raise SecurityError(f"{what} of {size:,} characters would exceed the {MAX_OUTPUT_CHARS:,}-character limit")
+    budget = _alloc_budget.get()
+    if budget is not None:
+        budget[0] -= size
+        if budget[0] < 0:
+            raise SecurityError(f"the template builds more than {MAX_RENDER_CHARS:,} characters in one render")
+
+
+def _size(value, limit: int = MAX_OUTPUT_CHARS + 1) -> int:
+    """An upper bound of len(str(value)) (repr of nested strings included), computed without building it and
+    stopping once past `limit` (anything past the output cap is refused anyway)."""
+    total, stack = 0, [(value, False)]
+    while stack and total <= limit:
+        item, nested = stack.pop()
+        if isinstance(item, str):
+            total += 4 * len(item) + 2 if nested else len(item)
+        elif isinstance(item, bool) or item is None:
+            total += 5
+        elif isinstance(item, int):
+            total += item.bit_length() // 3 + 2
+        elif isinstance(item, float):
+            total += 25
+        elif isinstance(item, dict | list | tuple | set | frozenset):
+            total += 2 + (4 if isinstance(item, dict) else 2) * len(item)
+            if total <= limit:
+                stack.extend((x, True) for pair in item.items() for x in pair) if isinstance(item, dict) \
+                    else stack.extend((x, True) for x in item)
+        else:
+            total += len(str(item))
+    return total
+
+
+def _sizes(items, extra_each: int = 0, limit: int = MAX_OUTPUT_CHARS + 1) -> int:
+    """_size of each item plus `extra_each`, added up until past `limit`."""
+    total = 0
+    for item in items:
+        total += (len(item) if isinstance(item, str) else _size(item, limit)) + extra_each
+        if total > limit:
+            break
+    return total
+
+
+_WIDTH = re.compile(r"%[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
+
+
+def _format_widths(spec: str, new_style: bool = False) -> int:
+    """The widths and precisions a %-format (or str.format) string asks for; '*' counts as too wide."""
+    total = 0
+    if new_style:
+        for _, _, field_spec, _ in string.Formatter().parse(spec):
+            for digits in re.findall(r"\d+", field_spec or ""):
+                total += int(digits) if len(digits) < 8 else MAX_RENDER_CHARS
+            if field_spec and "{" in field_spec:
+                total += MAX_RENDER_CHARS  # a nested width comes from the arguments
+        return total
+    for width, precision in _WIDTH.findall(spec):
+        for number in (width, precision):
+            total += MAX_RENDER_CHARS if number == "*" or len(number) >= 8 else int(number or 0)
+    return total
+
+
+def _join_estimate(items: list, separator: str) -> int:
+    return _sizes(items, extra_each=len(separator))
+
+
+def _replace_estimate(text: str, old: str, new: str, count=None) -> int:
+    occurrences = len(text) + 1 if old == "" else text.count(old)
+    if isinstance(count, int) and count >= 0:
+        occurrences = min(occurrences, count)
+    return len(text) + occurrences * max(0, len(new) - len(old))
+
+
+def _str(value) -> str:
+    return value if isinstance(value, str) else str(value)
+
+
+# Filters whose output size a parameter decides: (value, *args, **kwargs) -> an upper bound, checked first.
+_FILTER_ESTIMATES = {
+    "center": lambda v, width=80: max(len(_str(v)), width if isinstance(width, int) else 0),
+    "indent": lambda s, width=4, *a, **k: len(_str(s)) + (_str(s).count("\n") + 1) * (
+        width if isinstance(width, int) else len(_str(width))),
+    "format": lambda v, *args, **kwargs: len(_str(v)) + _format_widths(_str(v)) + _size(args or kwargs),
+    "replace": lambda s, old, new, count=None: _replace_estimate(_str(s), _str(old), _str(new), count),
+    "wordwrap": lambda s, width=79, blw=True, wrapstring=None, *a, **k: 2 * len(_str(s)) + (
+        len(_str(s)) // max(width if isinstance(width, int) else 1, 1) + _str(s).count("\n") + 1) * len(
+        wrapstring or "\n"),
+    "truncate": lambda s, length=255, killwords=False, end="...", *a, **k: len(_str(s)) + len(_str(end)),
+    "urlize": lambda v, trim=None, nofollow=False, target=None, rel=None, *a, **k: len(_str(v)) + (
+        len(_str(target or "")) + len(_str(rel or ""))) * (_str(v).count(".") + _str(v).count("@") + 1),
+    "tojson": lambda v, indent=None: 6 * _size(v) + (_size(v) * indent if isinstance(indent, int) else 0),
+    "batch": lambda v, linecount, fill_with=None: linecount if fill_with is not None else 0,
+    "slice": lambda v, slices, fill_with=None: slices * 100,
+}
+
+
+def _budgeted_filter(name: str, func):
+    estimate = _FILTER_ESTIMATES.get(name)
+    skip = 1 if _PassArg.from_obj(func) else 0
+
+    @functools.wraps(func)
+    def run(*args, **kwargs):
+        args = list(args)
+        if name in ("join", "sum") and len(args) > skip:  # materialise once: the estimate and the filter read it
+            args[skip] = list(args[skip])
+            if name == "join":
+                _charge(_join_estimate(args[skip], _str(args[skip + 1]) if len(args) > skip + 1
+                                       else kwargs.get("d", "")), "joining these values")
+            elif not all(isinstance(x, int | float) for x in args[skip]):
+                _charge(_sizes(args[skip]), "summing these values")
+        elif estimate is not None:
+            try:
+                size = estimate(*args[skip:], **kwargs)
+            except TypeError:  # wrong arguments: the filter itself says so
+                size = 0
+            _charge(size if isinstance(size, int) else 0, f"the {name} filter's result")
+        result = func(*args, **kwargs)
+        if isinstance(result, str | list | tuple) and estimate is None and name not in ("join", "sum"):
+            _charge(len(result), f"the {name} filter's result")
+        return result
+
+    return run
+
+
+# str methods a template may call, and the size their result can reach (checked before the call).
+_STR_METHOD_ESTIMATES = {
+    "center": lambda s, width, *a: max(len(s), width if isinstance(width, int) else 0),
+    "ljust": lambda s, width, *a: max(len(s), width if isinstance(width, int) else 0),
+    "rjust": lambda s, width, *a: max(len(s), width if isinstance(width, int) else 0),
+    "zfill": lambda s, width: max(len(s), width if isinstance(width, int) else 0),
+    "expandtabs": lambda s, tabsize=8: len(s) + s.count("\t") * (tabsize if isinstance(tabsize, int) else 0),
+    "replace": lambda s, old, new, count=-1: _replace_estimate(s, _str(old), _str(new), count),
+    "format": lambda s, *args, **kwargs: len(s) + _format_widths(s, new_style=True) + _size(args) + _size(kwargs),
+    "format_map": lambda s, mapping: len(s) + _format_widths(s, new_style=True) + _size(mapping),
+}
+_BLOCKED_STR_METHODS = {"translate", "maketrans"}
+
+
+class _BudgetedCodeGenerator(CodeGenerator):
+    """`a ~ b` builds a new string: route it through the environment so it is charged."""
+
+    def visit_Concat(self, node, frame):
+        self.write("environment.joined((")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
+
+
+class PromptEnvironment(ImmutableSandboxedEnvironment):
+    """The sandbox, plus a budget on everything a render builds, so a template cannot exhaust memory or CPU."""
+
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
+    code_generator_class = _BudgetedCodeGenerator
 
     def call_binop(self, context, operator, left, right):
         if operator == "*":
@@ -125,9 +291,65 @@ class PromptEnvironment(ImmutableSandboxedEnvironment):
                 if isinstance(seq, str | list | tuple) and isinstance(times, int) \
                         and len(seq) * max(times, 0) > MAX_OUTPUT_CHARS:
                     raise SecurityError(f"repeating a value {times} times would exceed {MAX_OUTPUT_CHARS:,} items")
-        if operator == "**" and isinstance(right, int | float) and abs(right) > 100:
-            raise SecurityError("exponents above 100 are not allowed in templates")
+                if isinstance(seq, str | list | tuple) and isinstance(times, int):
+                    _charge(len(seq) * max(times, 0), "repeating a value")
+            if isinstance(left, int) and isinstance(right, int) and left.bit_length() + right.bit_length() > MAX_INT_BITS:
+                raise SecurityError(f"numbers above {MAX_INT_BITS:,} bits are not allowed in templates")
+        if operator == "**":
+            if isinstance(right, int | float) and abs(right) > 100:
+                raise SecurityError("exponents above 100 are not allowed in templates")
+            if isinstance(left, int) and isinstance(right, int) and left.bit_length() * abs(right) > MAX_INT_BITS:
+                raise SecurityError(f"numbers above {MAX_INT_BITS:,} bits are not allowed in templates")
+        if operator == "+" and isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple):
+            _charge(len(left) + len(right), "joining two values")
+        if operator == "%" and isinstance(left, str):
+            _charge(len(left) + _format_widths(left) + _size(right), "formatting a value")
         return super().call_binop(context, operator, left, right)
+
+    def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 - Jinja's own signature
+        target = getattr(__obj, "__wrapped__", __obj)  # str.format comes wrapped by the sandbox
+        owner = getattr(target, "__self__", None)
+        name = getattr(target, "__name__", "")
+        if isinstance(owner, str) and not isinstance(__obj, type):
+            if name in _BLOCKED_STR_METHODS:
+                raise SecurityError(f"str.{name} is not available in templates")
+            if name == "join":
+                items = list(args[0]) if args else []
+                _charge(_join_estimate(items, owner), "joining these values")
+                args = (items, *args[1:])
+            elif name in _STR_METHOD_ESTIMATES:
+                try:
+                    size = _STR_METHOD_ESTIMATES[name](owner, *args, **kwargs)
+                except TypeError:
+                    size = 0
+                _charge(size if isinstance(size, int) else 0, f"str.{name}'s result")
+        result = super().call(__context, __obj, *args, **kwargs)
+        if isinstance(result, str | list | tuple) and not (isinstance(owner, str) and name in _STR_METHOD_ESTIMATES):
+            _charge(len(result), "a call's result")
+        return result
+
+    def concat(self, pieces) -> str:
+        """The rendered text (and each {% set %} block, macro and filter block): refused as soon as it grows past
+        the output cap, before joining."""
+        out, size = [], 0
+        for piece in pieces:
+            size += len(piece)
+            if size > MAX_OUTPUT_CHARS:
+                raise SecurityError(f"the rendered text is longer than {MAX_OUTPUT_CHARS:,} characters")
+            out.append(piece)
+        _charge(size, "the rendered text")
+        return "".join(out)
+
+    def joined(self, values) -> str:
+        """`a ~ b ~ c`."""
+        _charge(_sizes(values), "joining values with ~")
+        return "".join(map(str, values))
+
+
+def _finalize(value):
+    """Each {{ output }}: charged by its size before it becomes text."""
+    _charge(len(value) if isinstance(value, str) else _size(value), "an output value")
+    return value
 
 
 ENV = PromptEnvironment(
@@ -136,7 +358,21 @@ ENV = PromptEnvironment(
     autoescape=False,
     keep_trailing_newline=True,
     auto_reload=False,
+    finalize=_finalize,
 )
+ENV.filters = {name: _budgeted_filter(name, func) for name, func in ENV.filters.items()}
+MAX_LIPSUM_WORDS = 10_000
+
+
+def _budgeted_lipsum(n=5, html=True, min=20, max=100):  # noqa: A002 - Jinja's own parameter names
+    from jinja2.utils import generate_lorem_ipsum
+
+    if n * max > MAX_LIPSUM_WORDS:
+        raise SecurityError(f"lipsum() may produce at most {MAX_LIPSUM_WORDS:,} words")
+    return generate_lorem_ipsum(n=n, html=html, min=min, max=max)
+
+
+ENV.globals["lipsum"] = _budgeted_lipsum
 MAX_RANGE_ITEMS = 100_000  # per render, all range() calls together
 _range_budget: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("prompt_range", default=None)
 
@@ -329,6 +565,7 @@ def render_parts(parts: list[Part], variables: dict, includes: dict[tuple, Inclu
     session.stack.append(root)
     handle = _session.set(session)
     budget_handle = _range_budget.set([MAX_RANGE_ITEMS]) if own else None
+    alloc_handle = _alloc_budget.set([MAX_RENDER_CHARS]) if own else None
     outputs, problems = [], []
     try:
         for part in parts:
@@ -355,6 +592,8 @@ def render_parts(parts: list[Part], variables: dict, includes: dict[tuple, Inclu
         _session.reset(handle)
         if budget_handle is not None:
             _range_budget.reset(budget_handle)
+        if alloc_handle is not None:
+            _alloc_budget.reset(alloc_handle)
         session.stack.pop()
     if problems:
         raise RenderFailed(problems)

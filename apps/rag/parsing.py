@@ -90,46 +90,97 @@ def _markdown_title(text: str) -> str:
     return match.group(1).strip()[:500] if match else ""
 
 
-# --- PDF ------------------------------------------------------------------------------------------
+# --- PDF ---------------------------------------------------------------------------------------------
+
+# A PDF is compressed: a small file can inflate to gigabytes (a "decompression bomb") or hold one content stream
+# that every page repeats. These bounds keep one document's parse within a few hundred MB and about a minute;
+# a real document stays far inside them (a page of text is kilobytes of content).
+PDF_MAX_STREAM_BYTES = 4 * 1024 * 1024    # one stream, decompressed
+PDF_MAX_OPERANDS = 500_000                # operators and operands parsed in one content stream
+PDF_MAX_TEXT_CHARS = 10_000_000           # text of the whole document
+PDF_MAX_SECONDS = 60                      # reading the whole document
+PDF_LIMITS = {
+    "zlib_maximum_output_length": PDF_MAX_STREAM_BYTES,
+    "lzw_maximum_output_length": PDF_MAX_STREAM_BYTES,
+    "run_length_maximum_output_length": PDF_MAX_STREAM_BYTES,
+    "brotli_maximum_output_length": PDF_MAX_STREAM_BYTES,
+    "jbig2_maximum_output_length": PDF_MAX_STREAM_BYTES,
+    "array_based_stream_maximum_output_length": PDF_MAX_STREAM_BYTES,
+    "image_maximum_buffer_size": PDF_MAX_STREAM_BYTES,
+    "stream_decoding_work_maximum_length": 4 * PDF_MAX_STREAM_BYTES,
+    "stream_parsing_work_maximum_count": PDF_MAX_OPERANDS,
+    "xform_maximum_invocations_per_extraction": 500,
+}
+
+
+def looks_like_pdf(content: bytes) -> bool:
+    """The PDF header within the first kilobyte (where readers look for it)."""
+    return b"%PDF-" in content[:1024]
+
+
+def content_problem(content: bytes, fmt: str) -> str | None:
+    """Why these bytes are not a document of this format, checked at upload (before a job is queued)."""
+    if fmt == DocumentFormat.PDF:
+        if not looks_like_pdf(content):
+            return "is not a PDF (no %PDF- header): check the file or its extension"
+    elif b"\x00" in content[:4096]:
+        return "looks like a binary file, not text: upload .txt, .md, .html or .pdf"
+    return None
+
 
 def _parse_pdf(content: bytes) -> ParsedDocument:
     import logging
+    import time
 
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError, PyPdfError
+    from pypdf import PdfReader, apply_configuration
+    from pypdf.errors import LimitReachedError, PdfReadError, PyPdfError
 
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # malformed files log loudly; the error says enough
-    if not content.lstrip().startswith(b"%PDF"):
+    if not looks_like_pdf(content):
         raise ParseError("This file is not a PDF (it does not start with %PDF). Check the file or its extension.")
+    deadline = time.monotonic() + PDF_MAX_SECONDS
     try:
-        reader = PdfReader(io.BytesIO(content))
-        if reader.is_encrypted:
-            try:
-                if not reader.decrypt(""):
-                    raise ParseError("This PDF is password-protected; upload a copy without a password.")
-            except (NotImplementedError, PyPdfError) as exc:
-                raise ParseError("This PDF is encrypted and cannot be read; upload a copy without a password.") from exc
-        parts: list[str] = []
-        pages: list[tuple[int, int]] = []
-        offset = 0
-        for number, page in enumerate(reader.pages, start=1):
-            text = _normalise(page.extract_text() or "")
-            if not text.strip():
-                continue
-            if parts:
-                offset += 2  # the blank line between pages
-            pages.append((offset, number))
-            parts.append(text)
-            offset += len(text)
-        title = ""
-        try:
-            title = str((reader.metadata or {}).get("/Title") or "").strip()[:500]
-        except PyPdfError:
+        with apply_configuration(**PDF_LIMITS):
+            reader = PdfReader(io.BytesIO(content))
+            if reader.is_encrypted:
+                try:
+                    if not reader.decrypt(""):
+                        raise ParseError("This PDF is password-protected; upload a copy without a password.")
+                except (NotImplementedError, PyPdfError) as exc:
+                    raise ParseError("This PDF is encrypted and cannot be read; upload a copy without a "
+                                     "password.") from exc
+            parts: list[str] = []
+            pages: list[tuple[int, int]] = []
+            offset = 0
+            for number, page in enumerate(reader.pages, start=1):
+                if time.monotonic() > deadline:
+                    raise ParseError(f"Reading this PDF took longer than {PDF_MAX_SECONDS} seconds (stopped at "
+                                     f"page {number}); split it or re-export it.")
+                text = _normalise(page.extract_text() or "")
+                reader.resolved_objects.clear()  # decoded streams are not kept from page to page
+                if offset + len(text) > PDF_MAX_TEXT_CHARS:
+                    raise ParseError(f"This PDF holds more than {PDF_MAX_TEXT_CHARS:,} characters of text (at "
+                                     f"page {number}); split it into smaller documents.")
+                if not text.strip():
+                    continue
+                if parts:
+                    offset += 2  # the blank line between pages
+                pages.append((offset, number))
+                parts.append(text)
+                offset += len(text)
             title = ""
+            try:
+                title = str((reader.metadata or {}).get("/Title") or "").strip()[:500]
+            except PyPdfError:
+                title = ""
     except ParseError:
         raise
+    except LimitReachedError as exc:
+        raise ParseError("This PDF inflates beyond what the portal reads (more than "
+                         f"{PDF_MAX_STREAM_BYTES // (1024 * 1024)} MB in one stream, or too many operations on "
+                         "a page): it may be a decompression bomb; re-export it.") from exc
     except (PdfReadError, PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError,
-            RecursionError, ZeroDivisionError, OSError) as exc:
+            RecursionError, ZeroDivisionError, OSError, MemoryError) as exc:
         raise ParseError(f"This PDF could not be read ({type(exc).__name__}: {str(exc)[:200]}). "
                          "It may be damaged; try re-exporting it.") from exc
     return ParsedDocument(text="\n\n".join(parts), title=title, pages=pages)

@@ -35,7 +35,7 @@ from apps.rag.models import (
     IndexingJob,
     JobStatus,
 )
-from apps.rag.parsing import format_for
+from apps.rag.parsing import content_problem, format_for
 
 log = logging.getLogger(__name__)
 
@@ -316,6 +316,8 @@ def _validate_inputs(items: list[DocumentInput]) -> None:
         seen.add(name)
         if item.format not in DocumentFormat.values:
             errors.append(f"{where}: unknown format {item.format!r}.")
+        elif problem := content_problem(item.content, item.format):
+            errors.append(f"{where} {problem}.")
         if len(item.content) > max_document_bytes():
             errors.append(f"{where}: {human_size(len(item.content))} is over the "
                           f"{human_size(max_document_bytes())} limit.")

@@ -62,17 +62,19 @@ def test_spans_of_the_wrong_shape_are_skipped_and_counted_in_partial_success(sen
         "not a span",
         span("05", gen_ai__request__model={"stringValue": "gpt\x00"}),
         span("06"),
+        span("07", gen_ai__usage__output_tokens={"kvlistValue": {"values": []}}),  # not read as zero tokens
     )
 
     response = send(json.dumps(body))  # json writes the infinite token count as Infinity, as the fuzzer did
 
     assert response.status_code == 200, response.content
     result = response.json()
-    assert (result["accepted"], result["partialSuccess"]["rejectedSpans"]) == (2, 4)
+    assert (result["accepted"], result["partialSuccess"]["rejectedSpans"]) == (2, 5)
     message = result["partialSuccess"]["errorMessage"]
     assert "spans[1]: attributes must be a list" in message and "spans[3]: a span must be an object" in message
     assert "spans[2]: output_tokens must be a whole number" in message
     assert "spans[4]: model contains a NUL" in message
+    assert "spans[6]: output_tokens must be a whole number" in message
     assert UsageEvent.objects.count() == 2
 
 
