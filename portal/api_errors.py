@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from ninja import Schema
+from pydantic import ConfigDict
 
 # What each status means in the schema's response descriptions.
 STATUS_TEXT = {
@@ -45,6 +46,8 @@ class ErrorItem(Schema):
 
 
 class ApiError(Schema):
+    model_config = ConfigDict(json_schema_extra={"required": ["detail", "errors"]})  # error_body always sends both
+
     detail: str
     errors: list[ErrorItem] = []
     reason: str | None = None
