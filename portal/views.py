@@ -12,7 +12,7 @@ from django.template import loader
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from portal import metrics
+from portal import metrics, warmup
 from portal.api_errors import error_body
 from portal.home import home_summary
 from portal.navigation import area_by_key
@@ -66,10 +66,23 @@ def _check_redis() -> dict:
 
 
 def _check_worker() -> dict:
+    """A fresh heartbeat of this run's worker (PORTAL_RUN_ID, when set): a heartbeat left by a previous
+    `make run` (still inside its TTL) does not count; it is listed under `other_runs`."""
     try:
-        keys = list(_redis_client().scan_iter(match="portal:worker-heartbeat:*", count=100))
-        workers = sorted(k.decode().rsplit(":", 1)[-1] for k in keys)
-        return {"ok": bool(workers), "workers": workers}
+        client = _redis_client()
+        keys = sorted(client.scan_iter(match="portal:worker-heartbeat:*", count=100))
+        values = client.mget(keys) if keys else []
+        run_id = settings.PORTAL_RUN_ID
+        workers, others = [], []
+        for key, value in zip(keys, values, strict=True):
+            if value is None:  # expired between SCAN and MGET
+                continue
+            name = key.decode().split("portal:worker-heartbeat:", 1)[-1]
+            (workers if not run_id or value.decode() == run_id else others).append(name)
+        check = {"ok": bool(workers), "workers": workers}
+        if others:
+            check["other_runs"] = others
+        return check
     except Exception as exc:  # noqa: BLE001
         return {"ok": False, "error": type(exc).__name__}
 
@@ -79,6 +92,9 @@ def _check_worker() -> dict:
 def readyz(request):
     """Readiness: database (with pgvector), Redis and at least one live Celery worker, each named."""
     checks = {"database": _check_database(), "redis": _check_redis(), "worker": _check_worker()}
+    models = warmup.readiness()
+    if models is not None:  # PORTAL_WARM_MODELS: not ready until this process has loaded the embedding model
+        checks["models"] = models
     ready = all(check["ok"] for check in checks.values())
     return JsonResponse({"status": "ready" if ready else "not ready", "checks": checks}, status=200 if ready else 503)
 

@@ -11,6 +11,14 @@ from apps.accounts.services import api_token_create
 from tests.factories import MembershipFactory, TeamFactory, UserFactory
 
 
+@pytest.fixture(autouse=True)
+def _fresh_throttle_counters():
+    """Every test client signs in from 127.0.0.1: failures of one test must not throttle the next."""
+    from apps.accounts import throttle
+
+    throttle.reset()
+
+
 @pytest.fixture
 def team(db):
     return TeamFactory(name="Support AI", slug="support-ai")

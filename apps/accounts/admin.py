@@ -2,7 +2,10 @@
 
 from django.contrib import admin
 
+from apps.accounts.forms import ThrottledAdminAuthenticationForm
 from apps.accounts.models import ApiToken, Membership, Team
+
+admin.site.login_form = ThrottledAdminAuthenticationForm  # /admin/login/ is throttled like the login page
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

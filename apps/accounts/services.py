@@ -252,3 +252,26 @@ def api_token_touch(token: ApiToken) -> bool:
     ApiToken.objects.filter(pk=token.pk).exclude(last_used_at__gt=stale).update(last_used_at=now)
     token.last_used_at = now
     return True
+
+
+@transaction.atomic
+def sign_in_blocked_record(*, scope: str, username: str | None, address: str | None, failures: int,
+                           seconds: int) -> None:
+    """The moment an account or a client address becomes throttled (apps/accounts/throttle.py): one event.
+
+    scope: "account" (sign-ins of `username` locked), "address" (sign-ins from `address` blocked) or
+    "token-address" (bearer tokens from `address` refused with 429).
+    """
+    from django.contrib.auth import get_user_model
+
+    changes = {"failures": failures, "seconds": seconds, "address": address}
+    if scope == "account":
+        user = get_user_model().objects.filter(username__iexact=username or "").first()
+        audit_record(action="user.login.lockout", obj=user, object_type=None if user else "auth.user",
+                     object_repr=username, changes={**changes, "username": username})
+    elif scope == "address":
+        audit_record(action="login.address.throttle", object_type="client.address", object_repr=address or "unknown",
+                     changes={**changes, "last_username": username})
+    else:
+        audit_record(action="api_token.throttle", object_type="client.address", object_repr=address or "unknown",
+                     changes=changes)

@@ -44,7 +44,7 @@ class Report:
     note: str = ""
 
     def chart_html(self) -> str:
-        return charts.to_html(self.figure, div_id=f"chart-{self.name}") if self.figure else ""
+        return charts.to_html(self.figure) if self.figure else ""
 
     def table_body_html(self) -> str:
         """The table's rows, formatted once in Python: a template loop over hundreds of cells costs more than

@@ -258,16 +258,48 @@ def repricing_jobs(limit: int = 10):
     return RepricingJob.objects.select_related("requested_by")[:limit]
 
 
+@dataclass(frozen=True)
+class SpendSummary:
+    """The one "last 30 days" figure: the home page, the Costs page, Prices and the model catalog all read it."""
+
+    start: datetime  # the first UTC day of the window
+    end: datetime  # exclusive: the start of tomorrow (UTC), so today so far is included
+    cost: float
+    events: int
+    unpriced: int  # events with no price (any status): their cost is unknown, not $0
+    models: list[dict]  # [{model, events, cost, unpriced}] per model name in the ledger, most events first
+
+    @property
+    def last_day(self) -> datetime:
+        return self.end - timedelta(days=1)
+
+    @property
+    def unpriced_models(self) -> list[dict]:
+        return [{"model": m["model"], "n": m["unpriced"]} for m in self.models if m["unpriced"]]
+
+
+def spend_summary(*, actor, days: int = 30, now: datetime | None = None) -> SpendSummary:
+    """Spend, events and unpriced events of the last `days` UTC days (today included) that the actor may see,
+    from the rollups, with the same per-model split. Every page that shows these figures calls this."""
+    filters = default_filters(now=now, days=days)
+    per_model = list(rollups(actor=actor, filters=filters, needs={"model"}).values("model")
+                     .annotate(events=Sum("requests"), cost=Sum("cost"), unpriced=Sum("unpriced"))
+                     .order_by("-events", "model"))
+    models = [{"model": r["model"], "events": r["events"] or 0, "cost": r["cost"] or 0,
+               "unpriced": r["unpriced"] or 0} for r in per_model]
+    return SpendSummary(start=filters.start, end=filters.end, cost=sum(m["cost"] for m in models),
+                        events=sum(m["events"] for m in models), unpriced=sum(m["unpriced"] for m in models),
+                        models=models)
+
+
 def glance(*, actor) -> dict:
-    """Unpriced events, anomalies and budget status at a glance (the PM home)."""
-    filters = default_filters()
-    totals = rollups(actor=actor, filters=filters).aggregate(
-        cost=Sum("cost"), events=Sum("requests"), unpriced=Sum("unpriced"))
-    unpriced_models = list(rollups(actor=actor, filters=filters, needs={"model"}).filter(unpriced__gt=0).values("model")
-                           .annotate(n=Sum("unpriced")).order_by("-n")[:5])
+    """Spend (the one 30-day figure), unpriced events, anomalies and budget status at a glance (the PM home)."""
+    spend = spend_summary(actor=actor)
     statuses = sorted(budget_statuses(actor=actor), key=lambda s: -s.pct)
-    return {"cost_30d": totals["cost"] or 0, "events_30d": totals["events"] or 0,
-            "unpriced_30d": totals["unpriced"] or 0, "unpriced_models": unpriced_models,
+    from portal.demo_status import demo_loading
+
+    return {"spend": spend, "demo_loading": demo_loading(), "cost_30d": spend.cost, "events_30d": spend.events,
+            "unpriced_30d": spend.unpriced, "unpriced_models": spend.unpriced_models[:5],
             "anomalies": list(anomaly_list(actor=actor, days=7)[:5]), "budgets": statuses[:6],
             "budgets_over": sum(1 for s in statuses if s.level == "bad")}
 

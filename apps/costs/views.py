@@ -231,13 +231,12 @@ def _require_admin(request) -> None:
 
 
 def _prices_context(request, **extra) -> dict:
-    filters = selectors.default_filters()
-    unpriced = list(selectors.rollups(actor=request.user, filters=filters, needs={"model"}).filter(unpriced__gt=0)
-                    .values("model").annotate(n=selectors.Sum("unpriced")).order_by("-n")[:20])
+    spend = selectors.spend_summary(actor=request.user)
+    unpriced = sorted(spend.unpriced_models, key=lambda m: -m["n"])[:20]
     admin = is_admin(request.user)
     return {"prices": Price.objects.filter(valid_to__isnull=True).order_by("model_name", "provider"),
             "history": Price.objects.filter(valid_to__isnull=False).order_by("-valid_to")[:30],
-            "unpriced": unpriced, "is_admin": admin, "jobs": selectors.repricing_jobs(),
+            "unpriced": unpriced, "spend": spend, "is_admin": admin, "jobs": selectors.repricing_jobs(),
             "form": extra.pop("form", PriceForm() if admin else None),
             "import_form": extra.pop("import_form", LiteLLMImportForm() if admin else None), **extra}
 

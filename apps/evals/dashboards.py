@@ -163,4 +163,4 @@ def figures_html(data: dict) -> dict[str, str]:
     labels = [f"{r[0]} v{r[1]}" for r in feedback]
     out["feedback"] = charts.grouped_bars(x=labels, bars={"success %": [r[4] for r in feedback],
                                                           "override %": [r[5] for r in feedback]}, y_title="%")
-    return {key: charts.to_html(figure, div_id=f"chart-{key}") for key, figure in out.items()}
+    return {key: charts.to_html(figure) for key, figure in out.items()}

@@ -7,6 +7,7 @@ import json
 from django import forms
 
 from apps.evals.evaluators import kinds
+from portal.safe_input import form_json
 
 
 class JSONText(forms.CharField):
@@ -28,10 +29,7 @@ class JSONText(forms.CharField):
         value = super().to_python(value)
         if not value or not value.strip():
             return {} if self.kind == "object" else []
-        try:
-            parsed = json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).")
+        parsed = form_json(value)
         wanted = dict if self.kind == "object" else list
         if not isinstance(parsed, wanted):
             raise forms.ValidationError(f"Give a JSON {'object {…}' if self.kind == 'object' else 'list […]'}.")
@@ -115,8 +113,14 @@ class RunForm(forms.Form):
     input_map = JSONText(label="Input map", help_text='Prompt variable → item input, e.g. {"question": "input"}')
     name = forms.CharField(required=False, max_length=200)
 
-    def __init__(self, *args, versions, datasets, evaluators, models, **kwargs):
+    def __init__(self, *args, versions, datasets, evaluators, models, suggest_url: str = "", **kwargs):
         super().__init__(*args, **kwargs)
+        if suggest_url:  # choosing a version or a dataset refills the input map (htmx; without it: on submit)
+            for name in ("version", "dataset"):
+                self.fields[name].widget.attrs.update({
+                    "hx-get": suggest_url, "hx-trigger": "change", "hx-include": "#id_version, #id_dataset",
+                    "hx-target": "#input-map-field", "hx-swap": "outerHTML",
+                    "hx-sync": "closest form:replace"})  # the last choice wins, not the slowest answer
         self.fields["version"].choices = versions
         self.fields["dataset"].choices = [(str(d.pk), f"{d.name} (r{d.latest_revision})") for d in datasets]
         self.fields["evaluators"].choices = [(str(e.pk), f"{e.name} v{e.version} · {e.kind}") for e in evaluators]

@@ -174,6 +174,22 @@ def gate_for(prompt) -> EvalGate | None:
     return EvalGate.objects.filter(prompt=prompt).select_related("prompt").first()
 
 
+def input_map_prefill(*, version, dataset: Dataset) -> dict:
+    """The input map a new run of `version` on `dataset` most likely needs: the prompt's gate mapping for that
+    dataset (what its gating runs use), completed from the first item's fields and the prompt's variables."""
+    from apps.evals.models import DatasetItem
+    from apps.evals.targets import describe_prompt_version, input_map_suggest, item_fields
+
+    item = DatasetItem.objects.at_revision(dataset.pk, dataset.latest_revision).order_by("position", "id").first()
+    if item is None:
+        return {}
+    gate = gate_for(version.prompt)
+    known = next((d.get("input_map") or {} for d in (gate.datasets if gate else []) if d.get("dataset") == dataset.pk),
+                 {})
+    variables = describe_prompt_version({"version_id": version.pk}).variables
+    return input_map_suggest(variables, item_fields(item), known)
+
+
 # --- feedback ------------------------------------------------------------------------------------------------
 
 def feedback_list(*, actor) -> QuerySet[Feedback]:

@@ -159,6 +159,20 @@ def resolve_run_config(description, model: str = "", model_config=None) -> tuple
     return model, clean_model_config(config)
 
 
+def _check_one_item(target, target_ref: dict, dataset: Dataset, revision: int, input_map: dict) -> None:
+    """Try the first item against the target (no model call); refuse the run, naming why and the fields."""
+    from apps.evals.targets import TargetError, item_fields
+
+    if target.check_fn is None:
+        return
+    item = DatasetItem.objects.at_revision(dataset.pk, revision).order_by("position", "id").first()
+    try:
+        target.check_fn(target_ref, item, input_map)
+    except TargetError as exc:
+        raise ValidationError({"input_map": f"Item {item.key} cannot be rendered: {exc}. Map each prompt "
+                                            f"variable to one of the item's fields: {', '.join(item_fields(item))}."})
+
+
 def run_create(*, actor, dataset: Dataset, evaluators: list[EvaluatorDefinition], target_kind: str = "prompt_version",
                target_ref: dict | None = None, revision: int | None = None, model: str = "",
                model_config: dict | None = None, repetitions: int = 1, concurrency: int | None = None,
@@ -205,6 +219,8 @@ def run_create(*, actor, dataset: Dataset, evaluators: list[EvaluatorDefinition]
     count = DatasetItem.objects.at_revision(dataset.pk, revision).count()
     if count == 0:
         raise ValidationError({"revision": f"Revision {revision} has no items."})
+    if gate is None:  # a gate's runs are its verdict; a hand-started run that cannot succeed is refused
+        _check_one_item(target, target_ref or {}, dataset, revision, input_map)
     user = by_actor(actor).get("user")
     run = EvalRun.objects.create(
         team_id=description.team_id, name=name[:200], target_kind=target_kind, target_ref=target_ref or {},

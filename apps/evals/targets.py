@@ -7,6 +7,8 @@ the item's inputs, call the chat model). The RAG app registers `rag_collection` 
 - `describe_fn(ref: dict) -> TargetDescription`: validate the reference (raise ValidationError) and say what
   it is: label, fingerprint (what a gate matches on), owning team, default model config.
 - `prepare_fn(run) -> state` (optional): once per worker task, e.g. load and compile the prompt.
+- `check_fn(ref, item, input_map)` (optional): before a run is queued, try one item without calling a model;
+  raise TargetError when no item could succeed (e.g. the input map leaves a variable unset).
 - `run_fn(run, item, repetition, state) -> TargetOutput`: produce one output. Raise apps.llm.errors.LlmError
   on model failures (retryable ones are retried with backoff by the runner), TargetError for item problems.
   Hold a provider slot around model calls with `limited_chat` (or apps.evals.limiter.provider_slot).
@@ -59,13 +61,14 @@ class Target:
     run_fn: Callable[..., TargetOutput]
     describe_fn: Callable[[dict], TargetDescription]
     prepare_fn: Callable[[Any], Any] | None = None
+    check_fn: Callable[[dict, Any, dict], None] | None = None
 
 
 _targets: dict[str, Target] = {}
 
 
-def register_target(key: str, label: str, run_fn, describe_fn, *, prepare_fn=None) -> None:
-    _targets[key] = Target(key, label, run_fn, describe_fn, prepare_fn)
+def register_target(key: str, label: str, run_fn, describe_fn, *, prepare_fn=None, check_fn=None) -> None:
+    _targets[key] = Target(key, label, run_fn, describe_fn, prepare_fn, check_fn)
 
 
 def get_target(key: str) -> Target:
@@ -161,6 +164,40 @@ def item_variables(item, input_map: dict) -> dict:
     return variables
 
 
+def item_fields(item) -> list[str]:
+    """The names an input map may point at for this item: its inputs, plus `context`/`contexts` from passages."""
+    return sorted(item_variables(item, {}))
+
+
+def input_map_suggest(variables, fields, known: dict | None = None) -> dict:
+    """Prompt variable → item field for the variables the items do not carry under the same name.
+
+    `known` (e.g. the prompt's gate mapping for this dataset) wins where it points at an existing field; the
+    rest are paired with the fields no variable uses, text `context` before the `contexts` list."""
+    fields = list(fields)
+    mapping = {v: f for v, f in (known or {}).items() if v in variables and f in fields}
+    free_vars = [v for v in variables if v not in fields and v not in mapping]
+    free_fields = [f for f in fields if f not in variables and f not in mapping.values()]
+    if "context" in free_fields and "contexts" in free_fields:
+        free_fields.remove("contexts")
+    free_fields.sort(key=lambda f: (f != "context", fields.index(f)))
+    for variable, field_name in zip(free_vars, free_fields, strict=False):
+        mapping[variable] = field_name
+    return mapping
+
+
+def check_prompt_version(ref: dict, item, input_map: dict) -> None:
+    """Render the version with one item (no model call): a missing variable here fails every item."""
+    from apps.prompts.content import version_parts
+    from apps.prompts.rendering import include_graph, version_where
+
+    version = _version(ref)
+    where = version_where(version)
+    prepared = PreparedPrompt(version, include_graph(version),
+                              version_parts(version.prompt.kind, version.template, version.messages, where), where)
+    render_prepared(prepared, item_variables(item, input_map))
+
+
 def render_prepared(prepared: PreparedPrompt, variables: dict) -> list[dict]:
     from apps.prompts.models import PromptKind
     from apps.prompts.rendering import check_variables
@@ -198,4 +235,4 @@ def run_prompt_version(run, item, repetition: int, prepared: PreparedPrompt) -> 
 
 
 register_target("prompt_version", "Prompt version", run_prompt_version, describe_prompt_version,
-                prepare_fn=prepare_prompt_version)
+                prepare_fn=prepare_prompt_version, check_fn=check_prompt_version)

@@ -380,6 +380,17 @@ def _version_choices(user) -> list[tuple[str, str]]:
     return [(str(v.pk), f"{v.prompt.name} v{v.number}") for v in versions]
 
 
+def _prefill_map(user, version_id: str, dataset) -> dict:
+    """The suggested input map for the chosen version and dataset ({} until both are chosen)."""
+    from apps.prompts.models import Prompt, PromptVersion
+
+    if dataset is None or not str(version_id).isdigit():
+        return {}
+    prompts = restrict(Prompt.objects.all(), user, Action.CHANGE)
+    version = PromptVersion.objects.filter(pk=int(version_id), prompt__in=prompts).select_related("prompt").first()
+    return selectors.input_map_prefill(version=version, dataset=dataset) if version else {}
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def run_create(request):
@@ -388,26 +399,41 @@ def run_create(request):
         raise PermissionDenied("Only engineers of a team may start eval runs (they spend money).")
     datasets = list(selectors.dataset_list(actor=user).filter(latest_revision__gt=0))
     evaluators = list(selectors.evaluator_list(actor=user))
-    initial = {"version": request.GET.get("version", ""), "dataset": request.GET.get("dataset", ""),
-               "repetitions": 1, "concurrency": int(conf.get("EVALS_DEFAULT_CONCURRENCY"))}
-    form = RunForm(request.POST or None, versions=_version_choices(user), datasets=datasets, evaluators=evaluators,
-                   models=_chat_models(), initial=initial)
+    by_pk = {str(d.pk): d for d in datasets}
+    version_id, dataset_id = request.GET.get("version", ""), request.GET.get("dataset", "")
+    initial = {"version": version_id, "dataset": dataset_id,
+               "repetitions": 1, "concurrency": int(conf.get("EVALS_DEFAULT_CONCURRENCY")),
+               "input_map": _prefill_map(user, version_id, by_pk.get(dataset_id))}
+    data = request.POST.copy() if request.method == "POST" else None
+    form = RunForm(data, versions=_version_choices(user), datasets=datasets, evaluators=evaluators,
+                   models=_chat_models(), initial=initial, suggest_url=reverse("evals:run_create"))
+    note = ""
+    if request.method == "GET" and initial["input_map"]:
+        note = "Prefilled from the dataset's fields and the prompt's variables: check it."
     if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        dataset = next(d for d in datasets if str(d.pk) == data["dataset"])
-        chosen = [e for e in evaluators if str(e.pk) in data["evaluators"]]
+        cleaned = form.cleaned_data
+        dataset = by_pk[cleaned["dataset"]]
+        chosen = [e for e in evaluators if str(e.pk) in cleaned["evaluators"]]
+        given_map, version_id = cleaned["input_map"], cleaned["version"]  # add_error drops them from cleaned
         try:
             run = services.run_create(
-                actor=user, dataset=dataset, evaluators=chosen, target_ref={"version_id": int(data["version"])},
-                revision=data["revision"], model=data["model"], model_config=form.model_config(),
-                repetitions=data["repetitions"], concurrency=data["concurrency"], input_map=data["input_map"],
-                name=data["name"])
+                actor=user, dataset=dataset, evaluators=chosen, target_ref={"version_id": int(cleaned["version"])},
+                revision=cleaned["revision"], model=cleaned["model"], model_config=form.model_config(),
+                repetitions=cleaned["repetitions"], concurrency=cleaned["concurrency"],
+                input_map=cleaned["input_map"], name=cleaned["name"])
         except ValidationError as exc:
             _errors_into(form, exc)
+            suggested = _prefill_map(user, version_id, dataset)
+            if "input_map" in form.errors and not given_map and suggested:
+                data["input_map"] = json.dumps(suggested, ensure_ascii=False)  # shown for the next attempt
+                note = "A suggested map is filled in: check it and start the run again."
         else:
             messages.success(request, f"Run #{run.pk} queued: {run.progress_total} call(s).")
             return redirect("evals:run_detail", pk=run.pk)
-    return render(request, "evals/run_create.html", {"form": form}, status=422 if form.errors else 200)
+    context = {"form": form, "mapping_note": note}
+    if is_fragment_request(request) and request.method == "GET":
+        return render(request, "evals/run_create.html#mapping", context)
+    return render(request, "evals/run_create.html", context, status=422 if form.errors else 200)
 
 
 def _evaluator_labels(run: EvalRun) -> dict[str, str]:

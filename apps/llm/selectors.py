@@ -67,3 +67,28 @@ def model_prices(*, model: Model) -> QuerySet[Price]:
 
 def model_get(*, pk: int) -> Model | None:
     return Model.objects.select_related("provider").filter(pk=pk).first()
+
+
+@dataclass(frozen=True)
+class UsageModel:
+    name: str
+    events: int
+    cost: float
+    unpriced: int
+    configured: bool  # a model of the portal's catalog (called through the portal), else ingested usage only
+
+    @property
+    def priced(self) -> bool:
+        return self.unpriced == 0
+
+
+def models_in_usage(*, actor, days: int = 30) -> list[UsageModel]:
+    """Every model name in the usage ledger over the costs' 30-day window (the same figures as Costs and Prices),
+    marked as configured here or only seen in ingested usage (apps calling providers directly)."""
+    from apps.costs.selectors import spend_summary
+
+    configured = {name for row in Model.objects.values_list("name", "remote_name", "price_name") for name in row
+                  if name}
+    return [UsageModel(m["model"], m["events"], m["cost"], m["unpriced"], m["model"] in configured)
+            for m in spend_summary(actor=actor, days=days).models if m["model"]]
+

@@ -55,7 +55,10 @@ def _done(request, message: str):
 
 @login_required
 def catalog(request):
-    return render(request, "llm/catalog.html", {"catalog": catalog_rows(), "may_edit": is_admin(request.user)})
+    from apps.llm.selectors import models_in_usage
+
+    return render(request, "llm/catalog.html", {"catalog": catalog_rows(), "may_edit": is_admin(request.user),
+                                                "usage_models": models_in_usage(actor=request.user)})
 
 
 @admin_required

@@ -5,6 +5,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from apps.notifications import services
 from apps.notifications.models import Notification
+from apps.notifications.waiting import waiting_count, waiting_for
 from portal.htmx import is_fragment_request, render_page_or_fragment
 
 PAGE_SIZE = 30
@@ -18,7 +19,7 @@ def inbox(request):
         rows = rows.filter(read_at__isnull=True)
     page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
     context = {"page": page, "unread": services.unread_count(request.user),
-               "only_unread": request.GET.get("unread") == "1"}
+               "only_unread": request.GET.get("unread") == "1", "waiting": waiting_for(request.user)}
     return render_page_or_fragment(request, "notifications/inbox.html", context, fragment="list")
 
 
@@ -44,3 +45,12 @@ def inbox_fragment(request):
 @require_GET
 def unread_badge(request):
     return render(request, "notifications/inbox.html#badge", {"unread": services.unread_count(request.user)})
+
+
+@login_required
+@require_GET
+def waiting_badge(request):
+    """The header's "waiting on you" link, loaded after the page (empty when nothing waits)."""
+    items = waiting_for(request.user)
+    return render(request, "notifications/inbox.html#waiting_badge",
+                  {"waiting": items, "waiting_total": waiting_count(items)})

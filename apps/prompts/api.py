@@ -84,6 +84,7 @@ class VersionCreated(Schema):
     created: bool
     message: str
     version: VersionOut
+    warnings: list[str] = Field(default_factory=list, description="e.g. a model the catalog does not have")
 
 
 class LabelOut(Schema):
@@ -369,8 +370,9 @@ def version_create(request, name: str, body: VersionIn):
     result = services.version_create(prompt=prompt, draft=_draft(prompt.kind, body),
                                      commit_message=body.commit_message, actor=_actor(request))
     labels = selectors.labels_by_version(prompt).get(result.version.number)
-    return Status((201 if result.created else 200), VersionCreated(created=result.created, message=result.message,
-                                                            version=_version_out(result.version, labels)))
+    return Status((201 if result.created else 200), VersionCreated(
+        created=result.created, message=result.message, version=_version_out(result.version, labels),
+        warnings=selectors.model_config_warnings(result.version.config)))
 
 
 @router.get(f"/{NAME}/versions/{{int:number}}", response={200: VersionOut, **errors(404)}, summary="One version")

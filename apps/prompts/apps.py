@@ -9,7 +9,9 @@ class PromptsConfig(AppConfig):
     def ready(self):
         from django.urls import register_converter
 
-        from apps.prompts import converters, registry
+        from apps.notifications.waiting import register_waiting
+        from apps.prompts import converters, notify, registry
 
         register_converter(converters.PromptNameConverter, "promptname")
         registry.register_builtins()
+        register_waiting("prompt.promotion", notify.waiting)

@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from apps.accounts.models import Team
 from apps.prompts.content import RESPONSE_FORMATS, ROLES, Draft
 from apps.prompts.models import PromptKind, WebhookEvent, validate_prompt_name
+from portal.safe_input import form_json
 
 PAGE_SIZES = (25, 50, 100)
 
@@ -88,9 +89,9 @@ class VersionForm(forms.Form):
                 data[name] = None
                 continue
             try:
-                data[name] = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                self.add_error(name, f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).")
+                data[name] = form_json(raw)
+            except ValidationError as exc:
+                self.add_error(name, exc)
         return data
 
     def config(self) -> dict:

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.contrib.auth import get_user_model
 from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.db.models import Exists, F, OuterRef, QuerySet, Subquery
 from django.http import Http404
@@ -158,6 +159,21 @@ def promotion_request_list(*, actor, prompt: Prompt | None = None, status: str =
     return requests.select_related("prompt", "prompt__team", "to_version", "from_version").order_by("-created_at")
 
 
+def promotion_requests_waiting_on(*, user) -> QuerySet[PromotionRequest]:
+    """Open requests this person may approve and has not decided on yet (the approvals check's rule, in SQL:
+    an engineer or owner of the owning team, neither the version's author nor the requester)."""
+    from apps.accounts.models import Membership, Role
+    from apps.prompts.models import PromotionApproval
+
+    if not getattr(user, "is_authenticated", False) or not isinstance(user, get_user_model()):
+        return PromotionRequest.objects.none()
+    teams = Membership.objects.filter(user=user, role__in=[Role.ENGINEER, Role.OWNER]).values("team_id")
+    decided = PromotionApproval.objects.filter(request=OuterRef("pk"), user=user)
+    return (PromotionRequest.objects.filter(status=PromotionStatus.OPEN, prompt__team_id__in=teams)
+            .exclude(to_version__author=user).exclude(requested_by=user).exclude(Exists(decided))
+            .select_related("prompt", "prompt__team", "to_version", "from_version").order_by("-created_at"))
+
+
 def promotion_request_get(*, actor, pk: int, action: Action | str = Action.VIEW) -> PromotionRequest:
     requests = PromotionRequest.objects.select_related("prompt", "prompt__team", "to_version", "from_version")
     request = restrict(requests, actor, Action.VIEW, team_field="prompt__team").filter(pk=pk).first()
@@ -174,6 +190,28 @@ def latest_check_results(request: PromotionRequest) -> list[GateCheckResult]:
     if last is None:
         return []
     return list(request.check_results.filter(run=last).order_by("id"))
+
+
+def model_config_warnings(config: dict | None) -> list[str]:
+    """A warning (not a refusal: the catalog changes, and a model may be added after the prompt) when the
+    config names a model that is not an active chat model of the catalog, naming the ones that are."""
+    from apps.llm.models import ModelKind
+    from apps.llm.selectors import model_list
+
+    model = (config or {}).get("model")
+    if not model:
+        return []
+    names = list(model_list(kind=ModelKind.CHAT).values_list("name", flat=True))
+    if model in names:
+        return []
+    return [f"The model '{model}' is not an active chat model in the catalog (Models & prices): calls through the "
+            f"portal will fail until an admin adds it. Catalog chat models: {', '.join(names) or 'none yet'}."]
+
+
+def open_promotion_request(prompt: Prompt, label: str = PRODUCTION) -> PromotionRequest | None:
+    """The request moving `label` that is still open (at most one: opening another is refused)."""
+    return (prompt.promotion_requests.filter(label=label, status=PromotionStatus.OPEN)
+            .select_related("to_version").first())
 
 
 def open_request_count(prompt: Prompt) -> int:

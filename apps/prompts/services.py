@@ -18,7 +18,7 @@ from django.utils import timezone
 from apps.accounts.models import ApiToken, Role, Team
 from apps.accounts.permissions import is_admin, team_roles
 from apps.audit.services import audit_record
-from apps.prompts import registry
+from apps.prompts import notify, registry
 from apps.prompts.content import Draft, check_draft
 from apps.prompts.models import (
     LATEST,
@@ -411,6 +411,7 @@ def promotion_request_open(*, prompt: Prompt, version: PromptVersion, actor=None
                  changes={"request": request.pk, "label": label,
                           "version": [current.number if current else None, version.number],
                           "reason": reason, "checks": {r.key: r.status for r in results}}, **by_actor(actor))
+    notify.promotion_opened(request)
     return request
 
 
@@ -526,9 +527,12 @@ def promotion_request_approve(*, request: PromotionRequest, user, comment: str =
                  changes={"request": request.pk, "comment": comment, "checks": {r.key: r.status for r in results},
                           "waiting_on": [r.key for r in blocked]}, user=user)
     if blocked:
+        notify.promotion_approved(request, user=user, comment=comment, applied=False,
+                                  waiting_on=[r.label for r in blocked])
         return Outcome(request, False, results)
     previous = _apply(request, user)
     _audit_label_move(request, previous, user, "approved")
+    notify.promotion_approved(request, user=user, comment=comment, applied=True, waiting_on=[])
     return Outcome(request, True, results)
 
 
@@ -544,6 +548,7 @@ def promotion_request_recheck(*, request: PromotionRequest, user) -> Outcome:
         return Outcome(request, False, results)  # checks are stored; nothing changed state-wise
     previous = _apply(request, user)
     _audit_label_move(request, previous, user, "all checks passed on re-check")
+    notify.promotion_applied(request, actor=user, how="every check passed on re-check")
     return Outcome(request, True, results)
 
 
@@ -564,6 +569,7 @@ def promotion_request_reject(*, request: PromotionRequest, user, comment: str) -
     audit_record(action="prompt.promotion.reject", obj=request.prompt,
                  object_repr=f"{request.prompt.name} request #{request.pk}",
                  changes={"request": request.pk, "comment": comment.strip()}, user=user)
+    notify.promotion_rejected(request, user=user, comment=comment.strip())
     return request
 
 
@@ -589,6 +595,7 @@ def promotion_request_cancel(*, request: PromotionRequest, actor, comment: str =
     audit_record(action="prompt.promotion.cancel", obj=request.prompt,
                  object_repr=f"{request.prompt.name} request #{request.pk}",
                  changes={"request": request.pk, "comment": request.close_comment}, **by_actor(actor))
+    notify.promotion_cancelled(request, actor=actor, comment=request.close_comment)
     return request
 
 
@@ -613,4 +620,5 @@ def promotion_request_expedite(*, request: PromotionRequest, user, reason: str) 
                  changes={"request": request.pk, "label": request.label, "reason": reason,
                           "version": [previous.number if previous else None, request.to_version.number],
                           "overridden": [r.key for r in blocking_failures(results)]}, user=user)
+    notify.promotion_applied(request, actor=user, how=f"expedited by {user.get_username()}")
     return Outcome(request, True, results)

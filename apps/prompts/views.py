@@ -120,6 +120,8 @@ def prompt_create(request):
                 formset)
         else:
             messages.success(request, f"Created {prompt.name} with version 1.")
+            first = prompt.versions.first()
+            _warn_model(request, first.config if first else None)
             return redirect(_prompt_url(prompt))
     return render(request, "prompts/create.html", {"form": form, "version_form": version_form, "formset": formset,
                                                    "kind": kind, "catalog_models": _catalog_models()},
@@ -146,6 +148,11 @@ def _messages_formset(request, kind: str, base):
     if request.method == "POST":
         return MessageFormSet(request.POST, prefix="m")
     return MessageFormSet(prefix="m", initial=message_initial(base))
+
+
+def _warn_model(request, config) -> None:
+    for warning in selectors.model_config_warnings(config):
+        messages.warning(request, warning)
 
 
 def _catalog_models() -> list[str]:
@@ -177,7 +184,10 @@ def prompt_detail(request, name: str):
             panels.append(content)
     may_change = can(request.user, Action.CHANGE, prompt)
     versions = list(selectors.version_list(prompt=prompt)[:100])
+    production = next((lb.version for lb in labels if lb.name == PRODUCTION), None)
     return render(request, "prompts/detail.html", {
+        "shown_version": production or (versions[0] if versions else None), "shown_is_production": bool(production),
+        "open_request": selectors.open_promotion_request(prompt) if may_change else None,
         "prompt": prompt,
         "labels": [{"label": lb, "protected": services.is_protected(prompt, lb.name)} for lb in labels],
         "production_number": next((lb.version.number for lb in labels if lb.name == PRODUCTION), None),
@@ -229,6 +239,7 @@ def version_create(request, name: str):
             form.add_service_errors(exc, formset)
         else:
             (messages.success if result.created else messages.info)(request, result.message)
+            _warn_model(request, result.version.config)
             return redirect(_prompt_url(prompt, f"-/versions/{result.version.number}/"))
     return render(request, "prompts/version_form.html", {"prompt": prompt, "form": form, "formset": formset,
                                                          "base": base, "catalog_models": _catalog_models()},
@@ -244,34 +255,55 @@ def version_detail(request, name: str, number: int):
     findings = lint_version(version, extra_used=graph.variables)
     errors, warnings = counts(findings)
     previous = selectors.version_list(prompt=prompt).filter(number__lt=number).first()
+    may_change = can(request.user, Action.CHANGE, prompt)
     return render(request, "prompts/version.html", {
         "prompt": prompt, "version": version, "graph": graph, "findings": findings,
         "lint_errors": errors, "lint_warnings": warnings, "previous": previous,
         "labels": selectors.labels_by_version(prompt).get(number, []),
         "variables": sorted(set(version.variables) | graph.variables),
-        "may_change": can(request.user, Action.CHANGE, prompt),
-        "lines": (version.template or "").splitlines(),
+        "may_change": may_change,
+        "open_request": selectors.open_promotion_request(prompt) if may_change else None,
+        "model_warnings": selectors.model_config_warnings(version.config),
+        "fields": _render_fields(sorted(set(version.variables) | graph.variables)),
     })
+
+
+def _render_fields(names, values: dict | None = None, problems=()) -> list[dict]:
+    """The preview's variable fields with their values and the problems that name them."""
+    values = values or {}
+    fields = []
+    for name in names:
+        errors = [p.message for p in problems if p.variable == name]
+        missing = any(p.kind == "missing_variable" and p.variable == name for p in problems)
+        if missing and name in values and not values[name].strip():
+            errors = [f"{name} is empty: give a value (variables are strict: a blank is never rendered)."]
+        fields.append({"name": name, "value": values.get(name, ""), "errors": errors})
+    return fields
 
 
 @login_required
 @require_POST
 def version_render(request, name: str, number: int):
-    """The preview on a version page: fill the variables, see the text or each problem (htmx fragment)."""
+    """The preview on a version page: fill the variables, see the text or each problem next to its field."""
     prompt = selectors.prompt_get(actor=request.user, name=name)
     version = selectors.version_get(prompt=prompt, number=number)
     graph = include_graph(version)
-    variables = {v: request.POST.get(f"var_{v}", "") for v in sorted(set(version.variables) | graph.variables)
-                 if f"var_{v}" in request.POST}
+    names = sorted(set(version.variables) | graph.variables)
+    posted = {v: request.POST.get(f"var_{v}", "") for v in names if f"var_{v}" in request.POST}
+    # An empty field is a value not given: strict variables make it an error, as a missing one is.
+    variables = {k: v for k, v in posted.items() if v.strip()}
     context = {"prompt": prompt, "version": version}
+    problems = []
     try:
         context["rendered"] = render_version(version, _coerce(variables, version.variables_schema))
     except RenderFailed as exc:
-        context["problems"] = exc.problems
-    template = "prompts/partials/_render_result.html"
+        problems = exc.problems
+    context["fields"] = _render_fields(names, posted, problems)
+    context["problems"] = [p for p in problems if p.variable not in names]
+    context["field_problems"] = len(problems) - len(context["problems"])
     if is_fragment_request(request):
-        return render(request, template, context)
-    return render(request, "prompts/render_page.html", context)
+        return render(request, "prompts/partials/_render_form.html", context)
+    return render(request, "prompts/render_page.html", context, status=422 if problems else 200)
 
 
 def _coerce(variables: dict, schema: dict | None) -> dict:
@@ -358,6 +390,7 @@ def promote(request, name: str):
             return redirect("prompts:request", pk=created.pk)
     return render(request, "prompts/promote.html", {
         "prompt": prompt, "version": version, "label": label, "current": current_version, "form": form,
+        "open_request": selectors.open_promotion_request(prompt, label),
         "diff": version_diff(current_version, version),
         "numbers": list(range(prompt.latest_version_number, 0, -1)),
         "is_rollback": current_version is not None and version.number < current_version.number,
@@ -372,9 +405,13 @@ def request_list(request):
     status = request.GET.get("status", PromotionStatus.OPEN)
     if status not in PromotionStatus.values and status != "all":
         status = PromotionStatus.OPEN
-    rows = selectors.promotion_request_list(actor=request.user, status="" if status == "all" else status)
+    waiting_on_me = request.GET.get("waiting") == "me"
+    if waiting_on_me:
+        rows = selectors.promotion_requests_waiting_on(user=request.user)
+    else:
+        rows = selectors.promotion_request_list(actor=request.user, status="" if status == "all" else status)
     page = Paginator(rows, 50).get_page(request.GET.get("page"))
-    return render(request, "prompts/requests.html", {"page": page, "status": status,
+    return render(request, "prompts/requests.html", {"page": page, "status": status, "waiting_on_me": waiting_on_me,
                                                      "statuses": [*PromotionStatus.choices, ("all", "All")]})
 
 
@@ -450,8 +487,15 @@ def request_reject(request, pk: int):
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def request_cancel(request, pk: int):
+    """GET: the confirm step (works without JavaScript); POST: cancel."""
+    if request.method == "GET":
+        promotion = selectors.promotion_request_get(actor=request.user, pk=pk)
+        if not (promotion.is_open and services.may_cancel(request.user, promotion)):
+            messages.error(request, "Only the requester or an owner of the team may cancel an open request.")
+            return redirect("prompts:request", pk=pk)
+        return render(request, "prompts/cancel.html", {"req": promotion, "prompt": promotion.prompt})
     comment = request.POST.get("comment", "")
 
     def cancel(p):

@@ -167,8 +167,24 @@ def answer_question(*, collection: Collection, retrieval: Retrieval, user=None, 
     return answer
 
 
+# What an answer's Markdown may become: text formatting, lists, code, tables, links. No scripts, styles, images,
+# forms or event handlers; links only to http(s), mailto or the portal itself.
+ANSWER_TAGS = {"p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "strong", "em", "del", "code", "pre",
+               "blockquote", "ul", "ol", "li", "a", "span", "table", "thead", "tbody", "tr", "th", "td"}
+ANSWER_ATTRIBUTES = {"a": {"href", "title", "class", "data-chunk"}, "span": {"class", "title"},
+                     "ol": {"start"}}
+
+
 def citations_html(text: str, hits: list[Hit], collection: Collection) -> str:
-    """The answer, escaped, each valid [n] a link to the chunk in its document."""
+    """The answer's Markdown as sanitised HTML, each valid [n] a link to the chunk in its document.
+
+    Raw HTML in the answer stays text (markdown-it with html off); the result then passes an allow-list
+    sanitiser (nh3), so a model or a poisoned passage cannot put a script, a handler or a javascript: link on
+    the page.
+    """
+    import nh3
+    from markdown_it import MarkdownIt
+    from markdown_it.common.utils import escapeHtml
 
     def link(match: re.Match) -> str:
         n = int(match.group(1))
@@ -179,7 +195,11 @@ def citations_html(text: str, hits: list[Hit], collection: Collection) -> str:
         title = html.escape(f"{hit.source_name}" + (f" › {hit.heading_path}" if hit.heading_path else ""))
         return f'<a class="cite" href="{url}" title="{title}" data-chunk="{hit.chunk_id}">[{n}]</a>'
 
-    return _CITE.sub(link, html.escape(text))
+    md = MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
+    # Citations live in text only (never inside a link's address or title).
+    md.add_render_rule("text", lambda self, tokens, idx, options, env: _CITE.sub(link, escapeHtml(tokens[idx].content)))
+    return nh3.clean(md.render(text), tags=ANSWER_TAGS, attributes=ANSWER_ATTRIBUTES,
+                     url_schemes={"http", "https", "mailto"}, link_rel="noopener noreferrer")
 
 
 def chunk_url(collection_id: int, document_id: int, chunk_id: int) -> str:

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F
@@ -151,6 +152,20 @@ def beir_queries(queries: dict[str, str], qrels: dict[str, dict[str, int]]) -> l
         if qid in queries and any(g > 0 for g in relevant.values()):
             out.append(EvalQuery(qid, queries[qid], relevant))
     return out
+
+
+SCIFACT_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/scifact.zip"
+
+
+def beir_folder(given: str | None = None) -> Path:
+    """The BEIR folder a command reads: `--dir`, else the SCIFACT_DIR setting; a clear error when neither is set."""
+    raw = given or getattr(settings, "SCIFACT_DIR", "")
+    if not raw:
+        raise ValidationError(
+            "No BEIR folder: give --dir or set SCIFACT_DIR to a folder holding corpus.jsonl, queries.jsonl and "
+            f"qrels/<split>.tsv. For the BEIR SciFact dataset: download {SCIFACT_URL}, unzip it and point "
+            "SCIFACT_DIR at the scifact/ folder (see docs/rag.md).")
+    return Path(raw)
 
 
 def load_beir_dir(path: str | Path, split: str) -> list[EvalQuery]:

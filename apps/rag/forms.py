@@ -11,6 +11,7 @@ from apps.llm.forms import add_service_errors
 from apps.llm.models import Model, ModelKind
 from apps.rag.config import CHUNK_STRATEGIES, FUSIONS, LEGS, ChunkingConfig, RetrievalConfig
 from apps.rag.models import DataClass
+from portal.safe_input import form_json
 
 
 class ServiceErrorsMixin:
@@ -70,10 +71,7 @@ class CollectionSettingsForm(ServiceErrorsMixin, ChunkingFields):
         self.fields["answer_model"].queryset = _chat_models()
 
     def clean_retrieval_json(self):
-        try:
-            value = json.loads(self.cleaned_data["retrieval_json"] or "{}")
-        except ValueError as exc:
-            raise ValidationError(f"Not valid JSON: {exc}")
+        value = form_json(self.cleaned_data["retrieval_json"] or "{}")
         if not isinstance(value, dict):
             raise ValidationError("Write a JSON object, e.g. {\"k\": 8}.")
         return value
@@ -144,10 +142,7 @@ class PlaygroundForm(forms.Form):
         raw = (self.cleaned_data.get("filters") or "").strip()
         if not raw:
             return {}
-        try:
-            value = json.loads(raw)
-        except ValueError:
-            raise ValidationError('Write a JSON object, e.g. {"team": "support"}.')
+        value = form_json(raw)
         if not isinstance(value, dict):
             raise ValidationError('Write a JSON object, e.g. {"team": "support"}.')
         return value

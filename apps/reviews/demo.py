@@ -1,4 +1,5 @@
-"""Demo use cases for `make run`: one in every resting state and tier, linked to the demo prompts.
+"""Demo use cases for `make run`: one in every resting state and tier, linked to the demo prompts. Active ones
+have their required controls waived by the council (with a reason); one approved use case still waits on them.
 
     seed_demo_reviews(people, teams)   # the dicts returned by portal.demo.seed_demo_accounts()
 
@@ -60,6 +61,17 @@ def _vote(people, use_case, username, decision="approve", rationale="Controls ar
     return use_case
 
 
+def _waive_controls(people, use_case, username, reason="Covered by the platform's standard controls (demo)."):
+    """The council waives the required controls, with a reason, so the approval can make the use case active."""
+    user = people[username]
+    use_case.refresh_from_db()
+    with acting_as(user):
+        for key in use_case.required_controls or []:
+            services.control_waive(use_case=use_case, user=user, control=key, reason=reason)
+    use_case.refresh_from_db()
+    return use_case
+
+
 def _move(people, use_case, username, name, note=""):
     user = people[username]
     with acting_as(user):
@@ -74,6 +86,7 @@ def seed_demo_reviews(people: dict, teams: dict) -> int:
         return 0
     # Active, low risk, linked to the triage prompt.
     low = _create(people, teams, "Ticket triage summaries", _answers(), prompts=["support/triage-summary"])
+    _waive_controls(people, low, "paula", "Baseline eval runs in the prompt's release gate.")
     _vote(people, low, "paula")
     # Approved with an automatic condition that checks itself (monthly budget ≤ $2,000).
     drafting = _create(people, teams, "Reply drafting for agents", _answers(prompt_data_classes=["internal", "pii"]),
@@ -113,11 +126,13 @@ def seed_demo_reviews(people: dict, teams: dict) -> int:
     # Expiring soon: active, then moved to review due by the expiry sweep.
     expiring = _create(people, teams, "Search query rewriting", _answers(), team="search", author="erin",
                        prompts=["search/query-rewrite"])
+    _waive_controls(people, expiring, "lee")
     _vote(people, expiring, "lee")
     UseCase.objects.filter(pk=expiring.pk).update(expires_at=timezone.now() + timedelta(days=21))
     # Expired.
     expired = _create(people, teams, "Snippet summaries", _answers(), team="search", author="erin",
                       prompts=["search/snippet-summary"])
+    _waive_controls(people, expired, "paula")
     _vote(people, expired, "paula")
     UseCase.objects.filter(pk=expired.pk).update(expires_at=timezone.now() - timedelta(days=1))
     services.expiry_sweep()
@@ -127,11 +142,13 @@ def seed_demo_reviews(people: dict, teams: dict) -> int:
     _move(people, escalation, "priya", "request_info", "Which PII fields reach the model, and are they redacted?")
     suspended = _create(people, teams, "Article title generator", _answers(), team="search", author="erin",
                         prompts=["search/title-generator"])
+    _waive_controls(people, suspended, "sam")
     _vote(people, suspended, "sam")
     _move(people, suspended, "sam", "suspend", "Prompt-injection finding in the red team; fix pending.")
     withdrawn = _create(people, teams, "Voice bot pilot", _answers(chats_with_people=True, exposure=["customers"]))
     _move(people, withdrawn, "evan", "withdraw")
     retired = _create(people, teams, "Legacy FAQ bot", _answers())
+    _waive_controls(people, retired, "paula")
     _vote(people, retired, "paula")
     _move(people, retired, "olivia", "retire")
     _create(people, teams, "CSAT weekly digest", _answers(), submit=False, prompts=["support/csat-summary"])
@@ -140,4 +157,8 @@ def seed_demo_reviews(people: dict, teams: dict) -> int:
                   prompts=["search/answer-with-citations"])
     _vote(people, awc, "sam")
     _vote(people, awc, "priya", "approve_with_conditions", "Needs a groundedness threshold on the eval set.")
+    # Approved, waiting on its required controls: the page lists what still blocks activation.
+    waiting = _create(people, teams, "Agent knowledge snippets", _answers(prompt_data_classes=["internal", "pii"]))
+    _vote(people, waiting, "sam")
+    _vote(people, waiting, "priya")
     return UseCase.objects.count()

@@ -96,9 +96,51 @@ def filter_apply(queryset, value):
     return queryset.filter(Exists(UseCasePrompt.objects.filter(prompt=OuterRef("pk"), use_case_id=int(value))))
 
 
+def waiting(user):
+    """The header's "waiting on you": in-review use cases that need this council member's vote."""
+    from django.urls import reverse
+
+    from apps.notifications.waiting import Waiting
+    from apps.reviews.selectors import vote_queue
+
+    queue = vote_queue(user=user)
+    return Waiting("review.votes", "Use cases waiting for your vote", len(queue), reverse("reviews:list")) \
+        if queue else None
+
+
+def waiting_tier_changes(user):
+    """Tier changes awaiting legal sign-off (legal seat holders were asked in their inbox)."""
+    from django.urls import reverse
+
+    from apps.accounts.permissions import council_seats
+    from apps.notifications.waiting import Waiting
+    from apps.reviews.models import TierChange, TierChangeStatus
+
+    if "legal" not in council_seats(user):
+        return None
+    count = TierChange.objects.filter(status=TierChangeStatus.PENDING).count()
+    return Waiting("review.tier_changes", "Tier changes awaiting legal sign-off", count, reverse("reviews:list"))
+
+
+def waiting_conditions(user):
+    """Conditions this person owns whose due notice went out and that are not met or evidenced yet."""
+    from django.urls import reverse
+
+    from apps.notifications.waiting import Waiting
+    from apps.reviews.models import Condition, ConditionStatus
+
+    count = (Condition.objects.filter(owner=user, due_notice_sent_at__isnull=False)
+             .filter(status__in=[ConditionStatus.PENDING, ConditionStatus.FAILING]).count())
+    return Waiting("review.conditions", "Use-case conditions due", count, reverse("reviews:list"))
+
+
 def register() -> None:
+    from apps.notifications.waiting import register_waiting
     from apps.prompts import registry
 
+    register_waiting("review.votes", waiting)
+    register_waiting("review.tier_changes", waiting_tier_changes)
+    register_waiting("review.conditions", waiting_conditions)
     registry.register_gate_check("use_case", "Use case approved, not expired or suspended", gate_check, order=30)
     registry.register_resolve_guard("use_case", resolve_guard)
     registry.register_prompt_panel("use_case", prompt_panel)

@@ -365,3 +365,23 @@ class Comment(models.Model):
 
     def __str__(self) -> str:
         return f"comment {self.pk} on {self.use_case_id}"
+
+
+class ControlWaiver(models.Model):
+    """A council member waives one required control of a use case, with a reason: it no longer blocks activation."""
+
+    use_case = models.ForeignKey(UseCase, on_delete=models.CASCADE, related_name="control_waivers")
+    control = models.CharField(max_length=60)  # the control (library key) waived
+    reason = models.TextField()
+    waived_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    seat = models.CharField(max_length=16, blank=True)  # the council seat the waiver was given for
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["control", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["use_case", "control"], name="control_waiver_once_per_use_case"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.use_case_id}: {self.control} waived"

@@ -76,7 +76,11 @@ def report_json(ctx: dict) -> dict:
                      "rereview_flag": u.rereview_flag},
         "answers": u.answers,
         "rule_trace": ctx["trace"],
-        "required_controls": [{"key": c["key"], "name": c["name"], "status": c["status"]} for c in ctx["controls"]],
+        "required_controls": [{"key": c["key"], "name": c["name"], "status": c["status"],
+                               **({"waiver": {"by": c["waiver"].waived_by.get_username() if c["waiver"].waived_by
+                                              else None, "reason": c["waiver"].reason,
+                                              "at": c["waiver"].created_at.isoformat()}} if c["waiver"] else {})}
+                              for c in ctx["controls"]],
         "conditions": [{"id": c.pk, "title": c.title, "kind": c.kind, "predicate": c.predicate, "params": c.params,
                         "owner": c.owner.get_username() if c.owner else None, "due_date": c.due_date.isoformat(),
                         "status": c.status,
@@ -124,7 +128,8 @@ def report_markdown(ctx: dict) -> str:
     lines += [f"| {s['id']} | {'yes' if s['matched'] else 'no'} | {s['tier']} | {s['description']} | {s['source']} |"
               for s in ctx["trace"]]
     lines += ["", "## Required controls", ""]
-    lines += [f"- {c['name']} (`{c['key']}`): {c['status']}" for c in ctx["controls"]] or ["- none"]
+    lines += [f"- {c['name']} (`{c['key']}`): {c['status']}"
+              + (f" — {c['waiver'].reason}" if c["waiver"] else "") for c in ctx["controls"]] or ["- none"]
     lines += ["", "## Conditions", ""]
     for c in ctx["conditions"]:
         check = c.latest_check

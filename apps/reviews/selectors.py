@@ -101,24 +101,38 @@ def submission_diff(use_case: UseCase) -> list[dict]:
 
 
 def controls_status(use_case: UseCase) -> list[dict]:
-    """Each required control with its status: met / pending (a condition covers it) / not yet evidenced."""
+    """Each required control with its status: met (its conditions are all met) / waived (by the council, with a
+    reason) / pending (a condition covers it) / not evidenced. Only met and waived controls let it go active."""
     names = dict(Control.objects.values_list("key", "name"))
     by_control: dict[str, list[Condition]] = {}
     for condition in use_case.conditions.all():
         if condition.control:
             by_control.setdefault(condition.control, []).append(condition)
+    waivers = {w.control: w for w in use_case.control_waivers.select_related("waived_by")}
     rows = []
     for key in use_case.required_controls or []:
         conds = by_control.get(key, [])
+        waiver = waivers.get(key)
         if conds and all(c.status == ConditionStatus.MET for c in conds):
             status = "met"
+        elif waiver is not None:
+            status = "waived"
         elif conds:
             status = "pending"
         else:
             status = "not evidenced"
         rows.append({"key": key, "name": names.get(key) or rules.CONTROL_LIBRARY.get(key, (key,))[0],
-                     "status": status, "conditions": conds})
+                     "status": status, "conditions": conds, "waiver": waiver,
+                     "blocks_activation": status not in CONTROL_CLEARED})
     return rows
+
+
+CONTROL_CLEARED = ("met", "waived")
+
+
+def activation_blockers(use_case: UseCase) -> list[dict]:
+    """The required controls that still keep the use case from going active (neither evidenced nor waived)."""
+    return [row for row in controls_status(use_case) if row["blocks_activation"]]
 
 
 def linkable_collections(*, user, use_case: UseCase) -> list[tuple[int, str]]:

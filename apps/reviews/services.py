@@ -15,13 +15,14 @@ from apps.accounts.models import ApiToken, CouncilSeat
 from apps.accounts.permissions import Action, council_seats, is_admin, is_council, require
 from apps.audit.services import audit_record
 from apps.reviews import conditions as predicates
-from apps.reviews import questionnaire, rules, workflow
+from apps.reviews import questionnaire, rules, selectors, workflow
 from apps.reviews.models import (
     Comment,
     Condition,
     ConditionCheck,
     ConditionKind,
     ConditionStatus,
+    ControlWaiver,
     LifecycleStage,
     ReviewPolicy,
     State,
@@ -84,39 +85,66 @@ def _clean_header(values: dict) -> dict:
     return cleaned
 
 
+def _clean_intake(header: dict, answers: dict, *, complete: bool, errors: dict | None = None) -> tuple[dict, dict]:
+    """The header and the answers checked together, so every problem is reported at once (not header first)."""
+    errors = dict(errors or {})
+    cleaned_header, cleaned = {}, {}
+    try:
+        cleaned_header = _clean_header(header)
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
+    try:
+        cleaned = questionnaire.clean_answers(questionnaire.current(), answers, complete=complete)
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
+    if errors:
+        raise ValidationError(errors)
+    return cleaned_header, cleaned
+
+
 @transaction.atomic
 def use_case_create(*, team, actor, title: str, purpose: str, intended_uses: str = "",
                     accountable_executive: str = "", lifecycle_stage: str = LifecycleStage.IDEA,
-                    business_owner=None, answers: dict | None = None) -> UseCase:
-    """A draft. Answers may be partial; they are validated field by field (submit checks completeness)."""
+                    business_owner=None, answers: dict | None = None, submit: bool = False) -> UseCase:
+    """A draft. Answers may be partial; they are validated field by field (submit checks completeness).
+
+    `submit=True` creates and submits in one step: incomplete answers raise every error at once and no draft is
+    left behind.
+    """
     require(actor, Action.CHANGE, team)
-    header = _clean_header({"title": title, "purpose": purpose, "intended_uses": intended_uses,
-                            "accountable_executive": accountable_executive, "lifecycle_stage": lifecycle_stage})
+    header, cleaned = _clean_intake(
+        {"title": title, "purpose": purpose, "intended_uses": intended_uses,
+         "accountable_executive": accountable_executive, "lifecycle_stage": lifecycle_stage},
+        answers or {}, complete=submit)
     current = questionnaire.current()
-    cleaned = questionnaire.clean_answers(current, answers or {}, complete=False)
     user = _user_of(actor)
     use_case = UseCase.objects.create(team=team, answers=cleaned, questionnaire_version=current.version,
                                       business_owner=business_owner or user, created_by=user, **header)
     audit_record(action="use_case.create", obj=use_case,
                  changes={"title": use_case.title, "team": team.slug, "answers": cleaned},
                  user=user, token=actor if isinstance(actor, ApiToken) else None)
+    if submit:
+        use_case = use_case_submit(use_case=use_case, actor=actor)
     return use_case
 
 
 @transaction.atomic
-def use_case_update(*, use_case: UseCase, actor, answers: dict | None = None, **header) -> UseCase:
+def use_case_update(*, use_case: UseCase, actor, answers: dict | None = None, submit: bool = False,
+                    **header) -> UseCase:
+    """Edit the header and answers; `submit=True` also submits, and saves nothing when anything is missing."""
     require(actor, Action.CHANGE, use_case)
     locked = _lock(use_case)
     if locked.state not in EDITABLE:
         raise ValidationError(f"The answers of a use case that is {locked.state_label.lower()} cannot change; "
                               "they can once the council asks for information or the approval is due.")
     before = {name: getattr(locked, name) for name in HEADER_FIELDS} | {"answers": locked.answers}
-    for name, value in _clean_header(header).items():
+    cleaned_header, cleaned = _clean_intake(header, locked.answers if answers is None else answers,
+                                            complete=submit)
+    for name, value in cleaned_header.items():
         setattr(locked, name, value)
     if answers is not None:
-        current = questionnaire.current()
-        locked.answers = questionnaire.clean_answers(current, answers, complete=False)
-        locked.questionnaire_version = current.version
+        locked.answers = cleaned
+        locked.questionnaire_version = questionnaire.current().version
     locked.updated_at = timezone.now()
     locked.save()
     after = {name: getattr(locked, name) for name in HEADER_FIELDS} | {"answers": locked.answers}
@@ -124,6 +152,8 @@ def use_case_update(*, use_case: UseCase, actor, answers: dict | None = None, **
 
     audit_record(action="use_case.update", obj=locked, changes=diff(before, after), user=_user_of(actor),
                  token=actor if isinstance(actor, ApiToken) else None)
+    if submit:
+        locked = use_case_submit(use_case=locked, actor=actor)
     return locked
 
 
@@ -272,6 +302,8 @@ def _apply_tier(locked: UseCase, tier: str, note: str) -> None:
     locked.tier, locked.tier_note, locked.required_controls = tier, note, controls
     if locked.state == State.IN_REVIEW:
         _try_decide(locked)
+    elif locked.state in (State.APPROVED, State.CONDITIONS_PENDING):
+        _conditions_settle(locked)  # a lower tier may need fewer controls
 
 
 # --- votes and the decision ------------------------------------------------------------------------------
@@ -369,7 +401,11 @@ def _evaluate_automatic(locked: UseCase) -> None:
         _condition_evaluate(condition)
 
 
-def _activate(locked: UseCase) -> None:
+def _activate(locked: UseCase) -> bool:
+    """Activate, unless a required control is neither evidenced nor waived: then it waits (approved or conditions
+    pending) and the page lists what still blocks it."""
+    if selectors.activation_blockers(locked):
+        return False
     policy = ReviewPolicy.get()
     now = timezone.now()
     expires = add_months(now, policy.months_for(locked.tier))
@@ -377,6 +413,7 @@ def _activate(locked: UseCase) -> None:
     locked.approved_at, locked.expires_at = now, expires
     _remember_reviewed_configs(locked)
     workflow.transition(locked, "activate", actor=None, changes={"expires_at": expires.isoformat()})
+    return True
 
 
 @transaction.atomic
@@ -404,8 +441,9 @@ def use_case_transition(*, use_case: UseCase, actor, name: str, note: str = "") 
 # --- conditions ------------------------------------------------------------------------------------------
 
 
-CONDITION_STATES = (State.IN_REVIEW, State.APPROVED_WITH_CONDITIONS, State.CONDITIONS_PENDING, State.ACTIVE,
-                    State.REVIEW_DUE)
+CONDITION_STATES = (State.IN_REVIEW, State.APPROVED, State.APPROVED_WITH_CONDITIONS, State.CONDITIONS_PENDING,
+                    State.ACTIVE, State.REVIEW_DUE)
+WAIVER_STATES = (State.IN_REVIEW, State.APPROVED, State.APPROVED_WITH_CONDITIONS, State.CONDITIONS_PENDING)
 
 
 def _reviewer_or_admin(actor, use_case: UseCase) -> None:
@@ -472,10 +510,13 @@ def _condition_evaluate(condition: Condition) -> ConditionCheck:
 
 
 def _conditions_settle(locked: UseCase) -> None:
-    """Conditions pending and all met → active; active with a failing automatic condition → suspended."""
+    """Approved (or conditions pending) with every condition met → active, once each required control is evidenced
+    or waived; active with a failing automatic condition → suspended."""
     locked.refresh_from_db(fields=["state"])
     conds = list(locked.conditions.all())
-    if locked.state == State.CONDITIONS_PENDING and conds and all(c.status == ConditionStatus.MET for c in conds):
+    all_met = all(c.status == ConditionStatus.MET for c in conds)
+    if (locked.state == State.CONDITIONS_PENDING and conds and all_met) or (locked.state == State.APPROVED
+                                                                             and all_met):
         _activate(locked)
     elif locked.state in workflow.LIVE:
         failing = [c for c in conds if c.kind == ConditionKind.AUTOMATIC and c.status == ConditionStatus.FAILING]
@@ -554,6 +595,35 @@ def condition_accept(*, condition: Condition, user) -> Condition:
     _conditions_settle(locked)
     condition.refresh_from_db()
     return condition
+
+
+@transaction.atomic
+def control_waive(*, use_case: UseCase, user, control: str, reason: str) -> ControlWaiver:
+    """A council member (never the submitter, never a token; an admin without a seat neither) waives one required
+    control with a written reason; the use case goes active if nothing else blocks it."""
+    if isinstance(user, ApiToken) or not workflow.holds(user, workflow.COUNCIL, use_case):
+        raise PermissionDenied("Only a council member who did not submit this use case may waive a control.")
+    locked = _lock(use_case)
+    if locked.state not in WAIVER_STATES:
+        raise ValidationError(f"Controls are waived before activation, not when the use case is "
+                              f"{locked.state_label.lower()}.")
+    errors = {}
+    if control not in (locked.required_controls or []):
+        errors["control"] = ["Choose one of the required controls."]
+    elif locked.control_waivers.filter(control=control).exists():
+        errors["control"] = ["This control is already waived."]
+    reason = (reason or "").strip()
+    if not reason:
+        errors["reason"] = ["Say why the council waives this control."]
+    if errors:
+        raise ValidationError(errors)
+    seats = sorted(council_seats(user))
+    waiver = ControlWaiver.objects.create(use_case=locked, control=control, reason=reason, waived_by=user,
+                                          seat=seats[0] if seats else "")
+    audit_record(action="use_case.control_waive", obj=locked, user=user,
+                 changes={"control": control, "reason": reason, "seat": waiver.seat})
+    _conditions_settle(locked)
+    return waiver
 
 
 # --- expiry ------------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ urlpatterns = [
     path("<int:pk>/conditions/<int:condition_id>/evidence/file", views.condition_evidence_file,
          name="condition_evidence_file"),
     path("<int:pk>/conditions/<int:condition_id>/accept/", views.condition_accept, name="condition_accept"),
+    path("<int:pk>/controls/waive/", views.control_waive, name="control_waive"),
     path("<int:pk>/comments/", views.comment_add, name="comment"),
     path("<int:pk>/prompts/", views.prompt_link, name="prompt_link"),
     path("<int:pk>/collections/", views.collection_link, name="collection_link"),

@@ -14,16 +14,14 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from apps.accounts.permissions import Action, can, is_council, teams_for
 from apps.notifications.services import unread_count
 from apps.reviews import conditions as predicates
-from apps.reviews import questionnaire, reports, rules, selectors, services, workflow
+from apps.reviews import forms, questionnaire, reports, rules, selectors, services, workflow
 from apps.reviews.models import (
     Condition,
-    ConditionKind,
     LifecycleStage,
     State,
     TierChange,
@@ -35,7 +33,7 @@ from portal.htmx import render_page_or_fragment
 
 def _error_text(exc: ValidationError) -> str:
     if hasattr(exc, "error_dict"):
-        return " ".join(f"{field.replace('_', ' ')}: {' '.join(msgs)}" if field != "__all__" else " ".join(msgs)
+        return " ".join(f"{_field_label(field)}: {' '.join(msgs)}" if field != "__all__" else " ".join(msgs)
                         for field, msgs in exc.message_dict.items())
     return " ".join(exc.messages)
 
@@ -159,62 +157,98 @@ def _header_from(post) -> dict:
     return {name: post.get(name, "") for name in services.HEADER_FIELDS}
 
 
+HEADER_LABELS = {"team": "Owning team", "title": "Title", "purpose": "Purpose", "intended_uses": "Intended uses",
+                 "accountable_executive": "Accountable executive", "lifecycle_stage": "Lifecycle stage"}
+HEADER_ANCHORS = {"team": "f-team", "title": "f-title", "purpose": "f-purpose", "intended_uses": "f-uses",
+                  "accountable_executive": "f-exec", "lifecycle_stage": "f-stage"}
+
+
+def _field_label(field: str) -> str:
+    """The words the person saw next to the field (a question's label, not its id)."""
+    if field in HEADER_LABELS:
+        return HEADER_LABELS[field]
+    q = questionnaire.current().question(field)
+    return q["label"] if q else field.replace("_", " ").capitalize()
+
+
+def _error_summary(errors: dict) -> list[dict]:
+    """Every error, in the order of the form, each naming its question and linking to it."""
+    order = list(HEADER_LABELS) + [q["id"] for q in questionnaire.current().questions]
+    fields = sorted((f for f in errors if f != "__all__"), key=lambda f: order.index(f) if f in order else len(order))
+    return [{"field": f, "label": _field_label(f), "messages": errors[f],
+             "anchor": HEADER_ANCHORS.get(f, f"q-{f}")} for f in fields]
+
+
+def _intake_page(request, *, header, answers, errors, use_case=None, teams=None, submitting=False):
+    context = {"teams": teams, "header": header, "errors": errors, "non_field_errors": errors.get("__all__", []),
+               "error_summary": _error_summary(errors), "submitting": submitting, "stages": LifecycleStage.choices,
+               "selected_team": request.POST.get("team", ""), "use_case": use_case,
+               **_questions_context(answers, errors)}
+    return render(request, "reviews/intake.html", context, status=422 if errors else 200)
+
+
+def _errors_of(exc: ValidationError) -> dict:
+    return exc.message_dict if hasattr(exc, "error_dict") else {"__all__": exc.messages}
+
+
 @login_required
 def use_case_create(request):
     teams = teams_for(request.user, Action.CHANGE)
     if not teams.exists():
         raise PermissionDenied("You are not an engineer or owner of any team, so you cannot propose use cases.")
-    header, answers, errors = {"lifecycle_stage": LifecycleStage.IDEA}, {}, {}
-    if request.method == "POST":
-        header, answers = _header_from(request.POST), _answers_from(request.POST)
-        team_id = request.POST.get("team", "")
-        team = teams.filter(pk=int(team_id)).first() if team_id.isdigit() else None
-        try:
-            if team is None:
-                raise ValidationError({"team": ["Choose one of your teams."]})
-            use_case = services.use_case_create(team=team, actor=request.user, answers=answers, **header)
-        except ValidationError as exc:
-            errors = exc.message_dict if hasattr(exc, "error_dict") else {"__all__": exc.messages}
-        else:
-            if request.POST.get("submit_now"):
-                return _submit_and_redirect(request, use_case)
-            messages.success(request, "Draft saved. Submit it when the answers are complete.")
-            return redirect(use_case.get_absolute_url())
-    context = {"teams": teams, "header": header, "errors": errors, "non_field_errors": errors.get("__all__", []), "stages": LifecycleStage.choices,
-               "selected_team": request.POST.get("team", ""), "use_case": None,
-               **_questions_context(_loose_answers(request.POST) if request.method == "POST" else answers, errors)}
-    return render(request, "reviews/intake.html", context, status=422 if errors else 200)
+    if request.method != "POST":
+        return _intake_page(request, header={"lifecycle_stage": LifecycleStage.IDEA}, answers={}, errors={},
+                            teams=teams)
+    header, answers = _header_from(request.POST), _answers_from(request.POST)
+    submit = bool(request.POST.get("submit_now"))
+    team_id = request.POST.get("team", "")
+    team = teams.filter(pk=int(team_id)).first() if team_id.isdigit() else None
+    try:
+        if team is None:
+            raise ValidationError({"team": ["Choose one of your teams."]})
+        use_case = services.use_case_create(team=team, actor=request.user, answers=answers, submit=submit, **header)
+    except ValidationError as exc:
+        return _intake_page(request, header=header, answers=_loose_answers(request.POST), errors=_errors_of(exc),
+                            teams=teams, submitting=submit)
+    if submit:
+        messages.success(request, f"Submitted. Tier: {use_case.tier_label}; state: {use_case.state_label}.")
+    else:
+        messages.success(request, "Draft saved. Submit it when the answers are complete.")
+    return redirect(use_case.get_absolute_url())
 
 
 @login_required
 def use_case_edit(request, pk: int):
     use_case = selectors.use_case_get(actor=request.user, pk=pk, action=Action.CHANGE)
-    header = {name: getattr(use_case, name) for name in services.HEADER_FIELDS}
-    answers, errors = use_case.answers, {}
-    if request.method == "POST":
-        header, answers = _header_from(request.POST), _answers_from(request.POST)
-        try:
-            use_case = services.use_case_update(use_case=use_case, actor=request.user, answers=answers, **header)
-        except ValidationError as exc:
-            errors = exc.message_dict if hasattr(exc, "error_dict") else {"__all__": exc.messages}
-            answers = _loose_answers(request.POST)
-        else:
-            if request.POST.get("submit_now"):
-                return _submit_and_redirect(request, use_case)
-            messages.success(request, "Saved.")
-            return redirect(use_case.get_absolute_url())
-    context = {"header": header, "errors": errors, "non_field_errors": errors.get("__all__", []), "stages": LifecycleStage.choices, "use_case": use_case,
-               **_questions_context(answers, errors)}
-    return render(request, "reviews/intake.html", context, status=422 if errors else 200)
+    if request.method != "POST":
+        header = {name: getattr(use_case, name) for name in services.HEADER_FIELDS}
+        return _intake_page(request, header=header, answers=use_case.answers, errors={}, use_case=use_case)
+    header, answers = _header_from(request.POST), _answers_from(request.POST)
+    submit = bool(request.POST.get("submit_now"))
+    try:
+        use_case = services.use_case_update(use_case=use_case, actor=request.user, answers=answers, submit=submit,
+                                            **header)
+    except ValidationError as exc:
+        return _intake_page(request, header=header, answers=_loose_answers(request.POST), errors=_errors_of(exc),
+                            use_case=use_case, submitting=submit)
+    if submit:
+        messages.success(request, f"Submitted. Tier: {use_case.tier_label}; state: {use_case.state_label}.")
+    else:
+        messages.success(request, "Saved.")
+    return redirect(use_case.get_absolute_url())
 
 
 def _submit_and_redirect(request, use_case):
+    """The page's Submit button: incomplete answers open the form with every error next to its question."""
     try:
         use_case = services.use_case_submit(use_case=use_case, actor=request.user)
     except ValidationError as exc:
+        if use_case.state in services.EDITABLE and hasattr(exc, "error_dict"):
+            header = {name: getattr(use_case, name) for name in services.HEADER_FIELDS}
+            return _intake_page(request, header=header, answers=use_case.answers, errors=_errors_of(exc),
+                                use_case=use_case, submitting=True)
         messages.error(request, "Not submitted — " + _error_text(exc))
-        return redirect(reverse("reviews:edit", args=[use_case.pk]) if use_case.state in services.EDITABLE
-                        else use_case.get_absolute_url())
+        return redirect(use_case.get_absolute_url())
     messages.success(request, f"Submitted. Tier: {use_case.tier_label}; state: {use_case.state_label}.")
     return redirect(use_case.get_absolute_url())
 
@@ -232,31 +266,61 @@ def use_case_submit(request, pk: int):
 @login_required
 def use_case_detail(request, pk: int):
     use_case = selectors.use_case_get(actor=request.user, pk=pk)
+    return _detail_page(request, use_case)
+
+
+def _detail_page(request, use_case, *, status: int = 200, **forms_):
+    """The use-case page; a form that failed comes back bound, its errors next to its fields (status 422)."""
     user = request.user
     context = reports.report_context(use_case)
+    controls = context["controls"]
     context.update({
         "may_change": can(user, Action.CHANGE, use_case),
         "editable": use_case.state in services.EDITABLE,
         "may_submit": workflow.may(user, "submit", use_case),
         "may_vote": services.may_vote(user, use_case),
         "is_reviewer": services.is_reviewer(user, use_case),
+        "may_waive": use_case.state in services.WAIVER_STATES and workflow.holds(user, workflow.COUNCIL, use_case),
         "is_legal": "legal" in _seats(user),
         "actions": workflow.available(user, use_case),
         "vote_decisions": VoteDecision.choices,
         "my_seats": sorted(_seats(user)),
         "tiers": [(t, rules.TIER_LABELS[t]) for t in rules.TIER_ORDER],
         "predicates": predicates.predicates(),
-        "controls": selectors.controls_status(use_case),
+        "blockers": [c for c in controls if c["blocks_activation"]],
         "condition_owner_choices": _people_choices(),
-        "condition_kinds": ConditionKind.choices,
         "today": date.today().isoformat(),
         "linkable_prompts": _linkable_prompts(user, use_case),
         "linkable_collections": selectors.linkable_collections(user=user, use_case=use_case)
         if can(user, Action.CHANGE, use_case) else [],
         "eval_runs": selectors.eval_runs(user=user, use_case=use_case),
         "diff": selectors.submission_diff(use_case),
+        "vote_form": forms_.get("vote_form") or forms.VoteForm(),
+        "condition_form": forms_.get("condition_form") or forms.ConditionForm(
+            controls=controls, initial={"owner": use_case.business_owner_id, "due_date": date.today()}),
+        "waiver_form": forms_.get("waiver_form") or forms.WaiverForm(),
     })
-    return render(request, "reviews/detail.html", context)
+    return render(request, "reviews/detail.html", context, status=status)
+
+
+def _form_action(request, use_case, form, fn, success: str, form_name: str):
+    """Valid form → service → back to the page with a message; a refusal → the page with the errors in place."""
+    if form.is_valid():
+        try:
+            fn(form)
+        except ValidationError as exc:
+            if not hasattr(exc, "error_dict"):  # about the use case, not a field (state, already voted): a message
+                messages.error(request, _error_text(exc))
+                return redirect(use_case.get_absolute_url())
+            form.apply_errors(exc)
+        except PermissionDenied as exc:
+            messages.error(request, str(exc) or "You may not do this.")
+            return redirect(use_case.get_absolute_url())
+        else:
+            messages.success(request, success)
+            return redirect(use_case.get_absolute_url())
+    use_case.refresh_from_db()
+    return _detail_page(request, use_case, status=422, **{form_name: form})
 
 
 def _people_choices():
@@ -290,10 +354,9 @@ def _act(request, use_case, fn, success: str):
 @require_POST
 def use_case_vote(request, pk: int):
     use_case = selectors.use_case_get(actor=request.user, pk=pk)
-    post = request.POST
-    return _act(request, use_case, lambda: services.vote_cast(
-        use_case=use_case, user=request.user, decision=post.get("decision", ""), rationale=post.get("rationale", ""),
-        seat=post.get("seat") or None), "Vote recorded.")
+    return _form_action(request, use_case, forms.VoteForm(request.POST), lambda f: services.vote_cast(
+        use_case=use_case, user=request.user, decision=f.cleaned_data["decision"],
+        rationale=f.cleaned_data["rationale"], seat=f.cleaned_data["seat"] or None), "Vote recorded.", "vote_form")
 
 
 @login_required
@@ -334,30 +397,25 @@ def rejection_confirm(request, pk: int):
                 "Rejection confirmed.")
 
 
-def _parse_date(raw: str):
-    try:
-        return date.fromisoformat(raw)
-    except (TypeError, ValueError):
-        return None
-
-
 @login_required
 @require_POST
 def condition_add(request, pk: int):
     use_case = selectors.use_case_get(actor=request.user, pk=pk)
-    post = request.POST
-    kind = post.get("kind", ConditionKind.MANUAL)
-    key = post.get("predicate", "")
-    params = {}
-    if kind == ConditionKind.AUTOMATIC:
-        pred = predicates.predicate(key)
-        params = {name: post.get(f"p_{key}_{name}", "") for name in (pred.params_schema if pred else {})}
-    owner_id = post.get("owner", "")
-    owner = get_user_model().objects.filter(pk=int(owner_id), is_active=True).first() if owner_id.isdigit() else None
-    return _act(request, use_case, lambda: services.condition_add(
-        use_case=use_case, actor=request.user, title=post.get("title", ""), owner=owner,
-        due_date=_parse_date(post.get("due_date", "")), how_met=post.get("how_met", ""), kind=kind, predicate=key,
-        params=params, control=post.get("control", "")), "Condition set.")
+    form = forms.ConditionForm(request.POST, controls=selectors.controls_status(use_case))
+    return _form_action(request, use_case, form, lambda f: services.condition_add(
+        use_case=use_case, actor=request.user, title=f.cleaned_data["title"], owner=f.cleaned_data["owner"],
+        due_date=f.cleaned_data["due_date"], how_met=f.cleaned_data["how_met"], kind=f.cleaned_data["kind"],
+        predicate=f.cleaned_data["predicate"], params=f.params(), control=f.cleaned_data["control"]),
+        "Condition set.", "condition_form")
+
+
+@login_required
+@require_POST
+def control_waive(request, pk: int):
+    use_case = selectors.use_case_get(actor=request.user, pk=pk)
+    return _form_action(request, use_case, forms.WaiverForm(request.POST), lambda f: services.control_waive(
+        use_case=use_case, user=request.user, control=f.cleaned_data["control"], reason=f.cleaned_data["reason"]),
+        "Control waived.", "waiver_form")
 
 
 def _condition(request, pk: int, condition_id: int):

@@ -21,9 +21,11 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "whitenoise.runserver_nostatic",  # runserver too serves static files through whitenoise (hashed, cached)
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "django_htmx",
+    "ninja",  # the API docs page from ninja's own static files, not a CDN (and under the CSP)
     "template_partials",
     "guardian",
     "portal",
@@ -45,6 +47,7 @@ MIDDLEWARE = [
     "portal.middleware.UnstorableInputMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "portal.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -91,10 +94,31 @@ def parse_database_url(url: str) -> dict:
         "PASSWORD": unquote(parsed.password or ""),
         "HOST": host,
         "PORT": str(parsed.port or ""),
-        "CONN_MAX_AGE": envint("DATABASE_CONN_MAX_AGE", 60),
-        "CONN_HEALTH_CHECKS": True,
-        "OPTIONS": query,
+        **connection_limits(query),
     }
+
+
+def connection_limits(options: dict) -> dict:
+    """How many PostgreSQL connections one process may hold (docs/operations.md, "Database connections").
+
+    With DATABASE_POOL_MAX_SIZE > 0 (the default) each process borrows from its own psycopg pool for the
+    length of a request or task and never holds more than that many, however many threads it runs
+    (runserver's thread per request, gunicorn's gthreads, a threaded Celery pool). With 0 there is no pool
+    (e.g. behind pgbouncer in transaction mode) and DATABASE_CONN_MAX_AGE applies; its default 0 closes the
+    connection at the end of each request, so an idle keep-alive thread never sits on one.
+    """
+    pool_size = envint("DATABASE_POOL_MAX_SIZE", 8)
+    if pool_size < 0:
+        raise ImproperlyConfigured(f"DATABASE_POOL_MAX_SIZE must be 0 (no pool) or more, got {pool_size}")
+    if pool_size == 0:
+        return {"CONN_MAX_AGE": envint("DATABASE_CONN_MAX_AGE", 0), "CONN_HEALTH_CHECKS": True, "OPTIONS": options}
+    pool = {
+        "min_size": 1,
+        "max_size": pool_size,
+        "timeout": envfloat("DATABASE_POOL_TIMEOUT", 10.0),  # seconds a request waits for a free connection
+        "max_idle": 60,  # connections above min_size idle this long are closed
+    }
+    return {"CONN_MAX_AGE": 0, "CONN_HEALTH_CHECKS": False, "OPTIONS": {**options, "pool": pool}}
 
 
 def _database_url() -> str:
@@ -164,6 +188,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Throttling of failed sign-ins and invalid API tokens (apps/accounts/throttle.py, ADR 0090).
+LOGIN_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 5)  # per account
+LOGIN_ADDRESS_FAILURE_LIMIT = envint("LOGIN_ADDRESS_FAILURE_LIMIT", 20)  # per client address, any accounts
+LOGIN_LOCKOUT_SECONDS = envint("LOGIN_LOCKOUT_SECONDS", 15 * 60)
+API_TOKEN_FAILURE_LIMIT = envint("API_TOKEN_FAILURE_LIMIT", 20)  # per client address
+API_TOKEN_LOCKOUT_SECONDS = envint("API_TOKEN_LOCKOUT_SECONDS", 5 * 60)
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "accounts:login"
@@ -175,8 +205,15 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
-WHITENOISE_AUTOREFRESH = False  # production serves collected files; dev/test use finders below
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Collected files with hashed names (cached for a year, immutable) and compressed copies, in every environment:
+# `make run` collects at start-up, the image at build (ADR 0008).
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "portal.staticstorage.PortalStaticFilesStorage"},
+}
+WHITENOISE_AUTOREFRESH = False
+WHITENOISE_ROOT = BASE_DIR / "portal" / "public"  # served at the site's root: /favicon.ico
 MEDIA_ROOT = Path(envstr("MEDIA_ROOT", str(BASE_DIR / ".portal" / "media")))
 MEDIA_URL = "media/"
 DATA_UPLOAD_MAX_MEMORY_SIZE = envint("DATA_UPLOAD_MAX_MEMORY_SIZE", 10 * 1024 * 1024)
@@ -190,6 +227,23 @@ SESSION_COOKIE_AGE = envint("SESSION_COOKIE_AGE", 60 * 60 * 12)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (portal/csp.py, ADR 0008): scripts only from our static files, no inline script, no eval.
+# plotly.js adds its rules to one empty <style> through the CSSOM: the hash below is that of the empty string,
+# so an empty style element is allowed and any style element with content is not. Style attributes stay allowed
+# (plotly and htmx set them; they cannot run code).
+CONTENT_SECURITY_POLICY = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'", "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='"],
+    "style-src-attr": ["'unsafe-inline'"],
+    "img-src": ["'self'", "data:"],
+    "font-src": ["'self'", "data:"],
+    "connect-src": ["'self'"],
+    "object-src": ["'none'"],
+    "base-uri": ["'self'"],
+    "form-action": ["'self'"],
+    "frame-ancestors": ["'none'"],
+}
 CSRF_FAILURE_VIEW = "portal.views.csrf_failure"  # the portal's 403 page, not Django's bare one
 
 # Email: console in dev; SMTP settings from the environment in production.
@@ -218,6 +272,13 @@ PORTAL_ENCRYPTION_KEY = envsecret("PORTAL_ENCRYPTION_KEY")
 PORTAL_DEFAULT_CHAT_MODEL = envstr("PORTAL_DEFAULT_CHAT_MODEL", "local-extractive")
 PORTAL_DEFAULT_EMBEDDING_MODEL = envstr("PORTAL_DEFAULT_EMBEDDING_MODEL", "local-minilm")
 PORTAL_WORKER_HEARTBEAT_TTL = envint("PORTAL_WORKER_HEARTBEAT_TTL", 30)
+# Load the offline embedding model when web and worker processes start (portal/warmup.py); the launcher and
+# production turn it on, tests leave it off.
+PORTAL_WARM_MODELS = envbool("PORTAL_WARM_MODELS", False)
+# A prefork child that warms the model reports up later than Celery's default 4 s, which would kill it.
+CELERY_WORKER_PROC_ALIVE_TIMEOUT = 120.0
+# `make run` sets a new id on each start: /readyz then counts only heartbeats that carry it (portal/celery.py).
+PORTAL_RUN_ID = envstr("PORTAL_RUN_ID", "") or ""
 
 LOG_LEVEL = envstr("LOG_LEVEL", "INFO")
 LOG_FORMAT = envstr("LOG_FORMAT", "json")
@@ -250,7 +311,6 @@ METRICS_TOKEN = envsecret("METRICS_TOKEN")
 STATICFILES_FINDERS = [
     "django.contrib.staticfiles.finders.FileSystemFinder",
     "django.contrib.staticfiles.finders.AppDirectoriesFinder",
-    "portal.staticfinders.VendorFinder",
 ]
 
 # Team webhooks may POST to private, loopback and link-local addresses (a receiver inside the network).
@@ -264,6 +324,8 @@ RAG_CLAIM_BATCH = envint("RAG_CLAIM_BATCH", 256)
 RAG_JOB_STALE_SECONDS = envint("RAG_JOB_STALE_SECONDS", 300)
 RAG_BM25_TERM_POSTINGS = envint("RAG_BM25_TERM_POSTINGS", 2000)
 RAG_LLM_RERANK = envbool("RAG_LLM_RERANK", True)
+# The BEIR folder (SciFact) rag_import_beir / rag_eval read when --dir is not given; empty: none.
+SCIFACT_DIR = envstr("SCIFACT_DIR", "")
 
 # Model calls (docs/models.md): retry backoff, embeddings batching, the offline chat model's ranking.
 LLM_RETRY_BASE_SECONDS = envfloat("LLM_RETRY_BASE_SECONDS", 0.5)

@@ -10,11 +10,8 @@ if not SECRET_KEY or len(SECRET_KEY) < 32:  # noqa: F405
     raise ImproperlyConfigured("SECRET_KEY (or SECRET_KEY_FILE) must be set to at least 32 characters in production")
 
 DEBUG = envbool("DEBUG", False)
+PORTAL_WARM_MODELS = envbool("PORTAL_WARM_MODELS", True)
 SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", True)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 60 * 60 * 24 * 30)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
-STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
-}

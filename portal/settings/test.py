@@ -5,16 +5,13 @@ import os
 from .base import *  # noqa: F403
 
 DEBUG = False
+PORTAL_WARM_MODELS = False  # tests load the model only where they use it
 SECRET_KEY = "test-only-secret-key"
 SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed; tests only
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 ALLOWED_HOSTS = ["*"]
-STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-}
 
 # Parallel runs on one machine (several checkouts or sessions) get their own databases and Redis db.
 _suffix = os.environ.get("PORTAL_TEST_SUFFIX", "")
@@ -28,7 +25,9 @@ LOG_FORMAT = "text"
 LOGGING["handlers"]["console"]["formatter"] = "text"  # noqa: F405
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405
 MEDIA_ROOT = BASE_DIR / ".portal" / f"test-media{_suffix}"  # noqa: F405
-WHITENOISE_USE_FINDERS = True
-WHITENOISE_AUTOREFRESH = True
-STATIC_ROOT = None
-DATABASES["default"]["CONN_MAX_AGE"] = 0  # live-server and worker threads must not keep connections past a test  # noqa: F405
+STATIC_ROOT = BASE_DIR / ".portal" / f"test-static{_suffix}"  # noqa: F405  collected by the browser tests' server
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns about a missing one until then
+# No pool and no persistent connections in the suite: live-server and worker threads must not keep
+# connections past a test, and the test database is created under another name after settings load.
+DATABASES["default"].update(CONN_MAX_AGE=0, CONN_HEALTH_CHECKS=True)  # noqa: F405
+DATABASES["default"]["OPTIONS"].pop("pool", None)  # noqa: F405

@@ -6,3 +6,34 @@ document.addEventListener("keydown", (event) => {
     if (search) { event.preventDefault(); search.focus(); }
   }
 });
+// Behaviour that used to sit in inline handlers, which the Content-Security-Policy forbids:
+// <form data-confirm="..."> asks before submitting, <select data-autosubmit> submits its form, [data-print] prints.
+document.addEventListener("submit", (event) => {
+  const message = event.target.dataset && event.target.dataset.confirm;
+  if (message && !window.confirm(message)) event.preventDefault();
+}, true);
+document.addEventListener("change", (event) => {
+  if (event.target.matches("select[data-autosubmit]")) event.target.form.requestSubmit();
+});
+document.addEventListener("click", (event) => {
+  if (event.target.closest("[data-print]")) window.print();
+});
+
+// A name cut short (a select's choice, an ellipsised badge) shows in full on hover: the title attribute.
+function titleCutShortText(root) {
+  root.querySelectorAll("select").forEach((select) => {
+    const choice = select.selectedOptions[0];
+    if (!select.title || select.dataset.autoTitle) {
+      select.title = choice ? choice.textContent.trim() : "";
+      select.dataset.autoTitle = "1";
+    }
+  });
+  root.querySelectorAll(".badge, .truncate").forEach((el) => {
+    if (!el.title && el.scrollWidth > el.clientWidth) el.title = el.textContent.trim();
+  });
+}
+document.addEventListener("DOMContentLoaded", () => titleCutShortText(document));
+document.addEventListener("htmx:afterSettle", (event) => titleCutShortText(event.target.parentElement || document));
+document.addEventListener("change", (event) => {
+  if (event.target.matches("select[data-auto-title]")) titleCutShortText(event.target.parentElement);
+});

@@ -5,6 +5,7 @@ import io
 from datetime import timedelta
 
 import pytest
+from django.templatetags.static import static
 from django.utils import timezone
 
 from apps.costs.rollups import day_start
@@ -39,7 +40,8 @@ def test_the_dashboard_renders_every_chart_with_a_table_and_a_csv_link(client_fo
     for name in CHARTS:
         assert f'data-testid="report-{name}"' in html
         assert f"/costs/charts/{name}.csv" in html
-    assert "vendor/plotly.min.js" in html and "Plotly.newPlot" in html
+    assert static("vendor/plotly-basic.min.js") in html and static("portal/charts.js") in html
+    assert "data-chart>" in html and "Plotly.newPlot" not in html  # drawn by charts.js, no inline script
 
 
 def test_a_viewer_sees_only_their_teams_usage(client_for, viewer, usage):

@@ -43,13 +43,48 @@ def browser():
         browser.close()
 
 
+@pytest.fixture(scope="session")
+def live_server(request):
+    """pytest-django's live server, serving static files as production does: collected (hashed names, compressed
+    copies) and through whitenoise, not through Django's finder view that the plain fixture puts in front."""
+    from django.core.management import call_command
+    from pytest_django.live_server_helper import LiveServer
+
+    call_command("collectstatic", interactive=False, verbosity=0)  # also refreshes the storage's manifest
+    addr = request.config.getvalue("liveserver") or os.getenv("DJANGO_LIVE_TEST_SERVER_ADDRESS") or "localhost"
+    server = LiveServer(addr, start=False)
+    server.thread.static_handler = lambda application: application  # whitenoise middleware answers /static/
+    server.start()
+    yield server
+    server.stop()
+
+
+def csp_violations(messages: list[str]) -> list[str]:
+    return [m for m in messages if "Content Security Policy" in m or m.startswith("CSP violation")]
+
+
 @pytest.fixture
 def page(browser, live_server):
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
     context.set_default_timeout(15_000)
+    # Any violation of the Content-Security-Policy fails the test, whatever the test itself checks.
+    context.add_init_script("""document.addEventListener("securitypolicyviolation", (event) => console.error(
+        `CSP violation: ${event.violatedDirective} blocked ${event.blockedURI || "inline"} in ${event.sourceFile}`));""")
     page = context.new_page()
+    page.console_errors = []
+    page.on("console", lambda message: message.type == "error" and page.console_errors.append(message.text))
     yield page
     context.close()
+    violations = csp_violations(page.console_errors)
+    assert not violations, f"Content-Security-Policy violations: {violations}"
+
+
+@pytest.fixture
+def page_log(page):
+    """Records the page's console errors and failed responses for `assert_page_usable` (tests/e2e/layout.py)."""
+    from tests.e2e.layout import PageLog
+
+    return PageLog.attach(page)
 
 
 @pytest.fixture

@@ -79,3 +79,21 @@ def test_the_catalog_filters_as_you_type(page, demo_people):
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text("support/refund-reply")
     expect(page).to_have_url(re.compile(r"q=refu"))
+
+
+def test_a_template_that_would_build_100_mb_is_refused_in_the_playground_with_the_reason(page, demo_people):
+    from django.urls import reverse
+
+    from apps.accounts.models import Team
+    from apps.llm.services import catalog_seed_local
+    from apps.prompts.services import Draft, prompt_create
+
+    catalog_seed_local()
+    prompt_create(team=Team.objects.get(slug="support-ai"), name="support/e2e-wide", actor=demo_people["evan"],
+                  draft=Draft(kind="text", template="Header\n{{ 'a'|center(10**8) }}"), commit_message="wide")
+
+    log_in(page, "evan")
+    page.goto(reverse("prompts:playground", kwargs={"name": "support/e2e-wide", "number": 1}))
+    page.get_by_role("button", name="Run").click()
+
+    expect(page.get_by_text(re.compile(r"center filter's result of 100,000,000 characters would exceed"))).to_be_visible()

@@ -51,3 +51,26 @@ def test_upload_watch_it_index_ask_and_open_a_citation(page, demo_people, celery
     expect(focused).to_have_class("rag-chunk focus")
     expect(focused).to_be_in_viewport()
     assert collection.pk  # the page belonged to the collection created above
+
+
+def test_a_file_renamed_pdf_is_refused_next_to_the_file_field(page, demo_people):
+    from apps.accounts.models import Team
+    from apps.llm.services import catalog_seed_local
+    from apps.rag.models import Document
+    from apps.rag.services import collection_create
+
+    catalog_seed_local()
+    collection_create(team=Team.objects.get(slug="support-ai"), name="E2E uploads", embedding_model="local-minilm",
+                      user=demo_people["olivia"])
+
+    log_in(page, "evan")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="RAG", exact=True).click()
+    page.get_by_role("link", name="E2E uploads").click()
+    page.get_by_label("Files").set_input_files(
+        {"name": "scan.pdf", "mimeType": "application/pdf", "buffer": b"PK\x03\x04 a zip renamed to .pdf"})
+    page.get_by_role("button", name="Upload and index").click()
+
+    error = page.get_by_text("(scan.pdf) is not a PDF (no %PDF- header)")
+    expect(error).to_be_visible()
+    assert error.evaluate("e => !!e.closest('form')")  # shown in the upload form, by the field
+    assert not Document.objects.exists()

@@ -1,6 +1,7 @@
 """A use case from intake to an active approval, in Chromium: an engineer fills the questionnaire (follow-ups
 appear as they answer), security finds the vote request in the inbox, security and privacy vote, privacy sets
-an automatic condition, and the condition is met by the portal's own check once the team sets a budget."""
+an automatic condition, and the condition is met by the portal's own check once the team sets a budget; the
+use case goes active only once privacy has waived, with a reason, each required control still blocking it."""
 
 import re
 
@@ -11,7 +12,7 @@ from tests.e2e.conftest import log_in, log_out
 
 def settled(page):
     """Wait until the questionnaire's htmx re-render (progressive disclosure) has finished."""
-    page.wait_for_function("!document.querySelector('.htmx-request')")
+    page.wait_for_function("() => !document.querySelector('.htmx-request')")  # a function: a bare expression is eval'd, which the CSP refuses
 
 
 def yes_no(page, field, value: bool):
@@ -119,7 +120,22 @@ def test_intake_votes_decision_and_a_condition_met_automatically(page, demo_peop
     budget_create(actor=demo_people["olivia"], name="Support AI monthly", team=Team.objects.get(slug="support-ai"),
                   amount="1500")
     page.get_by_role("button", name="Check now").click()
-    expect(page.locator("#uc-state")).to_have_text("Active")
     expect(page.locator("#conditions")).to_contain_text(re.compile(r"Monthly budget \$1,500.00 ≤ cap \$2,000.00"))
+    # The condition is met, but required controls are neither evidenced nor waived: the page says what blocks.
+    expect(page.locator("#uc-state")).to_have_text("Conditions pending")
+    blockers = page.locator("#activation-blockers")
+    expect(blockers).to_contain_text("still block")
+    # Privacy waives each blocking control with a reason; the last waiver activates the use case.
+    while page.locator("#activation-blockers").count():
+        row = page.locator("#controls tr:has(summary:text('Waive'))").first
+        row.locator("summary", has_text="Waive").click()
+        row.get_by_role("button", name="Waive control").click()  # no reason: refused next to the field
+        row = page.locator("#controls tr:has(.field-error)").first
+        expect(row.locator(".field-error")).to_have_text("Say why the council waives this control.")
+        row.get_by_label(re.compile(r"^Why the council waives")).fill("Internal tool; covered by the platform.")
+        row.get_by_role("button", name="Waive control").click()
+        expect(page.get_by_role("status")).to_contain_text("Control waived.")
+    expect(page.locator("#uc-state")).to_have_text("Active")
+    expect(page.locator("#controls")).to_contain_text("Waived by priya")
     expect(page.locator("#timeline")).to_contain_text("Active")
     page.wait_for_load_state("networkidle")

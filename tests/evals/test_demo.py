@@ -20,6 +20,9 @@ def test_the_demo_seeds_sets_runs_a_regression_and_gates_and_is_idempotent(db):
     assert Dataset.objects.filter(name="search/kb-answers-golden").exists()
     runs = EvalRun.objects.filter(status=RunStatus.FINISHED)
     assert runs.count() >= 4
+    from apps.evals.models import EvalResult
+
+    assert not EvalResult.objects.exclude(error="").exists()  # no demo run fails items (e.g. a missing variable)
     prompt = Prompt.objects.get(name=ANSWER_PROMPT)
     gate = EvalGate.objects.get(prompt=prompt)
     production = production_version(prompt)
@@ -62,3 +65,17 @@ def test_the_demo_seeds_sets_runs_a_regression_and_gates_and_is_idempotent(db):
             assert client.get(url).status_code == 200, (username, url)
     html = client.get(reverse("evals:dashboards")).content.decode()
     assert ANSWER_PROMPT in html and "support/escalation-classifier" in html
+
+
+    # The obvious first run (support/refund-policy-qa v1 × support/refund-golden) is prefilled and accepted.
+    from apps.evals.selectors import input_map_prefill
+    from apps.evals.services import run_create
+    from apps.prompts.models import PromptVersion
+
+    version = PromptVersion.objects.get(prompt__name="support/refund-policy-qa", number=1)
+    dataset = Dataset.objects.get(name="support/refund-golden")
+    mapping = input_map_prefill(version=version, dataset=dataset)
+    assert mapping == {"policy": "context"}
+    run = run_create(actor=accounts["people"]["evan"], dataset=dataset, target_ref={"version_id": version.pk},
+                     evaluators=list(version.prompt.eval_gate.evaluators.all()), input_map=mapping, enqueue=False)
+    assert run.progress_total == dataset.items.count()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.templatetags.static import static
 from django.urls import reverse
 
 from apps.evals import runner
@@ -220,7 +221,8 @@ def test_setting_a_gate_from_its_page(client_for, engineer, viewer, prompt, data
 def test_dashboards_render_charts_tables_and_csv(client_for, viewer, finished_run):
     client = client_for(viewer)
     html = client.get(reverse("evals:dashboards")).content.decode()
-    assert "vendor/plotly.min.js" in html and 'id="chart-trends"' in html and "Plotly.newPlot" in html
+    assert static("vendor/plotly-basic.min.js") in html and static("portal/charts.js") in html
+    assert html.count('id="chart-trends"') == 1 and "data-chart>" in html and "Plotly.newPlot" not in html
     assert "support/faq-answer" in html
     csv_response = client.get(reverse("evals:dashboards") + "?csv=trends")
     assert csv_response["Content-Type"] == "text/csv"

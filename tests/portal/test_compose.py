@@ -336,7 +336,8 @@ def test_collectstatic_at_build_accepts_the_build_only_key_and_collects_every_as
     assert len(assignments["SECRET_KEY"]) >= 32  # production settings refuse shorter keys
     assert not (context / "no-embedded-servers").exists()  # the URLs were parsed, no server was started
     manifest = json.loads((context / "staticfiles" / "staticfiles.json").read_text())["paths"]
-    for asset in ("portal/portal.css", "portal/portal.js", "django_htmx/htmx-2.min.js", "vendor/plotly.min.js"):
+    for asset in ("portal/portal.css", "portal/portal.js", "django_htmx/htmx-2.min.js", "vendor/plotly-basic.min.js",
+                  "portal/charts.js", "portal/favicon.svg"):
         assert asset in manifest, asset
 
 

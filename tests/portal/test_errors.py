@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from django.core.exceptions import PermissionDenied
 from django.db import OperationalError
+from django.templatetags.static import static
 from django.test import Client, RequestFactory
 from django.urls import path
 from django.utils.functional import SimpleLazyObject
@@ -39,11 +41,11 @@ handler403 = portal.urls.handler403
 handler404 = portal.urls.handler404
 handler500 = portal.urls.handler500
 
-LAYOUT_MARKERS = ('<header class="topbar">', 'class="brand"', "portal/portal.css")
+LAYOUT_MARKERS = ('<header class="topbar">', 'class="brand"')
 
 
 def assert_in_portal_layout(html: str) -> None:
-    for marker in LAYOUT_MARKERS:
+    for marker in (*LAYOUT_MARKERS, static("portal/portal.css")):  # hashed once collected
         assert marker in html, marker
     assert "Traceback" not in html and "django.core" not in html
 
@@ -122,7 +124,7 @@ def test_error_500_renders_the_standalone_page_with_the_request_id():
     assert response.status_code == 500
     html = response.content.decode()
     assert "<code>0123456789abcdef0123456789abcdef</code>" in html
-    assert '<header class="topbar">' in html and "portal/portal.css" in html
+    assert '<header class="topbar">' in html and static("portal/portal.css") in html
     assert "{%" not in html and "base.html" not in html  # standalone: no layout that could fail again
 
 
@@ -170,3 +172,41 @@ def test_a_bad_request_renders_the_styled_400_page():
     html = response.content.decode()
     assert re.search(r'<div class="code">400</div>', html)
     assert "Bad request" in html
+
+
+# --- production: never a traceback ----------------------------------------------------------------
+
+PRODUCTION_ERRORS = """
+import json, sys
+import django
+from django.conf import settings
+django.setup()
+settings.STATIC_ROOT = sys.argv[1]  # the image collects static files at build; do the same here
+from django.core.management import call_command
+call_command("collectstatic", interactive=False, verbosity=0)
+from django.test import Client
+from django.test.utils import override_settings
+with override_settings(ROOT_URLCONF="tests.portal.test_errors"):
+    client = Client(raise_request_exception=False, HTTP_X_FORWARDED_PROTO="https")
+    pages = {name: client.get(path, secure=True) for name, path in
+             [("crash", "/test-errors/crash/"), ("missing", "/no/such/page/")]}
+print(json.dumps({"DEBUG": settings.DEBUG, **{name: {"status": r.status_code, "html": r.content.decode()}
+                                               for name, r in pages.items()}}))
+"""
+
+
+def test_production_never_shows_a_traceback_or_settings_on_a_500_or_a_404(tmp_path):
+    """Dev pages show tracebacks (DEBUG); the production settings must show the styled pages only."""
+    from tests.portal.test_settings import GOOD_KEY, loaded, production
+
+    code = PRODUCTION_ERRORS.replace("sys.argv[1]", repr(str(tmp_path / "static")))
+    out = loaded(production(tmp_path, {"SECRET_KEY": GOOD_KEY, "ALLOWED_HOSTS": "testserver",
+                                       "PYTHONPATH": str(Path(__file__).resolve().parents[2])}, code))
+    assert out["DEBUG"] is False
+    assert out["crash"]["status"] == 500 and out["missing"]["status"] == 404
+    for page in (out["crash"]["html"], out["missing"]["html"]):
+        assert '<header class="topbar">' in page and 'class="brand"' in page  # the portal's styled page
+        for leak in ("Traceback", "RuntimeError", "an unexpected failure inside a view", "SECRET_KEY",
+                     "DATABASES", "Request Method", "Django settings", "technical_500", GOOD_KEY):
+            assert leak not in page, leak
+    assert "Something went wrong on our side" in out["crash"]["html"]

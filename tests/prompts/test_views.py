@@ -151,7 +151,7 @@ def test_the_version_page_shows_lint_and_renders_a_preview(prompt, client_for, e
     assert "undelimited-user-input" in page.content.decode()
     preview = client.post(reverse("prompts:version_render", args=[prompt.name, 2]), {"var_question": "Why?"},
                           HTTP_HX_REQUEST="true")
-    assert preview.content.decode().strip().endswith("Answer: Why?</pre>")
+    assert '<pre class="template rendered">Answer: Why?</pre>' in preview.content.decode()
     missing = client.post(reverse("prompts:version_render", args=[prompt.name, 2]), {}, HTTP_HX_REQUEST="true")
     assert "missing variable &#x27;question&#x27;" in missing.content.decode()
 

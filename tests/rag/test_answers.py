@@ -111,3 +111,56 @@ def test_llm_rerank_reorders_with_a_real_chat_model(shop, owner, monkeypatch):
 def test_llm_rerank_with_the_offline_model_is_skipped_with_a_note(shop, owner):
     result = retrieve(collection=shop, query="refunds", actor=owner, config=RetrievalConfig(k=2, rerank=True))
     assert any("real chat model" in n for n in result.notes)
+
+
+XSS_ANSWER = ("### Refunds\n\nRefunds are paid **within 14 days** [1].\n\n"
+              "<script>alert('x')</script><img src=x onerror=alert(1)> [click](javascript:alert(1)) "
+              "<a href=\"javascript:alert(2)\" onclick=\"alert(3)\">raw</a> [9]")
+
+
+def _fake_answer_model(collection, monkeypatch, text):
+    provider = Provider.objects.create(name="vllm-answers", kind=ProviderKind.OPENAI_COMPATIBLE,
+                                       base_url="http://127.0.0.1:9/v1")
+    collection.answer_model = Model.objects.create(provider=provider, name="real-answers", remote_name="m",
+                                                   kind=ModelKind.CHAT)
+    collection.save()
+
+    def fake_chat(**kwargs):
+        return ChatResult(text=text, model="real-answers", provider="vllm-answers", usage=Usage(), latency_ms=1,
+                          cost=None, finish_reason="stop", usage_event_id=None, request_id="r")
+
+    monkeypatch.setattr("apps.llm.calls.chat", fake_chat)
+
+
+def test_the_answer_markdown_is_rendered_sanitised_with_clickable_citations(shop, client_for, viewer, monkeypatch):
+    _fake_answer_model(shop, monkeypatch, XSS_ANSWER)
+    body = client_for(viewer).post(f"/rag/{shop.pk}/answer/", {"q": "How long do refunds take?"}).content.decode()
+    assert 'class="rag-answer-text">' in body, body
+    answer = body.split('class="rag-answer-text">')[1].split("</div>")[0]
+    assert "<h3>Refunds</h3>" in answer and "<strong>within 14 days</strong>" in answer and "###" not in answer
+    assert '<a class="cite" href="/rag/' in answer  # [1] links to the cited chunk
+    assert '<span class="cite invalid"' in answer  # [9] was never given
+    elements = _elements(answer)
+    assert not [tag for tag, _ in elements if tag in ("script", "img", "iframe", "style")]
+    attributes = [(name, value or "") for _, attrs in elements for name, value in attrs]
+    assert not [name for name, _ in attributes if name.startswith("on")]
+    assert not [v for name, v in attributes if name == "href" and not v.startswith(("/", "https:", "http:"))]
+    assert "&lt;script&gt;" in answer  # the payload is shown as text, harmless
+
+
+def _elements(fragment: str) -> list[tuple[str, list]]:
+    from html.parser import HTMLParser
+
+    found = []
+
+    class Collect(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            found.append((tag, attrs))
+
+    Collect().feed(fragment)
+    return found
+
+
+def test_the_playground_puts_the_answer_before_the_chunk_cards(shop, client_for, viewer):
+    page = client_for(viewer).get(f"/rag/{shop.pk}/playground/", {"q": "refunds"}).content.decode()
+    assert page.index('id="answer-h"') < page.index('class="rag-hit"')

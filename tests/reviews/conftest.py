@@ -81,14 +81,26 @@ def seat_user():
     return _seat_user
 
 
+def clear_controls(use_case):
+    """Test data: every required control of a submitted use case already waived, so votes alone decide whether it
+    goes active (tests of the control gate itself pass `controls_cleared=False`)."""
+    from apps.reviews.models import ControlWaiver
+
+    for key in use_case.required_controls or []:
+        ControlWaiver.objects.get_or_create(use_case=use_case, control=key, defaults={"reason": "test data"})
+    return use_case
+
+
 @pytest.fixture
 def make_use_case(team, engineer):
-    def make(answers_=None, *, actor=None, title="Ticket triage assistant", submit=False):
+    def make(answers_=None, *, actor=None, title="Ticket triage assistant", submit=False, controls_cleared=True):
         use_case = services.use_case_create(team=team, actor=actor or engineer, title=title,
                                             purpose="Summarise support tickets for agents.",
                                             answers=LOW_ANSWERS if answers_ is None else answers_)
         if submit:
             use_case = services.use_case_submit(use_case=use_case, actor=actor or engineer)
+            if controls_cleared:
+                clear_controls(use_case)
         return use_case
 
     return make

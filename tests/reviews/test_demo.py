@@ -15,6 +15,12 @@ def test_demo_covers_every_resting_state_and_tier_and_is_idempotent(db):
             State.APPROVED_WITH_CONDITIONS} <= states
     assert set(UseCase.objects.exclude(tier="").values_list("tier", flat=True)) == {
         "low", "elevated", "high", "prohibited"}
+    assert State.APPROVED in states  # approved, waiting on its required controls
+    from apps.reviews.selectors import activation_blockers
+
+    for use_case in UseCase.objects.filter(approved_at__isnull=False):  # everything that went active
+        assert activation_blockers(use_case) == [], use_case.title
+    assert activation_blockers(UseCase.objects.get(state=State.APPROVED))
     drafting = UseCase.objects.get(title="Reply drafting for agents")
     assert drafting.conditions.filter(kind="automatic", status="met").exists()
     assert drafting.prompt_links.exists()

@@ -94,14 +94,45 @@ def test_intake_errors_show_next_to_fields_and_save_nothing(client_for, engineer
     assert not UseCase.objects.exists()
 
 
-def test_incomplete_submit_keeps_the_draft_and_explains(client_for, engineer, team):
+def test_an_empty_submit_shows_every_error_at_once_next_to_its_question_and_saves_nothing(client_for, engineer,
+                                                                                          team):
+    from apps.reviews import questionnaire
+
     c = client_for(engineer)
-    response = c.post("/use-cases/new/", {**_form({"exposure": ["internal"]}), "team": team.pk, "submit_now": "1"})
-    assert response.status_code == 302
-    use_case = UseCase.objects.get()
-    assert use_case.state == State.DRAFT
-    follow = c.get(response["Location"]).content.decode()
-    assert "needs an answer" in follow
+    response = c.post("/use-cases/new/", {"title": "", "purpose": "", "team": team.pk, "submit_now": "1"})
+    assert response.status_code == 422
+    assert not UseCase.objects.exists()  # a failed "Save and submit" leaves no draft behind
+    body = response.content.decode()
+    assert "Give the use case a title." in body and "Say what the use case is for." in body
+    required = [q for q in questionnaire.current().questions if q.get("required") and not q.get("show_if")]
+    for q in required:  # the questions are reported in the same answer as the header, each with its label
+        assert f'href="#q-{q["id"]}">{q["label"]}</a>' in body
+    assert body.count("This question needs an answer before you submit.") >= 2 * len(required)  # summary + field
+    assert "third party model" not in body and "annex iii area" not in body
+    assert "Not submitted" in body and "Nothing was saved" in body
+
+
+def test_an_incomplete_submit_from_the_edit_page_saves_nothing_and_keeps_the_draft(client_for, engineer, team,
+                                                                                   make_use_case):
+    draft = make_use_case({"exposure": ["internal"]})
+    c = client_for(engineer)
+    response = c.post(f"/use-cases/{draft.pk}/edit/", {**_form({"exposure": ["customers"]}, title="Renamed"),
+                                                       "submit_now": "1"})
+    assert response.status_code == 422
+    draft.refresh_from_db()
+    assert draft.title == "Ticket triage assistant" and draft.answers == {"exposure": ["internal"]}
+    assert draft.state == State.DRAFT
+    assert 'href="#q-geographies">' in response.content.decode()
+
+
+def test_submit_button_on_the_page_opens_the_form_with_the_missing_answers(client_for, engineer, make_use_case):
+    draft = make_use_case({"exposure": ["internal"]})
+    response = client_for(engineer).post(f"/use-cases/{draft.pk}/submit/")
+    assert response.status_code == 422
+    body = response.content.decode()
+    assert f'action="/use-cases/{draft.pk}/edit/"' in body and 'href="#q-geographies">' in body
+    draft.refresh_from_db()
+    assert draft.state == State.DRAFT
 
 
 @pytest.mark.parametrize("who", ["viewer", "nobody", "council_member"])
@@ -119,9 +150,39 @@ def test_vote_through_the_page(client_for, use_case, council_member, privacy):
 
 
 def test_bad_vote_is_a_message_not_a_500(client_for, use_case, council_member):
-    response = client_for(council_member).post(f"/use-cases/{use_case.pk}/vote/", {"decision": "approve"},
-                                               follow=True)
-    assert response.status_code == 200 and "rationale" in response.content.decode()
+    response = client_for(council_member).post(f"/use-cases/{use_case.pk}/vote/", {"decision": "approve"})
+    assert response.status_code == 422 and "Say why you vote this way" in response.content.decode()
+    assert not use_case.votes.exists()
+
+
+def test_an_empty_vote_says_so_next_to_the_decision_in_plain_words(client_for, use_case, council_member):
+    response = client_for(council_member).post(f"/use-cases/{use_case.pk}/vote/", {"rationale": "Looks fine"})
+    body = response.content.decode()
+    assert response.status_code == 422 and not use_case.votes.exists()
+    assert "Choose your vote: approve, approve with conditions or reject." in body
+    assert "decision: Choose one of" not in body
+    field = body.split('id="v-decision"')[1].split("</div>\n    </div>")[0]
+    assert "Choose your vote" in field  # next to the decision, not in a banner
+    assert "Looks fine</textarea>" in body  # what was typed stays
+
+
+def test_a_condition_with_the_default_kind_and_nothing_chosen_asks_for_the_missing_fields(client_for, use_case,
+                                                                                         security):
+    response = client_for(security).post(f"/use-cases/{use_case.pk}/conditions/",
+                                         {"title": "Redaction reviewed", "due_date": "2026-01-01", "owner": ""})
+    body = response.content.decode()
+    assert response.status_code == 422 and not use_case.conditions.exists()
+    assert "Name the person who meets the condition." in body and "Unknown check" not in body
+
+
+def test_an_automatic_condition_without_a_check_asks_for_the_check_next_to_it(client_for, use_case, security):
+    response = client_for(security).post(f"/use-cases/{use_case.pk}/conditions/", {
+        "title": "Budget capped", "due_date": "2026-01-01", "owner": security.pk, "kind": "automatic"})
+    body = response.content.decode()
+    assert response.status_code == 422 and not use_case.conditions.exists()
+    assert "Unknown check" not in body and "predicate:" not in body
+    field = body.split('id="c-pred"')[1].split("</div>")[0]
+    assert "Choose the check the portal runs" in field
 
 
 def test_engineer_cannot_vote_through_the_page(client_for, use_case, engineer):
@@ -265,8 +326,9 @@ def test_evidence_upload_is_served_only_to_people_who_see_the_use_case(client_fo
                                   {"owner": "", "title": "", "due_date": "nope"},
                                   {"kind": "automatic", "predicate": "budget_cap", "p_budget_cap_max_usd": "x"}])
 def test_garbage_condition_forms_are_messages_not_500s(client_for, use_case, security, data):
-    response = client_for(security).post(f"/use-cases/{use_case.pk}/conditions/", data, follow=True)
-    assert response.status_code == 200 and not use_case.conditions.exists()
+    response = client_for(security).post(f"/use-cases/{use_case.pk}/conditions/", data)
+    assert response.status_code == 422 and 'class="field-error"' in response.content.decode()
+    assert not use_case.conditions.exists()
 
 
 def test_garbage_team_on_intake_is_a_field_error(client_for, engineer):

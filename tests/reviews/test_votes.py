@@ -10,7 +10,7 @@ from apps.audit.models import AuditEvent
 from apps.notifications.models import Notification
 from apps.reviews import services
 from apps.reviews.models import State, Transition, UseCase
-from tests.reviews.conftest import ELEVATED_EXTERNAL, ELEVATED_INTERNAL, HIGH
+from tests.reviews.conftest import ELEVATED_EXTERNAL, ELEVATED_INTERNAL, HIGH, clear_controls
 
 
 def test_low_tier_needs_one_council_member(make_use_case, product, approve):
@@ -180,7 +180,7 @@ def test_legal_who_asked_cannot_sign_off_their_own_lowering(make_use_case, legal
 def test_two_reviewers_voting_at_once_decide_exactly_once(team, engineer, security, privacy):
     use_case = services.use_case_create(team=team, actor=engineer, title="Concurrent", purpose="p",
                                         answers=ELEVATED_INTERNAL)
-    use_case = services.use_case_submit(use_case=use_case, actor=engineer)
+    use_case = clear_controls(services.use_case_submit(use_case=use_case, actor=engineer))
     barrier = threading.Barrier(2)
     errors = []
 

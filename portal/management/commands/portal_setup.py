@@ -9,7 +9,8 @@ from portal.demo import seed_demo_quick
 
 class Command(BaseCommand):
     help = ("Bring the database up to date in one process: load the schema snapshot into an empty database, "
-            "apply any migration it lacks, then load the demo logins (what `make run` does before serving).")
+            "apply any migration it lacks, then load the demo logins; and collect the static files (hashed, "
+            "compressed) that the web server serves (what `make run` does before serving).")
 
     def add_arguments(self, parser):
         parser.add_argument("--no-demo", action="store_true", help="Schema only; no demo people, models or prices.")
@@ -21,4 +22,5 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         if not no_demo:
             seed_demo_quick()
-        self.stdout.write(f"Database ready in {time.monotonic() - started:.1f}s.")
+        call_command("collectstatic", interactive=False, verbosity=0)
+        self.stdout.write(f"Database and static files ready in {time.monotonic() - started:.1f}s.")

@@ -14,5 +14,8 @@ class Command(BaseCommand):
         if quick:
             seed_demo_quick()
         else:
-            seed_demo()
+            from portal.demo_status import demo_loading_marker
+
+            with demo_loading_marker():  # home and costs say "demo data is loading" meanwhile
+                seed_demo()
         self.stdout.write(self.style.SUCCESS("Demo data ready." if not quick else "Demo logins ready."))

@@ -1,6 +1,10 @@
 """Evaluate a collection's retrieval on BEIR queries and qrels; print nDCG@10, recall@100 and MRR@10 per leg.
 
-    manage.py rag_eval --collection scifact --dir ../shared/benchmarks/scifact --split test
+    manage.py rag_eval --collection scifact --split test          # the BEIR folder from SCIFACT_DIR
+    manage.py rag_eval --collection scifact --dir /data/scifact --split test
+
+The BEIR folder holds queries.jsonl and qrels/<split>.tsv: for SciFact, download
+https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/scifact.zip and unzip it (docs/rag.md).
 
 Settings default to the collection's retrieval defaults; override any with --k1, --b, --fusion, --alpha,
 --rrf-k, --bm25-weight, --vector-weight, --ef-search. Output is one JSON object.
@@ -15,17 +19,20 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.rag.config import RetrievalConfig
-from apps.rag.evaluation import LEGS, evaluate, load_beir_dir
+from apps.rag.evaluation import LEGS, beir_folder, evaluate, load_beir_dir
 from apps.rag.models import Collection
 
 
 class Command(BaseCommand):
-    help = "Retrieval metrics (nDCG@10, recall@100, MRR@10) per leg on a BEIR split."
+    help = ("Retrieval metrics (nDCG@10, recall@100, MRR@10) per leg on a BEIR split. The folder is --dir or "
+            "SCIFACT_DIR; SciFact: https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/scifact.zip "
+            "(unzip it).")
 
     def add_arguments(self, parser):
         parser.add_argument("--collection", required=True)
         parser.add_argument("--team", help="team slug, when several teams have a collection of that name")
-        parser.add_argument("--dir", required=True, help="BEIR folder: queries.jsonl and qrels/<split>.tsv")
+        parser.add_argument("--dir", help="BEIR folder: queries.jsonl and qrels/<split>.tsv (default: SCIFACT_DIR; "
+                                          "SciFact: unzip BEIR's scifact.zip, see docs/rag.md)")
         parser.add_argument("--split", default="test")
         parser.add_argument("--legs", default=",".join(LEGS))
         parser.add_argument("--limit", type=int, default=0, help="evaluate only the first N queries")
@@ -36,6 +43,10 @@ class Command(BaseCommand):
             parser.add_argument(f"--{name}", type=kind)
 
     def handle(self, *args, **opts):
+        try:
+            folder = beir_folder(opts.get("dir"))
+        except ValidationError as exc:
+            raise CommandError("; ".join(exc.messages))
         collections = Collection.objects.filter(name=opts["collection"]).select_related(
             "team", "embedding_model__provider")
         if opts.get("team"):
@@ -51,7 +62,7 @@ class Command(BaseCommand):
         try:
             config = RetrievalConfig.from_dict(collection.retrieval).replace(
                 **{k: v for k, v in overrides.items() if v is not None})
-            queries = load_beir_dir(opts["dir"], opts["split"])
+            queries = load_beir_dir(folder, opts["split"])
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages))
         except FileNotFoundError as exc:

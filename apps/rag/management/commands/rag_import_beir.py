@@ -1,6 +1,10 @@
 """Import a BEIR corpus (corpus.jsonl) into a collection and index it.
 
-    manage.py rag_import_beir --collection scifact --team search --dir ../shared/benchmarks/scifact
+    manage.py rag_import_beir --collection scifact --team search            # the BEIR folder from SCIFACT_DIR
+    manage.py rag_import_beir --collection scifact --team search --dir /data/scifact
+
+The BEIR folder holds corpus.jsonl: for SciFact, download
+https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/scifact.zip and unzip it (docs/rag.md).
 
 Creates the collection if needed (whole-document chunks by default: BEIR documents are passages), syncs
 its documents to the corpus (unchanged ones are skipped by content hash, changed ones re-indexed, missing
@@ -13,24 +17,26 @@ from __future__ import annotations
 import json
 import threading
 import time
-from pathlib import Path
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.accounts.models import Team
+from apps.rag.evaluation import beir_folder
 from apps.rag.models import Collection, IndexingJob
 from apps.rag.services import collection_create, corpus_items, documents_upsert
 from portal.request_context import acting_as
 
 
 class Command(BaseCommand):
-    help = "Import a BEIR corpus.jsonl into a RAG collection and index it."
+    help = ("Import a BEIR corpus.jsonl into a RAG collection and index it. The folder is --dir or SCIFACT_DIR; "
+            "SciFact: https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/scifact.zip (unzip it).")
 
     def add_arguments(self, parser):
         parser.add_argument("--collection", required=True)
         parser.add_argument("--team", required=True, help="team slug (or name)")
-        parser.add_argument("--dir", required=True, help="BEIR folder holding corpus.jsonl")
+        parser.add_argument("--dir", help="BEIR folder holding corpus.jsonl (default: SCIFACT_DIR; SciFact: unzip "
+                                          "BEIR's scifact.zip, see docs/rag.md)")
         parser.add_argument("--embedding-model", default="local-minilm")
         parser.add_argument("--chunking", default="whole", choices=["whole", "recursive", "fixed"])
         parser.add_argument("--chunk-tokens", type=int, default=200)
@@ -39,10 +45,14 @@ class Command(BaseCommand):
         parser.add_argument("--queue", action="store_true", help="queue the job for the workers instead of running it here")
 
     def handle(self, *args, **opts):
+        try:
+            folder = beir_folder(opts.get("dir"))
+        except ValidationError as exc:
+            raise CommandError("; ".join(exc.messages))
         team = Team.objects.filter(slug=opts["team"]).first() or Team.objects.filter(name=opts["team"]).first()
         if team is None:
             raise CommandError(f"There is no team {opts['team']!r}.")
-        corpus = Path(opts["dir"]) / "corpus.jsonl"
+        corpus = folder / "corpus.jsonl"
         if not corpus.exists():
             raise CommandError(f"There is no {corpus}.")
         with acting_as(None):
