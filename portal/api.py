@@ -115,7 +115,7 @@ _UNSAFE = {"post", "put", "patch", "delete"}
 
 def declare_framework_errors(schema: dict) -> dict:
     """Add to each operation the error statuses the framework answers for it, all with the one ApiError body:
-    401 (every operation needs a credential), 403 on writes (session callers without the CSRF header), 422 when
+    401 (every operation needs a credential), 429 (bearer auth paused after too many invalid tokens), 403 on writes (session callers without the CSRF header), 422 when
     it takes parameters or a body (validation), 400 and 413 when it takes a body (bad JSON, too large) and 404
     when its path has parameters (a value the URL pattern does not accept)."""
     components = schema.setdefault("components", {}).setdefault("schemas", {})
@@ -125,7 +125,7 @@ def declare_framework_errors(schema: dict) -> dict:
     components["ApiError"].pop("$defs", None)
     for path, operations in schema.get("paths", {}).items():
         for method, operation in operations.items():
-            statuses = {401}
+            statuses = {401, 429}
             if method in _UNSAFE:
                 statuses.add(403)
             if operation.get("parameters") or operation.get("requestBody"):
@@ -177,10 +177,9 @@ def _token_rejected(request, exc: TokenRejected):
 
 @api.exception_handler(TokensThrottled)
 def _throttled(request, exc: TokensThrottled):
-    response = api.create_response(request, {
-        "detail": f"Too many invalid API tokens from your address: bearer authentication from it is paused for "
-                  f"{exc.retry_after} s. Check the token your client sends.",
-        "reason": "throttled"}, status=429)
+    response = _error(request, 429, f"Too many invalid API tokens from your address: bearer authentication from "
+                                    f"it is paused for {exc.retry_after} s. Check the token your client sends.",
+                      reason="throttled")
     response["Retry-After"] = str(exc.retry_after)
     return response
 

@@ -2,7 +2,7 @@
 
     {"detail": "What went wrong, in one sentence.",
      "errors": [{"field": "team", "message": "…", …}],    # one entry per field or row at fault ([] if none)
-     "reason": "expired",                                 # only 401: why the token was refused
+     "reason": "expired",                                 # only 401 (why the token was refused) and 429
      "guard": "use_case",                                 # only 423: which resolve guard refused
      "report": {…}}                                       # only a refused dataset import: its counts
 
@@ -30,6 +30,7 @@ STATUS_TEXT = {
     415: "Unsupported media type",
     422: "Invalid input: `errors` names each field at fault",
     423: "Locked: a resolve guard refuses to serve this prompt (see `guard`)",
+    429: "Too many invalid API tokens from this address: bearer authentication is paused (see `Retry-After`)",
     503: "A check this answer depends on could not run",
 }
 

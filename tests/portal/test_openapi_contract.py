@@ -11,7 +11,7 @@ from portal.api import api
 
 pytestmark = pytest.mark.django_db
 
-ERROR_STATUSES = {"400", "401", "403", "404", "409", "413", "415", "422", "423", "503"}
+ERROR_STATUSES = {"400", "401", "403", "404", "409", "413", "415", "422", "423", "429", "503"}
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def test_every_error_response_in_the_schema_is_the_one_api_error(openapi):
     for path, operations in openapi["paths"].items():
         for method, operation in operations.items():
             responses = operation["responses"]
-            assert "401" in responses, f"{method} {path}"
+            assert {"401", "429"} <= set(responses), f"{method} {path}"
             for status in ERROR_STATUSES & set(responses):
                 schema = responses[status]["content"]["application/json"]["schema"]
                 assert schema == {"$ref": "#/components/schemas/ApiError"}, f"{method} {path} {status}"
