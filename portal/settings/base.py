@@ -44,7 +44,6 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "portal.middleware.RequestContextMiddleware",
-    "portal.middleware.UnstorableInputMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "portal.csp.ContentSecurityPolicyMiddleware",
@@ -57,6 +56,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "portal.middleware.HtmxVaryMiddleware",
+    "portal.middleware.UnstorableInputMiddleware",  # last: its 400 page still gets the headers above
 ]
 
 ROOT_URLCONF = "portal.urls"

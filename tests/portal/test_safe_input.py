@@ -135,3 +135,10 @@ def test_a_page_form_with_nul_in_its_json_says_so_next_to_the_field(client_for, 
     response = client_for(owner).post(f"/rag/{collection.pk}/settings/", data)
 
     assert response.status_code == 400 and "mode contains a NUL character" in response.content.decode()
+
+
+def test_the_400_page_for_a_nul_in_the_url_carries_the_security_headers(client_for, engineer):
+    response = client_for(engineer).get("/prompts/?q=%00")
+
+    assert response.status_code == 400
+    assert response["X-Frame-Options"] == "DENY" and "Content-Security-Policy" in response
