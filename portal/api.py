@@ -5,16 +5,21 @@ Apps contribute routers in their `api.py`; they are mounted here, in the one pla
 
 from __future__ import annotations
 
+from functools import wraps
+
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, ValidationError
-from django.http import Http404, HttpRequest
+from django.http import Http404, HttpRequest, JsonResponse
+from django.urls import URLPattern
 from ninja import NinjaAPI
 from ninja.errors import HttpError
+from ninja.errors import ValidationError as NinjaValidationError
 from ninja.parser import Parser
 from ninja.security import HttpBearer
 from ninja.utils import check_csrf
 
 from apps.accounts.auth import TokenRejected, TokenRejection, authenticate_token, parse_authorization
+from apps.core.api_errors import STATUS_TEXT, ApiError, ApiProblem, error_body, field_errors
 from apps.core.safe_input import InputRejected, loads_json, reject_bad_params
 
 
@@ -68,7 +73,7 @@ def _authenticate_throttled(request, raw: str):
 
 class PortalParser(Parser):
     """Every JSON body and form ninja parses is checked once, here, for text PostgreSQL cannot store (NUL,
-    lone surrogates) and for nesting too deep to walk; the answer names the field (see portal/safe_input.py).
+    lone surrogates) and for nesting too deep to walk; the answer names the field (see apps/core/safe_input.py).
     Endpoints that read a batch themselves (usage ingest, OTLP) check each item instead, so one bad item
     does not cost the batch."""
 
@@ -80,7 +85,66 @@ class PortalParser(Parser):
         return super().parse_querydict(data, list_fields, request)
 
 
-api = NinjaAPI(
+class PortalAPI(NinjaAPI):
+    def get_openapi_schema(self, *args, **kwargs):
+        return declare_framework_errors(super().get_openapi_schema(*args, **kwargs))
+
+    @property
+    def urls(self):
+        patterns, app_name, namespace = super().urls
+        return [_json_405(p) if isinstance(p, URLPattern) else p for p in patterns], app_name, namespace
+
+
+def _json_405(pattern: URLPattern) -> URLPattern:
+    """A method a path does not serve: the JSON error body, not ninja's plain-text 405."""
+    view = pattern.callback
+
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        response = view(request, *args, **kwargs)
+        if response.status_code == 405 and "json" not in response.get("Content-Type", ""):
+            return method_not_allowed({m.strip() for m in response.get("Allow", "").split(",") if m.strip()})
+        return response
+
+    return URLPattern(pattern.pattern, wrapped, pattern.default_args, pattern.name)
+
+
+_ERROR_REF = {"$ref": "#/components/schemas/ApiError"}
+_UNSAFE = {"post", "put", "patch", "delete"}
+
+
+def declare_framework_errors(schema: dict) -> dict:
+    """Add to each operation the error statuses the framework answers for it, all with the one ApiError body:
+    401 (every operation needs a credential), 429 (bearer auth paused after too many invalid tokens), 403 on writes (session callers without the CSRF header), 422 when
+    it takes parameters or a body (validation), 400 and 413 when it takes a body (bad JSON, too large) and 404
+    when its path has parameters (a value the URL pattern does not accept)."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for name, sub in ApiError.model_json_schema(ref_template="#/components/schemas/{model}").pop("$defs").items():
+        components.setdefault(name, sub)
+    components.setdefault("ApiError", ApiError.model_json_schema(ref_template="#/components/schemas/{model}"))
+    components["ApiError"].pop("$defs", None)
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            statuses = {401, 429}
+            if method in _UNSAFE:
+                statuses.add(403)
+            if operation.get("parameters") or operation.get("requestBody"):
+                statuses.add(422)
+            if operation.get("requestBody"):
+                statuses |= {400, 413}
+            if "{" in path:
+                statuses.add(404)
+            responses = operation["responses"] = {str(k): v for k, v in operation.get("responses", {}).items()}
+            for status in sorted(statuses):
+                responses.setdefault(str(status), {"description": STATUS_TEXT[status],
+                                                   "content": {"application/json": {"schema": _ERROR_REF}}})
+            for status, response in responses.items():  # ninja describes a declared error as "Not Found" etc.
+                if status.isdigit() and int(status) in STATUS_TEXT:
+                    response["description"] = STATUS_TEXT[int(status)]
+    return schema
+
+
+api = PortalAPI(
     title="GenAI Portal API",
     version="1",
     urls_namespace="api",
@@ -90,52 +154,44 @@ api = NinjaAPI(
 )
 
 
+def _error(request, status: int, detail: str, errors: list[dict] | None = None, **extra):
+    return api.create_response(request, error_body(detail, errors, **extra), status=status)
+
+
+@api.exception_handler(ApiProblem)
+def _problem(request, exc: ApiProblem):
+    return api.create_response(request, exc.body, status=exc.status)
+
+
 @api.exception_handler(InputRejected)
 def _input_rejected(request, exc: InputRejected):
     return api.create_response(request, exc.body(), status=exc.status)
 
 
-@api.exception_handler(HttpError)
-def _http_error(request, exc: HttpError):
-    # ninja wraps whatever the body parser raised into "Cannot parse request body": answer with our reason.
-    if isinstance(exc.__cause__, InputRejected):
-        return _input_rejected(request, exc.__cause__)
-    return api.create_response(request, {"detail": str(exc)}, status=exc.status_code)
-
-
-@api.exception_handler(RequestDataTooBig)
-def _too_big(request, exc):
-    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-    return api.create_response(request, {"detail": f"The body is too large: send at most {limit:,} bytes."},
-                               status=413)
-
-
 @api.exception_handler(TokenRejected)
 def _token_rejected(request, exc: TokenRejected):
-    response = api.create_response(request, {"detail": exc.rejection.message, "reason": exc.rejection.reason},
-                                   status=401)
+    response = _error(request, 401, exc.rejection.message, reason=exc.rejection.reason)
     response["WWW-Authenticate"] = f'Bearer error="invalid_token", error_description="{exc.rejection.reason}"'
     return response
 
 
 @api.exception_handler(TokensThrottled)
 def _throttled(request, exc: TokensThrottled):
-    response = api.create_response(request, {
-        "detail": f"Too many invalid API tokens from your address: bearer authentication from it is paused for "
-                  f"{exc.retry_after} s. Check the token your client sends.",
-        "reason": "throttled"}, status=429)
+    response = _error(request, 429, f"Too many invalid API tokens from your address: bearer authentication from "
+                                    f"it is paused for {exc.retry_after} s. Check the token your client sends.",
+                      reason="throttled")
     response["Retry-After"] = str(exc.retry_after)
     return response
 
 
 @api.exception_handler(PermissionDenied)
 def _forbidden(request, exc):
-    return api.create_response(request, {"detail": str(exc) or "You may not do this."}, status=403)
+    return _error(request, 403, str(exc) or "You may not do this.")
 
 
 @api.exception_handler(Http404)
 def _not_found(request, exc):
-    return api.create_response(request, {"detail": str(exc) or "Not found."}, status=404)
+    return _error(request, 404, str(exc) or "Not found.")
 
 
 @api.exception_handler(ValidationError)
@@ -145,7 +201,36 @@ def _invalid(request, exc: ValidationError):
                   for field, errs in exc.error_dict.items()]
     else:
         errors = [{"field": None, "message": message} for message in exc.messages]
-    return api.create_response(request, {"detail": "Invalid input.", "errors": errors}, status=422)
+    return _error(request, 422, "Invalid input.", errors)
+
+
+@api.exception_handler(NinjaValidationError)
+def _invalid_parameters(request, exc: NinjaValidationError):
+    """django-ninja's own validation of parameters and bodies: the same body as every other 422."""
+    return _error(request, 422, "Invalid input.", field_errors(exc.errors))
+
+
+@api.exception_handler(HttpError)
+def _http_error(request, exc: HttpError):
+    """django-ninja's HttpError (400 for a body that is not JSON, its own 401/403)."""
+    # ninja wraps whatever the body parser raised into "Cannot parse request body": answer with our reason.
+    if isinstance(exc.__cause__, InputRejected):
+        return _input_rejected(request, exc.__cause__)
+    detail = str(exc)
+    if exc.status_code == 400 and detail.startswith("Cannot parse request body"):
+        detail = "The body is not valid JSON."
+    return _error(request, exc.status_code, detail)
+
+
+@api.exception_handler(RequestDataTooBig)
+def _too_large(request, exc):
+    return _error(request, 413, f"The body is too large: send at most {settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes.")
+
+
+def method_not_allowed(allowed: set[str]) -> JsonResponse:
+    response = JsonResponse(error_body(f"Method not allowed: use {', '.join(sorted(allowed))}."), status=405)
+    response["Allow"] = ", ".join(sorted(allowed))
+    return response
 
 
 def actor_of(request):
@@ -171,3 +256,4 @@ api.add_router("/llm", llm_router)
 api.add_router("/prompts", prompts_router)
 api.add_router("/rag", rag_router)
 api.add_router("/use-cases", reviews_router)
+

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET
 from apps.core import metrics
 from apps.core.heartbeat import HEARTBEAT_KEY, HEARTBEAT_PATTERN
 from portal import warmup
+from apps.core.api_errors import error_body
 from portal.home import home_summary
 from portal.navigation import area_by_key
 
@@ -115,12 +116,23 @@ def _request_id(request) -> str:
     return getattr(request, "request_id", "")
 
 
+def _api_error(request, status: int, detail: str) -> JsonResponse | None:
+    """Under /api/ an error is the API's JSON error body (apps/core/api_errors.py), not an HTML page."""
+    if not request.path.startswith("/api/"):
+        return None
+    return JsonResponse(error_body(detail), status=status)
+
+
 def error_400(request, exception=None):
+    if api := _api_error(request, 400, "Bad request."):
+        return api
     return render(request, "errors/400.html", {"request_id": _request_id(request)}, status=400)
 
 
 def error_403(request, exception=None):
     message = str(exception) if exception and str(exception) else "You do not have permission to do this."
+    if api := _api_error(request, 403, message):
+        return api
     return render(request, "errors/403.html", {"message": message, "request_id": _request_id(request)}, status=403)
 
 
@@ -131,10 +143,14 @@ def csrf_failure(request, reason=""):
 
 
 def error_404(request, exception=None):
+    if api := _api_error(request, 404, "Not found: no API operation answers this path."):
+        return api
     return render(request, "errors/404.html", {"request_id": _request_id(request)}, status=404)
 
 
 def error_500(request):
+    if api := _api_error(request, 500, f"Server error (request id {_request_id(request)})."):
+        return api
     # No RequestContext: its context processors (user, navigation) may query the database that just failed.
     body = loader.render_to_string("errors/500.html", {"request_id": _request_id(request)})
     return HttpResponse(body, status=500)

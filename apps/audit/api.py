@@ -6,6 +6,7 @@ from ninja import Query, Router, Schema
 from apps.accounts.models import ApiToken
 from apps.accounts.permissions import SCOPE_ACTIONS, Action, sees_everything
 from apps.audit.selectors import AuditFilters, audit_event_list
+from apps.core.api_errors import errors
 
 router = Router(tags=["audit"])
 
@@ -27,7 +28,7 @@ class AuditEventOut(Schema):
     prev_hash: str
 
 
-@router.get("/events", response=list[AuditEventOut],
+@router.get("/events", response={200: list[AuditEventOut], **errors(403, 422)},
             summary="Audit events the caller may see, newest first (page with before=<smallest id seen>)")
 def events(request, action: str = "", object_type: str = "", object_id: str = "", team: str = "",
            actor: str = "", date_from: date | None = None, date_to: date | None = None,

@@ -14,6 +14,8 @@ import re
 
 from django.core.exceptions import ValidationError
 
+from apps.core.api_errors import error_body
+
 MAX_JSON_DEPTH = 64
 _BAD = re.compile("[\x00\ud800-\udfff]")
 
@@ -28,9 +30,10 @@ class InputRejected(Exception):
         self.status = status
 
     def body(self) -> dict:
+        """The API's one error body (apps/core/api_errors.py)."""
         if self.status == 422:
-            return {"detail": "Invalid input.", "errors": [{"field": self.field, "message": self.message}]}
-        return {"detail": self.message}
+            return error_body("Invalid input.", [{"field": self.field, "message": self.message}])
+        return error_body(self.message)
 
 
 def text_problem(value: str) -> str | None:

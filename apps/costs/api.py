@@ -31,6 +31,8 @@ from apps.costs.otlp import (
     traces_to_events,
 )
 from apps.costs.services import usage_outcomes_set
+from apps.core.api_errors import ApiProblem, errors
+from apps.core.safe_input import InputRejected, loads_json
 
 router = Router(tags=["costs"])
 
@@ -58,15 +60,13 @@ EVENT_SCHEMA = {
 
 def _json_body(request, limit_hint: str):
     if request.content_type and "json" not in request.content_type:
-        return None, (415, {"detail": f"Send JSON (Content-Type: application/json), not {request.content_type}."})
+        raise ApiProblem(415, f"Send JSON (Content-Type: application/json), not {request.content_type}.")
     try:
         raw = request.body
     except RequestDataTooBig:
-        return None, (413, {"detail": f"The body is too large: {limit_hint}."})
-    try:  # each item's text is checked by the ingest, so one bad item does not cost the batch
-        return loads_json(raw or b"null", check_text=False), None
-    except InputRejected as exc:
-        return None, (exc.status, exc.body())
+        raise ApiProblem(413, f"The body is too large: {limit_hint}.")
+    # each item's text is checked by the ingest, so one bad item does not cost the batch (InputRejected: 400)
+    return loads_json(raw or b"null", check_text=False)
 
 
 def _require_ingest(actor) -> None:
@@ -92,11 +92,7 @@ class IngestOut(Schema):
     rejected: list[RejectedOut]
 
 
-class ErrorOut(Schema):
-    detail: str
-
-
-@router.post("/usage", response={200: IngestOut, 400: ErrorOut, 413: ErrorOut, 415: ErrorOut},
+@router.post("/usage", response={200: IngestOut, **errors(400, 403, 413, 415)},
              summary="Send a batch of up to 1,000 usage events (idempotent by request_id)",
              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
                  "type": "object", "required": ["events"],
@@ -107,14 +103,12 @@ def usage_ingest(request):
     actor = request.auth
     _require_ingest(actor)
     limit = conf.ingest_max_events()
-    body, error = _json_body(request, f"send at most {limit} events per request")
-    if error:
-        return Status(*error)
+    body = _json_body(request, f"send at most {limit} events per request")
     events = body.get("events") if isinstance(body, dict) else body if isinstance(body, list) else None
     if not isinstance(events, list):
-        return Status(400, {"detail": 'Send {"events": [ ... ]}: a JSON object with a list of events.'})
+        raise ApiProblem(400, 'Send {"events": [ ... ]}: a JSON object with a list of events.')
     if len(events) > limit:
-        return Status(400, {"detail": f"{len(events)} events in one batch; send at most {limit} per request."})
+        raise ApiProblem(400, f"{len(events)} events in one batch; send at most {limit} per request.")
     return Status(200, usage_events_ingest(events=events, actor=actor, via="usage API").as_dict())
 
 
@@ -132,13 +126,16 @@ class OtlpOut(Schema):
     rejected: list[RejectedOut]
 
 
-@router.post("/otlp/v1/traces", response={200: OtlpOut, 400: ErrorOut, 413: ErrorOut, 415: ErrorOut},
+@router.post("/otlp/v1/traces", response={200: OtlpOut, **errors(400, 403, 413, 415)},
              summary="OTLP/HTTP traces (protobuf or JSON, gzip allowed): GenAI spans become usage events",
              openapi_extra={"requestBody": {"required": True, "content": {
                  "application/x-protobuf": {"schema": {"type": "string", "format": "binary",
                                                        "description": "ExportTraceServiceRequest"}},
                  "application/json": {"schema": {"type": "object", "required": ["resourceSpans"], "properties": {
-                     "resourceSpans": {"type": "array", "items": {"type": "object"}}}}}}}})
+                     "resourceSpans": {"type": "array", "items": {"type": "object"}}}}}}},
+                 "responses": {200: {"description": "OK", "content": {"application/x-protobuf": {
+                     "schema": {"type": "string", "format": "binary",
+                                "description": "ExportTraceServiceResponse (to a protobuf export)"}}}}}})
 def otlp_traces(request):
     """Spans with OpenTelemetry GenAI attributes (gen_ai.*) become usage events; other spans are ignored.
     Team, feature and tenant come from resource attributes (portal.team / portal.feature / portal.tenant).
@@ -149,8 +146,8 @@ def otlp_traces(request):
     content_type = (request.content_type or "application/json").lower()
     protobuf = content_type in PROTOBUF_TYPES
     if not protobuf and "json" not in content_type:
-        return Status(415, {"detail": f"Send OTLP/HTTP protobuf (application/x-protobuf) or JSON "
-                                      f"(application/json), not {request.content_type}."})
+        raise ApiProblem(415, f"Send OTLP/HTTP protobuf (application/x-protobuf) or JSON "
+                              f"(application/json), not {request.content_type}.")
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     try:
         raw = inflate(request.body, request.headers.get("Content-Encoding", ""), limit)
@@ -159,16 +156,16 @@ def otlp_traces(request):
         else:
             batch = traces_to_events(loads_json(raw or b"null", check_text=False))
     except RequestDataTooBig:
-        return Status(413, {"detail": f"The body is too large (at most {limit:,} bytes): export smaller batches."})
+        raise ApiProblem(413, f"The body is too large (at most {limit:,} bytes): export smaller batches.")
     except OtlpTooLarge as exc:
-        return Status(413, {"detail": f"The body is too large: {exc}."})
+        raise ApiProblem(413, f"The body is too large: {exc}.")
     except InputRejected as exc:
-        return Status(400, {"detail": exc.message})
+        raise ApiProblem(400, exc.message)
     except OtlpShapeError as exc:
-        return Status(400, {"detail": f"Not an OTLP trace export: {exc}."})
+        raise ApiProblem(400, f"Not an OTLP trace export: {exc}.")
     most = conf.ingest_max_events() * 5
     if len(batch.events) > most:
-        return Status(400, {"detail": f"{len(batch.events)} GenAI spans in one export; send at most {most}."})
+        raise ApiProblem(400, f"{len(batch.events)} GenAI spans in one export; send at most {most}.")
     result = usage_events_ingest(events=batch.events, actor=actor, source_default="gateway", via="OTLP")
     reasons = [f"{batch.where[r.index]}: {', '.join(r.errors)}" for r in result.rejected] + batch.skipped
     rejected_spans = len(reasons)
@@ -187,7 +184,7 @@ class OutcomesOut(Schema):
     rejected: list[RejectedOut]
 
 
-@router.post("/usage/outcomes", response={200: OutcomesOut, 400: ErrorOut, 413: ErrorOut, 415: ErrorOut},
+@router.post("/usage/outcomes", response={200: OutcomesOut, **errors(400, 403, 413, 415)},
              summary="Feedback: mark usage events success / failure by request_id",
              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
                  "type": "object", "properties": {"outcomes": {"type": "array", "maxItems": 1000, "items": {
@@ -197,14 +194,12 @@ class OutcomesOut(Schema):
 def usage_outcomes(request):
     actor = request.auth
     _require_ingest(actor)
-    body, error = _json_body(request, "send at most 1000 outcomes per request")
-    if error:
-        return Status(*error)
+    body = _json_body(request, "send at most 1000 outcomes per request")
     items = body.get("outcomes") if isinstance(body, dict) else None
     if not isinstance(items, list):
-        return Status(400, {"detail": 'Send {"outcomes": [{"request_id": ..., "outcome": "success"}]}.'})
+        raise ApiProblem(400, 'Send {"outcomes": [{"request_id": ..., "outcome": "success"}]}.')
     if len(items) > conf.ingest_max_events():
-        return Status(400, {"detail": f"Send at most {conf.ingest_max_events()} outcomes per request."})
+        raise ApiProblem(400, f"Send at most {conf.ingest_max_events()} outcomes per request.")
     return Status(200, usage_outcomes_set(outcomes=items, actor=actor))
 
 
@@ -238,11 +233,6 @@ class SummaryOut(Schema):
     model_config = ConfigDict(populate_by_name=True)
 
 
-class DetailErrors(Schema):
-    detail: str
-    errors: list[dict] = []
-
-
 def parse_moment(value: str, name: str) -> datetime:
     value = value.strip()
     try:
@@ -263,7 +253,7 @@ def parse_moment(value: str, name: str) -> datetime:
     return parsed
 
 
-@router.get("/usage/summary", response={200: SummaryOut, 403: ErrorOut, 422: DetailErrors},
+@router.get("/usage/summary", response={200: SummaryOut, **errors(403, 422)},
             summary="Totals of events, tokens and cost per team, feature, tenant, model, source or prompt",
             by_alias=True)
 def usage_summary(request, group_by: str = "team", from_: str = "", to: str = "", team: str = "",
@@ -272,11 +262,11 @@ def usage_summary(request, group_by: str = "team", from_: str = "", to: str = ""
     days). Times that are not whole days use hourly rollups, kept for the last week."""
     actor = request.auth
     if not selectors.may_read_usage(actor):
-        return Status(403, {"detail": "This token may not read usage: it needs the 'read' (or 'write') scope."})
+        raise ApiProblem(403, "This token may not read usage: it needs the 'read' (or 'write') scope.")
     from_ = request.GET.get("from", from_)
-    errors = []
+    problems = []
     if group_by not in selectors.GROUPS:
-        errors.append({"field": "group_by", "message": f"group_by must be one of {', '.join(selectors.GROUPS)}."})
+        problems.append({"field": "group_by", "message": f"group_by must be one of {', '.join(selectors.GROUPS)}."})
     filters = selectors.default_filters()
     start, end = filters.start, filters.end
     try:
@@ -285,11 +275,11 @@ def usage_summary(request, group_by: str = "team", from_: str = "", to: str = ""
         if to:
             end = parse_moment(to, "to")
     except ValueError as exc:
-        errors.append({"field": "from/to", "message": str(exc)})
-    if not errors and end <= start:
-        errors.append({"field": "to", "message": "'to' must be after 'from'."})
-    if not errors and end - start > timedelta(days=800):
-        errors.append({"field": "from", "message": "Ask for at most 800 days at a time."})
+        problems.append({"field": "from/to", "message": str(exc)})
+    if not problems and end <= start:
+        problems.append({"field": "to", "message": "'to' must be after 'from'."})
+    if not problems and end - start > timedelta(days=800):
+        problems.append({"field": "from", "message": "Ask for at most 800 days at a time."})
     team_ids: tuple[int, ...] = ()
     if team:
         from apps.accounts.models import Team
@@ -298,18 +288,18 @@ def usage_summary(request, group_by: str = "team", from_: str = "", to: str = ""
         if found is None and is_id(team):
             found = int(team)
         if found is None:
-            errors.append({"field": "team", "message": f"There is no team {team!r}."})
+            problems.append({"field": "team", "message": f"There is no team {team!r}."})
         else:
             team_ids = (found,)
     filters = selectors.UsageFilters(start=start, end=end, team_ids=team_ids, feature=feature, tenant=tenant,
                                      model=model, source=source)
     whole_days = start == selectors.day_start(start) and end == selectors.day_start(end)
     whole_hours = start.minute == start.second == start.microsecond == 0 == end.minute + end.second + end.microsecond
-    if not errors and not whole_days and not (whole_hours and start >= selectors.hourly_horizon()):
-        errors.append({"field": "from/to", "message": "Use whole days, or whole hours within the last 7 days "
+    if not problems and not whole_days and not (whole_hours and start >= selectors.hourly_horizon()):
+        problems.append({"field": "from/to", "message": "Use whole days, or whole hours within the last 7 days "
                                                       "(only those are kept hourly)."})
-    if errors:
-        return Status(422, {"detail": "Invalid input.", "errors": errors})
+    if problems:
+        raise ApiProblem(422, "Invalid input.", problems)
     data = selectors.usage_summary(actor=actor, filters=filters, group_by=group_by)
     for g in data["groups"]:
         g["key"] = g["key"] if g["key"] is not None else ""

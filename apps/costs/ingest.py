@@ -177,7 +177,7 @@ def clean_event(raw, *, index: int, now: datetime, teams: TeamResolver, source_d
     for name, allowed, default in (("source", SOURCES, source_default), ("status", STATUSES, CallStatus.OK),
                                    ("outcome", OUTCOMES, Outcome.UNKNOWN), ("operation", OPERATIONS, Operation.CHAT)):
         value = data.get(name, default)
-        if value not in allowed:
+        if not isinstance(value, str) or value not in allowed:  # a list or object is refused too, not hashed
             errors.append(f"{name} must be one of {', '.join(sorted(allowed))}, not {value!r}")
         else:
             row[name] = value

@@ -19,6 +19,7 @@ from apps.accounts.permissions import Action, can, require
 from apps.evals import datasets as dataset_services
 from apps.evals import selectors, services
 from apps.evals.models import EvalRun
+from apps.core.api_errors import ApiProblem, errors
 
 router = Router(tags=["evals"])
 feedback_router = Router(tags=["feedback"])
@@ -37,10 +38,6 @@ def _team(actor, slug: str, action: Action) -> Team:
 
 
 # --- schemas ---------------------------------------------------------------------------------------------
-
-class Error(Schema):
-    detail: str
-
 
 class DatasetIn(Schema):
     team: str = Field(..., description="Slug of the owning team")
@@ -172,7 +169,7 @@ def dataset_list(request, limit: int = 100, offset: int = Query(0, ge=0, le=1_00
     return [_dataset_out(d) for d in qs[max(0, offset):max(0, offset) + min(max(1, limit), 500)]]
 
 
-@router.post("/datasets", response={201: DatasetOut}, summary="Create a dataset")
+@router.post("/datasets", response={201: DatasetOut, **errors(403, 404, 422)}, summary="Create a dataset")
 def dataset_create(request, body: DatasetIn):
     actor = _actor(request)
     team = _team(actor, body.team, Action.CHANGE)
@@ -181,12 +178,12 @@ def dataset_create(request, body: DatasetIn):
     return Status(201, _dataset_out(dataset))
 
 
-@router.get("/datasets/{int:pk}", response=DatasetOut)
+@router.get("/datasets/{int:pk}", response={200: DatasetOut, **errors(404)})
 def dataset_detail(request, pk: int):
     return _dataset_out(selectors.dataset_get(actor=_actor(request), pk=pk))
 
 
-@router.post("/datasets/{int:pk}/items", response={201: RevisionOut}, summary="Add items: a new revision")
+@router.post("/datasets/{int:pk}/items", response={201: RevisionOut, **errors(403, 404, 422)}, summary="Add items: a new revision")
 def dataset_items_add(request, pk: int, body: ItemsIn):
     actor = _actor(request)
     dataset = selectors.dataset_get(actor=actor, pk=pk, action=Action.CHANGE)
@@ -196,7 +193,7 @@ def dataset_items_add(request, pk: int, body: ItemsIn):
                                    added=revision.added, removed=revision.removed))
 
 
-@router.post("/datasets/{int:pk}/import", response={200: dict, 422: dict},
+@router.post("/datasets/{int:pk}/import", response={200: dict, **errors(403, 404, 422)},
              summary="Import CSV or JSONL (multipart `file`, or the raw body): every row is validated first; "
                      "nothing is written unless all pass, or import_valid=true",
              openapi_extra={"requestBody": {"content": {"text/csv": {"schema": {"type": "string"}},
@@ -213,10 +210,13 @@ def dataset_import(request, pk: int, format: str = "", mode: str = "append", imp
     file = upload if upload is not None else io.BytesIO(request.body)
     report = dataset_services.dataset_import(dataset=dataset, file=file, fmt=fmt, mode=mode,
                                              import_valid=import_valid, actor=actor, message=message)
-    return Status(200 if report.written else 422, report.as_dict())
+    if not report.written:
+        raise ApiProblem(422, report.fatal or f"Nothing was imported: {report.error_rows} row(s) have errors.",
+                                      [e.as_dict() for e in report.errors], report=report.as_dict())
+    return Status(200, report.as_dict())
 
 
-@router.get("/datasets/{int:pk}/export", summary="Export a revision as CSV or JSONL (streamed)",
+@router.get("/datasets/{int:pk}/export", response={200: None, **errors(404)}, summary="Export a revision as CSV or JSONL (streamed)",
             openapi_extra={"responses": {200: {"content": {"text/csv": {}, "application/x-ndjson": {}}}}})
 def dataset_export(request, pk: int, format: str = "jsonl", revision: int | None = None):
     dataset = selectors.dataset_get(actor=_actor(request), pk=pk)
@@ -242,7 +242,7 @@ def evaluator_list(request):
 
 # --- runs ---------------------------------------------------------------------------------------------------
 
-@router.post("/runs", response={201: RunOut}, summary="Start an eval run (queued on the llm queue)")
+@router.post("/runs", response={201: RunOut, **errors(403, 404, 422)}, summary="Start an eval run (queued on the llm queue)")
 def run_create(request, body: RunIn):
     from apps.prompts import selectors as prompt_selectors
 
@@ -260,12 +260,12 @@ def run_create(request, body: RunIn):
     return Status(201, _run_out(EvalRun.objects.select_related("dataset").get(pk=run.pk)))
 
 
-@router.get("/runs/{int:pk}", response=RunOut, summary="A run: status, live progress, and aggregates when done")
+@router.get("/runs/{int:pk}", response={200: RunOut, **errors(404)}, summary="A run: status, live progress, and aggregates when done")
 def run_detail(request, pk: int):
     return _run_out(selectors.run_get(actor=_actor(request), pk=pk))
 
 
-@router.post("/runs/{int:pk}/cancel", response=RunOut)
+@router.post("/runs/{int:pk}/cancel", response={200: RunOut, **errors(403, 404, 422)})
 def run_cancel(request, pk: int):
     actor = _actor(request)
     run = selectors.run_get(actor=actor, pk=pk, action=Action.CHANGE)
@@ -273,7 +273,8 @@ def run_cancel(request, pk: int):
     return _run_out(selectors.run_get(actor=actor, pk=pk))
 
 
-@router.get("/runs/{int:pk}/results", response=list[dict], summary="Item results (filter failures=true)")
+@router.get("/runs/{int:pk}/results", response={200: list[dict], **errors(404)},
+            summary="Item results (filter failures=true)")
 def run_results(request, pk: int, failures: bool = False, limit: int = 100,
                 offset: int = Query(0, ge=0, le=1_000_000_000)):
     run = selectors.run_get(actor=_actor(request), pk=pk)
@@ -284,7 +285,7 @@ def run_results(request, pk: int, failures: bool = False, limit: int = 100,
             for r in rows]
 
 
-@router.get("/compare", response=dict, summary="Compare two runs on the same dataset revision")
+@router.get("/compare", response={200: dict, **errors(404, 422)}, summary="Compare two runs on the same dataset revision")
 def compare(request, baseline: int, candidate: int):
     from apps.evals.summary import compare_runs
 
@@ -301,7 +302,7 @@ def compare(request, baseline: int, candidate: int):
 
 # --- the gate -----------------------------------------------------------------------------------------------
 
-@router.post("/gate", response={200: dict, 202: dict, 404: Error},
+@router.post("/gate", response={200: dict, 202: dict, **errors(403, 404, 422)},
              summary="Run (or reuse) the gating runs of a prompt version: 200 with passed true/false when decided, "
                      "202 while the runs are running (call again)")
 def gate(request, body: GateIn):
@@ -313,7 +314,7 @@ def gate(request, body: GateIn):
     version = prompt_selectors.version_get(prompt=prompt, number=body.version)
     gate_obj = selectors.gate_for(prompt)
     if gate_obj is None:
-        return Status(404, {"detail": f"{prompt.name} has no eval gate: set one on the Evals → Gates page."})
+        raise ApiProblem(404, f"{prompt.name} has no eval gate: set one on the Evals → Gates page.")
     runs = gate_runs_ensure(gate=gate_obj, version=version, actor=actor)
     verdict = gate_evaluate(gate_obj, version).as_dict()
     verdict["runs"] = [{"id": r.pk, "status": r.status, "progress_done": r.progress_done,
@@ -323,7 +324,7 @@ def gate(request, body: GateIn):
 
 # --- feedback ----------------------------------------------------------------------------------------------
 
-@feedback_router.post("/feedback", response={201: FeedbackOut},
+@feedback_router.post("/feedback", response={201: FeedbackOut, **errors(403, 404, 422)},
                       summary="Feedback on a production call (request id or trace id): score or thumbs, comment, "
                               "optional correction; sets the call's outcome on the usage ledger")
 def feedback(request, body: FeedbackIn):

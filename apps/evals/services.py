@@ -342,6 +342,9 @@ def feedback_record(*, actor, request_id: str = "", trace_id: str = "", score=No
         errors["score"] = "Give a score, thumbs up/down, or a correction."
     if inputs is not None and not isinstance(inputs, dict):
         errors["inputs"] = "An object of the call's input variables."
+    for name, value, most in (("prompt_version", prompt_version, 2**31 - 1), ("use_case_id", use_case_id, 2**63 - 1)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most):
+            errors[name] = "A whole number from 1."
     event = None
     if request_id:
         event = UsageEvent.objects.filter(request_id=request_id).first()

@@ -7,6 +7,7 @@ from ninja import Router, Schema
 from apps.accounts.permissions import is_admin
 from apps.costs.pricing import price_for, prices_valid_at
 from apps.llm.selectors import model_list, provider_list
+from apps.core.api_errors import errors
 
 router = Router(tags=["models"])
 
@@ -63,7 +64,7 @@ class ProviderOut(Schema):
     models: list[str]
 
 
-@router.get("/providers", response=list[ProviderOut], summary="Providers and where their keys come from (admins)")
+@router.get("/providers", response={200: list[ProviderOut], **errors(403)}, summary="Providers and where their keys come from (admins)")
 def providers(request):
     if not is_admin(request.auth):
         raise PermissionDenied("Only portal admins may list providers.")

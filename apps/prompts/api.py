@@ -7,7 +7,7 @@ Non-prompt routes live under `/api/v1/prompts/-/…` ("-" can never start a prom
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
@@ -24,30 +24,13 @@ from apps.prompts.registry import ResolveTarget, resolve_guards
 from apps.prompts.rendering import render_version
 from apps.prompts.resolve import etag_matches, resolve_cached
 from apps.prompts.templating import RenderFailed
+from apps.core.api_errors import ApiProblem, errors
 
 router = Router(tags=["prompts"])
 NAME = "{promptname:name}"
 
 
 # --- schemas ---------------------------------------------------------------------------------------------
-
-class Error(Schema):
-    detail: str
-
-
-class Problem(Schema):
-    field: str | None = None
-    message: str
-    kind: str | None = None
-    variable: str | None = None
-    line: int | None = None
-    where: str | None = None
-
-
-class Problems(Schema):
-    detail: str
-    errors: list[Problem]
-
 
 class Message(Schema):
     role: str
@@ -237,12 +220,6 @@ def _promotion_out(req: PromotionRequest) -> PromotionOut:
     )
 
 
-def _json(status: int, body: dict) -> HttpResponse:
-    import json
-
-    return HttpResponse(json.dumps(body, default=str), status=status, content_type="application/json")
-
-
 def _draft(kind: str, body: VersionIn) -> Draft:
     return Draft(kind=kind, template=body.template, messages=[m.model_dump() for m in body.messages],
                  variables_schema=body.variables_schema, config=body.config)
@@ -261,7 +238,7 @@ def prompt_list(request, q: str = "", team: str = "", tag: str = "", label: str 
                       updated_at=p.updated_at) for p in rows]
 
 
-@router.post("", response={201: PromptOut, 422: Problems}, summary="Create a prompt (and its first version)")
+@router.post("", response={201: PromptOut, **errors(403, 404, 422)}, summary="Create a prompt (and its first version)")
 def prompt_create(request, body: PromptIn):
     actor = _actor(request)
     team = _team_for(actor, body.team, Action.CHANGE)
@@ -281,12 +258,12 @@ def _team_for(actor, slug: str, action: Action) -> Team:
     return team
 
 
-@router.get("/-/promotion-requests/{int:pk}", response=PromotionOut, summary="A promotion request and its checks")
+@router.get("/-/promotion-requests/{int:pk}", response={200: PromotionOut, **errors(404)}, summary="A promotion request and its checks")
 def promotion_detail(request, pk: int):
     return _promotion_out(selectors.promotion_request_get(actor=_actor(request), pk=pk))
 
 
-@router.get("/-/export", summary="Export a team's prompts as YAML (for keeping them in git)",
+@router.get("/-/export", response={200: None, **errors(404)}, summary="Export a team's prompts as YAML (for keeping them in git)",
             openapi_extra={"responses": {200: {"content": {"application/yaml": {}}}}})
 def export(request, team: str):
     from apps.prompts.yaml_io import export_team
@@ -297,7 +274,7 @@ def export(request, team: str):
     return response
 
 
-@router.post("/-/import", response={200: ImportResult, 422: Problems},
+@router.post("/-/import", response={200: ImportResult, **errors(403, 404, 422)},
              summary="Import a team's prompts from YAML: validated first, written in one transaction",
              openapi_extra={"requestBody": {"content": {"application/yaml": {"schema": {"type": "string"}}}}})
 def import_(request, team: str, dry_run: bool = False):
@@ -308,20 +285,20 @@ def import_(request, team: str, dry_run: bool = False):
         report = import_team(team_obj, request.body.decode("utf-8", errors="replace"), actor=_actor(request),
                              dry_run=dry_run)
     except ImportFailed as exc:
-        return Status(422, {"detail": f"Nothing was imported: {len(exc.errors)} problem(s).",
-                     "errors": [{"field": e.where, "message": e.message} for e in exc.errors]})
+        raise ApiProblem(422, f"Nothing was imported: {len(exc.errors)} problem(s).",
+                                      [{"field": e.where, "message": e.message} for e in exc.errors])
     return Status(200, report.as_dict())
 
 
 # --- one prompt ------------------------------------------------------------------------------------------
 
-@router.get(f"/{NAME}/resolve", response={200: ResolveOut, 304: None, 404: Error, 409: Problems, 422: Problems, 423: Error},
+@router.get(f"/{NAME}/resolve", response={200: ResolveOut, 304: None, **errors(404, 409, 422, 423, 503)},
             summary="The version a label (or number) points at, ready to render. ETag / If-None-Match → 304; "
                     "423 when a resolve guard (use case suspended or expired) refuses.")
 def resolve(request, name: str, label: str | None = None, version: int | None = None):
     started = time.perf_counter()
     if label and version:
-        return Status(422, {"detail": "Give label or version, not both.", "errors": []})
+        raise ApiProblem(422, "Give label or version, not both.")
     label = None if version is not None else (label or PRODUCTION)
     actor = _actor(request)
     try:
@@ -331,8 +308,8 @@ def resolve(request, name: str, label: str | None = None, version: int | None = 
         raise
     except RenderFailed as exc:
         selectors.prompt_get(actor=actor, name=name)
-        return Status(409, {"detail": "The prompt's includes cannot be resolved.",
-                     "errors": [{"field": None, **p.as_dict()} for p in exc.problems]})
+        raise ApiProblem(409, "The prompt's includes cannot be resolved.",
+                                      [{"field": None, **p.as_dict()} for p in exc.problems])
     if not can(actor, Action.VIEW, Prompt(pk=resolved.prompt_id, team_id=resolved.team_id, name=name)):
         raise Http404(f"There is no prompt named {name!r}.")
     target = ResolveTarget(resolved.prompt_id, resolved.prompt_name, resolved.team_id, resolved.version_number,
@@ -341,10 +318,10 @@ def resolve(request, name: str, label: str | None = None, version: int | None = 
         try:
             reason = guard(target)
         except Exception as exc:  # noqa: BLE001 - a broken guard fails closed: the kill switch must hold
-            return _json(503, {"detail": f"Could not check whether this prompt may be served ({key}): "
-                                         f"{type(exc).__name__}."})
+            raise ApiProblem(503, f"Could not check whether this prompt may be served ({key}): "
+                                          f"{type(exc).__name__}.")
         if reason:
-            return _json(423, {"detail": reason, "guard": key})
+            raise ApiProblem(423, reason, guard=key)
     timing = f"app;dur={(time.perf_counter() - started) * 1000:.2f}"
     if etag_matches(request.headers.get("If-None-Match"), resolved.etag):
         response = HttpResponse(status=304)
@@ -356,12 +333,12 @@ def resolve(request, name: str, label: str | None = None, version: int | None = 
     return response
 
 
-@router.post(f"/{NAME}/render", response={200: RenderOut, 422: Problems},
+@router.post(f"/{NAME}/render", response={200: RenderOut, **errors(404, 422)},
              summary="Render with variables; 422 names each missing/extra/invalid variable and template error")
 def render(request, name: str, body: RenderIn):
     prompt = selectors.prompt_get(actor=_actor(request), name=name)
     if body.label and body.version:
-        return Status(422, {"detail": "Give label or version, not both.", "errors": []})
+        raise ApiProblem(422, "Give label or version, not both.")
     if body.version is not None:
         version = selectors.version_get(prompt=prompt, number=body.version)
     else:
@@ -372,13 +349,13 @@ def render(request, name: str, body: RenderIn):
     try:
         rendered = render_version(version, body.variables, allow_extra=body.allow_extra)
     except RenderFailed as exc:
-        return Status(422, {"detail": f"{len(exc.problems)} problem(s) rendering {version}.",
-                     "errors": [{"field": p.variable, **p.as_dict()} for p in exc.problems]})
+        raise ApiProblem(422, f"{len(exc.problems)} problem(s) rendering {version}.",
+                                      [{"field": p.variable, **p.as_dict()} for p in exc.problems])
     return Status(200, RenderOut(name=prompt.name, version=version.number, type=rendered.kind, text=rendered.text,
                           messages=rendered.messages))
 
 
-@router.get(f"/{NAME}/versions", response=list[VersionOut], summary="Versions, newest first")
+@router.get(f"/{NAME}/versions", response={200: list[VersionOut], **errors(404)}, summary="Versions, newest first")
 def versions(request, name: str, limit: int = 50, offset: int = Query(0, ge=0, le=1_000_000_000)):
     prompt = selectors.prompt_get(actor=_actor(request), name=name)
     labels = selectors.labels_by_version(prompt)
@@ -386,7 +363,7 @@ def versions(request, name: str, limit: int = 50, offset: int = Query(0, ge=0, l
     return [_version_out(v, labels.get(v.number)) for v in rows]
 
 
-@router.post(f"/{NAME}/versions", response={201: VersionCreated, 200: VersionCreated, 422: Problems},
+@router.post(f"/{NAME}/versions", response={201: VersionCreated, 200: VersionCreated, **errors(403, 404, 422)},
              summary="Create a version (200 and created=false when identical to an existing one)")
 def version_create(request, name: str, body: VersionIn):
     prompt = selectors.prompt_get(actor=_actor(request), name=name, action=Action.CHANGE)
@@ -398,21 +375,21 @@ def version_create(request, name: str, body: VersionIn):
         warnings=selectors.model_config_warnings(result.version.config)))
 
 
-@router.get(f"/{NAME}/versions/{{int:number}}", response=VersionOut, summary="One version")
+@router.get(f"/{NAME}/versions/{{int:number}}", response={200: VersionOut, **errors(404)}, summary="One version")
 def version_detail(request, name: str, number: int):
     prompt = selectors.prompt_get(actor=_actor(request), name=name)
     return _version_out(selectors.version_get(prompt=prompt, number=number),
                         selectors.labels_by_version(prompt).get(number))
 
 
-@router.get(f"/{NAME}/diff", summary="Diff of two versions: template lines and config keys")
+@router.get(f"/{NAME}/diff", response={200: dict, **errors(404)}, summary="Diff of two versions: template lines and config keys")
 def diff(request, name: str, a: int, b: int):
     prompt = selectors.prompt_get(actor=_actor(request), name=name)
     return version_diff(selectors.version_get(prompt=prompt, number=a),
                         selectors.version_get(prompt=prompt, number=b)).as_dict()
 
 
-@router.get(f"/{NAME}/labels", response=list[LabelOut], summary="Labels and the versions they point at")
+@router.get(f"/{NAME}/labels", response={200: list[LabelOut], **errors(404)}, summary="Labels and the versions they point at")
 def labels(request, name: str):
     prompt = selectors.prompt_get(actor=_actor(request), name=name)
     return [LabelOut(name=lb.name, version=lb.version.number, protected=services.is_protected(prompt, lb.name),
@@ -420,7 +397,7 @@ def labels(request, name: str):
             for lb in selectors.label_list(prompt=prompt)]
 
 
-@router.put(f"/{NAME}/labels/{{label}}", response={200: LabelOut, 403: Error, 422: Problems},
+@router.put(f"/{NAME}/labels/{{label}}", response={200: LabelOut, **errors(403, 404, 422)},
             summary="Move an unprotected label (production and protected labels need a promotion request)")
 def label_set(request, name: str, label: str, body: LabelSetIn):
     prompt = selectors.prompt_get(actor=_actor(request), name=name, action=Action.CHANGE)
@@ -431,7 +408,7 @@ def label_set(request, name: str, label: str, body: LabelSetIn):
                          updated_by=moved.updated_by_label))
 
 
-@router.get(f"/{NAME}/labels/{{label}}/history", response=list[LabelEventOut],
+@router.get(f"/{NAME}/labels/{{label}}/history", response={200: list[LabelEventOut], **errors(404)},
             summary="Every move of a label: who, when, from, to, why")
 def label_history(request, name: str, label: str):
     prompt = selectors.prompt_get(actor=_actor(request), name=name)
@@ -441,21 +418,28 @@ def label_history(request, name: str, label: str):
             for e in selectors.label_history(prompt=prompt, label=label)]
 
 
-@router.get(f"/{NAME}/labels/{{label}}/at", response=LabelAtOut, summary="What the label pointed at, at time T")
+@router.get(f"/{NAME}/labels/{{label}}/at", response={200: LabelAtOut, **errors(404)}, summary="What the label pointed at, at time T")
 def label_at(request, name: str, label: str, t: datetime):
     prompt = selectors.prompt_get(actor=_actor(request), name=name)
-    found = selectors.label_version_at(prompt=prompt, label=label, at=t)
+    try:  # PostgreSQL takes offsets up to ±15:59 only; Python's go to ±23:59
+        at = t.astimezone(UTC) if t.tzinfo else t.replace(tzinfo=UTC)
+    except OverflowError:
+        at = None
+    if at is None or not 1 < at.year < 9999:
+        raise ApiProblem(422, "Invalid input.", [{"field": "t", "message": "Give a time between the years 2 and "
+                                                                           "9998 (in UTC).", "where": "query"}])
+    found = selectors.label_version_at(prompt=prompt, label=label, at=at)
     return LabelAtOut(label=label, at=t, version=found.number if found else None)
 
 
-@router.get(f"/{NAME}/promotions", response=list[PromotionOut], summary="Promotion requests of a prompt")
+@router.get(f"/{NAME}/promotions", response={200: list[PromotionOut], **errors(404)}, summary="Promotion requests of a prompt")
 def promotions(request, name: str, status: str = ""):
     prompt = selectors.prompt_get(actor=_actor(request), name=name)
     return [_promotion_out(r) for r in selectors.promotion_request_list(actor=_actor(request), prompt=prompt,
                                                                         status=status)[:50]]
 
 
-@router.post(f"/{NAME}/promotions", response={201: PromotionOut, 422: Problems},
+@router.post(f"/{NAME}/promotions", response={201: PromotionOut, **errors(403, 404, 422)},
              summary="Open a promotion (or rollback) request; gate checks run at once. Tokens with write scope may "
                      "open requests, never approve them.")
 def promotion_open(request, name: str, body: PromotionIn):
@@ -466,7 +450,7 @@ def promotion_open(request, name: str, body: PromotionIn):
     return Status(201, _promotion_out(created))
 
 
-@router.post("/-/promotion-requests/{int:pk}/approve", response={200: PromotionOut, 403: Error},
+@router.post("/-/promotion-requests/{int:pk}/approve", response={200: PromotionOut, **errors(403, 404, 422)},
              summary="Approve (people only: API tokens are refused)")
 def promotion_approve(request, pk: int, comment: str = ""):
     actor = _actor(request)
@@ -478,7 +462,7 @@ def promotion_approve(request, pk: int, comment: str = ""):
     return Status(200, _promotion_out(req))
 
 
-@router.get(f"/{NAME}", response=PromptOut, summary="One prompt")
+@router.get(f"/{NAME}", response={200: PromptOut, **errors(404)}, summary="One prompt")
 def prompt_detail(request, name: str):
     prompt = selectors.prompt_get(actor=_actor(request), name=name)
     production = prompt.labels.filter(name=PRODUCTION).values_list("version__number", flat=True).first()

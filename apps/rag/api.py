@@ -19,6 +19,7 @@ from apps.rag import evaluation, selectors, services
 from apps.rag.config import RetrievalConfig
 from apps.rag.models import IndexingJob
 from apps.rag.retrieval import retrieve
+from apps.core.api_errors import errors
 
 router = Router(tags=["rag"])
 
@@ -62,7 +63,7 @@ def collection_list(request):
     return [_collection_out(c) for c in selectors.collection_list(actor=_actor(request))]
 
 
-@router.post("/collections", response={201: CollectionOut}, summary="Create a collection in a team")
+@router.post("/collections", response={201: CollectionOut, **errors(403, 422)}, summary="Create a collection in a team")
 def collection_create(request, payload: CollectionIn):
     team = Team.objects.filter(slug=payload.team).first()
     if team is None or not can(_actor(request), Action.CHANGE, team):
@@ -74,7 +75,7 @@ def collection_create(request, payload: CollectionIn):
     return Status(201, _collection_out(collection))
 
 
-@router.get("/collections/{collection_id}", response=CollectionOut)
+@router.get("/collections/{collection_id}", response={200: CollectionOut, **errors(404)})
 def collection_detail(request, collection_id: int):
     return _collection_out(selectors.collection_get(actor=_actor(request), pk=collection_id))
 
@@ -101,7 +102,7 @@ def _document_out(d) -> DocumentOut:
                        metadata=d.metadata)
 
 
-@router.get("/collections/{collection_id}/documents", response=list[DocumentOut])
+@router.get("/collections/{collection_id}/documents", response={200: list[DocumentOut], **errors(404)})
 def document_list(request, collection_id: int, status: str = "",
                   limit: int = Query(100, ge=1), offset: int = Query(0, ge=0, le=1_000_000_000)):
     collection = selectors.collection_get(actor=_actor(request), pk=collection_id)
@@ -116,7 +117,7 @@ class UploadOut(Schema):
     job: int | None
 
 
-@router.post("/collections/{collection_id}/documents", response={201: UploadOut},
+@router.post("/collections/{collection_id}/documents", response={201: UploadOut, **errors(403, 404, 422)},
              summary="Upload a document (multipart `file`); same name replaces it, unchanged content is skipped")
 def document_upload(request, collection_id: int, file: UploadedFile = File(...)):  # noqa: B008 (ninja's idiom)
     collection = selectors.collection_get(actor=_actor(request), pk=collection_id, action=Action.CHANGE)
@@ -129,7 +130,7 @@ def document_upload(request, collection_id: int, file: UploadedFile = File(...))
                                  job=result.job.pk if result.job else None))
 
 
-@router.delete("/collections/{collection_id}/documents/{document_id}", response={204: None})
+@router.delete("/collections/{collection_id}/documents/{document_id}", response={204: None, **errors(403, 404)})
 def document_delete(request, collection_id: int, document_id: int):
     collection = selectors.collection_get(actor=_actor(request), pk=collection_id, action=Action.CHANGE)
     services.document_delete(document=selectors.document_get(collection=collection, pk=document_id),
@@ -148,7 +149,7 @@ class JobOut(Schema):
     attempts: int
 
 
-@router.get("/collections/{collection_id}/jobs/{job_id}", response=JobOut)
+@router.get("/collections/{collection_id}/jobs/{job_id}", response={200: JobOut, **errors(404)})
 def job_detail(request, collection_id: int, job_id: int):
     collection = selectors.collection_get(actor=_actor(request), pk=collection_id)
     job = get_object_or_404(IndexingJob, collection=collection, pk=job_id)
@@ -193,7 +194,7 @@ def _config(collection, overrides: dict) -> RetrievalConfig:
     return RetrievalConfig.from_dict({**collection.retrieval, **overrides})
 
 
-@router.post("/collections/{collection_id}/search", response=SearchOut,
+@router.post("/collections/{collection_id}/search", response={200: SearchOut, **errors(404, 422)},
              summary="Hybrid retrieval with each leg's rank and score per chunk")
 def search(request, collection_id: int, payload: SearchIn):
     collection = selectors.collection_get(actor=_actor(request), pk=collection_id)
@@ -229,7 +230,7 @@ class AnswerOut(Schema):
     latency_ms: int
 
 
-@router.post("/collections/{collection_id}/answer", response=AnswerOut,
+@router.post("/collections/{collection_id}/answer", response={200: AnswerOut, **errors(404, 422)},
              summary="A grounded answer with [n] citations (recorded with source rag)")
 def answer(request, collection_id: int, payload: SearchIn):
     from apps.rag.answers import answer_question, chunk_url
@@ -272,7 +273,7 @@ def _run_out(run) -> EvalRunOut:
                       progress_total=run.progress_total, metrics=run.metrics, config=run.config, error=run.error)
 
 
-@router.post("/collections/{collection_id}/eval-runs", response={201: EvalRunOut},
+@router.post("/collections/{collection_id}/eval-runs", response={201: EvalRunOut, **errors(403, 404, 422)},
              summary="Start a retrieval eval run (background) on one of the collection's datasets")
 def eval_run_create(request, collection_id: int, payload: EvalRunIn):
     collection = selectors.collection_get(actor=_actor(request), pk=collection_id, action=Action.CHANGE)
@@ -284,7 +285,7 @@ def eval_run_create(request, collection_id: int, payload: EvalRunIn):
     return Status(201, _run_out(run))
 
 
-@router.get("/collections/{collection_id}/eval-runs/{run_id}", response=EvalRunOut)
+@router.get("/collections/{collection_id}/eval-runs/{run_id}", response={200: EvalRunOut, **errors(404)})
 def eval_run_detail(request, collection_id: int, run_id: int):
     collection = selectors.collection_get(actor=_actor(request), pk=collection_id)
     return _run_out(selectors.run_get(collection=collection, pk=run_id))

@@ -20,12 +20,9 @@ from apps.accounts.models import ApiToken
 from apps.accounts.permissions import Action, teams_for
 from apps.reviews import questionnaire, selectors, services
 from apps.reviews.models import LifecycleStage, UseCase
+from apps.core.api_errors import errors
 
 router = Router(tags=["use cases"])
-
-
-class Error(Schema):
-    detail: str
 
 
 class UseCaseIn(Schema):
@@ -93,7 +90,7 @@ def questionnaire_get(request):
     return {"version": current.version, "json_schema": questionnaire.json_schema(current)}
 
 
-@router.post("", response={201: UseCaseOut, 403: Error, 422: dict}, summary="Create a draft use case")
+@router.post("", response={201: UseCaseOut, **errors(403, 422)}, summary="Create a draft use case")
 def use_case_create(request, payload: UseCaseIn):
     actor = request.auth
     team = teams_for(actor, Action.CHANGE).filter(slug=payload.team).first()
@@ -141,7 +138,7 @@ def use_case_list(request, state: str = "", tier: str = "", team: str = "", q: s
              "expires_at": u.expires_at, "url": u.get_absolute_url()} for u in rows[max(0, offset):offset + limit]]
 
 
-@router.post("/{int:use_case_id}/votes", response={201: VoteOut, 403: Error, 404: Error, 422: dict},
+@router.post("/{int:use_case_id}/votes", response={201: VoteOut, **errors(403, 404, 422)},
              summary="Cast a council vote (session only: tokens never vote)")
 def vote_create(request, use_case_id: int, payload: VoteIn):
     use_case = selectors.use_case_get(actor=request.auth, pk=use_case_id)
@@ -152,12 +149,12 @@ def vote_create(request, use_case_id: int, payload: VoteIn):
                         "use_case_state": use_case.state})
 
 
-@router.get("/{int:use_case_id}", response={200: UseCaseOut, 404: Error}, summary="A use case with its tier")
+@router.get("/{int:use_case_id}", response={200: UseCaseOut, **errors(404)}, summary="A use case with its tier")
 def use_case_get(request, use_case_id: int):
     return _out(selectors.use_case_get(actor=request.auth, pk=use_case_id))
 
 
-@router.post("/{int:use_case_id}/submit", response={200: UseCaseOut, 403: Error, 404: Error, 422: dict},
+@router.post("/{int:use_case_id}/submit", response={200: UseCaseOut, **errors(403, 404, 422)},
              summary="Submit the draft for review")
 def use_case_submit(request, use_case_id: int):
     use_case = selectors.use_case_get(actor=request.auth, pk=use_case_id, action=Action.CHANGE)

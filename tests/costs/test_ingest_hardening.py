@@ -58,6 +58,23 @@ def test_unstorable_text_and_odd_values_reject_only_their_event(send, prices):
     assert set(UsageEvent.objects.values_list("request_id", flat=True)) == {"req-0", "req-7"}
 
 
+def test_a_list_or_object_where_a_choice_belongs_rejects_only_its_event(send, prices):
+    """Found by schemathesis: `"source": []` reached a set lookup (unhashable) and answered 500."""
+    import json
+
+    batch = [recent(0), recent(1, source=["sdk"]), recent(2, status={"ok": 1}), recent(3, outcome=[]),
+             recent(4, operation={}), recent(5)]
+
+    response = send(URL, json.dumps({"events": batch}))
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    reasons = {r["index"]: " ".join(r["errors"]) for r in body["rejected"]}
+    assert (body["accepted"], sorted(reasons)) == (2, [1, 2, 3, 4])
+    assert "source must be one of" in reasons[1] and "operation must be one of" in reasons[4]
+    assert set(UsageEvent.objects.values_list("request_id", flat=True)) == {"req-0", "req-5"}
+
+
 def test_events_older_than_the_retention_or_ahead_of_the_clock_are_refused_with_the_reason(send, prices, settings):
     import json
 

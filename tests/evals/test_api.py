@@ -50,8 +50,9 @@ def test_the_import_api_validates_first_and_reports_lines(client, write, dataset
     response = client.post(f"/api/v1/evals/datasets/{dataset.pk}/import?format=jsonl", body,
                            content_type="application/x-ndjson", HTTP_AUTHORIZATION=f"Bearer {write}")
     assert response.status_code == 422
-    report = response.json()
-    assert report["written"] is False and report["errors"][0]["line"] == 2 and report["errors"][0]["field"] == "tags"
+    body = response.json()  # the API's one error body: the row errors, and the import's counts as `report`
+    assert body["report"]["written"] is False and body["report"]["error_rows"] == 1
+    assert body["errors"][0]["line"] == 2 and body["errors"][0]["field"] == "tags"
     csv_body = "question,expected\nWhat?,That.\n"
     response = client.post(f"/api/v1/evals/datasets/{dataset.pk}/import", csv_body, content_type="text/csv",
                            HTTP_AUTHORIZATION=f"Bearer {write}")
@@ -130,3 +131,13 @@ def test_feedback_is_checked_and_never_touches_another_teams_call(client, ingest
     assert api(client, "post", "/api/v1/feedback", ingest, {"request_id": "x", "score": 3}).status_code == 422
     assert api(client, "post", "/api/v1/feedback", write, {"request_id": "x", "thumbs": "up"}).status_code == 403
     assert not Dataset.objects.filter(team=other_team).exists()
+
+
+@pytest.mark.parametrize(("field", "value"), [("prompt_version", -1), ("prompt_version", 0),
+                                              ("prompt_version", 2**31), ("use_case_id", 2**63)])
+def test_feedback_with_a_version_or_use_case_the_database_cannot_hold_is_a_422_naming_it(client, ingest, field,
+                                                                                          value):
+    response = api(client, "post", "/api/v1/feedback", ingest, {"request_id": "r-1", "thumbs": "up", field: value})
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == [field]
+    assert not Feedback.objects.exists()

@@ -112,7 +112,7 @@ def test_a_resolve_guard_refuses_with_423_and_its_reason(restore_registry, relea
                            if target.prompt_name == "support/triage-summary" else None)
     response = read_client.get(f"{BASE}/support/triage-summary/resolve")
     assert response.status_code == 423
-    assert response.json() == {"detail": "Use case UC-7 is suspended by the council.", "guard": "use_case"}
+    assert response.json() == {"detail": "Use case UC-7 is suspended by the council.", "errors": [], "guard": "use_case"}
 
 
 def test_a_broken_resolve_guard_fails_closed(restore_registry, released, read_client):
@@ -273,3 +273,18 @@ def test_a_chat_prompt_through_the_api(write_client):
                                            {"role": "user", "content": "How?"}]
     resolved = write_client.get(f"{BASE}/support/api-chat/resolve?label=latest").json()
     assert resolved["messages"] == messages and "template" not in resolved
+
+
+def test_label_at_takes_any_utc_offset_python_accepts_not_only_postgresqls(released, read_client):
+    # +22:06 is a valid ISO offset that PostgreSQL refuses (it stops at ±15:59): the time is compared in UTC
+    response = read_client.get(f"{BASE}/support/triage-summary/labels/production/at",
+                               {"t": "2020-05-16T22:49:44+22:06"})
+    assert response.status_code == 200, response.content
+    assert response.json()["version"] is None  # the label did not exist in 2020
+
+
+def test_label_at_a_time_outside_the_calendar_is_a_422_naming_t(released, read_client):
+    response = read_client.get(f"{BASE}/support/triage-summary/labels/production/at",
+                               {"t": "0001-01-01T00:00:00+05:00"})
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "t"
