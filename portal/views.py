@@ -13,9 +13,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from apps.core import metrics
+from apps.core.api_errors import error_body
 from apps.core.heartbeat import HEARTBEAT_KEY, HEARTBEAT_PATTERN
 from portal import warmup
-from apps.core.api_errors import error_body
 from portal.home import home_summary
 from portal.navigation import area_by_key
 

@@ -18,6 +18,7 @@ from pydantic import ConfigDict
 
 from apps.accounts.models import ApiToken
 from apps.accounts.permissions import Action, is_authenticated, team_actions
+from apps.core.api_errors import ApiProblem, errors
 from apps.core.safe_input import InputRejected, loads_json
 from apps.costs import conf, selectors
 from apps.costs.ingest import is_id, usage_events_ingest
@@ -31,8 +32,6 @@ from apps.costs.otlp import (
     traces_to_events,
 )
 from apps.costs.services import usage_outcomes_set
-from apps.core.api_errors import ApiProblem, errors
-from apps.core.safe_input import InputRejected, loads_json
 
 router = Router(tags=["costs"])
 

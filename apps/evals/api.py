@@ -16,10 +16,10 @@ from ninja import Field, Query, Router, Schema, Status
 
 from apps.accounts.models import ApiToken, Team
 from apps.accounts.permissions import Action, can, require
+from apps.core.api_errors import ApiProblem, errors
 from apps.evals import datasets as dataset_services
 from apps.evals import selectors, services
 from apps.evals.models import EvalRun
-from apps.core.api_errors import ApiProblem, errors
 
 router = Router(tags=["evals"])
 feedback_router = Router(tags=["feedback"])

@@ -5,9 +5,9 @@ from django.utils import timezone
 from ninja import Router, Schema
 
 from apps.accounts.permissions import is_admin
+from apps.core.api_errors import errors
 from apps.costs.pricing import price_for, prices_valid_at
 from apps.llm.selectors import model_list, provider_list
-from apps.core.api_errors import errors
 
 router = Router(tags=["models"])
 

@@ -16,6 +16,7 @@ from ninja import Field, Query, Router, Schema, Status
 
 from apps.accounts.models import ApiToken, Team
 from apps.accounts.permissions import Action, can, require
+from apps.core.api_errors import ApiProblem, errors
 from apps.prompts import selectors, services
 from apps.prompts.content import Draft
 from apps.prompts.diff import version_diff
@@ -24,7 +25,6 @@ from apps.prompts.registry import ResolveTarget, resolve_guards
 from apps.prompts.rendering import render_version
 from apps.prompts.resolve import etag_matches, resolve_cached
 from apps.prompts.templating import RenderFailed
-from apps.core.api_errors import ApiProblem, errors
 
 router = Router(tags=["prompts"])
 NAME = "{promptname:name}"

@@ -15,11 +15,11 @@ from ninja.responses import Status
 
 from apps.accounts.models import Team
 from apps.accounts.permissions import Action, can
+from apps.core.api_errors import errors
 from apps.rag import evaluation, selectors, services
 from apps.rag.config import RetrievalConfig
 from apps.rag.models import IndexingJob
 from apps.rag.retrieval import retrieve
-from apps.core.api_errors import errors
 
 router = Router(tags=["rag"])
 

@@ -18,9 +18,9 @@ from ninja import Field, Query, Router, Schema, Status
 
 from apps.accounts.models import ApiToken
 from apps.accounts.permissions import Action, teams_for
+from apps.core.api_errors import errors
 from apps.reviews import questionnaire, selectors, services
 from apps.reviews.models import LifecycleStage, UseCase
-from apps.core.api_errors import errors
 
 router = Router(tags=["use cases"])
 
