@@ -13,15 +13,7 @@ from apps.accounts.forms import ApiTokenForm, MemberAddForm, MemberRoleForm, Tea
 from apps.accounts.models import ApiToken, Membership, Role, Team
 from apps.accounts.permissions import Action, can, get_object_for, is_admin, team_roles
 from apps.accounts.selectors import api_token_list, team_list, team_members
-
-
-def _apply_errors(form, exc: ValidationError, field_map: dict | None = None) -> None:
-    """Put a service's ValidationError next to the form field it is about (else at the top of the form)."""
-    field_map = field_map or {}
-    items = exc.message_dict.items() if hasattr(exc, "error_dict") else [(None, exc.messages)]
-    for key, errors in items:
-        field = field_map.get(key, key)
-        form.add_error(field if field in form.fields else None, errors)
+from apps.core.forms import apply_service_errors
 
 
 def _error_text(exc: ValidationError) -> str:
@@ -66,7 +58,7 @@ def team_create_view(request):
             team = services.team_create(name=data["name"], slug=data["slug"], description=data["description"],
                                         owner=data["owner"], actor=request.user)
         except ValidationError as exc:
-            _apply_errors(form, exc)
+            apply_service_errors(form, exc)
         else:
             messages.success(request, f"Team {team.name} created with {data['owner'].get_username()} as owner.")
             return redirect(team)
@@ -122,7 +114,7 @@ def member_add(request, slug: str):
             try:
                 services.membership_set(team=team, user=user, role=role, actor=request.user)
             except ValidationError as exc:
-                _apply_errors(form, exc, {"user": "username"})
+                apply_service_errors(form, exc, {"user": "username"})
             else:
                 messages.success(request, f"{user.get_username()} joined {team.name} as {Role(role).label.lower()}.")
                 return redirect(team)
@@ -179,7 +171,7 @@ def token_create(request, slug: str):
         try:
             issued = services.api_token_create(team=team, user=request.user, actor=request.user, **form.cleaned_data)
         except ValidationError as exc:
-            _apply_errors(form, exc)
+            apply_service_errors(form, exc)
         else:
             return render(request, "accounts/token_created.html", {"team": team, "issued": issued})
     return _team_page(request, team, status=400, token_form=form)

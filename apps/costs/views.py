@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.accounts.permissions import Action, is_admin, teams_for
+from apps.core.forms import apply_service_errors
 from apps.core.htmx import htmx_location, is_fragment_request, render_page_or_fragment
 from apps.costs import reports, selectors, services
 from apps.costs.forms import (
@@ -160,7 +161,7 @@ def budget_list(request):
             try:
                 budget = services.budget_create(actor=request.user, **form.cleaned_data)
             except ValidationError as exc:
-                _form_errors(form, exc)
+                apply_service_errors(form, exc)
             else:
                 messages.success(request, f"Budget '{budget.name}' created.")
                 return redirect("costs:budget_list")
@@ -174,14 +175,6 @@ def budget_list(request):
     return render(request, "costs/budgets.html", {"statuses": statuses, "form": form,
                                                   "status": 400 if form is not None and form.errors else 200},
                   status=400 if form is not None and form.errors else 200)
-
-
-def _form_errors(form, exc: ValidationError) -> None:
-    if hasattr(exc, "error_dict"):
-        for field, errors in exc.message_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, exc.messages)
 
 
 def _budget_for_change(request, pk: int) -> Budget:
@@ -203,7 +196,7 @@ def budget_edit(request, pk: int):
         try:
             services.budget_update(budget=budget, actor=request.user, **form.cleaned_data)
         except ValidationError as exc:
-            _form_errors(form, exc)
+            apply_service_errors(form, exc)
         else:
             messages.success(request, f"Budget '{budget.name}' saved.")
             return redirect("costs:budget_list")
@@ -257,7 +250,7 @@ def price_list(request):
                 cached_input_per_mtok=data["cached_input_per_mtok"], reasoning_per_mtok=data["reasoning_per_mtok"],
                 valid_from=data["valid_from"], user=request.user)
         except ValidationError as exc:
-            _form_errors(form, exc)
+            apply_service_errors(form, exc)
         else:
             note = f" Re-pricing the events since {price.valid_from:%Y-%m-%d} (job #{job.pk})." if job else ""
             messages.success(request, f"Price for {price.model_name} saved.{note}")
@@ -277,7 +270,7 @@ def price_correct(request, pk: int):
         try:
             _, job = services.price_correct(price=price, user=request.user, **form.cleaned_data)
         except ValidationError as exc:
-            _form_errors(form, exc)
+            apply_service_errors(form, exc)
         else:
             note = f" Re-pricing its events (job #{job.pk})." if job else ""
             messages.success(request, f"Price of {price.model_name} corrected.{note}")

@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.accounts.permissions import Action, can, is_admin, restrict, teams_for
+from apps.core.forms import apply_service_errors
 from apps.core.htmx import is_fragment_request, render_page_or_fragment
 from apps.evals import conf, selectors, services
 from apps.evals import datasets as dataset_services
@@ -41,14 +42,6 @@ from apps.evals.models import (
 )
 
 PAGE_SIZE = 50
-
-
-def _errors_into(form, exc: ValidationError) -> None:
-    if hasattr(exc, "error_dict"):
-        for field, errors in exc.message_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, exc.messages)
 
 
 def _chat_models() -> list[str]:
@@ -105,7 +98,7 @@ def dataset_create(request):
                                                       description=data["description"],
                                                       input_names=data["input_names"], actor=request.user)
         except ValidationError as exc:
-            _errors_into(form, exc)
+            apply_service_errors(form, exc)
         else:
             messages.success(request, f"Created {dataset.name}. Add items or import a file.")
             return redirect("evals:dataset_detail", pk=dataset.pk)
@@ -158,7 +151,7 @@ def dataset_import(request, pk: int):
                     import_valid=form.cleaned_data["import_valid"], actor=request.user,
                     message=form.cleaned_data["message"])
             except ValidationError as exc:
-                _errors_into(form, exc)
+                apply_service_errors(form, exc)
             else:
                 if report.written:
                     skipped = f" {report.error_rows} bad row(s) skipped." if report.error_rows else ""
@@ -199,7 +192,7 @@ def dataset_item_add(request, pk: int):
             revision = dataset_services.dataset_items_add(dataset=dataset, items=[form.item()], actor=request.user,
                                                           message=form.cleaned_data["message"])
         except ValidationError as exc:
-            _errors_into(form, exc)
+            apply_service_errors(form, exc)
         else:
             messages.success(request, f"Added the item: revision {revision.number}.")
             return redirect("evals:dataset_detail", pk=dataset.pk)
@@ -231,7 +224,7 @@ def dataset_item_edit(request, pk: int, key: str):
                                                               actor=request.user,
                                                               message=form.cleaned_data["message"])
             except ValidationError as exc:
-                _errors_into(form, exc)
+                apply_service_errors(form, exc)
             else:
                 messages.success(request, f"Saved {key}: revision {revision.number}.")
                 return redirect("evals:dataset_detail", pk=dataset.pk)
@@ -290,7 +283,7 @@ def evaluator_create(request):
                                                        params=data["params"], threshold=data["threshold"],
                                                        description=data["description"], actor=request.user)
             except ValidationError as exc:
-                _errors_into(form, exc)
+                apply_service_errors(form, exc)
             else:
                 messages.success(request, f"Created {definition.label}.")
                 return redirect("evals:evaluator_detail", pk=definition.pk)
@@ -314,7 +307,7 @@ def evaluator_detail(request, pk: int):
             try:
                 new = services.evaluator_revise(definition=latest, actor=request.user, **form.cleaned_data)
             except ValidationError as exc:
-                _errors_into(form, exc)
+                apply_service_errors(form, exc)
             else:
                 messages.success(request, f"Saved {new.label}.")
                 return redirect("evals:evaluator_detail", pk=new.pk)
@@ -422,7 +415,7 @@ def run_create(request):
                 repetitions=cleaned["repetitions"], concurrency=cleaned["concurrency"],
                 input_map=cleaned["input_map"], name=cleaned["name"])
         except ValidationError as exc:
-            _errors_into(form, exc)
+            apply_service_errors(form, exc)
             suggested = _prefill_map(user, version_id, dataset)
             if "input_map" in form.errors and not given_map and suggested:
                 data["input_map"] = json.dumps(suggested, ensure_ascii=False)  # shown for the next attempt
@@ -606,7 +599,7 @@ def gate_detail(request, name: str):
                     max_regression=data["max_regression"], model=data["model"], repetitions=data["repetitions"],
                     reason=data["reason"])
             except ValidationError as exc:
-                _errors_into(form, exc)
+                apply_service_errors(form, exc)
             else:
                 messages.success(request, f"Saved gate version {gate.version}.")
                 return redirect("evals:gate_detail", name=prompt.name)
@@ -727,7 +720,7 @@ def from_playground(request, run_id: int):
                 dataset=dataset, run=run, expected=form.cleaned_data["expected"] or None, tags=tags,
                 actor=request.user)
         except ValidationError as exc:
-            _errors_into(form, exc)
+            apply_service_errors(form, exc)
         else:
             messages.success(request, f"Saved to {dataset.name}: revision {revision.number}.")
             return redirect("evals:dataset_detail", pk=dataset.pk)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.core.exceptions import ValidationError
 
+from apps.core.forms import apply_service_errors
 from apps.llm.models import ModelKind, Provider, ProviderKind
 
 KEY_HELP = "Write-only: stored encrypted and never shown again. Leave empty to keep the current key."
@@ -28,7 +29,7 @@ class ProviderForm(forms.Form):
     is_active = forms.BooleanField(required=False, initial=True, label="Active")
 
     def apply_errors(self, exc: ValidationError) -> None:
-        add_service_errors(self, exc)
+        apply_service_errors(self, exc)
 
 
 class ProviderEditForm(ProviderForm):
@@ -61,7 +62,7 @@ class CatalogModelForm(forms.Form):
     is_active = forms.BooleanField(required=False, initial=True, label="Active")
 
     def apply_errors(self, exc: ValidationError) -> None:
-        add_service_errors(self, exc)
+        apply_service_errors(self, exc)
 
 
 class ModelEditForm(CatalogModelForm):
@@ -87,13 +88,5 @@ class PriceForm(forms.Form):
                                      help_text="Empty: now. In the portal's time zone; after the model's latest price")
 
     def apply_errors(self, exc: ValidationError) -> None:
-        add_service_errors(self, exc)
+        apply_service_errors(self, exc)
 
-
-def add_service_errors(form: forms.Form, exc: ValidationError) -> None:
-    """Put a service's ValidationError next to the fields it names (else above the form)."""
-    if hasattr(exc, "error_dict"):
-        for field, errors in exc.message_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, exc.messages)

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from apps.accounts.models import Team
 from apps.accounts.permissions import Action, can, get_object_for, is_admin, teams_for
+from apps.core.forms import apply_service_errors
 from apps.core.htmx import htmx_location, is_fragment_request, render_page_or_fragment
 from apps.prompts import registry, selectors, services
 from apps.prompts.diff import version_diff
@@ -214,8 +215,7 @@ def prompt_edit(request, name: str):
         try:
             services.prompt_update(prompt=prompt, actor=request.user, **form.cleaned_data)
         except ValidationError as exc:
-            for key, errors in exc.message_dict.items():
-                form.add_error(key if key in form.fields else None, errors)
+            apply_service_errors(form, exc)
         else:
             messages.success(request, "Saved.")
             return redirect(_prompt_url(prompt))
@@ -383,8 +383,7 @@ def promote(request, name: str):
             created = services.promotion_request_open(prompt=prompt, version=version, actor=request.user,
                                                       reason=form.cleaned_data["reason"], label=label)
         except ValidationError as exc:
-            for key, errors in exc.message_dict.items():
-                form.add_error(key if key in form.fields else None, errors)
+            apply_service_errors(form, exc)
         else:
             messages.success(request, f"Opened request #{created.pk}. Ask a teammate to review it.")
             return redirect("prompts:request", pk=created.pk)
@@ -573,8 +572,7 @@ def policy_update(request, slug: str):
                                 lint_warnings_block=data["lint_warnings_block"], check_overrides=overrides,
                                 protected_labels=[s.strip() for s in data["protected_labels"].split(",") if s.strip()])
         except ValidationError as exc:
-            for key, errors in exc.message_dict.items():
-                form.add_error(key if key in form.fields else None, errors)
+            apply_service_errors(form, exc)
         else:
             messages.success(request, "Release policy saved.")
             return redirect("prompts:team_settings", slug=slug)
@@ -593,8 +591,7 @@ def webhook_create(request, slug: str):
         try:
             webhook, secret = create(team=team, actor=request.user, **form.cleaned_data)
         except ValidationError as exc:
-            for key, errors in exc.message_dict.items():
-                form.add_error(key if key in form.fields else None, errors)
+            apply_service_errors(form, exc)
         else:
             return render(request, "prompts/team_settings.html",
                           _settings_context(request, team, new_secret=secret, new_webhook=webhook))

@@ -7,8 +7,8 @@ import json
 from django import forms
 from django.core.exceptions import ValidationError
 
+from apps.core.forms import apply_service_errors
 from apps.core.safe_input import form_json
-from apps.llm.forms import add_service_errors
 from apps.llm.models import Model, ModelKind
 from apps.rag.config import CHUNK_STRATEGIES, FUSIONS, LEGS, ChunkingConfig, RetrievalConfig
 from apps.rag.models import DataClass
@@ -16,7 +16,7 @@ from apps.rag.models import DataClass
 
 class ServiceErrorsMixin:
     def apply_errors(self, exc: ValidationError) -> None:
-        add_service_errors(self, exc)
+        apply_service_errors(self, exc)
 
 
 def _chat_models():
@@ -152,7 +152,7 @@ class PlaygroundForm(forms.Form):
         try:
             return base.replace(**data)
         except ValidationError as exc:
-            add_service_errors(self, exc)
+            apply_service_errors(self, exc)
             raise
 
 

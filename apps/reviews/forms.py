@@ -1,6 +1,6 @@
 """Forms of the use-case page: they parse and speak the person's words; services validate and decide.
 
-Service ValidationErrors land next to the field they name (`apps.llm.forms.add_service_errors`).
+Service ValidationErrors land next to the field they name (`apps.core.forms.apply_service_errors`).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
-from apps.llm.forms import add_service_errors
+from apps.core.forms import apply_service_errors
 from apps.reviews import conditions as predicates
 from apps.reviews.models import ConditionKind, VoteDecision
 
@@ -25,7 +25,7 @@ class VoteForm(forms.Form):
     seat = forms.CharField(required=False)
 
     def apply_errors(self, exc: ValidationError) -> None:
-        add_service_errors(self, exc)
+        apply_service_errors(self, exc)
 
 
 class ConditionForm(forms.Form):
@@ -70,11 +70,9 @@ class ConditionForm(forms.Form):
 
     def apply_errors(self, exc: ValidationError) -> None:
         """A parameter error ({'max_usd': [...]}) goes next to that parameter's input."""
-        if hasattr(exc, "error_dict"):
-            key = self.cleaned_data.get("predicate") or ""
-            exc = ValidationError({(f"p_{key}_{f}" if f"p_{key}_{f}" in self.fields else f): msgs
-                                   for f, msgs in exc.message_dict.items()})
-        add_service_errors(self, exc)
+        prefix = f"p_{self.cleaned_data.get('predicate') or ''}_"
+        apply_service_errors(self, exc, {name.removeprefix(prefix): name for name in self.fields
+                                         if name.startswith(prefix)})
 
 
 class WaiverForm(forms.Form):
@@ -83,4 +81,4 @@ class WaiverForm(forms.Form):
                              error_messages={"required": "Say why the council waives this control."})
 
     def apply_errors(self, exc: ValidationError) -> None:
-        add_service_errors(self, exc)
+        apply_service_errors(self, exc)
