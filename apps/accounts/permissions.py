@@ -52,8 +52,11 @@ COUNCIL_GROUP_NAMES = tuple(seat.group_name for seat in CouncilSeat)
 Actor = Any  # User | AnonymousUser | ApiToken
 
 
-def _user_of(actor: Actor):
-    return actor.user if isinstance(actor, ApiToken) else actor
+def user_of(actor: Actor):
+    """The person behind an actor: a token's owner, a signed-in user, or None (anonymous, the system)."""
+    if isinstance(actor, ApiToken):
+        return actor.user
+    return actor if getattr(actor, "is_authenticated", False) else None
 
 
 def roles_allowing(action: Action | str) -> list[str]:
@@ -120,7 +123,7 @@ def team_actions(actor: Actor, team_id: int | None) -> frozenset[Action]:
     """What an actor may do to things owned by one team (ignoring object-level grants)."""
     if not is_authenticated(actor):
         return frozenset()
-    user = _user_of(actor)
+    user = user_of(actor)
     if isinstance(actor, ApiToken):
         if team_id is None or team_id != actor.team_id:
             return frozenset()

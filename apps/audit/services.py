@@ -17,6 +17,7 @@ from django.db import connection, transaction
 from django.db.models import Model
 from django.utils import timezone
 
+from apps.accounts.models import ApiToken
 from apps.audit.chain import (  # noqa: F401  (re-exported: the public names of the chain)
     GENESIS_HASH,
     ChainReport,
@@ -49,6 +50,13 @@ class Actor:
         return "system"
 
 
+def split_actor(actor) -> tuple[Any, Any]:
+    """(user, token) of whoever acts: a token acts for its owner; a user (or AnonymousUser) for themself."""
+    if isinstance(actor, ApiToken):
+        return actor.user, actor
+    return actor, None
+
+
 def diff(before: dict, after: dict) -> dict:
     """{field: [old, new]} for the fields that changed."""
     keys = set(before) | set(after)
@@ -64,14 +72,20 @@ def _valid_ip(ip: str | None) -> str | None:
 
 def audit_record(*, action: str, obj: Model | None = None, team=None, changes: dict | None = None,
                  object_type: str | None = None, object_id: str | int | None = None,
-                 object_repr: str | None = None, user=None, token=None) -> AuditEvent:
+                 object_repr: str | None = None, actor=None, user=None, token=None) -> AuditEvent:
     """Append one event. Call it inside the transaction of the change, last, so the chain lock is brief.
 
-    The actor is `user`/`token` if given, else the request context (web request, task or command), else
-    "system". `team` defaults to the object's team (or the object itself when it is a Team).
+    The actor is `actor` (a User, an ApiToken, or None) if given, else the request context (web request,
+    task or command), else "system". `user=`/`token=` are the older spelling of the same thing (kept for
+    callers that hold the two apart); give either `actor` or them, not both.
+    `team` defaults to the object's team (or the object itself when it is a Team).
     """
     if not action or len(action) > _MAX["action"]:
         raise ValueError(f"audit action must be 1 to {_MAX['action']} characters, got {action!r}")
+    if actor is not None:
+        if user is not None or token is not None:
+            raise TypeError("audit_record takes actor= or user=/token=, not both")
+        user, token = split_actor(actor)
     ctx = current()
     if user is None and token is None and ctx is not None:
         user, token = ctx.user, ctx.token

@@ -14,7 +14,6 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from apps.accounts.models import ApiToken
 from apps.audit.services import audit_record
 from apps.core.safe_input import text_problem
 from apps.costs import rollups
@@ -150,10 +149,9 @@ def usage_outcomes_set(*, outcomes: list, actor) -> dict:
                 UsageEvent.objects.bulk_update(events, ["outcome"])
                 rollups.rollup_outcome_shift(changes)
                 updated = len(events)
-                token = actor if isinstance(actor, ApiToken) else None
                 audit_record(action="usage.outcome", object_type="costs.usageevent",
                              object_id=events[0].pk, object_repr=f"outcomes of {updated} usage events",
-                             team=events[0].team_id, token=token, user=None if token else actor,
+                             team=events[0].team_id, actor=actor,
                              changes={"updated": updated, "request_ids": [e.request_id for e in events[:50]]})
     rejected.sort(key=lambda r: r["index"])
     return {"received": len(outcomes), "updated": updated, "unchanged": unchanged, "rejected": rejected}

@@ -24,11 +24,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from apps.accounts.permissions import user_of
 from apps.audit.services import audit_record
 from apps.core.safe_input import MAX_JSON_DEPTH, find_bad_text
 from apps.evals import conf
 from apps.evals.models import Dataset, DatasetItem, DatasetRevision, ItemSource
-from apps.prompts.services import actor_label, by_actor
+from apps.prompts.services import actor_label
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*(?:/[a-z0-9][a-z0-9._-]*)*$")
 TAG_RE = re.compile(r"^[a-z0-9][a-z0-9_.:-]{0,39}$")
@@ -79,7 +80,7 @@ def dataset_create(*, team, name: str, description: str = "", input_names=(), sh
     input_names = _clean_input_names(input_names)
     if Dataset.objects.filter(name=name).exists():
         raise ValidationError({"name": f"A dataset named {name!r} already exists."})
-    user = by_actor(actor).get("user")
+    user = user_of(actor)
     try:
         with transaction.atomic():
             dataset = Dataset.objects.create(team=team, name=name, description=description or "",
@@ -88,7 +89,7 @@ def dataset_create(*, team, name: str, description: str = "", input_names=(), sh
         raise ValidationError({"name": f"A dataset named {name!r} already exists."})
     audit_record(action="eval.dataset.create", obj=dataset, team=team,
                  changes={"name": name, "team": team.slug if team else None, "shared": shared,
-                          "input_names": input_names}, **by_actor(actor))
+                          "input_names": input_names}, actor=actor)
     return dataset
 
 
@@ -111,7 +112,7 @@ def dataset_update(*, dataset: Dataset, description: str | None = None, input_na
     dataset.updated_at = timezone.now()
     dataset.save(update_fields=["description", "input_names", "shared", "updated_at"])
     audit_record(action="eval.dataset.update", obj=dataset, team=dataset.team,
-                 changes={k: [before[k], after[k]] for k in before if before[k] != after[k]}, **by_actor(actor))
+                 changes={k: [before[k], after[k]] for k in before if before[k] != after[k]}, actor=actor)
     return dataset
 
 
@@ -506,7 +507,7 @@ def _finish_revision(dataset: Dataset, number: int, *, source: str, added: int, 
     dataset.save(update_fields=["latest_revision", "updated_at"])
     audit_record(action="eval.dataset.revise", obj=dataset, team=dataset.team,
                  changes={"revision": number, "source": source, "added": added, "removed": removed,
-                          "items": count, "message": message[:200]}, **by_actor(actor))
+                          "items": count, "message": message[:200]}, actor=actor)
     return revision
 
 

@@ -29,7 +29,7 @@ from apps.evals.models import (
 from apps.evals.services import config_hash, evaluator_signature, resolve_run_config, run_create
 from apps.evals.stats import mcnemar_exact
 from apps.evals.targets import describe_prompt_version
-from apps.prompts.services import actor_label, by_actor
+from apps.prompts.services import actor_label
 
 # --- setting a gate -----------------------------------------------------------------------------------------
 
@@ -137,7 +137,7 @@ def gate_set(*, prompt, actor, datasets: list[dict], evaluators: list[EvaluatorD
     EvalGateChange.objects.create(gate=gate, version=gate.version, snapshot=after, changes=changes,
                                   reason=reason or "", actor_label=actor_label(actor))
     audit_record(action="eval.gate.set", obj=gate, team=gate.team, object_repr=f"eval gate of {prompt.name}",
-                 changes={"version": gate.version, "reason": reason, **changes}, **by_actor(actor))
+                 changes={"version": gate.version, "reason": reason, **changes}, actor=actor)
     return gate
 
 

@@ -16,6 +16,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from apps.accounts.permissions import user_of
 from apps.audit.services import audit_record
 from apps.evals import conf
 from apps.evals.evaluators import get_kind
@@ -31,7 +32,7 @@ from apps.evals.models import (
     Thumbs,
 )
 from apps.evals.targets import CALL_OPTIONS, get_target
-from apps.prompts.services import actor_label, by_actor
+from apps.prompts.services import actor_label
 
 EVALUATOR_NAME = re.compile(r"^[a-z0-9][a-z0-9._/-]{0,119}$")
 MAX_EVALUATORS = 20
@@ -74,7 +75,7 @@ def evaluator_create(*, team, name: str, kind: str, params=None, threshold=None,
     audit_record(action="eval.evaluator.create", obj=definition, team=team,
                  object_repr=definition.label,
                  changes={"name": name, "kind": kind, "params": params, "threshold": threshold, "version": 1},
-                 **by_actor(actor))
+                 actor=actor)
     return definition
 
 
@@ -98,7 +99,7 @@ def evaluator_revise(*, definition: EvaluatorDefinition, params=None, threshold=
                  changes={"version": [latest.version, new.version],
                           "params": [latest.params, params] if params != latest.params else None,
                           "threshold": [latest.threshold, threshold] if threshold != latest.threshold else None},
-                 **by_actor(actor))
+                 actor=actor)
     return new
 
 
@@ -221,7 +222,7 @@ def run_create(*, actor, dataset: Dataset, evaluators: list[EvaluatorDefinition]
         raise ValidationError({"revision": f"Revision {revision} has no items."})
     if gate is None:  # a gate's runs are its verdict; a hand-started run that cannot succeed is refused
         _check_one_item(target, target_ref or {}, dataset, revision, input_map)
-    user = by_actor(actor).get("user")
+    user = user_of(actor)
     run = EvalRun.objects.create(
         team_id=description.team_id, name=name[:200], target_kind=target_kind, target_ref=target_ref or {},
         target_label=description.label[:300], target_fingerprint=description.fingerprint,
@@ -236,7 +237,7 @@ def run_create(*, actor, dataset: Dataset, evaluators: list[EvaluatorDefinition]
                  changes={"target": run.target_label, "dataset": dataset.name, "revision": revision,
                           "model": model, "config": config, "evaluators": [d.label for d in definitions],
                           "repetitions": repetitions, "units": run.progress_total,
-                          "gate": gate.pk if gate else None}, **by_actor(actor))
+                          "gate": gate.pk if gate else None}, actor=actor)
     if enqueue:
         from apps.evals.tasks import eval_run_start_task
 
@@ -267,7 +268,7 @@ def run_cancel(*, run: EvalRun, actor=None) -> EvalRun:
     locked.save(update_fields=["cancel_requested", "status", "finished_at", "summary", "pass_rate", "mean_score"])
     audit_record(action="eval.run.cancel", obj=locked, team=locked.team, object_repr=str(locked)[:200],
                  changes={"status": [before, locked.status], "done": locked.progress_done,
-                          "total": locked.progress_total}, **by_actor(actor))
+                          "total": locked.progress_total}, actor=actor)
     return locked
 
 
@@ -284,7 +285,7 @@ def judge_label_add(*, evaluator: EvaluatorDefinition, output: str, human_passed
                                       inputs=inputs or {}, expected=expected, result=result,
                                       labelled_by_label=actor_label(actor))
     audit_record(action="eval.judge.label", obj=evaluator, team=evaluator.team, object_repr=evaluator.label,
-                 changes={"label": label.pk, "human_passed": label.human_passed}, **by_actor(actor))
+                 changes={"label": label.pk, "human_passed": label.human_passed}, actor=actor)
     return label
 
 
@@ -393,7 +394,7 @@ def feedback_record(*, actor, request_id: str = "", trace_id: str = "", score=No
                  object_repr=f"feedback on {request_id or trace_id}"[:200],
                  changes={"request_id": request_id, "trace_id": trace_id, "success": success,
                           "overridden": overridden, "prompt": feedback.prompt_name,
-                          "version": feedback.prompt_version}, **by_actor(actor))
+                          "version": feedback.prompt_version}, actor=actor)
     return feedback
 
 

@@ -16,7 +16,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from apps.accounts.models import ApiToken, Role, Team
-from apps.accounts.permissions import is_admin, team_roles
+from apps.accounts.permissions import is_admin, team_roles, user_of
 from apps.audit.services import audit_record
 from apps.prompts import notify, registry
 from apps.prompts.content import Draft, check_draft
@@ -51,12 +51,6 @@ MAX_TAGS = 12
 
 # --- actors ----------------------------------------------------------------------------------------------
 
-def _user_of(actor):
-    if isinstance(actor, ApiToken):
-        return actor.user
-    return actor if getattr(actor, "is_authenticated", False) else None
-
-
 def _token_of(actor):
     return actor if isinstance(actor, ApiToken) else None
 
@@ -64,16 +58,8 @@ def _token_of(actor):
 def actor_label(actor) -> str:
     if isinstance(actor, ApiToken):
         return actor.label
-    user = _user_of(actor)
+    user = user_of(actor)
     return user.get_username() if user else "system"
-
-
-def by_actor(actor) -> dict:
-    if actor is None:
-        return {}
-    if isinstance(actor, ApiToken):
-        return {"token": actor, "user": actor.user}
-    return {"user": actor}
 
 
 # --- policy ----------------------------------------------------------------------------------------------
@@ -122,7 +108,7 @@ def policy_set(*, team: Team, actor=None, **values) -> PromptPolicy:
     after = {f: getattr(policy, f) for f in POLICY_FIELDS}
     audit_record(action="prompt.policy.set", obj=team, object_type="prompts.promptpolicy", object_id=policy.pk,
                  object_repr=f"prompt policy of {team.name}",
-                 changes={k: [before[k], after[k]] for k in POLICY_FIELDS if before[k] != after[k]}, **by_actor(actor))
+                 changes={k: [before[k], after[k]] for k in POLICY_FIELDS if before[k] != after[k]}, actor=actor)
     return policy
 
 
@@ -197,7 +183,7 @@ def prompt_create(*, team: Team, name: str, kind: str = PromptKind.TEXT, descrip
             errors.update(exc.message_dict)
     if errors:
         raise ValidationError(errors)
-    user = _user_of(actor)
+    user = user_of(actor)
     try:
         with transaction.atomic():
             prompt = Prompt.objects.create(team=team, name=name, kind=kind, description=description or "",
@@ -212,7 +198,7 @@ def prompt_create(*, team: Team, name: str, kind: str = PromptKind.TEXT, descrip
         changes["content_hash"] = version.content_hash
         text = version.text_for_search
     refresh_search_vector(prompt.pk, text)
-    audit_record(action="prompt.create", obj=prompt, changes=changes, **by_actor(actor))
+    audit_record(action="prompt.create", obj=prompt, changes=changes, actor=actor)
     return prompt
 
 
@@ -233,7 +219,7 @@ def prompt_update(*, prompt: Prompt, description: str | None = None, tags=None, 
     latest = prompt.versions.order_by("-number").first()
     refresh_search_vector(prompt.pk, latest.text_for_search if latest else "")
     audit_record(action="prompt.update", obj=prompt,
-                 changes={k: [before[k], after[k]] for k in before if before[k] != after[k]}, **by_actor(actor))
+                 changes={k: [before[k], after[k]] for k in before if before[k] != after[k]}, actor=actor)
     return prompt
 
 
@@ -265,7 +251,7 @@ def _version_insert(prompt: Prompt, checked, commit_message: str, actor) -> Prom
         template=draft.template if prompt.kind == PromptKind.TEXT else "",
         messages=draft.messages if prompt.kind == PromptKind.CHAT else [],
         variables=checked.variables, variables_schema=draft.variables_schema, config=draft.config,
-        commit_message=(commit_message or "").strip()[:500], author=_user_of(actor), author_token=_token_of(actor),
+        commit_message=(commit_message or "").strip()[:500], author=user_of(actor), author_token=_token_of(actor),
         author_label=actor_label(actor), content_hash=draft.content_hash(),
     )
     version.save()
@@ -311,7 +297,7 @@ def version_create(*, prompt: Prompt, draft: Draft, commit_message: str = "", ac
                  changes={"version": version.number, "content_hash": version.content_hash,
                           "commit_message": version.commit_message,
                           "latest": [previous.number if previous else None, version.number]},
-                 **by_actor(actor))
+                 actor=actor)
     return VersionResult(version, created=True)
 
 
@@ -334,7 +320,7 @@ def _move_label(prompt: Prompt, label: str, version: PromptVersion, actor, *, re
         current.updated_by_label = by
         current.save(update_fields=["version", "updated_at", "updated_by_label"])
     LabelEvent.objects.create(prompt=prompt, label=label, from_version=previous, to_version=version,
-                              actor=_user_of(actor), actor_token=_token_of(actor), actor_label=by,
+                              actor=user_of(actor), actor_token=_token_of(actor), actor_label=by,
                               reason=reason or "", promotion=promotion, occurred_at=now)
     prompt_id = prompt.pk
     transaction.on_commit(lambda: stamps_bump({prompt_id}))
@@ -373,7 +359,7 @@ def label_set(*, prompt: Prompt, label: str, version: PromptVersion, actor=None,
     if previous is None or previous.pk != version.pk:
         audit_record(action="prompt.label.move", obj=prompt,
                      changes={"label": label, "version": [previous.number if previous else None, version.number],
-                              "reason": reason}, **by_actor(actor))
+                              "reason": reason}, actor=actor)
     return result
 
 
@@ -404,13 +390,13 @@ def promotion_request_open(*, prompt: Prompt, version: PromptVersion, actor=None
         else PromotionKind.PROMOTION
     request = PromotionRequest.objects.create(
         prompt=prompt, label=label, from_version=current, to_version=version, kind=kind, reason=reason or "",
-        requested_by=_user_of(actor), requested_by_token=_token_of(actor), requester_label=actor_label(actor),
+        requested_by=user_of(actor), requested_by_token=_token_of(actor), requester_label=actor_label(actor),
     )
     results = _run_checks(request)
     audit_record(action=f"prompt.{kind}.open", obj=prompt, object_repr=f"{prompt.name} {label} request #{request.pk}",
                  changes={"request": request.pk, "label": label,
                           "version": [current.number if current else None, version.number],
-                          "reason": reason, "checks": {r.key: r.status for r in results}}, **by_actor(actor))
+                          "reason": reason, "checks": {r.key: r.status for r in results}}, actor=actor)
     notify.promotion_opened(request)
     return request
 
@@ -482,7 +468,7 @@ def _audit_label_move(request: PromotionRequest, previous: PromptVersion | None,
     audit_record(action="prompt.label.move", obj=request.prompt,
                  changes={"label": request.label,
                           "version": [previous.number if previous else None, request.to_version.number],
-                          "request": request.pk, "kind": request.kind, "via": how}, **by_actor(actor))
+                          "request": request.pk, "kind": request.kind, "via": how}, actor=actor)
 
 
 def may_approve(actor, request: PromotionRequest) -> tuple[bool, str]:
@@ -576,7 +562,7 @@ def promotion_request_reject(*, request: PromotionRequest, user, comment: str) -
 def may_cancel(actor, request: PromotionRequest) -> bool:
     from apps.accounts.permissions import Action, can
 
-    user = _user_of(actor)
+    user = user_of(actor)
     if isinstance(actor, ApiToken):
         return request.requested_by_token_id == actor.pk
     return bool(user and (request.requested_by_id == user.pk or can(user, Action.MANAGE, request.prompt)))
@@ -594,7 +580,7 @@ def promotion_request_cancel(*, request: PromotionRequest, actor, comment: str =
     request.save(update_fields=["status", "closed_at", "closed_by_label", "close_comment"])
     audit_record(action="prompt.promotion.cancel", obj=request.prompt,
                  object_repr=f"{request.prompt.name} request #{request.pk}",
-                 changes={"request": request.pk, "comment": request.close_comment}, **by_actor(actor))
+                 changes={"request": request.pk, "comment": request.close_comment}, actor=actor)
     notify.promotion_cancelled(request, actor=actor, comment=request.close_comment)
     return request
 

@@ -100,16 +100,6 @@ def verify(secret: str, timestamp: int, body: bytes, signature: str) -> bool:
     return hmac.compare_digest(sign(secret, timestamp, body), signature)
 
 
-def _actor_kwargs(actor) -> dict:
-    from apps.accounts.models import ApiToken
-
-    if actor is None:
-        return {}
-    if isinstance(actor, ApiToken):
-        return {"token": actor, "user": actor.user}
-    return {"user": actor}
-
-
 def _literal_private_host(host: str) -> bool:
     """At creation only literals and localhost are judged; names are checked when each delivery resolves."""
     try:
@@ -142,7 +132,7 @@ def webhook_create(*, team, url: str, events: list[str], description: str = "", 
                                      secret_encrypted=encrypt_secret(secret),
                                      created_by=getattr(actor, "user", actor) if actor else None)
     audit_record(action="prompt.webhook.create", obj=webhook, object_repr=url[:200],
-                 changes={"url": url, "events": webhook.events}, **_actor_kwargs(actor))
+                 changes={"url": url, "events": webhook.events}, actor=actor)
     return webhook, secret
 
 
@@ -151,7 +141,7 @@ def webhook_delete(*, webhook: Webhook, actor=None) -> None:
     team_id, url, pk = webhook.team_id, webhook.url, webhook.pk
     webhook.delete()
     audit_record(action="prompt.webhook.delete", object_type="prompts.webhook", object_id=pk, object_repr=url[:200],
-                 team=team_id, changes={"url": url}, **_actor_kwargs(actor))
+                 team=team_id, changes={"url": url}, actor=actor)
 
 
 def webhooks_emit(*, team_id: int, event: str, payload: dict) -> list[WebhookDelivery]:

@@ -289,4 +289,4 @@ def _write(team: Team, entries: list[_Entry], actor, report: ImportReport) -> No
     audit_record(action="prompt.import", obj=team, object_repr=f"prompt import into {team.name}",
                  changes={"created_prompts": report.created_prompts, "created_versions": report.created_versions,
                           "labels_moved": report.labels_moved, "dry_run": report.dry_run},
-                 **services.by_actor(actor))
+                 actor=actor)

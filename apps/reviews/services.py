@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.accounts.models import ApiToken, CouncilSeat
-from apps.accounts.permissions import Action, council_seats, is_admin, is_council, require
+from apps.accounts.permissions import Action, council_seats, is_admin, is_council, require, user_of
 from apps.audit.services import audit_record
 from apps.reviews import conditions as predicates
 from apps.reviews import questionnaire, rules, selectors, workflow
@@ -40,10 +40,6 @@ from apps.reviews.notify import NotificationKind, notify, seat_holders, team_peo
 VETO_SEATS = (CouncilSeat.SECURITY, CouncilSeat.PRIVACY, CouncilSeat.LEGAL)
 EDITABLE = (State.DRAFT, State.NEEDS_INFO, State.REVIEW_DUE, State.EXPIRED)
 HEADER_FIELDS = ("title", "purpose", "intended_uses", "accountable_executive", "lifecycle_stage")
-
-
-def _user_of(actor):
-    return actor.user if isinstance(actor, ApiToken) else actor
 
 
 def add_months(moment, months: int):
@@ -117,12 +113,12 @@ def use_case_create(*, team, actor, title: str, purpose: str, intended_uses: str
          "accountable_executive": accountable_executive, "lifecycle_stage": lifecycle_stage},
         answers or {}, complete=submit)
     current = questionnaire.current()
-    user = _user_of(actor)
+    user = user_of(actor)
     use_case = UseCase.objects.create(team=team, answers=cleaned, questionnaire_version=current.version,
                                       business_owner=business_owner or user, created_by=user, **header)
     audit_record(action="use_case.create", obj=use_case,
                  changes={"title": use_case.title, "team": team.slug, "answers": cleaned},
-                 user=user, token=actor if isinstance(actor, ApiToken) else None)
+                 actor=actor)
     if submit:
         use_case = use_case_submit(use_case=use_case, actor=actor)
     return use_case
@@ -150,8 +146,7 @@ def use_case_update(*, use_case: UseCase, actor, answers: dict | None = None, su
     after = {name: getattr(locked, name) for name in HEADER_FIELDS} | {"answers": locked.answers}
     from apps.audit.services import diff
 
-    audit_record(action="use_case.update", obj=locked, changes=diff(before, after), user=_user_of(actor),
-                 token=actor if isinstance(actor, ApiToken) else None)
+    audit_record(action="use_case.update", obj=locked, changes=diff(before, after), actor=actor)
     if submit:
         locked = use_case_submit(use_case=locked, actor=actor)
     return locked
@@ -183,7 +178,7 @@ def use_case_submit(*, use_case: UseCase, actor) -> UseCase:
     answers = questionnaire.clean_answers(current, locked.answers, complete=True)
     assessment = rules.assess(answers)
     number = locked.submissions.count() + 1
-    user = _user_of(actor)
+    user = user_of(actor)
     Submission.objects.create(use_case=locked, number=number, answers=answers, questionnaire_version=current.version,
                               tier=assessment.tier, rule_trace=assessment.trace, controls=assessment.controls,
                               submitted_by=user)
@@ -575,7 +570,7 @@ def condition_evidence_submit(*, condition: Condition, actor, url: str = "", fil
         condition.evidence_file = file
     condition.status = ConditionStatus.EVIDENCE_SUBMITTED
     condition.save()
-    audit_record(action="use_case.condition_evidence", obj=condition.use_case, user=_user_of(actor),
+    audit_record(action="use_case.condition_evidence", obj=condition.use_case, actor=actor,
                  changes={"condition": condition.pk, "url": url, "file": condition.evidence_file.name or "",
                           "note": condition.evidence_note})
     return condition
@@ -718,8 +713,7 @@ def prompt_link(*, use_case: UseCase, actor, prompt) -> UseCasePrompt:
         raise ValidationError({"prompt": [f"{prompt.name} is already linked."]})
     link = UseCasePrompt.objects.create(use_case=use_case, prompt=prompt,
                                         reviewed_config=_production_config(prompt.pk))
-    audit_record(action="use_case.prompt_link", obj=use_case, user=_user_of(actor),
-                 token=actor if isinstance(actor, ApiToken) else None, changes={"prompt": prompt.name})
+    audit_record(action="use_case.prompt_link", obj=use_case, actor=actor, changes={"prompt": prompt.name})
     from apps.reviews import integration
 
     transaction.on_commit(lambda: integration.forget_prompt_status(use_case.pk, prompt_ids=[prompt.pk]))
@@ -731,8 +725,7 @@ def prompt_unlink(*, use_case: UseCase, actor, prompt_id: int) -> None:
     require(actor, Action.CHANGE, use_case)
     deleted, _ = use_case.prompt_links.filter(prompt_id=prompt_id).delete()
     if deleted:
-        audit_record(action="use_case.prompt_unlink", obj=use_case, user=_user_of(actor),
-                     token=actor if isinstance(actor, ApiToken) else None, changes={"prompt_id": prompt_id})
+        audit_record(action="use_case.prompt_unlink", obj=use_case, actor=actor, changes={"prompt_id": prompt_id})
         from apps.reviews import integration
 
         transaction.on_commit(lambda: integration.forget_prompt_status(use_case.pk, prompt_ids=[prompt_id]))
@@ -746,8 +739,7 @@ def collection_link(*, use_case: UseCase, actor, collection) -> UseCaseCollectio
         raise ValidationError({"collection": [f"{collection.name} is already linked."]})
     link = UseCaseCollection.objects.create(use_case=use_case, collection=collection,
                                             reviewed_data_class=collection.data_class)
-    audit_record(action="use_case.collection_link", obj=use_case, user=_user_of(actor),
-                 token=actor if isinstance(actor, ApiToken) else None,
+    audit_record(action="use_case.collection_link", obj=use_case, actor=actor,
                  changes={"collection": collection.name, "data_class": collection.data_class})
     return link
 
@@ -757,8 +749,7 @@ def collection_unlink(*, use_case: UseCase, actor, collection_id: int) -> None:
     require(actor, Action.CHANGE, use_case)
     deleted, _ = use_case.collection_links.filter(collection_id=collection_id).delete()
     if deleted:
-        audit_record(action="use_case.collection_unlink", obj=use_case, user=_user_of(actor),
-                     token=actor if isinstance(actor, ApiToken) else None, changes={"collection_id": collection_id})
+        audit_record(action="use_case.collection_unlink", obj=use_case, actor=actor, changes={"collection_id": collection_id})
 
 
 def _flag(use_case: UseCase, reason: str, diff: dict, **extra) -> None:

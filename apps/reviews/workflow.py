@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.accounts.models import ApiToken
-from apps.accounts.permissions import Action, can, council_seats, is_admin, is_authenticated
+from apps.accounts.permissions import Action, can, council_seats, is_admin, is_authenticated, user_of
 from apps.audit.services import audit_record
 from apps.core.request_context import acting_as, current
 from apps.reviews.models import State, Transition, UseCase
@@ -129,8 +129,7 @@ def transition(use_case: UseCase, name: str, *, actor=None, note: str = "", chan
         moved = UseCase.objects.filter(pk=locked.pk, state=locked.state).update(state=t.target, updated_at=now)
         if moved != 1:  # pragma: no cover - the row lock makes this unreachable; kept as the guard of last resort
             raise TransitionRefused("Another change moved this use case first; reload the page.")
-        token = actor if isinstance(actor, ApiToken) else None
-        user = token.user if token else actor
+        user = user_of(actor)
         Transition.objects.create(use_case=locked, name=name, from_state=locked.state, to_state=t.target,
                                   actor=user if getattr(user, "pk", None) else None, actor_label=_label(actor),
                                   note=note, occurred_at=now)
@@ -142,7 +141,7 @@ def transition(use_case: UseCase, name: str, *, actor=None, note: str = "", chan
             with acting_as(None, request_id=ctx.request_id if ctx else None, ip=ctx.ip if ctx else None):
                 audit_record(**event)
         else:
-            audit_record(**event, user=user, token=token)
+            audit_record(**event, actor=actor)
         from apps.reviews import integration
 
         transaction.on_commit(lambda: integration.forget_prompt_status(locked.pk))
