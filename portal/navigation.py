@@ -1,8 +1,8 @@
-"""The navigation: one list of areas, each with the issue that builds it until it exists."""
+"""The navigation: one list of areas, each with the URL of its first page."""
 
 from dataclasses import dataclass
 
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 
 
 @dataclass(frozen=True)
@@ -24,11 +24,4 @@ AREAS = (
 
 
 def area_url(area: Area) -> str:
-    try:
-        return reverse(area.url_name)
-    except NoReverseMatch:
-        return reverse("area", kwargs={"key": area.key})
-
-
-def area_by_key(key: str) -> Area | None:
-    return next((area for area in AREAS if area.key == key), None)
+    return reverse(area.url_name)

@@ -9,8 +9,10 @@ INDEXING = "indexing"  # RAG parsing, chunking and embedding
 ALL = (DEFAULT, LLM, INDEXING)
 QUEUES = tuple(Queue(name) for name in ALL)
 
-# Tasks route by module: apps put long model-calling work in tasks named *.llm_* or *.index_*.
+# Tasks route by name (every task has an explicit name= equal to its dotted path): a whole module by glob,
+# or one task by its exact name; anything else runs on DEFAULT. tests/portal/test_tasks.py pins each route.
 ROUTES = {
+    "apps.costs.tasks.repricing_job_run_task": {"queue": LLM},  # re-pricing: long work, on `llm` (see above)
     "apps.evals.tasks.*": {"queue": LLM},
     "apps.rag.tasks.*": {"queue": INDEXING},
 }

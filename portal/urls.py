@@ -6,7 +6,6 @@ from portal.api import api
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("areas/<slug:key>/", views.area, name="area"),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("metrics", views.metrics_view, name="metrics"),

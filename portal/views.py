@@ -1,4 +1,4 @@
-"""Home page, the placeholder of areas still to come, health probes, metrics and error pages."""
+"""Home page, health probes, metrics and error pages."""
 
 import hmac
 import logging
@@ -6,7 +6,7 @@ import logging
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.db import connection
-from django.http import Http404, HttpResponse, JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.template import loader
 from django.views.decorators.cache import never_cache
@@ -17,7 +17,6 @@ from apps.core.api_errors import error_body
 from apps.core.heartbeat import HEARTBEAT_KEY, HEARTBEAT_PATTERN
 from portal import warmup
 from portal.home import home_summary
-from portal.navigation import area_by_key
 
 log = logging.getLogger(__name__)
 
@@ -25,14 +24,6 @@ log = logging.getLogger(__name__)
 @login_required
 def home(request):
     return render(request, "portal/home.html", {"summary": home_summary(actor=request.user)})
-
-
-@login_required
-def area(request, key: str):
-    found = area_by_key(key)
-    if found is None:
-        raise Http404("No such area.")
-    return render(request, "portal/area_pending.html", {"area": found})
 
 
 @never_cache

@@ -4,19 +4,9 @@ from django.contrib import admin
 
 from apps.accounts.forms import ThrottledAdminAuthenticationForm
 from apps.accounts.models import ApiToken, Membership, Team
+from apps.core.admin import ReadOnlyAdmin
 
 admin.site.login_form = ThrottledAdminAuthenticationForm  # /admin/login/ is throttled like the login page
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Team)

@@ -1,12 +1,23 @@
 """Reads for accounts, already restricted to what the actor may see."""
 
 from django.db.models import Case, Count, F, IntegerField, QuerySet, Value, When
+from django.http import Http404
 
 from apps.accounts.models import ApiToken, Membership, Role, Team
-from apps.accounts.permissions import Action, teams_for
+from apps.accounts.permissions import Action, can, require, teams_for
 
 _ROLE_RANK = Case(*(When(role=role, then=Value(rank)) for rank, role in enumerate(Role.values)),
                   output_field=IntegerField())
+
+
+def team_for_api(*, actor, slug: str, action: Action) -> Team:
+    """The team an API call names by slug, for `action`: a team the actor may not see is a 404 (its existence
+    is not revealed); one it may see but not act on is a PermissionDenied (403) with the reason."""
+    team = Team.objects.filter(slug=slug).first()
+    if team is None or not can(actor, Action.VIEW, team):
+        raise Http404(f"There is no team {slug!r} you can see.")
+    require(actor, action, team)
+    return team
 
 
 def team_list(*, actor) -> QuerySet[Team]:

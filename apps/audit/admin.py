@@ -2,8 +2,8 @@
 
 from django.contrib import admin
 
-from apps.accounts.admin import ReadOnlyAdmin
 from apps.audit.models import AuditEvent, ChainVerification
+from apps.core.admin import ReadOnlyAdmin
 
 
 @admin.register(AuditEvent)

@@ -1,5 +1,6 @@
 """Typed helpers that read settings from the environment (one place; see docs/configuration.md)."""
 
+import json
 import os
 from pathlib import Path
 
@@ -59,3 +60,17 @@ def envlist(name: str, default: list[str] | None = None) -> list[str]:
     if raw is None:
         return list(default or [])
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def envjson(name: str, default):
+    """A JSON object or array (`{"openai": 50}`, `["a.b"]`); a value not starting with { or [ is read as a
+    comma-separated list. Empty means the default; malformed JSON stops start-up naming the variable."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    if not raw.strip().startswith(("{", "[")):
+        return envlist(name)
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be JSON, got {raw!r}")

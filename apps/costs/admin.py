@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from apps.accounts.admin import ReadOnlyAdmin
+from apps.core.admin import ReadOnlyAdmin
 from apps.costs.models import Budget, BudgetAlert, BudgetPeriod, CostAnomaly, Price, RepricingJob, UsageEvent
 
 

@@ -3,6 +3,7 @@
 from celery import shared_task
 
 from apps.core.request_context import acting_as
+from apps.core.tasks import retry_policy
 
 
 @shared_task(name="apps.costs.tasks.budget_alert_notify_task")
@@ -60,8 +61,7 @@ def raw_events_purge_task() -> int:
     return raw_events_purge()
 
 
-@shared_task(name="apps.costs.tasks.repricing_job_run_task", autoretry_for=(OSError,), retry_backoff=True,
-             retry_jitter=True, max_retries=3)
+@shared_task(name="apps.costs.tasks.repricing_job_run_task", **retry_policy(OSError, max_retries=3))
 def repricing_job_run_task(job_id: int) -> str:
     from apps.costs.repricing import repricing_job_run
 

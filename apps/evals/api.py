@@ -15,7 +15,8 @@ from django.http import Http404, StreamingHttpResponse
 from ninja import Field, Query, Router, Schema, Status
 
 from apps.accounts.models import ApiToken, Team
-from apps.accounts.permissions import Action, can, require
+from apps.accounts.permissions import Action, can
+from apps.accounts.selectors import team_for_api
 from apps.core.api_errors import ApiProblem, errors
 from apps.evals import datasets as dataset_services
 from apps.evals import selectors, services
@@ -27,14 +28,6 @@ feedback_router = Router(tags=["feedback"])
 
 def _actor(request):
     return request.auth
-
-
-def _team(actor, slug: str, action: Action) -> Team:
-    team = Team.objects.filter(slug=slug).first()
-    if team is None or not can(actor, Action.VIEW, team):
-        raise Http404(f"There is no team {slug!r} you can see.")
-    require(actor, action, team)
-    return team
 
 
 # --- schemas ---------------------------------------------------------------------------------------------
@@ -172,7 +165,7 @@ def dataset_list(request, limit: int = 100, offset: int = Query(0, ge=0, le=1_00
 @router.post("/datasets", response={201: DatasetOut, **errors(403, 404, 422)}, summary="Create a dataset")
 def dataset_create(request, body: DatasetIn):
     actor = _actor(request)
-    team = _team(actor, body.team, Action.CHANGE)
+    team = team_for_api(actor=actor, slug=body.team, action=Action.CHANGE)
     dataset = dataset_services.dataset_create(team=team, name=body.name, description=body.description,
                                               input_names=body.input_names, actor=actor)
     return Status(201, _dataset_out(dataset))

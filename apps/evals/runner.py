@@ -40,16 +40,16 @@ log = logging.getLogger(__name__)
 INSERT_BATCH = 5000
 
 
-def _setting(name: str, default=None):
+def _setting(name: str):
     return conf.get(name)
 
 
 def max_attempts() -> int:
-    return int(_setting("EVALS_MAX_ATTEMPTS", 4))
+    return int(_setting("EVALS_MAX_ATTEMPTS"))
 
 
 def tasks_per_run() -> int:
-    return max(1, int(_setting("EVALS_TASKS_PER_RUN", 2)))
+    return max(1, int(_setting("EVALS_TASKS_PER_RUN")))
 
 
 def inline_owner() -> str:
@@ -197,8 +197,8 @@ def release_for_retry(unit: Unit, error: str, delay: float) -> bool:
 
 
 def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:
-    base = float(_setting("EVALS_RETRY_BASE_SECONDS", 2.0))
-    cap = float(_setting("EVALS_RETRY_CAP_SECONDS", 60.0))
+    base = float(_setting("EVALS_RETRY_BASE_SECONDS"))
+    cap = float(_setting("EVALS_RETRY_CAP_SECONDS"))
     if retry_after is not None:
         return min(cap, max(0.0, retry_after))
     return random.random() * min(cap, base * (2 ** attempt))
@@ -412,8 +412,8 @@ def reclaim_dead_units(run_id: int, *, lease_seconds: float) -> int:
 def runs_resume_stalled(*, stall_seconds: float | None = None, lease_seconds: float | None = None,
                         enqueue: bool = True) -> list[int]:
     """The beat job: re-queue runs that stopped making progress; only their missing units are done again."""
-    stall = float(stall_seconds if stall_seconds is not None else _setting("EVALS_STALL_SECONDS", 120))
-    lease = float(lease_seconds if lease_seconds is not None else _setting("EVALS_CLAIM_LEASE_SECONDS", 1800))
+    stall = float(stall_seconds if stall_seconds is not None else _setting("EVALS_STALL_SECONDS"))
+    lease = float(lease_seconds if lease_seconds is not None else _setting("EVALS_CLAIM_LEASE_SECONDS"))
     now = timezone.now()
     cutoff = now - timedelta(seconds=stall)
     resumed: list[int] = []

@@ -5,7 +5,7 @@ from celery import shared_task
 from apps.core.request_context import acting_as
 
 
-@shared_task(acks_late=True)
+@shared_task(name="apps.evals.tasks.eval_run_start_task", acks_late=True)
 def eval_run_start_task(run_id: int) -> None:
     """Coordinator: make the run's units, then fan the work out to worker tasks."""
     from apps.evals import runner
@@ -15,7 +15,7 @@ def eval_run_start_task(run_id: int) -> None:
             runner.enqueue_work(run_id)
 
 
-@shared_task(bind=True, acks_late=True)
+@shared_task(name="apps.evals.tasks.eval_run_work_task", bind=True, acks_late=True)
 def eval_run_work_task(self, run_id: int, threads: int | None = None) -> None:
     from apps.evals import runner
 
@@ -23,7 +23,7 @@ def eval_run_work_task(self, run_id: int, threads: int | None = None) -> None:
         runner.run_work(run_id, threads=threads, owner=f"celery:{self.request.hostname or 'unknown'}")
 
 
-@shared_task
+@shared_task(name="apps.evals.tasks.eval_runs_resume_stalled_task")
 def eval_runs_resume_stalled_task() -> None:
     from apps.evals import runner
 
@@ -31,7 +31,7 @@ def eval_runs_resume_stalled_task() -> None:
         runner.runs_resume_stalled()
 
 
-@shared_task
+@shared_task(name="apps.evals.tasks.judge_calibrate_task")
 def judge_calibrate_task(evaluator_id: int) -> None:
     from apps.evals.models import EvaluatorDefinition
     from apps.evals.services import judge_calibrate

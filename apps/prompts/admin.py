@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 
+from apps.core.admin import ReadOnlyAdmin
 from apps.prompts.models import (
     GateCheckResult,
     Label,
@@ -14,17 +15,6 @@ from apps.prompts.models import (
     Webhook,
     WebhookDelivery,
 )
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Prompt)

@@ -14,8 +14,9 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from ninja import Field, Query, Router, Schema, Status
 
-from apps.accounts.models import ApiToken, Team
-from apps.accounts.permissions import Action, can, require
+from apps.accounts.models import ApiToken
+from apps.accounts.permissions import Action, can
+from apps.accounts.selectors import team_for_api
 from apps.core.api_errors import ApiProblem, errors
 from apps.prompts import selectors, services
 from apps.prompts.content import Draft
@@ -241,21 +242,13 @@ def prompt_list(request, q: str = "", team: str = "", tag: str = "", label: str 
 @router.post("", response={201: PromptOut, **errors(403, 404, 422)}, summary="Create a prompt (and its first version)")
 def prompt_create(request, body: PromptIn):
     actor = _actor(request)
-    team = _team_for(actor, body.team, Action.CHANGE)
+    team = team_for_api(actor=actor, slug=body.team, action=Action.CHANGE)
     draft = _draft(body.type, body.version) if body.version else None
     prompt = services.prompt_create(team=team, name=body.name, kind=body.type, description=body.description,
                                     tags=body.tags, actor=actor, draft=draft,
                                     commit_message=body.version.commit_message if body.version else "")
     return Status(201, PromptOut(name=prompt.name, team=team.slug, type=prompt.kind, description=prompt.description,
                           tags=prompt.tags, latest_version=prompt.latest_version_number, updated_at=prompt.updated_at))
-
-
-def _team_for(actor, slug: str, action: Action) -> Team:
-    team = Team.objects.filter(slug=slug).first()
-    if team is None or not can(actor, Action.VIEW, team):
-        raise Http404(f"There is no team {slug!r} you can see.")
-    require(actor, action, team)
-    return team
 
 
 @router.get("/-/promotion-requests/{int:pk}", response={200: PromotionOut, **errors(404)}, summary="A promotion request and its checks")
@@ -268,7 +261,7 @@ def promotion_detail(request, pk: int):
 def export(request, team: str):
     from apps.prompts.yaml_io import export_team
 
-    team_obj = _team_for(_actor(request), team, Action.VIEW)
+    team_obj = team_for_api(actor=_actor(request), slug=team, action=Action.VIEW)
     response = HttpResponse(export_team(team_obj, actor=_actor(request)), content_type="application/yaml")
     response["Content-Disposition"] = f'attachment; filename="prompts-{team_obj.slug}.yaml"'
     return response
@@ -280,7 +273,7 @@ def export(request, team: str):
 def import_(request, team: str, dry_run: bool = False):
     from apps.prompts.yaml_io import ImportFailed, import_team
 
-    team_obj = _team_for(_actor(request), team, Action.CHANGE)
+    team_obj = team_for_api(actor=_actor(request), slug=team, action=Action.CHANGE)
     try:
         report = import_team(team_obj, request.body.decode("utf-8", errors="replace"), actor=_actor(request),
                              dry_run=dry_run)

@@ -2,10 +2,11 @@
 
 from celery import shared_task
 
+from apps.core.tasks import retry_policy
 from apps.prompts.webhooks import MAX_ATTEMPTS, DeliveryFailed, webhook_delivery_attempt
 
 
-@shared_task(bind=True, autoretry_for=(DeliveryFailed,), retry_backoff=True, retry_backoff_max=600,
-             retry_jitter=True, max_retries=MAX_ATTEMPTS - 1)
+@shared_task(name="apps.prompts.tasks.webhook_deliver_task", bind=True,
+             **retry_policy(DeliveryFailed, max_retries=MAX_ATTEMPTS - 1))
 def webhook_deliver_task(self, delivery_id: int) -> None:
     webhook_delivery_attempt(delivery_id, final=self.request.retries >= self.max_retries)

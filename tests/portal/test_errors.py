@@ -76,9 +76,9 @@ def test_the_404_page_shows_the_navigation_to_a_logged_in_user(client, engineer)
 
 
 @pytest.mark.django_db
-def test_an_unknown_area_raises_http404_into_the_same_page(client, engineer):
+def test_the_old_area_placeholder_route_is_gone_and_answers_the_styled_404(client, engineer):
     client.force_login(engineer)
-    response = client.get("/areas/no-such-area/")
+    response = client.get("/areas/prompts/")
     assert response.status_code == 404
     assert "errors/404.html" in [t.name for t in response.templates]
 

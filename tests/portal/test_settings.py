@@ -22,7 +22,7 @@ GOOD_KEY = "production-secret-key-for-tests-0123456789abcdefghijklmnopqrstuvwxyz
 
 # --- docs/configuration.md stays true -------------------------------------------------------------
 
-_HELPER_READ = re.compile(r"\benv(str|bool|int|float|secret|list)\(\s*[\"']([A-Z][A-Z0-9_]*)[\"']")
+_HELPER_READ = re.compile(r"\benv(str|bool|int|float|secret|list|json)\(\s*[\"']([A-Z][A-Z0-9_]*)[\"']")
 _OS_READ = re.compile(
     r"os\.(?:environ\.get|environ\.setdefault|getenv)\(\s*[\"']([A-Z][A-Z0-9_]*)[\"']"
     r"|os\.environ\[\s*[\"']([A-Z][A-Z0-9_]*)[\"']\s*\](?!\s*=[^=])"  # a read, not an assignment
