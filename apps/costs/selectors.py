@@ -21,6 +21,7 @@ from apps.costs.models import (
     CostAnomaly,
     Granularity,
     RepricingJob,
+    UsageEvent,
     UsageRollup,
     UsageTokenHistogram,
 )
@@ -152,6 +153,12 @@ TOTALS = {
     "cost": Sum("cost"), "unpriced": Sum("unpriced"), "cache_savings": Sum("cache_savings"),
     "successes": Sum("successes"), "failures": Sum("failures"),
 }
+
+
+def request_team(*, request_id: str) -> Team | None:
+    """The team that made the call `request_id` on the usage ledger (None if unknown or team-less)."""
+    team_id = UsageEvent.objects.filter(request_id=request_id).values_list("team_id", flat=True).first()
+    return Team.objects.filter(pk=team_id).first() if team_id else None
 
 
 def team_names(ids) -> dict[int, str]:

@@ -321,7 +321,7 @@ def gate(request, body: GateIn):
                       summary="Feedback on a production call (request id or trace id): score or thumbs, comment, "
                               "optional correction; sets the call's outcome on the usage ledger")
 def feedback(request, body: FeedbackIn):
-    from apps.costs.models import UsageEvent
+    from apps.costs.selectors import request_team
 
     actor = _actor(request)
     if isinstance(actor, ApiToken):
@@ -329,8 +329,7 @@ def feedback(request, body: FeedbackIn):
     elif body.team:
         team = Team.objects.filter(slug=body.team).first()
     else:
-        event = UsageEvent.objects.filter(request_id=body.request_id).first() if body.request_id else None
-        team = Team.objects.filter(pk=event.team_id).first() if event and event.team_id else None
+        team = request_team(request_id=body.request_id) if body.request_id else None
     if team is None:
         raise Http404("Say which team this feedback is for (team), or send it with the team's token.")
     if not can(actor, Action.INGEST, team):

@@ -29,7 +29,7 @@ def _finished_runs(actor):
 
 
 def dashboard_data(*, actor) -> dict:
-    from apps.prompts.models import PRODUCTION, Label, LabelEvent, Prompt
+    from apps.prompts.selectors import production_label_moves, production_labels
 
     runs = list(_finished_runs(actor))
     runs.reverse()  # oldest first, for lines
@@ -47,16 +47,15 @@ def dashboard_data(*, actor) -> dict:
             safety[(run.prompt.name, version)] = [run.prompt.name, version, run.pk, when,
                                                   _pct(1 - run.pass_rate), (run.summary or {}).get("scored")]
 
-    prompts = restrict(Prompt.objects.all(), actor, Action.VIEW)
-    production = {label.prompt_id: label.version for label in
-                  Label.objects.filter(prompt__in=prompts, name=PRODUCTION).select_related("version", "prompt")}
+    labels = list(production_labels(actor=actor))
+    production = {label.prompt_id: label.version for label in labels}
+    names = {label.prompt_id: label.prompt.name for label in labels}
     gates = {g.prompt_id: g for g in EvalGate.objects.filter(prompt_id__in=list(production))
              .select_related("prompt")}
     coverage = []
     recent = timezone.now() - timedelta(days=RECENT_DAYS)
     from apps.evals.gates import gate_evaluate
 
-    names = dict(Prompt.objects.filter(pk__in=list(production)).values_list("pk", "name"))
     for prompt_id, version in sorted(production.items(), key=lambda kv: names.get(kv[0], "")):
         gate = gates.get(prompt_id)
         passing, last = False, None
@@ -71,9 +70,7 @@ def dashboard_data(*, actor) -> dict:
 
     escapes = []
     since = timezone.now() - timedelta(days=ESCAPE_DAYS)
-    events = (LabelEvent.objects.filter(prompt__in=prompts, label=PRODUCTION, occurred_at__gte=since,
-                                        from_version__isnull=False)
-              .select_related("prompt", "from_version", "to_version", "promotion").order_by("occurred_at")[:500])
+    events = production_label_moves(actor=actor, since=since, limit=500)
     for event in events:
         after = _latest_run(event.to_version)
         if after is None or after.pass_rate is None:

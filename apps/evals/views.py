@@ -15,7 +15,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from apps.accounts.permissions import Action, can, is_admin, restrict, teams_for
+from apps.accounts.permissions import Action, can, is_admin, teams_for
 from apps.core.forms import apply_service_errors
 from apps.core.htmx import is_fragment_request, render_page_or_fragment
 from apps.evals import conf, selectors, services
@@ -45,10 +45,9 @@ PAGE_SIZE = 50
 
 
 def _chat_models() -> list[str]:
-    from apps.llm.models import ModelKind
-    from apps.llm.selectors import model_list
+    from apps.llm.selectors import chat_model_names
 
-    return list(model_list(kind=ModelKind.CHAT).values_list("name", flat=True))
+    return chat_model_names()
 
 
 # --- home --------------------------------------------------------------------------------------------------
@@ -365,22 +364,19 @@ def run_list(request):
 
 
 def _version_choices(user) -> list[tuple[str, str]]:
-    from apps.prompts.models import Prompt, PromptVersion
+    from apps.prompts.selectors import version_choices
 
-    prompts = restrict(Prompt.objects.all(), user, Action.CHANGE)
-    versions = (PromptVersion.objects.filter(prompt__in=prompts).select_related("prompt")
-                .order_by("prompt__name", "-number")[:500])
+    versions = version_choices(actor=user, action=Action.CHANGE)
     return [(str(v.pk), f"{v.prompt.name} v{v.number}") for v in versions]
 
 
 def _prefill_map(user, version_id: str, dataset) -> dict:
     """The suggested input map for the chosen version and dataset ({} until both are chosen)."""
-    from apps.prompts.models import Prompt, PromptVersion
+    from apps.prompts.selectors import version_for
 
     if dataset is None or not str(version_id).isdigit():
         return {}
-    prompts = restrict(Prompt.objects.all(), user, Action.CHANGE)
-    version = PromptVersion.objects.filter(pk=int(version_id), prompt__in=prompts).select_related("prompt").first()
+    version = version_for(actor=user, pk=int(version_id), action=Action.CHANGE)
     return selectors.input_map_prefill(version=version, dataset=dataset) if version else {}
 
 
@@ -603,9 +599,7 @@ def gate_detail(request, name: str):
             else:
                 messages.success(request, f"Saved gate version {gate.version}.")
                 return redirect("evals:gate_detail", name=prompt.name)
-    from apps.prompts.models import PromptVersion
-
-    versions = list(PromptVersion.objects.filter(prompt=prompt).order_by("-number")[:5])
+    versions = list(prompt_selectors.version_list(prompt=prompt)[:5])
     production = production_version(prompt)
     verdicts = [{"version": v, "verdict": gate_evaluate(gate, v), "production": production and v.pk == production.pk}
                 for v in versions] if gate else []
@@ -677,13 +671,13 @@ def prompt_panel(*, prompt, user, **_):
     from django.template.loader import render_to_string
 
     from apps.evals.gates import gate_evaluate, production_version
-    from apps.prompts.models import PromptVersion
+    from apps.prompts.selectors import version_list
 
     gate = selectors.gate_for(prompt)
     rows = []
     if gate is not None:
         production = production_version(prompt)
-        latest = PromptVersion.objects.filter(prompt=prompt).order_by("-number").first()
+        latest = version_list(prompt=prompt).first()
         for version in {v.pk: v for v in (latest, production) if v is not None}.values():
             rows.append({"version": version, "verdict": gate_evaluate(gate, version),
                          "production": production is not None and version.pk == production.pk})
@@ -703,10 +697,10 @@ def playground_action_url(*, run, user):
 @login_required
 @require_http_methods(["GET", "POST"])
 def from_playground(request, run_id: int):
-    from apps.prompts.models import PlaygroundRun
+    from apps.prompts.selectors import playground_run_for
 
-    run = PlaygroundRun.objects.select_related("version", "version__prompt").filter(pk=run_id).first()
-    if run is None or not can(request.user, Action.VIEW, run.version.prompt):
+    run = playground_run_for(actor=request.user, pk=run_id)
+    if run is None:
         raise Http404("No such playground run.")
     datasets = [d for d in selectors.dataset_list(actor=request.user, action=Action.CHANGE)]
     if not datasets:

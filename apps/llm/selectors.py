@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from apps.costs.models import Price
 from apps.costs.pricing import price_for, prices_valid_at
-from apps.llm.models import Model, Provider
+from apps.llm.models import Model, ModelKind, Provider
 
 
 def model_list(*, kind: str | None = None, include_inactive: bool = False) -> QuerySet[Model]:
@@ -19,6 +19,21 @@ def model_list(*, kind: str | None = None, include_inactive: bool = False) -> Qu
     if kind:
         models = models.filter(kind=kind)
     return models.order_by("provider__name", "name")
+
+
+def chat_model_names() -> list[str]:
+    """Names of the usable chat models (active, of an active provider), in catalog order."""
+    return list(model_list(kind=ModelKind.CHAT).values_list("name", flat=True))
+
+
+def chat_model_choices() -> QuerySet[Model]:
+    """Active chat models by name, for a form's model field."""
+    return Model.objects.filter(kind=ModelKind.CHAT, is_active=True).order_by("name")
+
+
+def embedding_model_choices() -> QuerySet[Model]:
+    """Active embedding models by name, for a form's model field."""
+    return Model.objects.filter(kind=ModelKind.EMBEDDING, is_active=True).order_by("name")
 
 
 def provider_list() -> QuerySet[Provider]:

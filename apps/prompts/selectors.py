@@ -11,13 +11,14 @@ from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.db.models import Exists, F, OuterRef, QuerySet, Subquery
 from django.http import Http404
 
-from apps.accounts.permissions import Action, get_object_for, restrict
+from apps.accounts.permissions import Action, can, get_object_for, restrict
 from apps.prompts import registry
 from apps.prompts.models import (
     PRODUCTION,
     GateCheckResult,
     Label,
     LabelEvent,
+    PlaygroundRun,
     PromotionRequest,
     PromotionStatus,
     Prompt,
@@ -101,6 +102,44 @@ def version_get(*, prompt: Prompt, number: int) -> PromptVersion:
 
 def version_list(*, prompt: Prompt) -> QuerySet[PromptVersion]:
     return PromptVersion.objects.filter(prompt=prompt).select_related("prompt").order_by("-number")
+
+
+def version_choices(*, actor, action: Action | str = Action.CHANGE, limit: int = 500) -> QuerySet[PromptVersion]:
+    """Versions of the prompts the actor may `action`, by prompt name then newest first (for a form's choices)."""
+    prompts = restrict(Prompt.objects.all(), actor, action)
+    return (PromptVersion.objects.filter(prompt__in=prompts).select_related("prompt")
+            .order_by("prompt__name", "-number")[:limit])
+
+
+def version_for(*, actor, pk: int, action: Action | str = Action.CHANGE) -> PromptVersion | None:
+    """One version by id if the actor may `action` its prompt, else None."""
+    prompts = restrict(Prompt.objects.all(), actor, action)
+    return PromptVersion.objects.filter(pk=pk, prompt__in=prompts).select_related("prompt").first()
+
+
+def prompt_by_pk(*, pk: int) -> Prompt | None:
+    """A prompt by id, unchecked: the caller's service checks what the actor may do with it."""
+    return Prompt.objects.filter(pk=pk).first()
+
+
+def playground_run_for(*, actor, pk: int) -> PlaygroundRun | None:
+    """A playground run by id if the actor may see its prompt, else None."""
+    run = PlaygroundRun.objects.select_related("version", "version__prompt").filter(pk=pk).first()
+    return run if run is not None and can(actor, Action.VIEW, run.version.prompt) else None
+
+
+def production_labels(*, actor) -> QuerySet[Label]:
+    """The production label of every prompt the actor may see, with its version and prompt."""
+    prompts = restrict(Prompt.objects.all(), actor, Action.VIEW)
+    return Label.objects.filter(prompt__in=prompts, name=PRODUCTION).select_related("version", "prompt")
+
+
+def production_label_moves(*, actor, since: datetime, limit: int = 500) -> QuerySet[LabelEvent]:
+    """Moves (not first placements) of the production label since `since`, oldest first, on visible prompts."""
+    prompts = restrict(Prompt.objects.all(), actor, Action.VIEW)
+    return (LabelEvent.objects.filter(prompt__in=prompts, label=PRODUCTION, occurred_at__gte=since,
+                                      from_version__isnull=False)
+            .select_related("prompt", "from_version", "to_version", "promotion").order_by("occurred_at")[:limit])
 
 
 def labels_by_version(prompt: Prompt) -> dict[int, list[str]]:

@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 
 from apps.core.forms import apply_service_errors
 from apps.core.safe_input import form_json
-from apps.llm.models import Model, ModelKind
+from apps.llm.selectors import chat_model_choices, embedding_model_choices
 from apps.rag.config import CHUNK_STRATEGIES, FUSIONS, LEGS, ChunkingConfig, RetrievalConfig
 from apps.rag.models import DataClass
 
@@ -20,7 +20,7 @@ class ServiceErrorsMixin:
 
 
 def _chat_models():
-    return Model.objects.filter(kind=ModelKind.CHAT, is_active=True).order_by("name")
+    return chat_model_choices()
 
 
 class ChunkingFields(forms.Form):
@@ -51,8 +51,7 @@ class CollectionForm(ServiceErrorsMixin, ChunkingFields):
     def __init__(self, *args, teams=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["team"].queryset = teams
-        self.fields["embedding_model"].queryset = Model.objects.filter(kind=ModelKind.EMBEDDING, is_active=True
-                                                                       ).order_by("name")
+        self.fields["embedding_model"].queryset = embedding_model_choices()
         self.fields["answer_model"].queryset = _chat_models()
 
 

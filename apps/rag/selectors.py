@@ -33,6 +33,11 @@ def collection_get(*, actor, pk: int, action: Action | str = Action.VIEW) -> Col
                           action, pk=pk)
 
 
+def collection_visible(*, actor, pk: int) -> Collection | None:
+    """A collection by id if the actor may see it, else None (for a choice posted from a form)."""
+    return restrict(Collection.objects.all(), actor, Action.VIEW).filter(pk=pk).first()
+
+
 def teams_that_may_create(actor):
     return teams_for(actor, Action.CHANGE)
 

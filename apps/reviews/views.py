@@ -479,7 +479,7 @@ def comment_add(request, pk: int):
 @login_required
 @require_POST
 def prompt_link(request, pk: int):
-    from apps.prompts.models import Prompt
+    from apps.prompts.selectors import prompt_by_pk
 
     use_case = selectors.use_case_get(actor=request.user, pk=pk)
     if request.POST.get("unlink"):
@@ -487,7 +487,7 @@ def prompt_link(request, pk: int):
             use_case=use_case, actor=request.user, prompt_id=int(request.POST["unlink"])
             if request.POST["unlink"].isdigit() else 0), "Unlinked.")
     prompt_id = request.POST.get("prompt", "")
-    prompt = Prompt.objects.filter(pk=int(prompt_id)).first() if prompt_id.isdigit() else None
+    prompt = prompt_by_pk(pk=int(prompt_id)) if prompt_id.isdigit() else None
     if prompt is None:
         messages.error(request, "Choose a prompt to link.")
         return redirect(use_case.get_absolute_url())
@@ -498,8 +498,7 @@ def prompt_link(request, pk: int):
 @login_required
 @require_POST
 def collection_link(request, pk: int):
-    from apps.accounts.permissions import restrict
-    from apps.rag.models import Collection
+    from apps.rag.selectors import collection_visible
 
     use_case = selectors.use_case_get(actor=request.user, pk=pk)
     unlink = request.POST.get("unlink", "")
@@ -507,8 +506,7 @@ def collection_link(request, pk: int):
         return _act(request, use_case, lambda: services.collection_unlink(
             use_case=use_case, actor=request.user, collection_id=int(unlink) if unlink.isdigit() else 0), "Unlinked.")
     raw = request.POST.get("collection", "")
-    collection = (restrict(Collection.objects.all(), request.user, Action.VIEW).filter(pk=int(raw)).first()
-                  if raw.isdigit() else None)
+    collection = collection_visible(actor=request.user, pk=int(raw)) if raw.isdigit() else None
     if collection is None:
         messages.error(request, "Choose a collection to link.")
         return redirect(use_case.get_absolute_url())

@@ -120,3 +120,69 @@ def test_the_check_sees_function_level_and_upward_imports(tmp_path):
     assert not may_import("accounts", "portal") and not may_import("costs", "llm")
     assert not may_import("core", "accounts") and may_import("audit", "accounts") and may_import("rag", "evals")
     assert may_import("portal", "reviews")
+
+
+# --- views, forms, APIs and dashboards read through the owning app's selectors and services (issue #13) ---
+
+ENTRY_MODULES = {"views.py", "forms.py", "api.py", "dashboards.py"}
+PORTAL_ENTRY_MODULES = ["portal/views.py", "portal/api.py", "portal/home.py"]  # the top's pages and API wiring
+# `apps.accounts.models` (User, Team, ApiToken, Role, ...) is the base layer's identity: every app's views may name it.
+SHARED_MODELS = {"apps.accounts.models"}
+# Cross-app model imports not fixed yet, as "path:imported models module". This list may only shrink.
+KNOWN_MODEL_EXCEPTIONS: set[str] = set()
+
+
+def entry_modules():
+    for path in sorted((ROOT / "apps").rglob("*.py")):
+        rel = path.relative_to(ROOT)
+        if path.name in ENTRY_MODULES and rel.parts[1] != "core":
+            yield rel
+    yield from (Path(p) for p in PORTAL_ENTRY_MODULES if (ROOT / p).exists())
+
+
+def models_imported(path: Path):
+    """Every `apps.<app>.models` module the file imports, at any depth, in any spelling."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        hits = {".".join(parts[:3]) for parts in (name.split(".") for name in names)
+                if len(parts) >= 3 and parts[0] == "apps" and parts[2] == "models"}
+        for module in sorted(hits):
+            yield node.lineno, module
+
+
+def foreign_model_imports() -> list[tuple[str, int, str]]:
+    found = []
+    for rel in entry_modules():
+        src = owner(".".join(rel.with_suffix("").parts))
+        for lineno, module in models_imported(ROOT / rel):
+            if owner(module) != src and module not in SHARED_MODELS:
+                found.append((str(rel), lineno, module))
+    return found
+
+
+def test_views_forms_apis_and_dashboards_use_no_other_apps_models():
+    """A page, form, API endpoint or dashboard reads and writes another app's data only through that app's
+    selectors and services, never its models (docs/architecture.md). Allowed everywhere: `apps.accounts.models`,
+    since User, Team and ApiToken are the base layer's identity types that every request carries."""
+    found = [f"{path}:{lineno} imports {module}" for path, lineno, module in foreign_model_imports()
+             if f"{path}:{module}" not in KNOWN_MODEL_EXCEPTIONS]
+    assert not found, "use the owning app's selectors/services instead:\n" + "\n".join(found)
+
+
+def test_the_known_model_exceptions_are_still_exceptions():
+    live = {f"{path}:{module}" for path, _, module in foreign_model_imports()}
+    assert live >= KNOWN_MODEL_EXCEPTIONS, f"no longer needed, remove: {sorted(KNOWN_MODEL_EXCEPTIONS - live)}"
+
+
+def test_the_model_check_sees_every_spelling(tmp_path):
+    """The checker itself: module level, inside a function, `import apps.x.models` and `from apps.x import models`."""
+    module = tmp_path / "views.py"
+    module.write_text("from apps.llm.models import Model\n\ndef f():\n    import apps.costs.models\n"
+                      "    from apps.rag import models\n    from apps.prompts.selectors import prompt_get\n")
+    assert sorted(models_imported(module)) == [(1, "apps.llm.models"), (4, "apps.costs.models"),
+                                              (5, "apps.rag.models")]
