@@ -1,0 +1,59 @@
+"""The import matrix between the apps and `portal/` (issue #13): `python -m bench.import_matrix [ROOT]`.
+
+Counts import statements (function-level ones included, migrations excluded) from each app to each other app,
+and the function-level imports in all. docs/architecture.md quotes its output; tests/portal/test_layers.py is
+the check that keeps the direction, this is only the picture.
+"""
+
+import ast
+import collections
+import pathlib
+import sys
+
+
+def owner(module: str) -> str | None:
+    """The app (or `portal`) a dotted module name belongs to; None for third-party modules."""
+    parts = module.split(".")
+    if parts[0] == "apps" and len(parts) > 1:
+        return parts[1]
+    if parts[0] == "portal":
+        return "portal"
+    return None
+
+
+def imported_modules(node: ast.AST) -> list[str]:
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+        return [node.module]
+    return []
+
+
+def measure(root: pathlib.Path) -> tuple[collections.Counter, int]:
+    matrix: collections.Counter = collections.Counter()
+    function_level = 0
+    for path in sorted([*root.glob("apps/**/*.py"), *root.glob("portal/**/*.py")]):
+        if "migrations" in path.parts:
+            continue
+        source = owner(".".join(path.relative_to(root).with_suffix("").parts))
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            for module in imported_modules(node):
+                target = owner(module)
+                if target and target != source:
+                    matrix[(source, target)] += 1
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                function_level += sum(isinstance(sub, ast.Import | ast.ImportFrom) for sub in ast.walk(node))
+    return matrix, function_level
+
+
+def main() -> None:
+    root = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else ".")
+    matrix, function_level = measure(root)
+    for (source, target), count in sorted(matrix.items()):
+        print(f"{source:14} -> {target:14} {count}")
+    print("function-level imports:", function_level)
+
+
+if __name__ == "__main__":
+    main()
