@@ -1,0 +1,60 @@
+"""The one way to reach Redis directly (outside Django's cache): pooled clients per process, and key names.
+
+`client()` is the synchronous client (one connection pool per process), `async_client()` the asyncio one (one
+per event loop, for the gateway's hot path). Both read settings.REDIS_URL, so tests and replicas agree on the
+server. `key(...)` prefixes names with the cache's KEY_PREFIX, which keeps parallel test runs and several
+portals on one Redis apart.
+
+Callers choose their own timeouts by operation, not by client: a failing Redis raises redis.RedisError, and
+each caller decides whether that fails open (throttling) or closed (budgets).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import weakref
+
+import redis
+import redis.asyncio
+from django.conf import settings
+
+SOCKET_TIMEOUT_SECONDS = 10
+CONNECT_TIMEOUT_SECONDS = 2
+
+_lock = threading.Lock()
+_sync: dict[str, redis.Redis] = {}
+_async: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def client() -> redis.Redis:
+    """This process's synchronous client for settings.REDIS_URL (thread-safe; created on first use)."""
+    url = settings.REDIS_URL
+    found = _sync.get(url)
+    if found is None:
+        with _lock:
+            found = _sync.get(url)
+            if found is None:
+                found = redis.Redis.from_url(url, socket_timeout=SOCKET_TIMEOUT_SECONDS,
+                                             socket_connect_timeout=CONNECT_TIMEOUT_SECONDS)
+                _sync[url] = found
+    return found
+
+
+def async_client() -> redis.asyncio.Redis:
+    """The running event loop's asyncio client for settings.REDIS_URL (a pool is bound to its loop)."""
+    loop = asyncio.get_running_loop()
+    per_loop = _async.setdefault(loop, {})
+    url = settings.REDIS_URL
+    found = per_loop.get(url)
+    if found is None:
+        found = redis.asyncio.Redis.from_url(url, socket_timeout=SOCKET_TIMEOUT_SECONDS,
+                                             socket_connect_timeout=CONNECT_TIMEOUT_SECONDS)
+        per_loop[url] = found
+    return found
+
+
+def key(*parts: object) -> str:
+    """A Redis key under this portal's prefix: key("gateway", "keys") -> "<KEY_PREFIX>:gateway:keys"."""
+    prefix = settings.CACHES["default"].get("KEY_PREFIX", "") or "portal"
+    return ":".join([prefix, *(str(part) for part in parts)])
