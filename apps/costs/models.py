@@ -9,6 +9,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from apps.core.models import JobRow
+
 
 class Price(models.Model):
     """What one model costs per million tokens during [valid_from, valid_to).
@@ -377,7 +379,7 @@ class JobStatus(models.TextChoices):
     FAILED = "failed"
 
 
-class RepricingJob(models.Model):
+class RepricingJob(JobRow):
     """Recompute the cost of a model's events in [start, end) from the catalog, then their rollups and budgets."""
 
     model_name = models.CharField(max_length=200, blank=True, help_text="Empty: every model.")
@@ -385,15 +387,9 @@ class RepricingJob(models.Model):
     end = models.DateTimeField()
     reason = models.CharField(max_length=300, blank=True)
     status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
-    progress_done = models.PositiveIntegerField(default=0)  # days finished
-    progress_total = models.PositiveIntegerField(default=0)
-    events_repriced = models.BigIntegerField(default=0)
-    error = models.TextField(blank=True)
+    events_repriced = models.BigIntegerField(default=0)  # progress_done counts the days finished
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                      related_name="+")
-    created_at = models.DateTimeField(default=timezone.now)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -401,7 +397,3 @@ class RepricingJob(models.Model):
 
     def __str__(self) -> str:
         return f"re-price {self.model_name or 'all models'} {self.start:%Y-%m-%d}..{self.end:%Y-%m-%d}"
-
-    @property
-    def is_active(self) -> bool:
-        return self.status in (JobStatus.QUEUED, JobStatus.RUNNING)

@@ -15,6 +15,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from apps.core.models import JobRow
+
 
 class ItemSource(models.TextChoices):
     MANUAL = "manual", "Manual"
@@ -162,7 +164,7 @@ class RunStatus(models.TextChoices):
 ACTIVE_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.FINALIZING)
 
 
-class EvalRun(models.Model):
+class EvalRun(JobRow):
     """A target × dataset revision × model config × evaluator versions × repetitions, and its outcome."""
 
     team = models.ForeignKey("accounts.Team", on_delete=models.PROTECT, related_name="eval_runs")
@@ -186,20 +188,15 @@ class EvalRun(models.Model):
     repetitions = models.PositiveSmallIntegerField(default=1)
     concurrency = models.PositiveSmallIntegerField(default=8)
     gate = models.ForeignKey("EvalGate", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
+    active_statuses = ACTIVE_STATUSES
     status = models.CharField(max_length=12, choices=RunStatus.choices, default=RunStatus.QUEUED)
-    progress_done = models.PositiveIntegerField(default=0)
-    progress_total = models.PositiveIntegerField(default=0)
     errors_count = models.PositiveIntegerField(default=0)
     spend = models.DecimalField(max_digits=16, decimal_places=8, default=0)
     unpriced_calls = models.PositiveIntegerField(default=0)
     cancel_requested = models.BooleanField(default=False)
-    error = models.TextField(blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
     created_by_label = models.CharField(max_length=200, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
     last_progress_at = models.DateTimeField(null=True, blank=True)
     summary = models.JSONField(default=dict, blank=True)
     pass_rate = models.FloatField(null=True, blank=True)
@@ -216,14 +213,6 @@ class EvalRun(models.Model):
 
     def __str__(self) -> str:
         return f"run {self.pk}: {self.target_label} on {self.dataset_id} r{self.dataset_revision}"
-
-    @property
-    def is_active(self) -> bool:
-        return self.status in ACTIVE_STATUSES
-
-    @property
-    def percent(self) -> int:
-        return int(100 * self.progress_done / self.progress_total) if self.progress_total else 0
 
 
 class UnitStatus(models.TextChoices):

@@ -21,6 +21,8 @@ from django.urls import reverse
 from django.utils import timezone
 from pgvector.django import VectorField
 
+from apps.core.models import JobRow
+
 
 class DataClass(models.TextChoices):
     PUBLIC = "public", "Public"
@@ -207,24 +209,19 @@ class JobStatus(models.TextChoices):
 ACTIVE_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
 
 
-class IndexingJob(models.Model):
+class IndexingJob(JobRow):
     """One indexing run over the documents assigned to it (`Document.job`). Claimed, fenced, swept."""
 
     collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="jobs")
+    active_statuses = ACTIVE_JOB_STATUSES
     status = models.CharField(max_length=12, choices=JobStatus.choices, default=JobStatus.QUEUED)
-    progress_done = models.PositiveIntegerField(default=0)
-    progress_total = models.PositiveIntegerField(default=0)
     documents_failed = models.PositiveIntegerField(default=0)
     chunks_written = models.PositiveIntegerField(default=0)
-    error = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
     run_token = models.CharField(max_length=32, blank=True)  # fences a re-queued run from a stale one
     trigger = models.CharField(max_length=40, blank=True)  # upload, import, retry, reindex, sweep
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
-    created_at = models.DateTimeField(default=timezone.now)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -233,14 +230,6 @@ class IndexingJob(models.Model):
 
     def __str__(self) -> str:
         return f"indexing job {self.pk} ({self.status})"
-
-    @property
-    def is_active(self) -> bool:
-        return self.status in ACTIVE_JOB_STATUSES
-
-    @property
-    def percent(self) -> int:
-        return round(100 * self.progress_done / self.progress_total) if self.progress_total else 0
 
 
 class RetrievalDataset(models.Model):
@@ -279,25 +268,20 @@ class RetrievalQuery(models.Model):
         return self.query_id
 
 
-class RetrievalEvalRun(models.Model):
+class RetrievalEvalRun(JobRow):
     dataset = models.ForeignKey(RetrievalDataset, on_delete=models.CASCADE, related_name="runs")
     collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="+")
     label = models.CharField(max_length=120, blank=True)
     config = models.JSONField(default=dict)  # the RetrievalConfig used, as a dict
+    active_statuses = ACTIVE_JOB_STATUSES
     status = models.CharField(max_length=12, choices=JobStatus.choices, default=JobStatus.QUEUED)
-    progress_done = models.PositiveIntegerField(default=0)
-    progress_total = models.PositiveIntegerField(default=0)
     # {"bm25": {"ndcg@10": …, "recall@10": …, "recall@100": …, "mrr@10": …}, "vector": …, "hybrid": …}
     metrics = models.JSONField(default=dict, blank=True)
     latency = models.JSONField(default=dict, blank=True)
-    error = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
     run_token = models.CharField(max_length=32, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
-    created_at = models.DateTimeField(default=timezone.now)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -305,14 +289,6 @@ class RetrievalEvalRun(models.Model):
 
     def __str__(self) -> str:
         return self.label or f"run {self.pk}"
-
-    @property
-    def is_active(self) -> bool:
-        return self.status in ACTIVE_JOB_STATUSES
-
-    @property
-    def percent(self) -> int:
-        return round(100 * self.progress_done / self.progress_total) if self.progress_total else 0
 
 
 class RetrievalEvalResult(models.Model):
