@@ -16,7 +16,7 @@ from ninja import Field, Router, Schema
 from ninja.responses import Status
 from pydantic import ConfigDict
 
-from apps.accounts.models import ApiToken
+from apps.accounts.models import ApiToken, Team
 from apps.accounts.permissions import Action, is_authenticated, team_actions
 from apps.core.api_errors import ApiProblem, errors
 from apps.core.safe_input import InputRejected, loads_json
@@ -281,8 +281,6 @@ def usage_summary(request, group_by: str = "team", from_: str = "", to: str = ""
         problems.append({"field": "from", "message": "Ask for at most 800 days at a time."})
     team_ids: tuple[int, ...] = ()
     if team:
-        from apps.accounts.models import Team
-
         found = Team.objects.filter(slug=team).values_list("pk", flat=True).first()
         if found is None and is_id(team):
             found = int(team)

@@ -6,6 +6,6 @@ class CostsConfig(AppConfig):
     label = "costs"
 
     def ready(self):
-        from apps.costs.ownership import register_costs_counters
+        from apps.costs import hooks  # why: app registry ready only now (hooks import models and tasks)
 
-        register_costs_counters()
+        hooks.register()
