@@ -6,6 +6,6 @@ class CostsConfig(AppConfig):
     label = "costs"
 
     def ready(self):
-        from apps.costs import hooks  # why: app registry ready only now (hooks import models and tasks)
+        from apps.costs import hooks  # why: hooks import models and tasks, loaded only now
 
         hooks.register()

@@ -6,6 +6,6 @@ class LlmConfig(AppConfig):
     label = "llm"
 
     def ready(self):
-        from apps.llm import hooks  # why: app registry ready only now (hooks import models)
+        from apps.llm import hooks  # why: hooks import models, loaded only now
 
         hooks.register()
