@@ -174,18 +174,23 @@ def _decimal(value, field_name: str, required: bool = True) -> Decimal | None:
     return number
 
 
+def _price_values(input_per_mtok, output_per_mtok, cached_input_per_mtok, reasoning_per_mtok) -> dict:
+    """The four per-million-token prices, checked: input and output required, cached and reasoning optional."""
+    return {
+        "input_per_mtok": _decimal(input_per_mtok, "input_per_mtok"),
+        "output_per_mtok": _decimal(output_per_mtok, "output_per_mtok"),
+        "cached_input_per_mtok": _decimal(cached_input_per_mtok, "cached_input_per_mtok", required=False),
+        "reasoning_per_mtok": _decimal(reasoning_per_mtok, "reasoning_per_mtok", required=False),
+    }
+
+
 @transaction.atomic
 def price_set(*, model_name: str, input_per_mtok, output_per_mtok, cached_input_per_mtok=None,
               reasoning_per_mtok=None, valid_from: datetime | None = None, provider: str = "",
               source: str = "admin", user=None) -> Price:
     """Start a new price for a model at `valid_from`, closing the open one. History is never rewritten."""
     valid_from = valid_from or timezone.now()
-    values = {
-        "input_per_mtok": _decimal(input_per_mtok, "input_per_mtok"),
-        "output_per_mtok": _decimal(output_per_mtok, "output_per_mtok"),
-        "cached_input_per_mtok": _decimal(cached_input_per_mtok, "cached_input_per_mtok", required=False),
-        "reasoning_per_mtok": _decimal(reasoning_per_mtok, "reasoning_per_mtok", required=False),
-    }
+    values = _price_values(input_per_mtok, output_per_mtok, cached_input_per_mtok, reasoning_per_mtok)
     if not model_name.strip():
         raise ValidationError({"model_name": "Name the model this price is for."})
     later = Price.objects.select_for_update().filter(model_name=model_name, provider=provider,
@@ -233,12 +238,7 @@ def price_correct(*, price: Price, input_per_mtok, output_per_mtok, cached_input
     Unlike price_set, this rewrites history on purpose: the old figures are in the audit event.
     Returns (price, job or None).
     """
-    values = {
-        "input_per_mtok": _decimal(input_per_mtok, "input_per_mtok"),
-        "output_per_mtok": _decimal(output_per_mtok, "output_per_mtok"),
-        "cached_input_per_mtok": _decimal(cached_input_per_mtok, "cached_input_per_mtok", required=False),
-        "reasoning_per_mtok": _decimal(reasoning_per_mtok, "reasoning_per_mtok", required=False),
-    }
+    values = _price_values(input_per_mtok, output_per_mtok, cached_input_per_mtok, reasoning_per_mtok)
     if not reason.strip():
         raise ValidationError({"reason": "Say why the price was wrong: it goes in the audit log."})
     price = Price.objects.select_for_update().get(pk=price.pk)

@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.accounts.permissions import is_admin
+from apps.core.forms import apply_service_errors, service_errors_on
 from apps.core.htmx import htmx_location, is_fragment_request
 from apps.costs.services import price_set
 from apps.llm import services
@@ -27,7 +28,7 @@ from apps.llm.forms import (
 )
 from apps.llm.models import Model, Provider
 from apps.llm.selectors import catalog as catalog_rows
-from apps.llm.selectors import model_prices, price_history
+from apps.llm.selectors import model_prices, models_in_usage, price_history
 
 MODEL_FIELDS = ("remote_name", "display_name", "context_window", "max_output_tokens", "embedding_dimensions",
                 "price_name", "is_active")
@@ -55,8 +56,6 @@ def _done(request, message: str):
 
 @login_required
 def catalog(request):
-    from apps.llm.selectors import models_in_usage
-
     return render(request, "llm/catalog.html", {"catalog": catalog_rows(), "may_edit": is_admin(request.user),
                                                 "usage_models": models_in_usage(actor=request.user)})
 
@@ -66,11 +65,8 @@ def catalog(request):
 def provider_create(request):
     form = ProviderForm(request.POST or None, initial={"kind": "openai"})
     if request.method == "POST" and form.is_valid():
-        try:
+        with service_errors_on(form):
             provider = services.provider_create(user=request.user, **form.cleaned_data)
-        except ValidationError as exc:
-            form.apply_errors(exc)
-        else:
             return _done(request, f"Provider {provider.name} added.")
     status = 400 if form.is_bound else 200
     return render(request, "llm/provider_form.html", {"form": form, "provider": None}, status=status)
@@ -82,11 +78,8 @@ def provider_edit(request, pk: int):
     provider = get_object_or_404(Provider, pk=pk)
     form = ProviderEditForm(request.POST or None, provider=provider, initial=provider_initial(provider))
     if request.method == "POST" and form.is_valid():
-        try:
+        with service_errors_on(form):
             services.provider_update(provider=provider, user=request.user, **form.cleaned_data)
-        except ValidationError as exc:
-            form.apply_errors(exc)
-        else:
             return _done(request, f"Provider {provider.name} saved.")
     status = 400 if form.is_bound else 200
     return render(request, "llm/provider_form.html", {"form": form, "provider": provider}, status=status)
@@ -109,11 +102,8 @@ def model_create(request):
     initial = {"provider": request.GET.get("provider")} if request.GET.get("provider") else None
     form = CatalogModelForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
-        try:
+        with service_errors_on(form):
             model = services.model_create(user=request.user, **form.cleaned_data)
-        except ValidationError as exc:
-            form.apply_errors(exc)
-        else:
             return _done(request, f"Model {model.name} added.")
     status = 400 if form.is_bound else 200
     return render(request, "llm/model_form.html", {"form": form, "model": None}, status=status)
@@ -125,11 +115,8 @@ def model_edit(request, pk: int):
     model = get_object_or_404(Model.objects.select_related("provider"), pk=pk)
     form = ModelEditForm(request.POST or None, initial={f: getattr(model, f) for f in MODEL_FIELDS})
     if request.method == "POST" and form.is_valid():
-        try:
+        with service_errors_on(form):
             services.model_update(model=model, user=request.user, **form.cleaned_data)
-        except ValidationError as exc:
-            form.apply_errors(exc)
-        else:
             return _done(request, f"Model {model.name} saved.")
     status = 400 if form.is_bound else 200
     return render(request, "llm/model_form.html", {"form": form, "model": model, "prices": model_prices(model=model)},
@@ -147,7 +134,7 @@ def price_create(request):
         try:
             price = price_set(user=request.user, valid_from=valid_from, source="admin", **data)
         except ValidationError as exc:
-            form.apply_errors(exc)
+            apply_service_errors(form, exc)
         except DatabaseError:  # the overlap trigger, if a concurrent edit slipped past price_set's check
             form.add_error("valid_from", "This period overlaps another price of the model; reload and try again.")
         else:
