@@ -54,6 +54,15 @@ def _done(request, message: str):
     return htmx_location(url) if is_fragment_request(request) else redirect(url)
 
 
+def _form_page(request, form, save, template: str, context: dict):
+    """A catalog form page: on a valid POST, `save(cleaned_data)` (a service call) returns the message and
+    the page goes back to the catalog; a refusal shows on the form (400), like invalid input."""
+    if request.method == "POST" and form.is_valid():
+        with service_errors_on(form):
+            return _done(request, save(form.cleaned_data))
+    return render(request, template, {"form": form, **context}, status=400 if form.is_bound else 200)
+
+
 @login_required
 def catalog(request):
     return render(request, "llm/catalog.html", {"catalog": catalog_rows(), "may_edit": is_admin(request.user),
@@ -63,26 +72,23 @@ def catalog(request):
 @admin_required
 @require_http_methods(["GET", "POST"])
 def provider_create(request):
+    def save(data):
+        return f"Provider {services.provider_create(user=request.user, **data).name} added."
+
     form = ProviderForm(request.POST or None, initial={"kind": "openai"})
-    if request.method == "POST" and form.is_valid():
-        with service_errors_on(form):
-            provider = services.provider_create(user=request.user, **form.cleaned_data)
-            return _done(request, f"Provider {provider.name} added.")
-    status = 400 if form.is_bound else 200
-    return render(request, "llm/provider_form.html", {"form": form, "provider": None}, status=status)
+    return _form_page(request, form, save, "llm/provider_form.html", {"provider": None})
 
 
 @admin_required
 @require_http_methods(["GET", "POST"])
 def provider_edit(request, pk: int):
     provider = get_object_or_404(Provider, pk=pk)
+    def save(data):
+        services.provider_update(provider=provider, user=request.user, **data)
+        return f"Provider {provider.name} saved."
+
     form = ProviderEditForm(request.POST or None, provider=provider, initial=provider_initial(provider))
-    if request.method == "POST" and form.is_valid():
-        with service_errors_on(form):
-            services.provider_update(provider=provider, user=request.user, **form.cleaned_data)
-            return _done(request, f"Provider {provider.name} saved.")
-    status = 400 if form.is_bound else 200
-    return render(request, "llm/provider_form.html", {"form": form, "provider": provider}, status=status)
+    return _form_page(request, form, save, "llm/provider_form.html", {"provider": provider})
 
 
 @admin_required
@@ -101,26 +107,21 @@ def provider_test(request, pk: int):
 def model_create(request):
     initial = {"provider": request.GET.get("provider")} if request.GET.get("provider") else None
     form = CatalogModelForm(request.POST or None, initial=initial)
-    if request.method == "POST" and form.is_valid():
-        with service_errors_on(form):
-            model = services.model_create(user=request.user, **form.cleaned_data)
-            return _done(request, f"Model {model.name} added.")
-    status = 400 if form.is_bound else 200
-    return render(request, "llm/model_form.html", {"form": form, "model": None}, status=status)
+    return _form_page(request, form, lambda data: f"Model {services.model_create(user=request.user, **data).name} added.",
+                      "llm/model_form.html", {"model": None})
 
 
 @admin_required
 @require_http_methods(["GET", "POST"])
 def model_edit(request, pk: int):
     model = get_object_or_404(Model.objects.select_related("provider"), pk=pk)
+    def save(data):
+        services.model_update(model=model, user=request.user, **data)
+        return f"Model {model.name} saved."
+
     form = ModelEditForm(request.POST or None, initial={f: getattr(model, f) for f in MODEL_FIELDS})
-    if request.method == "POST" and form.is_valid():
-        with service_errors_on(form):
-            services.model_update(model=model, user=request.user, **form.cleaned_data)
-            return _done(request, f"Model {model.name} saved.")
-    status = 400 if form.is_bound else 200
-    return render(request, "llm/model_form.html", {"form": form, "model": model, "prices": model_prices(model=model)},
-                  status=status)
+    return _form_page(request, form, save, "llm/model_form.html",
+                      {"model": model, "prices": lambda: model_prices(model=model)})  # read after the save
 
 
 @admin_required
