@@ -3,12 +3,18 @@
 Counts import statements (function-level ones included, migrations excluded) from each app to each other app,
 and the function-level imports in all. docs/architecture.md quotes its output; tests/portal/test_layers.py is
 the check that keeps the direction, this is only the picture.
+
+Then the import circles inside each app (groups of modules that reach each other, function-level imports
+included, `if TYPE_CHECKING:` excluded), read with the module graph of tests/portal/test_layers.py, which
+fails on any circle outside its APPS_WITH_KNOWN_CIRCLES.
 """
 
 import ast
 import collections
 import pathlib
 import sys
+
+from tests.portal.test_layers import all_apps, circles, module_graph
 
 
 def owner(module: str) -> str | None:
@@ -47,12 +53,24 @@ def measure(root: pathlib.Path) -> tuple[collections.Counter, int]:
     return matrix, function_level
 
 
+def circles_per_app(root: pathlib.Path) -> dict[str, list[list[str]]]:
+    """app -> its import circles (each a sorted list of modules)."""
+    root = root.resolve()
+    return {app: circles(module_graph(app, root)) for app in all_apps(root)}
+
+
 def main() -> None:
     root = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else ".")
     matrix, function_level = measure(root)
     for (source, target), count in sorted(matrix.items()):
         print(f"{source:14} -> {target:14} {count}")
     print("function-level imports:", function_level)
+    found = circles_per_app(root)
+    print("import circles inside apps (circles, modules in them):")
+    for app, groups in found.items():
+        print(f"{app:14} {len(groups)} circles, {sum(len(g) for g in groups)} modules")
+    print("import circles in all:", sum(len(g) for g in found.values()),
+          "circles,", sum(len(m) for g in found.values() for m in g), "modules")
 
 
 if __name__ == "__main__":

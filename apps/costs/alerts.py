@@ -20,8 +20,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apps.accounts.models import Membership, Role
+from apps.audit.services import audit_record
+from apps.core.tasks import task_queue
 from apps.costs import conf
-from apps.costs.budgets import period_bounds, period_ensure
+from apps.costs.budgets import period_bounds, period_ensure, scope_rollups
 from apps.costs.forecast import forecast_period
 from apps.costs.models import (
     AlertKind,
@@ -31,6 +33,7 @@ from apps.costs.models import (
     Granularity,
     UsageRollup,
 )
+from apps.notifications.services import notify
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +81,9 @@ def _threshold_alerts(budget: Budget, period_start, before, after) -> list[int]:
 
 
 def _audit_and_notify(budget: Budget, alert_ids: list[int]) -> None:
-    from apps.audit.services import audit_record
-
     alerts = list(BudgetAlert.objects.filter(pk__in=alert_ids).order_by("threshold"))
     for alert in alerts:
-        audit_record(action="budget.alert", obj=budget, object_repr=budget.name, user=None,
+        audit_record(action="budget.alert", obj=budget, object_repr=budget.name,
                      changes={"kind": alert.kind, "threshold": alert.threshold, "spent": alert.spent,
                               "projected": alert.projected, "period_start": alert.period_start})
     last = alerts[-1].pk  # several thresholds crossed at once: one message, about the highest
@@ -90,10 +91,8 @@ def _audit_and_notify(budget: Budget, alert_ids: list[int]) -> None:
 
 
 def _queue_notify(alert_id: int) -> None:
-    from apps.costs.tasks import budget_alert_notify_task
-
     try:
-        budget_alert_notify_task.delay(alert_id)
+        task_queue("apps.costs.tasks.budget_alert_notify_task", alert_id)
     except Exception:  # noqa: BLE001 - the broker being down must not fail ingestion; beat re-checks
         log.exception("could not queue the notification of budget alert %s", alert_id)
 
@@ -107,8 +106,6 @@ def recipients_for(team_id) -> list:
 
 
 def budget_alert_notify(alert_id: int) -> int:
-    from apps.notifications.services import notify
-
     alert = BudgetAlert.objects.select_related("budget", "budget__created_by").filter(pk=alert_id).first()
     if alert is None:
         return 0
@@ -128,18 +125,7 @@ def budget_alert_notify(alert_id: int) -> int:
 
 
 def _daily_spend(budget: Budget, start: date, end: date) -> dict[date, float]:
-    if not budget.tenant:
-        granularity = Granularity.DAY_ALL_TENANTS
-    else:
-        granularity = Granularity.DAY if budget.feature else Granularity.DAY_TENANTS
-    rows = UsageRollup.objects.filter(granularity=granularity, bucket_start__gte=_midnight(start),
-                                      bucket_start__lt=_midnight(end) + timedelta(days=1))
-    if budget.team_id:
-        rows = rows.filter(team_id=budget.team_id)
-    if budget.feature:
-        rows = rows.filter(feature=budget.feature)
-    if budget.tenant:
-        rows = rows.filter(tenant=budget.tenant)
+    rows = scope_rollups(budget, _midnight(start), _midnight(end) + timedelta(days=1))
     return {r["bucket_start"].date(): float(r["cost"]) for r in
             rows.values("bucket_start").annotate(cost=Sum("cost")).order_by()}
 
@@ -212,9 +198,7 @@ def anomalies_detect(now: datetime | None = None) -> list[CostAnomaly]:
                 CostAnomaly.objects.filter(day=today, team_id=team_id, feature=feature or "").update(spend=spend)
                 continue
             anomaly = CostAnomaly.objects.select_related("team").get(pk=row[0])
-            from apps.audit.services import audit_record
-
-            audit_record(action="cost.anomaly", obj=anomaly, team=team_id, user=None,
+            audit_record(action="cost.anomaly", obj=anomaly, team=team_id,
                          object_repr=f"{anomaly.team or 'no team'} {feature or ''}".strip(),
                          changes={"day": today, "feature": feature or "", "spend": spend, "baseline": baseline})
             transaction.on_commit(lambda pk=anomaly.pk: _queue_anomaly(pk))
@@ -223,17 +207,13 @@ def anomalies_detect(now: datetime | None = None) -> list[CostAnomaly]:
 
 
 def _queue_anomaly(anomaly_id: int) -> None:
-    from apps.costs.tasks import cost_anomaly_notify_task
-
     try:
-        cost_anomaly_notify_task.delay(anomaly_id)
+        task_queue("apps.costs.tasks.cost_anomaly_notify_task", anomaly_id)
     except Exception:  # noqa: BLE001
         log.exception("could not queue the notification of cost anomaly %s", anomaly_id)
 
 
 def cost_anomaly_notify(anomaly_id: int) -> int:
-    from apps.notifications.services import notify
-
     anomaly = CostAnomaly.objects.select_related("team").filter(pk=anomaly_id).first()
     if anomaly is None:
         return 0

@@ -16,7 +16,7 @@ from ninja import Field, Router, Schema
 from ninja.responses import Status
 from pydantic import ConfigDict
 
-from apps.accounts.models import ApiToken
+from apps.accounts.models import ApiToken, Team
 from apps.accounts.permissions import Action, is_authenticated, team_actions
 from apps.core.api_errors import ApiProblem, errors
 from apps.core.safe_input import InputRejected, loads_json
@@ -57,6 +57,15 @@ EVENT_SCHEMA = {
 }
 
 
+def _batch_body(key: str, items: dict, *, required: bool = False) -> dict:
+    """The OpenAPI request body of a batch endpoint: a JSON object whose `key` holds up to 1,000 `items`."""
+    schema: dict = {"type": "object"}
+    if required:
+        schema["required"] = [key]
+    schema["properties"] = {key: {"type": "array", "maxItems": 1000, "items": items}}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
 def _json_body(request, limit_hint: str):
     if request.content_type and "json" not in request.content_type:
         raise ApiProblem(415, f"Send JSON (Content-Type: application/json), not {request.content_type}.")
@@ -93,9 +102,7 @@ class IngestOut(Schema):
 
 @router.post("/usage", response={200: IngestOut, **errors(400, 403, 413, 415)},
              summary="Send a batch of up to 1,000 usage events (idempotent by request_id)",
-             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
-                 "type": "object", "required": ["events"],
-                 "properties": {"events": {"type": "array", "maxItems": 1000, "items": EVENT_SCHEMA}}}}}}})
+             openapi_extra=_batch_body("events", EVENT_SCHEMA, required=True))
 def usage_ingest(request):
     """Each bad event is rejected with its index and reasons; the good ones are kept. Costs are computed here
     from the price valid at each event's time; an event for a model with no price is kept as unpriced."""
@@ -185,11 +192,10 @@ class OutcomesOut(Schema):
 
 @router.post("/usage/outcomes", response={200: OutcomesOut, **errors(400, 403, 413, 415)},
              summary="Feedback: mark usage events success / failure by request_id",
-             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
-                 "type": "object", "properties": {"outcomes": {"type": "array", "maxItems": 1000, "items": {
-                     "type": "object", "required": ["request_id", "outcome"],
-                     "properties": {"request_id": {"type": "string"},
-                                    "outcome": {"enum": ["success", "failure", "unknown"]}}}}}}}}}})
+             openapi_extra=_batch_body("outcomes", {
+                 "type": "object", "required": ["request_id", "outcome"],
+                 "properties": {"request_id": {"type": "string"},
+                                "outcome": {"enum": ["success", "failure", "unknown"]}}}))
 def usage_outcomes(request):
     actor = request.auth
     _require_ingest(actor)
@@ -281,8 +287,6 @@ def usage_summary(request, group_by: str = "team", from_: str = "", to: str = ""
         problems.append({"field": "from", "message": "Ask for at most 800 days at a time."})
     team_ids: tuple[int, ...] = ()
     if team:
-        from apps.accounts.models import Team
-
         found = Team.objects.filter(slug=team).values_list("pk", flat=True).first()
         if found is None and is_id(team):
             found = int(team)

@@ -6,6 +6,6 @@ class CostsConfig(AppConfig):
     label = "costs"
 
     def ready(self):
-        from apps.costs.ownership import register_costs_counters
+        from apps.costs import hooks  # why: hooks import models and tasks, loaded only now
 
-        register_costs_counters()
+        hooks.register()

@@ -94,8 +94,9 @@ def active_budgets() -> list[Budget]:
     return _budgets_where("is_active", [])
 
 
-def scope_spend(budget: Budget, start: datetime, end: datetime | None) -> Decimal:
-    """Settled spend of a budget's scope in [start, end) from the rollups (day buckets, whole days)."""
+def scope_rollups(budget: Budget, start: datetime, end: datetime | None):
+    """The day rollups of a budget's scope (team, feature, tenant) in [start, end): the smallest cube that
+    holds the scope's dimensions."""
     if not budget.tenant:
         granularity = Granularity.DAY_ALL_TENANTS
     else:
@@ -109,7 +110,12 @@ def scope_spend(budget: Budget, start: datetime, end: datetime | None) -> Decima
         rows = rows.filter(feature=budget.feature)
     if budget.tenant:
         rows = rows.filter(tenant=budget.tenant)
-    return rows.aggregate(total=Sum("cost"))["total"] or Decimal(0)
+    return rows
+
+
+def scope_spend(budget: Budget, start: datetime, end: datetime | None) -> Decimal:
+    """Settled spend of a budget's scope in [start, end) from the rollups (day buckets, whole days)."""
+    return scope_rollups(budget, start, end).aggregate(total=Sum("cost"))["total"] or Decimal(0)
 
 
 def period_ensure(budget: Budget, at: datetime | None = None) -> BudgetPeriod:

@@ -17,12 +17,17 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db import transaction
+from django.db.models import Sum
 from django.utils import timezone
 
+from apps.accounts.models import Team
+from apps.accounts.services import team_create
+from apps.costs.alerts import anomalies_detect, budget_alert_notify, budgets_check, cost_anomaly_notify
 from apps.costs.ingest import price_rows
 from apps.costs.ledger import DEFAULTS, ledger_write
-from apps.costs.models import Budget, BudgetPeriodKind, UsageEvent
+from apps.costs.models import Budget, BudgetAlert, BudgetPeriodKind, UsageEvent, UsageRollup
 from apps.costs.rollups import day_start
+from apps.costs.services import budget_create
 
 DAYS = 90
 PREFIX = "demo-"
@@ -60,9 +65,6 @@ def _pick(rng: random.Random, weights: dict | list):
 
 
 def _teams(teams: dict) -> dict:
-    from apps.accounts.models import Team
-    from apps.accounts.services import team_create
-
     found = dict(teams)
     for slug, (name, description) in EXTRA_TEAMS.items():
         if slug not in found:
@@ -125,16 +127,11 @@ def seed_demo_costs(people: dict, teams: dict, *, now: datetime | None = None, s
         price_rows(batch)
         ledger_write(batch, now=now)
     budgets = _budgets(people, teams, now)
-    from apps.costs.alerts import anomalies_detect, budgets_check
-
     spike_day = day_start(now) - timedelta(days=2) + timedelta(hours=23)
     anomalies = anomalies_detect(now=spike_day)
     budgets_check(now=now)
     # Deliver to the inbox now (the queued tasks find them delivered: notify() is deduplicated), so the demo
     # has messages on first open even before a worker runs.
-    from apps.costs.alerts import budget_alert_notify, cost_anomaly_notify
-    from apps.costs.models import BudgetAlert
-
     for alert_id in BudgetAlert.objects.values_list("pk", flat=True):
         budget_alert_notify(alert_id)
     for anomaly in anomalies:
@@ -142,20 +139,13 @@ def seed_demo_costs(people: dict, teams: dict, *, now: datetime | None = None, s
     return {"events": len(rows), "budgets": budgets}
 
 
-def _month_spend(team, now, **scope) -> Decimal:
-    from django.db.models import Sum
-
-    from apps.costs.models import UsageRollup
-
-    start = day_start(now).replace(day=1)
-    rows = UsageRollup.objects.filter(granularity="day", bucket_start__gte=start, team=team, **scope)
+def _spend_since(team, since: datetime, **scope) -> Decimal:
+    rows = UsageRollup.objects.filter(granularity="day", bucket_start__gte=since, team=team, **scope)
     return rows.aggregate(total=Sum("cost"))["total"] or Decimal(0)
 
 
 @transaction.atomic
 def _budgets(people: dict, teams: dict, now: datetime) -> int:
-    from apps.costs.services import budget_create
-
     admin = people.get("admin")
     owners = {"support-ai": people.get("olivia") or admin, "search": people.get("erin") or admin}
     created = 0
@@ -172,16 +162,11 @@ def _budgets(people: dict, teams: dict, now: datetime) -> int:
         if Budget.objects.filter(team=team, name=name).exists():
             continue
         if period == BudgetPeriodKind.MONTH:
-            spent = _month_spend(team, now, **scope)
+            since = day_start(now).replace(day=1)
         else:
             days = 7 if period == BudgetPeriodKind.WEEK else 30
             since = day_start(now) - timedelta(days=(day_start(now).weekday() if days == 7 else 29))
-            from django.db.models import Sum
-
-            from apps.costs.models import UsageRollup
-
-            spent = UsageRollup.objects.filter(granularity="day", bucket_start__gte=since, team=team,
-                                               **scope).aggregate(t=Sum("cost"))["t"] or Decimal(0)
+        spent = _spend_since(team, since, **scope)
         step = Decimal("1") if spent > 20 else Decimal("0.01")
         amount = max(Decimal("0.01"), (spent / Decimal(str(burn))).quantize(step))
         hard_cap = (amount * cap_factor).quantize(step) if cap_factor else None

@@ -116,28 +116,30 @@ class BudgetForm(forms.ModelForm):
     field_order = ["name", "team", "feature", "tenant", "amount", "period", "thresholds", "hard_cap", "is_active"]
 
 
-class PriceForm(forms.Form):
-    model_name = forms.CharField(label="Model", max_length=200)
-    provider = forms.CharField(label="Provider", max_length=50, required=False,
-                               help_text="Empty: any provider. Else the catalog provider name, e.g. azure.")
+class _PerTokenPricesForm(forms.Form):
+    """The four per-million-token prices of a model (input and output required)."""
+
     input_per_mtok = forms.DecimalField(label="Input $ / 1M tokens", min_value=0, decimal_places=6, max_digits=14)
     output_per_mtok = forms.DecimalField(label="Output $ / 1M tokens", min_value=0, decimal_places=6, max_digits=14)
     cached_input_per_mtok = forms.DecimalField(label="Cached input $ / 1M", min_value=0, decimal_places=6,
                                                max_digits=14, required=False)
     reasoning_per_mtok = forms.DecimalField(label="Reasoning $ / 1M", min_value=0, decimal_places=6, max_digits=14,
                                             required=False)
+
+
+class PriceForm(_PerTokenPricesForm):
+    model_name = forms.CharField(label="Model", max_length=200)
+    provider = forms.CharField(label="Provider", max_length=50, required=False,
+                               help_text="Empty: any provider. Else the catalog provider name, e.g. azure.")
     valid_from = forms.DateTimeField(label="Valid from (UTC)", required=False,
                                      widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
                                      help_text="Empty: now. Earlier than now re-prices the events since then.")
 
+    field_order = ["model_name", "provider", "input_per_mtok", "output_per_mtok", "cached_input_per_mtok",
+                   "reasoning_per_mtok", "valid_from"]
 
-class PriceCorrectForm(forms.Form):
-    input_per_mtok = forms.DecimalField(label="Input $ / 1M tokens", min_value=0, decimal_places=6, max_digits=14)
-    output_per_mtok = forms.DecimalField(label="Output $ / 1M tokens", min_value=0, decimal_places=6, max_digits=14)
-    cached_input_per_mtok = forms.DecimalField(label="Cached input $ / 1M", min_value=0, decimal_places=6,
-                                               max_digits=14, required=False)
-    reasoning_per_mtok = forms.DecimalField(label="Reasoning $ / 1M", min_value=0, decimal_places=6, max_digits=14,
-                                            required=False)
+
+class PriceCorrectForm(_PerTokenPricesForm):
     reason = forms.CharField(label="Why was it wrong?", max_length=200)
 
 

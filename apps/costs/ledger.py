@@ -6,6 +6,10 @@
 RETURNING tells which rows are new; only those reach the rollups (one upsert for both tables) and the budget
 counters, so a resent batch changes nothing. Callers: the ingestion API (batches of up to 1,000), OTLP, and
 usage_event_record (the portal's own calls, one at a time, which also settle budget reservations).
+
+Where it sits in costs (each module imports only those below it; tests/portal/test_layers.py checks there
+is no circle): models, conf, pricing, db < rollups < budgets < alerts < ledger < ingest, services,
+repricing < tasks < hooks. The ledger is the one place that drives rollups, budgets and alerts together.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from decimal import Decimal
 from django.db import connection, transaction
 from django.utils import timezone
 
-from apps.costs import rollups
+from apps.audit.services import audit_record
+from apps.costs import alerts, budgets, db, rollups
 
 COLUMNS = (
     ("occurred_at", "timestamptz"), ("request_id", "text"), ("team_id", "bigint"), ("feature", "text"),
@@ -40,23 +45,6 @@ DEFAULTS = {
 }
 
 
-def fast_cursor():
-    """A psycopg cursor with server-side binding and binary parameters on Django's own connection (same
-    transaction). Django's default client-side binding quotes every array element in Python: for batch
-    inserts of thousands of values that quoting costs more than the database's whole work."""
-    import psycopg
-
-    connection.ensure_connection()
-    return psycopg.Cursor(connection.connection)
-
-
-def execute_fast(sql: str, params) -> list[tuple]:
-    """Execute with every parameter sent in binary (%b): arrays are packed without per-element quoting."""
-    with fast_cursor() as cursor:
-        cursor.execute(sql.replace("%s", "%b"), params)
-        return cursor.fetchall() if cursor.description else []
-
-
 def ledger_write(rows: list[dict], *, settle: bool = False, audit: dict | None = None,
                  now: datetime | None = None) -> list[dict]:
     """Insert the rows not already in the ledger and account for exactly those. Returns the inserted rows.
@@ -72,15 +60,13 @@ def ledger_write(rows: list[dict], *, settle: bool = False, audit: dict | None =
     columns = [[r[name] for r in rows] for name, _ in COLUMNS]
     with transaction.atomic(), connection.cursor() as cursor:
         rollups.lock_shared()
-        new_ids = {request_id: pk for pk, request_id in execute_fast(_INSERT, columns)}
+        new_ids = {request_id: pk for pk, request_id in db.execute_fast(_INSERT, columns)}
         inserted = []
         for r in rows:
             pk = new_ids.get(r["request_id"])
             if pk is not None:
                 r["id"] = pk
                 inserted.append(r)
-        from apps.costs import alerts, budgets
-
         settle_ids = [r["request_id"] for r in rows] if settle else []  # a duplicate still frees its hold
         # Release and read budgets first: the rollup upsert locks rows every concurrent call shares.
         begun = budgets.settle_begin(cursor, inserted=inserted, settle_request_ids=settle_ids)
@@ -91,8 +77,6 @@ def ledger_write(rows: list[dict], *, settle: bool = False, audit: dict | None =
         if crossings:
             alerts.thresholds_check(crossings)
         if audit and inserted:
-            from apps.audit.services import audit_record
-
             audit = dict(audit)
             changes = audit.pop("changes", {})
             audit_record(**audit, changes={**changes, "accepted": len(inserted)})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import connection
 from django.db.models import Q
@@ -85,8 +85,6 @@ CENT_MICRO = Decimal("0.00000001")  # the ledger's precision: costs are stored w
 
 def quantize(amount: Decimal | None) -> Decimal | None:
     """Round a cost to the ledger's 8 decimals the way PostgreSQL rounds numeric (half away from zero)."""
-    from decimal import ROUND_HALF_UP
-
     return None if amount is None else amount.quantize(CENT_MICRO, rounding=ROUND_HALF_UP)
 
 

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from apps.audit.services import audit_record
 from apps.costs.models import Price
+from apps.costs.services import price_set
 
 MODES = {"chat", "completion", "responses", "embedding"}
 PER_TOKEN_FIELDS = {
@@ -98,8 +99,6 @@ def parse_litellm(data, *, only: set[str] | None = None) -> tuple[list[dict], Im
 def prices_import_litellm(data, *, user=None, valid_from: datetime | None = None, only: set[str] | None = None,
                           skip_bad: bool = False) -> ImportReport:
     """Import (or update) prices. With errors and not `skip_bad`, nothing is written and the report says why."""
-    from apps.costs.services import price_set
-
     rows, report = parse_litellm(data, only=only)
     if report.errors and not skip_bad:
         return report
@@ -125,6 +124,6 @@ def prices_import_litellm(data, *, user=None, valid_from: datetime | None = None
             return report
         if report.created:
             audit_record(action="price.import", object_type="costs.price", object_repr="LiteLLM price list",
-                         user=user, changes={"created": len(report.created), "unchanged": len(report.unchanged),
+                         actor=user, changes={"created": len(report.created), "unchanged": len(report.unchanged),
                                              "skipped": len(report.skipped), "models": report.created[:100]})
     return report

@@ -8,8 +8,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
+from django.utils.html import escape
 
 from apps.core import charts
 from apps.costs.budgets import period_bounds
@@ -18,6 +19,7 @@ from apps.costs.models import Budget, BudgetPeriodKind, Granularity, Price
 from apps.costs.pricing import MILLION, PriceBook
 from apps.costs.rollups import day_start, percentile_from_bins
 from apps.costs.selectors import GROUPS, UsageFilters, histograms, rollups, team_names, visible_team_ids
+from apps.costs.templatetags.costs import cell
 
 TOP_GROUPS = 8
 
@@ -49,10 +51,6 @@ class Report:
     def table_body_html(self) -> str:
         """The table's rows, formatted once in Python: a template loop over hundreds of cells costs more than
         the query behind the chart."""
-        from django.utils.html import escape
-
-        from apps.costs.templatetags.costs import cell
-
         numeric = [c.numeric for c in self.columns]
         out = []
         for row in self.rows:
@@ -170,14 +168,10 @@ def top_drivers(*, actor, filters: UsageFilters, limit: int = 10) -> Report:
 
 
 def _in_current(filters: UsageFilters):
-    from django.db.models import Q
-
     return Q(bucket_start__gte=day_start(filters.start))
 
 
 def _in_previous(filters: UsageFilters):
-    from django.db.models import Q
-
     return Q(bucket_start__lt=day_start(filters.start))
 
 

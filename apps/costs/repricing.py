@@ -16,6 +16,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.audit.services import audit_record
+from apps.core.tasks import task_queue
 from apps.costs import rollups
 from apps.costs.budgets import counters_recount
 from apps.costs.models import JobStatus, RepricingJob
@@ -71,14 +72,12 @@ def repricing_job_request(*, model_name: str = "", start: datetime, end: datetim
     job = RepricingJob.objects.create(model_name=model_name.strip(), start=first, end=last, reason=reason[:300],
                                       progress_total=days,
                                       requested_by=user if getattr(user, "is_authenticated", False) else None)
-    audit_record(action="price.reprice.request", obj=job, object_repr=str(job), user=user,
+    audit_record(action="price.reprice.request", obj=job, object_repr=str(job), actor=user,
                  changes={"model": job.model_name, "start": first, "end": last, "reason": reason})
 
     def enqueue():
-        from apps.costs.tasks import repricing_job_run_task
-
         try:
-            repricing_job_run_task.delay(job.pk)
+            task_queue("apps.costs.tasks.repricing_job_run_task", job.pk)
         except Exception as exc:  # noqa: BLE001 - show a broker outage on the page, not as a 500
             log.exception("could not queue re-pricing job %s", job.pk)
             RepricingJob.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
@@ -117,6 +116,6 @@ def repricing_job_run(job_id: int) -> RepricingJob | None:
     with transaction.atomic():
         RepricingJob.objects.filter(pk=job.pk).update(status=JobStatus.DONE, finished_at=timezone.now())
         job.refresh_from_db()
-        audit_record(action="price.reprice.done", obj=job, object_repr=str(job), user=job.requested_by,
+        audit_record(action="price.reprice.done", obj=job, object_repr=str(job), actor=job.requested_by,
                      changes={"events_repriced": job.events_repriced, "days": job.progress_total})
     return job

@@ -17,7 +17,7 @@ from decimal import Decimal
 from django.db import connection, transaction
 from django.utils import timezone
 
-from apps.costs import conf
+from apps.costs import conf, db
 from apps.costs.models import CallStatus, LedgerState, Outcome
 
 ROLLUP_LOCK = 7_301_101  # pg advisory lock key: shared by ingest, exclusive for rebuilds and budget recounts
@@ -171,8 +171,6 @@ _UPSERT_HISTOGRAM = """
 def rollups_apply(sums: dict[tuple, list], hist: dict[tuple, int]) -> None:
     """Add deltas to the rollup rows (INSERT … ON CONFLICT DO UPDATE): one statement for both tables, so the
     rows every concurrent writer shares are locked one round trip before COMMIT, not two."""
-    from apps.costs.ledger import execute_fast
-
     statements, params = [], []
     if sums:
         keys = sorted(sums, key=_sort_key)
@@ -190,9 +188,9 @@ def rollups_apply(sums: dict[tuple, list], hist: dict[tuple, int]) -> None:
         params.extend([[k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys], [k[3] for k in keys],
                        [k[4] for k in keys], [k[5] for k in keys], [hist[k] for k in keys]])
     if len(statements) == 2:  # the histogram waits for the rollups (an InitPlan): every writer's lock order
-        execute_fast(f"WITH rollups AS ({statements[0]} RETURNING 1) {statements[1]}", params)
+        db.execute_fast(f"WITH rollups AS ({statements[0]} RETURNING 1) {statements[1]}", params)
     elif statements:
-        execute_fast(statements[0], params)
+        db.execute_fast(statements[0], params)
 
 
 def rollup_outcome_shift(changes: list[tuple[dict, str, str]]) -> None:

@@ -15,6 +15,8 @@ from django.utils import timezone
 
 from apps.accounts.models import ApiToken, Team
 from apps.accounts.permissions import Action, sees_everything, team_actions, teams_for
+from apps.core.demo_status import demo_loading
+from apps.costs.budgets import period_bounds
 from apps.costs.models import (
     Budget,
     BudgetPeriod,
@@ -234,8 +236,6 @@ class BudgetStatus:
 
 def budget_statuses(*, actor, now: datetime | None = None) -> list[BudgetStatus]:
     """Each visible budget with its current period's counter (without creating periods: a read)."""
-    from apps.costs.budgets import period_bounds
-
     now = now or timezone.now()
     budgets = list(budget_list(actor=actor))
     keys = {(b.pk, period_bounds(b.period, now).start) for b in budgets}
@@ -303,8 +303,6 @@ def glance(*, actor) -> dict:
     """Spend (the one 30-day figure), unpriced events, anomalies and budget status at a glance (the PM home)."""
     spend = spend_summary(actor=actor)
     statuses = sorted(budget_statuses(actor=actor), key=lambda s: -s.pct)
-    from apps.core.demo_status import demo_loading
-
     return {"spend": spend, "demo_loading": demo_loading(), "cost_30d": spend.cost, "events_30d": spend.events,
             "unpriced_30d": spend.unpriced, "unpriced_models": spend.unpriced_models[:5],
             "anomalies": list(anomaly_list(actor=actor, days=7)[:5]), "budgets": statuses[:6],

@@ -9,18 +9,25 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from apps.audit.services import audit_record
+from apps.accounts.permissions import Action, can, is_admin, restrict
+from apps.audit.services import audit_record, diff
 from apps.core.safe_input import text_problem
 from apps.costs import rollups
-from apps.costs.budgets import BudgetExceeded  # noqa: F401  (re-exported: what usage_preflight raises)
+from apps.costs.budgets import (
+    BudgetExceeded,  # noqa: F401  (re-exported: what usage_preflight raises)
+    counters_recount,
+    period_ensure,
+    reserve,
+)
 from apps.costs.ledger import DEFAULTS, ledger_write
 from apps.costs.models import Budget, BudgetPeriodKind, CallStatus, Outcome, Price, UsageEvent, UsageRollup
 from apps.costs.pricing import TokenCounts, cache_savings_of, cost_of, price_at, quantize
+from apps.costs.repricing import repricing_job_request
 
 SEED_PRICES = Path(__file__).parent / "data" / "prices.json"
 
@@ -90,8 +97,6 @@ def usage_preflight(*, context: UsageContext, model: str, worst_case_cost: Decim
     `context.request_id` settles the reservation, on success and on failure alike. A capped scope refuses
     unpriced models: their cost is unknown, so the cap could not hold.
     """
-    from apps.costs.budgets import reserve
-
     reserve(request_id=context.request_id, team_id=context.team_id, feature=context.feature,
             tenant=context.tenant, model=model, worst_case_cost=worst_case_cost)
 
@@ -102,8 +107,6 @@ def usage_outcomes_set(*, outcomes: list, actor) -> dict:
 
     `outcomes`: [{"request_id": ..., "outcome": "success"}]. Only events of teams the actor may ingest for.
     """
-    from apps.accounts.permissions import Action, restrict
-
     rejected, wanted = [], {}
     for index, item in enumerate(outcomes):
         if not isinstance(item, dict):
@@ -171,18 +174,23 @@ def _decimal(value, field_name: str, required: bool = True) -> Decimal | None:
     return number
 
 
+def _price_values(input_per_mtok, output_per_mtok, cached_input_per_mtok, reasoning_per_mtok) -> dict:
+    """The four per-million-token prices, checked: input and output required, cached and reasoning optional."""
+    return {
+        "input_per_mtok": _decimal(input_per_mtok, "input_per_mtok"),
+        "output_per_mtok": _decimal(output_per_mtok, "output_per_mtok"),
+        "cached_input_per_mtok": _decimal(cached_input_per_mtok, "cached_input_per_mtok", required=False),
+        "reasoning_per_mtok": _decimal(reasoning_per_mtok, "reasoning_per_mtok", required=False),
+    }
+
+
 @transaction.atomic
 def price_set(*, model_name: str, input_per_mtok, output_per_mtok, cached_input_per_mtok=None,
               reasoning_per_mtok=None, valid_from: datetime | None = None, provider: str = "",
               source: str = "admin", user=None) -> Price:
     """Start a new price for a model at `valid_from`, closing the open one. History is never rewritten."""
     valid_from = valid_from or timezone.now()
-    values = {
-        "input_per_mtok": _decimal(input_per_mtok, "input_per_mtok"),
-        "output_per_mtok": _decimal(output_per_mtok, "output_per_mtok"),
-        "cached_input_per_mtok": _decimal(cached_input_per_mtok, "cached_input_per_mtok", required=False),
-        "reasoning_per_mtok": _decimal(reasoning_per_mtok, "reasoning_per_mtok", required=False),
-    }
+    values = _price_values(input_per_mtok, output_per_mtok, cached_input_per_mtok, reasoning_per_mtok)
     if not model_name.strip():
         raise ValidationError({"model_name": "Name the model this price is for."})
     later = Price.objects.select_for_update().filter(model_name=model_name, provider=provider,
@@ -199,7 +207,7 @@ def price_set(*, model_name: str, input_per_mtok, output_per_mtok, cached_input_
         current.save(update_fields=["valid_to"])
     price = Price.objects.create(model_name=model_name, provider=provider, valid_from=valid_from, source=source,
                                  created_by=user if getattr(user, "is_authenticated", False) else None, **values)
-    audit_record(action="price.set", obj=price, object_repr=model_name, user=user,
+    audit_record(action="price.set", obj=price, object_repr=model_name, actor=user,
                  changes={"model": model_name, "provider": provider, "valid_from": valid_from,
                           "before": before, "after": {k: str(v) for k, v in values.items()}})
     return price
@@ -230,14 +238,7 @@ def price_correct(*, price: Price, input_per_mtok, output_per_mtok, cached_input
     Unlike price_set, this rewrites history on purpose: the old figures are in the audit event.
     Returns (price, job or None).
     """
-    from apps.costs.repricing import repricing_job_request
-
-    values = {
-        "input_per_mtok": _decimal(input_per_mtok, "input_per_mtok"),
-        "output_per_mtok": _decimal(output_per_mtok, "output_per_mtok"),
-        "cached_input_per_mtok": _decimal(cached_input_per_mtok, "cached_input_per_mtok", required=False),
-        "reasoning_per_mtok": _decimal(reasoning_per_mtok, "reasoning_per_mtok", required=False),
-    }
+    values = _price_values(input_per_mtok, output_per_mtok, cached_input_per_mtok, reasoning_per_mtok)
     if not reason.strip():
         raise ValidationError({"reason": "Say why the price was wrong: it goes in the audit log."})
     price = Price.objects.select_for_update().get(pk=price.pk)
@@ -246,7 +247,7 @@ def price_correct(*, price: Price, input_per_mtok, output_per_mtok, cached_input
         setattr(price, key, value)
     price.source = f"corrected: {reason.strip()}"[:200]
     price.save(update_fields=[*values, "source"])
-    audit_record(action="price.correct", obj=price, object_repr=price.model_name, user=user,
+    audit_record(action="price.correct", obj=price, object_repr=price.model_name, actor=user,
                  changes={"before": before, "after": {k: None if v is None else str(v) for k, v in values.items()},
                           "reason": reason.strip(), "valid_from": price.valid_from, "valid_to": price.valid_to})
     job = None
@@ -262,8 +263,6 @@ def price_add(*, model_name: str, input_per_mtok, output_per_mtok, cached_input_
               reasoning_per_mtok=None, valid_from: datetime | None = None, provider: str = "", user=None):
     """price_set for people: when the new price starts in the past (a model that was unpriced), re-price
     the events since then so they stop being unpriced. Returns (price, job or None)."""
-    from apps.costs.repricing import repricing_job_request
-
     now = timezone.now()
     price = price_set(model_name=model_name, input_per_mtok=input_per_mtok, output_per_mtok=output_per_mtok,
                       cached_input_per_mtok=cached_input_per_mtok, reasoning_per_mtok=reasoning_per_mtok,
@@ -332,10 +331,6 @@ def _budget_validate(values: dict) -> dict:
 
 
 def _require_budget_rights(actor, team) -> None:
-    from django.core.exceptions import PermissionDenied
-
-    from apps.accounts.permissions import Action, can, is_admin
-
     if team is None:
         if not is_admin(actor):
             raise PermissionDenied("Only admins may set budgets that span every team.")
@@ -362,13 +357,11 @@ def _duplicate_scope(values: dict, exclude: int | None = None) -> None:
 @transaction.atomic
 def budget_create(*, actor, **values) -> Budget:
     """A new budget (team owners for their team, admins for any). Its counter opens with this period's spend."""
-    from apps.costs.budgets import period_ensure
-
     clean = _budget_validate(values)
     _require_budget_rights(actor, clean["team"])
     _duplicate_scope(clean)
     budget = Budget.objects.create(**clean, created_by=actor if getattr(actor, "is_authenticated", False) else None)
-    audit_record(action="budget.create", obj=budget, object_repr=budget.name, user=actor,
+    audit_record(action="budget.create", obj=budget, object_repr=budget.name, actor=actor,
                  changes=_budget_snapshot(budget))
     period_ensure(budget)
     return budget
@@ -377,8 +370,6 @@ def budget_create(*, actor, **values) -> Budget:
 @transaction.atomic
 def budget_update(*, budget: Budget, actor, **values) -> Budget:
     """Change a budget. A new scope or period recounts its counters from the rollups."""
-    from apps.costs.budgets import counters_recount
-
     budget = Budget.objects.select_for_update().get(pk=budget.pk)
     _require_budget_rights(actor, budget.team)
     merged = {**{k: getattr(budget, k) for k in BUDGET_FIELDS}, **values}
@@ -392,9 +383,7 @@ def budget_update(*, budget: Budget, actor, **values) -> Budget:
     budget.updated_at = timezone.now()
     budget.save()
     after = _budget_snapshot(budget)
-    from apps.audit.services import diff
-
-    audit_record(action="budget.update", obj=budget, object_repr=budget.name, user=actor, changes=diff(before, after))
+    audit_record(action="budget.update", obj=budget, object_repr=budget.name, actor=actor, changes=diff(before, after))
     if rescoped:
         budget.periods.filter(reservations__isnull=True).delete()
         counters_recount([budget.pk])
@@ -404,6 +393,6 @@ def budget_update(*, budget: Budget, actor, **values) -> Budget:
 @transaction.atomic
 def budget_delete(*, budget: Budget, actor) -> None:
     _require_budget_rights(actor, budget.team)
-    audit_record(action="budget.delete", obj=budget, object_repr=budget.name, user=actor,
+    audit_record(action="budget.delete", obj=budget, object_repr=budget.name, actor=actor,
                  changes=_budget_snapshot(budget))
     budget.delete()

@@ -11,14 +11,14 @@ import json
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.accounts.permissions import Action, is_admin, teams_for
-from apps.core.forms import apply_service_errors
+from apps.core.forms import service_errors_on
 from apps.core.htmx import htmx_location, is_fragment_request, render_page_or_fragment
 from apps.costs import reports, selectors, services
 from apps.costs.forms import (
@@ -92,13 +92,18 @@ def glance(request):
     return render(request, "costs/partials/_glance.html", {"glance": selectors.glance(actor=request.user)})
 
 
+def _chart_filters(request, name: str):
+    """The filter form of a chart's fragment or CSV; 404 for a chart that does not exist."""
+    if name not in CHARTS:
+        raise Http404("No such chart.")
+    return _filters(request)
+
+
 @login_required
 @require_GET
 def chart(request, name: str):
     """One chart with its table: the fragment htmx swaps in (also what the dashboard bench times)."""
-    if name not in CHARTS:
-        raise Http404("No such chart.")
-    form = _filters(request)
+    form = _chart_filters(request, name)
     report = _report(request, name, form)
     return render(request, "costs/partials/_report.html", {"report": report, "query": _query(request),
                                                             "whatif_form": WhatIfForm(request.GET or None,
@@ -121,9 +126,7 @@ def _csv_cell(value, kind: str):
 @require_GET
 def chart_csv(request, name: str):
     """The chart's table as CSV: the same rows the page shows."""
-    if name not in CHARTS:
-        raise Http404("No such chart.")
-    form = _filters(request)
+    form = _chart_filters(request, name)
     if form.errors:
         return HttpResponse("These filters are not valid: " + "; ".join(form.error_summary()), status=400,
                             content_type="text/plain; charset=utf-8")
@@ -158,11 +161,8 @@ def budget_list(request):
             raise PermissionDenied("Only team owners and admins may set budgets.")
         form = _budget_form(request, data=request.POST)
         if form.is_valid():
-            try:
+            with service_errors_on(form):
                 budget = services.budget_create(actor=request.user, **form.cleaned_data)
-            except ValidationError as exc:
-                apply_service_errors(form, exc)
-            else:
                 messages.success(request, f"Budget '{budget.name}' created.")
                 return redirect("costs:budget_list")
     elif can_create:
@@ -193,11 +193,8 @@ def budget_edit(request, pk: int):
     budget = _budget_for_change(request, pk)
     form = _budget_form(request, data=request.POST if request.method == "POST" else None, instance=budget)
     if request.method == "POST" and form.is_valid():
-        try:
+        with service_errors_on(form):
             services.budget_update(budget=budget, actor=request.user, **form.cleaned_data)
-        except ValidationError as exc:
-            apply_service_errors(form, exc)
-        else:
             messages.success(request, f"Budget '{budget.name}' saved.")
             return redirect("costs:budget_list")
     status = 400 if form.errors else 200
@@ -243,15 +240,12 @@ def price_list(request):
     form = PriceForm(request.POST)
     if form.is_valid():
         data = form.cleaned_data
-        try:
+        with service_errors_on(form):
             price, job = services.price_add(
                 model_name=data["model_name"].strip(), provider=data["provider"].strip(),
                 input_per_mtok=data["input_per_mtok"], output_per_mtok=data["output_per_mtok"],
                 cached_input_per_mtok=data["cached_input_per_mtok"], reasoning_per_mtok=data["reasoning_per_mtok"],
                 valid_from=data["valid_from"], user=request.user)
-        except ValidationError as exc:
-            apply_service_errors(form, exc)
-        else:
             note = f" Re-pricing the events since {price.valid_from:%Y-%m-%d} (job #{job.pk})." if job else ""
             messages.success(request, f"Price for {price.model_name} saved.{note}")
             return redirect("costs:price_list")
@@ -267,11 +261,8 @@ def price_correct(request, pk: int):
                                               "reasoning_per_mtok")}
     form = PriceCorrectForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
-        try:
+        with service_errors_on(form):
             _, job = services.price_correct(price=price, user=request.user, **form.cleaned_data)
-        except ValidationError as exc:
-            apply_service_errors(form, exc)
-        else:
             note = f" Re-pricing its events (job #{job.pk})." if job else ""
             messages.success(request, f"Price of {price.model_name} corrected.{note}")
             return redirect("costs:price_list")

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from django import forms
-from django.core.exceptions import ValidationError
 
-from apps.core.forms import apply_service_errors
 from apps.llm.models import ModelKind, Provider, ProviderKind
 
 KEY_HELP = "Write-only: stored encrypted and never shown again. Leave empty to keep the current key."
@@ -27,9 +25,6 @@ class ProviderForm(forms.Form):
     max_retries = forms.IntegerField(initial=3, min_value=0, max_value=10, label="Max retries",
                                      help_text="On 429, 5xx, timeouts; exponential backoff with jitter")
     is_active = forms.BooleanField(required=False, initial=True, label="Active")
-
-    def apply_errors(self, exc: ValidationError) -> None:
-        apply_service_errors(self, exc)
 
 
 class ProviderEditForm(ProviderForm):
@@ -61,9 +56,6 @@ class CatalogModelForm(forms.Form):
                                  help_text="Name in the price list if not the remote name (e.g. gpt-4o for a deployment)")
     is_active = forms.BooleanField(required=False, initial=True, label="Active")
 
-    def apply_errors(self, exc: ValidationError) -> None:
-        apply_service_errors(self, exc)
-
 
 class ModelEditForm(CatalogModelForm):
     def __init__(self, *args, **kwargs):
@@ -86,7 +78,3 @@ class PriceForm(forms.Form):
     valid_from = forms.DateTimeField(required=False, label="Valid from",
                                      widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
                                      help_text="Empty: now. In the portal's time zone; after the model's latest price")
-
-    def apply_errors(self, exc: ValidationError) -> None:
-        apply_service_errors(self, exc)
-

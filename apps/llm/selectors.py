@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from apps.costs.models import Price
 from apps.costs.pricing import price_for, prices_valid_at
+from apps.costs.selectors import spend_summary
 from apps.llm.models import Model, ModelKind, Provider
 
 
@@ -100,8 +101,6 @@ class UsageModel:
 def models_in_usage(*, actor, days: int = 30) -> list[UsageModel]:
     """Every model name in the usage ledger over the costs' 30-day window (the same figures as Costs and Prices),
     marked as configured here or only seen in ingested usage (apps calling providers directly)."""
-    from apps.costs.selectors import spend_summary
-
     configured = {name for row in Model.objects.values_list("name", "remote_name", "price_name") for name in row
                   if name}
     return [UsageModel(m["model"], m["events"], m["cost"], m["unpriced"], m["model"] in configured)

@@ -73,7 +73,7 @@ def provider_create(*, name: str, kind: str, base_url: str = "", api_version: st
     key_change = _key_change(provider, api_key, clear_api_key=False)
     _validate_provider(provider, key_given=bool(api_key))
     provider.save()
-    audit_record(action="llm.provider.create", obj=provider, user=user,
+    audit_record(action="llm.provider.create", obj=provider, actor=user,
                  changes={**_snapshot(provider, ("name", *PROVIDER_FIELDS)), "api_key": key_change or "none"})
     return provider
 
@@ -101,7 +101,7 @@ def provider_update(*, provider: Provider, user=None, api_key: str = "", clear_a
     if not changes:
         return provider
     provider.save()
-    audit_record(action="llm.provider.update", obj=provider, user=user, changes=changes)
+    audit_record(action="llm.provider.update", obj=provider, actor=user, changes=changes)
     return provider
 
 
@@ -122,7 +122,7 @@ def model_create(*, provider: Provider, name: str, remote_name: str, kind: str, 
                   price_name=(price_name or "").strip(), is_active=is_active)
     _validate_model(model)
     model.save()
-    audit_record(action="llm.model.create", obj=model, user=user,
+    audit_record(action="llm.model.create", obj=model, actor=user,
                  changes={"provider": provider.name, "name": model.name, "kind": kind,
                           **_snapshot(model, MODEL_FIELDS)})
     return model
@@ -143,7 +143,7 @@ def model_update(*, model: Model, user=None, **fields) -> Model:
     if not changes:
         return model
     model.save()
-    audit_record(action="llm.model.update", obj=model, user=user, changes=changes)
+    audit_record(action="llm.model.update", obj=model, actor=user, changes=changes)
     return model
 
 

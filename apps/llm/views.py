@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.accounts.permissions import is_admin
+from apps.core.forms import apply_service_errors, service_errors_on
 from apps.core.htmx import htmx_location, is_fragment_request
 from apps.costs.services import price_set
 from apps.llm import services
@@ -27,7 +28,7 @@ from apps.llm.forms import (
 )
 from apps.llm.models import Model, Provider
 from apps.llm.selectors import catalog as catalog_rows
-from apps.llm.selectors import model_prices, price_history
+from apps.llm.selectors import model_prices, models_in_usage, price_history
 
 MODEL_FIELDS = ("remote_name", "display_name", "context_window", "max_output_tokens", "embedding_dimensions",
                 "price_name", "is_active")
@@ -53,10 +54,17 @@ def _done(request, message: str):
     return htmx_location(url) if is_fragment_request(request) else redirect(url)
 
 
+def _form_page(request, form, save, template: str, context: dict):
+    """A catalog form page: on a valid POST, `save(cleaned_data)` (a service call) returns the message and
+    the page goes back to the catalog; a refusal shows on the form (400), like invalid input."""
+    if request.method == "POST" and form.is_valid():
+        with service_errors_on(form):
+            return _done(request, save(form.cleaned_data))
+    return render(request, template, {"form": form, **context}, status=400 if form.is_bound else 200)
+
+
 @login_required
 def catalog(request):
-    from apps.llm.selectors import models_in_usage
-
     return render(request, "llm/catalog.html", {"catalog": catalog_rows(), "may_edit": is_admin(request.user),
                                                 "usage_models": models_in_usage(actor=request.user)})
 
@@ -64,32 +72,23 @@ def catalog(request):
 @admin_required
 @require_http_methods(["GET", "POST"])
 def provider_create(request):
+    def save(data):
+        return f"Provider {services.provider_create(user=request.user, **data).name} added."
+
     form = ProviderForm(request.POST or None, initial={"kind": "openai"})
-    if request.method == "POST" and form.is_valid():
-        try:
-            provider = services.provider_create(user=request.user, **form.cleaned_data)
-        except ValidationError as exc:
-            form.apply_errors(exc)
-        else:
-            return _done(request, f"Provider {provider.name} added.")
-    status = 400 if form.is_bound else 200
-    return render(request, "llm/provider_form.html", {"form": form, "provider": None}, status=status)
+    return _form_page(request, form, save, "llm/provider_form.html", {"provider": None})
 
 
 @admin_required
 @require_http_methods(["GET", "POST"])
 def provider_edit(request, pk: int):
     provider = get_object_or_404(Provider, pk=pk)
+    def save(data):
+        services.provider_update(provider=provider, user=request.user, **data)
+        return f"Provider {provider.name} saved."
+
     form = ProviderEditForm(request.POST or None, provider=provider, initial=provider_initial(provider))
-    if request.method == "POST" and form.is_valid():
-        try:
-            services.provider_update(provider=provider, user=request.user, **form.cleaned_data)
-        except ValidationError as exc:
-            form.apply_errors(exc)
-        else:
-            return _done(request, f"Provider {provider.name} saved.")
-    status = 400 if form.is_bound else 200
-    return render(request, "llm/provider_form.html", {"form": form, "provider": provider}, status=status)
+    return _form_page(request, form, save, "llm/provider_form.html", {"provider": provider})
 
 
 @admin_required
@@ -108,32 +107,21 @@ def provider_test(request, pk: int):
 def model_create(request):
     initial = {"provider": request.GET.get("provider")} if request.GET.get("provider") else None
     form = CatalogModelForm(request.POST or None, initial=initial)
-    if request.method == "POST" and form.is_valid():
-        try:
-            model = services.model_create(user=request.user, **form.cleaned_data)
-        except ValidationError as exc:
-            form.apply_errors(exc)
-        else:
-            return _done(request, f"Model {model.name} added.")
-    status = 400 if form.is_bound else 200
-    return render(request, "llm/model_form.html", {"form": form, "model": None}, status=status)
+    return _form_page(request, form, lambda data: f"Model {services.model_create(user=request.user, **data).name} added.",
+                      "llm/model_form.html", {"model": None})
 
 
 @admin_required
 @require_http_methods(["GET", "POST"])
 def model_edit(request, pk: int):
     model = get_object_or_404(Model.objects.select_related("provider"), pk=pk)
+    def save(data):
+        services.model_update(model=model, user=request.user, **data)
+        return f"Model {model.name} saved."
+
     form = ModelEditForm(request.POST or None, initial={f: getattr(model, f) for f in MODEL_FIELDS})
-    if request.method == "POST" and form.is_valid():
-        try:
-            services.model_update(model=model, user=request.user, **form.cleaned_data)
-        except ValidationError as exc:
-            form.apply_errors(exc)
-        else:
-            return _done(request, f"Model {model.name} saved.")
-    status = 400 if form.is_bound else 200
-    return render(request, "llm/model_form.html", {"form": form, "model": model, "prices": model_prices(model=model)},
-                  status=status)
+    return _form_page(request, form, save, "llm/model_form.html",
+                      {"model": model, "prices": lambda: model_prices(model=model)})  # read after the save
 
 
 @admin_required
@@ -147,7 +135,7 @@ def price_create(request):
         try:
             price = price_set(user=request.user, valid_from=valid_from, source="admin", **data)
         except ValidationError as exc:
-            form.apply_errors(exc)
+            apply_service_errors(form, exc)
         except DatabaseError:  # the overlap trigger, if a concurrent edit slipped past price_set's check
             form.add_error("valid_from", "This period overlaps another price of the model; reload and try again.")
         else:

@@ -7,6 +7,7 @@ import logging
 from django.db import connection, transaction
 from django.utils import timezone
 
+from apps.core.tasks import task_queue
 from apps.notifications.models import Notification
 
 log = logging.getLogger(__name__)
@@ -44,11 +45,9 @@ def notify(*, users, kind: str, title: str, body: str = "", link: str = "", dedu
 
 
 def _queue_emails(ids: list[int]) -> None:
-    from apps.notifications.tasks import notification_email_task
-
     for pk in ids:
         try:
-            notification_email_task.delay(pk)
+            task_queue("apps.notifications.tasks.notification_email_task", pk)
         except Exception:  # noqa: BLE001 - a broker outage loses the email, never the inbox message
             log.exception("could not queue the email of notification %s", pk)
 

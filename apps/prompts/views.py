@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from apps.accounts.models import Team
 from apps.accounts.permissions import Action, can, get_object_for, is_admin, teams_for
-from apps.core.forms import apply_service_errors
+from apps.core.forms import apply_service_errors, service_errors_on
 from apps.core.htmx import htmx_location, is_fragment_request, render_page_or_fragment
 from apps.prompts import registry, selectors, services
 from apps.prompts.diff import version_diff
@@ -212,11 +212,8 @@ def prompt_edit(request, name: str):
     form = PromptEditForm(request.POST or None, initial={"description": prompt.description,
                                                          "tags": ", ".join(prompt.tags)})
     if request.method == "POST" and form.is_valid():
-        try:
+        with service_errors_on(form):
             services.prompt_update(prompt=prompt, actor=request.user, **form.cleaned_data)
-        except ValidationError as exc:
-            apply_service_errors(form, exc)
-        else:
             messages.success(request, "Saved.")
             return redirect(_prompt_url(prompt))
     return render(request, "prompts/edit.html", {"prompt": prompt, "form": form})

@@ -1,9 +1,10 @@
-"""`apply_service_errors`: a service's ValidationError lands where the person looks, words unchanged."""
+"""`apply_service_errors` and `service_errors_on`: a service's ValidationError lands where the person looks, words unchanged."""
 
+import pytest
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
-from apps.core.forms import apply_service_errors
+from apps.core.forms import apply_service_errors, service_errors_on
 
 
 class NameForm(forms.Form):
@@ -58,3 +59,22 @@ def test_field_map_renames_a_service_field_to_the_form_field():
     assert form.errors["username"] == ["No such person."]
     assert form.errors["name"] == ["Taken."]
     assert form.non_field_errors() == []
+
+
+def test_service_errors_on_puts_the_refusal_on_the_form_and_leaves_the_block():
+    form = _bound_valid_form()
+    reached = []
+    with service_errors_on(form, field_map={"handle": "username"}):
+        raise ValidationError({"handle": ["This handle is taken."]})
+        reached.append("after the service")  # the message and redirect of a view: never reached
+    assert form.errors["username"] == ["This handle is taken."] and reached == []
+
+
+def test_service_errors_on_lets_a_success_and_other_errors_through():
+    form = _bound_valid_form()
+    with service_errors_on(form):
+        saved = "saved"
+    assert saved == "saved" and form.errors == {}
+    with pytest.raises(PermissionError), service_errors_on(form):
+        raise PermissionError("not yours")
+    assert form.errors == {}

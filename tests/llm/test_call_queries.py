@@ -2,7 +2,7 @@
 
 Every model call in the portal goes through apps.llm.calls, so a statement added here is paid by every eval
 item, playground answer and RAG answer. The ledger's INSERT and rollup upsert go through a raw psycopg cursor
-(apps.costs.ledger.execute_fast) that Django's query capture does not see, so they are counted separately.
+(apps.costs.db.execute_fast) that Django's query capture does not see, so they are counted separately.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from apps.costs import ledger
+from apps.costs import db
 from apps.costs.models import UsageEvent
 from apps.llm import calls
 
@@ -22,15 +22,15 @@ MESSAGES = [{"role": "user", "content": "How long do refunds take?"}]
 
 @pytest.fixture
 def fast_statements(monkeypatch):
-    """The SQL sent through ledger.execute_fast (the ledger insert, the rollups), in order."""
+    """The SQL sent through db.execute_fast (the ledger insert, the rollups), in order."""
     sent: list[str] = []
-    real = ledger.execute_fast
+    real = db.execute_fast
 
     def counting(sql, params):
         sent.append(" ".join(sql.split())[:60])
         return real(sql, params)
 
-    monkeypatch.setattr(ledger, "execute_fast", counting)
+    monkeypatch.setattr(db, "execute_fast", counting)
     return sent
 
 

@@ -139,6 +139,19 @@ def test_an_admin_adds_and_edits_a_model(client_for, admin_user, openai_provider
     assert not AuditEvent.objects.filter(action="llm.model.update").exists()
 
 
+def test_the_model_page_shows_its_price_history_also_after_a_refused_edit(client_for, admin_user, gpt4o_mini,
+                                                                         gpt4o_mini_price):
+    admin = client_for(admin_user)
+    page = admin.get(f"/models/{gpt4o_mini.pk}/edit/")
+    refused = admin.post(f"/models/{gpt4o_mini.pk}/edit/", {"remote_name": "gpt-4o-mini", "context_window": "100",
+                                                           "max_output_tokens": "16384", "is_active": "on"})
+
+    assert page.status_code == 200 and refused.status_code == 400
+    for body in (page.content.decode(), refused.content.decode()):
+        assert "Prices of gpt-4o-mini" in body and "No price yet" not in body
+        assert gpt4o_mini_price.valid_from.strftime("%Y-%m-%d") in body
+
+
 def test_setting_a_price_closes_the_current_one_and_is_audited(client_for, admin_user, gpt4o_mini,
                                                                  gpt4o_mini_price):
     response = client_for(admin_user).post("/models/prices/new/", {

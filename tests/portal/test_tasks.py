@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from apps.core import tasks as core_tasks
 from apps.core.tasks import retry_policy
 from portal.celery import app
 
@@ -96,3 +97,21 @@ def test_the_retry_policy_needs_errors_to_retry_on():
     with pytest.raises(ValueError):
         retry_policy()
     assert retry_policy(OSError)["autoretry_for"] == (OSError,)
+
+
+def _queued_by_name():
+    """(file:line, name) of every `task_queue("...")` in apps/ and portal/."""
+    for path in sorted([*(ROOT / "apps").rglob("*.py"), *(ROOT / "portal").rglob("*.py")]):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "task_queue"
+                    and node.args and isinstance(node.args[0], ast.Constant)):
+                yield f"{path.relative_to(ROOT)}:{node.lineno}", node.args[0].value
+
+
+def test_every_task_queued_by_name_is_registered_at_start_up():
+    """Services queue their app's tasks with apps.core.tasks.task_queue(name): each name is a task of the table,
+    registered by its app's hooks.register() (a typo or a missing registration fails here, not in production)."""
+    queued = dict(_queued_by_name())
+    assert queued, "the check found no task_queue call: is it still the way services queue tasks?"
+    unknown = {at: name for at, name in queued.items() if name not in EXPECTED_QUEUE or name not in core_tasks._QUEUEABLE}
+    assert unknown == {}
