@@ -28,6 +28,7 @@ from apps.audit.chain import (  # noqa: F401  (re-exported: the public names of 
 )
 from apps.audit.models import AuditEvent, ChainVerification, VerificationStatus
 from apps.core.request_context import current
+from apps.core.tasks import enqueue
 
 log = logging.getLogger(__name__)
 
@@ -158,24 +159,22 @@ def chain_verification_latest() -> ChainVerification | None:
 @transaction.atomic
 def chain_verification_request(*, requested_by=None) -> ChainVerification:
     """Queue a run, unless one is already queued or running: then that one is returned."""
-    from apps.audit.tasks import audit_chain_verify_task
-
     active = ChainVerification.objects.select_for_update().filter(
         status__in=[VerificationStatus.QUEUED, VerificationStatus.RUNNING]).first()
     if active is not None and not active.is_stalled:
         return active
     run = ChainVerification.objects.create(requested_by=requested_by if getattr(requested_by, "pk", None) else None)
 
-    def enqueue():
+    def send():
         try:
-            audit_chain_verify_task.delay(run.pk)
+            enqueue("apps.audit.tasks.audit_chain_verify_task", run.pk)
         except Exception as exc:  # noqa: BLE001 - a broker outage must show on the page, not as a 500
             log.exception("could not queue audit chain verification %s", run.pk)
             ChainVerification.objects.filter(pk=run.pk, status=VerificationStatus.QUEUED).update(
                 status=VerificationStatus.FAILED, finished_at=timezone.now(),
                 error=f"Could not queue the run ({type(exc).__name__}): is the broker up?")
 
-    transaction.on_commit(enqueue)
+    transaction.on_commit(send)
     return run
 
 

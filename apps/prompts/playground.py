@@ -24,7 +24,7 @@ from apps.costs.models import Source
 from apps.costs.services import UsageContext
 from apps.prompts import registry, selectors
 from apps.prompts.models import PlaygroundRun, PromptVersion
-from apps.prompts.rendering import include_graph, render_version
+from apps.prompts.rendering import coerce_variables, include_graph, render_version
 from apps.prompts.templating import RenderFailed
 
 MAX_MODELS = 4
@@ -46,9 +46,7 @@ def _variables_of(versions: list[PromptVersion]) -> list[str]:
 
 
 def _inputs(post, names: list[str], schema: dict | None) -> dict:
-    from apps.prompts.views import _coerce
-
-    return _coerce({n: post.get(f"var_{n}", "") for n in names if f"var_{n}" in post}, schema)
+    return coerce_variables({n: post.get(f"var_{n}", "") for n in names if f"var_{n}" in post}, schema)
 
 
 def _usage_context(version: PromptVersion, user) -> UsageContext:

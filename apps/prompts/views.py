@@ -40,7 +40,8 @@ from apps.prompts.forms import (
 )
 from apps.prompts.lint import counts, lint_version
 from apps.prompts.models import LATEST, PRODUCTION, PromotionStatus, PromptKind
-from apps.prompts.rendering import include_graph, render_version
+from apps.prompts.playground import chat_models
+from apps.prompts.rendering import coerce_variables, include_graph, render_version
 from apps.prompts.templating import RenderFailed
 
 
@@ -157,8 +158,6 @@ def _warn_model(request, config) -> None:
 
 
 def _catalog_models() -> list[str]:
-    from apps.prompts.playground import chat_models
-
     return chat_models()
 
 
@@ -295,7 +294,7 @@ def version_render(request, name: str, number: int):
     context = {"prompt": prompt, "version": version}
     problems = []
     try:
-        context["rendered"] = render_version(version, _coerce(variables, version.variables_schema))
+        context["rendered"] = render_version(version, coerce_variables(variables, version.variables_schema))
     except RenderFailed as exc:
         problems = exc.problems
     context["fields"] = _render_fields(names, posted, problems)
@@ -304,24 +303,6 @@ def version_render(request, name: str, number: int):
     if is_fragment_request(request):
         return render(request, "prompts/partials/_render_form.html", context)
     return render(request, "prompts/render_page.html", context, status=422 if problems else 200)
-
-
-def _coerce(variables: dict, schema: dict | None) -> dict:
-    """Form inputs are strings: JSON-decode values whose schema asks for another type (numbers, lists…)."""
-    import json
-
-    props = (schema or {}).get("properties", {}) if isinstance(schema, dict) else {}
-    out = {}
-    for key, value in variables.items():
-        wanted = (props.get(key) or {}).get("type")
-        if wanted and wanted != "string":
-            try:
-                out[key] = json.loads(value)
-                continue
-            except (TypeError, ValueError):
-                pass
-        out[key] = value
-    return out
 
 
 @login_required

@@ -24,9 +24,10 @@ import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
 
-from apps.accounts.permissions import Action, restrict
+from apps.accounts.permissions import Action, restrict, user_id_of
 from apps.rag.config import RetrievalConfig
 from apps.rag.models import Chunk, Collection
+from apps.rag.rerank import llm_rerank
 
 SYSTEM = object()  # actor for trusted internal callers (commands, benchmarks): no tenant filter
 EXACT_SEARCH_MAX = 20_000  # a metadata filter matching at most this many chunks is searched exactly
@@ -370,7 +371,7 @@ def retrieve(*, collection: Collection, query: str, actor, config: RetrievalConf
     if config.mode in ("vector", "hybrid") and query:
         if query_vector is None:
             t = time.perf_counter()
-            query_vector = embed_query(collection, [query], user_id=_user_id(actor))[0]
+            query_vector = embed_query(collection, [query], user_id=user_id_of(actor))[0]
             timings["embed_ms"] = _ms(t)
         t = time.perf_counter()
         vector = vector_search(collection=collection, vector=query_vector, limit=pool, actor=actor,
@@ -386,8 +387,6 @@ def retrieve(*, collection: Collection, query: str, actor, config: RetrievalConf
         timings["mmr_ms"] = _ms(t)
     rerank_scores: dict[int, float] = {}
     if config.rerank and ranked:
-        from apps.rag.rerank import llm_rerank
-
         t = time.perf_counter()
         ranked, rerank_scores, note = llm_rerank(collection, query, ranked[: max(config.k * 3, 10)], actor=actor)
         if note:
@@ -404,16 +403,6 @@ def retrieve(*, collection: Collection, query: str, actor, config: RetrievalConf
     terms = query_terms(query) if query and explain else []
     return Retrieval(query=query, config=config, hits=hits, timings=timings, query_terms=terms, notes=notes,
                      bm25=bm25, vector=vector)
-
-
-def _user_id(actor) -> int | None:
-    """The person behind an actor (a token acts for its user), for the usage ledger."""
-    if actor is SYSTEM or actor is None:
-        return None
-    user_id = getattr(actor, "user_id", None)  # an ApiToken
-    if user_id is not None:
-        return user_id
-    return actor.pk if getattr(actor, "is_authenticated", False) else None
 
 
 def _ms(started: float) -> float:
@@ -468,9 +457,4 @@ def highlight(hits: list[Hit]) -> None:
             escaped = html.escape(marked)
             hit.highlighted = escaped.replace(MARK_START, "<mark>").replace(MARK_END, "</mark>")
 
-
-def rerank_available(collection: Collection) -> bool:
-    model = collection.answer_model
-    return bool(model and model.is_active and model.provider.kind != "local"
-                and settings.RAG_LLM_RERANK)
 

@@ -36,7 +36,8 @@ from apps.rag.forms import (
     settings_initial,
 )
 from apps.rag.models import DocumentStatus, RetrievalEvalResult
-from apps.rag.retrieval import rerank_available, retrieve
+from apps.rag.rerank import rerank_available
+from apps.rag.retrieval import retrieve
 
 DOCUMENTS_PER_PAGE = 50
 
