@@ -3,6 +3,7 @@
 import hmac
 import logging
 
+import redis
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.db import connection
@@ -46,8 +47,6 @@ def _check_database() -> dict:
 
 
 def _redis_client():
-    import redis
-
     return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
 
 

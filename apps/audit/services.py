@@ -28,7 +28,7 @@ from apps.audit.chain import (  # noqa: F401  (re-exported: the public names of 
 )
 from apps.audit.models import AuditEvent, ChainVerification, VerificationStatus
 from apps.core.request_context import current
-from apps.core.tasks import enqueue
+from apps.core.tasks import task_queue
 
 log = logging.getLogger(__name__)
 
@@ -165,16 +165,16 @@ def chain_verification_request(*, requested_by=None) -> ChainVerification:
         return active
     run = ChainVerification.objects.create(requested_by=requested_by if getattr(requested_by, "pk", None) else None)
 
-    def send():
+    def enqueue():
         try:
-            enqueue("apps.audit.tasks.audit_chain_verify_task", run.pk)
+            task_queue("apps.audit.tasks.audit_chain_verify_task", run.pk)
         except Exception as exc:  # noqa: BLE001 - a broker outage must show on the page, not as a 500
             log.exception("could not queue audit chain verification %s", run.pk)
             ChainVerification.objects.filter(pk=run.pk, status=VerificationStatus.QUEUED).update(
                 status=VerificationStatus.FAILED, finished_at=timezone.now(),
                 error=f"Could not queue the run ({type(exc).__name__}): is the broker up?")
 
-    transaction.on_commit(send)
+    transaction.on_commit(enqueue)
     return run
 
 

@@ -1,13 +1,21 @@
-"""The one retry policy of the portal's Celery tasks: retry on the given transient errors with exponential
-backoff and full jitter, up to `max_retries` times. Use it as `@shared_task(name=..., **retry_policy(OSError))`.
+"""The one retry policy of the portal's Celery tasks, and the one way a service queues a task of its own app.
 
-`enqueue(name, *args)` queues a task by its registered name, the way the beat schedule and the queue routes
-name tasks: a service sends work to its app's `tasks.py` without importing it, so `tasks.py` (which calls the
-services) stays the top of its app's import graph and no import circle forms. (No task lives here.)"""
+- `retry_policy`: retry on the given transient errors with exponential backoff and full jitter, up to
+  `max_retries` times. Use it as `@shared_task(name=..., **retry_policy(OSError))`.
+- `tasks_register` / `task_queue`: an app's tasks.py sits on top of its services (a task only calls a
+  service), so a service that must queue a task cannot import tasks.py without closing an import circle.
+  The app's `hooks.register()` registers the tasks its services queue; the services queue them by their
+  `name=` (`task_queue("apps.costs.tasks.repricing_job_run_task", job.pk)`), which is `.delay(...)` on the
+  very task object.
+
+(No task lives here.)
+"""
 
 from __future__ import annotations
 
-from celery import current_app
+from typing import Any
+
+_QUEUEABLE: dict[str, Any] = {}
 
 
 def retry_policy(*errors: type[BaseException], max_retries: int = 5, backoff_max: int = 600) -> dict:
@@ -22,10 +30,16 @@ def retry_policy(*errors: type[BaseException], max_retries: int = 5, backoff_max
     }
 
 
-def enqueue(name: str, *args):
-    """`task.delay(*args)` for the task registered as `name` (e.g. "apps.rag.tasks.indexing_job_run_task")."""
-    task = current_app.tasks.get(name)
-    if task is None:  # this process has not imported the tasks modules yet: Celery's autodiscovery does, once
-        current_app.loader.import_default_modules()
-        task = current_app.tasks[name]
-    return task.delay(*args)
+def tasks_register(*tasks) -> None:
+    """From an app's hooks.register(): the tasks its services queue with task_queue."""
+    for task in tasks:
+        _QUEUEABLE[task.name] = task
+
+
+def task_queue(name: str, *args, **kwargs):
+    """Queue the registered task `name` (`.delay(*args, **kwargs)`); raises what `.delay` raises."""
+    try:
+        task = _QUEUEABLE[name]
+    except KeyError:
+        raise LookupError(f"task {name!r} is not registered: call tasks_register() in its app's hooks.register()")
+    return task.delay(*args, **kwargs)

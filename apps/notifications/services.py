@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from django.conf import settings
-from django.core.mail import send_mail
 from django.db import connection, transaction
 from django.utils import timezone
 
-from apps.core.tasks import enqueue
+from apps.core.tasks import task_queue
 from apps.notifications.models import Notification
 
 log = logging.getLogger(__name__)
@@ -49,13 +47,16 @@ def notify(*, users, kind: str, title: str, body: str = "", link: str = "", dedu
 def _queue_emails(ids: list[int]) -> None:
     for pk in ids:
         try:
-            enqueue("apps.notifications.tasks.notification_email_task", pk)
+            task_queue("apps.notifications.tasks.notification_email_task", pk)
         except Exception:  # noqa: BLE001 - a broker outage loses the email, never the inbox message
             log.exception("could not queue the email of notification %s", pk)
 
 
 def notification_email_send(notification_id: int) -> bool:
     """Email one notification, once (claimed with a conditional UPDATE so two workers never both send)."""
+    from django.conf import settings
+    from django.core.mail import send_mail
+
     claimed = Notification.objects.filter(pk=notification_id, emailed_at__isnull=True).update(
         emailed_at=timezone.now())
     if not claimed:

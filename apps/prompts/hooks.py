@@ -3,21 +3,24 @@
 - the `promptname` URL converter;
 - its own gate checks (`lint`, `approvals`) and placeholders for the ones apps above fill in (`use_case`,
   `eval_gate`), into its own registry (apps/prompts/registry.py);
-- the "waiting on you" source `prompt.promotion` (apps/notifications/waiting.py).
+- the "waiting on you" source `prompt.promotion` (apps/notifications/waiting.py);
+- the task its services queue by name (apps/core/tasks.py `task_queue`, ADR 0096).
 """
 
 from __future__ import annotations
 
 from django.urls import register_converter
 
+from apps.core.tasks import tasks_register
 from apps.notifications.waiting import register_waiting
-from apps.prompts import converters, gates, notify, registry
+from apps.prompts import converters, gates, notify, registry, tasks
 
 
 def register() -> None:
     register_converter(converters.PromptNameConverter, "promptname")
     register_gate_checks()
     register_waiting("prompt.promotion", notify.waiting)
+    tasks_register(tasks.webhook_deliver_task)
 
 
 def register_gate_checks() -> None:

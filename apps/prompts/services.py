@@ -16,7 +16,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from apps.accounts.models import ApiToken, Role, Team
-from apps.accounts.permissions import is_admin, team_roles, user_of
+from apps.accounts.permissions import Action, can, is_admin, team_roles, user_of
 from apps.audit.services import audit_record
 from apps.prompts import notify, registry
 from apps.prompts.content import Draft, check_draft
@@ -221,8 +221,6 @@ def prompt_update(*, prompt: Prompt, description: str | None = None, tags=None, 
 
 def _check_references(references, *, name: str, actor) -> None:
     """Every included prompt must exist, be a text prompt and be visible to the author."""
-    from apps.accounts.permissions import Action, can
-
     problems = []
     for ref in references:
         if ref.name == name:
@@ -550,8 +548,6 @@ def promotion_request_reject(*, request: PromotionRequest, user, comment: str) -
 
 
 def may_cancel(actor, request: PromotionRequest) -> bool:
-    from apps.accounts.permissions import Action, can
-
     user = user_of(actor)
     if isinstance(actor, ApiToken):
         return request.requested_by_token_id == actor.pk

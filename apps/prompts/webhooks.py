@@ -24,7 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.audit.services import audit_record
-from apps.core.tasks import enqueue
+from apps.core.tasks import task_queue
 from apps.llm.crypto import decrypt_secret, encrypt_secret
 from apps.prompts.models import DeliveryStatus, Webhook, WebhookDelivery, WebhookEvent
 
@@ -150,7 +150,7 @@ def webhooks_emit(*, team_id: int, event: str, payload: dict) -> list[WebhookDel
     hooks = Webhook.objects.filter(team_id=team_id, is_active=True, events__contains=[event])
     deliveries = [WebhookDelivery.objects.create(webhook=hook, event=event, payload=payload) for hook in hooks]
     for delivery in deliveries:
-        transaction.on_commit(lambda pk=delivery.pk: enqueue("apps.prompts.tasks.webhook_deliver_task", pk))
+        transaction.on_commit(lambda pk=delivery.pk: task_queue("apps.prompts.tasks.webhook_deliver_task", pk))
     return deliveries
 
 

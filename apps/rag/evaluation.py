@@ -30,7 +30,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from apps.audit.services import audit_record
-from apps.core.tasks import enqueue
+from apps.core.tasks import task_queue
 from apps.rag import retrieval
 from apps.rag.config import MAX_ATTEMPTS, RetrievalConfig, stale_after
 from apps.rag.models import (
@@ -346,7 +346,7 @@ def eval_run_create(*, dataset: RetrievalDataset, config: RetrievalConfig, colle
 
 
 def _send_run(run_id: int) -> None:
-    transaction.on_commit(lambda: enqueue("apps.rag.tasks.retrieval_eval_run_task", run_id))
+    transaction.on_commit(lambda: task_queue("apps.rag.tasks.retrieval_eval_run_task", run_id))
 
 
 class _Fenced(Exception):

@@ -14,6 +14,9 @@ import re
 from django.conf import settings
 
 from apps.accounts.permissions import user_id_of
+from apps.costs.services import UsageContext
+from apps.llm import calls
+from apps.llm.errors import LlmError
 from apps.rag.models import Chunk, Collection
 
 RERANK_INSTRUCTIONS = (
@@ -26,9 +29,6 @@ def llm_rerank(collection: Collection, query: str, ranked: list[tuple[int, float
                ) -> tuple[list[tuple[int, float]], dict[int, float], str]:
     if not rerank_available(collection):
         return ranked, {}, "LLM rerank needs a real chat model as the collection's answer model; skipped."
-    from apps.costs.services import UsageContext
-    from apps.llm.calls import chat
-    from apps.llm.errors import LlmError
 
     texts = dict(Chunk.objects.filter(pk__in=[cid for cid, _ in ranked]).values_list("pk", "text"))
     passages = "\n\n".join(f"[{cid}] {' '.join(texts.get(cid, '').split())[:1500]}" for cid, _ in ranked)
@@ -37,7 +37,7 @@ def llm_rerank(collection: Collection, query: str, ranked: list[tuple[int, float
     context = UsageContext(source="rag", team_id=collection.team_id, collection_id=collection.pk,
                            feature="rag.rerank", user_id=user_id_of(actor))
     try:
-        result = chat(model=collection.answer_model, messages=messages, context=context, temperature=0,
+        result = calls.chat(model=collection.answer_model, messages=messages, context=context, temperature=0,
                       response_format={"type": "json_object"})
     except LlmError as exc:
         return ranked, {}, f"LLM rerank failed ({exc}); the fused ranking is shown."

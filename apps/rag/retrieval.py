@@ -16,6 +16,7 @@ avgdl from the collection row and df from rag_term_stat (trigger-kept), all read
 from __future__ import annotations
 
 import html
+import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from apps.accounts.permissions import Action, restrict, user_id_of
+from apps.costs.services import UsageContext
+from apps.llm import calls
 from apps.rag.config import RetrievalConfig
 from apps.rag.models import Chunk, Collection
 from apps.rag.rerank import llm_rerank
@@ -107,7 +110,6 @@ def tenant_condition(actor, collection_id: int) -> tuple[str, list]:
 def _filter_condition(filters: dict | None, alias: str = "c") -> tuple[str, list]:
     if not filters:
         return "TRUE", []
-    import json
 
     return f"{alias}.metadata @> %s::jsonb", [json.dumps(filters)]
 
@@ -340,12 +342,9 @@ def mmr(ranked: list[tuple[int, float]], vectors: dict[int, np.ndarray], *, k: i
 
 def embed_query(collection: Collection, texts: list[str], *, feature: str = "rag.query", user_id=None):
     """Query vectors through the one model call path (usage recorded with source rag)."""
-    from apps.costs.services import UsageContext
-    from apps.llm.calls import embed
-
     context = UsageContext(source="rag", team_id=collection.team_id, collection_id=collection.pk,
                            feature=feature, user_id=user_id)
-    return embed(model=collection.embedding_model, texts=texts, context=context).vectors
+    return calls.embed(model=collection.embedding_model, texts=texts, context=context).vectors
 
 
 def retrieve(*, collection: Collection, query: str, actor, config: RetrievalConfig | None = None,

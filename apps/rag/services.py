@@ -18,13 +18,15 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
+from guardian.shortcuts import assign_perm, remove_perm
 
 from apps.accounts.models import Team
 from apps.audit.services import audit_record, diff
-from apps.core.tasks import enqueue
+from apps.core.tasks import task_queue
 from apps.llm.models import Model, ModelKind
 from apps.rag.config import MAX_ATTEMPTS, ChunkingConfig, RetrievalConfig, stale_after
 from apps.rag.evaluation import eval_runs_requeue_stuck
+from apps.rag.indexing import delete_chunks
 from apps.rag.models import (
     ACTIVE_JOB_STATUSES,
     Chunk,
@@ -225,8 +227,6 @@ def collection_delete(*, collection: Collection, user=None) -> None:
 @transaction.atomic
 def collection_share(*, collection: Collection, grantee, action: str = "view", user=None) -> None:
     """Let one user outside the team read (or change) this collection: a django-guardian grant."""
-    from guardian.shortcuts import assign_perm
-
     if action not in ("view", "change"):
         raise ValidationError({"action": "Share for view or change."})
     assign_perm(f"rag.{action}_collection", grantee, collection)
@@ -236,8 +236,6 @@ def collection_share(*, collection: Collection, grantee, action: str = "view", u
 
 @transaction.atomic
 def collection_unshare(*, collection: Collection, grantee, user=None) -> None:
-    from guardian.shortcuts import remove_perm
-
     for action in ("view", "change"):
         remove_perm(f"rag.{action}_collection", grantee, collection)
     audit_record(action="rag.collection.unshare", obj=collection, actor=_user(user),
@@ -424,7 +422,6 @@ def _document_remove(doc: Document) -> None:
     doc = Document.objects.select_for_update().filter(pk=doc.pk).first()
     if doc is None:
         return
-    from apps.rag.indexing import delete_chunks
 
     old = Chunk.objects.filter(document_id=doc.pk).aggregate(n=Count("pk"), t=Sum("bm25_length"))
     delete_chunks(document_id=doc.pk)
@@ -495,7 +492,7 @@ def _job_for(collection: Collection, documents, *, trigger: str, user=None,
 
 
 def _send_job(job_id: int) -> None:
-    transaction.on_commit(lambda: enqueue("apps.rag.tasks.indexing_job_run_task", job_id))
+    transaction.on_commit(lambda: task_queue("apps.rag.tasks.indexing_job_run_task", job_id))
 
 
 def indexing_jobs_requeue_stuck(*, now=None) -> dict:
