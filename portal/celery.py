@@ -4,11 +4,11 @@ import contextlib
 import os
 import socket
 
-import redis
 from celery import Celery, bootsteps, signals
 from django.apps import apps as django_apps
 from django.conf import settings
 
+from apps.core import redis as core_redis
 from apps.core.heartbeat import HEARTBEAT_INTERVAL, HEARTBEAT_KEY
 from portal import queues, warmup
 
@@ -26,8 +26,8 @@ def write_heartbeat(hostname: str, run_id: str | None = None) -> None:
     """The key's value is the run id (PORTAL_RUN_ID, set by `make run` for each start; "1" without one):
     /readyz of a run counts only its own run's workers, never a heartbeat a previous run left behind."""
     value = run_id if run_id is not None else (settings.PORTAL_RUN_ID or "1")
-    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2)
-    client.set(HEARTBEAT_KEY.format(hostname=hostname), value, ex=settings.PORTAL_WORKER_HEARTBEAT_TTL)
+    core_redis.client(socket_timeout=2).set(HEARTBEAT_KEY.format(hostname=hostname), value,
+                                            ex=settings.PORTAL_WORKER_HEARTBEAT_TTL)
 
 
 class HeartbeatStep(bootsteps.StartStopStep):
