@@ -146,7 +146,7 @@ def answer_question(*, collection: Collection, retrieval: Retrieval, user=None, 
                            user_id=getattr(user, "pk", None) if getattr(user, "is_authenticated", False) else None)
     config = source["config"]
     result = calls.chat(model=model, messages=messages, context=context, temperature=config.get("temperature"),
-                  max_tokens=config.get("max_tokens"))
+                        max_tokens=config.get("max_tokens"))
     timings = {"answer_ms": round((time.perf_counter() - started) * 1000, 2)}
     cited = [int(n) for n in _CITE.findall(result.text)]
     valid = [n for n in dict.fromkeys(cited) if 1 <= n <= len(hits)]

@@ -219,7 +219,7 @@ def _embed(collection: Collection, prepared: list[Prepared]) -> None:
         context = UsageContext(source="rag", team_id=collection.team_id, collection_id=collection.pk,
                                feature="rag.indexing")
         vectors.extend(calls.embed(model=collection.embedding_model, texts=texts[start:start + size],
-                             context=context).vectors)
+                                   context=context).vectors)
     cursor = 0
     for p in prepared:
         p.vectors = vectors[cursor:cursor + len(p.chunks)]

@@ -38,7 +38,7 @@ def llm_rerank(collection: Collection, query: str, ranked: list[tuple[int, float
                            feature="rag.rerank", user_id=user_id_of(actor))
     try:
         result = calls.chat(model=collection.answer_model, messages=messages, context=context, temperature=0,
-                      response_format={"type": "json_object"})
+                            response_format={"type": "json_object"})
     except LlmError as exc:
         return ranked, {}, f"LLM rerank failed ({exc}); the fused ranking is shown."
     scores = parse_scores(result.text, {cid for cid, _ in ranked})
