@@ -387,10 +387,7 @@ def answer(request, pk: int):
                 error = f"The model call failed: {exc}"
             except ValidationError as exc:
                 error = "The answer prompt could not be rendered: " + "; ".join(exc.messages)
-            except Exception as exc:  # a prompt render failure (RenderFailed) or similar: say it, not a 500
-
-                if not isinstance(exc, RenderFailed):
-                    raise
+            except RenderFailed as exc:  # a prompt render failure: say it, not a 500
                 error = "The answer prompt could not be rendered: " + "; ".join(p.message for p in exc.problems)
     return render(request, "rag/partials/_answer.html", {
         "collection": collection, "answer": result, "retrieval": retrieval, "error": error, "query": query,
