@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -15,21 +17,54 @@ RESULTS_DIR = BASE_DIR / "bench" / "results"
 sys.path.insert(0, str(BASE_DIR))
 
 
+def embedded_module():
+    """portal/embedded.py loaded on its own (it imports nothing from the portal): importing the `portal` package
+    would configure Celery, which reads the settings, before DATABASE_URL points at the benchmark database."""
+    spec = importlib.util.spec_from_file_location("_portal_embedded", BASE_DIR / "portal" / "embedded.py")
+    embedded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(embedded)
+    return embedded
+
+
+def create_bench_database(database: str) -> None:
+    """Create `database` on the embedded PostgreSQL if needed and point DATABASE_URL at it."""
+    admin_url = embedded_module().database_url()
+    import psycopg
+
+    with psycopg.connect(admin_url.replace("/portal?", "/postgres?"), autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname=%s", [database]).fetchone():
+            conn.execute(f'CREATE DATABASE "{database}"')
+    os.environ["DATABASE_URL"] = admin_url.replace("/portal?", f"/{database}?")
+
+
+def use_bench_database(database: str = "portal_bench") -> None:
+    """Before anything imports `portal`: DATABASE_URL -> a dedicated benchmark database (unless one is set), and
+    the cache keys under their own prefix."""
+    if os.environ.get("DATABASE_URL"):
+        return
+    create_bench_database(database)
+    os.environ.setdefault("CACHE_KEY_PREFIX", "bench")
+
+
+def stop_process(proc: subprocess.Popen, timeout: float, *, group: bool = False) -> None:
+    """SIGTERM, wait up to `timeout` seconds, then SIGKILL (the whole process group with `group`)."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        if group:
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            proc.kill()
+
+
 def setup_django(database: str = "portal_bench") -> None:
     """Point Django at a dedicated benchmark database, create and migrate it."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.dev")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     os.environ.setdefault("DEBUG", "false")  # measure what production runs, not the debug toolbar of Django
     if not os.environ.get("DATABASE_URL"):
-        from portal import embedded
-
-        admin_url = embedded.database_url()
-        import psycopg
-
-        with psycopg.connect(admin_url.replace("/portal?", "/postgres?"), autocommit=True) as conn:
-            if not conn.execute("SELECT 1 FROM pg_database WHERE datname=%s", [database]).fetchone():
-                conn.execute(f'CREATE DATABASE "{database}"')
-        os.environ["DATABASE_URL"] = admin_url.replace("/portal?", f"/{database}?")
+        create_bench_database(database)
     import django
 
     django.setup()

@@ -15,8 +15,7 @@ import json
 import sys
 import time
 
-from bench.common import setup_django, summary_ms
-from bench.prompts_resolve import use_bench_database
+from bench.common import setup_django, summary_ms, use_bench_database
 
 DATABASE = "portal_bench_evals"  # its own database: other benches' data and migrations do not interfere
 BIG = 10_000

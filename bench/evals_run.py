@@ -24,8 +24,7 @@ import sys
 import time
 import uuid
 
-from bench.common import BASE_DIR, setup_django
-from bench.prompts_resolve import use_bench_database
+from bench.common import BASE_DIR, embedded_module, setup_django, use_bench_database
 
 DATABASE = "portal_bench_evals"  # its own database: other benches' data and migrations do not interfere
 REDIS_DB = 14
@@ -34,12 +33,7 @@ REDIS_DB = 14
 def use_bench_redis() -> None:
     if os.environ.get("REDIS_URL"):
         return
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("_portal_embedded", BASE_DIR / "portal" / "embedded.py")
-    embedded = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(embedded)
-    url = embedded.redis_url()
+    url = embedded_module().redis_url()
     os.environ["REDIS_URL"] = f"{url.split('?')[0]}?db={REDIS_DB}" if url.startswith("unix") else \
         url.rsplit("/", 1)[0] + f"/{REDIS_DB}"
 

@@ -15,8 +15,7 @@ import hashlib
 import sys
 import time
 
-from bench.common import setup_django, summary_ms
-from bench.prompts_resolve import use_bench_database
+from bench.common import setup_django, summary_ms, use_bench_database
 
 PROMPTS = 10_000
 VERSIONS_PER_PROMPT = 10

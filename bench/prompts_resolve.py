@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import importlib.util
 import json
 import multiprocessing
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -29,32 +27,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import BASE_DIR, percentile, setup_django
+from bench.common import BASE_DIR, percentile, setup_django, stop_process, use_bench_database
 
 PROMPT = "bench/resolve-target"
 PATH = f"/api/v1/prompts/{PROMPT}/resolve?label=production"
-
-
-def use_bench_database(database: str = "portal_bench") -> None:
-    """Point DATABASE_URL at the bench database *before* anything imports `portal`.
-
-    bench.common.setup_django() imports portal.embedded, and importing the `portal` package configures
-    Celery, which reads the settings: they are then built for the dev database, not portal_bench. Loading
-    embedded.py on its own (it imports nothing from the portal) avoids that.
-    """
-    if os.environ.get("DATABASE_URL"):
-        return
-    spec = importlib.util.spec_from_file_location("_portal_embedded", BASE_DIR / "portal" / "embedded.py")
-    embedded = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(embedded)
-    admin_url = embedded.database_url()
-    import psycopg
-
-    with psycopg.connect(admin_url.replace("/portal?", "/postgres?"), autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname=%s", [database]).fetchone():
-            conn.execute(f'CREATE DATABASE "{database}"')
-    os.environ["DATABASE_URL"] = admin_url.replace("/portal?", f"/{database}?")
-    os.environ.setdefault("CACHE_KEY_PREFIX", "bench")
 
 
 def _free_port() -> int:
@@ -244,11 +220,7 @@ def run(seconds: float = 15.0, workers: int = 2, threads: int = 1, client_procs:
         server_times = _server_times(access_log, warm_lines)
         freshness = _promotions(port, ids["token"], ids)
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_process(server, 20)
     ms = lambda values, pct: round(percentile(values, pct) * 1000, 2)  # noqa: E731
     return {
         "gunicorn": f"{workers} workers x {threads} threads (gthread), production settings, DEBUG off",

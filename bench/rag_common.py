@@ -7,10 +7,11 @@ loading portal/embedded.py on its own.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from pathlib import Path
+
+from bench.common import create_bench_database
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATABASE = "portal_bench_rag"
@@ -34,16 +35,7 @@ def setup(database: str = DATABASE) -> None:
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     os.environ.setdefault("DEBUG", "false")
     if not os.environ.get("DATABASE_URL"):
-        spec = importlib.util.spec_from_file_location("_portal_embedded", BASE_DIR / "portal" / "embedded.py")
-        embedded = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(embedded)
-        admin_url = embedded.database_url()
-        import psycopg
-
-        with psycopg.connect(admin_url.replace("/portal?", "/postgres?"), autocommit=True) as conn:
-            if not conn.execute("SELECT 1 FROM pg_database WHERE datname=%s", [database]).fetchone():
-                conn.execute(f'CREATE DATABASE "{database}"')
-        os.environ["DATABASE_URL"] = admin_url.replace("/portal?", f"/{database}?")
+        create_bench_database(database)
     sys.path.insert(0, str(BASE_DIR))
     import django
 

@@ -126,6 +126,21 @@ def build(collection, n_chunks: int, seed: int = 7) -> dict:
     return timings
 
 
+def _timed_ms(call, queries) -> list[float]:
+    """Milliseconds of `call(query, vector)` for each query, one after the other."""
+    samples = []
+    for q, v in queries:
+        t = time.perf_counter()
+        call(q, v)
+        samples.append((time.perf_counter() - t) * 1000)
+    return samples
+
+
+def _p50_p95(samples: list[float]) -> dict:
+    return {"p50": round(statistics.median(samples), 2),
+            "p95": round(sorted(samples)[int(0.95 * len(samples)) - 1], 2)}
+
+
 def main() -> dict:
     parser = argparse.ArgumentParser()
     parser.add_argument("--chunks", type=int, default=100_000)
@@ -173,25 +188,16 @@ def main() -> dict:
                                     explain=False)
         for name in steps:
             steps[name].append(result.timings.get(name, 0.0))
-    out["hybrid_latency_ms"] = {name: {"p50": round(statistics.median(s), 2),
-                                       "p95": round(sorted(s)[int(0.95 * len(s)) - 1], 2)} for name, s in steps.items()}
+    out["hybrid_latency_ms"] = {name: _p50_p95(s) for name, s in steps.items()}
     # Queries that also hold one of the 200 commonest words (df in the tens of thousands): the case top-k
     # pruning is for (each term reads at most RAG_BM25_TERM_POSTINGS postings).
-    common = []
-    for q, v in queries[:100]:
-        q = f"{q} {rng.choice(vocab[:200])}"
-        t = time.perf_counter()
-        retrieval.retrieve(collection=collection, query=q, actor=actor, config=config, query_vector=v, explain=False)
-        common.append((time.perf_counter() - t) * 1000)
-    out["hybrid_total_with_a_common_word_ms"] = {"p50": round(statistics.median(common), 2),
-                                                 "p95": round(sorted(common)[int(0.95 * len(common)) - 1], 2)}
-    exact_common = []
-    for q, _ in queries[:30]:
-        q = f"{q} {rng.choice(vocab[:200])}"
-        t = time.perf_counter()
-        retrieval.bm25_search(collection=collection, query=q, limit=100, actor=actor, k1=config.k1, b=config.b,
-                              term_postings=0)
-        exact_common.append((time.perf_counter() - t) * 1000)
+    common = _timed_ms(lambda q, v: retrieval.retrieve(
+        collection=collection, query=f"{q} {rng.choice(vocab[:200])}", actor=actor, config=config, query_vector=v,
+        explain=False), queries[:100])
+    out["hybrid_total_with_a_common_word_ms"] = _p50_p95(common)
+    exact_common = _timed_ms(lambda q, _v: retrieval.bm25_search(
+        collection=collection, query=f"{q} {rng.choice(vocab[:200])}", limit=100, actor=actor, k1=config.k1,
+        b=config.b, term_postings=0), queries[:30])
     out["bm25_without_pruning_with_a_common_word_ms"] = {"p50": round(statistics.median(exact_common), 2)}
     # The worst case for pruning: every query word among the 20 commonest (df of tens of thousands each).
     from apps.rag.models import TermStat
@@ -213,34 +219,21 @@ def main() -> dict:
     out["bm25_five_commonest_words"] = {"pruned_p50_ms": round(statistics.median(worst["pruned_ms"]), 2),
                                         "exact_p50_ms": round(statistics.median(worst["exact_ms"]), 2),
                                         "top10_overlap_with_exact": round(statistics.fmean(worst["overlap@10"]), 3)}
-    explained = []
-    for q, v in queries[:100]:  # what the playground does on top: highlight the matched words, list the lexemes
-        t = time.perf_counter()
-        retrieval.retrieve(collection=collection, query=q, actor=actor, config=config, query_vector=v)
-        explained.append((time.perf_counter() - t) * 1000)
-    out["hybrid_total_with_highlighting_ms"] = {"p50": round(statistics.median(explained), 2),
-                                                "p95": round(sorted(explained)[int(0.95 * len(explained)) - 1], 2)}
+    # What the playground does on top: highlight the matched words, list the lexemes.
+    out["hybrid_total_with_highlighting_ms"] = _p50_p95(_timed_ms(lambda q, v: retrieval.retrieve(
+        collection=collection, query=q, actor=actor, config=config, query_vector=v), queries[:100]))
     out["config"] = {"candidates": config.candidates, "k": config.k, "ef_search": config.ef_search,
                      "fusion": config.fusion}
     # A member's query: the tenant filter is a real permission subquery, not the SYSTEM shortcut.
     from django.contrib.auth import get_user_model
 
     erin = get_user_model().objects.get(username="erin")
-    member = []
-    for q, v in queries[:100]:
-        t = time.perf_counter()
-        retrieval.retrieve(collection=collection, query=q, actor=erin, config=config, query_vector=v, explain=False)
-        member.append((time.perf_counter() - t) * 1000)
-    out["hybrid_total_as_member_ms"] = {"p50": round(statistics.median(member), 2),
-                                        "p95": round(sorted(member)[int(0.95 * len(member)) - 1], 2)}
-    filtered = []
-    for q, v in queries[:50]:
-        t = time.perf_counter()
-        retrieval.retrieve(collection=collection, query=q, actor=actor, config=config.replace(filters={"group": 7}),
-                           query_vector=v, explain=False)
-        filtered.append((time.perf_counter() - t) * 1000)
-    out["hybrid_total_with_1pct_filter_ms"] = {"p50": round(statistics.median(filtered), 2),
-                                               "p95": round(sorted(filtered)[int(0.95 * len(filtered)) - 1], 2)}
+    out["hybrid_total_as_member_ms"] = _p50_p95(_timed_ms(lambda q, v: retrieval.retrieve(
+        collection=collection, query=q, actor=erin, config=config, query_vector=v, explain=False), queries[:100]))
+    filtered_config = config.replace(filters={"group": 7})
+    out["hybrid_total_with_1pct_filter_ms"] = _p50_p95(_timed_ms(lambda q, v: retrieval.retrieve(
+        collection=collection, query=q, actor=actor, config=filtered_config, query_vector=v, explain=False),
+        queries[:50]))
     recall = {}
     exact_hits = [retrieval.vector_search(collection=collection, vector=v, limit=10, actor=actor, exact=True)
                   for _, v in queries[:100]]

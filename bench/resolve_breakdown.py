@@ -14,7 +14,8 @@ import os
 import sys
 import time
 
-from bench.prompts_resolve import PATH, PROMPT, seed, use_bench_database
+from bench.common import use_bench_database
+from bench.prompts_resolve import PATH, PROMPT, seed
 
 
 def _per_call_ms(fn, n: int) -> float:

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 
-from bench.common import BASE_DIR
+from bench.common import BASE_DIR, stop_process
 
 PORT = "8766"
 
@@ -40,11 +39,7 @@ def _first_page_seconds(data_dir: str) -> float:
                 raise RuntimeError(f"launcher exited early with {proc.returncode}")
         raise RuntimeError("no page within 180 s")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc, 60)
 
 
 def run() -> dict:

@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
+from bench.common import stop_process
+
 ABANDON_EVERY = 5  # every 5th request goes over a new connection that the client then never closes
 ABANDONED_PER_CLIENT = 20  # ... keeping at most this many open per client (the loop stays bounded)
 
@@ -155,7 +157,6 @@ def connection_counter(dsn: str, where: str = "datname = current_database()"):
 def _bench(clients: int, phases: list[tuple[str, float]]) -> dict:
     import os
     import shutil
-    import signal
     import subprocess
     import sys
     import tempfile
@@ -209,11 +210,7 @@ def _bench(clients: int, phases: list[tuple[str, float]]) -> dict:
             print(json.dumps({name: out[name]}), file=sys.stderr, flush=True)
         counter.close()
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_process(proc, 90, group=True)
         log.close()
         shutil.rmtree(data_dir, ignore_errors=True)
     return out

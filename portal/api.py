@@ -18,8 +18,10 @@ from ninja.parser import Parser
 from ninja.security import HttpBearer
 from ninja.utils import check_csrf
 
+from apps.accounts import services, throttle
 from apps.accounts.auth import TokenRejected, TokenRejection, authenticate_token, parse_authorization
 from apps.core.api_errors import STATUS_TEXT, ApiError, ApiProblem, error_body, field_errors
+from apps.core.middleware import client_ip
 from apps.core.safe_input import InputRejected, loads_json, reject_bad_params
 
 
@@ -54,9 +56,6 @@ class TokensThrottled(Exception):
 
 def _authenticate_throttled(request, raw: str):
     """Bearer authentication, refused for a while from an address that sent too many invalid tokens."""
-    from apps.accounts import services, throttle
-    from apps.core.middleware import client_ip
-
     address = client_ip(request)
     block = throttle.token_block(address)
     if block is not None:

@@ -5,9 +5,12 @@ import os
 import socket
 
 from celery import Celery, bootsteps, signals
+from django.apps import apps as django_apps
+from django.conf import settings
 
+from apps.core import redis as core_redis
 from apps.core.heartbeat import HEARTBEAT_INTERVAL, HEARTBEAT_KEY
-from portal import queues
+from portal import queues, warmup
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.dev")
 
@@ -22,12 +25,9 @@ app.autodiscover_tasks()
 def write_heartbeat(hostname: str, run_id: str | None = None) -> None:
     """The key's value is the run id (PORTAL_RUN_ID, set by `make run` for each start; "1" without one):
     /readyz of a run counts only its own run's workers, never a heartbeat a previous run left behind."""
-    import redis
-    from django.conf import settings
-
     value = run_id if run_id is not None else (settings.PORTAL_RUN_ID or "1")
-    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2)
-    client.set(HEARTBEAT_KEY.format(hostname=hostname), value, ex=settings.PORTAL_WORKER_HEARTBEAT_TTL)
+    core_redis.client(socket_timeout=2).set(HEARTBEAT_KEY.format(hostname=hostname), value,
+                                            ex=settings.PORTAL_WORKER_HEARTBEAT_TTL)
 
 
 class HeartbeatStep(bootsteps.StartStopStep):
@@ -61,13 +61,11 @@ def warm_imports(**_kwargs) -> None:
     """Import once in the worker's parent what the first model call and the first scored item would import
     lazily (the OpenAI SDK, the evaluator families): prefork children inherit it, and a run's first wave no
     longer spends ~1.5 s importing in every child at once (issue #4 throughput)."""
-    from django.apps import apps as django_apps
-
     if not django_apps.ready:
         return
     with contextlib.suppress(Exception):  # only a warm-up: the first call imports whatever is missing
-        import apps.llm.adapters.openai  # noqa: F401
-        from apps.evals.evaluators import kinds
+        import apps.llm.adapters.openai  # noqa: F401  # why: the warm-up itself: import now, in the parent, not per child
+        from apps.evals.evaluators import kinds  # why: as above (and only once the apps are ready)
 
         kinds()
 
@@ -77,12 +75,8 @@ def warm_imports(**_kwargs) -> None:
 def warm_models_in_child(**_kwargs) -> None:
     """PORTAL_WARM_MODELS: each prefork child loads the embedding model before it reports up and takes a task,
     so no task (and no person waiting on one) pays the ~10 s load. Children only: see portal/warmup.py."""
-    from django.apps import apps as django_apps
-
     if not django_apps.ready:
         return
-    from portal import warmup
-
     if warmup.enabled():
         warmup.warm_models()
 

@@ -12,6 +12,13 @@ from django.db import transaction
 from apps.accounts.models import CouncilSeat, Membership, Role, Team
 from apps.accounts.services import council_seat_set, membership_set, team_create
 from apps.core.request_context import acting_as
+from apps.costs.demo import seed_demo_costs
+from apps.costs.services import prices_seed
+from apps.evals.demo import seed_demo_evals
+from apps.llm.services import catalog_seed_local
+from apps.prompts.demo import seed_demo_prompts
+from apps.rag.demo import seed_demo_rag
+from apps.reviews.demo import seed_demo_reviews
 
 DEMO_PASSWORD = "portal-demo"  # dev only; README lists it
 
@@ -72,9 +79,6 @@ def seed_demo_accounts() -> dict:
 
 
 def seed_demo_models() -> None:
-    from apps.costs.services import prices_seed
-    from apps.llm.services import catalog_seed_local
-
     catalog_seed_local()
     prices_seed()
 
@@ -88,12 +92,6 @@ def seed_demo_quick() -> None:
 
 def seed_demo() -> None:
     """Every area's demo, in the order of the map (lower apps first: higher ones link to their data)."""
-    from apps.costs.demo import seed_demo_costs
-    from apps.evals.demo import seed_demo_evals
-    from apps.prompts.demo import seed_demo_prompts
-    from apps.rag.demo import seed_demo_rag
-    from apps.reviews.demo import seed_demo_reviews
-
     with acting_as(None):
         accounts = seed_demo_accounts()
         seed_demo_models()

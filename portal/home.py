@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from apps.accounts.selectors import team_list
 from apps.audit.selectors import audit_event_list
+from apps.core.demo_status import demo_loading
 from apps.llm.selectors import model_list, models_in_usage
 
 
@@ -21,8 +22,6 @@ class HomeSummary:
 
 
 def home_summary(*, actor) -> HomeSummary:
-    from apps.core.demo_status import demo_loading
-
     return HomeSummary(
         teams=list(team_list(actor=actor)[:12]),
         recent_events=list(audit_event_list(actor=actor)[:8]),

@@ -15,6 +15,8 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+from portal import embedded
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 HOST = os.environ.get("PORTAL_HOST", "127.0.0.1")
 PORT = os.environ.get("PORTAL_PORT", "8000")
@@ -26,8 +28,6 @@ def _log(message: str) -> None:
 
 def _start_embedded(env: dict) -> bool:
     """Start what DATABASE_URL / REDIS_URL do not point at. Returns True if we started anything."""
-    from portal import embedded
-
     started = False
     if not env.get("DATABASE_URL"):
         env["DATABASE_URL"] = embedded.database_url()
@@ -77,8 +77,6 @@ def main() -> int:
         return _serve(env, started_at, started_embedded)
     except KeyboardInterrupt:  # while starting or preparing the database, before _serve's own shutdown exists
         if started_embedded:
-            from portal import embedded
-
             embedded.stop()
             _log("embedded PostgreSQL and Redis stopped; data kept under .portal/")
         return 0
@@ -130,8 +128,6 @@ def _serve(env: dict, started_at: float, started_embedded: bool) -> int:
             except subprocess.TimeoutExpired:
                 child.kill()
         if started_embedded:
-            from portal import embedded
-
             embedded.stop()
             _log("embedded PostgreSQL and Redis stopped; data kept under .portal/")
 

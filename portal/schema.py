@@ -77,7 +77,7 @@ def load_snapshot_if_fresh() -> bool:
 def pg_binary(name: str) -> str:
     """pgserver's client programs match the embedded server; fall back to PATH for an external one."""
     try:
-        import pgserver
+        import pgserver  # why: optional (`local` extra) and heavy; only without a DATABASE_URL
 
         candidate = Path(pgserver.__file__).parent / "pginstall" / "bin" / name
         if candidate.exists():

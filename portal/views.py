@@ -13,6 +13,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from apps.core import metrics
+from apps.core import redis as core_redis
 from apps.core.api_errors import error_body
 from apps.core.heartbeat import HEARTBEAT_KEY, HEARTBEAT_PATTERN
 from portal import warmup
@@ -46,9 +47,8 @@ def _check_database() -> dict:
 
 
 def _redis_client():
-    import redis
-
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+    """The pooled client with a short read timeout: a probe answers within seconds, even with Redis hung."""
+    return core_redis.client(socket_timeout=2)
 
 
 def _check_redis() -> dict:

@@ -30,7 +30,7 @@ def warm_models() -> None:
     started = time.perf_counter()
     _state["started"] = True
     try:
-        from apps.llm.offline.embeddings import embed_texts
+        from apps.llm.offline.embeddings import embed_texts  # why: sentence-transformers, heavy
 
         embed_texts(["warm-up"])
     except ImportError:  # the `local` extra is not installed: nothing to warm

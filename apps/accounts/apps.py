@@ -6,14 +6,6 @@ class AccountsConfig(AppConfig):
     label = "accounts"
 
     def ready(self):
-        from apps.accounts.links import register_links
+        from apps.accounts import hooks  # why: hooks import models, which are loaded only now
 
-        register_links()
-
-        from apps.accounts.token_cache import connect_signals
-
-        connect_signals()
-
-        from apps.accounts.ownership import register_accounts_counters
-
-        register_accounts_counters()
+        hooks.register()

@@ -1,10 +1,13 @@
 from django import forms
+from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm
 
+from apps.accounts import services, throttle
 from apps.accounts.models import Role, TokenScope
 from apps.accounts.services import TOKEN_DEFAULT_DAYS, TOKEN_MAX_DAYS
+from apps.core.middleware import client_ip
 
 
 class UsernameField(forms.CharField):
@@ -63,9 +66,6 @@ class ThrottledSignInMixin:
     }
 
     def clean(self):
-        from apps.accounts import services, throttle
-        from apps.core.middleware import client_ip
-
         username = self.cleaned_data.get("username")
         password = self.cleaned_data.get("password")
         if username is None or not password:
@@ -89,8 +89,6 @@ class ThrottledSignInMixin:
 
     @staticmethod
     def _record(services, username, address, account, by_address) -> None:
-        from django.conf import settings
-
         seconds = settings.LOGIN_LOCKOUT_SECONDS
         if account is not None and account.newly_blocked:
             services.sign_in_blocked_record(scope="account", username=username, address=address,

@@ -1,5 +1,5 @@
 """What a team owns, for its team page: a registry of counters that each app fills at start-up
-(`AppConfig.ready()`), so accounts (a base app) never imports the apps above it.
+(its `apps/<app>/hooks.py`), so accounts (a base app) never imports the apps above it.
 
     from apps.accounts.ownership import register_owned_counter
     register_owned_counter("Budgets", lambda team: team.budgets.count())
@@ -22,7 +22,3 @@ def register_owned_counter(label: str, fn: Callable) -> None:
 
 def owned_by_team(team) -> list[dict]:
     return [{"label": label, "count": fn(team)} for label, fn in _COUNTERS.items()]
-
-
-def register_accounts_counters() -> None:
-    register_owned_counter("API tokens", lambda team: team.api_tokens.filter(revoked_at__isnull=True).count())

@@ -25,6 +25,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, Model, Q, QuerySet
 from django.db.models.functions import Cast
 from django.http import Http404
+from guardian.models import GroupObjectPermission, UserObjectPermission
 
 from apps.accounts.models import ApiToken, CouncilSeat, Membership, Role, Team, TokenScope
 
@@ -57,6 +58,15 @@ def user_of(actor: Actor):
     if isinstance(actor, ApiToken):
         return actor.user
     return actor if getattr(actor, "is_authenticated", False) else None
+
+
+def user_id_of(actor: Actor) -> int | None:
+    """The id of the person behind an actor, without a query: a token's owner id, a signed-in user's id, or None
+    (anonymous, the system)."""
+    user_id = getattr(actor, "user_id", None)  # an ApiToken
+    if user_id is not None:
+        return user_id
+    return actor.pk if getattr(actor, "is_authenticated", False) else None
 
 
 def roles_allowing(action: Action | str) -> list[str]:
@@ -228,8 +238,6 @@ def restrict(queryset: QuerySet, actor: Actor, action: Action | str = Action.VIE
 
 def _guardian_object_ids(user, model, codename: str) -> list[QuerySet]:
     """Subqueries of object ids shared with the user, directly or through a group, by django-guardian."""
-    from guardian.models import GroupObjectPermission, UserObjectPermission
-
     meta = model._meta
     perm = dict(content_type__app_label=meta.app_label, content_type__model=meta.model_name,
                 permission__codename=f"{codename}_{meta.model_name}")

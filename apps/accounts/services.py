@@ -13,6 +13,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_slug
@@ -262,8 +263,6 @@ def sign_in_blocked_record(*, scope: str, username: str | None, address: str | N
     scope: "account" (sign-ins of `username` locked), "address" (sign-ins from `address` blocked) or
     "token-address" (bearer tokens from `address` refused with 429).
     """
-    from django.contrib.auth import get_user_model
-
     changes = {"failures": failures, "seconds": seconds, "address": address}
     if scope == "account":
         user = get_user_model().objects.filter(username__iexact=username or "").first()

@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 from dataclasses import dataclass
 
 from django.conf import settings
 
+from apps.core import redis as core_redis
+
 log = logging.getLogger(__name__)
-_client = None
-_lock = threading.Lock()
+SOCKET_TIMEOUT_SECONDS = 2
 
 # KEYS[1] counter; ARGV[1] limit, ARGV[2] lockout seconds. Counts one failure unless already at the limit
 # (a blocked key is neither counted nor extended). Returns {count, ttl, became_blocked}.
@@ -64,20 +64,12 @@ class Counted:
 
 
 def _redis():
-    global _client
-    if _client is None:
-        import redis
-
-        with _lock:
-            if _client is None:
-                _client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
-    return _client
+    """The one pooled client, reading with a short timeout: a hung Redis fails sign-in open after 2 s, not 10."""
+    return core_redis.client(socket_timeout=SOCKET_TIMEOUT_SECONDS)
 
 
 def _key(kind: str, value: str) -> str:
-    prefix = settings.CACHES["default"].get("KEY_PREFIX", "")
-    digest = hashlib.sha256(value.encode()).hexdigest()[:32]
-    return f"{prefix}:throttle:{kind}:{digest}"
+    return core_redis.key("throttle", kind, hashlib.sha256(value.encode()).hexdigest()[:32])
 
 
 def _account(username: str) -> str:
@@ -152,7 +144,6 @@ def token_failure(address: str | None) -> Counted:
 def reset() -> None:
     """Forget every counter of this deployment's prefix (tests; an operator unlocking everyone)."""
     client = _redis()
-    prefix = settings.CACHES["default"].get("KEY_PREFIX", "")
-    keys = list(client.scan_iter(match=f"{prefix}:throttle:*", count=500))
+    keys = list(client.scan_iter(match=core_redis.key("throttle", "*"), count=500))
     if keys:
         client.delete(*keys)

@@ -19,6 +19,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
+from apps.accounts.models import ApiToken, Membership, Team
 from apps.core.stamped_cache import new_stamp, stamped_get, stamped_set
 
 log = logging.getLogger(__name__)
@@ -59,8 +60,6 @@ def _changed(sender, instance=None, update_fields=None, **kwargs) -> None:
 
 
 def connect_signals() -> None:
-    from apps.accounts.models import ApiToken, Membership, Team
-
     for model in (ApiToken, Membership, get_user_model(), Team):
         post_save.connect(_changed, sender=model, dispatch_uid=f"token-cache-save-{model._meta.label}")
         post_delete.connect(_changed, sender=model, dispatch_uid=f"token-cache-delete-{model._meta.label}")

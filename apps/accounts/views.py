@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 from apps.accounts import services
 from apps.accounts.forms import ApiTokenForm, MemberAddForm, MemberRoleForm, TeamCreateForm
 from apps.accounts.models import ApiToken, Membership, Role, Team
+from apps.accounts.ownership import owned_by_team
 from apps.accounts.permissions import Action, can, get_object_for, is_admin, team_roles
 from apps.accounts.selectors import api_token_list, team_list, team_members
 from apps.core.forms import apply_service_errors
@@ -76,7 +77,6 @@ def _team_page(request, team: Team, *, status=200, token_form=None, member_form=
         tokens = list(api_token_list(team=team, user=None if may_manage else request.user))
     for token in tokens:
         token.may_revoke = token.revoked_at is None and (token.user_id == request.user.pk or may_manage)
-    from apps.accounts.ownership import owned_by_team
 
     return render(request, "accounts/team_detail.html", {
         "team": team,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 
+from apps.accounts.models import Team
 from apps.audit.models import AuditEvent
 
 Resolver = Callable[[list[str]], dict[str, str]]
@@ -33,8 +34,6 @@ def int_ids(ids: Iterable[str]) -> list[int]:
 
 def attach_links(events: Iterable[AuditEvent]) -> list[AuditEvent]:
     """Set `object_url` (or "") and `team_slug` on each event of a page. One query per object type, one for teams."""
-    from apps.accounts.models import Team
-
     events = list(events)
     wanted: dict[str, set[str]] = defaultdict(set)
     for event in events:

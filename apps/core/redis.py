@@ -6,7 +6,9 @@ server. `key(...)` prefixes names with the cache's KEY_PREFIX, which keeps paral
 portals on one Redis apart.
 
 Callers choose their own timeouts by operation, not by client: a failing Redis raises redis.RedisError, and
-each caller decides whether that fails open (throttling) or closed (budgets).
+each caller decides whether that fails open (throttling) or closed (budgets). redis-py sets the read timeout
+per connection, not per command, so a caller that must give up sooner than SOCKET_TIMEOUT_SECONDS (sign-in
+throttling, which fails open after 2 s) asks for `client(socket_timeout=2)`: a second pool, also one per process.
 """
 
 from __future__ import annotations
@@ -23,21 +25,21 @@ SOCKET_TIMEOUT_SECONDS = 10
 CONNECT_TIMEOUT_SECONDS = 2
 
 _lock = threading.Lock()
-_sync: dict[str, redis.Redis] = {}
+_sync: dict[tuple[str, float], redis.Redis] = {}
 _async: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def client() -> redis.Redis:
+def client(*, socket_timeout: float = SOCKET_TIMEOUT_SECONDS) -> redis.Redis:
     """This process's synchronous client for settings.REDIS_URL (thread-safe; created on first use)."""
-    url = settings.REDIS_URL
-    found = _sync.get(url)
+    wanted = (settings.REDIS_URL, socket_timeout)
+    found = _sync.get(wanted)
     if found is None:
         with _lock:
-            found = _sync.get(url)
+            found = _sync.get(wanted)
             if found is None:
-                found = redis.Redis.from_url(url, socket_timeout=SOCKET_TIMEOUT_SECONDS,
-                                             socket_connect_timeout=CONNECT_TIMEOUT_SECONDS)
-                _sync[url] = found
+                found = redis.Redis.from_url(wanted[0], socket_timeout=socket_timeout,
+                                             socket_connect_timeout=min(CONNECT_TIMEOUT_SECONDS, socket_timeout))
+                _sync[wanted] = found
     return found
 
 

@@ -15,8 +15,7 @@ import threading
 import time
 import uuid
 
-from django.conf import settings
-
+from apps.core.redis import client as redis_client  # the one pooled client (runner and bench use it here too)
 from apps.evals import conf
 
 KEY = "evals:inflight:{provider}"
@@ -31,9 +30,7 @@ if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
 end
 return 0
 """
-_client = None
 _scripts: dict = {}
-_lock = threading.Lock()
 _local = threading.local()  # which worker holds the slots this thread takes (see set_owner)
 
 
@@ -56,17 +53,6 @@ def release_owner_slots(owner: str) -> int:
 
 class SlotTimeout(Exception):
     """No slot freed up in time."""
-
-
-def redis_client():
-    global _client
-    if _client is None:
-        import redis
-
-        with _lock:
-            if _client is None:
-                _client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=10)
-    return _client
 
 
 def _acquire_script():

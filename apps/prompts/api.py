@@ -26,6 +26,7 @@ from apps.prompts.registry import ResolveTarget, resolve_guards
 from apps.prompts.rendering import render_version
 from apps.prompts.resolve import etag_matches, resolve_cached
 from apps.prompts.templating import RenderFailed
+from apps.prompts.yaml_io import ImportFailed, export_team, import_team
 
 router = Router(tags=["prompts"])
 NAME = "{promptname:name}"
@@ -259,8 +260,6 @@ def promotion_detail(request, pk: int):
 @router.get("/-/export", response={200: None, **errors(404)}, summary="Export a team's prompts as YAML (for keeping them in git)",
             openapi_extra={"responses": {200: {"content": {"application/yaml": {}}}}})
 def export(request, team: str):
-    from apps.prompts.yaml_io import export_team
-
     team_obj = team_for_api(actor=_actor(request), slug=team, action=Action.VIEW)
     response = HttpResponse(export_team(team_obj, actor=_actor(request)), content_type="application/yaml")
     response["Content-Disposition"] = f'attachment; filename="prompts-{team_obj.slug}.yaml"'
@@ -271,8 +270,6 @@ def export(request, team: str):
              summary="Import a team's prompts from YAML: validated first, written in one transaction",
              openapi_extra={"requestBody": {"content": {"application/yaml": {"schema": {"type": "string"}}}}})
 def import_(request, team: str, dry_run: bool = False):
-    from apps.prompts.yaml_io import ImportFailed, import_team
-
     team_obj = team_for_api(actor=_actor(request), slug=team, action=Action.CHANGE)
     try:
         report = import_team(team_obj, request.body.decode("utf-8", errors="replace"), actor=_actor(request),

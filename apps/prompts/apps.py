@@ -7,11 +7,6 @@ class PromptsConfig(AppConfig):
     verbose_name = "Prompt catalog"
 
     def ready(self):
-        from django.urls import register_converter
+        from apps.prompts import hooks  # why: hooks import models, which are loaded only now
 
-        from apps.notifications.waiting import register_waiting
-        from apps.prompts import converters, notify, registry
-
-        register_converter(converters.PromptNameConverter, "promptname")
-        registry.register_builtins()
-        register_waiting("prompt.promotion", notify.waiting)
+        hooks.register()

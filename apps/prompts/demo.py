@@ -10,7 +10,7 @@ from django.db import transaction
 
 from apps.core.request_context import acting_as
 from apps.prompts.content import Draft
-from apps.prompts.models import Prompt, PromptKind
+from apps.prompts.models import Prompt, PromptKind, PromptPolicy
 from apps.prompts.services import (
     label_set,
     policy_set,
@@ -189,8 +189,6 @@ def seed_demo_prompts(people: dict, teams: dict) -> int:
 
 def seed_demo_policies(people: dict, teams: dict) -> None:
     """The support team requires one approval and treats lint warnings as advisory (the defaults, made explicit)."""
-    from apps.prompts.models import PromptPolicy
-
     team = teams.get("support-ai")
     if team is None or PromptPolicy.objects.filter(team=team).exists():
         return

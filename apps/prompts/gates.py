@@ -4,15 +4,26 @@ from __future__ import annotations
 
 from apps.accounts.models import Membership, Role
 from apps.prompts.lint import ERROR, counts, lint_version
-from apps.prompts.models import Decision
+from apps.prompts.models import Decision, PromptPolicy
 from apps.prompts.registry import CheckOutcome, GateContext
+from apps.prompts.rendering import include_graph
 
 APPROVER_ROLES = (Role.ENGINEER, Role.OWNER)
 
 
-def lint_check(ctx: GateContext) -> CheckOutcome:
-    from apps.prompts.rendering import include_graph
+def policy_for(team_id: int) -> PromptPolicy:
+    """The team's policy, or the defaults (unsaved) when the team never set one."""
+    return PromptPolicy.objects.filter(team_id=team_id).first() or PromptPolicy(team_id=team_id)
 
+
+def gate_context(request) -> GateContext:
+    """What the checks see of a promotion request (with its team's policy)."""
+    return GateContext(request=request, prompt=request.prompt, to_version=request.to_version,
+                       from_version=request.from_version, label=request.label,
+                       policy=policy_for(request.prompt.team_id))
+
+
+def lint_check(ctx: GateContext) -> CheckOutcome:
     graph = include_graph(ctx.to_version)
     findings = lint_version(ctx.to_version, extra_used=graph.variables)
     details = {"findings": [f.as_dict() for f in findings],

@@ -12,6 +12,8 @@ from django.urls import reverse
 
 from apps.notifications import services as notifications
 from apps.notifications.waiting import Waiting
+from apps.prompts.gates import eligible_approvers, gate_context
+from apps.prompts.selectors import promotion_requests_waiting_on
 
 
 def _link(request) -> str:
@@ -25,10 +27,7 @@ def _what(request) -> str:
 
 def approvers(request) -> list:
     """The people whose approval the approvals check would count, now."""
-    from apps.prompts.gates import eligible_approvers
-    from apps.prompts.services import _gate_context
-
-    ids = eligible_approvers(_gate_context(request))
+    ids = eligible_approvers(gate_context(request))
     return list(get_user_model().objects.filter(pk__in=ids, is_active=True))
 
 
@@ -84,8 +83,6 @@ def promotion_cancelled(request, *, actor, comment: str) -> None:
 
 
 def waiting(user) -> Waiting | None:
-    from apps.prompts.selectors import promotion_requests_waiting_on
-
     count = promotion_requests_waiting_on(user=user).count()
     return Waiting("prompt.promotion", "Promotion requests to review", count,
                    reverse("prompts:requests") + "?waiting=me") if count else None

@@ -22,9 +22,13 @@ from django.views.decorators.http import require_GET, require_http_methods
 from apps.accounts.permissions import Action, can, require
 from apps.costs.models import Source
 from apps.costs.services import UsageContext
+from apps.llm import calls
+from apps.llm.errors import LlmError
+from apps.llm.models import ModelKind
+from apps.llm.selectors import model_list
 from apps.prompts import registry, selectors
 from apps.prompts.models import PlaygroundRun, PromptVersion
-from apps.prompts.rendering import include_graph, render_version
+from apps.prompts.rendering import coerce_variables, include_graph, render_version
 from apps.prompts.templating import RenderFailed
 
 MAX_MODELS = 4
@@ -32,9 +36,6 @@ PENDING, RUNNING, OK, ERROR = "pending", "running", "ok", "error"
 
 
 def chat_models() -> list[str]:
-    from apps.llm.models import ModelKind
-    from apps.llm.selectors import model_list
-
     return list(model_list(kind=ModelKind.CHAT).values_list("name", flat=True))
 
 
@@ -46,9 +47,7 @@ def _variables_of(versions: list[PromptVersion]) -> list[str]:
 
 
 def _inputs(post, names: list[str], schema: dict | None) -> dict:
-    from apps.prompts.views import _coerce
-
-    return _coerce({n: post.get(f"var_{n}", "") for n in names if f"var_{n}" in post}, schema)
+    return coerce_variables({n: post.get(f"var_{n}", "") for n in names if f"var_{n}" in post}, schema)
 
 
 def _usage_context(version: PromptVersion, user) -> UsageContext:
@@ -89,13 +88,10 @@ def prepare_runs(*, versions: list[PromptVersion], models: list[str], inputs: di
 
 def execute_run(run: PlaygroundRun) -> PlaygroundRun:
     """Call the model once, without streaming, and store the outcome on the run."""
-    from apps.llm.calls import chat
-    from apps.llm.errors import LlmError
-
     context = _usage_context(run.version, run.user)
     run.request_id = context.request_id
     try:
-        result = chat(model=run.model, messages=run.rendered, context=context, **_call_options(run.version))
+        result = calls.chat(model=run.model, messages=run.rendered, context=context, **_call_options(run.version))
     except LlmError as exc:
         _fail(run, str(exc))
     except Exception as exc:  # noqa: BLE001 - a refusal (budget) or a bug: show it on the card, not a 500
@@ -220,14 +216,11 @@ def _summary(run: PlaygroundRun) -> dict:
 
 
 def _stream(run: PlaygroundRun):
-    from apps.llm.calls import chat_stream
-    from apps.llm.errors import LlmError
-
     context = _usage_context(run.version, run.user)
     run.request_id = context.request_id
     run.status = RUNNING
     try:
-        stream = chat_stream(model=run.model, messages=run.rendered, context=context, **_call_options(run.version))
+        stream = calls.chat_stream(model=run.model, messages=run.rendered, context=context, **_call_options(run.version))
         with stream:
             for delta in stream:
                 yield _sse("delta", {"text": delta})

@@ -1,9 +1,10 @@
-"""Where apps above prompts plug in, at start-up (`AppConfig.ready()`), without prompts importing them.
+"""Where apps above prompts plug in, at start-up (their `apps/<app>/hooks.py`), without prompts importing them.
 
     from apps.prompts.registry import register_gate_check, register_resolve_guard, CheckOutcome
 
 - **Gate checks** run on every promotion request (at open, on each approval, on re-check). Each returns a
-  `CheckOutcome`; the result is stored with the time it was taken. Built in: `lint`, `approvals`.
+  `CheckOutcome`; the result is stored with the time it was taken. Built in: `lint`, `approvals`
+  (apps/prompts/hooks.py).
   `use_case` (reviews) and `eval_gate` (evals) are placeholders reporting "not configured" until their
   apps register a function under the same key. Whether a check blocks is the check's default, unless
   the team's `PromptPolicy.check_overrides` says otherwise; "not configured" blocks only when the team's
@@ -158,22 +159,9 @@ def playground_actions() -> list[PlaygroundAction]:
     return list(_playground_actions.values())
 
 
-def _register_placeholder(key: str, label: str, owner: str, order: int) -> None:
+def register_placeholder(key: str, label: str, owner: str, order: int) -> None:
+    """A check an app above fills in: until it registers, it reports "not configured"."""
     def not_configured(context: GateContext) -> CheckOutcome:
         return CheckOutcome.not_configured(f"Not configured: the {owner} app has not registered this check yet.")
 
     _checks[key] = GateCheck(key, label, not_configured, True, order, placeholder=True)
-
-
-def register_builtins() -> None:
-    """Called from PromptsConfig.ready(), before apps above register theirs (they come later in INSTALLED_APPS)."""
-    from apps.prompts import gates
-
-    if "lint" not in _checks:
-        register_gate_check("lint", "Lint: variables, PII, delimited user input", gates.lint_check, order=10)
-    if "approvals" not in _checks:
-        register_gate_check("approvals", "Approvals from the owning team", gates.approvals_check, order=20)
-    if "use_case" not in _checks:
-        _register_placeholder("use_case", "Use case approved, not expired or suspended", "reviews", 30)
-    if "eval_gate" not in _checks:
-        _register_placeholder("eval_gate", "Eval gate passes", "evals", 40)

@@ -7,6 +7,7 @@ violation and each template error with its line, so the API can answer 422 namin
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 from jsonschema import Draft202012Validator
@@ -196,3 +197,19 @@ def inlined_content(version: PromptVersion, graph: IncludeGraph) -> dict:
 
 def render_problems(exc: RenderFailed) -> list[dict]:
     return [p.as_dict() for p in exc.problems]
+
+
+def coerce_variables(variables: dict, schema: dict | None) -> dict:
+    """Form inputs are strings: JSON-decode values whose schema asks for another type (numbers, lists…)."""
+    props = (schema or {}).get("properties", {}) if isinstance(schema, dict) else {}
+    out = {}
+    for key, value in variables.items():
+        wanted = (props.get(key) or {}).get("type")
+        if wanted and wanted != "string":
+            try:
+                out[key] = json.loads(value)
+                continue
+            except (TypeError, ValueError):
+                pass
+        out[key] = value
+    return out

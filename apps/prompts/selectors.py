@@ -8,10 +8,13 @@ from datetime import datetime
 
 from django.contrib.auth import get_user_model
 from django.contrib.postgres.search import SearchQuery, SearchRank
-from django.db.models import Exists, F, OuterRef, QuerySet, Subquery
+from django.db.models import Exists, F, Func, OuterRef, QuerySet, Subquery
 from django.http import Http404
 
-from apps.accounts.permissions import Action, can, get_object_for, restrict
+from apps.accounts.models import Membership, Role
+from apps.accounts.permissions import Action, can, get_object_for, require, restrict
+from apps.llm.models import ModelKind
+from apps.llm.selectors import model_list
 from apps.prompts import registry
 from apps.prompts.models import (
     PRODUCTION,
@@ -19,6 +22,7 @@ from apps.prompts.models import (
     Label,
     LabelEvent,
     PlaygroundRun,
+    PromotionApproval,
     PromotionRequest,
     PromotionStatus,
     Prompt,
@@ -201,9 +205,6 @@ def promotion_request_list(*, actor, prompt: Prompt | None = None, status: str =
 def promotion_requests_waiting_on(*, user) -> QuerySet[PromotionRequest]:
     """Open requests this person may approve and has not decided on yet (the approvals check's rule, in SQL:
     an engineer or owner of the owning team, neither the version's author nor the requester)."""
-    from apps.accounts.models import Membership, Role
-    from apps.prompts.models import PromotionApproval
-
     if not getattr(user, "is_authenticated", False) or not isinstance(user, get_user_model()):
         return PromotionRequest.objects.none()
     teams = Membership.objects.filter(user=user, role__in=[Role.ENGINEER, Role.OWNER]).values("team_id")
@@ -218,7 +219,6 @@ def promotion_request_get(*, actor, pk: int, action: Action | str = Action.VIEW)
     request = restrict(requests, actor, Action.VIEW, team_field="prompt__team").filter(pk=pk).first()
     if request is None:
         raise Http404("No promotion request matches the given query.")
-    from apps.accounts.permissions import require
 
     require(actor, action, request.prompt)
     return request
@@ -234,9 +234,6 @@ def latest_check_results(request: PromotionRequest) -> list[GateCheckResult]:
 def model_config_warnings(config: dict | None) -> list[str]:
     """A warning (not a refusal: the catalog changes, and a model may be added after the prompt) when the
     config names a model that is not an active chat model of the catalog, naming the ones that are."""
-    from apps.llm.models import ModelKind
-    from apps.llm.selectors import model_list
-
     model = (config or {}).get("model")
     if not model:
         return []
@@ -267,8 +264,6 @@ def delivery_list(*, team, limit: int = 50) -> list[WebhookDelivery]:
 
 
 def tag_choices(*, actor) -> list[str]:
-    from django.db.models import Func
-
     tags = (restrict(Prompt.objects.all(), actor, Action.VIEW).order_by()
             .annotate(tag=Func(F("tags"), function="unnest")).values_list("tag", flat=True).distinct())
     return sorted(tags)[:200]

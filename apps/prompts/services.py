@@ -16,10 +16,11 @@ from django.db.models import Max
 from django.utils import timezone
 
 from apps.accounts.models import ApiToken, Role, Team
-from apps.accounts.permissions import is_admin, team_roles, user_of
+from apps.accounts.permissions import Action, can, is_admin, team_roles, user_of
 from apps.audit.services import audit_record
 from apps.prompts import notify, registry
 from apps.prompts.content import Draft, check_draft
+from apps.prompts.gates import gate_context, policy_for
 from apps.prompts.models import (
     LATEST,
     PRODUCTION,
@@ -41,7 +42,7 @@ from apps.prompts.models import (
     validate_label_name,
     validate_prompt_name,
 )
-from apps.prompts.registry import CheckOutcome, GateContext
+from apps.prompts.registry import CheckOutcome
 from apps.prompts.rendering import include_graph
 from apps.prompts.resolve import stamps_bump
 from apps.prompts.webhooks import webhooks_emit
@@ -63,11 +64,6 @@ def actor_label(actor) -> str:
 
 
 # --- policy ----------------------------------------------------------------------------------------------
-
-def policy_for(team_id: int) -> PromptPolicy:
-    """The team's policy, or the defaults (unsaved) when the team never set one."""
-    return PromptPolicy.objects.filter(team_id=team_id).first() or PromptPolicy(team_id=team_id)
-
 
 POLICY_FIELDS = ("approvals_required", "not_configured_blocks", "lint_warnings_block", "check_overrides",
                  "protected_labels")
@@ -225,8 +221,6 @@ def prompt_update(*, prompt: Prompt, description: str | None = None, tags=None, 
 
 def _check_references(references, *, name: str, actor) -> None:
     """Every included prompt must exist, be a text prompt and be visible to the author."""
-    from apps.accounts.permissions import Action, can
-
     problems = []
     for ref in references:
         if ref.name == name:
@@ -401,12 +395,6 @@ def promotion_request_open(*, prompt: Prompt, version: PromptVersion, actor=None
     return request
 
 
-def _gate_context(request: PromotionRequest) -> GateContext:
-    return GateContext(request=request, prompt=request.prompt, to_version=request.to_version,
-                       from_version=request.from_version, label=request.label,
-                       policy=policy_for(request.prompt.team_id))
-
-
 def _blocking(check: registry.GateCheck, outcome: CheckOutcome, policy: PromptPolicy) -> bool:
     blocking = policy.check_overrides.get(check.key, check.blocking_default) if policy.check_overrides \
         else check.blocking_default
@@ -419,7 +407,7 @@ def _blocking(check: registry.GateCheck, outcome: CheckOutcome, policy: PromptPo
 
 def _run_checks(request: PromotionRequest) -> list[GateCheckResult]:
     """Run every registered check now and store each result with its time. A check that raises blocks."""
-    ctx = _gate_context(request)
+    ctx = gate_context(request)
     run = (request.check_results.aggregate(n=Max("run"))["n"] or 0) + 1
     results = []
     for check in registry.gate_checks():
@@ -511,7 +499,7 @@ def promotion_request_approve(*, request: PromotionRequest, user, comment: str =
     audit_record(action="prompt.promotion.approve", obj=request.prompt,
                  object_repr=f"{request.prompt.name} request #{request.pk}",
                  changes={"request": request.pk, "comment": comment, "checks": {r.key: r.status for r in results},
-                          "waiting_on": [r.key for r in blocked]}, user=user)
+                          "waiting_on": [r.key for r in blocked]}, actor=user)
     if blocked:
         notify.promotion_approved(request, user=user, comment=comment, applied=False,
                                   waiting_on=[r.label for r in blocked])
@@ -554,14 +542,12 @@ def promotion_request_reject(*, request: PromotionRequest, user, comment: str) -
     request.save(update_fields=["status", "closed_at", "closed_by_label", "close_comment"])
     audit_record(action="prompt.promotion.reject", obj=request.prompt,
                  object_repr=f"{request.prompt.name} request #{request.pk}",
-                 changes={"request": request.pk, "comment": comment.strip()}, user=user)
+                 changes={"request": request.pk, "comment": comment.strip()}, actor=user)
     notify.promotion_rejected(request, user=user, comment=comment.strip())
     return request
 
 
 def may_cancel(actor, request: PromotionRequest) -> bool:
-    from apps.accounts.permissions import Action, can
-
     user = user_of(actor)
     if isinstance(actor, ApiToken):
         return request.requested_by_token_id == actor.pk
@@ -605,6 +591,6 @@ def promotion_request_expedite(*, request: PromotionRequest, user, reason: str) 
     audit_record(action="prompt.promotion.expedite", obj=request.prompt,
                  changes={"request": request.pk, "label": request.label, "reason": reason,
                           "version": [previous.number if previous else None, request.to_version.number],
-                          "overridden": [r.key for r in blocking_failures(results)]}, user=user)
+                          "overridden": [r.key for r in blocking_failures(results)]}, actor=user)
     notify.promotion_applied(request, actor=user, how=f"expedited by {user.get_username()}")
     return Outcome(request, True, results)

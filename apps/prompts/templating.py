@@ -25,7 +25,7 @@ from jinja2.compiler import CodeGenerator
 from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.ext import Extension
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-from jinja2.utils import _PassArg
+from jinja2.utils import _PassArg, generate_lorem_ipsum
 
 DEFAULT_INCLUDE_LABEL = "production"
 MAX_INCLUDE_DEPTH = 8
@@ -365,7 +365,6 @@ MAX_LIPSUM_WORDS = 10_000
 
 
 def _budgeted_lipsum(n=5, html=True, min=20, max=100):  # noqa: A002 - Jinja's own parameter names
-    from jinja2.utils import generate_lorem_ipsum
 
     if n * max > MAX_LIPSUM_WORDS:
         raise SecurityError(f"lipsum() may produce at most {MAX_LIPSUM_WORDS:,} words")

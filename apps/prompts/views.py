@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
@@ -19,7 +20,7 @@ from apps.accounts.models import Team
 from apps.accounts.permissions import Action, can, get_object_for, is_admin, teams_for
 from apps.core.forms import apply_service_errors, service_errors_on
 from apps.core.htmx import htmx_location, is_fragment_request, render_page_or_fragment
-from apps.prompts import registry, selectors, services
+from apps.prompts import registry, selectors, services, webhooks
 from apps.prompts.diff import version_diff
 from apps.prompts.forms import (
     PAGE_SIZES,
@@ -40,8 +41,10 @@ from apps.prompts.forms import (
 )
 from apps.prompts.lint import counts, lint_version
 from apps.prompts.models import LATEST, PRODUCTION, PromotionStatus, PromptKind
-from apps.prompts.rendering import include_graph, render_version
+from apps.prompts.playground import chat_models
+from apps.prompts.rendering import coerce_variables, include_graph, render_version
 from apps.prompts.templating import RenderFailed
+from apps.prompts.yaml_io import ImportFailed, export_team, import_team
 
 
 def _prompt_url(prompt, suffix: str = "") -> str:
@@ -80,8 +83,6 @@ def prompt_list(request):
 
 def _filter_choices(user) -> tuple[list[str], list[str]]:
     """Tag and label choices of the filter form: two DISTINCT scans over the visible catalog, kept a minute."""
-    from django.core.cache import cache
-
     key = f"prompts:filter-choices:{user.pk}"
     try:
         cached = cache.get(key)
@@ -157,8 +158,6 @@ def _warn_model(request, config) -> None:
 
 
 def _catalog_models() -> list[str]:
-    from apps.prompts.playground import chat_models
-
     return chat_models()
 
 
@@ -246,9 +245,7 @@ def version_create(request, name: str):
 @login_required
 @require_GET
 def version_detail(request, name: str, number: int):
-    prompt = selectors.prompt_get(actor=request.user, name=name)
-    version = selectors.version_get(prompt=prompt, number=number)
-    graph = include_graph(version)
+    prompt, version, graph, names = _version_with_includes(request, name, number)
     findings = lint_version(version, extra_used=graph.variables)
     errors, warnings = counts(findings)
     previous = selectors.version_list(prompt=prompt).filter(number__lt=number).first()
@@ -257,12 +254,20 @@ def version_detail(request, name: str, number: int):
         "prompt": prompt, "version": version, "graph": graph, "findings": findings,
         "lint_errors": errors, "lint_warnings": warnings, "previous": previous,
         "labels": selectors.labels_by_version(prompt).get(number, []),
-        "variables": sorted(set(version.variables) | graph.variables),
+        "variables": names,
         "may_change": may_change,
         "open_request": selectors.open_promotion_request(prompt) if may_change else None,
         "model_warnings": selectors.model_config_warnings(version.config),
-        "fields": _render_fields(sorted(set(version.variables) | graph.variables)),
+        "fields": _render_fields(names),
     })
+
+
+def _version_with_includes(request, name: str, number: int):
+    """(prompt, version, its include graph, every variable it needs, includes' too), or a 404."""
+    prompt = selectors.prompt_get(actor=request.user, name=name)
+    version = selectors.version_get(prompt=prompt, number=number)
+    graph = include_graph(version)
+    return prompt, version, graph, sorted(set(version.variables) | graph.variables)
 
 
 def _render_fields(names, values: dict | None = None, problems=()) -> list[dict]:
@@ -282,17 +287,14 @@ def _render_fields(names, values: dict | None = None, problems=()) -> list[dict]
 @require_POST
 def version_render(request, name: str, number: int):
     """The preview on a version page: fill the variables, see the text or each problem next to its field."""
-    prompt = selectors.prompt_get(actor=request.user, name=name)
-    version = selectors.version_get(prompt=prompt, number=number)
-    graph = include_graph(version)
-    names = sorted(set(version.variables) | graph.variables)
+    prompt, version, _graph, names = _version_with_includes(request, name, number)
     posted = {v: request.POST.get(f"var_{v}", "") for v in names if f"var_{v}" in request.POST}
     # An empty field is a value not given: strict variables make it an error, as a missing one is.
     variables = {k: v for k, v in posted.items() if v.strip()}
     context = {"prompt": prompt, "version": version}
     problems = []
     try:
-        context["rendered"] = render_version(version, _coerce(variables, version.variables_schema))
+        context["rendered"] = render_version(version, coerce_variables(variables, version.variables_schema))
     except RenderFailed as exc:
         problems = exc.problems
     context["fields"] = _render_fields(names, posted, problems)
@@ -301,24 +303,6 @@ def version_render(request, name: str, number: int):
     if is_fragment_request(request):
         return render(request, "prompts/partials/_render_form.html", context)
     return render(request, "prompts/render_page.html", context, status=422 if problems else 200)
-
-
-def _coerce(variables: dict, schema: dict | None) -> dict:
-    """Form inputs are strings: JSON-decode values whose schema asks for another type (numbers, lists…)."""
-    import json
-
-    props = (schema or {}).get("properties", {}) if isinstance(schema, dict) else {}
-    out = {}
-    for key, value in variables.items():
-        wanted = (props.get(key) or {}).get("type")
-        if wanted and wanted != "string":
-            try:
-                out[key] = json.loads(value)
-                continue
-            except (TypeError, ValueError):
-                pass
-        out[key] = value
-    return out
 
 
 @login_required
@@ -455,6 +439,18 @@ def _decide(request, pk: int, action):
     return htmx_location(url) if is_fragment_request(request) else redirect(url)
 
 
+def _decide_posting(request, pk: int, service, *, done, who: str = "user", field: str = "comment"):
+    """_decide for a service called with the promotion request, the person (as `who`) and one posted field.
+    `done` is the success message, or a function of what the service returned."""
+    value = request.POST.get(field, "")
+
+    def act(promotion):
+        outcome = service(request=promotion, **{who: request.user, field: value})
+        return done(outcome) if callable(done) else done
+
+    return _decide(request, pk, act)
+
+
 def _waiting(outcome) -> str:
     if outcome.applied:
         return (f"{outcome.request.label} now points at version {outcome.request.to_version.number} of "
@@ -465,21 +461,15 @@ def _waiting(outcome) -> str:
 @login_required
 @require_POST
 def request_approve(request, pk: int):
-    comment = request.POST.get("comment", "")
-    return _decide(request, pk, lambda p: "Approved. " + _waiting(
-        services.promotion_request_approve(request=p, user=request.user, comment=comment)))
+    return _decide_posting(request, pk, services.promotion_request_approve,
+                           done=lambda outcome: "Approved. " + _waiting(outcome))
 
 
 @login_required
 @require_POST
 def request_reject(request, pk: int):
-    comment = request.POST.get("comment", "")
-
-    def reject(p):
-        services.promotion_request_reject(request=p, user=request.user, comment=comment)
-        return "Rejected. The requester sees your comment."
-
-    return _decide(request, pk, reject)
+    return _decide_posting(request, pk, services.promotion_request_reject,
+                           done="Rejected. The requester sees your comment.")
 
 
 @login_required
@@ -492,13 +482,7 @@ def request_cancel(request, pk: int):
             messages.error(request, "Only the requester or an owner of the team may cancel an open request.")
             return redirect("prompts:request", pk=pk)
         return render(request, "prompts/cancel.html", {"req": promotion, "prompt": promotion.prompt})
-    comment = request.POST.get("comment", "")
-
-    def cancel(p):
-        services.promotion_request_cancel(request=p, actor=request.user, comment=comment)
-        return "Cancelled."
-
-    return _decide(request, pk, cancel)
+    return _decide_posting(request, pk, services.promotion_request_cancel, who="actor", done="Cancelled.")
 
 
 @login_required
@@ -515,9 +499,8 @@ def request_recheck(request, pk: int):
 @login_required
 @require_POST
 def request_expedite(request, pk: int):
-    reason = request.POST.get("reason", "")
-    return _decide(request, pk, lambda p: "Expedited. " + _waiting(
-        services.promotion_request_expedite(request=p, user=request.user, reason=reason)))
+    return _decide_posting(request, pk, services.promotion_request_expedite, field="reason",
+                           done=lambda outcome: "Expedited. " + _waiting(outcome))
 
 
 # --- team settings: policy, webhooks, export / import ------------------------------------------------------
@@ -580,13 +563,11 @@ def policy_update(request, slug: str):
 @login_required
 @require_POST
 def webhook_create(request, slug: str):
-    from apps.prompts.webhooks import webhook_create as create
-
     team = _team(request, slug, Action.MANAGE)
     form = WebhookForm(request.POST)
     if form.is_valid():
         try:
-            webhook, secret = create(team=team, actor=request.user, **form.cleaned_data)
+            webhook, secret = webhooks.webhook_create(team=team, actor=request.user, **form.cleaned_data)
         except ValidationError as exc:
             apply_service_errors(form, exc)
         else:
@@ -599,13 +580,11 @@ def webhook_create(request, slug: str):
 @login_required
 @require_POST
 def webhook_delete(request, slug: str, pk: int):
-    from apps.prompts.webhooks import webhook_delete as delete
-
     team = _team(request, slug, Action.MANAGE)
     webhook = selectors.webhook_list(team=team).filter(pk=pk).first()
     if webhook is None:
         raise Http404("No such webhook.")
-    delete(webhook=webhook, actor=request.user)
+    webhooks.webhook_delete(webhook=webhook, actor=request.user)
     messages.success(request, f"Webhook {webhook.url} deleted.")
     return redirect("prompts:team_settings", slug=slug)
 
@@ -613,8 +592,6 @@ def webhook_delete(request, slug: str, pk: int):
 @login_required
 @require_GET
 def team_export(request, slug: str):
-    from apps.prompts.yaml_io import export_team
-
     team = _team(request, slug)
     response = HttpResponse(export_team(team, actor=request.user), content_type="application/yaml")
     stamp = timezone.now().strftime("%Y%m%d")
@@ -625,8 +602,6 @@ def team_export(request, slug: str):
 @login_required
 @require_POST
 def team_import(request, slug: str):
-    from apps.prompts.yaml_io import ImportFailed, import_team
-
     team = _team(request, slug, Action.CHANGE)
     form = ImportForm(request.POST, request.FILES)
     context = {}

@@ -24,6 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.audit.services import audit_record
+from apps.core.tasks import task_queue
 from apps.llm.crypto import decrypt_secret, encrypt_secret
 from apps.prompts.models import DeliveryStatus, Webhook, WebhookDelivery, WebhookEvent
 
@@ -146,12 +147,10 @@ def webhook_delete(*, webhook: Webhook, actor=None) -> None:
 
 def webhooks_emit(*, team_id: int, event: str, payload: dict) -> list[WebhookDelivery]:
     """Inside the caller's transaction: one delivery row per subscribed webhook, sent once it commits."""
-    from apps.prompts.tasks import webhook_deliver_task
-
     hooks = Webhook.objects.filter(team_id=team_id, is_active=True, events__contains=[event])
     deliveries = [WebhookDelivery.objects.create(webhook=hook, event=event, payload=payload) for hook in hooks]
     for delivery in deliveries:
-        transaction.on_commit(lambda pk=delivery.pk: webhook_deliver_task.delay(pk))
+        transaction.on_commit(lambda pk=delivery.pk: task_queue("apps.prompts.tasks.webhook_deliver_task", pk))
     return deliveries
 
 

@@ -10,13 +10,27 @@ prompt version's configured model, else the offline extractive model. Usage is r
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import re
 import time
 from dataclasses import dataclass, field
 
+import nh3
 from django.urls import reverse
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from markdown_it import MarkdownIt
+from markdown_it.common.utils import escapeHtml
 
+from apps.costs.services import UsageContext
+from apps.evals.evaluators.groundedness import groundedness
+from apps.llm import calls
+from apps.llm.models import Model
+from apps.llm.offline.extractive import split_sentences
+from apps.prompts.content import Draft
+from apps.prompts.models import Label, Prompt, PromptKind, PromptVersion
+from apps.prompts.rendering import render_version
+from apps.prompts.services import prompt_create
 from apps.rag.models import Collection
 from apps.rag.retrieval import Hit, Retrieval
 
@@ -78,8 +92,6 @@ def _catalog_version(name: str):
 
     The version carries `.used_label`: "production" or "latest".
     """
-    from apps.prompts.models import Label, Prompt, PromptVersion
-
     prompt = Prompt.objects.filter(name=name).first()
     if prompt is None:
         return None
@@ -97,12 +109,9 @@ def build_messages(collection: Collection, question: str, hits: list[Hit]) -> tu
     variables = {"question": question, "passages": passages_for(hits)}
     version = _catalog_version(name)
     if version is not None:
-        from apps.prompts.rendering import render_version
-
         rendered = render_version(version, variables, allow_extra=True)
         return rendered.as_messages(), {"name": name, "version": version.number, "source": "catalog",
                                         "label": version.used_label, "config": version.config or {}}
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
     env = ImmutableSandboxedEnvironment(autoescape=False)
     messages = [{"role": m["role"], "content": env.from_string(m["content"]).render(**variables)}
@@ -111,8 +120,6 @@ def build_messages(collection: Collection, question: str, hits: list[Hit]) -> tu
 
 
 def _model_for(collection: Collection, prompt_config: dict):
-    from apps.llm.models import Model
-
     if collection.answer_model_id:
         return collection.answer_model
     configured = prompt_config.get("model")
@@ -130,9 +137,6 @@ def answer_question(*, collection: Collection, retrieval: Retrieval, user=None, 
     `model` overrides the collection's answer model (an eval run's model); `usage_source`/`feature` label
     the usage event (an eval run records under source eval).
     """
-    from apps.costs.services import UsageContext
-    from apps.llm.calls import chat
-
     started = time.perf_counter()
     hits = retrieval.hits
     messages, source = build_messages(collection, retrieval.query, hits)
@@ -141,8 +145,8 @@ def answer_question(*, collection: Collection, retrieval: Retrieval, user=None, 
                            feature=feature, prompt_name=source["name"], prompt_version=source["version"],
                            user_id=getattr(user, "pk", None) if getattr(user, "is_authenticated", False) else None)
     config = source["config"]
-    result = chat(model=model, messages=messages, context=context, temperature=config.get("temperature"),
-                  max_tokens=config.get("max_tokens"))
+    result = calls.chat(model=model, messages=messages, context=context, temperature=config.get("temperature"),
+                        max_tokens=config.get("max_tokens"))
     timings = {"answer_ms": round((time.perf_counter() - started) * 1000, 2)}
     cited = [int(n) for n in _CITE.findall(result.text)]
     valid = [n for n in dict.fromkeys(cited) if 1 <= n <= len(hits)]
@@ -182,10 +186,6 @@ def citations_html(text: str, hits: list[Hit], collection: Collection) -> str:
     sanitiser (nh3), so a model or a poisoned passage cannot put a script, a handler or a javascript: link on
     the page.
     """
-    import nh3
-    from markdown_it import MarkdownIt
-    from markdown_it.common.utils import escapeHtml
-
     def link(match: re.Match) -> str:
         n = int(match.group(1))
         if not 1 <= n <= len(hits):
@@ -209,11 +209,6 @@ def chunk_url(collection_id: int, document_id: int, chunk_id: int) -> str:
 
 def _groundedness(answer: Answer, hits: list[Hit], collection: Collection, context) -> None:
     """Which answer sentences a passage supports (the evals app's evaluator), sentence by sentence."""
-    import dataclasses
-
-    from apps.evals.evaluators.groundedness import groundedness
-    from apps.llm.offline.extractive import split_sentences
-
     usage = dataclasses.replace(context, feature="rag.groundedness")
     usage.__dict__.pop("_llm_calls", None)
     usage.request_id = f"{context.request_id[:80]}-g"
@@ -236,10 +231,6 @@ def _groundedness(answer: Answer, hits: list[Hit], collection: Collection, conte
 
 def answer_prompt_ensure(*, team, actor=None) -> str:
     """Create the default answer prompt in the catalog (owned by `team`) if it does not exist; its name."""
-    from apps.prompts.content import Draft
-    from apps.prompts.models import Prompt, PromptKind
-    from apps.prompts.services import prompt_create
-
     if Prompt.objects.filter(name=DEFAULT_PROMPT).exists():
         return DEFAULT_PROMPT
     prompt = prompt_create(

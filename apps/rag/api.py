@@ -17,6 +17,7 @@ from apps.accounts.models import Team
 from apps.accounts.permissions import Action, can
 from apps.core.api_errors import errors
 from apps.rag import evaluation, selectors, services
+from apps.rag.answers import answer_question, chunk_url
 from apps.rag.config import RetrievalConfig
 from apps.rag.models import IndexingJob
 from apps.rag.retrieval import retrieve
@@ -233,8 +234,6 @@ class AnswerOut(Schema):
 @router.post("/collections/{collection_id}/answer", response={200: AnswerOut, **errors(404, 422)},
              summary="A grounded answer with [n] citations (recorded with source rag)")
 def answer(request, collection_id: int, payload: SearchIn):
-    from apps.rag.answers import answer_question, chunk_url
-
     actor = _actor(request)
     collection = selectors.collection_get(actor=actor, pk=collection_id)
     result = retrieve(collection=collection, query=payload.query, actor=actor,

@@ -7,6 +7,6 @@ class RagConfig(AppConfig):
     verbose_name = "RAG"
 
     def ready(self):
-        from apps.rag.eval_target import register
+        from apps.rag import hooks  # why: hooks import models, which are loaded only now
 
-        register()  # the evals app runs "a collection configuration" as an eval target
+        hooks.register()

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field, fields
+from datetime import timedelta
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 
 CHUNK_STRATEGIES = {
@@ -17,10 +19,18 @@ CHUNK_STRATEGIES = {
     "whole": "Whole document (one chunk each)",
 }
 LEGS = ("bm25", "vector", "hybrid")
+MAX_ATTEMPTS = 3  # an indexing job or eval run that stopped responding this often is failed, not re-queued
 FUSIONS = {
     "rrf": "Reciprocal rank fusion (weighted)",
     "convex": "Convex combination of normalised scores",
 }
+
+
+def stale_after() -> timedelta:
+    """A running job or eval run whose heartbeat is older than this has lost its worker."""
+    return timedelta(seconds=int(settings.RAG_JOB_STALE_SECONDS))
+
+
 # Tuned on SciFact's train split (docs/rag.md, bench/rag_scifact.py): BM25 k1/b, then the convex fusion's alpha.
 DEFAULT_K1 = 1.2
 DEFAULT_B = 0.4

@@ -12,7 +12,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from apps.llm.services import catalog_seed_local
+from apps.rag.answers import answer_prompt_ensure
+from apps.rag.evaluation import dataset_import
+from apps.rag.indexing import indexing_job_run
+from apps.rag.models import Collection
 from apps.rag.parsing import format_for
+from apps.rag.services import DocumentInput, collection_create, documents_upsert
 
 CORPUS_DIR = Path(__file__).parent / "demo_corpus"
 COLLECTION = "Company handbook"
@@ -20,8 +26,6 @@ DATASET = "handbook-questions"
 
 
 def demo_documents():
-    from apps.rag.services import DocumentInput
-
     items = []
     for path in sorted(CORPUS_DIR.iterdir()):
         fmt = format_for(path.name)
@@ -33,12 +37,6 @@ def demo_documents():
 
 
 def seed_demo_rag(people: dict, teams: dict, *, index_now: bool = False):
-    from apps.llm.services import catalog_seed_local
-    from apps.rag.answers import answer_prompt_ensure
-    from apps.rag.evaluation import dataset_import
-    from apps.rag.models import Collection
-    from apps.rag.services import collection_create, documents_upsert
-
     catalog_seed_local()
     team = teams["support-ai"]
     owner = people.get("olivia")
@@ -53,8 +51,6 @@ def seed_demo_rag(people: dict, teams: dict, *, index_now: bool = False):
     result = documents_upsert(collection=collection, items=demo_documents(), user=owner, trigger="seed",
                               queue_task=not index_now)
     if index_now and result.job is not None:
-        from apps.rag.indexing import indexing_job_run
-
         indexing_job_run(result.job.pk)
     if not collection.datasets.filter(name=DATASET).exists():
         dataset_import(collection=collection, name=DATASET, split="test", user=owner,

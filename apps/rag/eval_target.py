@@ -1,6 +1,6 @@
 """The `rag_collection` eval target: an eval run of the evals app answers each item's question with a
 collection's retrieval configuration and answer prompt, and hands the retrieved passages to the evaluators
-(groundedness, context relevance) as `contexts`. Registered from RagConfig.ready().
+(groundedness, context relevance) as `contexts`. Registered by apps/rag/hooks.py.
 
 Reference: {"collection_id": 3, "config": {"mode": "hybrid", "k": 5, ...}} (config overrides the collection's
 retrieval defaults). Item inputs: `question` (or `query`, or the first text input).
@@ -13,11 +13,14 @@ import json
 
 from django.core.exceptions import ValidationError
 
+from apps.evals.targets import TargetDescription, TargetError, TargetOutput
+from apps.rag.answers import DEFAULT_PROMPT, _catalog_version, answer_question
+from apps.rag.config import RetrievalConfig
+from apps.rag.models import Collection
+from apps.rag.retrieval import SYSTEM, retrieve
+
 
 def _collection_and_config(ref: dict):
-    from apps.rag.config import RetrievalConfig
-    from apps.rag.models import Collection
-
     collection_id = ref.get("collection_id") if isinstance(ref, dict) else None
     collection = (Collection.objects.select_related("team", "embedding_model__provider", "answer_model")
                   .filter(pk=collection_id).first() if isinstance(collection_id, int) else None)
@@ -28,9 +31,6 @@ def _collection_and_config(ref: dict):
 
 
 def describe(ref: dict):
-    from apps.evals.targets import TargetDescription
-    from apps.rag.answers import DEFAULT_PROMPT, _catalog_version
-
     collection, config = _collection_and_config(ref)
     prompt = collection.answer_prompt or DEFAULT_PROMPT
     version = _catalog_version(prompt)
@@ -59,16 +59,10 @@ def _question(item) -> str:
     for value in inputs.values():
         if isinstance(value, str) and value.strip():
             return value
-    from apps.evals.targets import TargetError
-
     raise TargetError("The item has no question: give it a `question` input.")
 
 
 def run(run, item, repetition: int, state):
-    from apps.evals.targets import TargetOutput
-    from apps.rag.answers import answer_question
-    from apps.rag.retrieval import SYSTEM, retrieve
-
     collection, config = state
     actor = run.created_by if getattr(run, "created_by_id", None) else SYSTEM
     retrieval = retrieve(collection=collection, query=_question(item), actor=actor, config=config)
@@ -78,11 +72,3 @@ def run(run, item, repetition: int, state):
     return TargetOutput(output=answer.text, latency_ms=answer.latency_ms, cost=answer.cost,
                         unpriced=answer.cost is None, input_tokens=answer.input_tokens,
                         output_tokens=answer.output_tokens, contexts=[h.text for h in retrieval.hits])
-
-
-def register() -> None:
-    try:
-        from apps.evals.targets import register_target
-    except ImportError:  # the evals app is not installed: nothing to register into
-        return
-    register_target("rag_collection", "RAG collection configuration", run, describe, prepare_fn=prepare)

@@ -30,8 +30,9 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from apps.audit.services import audit_record
+from apps.core.tasks import task_queue
 from apps.rag import retrieval
-from apps.rag.config import RetrievalConfig
+from apps.rag.config import MAX_ATTEMPTS, RetrievalConfig, stale_after
 from apps.rag.models import (
     Chunk,
     Collection,
@@ -312,7 +313,7 @@ def dataset_import(*, collection: Collection, name: str, queries_text: str, qrel
     known = set(Document.objects.filter(collection=collection).values_list("source_name", flat=True))
     missing = {d for q in judged for d in q.relevant} - known
     audit_record(action="rag.dataset.import", obj=dataset, team=collection.team,
-                 user=user if getattr(user, "is_authenticated", False) else None,
+                 actor=user if getattr(user, "is_authenticated", False) else None,
                  changes={"collection": collection.name, "name": name, "split": split, "queries": len(judged),
                           "judgements": dataset.judgement_count, "judged_documents_missing": len(missing)})
     return dataset
@@ -337,7 +338,7 @@ def eval_run_create(*, dataset: RetrievalDataset, config: RetrievalConfig, colle
         progress_total=dataset.query_count,
         created_by=user if getattr(user, "is_authenticated", False) else None)
     audit_record(action="rag.eval_run.create", obj=run, team=collection.team,
-                 user=user if getattr(user, "is_authenticated", False) else None,
+                 actor=user if getattr(user, "is_authenticated", False) else None,
                  changes={"dataset": dataset.name, "collection": collection.name, "label": run.label,
                           "config": run.config})
     _send_run(run.pk)
@@ -345,9 +346,7 @@ def eval_run_create(*, dataset: RetrievalDataset, config: RetrievalConfig, colle
 
 
 def _send_run(run_id: int) -> None:
-    from apps.rag.tasks import retrieval_eval_run_task
-
-    transaction.on_commit(lambda: retrieval_eval_run_task.delay(run_id))
+    transaction.on_commit(lambda: task_queue("apps.rag.tasks.retrieval_eval_run_task", run_id))
 
 
 class _Fenced(Exception):
@@ -410,8 +409,6 @@ def eval_run_execute(run_id: int) -> RetrievalEvalRun | None:
 
 
 def eval_runs_requeue_stuck(*, now=None) -> int:
-    from apps.rag.services import MAX_ATTEMPTS, stale_after
-
     now = now or timezone.now()
     cutoff = now - stale_after()
     count = 0

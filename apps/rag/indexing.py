@@ -25,6 +25,9 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from apps.audit.services import audit_record
+from apps.costs.services import UsageContext
+from apps.guardrails.pii import detect_pii
+from apps.llm import calls
 from apps.llm.errors import LlmError
 from apps.rag.chunking import ChunkSpec, chunk_text
 from apps.rag.config import ChunkingConfig
@@ -88,8 +91,6 @@ def prepare(document: Document, config: ChunkingConfig) -> Prepared:
                 chunk.metadata["page"] = page
     pii = 0
     if document.collection.data_class in ("public", "internal"):
-        from apps.guardrails.pii import detect_pii
-
         pii = len(detect_pii(parsed.text[:200_000]))
     return Prepared(document=document, content_hash=document.content_hash, text=parsed.text, chunks=chunks,
                     search_texts=[search_text(title, c) for c in chunks], pii_findings=pii)
@@ -211,17 +212,14 @@ def _index_documents(job, token, collection, config, ids: list[int]) -> None:
 
 
 def _embed(collection: Collection, prepared: list[Prepared]) -> None:
-    from apps.costs.services import UsageContext
-    from apps.llm.calls import embed
-
     texts = [t for p in prepared for t in p.search_texts]
     size = embed_batch_size()
     vectors: list = []
     for start in range(0, len(texts), size):
         context = UsageContext(source="rag", team_id=collection.team_id, collection_id=collection.pk,
                                feature="rag.indexing")
-        vectors.extend(embed(model=collection.embedding_model, texts=texts[start:start + size],
-                             context=context).vectors)
+        vectors.extend(calls.embed(model=collection.embedding_model, texts=texts[start:start + size],
+                                   context=context).vectors)
     cursor = 0
     for p in prepared:
         p.vectors = vectors[cursor:cursor + len(p.chunks)]

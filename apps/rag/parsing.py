@@ -11,7 +11,9 @@ Failures raise ParseError with a message meant for the document's page ("This PD
 from __future__ import annotations
 
 import io
+import logging
 import re
+import time
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
@@ -129,11 +131,8 @@ def content_problem(content: bytes, fmt: str) -> str | None:
 
 
 def _parse_pdf(content: bytes) -> ParsedDocument:
-    import logging
-    import time
-
-    from pypdf import PdfReader, apply_configuration
-    from pypdf.errors import LimitReachedError, PdfReadError, PyPdfError
+    from pypdf import PdfReader, apply_configuration  # why: pypdf takes ~0.5 s to import; only PDFs need it
+    from pypdf.errors import LimitReachedError, PdfReadError, PyPdfError  # why: as above
 
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # malformed files log loudly; the error says enough
     if not looks_like_pdf(content):

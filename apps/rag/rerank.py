@@ -11,6 +11,12 @@ from __future__ import annotations
 import json
 import re
 
+from django.conf import settings
+
+from apps.accounts.permissions import user_id_of
+from apps.costs.services import UsageContext
+from apps.llm import calls
+from apps.llm.errors import LlmError
 from apps.rag.models import Chunk, Collection
 
 RERANK_INSTRUCTIONS = (
@@ -21,25 +27,18 @@ RERANK_INSTRUCTIONS = (
 
 def llm_rerank(collection: Collection, query: str, ranked: list[tuple[int, float]], *, actor=None
                ) -> tuple[list[tuple[int, float]], dict[int, float], str]:
-    from apps.rag.retrieval import rerank_available
-
     if not rerank_available(collection):
         return ranked, {}, "LLM rerank needs a real chat model as the collection's answer model; skipped."
-    from apps.costs.services import UsageContext
-    from apps.llm.calls import chat
-    from apps.llm.errors import LlmError
 
     texts = dict(Chunk.objects.filter(pk__in=[cid for cid, _ in ranked]).values_list("pk", "text"))
     passages = "\n\n".join(f"[{cid}] {' '.join(texts.get(cid, '').split())[:1500]}" for cid, _ in ranked)
     messages = [{"role": "system", "content": RERANK_INSTRUCTIONS},
                 {"role": "user", "content": f"Question: {query}\n\nPassages:\n{passages}"}]
-    from apps.rag.retrieval import _user_id
-
     context = UsageContext(source="rag", team_id=collection.team_id, collection_id=collection.pk,
-                           feature="rag.rerank", user_id=_user_id(actor))
+                           feature="rag.rerank", user_id=user_id_of(actor))
     try:
-        result = chat(model=collection.answer_model, messages=messages, context=context, temperature=0,
-                      response_format={"type": "json_object"})
+        result = calls.chat(model=collection.answer_model, messages=messages, context=context, temperature=0,
+                            response_format={"type": "json_object"})
     except LlmError as exc:
         return ranked, {}, f"LLM rerank failed ({exc}); the fused ranking is shown."
     scores = parse_scores(result.text, {cid for cid, _ in ranked})
@@ -48,6 +47,12 @@ def llm_rerank(collection: Collection, query: str, ranked: list[tuple[int, float
     order = {cid: i for i, (cid, _) in enumerate(ranked)}
     reranked = sorted(ranked, key=lambda item: (-scores.get(item[0], -1.0), order[item[0]]))
     return [(cid, scores.get(cid, 0.0)) for cid, _ in reranked], scores, ""
+
+
+def rerank_available(collection: Collection) -> bool:
+    model = collection.answer_model
+    return bool(model and model.is_active and model.provider.kind != "local"
+                and settings.RAG_LLM_RERANK)
 
 
 def parse_scores(text: str, ids: set[int]) -> dict[int, float]:

@@ -16,6 +16,7 @@ avgdl from the collection row and df from rag_term_stat (trigger-kept), all read
 from __future__ import annotations
 
 import html
+import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -24,9 +25,12 @@ import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
 
-from apps.accounts.permissions import Action, restrict
+from apps.accounts.permissions import Action, restrict, user_id_of
+from apps.costs.services import UsageContext
+from apps.llm import calls
 from apps.rag.config import RetrievalConfig
 from apps.rag.models import Chunk, Collection
+from apps.rag.rerank import llm_rerank
 
 SYSTEM = object()  # actor for trusted internal callers (commands, benchmarks): no tenant filter
 EXACT_SEARCH_MAX = 20_000  # a metadata filter matching at most this many chunks is searched exactly
@@ -106,7 +110,6 @@ def tenant_condition(actor, collection_id: int) -> tuple[str, list]:
 def _filter_condition(filters: dict | None, alias: str = "c") -> tuple[str, list]:
     if not filters:
         return "TRUE", []
-    import json
 
     return f"{alias}.metadata @> %s::jsonb", [json.dumps(filters)]
 
@@ -339,12 +342,9 @@ def mmr(ranked: list[tuple[int, float]], vectors: dict[int, np.ndarray], *, k: i
 
 def embed_query(collection: Collection, texts: list[str], *, feature: str = "rag.query", user_id=None):
     """Query vectors through the one model call path (usage recorded with source rag)."""
-    from apps.costs.services import UsageContext
-    from apps.llm.calls import embed
-
     context = UsageContext(source="rag", team_id=collection.team_id, collection_id=collection.pk,
                            feature=feature, user_id=user_id)
-    return embed(model=collection.embedding_model, texts=texts, context=context).vectors
+    return calls.embed(model=collection.embedding_model, texts=texts, context=context).vectors
 
 
 def retrieve(*, collection: Collection, query: str, actor, config: RetrievalConfig | None = None,
@@ -370,7 +370,7 @@ def retrieve(*, collection: Collection, query: str, actor, config: RetrievalConf
     if config.mode in ("vector", "hybrid") and query:
         if query_vector is None:
             t = time.perf_counter()
-            query_vector = embed_query(collection, [query], user_id=_user_id(actor))[0]
+            query_vector = embed_query(collection, [query], user_id=user_id_of(actor))[0]
             timings["embed_ms"] = _ms(t)
         t = time.perf_counter()
         vector = vector_search(collection=collection, vector=query_vector, limit=pool, actor=actor,
@@ -386,8 +386,6 @@ def retrieve(*, collection: Collection, query: str, actor, config: RetrievalConf
         timings["mmr_ms"] = _ms(t)
     rerank_scores: dict[int, float] = {}
     if config.rerank and ranked:
-        from apps.rag.rerank import llm_rerank
-
         t = time.perf_counter()
         ranked, rerank_scores, note = llm_rerank(collection, query, ranked[: max(config.k * 3, 10)], actor=actor)
         if note:
@@ -404,16 +402,6 @@ def retrieve(*, collection: Collection, query: str, actor, config: RetrievalConf
     terms = query_terms(query) if query and explain else []
     return Retrieval(query=query, config=config, hits=hits, timings=timings, query_terms=terms, notes=notes,
                      bm25=bm25, vector=vector)
-
-
-def _user_id(actor) -> int | None:
-    """The person behind an actor (a token acts for its user), for the usage ledger."""
-    if actor is SYSTEM or actor is None:
-        return None
-    user_id = getattr(actor, "user_id", None)  # an ApiToken
-    if user_id is not None:
-        return user_id
-    return actor.pk if getattr(actor, "is_authenticated", False) else None
 
 
 def _ms(started: float) -> float:
@@ -468,9 +456,4 @@ def highlight(hits: list[Hit]) -> None:
             escaped = html.escape(marked)
             hit.highlighted = escaped.replace(MARK_START, "<mark>").replace(MARK_END, "</mark>")
 
-
-def rerank_available(collection: Collection) -> bool:
-    model = collection.answer_model
-    return bool(model and model.is_active and model.provider.kind != "local"
-                and settings.RAG_LLM_RERANK)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db.models import Count, Max, Min, Q, QuerySet
+from django.shortcuts import get_object_or_404
 
 from apps.accounts.permissions import Action, get_object_for, restrict, teams_for
 from apps.rag.models import (
@@ -52,8 +53,6 @@ def document_list(*, collection: Collection, status: str = "", search: str = "")
 
 
 def document_get(*, collection: Collection, pk: int) -> Document:
-    from django.shortcuts import get_object_or_404
-
     return get_object_or_404(Document.objects.defer("content"), collection=collection, pk=pk)
 
 
@@ -86,7 +85,5 @@ def run_list(*, collection: Collection) -> QuerySet[RetrievalEvalRun]:
 
 
 def run_get(*, collection: Collection, pk: int) -> RetrievalEvalRun:
-    from django.shortcuts import get_object_or_404
-
     return get_object_or_404(RetrievalEvalRun.objects.select_related("dataset", "collection"),
                              Q(collection=collection) | Q(dataset__collection=collection), pk=pk)

@@ -12,18 +12,21 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
+from guardian.shortcuts import assign_perm, remove_perm
 
 from apps.accounts.models import Team
 from apps.audit.services import audit_record, diff
+from apps.core.tasks import task_queue
 from apps.llm.models import Model, ModelKind
-from apps.rag.config import ChunkingConfig, RetrievalConfig
+from apps.rag.config import MAX_ATTEMPTS, ChunkingConfig, RetrievalConfig, stale_after
+from apps.rag.evaluation import eval_runs_requeue_stuck
+from apps.rag.indexing import delete_chunks
 from apps.rag.models import (
     ACTIVE_JOB_STATUSES,
     Chunk,
@@ -40,19 +43,12 @@ from apps.rag.parsing import content_problem, format_for
 log = logging.getLogger(__name__)
 
 COLLECTION_FIELDS = ("description", "data_class", "answer_model", "answer_prompt")
-MAX_ATTEMPTS = 3
-
-
 def max_document_bytes() -> int:
     return int(settings.RAG_MAX_DOCUMENT_BYTES)
 
 
 def max_import_bytes() -> int:
     return int(settings.RAG_MAX_IMPORT_BYTES)
-
-
-def stale_after() -> timedelta:
-    return timedelta(seconds=int(settings.RAG_JOB_STALE_SECONDS))
 
 
 def human_size(n: int) -> str:
@@ -152,7 +148,7 @@ def collection_create(*, team: Team, name: str, embedding_model, description: st
         retrieval=retrieval_config.as_dict(), created_by=_user(user),
     )
     create_hnsw_index(collection)
-    audit_record(action="rag.collection.create", obj=collection, team=team, user=_user(user), changes={
+    audit_record(action="rag.collection.create", obj=collection, team=team, actor=_user(user), changes={
         "name": name, "data_class": data_class, "embedding_model": model.name,
         "chunking": collection.chunking, "retrieval": collection.retrieval,
     })
@@ -209,7 +205,7 @@ def collection_update(*, collection: Collection, user=None, chunking: dict | Non
         changes["reindex_job"] = job.pk if job else None
     collection.updated_at = timezone.now()
     collection.save()
-    audit_record(action="rag.collection.update", obj=collection, user=_user(user), changes=changes)
+    audit_record(action="rag.collection.update", obj=collection, actor=_user(user), changes=changes)
     return collection
 
 
@@ -225,28 +221,24 @@ def collection_delete(*, collection: Collection, user=None) -> None:
         cursor.execute("DELETE FROM rag_posting WHERE collection_id = %s", [collection.pk])
     collection.delete()
     audit_record(action="rag.collection.delete", team=team, object_type="rag.collection", object_id=object_id,
-                 object_repr=repr_, user=_user(user), changes=snapshot)
+                 object_repr=repr_, actor=_user(user), changes=snapshot)
 
 
 @transaction.atomic
 def collection_share(*, collection: Collection, grantee, action: str = "view", user=None) -> None:
     """Let one user outside the team read (or change) this collection: a django-guardian grant."""
-    from guardian.shortcuts import assign_perm
-
     if action not in ("view", "change"):
         raise ValidationError({"action": "Share for view or change."})
     assign_perm(f"rag.{action}_collection", grantee, collection)
-    audit_record(action="rag.collection.share", obj=collection, user=_user(user),
+    audit_record(action="rag.collection.share", obj=collection, actor=_user(user),
                  changes={"grantee": grantee.get_username(), "permission": action})
 
 
 @transaction.atomic
 def collection_unshare(*, collection: Collection, grantee, user=None) -> None:
-    from guardian.shortcuts import remove_perm
-
     for action in ("view", "change"):
         remove_perm(f"rag.{action}_collection", grantee, collection)
-    audit_record(action="rag.collection.unshare", obj=collection, user=_user(user),
+    audit_record(action="rag.collection.unshare", obj=collection, actor=_user(user),
                  changes={"grantee": grantee.get_username()})
 
 
@@ -345,13 +337,13 @@ def documents_upsert(*, collection: Collection, items: list[DocumentInput], user
             if len(items) == 1 and not remove_missing:
                 doc = (result.created or result.changed or result.metadata_only)[0]
                 action = "rag.document.create" if result.created else "rag.document.update"
-                audit_record(action=action, obj=doc, team=collection.team, user=_user(user), changes={
+                audit_record(action=action, obj=doc, team=collection.team, actor=_user(user), changes={
                     "collection": collection.name, "source_name": doc.source_name, "version": doc.version,
                     "content_hash": doc.content_hash, "size_bytes": doc.size_bytes,
                     "job": result.job.pk if result.job else None,
                 })
             else:
-                audit_record(action="rag.documents.import", obj=collection, user=_user(user),
+                audit_record(action="rag.documents.import", obj=collection, actor=_user(user),
                              changes={"trigger": trigger, **result.summary})
     return result
 
@@ -430,7 +422,6 @@ def _document_remove(doc: Document) -> None:
     doc = Document.objects.select_for_update().filter(pk=doc.pk).first()
     if doc is None:
         return
-    from apps.rag.indexing import delete_chunks
 
     old = Chunk.objects.filter(document_id=doc.pk).aggregate(n=Count("pk"), t=Sum("bm25_length"))
     delete_chunks(document_id=doc.pk)
@@ -456,7 +447,7 @@ def document_delete(*, document: Document, user=None) -> None:
     object_id, repr_ = document.pk, document.source_name
     _document_remove(document)
     audit_record(action="rag.document.delete", team=collection.team, object_type="rag.document",
-                 object_id=object_id, object_repr=repr_, user=_user(user), changes=snapshot)
+                 object_id=object_id, object_repr=repr_, actor=_user(user), changes=snapshot)
 
 
 @transaction.atomic
@@ -466,7 +457,7 @@ def document_retry(*, document: Document, user=None) -> IndexingJob | None:
     if document.status == DocumentStatus.INDEXED and not document.is_stale:
         raise ValidationError({"document": "This document is indexed and up to date."})
     job = _job_for(document.collection, Document.objects.filter(pk=document.pk), trigger="retry", user=user)
-    audit_record(action="rag.document.retry", obj=document, team=document.collection.team, user=_user(user),
+    audit_record(action="rag.document.retry", obj=document, team=document.collection.team, actor=_user(user),
                  changes={"previous_error": document.error[:500], "job": job.pk if job else None})
     return job
 
@@ -477,7 +468,7 @@ def collection_reindex(*, collection: Collection, user=None, only_failed: bool =
     if only_failed:
         docs = docs.filter(status=DocumentStatus.FAILED)
     job = _job_for(collection, docs, trigger="retry-failed" if only_failed else "reindex", user=user)
-    audit_record(action="rag.collection.reindex", obj=collection, user=_user(user),
+    audit_record(action="rag.collection.reindex", obj=collection, actor=_user(user),
                  changes={"only_failed": only_failed, "job": job.pk if job else None,
                           "documents": job.progress_total if job else 0})
     return job
@@ -501,9 +492,7 @@ def _job_for(collection: Collection, documents, *, trigger: str, user=None,
 
 
 def _send_job(job_id: int) -> None:
-    from apps.rag.tasks import indexing_job_run_task
-
-    transaction.on_commit(lambda: indexing_job_run_task.delay(job_id))
+    transaction.on_commit(lambda: task_queue("apps.rag.tasks.indexing_job_run_task", job_id))
 
 
 def indexing_jobs_requeue_stuck(*, now=None) -> dict:
@@ -551,8 +540,6 @@ def indexing_jobs_requeue_stuck(*, now=None) -> dict:
             audit_record(action="rag.indexing_job.adopt", obj=job, team=collection.team,
                          changes={"documents": len(ids)})
             report["orphans"] += len(ids)
-    from apps.rag.evaluation import eval_runs_requeue_stuck
-
     report["eval_runs"] = eval_runs_requeue_stuck(now=now)
     return report
 

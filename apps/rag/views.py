@@ -6,12 +6,13 @@ a selector, render a page or its fragment.
 
 from __future__ import annotations
 
+import csv
 import json
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
@@ -21,7 +22,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from apps.accounts.permissions import Action, can
 from apps.core.htmx import htmx_location, is_fragment_request, render_page_or_fragment
 from apps.llm.errors import LlmError
+from apps.prompts.templating import RenderFailed
 from apps.rag import evaluation, selectors, services
+from apps.rag.answers import answer_question
 from apps.rag.config import RetrievalConfig
 from apps.rag.forms import (
     CollectionForm,
@@ -36,7 +39,8 @@ from apps.rag.forms import (
     settings_initial,
 )
 from apps.rag.models import DocumentStatus, RetrievalEvalResult
-from apps.rag.retrieval import rerank_available, retrieve
+from apps.rag.rerank import rerank_available
+from apps.rag.retrieval import retrieve
 
 DOCUMENTS_PER_PAGE = 50
 
@@ -63,8 +67,6 @@ def collection_list(request):
 def collection_create(request):
     teams = selectors.teams_that_may_create(request.user).order_by("name")
     if not teams.exists():
-        from django.core.exceptions import PermissionDenied
-
         raise PermissionDenied("Only engineers and owners of a team can create collections.")
     form = CollectionForm(request.POST or None, teams=teams)
     if request.method == "POST" and form.is_valid():
@@ -365,8 +367,6 @@ def playground(request, pk: int):
 @require_POST
 def answer(request, pk: int):
     """Answer the playground question from configuration A's top chunks (a POST: it calls a model)."""
-    from apps.rag.answers import answer_question
-
     collection = selectors.collection_get(actor=request.user, pk=pk)
     query = request.POST.get("q", "").strip()
     base = RetrievalConfig.from_dict(collection.retrieval)
@@ -387,11 +387,7 @@ def answer(request, pk: int):
                 error = f"The model call failed: {exc}"
             except ValidationError as exc:
                 error = "The answer prompt could not be rendered: " + "; ".join(exc.messages)
-            except Exception as exc:  # a prompt render failure (RenderFailed) or similar: say it, not a 500
-                from apps.prompts.templating import RenderFailed
-
-                if not isinstance(exc, RenderFailed):
-                    raise
+            except RenderFailed as exc:  # a prompt render failure: say it, not a 500
                 error = "The answer prompt could not be rendered: " + "; ".join(p.message for p in exc.problems)
     return render(request, "rag/partials/_answer.html", {
         "collection": collection, "answer": result, "retrieval": retrieval, "error": error, "query": query,
@@ -504,7 +500,6 @@ def eval_compare(request, pk: int):
 def eval_run_csv(request, pk: int, run: int):
     collection = selectors.collection_get(actor=request.user, pk=pk)
     eval_run = selectors.run_get(collection=collection, pk=run)
-    import csv
 
     response = HttpResponse(content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="rag-eval-run-{eval_run.pk}.csv"'

@@ -6,6 +6,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 from django.core.exceptions import ImproperlyConfigured
 
 from apps.core.env import envbool, envfloat, envint, envlist, envsecret, envstr
+from portal import embedded
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -126,7 +127,6 @@ def _database_url() -> str:
     url = envstr("DATABASE_URL")
     if url:
         return url
-    from portal import embedded
 
     try:
         return embedded.database_url()
@@ -140,7 +140,6 @@ def _redis_url() -> str:
     url = envstr("REDIS_URL")
     if url:
         return url
-    from portal import embedded
 
     return embedded.redis_url()
 

@@ -18,6 +18,7 @@ from apps.accounts.permissions import (
     scope_allowed_for_role,
     team_roles,
     teams_for,
+    user_id_of,
 )
 from apps.accounts.services import membership_remove, membership_set
 from tests.factories import UserFactory
@@ -243,3 +244,10 @@ def test_council_seats_come_from_groups(council_member):
 ])
 def test_scope_allowed_for_role(scope, role, allowed):
     assert scope_allowed_for_role(scope, role) is allowed
+
+
+@pytest.mark.django_db
+def test_the_person_behind_an_actor_is_the_tokens_owner_or_the_signed_in_user(team, engineer, token_for):
+    token, _ = token_for(engineer, team, "read")
+    assert user_id_of(token) == user_id_of(engineer) == engineer.pk
+    assert user_id_of(AnonymousUser()) is None and user_id_of(None) is None

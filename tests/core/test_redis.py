@@ -7,6 +7,13 @@ from django.conf import settings
 from apps.core import redis as core_redis
 
 
+def test_a_caller_that_must_give_up_sooner_gets_its_own_shared_client():
+    short = core_redis.client(socket_timeout=2)
+    assert short is core_redis.client(socket_timeout=2) and short is not core_redis.client()
+    assert short.connection_pool.connection_kwargs["socket_timeout"] == 2
+    assert core_redis.client().connection_pool.connection_kwargs["socket_timeout"] == core_redis.SOCKET_TIMEOUT_SECONDS
+
+
 def test_the_sync_client_is_shared_and_reaches_the_configured_server():
     first, second = core_redis.client(), core_redis.client()
     assert first is second

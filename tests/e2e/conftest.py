@@ -94,6 +94,26 @@ def demo_people(transactional_db):
     return seed_demo_accounts()["people"]
 
 
+def prompt_in_production(demo_people, name: str, commit_message: str):
+    """Support AI's prompt `name` whose v1 (context and question, the offline model) is in production, approved
+    by Olivia: the baseline an eval run compares against. Returns (team, prompt, v1)."""
+    from apps.accounts.models import Team
+    from apps.prompts.content import Draft
+    from apps.prompts.services import promotion_request_approve, promotion_request_open, prompt_create
+    from portal.demo import seed_demo_models
+
+    seed_demo_models()
+    team = Team.objects.get(slug="support-ai")
+    evan, olivia = demo_people["evan"], demo_people["olivia"]
+    prompt = prompt_create(team=team, name=name, actor=evan, commit_message=commit_message,
+                           draft=Draft(kind="text", config={"model": "local-extractive"},
+                                       template="Context:\n{{ context }}\nQuestion: {{ question }}"))
+    v1 = prompt.versions.get()
+    promotion_request_approve(request=promotion_request_open(prompt=prompt, version=v1, actor=evan, reason="go"),
+                              user=olivia)
+    return team, prompt, v1
+
+
 def log_in(page, username: str, password: str = "portal-demo") -> None:
     page.goto("/accounts/login/")
     page.get_by_label("Username").fill(username)

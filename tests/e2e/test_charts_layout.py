@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import log_in
+from tests.e2e.conftest import log_in, prompt_in_production
 from tests.e2e.test_costs_dashboard import costs_usage  # noqa: F401  (fixture)
 
 # Every chart panel on the page: its title, its CSV link, the drawn chart (plotly's svg.main-svg) and the box
@@ -91,23 +91,12 @@ def assert_no_console_errors(page) -> None:
 @pytest.fixture
 def eval_dashboard_data(demo_people):
     """A prompt in production with a finished eval run: the trends and coverage charts have something to draw."""
-    from apps.accounts.models import Team
     from apps.evals import runner
     from apps.evals.datasets import dataset_create, dataset_items_add
     from apps.evals.services import evaluator_create, run_create
-    from apps.prompts.content import Draft
-    from apps.prompts.services import promotion_request_approve, promotion_request_open, prompt_create
-    from portal.demo import seed_demo_models
 
-    seed_demo_models()
-    team = Team.objects.get(slug="support-ai")
-    evan, olivia = demo_people["evan"], demo_people["olivia"]
-    prompt = prompt_create(team=team, name="support/e2e-charts", actor=evan, commit_message="first",
-                           draft=Draft(kind="text", config={"model": "local-extractive"},
-                                       template="Context:\n{{ context }}\nQuestion: {{ question }}"))
-    v1 = prompt.versions.get()
-    promotion_request_approve(request=promotion_request_open(prompt=prompt, version=v1, actor=evan, reason="go"),
-                              user=olivia)
+    team, _prompt, v1 = prompt_in_production(demo_people, "support/e2e-charts", "first")
+    evan = demo_people["evan"]
     dataset = dataset_create(team=team, name="support/e2e-charts-golden", input_names=["question"], actor=evan)
     dataset_items_add(dataset=dataset, actor=evan, message="first items", items=[
         {"id": "refund", "inputs": {"question": "How long do refunds take?"}, "expected": "Refunds take 5 days.",

@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import log_in
+from tests.e2e.conftest import log_in, prompt_in_production
 
 ROWS = [
     {"id": "refund", "inputs": {"question": "How long do refunds take?"}, "expected": "Refunds take 5 days.",
@@ -22,26 +22,12 @@ ROWS = [
 @pytest.fixture
 def eval_setup(demo_people, celery_worker):
     """A prompt whose v1 is in production (the baseline) and a worse v2, plus a citation evaluator."""
-    from apps.accounts.models import Team
     from apps.evals.services import evaluator_create
     from apps.prompts.content import Draft
-    from apps.prompts.services import (
-        promotion_request_approve,
-        promotion_request_open,
-        prompt_create,
-        version_create,
-    )
-    from portal.demo import seed_demo_models
+    from apps.prompts.services import version_create
 
-    seed_demo_models()
-    team = Team.objects.get(slug="support-ai")
-    evan, olivia = demo_people["evan"], demo_people["olivia"]
-    prompt = prompt_create(team=team, name="support/e2e-eval", actor=evan, commit_message="with context",
-                           draft=Draft(kind="text", config={"model": "local-extractive"},
-                                       template="Context:\n{{ context }}\nQuestion: {{ question }}"))
-    v1 = prompt.versions.get()
-    promotion_request_approve(request=promotion_request_open(prompt=prompt, version=v1, actor=evan, reason="go"),
-                              user=olivia)
+    team, prompt, v1 = prompt_in_production(demo_people, "support/e2e-eval", "with context")
+    evan = demo_people["evan"]
     version_create(prompt=prompt, actor=evan, commit_message="shorter",
                    draft=Draft(kind="text", template="Question: {{ question }}", config={"model": "local-extractive"}))
     evaluator = evaluator_create(team=team, name="cites-a-passage", kind="citation", actor=evan)

@@ -198,15 +198,22 @@ def test_timeouts_are_retried_then_reported_as_unavailable(replay, gpt4o_mini, u
     assert only_event().error_type == "ProviderUnavailable"
 
 
-def test_a_malformed_body_fails_at_once(replay, gpt4o_mini, usage_context, sleeps):
-    http = replay("malformed_body")
+@pytest.mark.parametrize(("recording", "error", "says"), [
+    ("malformed_body", MalformedResponse, "not valid JSON"),
+    ("insufficient_quota", RateLimited, "out of quota"),
+    ("model_not_found", ModelNotFound, "does not know the model 'gpt-4o-mini'"),
+    ("context_length", BadRequest, "longer than the model's context window"),
+])
+def test_a_failure_that_retrying_cannot_fix_fails_at_once_with_a_readable_message(
+        replay, gpt4o_mini, usage_context, sleeps, recording, error, says):
+    http = replay(recording)
 
-    with pytest.raises(MalformedResponse) as failure:
+    with pytest.raises(error) as failure:
         calls.chat(model="gpt-4o-mini", messages=MESSAGES, context=usage_context)
 
     assert len(http.requests) == 1 and sleeps == []
-    assert "not valid JSON" in str(failure.value)
-    assert (only_event().status, only_event().error_type) == ("error", "MalformedResponse")
+    assert says in str(failure.value)
+    assert (only_event().status, only_event().error_type) == ("error", error.__name__)
 
 
 def test_a_rejected_key_fails_at_once_without_echoing_it(replay, gpt4o_mini, usage_context):
@@ -219,31 +226,6 @@ def test_a_rejected_key_fails_at_once_without_echoing_it(replay, gpt4o_mini, usa
     message = str(failure.value)
     assert "rejected the API key" in message and "sk-" not in message and "1234" not in message
     assert only_event().error_type == "AuthenticationFailed"
-
-
-def test_an_exhausted_quota_is_not_retried(replay, gpt4o_mini, usage_context, sleeps):
-    http = replay("insufficient_quota")
-
-    with pytest.raises(RateLimited) as failure:
-        calls.chat(model="gpt-4o-mini", messages=MESSAGES, context=usage_context)
-
-    assert len(http.requests) == 1 and sleeps == []
-    assert "out of quota" in str(failure.value)
-
-
-def test_an_unknown_remote_model_is_model_not_found(replay, gpt4o_mini, usage_context):
-    replay("model_not_found")
-
-    with pytest.raises(ModelNotFound, match="does not know the model 'gpt-4o-mini'"):
-        calls.chat(model="gpt-4o-mini", messages=MESSAGES, context=usage_context)
-    assert only_event().error_type == "ModelNotFound"
-
-
-def test_a_prompt_longer_than_the_context_window_is_a_readable_bad_request(replay, gpt4o_mini, usage_context):
-    replay("context_length")
-
-    with pytest.raises(BadRequest, match="longer than the model's context window"):
-        calls.chat(model="gpt-4o-mini", messages=MESSAGES, context=usage_context)
 
 
 def test_azure_uses_the_deployment_path_api_version_and_api_key_header(replay, azure_provider, usage_context):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from bench.common import stop_process
 from bench.web_connections import connection_counter, load
 
 BASE_DIR = Path(__file__).resolve().parents[2]
@@ -85,11 +85,7 @@ def runserver(db):
         yield url, f"application_name = '{app_name}'", log_dir / "runserver.log"
     finally:
         stop.set()
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+        stop_process(process, 20, group=True)
         log.close()
         shutil.rmtree(log_dir, ignore_errors=True)
 

@@ -3,6 +3,7 @@ real Celery worker."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -251,6 +252,22 @@ def _json_handler(stream) -> logging.Handler:
     return handler
 
 
+@contextlib.contextmanager
+def _access_log():
+    """The access log's JSON lines written meanwhile (INFO and up), in a string stream."""
+    stream = io.StringIO()
+    logger = logging.getLogger("portal.access")
+    handler = _json_handler(stream)
+    previous_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield stream
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous_level)
+
+
 def test_json_formatter_writes_one_json_object_per_record_with_the_request_id():
     stream = io.StringIO()
     logger = logging.getLogger("portal.tests.json")
@@ -281,17 +298,8 @@ def test_json_formatter_writes_one_json_object_per_record_with_the_request_id():
 
 @pytest.mark.django_db
 def test_the_access_log_line_is_json_with_the_request_id_of_the_response(client):
-    stream = io.StringIO()
-    logger = logging.getLogger("portal.access")
-    handler = _json_handler(stream)
-    previous_level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
+    with _access_log() as stream:
         response = client.get("/no-such-page/", HTTP_X_REQUEST_ID="access-log-0001")
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(previous_level)
     (line,) = stream.getvalue().splitlines()
     record = json.loads(line)
     assert record["request_id"] == response["X-Request-ID"] == "access-log-0001"
@@ -300,17 +308,8 @@ def test_the_access_log_line_is_json_with_the_request_id_of_the_response(client)
 
 
 def test_probes_and_metrics_stay_out_of_the_access_log(client):
-    stream = io.StringIO()
-    logger = logging.getLogger("portal.access")
-    handler = _json_handler(stream)
-    previous_level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
+    with _access_log() as stream:
         client.get("/healthz")
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(previous_level)
     assert stream.getvalue() == ""
 
 

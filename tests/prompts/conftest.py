@@ -3,7 +3,7 @@
 import pytest
 
 from apps.accounts.models import Role
-from apps.prompts import registry
+from apps.prompts import hooks, registry
 from apps.prompts.content import Draft
 from apps.prompts.services import prompt_create, version_create
 from tests.factories import MembershipFactory, UserFactory
@@ -42,7 +42,7 @@ def restore_registry():
     saved = {name: dict(getattr(registry, name)) for name in names}
     for name in names:
         getattr(registry, name).clear()
-    registry.register_builtins()
+    hooks.register_gate_checks()
     yield registry
     for name, value in saved.items():
         target = getattr(registry, name)

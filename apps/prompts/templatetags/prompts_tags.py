@@ -1,3 +1,5 @@
+import json
+
 from django import template
 
 register = template.Library()
@@ -22,6 +24,4 @@ def get_value(mapping, key):
 @register.filter
 def as_json(value):
     """Pretty JSON for configs and schemas (not Python's repr)."""
-    import json
-
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)

@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand
 
+from apps.core.demo_status import demo_loading_marker
 from portal.demo import seed_demo, seed_demo_quick
 
 
@@ -14,8 +15,6 @@ class Command(BaseCommand):
         if quick:
             seed_demo_quick()
         else:
-            from apps.core.demo_status import demo_loading_marker
-
             with demo_loading_marker():  # home and costs say "demo data is loading" meanwhile
                 seed_demo()
         self.stdout.write(self.style.SUCCESS("Demo data ready." if not quick else "Demo logins ready."))

@@ -20,10 +20,13 @@ import time
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
 
 from apps.accounts.models import Team
 from apps.core.request_context import acting_as
+from apps.llm.services import catalog_seed_local
 from apps.rag.evaluation import beir_folder
+from apps.rag.indexing import indexing_job_run
 from apps.rag.models import Collection, IndexingJob
 from apps.rag.services import collection_create, corpus_items, documents_upsert
 
@@ -59,8 +62,6 @@ class Command(BaseCommand):
             collection = Collection.objects.filter(team=team, name=opts["collection"]).first()
             if collection is None:
                 try:
-                    from apps.llm.services import catalog_seed_local
-
                     if opts["embedding_model"] == "local-minilm":
                         catalog_seed_local()
                     collection = collection_create(
@@ -93,8 +94,6 @@ class Command(BaseCommand):
             self._run(result.job, started)
 
     def _run(self, job: IndexingJob, started: float) -> None:
-        from apps.rag.indexing import indexing_job_run
-
         done = threading.Event()
 
         def report():
@@ -105,7 +104,6 @@ class Command(BaseCommand):
                     self.stdout.write(f"  {current['progress_done']}/{current['progress_total']} documents, "
                                       f"{current['chunks_written']} chunks")
                     self.stdout.flush()
-            from django.db import connection
 
             connection.close()
 
