@@ -28,7 +28,7 @@ def monthly_cost(use_case: UseCase, prompt_names: list[str]) -> Decimal | None:
 
 
 def report_context(use_case: UseCase) -> dict:
-    q = questionnaire.by_version(use_case.questionnaire_version)
+    q = selectors.questionnaire_by_version(use_case.questionnaire_version)
     links = list(use_case.prompt_links.select_related("prompt").order_by("prompt__name"))
     conditions = list(use_case.conditions.select_related("owner", "accepted_by").prefetch_related("checks"))
     for c in conditions:
@@ -58,9 +58,7 @@ def report_context(use_case: UseCase) -> dict:
 
 
 def _required(use_case: UseCase) -> list[str]:
-    from apps.reviews.services import required_seats
-
-    return required_seats(use_case) if use_case.tier else []
+    return selectors.required_seats(use_case) if use_case.tier else []
 
 
 def report_json(ctx: dict) -> dict:

@@ -11,7 +11,7 @@ from django.utils import timezone
 from apps.costs.models import Budget
 from apps.notifications.models import Notification
 from apps.reviews import conditions as predicates
-from apps.reviews import integration, services
+from apps.reviews import hooks, services
 from apps.reviews.models import ConditionCheck, ConditionStatus, State, UseCase
 from tests.reviews.conftest import ELEVATED_INTERNAL
 
@@ -222,12 +222,12 @@ def _target(prompt):
 def _gate(prompt):
     from types import SimpleNamespace
 
-    return integration.gate_check(SimpleNamespace(prompt=prompt))
+    return hooks.gate_check(SimpleNamespace(prompt=prompt))
 
 
 def test_gate_is_not_configured_without_a_linked_use_case(prompt):
     assert _gate(prompt).status == "not_configured"
-    assert integration.resolve_guard(_target(prompt)) is None
+    assert hooks.resolve_guard(_target(prompt)) is None
 
 
 def test_gate_fails_until_approved_then_passes(make_use_case, prompt, engineer, product, approve):
@@ -243,10 +243,10 @@ def test_suspension_blocks_promotion_and_resolve_with_the_cache_dropped(
     use_case = make_use_case(submit=True)
     services.prompt_link(use_case=use_case, actor=engineer, prompt=prompt)
     approve(use_case, product)
-    assert integration.resolve_guard(_target(prompt)) is None  # cached as "ok" now
+    assert hooks.resolve_guard(_target(prompt)) is None  # cached as "ok" now
     with django_capture_on_commit_callbacks(execute=True):
         services.use_case_transition(use_case=use_case, actor=security, name="suspend", note="incident")
-    reason = integration.resolve_guard(_target(prompt))
+    reason = hooks.resolve_guard(_target(prompt))
     assert reason and "suspended" in reason
     assert _gate(prompt).status == "failed"
 
