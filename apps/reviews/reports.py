@@ -10,16 +10,13 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 
 from apps.audit.models import AuditEvent
+from apps.costs.models import UsageEvent
 from apps.reviews import questionnaire, rules, selectors
 from apps.reviews.models import UseCase
 
 
 def monthly_cost(use_case: UseCase, prompt_names: list[str]) -> Decimal | None:
     """This calendar month's spend tagged with the use case or made by its linked prompts (costs ledger)."""
-    try:
-        from apps.costs.models import UsageEvent
-    except ImportError:  # pragma: no cover - costs is below reviews and always installed
-        return None
     start = timezone.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     match = Q(use_case_id=use_case.pk)
     if prompt_names:

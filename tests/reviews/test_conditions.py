@@ -160,8 +160,9 @@ def test_expiry_sweep_notices_then_expires(make_use_case, product, approve, engi
     assert Notification.objects.filter(user=engineer, kind="review.expiry_coming").exists()
     assert services.expiry_sweep() == {"review_due": 0, "expired": 0, "condition_due": 0}  # idempotent
     assert Notification.objects.filter(user=engineer, kind="review.expiry_coming").count() == 1
-    UseCase.objects.filter(pk=use_case.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
-    assert services.expiry_sweep()["expired"] == 1
+    with pytest.raises(TypeError):  # the moment is named, never positional
+        services.expiry_sweep(timezone.now() + timedelta(days=21))
+    assert services.expiry_sweep(now=timezone.now() + timedelta(days=21))["expired"] == 1  # a sweep as of then
     use_case.refresh_from_db()
     assert use_case.state == State.EXPIRED
 
