@@ -17,7 +17,7 @@ from apps.core.request_context import acting_as
 from apps.costs.selectors import active_monthly_budget_amounts
 from apps.costs.services import budget_create
 from apps.prompts.models import Prompt
-from apps.reviews import services
+from apps.reviews import linking, services
 from apps.reviews.models import UseCase
 
 BASE = {
@@ -48,7 +48,7 @@ def _create(people, teams, title, answers, *, team="support-ai", author="evan", 
         for name in prompts:
             prompt = _prompt(name)
             if prompt is not None:
-                services.prompt_link(use_case=use_case, actor=user, prompt=prompt)
+                linking.prompt_link(use_case=use_case, actor=user, prompt=prompt)
         if submit:
             use_case = services.use_case_submit(use_case=use_case, actor=user)
     return use_case

@@ -23,7 +23,7 @@ from apps.notifications.services import unread_count
 from apps.prompts.selectors import prompt_by_pk
 from apps.rag.selectors import collection_visible
 from apps.reviews import conditions as predicates
-from apps.reviews import forms, questionnaire, reports, rules, selectors, services, workflow
+from apps.reviews import forms, linking, questionnaire, reports, rules, selectors, services, workflow
 from apps.reviews.models import (
     Condition,
     LifecycleStage,
@@ -469,8 +469,8 @@ def prompt_link(request, pk: int):
     return _link_action(
         request, use_case, forms.LinkForm(request.POST, target="prompt"),
         find=lambda prompt_id: prompt_by_pk(pk=prompt_id),
-        link=lambda prompt: services.prompt_link(use_case=use_case, actor=request.user, prompt=prompt),
-        unlink=lambda prompt_id: services.prompt_unlink(use_case=use_case, actor=request.user, prompt_id=prompt_id))
+        link=lambda prompt: linking.prompt_link(use_case=use_case, actor=request.user, prompt=prompt),
+        unlink=lambda prompt_id: linking.prompt_unlink(use_case=use_case, actor=request.user, prompt_id=prompt_id))
 
 
 @login_required
@@ -480,9 +480,9 @@ def collection_link(request, pk: int):
     return _link_action(
         request, use_case, forms.LinkForm(request.POST, target="collection"),
         find=lambda collection_id: collection_visible(actor=request.user, pk=collection_id),
-        link=lambda collection: services.collection_link(use_case=use_case, actor=request.user,
+        link=lambda collection: linking.collection_link(use_case=use_case, actor=request.user,
                                                          collection=collection),
-        unlink=lambda collection_id: services.collection_unlink(use_case=use_case, actor=request.user,
+        unlink=lambda collection_id: linking.collection_unlink(use_case=use_case, actor=request.user,
                                                                 collection_id=collection_id))
 
 

@@ -78,14 +78,14 @@ def test_prompt_filter_by_use_case(make_use_case, team, engineer):
     from apps.prompts.content import Draft
     from apps.prompts.models import Prompt
     from apps.prompts.services import prompt_create
-    from apps.reviews import hooks, services
+    from apps.reviews import hooks, linking
 
     a = prompt_create(team=team, name="support/a", kind="text", actor=engineer,
                       draft=Draft(kind="text", template="a <t>{{ x }}</t>"), commit_message="1")
     prompt_create(team=team, name="support/b", kind="text", actor=engineer,
                   draft=Draft(kind="text", template="b <t>{{ x }}</t>"), commit_message="1")
     use_case = make_use_case()
-    services.prompt_link(use_case=use_case, actor=engineer, prompt=a)
+    linking.prompt_link(use_case=use_case, actor=engineer, prompt=a)
     assert list(hooks.filter_apply(Prompt.objects.all(), str(use_case.pk))) == [a]
     assert [p.name for p in hooks.filter_apply(Prompt.objects.all(), "none")] == ["support/b"]
     assert not hooks.filter_apply(Prompt.objects.all(), "x; drop").exists()
