@@ -1,4 +1,5 @@
-"""Reads of the use-case review, restricted in SQL to what the actor may see."""
+"""Reads of the use-case review (restricted in SQL to what the actor may see where an actor is given), the
+current questionnaire, and the review's predicates: who must vote, who may vote, waive or edit."""
 
 from __future__ import annotations
 
