@@ -20,6 +20,7 @@ from apps.costs.budgets import period_bounds
 from apps.costs.models import (
     Budget,
     BudgetPeriod,
+    BudgetPeriodKind,
     CostAnomaly,
     Granularity,
     RepricingJob,
@@ -216,6 +217,13 @@ def budget_list(*, actor) -> QuerySet[Budget]:
     if visible is not None:
         rows = rows.filter(team_id__in=visible)
     return rows.order_by("team__name", "name")
+
+
+def active_monthly_budget_amounts(*, team_id: int) -> list:
+    """The amounts of a team's active whole-team monthly budgets (no feature or tenant), unchecked: for the
+    portal's own checks (reviews' `budget_cap` condition)."""
+    return list(Budget.objects.filter(team_id=team_id, is_active=True, period=BudgetPeriodKind.MONTH, feature="",
+                                      tenant="").values_list("amount", flat=True))
 
 
 @dataclass

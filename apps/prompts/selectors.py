@@ -138,6 +138,14 @@ def production_labels(*, actor) -> QuerySet[Label]:
     return Label.objects.filter(prompt__in=prompts, name=PRODUCTION).select_related("version", "prompt")
 
 
+def production_version(*, prompt_id: int | None = None, name: str = "") -> PromptVersion | None:
+    """The version the production label points at, by prompt id or name; unchecked: for the portal's own checks
+    (reviews' automatic conditions and material-change scan), which read on no person's behalf."""
+    labels = Label.objects.filter(name=PRODUCTION).select_related("version")
+    label = (labels.filter(prompt_id=prompt_id) if prompt_id is not None else labels.filter(prompt__name=name)).first()
+    return label.version if label is not None else None
+
+
 def production_label_moves(*, actor, since: datetime, limit: int = 500) -> QuerySet[LabelEvent]:
     """Moves (not first placements) of the production label since `since`, oldest first, on visible prompts."""
     prompts = restrict(Prompt.objects.all(), actor, Action.VIEW)

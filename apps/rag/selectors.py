@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Max, Min, Q, QuerySet
+from django.db.models import Count, Max, Min, Q, QuerySet, Sum
 from django.shortcuts import get_object_or_404
 
 from apps.accounts.permissions import Action, get_object_for, restrict, teams_for
@@ -37,6 +37,16 @@ def collection_get(*, actor, pk: int, action: Action | str = Action.VIEW) -> Col
 def collection_visible(*, actor, pk: int) -> Collection | None:
     """A collection by id if the actor may see it, else None (for a choice posted from a form)."""
     return restrict(Collection.objects.all(), actor, Action.VIEW).filter(pk=pk).first()
+
+
+def collection_by_pk(*, pk: int) -> Collection | None:
+    """A collection by id, unchecked: for the portal's own checks (reviews' automatic conditions)."""
+    return Collection.objects.filter(pk=pk).first()
+
+
+def pii_findings_total(collection: Collection) -> int:
+    """PII findings over the collection's documents (0 when it was redacted before indexing)."""
+    return collection.documents.aggregate(total=Sum("pii_findings"))["total"] or 0
 
 
 def teams_that_may_create(actor):

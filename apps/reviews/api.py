@@ -76,7 +76,7 @@ def _out(use_case: UseCase) -> dict:
         "rule_trace": use_case.rule_trace or [],
         "required_controls": [{"key": c["key"], "name": c["name"], "status": c["status"]}
                               for c in selectors.controls_status(use_case)],
-        "required_seats": services.required_seats(use_case) if use_case.tier else [],
+        "required_seats": selectors.required_seats(use_case) if use_case.tier else [],
         "conditions": [{"id": c.pk, "title": c.title, "kind": c.kind, "predicate": c.predicate, "params": c.params,
                         "owner": c.owner.get_username() if c.owner else None, "due_date": c.due_date.isoformat(),
                         "status": c.status} for c in use_case.conditions.select_related("owner")],
@@ -86,7 +86,7 @@ def _out(use_case: UseCase) -> dict:
 
 @router.get("/questionnaire", response=dict, summary="The current intake questionnaire (JSON Schema)")
 def questionnaire_get(request):
-    current = questionnaire.current()
+    current = selectors.questionnaire_current()
     return {"version": current.version, "json_schema": questionnaire.json_schema(current)}
 
 

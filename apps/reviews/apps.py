@@ -7,7 +7,6 @@ class ReviewsConfig(AppConfig):
     verbose_name = "Use-case reviews"
 
     def ready(self):
-        from apps.reviews import conditions, integration
+        from apps.reviews import hooks  # why: models are loaded only once ready() runs
 
-        conditions.register_builtins()
-        integration.register()
+        hooks.register()

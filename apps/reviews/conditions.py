@@ -3,19 +3,25 @@
     register_predicate(key, label, params_schema, evaluate_fn)
 
 `evaluate_fn(use_case, params) -> Evaluation`. Parameters (thresholds included) are validated and locked
-when a condition is set. Built-ins read other apps through their selectors when those apps provide them;
-when an app cannot answer yet the evaluation is "unknown" (passed=None): it is recorded, never suspends.
+when a condition is set. Built-ins read other apps only through those apps' selectors; when the data cannot
+be read (object gone, a check that raises) the evaluation is "unknown" (passed=None): it is recorded, never
+suspends.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.core.exceptions import ValidationError
+
+from apps.costs.selectors import active_monthly_budget_amounts
+from apps.evals.selectors import latest_metric
+from apps.prompts.selectors import production_version
+from apps.rag.selectors import collection_by_pk, pii_findings_total
+from apps.reviews.rules import DATA_CLASS_RANK
 
 
 @dataclass(frozen=True)
@@ -96,23 +102,12 @@ def evaluate(key: str, use_case, params: dict) -> Evaluation:
         return Evaluation(None, None, f"The check failed to run: {type(exc).__name__}: {exc}"[:500])
 
 
-def _selector(module: str, name: str):
-    """An optional selector of another app (None while that app has not built it)."""
-    try:
-        return getattr(importlib.import_module(module), name, None)
-    except ImportError:
-        return None
-
-
 # --- built-ins --------------------------------------------------------------------------------------------
 
 
 def _budget_cap(use_case, params) -> Evaluation:
     """A monthly budget for the use case's team exists and is at most the cap."""
-    from apps.costs.models import Budget, BudgetPeriodKind
-
-    amounts = list(Budget.objects.filter(team_id=use_case.team_id, is_active=True, period=BudgetPeriodKind.MONTH,
-                                         feature="", tenant="").values_list("amount", flat=True))
+    amounts = active_monthly_budget_amounts(team_id=use_case.team_id)
     cap = Decimal(str(params["max_usd"]))
     if not amounts:
         return Evaluation(False, None, "No active monthly budget is set for the team.")
@@ -123,63 +118,31 @@ def _budget_cap(use_case, params) -> Evaluation:
 
 def _production_model(use_case, params) -> Evaluation:
     """The prompt's production version uses one of the allowed models."""
-    from apps.prompts.models import PRODUCTION, Label
-
-    label = Label.objects.filter(prompt__name=params["prompt"], name=PRODUCTION).select_related("version").first()
-    if label is None:
+    version = production_version(name=params["prompt"])
+    if version is None:
         return Evaluation(False, None, f"{params['prompt']} has no production version.")
-    model = (label.version.config or {}).get("model", "")
+    model = (version.config or {}).get("model", "")
     ok = model in params["allowed_models"]
-    return Evaluation(ok, model, f"Production v{label.version.number} uses {model or 'the default model'}"
+    return Evaluation(ok, model, f"Production v{version.number} uses {model or 'the default model'}"
                       f" ({'allowed' if ok else 'not in ' + ', '.join(params['allowed_models'])}).")
 
 
-def latest_eval_metric(*, prompt: str, dataset: str, metric: str) -> tuple[float | None, str]:
-    """The metric of the latest finished eval run of `prompt` on `dataset`: an evaluator's mean score by name,
-    or the run's overall `pass_rate` / `mean_score`. Returns (value, where it came from)."""
-    fn = _selector("apps.evals.selectors", "latest_metric")
-    if fn is not None:
-        return fn(prompt=prompt, dataset=dataset, metric=metric), "evals"
-    from apps.evals.models import EvalRun, RunStatus
-
-    run = (EvalRun.objects.filter(prompt__name=prompt, dataset__name=dataset, status=RunStatus.FINISHED)
-           .order_by("-finished_at", "-id").first())
-    if run is None:
-        return None, ""
-    where = f"run #{run.pk}"
-    if metric in ("pass_rate", "mean_score"):
-        return getattr(run, metric), where
-    for entry in (run.summary or {}).get("evaluators", []):
-        if entry.get("name") == metric:
-            mean = entry.get("mean_score")
-            value = mean.get("value") if isinstance(mean, dict) else mean
-            return (value if value is not None else entry.get("pass_rate")), where
-    return None, where
-
-
 def _eval_metric(use_case, params) -> Evaluation:
-    try:
-        value, where = latest_eval_metric(prompt=params["prompt"], dataset=params["dataset"], metric=params["metric"])
-    except ImportError:
-        return Evaluation(None, None, "The evals app is not installed.")
+    value = latest_metric(prompt=params["prompt"], dataset=params["dataset"], metric=params["metric"])
     if value is None:
         return Evaluation(False, None, f"No finished eval run of {params['prompt']} on {params['dataset']} "
-                                       f"reports {params['metric']}{' (' + where + ')' if where else ''}.")
+                                       f"reports {params['metric']} (evals).")
     ok = float(value) + 1e-12 >= params["min"]
     return Evaluation(ok, float(value), f"{params['metric']} = {float(value):.3f} "
-                      f"({'≥' if ok else '<'} {params['min']}) in {where}.")
+                      f"({'≥' if ok else '<'} {params['min']}) in evals.")
 
 
 def _collection(params):
-    from apps.rag.models import Collection
-
-    return Collection.objects.filter(pk=int(params["collection_id"])).first()
+    return collection_by_pk(pk=int(params["collection_id"]))
 
 
 def _collection_data_class(use_case, params) -> Evaluation:
     """The collection's data class is no more sensitive than the one allowed."""
-    from apps.reviews.rules import DATA_CLASS_RANK
-
     collection = _collection(params)
     if collection is None:
         return Evaluation(False, None, "The collection no longer exists.")
@@ -193,12 +156,10 @@ def _collection_data_class(use_case, params) -> Evaluation:
 
 def _collection_no_pii(use_case, params) -> Evaluation:
     """No document of the collection has PII findings (i.e. redaction happened before indexing)."""
-    from django.db.models import Sum
-
     collection = _collection(params)
     if collection is None:
         return Evaluation(False, None, "The collection no longer exists.")
-    findings = collection.documents.aggregate(total=Sum("pii_findings"))["total"] or 0
+    findings = pii_findings_total(collection)
     ok = findings == 0
     return Evaluation(ok, findings, f"{collection.name}: {findings} PII finding{'s' if findings != 1 else ''} "
                       "in its documents.")

@@ -14,7 +14,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.core.request_context import acting_as
-from apps.reviews import services
+from apps.costs.selectors import active_monthly_budget_amounts
+from apps.costs.services import budget_create
+from apps.prompts.models import Prompt
+from apps.reviews import linking, services
 from apps.reviews.models import UseCase
 
 BASE = {
@@ -33,8 +36,6 @@ def _answers(**changes) -> dict:
 
 
 def _prompt(name):
-    from apps.prompts.models import Prompt
-
     return Prompt.objects.filter(name=name).first()
 
 
@@ -47,7 +48,7 @@ def _create(people, teams, title, answers, *, team="support-ai", author="evan", 
         for name in prompts:
             prompt = _prompt(name)
             if prompt is not None:
-                services.prompt_link(use_case=use_case, actor=user, prompt=prompt)
+                linking.prompt_link(use_case=use_case, actor=user, prompt=prompt)
         if submit:
             use_case = services.use_case_submit(use_case=use_case, actor=user)
     return use_case
@@ -94,15 +95,11 @@ def seed_demo_reviews(people: dict, teams: dict) -> int:
     _vote(people, drafting, "sam")
     _vote(people, drafting, "priya", "approve_with_conditions", "Approve once a monthly budget caps spend.")
     olivia = people["olivia"]
-    from apps.costs.models import Budget
-    from apps.costs.services import budget_create
-
-    monthly = Budget.objects.filter(team=teams["support-ai"], feature="", tenant="", period="month", is_active=True)
     with acting_as(olivia):
-        if not monthly.exists():
+        if not active_monthly_budget_amounts(team_id=teams["support-ai"].pk):
             budget_create(actor=olivia, name="Support AI monthly", team=teams["support-ai"], amount="1500")
     # The cap is $2,000, or above the costs demo's budget when that one is larger: the demo shows a met check.
-    existing = max(monthly.values_list("amount", flat=True), default=0)
+    existing = max(active_monthly_budget_amounts(team_id=teams["support-ai"].pk), default=0)
     cap = max(2000, int(existing // 500 + 1) * 500 if existing > 2000 else 2000)
     with acting_as(people["priya"]):
         services.condition_add(use_case=drafting, actor=people["priya"], title=f"Monthly budget set at most ${cap:,}",

@@ -9,8 +9,10 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
 
+from apps.reviews.questionnaire import check_schema
 from apps.reviews.rules import TIER_LABELS, TIER_ORDER
 
 
@@ -60,8 +62,6 @@ class QuestionnaireVersion(models.Model):
         return f"questionnaire v{self.version}"
 
     def clean(self):
-        from apps.reviews.questionnaire import check_schema
-
         check_schema(self.schema)
 
 
@@ -149,8 +149,6 @@ class UseCase(models.Model):
         return self.title
 
     def get_absolute_url(self) -> str:
-        from django.urls import reverse
-
         return reverse("reviews:detail", kwargs={"pk": self.pk})
 
     @property

@@ -1,7 +1,8 @@
 """The versioned intake questionnaire: loading, visibility (progressive disclosure), validation, JSON Schema.
 
 Version 1 ships as `questionnaire/v1.json`; admins publish later versions as `QuestionnaireVersion` rows
-(the highest number is current). Field ids are stable across versions: rules and stored answers use them.
+(the highest number is current: `selectors.questionnaire_current()`; this module reads no table). Field ids
+are stable across versions: rules and stored answers use them.
 """
 
 from __future__ import annotations
@@ -40,22 +41,8 @@ def bundled(version: int = 1) -> Questionnaire:
     return Questionnaire(version=schema["version"], schema=schema)
 
 
-def current() -> Questionnaire:
-    from apps.reviews.models import QuestionnaireVersion
-
-    row = QuestionnaireVersion.objects.order_by("-version").first()
-    return Questionnaire(row.version, row.schema) if row else bundled()
-
-
-def by_version(version: int) -> Questionnaire:
-    from apps.reviews.models import QuestionnaireVersion
-
-    row = QuestionnaireVersion.objects.filter(version=version).first()
-    if row:
-        return Questionnaire(row.version, row.schema)
-    if (BUNDLED / f"v{version}.json").exists():
-        return bundled(version)
-    return current()
+def has_bundled(version: int) -> bool:
+    return (BUNDLED / f"v{version}.json").exists()
 
 
 def check_schema(schema: dict) -> None:

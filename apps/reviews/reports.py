@@ -10,16 +10,13 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 
 from apps.audit.models import AuditEvent
+from apps.costs.models import UsageEvent
 from apps.reviews import questionnaire, rules, selectors
 from apps.reviews.models import UseCase
 
 
 def monthly_cost(use_case: UseCase, prompt_names: list[str]) -> Decimal | None:
     """This calendar month's spend tagged with the use case or made by its linked prompts (costs ledger)."""
-    try:
-        from apps.costs.models import UsageEvent
-    except ImportError:  # pragma: no cover - costs is below reviews and always installed
-        return None
     start = timezone.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     match = Q(use_case_id=use_case.pk)
     if prompt_names:
@@ -28,7 +25,7 @@ def monthly_cost(use_case: UseCase, prompt_names: list[str]) -> Decimal | None:
 
 
 def report_context(use_case: UseCase) -> dict:
-    q = questionnaire.by_version(use_case.questionnaire_version)
+    q = selectors.questionnaire_by_version(use_case.questionnaire_version)
     links = list(use_case.prompt_links.select_related("prompt").order_by("prompt__name"))
     conditions = list(use_case.conditions.select_related("owner", "accepted_by").prefetch_related("checks"))
     for c in conditions:
@@ -58,9 +55,7 @@ def report_context(use_case: UseCase) -> dict:
 
 
 def _required(use_case: UseCase) -> list[str]:
-    from apps.reviews.services import required_seats
-
-    return required_seats(use_case) if use_case.tier else []
+    return selectors.required_seats(use_case) if use_case.tier else []
 
 
 def report_json(ctx: dict) -> dict:

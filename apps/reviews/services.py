@@ -1,10 +1,11 @@
 """Writes of the use-case review: intake, submission, tiering, votes and the automatic decision, conditions,
-expiry, comments and links. Keyword-only, atomic, one audit event per change; states move only through
-`workflow.transition`.
+expiry and comments (links to prompts and collections, and their material changes: `linking`). Keyword-only, atomic, one audit event per change; states move only through
+`workflow.transition`. Reads and the review's predicates (who must vote, who may vote) are in `selectors`.
 """
 
 from __future__ import annotations
 
+import calendar
 from datetime import date, timedelta
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -12,10 +13,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.accounts.models import ApiToken, CouncilSeat
-from apps.accounts.permissions import Action, council_seats, is_admin, is_council, require, user_of
-from apps.audit.services import audit_record
+from apps.accounts.permissions import Action, council_seats, is_council, require, user_of
+from apps.audit.services import audit_record, diff
 from apps.reviews import conditions as predicates
-from apps.reviews import questionnaire, rules, selectors, workflow
+from apps.reviews import linking, questionnaire, rules, selectors, workflow
 from apps.reviews.models import (
     Comment,
     Condition,
@@ -30,22 +31,16 @@ from apps.reviews.models import (
     TierChange,
     TierChangeStatus,
     UseCase,
-    UseCaseCollection,
-    UseCasePrompt,
     Vote,
     VoteDecision,
 )
 from apps.reviews.notify import NotificationKind, notify, seat_holders, team_people
 
-VETO_SEATS = (CouncilSeat.SECURITY, CouncilSeat.PRIVACY, CouncilSeat.LEGAL)
-EDITABLE = (State.DRAFT, State.NEEDS_INFO, State.REVIEW_DUE, State.EXPIRED)
 HEADER_FIELDS = ("title", "purpose", "intended_uses", "accountable_executive", "lifecycle_stage")
 
 
 def add_months(moment, months: int):
     """The same day `months` later (the month's last day when it is shorter)."""
-    import calendar
-
     month_index = moment.month - 1 + months
     year, month = moment.year + month_index // 12, month_index % 12 + 1
     return moment.replace(year=year, month=month, day=min(moment.day, calendar.monthrange(year, month)[1]))
@@ -90,7 +85,7 @@ def _clean_intake(header: dict, answers: dict, *, complete: bool, errors: dict |
     except ValidationError as exc:
         errors.update(exc.message_dict)
     try:
-        cleaned = questionnaire.clean_answers(questionnaire.current(), answers, complete=complete)
+        cleaned = questionnaire.clean_answers(selectors.questionnaire_current(), answers, complete=complete)
     except ValidationError as exc:
         errors.update(exc.message_dict)
     if errors:
@@ -112,7 +107,7 @@ def use_case_create(*, team, actor, title: str, purpose: str, intended_uses: str
         {"title": title, "purpose": purpose, "intended_uses": intended_uses,
          "accountable_executive": accountable_executive, "lifecycle_stage": lifecycle_stage},
         answers or {}, complete=submit)
-    current = questionnaire.current()
+    current = selectors.questionnaire_current()
     user = user_of(actor)
     use_case = UseCase.objects.create(team=team, answers=cleaned, questionnaire_version=current.version,
                                       business_owner=business_owner or user, created_by=user, **header)
@@ -130,7 +125,7 @@ def use_case_update(*, use_case: UseCase, actor, answers: dict | None = None, su
     """Edit the header and answers; `submit=True` also submits, and saves nothing when anything is missing."""
     require(actor, Action.CHANGE, use_case)
     locked = _lock(use_case)
-    if locked.state not in EDITABLE:
+    if locked.state not in workflow.EDITABLE:
         raise ValidationError(f"The answers of a use case that is {locked.state_label.lower()} cannot change; "
                               "they can once the council asks for information or the approval is due.")
     before = {name: getattr(locked, name) for name in HEADER_FIELDS} | {"answers": locked.answers}
@@ -140,31 +135,14 @@ def use_case_update(*, use_case: UseCase, actor, answers: dict | None = None, su
         setattr(locked, name, value)
     if answers is not None:
         locked.answers = cleaned
-        locked.questionnaire_version = questionnaire.current().version
+        locked.questionnaire_version = selectors.questionnaire_current().version
     locked.updated_at = timezone.now()
     locked.save()
     after = {name: getattr(locked, name) for name in HEADER_FIELDS} | {"answers": locked.answers}
-    from apps.audit.services import diff
-
     audit_record(action="use_case.update", obj=locked, changes=diff(before, after), actor=actor)
     if submit:
         locked = use_case_submit(use_case=locked, actor=actor)
     return locked
-
-
-def required_seats(use_case: UseCase) -> list[str]:
-    """low: any one seat; elevated: security + privacy (+ legal when external); high: all four."""
-    tier = use_case.tier
-    if tier == rules.LOW:
-        return ["any"]
-    if tier == rules.ELEVATED:
-        seats = [CouncilSeat.SECURITY.value, CouncilSeat.PRIVACY.value]
-        if rules.Answers(use_case.answers).external():
-            seats.append(CouncilSeat.LEGAL.value)
-        return seats
-    if tier == rules.HIGH:
-        return list(CouncilSeat.values)
-    return []
 
 
 @transaction.atomic
@@ -174,7 +152,7 @@ def use_case_submit(*, use_case: UseCase, actor) -> UseCase:
     locked = _lock(use_case)
     if not workflow.may(actor, "submit", locked):
         workflow.transition(locked, "submit", actor=actor)  # raises the precise refusal
-    current = questionnaire.current()
+    current = selectors.questionnaire_current()
     answers = questionnaire.clean_answers(current, locked.answers, complete=True)
     assessment = rules.assess(answers)
     number = locked.submissions.count() + 1
@@ -198,19 +176,19 @@ def use_case_submit(*, use_case: UseCase, actor) -> UseCase:
                subject=f"Confirm rejection: {locked.title}", use_case=locked,
                body="The intake declares a prohibited practice (EU AI Act Art. 5). Please confirm the rejection.")
         return locked
-    workflow.transition(locked, "start_review", actor=None, changes={"required_seats": required_seats(locked)})
+    workflow.transition(locked, "start_review", actor=None, changes={"required_seats": selectors.required_seats(locked)})
     _ask_for_votes(locked)
     return locked
 
 
 def _ask_for_votes(use_case: UseCase) -> None:
     excluded = workflow.submitter_ids(use_case)
-    reviewers = [u for u in seat_holders(required_seats(use_case)) if u.pk not in excluded]
+    reviewers = [u for u in seat_holders(selectors.required_seats(use_case)) if u.pk not in excluded]
     notify(recipients=reviewers, kind=NotificationKind.VOTE_NEEDED, use_case=use_case,
            dedupe_key=f"review.vote_needed:{use_case.pk}:round-{use_case.review_round}",
            subject=f"Vote needed: {use_case.title} ({use_case.tier_label} risk)",
            body=f"{use_case.team.name} submitted “{use_case.title}” for review. Seats required: "
-                f"{', '.join(required_seats(use_case))}.")
+                f"{', '.join(selectors.required_seats(use_case))}.")
 
 
 @transaction.atomic
@@ -304,21 +282,6 @@ def _apply_tier(locked: UseCase, tier: str, note: str) -> None:
 # --- votes and the decision ------------------------------------------------------------------------------
 
 
-def decision_outcome(tier: str, seats_required: list[str], votes: list[Vote]) -> str | None:
-    """The decision the votes make, or None while it is open. A reject from a veto seat decides at once."""
-    if any(v.decision == VoteDecision.REJECT and v.seat in VETO_SEATS for v in votes):
-        return VoteDecision.REJECT
-    voted = {v.seat for v in votes}
-    complete = bool(votes) if seats_required == ["any"] else set(seats_required) <= voted
-    if not complete:
-        return None
-    if all(v.decision == VoteDecision.REJECT for v in votes):
-        return VoteDecision.REJECT
-    if any(v.decision == VoteDecision.APPROVE_WITH_CONDITIONS for v in votes):
-        return VoteDecision.APPROVE_WITH_CONDITIONS
-    return VoteDecision.APPROVE
-
-
 def _seat_for(user, use_case: UseCase, requested: str | None) -> str:
     seats = council_seats(user)
     taken = set(use_case.votes.filter(round=use_case.review_round).values_list("seat", flat=True))
@@ -328,7 +291,7 @@ def _seat_for(user, use_case: UseCase, requested: str | None) -> str:
         if requested in taken:
             raise ValidationError({"seat": [f"The {requested} seat has already voted."]})
         return requested
-    required = required_seats(use_case)
+    required = selectors.required_seats(use_case)
     ordered = sorted(seats, key=lambda s: (s not in required and "any" not in required, s))
     free = [s for s in ordered if s not in taken]
     if not free:
@@ -366,7 +329,7 @@ def vote_cast(*, use_case: UseCase, user, decision: str, rationale: str, seat: s
 
 def _try_decide(locked: UseCase) -> str | None:
     votes = list(locked.votes.filter(round=locked.review_round))
-    outcome = decision_outcome(locked.tier, required_seats(locked), votes)
+    outcome = selectors.decision_outcome(locked.tier, selectors.required_seats(locked), votes)
     if outcome is None:
         return None
     target = {VoteDecision.APPROVE: State.APPROVED, VoteDecision.REJECT: State.REJECTED,
@@ -406,7 +369,7 @@ def _activate(locked: UseCase) -> bool:
     expires = add_months(now, policy.months_for(locked.tier))
     UseCase.objects.filter(pk=locked.pk).update(approved_at=now, expires_at=expires, expiry_notice_sent_at=None)
     locked.approved_at, locked.expires_at = now, expires
-    _remember_reviewed_configs(locked)
+    linking.remember_reviewed_configs(locked)
     workflow.transition(locked, "activate", actor=None, changes={"expires_at": expires.isoformat()})
     return True
 
@@ -436,11 +399,6 @@ def use_case_transition(*, use_case: UseCase, actor, name: str, note: str = "") 
 # --- conditions ------------------------------------------------------------------------------------------
 
 
-CONDITION_STATES = (State.IN_REVIEW, State.APPROVED, State.APPROVED_WITH_CONDITIONS, State.CONDITIONS_PENDING,
-                    State.ACTIVE, State.REVIEW_DUE)
-WAIVER_STATES = (State.IN_REVIEW, State.APPROVED, State.APPROVED_WITH_CONDITIONS, State.CONDITIONS_PENDING)
-
-
 def _reviewer_or_admin(actor, use_case: UseCase) -> None:
     if not (workflow.holds(actor, workflow.COUNCIL, use_case) or workflow.holds(actor, workflow.ADMIN, use_case)):
         raise PermissionDenied("Only council members (not the submitter) and admins set and accept conditions.")
@@ -452,7 +410,7 @@ def condition_add(*, use_case: UseCase, actor, title: str, owner, due_date: date
                   control: str = "") -> Condition:
     _reviewer_or_admin(actor, use_case)
     locked = _lock(use_case)
-    if locked.state not in CONDITION_STATES:
+    if locked.state not in workflow.CONDITION_STATES:
         raise ValidationError(f"Conditions are set during review or on an approved use case, not when it is "
                               f"{locked.state_label.lower()}.")
     errors = {}
@@ -599,7 +557,7 @@ def control_waive(*, use_case: UseCase, user, control: str, reason: str) -> Cont
     if isinstance(user, ApiToken) or not workflow.holds(user, workflow.COUNCIL, use_case):
         raise PermissionDenied("Only a council member who did not submit this use case may waive a control.")
     locked = _lock(use_case)
-    if locked.state not in WAIVER_STATES:
+    if locked.state not in workflow.WAIVER_STATES:
         raise ValidationError(f"Controls are waived before activation, not when the use case is "
                               f"{locked.state_label.lower()}.")
     errors = {}
@@ -624,7 +582,7 @@ def control_waive(*, use_case: UseCase, user, control: str, reason: str) -> Cont
 # --- expiry ------------------------------------------------------------------------------------------------
 
 
-def expiry_sweep(now=None) -> dict:
+def expiry_sweep(*, now=None) -> dict:
     """Beat, daily: notice + review due `notice_days` before expiry; expired at expiry. Idempotent."""
     now = now or timezone.now()
     policy = ReviewPolicy.get()
@@ -666,7 +624,7 @@ def expiry_sweep(now=None) -> dict:
     return counts
 
 
-# --- comments and links ---------------------------------------------------------------------------------------
+# --- comments ---------------------------------------------------------------------------------------------
 
 
 @transaction.atomic
@@ -684,119 +642,3 @@ def comment_add(*, use_case: UseCase, user, body: str) -> Comment:
     notify(recipients=others, kind=NotificationKind.COMMENT, use_case=use_case,
            subject=f"{user.get_username()} commented on {use_case.title}", body=body[:500])
     return comment
-
-
-def _production_config(prompt_id: int) -> dict:
-    from apps.prompts.models import PRODUCTION, Label
-
-    label = Label.objects.filter(prompt_id=prompt_id, name=PRODUCTION).select_related("version").first()
-    if label is None:
-        return {}
-    config = label.version.config or {}
-    return {"version": label.version.number, "model": config.get("model", ""),
-            "tools": sorted(t.get("function", t).get("name", "") if isinstance(t, dict) else str(t)
-                            for t in (config.get("tools") or []))}
-
-
-def _remember_reviewed_configs(locked: UseCase) -> None:
-    for link in locked.prompt_links.all():
-        UseCasePrompt.objects.filter(pk=link.pk).update(reviewed_config=_production_config(link.prompt_id))
-    for link in locked.collection_links.select_related("collection"):
-        UseCaseCollection.objects.filter(pk=link.pk).update(reviewed_data_class=link.collection.data_class)
-
-
-@transaction.atomic
-def prompt_link(*, use_case: UseCase, actor, prompt) -> UseCasePrompt:
-    require(actor, Action.CHANGE, use_case)
-    require(actor, Action.VIEW, prompt)
-    if use_case.prompt_links.filter(prompt=prompt).exists():
-        raise ValidationError({"prompt": [f"{prompt.name} is already linked."]})
-    link = UseCasePrompt.objects.create(use_case=use_case, prompt=prompt,
-                                        reviewed_config=_production_config(prompt.pk))
-    audit_record(action="use_case.prompt_link", obj=use_case, actor=actor, changes={"prompt": prompt.name})
-    from apps.reviews import integration
-
-    transaction.on_commit(lambda: integration.forget_prompt_status(use_case.pk, prompt_ids=[prompt.pk]))
-    return link
-
-
-@transaction.atomic
-def prompt_unlink(*, use_case: UseCase, actor, prompt_id: int) -> None:
-    require(actor, Action.CHANGE, use_case)
-    deleted, _ = use_case.prompt_links.filter(prompt_id=prompt_id).delete()
-    if deleted:
-        audit_record(action="use_case.prompt_unlink", obj=use_case, actor=actor, changes={"prompt_id": prompt_id})
-        from apps.reviews import integration
-
-        transaction.on_commit(lambda: integration.forget_prompt_status(use_case.pk, prompt_ids=[prompt_id]))
-
-
-@transaction.atomic
-def collection_link(*, use_case: UseCase, actor, collection) -> UseCaseCollection:
-    require(actor, Action.CHANGE, use_case)
-    require(actor, Action.VIEW, collection)
-    if use_case.collection_links.filter(collection=collection).exists():
-        raise ValidationError({"collection": [f"{collection.name} is already linked."]})
-    link = UseCaseCollection.objects.create(use_case=use_case, collection=collection,
-                                            reviewed_data_class=collection.data_class)
-    audit_record(action="use_case.collection_link", obj=use_case, actor=actor,
-                 changes={"collection": collection.name, "data_class": collection.data_class})
-    return link
-
-
-@transaction.atomic
-def collection_unlink(*, use_case: UseCase, actor, collection_id: int) -> None:
-    require(actor, Action.CHANGE, use_case)
-    deleted, _ = use_case.collection_links.filter(collection_id=collection_id).delete()
-    if deleted:
-        audit_record(action="use_case.collection_unlink", obj=use_case, actor=actor, changes={"collection_id": collection_id})
-
-
-def _flag(use_case: UseCase, reason: str, diff: dict, **extra) -> None:
-    """Flag for re-review; an active use case becomes review due, so the team can resubmit while it serves."""
-    flag = {"reason": reason, "diff": diff, "at": timezone.now().isoformat(), **extra}
-    UseCase.objects.filter(pk=use_case.pk).update(rereview_flag=flag)
-    audit_record(action="use_case.material_change", obj=use_case, changes=flag)
-    use_case.refresh_from_db(fields=["state"])
-    if use_case.state == State.ACTIVE:
-        workflow.transition(use_case, "mark_review_due", actor=None, note=f"Material change: {reason}")
-    notify(recipients=team_people(use_case) + seat_holders(["any"]), kind=NotificationKind.STATE_CHANGED,
-           use_case=use_case, subject=f"Re-review needed: {use_case.title}", body=reason)
-
-
-@transaction.atomic
-def material_change_scan() -> int:
-    """Flag live use cases whose linked prompt's production model/tools changed since approval, or whose linked
-    collection now holds more sensitive data (beat, hourly). A flagged use case is not flagged again."""
-    flagged: set[int] = set()
-    live = dict(use_case__state__in=workflow.LIVE, use_case__rereview_flag__isnull=True)
-    for link in UseCasePrompt.objects.filter(**live).select_related("use_case", "prompt"):
-        if link.use_case_id in flagged:
-            continue
-        now_config = _production_config(link.prompt_id)
-        before = link.reviewed_config or {}
-        changed = {k: [before.get(k), now_config.get(k)] for k in ("model", "tools")
-                   if before and before.get(k) != now_config.get(k)}
-        if changed:
-            _flag(link.use_case, f"Production of {link.prompt.name} changed its {' and '.join(changed)}", changed,
-                  prompt=link.prompt.name)
-            flagged.add(link.use_case_id)
-    for link in UseCaseCollection.objects.filter(**live).select_related("use_case", "collection"):
-        if link.use_case_id in flagged:
-            continue
-        before, now = link.reviewed_data_class, link.collection.data_class
-        if rules.DATA_CLASS_RANK.get(now, 99) > rules.DATA_CLASS_RANK.get(before, 99):
-            _flag(link.use_case, f"Collection {link.collection.name} now holds {now} data (reviewed: {before})",
-                  {"data_class": [before, now]}, collection=link.collection.name)
-            flagged.add(link.use_case_id)
-    return len(flagged)
-
-
-def may_vote(user, use_case: UseCase) -> bool:
-    return (use_case.state == State.IN_REVIEW and workflow.holds(user, workflow.COUNCIL, use_case)
-            and not use_case.votes.filter(round=use_case.review_round, user=user).exists())
-
-
-def is_reviewer(user, use_case: UseCase) -> bool:
-    return workflow.holds(user, workflow.COUNCIL, use_case) or is_admin(user)
-

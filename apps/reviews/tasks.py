@@ -1,8 +1,8 @@
-"""Beat jobs of the review: thin wrappers over services."""
+"""Beat jobs of the review: thin wrappers over services (and `linking` for the material-change scan)."""
 
 from celery import shared_task
 
-from apps.reviews import services
+from apps.reviews import linking, services
 
 
 @shared_task(name="apps.reviews.tasks.reviews_expiry_sweep_task")
@@ -17,4 +17,4 @@ def reviews_conditions_recheck_task():
 
 @shared_task(name="apps.reviews.tasks.reviews_material_change_scan_task")
 def reviews_material_change_scan_task():
-    return services.material_change_scan()
+    return linking.material_change_scan()

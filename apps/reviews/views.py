@@ -12,21 +12,23 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpResponse, JsonResponse
+from django.db.models import Count
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from apps.accounts.permissions import Action, can, is_council, teams_for
+from apps.accounts.permissions import Action, can, council_seats, is_council, teams_for
 from apps.core.htmx import render_page_or_fragment
 from apps.notifications.services import unread_count
+from apps.prompts.selectors import prompt_by_pk
+from apps.rag.selectors import collection_visible
 from apps.reviews import conditions as predicates
-from apps.reviews import forms, questionnaire, reports, rules, selectors, services, workflow
+from apps.reviews import forms, linking, questionnaire, reports, rules, selectors, services, workflow
 from apps.reviews.models import (
     Condition,
     LifecycleStage,
     State,
     TierChange,
-    TierChangeStatus,
     VoteDecision,
 )
 
@@ -52,8 +54,6 @@ def use_case_list(request):
         return _csv(use_cases)
     page = Paginator(use_cases, 50).get_page(request.GET.get("page"))
     query = "&".join(f"{k}={v}" for k, v in vars(filters).items() if v)
-    from django.db.models import Count
-
     visible = selectors.use_case_list(actor=request.user)
     by_state = dict(visible.order_by().values_list("state").annotate(n=Count("pk")))
     by_tier = dict(visible.exclude(tier="").order_by().values_list("tier").annotate(n=Count("pk")))
@@ -66,18 +66,11 @@ def use_case_list(request):
         "queue": selectors.vote_queue(user=request.user),
         "unread": unread_count(request.user),
         "may_create": teams_for(request.user, Action.CHANGE).exists(),
-        "pending_tier_changes": (TierChange.objects.filter(status=TierChangeStatus.PENDING)
-                                 .select_related("use_case") if "legal" in _seats(request.user) else []),
+        "pending_tier_changes": selectors.pending_tier_changes() if "legal" in council_seats(request.user) else [],
     }
     response = render_page_or_fragment(request, "reviews/list.html", context, "results")
     response["Vary"] = "HX-Request"
     return response
-
-
-def _seats(user):
-    from apps.accounts.permissions import council_seats
-
-    return council_seats(user)
 
 
 def _csv(use_cases) -> HttpResponse:
@@ -103,24 +96,8 @@ def _cell(text: str) -> str:
 # --- intake -----------------------------------------------------------------------------------------------
 
 
-def _answers_from(post) -> dict:
-    current = questionnaire.current()
-    answers = {}
-    for q in current.questions:
-        key = f"a_{q['id']}"
-        if q["type"] == "multi":
-            values = post.getlist(key)
-            if values:
-                answers[q["id"]] = values
-        else:
-            value = post.get(key, "").strip()
-            if value != "":
-                answers[q["id"]] = value
-    return answers
-
-
 def _questions_context(answers: dict, errors: dict | None = None) -> dict:
-    current = questionnaire.current()
+    current = selectors.questionnaire_current()
     sections = []
     for section in current.sections:
         rows = []
@@ -135,26 +112,14 @@ def _questions_context(answers: dict, errors: dict | None = None) -> dict:
     return {"sections": sections, "questionnaire_version": current.version}
 
 
-def _loose_answers(post) -> dict:
-    """Answers as typed, coerced leniently, for deciding which follow-ups to show (never stored)."""
-    answers = _answers_from(post)
-    for key, value in answers.items():
-        if value in ("true", "false"):
-            answers[key] = value == "true"
-    return answers
-
-
 @login_required
 def intake_questions(request):
     """The htmx fragment that re-renders the questions as answers change (progressive disclosure)."""
-    context = _questions_context(_loose_answers(request.POST if request.method == "POST" else request.GET))
+    form = forms.IntakeForm(request.POST if request.method == "POST" else request.GET)
+    context = _questions_context(form.loose_answers())
     response = render(request, "reviews/partials/_questions.html", context)
     response["Vary"] = "HX-Request"
     return response
-
-
-def _header_from(post) -> dict:
-    return {name: post.get(name, "") for name in services.HEADER_FIELDS}
 
 
 HEADER_LABELS = {"team": "Owning team", "title": "Title", "purpose": "Purpose", "intended_uses": "Intended uses",
@@ -167,28 +132,43 @@ def _field_label(field: str) -> str:
     """The words the person saw next to the field (a question's label, not its id)."""
     if field in HEADER_LABELS:
         return HEADER_LABELS[field]
-    q = questionnaire.current().question(field)
+    q = selectors.questionnaire_current().question(field)
     return q["label"] if q else field.replace("_", " ").capitalize()
 
 
 def _error_summary(errors: dict) -> list[dict]:
     """Every error, in the order of the form, each naming its question and linking to it."""
-    order = list(HEADER_LABELS) + [q["id"] for q in questionnaire.current().questions]
+    order = list(HEADER_LABELS) + [q["id"] for q in selectors.questionnaire_current().questions]
     fields = sorted((f for f in errors if f != "__all__"), key=lambda f: order.index(f) if f in order else len(order))
     return [{"field": f, "label": _field_label(f), "messages": errors[f],
              "anchor": HEADER_ANCHORS.get(f, f"q-{f}")} for f in fields]
 
 
-def _intake_page(request, *, header, answers, errors, use_case=None, teams=None, submitting=False):
+def _intake_page(request, *, header, answers, errors, use_case=None, teams=None, submitting=False, team=""):
     context = {"teams": teams, "header": header, "errors": errors, "non_field_errors": errors.get("__all__", []),
                "error_summary": _error_summary(errors), "submitting": submitting, "stages": LifecycleStage.choices,
-               "selected_team": request.POST.get("team", ""), "use_case": use_case,
-               **_questions_context(answers, errors)}
+               "selected_team": team, "use_case": use_case, **_questions_context(answers, errors)}
     return render(request, "reviews/intake.html", context, status=422 if errors else 200)
+
+
+def _intake_form_page(request, form: forms.IntakeForm, *, use_case=None, teams=None):
+    """The intake again, as typed, with every error next to its field or question (status 422)."""
+    return _intake_page(request, header=form.header(), answers=form.loose_answers(), errors=form.error_dict(),
+                        use_case=use_case, teams=teams, submitting=form.submitting,
+                        team=str(form["team"].value() or "") if "team" in form.fields else "")
 
 
 def _errors_of(exc: ValidationError) -> dict:
     return exc.message_dict if hasattr(exc, "error_dict") else {"__all__": exc.messages}
+
+
+def _saved(request, use_case, *, submitted: bool, saved: str):
+    """After a successful save (and submit) of the intake: say what happened, open the use case."""
+    if submitted:
+        messages.success(request, f"Submitted. Tier: {use_case.tier_label}; state: {use_case.state_label}.")
+    else:
+        messages.success(request, saved)
+    return redirect(use_case.get_absolute_url())
 
 
 @login_required
@@ -199,22 +179,17 @@ def use_case_create(request):
     if request.method != "POST":
         return _intake_page(request, header={"lifecycle_stage": LifecycleStage.IDEA}, answers={}, errors={},
                             teams=teams)
-    header, answers = _header_from(request.POST), _answers_from(request.POST)
-    submit = bool(request.POST.get("submit_now"))
-    team_id = request.POST.get("team", "")
-    team = teams.filter(pk=int(team_id)).first() if team_id.isdigit() else None
-    try:
-        if team is None:
-            raise ValidationError({"team": ["Choose one of your teams."]})
-        use_case = services.use_case_create(team=team, actor=request.user, answers=answers, submit=submit, **header)
-    except ValidationError as exc:
-        return _intake_page(request, header=header, answers=_loose_answers(request.POST), errors=_errors_of(exc),
-                            teams=teams, submitting=submit)
-    if submit:
-        messages.success(request, f"Submitted. Tier: {use_case.tier_label}; state: {use_case.state_label}.")
-    else:
-        messages.success(request, "Draft saved. Submit it when the answers are complete.")
-    return redirect(use_case.get_absolute_url())
+    form = forms.IntakeForm(request.POST, teams=teams)
+    if form.is_valid():
+        try:
+            use_case = services.use_case_create(team=form.cleaned_data["team"], actor=request.user,
+                                                answers=form.answers(), submit=form.submitting, **form.header())
+        except ValidationError as exc:
+            form.apply_errors(exc)
+        else:
+            return _saved(request, use_case, submitted=form.submitting,
+                          saved="Draft saved. Submit it when the answers are complete.")
+    return _intake_form_page(request, form, teams=teams)
 
 
 @login_required
@@ -223,19 +198,16 @@ def use_case_edit(request, pk: int):
     if request.method != "POST":
         header = {name: getattr(use_case, name) for name in services.HEADER_FIELDS}
         return _intake_page(request, header=header, answers=use_case.answers, errors={}, use_case=use_case)
-    header, answers = _header_from(request.POST), _answers_from(request.POST)
-    submit = bool(request.POST.get("submit_now"))
-    try:
-        use_case = services.use_case_update(use_case=use_case, actor=request.user, answers=answers, submit=submit,
-                                            **header)
-    except ValidationError as exc:
-        return _intake_page(request, header=header, answers=_loose_answers(request.POST), errors=_errors_of(exc),
-                            use_case=use_case, submitting=submit)
-    if submit:
-        messages.success(request, f"Submitted. Tier: {use_case.tier_label}; state: {use_case.state_label}.")
-    else:
-        messages.success(request, "Saved.")
-    return redirect(use_case.get_absolute_url())
+    form = forms.IntakeForm(request.POST)
+    if form.is_valid():
+        try:
+            use_case = services.use_case_update(use_case=use_case, actor=request.user, answers=form.answers(),
+                                                submit=form.submitting, **form.header())
+        except ValidationError as exc:
+            form.apply_errors(exc)
+        else:
+            return _saved(request, use_case, submitted=form.submitting, saved="Saved.")
+    return _intake_form_page(request, form, use_case=use_case)
 
 
 def _submit_and_redirect(request, use_case):
@@ -243,7 +215,7 @@ def _submit_and_redirect(request, use_case):
     try:
         use_case = services.use_case_submit(use_case=use_case, actor=request.user)
     except ValidationError as exc:
-        if use_case.state in services.EDITABLE and hasattr(exc, "error_dict"):
+        if selectors.is_editable(use_case) and hasattr(exc, "error_dict"):
             header = {name: getattr(use_case, name) for name in services.HEADER_FIELDS}
             return _intake_page(request, header=header, answers=use_case.answers, errors=_errors_of(exc),
                                 use_case=use_case, submitting=True)
@@ -276,21 +248,22 @@ def _detail_page(request, use_case, *, status: int = 200, **forms_):
     controls = context["controls"]
     context.update({
         "may_change": can(user, Action.CHANGE, use_case),
-        "editable": use_case.state in services.EDITABLE,
+        "editable": selectors.is_editable(use_case),
         "may_submit": workflow.may(user, "submit", use_case),
-        "may_vote": services.may_vote(user, use_case),
-        "is_reviewer": services.is_reviewer(user, use_case),
-        "may_waive": use_case.state in services.WAIVER_STATES and workflow.holds(user, workflow.COUNCIL, use_case),
-        "is_legal": "legal" in _seats(user),
+        "may_vote": selectors.may_vote(user, use_case),
+        "is_reviewer": selectors.is_reviewer(user, use_case),
+        "may_waive": selectors.may_waive(user, use_case),
+        "is_legal": "legal" in council_seats(user),
         "actions": workflow.available(user, use_case),
         "vote_decisions": VoteDecision.choices,
-        "my_seats": sorted(_seats(user)),
+        "my_seats": sorted(council_seats(user)),
         "tiers": [(t, rules.TIER_LABELS[t]) for t in rules.TIER_ORDER],
         "predicates": predicates.predicates(),
         "blockers": [c for c in controls if c["blocks_activation"]],
         "condition_owner_choices": _people_choices(),
         "today": date.today().isoformat(),
-        "linkable_prompts": _linkable_prompts(user, use_case),
+        "linkable_prompts": selectors.linkable_prompts(user=user, use_case=use_case)
+        if can(user, Action.CHANGE, use_case) else [],
         "linkable_collections": selectors.linkable_collections(user=user, use_case=use_case)
         if can(user, Action.CHANGE, use_case) else [],
         "eval_runs": selectors.eval_runs(user=user, use_case=use_case),
@@ -299,7 +272,14 @@ def _detail_page(request, use_case, *, status: int = 200, **forms_):
         "condition_form": forms_.get("condition_form") or forms.ConditionForm(
             controls=controls, initial={"owner": use_case.business_owner_id, "due_date": date.today()}),
         "waiver_form": forms_.get("waiver_form") or forms.WaiverForm(),
+        "transition_form": forms_.get("transition_form") or forms.TransitionForm(),
+        "tier_form": forms_.get("tier_form") or forms.TierChangeForm(initial={"to_tier": use_case.tier}),
+        "evidence_form": forms_.get("evidence_form") or forms.EvidenceForm(),
+        "comment_form": forms_.get("comment_form") or forms.CommentForm(),
+        "prompt_link_form": forms_.get("prompt_link_form") or forms.LinkForm(target="prompt"),
+        "collection_link_form": forms_.get("collection_link_form") or forms.LinkForm(target="collection"),
     })
+    context["link_forms"] = [context["prompt_link_form"], context["collection_link_form"]]
     return render(request, "reviews/detail.html", context, status=status)
 
 
@@ -327,16 +307,6 @@ def _people_choices():
     return get_user_model().objects.filter(is_active=True).order_by("username").only("pk", "username")[:500]
 
 
-def _linkable_prompts(user, use_case):
-    from apps.prompts.selectors import prompt_list
-
-    if not can(user, Action.CHANGE, use_case):
-        return []
-    linked = use_case.prompt_links.values("prompt_id")
-    return list(prompt_list(actor=user).filter(team_id=use_case.team_id).exclude(pk__in=linked)
-                .values_list("pk", "name")[:200])
-
-
 def _act(request, use_case, fn, success: str):
     """Run a service; show its refusal as a message; back to the use-case page."""
     try:
@@ -359,23 +329,30 @@ def use_case_vote(request, pk: int):
         rationale=f.cleaned_data["rationale"], seat=f.cleaned_data["seat"] or None), "Vote recorded.", "vote_form")
 
 
+def _refused(request, use_case, form):
+    """A button's form that did not parse (tampered or stale page): say so, change nothing."""
+    messages.error(request, " ".join(m for field in form.errors.values() for m in field))
+    return redirect(use_case.get_absolute_url())
+
+
 @login_required
 @require_POST
 def use_case_transition(request, pk: int):
     use_case = selectors.use_case_get(actor=request.user, pk=pk)
-    name = request.POST.get("name", "")
-    label = workflow.TRANSITIONS[name].label if name in workflow.TRANSITIONS else name
-    return _act(request, use_case, lambda: services.use_case_transition(
-        use_case=use_case, actor=request.user, name=name, note=request.POST.get("note", "")), f"{label}: done.")
+    form = forms.TransitionForm(request.POST)
+    label = workflow.TRANSITIONS[form.cleaned_data["name"]].label if form.is_valid() else ""
+    return _form_action(request, use_case, form, lambda f: services.use_case_transition(
+        use_case=use_case, actor=request.user, name=f.cleaned_data["name"], note=f.cleaned_data["note"]),
+        f"{label}: done.", "transition_form")
 
 
 @login_required
 @require_POST
 def use_case_tier(request, pk: int):
     use_case = selectors.use_case_get(actor=request.user, pk=pk)
-    return _act(request, use_case, lambda: services.tier_change(
-        use_case=use_case, actor=request.user, to_tier=request.POST.get("to_tier", ""),
-        justification=request.POST.get("justification", "")), "Tier change recorded.")
+    return _form_action(request, use_case, forms.TierChangeForm(request.POST), lambda f: services.tier_change(
+        use_case=use_case, actor=request.user, to_tier=f.cleaned_data["to_tier"],
+        justification=f.cleaned_data["justification"]), "Tier change recorded.", "tier_form")
 
 
 @login_required
@@ -383,10 +360,12 @@ def use_case_tier(request, pk: int):
 def tier_change_decide(request, pk: int, change_id: int):
     use_case = selectors.use_case_get(actor=request.user, pk=pk)
     change = get_object_or_404(TierChange, pk=change_id, use_case=use_case)
-    approve = request.POST.get("approve") == "yes"
+    form = forms.TierDecisionForm(request.POST)
+    if not form.is_valid():
+        return _refused(request, use_case, form)
     return _act(request, use_case, lambda: services.tier_change_decide(change=change, user=request.user,
-                                                                        approve=approve),
-                "Lower tier signed off." if approve else "Lower tier refused.")
+                                                                        approve=form.approved),
+                "Lower tier signed off." if form.approved else "Lower tier refused.")
 
 
 @login_required
@@ -436,20 +415,15 @@ def condition_check(request, pk: int, condition_id: int):
 @require_POST
 def condition_evidence(request, pk: int, condition_id: int):
     use_case, condition = _condition(request, pk, condition_id)
-    upload = request.FILES.get("file")
-    if upload is not None and upload.size > 10 * 1024 * 1024:
-        messages.error(request, "Keep evidence files under 10 MB; link to larger ones.")
-        return redirect(use_case.get_absolute_url())
-    return _act(request, use_case, lambda: services.condition_evidence_submit(
-        condition=condition, actor=request.user, url=request.POST.get("url", ""), file=upload,
-        note=request.POST.get("note", "")), "Evidence submitted for acceptance.")
+    form = forms.EvidenceForm(request.POST, request.FILES, condition_id=condition.pk)
+    return _form_action(request, use_case, form, lambda f: services.condition_evidence_submit(
+        condition=condition, actor=request.user, url=f.cleaned_data["url"], file=f.cleaned_data["file"],
+        note=f.cleaned_data["note"]), "Evidence submitted for acceptance.", "evidence_form")
 
 
 @login_required
 def condition_evidence_file(request, pk: int, condition_id: int):
     """Evidence files are served only to people who may see the use case, always as a download."""
-    from django.http import FileResponse, Http404
-
     _, condition = _condition(request, pk, condition_id)
     if not condition.evidence_file:
         raise Http404("No evidence file.")
@@ -472,47 +446,44 @@ def condition_accept(request, pk: int, condition_id: int):
 @require_POST
 def comment_add(request, pk: int):
     use_case = selectors.use_case_get(actor=request.user, pk=pk)
-    return _act(request, use_case, lambda: services.comment_add(use_case=use_case, user=request.user,
-                                                                 body=request.POST.get("body", "")), "Comment added.")
+    return _form_action(request, use_case, forms.CommentForm(request.POST), lambda f: services.comment_add(
+        use_case=use_case, user=request.user, body=f.cleaned_data["body"]), "Comment added.", "comment_form")
+
+
+def _link_action(request, use_case, form, *, find, link, unlink):
+    """Link the chosen prompt or collection (`find(pk)` → it, or None when the person may not see it), or unlink
+    one; a bad or unknown choice comes back next to the select."""
+    if form.is_valid() and form.cleaned_data["unlink"]:
+        return _act(request, use_case, lambda: unlink(form.cleaned_data["unlink"]), "Unlinked.")
+    target = find(form.cleaned_data[form.target]) if form.is_valid() else None
+    if form.is_valid() and target is None:
+        form.not_found()
+    return _form_action(request, use_case, form, lambda f: link(target),
+                        f"Linked {target.name}." if target is not None else "", f"{form.target}_link_form")
 
 
 @login_required
 @require_POST
 def prompt_link(request, pk: int):
-    from apps.prompts.selectors import prompt_by_pk
-
     use_case = selectors.use_case_get(actor=request.user, pk=pk)
-    if request.POST.get("unlink"):
-        return _act(request, use_case, lambda: services.prompt_unlink(
-            use_case=use_case, actor=request.user, prompt_id=int(request.POST["unlink"])
-            if request.POST["unlink"].isdigit() else 0), "Unlinked.")
-    prompt_id = request.POST.get("prompt", "")
-    prompt = prompt_by_pk(pk=int(prompt_id)) if prompt_id.isdigit() else None
-    if prompt is None:
-        messages.error(request, "Choose a prompt to link.")
-        return redirect(use_case.get_absolute_url())
-    return _act(request, use_case, lambda: services.prompt_link(use_case=use_case, actor=request.user,
-                                                                 prompt=prompt), f"Linked {prompt.name}.")
+    return _link_action(
+        request, use_case, forms.LinkForm(request.POST, target="prompt"),
+        find=lambda prompt_id: prompt_by_pk(pk=prompt_id),
+        link=lambda prompt: linking.prompt_link(use_case=use_case, actor=request.user, prompt=prompt),
+        unlink=lambda prompt_id: linking.prompt_unlink(use_case=use_case, actor=request.user, prompt_id=prompt_id))
 
 
 @login_required
 @require_POST
 def collection_link(request, pk: int):
-    from apps.rag.selectors import collection_visible
-
     use_case = selectors.use_case_get(actor=request.user, pk=pk)
-    unlink = request.POST.get("unlink", "")
-    if unlink:
-        return _act(request, use_case, lambda: services.collection_unlink(
-            use_case=use_case, actor=request.user, collection_id=int(unlink) if unlink.isdigit() else 0), "Unlinked.")
-    raw = request.POST.get("collection", "")
-    collection = collection_visible(actor=request.user, pk=int(raw)) if raw.isdigit() else None
-    if collection is None:
-        messages.error(request, "Choose a collection to link.")
-        return redirect(use_case.get_absolute_url())
-    return _act(request, use_case, lambda: services.collection_link(use_case=use_case, actor=request.user,
-                                                                     collection=collection),
-                f"Linked {collection.name}.")
+    return _link_action(
+        request, use_case, forms.LinkForm(request.POST, target="collection"),
+        find=lambda collection_id: collection_visible(actor=request.user, pk=collection_id),
+        link=lambda collection: linking.collection_link(use_case=use_case, actor=request.user,
+                                                         collection=collection),
+        unlink=lambda collection_id: linking.collection_unlink(use_case=use_case, actor=request.user,
+                                                                collection_id=collection_id))
 
 
 # --- report ---------------------------------------------------------------------------------------------------
@@ -535,7 +506,7 @@ def use_case_report(request, pk: int, fmt: str = "html"):
 
 @login_required
 def questionnaire_view(request):
-    current = questionnaire.current()
+    current = selectors.questionnaire_current()
     return JsonResponse({"version": current.version, "json_schema": questionnaire.json_schema(current)},
                         json_dumps_params={"indent": 2})
 

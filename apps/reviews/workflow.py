@@ -18,6 +18,7 @@ from apps.accounts.permissions import Action, can, council_seats, is_admin, is_a
 from apps.audit.services import audit_record
 from apps.core.request_context import acting_as, current
 from apps.reviews.models import State, Transition, UseCase
+from apps.reviews.prompt_status import forget_prompt_status
 
 SYSTEM = "system"  # the portal itself (votes tallied, beat jobs, condition checks): actor None
 TEAM = "team"  # engineers and owners of the owning team (and admins)
@@ -29,6 +30,11 @@ PRE_ACTIVE = (State.DRAFT, State.SUBMITTED, State.TRIAGE, State.IN_REVIEW, State
               State.APPROVED_WITH_CONDITIONS, State.CONDITIONS_PENDING)
 LIVE = (State.ACTIVE, State.REVIEW_DUE)  # approved and in force
 BLOCKING = (State.EXPIRED, State.SUSPENDED)  # block promotion and resolve (423)
+EDITABLE = (State.DRAFT, State.NEEDS_INFO, State.REVIEW_DUE, State.EXPIRED)  # the team may change the answers
+CONDITION_STATES = (State.IN_REVIEW, State.APPROVED, State.APPROVED_WITH_CONDITIONS, State.CONDITIONS_PENDING,
+                    State.ACTIVE, State.REVIEW_DUE)  # conditions may be set
+WAIVER_STATES = (State.IN_REVIEW, State.APPROVED, State.APPROVED_WITH_CONDITIONS,
+                 State.CONDITIONS_PENDING)  # required controls may be waived (before activation)
 
 
 @dataclass(frozen=True)
@@ -142,8 +148,6 @@ def transition(use_case: UseCase, name: str, *, actor=None, note: str = "", chan
                 audit_record(**event)
         else:
             audit_record(**event, actor=actor)
-        from apps.reviews import integration
-
-        transaction.on_commit(lambda: integration.forget_prompt_status(locked.pk))
+        transaction.on_commit(lambda: forget_prompt_status(locked.pk))
     use_case.state, use_case.updated_at = t.target, now
     return use_case

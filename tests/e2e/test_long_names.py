@@ -25,7 +25,8 @@ def long_names(demo_people):
     from apps.core.request_context import acting_as
     from apps.prompts.content import Draft
     from apps.prompts.services import prompt_create
-    from apps.reviews.services import prompt_link, use_case_create
+    from apps.reviews.linking import prompt_link
+    from apps.reviews.services import use_case_create
 
     assert len(LONG_PROMPT) == len(LONG_TITLE) == 200 and len(LONG_TEAM) == 120
     olivia, team = demo_people["olivia"], Team.objects.get(slug="support-ai")

@@ -11,7 +11,7 @@ from django.utils import timezone
 from apps.costs.models import Budget
 from apps.notifications.models import Notification
 from apps.reviews import conditions as predicates
-from apps.reviews import integration, services
+from apps.reviews import hooks, linking, services
 from apps.reviews.models import ConditionCheck, ConditionStatus, State, UseCase
 from tests.reviews.conftest import ELEVATED_INTERNAL
 
@@ -160,8 +160,9 @@ def test_expiry_sweep_notices_then_expires(make_use_case, product, approve, engi
     assert Notification.objects.filter(user=engineer, kind="review.expiry_coming").exists()
     assert services.expiry_sweep() == {"review_due": 0, "expired": 0, "condition_due": 0}  # idempotent
     assert Notification.objects.filter(user=engineer, kind="review.expiry_coming").count() == 1
-    UseCase.objects.filter(pk=use_case.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
-    assert services.expiry_sweep()["expired"] == 1
+    with pytest.raises(TypeError):  # the moment is named, never positional
+        services.expiry_sweep(timezone.now() + timedelta(days=21))
+    assert services.expiry_sweep(now=timezone.now() + timedelta(days=21))["expired"] == 1  # a sweep as of then
     use_case.refresh_from_db()
     assert use_case.state == State.EXPIRED
 
@@ -222,17 +223,17 @@ def _target(prompt):
 def _gate(prompt):
     from types import SimpleNamespace
 
-    return integration.gate_check(SimpleNamespace(prompt=prompt))
+    return hooks.gate_check(SimpleNamespace(prompt=prompt))
 
 
 def test_gate_is_not_configured_without_a_linked_use_case(prompt):
     assert _gate(prompt).status == "not_configured"
-    assert integration.resolve_guard(_target(prompt)) is None
+    assert hooks.resolve_guard(_target(prompt)) is None
 
 
 def test_gate_fails_until_approved_then_passes(make_use_case, prompt, engineer, product, approve):
     use_case = make_use_case(submit=True)
-    services.prompt_link(use_case=use_case, actor=engineer, prompt=prompt)
+    linking.prompt_link(use_case=use_case, actor=engineer, prompt=prompt)
     assert _gate(prompt).status == "failed"
     approve(use_case, product)
     assert _gate(prompt).status == "passed"
@@ -241,12 +242,12 @@ def test_gate_fails_until_approved_then_passes(make_use_case, prompt, engineer, 
 def test_suspension_blocks_promotion_and_resolve_with_the_cache_dropped(
         make_use_case, prompt, engineer, product, security, approve, django_capture_on_commit_callbacks):
     use_case = make_use_case(submit=True)
-    services.prompt_link(use_case=use_case, actor=engineer, prompt=prompt)
+    linking.prompt_link(use_case=use_case, actor=engineer, prompt=prompt)
     approve(use_case, product)
-    assert integration.resolve_guard(_target(prompt)) is None  # cached as "ok" now
+    assert hooks.resolve_guard(_target(prompt)) is None  # cached as "ok" now
     with django_capture_on_commit_callbacks(execute=True):
         services.use_case_transition(use_case=use_case, actor=security, name="suspend", note="incident")
-    reason = integration.resolve_guard(_target(prompt))
+    reason = hooks.resolve_guard(_target(prompt))
     assert reason and "suspended" in reason
     assert _gate(prompt).status == "failed"
 
@@ -257,7 +258,7 @@ def test_resolve_answers_423_when_the_use_case_expired(make_use_case, prompt, en
 
     label_set(prompt=prompt, label="staging", version=prompt.versions.get(), actor=engineer)
     use_case = make_use_case(submit=True)
-    services.prompt_link(use_case=use_case, actor=engineer, prompt=prompt)
+    linking.prompt_link(use_case=use_case, actor=engineer, prompt=prompt)
     approve(use_case, product)
     UseCase.objects.filter(pk=use_case.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     with django_capture_on_commit_callbacks(execute=True):
@@ -276,13 +277,13 @@ def test_material_change_flags_the_use_case(make_use_case, prompt, engineer, pro
     v1 = prompt.versions.get()
     Label.objects.create(prompt=prompt, name="production", version=v1)
     use_case = make_use_case(submit=True)
-    services.prompt_link(use_case=use_case, actor=engineer, prompt=prompt)
+    linking.prompt_link(use_case=use_case, actor=engineer, prompt=prompt)
     approve(use_case, product)
-    assert services.material_change_scan() == 0
+    assert linking.material_change_scan() == 0
     v2 = version_create(prompt=prompt, draft=Draft(kind="text", template="Summarise <t>{{ ticket }}</t>",
                                                    config={"model": "gpt-4o"}), actor=engineer).version
     Label.objects.filter(prompt=prompt, name="production").update(version=v2)
-    assert services.material_change_scan() == 1
+    assert linking.material_change_scan() == 1
     use_case.refresh_from_db()
     assert use_case.rereview_flag["diff"]["model"] == ["", "gpt-4o"]
 

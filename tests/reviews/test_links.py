@@ -5,7 +5,7 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from apps.reviews import conditions as predicates
-from apps.reviews import services
+from apps.reviews import linking, services
 from apps.reviews.models import State
 from tests.factories import ModelFactory
 
@@ -31,28 +31,28 @@ def other_collection(other_team):
 def test_link_a_collection_and_flag_a_more_sensitive_data_class(make_use_case, collection, engineer, product,
                                                                approve):
     use_case = make_use_case(submit=True)
-    services.collection_link(use_case=use_case, actor=engineer, collection=collection)
+    linking.collection_link(use_case=use_case, actor=engineer, collection=collection)
     with pytest.raises(ValidationError):
-        services.collection_link(use_case=use_case, actor=engineer, collection=collection)
+        linking.collection_link(use_case=use_case, actor=engineer, collection=collection)
     approve(use_case, product)
-    assert services.material_change_scan() == 0
+    assert linking.material_change_scan() == 0
     collection.data_class = "public"
     collection.save()
-    assert services.material_change_scan() == 0  # less sensitive is not material
+    assert linking.material_change_scan() == 0  # less sensitive is not material
     collection.data_class = "pii"
     collection.save()
-    assert services.material_change_scan() == 1
+    assert linking.material_change_scan() == 1
     use_case.refresh_from_db()
     assert use_case.rereview_flag["diff"] == {"data_class": ["internal", "pii"]}
     assert use_case.state == State.REVIEW_DUE  # the team can resubmit; prompts keep serving meanwhile
     resubmitted = services.use_case_submit(use_case=use_case, actor=engineer)
     assert resubmitted.rereview_flag is None and resubmitted.state == State.IN_REVIEW
-    assert services.material_change_scan() == 0  # flagged once
+    assert linking.material_change_scan() == 0  # flagged once
 
 
 def test_cannot_link_a_collection_one_cannot_see(make_use_case, other_collection, engineer):
     with pytest.raises(PermissionDenied):
-        services.collection_link(use_case=make_use_case(), actor=engineer, collection=other_collection)
+        linking.collection_link(use_case=make_use_case(), actor=engineer, collection=other_collection)
 
 
 def test_collection_predicates(make_use_case, collection):

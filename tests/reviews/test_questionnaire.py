@@ -5,7 +5,7 @@ import copy
 import pytest
 from django.core.exceptions import ValidationError
 
-from apps.reviews import questionnaire
+from apps.reviews import questionnaire, selectors
 from apps.reviews.models import QuestionnaireVersion
 from tests.reviews.conftest import LOW_ANSWERS
 
@@ -33,9 +33,9 @@ def test_an_admin_published_version_becomes_current(db, admin_user):
     row = QuestionnaireVersion(version=2, schema=schema, created_by=admin_user)
     row.full_clean()
     row.save()
-    current = questionnaire.current()
+    current = selectors.questionnaire_current()
     assert current.version == 2 and current.question("languages")
-    assert questionnaire.by_version(1).question("languages") is None
+    assert selectors.questionnaire_by_version(1).question("languages") is None
 
 
 @pytest.mark.parametrize("broken, message", [
@@ -78,15 +78,15 @@ def test_prompt_filter_by_use_case(make_use_case, team, engineer):
     from apps.prompts.content import Draft
     from apps.prompts.models import Prompt
     from apps.prompts.services import prompt_create
-    from apps.reviews import integration, services
+    from apps.reviews import hooks, linking
 
     a = prompt_create(team=team, name="support/a", kind="text", actor=engineer,
                       draft=Draft(kind="text", template="a <t>{{ x }}</t>"), commit_message="1")
     prompt_create(team=team, name="support/b", kind="text", actor=engineer,
                   draft=Draft(kind="text", template="b <t>{{ x }}</t>"), commit_message="1")
     use_case = make_use_case()
-    services.prompt_link(use_case=use_case, actor=engineer, prompt=a)
-    assert list(integration.filter_apply(Prompt.objects.all(), str(use_case.pk))) == [a]
-    assert [p.name for p in integration.filter_apply(Prompt.objects.all(), "none")] == ["support/b"]
-    assert not integration.filter_apply(Prompt.objects.all(), "x; drop").exists()
-    assert (str(use_case.pk), use_case.title) in integration.filter_choices(user=engineer)
+    linking.prompt_link(use_case=use_case, actor=engineer, prompt=a)
+    assert list(hooks.filter_apply(Prompt.objects.all(), str(use_case.pk))) == [a]
+    assert [p.name for p in hooks.filter_apply(Prompt.objects.all(), "none")] == ["support/b"]
+    assert not hooks.filter_apply(Prompt.objects.all(), "x; drop").exists()
+    assert (str(use_case.pk), use_case.title) in hooks.filter_choices(user=engineer)

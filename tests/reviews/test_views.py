@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from apps.reviews import services
+from apps.reviews import selectors, services
 from apps.reviews.models import State, UseCase
 from tests.reviews.conftest import ELEVATED_INTERNAL, LOW_ANSWERS
 
@@ -96,7 +96,7 @@ def test_intake_errors_show_next_to_fields_and_save_nothing(client_for, engineer
 
 def test_an_empty_submit_shows_every_error_at_once_next_to_its_question_and_saves_nothing(client_for, engineer,
                                                                                           team):
-    from apps.reviews import questionnaire
+    from apps.reviews import selectors
 
     c = client_for(engineer)
     response = c.post("/use-cases/new/", {"title": "", "purpose": "", "team": team.pk, "submit_now": "1"})
@@ -104,7 +104,7 @@ def test_an_empty_submit_shows_every_error_at_once_next_to_its_question_and_save
     assert not UseCase.objects.exists()  # a failed "Save and submit" leaves no draft behind
     body = response.content.decode()
     assert "Give the use case a title." in body and "Say what the use case is for." in body
-    required = [q for q in questionnaire.current().questions if q.get("required") and not q.get("show_if")]
+    required = [q for q in selectors.questionnaire_current().questions if q.get("required") and not q.get("show_if")]
     for q in required:  # the questions are reported in the same answer as the header, each with its label
         assert f'href="#q-{q["id"]}">{q["label"]}</a>' in body
     assert body.count("This question needs an answer before you submit.") >= 2 * len(required)  # summary + field
@@ -296,7 +296,7 @@ def test_api_submit_incomplete_is_422(client, token_for, engineer, team, make_us
     _, secret = token_for(engineer, team, scope="write")
     response = client.post(f"/api/v1/use-cases/{use_case.pk}/submit", HTTP_AUTHORIZATION=f"Bearer {secret}")
     assert response.status_code == 422
-    assert services.required_seats(use_case) == []
+    assert selectors.required_seats(use_case) == []
 
 
 def test_evidence_upload_is_served_only_to_people_who_see_the_use_case(client_for, make_use_case, security,

@@ -8,7 +8,7 @@ from django.db import connection
 
 from apps.audit.models import AuditEvent
 from apps.notifications.models import Notification
-from apps.reviews import services
+from apps.reviews import selectors, services
 from apps.reviews.models import State, Transition, UseCase
 from tests.reviews.conftest import ELEVATED_EXTERNAL, ELEVATED_INTERNAL, HIGH, clear_controls
 
@@ -23,7 +23,7 @@ def test_low_tier_needs_one_council_member(make_use_case, product, approve):
 
 def test_elevated_internal_needs_security_and_privacy(make_use_case, security, privacy, approve):
     use_case = make_use_case(ELEVATED_INTERNAL, submit=True)
-    assert services.required_seats(use_case) == ["security", "privacy"]
+    assert selectors.required_seats(use_case) == ["security", "privacy"]
     use_case = approve(use_case, security)
     assert use_case.state == State.IN_REVIEW
     use_case = approve(use_case, privacy)
@@ -32,7 +32,7 @@ def test_elevated_internal_needs_security_and_privacy(make_use_case, security, p
 
 def test_elevated_external_also_needs_legal(make_use_case, security, privacy, legal, approve):
     use_case = make_use_case(ELEVATED_EXTERNAL, submit=True)
-    assert services.required_seats(use_case) == ["security", "privacy", "legal"]
+    assert selectors.required_seats(use_case) == ["security", "privacy", "legal"]
     assert approve(use_case, security, privacy).state == State.IN_REVIEW
     assert approve(use_case, legal).state == State.ACTIVE
 
