@@ -1,5 +1,6 @@
 """What an eval run evaluates: registered targets. Built in: `prompt_version` (render a prompt version with
-the item's inputs, call the chat model). The RAG app registers `rag_collection` from its AppConfig.ready():
+the item's inputs, call the chat model), registered by apps.evals.hooks. The RAG app registers `rag_collection`
+at start-up:
 
     from apps.evals.targets import TargetDescription, TargetOutput, register_target
     register_target("rag_collection", "RAG collection configuration", run_fn, describe_fn, prepare_fn=prepare)
@@ -234,5 +235,7 @@ def run_prompt_version(run, item, repetition: int, prepared: PreparedPrompt) -> 
                         request_id=result.request_id or "")
 
 
-register_target("prompt_version", "Prompt version", run_prompt_version, describe_prompt_version,
-                prepare_fn=prepare_prompt_version, check_fn=check_prompt_version)
+def register_builtin_targets() -> None:
+    """The built-in target; called by apps.evals.hooks.register() at start-up."""
+    register_target("prompt_version", "Prompt version", run_prompt_version, describe_prompt_version,
+                    prepare_fn=prepare_prompt_version, check_fn=check_prompt_version)
