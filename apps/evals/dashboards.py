@@ -9,9 +9,11 @@ from datetime import timedelta
 from django.utils import timezone
 
 from apps.accounts.permissions import Action, restrict
+from apps.evals.gates import gate_evaluate
 from apps.evals.models import EvalGate, EvalRun, RunStatus
 from apps.evals.seed import ADVERSARIAL_NAME
 from apps.evals.selectors import feedback_rates
+from apps.prompts.selectors import production_label_moves, production_labels
 
 MAX_RUNS = 1000
 RECENT_DAYS = 30
@@ -29,8 +31,6 @@ def _finished_runs(actor):
 
 
 def dashboard_data(*, actor) -> dict:
-    from apps.prompts.selectors import production_label_moves, production_labels
-
     runs = list(_finished_runs(actor))
     runs.reverse()  # oldest first, for lines
     trends, hallucination, safety = [], [], {}
@@ -54,7 +54,6 @@ def dashboard_data(*, actor) -> dict:
              .select_related("prompt")}
     coverage = []
     recent = timezone.now() - timedelta(days=RECENT_DAYS)
-    from apps.evals.gates import gate_evaluate
 
     for prompt_id, version in sorted(production.items(), key=lambda kv: names.get(kv[0], "")):
         gate = gates.get(prompt_id)
@@ -124,7 +123,7 @@ def _latest_run(version):
 
 
 def figures_html(data: dict) -> dict[str, str]:
-    from apps.core import charts
+    from apps.core import charts  # why: plotly is heavy (~80 ms); only the dashboards page draws
 
     tables = data["tables"]
 

@@ -26,9 +26,12 @@ from apps.evals.models import (
     EvaluatorDefinition,
     RunStatus,
 )
-from apps.evals.services import config_hash, evaluator_signature, resolve_run_config, run_create
+from apps.evals.services import _check_model, config_hash, evaluator_signature, resolve_run_config, run_create
 from apps.evals.stats import mcnemar_exact
+from apps.evals.summary import compare_runs
 from apps.evals.targets import describe_prompt_version
+from apps.prompts.models import PRODUCTION, Label
+from apps.prompts.registry import CheckOutcome
 from apps.prompts.services import actor_label
 
 # --- setting a gate -----------------------------------------------------------------------------------------
@@ -101,8 +104,6 @@ def gate_set(*, prompt, actor, datasets: list[dict], evaluators: list[EvaluatorD
     if isinstance(repetitions, bool) or not isinstance(repetitions, int) or not 1 <= repetitions <= 10:
         errors["repetitions"] = "From 1 to 10."
     if model:
-        from apps.evals.services import _check_model
-
         try:
             _check_model(model)
         except ValidationError as exc:
@@ -184,8 +185,6 @@ def matching_runs(spec: RunSpec, version, *, statuses=(RunStatus.FINISHED,)):
 
 
 def production_version(prompt):
-    from apps.prompts.models import PRODUCTION, Label
-
     label = Label.objects.filter(prompt=prompt, name=PRODUCTION).select_related("version").first()
     return label.version if label else None
 
@@ -300,7 +299,6 @@ def judge_run(gate: EvalGate, run: EvalRun, baseline: EvalRun | None) -> tuple[l
         if rate + gate.max_regression + 1e-12 < baseline.pass_rate:
             problems.append(f"regression: {_pct(rate)} vs baseline {_pct(baseline.pass_rate)} (allowed "
                             f"{_pct(gate.max_regression)} less)")
-        from apps.evals.summary import compare_runs
 
         comparison = compare_runs(baseline, run)
         p_value = mcnemar_exact(comparison.regressions, comparison.improvements).p_value
@@ -337,8 +335,6 @@ def gate_evaluate(gate: EvalGate, version, *, baseline_version=None) -> GateVerd
 
 def eval_gate_check(ctx):
     """Registered with the prompt catalog under `eval_gate` (see EvalsConfig.ready)."""
-    from apps.prompts.registry import CheckOutcome
-
     gate = EvalGate.objects.filter(prompt=ctx.prompt).select_related("prompt").first()
     if gate is None:
         return CheckOutcome.not_configured(
