@@ -1,5 +1,6 @@
 """Queue evals' Celery tasks by name. tasks.py calls the runner and the services, so they cannot import it back
-(an import circle); the names here are the tasks' `name=` and the routes in portal/queues.py match them."""
+(an import circle). The names are the tasks' `name=` (tasks.py uses them) and the routes in portal/queues.py
+match them."""
 
 from __future__ import annotations
 

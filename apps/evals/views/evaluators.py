@@ -10,11 +10,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from apps.accounts.permissions import Action, can, is_admin, teams_for
 from apps.core.forms import apply_service_errors
-from apps.evals import selectors, services
+from apps.evals import queue, selectors, services
 from apps.evals.evaluators import get_kind, kinds
 from apps.evals.forms import EvaluatorForm, EvaluatorVersionForm, JudgeLabelForm
 from apps.evals.models import JudgeLabel
-from apps.evals.tasks import judge_calibrate_task
 
 
 @login_required
@@ -116,6 +115,6 @@ def judge_calibrate(request, pk: int):
     definition = selectors.evaluator_get(actor=request.user, pk=pk)
     if not _may_change_evaluator(request.user, definition):
         raise PermissionDenied("Only engineers of the owning team may calibrate this judge.")
-    judge_calibrate_task.delay(definition.pk)
+    queue.judge_calibrate_enqueue(definition.pk)
     messages.success(request, "Calibration queued: the judge scores each labelled sample; reload in a moment.")
     return redirect("evals:evaluator_detail", pk=definition.pk)
