@@ -29,6 +29,14 @@ def _may_change_evaluator(user, definition) -> bool:
     return is_admin(user) if definition.team_id is None else can(user, Action.CHANGE, definition)
 
 
+def _evaluator_to_change(request, pk: int, doing: str):
+    """The evaluator, when the user sees it (404 otherwise) and may change it (403 otherwise)."""
+    definition = selectors.evaluator_get(actor=request.user, pk=pk)
+    if not _may_change_evaluator(request.user, definition):
+        raise PermissionDenied(f"Only engineers of the owning team may {doing}.")
+    return definition
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def evaluator_create(request):
@@ -93,9 +101,7 @@ def evaluator_detail(request, pk: int):
 @login_required
 @require_POST
 def judge_label_add(request, pk: int):
-    definition = selectors.evaluator_get(actor=request.user, pk=pk)
-    if not _may_change_evaluator(request.user, definition):
-        raise PermissionDenied("Only engineers of the owning team may label samples for this judge.")
+    definition = _evaluator_to_change(request, pk, "label samples for this judge")
     form = JudgeLabelForm(request.POST)
     if form.is_valid():
         try:
@@ -112,9 +118,7 @@ def judge_label_add(request, pk: int):
 @login_required
 @require_POST
 def judge_calibrate(request, pk: int):
-    definition = selectors.evaluator_get(actor=request.user, pk=pk)
-    if not _may_change_evaluator(request.user, definition):
-        raise PermissionDenied("Only engineers of the owning team may calibrate this judge.")
+    definition = _evaluator_to_change(request, pk, "calibrate this judge")
     queue.judge_calibrate_enqueue(definition.pk)
     messages.success(request, "Calibration queued: the judge scores each labelled sample; reload in a moment.")
     return redirect("evals:evaluator_detail", pk=definition.pk)
