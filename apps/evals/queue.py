@@ -1,6 +1,6 @@
 """Queue evals' Celery tasks by name. tasks.py calls the runner and the services, so they cannot import it back
-(an import circle). The names are the tasks' `name=` (tasks.py uses them) and the routes in portal/queues.py
-match them."""
+(an import circle). The names are the tasks' `name=` (tests/evals/test_queue.py holds them equal) and the
+routes in portal/queues.py match them."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from celery import current_app
 
 RUN_START = "apps.evals.tasks.eval_run_start_task"
 RUN_WORK = "apps.evals.tasks.eval_run_work_task"
-RUNS_RESUME_STALLED = "apps.evals.tasks.eval_runs_resume_stalled_task"
 JUDGE_CALIBRATE = "apps.evals.tasks.judge_calibrate_task"
 
 
