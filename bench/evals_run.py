@@ -18,13 +18,12 @@ import argparse
 import json
 import os
 import signal
-import socket
-import subprocess
 import sys
 import time
 import uuid
 
 from bench.common import BASE_DIR, embedded_module, setup_django, use_bench_database
+from tests.evals.worker import wait_for, worker_start, worker_stop
 
 DATABASE = "portal_bench_evals"  # its own database: other benches' data and migrations do not interfere
 REDIS_DB = 14
@@ -77,39 +76,6 @@ def worker_env(tasks_per_run: int) -> dict:
             "EVALS_TASKS_PER_RUN": str(tasks_per_run)}
 
 
-def start_worker(name: str, pool: str, concurrency: int, tasks_per_run: int) -> tuple[subprocess.Popen, str]:
-    hostname = f"{name}-{uuid.uuid4().hex[:6]}@{socket.gethostname()}"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "portal", "worker", "-Q", "llm", "--pool", pool,
-         "--concurrency", str(concurrency), "--hostname", hostname, "--loglevel", "WARNING", "--without-mingle",
-         "--without-gossip"], cwd=BASE_DIR, env=worker_env(tasks_per_run), stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, start_new_session=True)
-    return process, hostname
-
-
-def stop(process: subprocess.Popen, sig=signal.SIGTERM) -> None:
-    if sig == signal.SIGKILL and process.poll() is None:
-        os.killpg(process.pid, signal.SIGKILL)  # the parent and its pool children, like a lost machine
-    if process.poll() is None:
-        process.send_signal(sig)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def wait_for(predicate, timeout: float):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError("timed out")
-        time.sleep(0.05)
-
-
 def create_run(setup: dict, concurrency: int):
     from apps.evals.services import run_create
 
@@ -160,10 +126,14 @@ def main(argv: list[str]) -> dict:
     out: dict = {"items": args.items, "concurrency": args.concurrency, "stand_in_delay_s": args.delay,
                  "workers": args.workers, "pool": args.pool, "worker_concurrency": args.worker_concurrency,
                  "tasks_per_run": args.tasks_per_run, "goal_s": 15, "limit_s": 10}
+
+    def start(name: str):
+        return worker_start(name, env=worker_env(args.tasks_per_run), pool=args.pool,
+                            concurrency=args.worker_concurrency, own_group=True)
+
     with StandIn(delay=args.delay) as server:
         setup = seed(args.items, server)
-        workers = [start_worker(f"bench-evals-{i}", args.pool, args.worker_concurrency, args.tasks_per_run)
-                   for i in range(args.workers)]
+        workers = [start(f"bench-evals-{i}") for i in range(args.workers)]
         try:
             time.sleep(6)  # let the workers boot (Django + Celery), so the figure is the run, not start-up
             started = time.monotonic()
@@ -174,32 +144,30 @@ def main(argv: list[str]) -> dict:
                                  "max_in_flight_at_stand_in": server.max_in_flight, **check(run.pk, args.items)}
         finally:
             for process, _ in workers:
-                stop(process)
+                worker_stop(process)
         if not args.skip_kill:
             server.max_in_flight = 0
             setup = seed(args.items, server)
-            victim, victim_host = start_worker("bench-evals-victim", args.pool, args.worker_concurrency,
-                                               args.tasks_per_run)
+            victim, victim_host = start("bench-evals-victim")
             replacement = None
             try:
                 time.sleep(6)
                 started = time.monotonic()
                 run = create_run(setup, args.concurrency)
                 wait_for(lambda: EvalRun.objects.get(pk=run.pk).progress_done >= args.items * 0.3, 300)
-                stop(victim, signal.SIGKILL)
+                worker_stop(victim, signal.SIGKILL)
                 done_at_kill = EvalRun.objects.get(pk=run.pk).progress_done
                 wait_for(lambda: runner._worker_alive(f"celery:{victim_host}") is False, 60)
                 resumed = runner.runs_resume_stalled(stall_seconds=0)
-                replacement, _ = start_worker("bench-evals-replacement", args.pool, args.worker_concurrency,
-                                              args.tasks_per_run)
+                replacement, _ = start("bench-evals-replacement")
                 wait_for(lambda: EvalRun.objects.get(pk=run.pk).status == RunStatus.FINISHED, 300)
                 out["kill_and_resume"] = {"done_at_kill": done_at_kill, "resumed": resumed == [run.pk],
                                           "seconds_total_incl_restart": round(time.monotonic() - started, 2),
                                           **check(run.pk, args.items)}
             finally:
-                stop(victim, signal.SIGKILL)
+                worker_stop(victim, signal.SIGKILL)
                 if replacement is not None:
-                    stop(replacement)
+                    worker_stop(replacement)
     return out
 
 

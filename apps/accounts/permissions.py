@@ -214,6 +214,15 @@ def teams_for(actor: Actor, action: Action | str) -> QuerySet[Team]:
     return Team.objects.all() if condition is None else Team.objects.filter(condition)
 
 
+def teams_or_deny(actor: Actor, action: Action | str, message: str) -> QuerySet[Team]:
+    """The teams of `teams_for` in name order, for a create form's team picker; PermissionDenied(message) when
+    the actor has none (the pages that create team-owned things)."""
+    teams = teams_for(actor, action).order_by("name")
+    if not teams.exists():
+        raise PermissionDenied(message)
+    return teams
+
+
 def restrict(queryset: QuerySet, actor: Actor, action: Action | str = Action.VIEW,
              team_field: str = "team") -> QuerySet:
     """Filter a queryset of team-owned rows to those an actor may `action`, in SQL.

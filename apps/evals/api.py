@@ -12,15 +12,20 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, StreamingHttpResponse
+from django.urls import reverse
 from ninja import Field, Query, Router, Schema, Status
 
 from apps.accounts.models import ApiToken, Team
 from apps.accounts.permissions import Action, can
 from apps.accounts.selectors import team_for_api
 from apps.core.api_errors import ApiProblem, errors
+from apps.costs.selectors import request_team
 from apps.evals import datasets as dataset_services
 from apps.evals import selectors, services
-from apps.evals.models import EvalRun
+from apps.evals.gates import gate_evaluate, gate_runs_ensure
+from apps.evals.models import Dataset, EvalRun
+from apps.evals.summary import compare_runs
+from apps.prompts import selectors as prompt_selectors
 
 router = Router(tags=["evals"])
 feedback_router = Router(tags=["feedback"])
@@ -144,8 +149,6 @@ def _dataset_out(d) -> DatasetOut:
 
 
 def _run_out(run: EvalRun) -> RunOut:
-    from django.urls import reverse
-
     return RunOut(id=run.pk, status=run.status, target=run.target_label, dataset=run.dataset.name,
                   revision=run.dataset_revision, model=run.model, repetitions=run.repetitions,
                   progress_done=run.progress_done, progress_total=run.progress_total, errors=run.errors_count,
@@ -237,8 +240,6 @@ def evaluator_list(request):
 
 @router.post("/runs", response={201: RunOut, **errors(403, 404, 422)}, summary="Start an eval run (queued on the llm queue)")
 def run_create(request, body: RunIn):
-    from apps.prompts import selectors as prompt_selectors
-
     actor = _actor(request)
     prompt = prompt_selectors.prompt_get(actor=actor, name=body.prompt, action=Action.CHANGE)
     version = prompt_selectors.version_get(prompt=prompt, number=body.version)
@@ -280,8 +281,6 @@ def run_results(request, pk: int, failures: bool = False, limit: int = 100,
 
 @router.get("/compare", response={200: dict, **errors(404, 422)}, summary="Compare two runs on the same dataset revision")
 def compare(request, baseline: int, candidate: int):
-    from apps.evals.summary import compare_runs
-
     actor = _actor(request)
     comparison = compare_runs(selectors.run_get(actor=actor, pk=baseline), selectors.run_get(actor=actor, pk=candidate))
     return {"baseline": baseline, "candidate": candidate, "regressions": comparison.regressions,
@@ -299,9 +298,6 @@ def compare(request, baseline: int, candidate: int):
              summary="Run (or reuse) the gating runs of a prompt version: 200 with passed true/false when decided, "
                      "202 while the runs are running (call again)")
 def gate(request, body: GateIn):
-    from apps.evals.gates import gate_evaluate, gate_runs_ensure
-    from apps.prompts import selectors as prompt_selectors
-
     actor = _actor(request)
     prompt = prompt_selectors.prompt_get(actor=actor, name=body.prompt, action=Action.CHANGE)
     version = prompt_selectors.version_get(prompt=prompt, number=body.version)
@@ -321,8 +317,6 @@ def gate(request, body: GateIn):
                       summary="Feedback on a production call (request id or trace id): score or thumbs, comment, "
                               "optional correction; sets the call's outcome on the usage ledger")
 def feedback(request, body: FeedbackIn):
-    from apps.costs.selectors import request_team
-
     actor = _actor(request)
     if isinstance(actor, ApiToken):
         team = actor.team
@@ -336,8 +330,6 @@ def feedback(request, body: FeedbackIn):
         raise PermissionDenied("Sending feedback needs an ingest token of the team (or an engineer's session).")
     dataset = None
     if body.dataset is not None:
-        from apps.evals.models import Dataset
-
         dataset = Dataset.objects.filter(pk=body.dataset, team=team).first()
         if dataset is None:
             raise Http404("No dataset of your team with this id.")

@@ -9,9 +9,11 @@ from datetime import timedelta
 from django.utils import timezone
 
 from apps.accounts.permissions import Action, restrict
+from apps.evals.gates import gate_evaluate
 from apps.evals.models import EvalGate, EvalRun, RunStatus
 from apps.evals.seed import ADVERSARIAL_NAME
 from apps.evals.selectors import feedback_rates
+from apps.prompts.selectors import production_label_moves, production_labels
 
 MAX_RUNS = 1000
 RECENT_DAYS = 30
@@ -28,34 +30,50 @@ def _finished_runs(actor):
             .select_related("prompt", "prompt_version", "dataset").order_by("-finished_at")[:MAX_RUNS])
 
 
-def dashboard_data(*, actor) -> dict:
-    from apps.prompts.selectors import production_label_moves, production_labels
+def _when(run) -> str:
+    return run.finished_at.strftime("%Y-%m-%d %H:%M")
 
-    runs = list(_finished_runs(actor))
-    runs.reverse()  # oldest first, for lines
-    trends, hallucination, safety = [], [], {}
+
+def _version_number(run):
+    return run.prompt_version.number if run.prompt_version else None
+
+
+def trends_table(runs) -> dict:
+    """Pass rate and mean score of each finished run (oldest first)."""
+    rows = [[run.prompt.name, _version_number(run), run.dataset.name, run.dataset_revision, run.pk, _when(run),
+             _pct(run.pass_rate), None if run.mean_score is None else round(run.mean_score, 4)] for run in runs]
+    return {"title": "Score trends", "columns": ["prompt", "version", "dataset", "revision", "run", "finished",
+                                                 "pass rate %", "mean score"], "rows": rows}
+
+
+def hallucination_table(runs) -> dict:
+    """The groundedness evaluators' failure rate in each run that had one."""
+    rows = [[run.prompt.name, _version_number(run), run.dataset.name, run.pk, _when(run),
+             _pct(1 - entry["pass_rate"]), entry["scored"]]
+            for run in runs for entry in (run.summary or {}).get("evaluators", [])
+            if entry.get("kind") == "groundedness" and entry.get("pass_rate") is not None]
+    return {"title": "Hallucination rate (groundedness failures)",
+            "columns": ["prompt", "version", "dataset", "run", "finished", "hallucination %", "scored"],
+            "rows": rows}
+
+
+def safety_table(runs) -> dict:
+    """The failure rate on the adversarial set: the latest run of each prompt version."""
+    latest = {}
     for run in runs:
-        when = run.finished_at.strftime("%Y-%m-%d %H:%M")
-        version = run.prompt_version.number if run.prompt_version else None
-        trends.append([run.prompt.name, version, run.dataset.name, run.dataset_revision, run.pk, when,
-                       _pct(run.pass_rate), None if run.mean_score is None else round(run.mean_score, 4)])
-        for entry in (run.summary or {}).get("evaluators", []):
-            if entry.get("kind") == "groundedness" and entry.get("pass_rate") is not None:
-                hallucination.append([run.prompt.name, version, run.dataset.name, run.pk, when,
-                                      _pct(1 - entry["pass_rate"]), entry["scored"]])
         if run.dataset.name == ADVERSARIAL_NAME and run.pass_rate is not None:
-            safety[(run.prompt.name, version)] = [run.prompt.name, version, run.pk, when,
+            version = _version_number(run)
+            latest[(run.prompt.name, version)] = [run.prompt.name, version, run.pk, _when(run),
                                                   _pct(1 - run.pass_rate), (run.summary or {}).get("scored")]
+    return {"title": "Safety violation rate (adversarial set)",
+            "columns": ["prompt", "version", "run", "finished", "violation %", "scored"],
+            "rows": list(latest.values())}
 
-    labels = list(production_labels(actor=actor))
-    production = {label.prompt_id: label.version for label in labels}
-    names = {label.prompt_id: label.prompt.name for label in labels}
-    gates = {g.prompt_id: g for g in EvalGate.objects.filter(prompt_id__in=list(production))
-             .select_related("prompt")}
-    coverage = []
+
+def coverage_table(production: dict, names: dict, gates: dict) -> dict:
+    """Each production version: has a gate, and the gate passed with a run of the last RECENT_DAYS."""
+    rows = []
     recent = timezone.now() - timedelta(days=RECENT_DAYS)
-    from apps.evals.gates import gate_evaluate
-
     for prompt_id, version in sorted(production.items(), key=lambda kv: names.get(kv[0], "")):
         gate = gates.get(prompt_id)
         passing, last = False, None
@@ -64,14 +82,17 @@ def dashboard_data(*, actor) -> dict:
             runs_ok = [d.run for d in verdict.datasets if d.run is not None and d.status == "passed"]
             last = max((r.finished_at for r in runs_ok), default=None)
             passing = verdict.passed and last is not None and last >= recent
-        coverage.append([names.get(prompt_id, ""), version.number, "yes" if gate else "no",
-                         last.strftime("%Y-%m-%d") if last else "", "yes" if passing else "no"])
-    covered = sum(1 for row in coverage if row[4] == "yes")
+        rows.append([names.get(prompt_id, ""), version.number, "yes" if gate else "no",
+                     last.strftime("%Y-%m-%d") if last else "", "yes" if passing else "no"])
+    return {"title": "Evaluation coverage of production prompts",
+            "columns": ["prompt", "production version", "gate", "last passing run", "covered"], "rows": rows}
 
-    escapes = []
+
+def escapes_table(actor, gates: dict) -> dict:
+    """Production moves of the last ESCAPE_DAYS to a version whose pass rate dropped more than allowed."""
+    rows = []
     since = timezone.now() - timedelta(days=ESCAPE_DAYS)
-    events = production_label_moves(actor=actor, since=since, limit=500)
-    for event in events:
+    for event in production_label_moves(actor=actor, since=since, limit=500):
         after = _latest_run(event.to_version)
         if after is None or after.pass_rate is None:
             continue
@@ -87,34 +108,42 @@ def dashboard_data(*, actor) -> dict:
         if drop > allowed + 1e-12:
             how = "expedited" if event.promotion and event.promotion.expedited else (
                 "promotion" if event.promotion else "direct")
-            escapes.append([event.prompt.name, event.from_version.number, event.to_version.number,
-                            event.occurred_at.strftime("%Y-%m-%d"), _pct(before.pass_rate), _pct(after.pass_rate),
-                            _pct(drop), how, before.pk, after.pk])
+            rows.append([event.prompt.name, event.from_version.number, event.to_version.number,
+                         event.occurred_at.strftime("%Y-%m-%d"), _pct(before.pass_rate), _pct(after.pass_rate),
+                         _pct(drop), how, before.pk, after.pk])
+    return {"title": "Regression escapes (production moved to a worse version)",
+            "columns": ["prompt", "from", "to", "promoted", "before %", "after %", "drop %", "how",
+                        "baseline run", "candidate run"], "rows": rows}
 
-    feedback = [[r["prompt_name"] or "(unknown)", r["prompt_version"], r["use_case_id"], r["n"],
-                 _pct(r["success_rate"]), _pct(r["override_rate"])] for r in feedback_rates(actor=actor)]
+
+def feedback_table(actor) -> dict:
+    """Online feedback per prompt version and use case: task success and human override rates."""
+    rows = [[r["prompt_name"] or "(unknown)", r["prompt_version"], r["use_case_id"], r["n"],
+             _pct(r["success_rate"]), _pct(r["override_rate"])] for r in feedback_rates(actor=actor)]
+    return {"title": "Online feedback: task success and human override rates",
+            "columns": ["prompt", "version", "use case", "feedback", "success %", "override %"], "rows": rows}
+
+
+def _production(actor) -> tuple[dict, dict, dict]:
+    """The production version, the name and the gate of each prompt the actor sees, by prompt id."""
+    labels = list(production_labels(actor=actor))
+    production = {label.prompt_id: label.version for label in labels}
+    names = {label.prompt_id: label.prompt.name for label in labels}
+    gates = {g.prompt_id: g for g in EvalGate.objects.filter(prompt_id__in=list(production)).select_related("prompt")}
+    return production, names, gates
+
+
+def dashboard_data(*, actor) -> dict:
+    runs = list(_finished_runs(actor))
+    runs.reverse()  # oldest first, for lines
+    production, names, gates = _production(actor)
+    coverage = coverage_table(production, names, gates)
+    covered = sum(1 for row in coverage["rows"] if row[4] == "yes")
     return {
-        "coverage_share": covered / len(coverage) if coverage else None,
-        "tables": {
-            "trends": {"title": "Score trends", "columns": ["prompt", "version", "dataset", "revision", "run",
-                                                            "finished", "pass rate %", "mean score"],
-                       "rows": trends},
-            "hallucination": {"title": "Hallucination rate (groundedness failures)",
-                              "columns": ["prompt", "version", "dataset", "run", "finished", "hallucination %",
-                                          "scored"], "rows": hallucination},
-            "safety": {"title": "Safety violation rate (adversarial set)",
-                       "columns": ["prompt", "version", "run", "finished", "violation %", "scored"],
-                       "rows": list(safety.values())},
-            "coverage": {"title": "Evaluation coverage of production prompts",
-                         "columns": ["prompt", "production version", "gate", "last passing run", "covered"],
-                         "rows": coverage},
-            "escapes": {"title": "Regression escapes (production moved to a worse version)",
-                        "columns": ["prompt", "from", "to", "promoted", "before %", "after %", "drop %", "how",
-                                    "baseline run", "candidate run"], "rows": escapes},
-            "feedback": {"title": "Online feedback: task success and human override rates",
-                         "columns": ["prompt", "version", "use case", "feedback", "success %", "override %"],
-                         "rows": feedback},
-        },
+        "coverage_share": covered / len(coverage["rows"]) if coverage["rows"] else None,
+        "tables": {"trends": trends_table(runs), "hallucination": hallucination_table(runs),
+                   "safety": safety_table(runs), "coverage": coverage,
+                   "escapes": escapes_table(actor, gates), "feedback": feedback_table(actor)},
     }
 
 
@@ -124,7 +153,7 @@ def _latest_run(version):
 
 
 def figures_html(data: dict) -> dict[str, str]:
-    from apps.core import charts
+    from apps.core import charts  # why: plotly is heavy (~80 ms); only the dashboards page draws
 
     tables = data["tables"]
 

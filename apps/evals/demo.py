@@ -11,7 +11,15 @@ from __future__ import annotations
 import logging
 
 from apps.core.request_context import acting_as
-from apps.evals.models import Dataset, EvalGate, EvaluatorDefinition, Feedback
+from apps.evals import runner
+from apps.evals.datasets import dataset_create, dataset_items_add
+from apps.evals.gates import gate_runs_ensure, gate_set, production_version
+from apps.evals.models import Dataset, EvalGate, EvaluatorDefinition, Feedback, RunStatus
+from apps.evals.seed import adversarial_seed
+from apps.evals.services import evaluator_create, feedback_record
+from apps.prompts.content import Draft
+from apps.prompts.models import Prompt
+from apps.prompts.services import version_create
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +61,6 @@ def _golden_items() -> list[dict]:
 
 
 def _dataset(name: str, team, actor, items: list[dict], description: str) -> Dataset:
-    from apps.evals.datasets import dataset_create, dataset_items_add
-
     dataset = Dataset.objects.filter(name=name).first()
     if dataset is None:
         dataset = dataset_create(team=team, name=name, description=description, input_names=["question"],
@@ -66,36 +72,22 @@ def _dataset(name: str, team, actor, items: list[dict], description: str) -> Dat
 
 
 def _evaluator(team, name: str, kind: str, params: dict, threshold: float, actor) -> EvaluatorDefinition:
-    from apps.evals.services import evaluator_create
-
     return (EvaluatorDefinition.objects.filter(team=team, name=name).order_by("-version").first()
             or evaluator_create(team=team, name=name, kind=kind, params=params, threshold=threshold, actor=actor))
 
 
 def _gate(prompt, actor, datasets, evaluators, **kwargs) -> EvalGate:
-    from apps.evals.gates import gate_set
-
     return EvalGate.objects.filter(prompt=prompt).first() or gate_set(
         prompt=prompt, actor=actor, datasets=datasets, evaluators=evaluators, **kwargs)
 
 
 def _run_gate(gate, version, actor) -> None:
-    from apps.evals import runner
-    from apps.evals.gates import gate_runs_ensure
-    from apps.evals.models import RunStatus
-
     for run in gate_runs_ensure(gate=gate, version=version, actor=actor, enqueue=False):
         if run.status in (RunStatus.QUEUED, RunStatus.RUNNING):
             runner.run_execute_inline(run.pk, threads=1)
 
 
 def seed_demo_evals(people: dict, teams: dict) -> None:
-    from apps.evals.seed import adversarial_seed
-    from apps.prompts.content import Draft
-    from apps.prompts.gates import eligible_approvers  # noqa: F401  (the prompts app is ready)
-    from apps.prompts.models import Prompt
-    from apps.prompts.services import version_create
-
     with acting_as(None):
         adversarial = adversarial_seed()
         safety = list(EvaluatorDefinition.objects.filter(team=None, name__startswith="safety/"))
@@ -145,7 +137,6 @@ def seed_demo_evals(people: dict, teams: dict) -> None:
             if classifier is not None and safety:
                 gate = _gate(classifier, evan, [{"dataset": adversarial, "input_map": {"ticket": "input"}}], safety,
                              min_pass_rate=0.9, max_regression=0.0)
-                from apps.evals.gates import production_version
 
                 production = production_version(classifier)
                 if production is not None:
@@ -155,8 +146,6 @@ def seed_demo_evals(people: dict, teams: dict) -> None:
 
 
 def _feedback(team, actor) -> None:
-    from apps.evals.services import feedback_record
-
     samples = [
         ("demo-req-001", "up", "", "", CLASSIFIER_PROMPT, 2), ("demo-req-002", "up", "", "", CLASSIFIER_PROMPT, 2),
         ("demo-req-003", "down", "Too long", "", "support/triage-summary", 2),

@@ -26,9 +26,12 @@ from apps.evals.models import (
     EvaluatorDefinition,
     RunStatus,
 )
-from apps.evals.services import config_hash, evaluator_signature, resolve_run_config, run_create
+from apps.evals.services import _check_model, config_hash, evaluator_signature, resolve_run_config, run_create
 from apps.evals.stats import mcnemar_exact
+from apps.evals.summary import compare_runs
 from apps.evals.targets import describe_prompt_version
+from apps.prompts.models import PRODUCTION, Label
+from apps.prompts.registry import CheckOutcome
 from apps.prompts.services import actor_label
 
 # --- setting a gate -----------------------------------------------------------------------------------------
@@ -53,13 +56,9 @@ def _rate(value, name: str, errors: dict) -> float | None:
     return float(value)
 
 
-@transaction.atomic
-def gate_set(*, prompt, actor, datasets: list[dict], evaluators: list[EvaluatorDefinition],
-             thresholds: dict | None = None, min_pass_rate=0.9, max_regression=0.05, model: str = "",
-             repetitions: int = 1, reason: str = "") -> EvalGate:
-    """Create or change a prompt's gate. Each change is a new gate version, kept with who and why."""
-    errors: dict = {}
-    clean_datasets = []
+def _clean_datasets(prompt, datasets: list[dict], errors: dict) -> list[dict]:
+    """The gating datasets as stored on the gate: the prompt team's or shared ones, a pinned revision each."""
+    clean = []
     for entry in datasets or []:
         dataset = entry.get("dataset")
         dataset = dataset if isinstance(dataset, Dataset) else Dataset.objects.filter(pk=dataset).first()
@@ -77,57 +76,49 @@ def gate_set(*, prompt, actor, datasets: list[dict], evaluators: list[EvaluatorD
         if not isinstance(input_map, dict):
             errors["datasets"] = "input_map must map prompt variables to item inputs."
             continue
-        clean_datasets.append({"dataset": dataset.pk, "name": dataset.name, "revision": int(revision),
-                               "input_map": input_map})
-    if not clean_datasets and "datasets" not in errors:
+        clean.append({"dataset": dataset.pk, "name": dataset.name, "revision": int(revision), "input_map": input_map})
+    if not clean and "datasets" not in errors:
         errors["datasets"] = "Choose at least one gating dataset."
-    if len({d["dataset"] for d in clean_datasets}) != len(clean_datasets):
+    if len({d["dataset"] for d in clean}) != len(clean):
         errors["datasets"] = "Each dataset once."
+    return clean
+
+
+def _clean_evaluators(prompt, evaluators: list[EvaluatorDefinition], errors: dict) -> list[EvaluatorDefinition]:
     definitions = list({d.pk: d for d in evaluators}.values())
     if not definitions:
         errors["evaluators"] = "Choose at least one evaluator."
     elif any(d.team_id not in (None, prompt.team_id) for d in definitions):
         errors["evaluators"] = "Use the prompt team's evaluators or the portal's shared ones."
-    min_rate = _rate(min_pass_rate, "min_pass_rate", errors)
-    regression = _rate(max_regression, "max_regression", errors)
-    clean_thresholds = {}
+    return definitions
+
+
+def _clean_thresholds(thresholds: dict | None, definitions: list[EvaluatorDefinition], errors: dict) -> dict:
+    """Per-evaluator thresholds (by evaluator id), only for the gate's evaluators; blanks dropped."""
+    clean = {}
     for key, value in (thresholds or {}).items():
         if value in (None, ""):
             continue
         if str(key) not in {str(d.pk) for d in definitions}:
             errors["thresholds"] = "Thresholds are for the gate's evaluators."
             continue
-        clean_thresholds[str(key)] = _rate(value, "thresholds", errors)
+        clean[str(key)] = _rate(value, "thresholds", errors)
+    return clean
+
+
+def _check_run_settings(model: str, repetitions, errors: dict) -> None:
     if isinstance(repetitions, bool) or not isinstance(repetitions, int) or not 1 <= repetitions <= 10:
         errors["repetitions"] = "From 1 to 10."
     if model:
-        from apps.evals.services import _check_model
-
         try:
             _check_model(model)
         except ValidationError as exc:
             errors.update(exc.message_dict)
-    if errors:
-        raise ValidationError(errors)
-    gate = EvalGate.objects.select_for_update().filter(prompt=prompt).first()
-    creating = gate is None
-    before = None
-    if creating:
-        gate = EvalGate(prompt=prompt, team_id=prompt.team_id, version=0)
-    else:
-        before = _snapshot(gate, list(gate.evaluators.values_list("pk", flat=True)))
-    gate.datasets = clean_datasets
-    gate.thresholds = clean_thresholds
-    gate.min_pass_rate = min_rate
-    gate.max_regression = regression
-    gate.model = (model or "").strip()
-    gate.repetitions = repetitions
-    after = _snapshot(gate, [d.pk for d in definitions])
-    if before == after:
-        raise ValidationError({"__all__": "Nothing changed."})
-    if not creating and not (reason or "").strip():
-        raise ValidationError({"reason": "Say why the gate changes: it is locked, and changes are kept in its "
-                                         "history."})
+
+
+def _gate_change_record(gate: EvalGate, *, prompt, actor, definitions, before: dict | None, after: dict,
+                        reason: str) -> None:
+    """Save the gate as its next version, with its history row and the audit event."""
     gate.version += 1
     gate.updated_at = timezone.now()
     gate.updated_by_label = actor_label(actor)
@@ -138,6 +129,40 @@ def gate_set(*, prompt, actor, datasets: list[dict], evaluators: list[EvaluatorD
                                   reason=reason or "", actor_label=actor_label(actor))
     audit_record(action="eval.gate.set", obj=gate, team=gate.team, object_repr=f"eval gate of {prompt.name}",
                  changes={"version": gate.version, "reason": reason, **changes}, actor=actor)
+
+
+@transaction.atomic
+def gate_set(*, prompt, actor, datasets: list[dict], evaluators: list[EvaluatorDefinition],
+             thresholds: dict | None = None, min_pass_rate=0.9, max_regression=0.05, model: str = "",
+             repetitions: int = 1, reason: str = "") -> EvalGate:
+    """Create or change a prompt's gate. Each change is a new gate version, kept with who and why."""
+    errors: dict = {}
+    clean_datasets = _clean_datasets(prompt, datasets, errors)
+    definitions = _clean_evaluators(prompt, evaluators, errors)
+    min_rate = _rate(min_pass_rate, "min_pass_rate", errors)
+    regression = _rate(max_regression, "max_regression", errors)
+    clean_thresholds = _clean_thresholds(thresholds, definitions, errors)
+    _check_run_settings(model, repetitions, errors)
+    if errors:
+        raise ValidationError(errors)
+    gate = EvalGate.objects.select_for_update().filter(prompt=prompt).first()
+    creating = gate is None
+    before = None
+    if creating:
+        gate = EvalGate(prompt=prompt, team_id=prompt.team_id, version=0)
+    else:
+        before = _snapshot(gate, list(gate.evaluators.values_list("pk", flat=True)))
+    gate.datasets, gate.thresholds = clean_datasets, clean_thresholds
+    gate.min_pass_rate, gate.max_regression = min_rate, regression
+    gate.model, gate.repetitions = (model or "").strip(), repetitions
+    after = _snapshot(gate, [d.pk for d in definitions])
+    if before == after:
+        raise ValidationError({"__all__": "Nothing changed."})
+    if not creating and not (reason or "").strip():
+        raise ValidationError({"reason": "Say why the gate changes: it is locked, and changes are kept in its "
+                                         "history."})
+    _gate_change_record(gate, prompt=prompt, actor=actor, definitions=definitions, before=before, after=after,
+                        reason=reason)
     return gate
 
 
@@ -184,8 +209,6 @@ def matching_runs(spec: RunSpec, version, *, statuses=(RunStatus.FINISHED,)):
 
 
 def production_version(prompt):
-    from apps.prompts.models import PRODUCTION, Label
-
     label = Label.objects.filter(prompt=prompt, name=PRODUCTION).select_related("version").first()
     return label.version if label else None
 
@@ -300,7 +323,6 @@ def judge_run(gate: EvalGate, run: EvalRun, baseline: EvalRun | None) -> tuple[l
         if rate + gate.max_regression + 1e-12 < baseline.pass_rate:
             problems.append(f"regression: {_pct(rate)} vs baseline {_pct(baseline.pass_rate)} (allowed "
                             f"{_pct(gate.max_regression)} less)")
-        from apps.evals.summary import compare_runs
 
         comparison = compare_runs(baseline, run)
         p_value = mcnemar_exact(comparison.regressions, comparison.improvements).p_value
@@ -337,8 +359,6 @@ def gate_evaluate(gate: EvalGate, version, *, baseline_version=None) -> GateVerd
 
 def eval_gate_check(ctx):
     """Registered with the prompt catalog under `eval_gate` (see EvalsConfig.ready)."""
-    from apps.prompts.registry import CheckOutcome
-
     gate = EvalGate.objects.filter(prompt=ctx.prompt).select_related("prompt").first()
     if gate is None:
         return CheckOutcome.not_configured(

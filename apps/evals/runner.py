@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -27,14 +28,19 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.db import connection, connections, transaction
-from django.db.models import Q
+from django.db.models import Count, Q, Sum
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from apps.evals import conf
-from apps.evals.evaluators import EvalCase, evaluate
+from apps.audit.services import audit_record
+from apps.core.heartbeat import HEARTBEAT_KEY
+from apps.evals import conf, queue
+from apps.evals.evaluators import EvalCase, evaluate, kinds
+from apps.evals.limiter import SlotTimeout, redis_client, release_owner_slots, set_owner
 from apps.evals.models import DatasetItem, EvalResult, EvalRun, RunStatus, UnitStatus
+from apps.evals.summary import compute_summary
 from apps.evals.targets import TargetError, get_target
+from apps.llm.errors import LlmError
 
 log = logging.getLogger(__name__)
 INSERT_BATCH = 5000
@@ -82,15 +88,13 @@ def run_start(run_id: int) -> bool:
 
 
 def enqueue_work(run_id: int, tasks: int | None = None) -> None:
-    from apps.evals.tasks import eval_run_work_task
-
     run = EvalRun.objects.filter(pk=run_id).only("concurrency").first()
     if run is None:
         return
     count = max(1, min(tasks or tasks_per_run(), run.concurrency))
     threads = max(1, -(-run.concurrency // count))
     for _ in range(count):
-        eval_run_work_task.delay(run_id, threads)
+        queue.run_work_enqueue(run_id, threads)
 
 
 # --- claiming and writing ---------------------------------------------------------------------------------------
@@ -130,8 +134,6 @@ SELECT c.id, c.item_id, c.repetition, c.attempts, i.inputs, i.expected, i.contex
 
 
 def claim_unit(run_id: int, owner: str) -> Unit | None:
-    import json
-
     token = uuid.uuid4().hex
     with connection.cursor() as cursor:
         cursor.execute(_CLAIM_SQL, [token, owner[:200], run_id, run_id])
@@ -158,8 +160,6 @@ def write_result(run_id: int, unit: Unit, *, status: str, output: str = "", erro
                  output_tokens: int = 0, request_id: str = "", scores: dict | None = None,
                  score: float | None = None, passed: bool | None = None) -> bool:
     """Write one unit's outcome once: only the current claim's holder may, and then the run's counters move."""
-    import json
-
     # One statement (atomic by itself, one round trip): the result, then the run's counters if it was written.
     with connection.cursor() as cursor:
         cursor.execute(_WRITE_SQL, [
@@ -220,9 +220,6 @@ def score_output(definitions, case: EvalCase) -> tuple[dict, float | None, bool 
 
 
 def process_unit(run: EvalRun, target, state, definitions, unit: Unit) -> None:
-    from apps.evals.limiter import SlotTimeout
-    from apps.llm.errors import LlmError
-
     item = DatasetItem(pk=unit.item_id, dataset_id=run.dataset_id, key=unit.key, inputs=unit.inputs,
                        expected=unit.expected, contexts=unit.contexts, tags=unit.tags, metadata=unit.metadata,
                        added_in=0)
@@ -254,8 +251,6 @@ def process_unit(run: EvalRun, target, state, definitions, unit: Unit) -> None:
 
 
 def _loop(run: EvalRun, target, state, definitions, owner: str, close_connection: bool) -> int:
-    from apps.evals.limiter import set_owner
-
     set_owner(owner)
     done = 0
     try:
@@ -275,9 +270,6 @@ def _loop(run: EvalRun, target, state, definitions, owner: str, close_connection
 
 def run_work(run_id: int, *, threads: int | None = None, owner: str | None = None) -> int:
     """Process units of one run until none is left to claim; then try to finalize. Returns units processed."""
-    from apps.evals.evaluators import kinds
-    from apps.prompts.templating import RenderFailed  # noqa: F401  (import before threads: avoids import races)
-
     kinds()  # load the evaluator registry once, before the threads score concurrently
 
     run = EvalRun.objects.select_related("team").filter(pk=run_id).first()
@@ -318,11 +310,6 @@ def _open_units(run_id: int) -> bool:
 
 def run_finalize(run_id: int) -> bool:
     """Finish the run if every unit is written. Idempotent; exactly one caller finishes it."""
-    from django.db.models import Count, Sum
-
-    from apps.audit.services import audit_record
-    from apps.evals.summary import compute_summary
-
     with transaction.atomic():
         run = EvalRun.objects.select_for_update().filter(pk=run_id, status=RunStatus.RUNNING).first()
         if run is None or _open_units(run_id):
@@ -350,8 +337,6 @@ def run_finalize(run_id: int) -> bool:
 
 
 def run_fail(run_id: int, message: str) -> None:
-    from apps.audit.services import audit_record
-
     with transaction.atomic():
         run = EvalRun.objects.select_for_update().filter(
             pk=run_id, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).first()
@@ -370,9 +355,6 @@ def run_fail(run_id: int, message: str) -> None:
 def _worker_alive(owner: str) -> bool | None:
     """True/False when we can tell (a Celery worker's heartbeat, a local process), None when we cannot."""
     if owner.startswith("celery:"):
-        from apps.core.heartbeat import HEARTBEAT_KEY
-        from apps.evals.limiter import redis_client
-
         try:
             return bool(redis_client().exists(HEARTBEAT_KEY.format(hostname=owner.removeprefix("celery:"))))
         except Exception:  # noqa: BLE001
@@ -397,8 +379,6 @@ def reclaim_dead_units(run_id: int, *, lease_seconds: float) -> int:
     owners = set(running.values_list("claimed_by", flat=True).distinct())
     dead = [o for o in owners if _worker_alive(o) is False]
     if dead:
-        from apps.evals.limiter import release_owner_slots
-
         for owner in dead:
             try:
                 release_owner_slots(owner)
@@ -417,14 +397,12 @@ def runs_resume_stalled(*, stall_seconds: float | None = None, lease_seconds: fl
     now = timezone.now()
     cutoff = now - timedelta(seconds=stall)
     resumed: list[int] = []
-    from apps.evals.tasks import eval_run_start_task
-
     queued = EvalRun.objects.filter(status=RunStatus.QUEUED).filter(
         Q(last_progress_at__lt=cutoff) | Q(last_progress_at__isnull=True, created_at__lt=cutoff))
     for run_id in list(queued.values_list("pk", flat=True)):
         EvalRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(last_progress_at=now)
         if enqueue:
-            eval_run_start_task.delay(run_id)
+            queue.run_start_enqueue(run_id)
         resumed.append(run_id)
     stalled = EvalRun.objects.filter(status=RunStatus.RUNNING, cancel_requested=False).filter(
         Q(last_progress_at__lt=cutoff) | Q(last_progress_at__isnull=True))

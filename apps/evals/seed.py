@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from django.db import transaction
 
+from apps.evals.datasets import dataset_create, dataset_items_add
 from apps.evals.models import Dataset, EvaluatorDefinition, ItemSource
+from apps.evals.services import evaluator_create
 
 ADVERSARIAL_NAME = "portal/adversarial-core"
 
@@ -63,8 +65,6 @@ SAFETY_EVALUATORS = [
 
 @transaction.atomic
 def adversarial_seed(actor=None) -> Dataset:
-    from apps.evals.datasets import dataset_create, dataset_items_add
-
     dataset = Dataset.objects.filter(name=ADVERSARIAL_NAME).first()
     if dataset is None:
         dataset = dataset_create(team=None, name=ADVERSARIAL_NAME, shared=True, input_names=["input"], actor=actor,
@@ -81,8 +81,6 @@ def adversarial_seed(actor=None) -> Dataset:
 
 
 def safety_evaluators_seed(actor=None) -> list[EvaluatorDefinition]:
-    from apps.evals.services import evaluator_create
-
     out = []
     for name, kind, params, threshold, description in SAFETY_EVALUATORS:
         existing = EvaluatorDefinition.objects.filter(team=None, name=name).order_by("-version").first()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Exists, F, Func, OuterRef, Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
-from apps.accounts.permissions import Action, is_authenticated, require, restrict
+from apps.accounts.permissions import Action, can, is_admin, is_authenticated, require, restrict
+from apps.evals.gates import production_version
 from apps.evals.models import (
     Dataset,
     DatasetItem,
@@ -19,6 +21,7 @@ from apps.evals.models import (
     RunStatus,
     UnitStatus,
 )
+from apps.evals.targets import describe_prompt_version, input_map_suggest, item_fields
 
 # --- datasets ------------------------------------------------------------------------------------------------
 
@@ -33,8 +36,6 @@ def dataset_list(*, actor, action: Action | str = Action.VIEW) -> QuerySet[Datas
 
 
 def may_change_dataset(actor, dataset: Dataset) -> bool:
-    from apps.accounts.permissions import can, is_admin
-
     if dataset.team_id is None:
         return is_admin(actor)
     return can(actor, Action.CHANGE, dataset)
@@ -45,8 +46,6 @@ def dataset_get(*, actor, pk: int, action: Action | str = Action.VIEW) -> Datase
     if dataset is None:
         raise Http404("No dataset matches the given query.")
     if Action(action) != Action.VIEW and not may_change_dataset(actor, dataset):
-        from django.core.exceptions import PermissionDenied
-
         raise PermissionDenied("Only engineers of the owning team may change this dataset.")
     return dataset
 
@@ -65,8 +64,6 @@ def dataset_revisions(*, dataset: Dataset) -> QuerySet[DatasetRevision]:
 
 
 def dataset_tags(*, dataset: Dataset, revision: int) -> list[str]:
-    from django.db.models import F, Func
-
     tags = (DatasetItem.objects.at_revision(dataset.pk, revision).annotate(tag=Func(F("tags"), function="unnest"))
             .values_list("tag", flat=True).distinct())
     return sorted(tags)[:100]
@@ -148,7 +145,6 @@ def baseline_for(run: EvalRun) -> EvalRun | None:
     dataset revision and evaluators (none when this run is of the production version itself)."""
     if run.prompt_id is None:
         return None
-    from apps.evals.gates import production_version
 
     production = production_version(run.prompt)
     if production is None or production.pk == run.prompt_version_id:
@@ -177,9 +173,6 @@ def gate_for(prompt) -> EvalGate | None:
 def input_map_prefill(*, version, dataset: Dataset) -> dict:
     """The input map a new run of `version` on `dataset` most likely needs: the prompt's gate mapping for that
     dataset (what its gating runs use), completed from the first item's fields and the prompt's variables."""
-    from apps.evals.models import DatasetItem
-    from apps.evals.targets import describe_prompt_version, input_map_suggest, item_fields
-
     item = DatasetItem.objects.at_revision(dataset.pk, dataset.latest_revision).order_by("position", "id").first()
     if item is None:
         return {}

@@ -16,10 +16,14 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from apps.accounts.permissions import user_of
+from apps.accounts.models import Team
+from apps.accounts.permissions import Action, can, user_of
 from apps.audit.services import audit_record
-from apps.evals import conf
-from apps.evals.evaluators import get_kind
+from apps.costs.models import Outcome, UsageEvent
+from apps.costs.services import usage_outcomes_set
+from apps.evals import conf, queue
+from apps.evals.datasets import dataset_items_add
+from apps.evals.evaluators import EvalCase, evaluate, get_kind
 from apps.evals.models import (
     ACTIVE_STATUSES,
     Dataset,
@@ -27,11 +31,15 @@ from apps.evals.models import (
     EvalRun,
     EvaluatorDefinition,
     Feedback,
+    ItemSource,
     JudgeLabel,
     RunStatus,
     Thumbs,
 )
-from apps.evals.targets import CALL_OPTIONS, get_target
+from apps.evals.stats import cohens_kappa, kappa_words
+from apps.evals.summary import compute_summary
+from apps.evals.targets import CALL_OPTIONS, TargetError, get_target, item_fields
+from apps.llm.models import Model, ModelKind
 from apps.prompts.services import actor_label
 
 EVALUATOR_NAME = re.compile(r"^[a-z0-9][a-z0-9._/-]{0,119}$")
@@ -144,8 +152,6 @@ def clean_model_config(config) -> dict:
 
 
 def _check_model(model: str) -> None:
-    from apps.llm.models import Model, ModelKind
-
     found = Model.objects.select_related("provider").filter(name=model).first()
     if found is None or found.kind != ModelKind.CHAT or not found.is_active or not found.provider.is_active:
         raise ValidationError({"model": f"{model!r} is not an active chat model in the catalog."})
@@ -162,8 +168,6 @@ def resolve_run_config(description, model: str = "", model_config=None) -> tuple
 
 def _check_one_item(target, target_ref: dict, dataset: Dataset, revision: int, input_map: dict) -> None:
     """Try the first item against the target (no model call); refuse the run, naming why and the fields."""
-    from apps.evals.targets import TargetError, item_fields
-
     if target.check_fn is None:
         return
     item = DatasetItem.objects.at_revision(dataset.pk, revision).order_by("position", "id").first()
@@ -179,8 +183,6 @@ def run_create(*, actor, dataset: Dataset, evaluators: list[EvaluatorDefinition]
                model_config: dict | None = None, repetitions: int = 1, concurrency: int | None = None,
                input_map: dict | None = None, name: str = "", gate=None, enqueue: bool = True) -> EvalRun:
     """Create a queued run (one result row per item × repetition is made when it starts)."""
-    from apps.accounts.permissions import Action, can
-
     target = get_target(target_kind)
     description = target.describe_fn(target_ref or {})
     errors: dict[str, list[str] | str] = {}
@@ -239,22 +241,16 @@ def run_create(*, actor, dataset: Dataset, evaluators: list[EvaluatorDefinition]
                           "repetitions": repetitions, "units": run.progress_total,
                           "gate": gate.pk if gate else None}, actor=actor)
     if enqueue:
-        from apps.evals.tasks import eval_run_start_task
-
-        transaction.on_commit(lambda: eval_run_start_task.delay(run.pk))
+        transaction.on_commit(lambda: queue.run_start_enqueue(run.pk))
     return run
 
 
 def _team(team_id: int):
-    from apps.accounts.models import Team
-
     return Team.objects.get(pk=team_id)
 
 
 @transaction.atomic
 def run_cancel(*, run: EvalRun, actor=None) -> EvalRun:
-    from apps.evals.summary import compute_summary
-
     locked = EvalRun.objects.select_for_update().get(pk=run.pk)
     if locked.status not in ACTIVE_STATUSES:
         raise ValidationError({"status": f"The run is already {locked.get_status_display().lower()}."})
@@ -291,8 +287,6 @@ def judge_label_add(*, evaluator: EvaluatorDefinition, output: str, human_passed
 
 def judge_calibrate(*, evaluator: EvaluatorDefinition) -> dict:
     """Run the judge over its human-labelled sample; store its verdicts; return agreement and kappa."""
-    from apps.evals.evaluators import EvalCase, evaluate
-
     labels = list(JudgeLabel.objects.filter(evaluator=evaluator).order_by("id"))
     for label in labels:
         case = EvalCase(output=label.output, expected=label.expected, inputs=label.inputs or {},
@@ -305,8 +299,6 @@ def judge_calibrate(*, evaluator: EvaluatorDefinition) -> dict:
 
 
 def calibration_summary(labels: list[JudgeLabel]) -> dict:
-    from apps.evals.stats import cohens_kappa, kappa_words
-
     judged = [label for label in labels if label.judge_passed is not None]
     human = [label.human_passed for label in judged]
     judge = [label.judge_passed for label in judged]
@@ -327,8 +319,6 @@ def feedback_record(*, actor, request_id: str = "", trace_id: str = "", score=No
                     prompt_version: int | None = None, use_case_id: int | None = None) -> Feedback:
     """Record feedback on one production call; set the call's outcome on the usage ledger; optionally add the
     trace (inputs, and the correction or the approved output as the expected answer) to a dataset."""
-    from apps.costs.models import Outcome, UsageEvent
-
     errors: dict[str, str] = {}
     request_id, trace_id = (request_id or "").strip(), (trace_id or "").strip()
     if not request_id and not trace_id:
@@ -371,15 +361,10 @@ def feedback_record(*, actor, request_id: str = "", trace_id: str = "", score=No
         success=success, overridden=overridden, created_by_label=actor_label(actor),
     )
     if event is not None:
-        from apps.costs.services import usage_outcomes_set
-
         usage_outcomes_set(outcomes=[{"request_id": request_id,
                                       "outcome": Outcome.SUCCESS.value if success else Outcome.FAILURE.value}],
                            actor=actor)
     if dataset is not None:
-        from apps.evals.datasets import dataset_items_add
-        from apps.evals.models import ItemSource
-
         expected = correction.strip() if overridden else (output if success and output else None)
         revision = dataset_items_add(
             dataset=dataset, actor=actor, source=ItemSource.FEEDBACK, source_ref=request_id or trace_id,

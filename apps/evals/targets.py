@@ -1,5 +1,6 @@
 """What an eval run evaluates: registered targets. Built in: `prompt_version` (render a prompt version with
-the item's inputs, call the chat model). The RAG app registers `rag_collection` from its AppConfig.ready():
+the item's inputs, call the chat model), registered by apps.evals.hooks. The RAG app registers `rag_collection`
+at start-up:
 
     from apps.evals.targets import TargetDescription, TargetOutput, register_target
     register_target("rag_collection", "RAG collection configuration", run_fn, describe_fn, prepare_fn=prepare)
@@ -24,6 +25,16 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+
+from apps.costs.models import Source
+from apps.costs.services import UsageContext
+from apps.evals.limiter import provider_slot, slot_ttl
+from apps.llm.calls import chat, resolve_model
+from apps.llm.models import Model, ModelKind
+from apps.prompts.content import version_parts
+from apps.prompts.models import PromptKind, PromptVersion
+from apps.prompts.rendering import check_variables, include_graph, version_where
+from apps.prompts.templating import RenderFailed, render_parts
 
 
 class TargetError(Exception):
@@ -90,10 +101,6 @@ CALL_OPTIONS = ("temperature", "max_tokens", "response_format", "tools")
 def limited_chat(*, model, messages: list[dict], context, **options):
     """apps.llm.calls.chat while holding one of the model's provider slots (the shared concurrency limit).
     `model`: a name, or a catalog Model already resolved (saves a query per call)."""
-    from apps.evals.limiter import provider_slot, slot_ttl
-    from apps.llm.calls import chat, resolve_model
-    from apps.llm.models import Model, ModelKind
-
     resolved = model if isinstance(model, Model) else resolve_model(model, ModelKind.CHAT)
     with provider_slot(resolved.provider.name, ttl_seconds=slot_ttl(resolved.provider)):
         return chat(model=resolved, messages=messages, context=context,
@@ -103,8 +110,6 @@ def limited_chat(*, model, messages: list[dict], context, **options):
 # --- the built-in target: a prompt version ------------------------------------------------------------------
 
 def _version(ref: dict):
-    from apps.prompts.models import PromptVersion
-
     version_id = ref.get("version_id") if isinstance(ref, dict) else None
     version = (PromptVersion.objects.select_related("prompt", "prompt__team").filter(pk=version_id).first()
                if isinstance(version_id, int) else None)
@@ -114,8 +119,6 @@ def _version(ref: dict):
 
 
 def describe_prompt_version(ref: dict) -> TargetDescription:
-    from apps.prompts.rendering import include_graph
-
     version = _version(ref)
     config = dict(version.config or {})
     model = config.pop("model", "") or settings.PORTAL_DEFAULT_CHAT_MODEL
@@ -138,11 +141,6 @@ class PreparedPrompt:
 
 
 def prepare_prompt_version(run) -> PreparedPrompt:
-    from apps.llm.calls import resolve_model
-    from apps.llm.models import ModelKind
-    from apps.prompts.content import version_parts
-    from apps.prompts.rendering import include_graph, version_where
-
     version = _version(run.target_ref)
     graph = include_graph(version)
     where = version_where(version)
@@ -188,9 +186,6 @@ def input_map_suggest(variables, fields, known: dict | None = None) -> dict:
 
 def check_prompt_version(ref: dict, item, input_map: dict) -> None:
     """Render the version with one item (no model call): a missing variable here fails every item."""
-    from apps.prompts.content import version_parts
-    from apps.prompts.rendering import include_graph, version_where
-
     version = _version(ref)
     where = version_where(version)
     prepared = PreparedPrompt(version, include_graph(version),
@@ -199,10 +194,6 @@ def check_prompt_version(ref: dict, item, input_map: dict) -> None:
 
 
 def render_prepared(prepared: PreparedPrompt, variables: dict) -> list[dict]:
-    from apps.prompts.models import PromptKind
-    from apps.prompts.rendering import check_variables
-    from apps.prompts.templating import RenderFailed, render_parts
-
     if prepared.graph.problems:
         raise TargetError("; ".join(p.message for p in prepared.graph.problems))
     problems = check_variables(prepared.version, prepared.graph, variables, allow_extra=True)
@@ -218,9 +209,6 @@ def render_prepared(prepared: PreparedPrompt, variables: dict) -> list[dict]:
 
 
 def run_prompt_version(run, item, repetition: int, prepared: PreparedPrompt) -> TargetOutput:
-    from apps.costs.models import Source
-    from apps.costs.services import UsageContext
-
     messages = render_prepared(prepared, item_variables(item, run.input_map))
     context = UsageContext(source=Source.EVAL, team_id=run.team_id, user_id=run.created_by_id,
                            feature=f"eval-run-{run.pk}", prompt_name=prepared.version.prompt.name,
@@ -234,5 +222,7 @@ def run_prompt_version(run, item, repetition: int, prepared: PreparedPrompt) -> 
                         request_id=result.request_id or "")
 
 
-register_target("prompt_version", "Prompt version", run_prompt_version, describe_prompt_version,
-                prepare_fn=prepare_prompt_version, check_fn=check_prompt_version)
+def register_builtin_targets() -> None:
+    """The built-in target; called by apps.evals.hooks.register() at start-up."""
+    register_target("prompt_version", "Prompt version", run_prompt_version, describe_prompt_version,
+                    prepare_fn=prepare_prompt_version, check_fn=check_prompt_version)

@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.accounts.models import Team
-from apps.accounts.permissions import Action, can, get_object_for, is_admin, teams_for
+from apps.accounts.permissions import Action, can, get_object_for, is_admin, teams_for, teams_or_deny
 from apps.core.forms import apply_service_errors, service_errors_on
 from apps.core.htmx import htmx_location, is_fragment_request, render_page_or_fragment
 from apps.prompts import registry, selectors, services, webhooks
@@ -98,9 +98,8 @@ def _filter_choices(user) -> tuple[list[str], list[str]]:
 @login_required
 @require_http_methods(["GET", "POST"])
 def prompt_create(request):
-    teams = teams_for(request.user, Action.CHANGE).order_by("name")
-    if not teams.exists():
-        raise PermissionDenied("You are not an engineer or owner of any team, so you cannot create prompts.")
+    teams = teams_or_deny(request.user, Action.CHANGE,
+                          "You are not an engineer or owner of any team, so you cannot create prompts.")
     kind = request.POST.get("kind") or request.GET.get("kind") or PromptKind.TEXT
     form = PromptCreateForm(request.POST or None, teams=teams, initial={"kind": kind})
     version_form = VersionForm(request.POST or None, prefix="v")

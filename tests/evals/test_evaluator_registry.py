@@ -7,7 +7,7 @@ import threading
 import time
 
 from apps.evals import evaluators
-from apps.evals.evaluators import Score, custom
+from apps.evals.evaluators import Score, custom, registry
 
 
 def test_threads_asking_while_the_registry_loads_all_find_the_kind(monkeypatch):
@@ -17,7 +17,7 @@ def test_threads_asking_while_the_registry_loads_all_find_the_kind(monkeypatch):
 
     monkeypatch.setattr(custom, "load_custom_evaluators", slow_load)
     monkeypatch.setattr(evaluators, "_loaded", False)
-    monkeypatch.setattr(evaluators, "_kinds", dict(evaluators._kinds))
+    monkeypatch.setattr(registry, "_kinds", dict(registry._kinds))
     start = threading.Barrier(4)
     found: list[bool] = []
 

@@ -6,12 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import subprocess
-import sys
-import time
-import uuid
-from pathlib import Path
 
 import pytest
 from django.db.models import Count
@@ -24,8 +18,8 @@ from apps.evals.services import evaluator_create, run_create
 from apps.prompts.content import Draft
 from apps.prompts.services import prompt_create
 from tests.evals.standin import StandIn, register_standin
+from tests.evals.worker import wait_for, worker_start, worker_stop
 
-BASE_DIR = Path(__file__).resolve().parents[2]
 ITEMS = 60
 
 
@@ -41,40 +35,6 @@ def worker_env(settings) -> dict:
     return {**os.environ, "DJANGO_SETTINGS_MODULE": "portal.settings.test", "DATABASE_URL": url,
             "REDIS_URL": settings.REDIS_URL, "PORTAL_WORKER_HEARTBEAT_TTL": "3", "LOG_LEVEL": "WARNING",
             "PYTHONUNBUFFERED": "1"}
-
-
-def start_worker(env: dict, name: str, log: Path) -> tuple[subprocess.Popen, str]:
-    hostname = f"{name}-{uuid.uuid4().hex[:6]}@{socket.gethostname()}"
-    handle = open(log, "ab")  # noqa: SIM115 - closed with the process
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "portal", "worker", "-Q", "llm", "--pool", "threads",
-         "--concurrency", "4", "--hostname", hostname, "--loglevel", "WARNING", "--without-mingle",
-         "--without-gossip"], cwd=BASE_DIR, env=env, stdout=handle, stderr=subprocess.STDOUT)
-    process._log_handle = handle
-    return process, hostname
-
-
-def stop(process: subprocess.Popen, sig=signal.SIGTERM) -> None:
-    if process.poll() is None:
-        process.send_signal(sig)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    process._log_handle.close()
-
-
-def wait_until(predicate, timeout: float, what: str, log: Path):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
-            raise AssertionError(f"timed out waiting for {what}\n--- worker log ---\n{tail}")
-        time.sleep(0.1)
 
 
 @pytest.fixture
@@ -97,33 +57,33 @@ def test_a_run_resumes_after_its_worker_is_killed_and_finishes_without_duplicate
     env = worker_env(settings)
     log = tmp_path / "workers.log"
 
-    first, first_host = start_worker(env, "evals-kill-a", log)
+    first, first_host = worker_start("evals-kill-a", env=env, log=log)
     second = None
     try:
         run = run_create(actor=engineer, dataset=dataset, evaluators=[evaluator], concurrency=4,
                          target_ref={"version_id": prompt.versions.get().pk})
-        wait_until(lambda: EvalRun.objects.get(pk=run.pk).progress_done >= 12, 90, "the first worker's progress", log)
-        stop(first, signal.SIGKILL)
+        wait_for(lambda: EvalRun.objects.get(pk=run.pk).progress_done >= 12, 90, "the first worker's progress", log)
+        worker_stop(first, signal.SIGKILL)
         killed_at = EvalRun.objects.get(pk=run.pk)
         assert killed_at.status == RunStatus.RUNNING and killed_at.progress_done < ITEMS
         assert EvalResult.objects.filter(run=run, status=UnitStatus.RUNNING,
                                          claimed_by=f"celery:{first_host}").exists()
 
         # The worker's heartbeat key expires; the beat job then sees its claims as dead and re-queues the run.
-        wait_until(lambda: runner._worker_alive(f"celery:{first_host}") is False, 30, "the heartbeat to expire", log)
+        wait_for(lambda: runner._worker_alive(f"celery:{first_host}") is False, 30, "the heartbeat to expire", log)
         assert runner.runs_resume_stalled(stall_seconds=0) == [run.pk]
         assert not EvalResult.objects.filter(run=run, status=UnitStatus.RUNNING).exists()
         from apps.evals.limiter import release_owner_slots
 
         assert release_owner_slots(f"celery:{first_host}") == 0  # its provider slots were freed with its claims
 
-        second, _ = start_worker(env, "evals-kill-b", log)
-        run = wait_until(lambda: (r := EvalRun.objects.get(pk=run.pk)).status == RunStatus.FINISHED and r, 120,
+        second, _ = worker_start("evals-kill-b", env=env, log=log)
+        run = wait_for(lambda: (r := EvalRun.objects.get(pk=run.pk)).status == RunStatus.FINISHED and r, 120,
                          "the run to finish on the second worker", log)
     finally:
-        stop(first, signal.SIGKILL)
+        worker_stop(first, signal.SIGKILL)
         if second is not None:
-            stop(second)
+            worker_stop(second)
 
     results = EvalResult.objects.filter(run=run)
     state = (results.count(), run.progress_total, run.progress_done, run.summary.get("passed"),

@@ -21,7 +21,7 @@ import logging
 from importlib import metadata
 
 from apps.evals import conf
-from apps.evals.evaluators import register_evaluator
+from apps.evals.evaluators.registry import register_evaluator
 
 log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "genai_portal.evaluators"

@@ -9,7 +9,7 @@ from decimal import Decimal, InvalidOperation
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from apps.evals.evaluators import EvalCase, Score, register_evaluator
+from apps.evals.evaluators.registry import EvalCase, Score, register_evaluator
 
 FAMILY = "deterministic"
 _FLAGS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "x": re.VERBOSE}
@@ -396,7 +396,7 @@ def _check_refusal(params):
 def pii_leak(case: EvalCase, params: dict) -> Score:
     """No PII in the output (guardrails' detectors); PII already present in the inputs is allowed unless
     `allow_from_inputs` is false."""
-    from apps.guardrails import detect_pii
+    from apps.guardrails import detect_pii  # why: heavy (~140 ms of patterns), only when scored
 
     types = params.get("types") or None
     findings = detect_pii(case.output, types=types)
@@ -411,7 +411,7 @@ def pii_leak(case: EvalCase, params: dict) -> Score:
 
 
 def _check_pii(params):
-    from apps.guardrails import PiiType
+    from apps.guardrails import PiiType  # why: heavy, as above
 
     problems: list[str] = []
     types = params.get("types")
@@ -424,7 +424,7 @@ def _check_pii(params):
 def injection_echo(case: EvalCase, params: dict) -> Score:
     """The output carries no prompt-injection or jailbreak phrases (guardrails' heuristics): the model did not
     repeat or follow the attack."""
-    from apps.guardrails import scan_injection
+    from apps.guardrails import scan_injection  # why: heavy, as above
 
     findings = scan_injection(case.output, min_confidence=params.get("min_confidence", 0.7))
     if not findings:
@@ -459,7 +459,7 @@ def _check_citation(params):
     return problems
 
 
-for _key, _label, _fn, _threshold, _check, _example in [
+KINDS = [  # key, label, function, default threshold, parameter check, example parameters
     ("exact_match", "Exact match", exact_match, 1.0, _check_exact, {"case_sensitive": False}),
     ("contains", "Contains", contains, 1.0, _check_contains, {"values": ["refund"], "mode": "any"}),
     ("not_contains", "Does not contain", not_contains, 1.0, _check_contains, {"values": ["password"]}),
@@ -477,6 +477,11 @@ for _key, _label, _fn, _threshold, _check, _example in [
     ("pii_leak", "No PII leak", pii_leak, 1.0, _check_pii, {}),
     ("injection_echo", "No injection echo", injection_echo, 1.0, _check_injection, {}),
     ("citation", "Citation validity", citation_validity, 1.0, _check_citation, {"require_citation": True}),
-]:
-    register_evaluator(_key, _label, _fn, family=FAMILY, default_threshold=_threshold, check_params=_check,
-                       example=_example)
+]
+
+
+def register() -> None:
+    """Called by the registry's loader (apps.evals.evaluators)."""
+    for key, label, fn, threshold, check, example in KINDS:
+        register_evaluator(key, label, fn, family=FAMILY, default_threshold=threshold, check_params=check,
+                           example=example)

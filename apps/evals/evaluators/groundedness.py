@@ -16,6 +16,13 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from apps.costs.models import Source
+from apps.costs.services import UsageContext
+from apps.evals import conf
+from apps.evals.evaluators.deterministic import is_refusal
+from apps.llm.calls import embed
+from apps.llm.offline.extractive import split_sentences, terms
+
 DEFAULT_THRESHOLD = 0.55
 SIMILARITY_WEIGHT = 0.6  # the rest is term overlap
 _CITATIONS = re.compile(r"\s*\[\d{1,4}\]")
@@ -40,11 +47,6 @@ class GroundednessResult:
 
 def default_embed(context=None) -> EmbedFn:
     """Embeddings through the one call path (priced and recorded), with the local MiniLM by default."""
-    from apps.costs.models import Source
-    from apps.costs.services import UsageContext
-    from apps.evals import conf
-    from apps.llm.calls import embed
-
     usage = context or UsageContext(source=Source.EVAL, feature="groundedness")
     model = conf.get("EVALS_EMBEDDING_MODEL") or "local-minilm"
 
@@ -64,9 +66,6 @@ def _cosine(a: list[float], b: list[float]) -> float:
 def groundedness(answer: str, contexts: list[str], *, threshold: float = DEFAULT_THRESHOLD,
                  embed_fn: EmbedFn | None = None, usage_context=None) -> GroundednessResult:
     """Score `answer` against `contexts` (0-based indexes in the result). See the module docstring."""
-    from apps.evals.evaluators.deterministic import is_refusal
-    from apps.llm.offline.extractive import split_sentences, terms
-
     sentences = [_CITATIONS.sub("", s).strip() for s in split_sentences(answer or "")]
     counted, abstentions = [], []
     for sentence in sentences:

@@ -7,9 +7,16 @@ evaluator's page (Cohen's kappa, shown next to the judge).
 
 from __future__ import annotations
 
+import json
 import re
 
-from apps.evals.evaluators import EvalCase, Score, register_evaluator
+from apps.costs.models import Source
+from apps.costs.services import UsageContext
+from apps.evals.evaluators.registry import EvalCase, Score, register_evaluator
+from apps.evals.targets import limited_chat
+from apps.llm.calls import resolve_model
+from apps.llm.errors import LlmError
+from apps.llm.models import ModelKind, ProviderKind
 
 FAMILY = "judge"
 DEFAULT_RUBRIC = """You are grading an AI assistant's answer.
@@ -40,8 +47,6 @@ CANNOT_JUDGE = ("The offline local model cannot judge (it is extractive, not a l
 
 
 def judge_prompt(case: EvalCase, params: dict) -> str:
-    import json
-
     rubric = params.get("rubric") or DEFAULT_RUBRIC
     values = {
         "criteria": params.get("criteria") or DEFAULT_CRITERIA,
@@ -75,13 +80,6 @@ def parse_judgement(text: str, scale_min: float, scale_max: float) -> tuple[floa
 
 def llm_judge(case: EvalCase, params: dict) -> Score:
     """Scores the output against a rubric with a judge model."""
-    from apps.costs.models import Source
-    from apps.costs.services import UsageContext
-    from apps.evals.targets import limited_chat
-    from apps.llm.calls import resolve_model
-    from apps.llm.errors import LlmError
-    from apps.llm.models import ModelKind, ProviderKind
-
     try:
         model = resolve_model(params.get("model") or "", ModelKind.CHAT)
     except LlmError as exc:
@@ -112,6 +110,9 @@ def _check(params):
     return problems
 
 
-register_evaluator("llm_judge", "LLM judge (rubric)", llm_judge, family=FAMILY, default_threshold=0.75,
-                   check_params=_check, calls_models=True,
-                   example={"model": "gpt-4o-mini", "criteria": DEFAULT_CRITERIA, "scale_min": 1, "scale_max": 5})
+def register() -> None:
+    """Called by the registry's loader (apps.evals.evaluators)."""
+    register_evaluator("llm_judge", "LLM judge (rubric)", llm_judge, family=FAMILY, default_threshold=0.75,
+                       check_params=_check, calls_models=True,
+                       example={"model": "gpt-4o-mini", "criteria": DEFAULT_CRITERIA, "scale_min": 1,
+                                "scale_max": 5})

@@ -6,23 +6,21 @@ Embeddings go through apps.llm.calls.embed (priced and recorded under source "ev
 
 from __future__ import annotations
 
-from apps.evals.evaluators import EvalCase, Score, register_evaluator
+from apps.costs.models import Source
+from apps.costs.services import UsageContext
 from apps.evals.evaluators.groundedness import DEFAULT_THRESHOLD, _cosine, groundedness
+from apps.evals.evaluators.registry import EvalCase, Score, register_evaluator
+from apps.llm.calls import embed
 
 FAMILY = "semantic"
 DEFAULT_MODEL = "local-minilm"
 
 
 def _usage(case: EvalCase, feature: str):
-    from apps.costs.models import Source
-    from apps.costs.services import UsageContext
-
     return UsageContext(source=Source.EVAL, team_id=case.team_id, feature=feature)
 
 
 def _embed(case: EvalCase, params: dict, texts: list[str], feature: str) -> list[list[float]]:
-    from apps.llm.calls import embed
-
     return embed(model=params.get("model") or DEFAULT_MODEL, texts=texts, context=_usage(case, feature)).vectors
 
 
@@ -65,7 +63,11 @@ def _check(params):
     return problems
 
 
-register_evaluator("embedding_similarity", "Embedding similarity", embedding_similarity, family=FAMILY,
-                   default_threshold=0.75, check_params=_check, example={"model": DEFAULT_MODEL}, calls_models=True)
-register_evaluator("groundedness", "Groundedness", groundedness_evaluator, family=FAMILY, default_threshold=0.8,
-                   check_params=_check, example={"support_threshold": DEFAULT_THRESHOLD}, calls_models=True)
+def register() -> None:
+    """Called by the registry's loader (apps.evals.evaluators)."""
+    register_evaluator("embedding_similarity", "Embedding similarity", embedding_similarity, family=FAMILY,
+                       default_threshold=0.75, check_params=_check, example={"model": DEFAULT_MODEL},
+                       calls_models=True)
+    register_evaluator("groundedness", "Groundedness", groundedness_evaluator, family=FAMILY,
+                       default_threshold=0.8, check_params=_check, example={"support_threshold": DEFAULT_THRESHOLD},
+                       calls_models=True)

@@ -8,40 +8,39 @@ from django.utils.html import format_html
 register = template.Library()
 
 
+DASH = "—"
+
+
+def _number(value, spec: str, *, scale: float = 1, suffix: str = "") -> str:
+    """`scale * value` in the format `spec`, then `suffix`; "—" for None, "" or what is not a number."""
+    if value is None or value == "":
+        return DASH
+    try:
+        return f"{format(scale * float(value), spec)}{suffix}"
+    except (TypeError, ValueError):
+        return DASH
+
+
 @register.filter
 def pct(value, digits: int = 1):
     """0.8734 → "87.3%"; None → "—"."""
-    if value is None or value == "":
-        return "—"
-    try:
-        return f"{100 * float(value):.{int(digits)}f}%"
-    except (TypeError, ValueError):
-        return "—"
+    return _number(value, f".{int(digits)}f", scale=100, suffix="%")
 
 
 @register.filter
 def num(value, digits: int = 3):
-    if value is None or value == "":
-        return "—"
-    try:
-        return f"{float(value):.{int(digits)}f}"
-    except (TypeError, ValueError):
-        return "—"
+    return _number(value, f".{int(digits)}f")
 
 
 @register.filter
 def signed(value, digits: int = 3):
-    if value is None:
-        return "—"
-    return f"{float(value):+.{int(digits)}f}"
+    return _number(value, f"+.{int(digits)}f")
 
 
 @register.filter
 def pp(value, digits: int = 1):
     """A difference of two rates in percentage points: -0.125 → "−12.5 pp"."""
-    if value is None:
-        return "—"
-    return f"{100 * float(value):+.{int(digits)}f} pp".replace("-", "−")
+    return _number(value, f"+.{int(digits)}f", scale=100, suffix=" pp").replace("-", "−")
 
 
 @register.filter

@@ -13,6 +13,10 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.core.request_context import acting_as
+from apps.evals import runner
+from apps.evals.gates import gate_evaluate, gate_runs_ensure
+from apps.evals.models import ACTIVE_STATUSES, EvalGate, EvalRun
+from apps.prompts.models import Prompt, PromptVersion
 
 
 class Command(BaseCommand):
@@ -31,11 +35,6 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print the verdict as JSON")
 
     def handle(self, *args, **options):
-        from apps.evals import runner
-        from apps.evals.gates import gate_evaluate, gate_runs_ensure
-        from apps.evals.models import ACTIVE_STATUSES, EvalGate
-        from apps.prompts.models import Prompt, PromptVersion
-
         prompt = Prompt.objects.filter(name=options["prompt"]).first()
         if prompt is None:
             raise CommandError(f"There is no prompt named {options['prompt']!r}.", returncode=2)
@@ -72,8 +71,6 @@ class Command(BaseCommand):
             raise SystemExit(1)
 
     def _wait(self, run_id: int, timeout: float) -> None:
-        from apps.evals.models import ACTIVE_STATUSES, EvalRun
-
         deadline = time.monotonic() + timeout
         while True:
             run = EvalRun.objects.get(pk=run_id)
