@@ -11,6 +11,28 @@ from apps.accounts.services import api_token_create
 from tests.factories import MembershipFactory, TeamFactory, UserFactory
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _test_database_from_the_schema_snapshot():
+    """pytest-django builds the test database with `migrate`: on the new, empty database load the schema snapshot
+    first, as `make run` does (ADR 0007), so that `migrate` finds everything applied (~8 s of model-state
+    rendering saved per run). A stale snapshot is ignored and the migrations run as before; the snapshot is
+    checked against a database built by every migration in tests/portal/test_schema_snapshot.py."""
+    from django.core.management.commands.migrate import Command
+
+    migrate = Command.handle
+
+    def handle(self, *args, **options):  # once: the first `migrate` of the session is the test database's
+        from portal import schema
+
+        Command.handle = migrate
+        schema.load_snapshot_if_fresh()
+        return migrate(self, *args, **options)
+
+    Command.handle = handle
+    yield
+    Command.handle = migrate
+
+
 @pytest.fixture(autouse=True)
 def _fresh_throttle_counters():
     """Every test client signs in from 127.0.0.1: failures of one test must not throttle the next."""
