@@ -17,7 +17,7 @@ Latency: `latency_ms` for every answer (start option, control endpoint, or X-Sta
 and `chunk_ms` between stream chunks. The control endpoint scripts failures at run time:
 
     POST /standin/control {"failure_rate": 0.5, "failure_status": 503, "outage": true, "latency_ms": 20,
-                           "fail_next": 3, "fail_next_status": 429, "reset": true}
+                           "fail_next": 3, "fail_next_status": 429, "fail_models": {"svc-a": 503}, "reset": true}
     GET  /standin/stats   {"calls": …, "statuses": {"200": …}, "in_flight": …, "max_in_flight": …}
 
 Run it: `manage.py llm_standin --port 8900 --latency-ms 50`; in tests, `serve_in_thread(StandIn())`.
@@ -89,6 +89,7 @@ class StandIn:
             for name, value in self.defaults.items():
                 setattr(self, name, value)
             self.outage = False
+            self.fail_models: dict[str, int] = {}  # model name -> status every call to it gets
             self.fail_next_statuses: list[int] = []
             self.calls = 0
             self.statuses: dict[str, int] = {}
@@ -112,6 +113,8 @@ class StandIn:
                     setattr(self, name, cast(body[name]))
             if "outage" in body:
                 self.outage = bool(body["outage"])
+            if "fail_models" in body:
+                self.fail_models = {str(k): int(v) for k, v in (body["fail_models"] or {}).items()}
         if body.get("fail_next"):
             self.fail_next(int(body["fail_next"]), int(body.get("fail_next_status", 429)))
         return self.stats()
@@ -120,10 +123,13 @@ class StandIn:
         with self._lock:
             return {"calls": self.calls, "statuses": dict(self.statuses), "models": dict(self.models),
                     "in_flight": self.in_flight, "max_in_flight": self.max_in_flight, "outage": self.outage,
-                    "failure_rate": self.failure_rate, "latency_ms": self.latency_ms}
+                    "failure_rate": self.failure_rate, "latency_ms": self.latency_ms,
+                    "fail_models": dict(self.fail_models)}
 
-    def _scripted_failure(self) -> int | None:
+    def _scripted_failure(self, model: str) -> int | None:
         with self._lock:
+            if model in self.fail_models:
+                return self.fail_models[model]
             if self.fail_next_statuses:
                 return self.fail_next_statuses.pop(0)
             if self.outage:
@@ -192,7 +198,7 @@ class StandIn:
         latency = self.latency_ms if latency is None else latency
         if latency:
             await asyncio.sleep(latency / 1000)
-        status = self._scripted_failure()
+        status = self._scripted_failure(model)
         if status is None and (match := _FAIL.match(behaviour)):
             status = int(match.group(1))
         if behaviour == "rate-limit":
