@@ -164,7 +164,7 @@ class CallRecord:
     fallbacks: int = 0
     cache_hit: bool = False
     estimated: bool = False  # tokens estimated by the portal, not reported by the provider
-    occurred_at: datetime = field(default_factory=timezone.now)
+    occurred_at: datetime = field(default_factory=lambda: timezone.now())  # looked up per call: tests move the clock
 
     def to_dict(self) -> dict:
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import socket
 import time
+import uuid
 from collections import Counter
 
 import pytest
@@ -266,7 +267,7 @@ def test_an_alias_change_is_seen_by_every_process_through_the_stamp(make_alias, 
     type(alias).objects.filter(pk=alias.pk).update(is_active=False)  # as another process would, unseen here
     assert not routing.resolve("support").missing  # still the cached route: this process saw no signal
 
-    core_redis.client().set(core_redis.key(*routing.STAMP_PARTS), "another-process-changed-it")
+    core_redis.client().set(core_redis.key(*routing.STAMP_PARTS), uuid.uuid4().hex)  # another process's commit
 
     with pytest.raises(ModelNotFound, match="disabled"):
         routing.resolve("support").check(ModelKind.CHAT)
