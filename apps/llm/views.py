@@ -16,18 +16,23 @@ from django.views.decorators.http import require_http_methods, require_POST
 from apps.accounts.permissions import is_admin
 from apps.core.htmx import htmx_location, is_fragment_request
 from apps.costs.services import price_set
+from apps.llm import aliases as alias_services
 from apps.llm import services
+from apps.llm.breakers import states as breaker_states
 from apps.llm.forms import (
+    AliasEditForm,
+    AliasForm,
     CatalogModelForm,
+    DeploymentForm,
     ModelEditForm,
     PriceForm,
     ProviderEditForm,
     ProviderForm,
     provider_initial,
 )
-from apps.llm.models import Model, Provider
+from apps.llm.models import Deployment, Model, ModelAlias, Provider
+from apps.llm.selectors import alias_list, model_prices, price_history
 from apps.llm.selectors import catalog as catalog_rows
-from apps.llm.selectors import model_prices, price_history
 
 MODEL_FIELDS = ("remote_name", "display_name", "context_window", "max_output_tokens", "embedding_dimensions",
                 "price_name", "is_active")
@@ -158,3 +163,84 @@ def price_create(request):
     status = 400 if form.is_bound else 200
     return render(request, "llm/price_form.html", {"form": form, "history": history, "model_name": name},
                   status=status)
+
+
+# -- aliases and deployments (routing, docs/models.md) ----------------------------------------------------------
+def _aliases_done(request, message: str):
+    messages.success(request, message)
+    url = reverse("llm:aliases")
+    return htmx_location(url) if is_fragment_request(request) else redirect(url)
+
+
+@login_required
+def aliases(request):
+    """Every alias, its deployments and each deployment's live breaker state (read from Redis on each load)."""
+    rows = list(alias_list())
+    health = breaker_states([d.pk for alias in rows for d in alias.deployments.all()])
+    table = [{"alias": alias, "deployments": [{"deployment": d, "health": health.get(d.pk)}
+                                              for d in alias.deployments.all()]} for alias in rows]
+    return render(request, "llm/aliases.html", {"rows": table, "may_edit": is_admin(request.user)})
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def alias_create(request):
+    form = AliasForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            alias = alias_services.alias_create(actor=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            form.apply_errors(exc)
+        else:
+            return _aliases_done(request, f"Alias {alias.name} added: give it a deployment.")
+    return render(request, "llm/alias_form.html", {"form": form, "title": "Add a model alias"},
+                  status=400 if form.is_bound else 200)
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def alias_edit(request, pk: int):
+    alias = get_object_or_404(ModelAlias, pk=pk)
+    form = AliasEditForm(request.POST or None, initial={f: getattr(alias, f) for f in alias_services.ALIAS_FIELDS})
+    if request.method == "POST" and form.is_valid():
+        try:
+            alias_services.alias_update(alias=alias, actor=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            form.apply_errors(exc)
+        else:
+            return _aliases_done(request, f"Alias {alias.name} saved.")
+    return render(request, "llm/alias_form.html", {"form": form, "title": f"Alias {alias.name}"},
+                  status=400 if form.is_bound else 200)
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def deployment_create(request, pk: int):
+    alias = get_object_or_404(ModelAlias, pk=pk)
+    form = DeploymentForm(request.POST or None, kind=alias.kind)
+    if request.method == "POST" and form.is_valid():
+        try:
+            alias_services.deployment_create(alias=alias, actor=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            form.apply_errors(exc)
+        else:
+            return _aliases_done(request, f"{form.cleaned_data['model'].name} now serves {alias.name}.")
+    return render(request, "llm/alias_form.html", {"form": form, "title": f"Add a deployment to {alias.name}"},
+                  status=400 if form.is_bound else 200)
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def deployment_edit(request, pk: int):
+    deployment = get_object_or_404(Deployment.objects.select_related("alias", "model"), pk=pk)
+    form = DeploymentForm(request.POST or None, editing=True,
+                          initial={f: getattr(deployment, f) for f in alias_services.DEPLOYMENT_FIELDS})
+    if request.method == "POST" and form.is_valid():
+        try:
+            alias_services.deployment_update(deployment=deployment, actor=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            form.apply_errors(exc)
+        else:
+            return _aliases_done(request, f"Deployment {deployment} saved.")
+    return render(request, "llm/alias_form.html", {"form": form, "title": f"Deployment {deployment}"},
+                  status=400 if form.is_bound else 200)
