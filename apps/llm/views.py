@@ -182,19 +182,28 @@ def aliases(request):
     return render(request, "llm/aliases.html", {"rows": table, "may_edit": is_admin(request.user)})
 
 
-@admin_required
-@require_http_methods(["GET", "POST"])
-def alias_create(request):
-    form = AliasForm(request.POST or None)
+def _alias_form(request, form, save, title: str):
+    """GET shows `form`; a valid POST runs `save(cleaned_data)` (a service; returns the flash message) and goes
+    back to the aliases page; the service's ValidationErrors land next to their fields (400)."""
     if request.method == "POST" and form.is_valid():
         try:
-            alias = alias_services.alias_create(actor=request.user, **form.cleaned_data)
+            message = save(form.cleaned_data)
         except ValidationError as exc:
             form.apply_errors(exc)
         else:
-            return _aliases_done(request, f"Alias {alias.name} added: give it a deployment.")
-    return render(request, "llm/alias_form.html", {"form": form, "title": "Add a model alias"},
+            return _aliases_done(request, message)
+    return render(request, "llm/alias_form.html", {"form": form, "title": title},
                   status=400 if form.is_bound else 200)
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def alias_create(request):
+    def save(data) -> str:
+        alias = alias_services.alias_create(actor=request.user, **data)
+        return f"Alias {alias.name} added: give it a deployment."
+
+    return _alias_form(request, AliasForm(request.POST or None), save, "Add a model alias")
 
 
 @admin_required
@@ -202,31 +211,25 @@ def alias_create(request):
 def alias_edit(request, pk: int):
     alias = get_object_or_404(ModelAlias, pk=pk)
     form = AliasEditForm(request.POST or None, initial={f: getattr(alias, f) for f in alias_services.ALIAS_FIELDS})
-    if request.method == "POST" and form.is_valid():
-        try:
-            alias_services.alias_update(alias=alias, actor=request.user, **form.cleaned_data)
-        except ValidationError as exc:
-            form.apply_errors(exc)
-        else:
-            return _aliases_done(request, f"Alias {alias.name} saved.")
-    return render(request, "llm/alias_form.html", {"form": form, "title": f"Alias {alias.name}"},
-                  status=400 if form.is_bound else 200)
+
+    def save(data) -> str:
+        alias_services.alias_update(alias=alias, actor=request.user, **data)
+        return f"Alias {alias.name} saved."
+
+    return _alias_form(request, form, save, f"Alias {alias.name}")
 
 
 @admin_required
 @require_http_methods(["GET", "POST"])
 def deployment_create(request, pk: int):
     alias = get_object_or_404(ModelAlias, pk=pk)
-    form = DeploymentForm(request.POST or None, kind=alias.kind)
-    if request.method == "POST" and form.is_valid():
-        try:
-            alias_services.deployment_create(alias=alias, actor=request.user, **form.cleaned_data)
-        except ValidationError as exc:
-            form.apply_errors(exc)
-        else:
-            return _aliases_done(request, f"{form.cleaned_data['model'].name} now serves {alias.name}.")
-    return render(request, "llm/alias_form.html", {"form": form, "title": f"Add a deployment to {alias.name}"},
-                  status=400 if form.is_bound else 200)
+
+    def save(data) -> str:
+        alias_services.deployment_create(alias=alias, actor=request.user, **data)
+        return f"{data['model'].name} now serves {alias.name}."
+
+    return _alias_form(request, DeploymentForm(request.POST or None, kind=alias.kind), save,
+                       f"Add a deployment to {alias.name}")
 
 
 @admin_required
@@ -235,12 +238,9 @@ def deployment_edit(request, pk: int):
     deployment = get_object_or_404(Deployment.objects.select_related("alias", "model"), pk=pk)
     form = DeploymentForm(request.POST or None, editing=True,
                           initial={f: getattr(deployment, f) for f in alias_services.DEPLOYMENT_FIELDS})
-    if request.method == "POST" and form.is_valid():
-        try:
-            alias_services.deployment_update(deployment=deployment, actor=request.user, **form.cleaned_data)
-        except ValidationError as exc:
-            form.apply_errors(exc)
-        else:
-            return _aliases_done(request, f"Deployment {deployment} saved.")
-    return render(request, "llm/alias_form.html", {"form": form, "title": f"Deployment {deployment}"},
-                  status=400 if form.is_bound else 200)
+
+    def save(data) -> str:
+        alias_services.deployment_update(deployment=deployment, actor=request.user, **data)
+        return f"Deployment {deployment} saved."
+
+    return _alias_form(request, form, save, f"Deployment {deployment}")
