@@ -15,6 +15,7 @@ from apps.core.request_context import acting_as
 from apps.costs.demo import seed_demo_costs
 from apps.costs.services import prices_seed
 from apps.evals.demo import seed_demo_evals
+from apps.llm.aliases import aliases_seed_local
 from apps.llm.services import catalog_seed_local
 from apps.prompts.demo import seed_demo_prompts
 from apps.rag.demo import seed_demo_rag
@@ -80,6 +81,7 @@ def seed_demo_accounts() -> dict:
 
 def seed_demo_models() -> None:
     catalog_seed_local()
+    aliases_seed_local()  # "chat" and "embeddings", routed to the offline models
     prices_seed()
 
 

@@ -41,6 +41,31 @@ def _fresh_throttle_counters():
     throttle.reset()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_model_routes():
+    """Routes cached in process (apps/llm/routing.py) from an earlier test's rolled-back rows must not answer."""
+    from apps.llm.routing import routes_reset
+
+    routes_reset()
+
+
+@pytest.fixture(scope="session")
+def _llm_standin_server():
+    from apps.llm.standin import StandIn, serve_in_thread
+
+    with serve_in_thread(StandIn(seed=7)) as server:
+        yield server
+
+
+@pytest.fixture
+def llm_standin(_llm_standin_server):
+    """The OpenAI-compatible stand-in upstream (apps/llm/standin.py), reset: `.base_url` (…/v1), `.standin`
+    (script it: `.standin.fail_next(2, 500)`, `.standin.control({...})`, read `.standin.stats()`).
+    Catalog rows for it: tests/support/standin.py."""
+    _llm_standin_server.standin.reset()
+    return _llm_standin_server
+
+
 @pytest.fixture
 def team(db):
     return TeamFactory(name="Support AI", slug="support-ai")

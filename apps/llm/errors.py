@@ -53,6 +53,11 @@ class BadRequest(LlmError):
     """The provider (or the call path) refused the request as written: 400, 422, a bad argument."""
 
 
+class ContextLengthExceeded(BadRequest):
+    """The prompt plus max_tokens is longer than this model's context window: an alias falls back to a
+    deployment with a larger window."""
+
+
 class AuthenticationFailed(LlmError):
     """401/403, or no key configured / the stored key cannot be decrypted."""
 
@@ -63,3 +68,20 @@ class MalformedResponse(LlmError):
 
 class ModelNotFound(LlmError):
     """The model is not in the catalog, is disabled, or the provider does not know it (404)."""
+
+
+class StreamInterrupted(ProviderUnavailable):
+    """A stream broke after it had started: what was sent is incomplete. Never retried or fallen back (the
+    caller has bytes already); a stream ends with this error, never silently as if complete."""
+
+    retryable = False
+
+
+def stream_interrupted(exc: BaseException, provider: str, chars_sent: int) -> StreamInterrupted:
+    """The error a stream raises when its upstream fails mid-way (exc: what the adapter raised)."""
+    if isinstance(exc, StreamInterrupted):
+        return exc
+    reason = exc.message if isinstance(exc, LlmError) else type(exc).__name__
+    return StreamInterrupted(f"The answer from {provider or 'the provider'} was cut off after {chars_sent} "
+                             f"characters: it is incomplete. {reason}".strip(),
+                             status_code=getattr(exc, "status_code", None))

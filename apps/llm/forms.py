@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
-from apps.llm.models import ModelKind, Provider, ProviderKind
+from apps.llm.models import Model, ModelKind, Provider, ProviderKind, RoutingStrategy
 
 KEY_HELP = "Write-only: stored encrypted and never shown again. Leave empty to keep the current key."
 
@@ -78,3 +78,39 @@ class PriceForm(forms.Form):
     valid_from = forms.DateTimeField(required=False, label="Valid from",
                                      widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
                                      help_text="Empty: now. In the portal's time zone; after the model's latest price")
+
+
+class AliasForm(forms.Form):
+    name = forms.CharField(max_length=120, help_text="What callers send as the model, e.g. chat. It cannot be "
+                                                      "changed later.")
+    kind = forms.ChoiceField(choices=ModelKind.choices)
+    strategy = forms.ChoiceField(choices=RoutingStrategy.choices, initial=RoutingStrategy.WEIGHTED)
+    deadline_seconds = forms.FloatField(initial=60.0, label="Deadline (s)",
+                                        help_text="The whole call: every attempt, fallback and backoff")
+    max_attempts = forms.IntegerField(initial=3, label="Max attempts", help_text="Over all deployments, 1 to 10")
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    is_active = forms.BooleanField(required=False, initial=True, label="Active")
+
+
+class AliasEditForm(AliasForm):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields.pop("name")
+        self.fields.pop("kind")
+
+
+class DeploymentForm(forms.Form):
+    model = forms.ModelChoiceField(queryset=Model.objects.none(), help_text="A catalog model of the alias's kind")
+    weight = forms.IntegerField(initial=1, help_text="Share of its tier's traffic, 0 to 1000; 0 drains it")
+    priority = forms.IntegerField(initial=0, help_text="0 primary; 1, 2… fallback tiers (up to 9)")
+    max_concurrency = forms.IntegerField(required=False, label="Max concurrency",
+                                         help_text="Calls in flight at most, across every process; empty: no limit")
+    rpm_limit = forms.IntegerField(required=False, label="Requests per minute", help_text="Empty: no limit")
+    is_active = forms.BooleanField(required=False, initial=True, label="Active")
+
+    def __init__(self, *args, kind: str | None = None, editing: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        if editing:
+            self.fields.pop("model")
+        else:
+            self.fields["model"].queryset = Model.objects.filter(kind=kind, is_active=True).order_by("name")

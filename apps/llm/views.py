@@ -17,18 +17,23 @@ from apps.accounts.permissions import is_admin
 from apps.core.forms import apply_service_errors, service_errors_on
 from apps.core.htmx import htmx_location, is_fragment_request
 from apps.costs.services import price_set
+from apps.llm import aliases as alias_services
 from apps.llm import services
+from apps.llm.breakers import states as breaker_states
 from apps.llm.forms import (
+    AliasEditForm,
+    AliasForm,
     CatalogModelForm,
+    DeploymentForm,
     ModelEditForm,
     PriceForm,
     ProviderEditForm,
     ProviderForm,
     provider_initial,
 )
-from apps.llm.models import Model, Provider
+from apps.llm.models import Deployment, Model, ModelAlias, Provider
+from apps.llm.selectors import alias_list, model_prices, models_in_usage, price_history
 from apps.llm.selectors import catalog as catalog_rows
-from apps.llm.selectors import model_prices, models_in_usage, price_history
 
 MODEL_FIELDS = ("remote_name", "display_name", "context_window", "max_output_tokens", "embedding_dimensions",
                 "price_name", "is_active")
@@ -54,12 +59,12 @@ def _done(request, message: str):
     return htmx_location(url) if is_fragment_request(request) else redirect(url)
 
 
-def _form_page(request, form, save, template: str, context: dict):
+def _form_page(request, form, save, template: str, context: dict, done=None):
     """A catalog form page: on a valid POST, `save(cleaned_data)` (a service call) returns the message and
-    the page goes back to the catalog; a refusal shows on the form (400), like invalid input."""
+    the page goes back (`done`, the catalog by default); a refusal shows on the form (400), like invalid input."""
     if request.method == "POST" and form.is_valid():
         with service_errors_on(form):
-            return _done(request, save(form.cleaned_data))
+            return (done or _done)(request, save(form.cleaned_data))
     return render(request, template, {"form": form, **context}, status=400 if form.is_bound else 200)
 
 
@@ -146,3 +151,75 @@ def price_create(request):
     status = 400 if form.is_bound else 200
     return render(request, "llm/price_form.html", {"form": form, "history": history, "model_name": name},
                   status=status)
+
+
+# -- aliases and deployments (routing, docs/models.md) ----------------------------------------------------------
+def _aliases_done(request, message: str):
+    messages.success(request, message)
+    url = reverse("llm:aliases")
+    return htmx_location(url) if is_fragment_request(request) else redirect(url)
+
+
+@login_required
+def aliases(request):
+    """Every alias, its deployments and each deployment's live breaker state (read from Redis on each load)."""
+    rows = list(alias_list())
+    health = breaker_states([d.pk for alias in rows for d in alias.deployments.all()])
+    table = [{"alias": alias, "deployments": [{"deployment": d, "health": health.get(d.pk)}
+                                              for d in alias.deployments.all()]} for alias in rows]
+    return render(request, "llm/aliases.html", {"rows": table, "may_edit": is_admin(request.user)})
+
+
+def _alias_form(request, form, save, title: str):
+    """An alias or deployment form: like the catalog's, but back to the aliases page."""
+    return _form_page(request, form, save, "llm/alias_form.html", {"title": title}, done=_aliases_done)
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def alias_create(request):
+    def save(data) -> str:
+        alias = alias_services.alias_create(actor=request.user, **data)
+        return f"Alias {alias.name} added: give it a deployment."
+
+    return _alias_form(request, AliasForm(request.POST or None), save, "Add a model alias")
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def alias_edit(request, pk: int):
+    alias = get_object_or_404(ModelAlias, pk=pk)
+    form = AliasEditForm(request.POST or None, initial={f: getattr(alias, f) for f in alias_services.ALIAS_FIELDS})
+
+    def save(data) -> str:
+        alias_services.alias_update(alias=alias, actor=request.user, **data)
+        return f"Alias {alias.name} saved."
+
+    return _alias_form(request, form, save, f"Alias {alias.name}")
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def deployment_create(request, pk: int):
+    alias = get_object_or_404(ModelAlias, pk=pk)
+
+    def save(data) -> str:
+        alias_services.deployment_create(alias=alias, actor=request.user, **data)
+        return f"{data['model'].name} now serves {alias.name}."
+
+    return _alias_form(request, DeploymentForm(request.POST or None, kind=alias.kind), save,
+                       f"Add a deployment to {alias.name}")
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def deployment_edit(request, pk: int):
+    deployment = get_object_or_404(Deployment.objects.select_related("alias", "model"), pk=pk)
+    form = DeploymentForm(request.POST or None, editing=True,
+                          initial={f: getattr(deployment, f) for f in alias_services.DEPLOYMENT_FIELDS})
+
+    def save(data) -> str:
+        alias_services.deployment_update(deployment=deployment, actor=request.user, **data)
+        return f"Deployment {deployment} saved."
+
+    return _alias_form(request, form, save, f"Deployment {deployment}")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 from apps.llm.errors import BadRequest
 from apps.llm.models import Model, Provider
@@ -17,10 +18,12 @@ _WORDS = re.compile(r"\s*\S+")
 
 
 class LocalAdapter:
+    """In process: `timeout` (an alias's deadline) is not applied; the offline models answer in milliseconds."""
+
     def __init__(self, provider: Provider):
         self.provider = provider
 
-    def chat(self, model: Model, request: ChatRequest) -> ProviderChat:
+    def chat(self, model: Model, request: ChatRequest, timeout: float | None = None) -> ProviderChat:
         # It cannot call tools: it answers in text, and callers see no tool_calls.
         answer = extractive.answer(request.messages, max_tokens=request.max_tokens,
                                    response_format=request.response_format)
@@ -29,7 +32,7 @@ class LocalAdapter:
         return ProviderChat(text=answer.text, usage=usage, finish_reason=answer.finish_reason,
                             remote_model=model.remote_name)
 
-    def chat_stream(self, model: Model, request: ChatRequest) -> Iterator[StreamDelta]:
+    def chat_stream(self, model: Model, request: ChatRequest, timeout: float | None = None) -> Iterator[StreamDelta]:
         result = self.chat(model, request)
 
         def words() -> Iterator[StreamDelta]:
@@ -39,7 +42,7 @@ class LocalAdapter:
 
         return words()
 
-    def embed(self, model: Model, texts: list[str]) -> ProviderEmbedding:
+    def embed(self, model: Model, texts: list[str], timeout: float | None = None) -> ProviderEmbedding:
         from apps.llm.offline import embeddings
 
         if model.remote_name != EMBEDDING_MODEL:
@@ -48,6 +51,24 @@ class LocalAdapter:
         vectors = embeddings.embed_texts(texts)
         return ProviderEmbedding(vectors=vectors, usage=Usage(input_tokens=embeddings.count_tokens(texts)),
                                  remote_model=model.remote_name)
+
+    # The async path runs the same in-process work in a thread: fine for the offline models, which are for
+    # demos and tests, not for traffic.
+    async def achat(self, model: Model, request: ChatRequest, timeout: float | None = None) -> ProviderChat:
+        return await asyncio.to_thread(self.chat, model, request)
+
+    async def achat_stream(self, model: Model, request: ChatRequest,
+                           timeout: float | None = None) -> AsyncIterator[StreamDelta]:
+        pieces = list(await asyncio.to_thread(self.chat_stream, model, request))
+
+        async def replay() -> AsyncIterator[StreamDelta]:
+            for piece in pieces:
+                yield piece
+
+        return replay()
+
+    async def aembed(self, model: Model, texts: list[str], timeout: float | None = None) -> ProviderEmbedding:
+        return await asyncio.to_thread(self.embed, model, texts)
 
     def test_connection(self) -> str:
         from apps.llm.offline import embeddings

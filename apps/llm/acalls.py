@@ -1,0 +1,342 @@
+"""The async face of the one call path (the gateway's hot path): `achat`, `achat_stream`, `aembed`.
+
+The same checks, routes, retries, errors and bookkeeping as calls.py (both use callcore.py and routing.py);
+what differs is the waiting (coroutines) and the recording: the async path never writes PostgreSQL itself.
+Each call ends in exactly one CallRecord handed to the caller's `recorder` (the gateway puts it on a Redis
+stream; its writer puts it on the ledger). Routes and prices come from routing's in-process cache, so a call
+makes no database query unless the cache misses. The budget check is the caller's `preflight` hook (async);
+the sync path's PostgreSQL reservation (costs' usage_preflight) is never called from here.
+
+    result = await achat(model="chat", request=ChatRequest(messages=[...]), context=ctx, recorder=rec)
+
+    stream = achat_stream(model="chat", request=..., context=ctx, recorder=rec)
+    await stream.open()            # connects; raises LlmError (recorded) before any byte
+    async for delta in stream:     # StreamDelta(text=...)
+        ...
+    stream.result                  # the ChatResult, usage from the provider's usage chunk
+
+A stream whose upstream fails mid-way raises StreamInterrupted (after recording), never ends as if complete.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Protocol, TypeVar
+
+from django.conf import settings
+
+from apps.costs.models import CallStatus, Operation
+from apps.costs.services import UsageContext
+from apps.llm import breakers, callcore, retry
+from apps.llm.adapters import adapter_for
+from apps.llm.breakers import Slot
+from apps.llm.callcore import CallState, StreamText, chat_request_check
+from apps.llm.errors import BadRequest, LlmError, stream_interrupted
+from apps.llm.models import ModelKind
+from apps.llm.results import (
+    CallRecord,
+    ChatRequest,
+    ChatResult,
+    EmbeddingResult,
+    ProviderChat,
+    ProviderEmbedding,
+    StreamDelta,
+    Usage,
+)
+from apps.llm.routing import Route, RoutePlan, Target, aresolve
+from apps.llm.tokens import estimate_tokens
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+__all__ = ["AsyncChatStream", "PreflightCheck", "Recorder", "achat", "achat_stream", "aembed"]
+
+
+class Recorder(Protocol):
+    """Takes the one CallRecord of each call (e.g. onto a Redis stream). It may raise: the caller decides."""
+
+    async def __call__(self, record: CallRecord) -> None: ...
+
+
+@dataclass(frozen=True)
+class PreflightCheck:
+    """What the budget hook is asked before a call: raise to refuse it (the refusal is recorded)."""
+
+    context: UsageContext  # this call's context (its request id is the one recorded)
+    model: str  # the catalog model tried first
+    provider: str
+    price_name: str | None
+    alias: str
+    input_tokens: int  # estimated
+    max_output_tokens: int
+    worst_case_cost: Decimal | None  # the most any of the route's targets could cost; None: one is unpriced
+
+
+Preflight = Callable[[PreflightCheck], Awaitable[None]]
+
+
+class _ACall(CallState):
+    def __init__(self, operation: str, context: UsageContext, model: str, recorder: Recorder):
+        super().__init__(operation, context, model)
+        self.recorder = recorder
+        self.recorded = False
+        self.refused = False  # the preflight hook said no: recorded as status "refused"
+
+    async def record(self, *, usage: Usage | None, status: str, error_type: str = "") -> CallRecord:
+        record = self.finish(usage=usage, status=status, error_type=error_type)
+        if not self.recorded:
+            self.recorded = True
+            await self.recorder(record)
+        return record
+
+    async def fail(self, exc: BaseException, usage: Usage | None = None) -> BaseException:
+        """Record the failure (unless already recorded) and hand the exception back to be raised."""
+        if not self.recorded:
+            error_type = callcore.error_type_of(exc)
+            status = CallStatus.REFUSED if self.refused else CallStatus.ERROR
+            try:
+                await self.record(usage=usage, status=status, error_type=error_type)
+            except Exception:  # the recorder failing must not hide why the call failed
+                log.exception("could not record a failed model call (%s)", error_type)
+            log.info("model call %s on %s failed: %s", self.operation, self.model_label, error_type)
+        return exc
+
+    async def preflight(self, hook: Preflight | None, plan: RoutePlan, input_tokens: int,
+                        max_output_tokens: int | None) -> None:
+        if hook is None:
+            return
+        first = plan.route.first.model
+        check = PreflightCheck(
+            context=self.context, model=first.name, provider=first.provider.name, price_name=first.priced_as,
+            alias=self.alias, input_tokens=input_tokens,
+            max_output_tokens=first.max_output_tokens if max_output_tokens is None else max_output_tokens,
+            worst_case_cost=plan.worst_case(input_tokens, max_output_tokens))
+        try:
+            await hook(check)
+        except Exception:
+            self.refused = True
+            raise
+
+
+async def _along(call: _ACall, plan: RoutePlan,
+                 attempt: Callable[[Target, float | None], Awaitable[T]]) -> tuple[T, Target, Slot | None]:
+    """calls._along for coroutines: the same plan (routing.RoutePlan) decides; this runs it."""
+    while True:
+        for tier in plan.tiers():
+            counts = await breakers.ainflight(tier) if plan.least_inflight else None
+            for target in plan.order(tier, counts):
+                if not plan.can_attempt():
+                    break
+                if not plan.eligible(target):  # an attempt of this pass ruled it out (a context window)
+                    continue
+                slot = await breakers.aacquire(target) if target.deployment_id else None
+                if isinstance(slot, str):
+                    plan.skip(target, slot)
+                    continue
+                call.attempt_begin(plan, target)
+                try:
+                    return await attempt(target, plan.attempt_timeout(target)), target, slot
+                except LlmError as exc:
+                    if slot is not None:
+                        await breakers.arelease(slot, plan.breaker_outcome(exc))
+                    if not plan.failed(target, exc):
+                        raise
+        await retry.asleep(plan.pass_wait())
+
+
+async def _release(slot: Slot | None, outcome: str) -> None:
+    if slot is not None:
+        await breakers.arelease(slot, outcome)
+
+
+async def _route(call: _ACall, model: str, kind: str) -> Route:
+    if not isinstance(model, str) or not model:
+        raise BadRequest("Name a model.")
+    route = (await aresolve(model)).check(kind)
+    call.bind_route(route)
+    return route
+
+
+async def _start_chat(call: _ACall, model: str, request: ChatRequest, preflight: Preflight | None) -> RoutePlan:
+    route = await _route(call, model, ModelKind.CHAT)
+    if not isinstance(request, ChatRequest):
+        raise BadRequest("request must be a ChatRequest.")
+    chat_request_check(request, route.widest_output)
+    plan = RoutePlan(route, max_tokens=request.max_tokens)
+    await call.preflight(preflight, plan, callcore.input_estimate(request), request.max_tokens)
+    call.start_clock()
+    return plan
+
+
+async def _result(call: _ACall, target: Target, answer: ProviderChat) -> ChatResult:
+    record = await call.record(usage=answer.usage, status=CallStatus.OK)
+    cost = callcore.cost_now(record.tokens, target.price())
+    callcore.warn_unpriced(record, cost)
+    return callcore.chat_result(call, answer, record, cost=cost, usage_event_id=None)
+
+
+async def achat(*, model: str, request: ChatRequest, context: UsageContext, recorder: Recorder,
+                preflight: Preflight | None = None) -> ChatResult:
+    """One chat completion. Raises an LlmError subclass (readable message) or the preflight hook's refusal."""
+    call = _ACall(Operation.CHAT, context, model, recorder)
+    try:
+        plan = await _start_chat(call, model, request, preflight)
+        answer, target, slot = await _along(call, plan, lambda target, timeout: adapter_for(
+            target.model.provider).achat(target.model, request, timeout=timeout))
+        call.attempt_end()
+        await _release(slot, "ok")
+    except Exception as exc:
+        raise await call.fail(exc)
+    return await _result(call, target, answer)
+
+
+class AsyncChatStream:
+    """A streaming chat call: `await open()` connects (or raises, recorded); iterate for StreamDelta(text=…);
+    once exhausted `.result` is the ChatResult. Iterating without open() opens first.
+
+    A mid-stream upstream failure raises StreamInterrupted after recording what was used. Stopping early:
+    `await aclose()` records the call with estimated usage and finish_reason "cancelled".
+    """
+
+    def __init__(self, *, model: str, request: ChatRequest, context: UsageContext, recorder: Recorder,
+                 preflight: Preflight | None = None):
+        self._call = _ACall(Operation.CHAT, context, model, recorder)
+        self._model = model
+        self._request = request
+        self._preflight = preflight
+        self._text = StreamText(request) if isinstance(request, ChatRequest) else None
+        self._target: Target | None = None
+        self._slot: Slot | None = None
+        self._source: AsyncIterator[StreamDelta] | None = None
+        self._result: ChatResult | None = None
+        self._done = False
+
+    @property
+    def request_id(self) -> str:
+        return self._call.context.request_id
+
+    async def open(self) -> AsyncChatStream:
+        """Resolve, check, ask the budget hook and connect (retrying); raises LlmError before any delta."""
+        if self._source is not None or self._done:
+            return self
+        call = self._call
+        request = self._request
+        try:
+            plan = await _start_chat(call, self._model, request, self._preflight)
+            # Fallback happens here only, while connecting: once the stream has begun it is this deployment's.
+            self._source, self._target, self._slot = await _along(call, plan, lambda target, timeout: adapter_for(
+                target.model.provider).achat_stream(target.model, request, timeout=timeout))
+        except Exception as exc:
+            self._done = True
+            raise await call.fail(exc)
+        return self
+
+    def __aiter__(self) -> AsyncChatStream:
+        return self
+
+    async def __anext__(self) -> StreamDelta:
+        if self._source is None and not self._done:
+            await self.open()
+        if self._done:
+            raise StopAsyncIteration
+        while True:
+            try:
+                piece = await self._source.__anext__()
+            except StopAsyncIteration:
+                await self._finish(None)  # an adapter always ends with `final`; never leave it unrecorded
+                raise
+            except Exception as exc:
+                self._done = True
+                await self._give_back("fail")
+                cut = stream_interrupted(exc, self._call.provider_label, len(self._text.text))
+                raise (await self._call.fail(cut, usage=self._text.usage_so_far())) from exc
+            if piece.final is not None:
+                await self._finish(piece.final)
+                raise StopAsyncIteration
+            if piece.text:
+                self._call.first_token()
+                self._text.add(piece.text)
+                return piece
+
+    @property
+    def text(self) -> str:
+        return self._text.text if self._text is not None else ""
+
+    @property
+    def result(self) -> ChatResult:
+        if self._result is None:
+            raise RuntimeError("The stream has not finished: iterate it to the end (or aclose it) first.")
+        return self._result
+
+    async def _give_back(self, outcome: str) -> None:
+        slot, self._slot = self._slot, None
+        await _release(slot, outcome)
+
+    async def _finish(self, final: ProviderChat | None, finish_reason: str | None = None) -> None:
+        self._done = True
+        if final is None:
+            final = self._text.cut_answer(finish_reason)
+        self._call.attempt_end()
+        await self._give_back("none" if finish_reason == "cancelled" else "ok")
+        self._result = await _result(self._call, self._target, final)
+
+    async def aclose(self) -> None:
+        """Stop early: the upstream is closed and the call recorded as cancelled (estimated usage)."""
+        if self._done:
+            return
+        if self._source is None:  # never opened: nothing was called, nothing to record
+            self._done = True
+            return
+        close = getattr(self._source, "aclose", None)
+        if close is not None:
+            try:
+                await close()
+            except Exception:  # noqa: BLE001 - closing a broken upstream must not hide the recording
+                log.debug("closing an upstream stream failed", exc_info=True)
+        await self._finish(None, finish_reason="cancelled")
+
+    async def __aenter__(self) -> AsyncChatStream:
+        return await self.open()
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self.aclose()
+
+
+def achat_stream(*, model: str, request: ChatRequest, context: UsageContext, recorder: Recorder,
+                 preflight: Preflight | None = None) -> AsyncChatStream:
+    """A streaming chat completion (not yet connected: `await stream.open()`, or iterate); see AsyncChatStream."""
+    return AsyncChatStream(model=model, request=request, context=context, recorder=recorder, preflight=preflight)
+
+
+async def aembed(*, model: str, texts: list[str], context: UsageContext, recorder: Recorder,
+                 preflight: Preflight | None = None) -> EmbeddingResult:
+    """Embed `texts` in order (batched per LLM_EMBED_BATCH_SIZE). One CallRecord for the call."""
+    call = _ACall(Operation.EMBEDDING, context, model, recorder)
+    try:
+        callcore.embed_texts_check(texts)
+        route = await _route(call, model, ModelKind.EMBEDDING)
+        if not texts:  # nothing to do: no provider call, nothing to record
+            return callcore.embedding_nothing(call)
+        plan = RoutePlan(route)
+        await call.preflight(preflight, plan, sum(estimate_tokens(t) for t in texts), 0)
+        call.start_clock()
+        size = max(1, settings.LLM_EMBED_BATCH_SIZE)
+
+        async def attempt(target: Target, timeout: float | None) -> ProviderEmbedding:
+            adapter = adapter_for(target.model.provider)
+            answers = [await adapter.aembed(target.model, texts[i:i + size], timeout=timeout)
+                       for i in range(0, len(texts), size)]
+            return callcore.embeddings_join(target.model, answers)
+
+        answer, target, slot = await _along(call, plan, attempt)
+        call.attempt_end()
+        await _release(slot, "ok")
+    except Exception as exc:
+        raise await call.fail(exc)
+    record = await call.record(usage=answer.usage, status=CallStatus.OK)
+    cost = callcore.cost_now(record.tokens, target.price())
+    return callcore.embedding_result(answer.vectors, answer.usage, record, cost=cost, usage_event_id=None,
+                                     remote_model=answer.remote_model)
