@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "apps.costs",
     "apps.llm",
     "apps.prompts",
+    "apps.gateway",
     "apps.evals",
     "apps.rag",
     "apps.reviews",
