@@ -11,7 +11,12 @@ from django.utils import timezone
 from apps.audit.models import AuditEvent
 from apps.gateway import keys
 from apps.gateway.models import GatewayKey
-from apps.gateway.services import gateway_key_create, gateway_key_revoke, gateway_key_rotate, gateway_key_update
+from apps.gateway.services import (
+    gateway_key_create,
+    gateway_key_revoke,
+    gateway_key_rotate,
+    gateway_key_update,
+)
 
 pytestmark = pytest.mark.django_db
 
