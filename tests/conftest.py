@@ -19,6 +19,14 @@ def _fresh_throttle_counters():
     throttle.reset()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_model_routes():
+    """Routes cached in process (apps/llm/routing.py) from an earlier test's rolled-back rows must not answer."""
+    from apps.llm.routing import routes_reset
+
+    routes_reset()
+
+
 @pytest.fixture
 def team(db):
     return TeamFactory(name="Support AI", slug="support-ai")

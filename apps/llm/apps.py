@@ -6,6 +6,6 @@ class LlmConfig(AppConfig):
     label = "llm"
 
     def ready(self):
-        from apps.llm.links import register_links
+        from apps.llm import hooks
 
-        register_links()
+        hooks.register()

@@ -63,3 +63,20 @@ class MalformedResponse(LlmError):
 
 class ModelNotFound(LlmError):
     """The model is not in the catalog, is disabled, or the provider does not know it (404)."""
+
+
+class StreamInterrupted(ProviderUnavailable):
+    """A stream broke after it had started: what was sent is incomplete. Never retried or fallen back (the
+    caller has bytes already); a stream ends with this error, never silently as if complete."""
+
+    retryable = False
+
+
+def stream_interrupted(exc: BaseException, provider: str, chars_sent: int) -> StreamInterrupted:
+    """The error a stream raises when its upstream fails mid-way (exc: what the adapter raised)."""
+    if isinstance(exc, StreamInterrupted):
+        return exc
+    reason = exc.message if isinstance(exc, LlmError) else type(exc).__name__
+    return StreamInterrupted(f"The answer from {provider or 'the provider'} was cut off after {chars_sent} "
+                             f"characters: it is incomplete. {reason}".strip(),
+                             status_code=getattr(exc, "status_code", None))

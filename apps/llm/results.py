@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
 from apps.costs.pricing import TokenCounts
+from apps.costs.services import UsageContext
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,12 @@ class ChatRequest:
     max_tokens: int | None = None
     response_format: dict | None = None
     tools: list[dict] | None = None
+    # Pass-through OpenAI parameters (top_p, stop, seed, tool_choice…), checked by the call path
+    # (callcore.EXTRA_PARAMETERS) and sent to the SDK as they are. The offline model ignores them.
+    extra: dict = field(default_factory=dict)
+    # Whether the *client* asked for the usage chunk of a stream. Adapters always ask the upstream for it
+    # (it is what settles the cost); the gateway strips it from what it relays when the client did not ask.
+    stream_include_usage: bool = False
 
 
 @dataclass(frozen=True)
@@ -79,12 +91,15 @@ class ChatResult:
     latency_ms: int
     cost: Decimal | None  # None: no price applied (unpriced), never a silent 0
     finish_reason: str | None
-    usage_event_id: int
+    usage_event_id: int | None  # None on the async path: its recorder writes the ledger later
     request_id: str
     tool_calls: tuple[ToolCall, ...] = ()
     remote_model: str = ""  # what the provider says answered (e.g. a dated snapshot)
     refusal: str | None = None
     time_to_first_token_ms: int | None = None  # streams only
+    alias: str = ""  # the alias asked for, when the name was one
+    deployment: str = ""  # the alias's deployment that answered
+    fallbacks: int = 0  # deployments tried and failed before the one that answered
 
     @property
     def unpriced(self) -> bool:
@@ -102,6 +117,9 @@ class EmbeddingResult:
     usage_event_id: int | None  # None only when there was nothing to embed (no call was made)
     request_id: str
     remote_model: str = ""
+    alias: str = ""
+    deployment: str = ""
+    fallbacks: int = 0
 
     @property
     def dimensions(self) -> int:
@@ -118,3 +136,47 @@ class StreamDelta:
 
     text: str = ""
     final: ProviderChat | None = None
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """Everything one usage event needs, as the call path hands it to a recorder.
+
+    The sync path writes it at once (calls.py → costs' usage_event_record); the async path gives it to the
+    caller's Recorder (the gateway puts it on a Redis stream; its writer calls the ledger in batches).
+    `to_dict()`/`from_dict()` are JSON-safe for that trip.
+    """
+
+    request_id: str
+    context: UsageContext
+    provider: str
+    model: str  # the catalog model that answered (or was asked for, when none was reached)
+    price_name: str | None
+    operation: str
+    tokens: TokenCounts
+    status: str
+    error_type: str = ""
+    latency_ms: int = 0  # the whole call, retries and fallbacks included
+    upstream_ms: int | None = None  # the answering attempt, connect to last byte
+    ttft_ms: int | None = None  # streams: until the first text
+    deployment: str = ""  # id or name of the alias's deployment, "" for a direct catalog model
+    alias: str = ""
+    fallbacks: int = 0
+    cache_hit: bool = False
+    estimated: bool = False  # tokens estimated by the portal, not reported by the provider
+    occurred_at: datetime = field(default_factory=timezone.now)
+
+    def to_dict(self) -> dict:
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["context"] = dataclasses.asdict(self.context)
+        data["tokens"] = dataclasses.asdict(self.tokens)
+        data["occurred_at"] = self.occurred_at.isoformat()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> CallRecord:
+        data = dict(data)
+        data["context"] = UsageContext(**data["context"])
+        data["tokens"] = TokenCounts(**data["tokens"])
+        data["occurred_at"] = parse_datetime(data["occurred_at"])
+        return cls(**data)

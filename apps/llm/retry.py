@@ -8,10 +8,11 @@ and say when to try again rather than hold a worker (or a browser) for minutes.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import TypeVar
@@ -28,6 +29,11 @@ T = TypeVar("T")
 def sleep(seconds: float) -> None:
     """The one place the call path waits. Tests replace it (tests/llm/conftest.py) to keep wall time out."""
     time.sleep(seconds)
+
+
+async def asleep(seconds: float) -> None:
+    """The async path's one wait; replaced in tests like `sleep`."""
+    await asyncio.sleep(seconds)
 
 
 def jitter() -> float:
@@ -81,6 +87,22 @@ def parse_retry_after(headers) -> float | None:
         return None
 
 
+def retry_wait(exc: LlmError, attempt: int, policy: RetryPolicy) -> float:
+    """Seconds to wait before retrying after `exc` on attempt `attempt` (0-based); raises when not to retry."""
+    if not exc.retryable or attempt >= policy.max_retries:
+        raise exc
+    if exc.retry_after is not None and exc.retry_after > policy.retry_after_max_seconds:
+        if isinstance(exc, RateLimited):
+            raise RateLimited(
+                f"{exc.message} The provider asks to wait {exc.retry_after:.0f} s; try again then.",
+                status_code=exc.status_code, retry_after=exc.retry_after, retryable=False,
+            ) from exc
+        raise exc
+    wait = policy.delay(attempt, exc.retry_after)
+    log.info("model call failed (%s), retry %d of %d in %.2f s", exc.error_type, attempt + 1, policy.max_retries, wait)
+    return wait
+
+
 def with_retries(attempt_fn: Callable[[], T], policy: RetryPolicy,
                  on_retry: Callable[[int, LlmError, float], None] | None = None) -> tuple[T, int]:
     """Run `attempt_fn` until it succeeds, a non-retryable LlmError, or retries run out.
@@ -92,19 +114,23 @@ def with_retries(attempt_fn: Callable[[], T], policy: RetryPolicy,
         try:
             return attempt_fn(), attempt
         except LlmError as exc:
-            if not exc.retryable or attempt >= policy.max_retries:
-                raise
-            if exc.retry_after is not None and exc.retry_after > policy.retry_after_max_seconds:
-                if isinstance(exc, RateLimited):
-                    raise RateLimited(
-                        f"{exc.message} The provider asks to wait {exc.retry_after:.0f} s; try again then.",
-                        status_code=exc.status_code, retry_after=exc.retry_after, retryable=False,
-                    ) from exc
-                raise
-            wait = policy.delay(attempt, exc.retry_after)
-            log.info("model call failed (%s), retry %d of %d in %.2f s",
-                     exc.error_type, attempt + 1, policy.max_retries, wait)
+            wait = retry_wait(exc, attempt, policy)
             if on_retry is not None:
                 on_retry(attempt, exc, wait)
             sleep(wait)
+            attempt += 1
+
+
+async def awith_retries(attempt_fn: Callable[[], Awaitable[T]], policy: RetryPolicy,
+                        on_retry: Callable[[int, LlmError, float], None] | None = None) -> tuple[T, int]:
+    """with_retries for coroutines: the same decisions (retry_wait), waiting with asyncio."""
+    attempt = 0
+    while True:
+        try:
+            return await attempt_fn(), attempt
+        except LlmError as exc:
+            wait = retry_wait(exc, attempt, policy)
+            if on_retry is not None:
+                on_retry(attempt, exc, wait)
+            await asleep(wait)
             attempt += 1

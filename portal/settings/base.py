@@ -335,6 +335,8 @@ LLM_RETRY_CAP_SECONDS = envfloat("LLM_RETRY_CAP_SECONDS", 20.0)
 LLM_RETRY_AFTER_MAX_SECONDS = envfloat("LLM_RETRY_AFTER_MAX_SECONDS", 60.0)
 LLM_EMBED_BATCH_SIZE = envint("LLM_EMBED_BATCH_SIZE", 256)
 LLM_LOCAL_CHAT_SEMANTIC = envbool("LLM_LOCAL_CHAT_SEMANTIC", False)
+# How often a process checks the routing stamp in Redis (aliases, deployments, models, prices cached in process).
+LLM_ROUTES_CHECK_SECONDS = envfloat("LLM_ROUTES_CHECK_SECONDS", 0.5)
 
 # Audit chain (docs/audit.md): with a key, new events are sealed with HMAC-SHA256 (hash version 3), so
 # whoever can write the database still cannot rewrite the chain consistently without the key.

@@ -17,7 +17,7 @@ import pytest
 
 from apps.costs.services import UsageContext
 from apps.llm import retry
-from apps.llm.adapters import use_http_client
+from apps.llm.adapters import use_async_http_client, use_http_client
 from apps.llm.models import ModelKind, ProviderKind
 from apps.llm.services import provider_create
 from tests.factories import ModelFactory, PriceFactory
@@ -76,11 +76,29 @@ def replay():
         yield use
 
 
+@pytest.fixture
+def areplay():
+    """areplay("chat_completion") -> Replay for the async path (acalls.py): an httpx.AsyncClient on it."""
+    with contextlib.ExitStack() as stack:
+        def use(name: str) -> Replay:
+            handler = Replay(load_recording(name))
+            client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+            stack.enter_context(use_async_http_client(client))
+            return handler
+
+        yield use
+
+
 @pytest.fixture(autouse=True)
 def sleeps(monkeypatch):
     """Backoff waits are recorded, not slept: no wall time, and tests can assert what was asked for."""
     waited: list[float] = []
+
+    async def awaited(seconds: float) -> None:
+        waited.append(seconds)
+
     monkeypatch.setattr(retry, "sleep", waited.append)
+    monkeypatch.setattr(retry, "asleep", awaited)
     monkeypatch.setattr(retry, "jitter", lambda: 0.5)
     return waited
 

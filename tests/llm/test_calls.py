@@ -74,9 +74,10 @@ def test_an_unknown_model_is_a_readable_error_and_still_recorded(db, usage_conte
 
 
 def test_a_disabled_model_is_not_called(local_models, usage_context):
-    from apps.llm.models import Model
+    from apps.llm.services import model_update
 
-    Model.objects.filter(name="local-extractive").update(is_active=False)
+    calls.chat(model="local-extractive", messages=QUESTION, context=usage_context)  # its route is cached now
+    model_update(model=local_models["chat"], is_active=False)
 
     with pytest.raises(ModelNotFound, match="disabled"):
         calls.chat(model="local-extractive", messages=QUESTION, context=usage_context)

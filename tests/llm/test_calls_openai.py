@@ -301,7 +301,7 @@ def test_an_error_mid_stream_raises_and_records_the_partial_call(replay, gpt4o_m
 
     assert received == ["Refunds", " are", " issued"]
     event = only_event()
-    assert (event.status, event.error_type) == ("error", "ProviderUnavailable")
+    assert (event.status, event.error_type) == ("error", "StreamInterrupted")  # never a silent, complete-looking end
     assert event.output_tokens > 0  # what was streamed before the failure is counted (estimated)
     with pytest.raises(RuntimeError, match="has not finished"):
         _ = stream.result

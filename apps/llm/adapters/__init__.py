@@ -1,14 +1,15 @@
 """Adapters turn one provider's API into the call path's vocabulary (results.py, errors.py).
 
 `adapter_for(provider)` picks one by the provider's kind. Tests and replays route the openai adapter's HTTP
-through their own `httpx.Client` with `use_http_client(client)`.
+through their own `httpx.Client` with `use_http_client(client)`, and its async HTTP (acalls.py) through an
+`httpx.AsyncClient` with `use_async_http_client(client)`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Protocol
 
 import httpx
@@ -17,6 +18,8 @@ from apps.llm.models import Model, Provider, ProviderKind
 from apps.llm.results import ChatRequest, ProviderChat, ProviderEmbedding, StreamDelta
 
 _http_client: contextvars.ContextVar[httpx.Client | None] = contextvars.ContextVar("llm_http_client", default=None)
+_async_http_client: contextvars.ContextVar[httpx.AsyncClient | None] = contextvars.ContextVar(
+    "llm_async_http_client", default=None)
 
 
 class Adapter(Protocol):
@@ -26,6 +29,13 @@ class Adapter(Protocol):
         """Connect (raising LlmError if refused) and return an iterator of deltas; the last carries `final`."""
 
     def embed(self, model: Model, texts: list[str]) -> ProviderEmbedding: ...
+
+    async def achat(self, model: Model, request: ChatRequest) -> ProviderChat: ...
+
+    async def achat_stream(self, model: Model, request: ChatRequest) -> AsyncIterator[StreamDelta]:
+        """Connect (raising LlmError if refused, before any delta); an async iterator of deltas, `final` last."""
+
+    async def aembed(self, model: Model, texts: list[str]) -> ProviderEmbedding: ...
 
     def test_connection(self) -> str:
         """A short description of what answered; raises LlmError if nothing did."""
@@ -41,6 +51,16 @@ def use_http_client(client: httpx.Client):
         _http_client.reset(handle)
 
 
+@contextlib.contextmanager
+def use_async_http_client(client: httpx.AsyncClient):
+    """Send the openai adapter's async requests (acalls.py) through `client`."""
+    handle = _async_http_client.set(client)
+    try:
+        yield client
+    finally:
+        _async_http_client.reset(handle)
+
+
 def adapter_for(provider: Provider) -> Adapter:
     if provider.kind == ProviderKind.LOCAL:
         from apps.llm.adapters.local import LocalAdapter
@@ -48,4 +68,4 @@ def adapter_for(provider: Provider) -> Adapter:
         return LocalAdapter(provider)
     from apps.llm.adapters.openai import OpenAIAdapter
 
-    return OpenAIAdapter(provider, http_client=_http_client.get())
+    return OpenAIAdapter(provider, http_client=_http_client.get(), async_http_client=_async_http_client.get())

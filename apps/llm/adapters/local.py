@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 from apps.llm.errors import BadRequest
 from apps.llm.models import Model, Provider
@@ -48,6 +49,23 @@ class LocalAdapter:
         vectors = embeddings.embed_texts(texts)
         return ProviderEmbedding(vectors=vectors, usage=Usage(input_tokens=embeddings.count_tokens(texts)),
                                  remote_model=model.remote_name)
+
+    # The async path runs the same in-process work in a thread: fine for the offline models, which are for
+    # demos and tests, not for traffic.
+    async def achat(self, model: Model, request: ChatRequest) -> ProviderChat:
+        return await asyncio.to_thread(self.chat, model, request)
+
+    async def achat_stream(self, model: Model, request: ChatRequest) -> AsyncIterator[StreamDelta]:
+        pieces = list(await asyncio.to_thread(self.chat_stream, model, request))
+
+        async def replay() -> AsyncIterator[StreamDelta]:
+            for piece in pieces:
+                yield piece
+
+        return replay()
+
+    async def aembed(self, model: Model, texts: list[str]) -> ProviderEmbedding:
+        return await asyncio.to_thread(self.embed, model, texts)
 
     def test_connection(self) -> str:
         from apps.llm.offline import embeddings

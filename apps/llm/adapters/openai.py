@@ -6,10 +6,12 @@ visible and the ledger records one call. The SDK's HTTP goes through an injectab
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import threading
-from collections.abc import Iterator
+import weakref
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import openai
@@ -39,6 +41,7 @@ _MALFORMED = (json.JSONDecodeError, pydantic.ValidationError, openai.APIResponse
 
 _clients: dict[tuple, openai.OpenAI] = {}
 _clients_lock = threading.Lock()
+_aclients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # event loop -> {settings: AsyncOpenAI}
 
 
 def usage_from(raw) -> Usage | None:
@@ -66,12 +69,14 @@ def _estimated_usage(request: ChatRequest, text: str, tool_calls: tuple[ToolCall
 
 
 class OpenAIAdapter:
-    def __init__(self, provider: Provider, http_client: httpx.Client | None = None):
+    def __init__(self, provider: Provider, http_client: httpx.Client | None = None,
+                 async_http_client: httpx.AsyncClient | None = None):
         self.provider = provider
         self.http_client = http_client
+        self.async_http_client = async_http_client
 
     # -- client ---------------------------------------------------------------------------------------------
-    def _client(self, timeout: float | None = None) -> openai.OpenAI:
+    def _secret(self) -> str:
         provider = self.provider
         key = provider_api_key(provider)
         if key is None and provider.kind in (ProviderKind.OPENAI, ProviderKind.AZURE_OPENAI):
@@ -79,7 +84,11 @@ class OpenAIAdapter:
                 f"Provider {provider.name} has no API key: set one on the Models page, or name the environment "
                 "variable that holds it."
             )
-        secret = key.reveal() if key else NO_KEY
+        return key.reveal() if key else NO_KEY
+
+    def _client(self, timeout: float | None = None) -> openai.OpenAI:
+        provider = self.provider
+        secret = self._secret()
         timeout = timeout or provider.timeout_seconds
         cache_key = (provider.pk, provider.updated_at, provider.kind, provider.base_url, provider.api_version,
                      timeout, hashlib.sha256(secret.encode()).hexdigest())
@@ -100,6 +109,35 @@ class OpenAIAdapter:
                 _clients.pop(k)
             _clients[cache_key] = client
         return client
+
+    def _aclient(self) -> openai.AsyncOpenAI:
+        """The async SDK client: one per (provider settings, event loop), its httpx.AsyncClient pool reused.
+
+        The key is decrypted only when a client is built, not per request. An injected async transport
+        (tests) is never cached.
+        """
+        provider = self.provider
+        if self.async_http_client is not None:
+            return self._abuild(self._secret(), self.async_http_client)
+        per_loop = _aclients.setdefault(asyncio.get_running_loop(), {})
+        cache_key = (provider.pk, provider.updated_at, provider.kind, provider.base_url, provider.api_version,
+                     provider.timeout_seconds, provider.api_key_env)
+        found = per_loop.get(cache_key)
+        if found is None:
+            found = self._abuild(self._secret(), None)
+            for k in [k for k in per_loop if k[0] == provider.pk]:  # the provider changed: its old client goes
+                per_loop.pop(k)
+            per_loop[cache_key] = found
+        return found
+
+    def _abuild(self, secret: str, http_client: httpx.AsyncClient | None) -> openai.AsyncOpenAI:
+        provider = self.provider
+        common = {"api_key": secret, "timeout": provider.timeout_seconds, "max_retries": 0,
+                  "http_client": http_client}
+        if provider.kind == ProviderKind.AZURE_OPENAI:
+            return openai.AsyncAzureOpenAI(azure_endpoint=provider.base_url, api_version=provider.api_version,
+                                           **common)
+        return openai.AsyncOpenAI(base_url=provider.base_url or OPENAI_BASE_URL, **common)
 
     def _build(self, common: dict) -> openai.OpenAI:
         provider = self.provider
@@ -171,6 +209,7 @@ class OpenAIAdapter:
             kwargs["response_format"] = request.response_format
         if request.tools:
             kwargs["tools"] = request.tools
+        kwargs.update(request.extra)  # checked by the call path (callcore.EXTRA_PARAMETERS)
         return kwargs
 
     def chat(self, model: Model, request: ChatRequest) -> ProviderChat:
@@ -207,50 +246,68 @@ class OpenAIAdapter:
         return self._iterate(stream, model, request)
 
     def _iterate(self, stream, model: Model, request: ChatRequest) -> Iterator[StreamDelta]:
-        parts: list[str] = []
-        refusal: list[str] = []
-        calls: dict[int, dict] = {}
-        finish_reason = None
-        usage = None
-        remote_model = ""
+        assembled = _StreamAssembler()
         try:
             for chunk in stream:
-                remote_model = getattr(chunk, "model", None) or remote_model
-                if getattr(chunk, "usage", None) is not None:
-                    usage = usage_from(chunk.usage)  # OpenAI sends it on a last chunk with no choices
-                for choice in getattr(chunk, "choices", None) or []:
-                    if choice.index != 0:
-                        continue
-                    delta = choice.delta
-                    if delta is not None:
-                        if delta.content:
-                            parts.append(delta.content)
-                            yield StreamDelta(text=delta.content)
-                        if getattr(delta, "refusal", None):
-                            refusal.append(delta.refusal)
-                        for call in getattr(delta, "tool_calls", None) or []:
-                            slot = calls.setdefault(call.index, {"id": "", "name": "", "arguments": ""})
-                            slot["id"] = call.id or slot["id"]
-                            if call.function is not None:
-                                slot["name"] += call.function.name or ""
-                                slot["arguments"] += call.function.arguments or ""
-                    if choice.finish_reason:
-                        finish_reason = choice.finish_reason
+                text = assembled.feed(chunk)
+                if text:
+                    yield StreamDelta(text=text)
         except Exception as exc:
             raise self.translate(exc, model) from exc
         finally:
             stream.close()
-        tool_calls = tuple(ToolCall(**calls[i]) for i in sorted(calls))
-        text = "".join(parts)
-        yield StreamDelta(final=ProviderChat(
-            text=text, usage=usage or _estimated_usage(request, text, tool_calls), finish_reason=finish_reason,
-            tool_calls=tool_calls, remote_model=remote_model, refusal="".join(refusal) or None,
-        ))
+        yield StreamDelta(final=assembled.final(request))
+
+    # -- async calls (the gateway's hot path; acalls.py) ----------------------------------------------------
+    async def achat(self, model: Model, request: ChatRequest) -> ProviderChat:
+        client = self._aclient()
+        try:
+            completion = await client.chat.completions.create(**self._chat_kwargs(model, request))
+            return self._parse_completion(completion, request)
+        except Exception as exc:
+            raise self.translate(exc, model) from exc
+
+    async def achat_stream(self, model: Model, request: ChatRequest) -> AsyncIterator[StreamDelta]:
+        """Connect (raising LlmError if refused, before any delta) and return an async iterator of deltas."""
+        client = self._aclient()
+        try:
+            stream = await client.chat.completions.create(**self._chat_kwargs(model, request), stream=True,
+                                                          stream_options={"include_usage": True})
+        except Exception as exc:
+            raise self.translate(exc, model) from exc
+        return self._aiterate(stream, model, request)
+
+    async def _aiterate(self, stream, model: Model, request: ChatRequest) -> AsyncIterator[StreamDelta]:
+        assembled = _StreamAssembler()
+        try:
+            async for chunk in stream:
+                text = assembled.feed(chunk)
+                if text:
+                    yield StreamDelta(text=text)
+        except Exception as exc:
+            raise self.translate(exc, model) from exc
+        finally:
+            await stream.close()
+        yield StreamDelta(final=assembled.final(request))
+
+    async def aembed(self, model: Model, texts: list[str]) -> ProviderEmbedding:
+        client = self._aclient()
+        try:
+            response = await client.embeddings.create(model=model.remote_name, input=texts, encoding_format="float")
+        except Exception as exc:
+            raise self.translate(exc, model) from exc
+        return self._parse_embeddings(response, model, texts)
 
     def embed(self, model: Model, texts: list[str]) -> ProviderEmbedding:
         client = self._client()
         try:
             response = client.embeddings.create(model=model.remote_name, input=texts, encoding_format="float")
+        except Exception as exc:
+            raise self.translate(exc, model) from exc
+        return self._parse_embeddings(response, model, texts)
+
+    def _parse_embeddings(self, response, model: Model, texts: list[str]) -> ProviderEmbedding:
+        try:
             data = getattr(response, "data", None)
             if not isinstance(data, list) or len(data) != len(texts):
                 got = len(data) if isinstance(data, list) else "no"
@@ -279,3 +336,50 @@ class OpenAIAdapter:
             if missing:
                 message += f" Not offered by the provider: {', '.join(missing)}."
         return message
+
+
+class _StreamAssembler:
+    """Chat completion chunks -> text pieces as they come, and the whole answer at the end (sync and async)."""
+
+    def __init__(self):
+        self.parts: list[str] = []
+        self.refusal: list[str] = []
+        self.calls: dict[int, dict] = {}
+        self.finish_reason = None
+        self.usage: Usage | None = None
+        self.remote_model = ""
+
+    def feed(self, chunk) -> str:
+        """Take one chunk; return its text ("" if none)."""
+        self.remote_model = getattr(chunk, "model", None) or self.remote_model
+        if getattr(chunk, "usage", None) is not None:
+            self.usage = usage_from(chunk.usage)  # OpenAI sends it on a last chunk with no choices
+        text = ""
+        for choice in getattr(chunk, "choices", None) or []:
+            if choice.index != 0:
+                continue
+            delta = choice.delta
+            if delta is not None:
+                if delta.content:
+                    self.parts.append(delta.content)
+                    text += delta.content
+                if getattr(delta, "refusal", None):
+                    self.refusal.append(delta.refusal)
+                for call in getattr(delta, "tool_calls", None) or []:
+                    slot = self.calls.setdefault(call.index, {"id": "", "name": "", "arguments": ""})
+                    slot["id"] = call.id or slot["id"]
+                    if call.function is not None:
+                        slot["name"] += call.function.name or ""
+                        slot["arguments"] += call.function.arguments or ""
+            if choice.finish_reason:
+                self.finish_reason = choice.finish_reason
+        return text
+
+    def final(self, request: ChatRequest) -> ProviderChat:
+        tool_calls = tuple(ToolCall(**self.calls[i]) for i in sorted(self.calls))
+        text = "".join(self.parts)
+        return ProviderChat(
+            text=text, usage=self.usage or _estimated_usage(request, text, tool_calls),
+            finish_reason=self.finish_reason, tool_calls=tool_calls, remote_model=self.remote_model,
+            refusal="".join(self.refusal) or None,
+        )
