@@ -338,6 +338,14 @@ LLM_LOCAL_CHAT_SEMANTIC = envbool("LLM_LOCAL_CHAT_SEMANTIC", False)
 # How often a process checks the routing stamp in Redis (aliases, deployments, models, prices cached in process).
 LLM_ROUTES_CHECK_SECONDS = envfloat("LLM_ROUTES_CHECK_SECONDS", 0.5)
 
+# The LLM gateway (docs/gateway.md): the /v1/ front door and the writer of its recorded calls.
+GATEWAY_MAX_BODY_BYTES = envint("GATEWAY_MAX_BODY_BYTES", 4 * 1024 * 1024)
+# How long a process trusts an admission guard's answer (use case active?) before asking again.
+GATEWAY_ADMISSION_TTL_SECONDS = envfloat("GATEWAY_ADMISSION_TTL_SECONDS", 1.0)
+GATEWAY_RECORDER_BATCH = envint("GATEWAY_RECORDER_BATCH", 500)
+# A record read by a writer that has not acknowledged it for this long is taken over by another writer.
+GATEWAY_RECORDER_CLAIM_IDLE_MS = envint("GATEWAY_RECORDER_CLAIM_IDLE_MS", 30_000)
+
 # Audit chain (docs/audit.md): with a key, new events are sealed with HMAC-SHA256 (hash version 3), so
 # whoever can write the database still cannot rewrite the chain consistently without the key.
 AUDIT_HMAC_KEY = envsecret("AUDIT_HMAC_KEY") or ""
