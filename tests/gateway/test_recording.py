@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+import openai
 import pytest
 from openai import OpenAI
 
@@ -63,7 +64,7 @@ def test_no_key_material_in_any_log_line_stream_entry_or_ledger_row(gateway_url,
     caplog.set_level(logging.DEBUG)
     _ask(gateway_url, secret)
     bad = OpenAI(base_url=gateway_url, api_key=secret[:-4] + "AAAA", max_retries=0)
-    with pytest.raises(Exception):
+    with pytest.raises(openai.AuthenticationError):
         bad.models.list()
     stream = str(portal_redis.client().xrange(recording.stream_key()))
     drain()
