@@ -73,9 +73,11 @@ def seed_demo_accounts() -> dict:
 
 def seed_demo_models() -> None:
     from apps.costs.services import prices_seed
+    from apps.llm.aliases import aliases_seed_local
     from apps.llm.services import catalog_seed_local
 
     catalog_seed_local()
+    aliases_seed_local()  # "chat" and "embeddings", routed to the offline models
     prices_seed()
 
 

@@ -27,6 +27,23 @@ def _fresh_model_routes():
     routes_reset()
 
 
+@pytest.fixture(scope="session")
+def _llm_standin_server():
+    from apps.llm.standin import StandIn, serve_in_thread
+
+    with serve_in_thread(StandIn(seed=7)) as server:
+        yield server
+
+
+@pytest.fixture
+def llm_standin(_llm_standin_server):
+    """The OpenAI-compatible stand-in upstream (apps/llm/standin.py), reset: `.base_url` (…/v1), `.standin`
+    (script it: `.standin.fail_next(2, 500)`, `.standin.control({...})`, read `.standin.stats()`).
+    Catalog rows for it: tests/support/standin.py."""
+    _llm_standin_server.standin.reset()
+    return _llm_standin_server
+
+
 @pytest.fixture
 def team(db):
     return TeamFactory(name="Support AI", slug="support-ai")

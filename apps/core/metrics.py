@@ -7,7 +7,14 @@ with the counters of whichever process the scrape happened to reach.
 
 import os
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 REQUESTS = Counter("portal_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -17,6 +24,17 @@ LATENCY = Histogram(
 MODEL_CALLS = Counter("portal_model_calls_total", "Model calls through the llm call path",
                       ["provider_kind", "model", "operation", "status"])
 MODEL_TOKENS = Counter("portal_model_tokens_total", "Tokens through the llm call path", ["model", "direction"])
+# Routing (apps/llm/routing.py, breakers.py): per alias deployment.
+DEPLOYMENT_ATTEMPTS = Counter("portal_llm_deployment_attempts_total", "Attempts on an alias deployment",
+                              ["deployment", "outcome"])
+DEPLOYMENT_SKIPS = Counter("portal_llm_deployment_skips_total", "Deployments passed over (breaker open, busy, limited)",
+                           ["deployment", "reason"])
+FALLBACKS = Counter("portal_llm_fallbacks_total", "Calls moved to another deployment after a failure",
+                    ["alias", "error_type"])
+BREAKER_TRANSITIONS = Counter("portal_llm_breaker_transitions_total", "Circuit breaker state changes",
+                              ["deployment", "state"])
+BREAKER_OPEN = Gauge("portal_llm_breaker_open", "1 while this process last saw the deployment's breaker open",
+                     ["deployment"], multiprocess_mode="max")
 
 
 def observe_request(method: str, route: str, status: int, seconds: float) -> None:

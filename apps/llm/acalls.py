@@ -24,16 +24,17 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from django.conf import settings
 
 from apps.costs.models import CallStatus, Operation
 from apps.costs.services import UsageContext
-from apps.llm import callcore
+from apps.llm import breakers, callcore, retry
 from apps.llm.adapters import adapter_for
+from apps.llm.breakers import Slot
 from apps.llm.callcore import CallState, StreamText, chat_request_check
-from apps.llm.errors import BadRequest, stream_interrupted
+from apps.llm.errors import BadRequest, LlmError, stream_interrupted
 from apps.llm.models import ModelKind
 from apps.llm.results import (
     CallRecord,
@@ -41,14 +42,15 @@ from apps.llm.results import (
     ChatResult,
     EmbeddingResult,
     ProviderChat,
+    ProviderEmbedding,
     StreamDelta,
     Usage,
 )
-from apps.llm.retry import RetryPolicy, awith_retries
-from apps.llm.routing import Target, aresolve
+from apps.llm.routing import Route, RoutePlan, Target, aresolve
 from apps.llm.tokens import estimate_tokens
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 __all__ = ["AsyncChatStream", "PreflightCheck", "Recorder", "achat", "achat_stream", "aembed"]
 
@@ -102,19 +104,16 @@ class _ACall(CallState):
             log.info("model call %s on %s failed: %s", self.operation, self.model_label, error_type)
         return exc
 
-    async def preflight(self, hook: Preflight | None, targets: tuple[Target, ...], input_tokens: int,
+    async def preflight(self, hook: Preflight | None, plan: RoutePlan, input_tokens: int,
                         max_output_tokens: int | None) -> None:
         if hook is None:
             return
-        first = targets[0].model
-        def most(t: Target) -> int:
-            return t.model.max_output_tokens if max_output_tokens is None else max_output_tokens
-
-        worsts = [callcore.worst_case(t.price(), input_tokens, most(t)) for t in targets]
-        worst = None if any(w is None for w in worsts) else max(worsts)
-        check = PreflightCheck(context=self.context, model=first.name, provider=first.provider.name,
-                               price_name=first.priced_as, alias=self.alias, input_tokens=input_tokens,
-                               max_output_tokens=most(targets[0]), worst_case_cost=worst)
+        first = plan.route.first.model
+        check = PreflightCheck(
+            context=self.context, model=first.name, provider=first.provider.name, price_name=first.priced_as,
+            alias=self.alias, input_tokens=input_tokens,
+            max_output_tokens=first.max_output_tokens if max_output_tokens is None else max_output_tokens,
+            worst_case_cost=plan.worst_case(input_tokens, max_output_tokens))
         try:
             await hook(check)
         except Exception:
@@ -122,23 +121,54 @@ class _ACall(CallState):
             raise
 
 
-async def _route_targets(call: _ACall, model: str, kind: str) -> tuple[Target, ...]:
+async def _along(call: _ACall, plan: RoutePlan,
+                 attempt: Callable[[Target, float | None], Awaitable[T]]) -> tuple[T, Target, Slot | None]:
+    """calls._along for coroutines: the same plan (routing.RoutePlan) decides; this runs it."""
+    while True:
+        for tier in plan.tiers():
+            counts = await breakers.ainflight(tier) if plan.least_inflight else None
+            for target in plan.order(tier, counts):
+                if not plan.can_attempt():
+                    break
+                if not plan.eligible(target):  # an attempt of this pass ruled it out (a context window)
+                    continue
+                slot = await breakers.aacquire(target) if target.deployment_id else None
+                if isinstance(slot, str):
+                    plan.skip(target, slot)
+                    continue
+                call.attempt_begin(plan, target)
+                try:
+                    return await attempt(target, plan.attempt_timeout(target)), target, slot
+                except LlmError as exc:
+                    if slot is not None:
+                        await breakers.arelease(slot, plan.breaker_outcome(exc))
+                    if not plan.failed(target, exc):
+                        raise
+        await retry.asleep(plan.pass_wait())
+
+
+async def _release(slot: Slot | None, outcome: str) -> None:
+    if slot is not None:
+        await breakers.arelease(slot, outcome)
+
+
+async def _route(call: _ACall, model: str, kind: str) -> Route:
     if not isinstance(model, str) or not model:
         raise BadRequest("Name a model.")
     route = (await aresolve(model)).check(kind)
-    call.alias = route.alias
-    return route.targets
+    call.bind_route(route)
+    return route
 
 
-async def _start_chat(call: _ACall, model: str, request: ChatRequest, preflight: Preflight | None) -> Target:
-    targets = await _route_targets(call, model, ModelKind.CHAT)
-    target = targets[0]
-    call.bind(target.model, deployment=target.deployment)
+async def _start_chat(call: _ACall, model: str, request: ChatRequest, preflight: Preflight | None) -> RoutePlan:
+    route = await _route(call, model, ModelKind.CHAT)
     if not isinstance(request, ChatRequest):
         raise BadRequest("request must be a ChatRequest.")
-    chat_request_check(request, target.model)
-    await call.preflight(preflight, targets, callcore.input_estimate(request), request.max_tokens)
-    return target
+    chat_request_check(request, route.widest_output)
+    plan = RoutePlan(route, max_tokens=request.max_tokens)
+    await call.preflight(preflight, plan, callcore.input_estimate(request), request.max_tokens)
+    call.start_clock()
+    return plan
 
 
 async def _result(call: _ACall, target: Target, answer: ProviderChat) -> ChatResult:
@@ -153,13 +183,11 @@ async def achat(*, model: str, request: ChatRequest, context: UsageContext, reco
     """One chat completion. Raises an LlmError subclass (readable message) or the preflight hook's refusal."""
     call = _ACall(Operation.CHAT, context, model, recorder)
     try:
-        target = await _start_chat(call, model, request, preflight)
-        adapter = adapter_for(target.model.provider)
-        call.start_clock()
-        call.attempt_start()
-        answer, _ = await awith_retries(lambda: adapter.achat(target.model, request),
-                                        RetryPolicy.for_provider(target.model.provider))
+        plan = await _start_chat(call, model, request, preflight)
+        answer, target, slot = await _along(call, plan, lambda target, timeout: adapter_for(
+            target.model.provider).achat(target.model, request, timeout=timeout))
         call.attempt_end()
+        await _release(slot, "ok")
     except Exception as exc:
         raise await call.fail(exc)
     return await _result(call, target, answer)
@@ -181,6 +209,7 @@ class AsyncChatStream:
         self._preflight = preflight
         self._text = StreamText(request) if isinstance(request, ChatRequest) else None
         self._target: Target | None = None
+        self._slot: Slot | None = None
         self._source: AsyncIterator[StreamDelta] | None = None
         self._result: ChatResult | None = None
         self._done = False
@@ -194,14 +223,12 @@ class AsyncChatStream:
         if self._source is not None or self._done:
             return self
         call = self._call
+        request = self._request
         try:
-            target = await _start_chat(call, self._model, self._request, self._preflight)
-            adapter = adapter_for(target.model.provider)
-            call.start_clock()
-            call.attempt_start()
-            self._source, _ = await awith_retries(lambda: adapter.achat_stream(target.model, self._request),
-                                                  RetryPolicy.for_provider(target.model.provider))
-            self._target = target
+            plan = await _start_chat(call, self._model, request, self._preflight)
+            # Fallback happens here only, while connecting: once the stream has begun it is this deployment's.
+            self._source, self._target, self._slot = await _along(call, plan, lambda target, timeout: adapter_for(
+                target.model.provider).achat_stream(target.model, request, timeout=timeout))
         except Exception as exc:
             self._done = True
             raise await call.fail(exc)
@@ -223,6 +250,7 @@ class AsyncChatStream:
                 raise
             except Exception as exc:
                 self._done = True
+                await self._give_back("fail")
                 cut = stream_interrupted(exc, self._call.provider_label, len(self._text.text))
                 raise (await self._call.fail(cut, usage=self._text.usage_so_far())) from exc
             if piece.final is not None:
@@ -243,11 +271,16 @@ class AsyncChatStream:
             raise RuntimeError("The stream has not finished: iterate it to the end (or aclose it) first.")
         return self._result
 
+    async def _give_back(self, outcome: str) -> None:
+        slot, self._slot = self._slot, None
+        await _release(slot, outcome)
+
     async def _finish(self, final: ProviderChat | None, finish_reason: str | None = None) -> None:
         self._done = True
         if final is None:
             final = self._text.cut_answer(finish_reason)
         self._call.attempt_end()
+        await self._give_back("none" if finish_reason == "cancelled" else "ok")
         self._result = await _result(self._call, self._target, final)
 
     async def aclose(self) -> None:
@@ -282,37 +315,28 @@ async def aembed(*, model: str, texts: list[str], context: UsageContext, recorde
                  preflight: Preflight | None = None) -> EmbeddingResult:
     """Embed `texts` in order (batched per LLM_EMBED_BATCH_SIZE). One CallRecord for the call."""
     call = _ACall(Operation.EMBEDDING, context, model, recorder)
-    usage = Usage()
     try:
         callcore.embed_texts_check(texts)
-        targets = await _route_targets(call, model, ModelKind.EMBEDDING)
-        target = targets[0]
-        resolved = target.model
-        call.bind(resolved, deployment=target.deployment)
+        route = await _route(call, model, ModelKind.EMBEDDING)
         if not texts:  # nothing to do: no provider call, nothing to record
-            return EmbeddingResult(vectors=[], model=resolved.name, provider=resolved.provider.name, usage=usage,
-                                   latency_ms=0, cost=Decimal(0), usage_event_id=None,
-                                   request_id=call.context.request_id, alias=call.alias,
-                                   deployment=target.deployment)
-        await call.preflight(preflight, targets, sum(estimate_tokens(t) for t in texts), 0)
-        adapter = adapter_for(resolved.provider)
-        policy = RetryPolicy.for_provider(resolved.provider)
-        size = max(1, settings.LLM_EMBED_BATCH_SIZE)
-        vectors: list[list[float]] = []
-        remote_model = ""
+            return callcore.embedding_nothing(call)
+        plan = RoutePlan(route)
+        await call.preflight(preflight, plan, sum(estimate_tokens(t) for t in texts), 0)
         call.start_clock()
-        call.attempt_start()
-        for start in range(0, len(texts), size):
-            batch = texts[start:start + size]
-            answer, _ = await awith_retries(lambda b=batch: adapter.aembed(resolved, b), policy)
-            vectors.extend(answer.vectors)
-            usage = usage + answer.usage
-            remote_model = answer.remote_model or remote_model
+        size = max(1, settings.LLM_EMBED_BATCH_SIZE)
+
+        async def attempt(target: Target, timeout: float | None) -> ProviderEmbedding:
+            adapter = adapter_for(target.model.provider)
+            answers = [await adapter.aembed(target.model, texts[i:i + size], timeout=timeout)
+                       for i in range(0, len(texts), size)]
+            return callcore.embeddings_join(target.model, answers)
+
+        answer, target, slot = await _along(call, plan, attempt)
         call.attempt_end()
-        callcore.embedding_dimensions_check(resolved, vectors)
+        await _release(slot, "ok")
     except Exception as exc:
-        raise await call.fail(exc, usage=usage if usage.total_tokens else None)
-    record = await call.record(usage=usage, status=CallStatus.OK)
+        raise await call.fail(exc)
+    record = await call.record(usage=answer.usage, status=CallStatus.OK)
     cost = callcore.cost_now(record.tokens, target.price())
-    return callcore.embedding_result(vectors, usage, record, cost=cost, usage_event_id=None,
-                                     remote_model=remote_model)
+    return callcore.embedding_result(answer.vectors, answer.usage, record, cost=cost, usage_event_id=None,
+                                     remote_model=answer.remote_model)

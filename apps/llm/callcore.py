@@ -17,11 +17,19 @@ from decimal import Decimal
 from apps.core import metrics
 from apps.core.request_context import current
 from apps.costs.models import CallStatus, Price, UsageEvent
-from apps.costs.pricing import cost_of, quantize, worst_case_cost
+from apps.costs.pricing import cost_of, quantize
 from apps.costs.services import UsageContext, usage_event_record
 from apps.llm.errors import BadRequest, LlmError, MalformedResponse
 from apps.llm.models import Model
-from apps.llm.results import CallRecord, ChatRequest, ChatResult, EmbeddingResult, ProviderChat, Usage
+from apps.llm.results import (
+    CallRecord,
+    ChatRequest,
+    ChatResult,
+    EmbeddingResult,
+    ProviderChat,
+    ProviderEmbedding,
+    Usage,
+)
 from apps.llm.tokens import estimate_messages_tokens, estimate_tokens
 
 log = logging.getLogger(__name__)
@@ -166,13 +174,26 @@ def embedding_dimensions_check(model: Model, vectors: list[list[float]]) -> None
                                 f"says {model.embedding_dimensions}. Fix the model's dimensions.")
 
 
+def embeddings_join(model: Model, answers: list[ProviderEmbedding]) -> ProviderEmbedding:
+    """The batches of one embeddings call as one answer, its vectors checked against the catalog."""
+    vectors = [vector for answer in answers for vector in answer.vectors]
+    usage = Usage()
+    for answer in answers:
+        usage = usage + answer.usage
+    embedding_dimensions_check(model, vectors)
+    remote = next((a.remote_model for a in reversed(answers) if a.remote_model), "")
+    return ProviderEmbedding(vectors=vectors, usage=usage, remote_model=remote)
+
+
+def embedding_nothing(state: CallState) -> EmbeddingResult:
+    """Nothing to embed: no provider call, nothing recorded."""
+    return EmbeddingResult(vectors=[], model=state.model_label, provider=state.provider_label, usage=Usage(),
+                           latency_ms=0, cost=Decimal(0), usage_event_id=None, request_id=state.context.request_id,
+                           alias=state.alias, deployment=state.deployment)
+
+
 def input_estimate(request: ChatRequest) -> int:
     return estimate_messages_tokens(request.messages, request.tools)
-
-
-def worst_case(price: Price | None, input_tokens: int, max_output_tokens: int) -> Decimal | None:
-    """The budget's worst case of one call: None when unpriced (unknown, not free)."""
-    return worst_case_cost(price, input_tokens, max_output_tokens) if price is not None else None
 
 
 # -- per-call bookkeeping -------------------------------------------------------------------------------------
@@ -226,6 +247,18 @@ class CallState:
         self.provider_kind = model.provider.kind
         self.price_name = model.priced_as
         self.deployment = deployment
+
+    def bind_route(self, route) -> None:
+        """The route resolved (routing.Route): its alias, and its first choice until an attempt says otherwise."""
+        self.alias = route.alias
+        self.bind(route.first.model, deployment=route.first.deployment)
+
+    def attempt_begin(self, plan, target) -> None:
+        """An attempt on `target` (routing.Target) starts: it is who answers, unless it fails."""
+        plan.attempted()
+        self.bind(target.model, deployment=target.deployment)
+        self.fallbacks = plan.fallbacks
+        self.attempt_start()
 
     def start_clock(self) -> None:
         self.started = time.perf_counter()

@@ -1,7 +1,8 @@
 """The one model call path. Every model call in the portal goes through `chat`, `chat_stream` or `embed`.
 
-Each call: resolves the model from the catalog, checks the arguments, asks costs whether it may spend
-(`usage_preflight`, with the worst-case cost), calls the provider's adapter with retries (retry.py), and
+Each call: resolves the name (an alias's deployments, or one catalog model: routing.py), checks the
+arguments, asks costs whether it may spend (`usage_preflight`, with the worst-case cost), calls the
+provider's adapter along the route's plan (retries, fallback, breakers: routing.py, breakers.py), and
 records exactly one UsageEvent — on success, on a provider error, and on a refusal — priced at the price
 valid at that moment. Unpriced models give `cost=None`, never a silent 0. Prompts and outputs are never
 logged or stored here.
@@ -13,27 +14,34 @@ under `<request_id>-2`, `-3`…, so the ledger's idempotency never swallows a re
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from decimal import Decimal
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 from django.conf import settings
-from django.utils import timezone
 
 from apps.costs import services as costs_services
 from apps.costs.models import CallStatus, Operation, UsageEvent
-from apps.costs.pricing import price_at
 from apps.costs.services import UsageContext
-from apps.llm import callcore
+from apps.llm import breakers, callcore, retry
 from apps.llm.adapters import adapter_for
+from apps.llm.breakers import Slot
 from apps.llm.callcore import CallState, StreamText, chat_request_build, chat_request_check
-from apps.llm.errors import stream_interrupted
+from apps.llm.errors import LlmError, stream_interrupted
 from apps.llm.models import Model, ModelKind
-from apps.llm.results import ChatRequest, ChatResult, EmbeddingResult, ProviderChat, StreamDelta, Usage
-from apps.llm.retry import RetryPolicy, with_retries
-from apps.llm.routing import Route, Target, resolve, route_for_model
+from apps.llm.results import (
+    ChatRequest,
+    ChatResult,
+    EmbeddingResult,
+    ProviderChat,
+    ProviderEmbedding,
+    StreamDelta,
+    Usage,
+)
+from apps.llm.routing import Route, RoutePlan, Target, resolve, route_for_model
 from apps.llm.tokens import estimate_tokens
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 __all__ = ["ChatStream", "chat", "chat_stream", "embed", "resolve_model"]
 
@@ -69,17 +77,45 @@ class _Call(CallState):
             log.info("model call %s on %s failed: %s", self.operation, self.model_label, error_type)
         return exc
 
-    def preflight(self, target: Target, input_tokens: int, max_output_tokens: int) -> None:
+    def preflight(self, plan: RoutePlan, input_tokens: int, max_output_tokens: int | None) -> None:
         """Ask costs whether this call may spend; a refusal is recorded and re-raised as is."""
-        model = target.model
-        price = (target.price() if target.prices is not None
-                 else price_at(model.priced_as, timezone.now(), model.provider.name))
-        worst = callcore.worst_case(price, input_tokens, max_output_tokens)
+        worst = plan.worst_case(input_tokens, max_output_tokens)
         try:
-            costs_services.usage_preflight(context=self.context, model=model.name, worst_case_cost=worst)
+            costs_services.usage_preflight(context=self.context, model=self.model_label, worst_case_cost=worst)
         except Exception as exc:
             self.record(usage=None, status=CallStatus.REFUSED, error_type=type(exc).__name__)
             raise
+
+
+def _along(call: _Call, plan: RoutePlan, attempt: Callable[[Target, float | None], T]) -> tuple[T, Target, Slot | None]:
+    """Run `attempt(target, timeout)` along the plan: breakers, fallback, backoff. The winner's breaker slot is
+    returned still held (a stream gives it back when it ends); raises the error the plan gives up with."""
+    while True:
+        for tier in plan.tiers():
+            counts = breakers.inflight(tier) if plan.least_inflight else None
+            for target in plan.order(tier, counts):
+                if not plan.can_attempt():
+                    break
+                if not plan.eligible(target):  # an attempt of this pass ruled it out (a context window)
+                    continue
+                slot = breakers.acquire(target) if target.deployment_id else None
+                if isinstance(slot, str):
+                    plan.skip(target, slot)
+                    continue
+                call.attempt_begin(plan, target)
+                try:
+                    return attempt(target, plan.attempt_timeout(target)), target, slot
+                except LlmError as exc:
+                    if slot is not None:
+                        breakers.release(slot, plan.breaker_outcome(exc))
+                    if not plan.failed(target, exc):
+                        raise
+        retry.sleep(plan.pass_wait())
+
+
+def _release(slot: Slot | None, outcome: str) -> None:
+    if slot is not None:
+        breakers.release(slot, outcome)
 
 
 def _chat_result(call: _Call, answer: ProviderChat) -> ChatResult:
@@ -88,12 +124,14 @@ def _chat_result(call: _Call, answer: ProviderChat) -> ChatResult:
                                 cost=event.cost, usage_event_id=event.pk)
 
 
-def _start_chat(call: _Call, model, request: ChatRequest) -> Target:
-    target = _route(model, ModelKind.CHAT).first
-    call.bind(target.model)
-    chat_request_check(request, target.model)
-    call.preflight(target, callcore.input_estimate(request), request.max_tokens or target.model.max_output_tokens)
-    return target
+def _start_chat(call: _Call, model, request: ChatRequest) -> RoutePlan:
+    route = _route(model, ModelKind.CHAT)
+    call.bind_route(route)
+    chat_request_check(request, route.widest_output)
+    plan = RoutePlan(route, max_tokens=request.max_tokens)
+    call.preflight(plan, callcore.input_estimate(request), request.max_tokens)
+    call.start_clock()
+    return plan
 
 
 def chat(*, model: str | Model, messages: list[dict], context: UsageContext, temperature: float | None = None,
@@ -103,13 +141,11 @@ def chat(*, model: str | Model, messages: list[dict], context: UsageContext, tem
     call = _Call(Operation.CHAT, context, model)
     try:
         request = chat_request_build(messages, temperature, max_tokens, response_format, tools, extra)
-        target = _start_chat(call, model, request)
-        adapter = adapter_for(target.model.provider)
-        call.start_clock()
-        call.attempt_start()
-        answer, _ = with_retries(lambda: adapter.chat(target.model, request),
-                                 RetryPolicy.for_provider(target.model.provider))
+        plan = _start_chat(call, model, request)
+        answer, _, slot = _along(call, plan, lambda target, timeout: adapter_for(target.model.provider).chat(
+            target.model, request, timeout=timeout))
         call.attempt_end()
+        _release(slot, "ok")
     except Exception as exc:
         raise call.fail(exc)
     return _chat_result(call, answer)
@@ -128,10 +164,11 @@ class ChatStream:
     closes it for you) and the call is recorded with estimated usage and finish_reason "cancelled".
     """
 
-    def __init__(self, call: _Call, request: ChatRequest, source: Iterator[StreamDelta]):
+    def __init__(self, call: _Call, request: ChatRequest, source: Iterator[StreamDelta], slot: Slot | None = None):
         self._call = call
         self._request = request
         self._source = source
+        self._slot = slot
         self._text = StreamText(request)
         self._result: ChatResult | None = None
         self._failed = False
@@ -150,6 +187,7 @@ class ChatStream:
                 raise
             except Exception as exc:
                 self._failed = True
+                self._give_back("fail")
                 cut = stream_interrupted(exc, self._call.provider_label, len(self._text.text))
                 raise self._call.fail(cut, usage=self._text.usage_so_far()) from exc
             if piece.final is not None:
@@ -171,10 +209,15 @@ class ChatStream:
             raise RuntimeError("The stream has not finished: iterate it to the end (or close it) first.")
         return self._result
 
+    def _give_back(self, outcome: str) -> None:
+        slot, self._slot = self._slot, None
+        _release(slot, outcome)
+
     def _finish(self, final: ProviderChat | None, finish_reason: str | None = None) -> None:
         if final is None:
             final = self._text.cut_answer(finish_reason)
         self._call.attempt_end()
+        self._give_back("none" if finish_reason == "cancelled" else "ok")
         self._result = _chat_result(self._call, final)
 
     def close(self) -> None:
@@ -207,48 +250,40 @@ def chat_stream(*, model: str | Model, messages: list[dict], context: UsageConte
     call = _Call(Operation.CHAT, context, model)
     try:
         request = chat_request_build(messages, temperature, max_tokens, response_format, tools, extra)
-        target = _start_chat(call, model, request)
-        adapter = adapter_for(target.model.provider)
-        call.start_clock()
-        call.attempt_start()
-        source, _ = with_retries(lambda: adapter.chat_stream(target.model, request),
-                                 RetryPolicy.for_provider(target.model.provider))
+        plan = _start_chat(call, model, request)
+        # Fallback happens here only, while connecting: once the stream has begun it is this deployment's.
+        source, _, slot = _along(call, plan, lambda target, timeout: adapter_for(target.model.provider).chat_stream(
+            target.model, request, timeout=timeout))
     except Exception as exc:
         raise call.fail(exc)
-    return ChatStream(call, request, source)
+    return ChatStream(call, request, source, slot)
 
 
 def embed(*, model: str | Model, texts: list[str], context: UsageContext) -> EmbeddingResult:
     """Embed `texts` in order (batched per LLM_EMBED_BATCH_SIZE, default 256). One usage event for the call."""
     call = _Call(Operation.EMBEDDING, context, model)
-    usage = Usage()
     try:
         callcore.embed_texts_check(texts)
-        target = _route(model, ModelKind.EMBEDDING).first
-        resolved = target.model
-        call.bind(resolved)
+        route = _route(model, ModelKind.EMBEDDING)
+        call.bind_route(route)
         if not texts:  # nothing to do: no provider call, nothing to record
-            return EmbeddingResult(vectors=[], model=resolved.name, provider=resolved.provider.name, usage=usage,
-                                   latency_ms=0, cost=Decimal(0), usage_event_id=None,
-                                   request_id=call.context.request_id)
-        call.preflight(target, sum(estimate_tokens(t) for t in texts), 0)
-        adapter = adapter_for(resolved.provider)
-        policy = RetryPolicy.for_provider(resolved.provider)
-        size = max(1, settings.LLM_EMBED_BATCH_SIZE)
-        vectors: list[list[float]] = []
-        remote_model = ""
+            return callcore.embedding_nothing(call)
+        plan = RoutePlan(route)
+        call.preflight(plan, sum(estimate_tokens(t) for t in texts), 0)
         call.start_clock()
-        call.attempt_start()
-        for start in range(0, len(texts), size):
-            batch = texts[start:start + size]
-            answer, _ = with_retries(lambda b=batch: adapter.embed(resolved, b), policy)
-            vectors.extend(answer.vectors)
-            usage = usage + answer.usage
-            remote_model = answer.remote_model or remote_model
+        size = max(1, settings.LLM_EMBED_BATCH_SIZE)
+
+        def attempt(target: Target, timeout: float | None) -> ProviderEmbedding:
+            adapter = adapter_for(target.model.provider)
+            answers = [adapter.embed(target.model, texts[i:i + size], timeout=timeout)
+                       for i in range(0, len(texts), size)]
+            return callcore.embeddings_join(target.model, answers)
+
+        answer, _, slot = _along(call, plan, attempt)
         call.attempt_end()
-        callcore.embedding_dimensions_check(resolved, vectors)
+        _release(slot, "ok")
     except Exception as exc:
-        raise call.fail(exc, usage=usage if usage.total_tokens else None)
-    event = call.record(usage=usage, status=CallStatus.OK)
-    return callcore.embedding_result(vectors, usage, call.finish(usage=usage, status=CallStatus.OK), cost=event.cost,
-                                     usage_event_id=event.pk, remote_model=remote_model)
+        raise call.fail(exc)
+    event = call.record(usage=answer.usage, status=CallStatus.OK)
+    return callcore.embedding_result(answer.vectors, answer.usage, call.finish(usage=answer.usage, status=CallStatus.OK),
+                                     cost=event.cost, usage_event_id=event.pk, remote_model=answer.remote_model)

@@ -53,6 +53,11 @@ class BadRequest(LlmError):
     """The provider (or the call path) refused the request as written: 400, 422, a bad argument."""
 
 
+class ContextLengthExceeded(BadRequest):
+    """The prompt plus max_tokens is longer than this model's context window: an alias falls back to a
+    deployment with a larger window."""
+
+
 class AuthenticationFailed(LlmError):
     """401/403, or no key configured / the stored key cannot be decrypted."""
 

@@ -6,10 +6,10 @@ from django.db.models.signals import post_delete, post_save
 
 from apps.costs.models import Price
 from apps.llm.links import register_links
-from apps.llm.models import Model, Provider
+from apps.llm.models import Deployment, Model, ModelAlias, Provider
 from apps.llm.routing import routes_changed
 
-ROUTED_MODELS = (Provider, Model, Price)
+ROUTED_MODELS = (Provider, Model, Price, ModelAlias, Deployment)
 
 
 def _changed(sender, **kwargs) -> None:

@@ -123,3 +123,59 @@ class Model(models.Model):
                 errors["embedding_dimensions"] = f"MiniLM vectors have {dims} dimensions."
         if errors:
             raise ValidationError(errors)
+
+
+class RoutingStrategy(models.TextChoices):
+    WEIGHTED = "weighted", "Weighted (random by weight)"
+    LEAST_INFLIGHT = "least_inflight", "Least in flight"
+
+
+class ModelAlias(models.Model):
+    """A name callers use ("chat") that routes to one or more catalog models (its deployments).
+
+    Deployments of priority 0 share the traffic by the strategy; higher priorities are fallback tiers, tried
+    in order when every deployment of the tier before failed or has its breaker open (docs/models.md).
+    """
+
+    name = models.CharField(max_length=120, unique=True)
+    kind = models.CharField(max_length=16, choices=ModelKind.choices)
+    strategy = models.CharField(max_length=16, choices=RoutingStrategy.choices, default=RoutingStrategy.WEIGHTED)
+    deadline_seconds = models.FloatField(default=60.0, help_text="The whole call, every attempt and fallback")
+    max_attempts = models.PositiveSmallIntegerField(default=3, help_text="Attempts over all deployments")
+    is_active = models.BooleanField(default=True)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "model aliases"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Deployment(models.Model):
+    """One catalog model serving an alias, with its share of traffic and its limits."""
+
+    alias = models.ForeignKey(ModelAlias, on_delete=models.CASCADE, related_name="deployments")
+    model = models.ForeignKey(Model, on_delete=models.PROTECT, related_name="deployments")
+    weight = models.PositiveIntegerField(default=1, help_text="Share of its tier's traffic; 0 drains it")
+    priority = models.PositiveSmallIntegerField(default=0, help_text="0 primary; 1, 2… fallback tiers")
+    max_concurrency = models.PositiveIntegerField(null=True, blank=True, help_text="Calls in flight at most")
+    rpm_limit = models.PositiveIntegerField(null=True, blank=True, help_text="Requests per minute at most")
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["alias__name", "priority", "id"]
+        constraints = [models.UniqueConstraint(fields=["alias", "model"], name="llm_deployment_alias_model_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.alias.name} → {self.model.name}"
+
+    @property
+    def label(self) -> str:
+        """How the ledger and metrics name it: alias/model."""
+        return f"{self.alias.name}/{self.model.name}"

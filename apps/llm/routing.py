@@ -10,21 +10,33 @@ Names that resolve to nothing are cached too, so unknown names cannot hammer the
 from __future__ import annotations
 
 import logging
+import random
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Prefetch
 from django.utils import timezone
 
+from apps.core import metrics
 from apps.core import redis as core_redis
 from apps.costs.models import Price
-from apps.costs.pricing import PriceBook
-from apps.llm.errors import BadRequest, ModelNotFound
-from apps.llm.models import Model, ModelKind
+from apps.costs.pricing import PriceBook, price_at, worst_case_cost
+from apps.llm.errors import (
+    BadRequest,
+    ContextLengthExceeded,
+    LlmError,
+    ModelNotFound,
+    ProviderUnavailable,
+    StreamInterrupted,
+)
+from apps.llm.models import Deployment, Model, ModelAlias, ModelKind, RoutingStrategy
+from apps.llm.retry import RetryPolicy, retry_wait
 
 log = logging.getLogger(__name__)
 STAMP_PARTS = ("llm", "routes-stamp")
@@ -44,10 +56,12 @@ class Target:
     rpm_limit: int | None = None
 
     def price(self, at: datetime | None = None) -> Price | None:
-        """The price valid at `at` from the cached price book (no query); None when unpriced or not loaded."""
+        """The price valid at `at`: from the cached price book (no query), else asked of the database (a Model
+        handed in directly, on the sync path only)."""
+        at = at or timezone.now()
         if self.prices is None:
-            return None
-        return self.prices.at(self.model.priced_as, self.model.provider.name, at or timezone.now())
+            return price_at(self.model.priced_as, at, self.model.provider.name)
+        return self.prices.at(self.model.priced_as, self.model.provider.name, at)
 
 
 @dataclass(frozen=True)
@@ -77,6 +91,16 @@ class Route:
     def first(self) -> Target:
         return self.targets[0]
 
+    @property
+    def widest_output(self) -> Model:
+        """The model that may produce the most tokens (what max_tokens is checked against)."""
+        return max(self.targets, key=lambda t: t.model.max_output_tokens).model
+
+    @property
+    def routed(self) -> bool:
+        """An alias (deployments, breakers, fallback) rather than one catalog model (retries only)."""
+        return bool(self.alias)
+
 
 def model_problem(model: Model) -> str:
     if not model.is_active or not model.provider.is_active:
@@ -91,12 +115,34 @@ def route_for_model(model: Model, prices: PriceBook | None = None) -> Route:
 
 
 def load_route(name: str) -> Route:
-    """Build the route for `name` from the database (a cache miss)."""
+    """Build the route for `name` from the database (a cache miss): an alias first, else a catalog model."""
+    alias = ModelAlias.objects.filter(name=name).prefetch_related(Prefetch(
+        "deployments", queryset=Deployment.objects.select_related("model__provider").order_by("priority", "id"),
+    )).first()
+    if alias is not None:
+        return _alias_route(alias)
     model = Model.objects.select_related("provider").filter(name=name).first()
     if model is None:
         return Route(name=name, kind="", targets=(),
                      missing=f"There is no model named '{name}' in the catalog (see Models & prices).")
     return route_for_model(model, PriceBook.load([model.priced_as]))
+
+
+def _alias_route(alias: ModelAlias) -> Route:
+    usable = [d for d in alias.deployments.all() if d.is_active and not model_problem(d.model)
+              and d.model.kind == alias.kind]
+    missing = ""
+    if not alias.is_active:
+        missing = f"The model alias '{alias.name}' is disabled."
+    elif not usable:
+        missing = f"The model alias '{alias.name}' has no active deployment."
+    prices = PriceBook.load([d.model.priced_as for d in usable])
+    targets = tuple(
+        Target(model=d.model, prices=prices, deployment_id=d.pk, deployment=f"{alias.name}/{d.model.name}",
+               weight=d.weight, priority=d.priority, max_concurrency=d.max_concurrency, rpm_limit=d.rpm_limit)
+        for d in usable)
+    return Route(name=alias.name, kind=alias.kind, targets=targets, alias=alias.name, strategy=alias.strategy,
+                 deadline_seconds=alias.deadline_seconds, max_attempts=alias.max_attempts, missing=missing)
 
 
 class _Cache:
@@ -185,3 +231,167 @@ def routes_reset() -> None:
     """Forget every cached route in this process (tests: the database was rolled back under the cache)."""
     _cache.clear()
     _cache.checked = 0.0
+
+
+# -- the decisions of one call ------------------------------------------------------------------------------
+class RoutePlan:
+    """What one call tries, in which order, and when it gives up. No I/O: calls.py and acalls.py run the loop
+    (take a breaker slot, call the adapter, wait) and report each failure here.
+
+    An alias: tiers by priority; within a tier the strategy orders the deployments (weighted: a random order
+    drawn by weight; least_inflight: fewest calls in flight first); a failed attempt moves to the next
+    deployment (fallback) on 429, 5xx, timeouts, connection errors, a deployment's own errors (key, unknown
+    model) and context-length errors (then only to larger windows). After a whole pass without an answer it
+    waits (backoff, Retry-After honoured) and passes again, within `max_attempts` and `deadline_seconds`.
+    A bad request is never retried. One catalog model: the provider's retry policy, as before (retry.py).
+    """
+
+    def __init__(self, route: Route, *, max_tokens: int | None = None, rng: random.Random | None = None):
+        self.route = route
+        self.max_tokens = max_tokens
+        self.rng = rng or random
+        self.attempts = 0
+        self.passes = 0
+        self.pass_attempts = 0
+        self.min_context = 0
+        self.last_error: LlmError | None = None
+        self.retry_error: LlmError | None = None  # the last retryable error of this pass
+        self.skipped: list[str] = []  # why deployments were passed over this pass ("open", "busy", "limited")
+        started = time.monotonic()
+        first = route.targets[0].model.provider if route.targets else None
+        if route.routed:
+            self.deadline = started + route.deadline_seconds if route.deadline_seconds else None
+            self.max_attempts = max(1, route.max_attempts or 1)
+            self.policy = RetryPolicy(max_retries=self.max_attempts, base_seconds=settings.LLM_RETRY_BASE_SECONDS,
+                                      cap_seconds=settings.LLM_RETRY_CAP_SECONDS,
+                                      retry_after_max_seconds=settings.LLM_RETRY_AFTER_MAX_SECONDS)
+        else:
+            self.deadline = None
+            self.policy = RetryPolicy.for_provider(first)
+            self.max_attempts = self.policy.max_retries + 1
+
+    @property
+    def least_inflight(self) -> bool:
+        return self.route.routed and self.route.strategy == RoutingStrategy.LEAST_INFLIGHT
+
+    def eligible(self, target: Target) -> bool:
+        model = target.model
+        if self.route.routed and target.weight <= 0:
+            return False
+        if self.min_context and model.context_window <= self.min_context:
+            return False
+        return not (self.max_tokens is not None and self.max_tokens > model.max_output_tokens)
+
+    def tiers(self) -> list[list[Target]]:
+        """This pass's deployments by tier (priority ascending), those that can take the request."""
+        self.pass_attempts = 0
+        self.skipped = []
+        self.retry_error = None
+        tiers: dict[int, list[Target]] = {}
+        for target in self.route.targets:
+            if self.eligible(target):
+                tiers.setdefault(target.priority, []).append(target)
+        return [tiers[p] for p in sorted(tiers)]
+
+    def order(self, tier: list[Target], inflight: list[int] | None = None) -> list[Target]:
+        """The tier in the order to try it."""
+        if len(tier) == 1:
+            return list(tier)
+        if inflight is not None:
+            keyed = [(n, self.rng.random(), i) for i, n in enumerate(inflight)]
+            return [tier[i] for _, _, i in sorted(keyed)]
+        # A weighted random order without replacement (Efraimidis-Spirakis): key u^(1/w), largest first.
+        keyed = [(self.rng.random() ** (1.0 / t.weight), i) for i, t in enumerate(tier)]
+        return [tier[i] for _, i in sorted(keyed, reverse=True)]
+
+    def remaining(self) -> float | None:
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def can_attempt(self) -> bool:
+        left = self.remaining()
+        return self.attempts < self.max_attempts and (left is None or left > 0)
+
+    def attempt_timeout(self, target: Target) -> float | None:
+        """The attempt's timeout: the provider's, cut to what is left of the deadline (None: the provider's)."""
+        left = self.remaining()
+        if left is None or left >= target.model.provider.timeout_seconds:
+            return None
+        return left
+
+    def skip(self, target: Target, reason: str) -> None:
+        self.skipped.append(reason)
+
+    def attempted(self) -> None:
+        self.attempts += 1
+        self.pass_attempts += 1
+
+    def worst_case(self, input_tokens: int, max_output_tokens: int | None) -> Decimal | None:
+        """The most this call could cost on any deployment it may reach (None: one of them is unpriced)."""
+        worst = Decimal(0)
+        for target in self.route.targets:
+            if not self.eligible(target):
+                continue
+            most = target.model.max_output_tokens if max_output_tokens is None else max_output_tokens
+            price = target.price()
+            if price is None:
+                return None
+            worst = max(worst, worst_case_cost(price, input_tokens, most))
+        return worst
+
+    @property
+    def fallbacks(self) -> int:
+        """Failed attempts before the current one, on an alias (a single model's retries are not fallbacks)."""
+        return max(0, self.attempts - 1) if self.route.routed else 0
+
+    def failed(self, target: Target, exc: LlmError) -> bool:
+        """An attempt on `target` failed with `exc`: True to try on (another deployment or a later pass)."""
+        go_on = self._go_on(target, exc)
+        if go_on and self.route.routed:
+            metrics.FALLBACKS.labels(self.route.alias, exc.error_type).inc()
+        return go_on
+
+    def _go_on(self, target: Target, exc: LlmError) -> bool:
+        self.last_error = exc
+        if isinstance(exc, StreamInterrupted):
+            return False
+        if isinstance(exc, ContextLengthExceeded) and self.route.routed:
+            self.min_context = max(self.min_context, target.model.context_window)
+            return True
+        if isinstance(exc, BadRequest):
+            return False
+        if exc.retryable:
+            self.retry_error = exc
+        return self.route.routed or exc.retryable
+
+    @staticmethod
+    def breaker_outcome(exc: BaseException) -> str:
+        """How a failure counts against the deployment's breaker: a bad request is the caller's, not its."""
+        return "none" if isinstance(exc, BadRequest) and not isinstance(exc, ContextLengthExceeded) else "fail"
+
+    def pass_wait(self) -> float:
+        """After a pass without an answer: seconds to wait before the next, or raise the error to give up with."""
+        self.passes += 1
+        error = self.retry_error
+        if error is None or not self.can_attempt():
+            raise self.final_error()
+        wait = retry_wait(error, self.passes - 1, self.policy)  # raises when retries are spent or the wait is long
+        left = self.remaining()
+        if left is not None and wait >= left:
+            raise self.final_error()
+        return wait
+
+    def final_error(self) -> LlmError:
+        if self.last_error is not None:
+            return self.last_error
+        if self.route.routed and self.skipped:
+            reasons = {"open": "circuit breaker open", "busy": "at its concurrency limit",
+                       "limited": "at its requests-per-minute limit"}
+            why = ", ".join(sorted({reasons.get(r, r) for r in self.skipped}))
+            return ProviderUnavailable(f"No deployment of '{self.route.name}' can take the call now ({why}).",
+                                       retry_after=float(settings.LLM_BREAKER_COOLDOWN_SECONDS))
+        if self.route.routed and self.min_context:
+            return ContextLengthExceeded(f"No deployment of '{self.route.name}' has a context window large enough.")
+        if self.route.routed and not self.can_attempt():
+            return ProviderUnavailable(f"'{self.route.name}' ran out of time ({self.route.deadline_seconds:g} s).")
+        return ProviderUnavailable(f"No deployment of '{self.route.name}' can take this request (max_tokens or "
+                                   "context window).")

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from apps.costs.models import Price
 from apps.costs.pricing import price_for, prices_valid_at
-from apps.llm.models import Model, ModelKind, Provider
+from apps.llm.models import Deployment, Model, ModelAlias, ModelKind, Provider
 
 
 def model_list(*, kind: str | None = None, include_inactive: bool = False) -> QuerySet[Model]:
@@ -107,3 +107,20 @@ def models_in_usage(*, actor, days: int = 30) -> list[UsageModel]:
     return [UsageModel(m["model"], m["events"], m["cost"], m["unpriced"], m["model"] in configured)
             for m in spend_summary(actor=actor, days=days).models if m["model"]]
 
+
+
+def alias_list(*, kind: str | None = None) -> QuerySet[ModelAlias]:
+    """Model aliases with their deployments (and each deployment's model and provider) in tier order."""
+    aliases = ModelAlias.objects.prefetch_related(Prefetch(
+        "deployments", queryset=Deployment.objects.select_related("model__provider").order_by("priority", "id")))
+    if kind:
+        aliases = aliases.filter(kind=kind)
+    return aliases.order_by("name")
+
+
+def alias_names(*, kind: str | None = None) -> list[str]:
+    """Names of the active aliases (of `kind`), for model pickers next to catalog model names."""
+    aliases = ModelAlias.objects.filter(is_active=True)
+    if kind:
+        aliases = aliases.filter(kind=kind)
+    return list(aliases.order_by("name").values_list("name", flat=True))

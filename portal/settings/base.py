@@ -337,6 +337,12 @@ LLM_EMBED_BATCH_SIZE = envint("LLM_EMBED_BATCH_SIZE", 256)
 LLM_LOCAL_CHAT_SEMANTIC = envbool("LLM_LOCAL_CHAT_SEMANTIC", False)
 # How often a process checks the routing stamp in Redis (aliases, deployments, models, prices cached in process).
 LLM_ROUTES_CHECK_SECONDS = envfloat("LLM_ROUTES_CHECK_SECONDS", 0.5)
+# Circuit breakers per alias deployment (apps/llm/breakers.py): failure ratio over a sliding window, cooldown.
+LLM_BREAKER_WINDOW_SECONDS = envint("LLM_BREAKER_WINDOW_SECONDS", 10)
+LLM_BREAKER_MIN_REQUESTS = envint("LLM_BREAKER_MIN_REQUESTS", 5)
+LLM_BREAKER_FAILURE_RATIO = envfloat("LLM_BREAKER_FAILURE_RATIO", 0.5)
+LLM_BREAKER_COOLDOWN_SECONDS = envfloat("LLM_BREAKER_COOLDOWN_SECONDS", 5.0)
+LLM_INFLIGHT_TTL_SECONDS = envint("LLM_INFLIGHT_TTL_SECONDS", 660)
 
 # The LLM gateway (docs/gateway.md): the /v1/ front door and the writer of its recorded calls.
 GATEWAY_MAX_BODY_BYTES = envint("GATEWAY_MAX_BODY_BYTES", 4 * 1024 * 1024)

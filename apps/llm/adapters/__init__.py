@@ -23,19 +23,22 @@ _async_http_client: contextvars.ContextVar[httpx.AsyncClient | None] = contextva
 
 
 class Adapter(Protocol):
-    def chat(self, model: Model, request: ChatRequest) -> ProviderChat: ...
+    """Every method takes an optional per-attempt `timeout` (seconds): what is left of an alias's deadline."""
 
-    def chat_stream(self, model: Model, request: ChatRequest) -> Iterator[StreamDelta]:
+    def chat(self, model: Model, request: ChatRequest, timeout: float | None = None) -> ProviderChat: ...
+
+    def chat_stream(self, model: Model, request: ChatRequest, timeout: float | None = None) -> Iterator[StreamDelta]:
         """Connect (raising LlmError if refused) and return an iterator of deltas; the last carries `final`."""
 
-    def embed(self, model: Model, texts: list[str]) -> ProviderEmbedding: ...
+    def embed(self, model: Model, texts: list[str], timeout: float | None = None) -> ProviderEmbedding: ...
 
-    async def achat(self, model: Model, request: ChatRequest) -> ProviderChat: ...
+    async def achat(self, model: Model, request: ChatRequest, timeout: float | None = None) -> ProviderChat: ...
 
-    async def achat_stream(self, model: Model, request: ChatRequest) -> AsyncIterator[StreamDelta]:
+    async def achat_stream(self, model: Model, request: ChatRequest,
+                           timeout: float | None = None) -> AsyncIterator[StreamDelta]:
         """Connect (raising LlmError if refused, before any delta); an async iterator of deltas, `final` last."""
 
-    async def aembed(self, model: Model, texts: list[str]) -> ProviderEmbedding: ...
+    async def aembed(self, model: Model, texts: list[str], timeout: float | None = None) -> ProviderEmbedding: ...
 
     def test_connection(self) -> str:
         """A short description of what answered; raises LlmError if nothing did."""

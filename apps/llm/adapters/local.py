@@ -18,10 +18,12 @@ _WORDS = re.compile(r"\s*\S+")
 
 
 class LocalAdapter:
+    """In process: `timeout` (an alias's deadline) is not applied; the offline models answer in milliseconds."""
+
     def __init__(self, provider: Provider):
         self.provider = provider
 
-    def chat(self, model: Model, request: ChatRequest) -> ProviderChat:
+    def chat(self, model: Model, request: ChatRequest, timeout: float | None = None) -> ProviderChat:
         # It cannot call tools: it answers in text, and callers see no tool_calls.
         answer = extractive.answer(request.messages, max_tokens=request.max_tokens,
                                    response_format=request.response_format)
@@ -30,7 +32,7 @@ class LocalAdapter:
         return ProviderChat(text=answer.text, usage=usage, finish_reason=answer.finish_reason,
                             remote_model=model.remote_name)
 
-    def chat_stream(self, model: Model, request: ChatRequest) -> Iterator[StreamDelta]:
+    def chat_stream(self, model: Model, request: ChatRequest, timeout: float | None = None) -> Iterator[StreamDelta]:
         result = self.chat(model, request)
 
         def words() -> Iterator[StreamDelta]:
@@ -40,7 +42,7 @@ class LocalAdapter:
 
         return words()
 
-    def embed(self, model: Model, texts: list[str]) -> ProviderEmbedding:
+    def embed(self, model: Model, texts: list[str], timeout: float | None = None) -> ProviderEmbedding:
         from apps.llm.offline import embeddings
 
         if model.remote_name != EMBEDDING_MODEL:
@@ -52,10 +54,11 @@ class LocalAdapter:
 
     # The async path runs the same in-process work in a thread: fine for the offline models, which are for
     # demos and tests, not for traffic.
-    async def achat(self, model: Model, request: ChatRequest) -> ProviderChat:
+    async def achat(self, model: Model, request: ChatRequest, timeout: float | None = None) -> ProviderChat:
         return await asyncio.to_thread(self.chat, model, request)
 
-    async def achat_stream(self, model: Model, request: ChatRequest) -> AsyncIterator[StreamDelta]:
+    async def achat_stream(self, model: Model, request: ChatRequest,
+                           timeout: float | None = None) -> AsyncIterator[StreamDelta]:
         pieces = list(await asyncio.to_thread(self.chat_stream, model, request))
 
         async def replay() -> AsyncIterator[StreamDelta]:
@@ -64,7 +67,7 @@ class LocalAdapter:
 
         return replay()
 
-    async def aembed(self, model: Model, texts: list[str]) -> ProviderEmbedding:
+    async def aembed(self, model: Model, texts: list[str], timeout: float | None = None) -> ProviderEmbedding:
         return await asyncio.to_thread(self.embed, model, texts)
 
     def test_connection(self) -> str:

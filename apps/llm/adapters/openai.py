@@ -22,6 +22,7 @@ from apps.llm.crypto import provider_api_key
 from apps.llm.errors import (
     AuthenticationFailed,
     BadRequest,
+    ContextLengthExceeded,
     LlmError,
     MalformedResponse,
     ModelNotFound,
@@ -66,6 +67,11 @@ def _estimated_usage(request: ChatRequest, text: str, tool_calls: tuple[ToolCall
     output = estimate_tokens(text) + sum(estimate_tokens(c.name) + estimate_tokens(c.arguments) for c in tool_calls)
     return Usage(input_tokens=estimate_messages_tokens(request.messages, request.tools), output_tokens=output,
                  estimated=True)
+
+
+def _timeout(timeout: float | None) -> dict:
+    """A per-attempt timeout (what is left of an alias's deadline), when shorter than the provider's."""
+    return {} if timeout is None else {"timeout": max(0.05, timeout)}
 
 
 class OpenAIAdapter:
@@ -191,14 +197,14 @@ class OpenAIAdapter:
             return ProviderUnavailable(f"{name} failed with HTTP {status}. {detail}".strip(), status_code=status,
                                        retry_after=retry_after)
         if code == "context_length_exceeded":
-            return BadRequest(f"The prompt plus max_tokens is longer than the model's context window. {detail}",
-                              status_code=status)
+            return ContextLengthExceeded(f"The prompt plus max_tokens is longer than the model's context window. "
+                                         f"{detail}", status_code=status)
         return BadRequest(f"{name} refused the request (HTTP {status}): {detail or 'no reason given'}",
                           status_code=status)
 
     # -- calls ----------------------------------------------------------------------------------------------
-    def _chat_kwargs(self, model: Model, request: ChatRequest) -> dict:
-        kwargs: dict = {"model": model.remote_name, "messages": request.messages}
+    def _chat_kwargs(self, model: Model, request: ChatRequest, timeout: float | None = None) -> dict:
+        kwargs: dict = {"model": model.remote_name, "messages": request.messages, **_timeout(timeout)}
         if request.temperature is not None:
             kwargs["temperature"] = request.temperature
         if request.max_tokens is not None:
@@ -212,10 +218,10 @@ class OpenAIAdapter:
         kwargs.update(request.extra)  # checked by the call path (callcore.EXTRA_PARAMETERS)
         return kwargs
 
-    def chat(self, model: Model, request: ChatRequest) -> ProviderChat:
+    def chat(self, model: Model, request: ChatRequest, timeout: float | None = None) -> ProviderChat:
         client = self._client()
         try:
-            completion = client.chat.completions.create(**self._chat_kwargs(model, request))
+            completion = client.chat.completions.create(**self._chat_kwargs(model, request, timeout))
             return self._parse_completion(completion, request)
         except Exception as exc:
             raise self.translate(exc, model) from exc
@@ -236,9 +242,9 @@ class OpenAIAdapter:
                             remote_model=getattr(completion, "model", "") or "",
                             refusal=getattr(message, "refusal", None))
 
-    def chat_stream(self, model: Model, request: ChatRequest) -> Iterator[StreamDelta]:
+    def chat_stream(self, model: Model, request: ChatRequest, timeout: float | None = None) -> Iterator[StreamDelta]:
         client = self._client()
-        kwargs = self._chat_kwargs(model, request)
+        kwargs = self._chat_kwargs(model, request, timeout)
         try:
             stream = client.chat.completions.create(**kwargs, stream=True, stream_options={"include_usage": True})
         except Exception as exc:
@@ -259,19 +265,20 @@ class OpenAIAdapter:
         yield StreamDelta(final=assembled.final(request))
 
     # -- async calls (the gateway's hot path; acalls.py) ----------------------------------------------------
-    async def achat(self, model: Model, request: ChatRequest) -> ProviderChat:
+    async def achat(self, model: Model, request: ChatRequest, timeout: float | None = None) -> ProviderChat:
         client = self._aclient()
         try:
-            completion = await client.chat.completions.create(**self._chat_kwargs(model, request))
+            completion = await client.chat.completions.create(**self._chat_kwargs(model, request, timeout))
             return self._parse_completion(completion, request)
         except Exception as exc:
             raise self.translate(exc, model) from exc
 
-    async def achat_stream(self, model: Model, request: ChatRequest) -> AsyncIterator[StreamDelta]:
+    async def achat_stream(self, model: Model, request: ChatRequest,
+                           timeout: float | None = None) -> AsyncIterator[StreamDelta]:
         """Connect (raising LlmError if refused, before any delta) and return an async iterator of deltas."""
         client = self._aclient()
         try:
-            stream = await client.chat.completions.create(**self._chat_kwargs(model, request), stream=True,
+            stream = await client.chat.completions.create(**self._chat_kwargs(model, request, timeout), stream=True,
                                                           stream_options={"include_usage": True})
         except Exception as exc:
             raise self.translate(exc, model) from exc
@@ -290,18 +297,20 @@ class OpenAIAdapter:
             await stream.close()
         yield StreamDelta(final=assembled.final(request))
 
-    async def aembed(self, model: Model, texts: list[str]) -> ProviderEmbedding:
+    async def aembed(self, model: Model, texts: list[str], timeout: float | None = None) -> ProviderEmbedding:
         client = self._aclient()
         try:
-            response = await client.embeddings.create(model=model.remote_name, input=texts, encoding_format="float")
+            response = await client.embeddings.create(model=model.remote_name, input=texts, encoding_format="float",
+                                                      **_timeout(timeout))
         except Exception as exc:
             raise self.translate(exc, model) from exc
         return self._parse_embeddings(response, model, texts)
 
-    def embed(self, model: Model, texts: list[str]) -> ProviderEmbedding:
+    def embed(self, model: Model, texts: list[str], timeout: float | None = None) -> ProviderEmbedding:
         client = self._client()
         try:
-            response = client.embeddings.create(model=model.remote_name, input=texts, encoding_format="float")
+            response = client.embeddings.create(model=model.remote_name, input=texts, encoding_format="float",
+                                                **_timeout(timeout))
         except Exception as exc:
             raise self.translate(exc, model) from exc
         return self._parse_embeddings(response, model, texts)
