@@ -2,7 +2,7 @@
 
     POST /v1/chat/completions    plain, or `stream: true` as OpenAI's SSE chunks ending `data: [DONE]`
     POST /v1/embeddings
-    GET  /v1/models              the models this key may use
+    GET  /v1/models              the aliases (and catalog models) this key may use
 
 Per request: read the body (≤ GATEWAY_MAX_BODY_BYTES, else 413) → the key (`Authorization: Bearer pk-gw-…`,
 cached in process, checked against the gateway stamp: one Redis GET) → parse → alias allowed (403) →
@@ -249,7 +249,9 @@ class Gateway:
 
 
 def _model_names() -> list[tuple[str, str]]:
-    return [(m.name, m.provider.name) for m in llm_selectors.model_list()]
+    """The names a call may take: the active aliases first (owned by "portal"), then the catalog's models."""
+    aliases = [(name, "portal") for name in llm_selectors.alias_names()]
+    return aliases + [(m.name, m.provider.name) for m in llm_selectors.model_list()]
 
 
 application = Gateway()

@@ -63,9 +63,12 @@ def gateway_url(gateway_server, transactional_db):
 
 @pytest.fixture
 def local_catalog(transactional_db):
+    """The offline models and the demo's aliases on them: "chat" (local-extractive), "embeddings" (MiniLM)."""
+    from apps.llm.aliases import aliases_seed_local
     from apps.llm.services import catalog_seed_local
 
     catalog_seed_local()
+    aliases_seed_local()
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ def client(url, secret):
 def test_a_chat_completion_answers_and_lands_on_the_ledger_once(gateway_url, local_catalog, gateway_key, drain):
     key, secret = gateway_key()
     raw = client(gateway_url, secret).chat.completions.with_raw_response.create(
-        model="local-extractive", messages=QUESTION, metadata={"tenant": "acme"})
+        model="chat", messages=QUESTION, metadata={"tenant": "acme"})
     answer = raw.parse()
     assert "14 days" in answer.choices[0].message.content
     assert answer.usage.total_tokens > 0 and answer.choices[0].finish_reason == "stop"
@@ -38,6 +38,8 @@ def test_a_chat_completion_answers_and_lands_on_the_ledger_once(gateway_url, loc
     assert (event.request_id, event.source, event.team_id, event.feature, event.tenant, event.gateway_key_id) == (
         request_id, "gateway", key.team_id, "support-bot", "acme", key.pk)
     assert event.input_tokens == answer.usage.prompt_tokens and event.status == "ok"
+    assert event.alias == "chat" and event.deployment and event.model == "local-extractive"
+    assert event.upstream_ms is not None and event.latency_ms >= event.upstream_ms
     assert drain() == 0  # nothing left, nothing written twice
 
 
@@ -67,8 +69,22 @@ def test_the_async_client_answers(gateway_url, local_catalog, gateway_key):
 
 
 def test_models_lists_what_the_key_may_use(gateway_url, local_catalog, gateway_key):
-    _key, secret = gateway_key(allowed_aliases=["local-extractive"])
-    assert [m.id for m in client(gateway_url, secret).models.list()] == ["local-extractive"]
+    _key, secret = gateway_key(allowed_aliases=["chat", "local-extractive"])
+    assert [m.id for m in client(gateway_url, secret).models.list()] == ["chat", "local-extractive"]
+    _key, everything = gateway_key()
+    listed = [m.id for m in client(gateway_url, everything).models.list()]
+    assert listed[:2] == ["chat", "embeddings"] and "local-minilm" in listed
+
+
+def test_embeddings_through_the_alias_as_floats_and_base64(gateway_url, local_catalog, gateway_key, drain):
+    _key, secret = gateway_key()
+    sdk = client(gateway_url, secret)
+    answer = sdk.embeddings.create(model="embeddings", input=["refunds take 14 days", "shipping"])  # base64
+    floats = sdk.embeddings.create(model="embeddings", input="refunds take 14 days", encoding_format="float")
+    assert len(answer.data) == 2 and len(answer.data[0].embedding) == len(floats.data[0].embedding) > 0
+    assert answer.data[0].embedding == pytest.approx(floats.data[0].embedding, abs=1e-5)
+    assert drain() == 2
+    assert set(UsageEvent.objects.values_list("operation", "alias")) == {("embedding", "embeddings")}
 
 
 def test_errors_raise_the_sdks_exception_types(gateway_url, local_catalog, gateway_key):
