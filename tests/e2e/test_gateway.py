@@ -10,8 +10,8 @@ from tests.gateway.conftest import drain, gateway_server, gateway_url, local_cat
 
 
 @pytest.mark.django_db(transaction=True)
-def test_create_a_key_call_it_with_the_sdk_and_see_the_request_in_the_log(page, demo_people, gateway_url,
-                                                                          local_catalog, drain):
+def test_create_a_key_call_it_with_the_sdk_and_see_the_request_in_the_log(page, demo_people, gateway_url,  # noqa: F811
+                                                                          local_catalog, drain):  # noqa: F811
     log_in(page, "olivia")
     page.get_by_role("navigation").get_by_role("link", name="Gateway").click()
     page.get_by_label("Name", exact=True).fill("support-bot-e2e")
