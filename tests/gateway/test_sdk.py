@@ -15,6 +15,8 @@ from openai import AsyncOpenAI, OpenAI
 
 from apps.costs.models import UsageEvent
 from apps.gateway.services import gateway_key_revoke, gateway_key_update
+from apps.llm.models import ModelKind
+from tests.support.standin import standin_model, standin_provider
 
 QUESTION = [{"role": "user", "content": "Question: how long do refunds take?\n\n[1] Refunds take 14 days."}]
 
@@ -76,15 +78,17 @@ def test_models_lists_what_the_key_may_use(gateway_url, local_catalog, gateway_k
     assert listed[:2] == ["chat", "embeddings"] and "local-minilm" in listed
 
 
-def test_embeddings_through_the_alias_as_floats_and_base64(gateway_url, local_catalog, gateway_key, drain):
+def test_embeddings_as_floats_and_base64(gateway_url, llm_standin, gateway_key, drain):
+    provider = standin_provider(llm_standin)
+    standin_model(provider, "standin-embed", remote_name="embed-8", kind=ModelKind.EMBEDDING)
     _key, secret = gateway_key()
     sdk = client(gateway_url, secret)
-    answer = sdk.embeddings.create(model="embeddings", input=["refunds take 14 days", "shipping"])  # base64
-    floats = sdk.embeddings.create(model="embeddings", input="refunds take 14 days", encoding_format="float")
-    assert len(answer.data) == 2 and len(answer.data[0].embedding) == len(floats.data[0].embedding) > 0
-    assert answer.data[0].embedding == pytest.approx(floats.data[0].embedding, abs=1e-5)
+    answer = sdk.embeddings.create(model="standin-embed", input=["refunds take 14 days", "shipping"])  # base64
+    floats = sdk.embeddings.create(model="standin-embed", input="refunds take 14 days", encoding_format="float")
+    assert len(answer.data) == 2 and len(answer.data[0].embedding) == len(floats.data[0].embedding) == 8
+    assert answer.data[0].embedding == pytest.approx(floats.data[0].embedding, abs=1e-6)
     assert drain() == 2
-    assert set(UsageEvent.objects.values_list("operation", "alias")) == {("embedding", "embeddings")}
+    assert set(UsageEvent.objects.values_list("operation", "model")) == {("embedding", "standin-embed")}
 
 
 def test_errors_raise_the_sdks_exception_types(gateway_url, local_catalog, gateway_key):
