@@ -35,7 +35,7 @@ JSON = b"application/json"
 
 
 class Request:
-    __slots__ = ("scope", "receive", "request_id", "tenant", "headers", "started")
+    __slots__ = ("scope", "receive", "request_id", "tenant", "headers", "stamp")
 
     def __init__(self, scope, receive):
         self.scope, self.receive = scope, receive
@@ -43,7 +43,7 @@ class Request:
         self.headers = {name.lower(): value for name, value in scope.get("headers", ())}
         tenant = self.headers.get(b"x-portal-tenant", b"")
         self.tenant = tenant.decode("latin-1")[:120]
-        self.started = time.perf_counter()
+        self.stamp = b""
 
     async def body(self) -> bytes:
         limit = settings.GATEWAY_MAX_BODY_BYTES
@@ -139,7 +139,7 @@ class Gateway:
             raise GatewayError(401, "The Authorization header does not hold a gateway key ('Bearer pk-gw-…').",
                                code="invalid_api_key")
         key_hash = keys.hash_secret(secret)
-        stamp = await keys.stamp_read()
+        stamp = request.stamp = await keys.stamp_read()
         hit, info = self.keys.get(key_hash, stamp)
         if not hit:
             info = await sync_to_async(keys.key_info_load)(key_hash)
@@ -151,11 +151,11 @@ class Gateway:
             raise GatewayError(401, refusal, code="key_inactive")
         return info
 
-    async def admit(self, info: KeyInfo, model: str) -> None:
+    async def admit(self, request: Request, info: KeyInfo, model: str) -> None:
         if not info.allows(model):
             raise GatewayError(403, f"This key may not use '{model}'; it may use: "
                                     f"{', '.join(info.allowed_aliases)}.", code="model_not_allowed", param="model")
-        stamp = await keys.stamp_read()
+        stamp = request.stamp  # read once per request, by authenticate()
         cached = self.admitted.get(info.id)
         now = time.monotonic()
         if cached is not None and cached[0] == stamp and now - cached[1] < settings.GATEWAY_ADMISSION_TTL_SECONDS:
@@ -192,7 +192,7 @@ class Gateway:
         body = await request.body()
         info = await self.authenticate(request)
         model, texts, encoding, metadata = wire.parse_embeddings(wire.parse_json(body))
-        await self.admit(info, model)
+        await self.admit(request, info, model)
         result = await acalls.aembed(model=model, texts=texts, context=self.context(request, info, metadata),
                                      recorder=recording.recorder_for(info))
         await limits.charge(info, tokens=result.usage.total_tokens, cost=result.cost)
@@ -203,7 +203,7 @@ class Gateway:
         body = await request.body()
         info = await self.authenticate(request)
         call = wire.parse_chat(wire.parse_json(body))
-        await self.admit(info, call.model)
+        await self.admit(request, info, call.model)
         context = self.context(request, info, call.metadata)
         completion_id = f"chatcmpl-{request.request_id}"
         if not call.stream:
