@@ -96,3 +96,13 @@ def test_the_request_log_shows_the_teams_gateway_calls_filtered(client_for, team
     body = fragment.content.decode()
     assert "gw-err" in body and "gw-ok" not in body and "<html" not in body
     assert client_for(viewer).get(reverse("gateway:requests"), {"day": "yesterday"}).status_code == 400
+
+
+def test_the_audit_log_links_to_the_key_and_the_team_page_counts_its_keys(client_for, team, owner):
+    from apps.audit.links import attach_links
+
+    key = gateway_key_create(team=team, name="bot", feature="f", actor=owner).key
+    [event] = attach_links(AuditEvent.objects.filter(action="gateway_key.create"))
+    assert event.object_url == reverse("gateway:key_detail", args=[key.pk])
+    page = client_for(owner).get(reverse("accounts:team_detail", args=[team.slug])).content.decode()
+    assert "Gateway keys (not revoked)" in page
