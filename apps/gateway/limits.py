@@ -7,6 +7,7 @@ limits costs no round trip. Counters expire on their own after their window.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -15,6 +16,7 @@ from apps.core import redis as portal_redis
 from apps.gateway.keys import KeyInfo
 
 MINUTE, DAY = 60, 86_400
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,8 @@ async def admit(info: KeyInfo, now: float | None = None) -> LimitHit | None:
 
 
 async def charge(info: KeyInfo, *, tokens: int, cost: Decimal | None, now: float | None = None) -> None:
-    """Count what a call used, for the keys that limit tokens or dollars."""
+    """Count what a call used, for the keys that limit tokens or dollars. The call is answered and recorded
+    already: a Redis failure here is logged, not raised (the count is short by one call)."""
     wants_tokens = info.tokens_per_minute is not None or info.tokens_per_day is not None
     wants_dollars = info.dollars_per_day is not None and cost
     if not (wants_tokens and tokens) and not wants_dollars:
@@ -82,4 +85,7 @@ async def charge(info: KeyInfo, *, tokens: int, cost: Decimal | None, now: float
     if wants_dollars:
         pipe.incrbyfloat(names["usd_d"], float(cost))
         pipe.expire(names["usd_d"], DAY + 60)
-    await pipe.execute()
+    try:
+        await pipe.execute()
+    except Exception:  # noqa: BLE001 - see the docstring
+        log.warning("gateway usage not counted against key %s's limits", info.prefix, exc_info=True)
