@@ -110,13 +110,19 @@ def test_errors_raise_the_sdks_exception_types(gateway_url, local_catalog, gatew
     assert too_big.status_code == 413 and too_big.json()["error"]["type"] == "invalid_request_error"
 
 
-def test_a_request_limit_answers_429_with_retry_after(gateway_url, local_catalog, gateway_key):
+def test_request_and_token_limits_answer_429_with_retry_after(gateway_url, local_catalog, gateway_key):
     _key, secret = gateway_key(requests_per_minute=1)
     sdk = client(gateway_url, secret)
     sdk.chat.completions.create(model="local-extractive", messages=QUESTION)
     with pytest.raises(openai.RateLimitError) as caught:
         sdk.chat.completions.create(model="local-extractive", messages=QUESTION)
     assert 1 <= int(caught.value.response.headers["retry-after"]) <= 60
+    # Tokens are counted after each call: the call that crosses the limit completes, the next one is refused.
+    _key, by_tokens = gateway_key(tokens_per_day=1)
+    tokens = client(gateway_url, by_tokens)
+    tokens.chat.completions.create(model="local-extractive", messages=QUESTION)
+    with pytest.raises(openai.RateLimitError, match="tokens per day"):
+        tokens.chat.completions.create(model="local-extractive", messages=QUESTION)
 
 
 def test_revocation_and_limit_changes_apply_on_the_next_request(gateway_url, local_catalog, gateway_key, owner):
