@@ -20,6 +20,8 @@ from portal import embedded
 BASE_DIR = Path(__file__).resolve().parent.parent
 HOST = os.environ.get("PORTAL_HOST", "127.0.0.1")
 PORT = os.environ.get("PORTAL_PORT", "8000")
+GATEWAY_HOST = os.environ.get("GATEWAY_HOST", HOST)
+GATEWAY_PORT = os.environ.get("GATEWAY_PORT", "8001")
 
 
 def _log(message: str) -> None:
@@ -100,6 +102,11 @@ def _serve(env: dict, started_at: float, started_embedded: bool) -> int:
                    "--loglevel", "INFO"],
         "beat": [python, "-m", "celery", "-A", "portal", "beat", "--loglevel", "INFO",
                  "--schedule", str(beat_schedule)],
+        # The LLM gateway (/v1/, ADR 0070) and the writer of its recorded calls to the ledger.
+        "gateway": [python, "-m", "granian", "--interface", "asgi", "--host", GATEWAY_HOST, "--port", GATEWAY_PORT,
+                    "--workers", os.environ.get("GATEWAY_WORKERS", "1"), "--no-ws", "--log-level", "warning",
+                    "portal.gateway_asgi:application"],
+        "recorder": [*manage, "gateway_recorder"],
     }
     children: dict[str, subprocess.Popen] = {}
 
@@ -140,11 +147,15 @@ def _serve(env: dict, started_at: float, started_embedded: bool) -> int:
         _log(f"first page served {time.monotonic() - started_at:.1f}s after start")
         start("worker")
         start("beat")
+        start("gateway")
+        start("recorder")
         # The rest of the demo (catalog, evals, 90 days of usage, use cases) loads while the portal serves.
         demo = subprocess.Popen([*manage, "seed_demo"], env=env, cwd=BASE_DIR, start_new_session=True)
         _log("loading the rest of the demo data in the background (idempotent)…")
         print(
             f"\n  GenAI Portal is running at {url}\n"
+            f"  LLM gateway (OpenAI-compatible): base URL http://{GATEWAY_HOST}:{GATEWAY_PORT}/v1\n"
+            "    key: python manage.py create_gateway_key --team support-ai --feature demo\n"
             "  Demo logins (dev only; password for all: portal-demo):\n"
             "    admin (staff) · olivia (owner, Support AI) · evan (engineer, Support AI)\n"
             "    erin (engineer, Search) · pat (viewer/PM, both teams)\n"

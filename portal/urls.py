@@ -15,6 +15,7 @@ urlpatterns = [
     path("prompts/", include("apps.prompts.urls")),
     path("costs/", include("apps.costs.urls")),
     path("inbox/", include("apps.notifications.urls")),
+    path("gateway/", include("apps.gateway.urls")),
     path("evals/", include("apps.evals.urls")),
     path("rag/", include("apps.rag.urls")),
     path("use-cases/", include("apps.reviews.urls")),

@@ -30,7 +30,9 @@ COLUMNS = (
     ("prompt_version", "int"), ("collection_id", "bigint"), ("source", "text"), ("input_tokens", "int"),
     ("output_tokens", "int"), ("cached_input_tokens", "int"), ("reasoning_tokens", "int"), ("cost", "numeric"),
     ("price_id", "bigint"), ("latency_ms", "int"), ("status", "text"), ("error_type", "text"),
-    ("outcome", "text"), ("ingested_at", "timestamptz"),
+    ("outcome", "text"), ("ingested_at", "timestamptz"), ("gateway_key_id", "bigint"), ("alias", "text"),
+    ("deployment", "text"), ("upstream_ms", "int"), ("ttft_ms", "int"), ("cache_hit", "bool"),
+    ("fallbacks", "smallint"),
 )
 _NAMES = ", ".join(name for name, _ in COLUMNS)
 _UNNEST = ", ".join(f"%s::{kind}[]" for _, kind in COLUMNS)
@@ -41,7 +43,8 @@ DEFAULTS = {
     "provider": "", "operation": "chat", "prompt_name": "", "prompt_version": None, "collection_id": None,
     "input_tokens": 0, "output_tokens": 0, "cached_input_tokens": 0, "reasoning_tokens": 0, "cost": None,
     "price_id": None, "latency_ms": 0, "status": "ok", "error_type": "", "outcome": "unknown",
-    "cache_savings": Decimal(0),
+    "cache_savings": Decimal(0), "gateway_key_id": None, "alias": "", "deployment": "", "upstream_ms": None,
+    "ttft_ms": None, "cache_hit": False, "fallbacks": 0,
 }
 
 

@@ -105,6 +105,15 @@ class UsageEvent(models.Model):
     error_type = models.CharField(max_length=80, blank=True)
     outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.UNKNOWN)
     ingested_at = models.DateTimeField(default=timezone.now)
+    # Gateway traffic (source "gateway"): which key, which alias and deployment answered, how long the
+    # upstream took (the rest of latency_ms is the gateway's overhead), time to first token, cache, fallbacks.
+    gateway_key_id = models.BigIntegerField(null=True, blank=True)
+    alias = models.CharField(max_length=200, blank=True, default="", db_default="")
+    deployment = models.CharField(max_length=200, blank=True, default="", db_default="")
+    upstream_ms = models.PositiveIntegerField(null=True, blank=True)
+    ttft_ms = models.PositiveIntegerField(null=True, blank=True)
+    cache_hit = models.BooleanField(default=False, db_default=False)
+    fallbacks = models.PositiveSmallIntegerField(default=0, db_default=0)
 
     class Meta:
         ordering = ["-occurred_at"]

@@ -21,6 +21,7 @@ from apps.costs.models import (
     Budget,
     BudgetPeriod,
     BudgetPeriodKind,
+    CallStatus,
     CostAnomaly,
     Granularity,
     RepricingJob,
@@ -317,3 +318,34 @@ def glance(*, actor) -> dict:
             "budgets_over": sum(1 for s in statuses if s.level == "bad")}
 
 
+
+
+def call_status_choices() -> list[tuple[str, str]]:
+    """The statuses a usage event can have (for filters on other apps' pages)."""
+    return list(CallStatus.choices)
+
+
+def usage_event_log(*, actor, source: str | None = None, gateway_key_ids=None, status: str | None = None,
+                    alias: str | None = None, start: datetime | None = None, end: datetime | None = None,
+                    limit: int = 100) -> list[UsageEvent]:
+    """The newest raw usage events the actor may see (metadata only: the ledger holds no text), filtered.
+
+    `gateway_key_ids`: only events of these gateway keys (the gateway's request log); `end` is exclusive.
+    """
+    events = UsageEvent.objects.all()
+    team_ids = visible_team_ids(actor)
+    if team_ids is not None:
+        events = events.filter(team_id__in=team_ids)
+    if source:
+        events = events.filter(source=source)
+    if gateway_key_ids is not None:
+        events = events.filter(gateway_key_id__in=list(gateway_key_ids))
+    if status:
+        events = events.filter(status=status)
+    if alias:
+        events = events.filter(alias=alias)
+    if start is not None:
+        events = events.filter(occurred_at__gte=start)
+    if end is not None:
+        events = events.filter(occurred_at__lt=end)
+    return list(events.order_by("-occurred_at", "-id")[:limit])

@@ -49,15 +49,17 @@ class UsageContext:
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
-def usage_event_record(*, context: UsageContext, provider: str, model: str, price_name: str | None = None,
-                       operation: str, tokens: TokenCounts, latency_ms: int, status: str = CallStatus.OK,
-                       error_type: str = "", occurred_at: datetime | None = None) -> UsageEvent:
-    """Record one model call, priced at the price valid when it happened. Idempotent by request id.
+def usage_row(*, context: UsageContext, provider: str, model: str, price_name: str | None = None,
+              operation: str, tokens: TokenCounts, latency_ms: int, status: str = CallStatus.OK,
+              error_type: str = "", occurred_at: datetime | None = None, **gateway) -> dict:
+    """One priced ledger row (for `ledger_write`), at the price valid when the call happened.
 
-    Goes through the ledger's one write path: rollups and budget counters move in the same transaction, and
-    any budget reservation made for this request id by usage_preflight is settled (released, real cost spent).
-    A failed call is priced on the tokens it did use; a call that used nothing costs 0.
+    `gateway`: the gateway's columns (gateway_key_id, alias, deployment, upstream_ms, ttft_ms, cache_hit,
+    fallbacks); the gateway's recorder writes its rows in batches through ledger_write with this.
     """
+    unknown = set(gateway) - GATEWAY_COLUMNS
+    if unknown:
+        raise TypeError(f"usage_row() got unexpected keyword arguments {sorted(unknown)}")
     occurred_at = occurred_at or timezone.now()
     price = price_at(price_name or model, occurred_at, provider)
     if price is not None:
@@ -78,6 +80,28 @@ def usage_event_record(*, context: UsageContext, provider: str, model: str, pric
         "price_id": price.pk if price else None, "latency_ms": latency_ms, "status": status,
         "error_type": error_type[:80], "cache_savings": savings,
     }
+    row.update({k: (v[:200] if isinstance(v, str) else v) for k, v in gateway.items()})
+    row["_price"] = price
+    return row
+
+
+GATEWAY_COLUMNS = frozenset({"gateway_key_id", "alias", "deployment", "upstream_ms", "ttft_ms", "cache_hit",
+                             "fallbacks"})
+
+
+def usage_event_record(*, context: UsageContext, provider: str, model: str, price_name: str | None = None,
+                       operation: str, tokens: TokenCounts, latency_ms: int, status: str = CallStatus.OK,
+                       error_type: str = "", occurred_at: datetime | None = None, **gateway) -> UsageEvent:
+    """Record one model call, priced at the price valid when it happened. Idempotent by request id.
+
+    Goes through the ledger's one write path: rollups and budget counters move in the same transaction, and
+    any budget reservation made for this request id by usage_preflight is settled (released, real cost spent).
+    A failed call is priced on the tokens it did use; a call that used nothing costs 0.
+    """
+    row = usage_row(context=context, provider=provider, model=model, price_name=price_name, operation=operation,
+                    tokens=tokens, latency_ms=latency_ms, status=status, error_type=error_type,
+                    occurred_at=occurred_at, **gateway)
+    price = row.pop("_price")
     inserted = ledger_write([row], settle=True)
     if not inserted:
         return UsageEvent.objects.get(request_id=row["request_id"])

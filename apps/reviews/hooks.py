@@ -11,16 +11,34 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from apps.accounts.permissions import council_seats
+from apps.gateway.registry import AdmissionTarget, register_admission_guard
 from apps.notifications.waiting import Waiting, register_waiting
 from apps.prompts import registry
 from apps.prompts.registry import CheckOutcome
-from apps.reviews import conditions, selectors
+from apps.reviews import conditions, selectors, workflow
 from apps.reviews.models import State, UseCase, UseCasePrompt
 from apps.reviews.prompt_status import blocking_reason, prompt_status
 
 
 def resolve_guard(target) -> str | None:
     return prompt_status(target.prompt_id)
+
+
+def use_case_guard(target: AdmissionTarget) -> str | None:
+    """The gateway's `use_case` admission guard: why a key's traffic may not pass now (its use case missing,
+    not approved, suspended, expired), or None. The gateway asks at most once per GATEWAY_ADMISSION_TTL_SECONDS
+    per key and process, so a suspension is seen within a second everywhere; one indexed query per ask."""
+    if target.use_case_id is None:
+        return None
+    use_case = UseCase.objects.filter(pk=target.use_case_id).only("title", "state", "expires_at").first()
+    if use_case is None:
+        return f"This key is bound to use case #{target.use_case_id}, which does not exist."
+    reason = blocking_reason(use_case)
+    if reason:
+        return reason
+    if use_case.state not in workflow.LIVE:
+        return f"Use case “{use_case.title}” is {use_case.state_label.lower()}, not active."
+    return None
 
 
 def gate_check(context):
@@ -88,3 +106,4 @@ def register() -> None:
     registry.register_resolve_guard("use_case", resolve_guard)
     registry.register_prompt_panel("use_case", prompt_panel)
     registry.register_prompt_filter("use_case", "Use case", filter_choices, filter_apply)
+    register_admission_guard("use_case", use_case_guard)

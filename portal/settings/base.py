@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "apps.costs",
     "apps.llm",
     "apps.prompts",
+    "apps.gateway",
     "apps.evals",
     "apps.rag",
     "apps.reviews",
@@ -341,6 +342,14 @@ LLM_BREAKER_MIN_REQUESTS = envint("LLM_BREAKER_MIN_REQUESTS", 5)
 LLM_BREAKER_FAILURE_RATIO = envfloat("LLM_BREAKER_FAILURE_RATIO", 0.5)
 LLM_BREAKER_COOLDOWN_SECONDS = envfloat("LLM_BREAKER_COOLDOWN_SECONDS", 5.0)
 LLM_INFLIGHT_TTL_SECONDS = envint("LLM_INFLIGHT_TTL_SECONDS", 660)
+
+# The LLM gateway (docs/gateway.md): the /v1/ front door and the writer of its recorded calls.
+GATEWAY_MAX_BODY_BYTES = envint("GATEWAY_MAX_BODY_BYTES", 4 * 1024 * 1024)
+# How long a process trusts an admission guard's answer (use case active?) before asking again.
+GATEWAY_ADMISSION_TTL_SECONDS = envfloat("GATEWAY_ADMISSION_TTL_SECONDS", 1.0)
+GATEWAY_RECORDER_BATCH = envint("GATEWAY_RECORDER_BATCH", 500)
+# A record read by a writer that has not acknowledged it for this long is taken over by another writer.
+GATEWAY_RECORDER_CLAIM_IDLE_MS = envint("GATEWAY_RECORDER_CLAIM_IDLE_MS", 30_000)
 
 # Audit chain (docs/audit.md): with a key, new events are sealed with HMAC-SHA256 (hash version 3), so
 # whoever can write the database still cannot rewrite the chain consistently without the key.

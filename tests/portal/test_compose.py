@@ -27,7 +27,7 @@ from tests.portal.test_settings import documented_variables
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
-APP_SERVICES = ("migrate", "web", "worker", "beat")
+APP_SERVICES = ("migrate", "web", "worker", "beat", "gateway", "gateway-recorder")
 _INTERPOLATION = re.compile(r"(?<!\$)\$\{([A-Z0-9_]+)(?:(:?[-?])([^}]*))?\}")
 _INTERPOLATION_NAMES = re.compile(r"(?<!\$)\$\{([A-Z0-9_]+)")
 
@@ -133,7 +133,16 @@ def free_port() -> int:
 # --- compose: services, images, commands, dependencies ---------------------------------------------
 
 def test_compose_defines_the_database_cache_and_portal_services():
-    assert set(SERVICES) == {"db", "redis", "migrate", "web", "worker", "beat"}
+    assert set(SERVICES) == {"db", "redis", "migrate", "web", "worker", "beat", "gateway", "gateway-recorder"}
+
+
+def test_the_gateway_runs_its_asgi_app_under_granian_apart_from_web_with_its_recorder():
+    gateway = SERVICES["gateway"]
+    command = gateway["command"]
+    assert command[0] == "granian" and command[-1] == "portal.gateway_asgi:application"
+    assert re.fullmatch(r"\$\{[A-Z_]+:-\d+\}", command[command.index("--workers") + 1])
+    assert any(str(port).endswith(":8001") for port in gateway["ports"])
+    assert SERVICES["gateway-recorder"]["command"] == ["python", "manage.py", "gateway_recorder"]
 
 
 def test_database_is_postgres_16_with_pgvector_on_a_volume_with_a_pg_isready_healthcheck():

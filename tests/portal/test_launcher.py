@@ -56,14 +56,14 @@ def wait_for(condition, timeout: float, what: str):
 @pytest.fixture
 def launcher():
     data_dir = tempfile.mkdtemp(prefix="plaunch-", dir="/tmp")  # short: unix socket paths
-    port = free_port()
+    port, gateway_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items()
            if k not in {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE", "PORTAL_TEST_SUFFIX",
                         "PORTAL_TEST_REDIS_DB"}}
     # PORTAL_WARM_MODELS=0: the model warm-up has its own tests (tests/portal/test_warmup.py); here it would only
     # add a model load to the readiness wait of a suite that runs beside others on two cores.
     env.update(PORTAL_DATA_DIR=data_dir, PORTAL_PORT=str(port), PORTAL_WORKER_CONCURRENCY="1",
-               PORTAL_WARM_MODELS="0")
+               PORTAL_WARM_MODELS="0", GATEWAY_PORT=str(gateway_port))
     log = Path(data_dir) / "launcher.log"
     with log.open("wb") as handle:
         # As a shell starts a background job: SIGINT ignored (and inherited as ignored across exec).
@@ -71,7 +71,7 @@ def launcher():
                                    stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
                                    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
         try:
-            yield process, f"http://127.0.0.1:{port}", log
+            yield process, f"http://127.0.0.1:{port}", log, f"http://127.0.0.1:{gateway_port}/v1"
         finally:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
@@ -85,7 +85,7 @@ def launcher():
 
 
 def test_make_run_serves_the_portal_with_worker_and_beat_and_stops_cleanly_on_ctrl_c(launcher):
-    process, url, log = launcher
+    process, url, log, gateway = launcher
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
 
     status, page = wait_for(lambda: get(opener, f"{url}/accounts/login/"), 120, "the login page")
@@ -98,6 +98,11 @@ def test_make_run_serves_the_portal_with_worker_and_beat_and_stops_cleanly_on_ct
     ready = wait_for(lambda: (lambda s, body: s == 200 and json.loads(body))(*get(opener, f"{url}/readyz")),
                      90, "readiness with a live worker")
     assert ready["checks"]["worker"]["ok"] and ready["checks"]["database"]["ok"]
+
+    # The LLM gateway runs beside it, its base URL printed: without a key it answers OpenAI's 401.
+    assert f"base URL {gateway}" in log.read_text()
+    status, body = wait_for(lambda: get(opener, f"{gateway}/models"), 60, "the gateway")
+    assert status == 401 and json.loads(body)["error"]["type"] == "authentication_error"
 
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
     form = urllib.parse.urlencode({"username": "evan", "password": "portal-demo",

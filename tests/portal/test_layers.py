@@ -2,7 +2,7 @@
 
 Floors, top to bottom:
 
-    portal > reviews > rag > evals > prompts > llm > costs > {accounts, audit, guardrails, notifications, core}
+    portal > reviews > rag > evals > gateway > prompts > llm > costs > {accounts, audit, guardrails, notifications, core}
 
 - An app may import only apps on lower floors.
 - The base floor's apps (accounts, audit, guardrails, notifications) may import each other and `core`;
@@ -26,6 +26,7 @@ FLOORS = [  # top first
     {"reviews"},
     {"rag"},
     {"evals"},
+    {"gateway"},
     {"prompts"},
     {"llm"},
     {"costs"},

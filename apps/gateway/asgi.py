@@ -1,0 +1,257 @@
+"""The front door: a lean ASGI application for `/v1/` (ADR 0070: raw ASGI measured ahead of a Django view).
+
+    POST /v1/chat/completions    plain, or `stream: true` as OpenAI's SSE chunks ending `data: [DONE]`
+    POST /v1/embeddings
+    GET  /v1/models              the aliases (and catalog models) this key may use
+
+Per request: read the body (≤ GATEWAY_MAX_BODY_BYTES, else 413) → the key (`Authorization: Bearer pk-gw-…`,
+cached in process, checked against the gateway stamp: one Redis GET) → parse → alias allowed (403) →
+admission guards (423) → limits (429 + Retry-After; one pipelined round trip) → the call path
+(apps/llm/acalls.py) with a recorder that XADDs the call's record before the answer's last bytes → the answer.
+Headers: X-Portal-Request-Id, X-Portal-Tenant (metadata.tenant or the request header), X-Portal-Cache (miss).
+The secret is never logged: logs name a key by its prefix.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import close_old_connections
+
+from apps.costs.services import UsageContext
+from apps.gateway import keys, limits, recording, registry, wire
+from apps.gateway.keys import KeyCache, KeyInfo
+from apps.gateway.wire import GatewayError
+from apps.llm import acalls
+from apps.llm import selectors as llm_selectors
+from apps.llm.errors import LlmError, StreamInterrupted
+
+log = logging.getLogger(__name__)
+JSON = b"application/json"
+
+
+class Request:
+    __slots__ = ("scope", "receive", "request_id", "tenant", "headers", "stamp")
+
+    def __init__(self, scope, receive):
+        self.scope, self.receive = scope, receive
+        self.request_id = uuid.uuid4().hex
+        self.headers = {name.lower(): value for name, value in scope.get("headers", ())}
+        tenant = self.headers.get(b"x-portal-tenant", b"")
+        self.tenant = tenant.decode("latin-1")[:120]
+        self.stamp = b""
+
+    async def body(self) -> bytes:
+        limit = settings.GATEWAY_MAX_BODY_BYTES
+        declared = self.headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise GatewayError(413, f"The body is larger than {limit} bytes.", code="body_too_large")
+        chunks, size = [], 0
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                raise ConnectionResetError
+            piece = message.get("body", b"")
+            size += len(piece)
+            if size > limit:
+                raise GatewayError(413, f"The body is larger than {limit} bytes.", code="body_too_large")
+            chunks.append(piece)
+            if not message.get("more_body"):
+                return b"".join(chunks)
+
+    def response_headers(self, content_type: bytes = JSON, extra: list | None = None) -> list:
+        headers = [(b"content-type", content_type), (b"x-portal-request-id", self.request_id.encode()),
+                   (b"x-portal-cache", b"miss")]
+        if self.tenant:
+            headers.append((b"x-portal-tenant", self.tenant.encode("latin-1", "replace")))
+        return headers + (extra or [])
+
+
+class Gateway:
+    """The ASGI callable. One per process; caches keys and admission answers under the gateway stamp."""
+
+    def __init__(self):
+        self.keys = KeyCache()
+        self.admitted: dict[int, tuple[bytes, float, tuple[str, str] | None]] = {}
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        request = Request(scope, receive)
+        route = (scope["method"], scope["path"].rstrip("/"))
+        handlers = {("POST", "/v1/chat/completions"): self.chat, ("POST", "/v1/embeddings"): self.embeddings,
+                    ("GET", "/v1/models"): self.models}
+        handler = handlers.get(route)
+        try:
+            if handler is None:
+                known = {path for _method, path in handlers}
+                if route[1] in known:
+                    raise GatewayError(405, f"{scope['method']} is not allowed on {route[1]}.")
+                raise GatewayError(404, f"No route {route[1]}: the gateway serves /v1/chat/completions, "
+                                        "/v1/embeddings and /v1/models.", code="unknown_url")
+            await handler(request, send)
+        except GatewayError as error:
+            await self._error(request, send, error)
+        except ConnectionResetError:
+            return
+        except LlmError as exc:
+            await self._error(request, send, wire.from_llm_error(exc))
+        except Exception:
+            log.exception("gateway request %s failed", request.request_id)
+            await self._error(request, send, GatewayError(500, "The gateway failed; the request id is in "
+                                                               "X-Portal-Request-Id.", code="internal"))
+
+    async def _lifespan(self, receive, send):
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await sync_to_async(close_old_connections)()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _error(self, request: Request, send, error: GatewayError) -> None:
+        extra = [(b"retry-after", str(error.retry_after).encode())] if error.retry_after else []
+        await self._send(send, error.status, error.body(), request.response_headers(extra=extra))
+
+    @staticmethod
+    async def _send(send, status: int, body: bytes, headers: list) -> None:
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    # -- the checks every endpoint makes -------------------------------------------------------------------
+    async def authenticate(self, request: Request) -> KeyInfo:
+        header = request.headers.get(b"authorization", b"").decode("latin-1").strip()
+        scheme, _, secret = header.partition(" ")
+        secret = secret.strip()
+        if not header:
+            raise GatewayError(401, "Send your gateway key: 'Authorization: Bearer pk-gw-…'.", code="missing_key")
+        if scheme.lower() != "bearer" or not keys.well_formed(secret):
+            raise GatewayError(401, "The Authorization header does not hold a gateway key ('Bearer pk-gw-…').",
+                               code="invalid_api_key")
+        key_hash = keys.hash_secret(secret)
+        stamp = request.stamp = await keys.stamp_read()
+        hit, info = self.keys.get(key_hash, stamp)
+        if not hit:
+            info = await sync_to_async(keys.key_info_load)(key_hash)
+            self.keys.put(key_hash, stamp, info)
+        if info is None:
+            raise GatewayError(401, "This gateway key is not valid.", code="invalid_api_key")
+        refusal = info.refusal()
+        if refusal:
+            raise GatewayError(401, refusal, code="key_inactive")
+        return info
+
+    async def admit(self, request: Request, info: KeyInfo, model: str) -> None:
+        if not info.allows(model):
+            raise GatewayError(403, f"This key may not use '{model}'; it may use: "
+                                    f"{', '.join(info.allowed_aliases)}.", code="model_not_allowed", param="model")
+        stamp = request.stamp  # read once per request, by authenticate()
+        cached = self.admitted.get(info.id)
+        now = time.monotonic()
+        if cached is not None and cached[0] == stamp and now - cached[1] < settings.GATEWAY_ADMISSION_TTL_SECONDS:
+            refusal = cached[2]
+        else:
+            target = registry.AdmissionTarget(key_id=info.id, team_id=info.team_id, feature=info.feature,
+                                              use_case_id=info.use_case_id)
+            try:
+                refusal = await sync_to_async(registry.admission_check)(target)
+            except Exception:
+                log.exception("admission guard failed for key %s", info.prefix)
+                raise GatewayError(503, "An admission check could not run; try again.", code="guard_failed")
+            self.admitted[info.id] = (stamp, now, refusal)
+        if refusal:
+            raise GatewayError(423, refusal[1], code=refusal[0])
+        hit = await limits.admit(info)
+        if hit is not None:
+            raise GatewayError(429, hit.message, code="key_limit", retry_after=hit.retry_after)
+
+    def context(self, request: Request, info: KeyInfo, metadata: dict) -> UsageContext:
+        tenant = metadata.get("tenant") or request.tenant
+        request.tenant = tenant[:120]
+        return UsageContext(source="gateway", team_id=info.team_id, feature=info.feature,
+                            use_case_id=info.use_case_id, tenant=request.tenant, request_id=request.request_id)
+
+    # -- endpoints ---------------------------------------------------------------------------------------
+    async def models(self, request: Request, send) -> None:
+        info = await self.authenticate(request)
+        names = await sync_to_async(_model_names)()
+        body = wire.models_list([(name, owner) for name, owner in names if info.allows(name)])
+        await self._send(send, 200, body, request.response_headers())
+
+    async def embeddings(self, request: Request, send) -> None:
+        body = await request.body()
+        info = await self.authenticate(request)
+        model, texts, encoding, metadata = wire.parse_embeddings(wire.parse_json(body))
+        await self.admit(request, info, model)
+        result = await acalls.aembed(model=model, texts=texts, context=self.context(request, info, metadata),
+                                     recorder=recording.recorder_for(info))
+        await limits.charge(info, tokens=result.usage.total_tokens, cost=result.cost)
+        await self._send(send, 200, wire.embeddings(result, model=model, encoding=encoding),
+                         request.response_headers())
+
+    async def chat(self, request: Request, send) -> None:
+        body = await request.body()
+        info = await self.authenticate(request)
+        call = wire.parse_chat(wire.parse_json(body))
+        await self.admit(request, info, call.model)
+        context = self.context(request, info, call.metadata)
+        completion_id = f"chatcmpl-{request.request_id}"
+        if not call.stream:
+            result = await acalls.achat(model=call.model, request=call.request, context=context,
+                                        recorder=recording.recorder_for(info))
+            await limits.charge(info, tokens=result.usage.total_tokens, cost=result.cost)
+            await self._send(send, 200, wire.completion(result, model=call.model, completion_id=completion_id),
+                             request.response_headers())
+            return
+        stream = acalls.achat_stream(model=call.model, request=call.request, context=context,
+                                     recorder=recording.recorder_for(info))
+        await stream.open()  # raises (recorded) before any byte: the client gets a plain error answer
+        created = int(time.time())
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": request.response_headers(b"text/event-stream",
+                                                         [(b"cache-control", b"no-cache")])})
+        first = wire.chunk(completion_id=completion_id, model=call.model, created=created,
+                           delta={"role": "assistant", "content": ""}, include_usage=call.include_usage)
+        await send({"type": "http.response.body", "body": first, "more_body": True})
+        try:
+            async for delta in stream:
+                piece = wire.chunk(completion_id=completion_id, model=call.model, created=created,
+                                   delta={"content": delta.text}, include_usage=call.include_usage)
+                await send({"type": "http.response.body", "body": piece, "more_body": True})
+        except StreamInterrupted as exc:  # recorded by the call path; the client must not see a clean end
+            await send({"type": "http.response.body", "body": wire.stream_error(wire.from_llm_error(exc)),
+                        "more_body": False})
+            return
+        except Exception as exc:
+            if isinstance(exc, OSError | ConnectionResetError):
+                await stream.aclose()
+                return
+            log.exception("gateway stream %s failed", request.request_id)
+            await stream.aclose()
+            error = GatewayError(500, "The gateway failed mid-stream; the answer is incomplete.", code="internal")
+            await send({"type": "http.response.body", "body": wire.stream_error(error), "more_body": False})
+            return
+        result = stream.result  # recorded (XADD) before the last bytes below
+        await limits.charge(info, tokens=result.usage.total_tokens, cost=result.cost)
+        tail = wire.final_chunks(result, completion_id=completion_id, model=call.model, created=created,
+                                 include_usage=call.include_usage)
+        await send({"type": "http.response.body", "body": tail, "more_body": False})
+
+
+def _model_names() -> list[tuple[str, str]]:
+    """The names a call may take: the active aliases first (owned by "portal"), then the catalog's models."""
+    aliases = [(name, "portal") for name in llm_selectors.alias_names()]
+    return aliases + [(m.name, m.provider.name) for m in llm_selectors.model_list()]
+
+
+application = Gateway()

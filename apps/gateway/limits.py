@@ -1,0 +1,91 @@
+"""Per-key limits in Redis: requests and tokens per minute and per day, dollars per day (fixed UTC windows).
+
+`admit()` is one pipelined round trip before the call: it counts the request in the request windows and reads
+the token and dollar windows; `charge()` adds what the call used after it (another pipeline). A key without
+limits costs no round trip. Counters expire on their own after their window.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+
+from apps.core import redis as portal_redis
+from apps.gateway.keys import KeyInfo
+
+MINUTE, DAY = 60, 86_400
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LimitHit:
+    message: str
+    retry_after: int  # seconds until the window that refused resets
+
+
+def _keys(key_id: int, now: float) -> dict[str, str]:
+    minute, day = int(now // MINUTE), int(now // DAY)
+    return {"req_m": portal_redis.key("gateway", "lim", key_id, "rm", minute),
+            "req_d": portal_redis.key("gateway", "lim", key_id, "rd", day),
+            "tok_m": portal_redis.key("gateway", "lim", key_id, "tm", minute),
+            "tok_d": portal_redis.key("gateway", "lim", key_id, "td", day),
+            "usd_d": portal_redis.key("gateway", "lim", key_id, "ud", day)}
+
+
+def _until(now: float, window: int) -> int:
+    return max(1, int(window - now % window + 0.999))
+
+
+async def admit(info: KeyInfo, now: float | None = None) -> LimitHit | None:
+    checks = [("req_m", info.requests_per_minute, MINUTE, "requests per minute"),
+              ("req_d", info.requests_per_day, DAY, "requests per day"),
+              ("tok_m", info.tokens_per_minute, MINUTE, "tokens per minute"),
+              ("tok_d", info.tokens_per_day, DAY, "tokens per day"),
+              ("usd_d", info.dollars_per_day, DAY, "dollars per day")]
+    checks = [c for c in checks if c[1] is not None]
+    if not checks:
+        return None
+    now = time.time() if now is None else now
+    names = _keys(info.id, now)
+    pipe = portal_redis.async_client().pipeline(transaction=False)
+    for slot, _limit, window, _label in checks:
+        if slot.startswith("req"):
+            pipe.incr(names[slot])
+            pipe.expire(names[slot], window + 60)
+        else:
+            pipe.get(names[slot])
+    results = await pipe.execute()
+    position = 0
+    for slot, limit, window, label in checks:
+        value = results[position]
+        position += 2 if slot.startswith("req") else 1
+        used = Decimal(value.decode() if isinstance(value, bytes) else str(value or 0))
+        over = used > limit if slot.startswith("req") else used >= limit
+        if over:
+            return LimitHit(f"This gateway key's limit of {limit} {label} is reached.", _until(now, window))
+    return None
+
+
+async def charge(info: KeyInfo, *, tokens: int, cost: Decimal | None, now: float | None = None) -> None:
+    """Count what a call used, for the keys that limit tokens or dollars. The call is answered and recorded
+    already: a Redis failure here is logged, not raised (the count is short by one call)."""
+    wants_tokens = info.tokens_per_minute is not None or info.tokens_per_day is not None
+    wants_dollars = info.dollars_per_day is not None and cost
+    if not (wants_tokens and tokens) and not wants_dollars:
+        return
+    now = time.time() if now is None else now
+    names = _keys(info.id, now)
+    pipe = portal_redis.async_client().pipeline(transaction=False)
+    if wants_tokens and tokens:
+        for slot, window in (("tok_m", MINUTE), ("tok_d", DAY)):
+            pipe.incrby(names[slot], tokens)
+            pipe.expire(names[slot], window + 60)
+    if wants_dollars:
+        pipe.incrbyfloat(names["usd_d"], float(cost))
+        pipe.expire(names["usd_d"], DAY + 60)
+    try:
+        await pipe.execute()
+    except Exception:  # noqa: BLE001 - see the docstring
+        log.warning("gateway usage not counted against key %s's limits", info.prefix, exc_info=True)

@@ -1,0 +1,68 @@
+"""Virtual keys of the LLM gateway: per team and feature, optionally bound to a use case, hashed at rest."""
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class GatewayKey(models.Model):
+    """A bearer key for `/v1/`. Only the SHA-256 of the whole secret is stored; the secret is shown once.
+
+    `key_id` is the public part: the secret starts `pk-gw-<key_id>-`, and lists, logs and audit events name
+    the key by that prefix only. A rotated key (`rotated_from` on its successor) keeps working until
+    `overlap_ends_at`. Limits left empty mean "no limit of that kind".
+    """
+
+    PREFIX = "pk-gw-"
+
+    team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="gateway_keys")
+    name = models.CharField(max_length=100)
+    feature = models.CharField(max_length=120)
+    # Reviews sits above the gateway: the use case is checked through apps/gateway/registry.py, not an FK.
+    use_case_id = models.BigIntegerField(null=True, blank=True)
+    allowed_aliases = models.JSONField(default=list, blank=True)  # [] = every alias the team may use
+    key_id = models.CharField(max_length=16, unique=True)
+    key_hash = models.CharField(max_length=64, unique=True)
+    requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    requests_per_day = models.PositiveIntegerField(null=True, blank=True)
+    tokens_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    tokens_per_day = models.PositiveIntegerField(null=True, blank=True)
+    dollars_per_day = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    cache_enabled = models.BooleanField(default=False)  # opt-in (the response cache is planned)
+    store_bodies = models.BooleanField(default=False)  # opt-in; bodies are never stored by default
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    rotated_from = models.OneToOneField("self", null=True, blank=True, on_delete=models.SET_NULL,
+                                        related_name="rotated_to")
+    overlap_ends_at = models.DateTimeField(null=True, blank=True)  # set on a key that was rotated
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "gateway key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.PREFIX}{self.key_id}"
+
+    def state(self, now=None) -> str:
+        """active / retiring (rotated, still in its overlap) / revoked / expired / retired."""
+        now = now or timezone.now()
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        if self.overlap_ends_at is not None:
+            return "retiring" if self.overlap_ends_at > now else "retired"
+        return "active"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state() in ("active", "retiring")

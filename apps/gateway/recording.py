@@ -1,0 +1,125 @@
+"""Recording, nothing lost: each call's CallRecord goes onto a Redis stream before the answer's last bytes,
+and `manage.py gateway_recorder` writes the stream to the ledger in batches.
+
+The hot path does no PostgreSQL write: `recorder_for(key)` is the Recorder the call path is given; it XADDs
+the record (JSON, with the gateway key's id) and raises if Redis refuses, so the client never sees a complete
+answer that was not recorded. The writer reads with a consumer group (XREADGROUP), writes each batch through
+costs' one ledger write path (`ledger_write`, idempotent by request id: a batch written twice changes
+nothing), then XACKs and deletes the entries. Entries a dead writer had read but not acknowledged are taken
+over with XAUTOCLAIM after GATEWAY_RECORDER_CLAIM_IDLE_MS. An entry that cannot be read goes to a dead-letter
+stream, named in the log by its id only. No key material is ever in a record: the key travels as its id.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+
+import redis
+from django.conf import settings
+
+from apps.core import redis as portal_redis
+from apps.costs.ledger import ledger_write
+from apps.costs.services import usage_row
+from apps.gateway.keys import KeyInfo
+from apps.llm.results import CallRecord
+
+log = logging.getLogger(__name__)
+GROUP = "ledger"
+
+
+def stream_key() -> str:
+    return portal_redis.key("gateway", "records")
+
+
+def dead_key() -> str:
+    return portal_redis.key("gateway", "records-dead")
+
+
+def serialize(record: CallRecord, key_id: int) -> bytes:
+    data = record.to_dict()
+    data["gateway_key_id"] = key_id
+    return json.dumps(data, default=str, separators=(",", ":")).encode()
+
+
+def recorder_for(info: KeyInfo):
+    """The Recorder for calls made with this key."""
+
+    async def record(record: CallRecord) -> None:
+        await portal_redis.async_client().xadd(stream_key(), {"r": serialize(record, info.id)})
+
+    return record
+
+
+def row_of(payload: bytes) -> dict:
+    data = json.loads(payload)
+    key_id = data.pop("gateway_key_id", None)
+    record = CallRecord.from_dict(data)
+    row = usage_row(context=record.context, provider=record.provider, model=record.model,
+                    price_name=record.price_name, operation=record.operation, tokens=record.tokens,
+                    latency_ms=record.latency_ms, status=record.status, error_type=record.error_type,
+                    occurred_at=record.occurred_at, gateway_key_id=key_id, alias=record.alias,
+                    deployment=record.deployment, upstream_ms=record.upstream_ms, ttft_ms=record.ttft_ms,
+                    cache_hit=record.cache_hit, fallbacks=record.fallbacks)
+    row.pop("_price", None)
+    row["request_id"] = record.request_id[:100]
+    return row
+
+
+def consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def ensure_group(client: redis.Redis) -> None:
+    try:
+        client.xgroup_create(stream_key(), GROUP, id="0", mkstream=True)
+    except redis.ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+def drain_once(consumer: str, *, block_ms: int = 1000, count: int | None = None) -> int:
+    """Write one batch (stale entries of dead writers first). Returns how many entries it handled."""
+    client = portal_redis.client()
+    count = count or settings.GATEWAY_RECORDER_BATCH
+    ensure_group(client)
+    _next, entries, *_ = client.xautoclaim(stream_key(), GROUP, consumer,
+                                           min_idle_time=settings.GATEWAY_RECORDER_CLAIM_IDLE_MS,
+                                           start_id="0-0", count=count)
+    if not entries:
+        got = client.xreadgroup(GROUP, consumer, {stream_key(): ">"}, count=count, block=block_ms or None)
+        entries = got[0][1] if got else []
+    entries = [(entry_id, fields) for entry_id, fields in entries if fields]  # deleted under a claim: skip
+    if not entries:
+        return 0
+    rows, ids, seen = [], [], set()
+    for entry_id, fields in entries:
+        ids.append(entry_id)
+        try:
+            row = row_of(fields[b"r"])
+        except Exception:  # noqa: BLE001 - one unreadable entry must not block the stream
+            log.exception("gateway record %s unreadable: moved to the dead-letter stream", entry_id.decode())
+            client.xadd(dead_key(), fields)
+            continue
+        if row["request_id"] in seen:  # the same request twice in one batch: the ledger keeps the first
+            continue
+        seen.add(row["request_id"])
+        rows.append(row)
+    if rows:
+        ledger_write(rows)
+    pipe = client.pipeline(transaction=False)
+    pipe.xack(stream_key(), GROUP, *ids)
+    pipe.xdel(stream_key(), *ids)
+    pipe.execute()
+    return len(ids)
+
+
+def drain_all(consumer: str | None = None) -> int:
+    """Write everything waiting now (tests, and a writer's final pass)."""
+    consumer = consumer or consumer_name()
+    total = 0
+    while handled := drain_once(consumer, block_ms=0):
+        total += handled
+    return total

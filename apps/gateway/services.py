@@ -1,0 +1,275 @@
+"""Writes for gateway keys: create, rotate, change limits, revoke. One audit event per change.
+
+Who may: owners of the key's team and admins create, rotate, change and revoke keys; engineers of the team
+may create keys for their team (Action.CHANGE) and revoke the keys they created; viewers may not write.
+`actor=None` is the system (management commands, run by whoever holds the server), which is not checked.
+Every change moves the gateway's stamp after commit (apps/gateway/keys.py), so every gateway process sees it
+on its next request. The secret is returned once (IssuedKey.secret) and never stored, logged or audited.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps.accounts.models import Team
+from apps.accounts.permissions import Action, can, require, user_of
+from apps.audit.services import audit_record
+from apps.gateway import keys
+from apps.gateway.models import GatewayKey
+
+LIMIT_FIELDS = ("requests_per_minute", "requests_per_day", "tokens_per_minute", "tokens_per_day")
+MAX_OVERLAP = timedelta(days=30)
+DEFAULT_OVERLAP = timedelta(hours=24)
+_ALIAS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,199}$")
+_MAX_LIMIT = 2_000_000_000
+
+
+@dataclass
+class IssuedKey:
+    key: GatewayKey
+    secret: str  # shown once, never stored
+
+
+def _clean_limits(values: dict) -> dict:
+    cleaned, errors = {}, {}
+    for name in LIMIT_FIELDS:
+        value = values.get(name)
+        if value in (None, ""):
+            cleaned[name] = None
+            continue
+        try:
+            number = int(str(value).strip())
+            if not 1 <= number <= _MAX_LIMIT:
+                raise ValueError
+        except (TypeError, ValueError):
+            errors[name] = f"A whole number from 1 to {_MAX_LIMIT:,}, or empty for no limit."
+            continue
+        cleaned[name] = number
+    dollars = values.get("dollars_per_day")
+    if dollars in (None, ""):
+        cleaned["dollars_per_day"] = None
+    else:
+        try:
+            amount = Decimal(str(dollars).strip())
+            if not amount.is_finite() or amount <= 0 or amount >= Decimal("1e10"):
+                raise InvalidOperation
+            cleaned["dollars_per_day"] = amount.quantize(Decimal("0.01"))
+        except (InvalidOperation, ValueError):
+            errors["dollars_per_day"] = "A positive amount of dollars, or empty for no limit."
+    if errors:
+        raise ValidationError(errors)
+    return cleaned
+
+
+def _clean_aliases(aliases) -> list[str]:
+    if aliases in (None, ""):
+        return []
+    if isinstance(aliases, str):
+        aliases = [a for a in re.split(r"[\s,]+", aliases) if a]
+    out: list[str] = []
+    for alias in aliases:
+        if not isinstance(alias, str) or not _ALIAS.match(alias):
+            raise ValidationError({"allowed_aliases": f"{alias!r} is not a model alias name (letters, digits, "
+                                                      "and . _ : / @ -)."})
+        if alias not in out:
+            out.append(alias)
+    return out
+
+
+def _clean_key_fields(*, name: str, feature: str, use_case_id, expires_at) -> dict:
+    errors = {}
+    name, feature = (name or "").strip(), (feature or "").strip()
+    if not name:
+        errors["name"] = "Name the key after where it is used, e.g. 'support-bot-prod'."
+    elif len(name) > 100:
+        errors["name"] = "Keep the name under 100 characters."
+    if not feature:
+        errors["feature"] = "Name the feature this key's traffic is for: it is how its cost is attributed."
+    elif len(feature) > 120:
+        errors["feature"] = "Keep the feature under 120 characters."
+    if use_case_id in ("", None):
+        use_case_id = None
+    else:
+        try:
+            use_case_id = int(str(use_case_id).strip())
+            if use_case_id < 1:
+                raise ValueError
+        except (TypeError, ValueError):
+            errors["use_case_id"] = "A use case id is a positive whole number."
+    if expires_at is not None and expires_at <= timezone.now():
+        errors["expires_at"] = "The expiry must be in the future."
+    if errors:
+        raise ValidationError(errors)
+    return {"name": name, "feature": feature, "use_case_id": use_case_id, "expires_at": expires_at}
+
+
+def _check(actor, action: Action, obj) -> None:
+    if actor is not None:
+        require(actor, action, obj)
+
+
+def _bump_after_commit() -> None:
+    transaction.on_commit(keys.stamp_bump)
+
+
+def _issue(**fields) -> IssuedKey:
+    for _attempt in range(5):
+        key_id, secret = keys.new_secret()
+        try:
+            with transaction.atomic():
+                key = GatewayKey.objects.create(key_id=key_id, key_hash=keys.hash_secret(secret), **fields)
+            return IssuedKey(key=key, secret=secret)
+        except IntegrityError:  # key_id collision (32 bits): draw again
+            continue
+    raise RuntimeError("Could not draw a unique key id.")  # pragma: no cover
+
+
+def _limits_of(key: GatewayKey) -> dict:
+    return {name: (str(getattr(key, name)) if getattr(key, name) is not None else None)
+            for name in (*LIMIT_FIELDS, "dollars_per_day")}
+
+
+@transaction.atomic
+def gateway_key_create(*, team: Team, name: str, feature: str, use_case_id=None, allowed_aliases=None,
+                       expires_at: datetime | None = None, cache_enabled: bool = False,
+                       store_bodies: bool = False, actor=None, **limits) -> IssuedKey:
+    """Issue a key for `team`. Engineers, owners and admins may; the secret is returned once."""
+    _check(actor, Action.CHANGE, team)
+    unknown = set(limits) - {*LIMIT_FIELDS, "dollars_per_day"}
+    if unknown:
+        raise TypeError(f"gateway_key_create() got unexpected keyword arguments {sorted(unknown)}")
+    errors = {}
+    cleaned = {}
+    for step in (lambda: _clean_key_fields(name=name, feature=feature, use_case_id=use_case_id,
+                                           expires_at=expires_at),
+                 lambda: _clean_limits(limits),
+                 lambda: {"allowed_aliases": _clean_aliases(allowed_aliases)}):
+        try:
+            cleaned.update(step())
+        except ValidationError as exc:
+            errors.update(exc.message_dict)
+    if errors:
+        raise ValidationError(errors)
+    issued = _issue(team=team, created_by=user_of(actor), cache_enabled=bool(cache_enabled),
+                    store_bodies=bool(store_bodies), **cleaned)
+    key = issued.key
+    audit_record(action="gateway_key.create", obj=key, team=team, actor=actor,
+                 changes={"name": key.name, "key": key.prefix, "feature": key.feature,
+                          "use_case_id": key.use_case_id, "allowed_aliases": key.allowed_aliases,
+                          "limits": _limits_of(key), "expires_at": key.expires_at,
+                          "cache_enabled": key.cache_enabled, "store_bodies": key.store_bodies})
+    _bump_after_commit()
+    return issued
+
+
+def _locked(key: GatewayKey) -> GatewayKey:
+    return GatewayKey.objects.select_for_update().get(pk=key.pk)
+
+
+@transaction.atomic
+def gateway_key_rotate(*, key: GatewayKey, overlap: timedelta = DEFAULT_OVERLAP, actor=None) -> IssuedKey:
+    """A new secret with the same settings; the old one keeps working for `overlap`, then stops."""
+    _check(actor, Action.MANAGE, key)
+    key = _locked(key)
+    if key.state() not in ("active",):
+        raise ValidationError({"key": f"Only an active key can be rotated; this one is {key.state()}."})
+    if not timedelta(0) <= overlap <= MAX_OVERLAP:
+        raise ValidationError({"overlap": f"The overlap is between 0 and {MAX_OVERLAP.days} days."})
+    now = timezone.now()
+    copied = {f: getattr(key, f) for f in ("team_id", "name", "feature", "use_case_id", "allowed_aliases",
+                                           *LIMIT_FIELDS, "dollars_per_day", "cache_enabled", "store_bodies",
+                                           "expires_at")}
+    key.overlap_ends_at = now + overlap
+    key.save(update_fields=["overlap_ends_at"])
+    issued = _issue(rotated_from=key, created_by=user_of(actor), **copied)
+    audit_record(action="gateway_key.rotate", obj=issued.key, actor=actor,
+                 changes={"name": key.name, "old_key": key.prefix, "new_key": issued.key.prefix,
+                          "old_key_works_until": key.overlap_ends_at})
+    _bump_after_commit()
+    return issued
+
+
+@transaction.atomic
+def gateway_key_update(*, key: GatewayKey, actor=None, **values) -> GatewayKey:
+    """Change limits, allowed aliases, expiry or options. Owners and admins may."""
+    _check(actor, Action.MANAGE, key)
+    key = _locked(key)
+    allowed = {*LIMIT_FIELDS, "dollars_per_day", "allowed_aliases", "expires_at", "cache_enabled",
+               "store_bodies", "name"}
+    unknown = set(values) - allowed
+    if unknown:
+        raise TypeError(f"gateway_key_update() got unexpected keyword arguments {sorted(unknown)}")
+    if key.revoked_at is not None:
+        raise ValidationError({"key": "This key is revoked; issue a new one."})
+    errors, new = {}, {}
+    limit_values = {k: v for k, v in values.items() if k in (*LIMIT_FIELDS, "dollars_per_day")}
+    try:
+        new.update(_clean_limits({**{k: getattr(key, k) for k in (*LIMIT_FIELDS, "dollars_per_day")},
+                                  **limit_values}))
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
+    if "allowed_aliases" in values:
+        try:
+            new["allowed_aliases"] = _clean_aliases(values["allowed_aliases"])
+        except ValidationError as exc:
+            errors.update(exc.message_dict)
+    if "name" in values or "expires_at" in values:
+        try:
+            cleaned = _clean_key_fields(name=values.get("name", key.name), feature=key.feature,
+                                        use_case_id=key.use_case_id, expires_at=values.get("expires_at"))
+            new["name"] = cleaned["name"]
+            if "expires_at" in values:
+                new["expires_at"] = cleaned["expires_at"]
+        except ValidationError as exc:
+            errors.update(exc.message_dict)
+    for flag in ("cache_enabled", "store_bodies"):
+        if flag in values:
+            new[flag] = bool(values[flag])
+    if errors:
+        raise ValidationError(errors)
+    before = {k: getattr(key, k) for k in new}
+    changed = {k: v for k, v in new.items() if before[k] != v}
+    if not changed:
+        return key
+    for name, value in changed.items():
+        setattr(key, name, value)
+    key.save(update_fields=list(changed))
+    audit_record(action="gateway_key.update", obj=key, actor=actor,
+                 changes={"key": key.prefix, **{k: [_plain(before[k]), _plain(v)] for k, v in changed.items()}})
+    _bump_after_commit()
+    return key
+
+
+def _plain(value):
+    return str(value) if isinstance(value, Decimal) else value
+
+
+def may_revoke(actor, key: GatewayKey) -> bool:
+    """Owners and admins revoke any key of the team; an engineer the keys they created."""
+    if can(actor, Action.MANAGE, key):
+        return True
+    user = user_of(actor)
+    return user is not None and key.created_by_id == user.pk and can(actor, Action.CHANGE, key)
+
+
+@transaction.atomic
+def gateway_key_revoke(*, key: GatewayKey, actor=None) -> GatewayKey:
+    """Stop a key now. Revoking a revoked key changes nothing and records nothing."""
+    if actor is not None and not may_revoke(actor, key):
+        raise PermissionDenied("You may not revoke this gateway key.")
+    key = _locked(key)
+    if key.revoked_at is not None:
+        return key
+    now = timezone.now()
+    key.revoked_at, key.revoked_by = now, user_of(actor)
+    key.save(update_fields=["revoked_at", "revoked_by"])
+    audit_record(action="gateway_key.revoke", obj=key, actor=actor, changes={"name": key.name, "key": key.prefix})
+    _bump_after_commit()
+    return key

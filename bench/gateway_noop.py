@@ -1,0 +1,80 @@
+"""The no-op proxy paths the server choice is measured on (bench/gateway_servers.py), one per framework.
+
+Each reads the request body, parses the JSON, and answers a fixed chat completion: what the gateway's front
+door does around an upstream call, without the call. `raw_app` is a bare ASGI callable (the shape
+apps/gateway/asgi.py takes); `django_app` is a Django async view behind Django's ASGI handler.
+"""
+
+from __future__ import annotations
+
+import json
+
+ANSWER = json.dumps({"id": "chatcmpl-bench", "object": "chat.completion", "created": 0, "model": "noop",
+                     "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"},
+                                  "finish_reason": "stop"}],
+                     "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}).encode()
+HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(ANSWER)).encode())]
+
+
+async def raw_app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    json.loads(body or b"{}")
+    await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+    await send({"type": "http.response.body", "body": ANSWER})
+
+
+def _django_app():
+    from django.conf import settings
+
+    settings.configure(DEBUG=False, ROOT_URLCONF=__name__, ALLOWED_HOSTS=["*"], MIDDLEWARE=[], SECRET_KEY="bench",
+                       INSTALLED_APPS=[], USE_TZ=True)
+    from django.core.asgi import get_asgi_application
+
+    return get_asgi_application()
+
+
+async def _view(request):
+    from django.http import HttpResponse
+
+    json.loads(request.body or b"{}")
+    return HttpResponse(ANSWER, content_type="application/json")
+
+
+def _urls():
+    from django.urls import path
+    from django.views.decorators.csrf import csrf_exempt
+
+    return [path("v1/chat/completions", csrf_exempt(_view))]
+
+
+class _LazyDjango:
+    """Configure Django only in the server process that serves it (importing this module must not)."""
+
+    app = None
+
+    async def __call__(self, scope, receive, send):
+        if _LazyDjango.app is None:
+            _LazyDjango.app = _django_app()
+        await _LazyDjango.app(scope, receive, send)
+
+
+django_app = _LazyDjango()
+
+
+def __getattr__(name):
+    if name == "urlpatterns":
+        return _urls()
+    raise AttributeError(name)

@@ -1,0 +1,90 @@
+"""A real gateway server for the SDK tests: uvicorn in a thread on a free port, serving apps.gateway's app.
+
+The tests that use it take `transactional_db` (through `gateway_url`), so the rows they create are committed
+and the server's own connections see them. Recorded calls wait on the Redis stream until `drain()` writes them.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+
+from apps.gateway import recording
+from apps.gateway.asgi import Gateway
+from apps.gateway.services import gateway_key_create
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def gateway_server(django_db_setup, django_db_blocker):
+    """(base_url, app): one server for the session; each test's rows are committed (transactional_db)."""
+    import uvicorn
+
+    app = Gateway()
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", log_level="warning",
+                                          access_log=False))
+    thread = threading.Thread(target=server.run, name="gateway-test-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test gateway did not start")
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}/v1", app
+    server.should_exit = True
+    thread.join(timeout=10)
+    # The server's database work ran on asgiref's one sync thread: close its connection before the test
+    # database is dropped.
+    from asgiref.sync import SyncToAsync
+    from django.db import connections
+
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result()
+
+
+@pytest.fixture
+def gateway_url(gateway_server, transactional_db):
+    """The base URL for the SDK (`OpenAI(base_url=gateway_url, api_key=...)`); the stream starts empty."""
+    from apps.core import redis as portal_redis
+
+    portal_redis.client().delete(recording.stream_key())
+    base_url, app = gateway_server
+    app.admitted.clear()
+    yield base_url
+
+
+@pytest.fixture
+def local_catalog(transactional_db):
+    """The offline models and the demo's aliases on them: "chat" (local-extractive), "embeddings" (MiniLM)."""
+    from apps.llm.aliases import aliases_seed_local
+    from apps.llm.services import catalog_seed_local
+
+    catalog_seed_local()
+    aliases_seed_local()
+
+
+@pytest.fixture
+def gateway_key(team, owner):
+    """gateway_key(**options) -> (GatewayKey, secret) for the team, created by its owner."""
+
+    def make(**options):
+        options.setdefault("name", "support-bot")
+        options.setdefault("feature", "support-bot")
+        issued = gateway_key_create(team=team, actor=owner, **options)
+        return issued.key, issued.secret
+
+    return make
+
+
+@pytest.fixture
+def drain():
+    """drain() -> how many recorded calls the writer put on the ledger (what `gateway_recorder` does)."""
+    return lambda: recording.drain_all("test-writer")

@@ -1,0 +1,74 @@
+"""Recording, nothing lost: the stream is written once through the ledger's one path, stale entries of a dead
+writer are taken over, an unreadable entry is set aside, and no key material reaches a log line or a row."""
+
+from __future__ import annotations
+
+import logging
+
+import openai
+import pytest
+from openai import OpenAI
+
+from apps.core import redis as portal_redis
+from apps.costs.models import UsageEvent
+from apps.gateway import recording
+
+QUESTION = [{"role": "user", "content": "Question: how long do refunds take?\n\n[1] Refunds take 14 days."}]
+
+
+def _ask(url, secret, n=1):
+    sdk = OpenAI(base_url=url, api_key=secret, max_retries=0)
+    return [sdk.chat.completions.with_raw_response.create(model="local-extractive", messages=QUESTION)
+            .headers["x-portal-request-id"] for _ in range(n)]
+
+
+def test_each_answer_is_on_the_stream_before_the_client_has_it(gateway_url, local_catalog, gateway_key):
+    _key, secret = gateway_key()
+    request_ids = _ask(gateway_url, secret, 3)
+    entries = portal_redis.client().xrange(recording.stream_key())
+    assert [recording.row_of(fields[b"r"])["request_id"] for _id, fields in entries] == request_ids
+
+
+def test_a_dead_writers_unacknowledged_records_are_taken_over_and_written_once(
+        gateway_url, local_catalog, gateway_key, settings):
+    key, secret = gateway_key()
+    request_ids = _ask(gateway_url, secret, 2)
+    client = portal_redis.client()
+    recording.ensure_group(client)
+    got = client.xreadgroup(recording.GROUP, "dead-writer", {recording.stream_key(): ">"}, count=10)  # never acked
+    settings.GATEWAY_RECORDER_CLAIM_IDLE_MS = 0
+    assert recording.drain_once("live-writer", block_ms=0) == 2
+    assert sorted(UsageEvent.objects.values_list("request_id", flat=True)) == sorted(request_ids)
+    assert client.xlen(recording.stream_key()) == 0
+    # The same records arrive again (a writer died after its commit, before its XACK): nothing changes.
+    for _entry_id, fields in got[0][1]:
+        client.xadd(recording.stream_key(), fields)
+    assert recording.drain_all("live-writer") == 2
+    assert UsageEvent.objects.filter(gateway_key_id=key.pk).count() == 2
+
+
+def test_an_unreadable_record_goes_to_the_dead_letter_stream_and_the_rest_are_written(
+        gateway_url, local_catalog, gateway_key, drain):
+    _key, secret = gateway_key()
+    portal_redis.client().xadd(recording.stream_key(), {"r": b"{not json"})
+    _ask(gateway_url, secret)
+    drain()
+    assert UsageEvent.objects.count() == 1
+    assert portal_redis.client().xlen(recording.dead_key()) >= 1
+    portal_redis.client().delete(recording.dead_key())
+
+
+def test_no_key_material_in_any_log_line_stream_entry_or_ledger_row(gateway_url, local_catalog, gateway_key,
+                                                                     drain, caplog):
+    key, secret = gateway_key()
+    caplog.set_level(logging.DEBUG)
+    _ask(gateway_url, secret)
+    bad = OpenAI(base_url=gateway_url, api_key=secret[:-4] + "AAAA", max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        bad.models.list()
+    stream = str(portal_redis.client().xrange(recording.stream_key()))
+    drain()
+    row = str(list(UsageEvent.objects.values()))
+    secret_part = secret.removeprefix(key.prefix)
+    for text in (caplog.text, stream, row):
+        assert secret_part not in text and key.key_hash not in text
