@@ -7,6 +7,6 @@ class GatewayConfig(AppConfig):
     verbose_name = "LLM gateway"
 
     def ready(self):
-        from apps.gateway import hooks
+        from apps.gateway import hooks  # why: hooks import models, loaded only now
 
         hooks.register()
