@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install install-run run test test-fast e2e fuzz bench lint migrate schema seed stop clean
+.PHONY: install install-run run test test-fast e2e screenshots fuzz bench lint migrate schema seed stop clean
 
 # Two stamps: `make run` needs the app and the embedded servers (`local` extra); tests, lint and benches
 # need the `dev` extra too (pytest, Playwright, ruff). The dev stamp implies the run stamp.
@@ -51,6 +51,10 @@ test-fast: install
 
 e2e: install
 	$(BIN)/python -m pytest -m e2e
+
+# The browser tests, leaving a full-page screenshot of every page walked in test-results/screenshots/.
+screenshots: install
+	PORTAL_SCREENSHOTS=1 $(BIN)/python -m pytest -m e2e
 
 # Schemathesis over every API operation with a fresh random seed; `make test` runs the same test, derandomized, with 3.
 FUZZ_EXAMPLES ?= 25

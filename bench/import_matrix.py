@@ -59,6 +59,23 @@ def circles_per_app(root: pathlib.Path) -> dict[str, list[list[str]]]:
     return {app: circles(module_graph(app, root)) for app in all_apps(root)}
 
 
+def sizes(root: pathlib.Path, top: int = 5) -> tuple[list[tuple[int, str]], list[tuple[int, str]], int, int]:
+    """The largest modules and longest functions (lines) under apps/ and portal/, migrations excluded, and
+    how many functions there are and how many run over 50 lines."""
+    files, functions = [], []
+    for path in sorted([*root.glob("apps/**/*.py"), *root.glob("portal/**/*.py")]):
+        if "migrations" in path.parts:
+            continue
+        text, name = path.read_text(), str(path.relative_to(root))
+        files.append((len(text.splitlines()), name))
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                functions.append((node.end_lineno - node.lineno + 1, f"{name}::{node.name}"))
+    files.sort(reverse=True)
+    functions.sort(reverse=True)
+    return files[:top], functions[:top], len(functions), sum(1 for length, _ in functions if length > 50)
+
+
 def main() -> None:
     root = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else ".")
     matrix, function_level = measure(root)
@@ -71,6 +88,10 @@ def main() -> None:
         print(f"{app:14} {len(groups)} circles, {sum(len(g) for g in groups)} modules")
     print("import circles in all:", sum(len(g) for g in found.values()),
           "circles,", sum(len(m) for g in found.values() for m in g), "modules")
+    largest, longest, count, over_50 = sizes(root)
+    print("largest files:", ", ".join(f"{name} {lines}" for lines, name in largest))
+    print("longest functions:", ", ".join(f"{name} {lines}" for lines, name in longest))
+    print(f"functions: {count}, over 50 lines: {over_50}")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ def counters(monkeypatch):
 class TestOwnedCounters:
     def test_accounts_and_costs_register_their_counters_at_start_up(self, team):
         labels = [row["label"] for row in owned_by_team(team)]
-        assert labels == ["API tokens", "Usage events (all time)", "Budgets"]  # INSTALLED_APPS order
+        assert labels == ["API tokens", "Usage events (all time)", "Budgets", "Gateway keys (not revoked)"]  # INSTALLED_APPS order
         assert all(row["count"] == 0 for row in owned_by_team(team))  # a new team owns nothing
 
     def test_an_app_adds_a_counter_and_registering_a_label_again_replaces_it(self, team, counters):

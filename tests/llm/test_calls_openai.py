@@ -8,7 +8,7 @@ from apps.costs.models import UsageEvent
 from apps.llm import calls
 from apps.llm.errors import (
     AuthenticationFailed,
-    BadRequest,
+    ContextLengthExceeded,
     MalformedResponse,
     ModelNotFound,
     ProviderUnavailable,
@@ -202,7 +202,7 @@ def test_timeouts_are_retried_then_reported_as_unavailable(replay, gpt4o_mini, u
     ("malformed_body", MalformedResponse, "not valid JSON"),
     ("insufficient_quota", RateLimited, "out of quota"),
     ("model_not_found", ModelNotFound, "does not know the model 'gpt-4o-mini'"),
-    ("context_length", BadRequest, "longer than the model's context window"),
+    ("context_length", ContextLengthExceeded, "longer than the model's context window"),  # a BadRequest
 ])
 def test_a_failure_that_retrying_cannot_fix_fails_at_once_with_a_readable_message(
         replay, gpt4o_mini, usage_context, sleeps, recording, error, says):
