@@ -43,11 +43,15 @@ $(RUN_STAMP): pyproject.toml constraints.txt
 run: install-run
 	$(BIN)/python -m portal.launcher
 
+# Two pytest-xdist workers on this 2-core machine: 7 min instead of 10 (BENCHMARKS.md, "suite"); each worker has
+# its own test database, Redis db and key prefix (portal/settings/test.py). `PYTEST_WORKERS=0` runs in one process.
+PYTEST_WORKERS ?= 2
+
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS)
 
 test-fast: install
-	$(BIN)/python -m pytest -m "not e2e"
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -m "not e2e"
 
 e2e: install
 	$(BIN)/python -m pytest -m e2e

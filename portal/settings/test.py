@@ -14,9 +14,12 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 ALLOWED_HOSTS = ["*"]
 
 # Parallel runs on one machine (several checkouts or sessions) get their own databases and Redis db.
-_suffix = os.environ.get("PORTAL_TEST_SUFFIX", "")
+# Each pytest-xdist worker (PYTEST_XDIST_WORKER gw0, gw1…; inherited by the processes a test starts) gets its
+# own database suffix, Redis db (2, 3…) and key prefix, so the two workers of `make test` never share state.
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+_suffix = os.environ.get("PORTAL_TEST_SUFFIX", "") + (f"_{_worker}" if _worker else "")
 DATABASES["default"]["TEST"] = {"NAME": f"test_portal{_suffix}"}  # noqa: F405
-_redis_db = int(os.environ.get("PORTAL_TEST_REDIS_DB", "1"))
+_redis_db = int(os.environ.get("PORTAL_TEST_REDIS_DB", "1")) + (1 + int(_worker[2:]) if _worker else 0)
 REDIS_URL = redis_url_with_db(REDIS_URL, _redis_db)  # noqa: F405
 CELERY_BROKER_URL = celery_broker_url(REDIS_URL)  # noqa: F405
 CACHES["default"]["LOCATION"] = REDIS_URL  # noqa: F405
