@@ -5,8 +5,10 @@ processes start): each process then writes its values there and /metrics sums th
 with the counters of whichever process the scrape happened to reach.
 """
 
+import hmac
 import os
 
+from django.conf import settings
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -38,9 +40,22 @@ BREAKER_OPEN = Gauge("portal_llm_breaker_open", "1 while this process last saw t
                      ["deployment"], multiprocess_mode="max")
 
 
+GATEWAY_REQUESTS = Counter("portal_gateway_requests_total", "Requests answered by the /v1/ gateway",
+                           ["endpoint", "status", "code"])
+GATEWAY_LATENCY = Histogram(
+    "portal_gateway_request_seconds", "Gateway time from the request to its answer's first byte (streams) or "
+    "whole answer", ["endpoint"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+
+
 def observe_request(method: str, route: str, status: int, seconds: float) -> None:
     REQUESTS.labels(method, route, str(status)).inc()
     LATENCY.labels(method, route).observe(seconds)
+
+
+def authorized(authorization: str) -> bool:
+    """May this Authorization header read the metrics? Yes when METRICS_TOKEN is unset, else only its bearer."""
+    token = getattr(settings, "METRICS_TOKEN", None)
+    return not token or hmac.compare_digest(authorization.encode(), f"Bearer {token}".encode())
 
 
 def render() -> tuple[bytes, str]:

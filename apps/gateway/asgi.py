@@ -22,6 +22,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 
+from apps.core import metrics
 from apps.costs.services import UsageContext
 from apps.gateway import keys, limits, recording, registry, wire
 from apps.gateway.keys import KeyCache, KeyInfo
@@ -86,9 +87,28 @@ class Gateway:
             return
         request = Request(scope, receive)
         route = (scope["method"], scope["path"].rstrip("/"))
+        if route == ("GET", "/metrics"):
+            await self.metrics(request, send)
+            return
         handlers = {("POST", "/v1/chat/completions"): self.chat, ("POST", "/v1/embeddings"): self.embeddings,
                     ("GET", "/v1/models"): self.models}
         handler = handlers.get(route)
+        endpoint = route[1] if handler is not None else "other"
+        started, answered = time.perf_counter(), {"status": 500, "code": "ok"}
+
+        async def send_observed(message):
+            if message["type"] == "http.response.start":
+                answered["status"] = message["status"]
+                metrics.GATEWAY_LATENCY.labels(endpoint).observe(time.perf_counter() - started)
+            await send(message)
+
+        try:
+            await self.answer(request, send_observed, handler, handlers, route, answered)
+        finally:
+            metrics.GATEWAY_REQUESTS.labels(endpoint, str(answered["status"]), answered["code"]).inc()
+
+    async def answer(self, request: Request, send, handler, handlers, route, answered: dict) -> None:
+        scope = request.scope
         try:
             if handler is None:
                 known = {path for _method, path in handlers}
@@ -98,13 +118,18 @@ class Gateway:
                                         "/v1/embeddings and /v1/models.", code="unknown_url")
             await handler(request, send)
         except GatewayError as error:
+            answered["code"] = error.code or "error"
             await self._error(request, send, error)
         except ConnectionResetError:
+            answered["code"] = "client_gone"
             return
         except LlmError as exc:
-            await self._error(request, send, wire.from_llm_error(exc))
+            error = wire.from_llm_error(exc)
+            answered["code"] = error.code or "error"
+            await self._error(request, send, error)
         except Exception:
             log.exception("gateway request %s failed", request.request_id)
+            answered["code"] = "internal"
             await self._error(request, send, GatewayError(500, "The gateway failed; the request id is in "
                                                                "X-Portal-Request-Id.", code="internal"))
 
@@ -182,6 +207,16 @@ class Gateway:
                             use_case_id=info.use_case_id, tenant=request.tenant, request_id=request.request_id)
 
     # -- endpoints ---------------------------------------------------------------------------------------
+    async def metrics(self, request: Request, send) -> None:
+        """This process's Prometheus metrics (the gateway runs apart from the web, so it answers its own
+        scrape), behind METRICS_TOKEN like the web's /metrics."""
+        if not metrics.authorized(request.headers.get(b"authorization", b"").decode("latin-1")):
+            await self._send(send, 401, b"metrics require the METRICS_TOKEN bearer token\n",
+                             [(b"content-type", b"text/plain")])
+            return
+        body, content_type = metrics.render()
+        await self._send(send, 200, body, [(b"content-type", content_type.encode())])
+
     async def models(self, request: Request, send) -> None:
         info = await self.authenticate(request)
         names = await sync_to_async(_model_names)()
