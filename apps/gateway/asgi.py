@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from apps.core import metrics
+from apps.costs.models import Operation
 from apps.costs.services import UsageContext
 from apps.gateway import keys, limits, recording, registry, wire
 from apps.gateway.keys import KeyCache, KeyInfo
@@ -36,7 +37,8 @@ JSON = b"application/json"
 
 
 class Request:
-    __slots__ = ("scope", "receive", "request_id", "tenant", "headers", "stamp")
+    __slots__ = ("scope", "receive", "request_id", "tenant", "headers", "stamp", "info", "model", "operation",
+                 "usage_context")
 
     def __init__(self, scope, receive):
         self.scope, self.receive = scope, receive
@@ -45,6 +47,10 @@ class Request:
         tenant = self.headers.get(b"x-portal-tenant", b"")
         self.tenant = tenant.decode("latin-1")[:120]
         self.stamp = b""
+        # Known once the key is valid and the body parsed: a refusal after that is recorded as a usage event.
+        self.info: KeyInfo | None = None
+        self.model = self.operation = ""
+        self.usage_context: UsageContext | None = None
 
     async def body(self) -> bytes:
         limit = settings.GATEWAY_MAX_BODY_BYTES
@@ -119,6 +125,9 @@ class Gateway:
             await handler(request, send)
         except GatewayError as error:
             answered["code"] = error.code or "error"
+            if request.info is not None and request.usage_context is not None:
+                await recording.refusal_record(request.info, context=request.usage_context, model=request.model,
+                                               operation=request.operation, code=answered["code"])
             await self._error(request, send, error)
         except ConnectionResetError:
             answered["code"] = "client_gone"
@@ -174,6 +183,7 @@ class Gateway:
         refusal = info.refusal()
         if refusal:
             raise GatewayError(401, refusal, code="key_inactive")
+        request.info = info
         return info
 
     async def admit(self, request: Request, info: KeyInfo, model: str) -> None:
@@ -200,11 +210,15 @@ class Gateway:
         if hit is not None:
             raise GatewayError(429, hit.message, code="key_limit", retry_after=hit.retry_after)
 
-    def context(self, request: Request, info: KeyInfo, metadata: dict) -> UsageContext:
+    def context(self, request: Request, info: KeyInfo, metadata: dict, *, model: str, operation: str) -> UsageContext:
+        """Who this call is for; kept on the request so a refusal from here on is recorded too."""
         tenant = metadata.get("tenant") or request.tenant
         request.tenant = tenant[:120]
-        return UsageContext(source="gateway", team_id=info.team_id, feature=info.feature,
-                            use_case_id=info.use_case_id, tenant=request.tenant, request_id=request.request_id)
+        request.model, request.operation = model, operation
+        request.usage_context = UsageContext(source="gateway", team_id=info.team_id, feature=info.feature,
+                                             use_case_id=info.use_case_id, tenant=request.tenant,
+                                             request_id=request.request_id)
+        return request.usage_context
 
     # -- endpoints ---------------------------------------------------------------------------------------
     async def metrics(self, request: Request, send) -> None:
@@ -227,8 +241,9 @@ class Gateway:
         body = await request.body()
         info = await self.authenticate(request)
         model, texts, encoding, metadata = wire.parse_embeddings(wire.parse_json(body))
+        context = self.context(request, info, metadata, model=model, operation=Operation.EMBEDDING)
         await self.admit(request, info, model)
-        result = await acalls.aembed(model=model, texts=texts, context=self.context(request, info, metadata),
+        result = await acalls.aembed(model=model, texts=texts, context=context,
                                      recorder=recording.recorder_for(info))
         await limits.charge(info, tokens=result.usage.total_tokens, cost=result.cost)
         await self._send(send, 200, wire.embeddings(result, model=model, encoding=encoding),
@@ -238,8 +253,8 @@ class Gateway:
         body = await request.body()
         info = await self.authenticate(request)
         call = wire.parse_chat(wire.parse_json(body))
+        context = self.context(request, info, call.metadata, model=call.model, operation=Operation.CHAT)
         await self.admit(request, info, call.model)
-        context = self.context(request, info, call.metadata)
         completion_id = f"chatcmpl-{request.request_id}"
         if not call.stream:
             result = await acalls.achat(model=call.model, request=call.request, context=context,

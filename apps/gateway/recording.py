@@ -22,7 +22,9 @@ from django.conf import settings
 
 from apps.core import redis as portal_redis
 from apps.costs.ledger import ledger_write
-from apps.costs.services import usage_row
+from apps.costs.models import CallStatus
+from apps.costs.pricing import TokenCounts
+from apps.costs.services import UsageContext, usage_row
 from apps.gateway.keys import KeyInfo
 from apps.llm.results import CallRecord
 
@@ -51,6 +53,19 @@ def recorder_for(info: KeyInfo):
         await portal_redis.async_client().xadd(stream_key(), {"r": serialize(record, info.id)})
 
     return record
+
+
+async def refusal_record(info: KeyInfo, *, context: UsageContext, model: str, operation: str, code: str) -> None:
+    """A request the gateway refused before any model call (alias not allowed, use case not active, a key
+    limit) is one usage event too: status refused, no tokens, the refusal's code as its error type. If Redis
+    is down the refusal is still answered (logged), since nothing was spent."""
+    record = CallRecord(request_id=context.request_id, context=context, provider="", model=model[:200],
+                        price_name=None, operation=operation, tokens=TokenCounts(), status=CallStatus.REFUSED,
+                        error_type=code)
+    try:
+        await recorder_for(info)(record)
+    except redis.RedisError:
+        log.warning("could not record the refused request %s (%s)", context.request_id, code)
 
 
 def row_of(payload: bytes) -> dict:

@@ -125,6 +125,27 @@ def test_request_and_token_limits_answer_429_with_retry_after(gateway_url, local
         tokens.chat.completions.create(model="local-extractive", messages=QUESTION)
 
 
+def test_a_refusal_after_the_key_is_known_is_a_usage_event_with_its_reason(gateway_url, local_catalog, gateway_key,
+                                                                           drain):
+    key, secret = gateway_key(allowed_aliases=["local-extractive"], requests_per_minute=1)
+    sdk = client(gateway_url, secret)
+    with pytest.raises(openai.PermissionDeniedError):
+        sdk.chat.completions.create(model="local-minilm", messages=QUESTION, metadata={"tenant": "acme"})
+    sdk.chat.completions.create(model="local-extractive", messages=QUESTION)
+    with pytest.raises(openai.RateLimitError):
+        sdk.chat.completions.create(model="local-extractive", messages=QUESTION)
+    with pytest.raises(openai.AuthenticationError):  # no key known: nothing to attribute, nothing recorded
+        client(gateway_url, "pk-gw-00000000-" + "x" * 40).chat.completions.create(model="chat", messages=QUESTION)
+
+    assert drain() == 3
+    rows = list(UsageEvent.objects.order_by("occurred_at", "pk").values_list(
+        "status", "error_type", "model", "gateway_key_id", "tenant", "input_tokens"))
+    assert rows == [("refused", "model_not_allowed", "local-minilm", key.pk, "acme", 0),
+                    ("ok", "", "local-extractive", key.pk, "", rows[1][5]),
+                    ("refused", "key_limit", "local-extractive", key.pk, "", 0)]
+    assert rows[1][5] > 0
+
+
 def test_revocation_and_limit_changes_apply_on_the_next_request(gateway_url, local_catalog, gateway_key, owner):
     key, secret = gateway_key()
     sdk = client(gateway_url, secret)
