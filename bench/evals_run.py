@@ -22,7 +22,7 @@ import sys
 import time
 import uuid
 
-from bench.common import BASE_DIR, embedded_module, setup_django, use_bench_database
+from bench.common import embedded_module, setup_django, use_bench_database
 from tests.evals.worker import wait_for, worker_start, worker_stop
 
 DATABASE = "portal_bench_evals"  # its own database: other benches' data and migrations do not interfere

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 
+from apps.core.asgi import serve_lifespan
+
 ANSWER = json.dumps({"id": "chatcmpl-bench", "object": "chat.completion", "created": 0, "model": "noop",
                      "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"},
                                   "finish_reason": "stop"}],
@@ -18,13 +20,8 @@ HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(A
 
 async def raw_app(scope, receive, send):
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await serve_lifespan(receive, send)
+        return
     body = b""
     while True:
         message = await receive()

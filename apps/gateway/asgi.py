@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from apps.core import metrics
+from apps.core.asgi import serve_lifespan
 from apps.costs.models import Operation
 from apps.costs.services import UsageContext
 from apps.gateway import keys, limits, recording, registry, wire
@@ -87,7 +88,7 @@ class Gateway:
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
+            await serve_lifespan(receive, send, on_shutdown=sync_to_async(close_old_connections))
             return
         if scope["type"] != "http":
             return
@@ -141,16 +142,6 @@ class Gateway:
             answered["code"] = "internal"
             await self._error(request, send, GatewayError(500, "The gateway failed; the request id is in "
                                                                "X-Portal-Request-Id.", code="internal"))
-
-    async def _lifespan(self, receive, send):
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await sync_to_async(close_old_connections)()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
 
     async def _error(self, request: Request, send, error: GatewayError) -> None:
         extra = [(b"retry-after", str(error.retry_after).encode())] if error.retry_after else []

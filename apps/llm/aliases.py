@@ -11,6 +11,7 @@ from django.db import transaction
 
 from apps.audit.services import audit_record, diff
 from apps.llm.models import MODEL_NAME, Deployment, Model, ModelAlias, ModelKind, RoutingStrategy
+from apps.llm.services import refuse_fixed_fields, snapshot
 
 ALIAS_FIELDS = ("strategy", "deadline_seconds", "max_attempts", "is_active", "description")
 DEPLOYMENT_FIELDS = ("weight", "priority", "max_concurrency", "rpm_limit", "is_active")
@@ -18,10 +19,6 @@ MAX_DEADLINE_SECONDS = 600
 MAX_ATTEMPTS = 10
 MAX_PRIORITY = 9
 MAX_WEIGHT = 1000
-
-
-def _snapshot(obj, fields) -> dict:
-    return {name: getattr(obj, name) for name in fields}
 
 
 def _whole(value, low: int, high: int | None = None, *, optional: bool = False) -> str | None:
@@ -66,22 +63,20 @@ def alias_create(*, name: str, kind: str, strategy: str = RoutingStrategy.WEIGHT
     _validate_alias(alias, creating=True)
     alias.save()
     audit_record(action="llm.alias.create", obj=alias, actor=actor,
-                 changes={"name": alias.name, "kind": alias.kind, **_snapshot(alias, ALIAS_FIELDS)})
+                 changes={"name": alias.name, "kind": alias.kind, **snapshot(alias, ALIAS_FIELDS)})
     return alias
 
 
 @transaction.atomic
 def alias_update(*, alias: ModelAlias, actor=None, **fields) -> ModelAlias:
     """Change how an alias routes. Its name (what callers use) and kind stay."""
-    unknown = set(fields) - set(ALIAS_FIELDS)
-    if unknown:
-        raise ValidationError({field: "This field cannot be changed." for field in sorted(unknown)})
+    refuse_fixed_fields(fields, ALIAS_FIELDS)
     alias = ModelAlias.objects.select_for_update().get(pk=alias.pk)
-    before = _snapshot(alias, ALIAS_FIELDS)
+    before = snapshot(alias, ALIAS_FIELDS)
     for field, value in fields.items():
         setattr(alias, field, value.strip() if isinstance(value, str) else value)
     _validate_alias(alias, creating=False)
-    changes = diff(before, _snapshot(alias, ALIAS_FIELDS))
+    changes = diff(before, snapshot(alias, ALIAS_FIELDS))
     if not changes:
         return alias
     alias.save()
@@ -120,22 +115,20 @@ def deployment_create(*, alias: ModelAlias, model: Model, weight: int = 1, prior
     deployment.save()
     audit_record(action="llm.deployment.create", obj=deployment, object_repr=_deployment_repr(deployment),
                  actor=actor, changes={"alias": alias.name, "model": model.name,
-                                       **_snapshot(deployment, DEPLOYMENT_FIELDS)})
+                                       **snapshot(deployment, DEPLOYMENT_FIELDS)})
     return deployment
 
 
 @transaction.atomic
 def deployment_update(*, deployment: Deployment, actor=None, **fields) -> Deployment:
     """Change a deployment's share, tier or limits (its alias and model stay: add another instead)."""
-    unknown = set(fields) - set(DEPLOYMENT_FIELDS)
-    if unknown:
-        raise ValidationError({field: "This field cannot be changed." for field in sorted(unknown)})
+    refuse_fixed_fields(fields, DEPLOYMENT_FIELDS)
     deployment = Deployment.objects.select_for_update().select_related("alias", "model").get(pk=deployment.pk)
-    before = _snapshot(deployment, DEPLOYMENT_FIELDS)
+    before = snapshot(deployment, DEPLOYMENT_FIELDS)
     for field, value in fields.items():
         setattr(deployment, field, value)
     _validate_deployment(deployment, creating=False)
-    changes = diff(before, _snapshot(deployment, DEPLOYMENT_FIELDS))
+    changes = diff(before, snapshot(deployment, DEPLOYMENT_FIELDS))
     if not changes:
         return deployment
     deployment.save()
@@ -148,7 +141,7 @@ def deployment_update(*, deployment: Deployment, actor=None, **fields) -> Deploy
 def deployment_delete(*, deployment: Deployment, actor=None) -> None:
     deployment = Deployment.objects.select_for_update().select_related("alias", "model").get(pk=deployment.pk)
     audit_record(action="llm.deployment.delete", obj=deployment, object_repr=_deployment_repr(deployment),
-                 actor=actor, changes=_snapshot(deployment, DEPLOYMENT_FIELDS))
+                 actor=actor, changes=snapshot(deployment, DEPLOYMENT_FIELDS))
     deployment.delete()
 
 

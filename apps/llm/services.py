@@ -26,8 +26,16 @@ LOCAL_CHAT_DISPLAY = "Offline extractive (local, no LLM)"
 LOCAL_EMBEDDING_DISPLAY = "MiniLM embeddings (local, 384-d)"
 
 
-def _snapshot(obj, fields) -> dict:
+def snapshot(obj, fields) -> dict:
+    """The named fields' values, for an audit event's before/after."""
     return {name: getattr(obj, name) for name in fields}
+
+
+def refuse_fixed_fields(fields: dict, editable) -> None:
+    """An update may only name editable fields; any other is refused next to its name."""
+    unknown = set(fields) - set(editable)
+    if unknown:
+        raise ValidationError({field: "This field cannot be changed." for field in sorted(unknown)})
 
 
 def _validate_provider(provider: Provider, *, key_given: bool) -> None:
@@ -74,7 +82,7 @@ def provider_create(*, name: str, kind: str, base_url: str = "", api_version: st
     _validate_provider(provider, key_given=bool(api_key))
     provider.save()
     audit_record(action="llm.provider.create", obj=provider, actor=user,
-                 changes={**_snapshot(provider, ("name", *PROVIDER_FIELDS)), "api_key": key_change or "none"})
+                 changes={**snapshot(provider, ("name", *PROVIDER_FIELDS)), "api_key": key_change or "none"})
     return provider
 
 
@@ -85,17 +93,15 @@ def provider_update(*, provider: Provider, user=None, api_key: str = "", clear_a
 
     The name is the provider's identity on the ledger and in prices, so it does not change.
     """
-    unknown = set(fields) - set(PROVIDER_FIELDS)
-    if unknown:
-        raise ValidationError({field: "This field cannot be changed." for field in sorted(unknown)})
+    refuse_fixed_fields(fields, PROVIDER_FIELDS)
     provider = Provider.objects.select_for_update().get(pk=provider.pk)
-    before = _snapshot(provider, PROVIDER_FIELDS)
+    before = snapshot(provider, PROVIDER_FIELDS)
     for field, value in fields.items():
         setattr(provider, field, value.strip() if isinstance(value, str) else value)
     api_key = (api_key or "").strip()
     key_change = _key_change(provider, api_key, clear_api_key)
     _validate_provider(provider, key_given=bool(api_key))
-    changes = diff(before, _snapshot(provider, PROVIDER_FIELDS))
+    changes = diff(before, snapshot(provider, PROVIDER_FIELDS))
     if key_change:
         changes["api_key"] = key_change
     if not changes:
@@ -124,22 +130,20 @@ def model_create(*, provider: Provider, name: str, remote_name: str, kind: str, 
     model.save()
     audit_record(action="llm.model.create", obj=model, actor=user,
                  changes={"provider": provider.name, "name": model.name, "kind": kind,
-                          **_snapshot(model, MODEL_FIELDS)})
+                          **snapshot(model, MODEL_FIELDS)})
     return model
 
 
 @transaction.atomic
 def model_update(*, model: Model, user=None, **fields) -> Model:
     """Change a model's settings. Its name (the id on the ledger and in prompts), provider and kind stay."""
-    unknown = set(fields) - set(MODEL_FIELDS)
-    if unknown:
-        raise ValidationError({field: "This field cannot be changed." for field in sorted(unknown)})
+    refuse_fixed_fields(fields, MODEL_FIELDS)
     model = Model.objects.select_for_update().select_related("provider").get(pk=model.pk)
-    before = _snapshot(model, MODEL_FIELDS)
+    before = snapshot(model, MODEL_FIELDS)
     for field, value in fields.items():
         setattr(model, field, value.strip() if isinstance(value, str) else value)
     _validate_model(model)
-    changes = diff(before, _snapshot(model, MODEL_FIELDS))
+    changes = diff(before, snapshot(model, MODEL_FIELDS))
     if not changes:
         return model
     model.save()

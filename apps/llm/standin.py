@@ -39,6 +39,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from apps.core.asgi import serve_lifespan
+
 CHAT_MODEL = "standin-chat"
 EMBED_MODEL = "standin-embed"
 SCRIPTED = ("fail-500", "fail-503", "rate-limit", "cut-stream", "slow", "ctx-64")
@@ -141,13 +143,8 @@ class StandIn:
     # -- ASGI -----------------------------------------------------------------------------------------------
     async def app(self, scope, receive, send) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await serve_lifespan(receive, send)
+            return
         if scope["type"] != "http":
             return
         path = scope["path"].rstrip("/")
