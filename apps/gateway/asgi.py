@@ -26,10 +26,10 @@ from apps.core import metrics
 from apps.core.asgi import serve_lifespan
 from apps.costs.models import Operation
 from apps.costs.services import UsageContext
-from apps.gateway import keys, limits, recording, registry, wire
+from apps.gateway import keys, limits, recording, registry, tracing, wire
 from apps.gateway.keys import KeyCache, KeyInfo
 from apps.gateway.wire import GatewayError
-from apps.llm import acalls
+from apps.llm import acalls, observers
 from apps.llm import selectors as llm_selectors
 from apps.llm.errors import LlmError, StreamInterrupted
 
@@ -39,7 +39,7 @@ JSON = b"application/json"
 
 class Request:
     __slots__ = ("scope", "receive", "request_id", "tenant", "headers", "stamp", "info", "model", "operation",
-                 "usage_context")
+                 "usage_context", "trace")
 
     def __init__(self, scope, receive):
         self.scope, self.receive = scope, receive
@@ -52,6 +52,7 @@ class Request:
         self.info: KeyInfo | None = None
         self.model = self.operation = ""
         self.usage_context: UsageContext | None = None
+        self.trace: tracing.RequestTrace | None = None  # OpenTelemetry spans, when an exporter is configured
 
     async def body(self) -> bytes:
         limit = settings.GATEWAY_MAX_BODY_BYTES
@@ -109,10 +110,17 @@ class Gateway:
                 metrics.GATEWAY_LATENCY.labels(endpoint).observe(time.perf_counter() - started)
             await send(message)
 
+        if handler in (self.chat, self.embeddings):
+            request.trace = tracing.begin()  # None when tracing is off
+        traced = request.trace is not None
+        observed = observers.current.set(request.trace) if traced else None
         try:
             await self.answer(request, send_observed, handler, handlers, route, answered)
         finally:
             metrics.GATEWAY_REQUESTS.labels(endpoint, str(answered["status"]), answered["code"]).inc()
+            if traced:
+                request.trace.end(answered["status"], answered["code"])
+                observers.current.reset(observed)
 
     async def answer(self, request: Request, send, handler, handlers, route, answered: dict) -> None:
         scope = request.scope
@@ -201,7 +209,8 @@ class Gateway:
         if hit is not None:
             raise GatewayError(429, hit.message, code="key_limit", retry_after=hit.retry_after)
 
-    def context(self, request: Request, info: KeyInfo, metadata: dict, *, model: str, operation: str) -> UsageContext:
+    def context(self, request: Request, info: KeyInfo, metadata: dict, *, model: str, operation: str,
+                request_body=None) -> UsageContext:
         """Who this call is for; kept on the request so a refusal from here on is recorded too."""
         tenant = metadata.get("tenant") or request.tenant
         request.tenant = tenant[:120]
@@ -209,6 +218,9 @@ class Gateway:
         request.usage_context = UsageContext(source="gateway", team_id=info.team_id, feature=info.feature,
                                              use_case_id=info.use_case_id, tenant=request.tenant,
                                              request_id=request.request_id)
+        if request.trace is not None:
+            request.trace.bind(request_id=request.request_id, info=info, context=request.usage_context, model=model,
+                               operation=operation, request=request_body)
         return request.usage_context
 
     # -- endpoints ---------------------------------------------------------------------------------------
@@ -244,7 +256,8 @@ class Gateway:
         body = await request.body()
         info = await self.authenticate(request)
         call = wire.parse_chat(wire.parse_json(body))
-        context = self.context(request, info, call.metadata, model=call.model, operation=Operation.CHAT)
+        context = self.context(request, info, call.metadata, model=call.model, operation=Operation.CHAT,
+                               request_body=call.request)
         await self.admit(request, info, call.model)
         completion_id = f"chatcmpl-{request.request_id}"
         if not call.stream:

@@ -30,7 +30,7 @@ from django.conf import settings
 
 from apps.costs.models import CallStatus, Operation
 from apps.costs.services import UsageContext
-from apps.llm import breakers, callcore, retry
+from apps.llm import breakers, callcore, observers, retry
 from apps.llm.adapters import adapter_for
 from apps.llm.breakers import Slot
 from apps.llm.callcore import CallState, StreamText, chat_request_check
@@ -85,10 +85,13 @@ class _ACall(CallState):
         self.recorded = False
         self.refused = False  # the preflight hook said no: recorded as status "refused"
 
-    async def record(self, *, usage: Usage | None, status: str, error_type: str = "") -> CallRecord:
+    async def record(self, *, usage: Usage | None, status: str, error_type: str = "", answer=None) -> CallRecord:
         record = self.finish(usage=usage, status=status, error_type=error_type)
         if not self.recorded:
             self.recorded = True
+            observer = observers.current.get()
+            if observer is not None:
+                observer.recorded(record, answer)
             await self.recorder(record)
         return record
 
@@ -124,6 +127,7 @@ class _ACall(CallState):
 async def _along(call: _ACall, plan: RoutePlan,
                  attempt: Callable[[Target, float | None], Awaitable[T]]) -> tuple[T, Target, Slot | None]:
     """calls._along for coroutines: the same plan (routing.RoutePlan) decides; this runs it."""
+    observer = observers.current.get()
     while True:
         for tier in plan.tiers():
             counts = await breakers.ainflight(tier) if plan.least_inflight else None
@@ -137,9 +141,12 @@ async def _along(call: _ACall, plan: RoutePlan,
                     plan.skip(target, slot)
                     continue
                 call.attempt_begin(plan, target)
+                handle = observer.attempt_begin(target) if observer is not None else None
                 try:
                     return await attempt(target, plan.attempt_timeout(target)), target, slot
                 except LlmError as exc:
+                    if observer is not None:
+                        observer.attempt_end(handle, exc)
                     if slot is not None:
                         await breakers.arelease(slot, plan.breaker_outcome(exc))
                     if not plan.failed(target, exc):
@@ -172,7 +179,7 @@ async def _start_chat(call: _ACall, model: str, request: ChatRequest, preflight:
 
 
 async def _result(call: _ACall, target: Target, answer: ProviderChat) -> ChatResult:
-    record = await call.record(usage=answer.usage, status=CallStatus.OK)
+    record = await call.record(usage=answer.usage, status=CallStatus.OK, answer=answer)
     cost = callcore.cost_now(record.tokens, target.price())
     callcore.warn_unpriced(record, cost)
     return callcore.chat_result(call, answer, record, cost=cost, usage_event_id=None)
@@ -336,7 +343,7 @@ async def aembed(*, model: str, texts: list[str], context: UsageContext, recorde
         await _release(slot, "ok")
     except Exception as exc:
         raise await call.fail(exc)
-    record = await call.record(usage=answer.usage, status=CallStatus.OK)
+    record = await call.record(usage=answer.usage, status=CallStatus.OK, answer=answer)
     cost = callcore.cost_now(record.tokens, target.price())
     return callcore.embedding_result(answer.vectors, answer.usage, record, cost=cost, usage_event_id=None,
                                      remote_model=answer.remote_model)

@@ -350,6 +350,12 @@ GATEWAY_ADMISSION_TTL_SECONDS = envfloat("GATEWAY_ADMISSION_TTL_SECONDS", 1.0)
 GATEWAY_RECORDER_BATCH = envint("GATEWAY_RECORDER_BATCH", 500)
 # A record read by a writer that has not acknowledged it for this long is taken over by another writer.
 GATEWAY_RECORDER_CLAIM_IDLE_MS = envint("GATEWAY_RECORDER_CLAIM_IDLE_MS", 30_000)
+# OpenTelemetry GenAI spans of gateway calls (apps/gateway/tracing.py, ADR 0078): on when this switch is on and an
+# exporter is configured by the standard variables; the SDK reads the rest (headers, compression, service name).
+GATEWAY_OTEL_TRACES = envbool("GATEWAY_OTEL_TRACES", True)
+OTEL_TRACES_EXPORTER = envstr("OTEL_TRACES_EXPORTER", "").lower()
+OTEL_EXPORTER_OTLP_ENDPOINT = envstr("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = envstr("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
 
 # Audit chain (docs/audit.md): with a key, new events are sealed with HMAC-SHA256 (hash version 3), so
 # whoever can write the database still cannot rewrite the chain consistently without the key.
