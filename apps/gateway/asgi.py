@@ -231,7 +231,7 @@ class Gateway:
             await self._send(send, 401, b"metrics require the METRICS_TOKEN bearer token\n",
                              [(b"content-type", b"text/plain")])
             return
-        body, content_type = metrics.render()
+        body, content_type = metrics.render(shared=False)  # shared figures (deployment health): the web's scrape
         await self._send(send, 200, body, [(b"content-type", content_type.encode())])
 
     async def models(self, request: Request, send) -> None:

@@ -342,6 +342,8 @@ LLM_BREAKER_MIN_REQUESTS = envint("LLM_BREAKER_MIN_REQUESTS", 5)
 LLM_BREAKER_FAILURE_RATIO = envfloat("LLM_BREAKER_FAILURE_RATIO", 0.5)
 LLM_BREAKER_COOLDOWN_SECONDS = envfloat("LLM_BREAKER_COOLDOWN_SECONDS", 5.0)
 LLM_INFLIGHT_TTL_SECONDS = envint("LLM_INFLIGHT_TTL_SECONDS", 660)
+# Live health per deployment (apps/llm/health.py): calls, error rate, p50/p95 over the last N minutes.
+LLM_HEALTH_WINDOW_MINUTES = envint("LLM_HEALTH_WINDOW_MINUTES", 15)
 
 # The LLM gateway (docs/gateway.md): the /v1/ front door and the writer of its recorded calls.
 GATEWAY_MAX_BODY_BYTES = envint("GATEWAY_MAX_BODY_BYTES", 4 * 1024 * 1024)
