@@ -277,10 +277,12 @@ class Gateway:
         first = wire.chunk(completion_id=completion_id, model=call.model, created=created,
                            delta={"role": "assistant", "content": ""}, include_usage=call.include_usage)
         await send({"type": "http.response.body", "body": first, "more_body": True})
+        tools_streamed = False
         try:
             async for delta in stream:
+                tools_streamed = tools_streamed or bool(delta.tool_calls)
                 piece = wire.chunk(completion_id=completion_id, model=call.model, created=created,
-                                   delta={"content": delta.text}, include_usage=call.include_usage)
+                                   delta=wire.stream_delta(delta), include_usage=call.include_usage)
                 await send({"type": "http.response.body", "body": piece, "more_body": True})
         except StreamInterrupted as exc:  # recorded by the call path; the client must not see a clean end
             await send({"type": "http.response.body", "body": wire.stream_error(wire.from_llm_error(exc)),
@@ -298,7 +300,7 @@ class Gateway:
         result = stream.result  # recorded (XADD) before the last bytes below
         await limits.charge(info, tokens=result.usage.total_tokens, cost=result.cost)
         tail = wire.final_chunks(result, completion_id=completion_id, model=call.model, created=created,
-                                 include_usage=call.include_usage)
+                                 include_usage=call.include_usage, tools_streamed=tools_streamed)
         await send({"type": "http.response.body", "body": tail, "more_body": False})
 
 
