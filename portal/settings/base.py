@@ -352,6 +352,8 @@ GATEWAY_ADMISSION_TTL_SECONDS = envfloat("GATEWAY_ADMISSION_TTL_SECONDS", 1.0)
 GATEWAY_RECORDER_BATCH = envint("GATEWAY_RECORDER_BATCH", 500)
 # A record read by a writer that has not acknowledged it for this long is taken over by another writer.
 GATEWAY_RECORDER_CLAIM_IDLE_MS = envint("GATEWAY_RECORDER_CLAIM_IDLE_MS", 30_000)
+# Days before a gateway key's expiry when its creator and the team's owners are told (once per threshold).
+GATEWAY_KEY_EXPIRY_NOTICE_DAYS = envlist("GATEWAY_KEY_EXPIRY_NOTICE_DAYS", ["14", "3", "1"])
 # OpenTelemetry GenAI spans of gateway calls (apps/gateway/tracing.py, ADR 0078): on when this switch is on and an
 # exporter is configured by the standard variables; the SDK reads the rest (headers, compression, service name).
 GATEWAY_OTEL_TRACES = envbool("GATEWAY_OTEL_TRACES", True)
