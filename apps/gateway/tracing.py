@@ -177,7 +177,7 @@ def _answer_attributes(record: CallRecord, answer) -> dict:
 class RequestTrace:
     """One request's spans; also the call path's observer (apps/llm/observers.CallObserver) for the request."""
 
-    __slots__ = ("tracer", "started_ns", "operation", "span", "parent", "attempts", "record", "answer")
+    __slots__ = ("tracer", "started_ns", "operation", "span", "parent", "attempts", "record", "answer", "upstream")
 
     def __init__(self, tracer):
         self.tracer = tracer
@@ -187,6 +187,7 @@ class RequestTrace:
         self.attempts: list = []
         self.record: CallRecord | None = None
         self.answer = None
+        self.upstream: dict = {}  # the last attempt's provider and server: the request span's too
 
     def bind(self, *, request_id: str, info, context, model: str, operation: str, request=None) -> None:
         """The request span starts (at the request's arrival) once the key and the model are known."""
@@ -217,9 +218,9 @@ class RequestTrace:
         from opentelemetry.trace import SpanKind  # why: as above
 
         model = target.model
+        self.upstream = _provider_attributes(model)
         attributes = {"gen_ai.operation.name": self.operation, "gen_ai.request.model": model.remote_name,
-                      "portal.model": model.name, "portal.attempt": len(self.attempts) + 1,
-                      **_provider_attributes(model), ATTR_RECORDED: True}
+                      "portal.model": model.name, **self.upstream, ATTR_RECORDED: True}
         if target.deployment:
             attributes["portal.deployment"] = target.deployment
         span = self.tracer.start_span(f"{self.operation} {model.remote_name}", context=self.parent,
@@ -257,6 +258,7 @@ class RequestTrace:
         self.attempts = []
         span, record = self.span, self.record
         span.set_attribute("http.response.status_code", status)
+        span.set_attributes(self.upstream)
         error = code if (status >= 400 or code == "client_gone") else None
         if record is not None:
             span.set_attributes({"portal.fallbacks": record.fallbacks, "portal.latency_ms": record.latency_ms})

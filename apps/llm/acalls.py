@@ -349,7 +349,7 @@ def _dropped_logged(task: asyncio.Task) -> None:
 
 
 async def dropped_streams_settled() -> None:
-    """Wait until the streams dropped open on this loop are recorded (tests; a server's shutdown)."""
+    """Wait until the streams dropped open on this loop are recorded (tests, or code that must see the record)."""
     await asyncio.sleep(0)  # a finaliser run just now schedules its recording on the next turn
     while pending := [t for t in _dropped if t.get_loop() is asyncio.get_running_loop()]:
         await asyncio.gather(*pending, return_exceptions=True)

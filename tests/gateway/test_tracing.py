@@ -100,6 +100,8 @@ def test_a_call_with_a_fallback_is_one_server_span_with_a_client_span_per_attemp
             server.attributes["portal.tenant"]) == (key.team_id, key.feature, "acme")
     assert server.attributes["portal.gateway.key_prefix"] == key.prefix
     assert server.attributes["portal.fallbacks"] == 1 and server.attributes["portal.deployment"]
+    assert server.attributes["server.address"] == "127.0.0.1"  # the upstream that answered
+    assert server.attributes["gen_ai.provider.name"] == "openai_compatible"
     assert server.status.status_code != StatusCode.ERROR and "error.type" not in server.attributes
     # The attempts: children of the request span, the first failed (503) and the second answered.
     assert {failed.parent.span_id, answered.parent.span_id} == {server.context.span_id}
