@@ -90,8 +90,12 @@ class HealthCollector:
     STATES = ("closed", "open", "half_open")
 
     def collect(self):
-        labels = deployment_labels()
-        health = deployment_health(list(labels))
+        try:
+            labels = deployment_labels()
+            health = deployment_health(list(labels))
+        except Exception:  # noqa: BLE001 - a scrape answers with what it has; the database may be away
+            log.warning("deployment health metrics: could not read the deployments", exc_info=True)
+            return
         window = settings.LLM_HEALTH_WINDOW_MINUTES
         calls = GaugeMetricFamily("portal_llm_deployment_window_calls",
                                   f"Attempts that ended on the deployment in the last {window} minutes",
