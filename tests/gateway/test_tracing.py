@@ -178,3 +178,17 @@ def test_the_switch_and_the_standard_variables_decide(settings):
     settings.OTEL_TRACES_EXPORTER = "console"
     settings.GATEWAY_OTEL_TRACES = False
     assert not tracing.configured()
+
+
+def test_a_refusal_and_an_embeddings_call_are_traced_too(gateway_url, llm_standin, gateway_key, spans):
+    standin_model(standin_provider(llm_standin), "svc-embed", remote_name="embed-8", kind=ModelKind.EMBEDDING)
+    _key, secret = gateway_key(allowed_aliases=["svc-embed"])
+    sdk = OpenAI(base_url=gateway_url, api_key=secret, max_retries=0)
+    sdk.embeddings.create(model="svc-embed", input=["refunds"])
+    with pytest.raises(Exception):  # noqa: B017 - PermissionDeniedError; the span is the point
+        sdk.chat.completions.create(model="traced-chat", messages=QUESTION)
+
+    embedded, refused = sorted(_by_kind(spans.get_finished_spans())[0], key=lambda s: s.start_time)
+    assert embedded.name == "embeddings svc-embed" and embedded.attributes["gen_ai.usage.input_tokens"] > 0
+    assert refused.attributes["http.response.status_code"] == 403
+    assert refused.attributes["error.type"] == "model_not_allowed"
