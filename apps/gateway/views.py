@@ -68,7 +68,7 @@ def key_detail(request, pk: int):
     may_manage = can(request.user, Action.MANAGE, key)
     initial = {"name": key.name, "allowed_aliases": ", ".join(key.allowed_aliases),
                **{f: getattr(key, f) for f in (*services.LIMIT_FIELDS, "dollars_per_day", "expires_at",
-                                               "cache_enabled", "store_bodies")}}
+                                               *services.CACHE_FIELDS, "store_bodies")}}
     form = KeyEditForm(initial=initial)
     status = 200
     if request.method == "POST":
