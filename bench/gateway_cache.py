@@ -25,7 +25,7 @@ import time
 import httpx
 
 from bench.common import BASE_DIR, setup_django
-from bench.gateway_path import wait
+from bench.gateway_path import gateway_process, standin_chat_model, stop, wait
 from bench.gateway_servers import free_port, pct
 
 QUESTION = "How long do refunds take? Tell me in a few words please."
@@ -80,8 +80,6 @@ def main() -> None:
     from apps.core import redis as portal_redis
     from apps.gateway import recording
     from apps.gateway.services import gateway_key_create
-    from apps.llm.models import Model, ModelKind, Provider, ProviderKind
-    from apps.llm.services import model_create, provider_create
 
     standin_port, gateway_port = free_port(), free_port()
     env = {**os.environ, "PYTHONPATH": str(BASE_DIR)}
@@ -91,21 +89,13 @@ def main() -> None:
     redis = portal_redis.client()
     try:
         wait(f"http://127.0.0.1:{standin_port}/standin/stats", ok=(200,))
-        Model.objects.filter(name="bench-cache-chat").delete()
-        Provider.objects.filter(name="bench-cache-standin").delete()
-        provider = provider_create(name="bench-cache-standin", kind=ProviderKind.OPENAI_COMPATIBLE,
-                                   base_url=f"http://127.0.0.1:{standin_port}/v1", max_retries=0)
-        model_create(provider=provider, name="bench-cache-chat", remote_name="standin-chat", kind=ModelKind.CHAT,
-                     context_window=8192, max_output_tokens=1024)
+        standin_chat_model("bench-cache-chat", standin_port)
         team, _ = Team.objects.get_or_create(slug="bench-gateway-cache", defaults={"name": "Bench gateway cache"})
         for name in redis.scan_iter(portal_redis.key("gateway", "cache", team.pk, "*")):
             redis.delete(name)
         keys = {"off": gateway_key_create(team=team, name="bench-off", feature="bench").secret,
                 "on": gateway_key_create(team=team, name="bench-on", feature="bench", cache_enabled=True).secret}
-        gateway = subprocess.Popen([sys.executable, "-m", "granian", "--interface", "asgi", "--port",
-                                    str(gateway_port), "--workers", "1", "--no-ws", "--log-level", "warning",
-                                    "portal.gateway_asgi:application"], cwd=BASE_DIR, env=env)
-        wait(f"http://127.0.0.1:{gateway_port}/v1/models")
+        gateway = gateway_process(gateway_port, env)
         url = f"http://127.0.0.1:{gateway_port}/v1/chat/completions"
         stats = f"http://127.0.0.1:{standin_port}/standin/stats"
         result = {"load_average": os.getloadavg(), "requests": args.requests, "upstream_ms": args.upstream_ms}
@@ -122,10 +112,7 @@ def main() -> None:
             result[kind] = figures
         print(json.dumps(result, indent=1))
     finally:
-        for process in (gateway, standin):
-            if process is not None:
-                process.terminate()
-                process.wait(timeout=10)
+        stop(gateway, standin)
         redis.delete(recording.stream_key())
 
 

@@ -24,6 +24,7 @@ cache is an optimisation, never a gate).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -78,8 +79,11 @@ def asked(headers: dict) -> str:
 
 
 def sampled(temperature) -> bool:
-    """Whether the answer is drawn at random: temperature above 0, or unset (the providers' default is 1)."""
-    return temperature is None or temperature > 0
+    """Whether the answer is drawn at random: temperature above 0, or unset (the providers' default is 1).
+    Not a number: treated as sampled (the call path refuses it with a 400)."""
+    if isinstance(temperature, bool) or not isinstance(temperature, int | float):
+        return True
+    return temperature > 0
 
 
 def _plain(value):
@@ -93,7 +97,8 @@ def _plain(value):
     return value
 
 
-def entry_key(*, team_id: int, alias: str, operation: str, request: dict, prompt_version_id: int | None = None) -> str:
+def entry_key(*, team_id: int, alias: str, operation: str, request: dict,
+              prompt_version_id: int | None = None) -> str:
     """The Redis key of an entry: the team in its name, and a digest of everything that makes the answer."""
     recipe = {"v": VERSION, "team": team_id, "alias": alias, "prompt_version_id": prompt_version_id,
               "operation": operation, "request": _plain(request)}
@@ -121,7 +126,8 @@ async def _find(endpoint: str, key: str, ttl: int) -> Lookup:
     lookup = Lookup(endpoint=endpoint, key=key, ttl=ttl, started=time.perf_counter())
     try:
         raw = await portal_redis.async_client().get(key)
-        lookup.entry = json.loads(raw) if raw is not None else None
+        entry = json.loads(raw) if raw is not None else None
+        lookup.entry = entry if isinstance(entry, dict) and entry.get("v") == VERSION else None
     except (redis.RedisError, ValueError):
         log.warning("gateway cache lookup failed: the request goes upstream", exc_info=True)
     metrics.GATEWAY_CACHE.labels(endpoint, "hit" if lookup.hit else "miss").inc()
@@ -149,19 +155,10 @@ async def embeddings_lookup(info: KeyInfo, headers: dict, *, model: str, texts: 
 
 
 # -- storing a complete answer ---------------------------------------------------------------------------------
-def _usage_of(data: dict) -> Usage:
-    return Usage(**{k: data.get(k, 0) for k in ("input_tokens", "output_tokens", "cached_input_tokens",
-                                                "reasoning_tokens")})
-
-
-def _usage_dict(usage: Usage) -> dict:
-    return {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
-            "cached_input_tokens": usage.cached_input_tokens, "reasoning_tokens": usage.reasoning_tokens}
-
-
 def _who(result: ChatResult | EmbeddingResult) -> dict:
-    return {"model": result.model, "provider": result.provider, "alias": result.alias, "deployment": result.deployment,
-            "cost": None if result.cost is None else str(result.cost), "usage": _usage_dict(result.usage)}
+    return {"model": result.model, "provider": result.provider, "alias": result.alias,
+            "deployment": result.deployment, "cost": None if result.cost is None else str(result.cost),
+            "usage": dataclasses.asdict(result.usage)}
 
 
 async def _put(lookup: Lookup, entry: dict) -> None:
@@ -199,7 +196,7 @@ def _saving(entry: dict) -> Decimal | None:
 def chat_result(entry: dict, request_id: str) -> ChatResult:
     """The stored answer as the call path's result (what wire.py renders), at no cost."""
     return ChatResult(text=entry["text"], model=entry["model"], provider=entry["provider"],
-                      usage=_usage_of(entry["usage"]), latency_ms=0, cost=Decimal(0),
+                      usage=Usage(**entry["usage"]), latency_ms=0, cost=Decimal(0),
                       finish_reason=entry.get("finish_reason"), usage_event_id=None, request_id=request_id,
                       tool_calls=tuple(ToolCall(*t) for t in entry.get("tool_calls") or ()),
                       refusal=entry.get("refusal"), deployment=entry.get("deployment", ""))
@@ -247,7 +244,7 @@ async def embeddings_answer(lookup: Lookup, *, request, model: str, encoding: st
     request.cache = b"hit"
     entry = lookup.entry
     result = EmbeddingResult(vectors=entry["vectors"], model=entry["model"], provider=entry["provider"],
-                             usage=_usage_of(entry["usage"]), latency_ms=0, cost=Decimal(0), usage_event_id=None,
+                             usage=Usage(**entry["usage"]), latency_ms=0, cost=Decimal(0), usage_event_id=None,
                              request_id=request.request_id)
     body = wire.embeddings(result, model=model, encoding=encoding)
     await record_hit(lookup, context=context, operation=Operation.EMBEDDING, recorder=recorder)

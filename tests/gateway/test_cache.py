@@ -194,3 +194,4 @@ def test_the_entry_is_named_by_what_changes_the_answer_only(team):
     assert len({same, name(temperature=0, max_tokens=5), name(temperature=0, seed=3), name(temperature=0.2),
                 name(alias="other", temperature=0), name(team_id=team.pk + 1, temperature=0),
                 name(prompt_version_id=7, temperature=0)}) == 7
+    assert cache.sampled(None) and cache.sampled(0.2) and cache.sampled("0") and not cache.sampled(0)
