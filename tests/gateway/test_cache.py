@@ -16,6 +16,7 @@ from apps.gateway.services import gateway_key_create
 from apps.gateway.wire import parse_chat
 from apps.llm.models import ModelKind
 from tests.factories import PriceFactory
+from tests.gateway.test_metrics import scrape
 from tests.support.standin import standin_model, standin_provider
 
 QUESTION = [{"role": "user", "content": "How long do refunds take? Tell me in a few words please."}]
@@ -48,12 +49,17 @@ def test_a_repeated_request_is_answered_from_the_cache_and_recorded_as_a_saving(
                                                                                drain):
     key, secret = gateway_key(cache_enabled=True)
     client = sdk(gateway_url, secret)
+    before = scrape(gateway_url)
     first = client.chat.completions.with_raw_response.create(model="standin-chat", messages=QUESTION, **EXACT)
     again = client.chat.completions.with_raw_response.create(model="standin-chat", messages=QUESTION, **EXACT,
                                                             user="someone-else", metadata={"tenant": "acme"})
 
     assert (first.headers["x-portal-cache"], again.headers["x-portal-cache"]) == ("miss", "hit")
     assert cached.stats()["calls"] == 1  # the upstream answered once
+    after = scrape(gateway_url)
+    for result in ("miss", "stored", "hit"):
+        sample = ("portal_gateway_cache_total", (("endpoint", "/v1/chat/completions"), ("result", result)))
+        assert after[sample] - before.get(sample, 0.0) == 1
     answer, replay = first.parse(), again.parse()
     assert replay.choices[0].message.content == answer.choices[0].message.content
     assert replay.usage.total_tokens == answer.usage.total_tokens and replay.id != answer.id
