@@ -26,7 +26,7 @@ from apps.core import metrics
 from apps.core.asgi import serve_lifespan
 from apps.costs.models import Operation
 from apps.costs.services import UsageContext
-from apps.gateway import keys, limits, recording, registry, wire
+from apps.gateway import keys, limits, prompt_ref, recording, registry, wire
 from apps.gateway.keys import KeyCache, KeyInfo
 from apps.gateway.wire import GatewayError
 from apps.llm import acalls
@@ -85,6 +85,7 @@ class Gateway:
     def __init__(self):
         self.keys = KeyCache()
         self.admitted: dict[int, tuple[bytes, float, tuple[str, str] | None]] = {}
+        self.prompts = prompt_ref.PromptRefs()  # prompt by reference: resolved targets under their stamps
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
@@ -225,7 +226,8 @@ class Gateway:
     async def models(self, request: Request, send) -> None:
         info = await self.authenticate(request)
         names = await sync_to_async(_model_names)()
-        body = wire.models_list([(name, owner) for name, owner in names if info.allows(name)])
+        prompts = await sync_to_async(prompt_ref.model_names)(info)  # `prompt:NAME@LABEL` the key may call
+        body = wire.models_list([(name, owner) for name, owner in names if info.allows(name)] + prompts)
         await self._send(send, 200, body, request.response_headers())
 
     async def embeddings(self, request: Request, send) -> None:
@@ -243,8 +245,11 @@ class Gateway:
     async def chat(self, request: Request, send) -> None:
         body = await request.body()
         info = await self.authenticate(request)
-        call = wire.parse_chat(wire.parse_json(body))
+        data = wire.parse_json(body)
+        prompt = await self.prompts.prepare(data, info)  # `model: "prompt:…"`: rendered into data (prompt_ref.py)
+        call = wire.parse_chat(data)
         context = self.context(request, info, call.metadata, model=call.model, operation=Operation.CHAT)
+        await self.prompts.admit(prompt, context)  # the usage row carries the version; the kill switch (423)
         await self.admit(request, info, call.model)
         completion_id = f"chatcmpl-{request.request_id}"
         if not call.stream:
