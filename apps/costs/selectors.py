@@ -327,7 +327,7 @@ def call_status_choices() -> list[tuple[str, str]]:
 
 def usage_event_log(*, actor, source: str | None = None, gateway_key_ids=None, status: str | None = None,
                     alias: str | None = None, start: datetime | None = None, end: datetime | None = None,
-                    limit: int = 100) -> list[UsageEvent]:
+                    request_id: str | None = None, limit: int = 100) -> list[UsageEvent]:
     """The newest raw usage events the actor may see (metadata only: the ledger holds no text), filtered.
 
     `gateway_key_ids`: only events of these gateway keys (the gateway's request log); `end` is exclusive.
@@ -344,6 +344,8 @@ def usage_event_log(*, actor, source: str | None = None, gateway_key_ids=None, s
         events = events.filter(status=status)
     if alias:
         events = events.filter(alias=alias)
+    if request_id:
+        events = events.filter(request_id=request_id)
     if start is not None:
         events = events.filter(occurred_at__gte=start)
     if end is not None:

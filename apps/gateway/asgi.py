@@ -256,6 +256,7 @@ class Gateway:
             result = await acalls.achat(model=call.model, request=call.request, context=context,
                                         recorder=recording.recorder_for(info))
             await limits.charge(info, tokens=result.usage.total_tokens, cost=result.cost)
+            await recording.keep_body(info, context=context, call=call, result=result)  # opt-in sampled bodies
             await self._send(send, 200, wire.completion(result, model=call.model, completion_id=completion_id),
                              request.response_headers())
             return
@@ -289,6 +290,7 @@ class Gateway:
             return
         result = stream.result  # recorded (XADD) before the last bytes below
         await limits.charge(info, tokens=result.usage.total_tokens, cost=result.cost)
+        await recording.keep_body(info, context=context, call=call, result=result)  # opt-in sampled bodies
         tail = wire.final_chunks(result, completion_id=completion_id, model=call.model, created=created,
                                  include_usage=call.include_usage)
         await send({"type": "http.response.body", "body": tail, "more_body": False})

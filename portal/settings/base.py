@@ -350,6 +350,8 @@ GATEWAY_ADMISSION_TTL_SECONDS = envfloat("GATEWAY_ADMISSION_TTL_SECONDS", 1.0)
 GATEWAY_RECORDER_BATCH = envint("GATEWAY_RECORDER_BATCH", 500)
 # A record read by a writer that has not acknowledged it for this long is taken over by another writer.
 GATEWAY_RECORDER_CLAIM_IDLE_MS = envint("GATEWAY_RECORDER_CLAIM_IDLE_MS", 30_000)
+# Sampled bodies of keys that opted in (store_bodies), PII-redacted, are deleted after this many days.
+GATEWAY_BODY_RETENTION_DAYS = envint("GATEWAY_BODY_RETENTION_DAYS", 30)
 
 # Audit chain (docs/audit.md): with a key, new events are sealed with HMAC-SHA256 (hash version 3), so
 # whoever can write the database still cannot rewrite the chain consistently without the key.
