@@ -95,6 +95,14 @@ def _clean_sample_percent(value) -> int:
     return percent
 
 
+def _clean_options(values: dict) -> dict:
+    """The options among `values`: the flags (cache, store bodies) and the share of bodies sampled."""
+    options = {flag: bool(values[flag]) for flag in ("cache_enabled", "store_bodies") if flag in values}
+    if "body_sample_percent" in values:
+        options["body_sample_percent"] = _clean_sample_percent(values["body_sample_percent"])
+    return options
+
+
 def _clean_key_fields(*, name: str, feature: str, use_case_id, expires_at) -> dict:
     errors = {}
     name, feature = (name or "").strip(), (feature or "").strip()
@@ -243,14 +251,10 @@ def gateway_key_update(*, key: GatewayKey, actor=None, **values) -> GatewayKey:
                 new["expires_at"] = cleaned["expires_at"]
         except ValidationError as exc:
             errors.update(exc.message_dict)
-    for flag in ("cache_enabled", "store_bodies"):
-        if flag in values:
-            new[flag] = bool(values[flag])
-    if "body_sample_percent" in values:
-        try:
-            new["body_sample_percent"] = _clean_sample_percent(values["body_sample_percent"])
-        except ValidationError as exc:
-            errors.update(exc.message_dict)
+    try:
+        new.update(_clean_options(values))
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
     if errors:
         raise ValidationError(errors)
     before = {k: getattr(key, k) for k in new}

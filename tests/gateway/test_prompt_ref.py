@@ -76,6 +76,7 @@ def _ask(sdk, **extra):
 
 
 def test_the_upstream_receives_the_rendered_messages_and_the_versions_model(sdk, catalog, refund_prompt):
+    """…with the client's messages after the prompt's; the label defaults to production; /v1/models lists it."""
     answer = _ask(sdk)
     sent = catalog.requests[-1]
     assert sent["model"] == "standin-small" and answer.model == "support-small"
@@ -85,6 +86,12 @@ def test_the_upstream_receives_the_rendered_messages_and_the_versions_model(sdk,
         {"role": "user", "content": "Thanks!"},  # the client's own messages come after the prompt's
     ]
     assert sent["temperature"] == 0.1  # the version's parameters
+
+    plain = sdk.chat.completions.create(model="prompt:support/refund-policy-qa", messages=[],  # label: production
+                                        metadata={"customer": "ACME", "question": "How long?"})
+    assert plain.model == "support-small"
+    listed = {m.id for m in sdk.models.list()}
+    assert {"prompt:support/refund-policy-qa@production", "prompt:support/refund-policy-qa@latest"} <= listed
 
 
 def test_moving_the_production_label_moves_the_next_request(sdk, catalog, refund_prompt, engineer, to_production):
@@ -109,30 +116,19 @@ def test_the_usage_row_carries_the_prompt_version(sdk, catalog, refund_prompt, d
     assert event.model == "support-small" and event.status == "ok"
 
 
-def test_a_missing_variable_is_a_400_naming_it(sdk, catalog, refund_prompt):
+def test_a_missing_variable_is_a_400_naming_it_and_unknown_references_are_model_not_found(sdk, catalog,
+                                                                                        refund_prompt, other_team):
     with pytest.raises(openai.BadRequestError, match="question") as caught:
         sdk.chat.completions.create(model=REF, messages=[], metadata={"customer": "ACME"})
     assert caught.value.body["param"] == "metadata.question"
-    assert not catalog.requests  # nothing reached the upstream
 
-
-def test_an_unknown_prompt_or_label_or_another_teams_prompt_is_model_not_found(sdk, catalog, refund_prompt,
-                                                                              other_team, engineer):
-    prompt_create(team=other_team, name="search/secret", kind="chat", actor=None,
-                  draft=_draft(SYSTEM_V1, "support-small"))
+    prompt_create(team=other_team, name="search/secret", kind="chat", draft=_draft(SYSTEM_V1, "support-small"))
     for model in ("prompt:support/nope@production", "prompt:support/refund-policy-qa@canary",
-                  "prompt:search/secret@latest"):
+                  "prompt:search/secret@latest"):  # no such prompt, no such label, another team's prompt
         with pytest.raises(openai.NotFoundError) as caught:
             sdk.chat.completions.create(model=model, messages=[], metadata={"customer": "A", "question": "Q"})
         assert caught.value.code == "model_not_found"
-
-
-def test_the_label_defaults_to_production_and_models_lists_the_references(sdk, catalog, refund_prompt):
-    _ask_plain = sdk.chat.completions.create(model="prompt:support/refund-policy-qa", messages=[],
-                                             metadata={"customer": "ACME", "question": "How long?"})
-    assert _ask_plain.model == "support-small"
-    listed = {m.id for m in sdk.models.list()}
-    assert {"prompt:support/refund-policy-qa@production", "prompt:support/refund-policy-qa@latest"} <= listed
+    assert not catalog.requests  # nothing reached the upstream
 
 
 def test_the_keys_allowed_aliases_apply_to_the_prompts_model(gateway_url, gateway_key, catalog, refund_prompt):
