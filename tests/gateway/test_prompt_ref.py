@@ -3,14 +3,20 @@ official SDK against the stand-in upstream; the label, the kill switch and the u
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import openai
 import pytest
+from asgiref.sync import sync_to_async
+from django.core.cache import cache
+from django.db import connections
 from django.utils import timezone
 from openai import OpenAI
 
 from apps.costs.models import UsageEvent
+from apps.gateway import prompt_ref
+from apps.gateway.keys import KeyInfo
 from apps.prompts.content import Draft
 from apps.prompts.services import (
     promotion_request_expedite,
@@ -55,6 +61,7 @@ def to_production(admin_user, engineer):
 
 @pytest.fixture
 def refund_prompt(team, engineer, to_production):
+    cache.clear()  # cached answers of earlier runs (reviews' prompt status by prompt id) must not leak in
     prompt = prompt_create(team=team, name="support/refund-policy-qa", kind="chat", actor=engineer,
                            draft=_draft(SYSTEM_V1, "support-small"), commit_message="first")
     to_production(prompt, prompt.versions.get())
@@ -153,3 +160,35 @@ def test_a_killed_prompt_is_refused_with_423_and_the_reason(sdk, catalog, refund
     drain()
     refused = UsageEvent.objects.get(status="refused")
     assert refused.prompt_version == 1 and refused.error_type == "prompt_not_served"
+
+
+@pytest.fixture
+def async_thread_connection():
+    """The catalog reads made through sync_to_async run on asgiref's one thread: close its connection after."""
+    yield
+    asyncio.run(sync_to_async(connections.close_all)())
+
+
+def test_a_warm_reference_is_served_from_the_process_and_a_label_move_rebuilds_it(transactional_db, refund_prompt,
+                                                                                  gateway_key, engineer,
+                                                                                  to_production, monkeypatch,
+                                                                                  async_thread_connection):
+    key, _secret = gateway_key()
+    refs, info = prompt_ref.PromptRefs(), KeyInfo.of(key)
+
+    def request():
+        return {"model": REF, "messages": [], "metadata": {"customer": "ACME", "question": "How long?"}}
+
+    def catalog_read(*args, **kwargs):
+        raise AssertionError("a warm reference must not go back to the catalog (Redis payload or PostgreSQL)")
+
+    asyncio.run(refs.prepare(request(), info))  # cold: through the catalog's resolve path
+    with monkeypatch.context() as patched:
+        patched.setattr(prompt_ref, "resolve_cached", catalog_read)
+        warm = request()
+        assert asyncio.run(refs.prepare(warm, info)).version_number == 1
+        assert warm["model"] == "support-small"
+    v2 = version_create(prompt=refund_prompt, draft=_draft(SYSTEM_V2, "support-large"), actor=engineer).version
+    to_production(refund_prompt, v2)  # moves the prompt's stamp after commit
+    moved = request()
+    assert asyncio.run(refs.prepare(moved, info)).version_number == 2 and moved["model"] == "support-large"
