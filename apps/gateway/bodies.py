@@ -15,12 +15,12 @@ import json
 import logging
 import random
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from apps.gateway.keys import KeyInfo
-from apps.gateway.models import GatewayBody
+from apps.gateway.models import GatewayBody, GatewayKey
 from apps.guardrails import redact_values
 
 log = logging.getLogger(__name__)
@@ -52,8 +52,9 @@ def sample_payload(info: KeyInfo, *, context, call, result) -> bytes:
 
 
 def samples_write(payloads: list[bytes]) -> int:
-    """Redact and insert sampled bodies (the recorder writer, in its batch). A request id already stored is
-    skipped (at least once delivery); an unreadable entry is dropped, named by nothing but the count."""
+    """Redact and insert sampled bodies (the recorder writer, after its batch's ledger rows). A request id already
+    stored is skipped (at least once delivery); an unreadable entry, or one whose key is gone, is dropped, named
+    by nothing but the count: bodies are best effort and never hold up the stream."""
     rows, unreadable = [], 0
     for payload in payloads:
         try:
@@ -70,7 +71,13 @@ def samples_write(payloads: list[bytes]) -> int:
             unreadable += 1
     if unreadable:
         log.error("%d sampled gateway bodies were unreadable and dropped", unreadable)
+    known = set(GatewayKey.objects.filter(pk__in={r.key_id for r in rows}).values_list("pk", flat=True))
+    rows = [r for r in rows if r.key_id in known]  # a key deleted since (with its team): nothing to keep
     if rows:
-        with transaction.atomic():
-            GatewayBody.objects.bulk_create(rows, ignore_conflicts=True, batch_size=200)
+        try:
+            with transaction.atomic():
+                GatewayBody.objects.bulk_create(rows, ignore_conflicts=True, batch_size=200)
+        except DatabaseError:  # best effort: a body must never hold up the ledger's stream
+            log.exception("%d sampled gateway bodies could not be stored and were dropped", len(rows))
+            return 0
     return len(rows)

@@ -155,3 +155,11 @@ def test_bodies_past_the_retention_are_swept(stored, settings):
                                  % (stored.key_id, stored.team_id, timezone.now().isoformat().encode())]) == 1
     assert gateway_bodies_sweep_task() == 1
     assert list(GatewayBody.objects.values_list("request_id", flat=True)) == ["req-2"]
+
+
+def test_a_body_that_cannot_be_kept_is_dropped_without_holding_up_the_writer(team):
+    unreadable, orphan = b"{not json", (b'{"request_id":"req-9","key_id":999999,"team_id":%d,"model":"chat",'
+                                        b'"occurred_at":"2026-12-06T03:00:00+00:00","request":{},"response":{}}'
+                                        % team.pk)
+    assert bodies.samples_write([unreadable, orphan]) == 0  # unreadable; its key no longer exists
+    assert not GatewayBody.objects.exists()
