@@ -327,8 +327,8 @@ def call_status_choices() -> list[tuple[str, str]]:
 
 
 def _usage_events(*, actor, source: str | None = None, gateway_key_ids=None, status: str | None = None,
-                  alias: str | None = None, start: datetime | None = None,
-                  end: datetime | None = None) -> QuerySet[UsageEvent]:
+                  alias: str | None = None, start: datetime | None = None, end: datetime | None = None,
+                  request_id: str | None = None) -> QuerySet[UsageEvent]:
     events = UsageEvent.objects.all()
     team_ids = visible_team_ids(actor)
     if team_ids is not None:
@@ -341,6 +341,8 @@ def _usage_events(*, actor, source: str | None = None, gateway_key_ids=None, sta
         events = events.filter(status=status)
     if alias:
         events = events.filter(alias=alias)
+    if request_id:
+        events = events.filter(request_id=request_id)
     if start is not None:
         events = events.filter(occurred_at__gte=start)
     if end is not None:
@@ -350,13 +352,13 @@ def _usage_events(*, actor, source: str | None = None, gateway_key_ids=None, sta
 
 def usage_event_log(*, actor, source: str | None = None, gateway_key_ids=None, status: str | None = None,
                     alias: str | None = None, start: datetime | None = None, end: datetime | None = None,
-                    limit: int = 100) -> list[UsageEvent]:
+                    request_id: str | None = None, limit: int = 100) -> list[UsageEvent]:
     """The newest raw usage events the actor may see (metadata only: the ledger holds no text), filtered.
 
     `gateway_key_ids`: only events of these gateway keys (the gateway's request log); `end` is exclusive.
     """
     events = _usage_events(actor=actor, source=source, gateway_key_ids=gateway_key_ids, status=status, alias=alias,
-                           start=start, end=end)
+                           start=start, end=end, request_id=request_id)
     return list(events.order_by("-occurred_at", "-id")[:limit])
 
 

@@ -27,7 +27,7 @@ from apps.core import metrics
 from apps.core.asgi import serve_lifespan
 from apps.costs.models import Operation
 from apps.costs.services import UsageContext
-from apps.gateway import cache, keys, limits, recording, registry, wire
+from apps.gateway import cache, keys, limits, prompt_ref, recording, registry, wire
 from apps.gateway.keys import KeyCache, KeyInfo
 from apps.gateway.wire import GatewayError
 from apps.llm import acalls
@@ -87,6 +87,7 @@ class Gateway:
     def __init__(self):
         self.keys = KeyCache()
         self.admitted: dict[int, tuple[bytes, float, tuple[str, str] | None]] = {}
+        self.prompts = prompt_ref.PromptRefs()  # prompt by reference: resolved targets under their stamps
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
@@ -227,7 +228,8 @@ class Gateway:
     async def models(self, request: Request, send) -> None:
         info = await self.authenticate(request)
         names = await sync_to_async(_model_names)()
-        body = wire.models_list([(name, owner) for name, owner in names if info.allows(name)])
+        prompts = await sync_to_async(prompt_ref.model_names)(info)  # `prompt:NAME@LABEL` the key may call
+        body = wire.models_list([(name, owner) for name, owner in names if info.allows(name)] + prompts)
         await self._send(send, 200, body, request.response_headers())
 
     async def embeddings(self, request: Request, send) -> None:
@@ -251,11 +253,15 @@ class Gateway:
     async def chat(self, request: Request, send) -> None:
         body = await request.body()
         info = await self.authenticate(request)
-        call = wire.parse_chat(wire.parse_json(body))
+        data = wire.parse_json(body)
+        prompt = await self.prompts.prepare(data, info)  # `model: "prompt:…"`: rendered into data (prompt_ref.py)
+        call = wire.parse_chat(data)
         context = self.context(request, info, call.metadata, model=call.model, operation=Operation.CHAT)
+        await self.prompts.admit(prompt, context)  # the usage row carries the version; the kill switch (423)
         await self.admit(request, info, call.model)
         completion_id = f"chatcmpl-{request.request_id}"
-        cached = await cache.chat_lookup(info, request.headers, call)
+        cached = await cache.chat_lookup(info, request.headers, call,
+                                         prompt_version_id=prompt and f"{prompt.prompt_id}:{prompt.version_number}")
         if cached is not None and cached.hit:
             await cache.chat_answer(cached, request=request, call=call, send=send, reply=self._send, context=context,
                                     recorder=recording.recorder_for(info), completion_id=completion_id)
@@ -265,6 +271,7 @@ class Gateway:
                                         recorder=recording.recorder_for(info))
             await limits.charge(info, tokens=result.usage.total_tokens, cost=result.cost)
             await cache.chat_store(cached, result)
+            await recording.keep_body(info, context=context, call=call, result=result)  # opt-in sampled bodies
             await self._send(send, 200, wire.completion(result, model=call.model, completion_id=completion_id),
                              request.response_headers())
             return
@@ -299,6 +306,7 @@ class Gateway:
         result = stream.result  # recorded (XADD) before the last bytes below
         await limits.charge(info, tokens=result.usage.total_tokens, cost=result.cost)
         await cache.chat_store(cached, result)  # complete: a cut or cancelled stream returned above
+        await recording.keep_body(info, context=context, call=call, result=result)  # opt-in sampled bodies
         tail = wire.final_chunks(result, completion_id=completion_id, model=call.model, created=created,
                                  include_usage=call.include_usage)
         await send({"type": "http.response.body", "body": tail, "more_body": False})

@@ -26,7 +26,14 @@ class LimitFields(forms.Form):
     cache_sampled = forms.BooleanField(label="Cache sampled requests too", required=False,
                                        help_text="Requests with temperature above 0 (or unset) are not cached "
                                                  "unless this is on.")
-    store_bodies = forms.BooleanField(label="Store request bodies (opt-in)", required=False)
+    store_bodies = forms.BooleanField(label="Store request bodies (opt-in)", required=False,
+                                      help_text="PII-redacted, kept for the retention period; shown in the request log.")
+    body_sample_percent = forms.IntegerField(label="Bodies sampled (%)", required=False, min_value=0, max_value=100,
+                                             initial=100, help_text="With stored bodies: the share of requests kept.")
+
+    def clean_body_sample_percent(self):
+        value = self.cleaned_data.get("body_sample_percent")
+        return 100 if value is None else value
 
 
 class GatewayKeyForm(LimitFields):

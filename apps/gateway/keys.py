@@ -73,6 +73,7 @@ class KeyInfo:
     store_bodies: bool
     cache_ttl_seconds: int | None = None
     cache_sampled: bool = False
+    body_sample_percent: int = 100
 
     @classmethod
     def of(cls, key: GatewayKey) -> KeyInfo:
@@ -83,7 +84,7 @@ class KeyInfo:
                    dollars_per_day=key.dollars_per_day, expires_at=key.expires_at, revoked_at=key.revoked_at,
                    overlap_ends_at=key.overlap_ends_at, cache_enabled=key.cache_enabled,
                    store_bodies=key.store_bodies, cache_ttl_seconds=key.cache_ttl_seconds,
-                   cache_sampled=key.cache_sampled)
+                   cache_sampled=key.cache_sampled, body_sample_percent=key.body_sample_percent)
 
     def refusal(self, now: datetime | None = None) -> str | None:
         """Why this key may not be used now, or None."""

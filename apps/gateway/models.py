@@ -1,6 +1,7 @@
 """Virtual keys of the LLM gateway: per team and feature, optionally bound to a use case, hashed at rest."""
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -32,6 +33,8 @@ class GatewayKey(models.Model):
     cache_ttl_seconds = models.PositiveIntegerField(null=True, blank=True)  # empty: GATEWAY_CACHE_TTL_SECONDS
     cache_sampled = models.BooleanField(default=False)  # also cache sampled requests (temperature > 0 or unset)
     store_bodies = models.BooleanField(default=False)  # opt-in; bodies are never stored by default
+    # With store_bodies: the share of answered chat requests whose (PII-redacted) bodies are kept.
+    body_sample_percent = models.PositiveSmallIntegerField(default=100, validators=[MaxValueValidator(100)])
     created_at = models.DateTimeField(default=timezone.now)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
@@ -68,3 +71,24 @@ class GatewayKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.state() in ("active", "retiring")
+
+
+class GatewayBody(models.Model):
+    """A sampled request and response of a key that opted in (`store_bodies`), PII-redacted before it was
+    written (apps/gateway/bodies.py), kept GATEWAY_BODY_RETENTION_DAYS. One per request id (its usage event's)."""
+
+    request_id = models.CharField(max_length=100, unique=True)
+    key = models.ForeignKey(GatewayKey, on_delete=models.CASCADE, related_name="bodies")
+    team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="+")
+    occurred_at = models.DateTimeField(default=timezone.now, db_index=True)
+    model = models.CharField(max_length=200, blank=True)  # what the client asked for (alias or prompt:…)
+    request = models.JSONField(default=dict)  # {"messages", "metadata", "parameters"}, redacted
+    response = models.JSONField(default=dict)  # {"content", "finish_reason"}, redacted
+    redactions = models.PositiveIntegerField(default=0)  # PII spans replaced before writing
+
+    class Meta:
+        ordering = ["-occurred_at"]
+        verbose_name = "gateway body sample"
+
+    def __str__(self) -> str:
+        return f"body of {self.request_id}"

@@ -8,6 +8,9 @@ costs' one ledger write path (`ledger_write`, idempotent by request id: a batch 
 nothing), then XACKs and deletes the entries. Entries a dead writer had read but not acknowledged are taken
 over with XAUTOCLAIM after GATEWAY_RECORDER_CLAIM_IDLE_MS. An entry that cannot be read goes to a dead-letter
 stream, named in the log by its id only. No key material is ever in a record: the key travels as its id.
+
+Sampled bodies (a key's opt-in, apps/gateway/bodies.py) travel as entries of their own on the same stream
+(field `b`, not `r`); the writer redacts and stores them after the batch's ledger rows.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from apps.costs.ledger import ledger_write
 from apps.costs.models import CallStatus
 from apps.costs.pricing import TokenCounts
 from apps.costs.services import UsageContext, usage_row
+from apps.gateway import bodies
 from apps.gateway.keys import KeyInfo
 from apps.llm.results import CallRecord
 
@@ -68,6 +72,18 @@ async def refusal_record(info: KeyInfo, *, context: UsageContext, model: str, op
         log.warning("could not record the refused request %s (%s)", context.request_id, code)
 
 
+async def keep_body(info: KeyInfo, *, context: UsageContext, call, result) -> None:
+    """When this request is sampled (the key opted in), put its bodies on the stream for the writer. Never
+    fails the answer: a body that cannot be queued is lost (logged by request id)."""
+    if not bodies.sampled(info):
+        return
+    try:
+        await portal_redis.async_client().xadd(stream_key(), {"b": bodies.sample_payload(
+            info, context=context, call=call, result=result)})
+    except redis.RedisError:
+        log.warning("could not queue the sampled body of request %s", context.request_id)
+
+
 def row_of(payload: bytes) -> dict:
     data = json.loads(payload)
     key_id = data.pop("gateway_key_id", None)
@@ -109,9 +125,12 @@ def drain_once(consumer: str, *, block_ms: int = 1000, count: int | None = None)
     entries = [(entry_id, fields) for entry_id, fields in entries if fields]  # deleted under a claim: skip
     if not entries:
         return 0
-    rows, ids, seen = [], [], set()
+    rows, ids, seen, samples = [], [], set(), []
     for entry_id, fields in entries:
         ids.append(entry_id)
+        if b"b" in fields:  # a sampled body (bodies.py), not a call record
+            samples.append(fields[b"b"])
+            continue
         try:
             row = row_of(fields[b"r"])
         except Exception:  # noqa: BLE001 - one unreadable entry must not block the stream
@@ -124,6 +143,8 @@ def drain_once(consumer: str, *, block_ms: int = 1000, count: int | None = None)
         rows.append(row)
     if rows:
         ledger_write(rows)
+    if samples:
+        bodies.samples_write(samples)
     pipe = client.pipeline(transaction=False)
     pipe.xack(stream_key(), GROUP, *ids)
     pipe.xdel(stream_key(), *ids)

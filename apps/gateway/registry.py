@@ -1,6 +1,7 @@
-"""Admission guards: apps above the gateway decide whether a key's traffic may pass (a reason → 423).
+"""Where apps above the gateway plug in: admission guards (a reason → 423) and actions on a stored body.
 
     register_admission_guard("use_case", fn)      # fn(AdmissionTarget) -> reason or None (sync; may query)
+    register_body_action("evals_add_item", "Add to eval dataset", url)   # url(body=..., user=...) -> URL | None
 
 Reviews registers the `use_case` guard (apps/reviews/hooks.py `use_case_guard`). The front door asks each guard at most
 once per ADMISSION_TTL_SECONDS per key and process (and again at once when the gateway stamp moves: call
@@ -27,6 +28,26 @@ class AdmissionTarget:
 
 Guard = Callable[[AdmissionTarget], "str | None"]
 _guards: dict[str, Guard] = {}
+
+
+@dataclass(frozen=True)
+class BodyAction:
+    """A button on the request log's detail page of a stored body (evals: "Add to eval dataset")."""
+
+    key: str
+    label: str
+    url: Callable[..., str | None]  # url(body=GatewayBody, user=...) -> a URL to open, or None to hide
+
+
+_body_actions: dict[str, BodyAction] = {}
+
+
+def register_body_action(key: str, label: str, url) -> None:
+    _body_actions[key] = BodyAction(key, label, url)
+
+
+def body_actions() -> list[BodyAction]:
+    return list(_body_actions.values())
 
 
 def register_admission_guard(key: str, fn: Guard) -> None:

@@ -11,4 +11,5 @@ urlpatterns = [
     path("keys/<int:pk>/rotate/", views.key_rotate, name="key_rotate"),
     path("keys/<int:pk>/revoke/", views.key_revoke, name="key_revoke"),
     path("requests/", views.request_log, name="requests"),
+    path("requests/<str:request_id>/", views.request_detail, name="request_detail"),
 ]

@@ -1,12 +1,15 @@
-"""The gateway's pages: keys per team (create with the secret shown once, rotate, revoke, limits), request log."""
+"""The gateway's pages: keys per team (create with the secret shown once, rotate, revoke, limits), request log
+and one request's page (its metadata, and its redacted bodies when its key stores them)."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -18,7 +21,7 @@ from apps.accounts.permissions import Action, can, get_object_for, teams_for
 from apps.core.forms import apply_service_errors
 from apps.core.htmx import render_page_or_fragment
 from apps.costs import selectors as costs_selectors
-from apps.gateway import selectors, services
+from apps.gateway import registry, selectors, services
 from apps.gateway.forms import GatewayKeyForm, KeyEditForm, RequestLogFilterForm, RotateForm
 
 
@@ -72,7 +75,7 @@ def key_detail(request, pk: int):
     may_manage = can(request.user, Action.MANAGE, key)
     initial = {"name": key.name, "allowed_aliases": ", ".join(key.allowed_aliases),
                **{f: getattr(key, f) for f in (*services.LIMIT_FIELDS, "dollars_per_day", "expires_at",
-                                               *services.CACHE_FIELDS, "store_bodies")}}
+                                               *services.CACHE_FIELDS, "store_bodies", "body_sample_percent")}}
     form = KeyEditForm(initial=initial)
     status = 200
     if request.method == "POST":
@@ -146,7 +149,34 @@ def request_log(request):
             actor=request.user, start=start or timezone.now() - timedelta(hours=24),
             end=start + timedelta(days=1) if start else None, **chosen)["total"]
     names = {k.pk: k for k in keys}
+    stored = selectors.body_request_ids(request.user, [e.request_id for e in events]) if events else set()
     for event in events:
         event.key = names.get(event.gateway_key_id)
+        event.body_stored = event.request_id in stored
     return render_page_or_fragment(request, "gateway/requests.html", {"form": form, "events": events, "cache": cache},
                                    fragment="results", status=status)
+
+
+@login_required
+@require_GET
+def request_detail(request, request_id: str):
+    """One request: its usage event and, when its key stores sampled bodies, the redacted request and response
+    (reading is not audited: only changes are). 404 unless the actor may read the key's traffic."""
+    keys = list(selectors.keys_for(request.user))
+    events = costs_selectors.usage_event_log(actor=request.user, source="gateway",
+                                             gateway_key_ids=[k.pk for k in keys], request_id=request_id, limit=1)
+    event = events[0] if events else None
+    body = selectors.body_get(request.user, request_id)
+    if event is None and body is None:
+        raise Http404("No request with this id among the keys you may see.")
+    if event is not None:
+        event.key = next((k for k in keys if k.pk == event.gateway_key_id), None)
+    actions = []
+    if body is not None:
+        for action in registry.body_actions():
+            url = action.url(body=body, user=request.user)
+            if url:
+                actions.append({"label": action.label, "url": url})
+    return render(request, "gateway/request_detail.html", {
+        "request_id": request_id, "event": event, "body": body, "actions": actions,
+        "request_json": json.dumps(body.request, indent=1, ensure_ascii=False) if body else ""})

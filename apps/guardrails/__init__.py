@@ -13,7 +13,7 @@ from .findings import (
 )
 from .injection import injection_score, scan_injection
 from .lint import lint_template
-from .pii import detect_pii, redact
+from .pii import detect_pii, redact, redact_values
 
 __all__ = [
     "InjectionFinding",
@@ -28,5 +28,6 @@ __all__ = [
     "injection_score",
     "lint_template",
     "redact",
+    "redact_values",
     "scan_injection",
 ]

@@ -354,6 +354,8 @@ GATEWAY_RECORDER_CLAIM_IDLE_MS = envint("GATEWAY_RECORDER_CLAIM_IDLE_MS", 30_000
 # TTL, and the largest answer stored (bigger ones are answered, not cached).
 GATEWAY_CACHE_TTL_SECONDS = envint("GATEWAY_CACHE_TTL_SECONDS", 3600)
 GATEWAY_CACHE_MAX_ENTRY_BYTES = envint("GATEWAY_CACHE_MAX_ENTRY_BYTES", 1024 * 1024)
+# Sampled bodies of keys that opted in (store_bodies), PII-redacted, are deleted after this many days.
+GATEWAY_BODY_RETENTION_DAYS = envint("GATEWAY_BODY_RETENTION_DAYS", 30)
 
 # Audit chain (docs/audit.md): with a key, new events are sealed with HMAC-SHA256 (hash version 3), so
 # whoever can write the database still cannot rewrite the chain consistently without the key.
