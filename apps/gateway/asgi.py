@@ -7,7 +7,9 @@
 Per request: read the body (≤ GATEWAY_MAX_BODY_BYTES, else 413) → the key (`Authorization: Bearer pk-gw-…`,
 cached in process, checked against the gateway stamp: one Redis GET) → parse → alias allowed (403) →
 admission guards (423) → limits (429 + Retry-After; one pipelined round trip) → the call path
-(apps/llm/acalls.py) with a recorder that XADDs the call's record before the answer's last bytes → the answer.
+(apps/llm/acalls.py), whose preflight hook reserves the worst case on every budget that applies (429
+insufficient_quota; apps/gateway/budgets.py), with a recorder that settles it and XADDs the call's record before
+the answer's last bytes → the answer.
 Headers: X-Portal-Request-Id, X-Portal-Tenant (metadata.tenant or the request header), X-Portal-Cache (miss).
 The secret is never logged: logs name a key by its prefix.
 """
@@ -26,7 +28,7 @@ from apps.core import metrics
 from apps.core.asgi import serve_lifespan
 from apps.costs.models import Operation
 from apps.costs.services import UsageContext
-from apps.gateway import keys, limits, recording, registry, wire
+from apps.gateway import budgets, keys, limits, recording, registry, wire
 from apps.gateway.keys import KeyCache, KeyInfo
 from apps.gateway.wire import GatewayError
 from apps.llm import acalls
@@ -126,7 +128,7 @@ class Gateway:
             await handler(request, send)
         except GatewayError as error:
             answered["code"] = error.code or "error"
-            if request.info is not None and request.usage_context is not None:
+            if request.info is not None and request.usage_context is not None and not getattr(error, "recorded", False):
                 await recording.refusal_record(request.info, context=request.usage_context, model=request.model,
                                                operation=request.operation, code=answered["code"])
             await self._error(request, send, error)
@@ -145,6 +147,7 @@ class Gateway:
 
     async def _error(self, request: Request, send, error: GatewayError) -> None:
         extra = [(b"retry-after", str(error.retry_after).encode())] if error.retry_after else []
+        extra += getattr(error, "headers", ())  # a budget refusal: x-should-retry
         await self._send(send, error.status, error.body(), request.response_headers(extra=extra))
 
     @staticmethod
@@ -234,9 +237,10 @@ class Gateway:
         model, texts, encoding, metadata = wire.parse_embeddings(wire.parse_json(body))
         context = self.context(request, info, metadata, model=model, operation=Operation.EMBEDDING)
         await self.admit(request, info, model)
-        result = await acalls.aembed(model=model, texts=texts, context=context,
-                                     recorder=recording.recorder_for(info))
-        await limits.charge(info, tokens=result.usage.total_tokens, cost=result.cost)
+        hold = budgets.BudgetHold(info)  # reserved before the call, settled when it is recorded
+        result = await acalls.aembed(model=model, texts=texts, context=context, preflight=hold.preflight,
+                                     recorder=hold.recorder(recording.recorder_for(info)))
+        await limits.charge(info, tokens=result.usage.total_tokens)
         await self._send(send, 200, wire.embeddings(result, model=model, encoding=encoding),
                          request.response_headers())
 
@@ -246,16 +250,17 @@ class Gateway:
         call = wire.parse_chat(wire.parse_json(body))
         context = self.context(request, info, call.metadata, model=call.model, operation=Operation.CHAT)
         await self.admit(request, info, call.model)
+        hold = budgets.BudgetHold(info)  # reserved before the call, settled when it is recorded
         completion_id = f"chatcmpl-{request.request_id}"
         if not call.stream:
             result = await acalls.achat(model=call.model, request=call.request, context=context,
-                                        recorder=recording.recorder_for(info))
-            await limits.charge(info, tokens=result.usage.total_tokens, cost=result.cost)
+                                        preflight=hold.preflight, recorder=hold.recorder(recording.recorder_for(info)))
+            await limits.charge(info, tokens=result.usage.total_tokens)
             await self._send(send, 200, wire.completion(result, model=call.model, completion_id=completion_id),
                              request.response_headers())
             return
         stream = acalls.achat_stream(model=call.model, request=call.request, context=context,
-                                     recorder=recording.recorder_for(info))
+                                     preflight=hold.preflight, recorder=hold.recorder(recording.recorder_for(info)))
         await stream.open()  # raises (recorded) before any byte: the client gets a plain error answer
         created = int(time.time())
         await send({"type": "http.response.start", "status": 200,
@@ -283,7 +288,7 @@ class Gateway:
             await send({"type": "http.response.body", "body": wire.stream_error(error), "more_body": False})
             return
         result = stream.result  # recorded (XADD) before the last bytes below
-        await limits.charge(info, tokens=result.usage.total_tokens, cost=result.cost)
+        await limits.charge(info, tokens=result.usage.total_tokens)
         tail = wire.final_chunks(result, completion_id=completion_id, model=call.model, created=created,
                                  include_usage=call.include_usage)
         await send({"type": "http.response.body", "body": tail, "more_body": False})

@@ -8,6 +8,8 @@ costs' one ledger write path (`ledger_write`, idempotent by request id: a batch 
 nothing), then XACKs and deletes the entries. Entries a dead writer had read but not acknowledged are taken
 over with XAUTOCLAIM after GATEWAY_RECORDER_CLAIM_IDLE_MS. An entry that cannot be read goes to a dead-letter
 stream, named in the log by its id only. No key material is ever in a record: the key travels as its id.
+After each batch the gateway's budget counters move the batch's settled cost into their ledger base
+(apps/gateway/budgets.py); the writer's loop also sweeps expired reservations and reconciles the counters.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from apps.costs.ledger import ledger_write
 from apps.costs.models import CallStatus
 from apps.costs.pricing import TokenCounts
 from apps.costs.services import UsageContext, usage_row
+from apps.gateway import budgets
 from apps.gateway.keys import KeyInfo
 from apps.llm.results import CallRecord
 
@@ -124,6 +127,7 @@ def drain_once(consumer: str, *, block_ms: int = 1000, count: int | None = None)
         rows.append(row)
     if rows:
         ledger_write(rows)
+        budgets.ledger_caught_up([row["request_id"] for row in rows])  # their settled cost is the ledger's now
     pipe = client.pipeline(transaction=False)
     pipe.xack(stream_key(), GROUP, *ids)
     pipe.xdel(stream_key(), *ids)

@@ -350,6 +350,12 @@ GATEWAY_ADMISSION_TTL_SECONDS = envfloat("GATEWAY_ADMISSION_TTL_SECONDS", 1.0)
 GATEWAY_RECORDER_BATCH = envint("GATEWAY_RECORDER_BATCH", 500)
 # A record read by a writer that has not acknowledged it for this long is taken over by another writer.
 GATEWAY_RECORDER_CLAIM_IDLE_MS = envint("GATEWAY_RECORDER_CLAIM_IDLE_MS", 30_000)
+# Budgets before the call (apps/gateway/budgets.py, ADR 0072): output tokens a reservation assumes when a request
+# has no max_tokens (at most the model's own maximum), how long a reservation may stay unsettled before the
+# sweeper releases it, and how often the recorder sweeps and re-reads the counters from the ledger.
+GATEWAY_BUDGET_DEFAULT_MAX_TOKENS = envint("GATEWAY_BUDGET_DEFAULT_MAX_TOKENS", 4096)
+GATEWAY_BUDGET_RESERVATION_TTL_SECONDS = envint("GATEWAY_BUDGET_RESERVATION_TTL_SECONDS", 900)
+GATEWAY_BUDGET_SYNC_SECONDS = envfloat("GATEWAY_BUDGET_SYNC_SECONDS", 5.0)
 
 # Audit chain (docs/audit.md): with a key, new events are sealed with HMAC-SHA256 (hash version 3), so
 # whoever can write the database still cannot rewrite the chain consistently without the key.
