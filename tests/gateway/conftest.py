@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from apps.costs.selectors import capped_budgets_reset
 from apps.gateway import recording
 from apps.gateway.asgi import Gateway
 from apps.gateway.services import gateway_key_create
@@ -54,8 +55,6 @@ def gateway_server(django_db_setup, django_db_blocker):
 def gateway_url(gateway_server, transactional_db):
     """The base URL for the SDK (`OpenAI(base_url=gateway_url, api_key=...)`); the stream starts empty."""
     from apps.core import redis as portal_redis
-
-    from apps.costs.selectors import capped_budgets_reset
 
     client = portal_redis.client()
     client.delete(recording.stream_key())

@@ -114,6 +114,20 @@ def test_the_sweeper_releases_holds_whose_call_never_came_back(clean_budget_keys
     assert not asyncio.run(budgets.settle("lost", Decimal("0.60")))  # a late answer finds nothing to settle
 
 
+def test_a_settled_cost_waits_in_pend_for_the_ledger_and_the_sweeper_drops_it_if_never_confirmed(
+        clean_budget_keys, settings):
+    budget = Budget(id=988, name="Support", hard_cap=Decimal("1"), period="month")
+    counter = budgets.budget_counter(budget, datetime.now(UTC))
+    portal_redis.client().hset(counter.key, "base", budgets.units(Decimal("0.20")))
+    now = time.time()
+    reserve("r1", [counter], "0.30", now=now)
+    asyncio.run(budgets.settle("r1", Decimal("0.10"), now=now))
+    assert budgets.counter_state(counter.name) == {"base": Decimal("0.20"), "held": 0, "pend": Decimal("0.10")}
+
+    assert budgets.sweep(now=now + settings.GATEWAY_BUDGET_RESERVATION_TTL_SECONDS + 1) == 1
+    assert budgets.counter_state(counter.name)["pend"] == 0  # by then the ledger's base holds it, or never will
+
+
 def test_a_stale_budget_list_is_refused_by_the_script(clean_budget_keys):
     portal_redis.client().set(budgets.costs_selectors.capped_budgets_stamp_key(), "current")
     answer = asyncio.run(budgets.reserve("r1", [key_counter("1")], Decimal("0.1"), b"older"))
