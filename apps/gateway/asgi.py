@@ -128,7 +128,8 @@ class Gateway:
             await handler(request, send)
         except GatewayError as error:
             answered["code"] = error.code or "error"
-            if request.info is not None and request.usage_context is not None and not getattr(error, "recorded", False):
+            recorded = getattr(error, "recorded", False)  # a budget refusal: the call path recorded it
+            if request.info is not None and request.usage_context is not None and not recorded:
                 await recording.refusal_record(request.info, context=request.usage_context, model=request.model,
                                                operation=request.operation, code=answered["code"])
             await self._error(request, send, error)
@@ -254,13 +255,15 @@ class Gateway:
         completion_id = f"chatcmpl-{request.request_id}"
         if not call.stream:
             result = await acalls.achat(model=call.model, request=call.request, context=context,
-                                        preflight=hold.preflight, recorder=hold.recorder(recording.recorder_for(info)))
+                                        preflight=hold.preflight,
+                                        recorder=hold.recorder(recording.recorder_for(info)))
             await limits.charge(info, tokens=result.usage.total_tokens)
             await self._send(send, 200, wire.completion(result, model=call.model, completion_id=completion_id),
                              request.response_headers())
             return
         stream = acalls.achat_stream(model=call.model, request=call.request, context=context,
-                                     preflight=hold.preflight, recorder=hold.recorder(recording.recorder_for(info)))
+                                     preflight=hold.preflight,
+                                     recorder=hold.recorder(recording.recorder_for(info)))
         await stream.open()  # raises (recorded) before any byte: the client gets a plain error answer
         created = int(time.time())
         await send({"type": "http.response.start", "status": 200,
