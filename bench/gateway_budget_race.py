@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import subprocess
 import sys
@@ -123,6 +124,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("CACHE_KEY_PREFIX", "bench-budget")
     setup_django()
+    from django.conf import settings
     from django.db.models import Sum
 
     from apps.accounts.models import Team
@@ -155,7 +157,8 @@ def main() -> None:
                  "1", "--no-ws", "--log-level", "warning", "portal.gateway_asgi:application"], stack)
         wait(f"http://127.0.0.1:{gateway_port}/v1/models")
         base_url = f"http://127.0.0.1:{gateway_port}/v1"
-        tokens = callcore.input_estimate(ChatRequest(messages=QUESTION))
+        tokens = math.ceil(callcore.input_estimate(ChatRequest(messages=QUESTION))
+                           * (1 + settings.GATEWAY_BUDGET_INPUT_MARGIN))
         worst = (tokens * IN_PRICE + MAX_TOKENS * OUT_PRICE) / 1_000_000
         cap = Decimal(args.cap)
 
@@ -190,7 +193,8 @@ def main() -> None:
         scripts = script_latency(args.requests)
         budgets.sweep()
         result = {
-            "load_average": os.getloadavg(), "races": args.races, "concurrency": args.concurrency,
+            "load_average": os.getloadavg(), "input_margin": settings.GATEWAY_BUDGET_INPUT_MARGIN,
+            "races": args.races, "concurrency": args.concurrency,
             "worst_case_per_call": str(worst.quantize(Decimal("0.00000001"))),
             "max_overspend_in_worst_cases": max(r["overspend_in_worst_cases"] for r in races),
             "race_detail": races, "scripts": scripts, "through_gateway": paired,

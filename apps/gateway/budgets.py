@@ -2,7 +2,8 @@
 
 One Lua script covers every budget that applies to a call — the key's own dollars per day and each active costs
 Budget with a hard cap whose team / feature / tenant matches — and reserves the call's worst-case cost on all of
-them or on none (ADR 0072). The gateway hot path never writes PostgreSQL: Redis holds the live counters.
+them or on none (ADR 0072): the input estimate plus GATEWAY_BUDGET_INPUT_MARGIN, and max_tokens of output (or
+GATEWAY_BUDGET_DEFAULT_MAX_TOKENS when the request has none), at the dearest deployment the call may reach. The gateway hot path never writes PostgreSQL: Redis holds the live counters.
 
 A counter (one Redis hash per budget period, one per key and UTC day) has
 
@@ -35,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -425,10 +427,15 @@ class BudgetHold:
         self.amount: Decimal | None = None  # reserved, not settled yet
 
     def worst(self, check: PreflightCheck) -> Decimal | None:
-        if check.asked_max_tokens is not None or check.worst_case_at is None:
+        """The amount to hold: the input estimate plus GATEWAY_BUDGET_INPUT_MARGIN (the provider's tokenizer may
+        count more than the portal's estimate), and max_tokens or GATEWAY_BUDGET_DEFAULT_MAX_TOKENS of output."""
+        if check.worst_case_at is None:
             return check.worst_case_cost
-        output = min(settings.GATEWAY_BUDGET_DEFAULT_MAX_TOKENS, check.max_output_tokens)
-        return check.worst_case_at(output)
+        input_tokens = math.ceil(check.input_tokens * (1 + settings.GATEWAY_BUDGET_INPUT_MARGIN))
+        output = check.asked_max_tokens
+        if output is None:
+            output = min(settings.GATEWAY_BUDGET_DEFAULT_MAX_TOKENS, check.max_output_tokens)
+        return check.worst_case_at(input_tokens, output)
 
     async def preflight(self, check: PreflightCheck) -> None:
         context = check.context

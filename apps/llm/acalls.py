@@ -74,8 +74,8 @@ class PreflightCheck:
     max_output_tokens: int
     worst_case_cost: Decimal | None  # the most any of the route's targets could cost; None: one is unpriced
     asked_max_tokens: int | None = None  # the caller's max_tokens (None: not given; max_output_tokens is the model's)
-    # worst_case_cost for another output length (a hook's own cap when max_tokens was not given)
-    worst_case_at: Callable[[int], Decimal | None] | None = None
+    # worst_case_cost for other (input, output) token counts: a hook's own margin or cap when max_tokens is absent
+    worst_case_at: Callable[[int, int], Decimal | None] | None = None
 
 
 Preflight = Callable[[PreflightCheck], Awaitable[None]]
@@ -117,7 +117,7 @@ class _ACall(CallState):
             alias=self.alias, input_tokens=input_tokens,
             max_output_tokens=first.max_output_tokens if max_output_tokens is None else max_output_tokens,
             worst_case_cost=plan.worst_case(input_tokens, max_output_tokens), asked_max_tokens=max_output_tokens,
-            worst_case_at=lambda output_tokens: plan.worst_case(input_tokens, output_tokens))
+            worst_case_at=plan.worst_case)
         try:
             await hook(check)
         except Exception:

@@ -5,12 +5,14 @@ releases it when the call fails, sweeps what leaks — and a hundred concurrent 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import openai
 import pytest
+from django.conf import settings as django_settings
 from openai import AsyncOpenAI, OpenAI
 
 from apps.core import redis as portal_redis
@@ -30,8 +32,9 @@ MAX_TOKENS = 10
 
 
 def worst_case() -> Decimal:
-    """What the gateway reserves for one QUESTION call with max_tokens=MAX_TOKENS."""
-    tokens = callcore.input_estimate(ChatRequest(messages=QUESTION))
+    """What the gateway reserves for one QUESTION call with max_tokens=MAX_TOKENS (input estimate plus margin)."""
+    estimate = callcore.input_estimate(ChatRequest(messages=QUESTION))
+    tokens = math.ceil(estimate * (1 + django_settings.GATEWAY_BUDGET_INPUT_MARGIN))
     return (tokens * IN_PRICE + MAX_TOKENS * OUT_PRICE) / 1_000_000
 
 
