@@ -22,6 +22,7 @@ from apps.costs.services import UsageContext, budget_create, usage_event_record
 from apps.gateway import budgets
 from apps.gateway.budgets import Counter
 from apps.llm import callcore
+from apps.llm.models import ModelKind
 from apps.llm.results import ChatRequest
 from tests.factories import PriceFactory
 from tests.support.standin import standin_model, standin_provider
@@ -249,3 +250,16 @@ def test_a_stream_settles_from_the_upstreams_usage_chunk(gateway_url, priced_sta
     event = UsageEvent.objects.get()
     (counter,) = _counters("k")
     assert event.output_tokens > 0 and counter["held"] == 0 and counter["spent"] == event.cost
+
+
+def test_embeddings_are_reserved_and_settled_too(gateway_url, priced_standin, gateway_key, drain):
+    provider = standin_provider(priced_standin, name="standin-embeddings")
+    standin_model(provider, "embed-8", remote_name="embed-8", kind=ModelKind.EMBEDDING)
+    PriceFactory(model_name="embed-8", input_per_mtok=IN_PRICE, output_per_mtok=Decimal("0"))
+    _key, secret = gateway_key(dollars_per_day=Decimal("5"))
+    sdk = OpenAI(base_url=gateway_url, api_key=secret, max_retries=0)
+    sdk.embeddings.create(model="embed-8", input=["a refund policy", "a delivery time"])
+    drain()
+    event = UsageEvent.objects.get()
+    (counter,) = _counters("k")
+    assert event.cost > 0 and counter["held"] == 0 and counter["spent"] == event.cost
