@@ -190,13 +190,17 @@ def _counters(kind: str):
             yield budgets.counter_state(short)
 
 
-def test_existing_team_budgets_apply_to_gateway_traffic_and_see_the_portals_own_spend(
+def test_existing_team_and_tenant_budgets_apply_to_gateway_traffic_and_see_the_portals_own_spend(
         gateway_url, priced_standin, gateway_key, team, owner, drain):
     budget_create(actor=owner, name="Support AI monthly", team=team, amount="0.50", hard_cap="0.50")
     budget_create(actor=owner, name="Another feature", team=team, feature="search", amount="0.01", hard_cap="0.01")
+    budget_create(actor=owner, name="Acme tenant", team=team, tenant="acme", amount="0.01", hard_cap="0.01")
     _key, secret = gateway_key()
     sdk = OpenAI(base_url=gateway_url, api_key=secret, max_retries=0)
     sdk.chat.completions.create(model="standin-chat", messages=QUESTION, max_tokens=MAX_TOKENS)  # seeds the counter
+    with pytest.raises(openai.RateLimitError, match="Acme tenant"):  # the tenant from metadata, as on the ledger
+        sdk.chat.completions.create(model="standin-chat", messages=QUESTION, max_tokens=MAX_TOKENS,
+                                    metadata={"tenant": "acme"})
 
     # the portal's own calls (a playground run) spend on the same budget in PostgreSQL
     usage_event_record(context=UsageContext(source="playground", team_id=team.pk, feature="playground"),
