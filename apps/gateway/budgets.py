@@ -33,6 +33,7 @@ hold the room, Retry-After 1 (the SDK retries).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -368,8 +369,22 @@ def counters_for(info: KeyInfo, team_id, feature: str, tenant: str, budgets, now
     return found
 
 
+_seeding: dict[tuple[int, str], asyncio.Future] = {}
+
+
 async def _seed(counter: Counter) -> None:
-    """A budget counter's first use this period: its base from the ledger (a read; the first seeder wins)."""
+    """A budget counter's first use this period: its base from the ledger. The calls of a burst that all find
+    it missing share one read (per process and event loop)."""
+    slot = (id(asyncio.get_running_loop()), counter.key)
+    seeding = _seeding.get(slot)
+    if seeding is None:
+        seeding = _seeding[slot] = asyncio.ensure_future(_seed_once(counter))
+        seeding.add_done_callback(lambda _done: _seeding.pop(slot, None))
+    await asyncio.shield(seeding)
+
+
+async def _seed_once(counter: Counter) -> None:
+    """One read of the ledger, written with HSETNX: across processes the first seeder wins."""
     base = await sync_to_async(costs_selectors.budget_usage)(counter.budget, counter.bounds)
     pipe = portal_redis.async_client().pipeline(transaction=False)
     pipe.hsetnx(counter.key, "base", units(base))
