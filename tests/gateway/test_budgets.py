@@ -245,25 +245,19 @@ def test_the_keys_dollars_per_day_refuse_before_the_call_not_after(gateway_url, 
     assert sorted(UsageEvent.objects.values_list("status", flat=True)) == ["ok", "refused"]
 
 
-def test_a_stream_settles_from_the_upstreams_usage_chunk(gateway_url, priced_standin, gateway_key, drain):
-    _key, secret = gateway_key(dollars_per_day=Decimal("5"))
-    sdk = OpenAI(base_url=gateway_url, api_key=secret, max_retries=0)
-    chunks = list(sdk.chat.completions.create(model="standin-chat", messages=QUESTION, stream=True))
-    assert chunks
-    drain()
-    event = UsageEvent.objects.get()
-    (counter,) = _counters("k")
-    assert event.output_tokens > 0 and counter["held"] == 0 and counter["spent"] == event.cost
-
-
-def test_embeddings_are_reserved_and_settled_too(gateway_url, priced_standin, gateway_key, drain):
+def test_streams_and_embeddings_settle_from_the_usage_the_upstream_reports(gateway_url, priced_standin,
+                                                                          gateway_key, drain):
     provider = standin_provider(priced_standin, name="standin-embeddings")
     standin_model(provider, "embed-8", remote_name="embed-8", kind=ModelKind.EMBEDDING)
     PriceFactory(model_name="embed-8", input_per_mtok=IN_PRICE, output_per_mtok=Decimal("0"))
     _key, secret = gateway_key(dollars_per_day=Decimal("5"))
     sdk = OpenAI(base_url=gateway_url, api_key=secret, max_retries=0)
+    chunks = list(sdk.chat.completions.create(model="standin-chat", messages=QUESTION, stream=True))
+    assert chunks and all(c.usage is None for c in chunks)  # the usage chunk was asked for upstream, not relayed
     sdk.embeddings.create(model="embed-8", input=["a refund policy", "a delivery time"])
     drain()
-    event = UsageEvent.objects.get()
+
+    stream, embedding = UsageEvent.objects.order_by("operation")  # chat, embedding
     (counter,) = _counters("k")
-    assert event.cost > 0 and counter["held"] == 0 and counter["spent"] == event.cost
+    assert stream.output_tokens > 0 and stream.cost > 0 and embedding.cost > 0
+    assert counter["held"] == 0 and counter["spent"] == stream.cost + embedding.cost
