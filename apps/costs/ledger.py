@@ -32,7 +32,7 @@ COLUMNS = (
     ("price_id", "bigint"), ("latency_ms", "int"), ("status", "text"), ("error_type", "text"),
     ("outcome", "text"), ("ingested_at", "timestamptz"), ("gateway_key_id", "bigint"), ("alias", "text"),
     ("deployment", "text"), ("upstream_ms", "int"), ("ttft_ms", "int"), ("cache_hit", "bool"),
-    ("fallbacks", "smallint"),
+    ("fallbacks", "smallint"), ("cache_saving", "numeric"),
 )
 _NAMES = ", ".join(name for name, _ in COLUMNS)
 _UNNEST = ", ".join(f"%s::{kind}[]" for _, kind in COLUMNS)
@@ -44,7 +44,7 @@ DEFAULTS = {
     "input_tokens": 0, "output_tokens": 0, "cached_input_tokens": 0, "reasoning_tokens": 0, "cost": None,
     "price_id": None, "latency_ms": 0, "status": "ok", "error_type": "", "outcome": "unknown",
     "cache_savings": Decimal(0), "gateway_key_id": None, "alias": "", "deployment": "", "upstream_ms": None,
-    "ttft_ms": None, "cache_hit": False, "fallbacks": 0,
+    "ttft_ms": None, "cache_hit": False, "fallbacks": 0, "cache_saving": None,
 }
 
 

@@ -114,6 +114,9 @@ class UsageEvent(models.Model):
     ttft_ms = models.PositiveIntegerField(null=True, blank=True)
     cache_hit = models.BooleanField(default=False, db_default=False)
     fallbacks = models.PositiveSmallIntegerField(default=0, db_default=0)
+    # A gateway response-cache hit costs nothing: this is what its answer cost when it was first made (the
+    # saving). Not `cache_savings` of the rollups' prompt caching (cached input tokens at a lower price).
+    cache_saving = models.DecimalField(max_digits=16, decimal_places=8, null=True, blank=True)
 
     class Meta:
         ordering = ["-occurred_at"]
@@ -178,6 +181,9 @@ class UsageRollup(models.Model):
     latency_ms_sum = models.BigIntegerField(default=0)
     successes = models.BigIntegerField(default=0)
     failures = models.BigIntegerField(default=0)
+    # The gateway's response cache: answers served from it, and what they would have cost (UsageEvent.cache_saving).
+    cache_hits = models.BigIntegerField(default=0, db_default=0)
+    cache_hit_savings = models.DecimalField(max_digits=20, decimal_places=8, default=0, db_default=0)
 
     class Meta:
         constraints = [

@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
 from apps.accounts.models import ApiToken, Team
@@ -329,13 +329,9 @@ def call_status_choices() -> list[tuple[str, str]]:
     return list(CallStatus.choices)
 
 
-def usage_event_log(*, actor, source: str | None = None, gateway_key_ids=None, status: str | None = None,
-                    alias: str | None = None, start: datetime | None = None, end: datetime | None = None,
-                    limit: int = 100) -> list[UsageEvent]:
-    """The newest raw usage events the actor may see (metadata only: the ledger holds no text), filtered.
-
-    `gateway_key_ids`: only events of these gateway keys (the gateway's request log); `end` is exclusive.
-    """
+def _usage_events(*, actor, source: str | None = None, gateway_key_ids=None, status: str | None = None,
+                  alias: str | None = None, start: datetime | None = None,
+                  end: datetime | None = None) -> QuerySet[UsageEvent]:
     events = UsageEvent.objects.all()
     team_ids = visible_team_ids(actor)
     if team_ids is not None:
@@ -352,6 +348,18 @@ def usage_event_log(*, actor, source: str | None = None, gateway_key_ids=None, s
         events = events.filter(occurred_at__gte=start)
     if end is not None:
         events = events.filter(occurred_at__lt=end)
+    return events
+
+
+def usage_event_log(*, actor, source: str | None = None, gateway_key_ids=None, status: str | None = None,
+                    alias: str | None = None, start: datetime | None = None, end: datetime | None = None,
+                    limit: int = 100) -> list[UsageEvent]:
+    """The newest raw usage events the actor may see (metadata only: the ledger holds no text), filtered.
+
+    `gateway_key_ids`: only events of these gateway keys (the gateway's request log); `end` is exclusive.
+    """
+    events = _usage_events(actor=actor, source=source, gateway_key_ids=gateway_key_ids, status=status, alias=alias,
+                           start=start, end=end)
     return list(events.order_by("-occurred_at", "-id")[:limit])
 
 
@@ -415,3 +423,23 @@ def budget_usage(budget: Budget, bounds: PeriodBounds) -> Decimal:
     reserved = (BudgetPeriod.objects.filter(budget=budget, period_start=bounds.start)
                 .values_list("reserved", flat=True).first())
     return scope_spend(budget, bounds.counted_from, bounds.end) + (reserved or Decimal(0))
+def gateway_cache_summary(*, actor, gateway_key_ids, start: datetime, end: datetime | None = None,
+                          status: str | None = None, alias: str | None = None) -> dict:
+    """The gateway response cache per key over a window of raw events: requests, hits, hit rate, saved.
+
+    {"keys": {key_id: {...}}, "total": {...}}; each {"requests", "hits", "hit_rate_pct", "saved"}.
+    """
+    rows = (_usage_events(actor=actor, source="gateway", gateway_key_ids=gateway_key_ids, status=status,
+                          alias=alias, start=start, end=end)
+            .values("gateway_key_id")
+            .annotate(requests=Count("id"), hits=Count("id", filter=Q(cache_hit=True)), saved=Sum("cache_saving"))
+            .order_by())
+
+    def figures(requests: int, hits: int, saved) -> dict:
+        return {"requests": requests, "hits": hits, "saved": saved or Decimal(0),
+                "hit_rate_pct": 100.0 * hits / requests if requests else None}
+
+    keys = {r["gateway_key_id"]: figures(r["requests"], r["hits"], r["saved"]) for r in rows}
+    total = figures(sum(k["requests"] for k in keys.values()), sum(k["hits"] for k in keys.values()),
+                    sum((k["saved"] for k in keys.values()), Decimal(0)))
+    return {"keys": keys, "total": total}

@@ -6,11 +6,12 @@
 
 Per request: read the body (≤ GATEWAY_MAX_BODY_BYTES, else 413) → the key (`Authorization: Bearer pk-gw-…`,
 cached in process, checked against the gateway stamp: one Redis GET) → parse → alias allowed (403) →
-admission guards (423) → limits (429 + Retry-After; one pipelined round trip) → the call path
-(apps/llm/acalls.py), whose preflight hook reserves the worst case on every budget that applies (429
-insufficient_quota; apps/gateway/budgets.py), with a recorder that settles it and XADDs the call's record before
-the answer's last bytes → the answer.
-Headers: X-Portal-Request-Id, X-Portal-Tenant (metadata.tenant or the request header), X-Portal-Cache (miss).
+admission guards (423) → limits (429 + Retry-After; one pipelined round trip) → the response cache, when the key
+or request opts in (apps/gateway/cache.py: a hit answers here) → the call path (apps/llm/acalls.py), whose
+preflight hook reserves the worst case on every budget that applies (429 insufficient_quota;
+apps/gateway/budgets.py), with a recorder that settles it and XADDs the call's record before the answer's last
+bytes → the answer (stored if cacheable).
+Headers: X-Portal-Request-Id, X-Portal-Tenant (metadata.tenant or the request header), X-Portal-Cache (hit/miss).
 The secret is never logged: logs name a key by its prefix.
 """
 
@@ -28,7 +29,7 @@ from apps.core import metrics
 from apps.core.asgi import serve_lifespan
 from apps.costs.models import Operation
 from apps.costs.services import UsageContext
-from apps.gateway import budgets, keys, limits, recording, registry, wire
+from apps.gateway import budgets, cache, keys, limits, recording, registry, wire
 from apps.gateway.keys import KeyCache, KeyInfo
 from apps.gateway.wire import GatewayError
 from apps.llm import acalls
@@ -41,7 +42,7 @@ JSON = b"application/json"
 
 class Request:
     __slots__ = ("scope", "receive", "request_id", "tenant", "headers", "stamp", "info", "model", "operation",
-                 "usage_context")
+                 "usage_context", "cache")
 
     def __init__(self, scope, receive):
         self.scope, self.receive = scope, receive
@@ -54,6 +55,7 @@ class Request:
         self.info: KeyInfo | None = None
         self.model = self.operation = ""
         self.usage_context: UsageContext | None = None
+        self.cache = b"miss"  # b"hit" once answered from the response cache
 
     async def body(self) -> bytes:
         limit = settings.GATEWAY_MAX_BODY_BYTES
@@ -75,7 +77,7 @@ class Request:
 
     def response_headers(self, content_type: bytes = JSON, extra: list | None = None) -> list:
         headers = [(b"content-type", content_type), (b"x-portal-request-id", self.request_id.encode()),
-                   (b"x-portal-cache", b"miss")]
+                   (b"x-portal-cache", self.cache)]
         if self.tenant:
             headers.append((b"x-portal-tenant", self.tenant.encode("latin-1", "replace")))
         return headers + (extra or [])
@@ -238,10 +240,16 @@ class Gateway:
         model, texts, encoding, metadata = wire.parse_embeddings(wire.parse_json(body))
         context = self.context(request, info, metadata, model=model, operation=Operation.EMBEDDING)
         await self.admit(request, info, model)
+        cached = await cache.embeddings_lookup(info, request.headers, model=model, texts=texts)
+        if cached is not None and cached.hit:
+            await cache.embeddings_answer(cached, request=request, model=model, encoding=encoding, send=send,
+                                          reply=self._send, context=context, recorder=recording.recorder_for(info))
+            return
         hold = budgets.BudgetHold(info)  # reserved before the call, settled when it is recorded
         result = await acalls.aembed(model=model, texts=texts, context=context, preflight=hold.preflight,
                                      recorder=hold.recorder(recording.recorder_for(info)))
         await limits.charge(info, tokens=result.usage.total_tokens)
+        await cache.embeddings_store(cached, result)
         await self._send(send, 200, wire.embeddings(result, model=model, encoding=encoding),
                          request.response_headers())
 
@@ -251,13 +259,19 @@ class Gateway:
         call = wire.parse_chat(wire.parse_json(body))
         context = self.context(request, info, call.metadata, model=call.model, operation=Operation.CHAT)
         await self.admit(request, info, call.model)
-        hold = budgets.BudgetHold(info)  # reserved before the call, settled when it is recorded
         completion_id = f"chatcmpl-{request.request_id}"
+        cached = await cache.chat_lookup(info, request.headers, call)
+        if cached is not None and cached.hit:
+            await cache.chat_answer(cached, request=request, call=call, send=send, reply=self._send, context=context,
+                                    recorder=recording.recorder_for(info), completion_id=completion_id)
+            return
+        hold = budgets.BudgetHold(info)  # reserved before the call (a hit reserves nothing), settled when recorded
         if not call.stream:
             result = await acalls.achat(model=call.model, request=call.request, context=context,
                                         preflight=hold.preflight,
                                         recorder=hold.recorder(recording.recorder_for(info)))
             await limits.charge(info, tokens=result.usage.total_tokens)
+            await cache.chat_store(cached, result)
             await self._send(send, 200, wire.completion(result, model=call.model, completion_id=completion_id),
                              request.response_headers())
             return
@@ -292,6 +306,7 @@ class Gateway:
             return
         result = stream.result  # recorded (XADD) before the last bytes below
         await limits.charge(info, tokens=result.usage.total_tokens)
+        await cache.chat_store(cached, result)  # complete: a cut or cancelled stream returned above
         tail = wire.final_chunks(result, completion_id=completion_id, model=call.model, created=created,
                                  include_usage=call.include_usage)
         await send({"type": "http.response.body", "body": tail, "more_body": False})

@@ -20,7 +20,13 @@ class LimitFields(forms.Form):
     expires_at = forms.DateTimeField(label="Expires", required=False,
                                      widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
                                      help_text="Empty: never.")
-    cache_enabled = forms.BooleanField(label="Response cache (opt-in)", required=False)
+    cache_enabled = forms.BooleanField(label="Response cache (opt-in)", required=False,
+                                       help_text="Repeated identical requests are answered from the cache.")
+    cache_ttl_seconds = forms.IntegerField(label="Cache TTL (seconds)", required=False, min_value=1,
+                                           max_value=604_800, help_text="Empty: the gateway's default.")
+    cache_sampled = forms.BooleanField(label="Cache sampled requests too", required=False,
+                                       help_text="Requests with temperature above 0 (or unset) are not cached "
+                                                 "unless this is on.")
     store_bodies = forms.BooleanField(label="Store request bodies (opt-in)", required=False)
 
 

@@ -28,7 +28,9 @@ class GatewayKey(models.Model):
     tokens_per_minute = models.PositiveIntegerField(null=True, blank=True)
     tokens_per_day = models.PositiveIntegerField(null=True, blank=True)
     dollars_per_day = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
-    cache_enabled = models.BooleanField(default=False)  # opt-in (the response cache is planned)
+    cache_enabled = models.BooleanField(default=False)  # opt-in response cache (apps/gateway/cache.py)
+    cache_ttl_seconds = models.PositiveIntegerField(null=True, blank=True)  # empty: GATEWAY_CACHE_TTL_SECONDS
+    cache_sampled = models.BooleanField(default=False)  # also cache sampled requests (temperature > 0 or unset)
     store_bodies = models.BooleanField(default=False)  # opt-in; bodies are never stored by default
     created_at = models.DateTimeField(default=timezone.now)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,

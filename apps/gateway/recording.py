@@ -80,7 +80,7 @@ def row_of(payload: bytes) -> dict:
                     latency_ms=record.latency_ms, status=record.status, error_type=record.error_type,
                     occurred_at=record.occurred_at, gateway_key_id=key_id, alias=record.alias,
                     deployment=record.deployment, upstream_ms=record.upstream_ms, ttft_ms=record.ttft_ms,
-                    cache_hit=record.cache_hit, fallbacks=record.fallbacks)
+                    cache_hit=record.cache_hit, fallbacks=record.fallbacks, cache_saving=record.cache_saving)
     row.pop("_price", None)
     row["request_id"] = record.request_id[:100]
     return row

@@ -29,6 +29,8 @@ MAX_OVERLAP = timedelta(days=30)
 DEFAULT_OVERLAP = timedelta(hours=24)
 _ALIAS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,199}$")
 _MAX_LIMIT = 2_000_000_000
+MAX_CACHE_TTL = 7 * 86_400
+CACHE_FIELDS = ("cache_enabled", "cache_ttl_seconds", "cache_sampled")
 
 
 @dataclass
@@ -65,6 +67,25 @@ def _clean_limits(values: dict) -> dict:
             errors["dollars_per_day"] = "A positive amount of dollars, or empty for no limit."
     if errors:
         raise ValidationError(errors)
+    return cleaned
+
+
+def _clean_cache(values: dict) -> dict:
+    """The response cache's policy (ADR 0074): on/off, a TTL in seconds (empty: the default), sampled too."""
+    cleaned = {flag: bool(values[flag]) for flag in ("cache_enabled", "cache_sampled") if flag in values}
+    if "cache_ttl_seconds" in values:
+        ttl = values["cache_ttl_seconds"]
+        if ttl in (None, ""):
+            cleaned["cache_ttl_seconds"] = None
+        else:
+            try:
+                ttl = int(str(ttl).strip())
+                if not 1 <= ttl <= MAX_CACHE_TTL:
+                    raise ValueError
+            except (TypeError, ValueError):
+                raise ValidationError({"cache_ttl_seconds": f"Seconds from 1 to {MAX_CACHE_TTL:,} (7 days), or "
+                                                            "empty for the gateway's default."})
+            cleaned["cache_ttl_seconds"] = ttl
     return cleaned
 
 
@@ -138,8 +159,8 @@ def _limits_of(key: GatewayKey) -> dict:
 
 @transaction.atomic
 def gateway_key_create(*, team: Team, name: str, feature: str, use_case_id=None, allowed_aliases=None,
-                       expires_at: datetime | None = None, cache_enabled: bool = False,
-                       store_bodies: bool = False, actor=None, **limits) -> IssuedKey:
+                       expires_at: datetime | None = None, cache_enabled: bool = False, cache_ttl_seconds=None,
+                       cache_sampled: bool = False, store_bodies: bool = False, actor=None, **limits) -> IssuedKey:
     """Issue a key for `team`. Engineers, owners and admins may; the secret is returned once."""
     _check(actor, Action.CHANGE, team)
     unknown = set(limits) - {*LIMIT_FIELDS, "dollars_per_day"}
@@ -150,21 +171,22 @@ def gateway_key_create(*, team: Team, name: str, feature: str, use_case_id=None,
     for step in (lambda: _clean_key_fields(name=name, feature=feature, use_case_id=use_case_id,
                                            expires_at=expires_at),
                  lambda: _clean_limits(limits),
-                 lambda: {"allowed_aliases": _clean_aliases(allowed_aliases)}):
+                 lambda: {"allowed_aliases": _clean_aliases(allowed_aliases)},
+                 lambda: _clean_cache({"cache_enabled": cache_enabled, "cache_ttl_seconds": cache_ttl_seconds,
+                                       "cache_sampled": cache_sampled})):
         try:
             cleaned.update(step())
         except ValidationError as exc:
             errors.update(exc.message_dict)
     if errors:
         raise ValidationError(errors)
-    issued = _issue(team=team, created_by=user_of(actor), cache_enabled=bool(cache_enabled),
-                    store_bodies=bool(store_bodies), **cleaned)
+    issued = _issue(team=team, created_by=user_of(actor), store_bodies=bool(store_bodies), **cleaned)
     key = issued.key
     audit_record(action="gateway_key.create", obj=key, team=team, actor=actor,
                  changes={"name": key.name, "key": key.prefix, "feature": key.feature,
                           "use_case_id": key.use_case_id, "allowed_aliases": key.allowed_aliases,
                           "limits": _limits_of(key), "expires_at": key.expires_at,
-                          "cache_enabled": key.cache_enabled, "store_bodies": key.store_bodies})
+                          **{f: getattr(key, f) for f in CACHE_FIELDS}, "store_bodies": key.store_bodies})
     _bump_after_commit()
     return issued
 
@@ -184,7 +206,7 @@ def gateway_key_rotate(*, key: GatewayKey, overlap: timedelta = DEFAULT_OVERLAP,
         raise ValidationError({"overlap": f"The overlap is between 0 and {MAX_OVERLAP.days} days."})
     now = timezone.now()
     copied = {f: getattr(key, f) for f in ("team_id", "name", "feature", "use_case_id", "allowed_aliases",
-                                           *LIMIT_FIELDS, "dollars_per_day", "cache_enabled", "store_bodies",
+                                           *LIMIT_FIELDS, "dollars_per_day", *CACHE_FIELDS, "store_bodies",
                                            "expires_at")}
     key.overlap_ends_at = now + overlap
     key.save(update_fields=["overlap_ends_at"])
@@ -201,7 +223,7 @@ def gateway_key_update(*, key: GatewayKey, actor=None, **values) -> GatewayKey:
     """Change limits, allowed aliases, expiry or options. Owners and admins may."""
     _check(actor, Action.MANAGE, key)
     key = _locked(key)
-    allowed = {*LIMIT_FIELDS, "dollars_per_day", "allowed_aliases", "expires_at", "cache_enabled",
+    allowed = {*LIMIT_FIELDS, "dollars_per_day", "allowed_aliases", "expires_at", *CACHE_FIELDS,
                "store_bodies", "name"}
     unknown = set(values) - allowed
     if unknown:
@@ -229,9 +251,12 @@ def gateway_key_update(*, key: GatewayKey, actor=None, **values) -> GatewayKey:
                 new["expires_at"] = cleaned["expires_at"]
         except ValidationError as exc:
             errors.update(exc.message_dict)
-    for flag in ("cache_enabled", "store_bodies"):
-        if flag in values:
-            new[flag] = bool(values[flag])
+    try:
+        new.update(_clean_cache(values))
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
+    if "store_bodies" in values:
+        new["store_bodies"] = bool(values["store_bodies"])
     if errors:
         raise ValidationError(errors)
     before = {k: getattr(key, k) for k in new}

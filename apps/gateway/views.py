@@ -9,6 +9,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -30,8 +31,11 @@ def _team(request, slug: str | None) -> Team | None:
 
 def _keys_page(request, team: Team | None, *, form=None, status: int = 200):
     keys = list(selectors.keys_for(request.user, team=team)) if team else []
+    cache = costs_selectors.gateway_cache_summary(actor=request.user, gateway_key_ids=[k.pk for k in keys],
+                                                  start=timezone.now() - timedelta(hours=24)) if keys else {}
     for key in keys:
         key.may_revoke = services.may_revoke(request.user, key)
+        key.cache_day = cache["keys"].get(key.pk) if cache else None
     may_create = team is not None and can(request.user, Action.CHANGE, team)
     context = {"team": team, "teams": teams_for(request.user, Action.VIEW).order_by("name"), "keys": keys,
                "may_create": may_create, "may_manage": team is not None and can(request.user, Action.MANAGE, team),
@@ -68,7 +72,7 @@ def key_detail(request, pk: int):
     may_manage = can(request.user, Action.MANAGE, key)
     initial = {"name": key.name, "allowed_aliases": ", ".join(key.allowed_aliases),
                **{f: getattr(key, f) for f in (*services.LIMIT_FIELDS, "dollars_per_day", "expires_at",
-                                               "cache_enabled", "store_bodies")}}
+                                               *services.CACHE_FIELDS, "store_bodies")}}
     form = KeyEditForm(initial=initial)
     status = 200
     if request.method == "POST":
@@ -84,9 +88,11 @@ def key_detail(request, pk: int):
                 messages.success(request, f"Key {key.prefix} updated: it applies from the next request.")
                 return redirect("gateway:key_detail", pk=key.pk)
         status = 400
+    cache_day = costs_selectors.gateway_cache_summary(actor=request.user, gateway_key_ids=[key.pk],
+                                                      start=timezone.now() - timedelta(hours=24))["keys"].get(key.pk)
     return render(request, "gateway/key_detail.html",
                   {"key": key, "form": form, "may_manage": may_manage, "rotate_form": RotateForm(),
-                   "may_revoke": services.may_revoke(request.user, key)}, status=status)
+                   "may_revoke": services.may_revoke(request.user, key), "cache_day": cache_day}, status=status)
 
 
 @never_cache
@@ -124,7 +130,7 @@ def key_revoke(request, pk: int):
 def request_log(request):
     keys = list(selectors.keys_for(request.user).order_by("team__name", "name"))
     form = RequestLogFilterForm(request.GET or None, keys=keys)
-    events, status = [], 200
+    events, cache, status = [], None, 200
     if form.is_bound and not form.is_valid():
         status = 400
     else:
@@ -132,11 +138,15 @@ def request_log(request):
         key_ids = [int(data["key"])] if data.get("key") else [k.pk for k in keys]
         day = data.get("day")
         start = datetime(day.year, day.month, day.day, tzinfo=UTC) if day else None
-        events = costs_selectors.usage_event_log(
-            actor=request.user, source="gateway", gateway_key_ids=key_ids, status=data.get("status") or None,
-            alias=data.get("alias") or None, start=start, end=start + timedelta(days=1) if start else None)
+        chosen = {"gateway_key_ids": key_ids, "status": data.get("status") or None, "alias": data.get("alias") or None}
+        events = costs_selectors.usage_event_log(actor=request.user, source="gateway", start=start,
+                                                 end=start + timedelta(days=1) if start else None, **chosen)
+        # The cache's hit rate over the day chosen, or the last 24 hours.
+        cache = costs_selectors.gateway_cache_summary(
+            actor=request.user, start=start or timezone.now() - timedelta(hours=24),
+            end=start + timedelta(days=1) if start else None, **chosen)["total"]
     names = {k.pk: k for k in keys}
     for event in events:
         event.key = names.get(event.gateway_key_id)
-    return render_page_or_fragment(request, "gateway/requests.html", {"form": form, "events": events},
+    return render_page_or_fragment(request, "gateway/requests.html", {"form": form, "events": events, "cache": cache},
                                    fragment="results", status=status)

@@ -163,6 +163,7 @@ class CallRecord:
     alias: str = ""
     fallbacks: int = 0
     cache_hit: bool = False
+    cache_saving: Decimal | None = None  # a response-cache hit: what the answer cost when it was first made
     estimated: bool = False  # tokens estimated by the portal, not reported by the provider
     occurred_at: datetime = field(default_factory=lambda: timezone.now())  # looked up per call: tests move the clock
 
@@ -179,4 +180,6 @@ class CallRecord:
         data["context"] = UsageContext(**data["context"])
         data["tokens"] = TokenCounts(**data["tokens"])
         data["occurred_at"] = parse_datetime(data["occurred_at"])
+        if data.get("cache_saving") is not None:
+            data["cache_saving"] = Decimal(str(data["cache_saving"]))
         return cls(**data)
