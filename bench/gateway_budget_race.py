@@ -27,20 +27,13 @@ from decimal import Decimal
 
 import httpx
 
-from bench.common import BASE_DIR, setup_django, stop_process
-from bench.gateway_path import wait
+from bench.common import BASE_DIR, setup_django
+from bench.gateway_path import gateway_process, standin_chat_model, stop, wait
 from bench.gateway_servers import free_port, pct
 
 QUESTION = [{"role": "user", "content": "How long do refunds take for an order paid by card last week, please?"}]
 MAX_TOKENS = 10
 IN_PRICE, OUT_PRICE = Decimal("1000"), Decimal("2000")  # per million tokens: one call costs a few cents
-
-
-def serve(argv: list[str], stack: contextlib.ExitStack) -> subprocess.Popen:
-    """A server process for this run, stopped when the run ends."""
-    process = subprocess.Popen(argv, cwd=BASE_DIR, env={**os.environ, "PYTHONPATH": str(BASE_DIR)})
-    stack.callback(stop_process, process, 10)
-    return process
 
 
 def race(base_url: str, secret: str, concurrency: int) -> dict:
@@ -133,29 +126,25 @@ def main() -> None:
     from apps.gateway import budgets, recording
     from apps.gateway.services import gateway_key_create
     from apps.llm import callcore
-    from apps.llm.models import Model, ModelKind, Provider, ProviderKind
+    from apps.llm.models import Model
     from apps.llm.results import ChatRequest
-    from apps.llm.services import model_create, provider_create
 
     standin_port, gateway_port = free_port(), free_port()
+    env = {**os.environ, "PYTHONPATH": str(BASE_DIR)}
     with contextlib.ExitStack() as stack:
         stack.callback(lambda: portal_redis.client().delete(recording.stream_key()))
-        serve([sys.executable, "manage.py", "llm_standin", "--port", str(standin_port), "--latency-ms",
-                 str(args.latency_ms)], stack)
+        standin = subprocess.Popen([sys.executable, "manage.py", "llm_standin", "--port", str(standin_port),
+                                    "--latency-ms", str(args.latency_ms)], cwd=BASE_DIR, env=env)
+        stack.callback(stop, standin)
         wait(f"http://127.0.0.1:{standin_port}/standin/stats", ok=(200,))
-        Model.objects.filter(name="bench-budget-chat").delete()
-        Provider.objects.filter(name="bench-budget-standin").delete()
-        provider = provider_create(name="bench-budget-standin", kind=ProviderKind.OPENAI_COMPATIBLE,
-                                   base_url=f"http://127.0.0.1:{standin_port}/v1", max_retries=0)
-        model_create(provider=provider, name="bench-budget-chat", remote_name="bench-budget-standin",
-                     kind=ModelKind.CHAT, context_window=8192, max_output_tokens=1024)
-        Price.objects.filter(model_name="bench-budget-standin").delete()
-        Price.objects.create(model_name="bench-budget-standin", input_per_mtok=IN_PRICE, output_per_mtok=OUT_PRICE,
+        standin_chat_model("bench-budget-chat", standin_port)
+        # priced under its own name, so the other gateway benches' stand-in models stay unpriced
+        Model.objects.filter(name="bench-budget-chat").update(price_name="bench-budget-chat")
+        Price.objects.filter(model_name="bench-budget-chat").delete()
+        Price.objects.create(model_name="bench-budget-chat", input_per_mtok=IN_PRICE, output_per_mtok=OUT_PRICE,
                              valid_from="2020-01-01T00:00:00Z")
         team, _ = Team.objects.get_or_create(slug="bench-budget", defaults={"name": "Bench budget"})
-        serve([sys.executable, "-m", "granian", "--interface", "asgi", "--port", str(gateway_port), "--workers",
-                 "1", "--no-ws", "--log-level", "warning", "portal.gateway_asgi:application"], stack)
-        wait(f"http://127.0.0.1:{gateway_port}/v1/models")
+        stack.callback(stop, gateway_process(gateway_port, env))
         base_url = f"http://127.0.0.1:{gateway_port}/v1"
         tokens = math.ceil(callcore.input_estimate(ChatRequest(messages=QUESTION))
                            * (1 + settings.GATEWAY_BUDGET_INPUT_MARGIN))
