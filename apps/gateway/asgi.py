@@ -7,8 +7,10 @@
 Per request: read the body (≤ GATEWAY_MAX_BODY_BYTES, else 413) → the key (`Authorization: Bearer pk-gw-…`,
 cached in process, checked against the gateway stamp: one Redis GET) → parse → alias allowed (403) →
 admission guards (423) → limits (429 + Retry-After; one pipelined round trip) → the response cache, when the key
-or request opts in (apps/gateway/cache.py: a hit answers here) → the call path (apps/llm/acalls.py) with a
-recorder that XADDs the call's record before the answer's last bytes → the answer (stored if cacheable).
+or request opts in (apps/gateway/cache.py: a hit answers here) → the call path (apps/llm/acalls.py), whose
+preflight hook reserves the worst case on every budget that applies (429 insufficient_quota;
+apps/gateway/budgets.py), with a recorder that settles it and XADDs the call's record before the answer's last
+bytes → the answer (stored if cacheable).
 Headers: X-Portal-Request-Id, X-Portal-Tenant (metadata.tenant or the request header), X-Portal-Cache (hit/miss).
 The secret is never logged: logs name a key by its prefix.
 """
@@ -27,7 +29,7 @@ from apps.core import metrics
 from apps.core.asgi import serve_lifespan
 from apps.costs.models import Operation
 from apps.costs.services import UsageContext
-from apps.gateway import cache, keys, limits, prompt_ref, recording, registry, wire
+from apps.gateway import budgets, cache, keys, limits, prompt_ref, recording, registry, wire
 from apps.gateway.keys import KeyCache, KeyInfo
 from apps.gateway.wire import GatewayError
 from apps.llm import acalls
@@ -129,7 +131,8 @@ class Gateway:
             await handler(request, send)
         except GatewayError as error:
             answered["code"] = error.code or "error"
-            if request.info is not None and request.usage_context is not None:
+            recorded = getattr(error, "recorded", False)  # a budget refusal: the call path recorded it
+            if request.info is not None and request.usage_context is not None and not recorded:
                 await recording.refusal_record(request.info, context=request.usage_context, model=request.model,
                                                operation=request.operation, code=answered["code"])
             await self._error(request, send, error)
@@ -148,6 +151,7 @@ class Gateway:
 
     async def _error(self, request: Request, send, error: GatewayError) -> None:
         extra = [(b"retry-after", str(error.retry_after).encode())] if error.retry_after else []
+        extra += getattr(error, "headers", ())  # a budget refusal: x-should-retry
         await self._send(send, error.status, error.body(), request.response_headers(extra=extra))
 
     @staticmethod
@@ -243,9 +247,10 @@ class Gateway:
             await cache.embeddings_answer(cached, request=request, model=model, encoding=encoding, send=send,
                                           reply=self._send, context=context, recorder=recording.recorder_for(info))
             return
-        result = await acalls.aembed(model=model, texts=texts, context=context,
-                                     recorder=recording.recorder_for(info))
-        await limits.charge(info, tokens=result.usage.total_tokens, cost=result.cost)
+        hold = budgets.BudgetHold(info)  # reserved before the call, settled when it is recorded
+        result = await acalls.aembed(model=model, texts=texts, context=context, preflight=hold.preflight,
+                                     recorder=hold.recorder(recording.recorder_for(info)))
+        await limits.charge(info, tokens=result.usage.total_tokens)
         await cache.embeddings_store(cached, result)
         await self._send(send, 200, wire.embeddings(result, model=model, encoding=encoding),
                          request.response_headers())
@@ -266,17 +271,20 @@ class Gateway:
             await cache.chat_answer(cached, request=request, call=call, send=send, reply=self._send, context=context,
                                     recorder=recording.recorder_for(info), completion_id=completion_id)
             return
+        hold = budgets.BudgetHold(info)  # reserved before the call (a hit reserves nothing), settled when recorded
         if not call.stream:
             result = await acalls.achat(model=call.model, request=call.request, context=context,
-                                        recorder=recording.recorder_for(info))
-            await limits.charge(info, tokens=result.usage.total_tokens, cost=result.cost)
+                                        preflight=hold.preflight,
+                                        recorder=hold.recorder(recording.recorder_for(info)))
+            await limits.charge(info, tokens=result.usage.total_tokens)
             await cache.chat_store(cached, result)
             await recording.keep_body(info, context=context, call=call, result=result)  # opt-in sampled bodies
             await self._send(send, 200, wire.completion(result, model=call.model, completion_id=completion_id),
                              request.response_headers())
             return
         stream = acalls.achat_stream(model=call.model, request=call.request, context=context,
-                                     recorder=recording.recorder_for(info))
+                                     preflight=hold.preflight,
+                                     recorder=hold.recorder(recording.recorder_for(info)))
         await stream.open()  # raises (recorded) before any byte: the client gets a plain error answer
         created = int(time.time())
         await send({"type": "http.response.start", "status": 200,
@@ -304,7 +312,7 @@ class Gateway:
             await send({"type": "http.response.body", "body": wire.stream_error(error), "more_body": False})
             return
         result = stream.result  # recorded (XADD) before the last bytes below
-        await limits.charge(info, tokens=result.usage.total_tokens, cost=result.cost)
+        await limits.charge(info, tokens=result.usage.total_tokens)
         await cache.chat_store(cached, result)  # complete: a cut or cancelled stream returned above
         await recording.keep_body(info, context=context, call=call, result=result)  # opt-in sampled bodies
         tail = wire.final_chunks(result, completion_id=completion_id, model=call.model, created=created,

@@ -15,7 +15,8 @@ class LimitFields(forms.Form):
     tokens_per_minute = forms.IntegerField(label="Tokens / minute", **_LIMIT)
     tokens_per_day = forms.IntegerField(label="Tokens / day", **_LIMIT)
     dollars_per_day = forms.DecimalField(label="Dollars / day", required=False, min_value=0.01, decimal_places=2,
-                                         max_digits=12)
+                                         max_digits=12, help_text="Held before each call: a call that could "
+                                                                  "pass it is refused (UTC day).")
     expires_at = forms.DateTimeField(label="Expires", required=False,
                                      widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
                                      help_text="Empty: never.")

@@ -11,6 +11,8 @@ stream, named in the log by its id only. No key material is ever in a record: th
 
 Sampled bodies (a key's opt-in, apps/gateway/bodies.py) travel as entries of their own on the same stream
 (field `b`, not `r`); the writer redacts and stores them after the batch's ledger rows.
+After each batch the gateway's budget counters move the batch's settled cost into their ledger base
+(apps/gateway/budgets.py); the writer's loop also sweeps expired reservations and reconciles the counters.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from apps.costs.ledger import ledger_write
 from apps.costs.models import CallStatus
 from apps.costs.pricing import TokenCounts
 from apps.costs.services import UsageContext, usage_row
-from apps.gateway import bodies
+from apps.gateway import bodies, budgets
 from apps.gateway.keys import KeyInfo
 from apps.llm.results import CallRecord
 
@@ -143,6 +145,7 @@ def drain_once(consumer: str, *, block_ms: int = 1000, count: int | None = None)
         rows.append(row)
     if rows:
         ledger_write(rows)
+        budgets.ledger_caught_up([row["request_id"] for row in rows])  # their settled cost is the ledger's now
     if samples:
         bodies.samples_write(samples)
     pipe = client.pipeline(transaction=False)
