@@ -26,7 +26,7 @@ from apps.core import metrics
 from apps.core.asgi import serve_lifespan
 from apps.costs.models import Operation
 from apps.costs.services import UsageContext
-from apps.gateway import keys, limits, recording, registry, wire
+from apps.gateway import guard, keys, limits, recording, registry, wire
 from apps.gateway.keys import KeyCache, KeyInfo
 from apps.gateway.wire import GatewayError
 from apps.llm import acalls
@@ -126,9 +126,10 @@ class Gateway:
             await handler(request, send)
         except GatewayError as error:
             answered["code"] = error.code or "error"
-            if request.info is not None and request.usage_context is not None:
+            if request.info is not None and request.usage_context is not None and not error.recorded:
                 await recording.refusal_record(request.info, context=request.usage_context, model=request.model,
-                                               operation=request.operation, code=answered["code"])
+                                               operation=request.operation, code=answered["code"],
+                                               guardrail_actions=error.actions)
             await self._error(request, send, error)
         except ConnectionResetError:
             answered["code"] = "client_gone"
@@ -234,8 +235,10 @@ class Gateway:
         model, texts, encoding, metadata = wire.parse_embeddings(wire.parse_json(body))
         context = self.context(request, info, metadata, model=model, operation=Operation.EMBEDDING)
         await self.admit(request, info, model)
+        screen = await guard.screen_for(info, request.stamp)  # guardrails: the input policy (guard.py)
+        texts = screen.texts_input(texts)
         result = await acalls.aembed(model=model, texts=texts, context=context,
-                                     recorder=recording.recorder_for(info))
+                                     recorder=screen.recorder(recording.recorder_for(info)))
         await limits.charge(info, tokens=result.usage.total_tokens, cost=result.cost)
         await self._send(send, 200, wire.embeddings(result, model=model, encoding=encoding),
                          request.response_headers())
@@ -246,16 +249,20 @@ class Gateway:
         call = wire.parse_chat(wire.parse_json(body))
         context = self.context(request, info, call.metadata, model=call.model, operation=Operation.CHAT)
         await self.admit(request, info, call.model)
+        screen = await guard.screen_for(info, request.stamp)  # guardrails (guard.py): input now, output below
+        call = screen.chat_input(call)
+        recorder = screen.recorder(recording.recorder_for(info))
         completion_id = f"chatcmpl-{request.request_id}"
         if not call.stream:
             result = await acalls.achat(model=call.model, request=call.request, context=context,
-                                        recorder=recording.recorder_for(info))
+                                        recorder=recorder)
             await limits.charge(info, tokens=result.usage.total_tokens, cost=result.cost)
+            result = await screen.chat_output(result)
             await self._send(send, 200, wire.completion(result, model=call.model, completion_id=completion_id),
                              request.response_headers())
             return
         stream = acalls.achat_stream(model=call.model, request=call.request, context=context,
-                                     recorder=recording.recorder_for(info))
+                                     recorder=recorder)
         await stream.open()  # raises (recorded) before any byte: the client gets a plain error answer
         created = int(time.time())
         await send({"type": "http.response.start", "status": 200,
@@ -265,10 +272,13 @@ class Gateway:
                            delta={"role": "assistant", "content": ""}, include_usage=call.include_usage)
         await send({"type": "http.response.body", "body": first, "more_body": True})
         try:
-            async for delta in stream:
+            async for text in screen.relay(stream):  # the output scan's hold-back window
                 piece = wire.chunk(completion_id=completion_id, model=call.model, created=created,
-                                   delta={"content": delta.text}, include_usage=call.include_usage)
+                                   delta={"content": text}, include_usage=call.include_usage)
                 await send({"type": "http.response.body", "body": piece, "more_body": True})
+        except guard.Blocked as exc:  # recorded; after the stream's start: an error event, never a clean end
+            await send({"type": "http.response.body", "body": wire.stream_error(exc), "more_body": False})
+            return
         except StreamInterrupted as exc:  # recorded by the call path; the client must not see a clean end
             await send({"type": "http.response.body", "body": wire.stream_error(wire.from_llm_error(exc)),
                         "more_body": False})

@@ -1,6 +1,8 @@
-"""Admission guards: apps above the gateway decide whether a key's traffic may pass (a reason → 423).
+"""Admission guards: apps above the gateway decide whether a key's traffic may pass (a reason → 423); and
+guardrail policies: apps above it may ask for a stricter guardrail policy than the key's own.
 
     register_admission_guard("use_case", fn)      # fn(AdmissionTarget) -> reason or None (sync; may query)
+    register_guard_policy("use_case", fn)         # fn(AdmissionTarget) -> dict of policy fields or None (sync)
 
 Reviews registers the `use_case` guard (apps/reviews/hooks.py `use_case_guard`). The front door asks each guard at most
 once per ADMISSION_TTL_SECONDS per key and process (and again at once when the gateway stamp moves: call
@@ -44,6 +46,22 @@ def admission_check(target: AdmissionTarget) -> tuple[str, str] | None:
         if reason:
             return key, reason
     return None
+
+
+# A policy provider answers with the guardrail fields it requires, e.g. {"guard_input_pii": "redact"}
+# (the GatewayKey field names and values); the gateway takes, field by field, the stricter of it and the key's.
+PolicyProvider = Callable[[AdmissionTarget], "dict[str, str] | None"]
+_policies: dict[str, PolicyProvider] = {}
+
+
+def register_guard_policy(key: str, fn: PolicyProvider) -> None:
+    _policies[key] = fn
+
+
+def guard_policies(target: AdmissionTarget) -> list[dict[str, str]]:
+    """What each registered provider requires of this key's traffic (sync: the front door runs it in a thread,
+    at most once per GATEWAY_ADMISSION_TTL_SECONDS per key and process, like the admission guards)."""
+    return [policy for fn in _policies.values() if (policy := fn(target))]
 
 
 def admission_changed() -> None:

@@ -164,6 +164,7 @@ class CallRecord:
     fallbacks: int = 0
     cache_hit: bool = False
     estimated: bool = False  # tokens estimated by the portal, not reported by the provider
+    guardrail_actions: tuple[dict, ...] = ()  # the gateway's safety events on this call (apps/gateway/guard.py)
     occurred_at: datetime = field(default_factory=lambda: timezone.now())  # looked up per call: tests move the clock
 
     def to_dict(self) -> dict:
@@ -179,4 +180,5 @@ class CallRecord:
         data["context"] = UsageContext(**data["context"])
         data["tokens"] = TokenCounts(**data["tokens"])
         data["occurred_at"] = parse_datetime(data["occurred_at"])
+        data["guardrail_actions"] = tuple(data.get("guardrail_actions") or ())
         return cls(**data)

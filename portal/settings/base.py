@@ -350,6 +350,9 @@ GATEWAY_ADMISSION_TTL_SECONDS = envfloat("GATEWAY_ADMISSION_TTL_SECONDS", 1.0)
 GATEWAY_RECORDER_BATCH = envint("GATEWAY_RECORDER_BATCH", 500)
 # A record read by a writer that has not acknowledged it for this long is taken over by another writer.
 GATEWAY_RECORDER_CLAIM_IDLE_MS = envint("GATEWAY_RECORDER_CLAIM_IDLE_MS", 30_000)
+# Guardrails on streamed answers: text reaches the client only once this many characters follow it, so PII or a
+# secret split across deltas is found (and redacted or blocked) first (apps/gateway/guard.py).
+GATEWAY_GUARD_HOLDBACK_CHARS = envint("GATEWAY_GUARD_HOLDBACK_CHARS", 128)
 
 # Audit chain (docs/audit.md): with a key, new events are sealed with HMAC-SHA256 (hash version 3), so
 # whoever can write the database still cannot rewrite the chain consistently without the key.
