@@ -378,14 +378,19 @@ class HoldBack:
 
     def __init__(self, size: int):
         self.size = max(0, size)
+        # Scan once this many new characters wait beyond the window, not on every delta (a delta is a token or
+        # two): the text stays held meanwhile, so nothing unscanned leaves.
+        self.step = max(1, self.size // 2)
         self.pending = ""
         self.context = ""  # the end of what was sent (as written), scanned again for cue words only
         self.kinds: Counter = Counter()
         self.first: tuple[str, int] | None = None
 
     def feed(self, text: str) -> tuple[str, list[PiiFinding]]:
-        """(the text that may leave now, the findings in the window)."""
+        """(the text that may leave now, the findings in the window; none when it was not scanned yet)."""
         self.pending += text
+        if len(self.pending) < self.size + self.step:
+            return "", []
         return self._release(final=False)
 
     def flush(self) -> tuple[str, list[PiiFinding]]:
