@@ -18,6 +18,7 @@ from apps.audit.models import AuditEvent
 from apps.costs.models import UsageEvent
 from apps.costs.selectors import guardrail_action_counts
 from apps.gateway import registry
+from apps.gateway.guard import HoldBack, Policy
 from apps.gateway.services import gateway_key_guardrails_set
 from apps.llm.models import ModelKind
 from apps.reviews.models import State, UseCase
@@ -190,6 +191,23 @@ def test_a_flagged_stream_passes_through_and_is_counted(gateway_url, upstream, g
     assert stream_text(chunks) == ANSWER_WITH_SECRET
     assert only_event(drain).guardrail_actions[0] == {"direction": "output", "check": "pii", "action": "flag",
                                                       "kinds": {"EMAIL": 1, "SECRET": 1}}
+
+
+@pytest.mark.parametrize("piece", [1, 3, 7, 16])
+def test_the_hold_back_window_lets_no_part_of_a_split_value_out(piece):
+    window = HoldBack(64)
+    sent = [window.feed(ANSWER_WITH_SECRET[i:i + piece])[0] for i in range(0, len(ANSWER_WITH_SECRET), piece)]
+    sent.append(window.flush()[0])
+    assert "".join(sent) == "Sure. The key is [SECRET] and the contact is [EMAIL]; anything else I can do?"
+    assert window.kinds == {"SECRET": 1, "EMAIL": 1}
+
+
+def test_the_stricter_value_of_each_field_wins():
+    key = Policy(guard_input_pii="block", guard_output="redact", guard_event_content="redacted")
+    merged = key.stricter({"guard_input_pii": "redact", "guard_output": "block"}, {"guard_event_content": "none"},
+                          {"guard_injection": "flag", "guard_output": "nonsense", "unknown": "block"})
+    assert merged == Policy(guard_input_pii="block", guard_injection="flag", guard_output="block",
+                            guard_event_content="none")
 
 
 # -- policy: key and use case -----------------------------------------------------------------------------------
