@@ -6,6 +6,7 @@ For each size, a support-style text of that many characters (prose with an e-mai
 an order number per ~1 kB: what the checks must read past) is checked as a request would be, N times:
 
     input          chat_input: PII redacted, injection heuristics flagged (both on every message)
+    input_pii      chat_input with only the PII redaction on; input_injection: only the injection heuristics
     output plain   chat_output: the answer scanned and redacted
     output stream  relay: the same answer as ~4-character deltas (a token each) through the hold-back window
     off            chat_input + chat_output with the default policy (all off): the price of having the hook
@@ -74,11 +75,17 @@ async def measure(size: int, requests: int) -> dict:
     result = ChatResult(text=text, model="m", provider="p", usage=Usage(), latency_ms=0, cost=Decimal(0),
                         finish_reason="stop", usage_event_id=None, request_id="r")
     checks = Policy(guard_input_pii="redact", guard_injection="flag", guard_output="redact")
-    times: dict[str, list[float]] = {"input": [], "output_plain": [], "output_stream": [], "off": []}
+    times: dict[str, list[float]] = {"input": [], "input_pii": [], "input_injection": [], "output_plain": [],
+                                     "output_stream": [], "off": []}
+    alone = {"input_pii": Policy(guard_input_pii="redact"), "input_injection": Policy(guard_injection="flag")}
     for _ in range(requests):
         screen = Screen(checks)
         screen.chat_input(call)
         times["input"].append(screen.seconds["input"] * 1000)
+        for name, policy in alone.items():
+            screen = Screen(policy)
+            screen.chat_input(call)
+            times[name].append(screen.seconds["input"] * 1000)
         screen = Screen(checks)
         await screen.chat_output(result)
         times["output_plain"].append(screen.seconds["output"] * 1000)
