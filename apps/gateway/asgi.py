@@ -182,20 +182,9 @@ class Gateway:
         if not info.allows(model):
             raise GatewayError(403, f"This key may not use '{model}'; it may use: "
                                     f"{', '.join(info.allowed_aliases)}.", code="model_not_allowed", param="model")
-        stamp = request.stamp  # read once per request, by authenticate()
-        cached = self.admitted.get(info.id)
-        now = time.monotonic()
-        if cached is not None and cached[0] == stamp and now - cached[1] < settings.GATEWAY_ADMISSION_TTL_SECONDS:
-            refusal = cached[2]
-        else:
-            target = registry.AdmissionTarget(key_id=info.id, team_id=info.team_id, feature=info.feature,
-                                              use_case_id=info.use_case_id)
-            try:
-                refusal = await sync_to_async(registry.admission_check)(target)
-            except Exception:
-                log.exception("admission guard failed for key %s", info.prefix)
-                raise GatewayError(503, "An admission check could not run; try again.", code="guard_failed")
-            self.admitted[info.id] = (stamp, now, refusal)
+        # request.stamp: read once per request, by authenticate()
+        refusal = await registry.cached_answer(self.admitted, info, request.stamp, registry.admission_check,
+                                               failure="An admission check could not run; try again.")
         if refusal:
             raise GatewayError(423, refusal[1], code=refusal[0])
         hit = await limits.admit(info)

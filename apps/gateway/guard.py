@@ -37,7 +37,6 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from apps.core import metrics
@@ -102,27 +101,14 @@ class Blocked(GatewayError):
 
 
 # -- the policy of a key ------------------------------------------------------------------------------------
-_policies: dict[int, tuple[bytes, float, Policy]] = {}
+_policies: dict[int, tuple] = {}  # key id -> (stamp, when, what the providers required)
 
 
 async def policy_for(info: KeyInfo, stamp: bytes) -> Policy:
     """The key's policy made stricter by the registered providers (cached per key like the admission answer)."""
-    cached = _policies.get(info.id)
-    now = time.monotonic()
-    if cached is not None and cached[0] == stamp and now - cached[1] < settings.GATEWAY_ADMISSION_TTL_SECONDS:
-        return cached[2]
-    target = registry.AdmissionTarget(key_id=info.id, team_id=info.team_id, feature=info.feature,
-                                      use_case_id=info.use_case_id)
-    try:
-        required = await sync_to_async(registry.guard_policies)(target)
-    except Exception:
-        log.exception("guardrail policy provider failed for key %s", info.prefix)
-        raise GatewayError(503, "The guardrail policy could not be read; try again.", code="guard_failed")
-    policy = Policy.of_key(info).stricter(*required)
-    if len(_policies) >= 10_000:
-        _policies.clear()
-    _policies[info.id] = (stamp, now, policy)
-    return policy
+    required = await registry.cached_answer(_policies, info, stamp, registry.guard_policies,
+                                            failure="The guardrail policy could not be read; try again.")
+    return Policy.of_key(info).stricter(*required)
 
 
 async def screen_for(info: KeyInfo, stamp: bytes) -> Screen:

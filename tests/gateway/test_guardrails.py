@@ -233,6 +233,18 @@ def test_a_use_case_policy_is_stricter_than_its_keys_and_wins(gateway_url, upstr
         sdk(gateway_url, secret).chat.completions.create(model="standin-chat", messages=ASK_EMAIL)
 
 
+def test_a_policy_provider_that_fails_refuses_the_request(gateway_url, upstream, gateway_key, owner, monkeypatch):
+    def broken(target):
+        raise RuntimeError("the reviews database is down")
+
+    monkeypatch.setitem(registry._policies, "broken", broken)
+    _key, secret = keyed(gateway_key, owner)
+    with pytest.raises(openai.InternalServerError) as caught:
+        sdk(gateway_url, secret).chat.completions.create(model="standin-chat", messages=ASK_EMAIL)
+    assert caught.value.status_code == 503 and caught.value.code == "guard_failed"
+    assert upstream.stats()["calls"] == 0  # fail closed: nothing unchecked went on
+
+
 def test_safety_events_are_counted_per_key_and_use_case_and_in_prometheus(gateway_url, upstream, gateway_key,
                                                                           owner, drain):
     def sample(action):
