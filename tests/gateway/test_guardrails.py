@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import timedelta
 
 import openai
 import pytest
+from django.core.exceptions import ValidationError
 from django.urls import reverse
+from django.utils import timezone
 from openai import OpenAI
 from prometheus_client import REGISTRY
 
@@ -19,7 +22,7 @@ from apps.costs.models import UsageEvent
 from apps.costs.selectors import guardrail_action_counts
 from apps.gateway import registry
 from apps.gateway.guard import HoldBack, Policy
-from apps.gateway.services import gateway_key_guardrails_set
+from apps.gateway.services import gateway_key_guardrails_set, gateway_key_revoke, gateway_key_rotate
 from apps.llm.models import ModelKind
 from apps.reviews.models import State, UseCase
 from tests.support.standin import standin_model, standin_provider
@@ -214,10 +217,6 @@ def test_the_stricter_value_of_each_field_wins():
 def test_a_use_case_policy_is_stricter_than_its_keys_and_wins(gateway_url, upstream, gateway_key, team, owner,
                                                                drain):
     assert "use_case" in registry._policies  # registered by apps/reviews/hooks.py
-    from datetime import timedelta
-
-    from django.utils import timezone
-
     use_case = UseCase.objects.create(team=team, title="Refund helper", state=State.ACTIVE,
                                       expires_at=timezone.now() + timedelta(days=30),
                                       required_controls=["pii_redaction", "baseline_eval"])
@@ -314,3 +313,12 @@ def test_owners_and_admins_change_a_keys_guardrails_with_an_audit_event(client_f
     assert client_for(admin_user).post(url, {**policy, "guard_output": "flag"}).status_code == 302
     page = client_for(viewer).get(reverse("gateway:key_detail", args=[key.pk])).content.decode()
     assert "Save guardrails" not in page and "output PII and secrets: <strong>flag" in page
+
+
+def test_a_rotated_key_keeps_its_guardrails_and_a_revoked_one_cannot_change(gateway_key, owner, transactional_db):
+    key, _secret = keyed(gateway_key, owner, guard_output="block", guard_event_content="redacted")
+    successor = gateway_key_rotate(key=key, actor=owner).key
+    assert (successor.guard_output, successor.guard_event_content) == ("block", "redacted")
+    gateway_key_revoke(key=successor, actor=owner)
+    with pytest.raises(ValidationError):
+        gateway_key_guardrails_set(key=successor, actor=owner, guard_output="off")
