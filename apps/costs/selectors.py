@@ -329,6 +329,26 @@ def call_status_choices() -> list[tuple[str, str]]:
     return list(CallStatus.choices)
 
 
+def guardrail_action_counts(*, actor, gateway_key_ids, start: datetime, end: datetime | None = None) -> list[dict]:
+    """Safety events of the gateway per key, use case, direction, check and action since `start` (the events the
+    actor may see): [{"gateway_key_id", "use_case_id", "direction", "check", "action", "count"}], most first."""
+    events = UsageEvent.objects.filter(guardrail_actions__isnull=False, gateway_key_id__in=list(gateway_key_ids),
+                                       occurred_at__gte=start)
+    team_ids = visible_team_ids(actor)
+    if team_ids is not None:
+        events = events.filter(team_id__in=team_ids)
+    if end is not None:
+        events = events.filter(occurred_at__lt=end)
+    counts: dict[tuple, int] = {}
+    for key_id, use_case_id, actions in events.values_list("gateway_key_id", "use_case_id", "guardrail_actions"):
+        for action in actions or ():
+            group = (key_id, use_case_id, action.get("direction", ""), action.get("check", ""), action.get("action", ""))
+            counts[group] = counts.get(group, 0) + 1
+    names = ("gateway_key_id", "use_case_id", "direction", "check", "action")
+    return [{**dict(zip(names, group, strict=True)), "count": n}
+            for group, n in sorted(counts.items(), key=lambda item: (-item[1], str(item[0])))]
+
+
 def _usage_events(*, actor, source: str | None = None, gateway_key_ids=None, status: str | None = None,
                   alias: str | None = None, start: datetime | None = None, end: datetime | None = None,
                   request_id: str | None = None) -> QuerySet[UsageEvent]:

@@ -3,6 +3,7 @@
 from django import forms
 
 from apps.costs.selectors import call_status_choices
+from apps.gateway.models import EventContent, Injection, InputPii, OutputScan
 
 _LIMIT = {"required": False, "min_value": 1}
 
@@ -50,6 +51,16 @@ class KeyEditForm(LimitFields):
     name = forms.CharField(label="Name", max_length=100)
 
     field_order = ["name"]
+
+
+class GuardrailsForm(forms.Form):
+    guard_input_pii = forms.ChoiceField(label="PII and secrets in the input", choices=InputPii.choices,
+                                        help_text="Redact: the model gets placeholders such as [EMAIL].")
+    guard_injection = forms.ChoiceField(label="Prompt-injection heuristics", choices=Injection.choices,
+                                        help_text="On user and tool messages; a heuristic, not a filter.")
+    guard_output = forms.ChoiceField(label="PII and secrets in the answer", choices=OutputScan.choices,
+                                     help_text="Streams are held back a few characters so nothing slips through.")
+    guard_event_content = forms.ChoiceField(label="A safety event keeps", choices=EventContent.choices)
 
 
 class RotateForm(forms.Form):

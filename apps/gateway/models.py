@@ -6,6 +6,38 @@ from django.db import models
 from django.utils import timezone
 
 
+class InputPii(models.TextChoices):
+    """PII (and secrets) in a request: pass it on, replace it with placeholders, or refuse the request."""
+
+    ALLOW = "allow", "allow"
+    REDACT = "redact", "redact"
+    BLOCK = "block", "block"
+
+
+class Injection(models.TextChoices):
+    """Prompt-injection heuristics on user and tool messages: not run, count it, or refuse the request."""
+
+    OFF = "off", "off"
+    FLAG = "flag", "flag"
+    BLOCK = "block", "block"
+
+
+class OutputScan(models.TextChoices):
+    """PII and secrets in the model's answer: not scanned, counted, replaced, or the answer refused."""
+
+    OFF = "off", "off"
+    FLAG = "flag", "flag"
+    REDACT = "redact", "redact"
+    BLOCK = "block", "block"
+
+
+class EventContent(models.TextChoices):
+    """What a safety event may keep of the text: nothing (kinds and counts only), or a redacted excerpt."""
+
+    NONE = "none", "none (kinds and counts only)"
+    REDACTED = "redacted", "a redacted excerpt"
+
+
 class GatewayKey(models.Model):
     """A bearer key for `/v1/`. Only the SHA-256 of the whole secret is stored; the secret is shown once.
 
@@ -35,6 +67,15 @@ class GatewayKey(models.Model):
     store_bodies = models.BooleanField(default=False)  # opt-in; bodies are never stored by default
     # With store_bodies: the share of answered chat requests whose (PII-redacted) bodies are kept.
     body_sample_percent = models.PositiveSmallIntegerField(default=100, validators=[MaxValueValidator(100)])
+    # Guardrails in the path (apps/gateway/guard.py); a use case's policy may be stricter (the stricter wins).
+    guard_input_pii = models.CharField(max_length=8, choices=InputPii.choices, default=InputPii.ALLOW,
+                                       db_default=InputPii.ALLOW)
+    guard_injection = models.CharField(max_length=8, choices=Injection.choices, default=Injection.OFF,
+                                       db_default=Injection.OFF)
+    guard_output = models.CharField(max_length=8, choices=OutputScan.choices, default=OutputScan.OFF,
+                                    db_default=OutputScan.OFF)
+    guard_event_content = models.CharField(max_length=8, choices=EventContent.choices, default=EventContent.NONE,
+                                           db_default=EventContent.NONE)
     created_at = models.DateTimeField(default=timezone.now)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")

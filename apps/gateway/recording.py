@@ -61,13 +61,15 @@ def recorder_for(info: KeyInfo):
     return record
 
 
-async def refusal_record(info: KeyInfo, *, context: UsageContext, model: str, operation: str, code: str) -> None:
+async def refusal_record(info: KeyInfo, *, context: UsageContext, model: str, operation: str, code: str,
+                         guardrail_actions: tuple[dict, ...] = ()) -> None:
     """A request the gateway refused before any model call (alias not allowed, use case not active, a key
-    limit) is one usage event too: status refused, no tokens, the refusal's code as its error type. If Redis
+    limit, a guardrail block of the input: with its safety events) is one usage event too: status refused, no
+    tokens, the refusal's code as its error type. If Redis
     is down the refusal is still answered (logged), since nothing was spent."""
     record = CallRecord(request_id=context.request_id, context=context, provider="", model=model[:200],
                         price_name=None, operation=operation, tokens=TokenCounts(), status=CallStatus.REFUSED,
-                        error_type=code)
+                        error_type=code, guardrail_actions=guardrail_actions)
     try:
         await recorder_for(info)(record)
     except redis.RedisError:
@@ -95,7 +97,8 @@ def row_of(payload: bytes) -> dict:
                     latency_ms=record.latency_ms, status=record.status, error_type=record.error_type,
                     occurred_at=record.occurred_at, gateway_key_id=key_id, alias=record.alias,
                     deployment=record.deployment, upstream_ms=record.upstream_ms, ttft_ms=record.ttft_ms,
-                    cache_hit=record.cache_hit, fallbacks=record.fallbacks, cache_saving=record.cache_saving)
+                    cache_hit=record.cache_hit, fallbacks=record.fallbacks, cache_saving=record.cache_saving,
+                    guardrail_actions=list(record.guardrail_actions) or None)
     row.pop("_price", None)
     row["request_id"] = record.request_id[:100]
     return row

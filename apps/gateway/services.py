@@ -24,8 +24,10 @@ from apps.accounts.models import Team
 from apps.accounts.permissions import Action, can, require, user_of
 from apps.audit.services import audit_record
 from apps.gateway import keys
-from apps.gateway.models import GatewayBody, GatewayKey
+from apps.gateway.models import EventContent, GatewayBody, GatewayKey, Injection, InputPii, OutputScan
 
+GUARD_FIELDS = {"guard_input_pii": InputPii, "guard_injection": Injection, "guard_output": OutputScan,
+                "guard_event_content": EventContent}
 LIMIT_FIELDS = ("requests_per_minute", "requests_per_day", "tokens_per_minute", "tokens_per_day")
 MAX_OVERLAP = timedelta(days=30)
 DEFAULT_OVERLAP = timedelta(hours=24)
@@ -230,7 +232,7 @@ def gateway_key_rotate(*, key: GatewayKey, overlap: timedelta = DEFAULT_OVERLAP,
     now = timezone.now()
     copied = {f: getattr(key, f) for f in ("team_id", "name", "feature", "use_case_id", "allowed_aliases",
                                            *LIMIT_FIELDS, "dollars_per_day", *CACHE_FIELDS, "store_bodies",
-                                           "body_sample_percent", "expires_at")}
+                                           "body_sample_percent", "expires_at", *GUARD_FIELDS)}
     key.overlap_ends_at = now + overlap
     key.save(update_fields=["overlap_ends_at"])
     issued = _issue(rotated_from=key, created_by=user_of(actor), **copied)
@@ -328,3 +330,29 @@ def gateway_bodies_sweep(*, now: datetime | None = None) -> int:
     cutoff = (now or timezone.now()) - timedelta(days=settings.GATEWAY_BODY_RETENTION_DAYS)
     deleted, _by_model = GatewayBody.objects.filter(occurred_at__lt=cutoff).delete()
     return deleted
+
+
+@transaction.atomic
+def gateway_key_guardrails_set(*, key: GatewayKey, actor=None, **policy) -> GatewayKey:
+    """Change the key's guardrail policy (any of GUARD_FIELDS). Owners of the team and admins may. A use case's
+    policy may still be stricter (apps/gateway/guard.py); the change applies on the next request."""
+    _check(actor, Action.MANAGE, key)
+    unknown = set(policy) - set(GUARD_FIELDS)
+    if unknown:
+        raise TypeError(f"gateway_key_guardrails_set() got unexpected keyword arguments {sorted(unknown)}")
+    key = _locked(key)
+    if key.revoked_at is not None:
+        raise ValidationError({"key": "This key is revoked; issue a new one."})
+    errors = {name: f"Choose one of: {', '.join(GUARD_FIELDS[name].values)}." for name, value in policy.items()
+              if value not in GUARD_FIELDS[name].values}
+    if errors:
+        raise ValidationError(errors)
+    changed = {name: [getattr(key, name), value] for name, value in policy.items() if getattr(key, name) != value}
+    if not changed:
+        return key
+    for name, (_before, value) in changed.items():
+        setattr(key, name, value)
+    key.save(update_fields=list(changed))
+    audit_record(action="gateway_key.guardrails", obj=key, actor=actor, changes={"key": key.prefix, **changed})
+    _bump_after_commit()
+    return key

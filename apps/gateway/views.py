@@ -22,7 +22,9 @@ from apps.core.forms import apply_service_errors
 from apps.core.htmx import render_page_or_fragment
 from apps.costs import selectors as costs_selectors
 from apps.gateway import registry, selectors, services
-from apps.gateway.forms import GatewayKeyForm, KeyEditForm, RequestLogFilterForm, RotateForm
+from apps.gateway.forms import GatewayKeyForm, GuardrailsForm, KeyEditForm, RequestLogFilterForm, RotateForm
+
+GUARDRAIL_DAYS = 30  # the key page counts the safety events of this many days
 
 
 def _team(request, slug: str | None) -> Team | None:
@@ -68,14 +70,18 @@ def key_create(request, slug: str):
     return _keys_page(request, team, form=form, status=400)
 
 
+def _edit_initial(key) -> dict:
+    return {"name": key.name, "allowed_aliases": ", ".join(key.allowed_aliases),
+            **{f: getattr(key, f) for f in (*services.LIMIT_FIELDS, "dollars_per_day", "expires_at",
+                                            *services.CACHE_FIELDS, "store_bodies", "body_sample_percent")}}
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def key_detail(request, pk: int):
     key = selectors.key_get(request.user, pk)
     may_manage = can(request.user, Action.MANAGE, key)
-    initial = {"name": key.name, "allowed_aliases": ", ".join(key.allowed_aliases),
-               **{f: getattr(key, f) for f in (*services.LIMIT_FIELDS, "dollars_per_day", "expires_at",
-                                               *services.CACHE_FIELDS, "store_bodies", "body_sample_percent")}}
+    initial = _edit_initial(key)
     form = KeyEditForm(initial=initial)
     status = 200
     if request.method == "POST":
@@ -91,11 +97,38 @@ def key_detail(request, pk: int):
                 messages.success(request, f"Key {key.prefix} updated: it applies from the next request.")
                 return redirect("gateway:key_detail", pk=key.pk)
         status = 400
+    return _key_detail_page(request, key, form=form, status=status)
+
+
+def _key_detail_page(request, key, *, form=None, guard_form=None, status: int = 200):
+    may_manage = can(request.user, Action.MANAGE, key)
+    form = form or KeyEditForm(initial=_edit_initial(key))
+    guard_form = guard_form or GuardrailsForm(initial={f: getattr(key, f) for f in services.GUARD_FIELDS})
+    safety = costs_selectors.guardrail_action_counts(
+        actor=request.user, gateway_key_ids=[key.pk], start=datetime.now(UTC) - timedelta(days=GUARDRAIL_DAYS))
     cache_day = costs_selectors.gateway_cache_summary(actor=request.user, gateway_key_ids=[key.pk],
                                                       start=timezone.now() - timedelta(hours=24))["keys"].get(key.pk)
     return render(request, "gateway/key_detail.html",
                   {"key": key, "form": form, "may_manage": may_manage, "rotate_form": RotateForm(),
-                   "may_revoke": services.may_revoke(request.user, key), "cache_day": cache_day}, status=status)
+                   "may_revoke": services.may_revoke(request.user, key), "guard_form": guard_form,
+                   "safety": safety, "safety_days": GUARDRAIL_DAYS, "cache_day": cache_day}, status=status)
+
+
+@login_required
+@require_POST
+def key_guardrails(request, pk: int):
+    """Change the key's guardrail policy: owners of the team and admins (403 for others)."""
+    key = selectors.key_get(request.user, pk, Action.MANAGE)
+    form = GuardrailsForm(request.POST)
+    if form.is_valid():
+        try:
+            services.gateway_key_guardrails_set(key=key, actor=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            apply_service_errors(form, exc)
+        else:
+            messages.success(request, f"Guardrails of {key.prefix} saved: they apply from the next request.")
+            return redirect("gateway:key_detail", pk=key.pk)
+    return _key_detail_page(request, key, guard_form=form, status=400)
 
 
 @never_cache

@@ -33,6 +33,9 @@ OWN_FIELDS = {"model", "messages", "temperature", "max_tokens", "max_completion_
 
 
 class GatewayError(Exception):
+    recorded = False  # the call's usage event already holds this outcome (the front door records no refusal)
+    actions: tuple[dict, ...] = ()  # guardrail safety events that go on the refusal's usage event
+
     def __init__(self, status: int, message: str, *, code: str | None = None, param: str | None = None,
                  retry_after: int | None = None):
         super().__init__(message)

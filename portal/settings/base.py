@@ -364,6 +364,9 @@ GATEWAY_CACHE_TTL_SECONDS = envint("GATEWAY_CACHE_TTL_SECONDS", 3600)
 GATEWAY_CACHE_MAX_ENTRY_BYTES = envint("GATEWAY_CACHE_MAX_ENTRY_BYTES", 1024 * 1024)
 # Sampled bodies of keys that opted in (store_bodies), PII-redacted, are deleted after this many days.
 GATEWAY_BODY_RETENTION_DAYS = envint("GATEWAY_BODY_RETENTION_DAYS", 30)
+# Guardrails on streamed answers: text reaches the client only once this many characters follow it, so PII or a
+# secret split across deltas is found (and redacted or blocked) first (apps/gateway/guard.py).
+GATEWAY_GUARD_HOLDBACK_CHARS = envint("GATEWAY_GUARD_HOLDBACK_CHARS", 128)
 
 # Audit chain (docs/audit.md): with a key, new events are sealed with HMAC-SHA256 (hash version 3), so
 # whoever can write the database still cannot rewrite the chain consistently without the key.

@@ -14,7 +14,7 @@ from .credentials import find_secrets
 from .financial import find_cards, find_ibans, find_ssns
 from .network import find_ip_addresses
 
-__all__ = ["PLACEHOLDERS", "detect_pii", "redact", "redact_values"]
+__all__ = ["PLACEHOLDERS", "detect_pii", "redact", "redact_findings", "redact_values"]
 
 DETECTORS: dict[PiiType, Callable[[str], Iterator[PiiFinding]]] = {
     PiiType.EMAIL: find_emails,
@@ -53,6 +53,12 @@ def redact(
 ) -> RedactionResult:
     """`text` with each finding replaced by its placeholder, e.g. "mail [EMAIL] or call [PHONE]"."""
     findings = detect_pii(text, types=types, min_confidence=min_confidence)
+    return RedactionResult(text=redact_findings(text, findings), findings=findings)
+
+
+def redact_findings(text: str, findings: list[PiiFinding]) -> str:
+    """`text` with these findings (of `detect_pii(text)`: ordered, none overlapping) replaced by placeholders,
+    for a caller that already has the findings and must not scan twice."""
     parts: list[str] = []
     position = 0
     for finding in findings:
@@ -60,7 +66,7 @@ def redact(
         parts.append(PLACEHOLDERS[finding.type])
         position = finding.end
     parts.append(text[position:])
-    return RedactionResult(text="".join(parts), findings=findings)
+    return "".join(parts)
 
 
 def redact_values(value, *, min_confidence: float = 0.5) -> tuple[object, int]:
