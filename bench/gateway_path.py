@@ -39,6 +39,35 @@ def wait(url: str, ok=(200, 401)) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
+def standin_chat_model(name: str, standin_port: int) -> None:
+    """A catalog chat model `name` (and its provider `<name>-standin`) answered by the stand-in on `standin_port`."""
+    from apps.llm.models import Model, ModelKind, Provider, ProviderKind
+    from apps.llm.services import model_create, provider_create
+
+    Model.objects.filter(name=name).delete()
+    Provider.objects.filter(name=f"{name}-standin").delete()
+    provider = provider_create(name=f"{name}-standin", kind=ProviderKind.OPENAI_COMPATIBLE,
+                               base_url=f"http://127.0.0.1:{standin_port}/v1", max_retries=0)
+    model_create(provider=provider, name=name, remote_name="standin-chat", kind=ModelKind.CHAT,
+                 context_window=8192, max_output_tokens=1024)
+
+
+def gateway_process(port: int, env: dict) -> subprocess.Popen:
+    """One gateway process under granian (as `make run` serves it), up and answering."""
+    process = subprocess.Popen([sys.executable, "-m", "granian", "--interface", "asgi", "--port", str(port),
+                                "--workers", "1", "--no-ws", "--log-level", "warning",
+                                "portal.gateway_asgi:application"], cwd=BASE_DIR, env=env)
+    wait(f"http://127.0.0.1:{port}/v1/models")
+    return process
+
+
+def stop(*processes: subprocess.Popen | None) -> None:
+    for process in processes:
+        if process is not None:
+            process.terminate()
+            process.wait(timeout=10)
+
+
 def sequential(url: str, body: dict, headers: dict, n: int) -> list[float]:
     times = []
     with httpx.Client(headers=headers) as client:
@@ -89,8 +118,6 @@ def main() -> None:
     from apps.core import redis as portal_redis
     from apps.gateway import recording
     from apps.gateway.services import gateway_key_create
-    from apps.llm.models import Model, ModelKind, Provider, ProviderKind
-    from apps.llm.services import model_create, provider_create
 
     standin_port, gateway_port = free_port(), free_port()
     env = {**os.environ, "PYTHONPATH": str(BASE_DIR)}
@@ -99,19 +126,11 @@ def main() -> None:
     gateway = None
     try:
         wait(f"http://127.0.0.1:{standin_port}/standin/stats", ok=(200,))
-        Model.objects.filter(name="bench-chat").delete()
-        Provider.objects.filter(name="bench-standin").delete()
-        provider = provider_create(name="bench-standin", kind=ProviderKind.OPENAI_COMPATIBLE,
-                                   base_url=f"http://127.0.0.1:{standin_port}/v1", max_retries=0)
-        model_create(provider=provider, name="bench-chat", remote_name="standin-chat", kind=ModelKind.CHAT,
-                     context_window=8192, max_output_tokens=1024)
+        standin_chat_model("bench-chat", standin_port)
         team, _ = Team.objects.get_or_create(slug="bench-gateway", defaults={"name": "Bench gateway"})
         secret = gateway_key_create(team=team, name="bench", feature="bench", requests_per_minute=1_000_000,
                                     tokens_per_minute=1_000_000_000).secret
-        gateway = subprocess.Popen([sys.executable, "-m", "granian", "--interface", "asgi", "--port",
-                                    str(gateway_port), "--workers", "1", "--no-ws", "--log-level", "warning",
-                                    "portal.gateway_asgi:application"], cwd=BASE_DIR, env=env)
-        wait(f"http://127.0.0.1:{gateway_port}/v1/models")
+        gateway = gateway_process(gateway_port, env)
         auth = {"Authorization": f"Bearer {secret}"}
         direct_body = {**BODY, "model": "standin-chat"}
         direct = sequential(f"http://127.0.0.1:{standin_port}/v1/chat/completions", direct_body, {}, args.requests)
@@ -127,10 +146,7 @@ def main() -> None:
         }
         print(json.dumps(result, indent=1))
     finally:
-        for process in (gateway, standin):
-            if process is not None:
-                process.terminate()
-                process.wait(timeout=10)
+        stop(gateway, standin)
         portal_redis.client().delete(recording.stream_key())
 
 

@@ -278,6 +278,41 @@ def cache_savings(*, actor, filters: UsageFilters) -> Report:
         note="Saved = cached input tokens × (input price − cached input price) at the price of each call.")
 
 
+def gateway_cache(*, actor, filters: UsageFilters) -> Report:
+    """What the gateway's response cache saved, per team and day: hits answered at no provider cost, valued at
+    what each answer cost when it was first made (UsageEvent.cache_saving)."""
+    rows = list(rollups(actor=actor, filters=filters, granularity=Granularity.DAY, needs={"team", "source"})
+                .filter(source="gateway").values("bucket_start", "team_id")
+                .annotate(hits=Sum("cache_hits"), saved=Sum("cache_hit_savings"), events=Sum("requests")).order_by())
+    names = team_names(r["team_id"] for r in rows)
+    per_team: dict[str, dict] = defaultdict(lambda: {"hits": 0, "events": 0, "saved": 0.0})
+    series: dict[str, dict[datetime, float]] = defaultdict(lambda: defaultdict(float))
+    for r in rows:
+        team = _label("team", r["team_id"], names)
+        totals = per_team[team]
+        totals["hits"] += r["hits"] or 0
+        totals["events"] += r["events"] or 0
+        totals["saved"] += _f(r["saved"])
+        series[team][r["bucket_start"]] += _f(r["saved"])
+    out = [{"team": team, "events": t["events"], "hits": t["hits"],
+            "hit_rate_pct": 100.0 * t["hits"] / t["events"] if t["events"] else 0.0, "saved": t["saved"]}
+           for team, t in sorted(per_team.items(), key=lambda kv: -kv[1]["saved"]) if t["hits"]]
+    buckets = _buckets(filters, Granularity.DAY)
+    shown = {r["team"] for r in out}
+    figure = charts.stacked_bars(x=[b.strftime("%Y-%m-%d") for b in buckets],
+                                 series={team: [round(values.get(b, 0.0), 4) for b in buckets]
+                                         for team, values in series.items() if team in shown},
+                                 y_title="USD saved")
+    return Report(
+        name="gatewaycache", title="Saved by the gateway cache",
+        columns=[Column("team", "Team"), Column("events", "Gateway requests", "int"),
+                 Column("hits", "Cache hits", "int"), Column("hit_rate_pct", "Hit rate", "pct"),
+                 Column("saved", "Saved (USD)", "money")],
+        rows=out, figure=figure, summary={"saved": sum(r["saved"] for r in out), "hits": sum(r["hits"] for r in out)},
+        note="Answers the gateway's response cache gave instead of a provider (cost $0 on the ledger), valued at "
+             "what each answer cost when it was first made. Keys opt in; see docs/gateway.md.")
+
+
 def last_month(now: datetime | None = None) -> tuple[datetime, datetime]:
     this = day_start(now or timezone.now()).replace(day=1)
     prev = (this - timedelta(days=1)).replace(day=1)
@@ -396,6 +431,7 @@ REPORTS = {
     "tokens": token_percentiles,
     "outcomes": cost_per_success,
     "cache": cache_savings,
+    "gatewaycache": gateway_cache,
     "forecast": forecast,
     "whatif": what_if,
 }

@@ -28,11 +28,12 @@ RECONCILED_THROUGH = "reconciled_through"
 
 DIMENSIONS = ("team_id", "feature", "tenant", "model", "provider", "source", "prompt_name", "prompt_version")
 MEASURES = ("requests", "errors", "refused", "input_tokens", "output_tokens", "cached_input_tokens",
-            "reasoning_tokens", "cost", "unpriced", "cache_savings", "latency_ms_sum", "successes", "failures")
-_DECIMAL_MEASURES = {"cost", "cache_savings"}
+            "reasoning_tokens", "cost", "unpriced", "cache_savings", "latency_ms_sum", "successes", "failures",
+            "cache_hits", "cache_hit_savings")
+_DECIMAL_MEASURES = {"cost", "cache_savings", "cache_hit_savings"}
 _ROLLUP_TYPES = ["text", "timestamptz", "bigint", "text", "text", "text", "text", "text", "text", "int",
                  "bigint", "bigint", "bigint", "bigint", "bigint", "bigint", "bigint", "numeric", "bigint", "numeric",
-                 "bigint", "bigint", "bigint"]
+                 "bigint", "bigint", "bigint", "bigint", "numeric"]
 
 
 def token_bin(tokens: int) -> int:
@@ -93,7 +94,7 @@ def lock_exclusive() -> None:
 
 
 def _empty() -> list:
-    return [0, 0, 0, 0, 0, 0, 0, Decimal(0), 0, Decimal(0), 0, 0, 0]
+    return [0, 0, 0, 0, 0, 0, 0, Decimal(0), 0, Decimal(0), 0, 0, 0, 0, Decimal(0)]
 
 
 def rollup_deltas(rows: list[dict], now: datetime | None = None):
@@ -121,6 +122,7 @@ def rollup_deltas(rows: list[dict], now: datetime | None = None):
                 hour = buckets[hour_epoch] = datetime.fromtimestamp(hour_epoch, tz=UTC)
             keys.append(("hour", hour, *dims))
         savings = r.get("cache_savings") or 0
+        hit, hit_saving = r.get("cache_hit"), r.get("cache_saving") or 0
         for key in keys:
             m = sums[key]
             m[0] += 1
@@ -143,6 +145,9 @@ def rollup_deltas(rows: list[dict], now: datetime | None = None):
                 m[11] += 1
             elif outcome == failure:
                 m[12] += 1
+            if hit:
+                m[13] += 1
+                m[14] += hit_saving
         if status == ok:
             hist[(day.date(), r["team_id"], r["feature"], r["model"], r["source"], token_bin(r["input_tokens"]))] += 1
     return sums, hist
@@ -225,7 +230,8 @@ _REBUILD_SELECT = """
                               * (p.input_per_mtok - p.cached_input_per_mtok) / 1000000, 8))
                     FILTER (WHERE p.cached_input_per_mtok IS NOT NULL), 0),
            sum(e.latency_ms), count(*) FILTER (WHERE e.outcome = 'success'),
-           count(*) FILTER (WHERE e.outcome = 'failure')
+           count(*) FILTER (WHERE e.outcome = 'failure'),
+           count(*) FILTER (WHERE e.cache_hit), coalesce(sum(e.cache_saving), 0)
     FROM costs_usageevent e LEFT JOIN costs_price p ON p.id = e.price_id
     WHERE e.occurred_at >= %(start)s AND e.occurred_at < %(end)s
     GROUP BY 2, 3, 4, 5, 6, 7, 8, 9, 10

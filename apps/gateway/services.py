@@ -1,4 +1,5 @@
-"""Writes for gateway keys: create, rotate, change limits, revoke (one audit event per change); expiry notices.
+"""Writes for gateway keys: create, rotate, change limits, revoke; the retention sweep of sampled bodies; expiry
+notices. One audit event per change of a key.
 
 Who may: owners of the key's team and admins create, rotate, change and revoke keys; engineers of the team
 may create keys for their team (Action.CHANGE) and revoke the keys they created; viewers may not write.
@@ -24,14 +25,18 @@ from apps.accounts.models import Membership, Role, Team
 from apps.accounts.permissions import Action, can, require, user_of
 from apps.audit.services import audit_record
 from apps.gateway import keys
-from apps.gateway.models import GatewayKey
+from apps.gateway.models import EventContent, GatewayBody, GatewayKey, Injection, InputPii, OutputScan
 from apps.notifications.services import notify
 
+GUARD_FIELDS = {"guard_input_pii": InputPii, "guard_injection": Injection, "guard_output": OutputScan,
+                "guard_event_content": EventContent}
 LIMIT_FIELDS = ("requests_per_minute", "requests_per_day", "tokens_per_minute", "tokens_per_day")
 MAX_OVERLAP = timedelta(days=30)
 DEFAULT_OVERLAP = timedelta(hours=24)
 _ALIAS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,199}$")
 _MAX_LIMIT = 2_000_000_000
+MAX_CACHE_TTL = 7 * 86_400
+CACHE_FIELDS = ("cache_enabled", "cache_ttl_seconds", "cache_sampled")
 
 
 @dataclass
@@ -71,6 +76,25 @@ def _clean_limits(values: dict) -> dict:
     return cleaned
 
 
+def _clean_cache(values: dict) -> dict:
+    """The response cache's policy (ADR 0074): on/off, a TTL in seconds (empty: the default), sampled too."""
+    cleaned = {flag: bool(values[flag]) for flag in ("cache_enabled", "cache_sampled") if flag in values}
+    if "cache_ttl_seconds" in values:
+        ttl = values["cache_ttl_seconds"]
+        if ttl in (None, ""):
+            cleaned["cache_ttl_seconds"] = None
+        else:
+            try:
+                ttl = int(str(ttl).strip())
+                if not 1 <= ttl <= MAX_CACHE_TTL:
+                    raise ValueError
+            except (TypeError, ValueError):
+                raise ValidationError({"cache_ttl_seconds": f"Seconds from 1 to {MAX_CACHE_TTL:,} (7 days), or "
+                                                            "empty for the gateway's default."})
+            cleaned["cache_ttl_seconds"] = ttl
+    return cleaned
+
+
 def _clean_aliases(aliases) -> list[str]:
     if aliases in (None, ""):
         return []
@@ -84,6 +108,24 @@ def _clean_aliases(aliases) -> list[str]:
         if alias not in out:
             out.append(alias)
     return out
+
+
+def _clean_sample_percent(value) -> int:
+    try:
+        percent = int(str(value).strip())
+        if not 0 <= percent <= 100:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ValidationError({"body_sample_percent": "A whole percentage from 0 to 100."})
+    return percent
+
+
+def _clean_options(values: dict) -> dict:
+    """The body options among `values`: store bodies, and the share of bodies sampled (the cache's: _clean_cache)."""
+    options = {"store_bodies": bool(values["store_bodies"])} if "store_bodies" in values else {}
+    if "body_sample_percent" in values:
+        options["body_sample_percent"] = _clean_sample_percent(values["body_sample_percent"])
+    return options
 
 
 def _clean_key_fields(*, name: str, feature: str, use_case_id, expires_at) -> dict:
@@ -141,8 +183,9 @@ def _limits_of(key: GatewayKey) -> dict:
 
 @transaction.atomic
 def gateway_key_create(*, team: Team, name: str, feature: str, use_case_id=None, allowed_aliases=None,
-                       expires_at: datetime | None = None, cache_enabled: bool = False,
-                       store_bodies: bool = False, actor=None, **limits) -> IssuedKey:
+                       expires_at: datetime | None = None, cache_enabled: bool = False, cache_ttl_seconds=None,
+                       cache_sampled: bool = False, store_bodies: bool = False, body_sample_percent=100, actor=None,
+                       **limits) -> IssuedKey:
     """Issue a key for `team`. Engineers, owners and admins may; the secret is returned once."""
     _check(actor, Action.CHANGE, team)
     unknown = set(limits) - {*LIMIT_FIELDS, "dollars_per_day"}
@@ -153,21 +196,24 @@ def gateway_key_create(*, team: Team, name: str, feature: str, use_case_id=None,
     for step in (lambda: _clean_key_fields(name=name, feature=feature, use_case_id=use_case_id,
                                            expires_at=expires_at),
                  lambda: _clean_limits(limits),
-                 lambda: {"allowed_aliases": _clean_aliases(allowed_aliases)}):
+                 lambda: {"allowed_aliases": _clean_aliases(allowed_aliases)},
+                 lambda: _clean_cache({"cache_enabled": cache_enabled, "cache_ttl_seconds": cache_ttl_seconds,
+                                       "cache_sampled": cache_sampled}),
+                 lambda: {"body_sample_percent": _clean_sample_percent(body_sample_percent)}):
         try:
             cleaned.update(step())
         except ValidationError as exc:
             errors.update(exc.message_dict)
     if errors:
         raise ValidationError(errors)
-    issued = _issue(team=team, created_by=user_of(actor), cache_enabled=bool(cache_enabled),
-                    store_bodies=bool(store_bodies), **cleaned)
+    issued = _issue(team=team, created_by=user_of(actor), store_bodies=bool(store_bodies), **cleaned)
     key = issued.key
     audit_record(action="gateway_key.create", obj=key, team=team, actor=actor,
                  changes={"name": key.name, "key": key.prefix, "feature": key.feature,
                           "use_case_id": key.use_case_id, "allowed_aliases": key.allowed_aliases,
                           "limits": _limits_of(key), "expires_at": key.expires_at,
-                          "cache_enabled": key.cache_enabled, "store_bodies": key.store_bodies})
+                          **{f: getattr(key, f) for f in CACHE_FIELDS}, "store_bodies": key.store_bodies,
+                          "body_sample_percent": key.body_sample_percent})
     _bump_after_commit()
     return issued
 
@@ -187,8 +233,8 @@ def gateway_key_rotate(*, key: GatewayKey, overlap: timedelta = DEFAULT_OVERLAP,
         raise ValidationError({"overlap": f"The overlap is between 0 and {MAX_OVERLAP.days} days."})
     now = timezone.now()
     copied = {f: getattr(key, f) for f in ("team_id", "name", "feature", "use_case_id", "allowed_aliases",
-                                           *LIMIT_FIELDS, "dollars_per_day", "cache_enabled", "store_bodies",
-                                           "expires_at")}
+                                           *LIMIT_FIELDS, "dollars_per_day", *CACHE_FIELDS, "store_bodies",
+                                           "body_sample_percent", "expires_at", *GUARD_FIELDS)}
     key.overlap_ends_at = now + overlap
     key.save(update_fields=["overlap_ends_at"])
     issued = _issue(rotated_from=key, created_by=user_of(actor), **copied)
@@ -204,8 +250,8 @@ def gateway_key_update(*, key: GatewayKey, actor=None, **values) -> GatewayKey:
     """Change limits, allowed aliases, expiry or options. Owners and admins may."""
     _check(actor, Action.MANAGE, key)
     key = _locked(key)
-    allowed = {*LIMIT_FIELDS, "dollars_per_day", "allowed_aliases", "expires_at", "cache_enabled",
-               "store_bodies", "name"}
+    allowed = {*LIMIT_FIELDS, "dollars_per_day", "allowed_aliases", "expires_at", *CACHE_FIELDS,
+               "store_bodies", "body_sample_percent", "name"}
     unknown = set(values) - allowed
     if unknown:
         raise TypeError(f"gateway_key_update() got unexpected keyword arguments {sorted(unknown)}")
@@ -232,9 +278,11 @@ def gateway_key_update(*, key: GatewayKey, actor=None, **values) -> GatewayKey:
                 new["expires_at"] = cleaned["expires_at"]
         except ValidationError as exc:
             errors.update(exc.message_dict)
-    for flag in ("cache_enabled", "store_bodies"):
-        if flag in values:
-            new[flag] = bool(values[flag])
+    for clean in (_clean_cache, _clean_options):
+        try:
+            new.update(clean(values))
+        except ValidationError as exc:
+            errors.update(exc.message_dict)
     if errors:
         raise ValidationError(errors)
     before = {k: getattr(key, k) for k in new}
@@ -274,6 +322,40 @@ def gateway_key_revoke(*, key: GatewayKey, actor=None) -> GatewayKey:
     key.revoked_at, key.revoked_by = now, user_of(actor)
     key.save(update_fields=["revoked_at", "revoked_by"])
     audit_record(action="gateway_key.revoke", obj=key, actor=actor, changes={"name": key.name, "key": key.prefix})
+    _bump_after_commit()
+    return key
+
+
+def gateway_bodies_sweep(*, now: datetime | None = None) -> int:
+    """Delete sampled bodies older than GATEWAY_BODY_RETENTION_DAYS (nightly; housekeeping by the system under
+    a stated retention, so not audited, like the ledger's raw-event purge). Returns how many were deleted."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.GATEWAY_BODY_RETENTION_DAYS)
+    deleted, _by_model = GatewayBody.objects.filter(occurred_at__lt=cutoff).delete()
+    return deleted
+
+
+@transaction.atomic
+def gateway_key_guardrails_set(*, key: GatewayKey, actor=None, **policy) -> GatewayKey:
+    """Change the key's guardrail policy (any of GUARD_FIELDS). Owners of the team and admins may. A use case's
+    policy may still be stricter (apps/gateway/guard.py); the change applies on the next request."""
+    _check(actor, Action.MANAGE, key)
+    unknown = set(policy) - set(GUARD_FIELDS)
+    if unknown:
+        raise TypeError(f"gateway_key_guardrails_set() got unexpected keyword arguments {sorted(unknown)}")
+    key = _locked(key)
+    if key.revoked_at is not None:
+        raise ValidationError({"key": "This key is revoked; issue a new one."})
+    errors = {name: f"Choose one of: {', '.join(GUARD_FIELDS[name].values)}." for name, value in policy.items()
+              if value not in GUARD_FIELDS[name].values}
+    if errors:
+        raise ValidationError(errors)
+    changed = {name: [getattr(key, name), value] for name, value in policy.items() if getattr(key, name) != value}
+    if not changed:
+        return key
+    for name, (_before, value) in changed.items():
+        setattr(key, name, value)
+    key.save(update_fields=list(changed))
+    audit_record(action="gateway_key.guardrails", obj=key, actor=actor, changes={"key": key.prefix, **changed})
     _bump_after_commit()
     return key
 
