@@ -90,7 +90,7 @@ async def measure(size: int, requests: int) -> dict:
         await screen.chat_output(result)
         times["output_plain"].append(screen.seconds["output"] * 1000)
         screen = Screen(checks)
-        streamed = "".join([piece async for piece in screen.relay(FakeStream(text))])
+        streamed = "".join([piece.text async for piece in screen.relay(FakeStream(text))])
         assert "[EMAIL]" in streamed and "@" not in streamed
         times["output_stream"].append(screen.seconds["output"] * 1000)
         started = time.perf_counter()

@@ -21,6 +21,10 @@ BEAT_SCHEDULE = dict(
             "task": "apps.costs.tasks.rollups_reconcile_task", "schedule": crontab(hour=0, minute=20),
         },
         "costs-raw-events-purge": {"task": "apps.costs.tasks.raw_events_purge_task", "schedule": crontab(hour=2, minute=40)},
+        # gateway: notices to the creator and the team's owners before a key expires
+        "gateway-keys-expiry-notify": {
+            "task": "apps.gateway.tasks.gateway_keys_expiry_notify_task", "schedule": crontab(hour=6, minute=10),
+        },
         # reviews: expiry notices and expiry, condition re-checks, material-change flags
         "reviews-expiry-sweep": {"task": "apps.reviews.tasks.reviews_expiry_sweep_task", "schedule": crontab(hour=6, minute=0)},
         "reviews-conditions-recheck": {"task": "apps.reviews.tasks.reviews_conditions_recheck_task", "schedule": crontab(minute=15)},

@@ -154,3 +154,11 @@ def celery_worker(transactional_db):
 
     with running_worker() as worker:
         yield worker
+
+
+@pytest.fixture
+def emails_inline(monkeypatch):
+    """The inbox's e-mail task runs in-process when queued (after commit) instead of going to the broker."""
+    from apps.notifications.tasks import notification_email_task
+
+    monkeypatch.setattr(notification_email_task, "delay", lambda pk: notification_email_task.apply(args=[pk]))

@@ -68,9 +68,25 @@ def authorized(authorization: str) -> bool:
     return not token or hmac.compare_digest(authorization.encode(), f"Bearer {token}".encode())
 
 
-def render() -> tuple[bytes, str]:
+# Collectors of state every process shares (Redis), read at each scrape: registered by apps' hooks.
+SHARED = CollectorRegistry(auto_describe=False)
+_shared_kinds: set[type] = set()
+
+
+def register_shared_collector(collector) -> None:
+    """Add a collector (an object with `collect()`) whose figures are shared by every process: the web's
+    /metrics serves them once, whichever process answers and whatever PROMETHEUS_MULTIPROC_DIR says."""
+    if type(collector) not in _shared_kinds:  # once per kind: hooks may run again (tests)
+        _shared_kinds.add(type(collector))
+        SHARED.register(collector)
+
+
+def render(*, shared: bool = True) -> tuple[bytes, str]:
+    """This process's (or, with PROMETHEUS_MULTIPROC_DIR, every process's) metrics, then the shared ones."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(), CONTENT_TYPE_LATEST
+        body = generate_latest(registry)
+    else:
+        body = generate_latest()
+    return body + (generate_latest(SHARED) if shared else b""), CONTENT_TYPE_LATEST

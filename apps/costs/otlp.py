@@ -28,6 +28,9 @@ ATTR_TENANT = ("portal.tenant", "tenant", "tenant.id", "enduser.tenant")
 ATTR_PROMPT = ("portal.prompt.name", "gen_ai.prompt.name", "prompt.name")
 ATTR_PROMPT_VERSION = ("portal.prompt.version", "gen_ai.prompt.version", "prompt.version")
 ATTR_SOURCE = ("portal.source",)
+# Set on the spans the portal's own gateway exports (apps/gateway/tracing.py): those calls are on the ledger
+# already, so this ingest skips them rather than count them twice.
+ATTR_RECORDED = "portal.ledger.recorded"
 EMBEDDING_OPERATIONS = {"embeddings", "embedding"}
 MAX_ATTRIBUTE_DEPTH = 8
 PROTOBUF_TYPES = ("application/x-protobuf", "application/protobuf")
@@ -264,7 +267,7 @@ def span_to_event(span: SpanIn) -> dict | None:
     """One usage event (the batch API's shape) for a GenAI span, None for any other span. Values of the wrong
     type are passed on as they are, so the ingest rejects the span with the field's reason."""
     attrs = span.attributes
-    if not any(k.startswith("gen_ai.") for k in attrs):
+    if not any(k.startswith("gen_ai.") for k in attrs) or attrs.get(ATTR_RECORDED) is True:
         return None
     merged = {**span.resource, **attrs}
     event: dict = {"request_id": f"otlp-{span.trace_id}-{span.span_id}"[:100] if span.span_id else None}

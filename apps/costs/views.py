@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from apps.accounts.permissions import Action, is_admin, teams_for
 from apps.core.forms import service_errors_on
 from apps.core.htmx import htmx_location, is_fragment_request, render_page_or_fragment
-from apps.costs import reports, selectors, services
+from apps.costs import panels, reports, selectors, services
 from apps.costs.forms import (
     BudgetForm,
     DashboardFilterForm,
@@ -81,6 +81,7 @@ def dashboard(request):
         "whatif_form": WhatIfForm(request.GET or None, models=_priced_models(request)),
         "glance": selectors.glance(actor=request.user),
         "dims": selectors.dimension_values(actor=request.user),
+        "panels": panels.dashboard_panels(actor=request.user, filters=form.filters(), params=request.GET),
     }
     return render_page_or_fragment(request, "costs/dashboard.html", context, fragment="charts")
 

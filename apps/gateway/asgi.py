@@ -29,10 +29,10 @@ from apps.core import metrics
 from apps.core.asgi import serve_lifespan
 from apps.costs.models import Operation
 from apps.costs.services import UsageContext
-from apps.gateway import budgets, cache, guard, keys, limits, prompt_ref, recording, registry, wire
+from apps.gateway import budgets, cache, guard, keys, limits, prompt_ref, recording, registry, tracing, wire
 from apps.gateway.keys import KeyCache, KeyInfo
 from apps.gateway.wire import GatewayError
-from apps.llm import acalls
+from apps.llm import acalls, observers
 from apps.llm import selectors as llm_selectors
 from apps.llm.errors import LlmError, StreamInterrupted
 
@@ -42,7 +42,7 @@ JSON = b"application/json"
 
 class Request:
     __slots__ = ("scope", "receive", "request_id", "tenant", "headers", "stamp", "info", "model", "operation",
-                 "usage_context", "cache")
+                 "usage_context", "cache", "trace")
 
     def __init__(self, scope, receive):
         self.scope, self.receive = scope, receive
@@ -56,6 +56,7 @@ class Request:
         self.model = self.operation = ""
         self.usage_context: UsageContext | None = None
         self.cache = b"miss"  # b"hit" once answered from the response cache
+        self.trace: tracing.RequestTrace | None = None  # OpenTelemetry spans, when an exporter is configured
 
     async def body(self) -> bytes:
         limit = settings.GATEWAY_MAX_BODY_BYTES
@@ -114,10 +115,17 @@ class Gateway:
                 metrics.GATEWAY_LATENCY.labels(endpoint).observe(time.perf_counter() - started)
             await send(message)
 
+        if handler in (self.chat, self.embeddings):
+            request.trace = tracing.begin()  # None when tracing is off
+        traced = request.trace is not None
+        observed = observers.current.set(request.trace) if traced else None
         try:
             await self.answer(request, send_observed, handler, handlers, route, answered)
         finally:
             metrics.GATEWAY_REQUESTS.labels(endpoint, str(answered["status"]), answered["code"]).inc()
+            if traced:
+                request.trace.end(answered["status"], answered["code"])
+                observers.current.reset(observed)
 
     async def answer(self, request: Request, send, handler, handlers, route, answered: dict) -> None:
         scope = request.scope
@@ -198,7 +206,8 @@ class Gateway:
         if hit is not None:
             raise GatewayError(429, hit.message, code="key_limit", retry_after=hit.retry_after)
 
-    def context(self, request: Request, info: KeyInfo, metadata: dict, *, model: str, operation: str) -> UsageContext:
+    def context(self, request: Request, info: KeyInfo, metadata: dict, *, model: str, operation: str,
+                request_body=None) -> UsageContext:
         """Who this call is for; kept on the request so a refusal from here on is recorded too."""
         tenant = metadata.get("tenant") or request.tenant
         request.tenant = tenant[:120]
@@ -206,6 +215,9 @@ class Gateway:
         request.usage_context = UsageContext(source="gateway", team_id=info.team_id, feature=info.feature,
                                              use_case_id=info.use_case_id, tenant=request.tenant,
                                              request_id=request.request_id)
+        if request.trace is not None:
+            request.trace.bind(request_id=request.request_id, info=info, context=request.usage_context, model=model,
+                               operation=operation, request=request_body)
         return request.usage_context
 
     # -- endpoints ---------------------------------------------------------------------------------------
@@ -216,7 +228,7 @@ class Gateway:
             await self._send(send, 401, b"metrics require the METRICS_TOKEN bearer token\n",
                              [(b"content-type", b"text/plain")])
             return
-        body, content_type = metrics.render()
+        body, content_type = metrics.render(shared=False)  # shared figures (deployment health): the web's scrape
         await self._send(send, 200, body, [(b"content-type", content_type.encode())])
 
     async def models(self, request: Request, send) -> None:
@@ -254,7 +266,8 @@ class Gateway:
         data = wire.parse_json(body)
         prompt = await self.prompts.prepare(data, info)  # `model: "prompt:…"`: rendered into data (prompt_ref.py)
         call = wire.parse_chat(data)
-        context = self.context(request, info, call.metadata, model=call.model, operation=Operation.CHAT)
+        context = self.context(request, info, call.metadata, model=call.model, operation=Operation.CHAT,
+                               request_body=call.request)
         await self.prompts.admit(prompt, context)  # the usage row carries the version; the kill switch (423)
         await self.admit(request, info, call.model)
         screen = await guard.screen_for(info, request.stamp)  # guardrails (guard.py): input now, output below
@@ -290,10 +303,12 @@ class Gateway:
         first = wire.chunk(completion_id=completion_id, model=call.model, created=created,
                            delta={"role": "assistant", "content": ""}, include_usage=call.include_usage)
         await send({"type": "http.response.body", "body": first, "more_body": True})
+        tools_streamed = False
         try:
-            async for text in screen.relay(stream):  # the output scan's hold-back window
+            async for delta in screen.relay(stream):  # the output scan's hold-back window
+                tools_streamed = tools_streamed or bool(delta.tool_calls)
                 piece = wire.chunk(completion_id=completion_id, model=call.model, created=created,
-                                   delta={"content": text}, include_usage=call.include_usage)
+                                   delta=wire.stream_delta(delta), include_usage=call.include_usage)
                 await send({"type": "http.response.body", "body": piece, "more_body": True})
         except guard.Blocked as exc:  # recorded; after the stream's start: an error event, never a clean end
             await send({"type": "http.response.body", "body": wire.stream_error(exc), "more_body": False})
@@ -316,7 +331,7 @@ class Gateway:
         await cache.chat_store(cached, result)  # complete: a cut or cancelled stream returned above
         await recording.keep_body(info, context=context, call=call, result=result)  # opt-in sampled bodies
         tail = wire.final_chunks(result, completion_id=completion_id, model=call.model, created=created,
-                                 include_usage=call.include_usage)
+                                 include_usage=call.include_usage, tools_streamed=tools_streamed)
         await send({"type": "http.response.body", "body": tail, "more_body": False})
 
 

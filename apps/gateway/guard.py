@@ -18,7 +18,7 @@ Per request a `Screen`:
     call = screen.chat_input(call)                           # may raise Blocked (recorded as a refusal)
     recorder = screen.recorder(recording.recorder_for(info))  # adds the safety events to the call's record
     result = await screen.chat_output(result)                # plain answers
-    async for text in screen.relay(stream): ...              # streams: the text to send, held back
+    async for delta in screen.relay(stream): ...             # streams: the deltas to send, text held back
 
 A stream is scanned through a hold-back window of GATEWAY_GUARD_HOLDBACK_CHARS characters: text is sent only
 once that many characters have arrived after it, and never cut inside a finding, so a secret or an e-mail address
@@ -46,7 +46,7 @@ from apps.gateway.keys import KeyInfo
 from apps.gateway.models import EventContent, Injection, InputPii, OutputScan
 from apps.gateway.wire import ChatCall, GatewayError
 from apps.guardrails import PLACEHOLDERS, PiiFinding, detect_pii, redact_findings, scan_injection
-from apps.llm.results import CallRecord, ChatResult
+from apps.llm.results import CallRecord, ChatResult, StreamDelta
 
 log = logging.getLogger(__name__)
 
@@ -306,13 +306,14 @@ class Screen:
             raise self._blocked(f"personal data or secrets in the answer ({_kinds_phrase(kinds)})", recorded=True)
         return result
 
-    async def relay(self, stream) -> AsyncIterator[str]:
-        """The text to send for `stream`'s deltas. Flag: as it comes, scanned whole at the end. Redact and block:
-        through the hold-back window. A block closes the upstream, records, and raises Blocked (recorded)."""
+    async def relay(self, stream) -> AsyncIterator[StreamDelta]:
+        """The deltas to send for `stream`'s (text, and tool-call pieces as they come). Flag: as they come, the text
+        scanned whole at the end. Redact and block: the text through the hold-back window. A block closes the
+        upstream, records, and raises Blocked (recorded)."""
         mode = self.policy.guard_output
         if mode == OutputScan.OFF:
             async for delta in stream:
-                yield delta.text
+                yield delta
             return
         window = None if mode == OutputScan.FLAG else HoldBack(settings.GATEWAY_GUARD_HOLDBACK_CHARS)
         while True:
@@ -324,15 +325,15 @@ class Screen:
             finally:
                 self._hold = False
             if window is None:
-                yield delta.text
+                yield delta
                 continue
             started = time.perf_counter()
             text, findings = window.feed(delta.text)
             self._time("output", started)
             if findings and mode == OutputScan.BLOCK:
                 await self._stream_block(stream, window, findings)
-            if text:
-                yield text
+            if text or delta.tool_calls:
+                yield StreamDelta(text=text, tool_calls=delta.tool_calls)
         started = time.perf_counter()
         tail = ""
         if window is None:
@@ -351,7 +352,7 @@ class Screen:
         self._report("output")
         await self.settle()
         if tail:
-            yield tail
+            yield StreamDelta(text=tail)
 
     async def _stream_block(self, stream, window: HoldBack, findings: list[PiiFinding]) -> None:
         kinds = window.kinds + Counter(str(f.type) for f in findings)

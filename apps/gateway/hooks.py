@@ -1,4 +1,5 @@
-"""What the gateway registers into lower apps at start-up: audit links to its keys, its count on the team page."""
+"""What the gateway registers into lower apps at start-up: audit links to its keys, its count on the team page,
+its spend panel on the cost dashboard."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from django.urls import reverse
 
 from apps.accounts.ownership import register_owned_counter
 from apps.audit.links import int_ids, register_object_link
+from apps.costs.panels import register_dashboard_panel
+from apps.gateway.dashboards import cost_panel
 from apps.gateway.models import GatewayKey
 
 
@@ -21,3 +24,4 @@ def _active_keys(team) -> int:
 def register() -> None:
     register_object_link("gateway.gatewaykey", _key_urls)
     register_owned_counter("Gateway keys (not revoked)", _active_keys)
+    register_dashboard_panel("gateway", cost_panel)  # gateway spend by key, alias or deployment

@@ -133,3 +133,64 @@ class GatewayBody(models.Model):
 
     def __str__(self) -> str:
         return f"body of {self.request_id}"
+
+
+class TrafficDaily(models.Model):
+    """Gateway calls per UTC day, key, alias, deployment and model: what the cost dashboard's gateway panel sums.
+
+    Written by the recorder in the ledger write's transaction, from the rows the ledger inserted (so exactly once
+    per call). `cost` is the cost when recorded: a later repricing corrects the ledger and the main charts, not
+    these sums.
+    """
+
+    day = models.DateField()
+    team_id = models.BigIntegerField(null=True)
+    gateway_key_id = models.BigIntegerField()
+    alias = models.CharField(max_length=200, blank=True)
+    deployment = models.CharField(max_length=200, blank=True)
+    model = models.CharField(max_length=200, blank=True)
+    requests = models.BigIntegerField(default=0)
+    errors = models.BigIntegerField(default=0)
+    refused = models.BigIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cost = models.DecimalField(max_digits=20, decimal_places=8, default=0)
+    unpriced = models.BigIntegerField(default=0)
+    fallbacks = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["day", "team_id", "gateway_key_id", "alias", "deployment",
+                                                       "model"], name="gateway_traffic_daily_key",
+                                               nulls_distinct=False)]
+
+    def __str__(self) -> str:
+        return f"{self.day} key {self.gateway_key_id} {self.deployment or self.model}: {self.requests} calls"
+
+
+class LatencyDaily(models.Model):
+    """Gateway calls per UTC day, key, alias and deployment in latency bins (apps/costs/rollups.token_bin of the
+    milliseconds: four per doubling, ±9 %), for each measure: total, upstream, overhead (total − upstream) and
+    time to first token. p50/p95 over any span of days come from summed bins."""
+
+    class Measure(models.TextChoices):
+        TOTAL = "total"
+        UPSTREAM = "upstream"
+        OVERHEAD = "overhead"
+        TTFT = "ttft"
+
+    day = models.DateField()
+    team_id = models.BigIntegerField(null=True)
+    gateway_key_id = models.BigIntegerField()
+    alias = models.CharField(max_length=200, blank=True)
+    deployment = models.CharField(max_length=200, blank=True)
+    measure = models.CharField(max_length=8, choices=Measure.choices)
+    bin = models.SmallIntegerField()
+    requests = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["day", "team_id", "gateway_key_id", "alias", "deployment",
+                                                       "measure", "bin"], name="gateway_latency_daily_key",
+                                               nulls_distinct=False)]
+
+    def __str__(self) -> str:
+        return f"{self.day} key {self.gateway_key_id} {self.measure} bin {self.bin}: {self.requests}"

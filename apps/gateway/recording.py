@@ -24,13 +24,14 @@ import socket
 
 import redis
 from django.conf import settings
+from django.db import transaction
 
 from apps.core import redis as portal_redis
 from apps.costs.ledger import ledger_write
 from apps.costs.models import CallStatus
 from apps.costs.pricing import TokenCounts
 from apps.costs.services import UsageContext, usage_row
-from apps.gateway import bodies, budgets
+from apps.gateway import bodies, budgets, traffic
 from apps.gateway.keys import KeyInfo
 from apps.llm.results import CallRecord
 
@@ -147,7 +148,8 @@ def drain_once(consumer: str, *, block_ms: int = 1000, count: int | None = None)
         seen.add(row["request_id"])
         rows.append(row)
     if rows:
-        ledger_write(rows)
+        with transaction.atomic():  # the gateway's daily rollups count what the ledger inserted, in its commit
+            traffic.traffic_add(ledger_write(rows))
         budgets.ledger_caught_up([row["request_id"] for row in rows])  # their settled cost is the ledger's now
     if samples:
         bodies.samples_write(samples)

@@ -1,5 +1,5 @@
-"""Writes for gateway keys: create, rotate, change limits, revoke; the retention sweep of sampled bodies.
-One audit event per change of a key.
+"""Writes for gateway keys: create, rotate, change limits, revoke; the retention sweep of sampled bodies; expiry
+notices. One audit event per change of a key.
 
 Who may: owners of the key's team and admins create, rotate, change and revoke keys; engineers of the team
 may create keys for their team (Action.CHANGE) and revoke the keys they created; viewers may not write.
@@ -18,13 +18,15 @@ from decimal import Decimal, InvalidOperation
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from django.urls import reverse
 from django.utils import timezone
 
-from apps.accounts.models import Team
+from apps.accounts.models import Membership, Role, Team
 from apps.accounts.permissions import Action, can, require, user_of
 from apps.audit.services import audit_record
 from apps.gateway import keys
 from apps.gateway.models import EventContent, GatewayBody, GatewayKey, Injection, InputPii, OutputScan
+from apps.notifications.services import notify
 
 GUARD_FIELDS = {"guard_input_pii": InputPii, "guard_injection": Injection, "guard_output": OutputScan,
                 "guard_event_content": EventContent}
@@ -356,3 +358,44 @@ def gateway_key_guardrails_set(*, key: GatewayKey, actor=None, **policy) -> Gate
     audit_record(action="gateway_key.guardrails", obj=key, actor=actor, changes={"key": key.prefix, **changed})
     _bump_after_commit()
     return key
+
+
+# --- expiry notices ----------------------------------------------------------------------------------------
+
+
+def expiry_thresholds() -> list[int]:
+    """GATEWAY_KEY_EXPIRY_NOTICE_DAYS as whole days, largest first (bad entries are left out)."""
+    days = {int(d) for d in settings.GATEWAY_KEY_EXPIRY_NOTICE_DAYS if str(d).strip().isdigit() and int(d) > 0}
+    return sorted(days, reverse=True)
+
+
+def gateway_keys_expiry_notify(*, now: datetime | None = None) -> int:
+    """Beat, daily: tell a key's creator and its team's owners (inbox and e-mail) that it expires soon, once per
+    key and threshold (GATEWAY_KEY_EXPIRY_NOTICE_DAYS, e.g. 14, 3 and 1 days before): a key within several
+    thresholds at once is told the nearest only. Keys revoked, expired or rotated (retiring) are left alone; a
+    changed expiry date is a new notice. Returns how many messages were created."""
+    now = now or timezone.now()
+    thresholds = expiry_thresholds()
+    if not thresholds:
+        return 0
+    due = (GatewayKey.objects.filter(revoked_at__isnull=True, overlap_ends_at__isnull=True, expires_at__gt=now,
+                                     expires_at__lte=now + timedelta(days=thresholds[0]))
+           .select_related("team", "created_by").order_by("expires_at"))
+    owners: dict[int, list] = {}
+    sent = 0
+    for key in due:
+        left = key.expires_at - now
+        threshold = min(t for t in thresholds if left <= timedelta(days=t))
+        if key.team_id not in owners:
+            owners[key.team_id] = [m.user for m in Membership.objects.filter(team_id=key.team_id, role=Role.OWNER)
+                                   .select_related("user")]
+        days = max(1, round(left / timedelta(days=1)))
+        created = notify(
+            users=[key.created_by, *owners[key.team_id]], kind="gateway.key_expiry",
+            title=f"Gateway key '{key.name}' ({key.prefix}) expires in {days} day{'s' if days != 1 else ''}",
+            body=(f"The key of {key.team.name} for '{key.feature}' stops working on {key.expires_at:%Y-%m-%d %H:%M} "
+                  "UTC. Rotate it (the new key keeps its settings) or change its expiry before then."),
+            link=reverse("gateway:key_detail", args=[key.pk]),
+            dedupe_key=f"gateway.key_expiry:{key.pk}:{threshold}d:{key.expires_at:%Y%m%d%H%M}")
+        sent += len(created)
+    return sent

@@ -9,3 +9,9 @@ from apps.gateway import services
 def gateway_bodies_sweep_task() -> int:
     """Nightly: delete sampled bodies past GATEWAY_BODY_RETENTION_DAYS."""
     return services.gateway_bodies_sweep()
+
+
+@shared_task(name="apps.gateway.tasks.gateway_keys_expiry_notify_task")
+def gateway_keys_expiry_notify_task() -> int:
+    """Daily: notices before gateway keys expire."""
+    return services.gateway_keys_expiry_notify()

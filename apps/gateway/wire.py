@@ -22,7 +22,7 @@ from apps.llm.errors import (
     RateLimited,
     StreamInterrupted,
 )
-from apps.llm.results import ChatRequest, ChatResult, EmbeddingResult
+from apps.llm.results import ChatRequest, ChatResult, EmbeddingResult, StreamDelta
 
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
                404: "not_found_error", 413: "invalid_request_error", 423: "use_case_not_active",
@@ -185,9 +185,30 @@ def chunk(*, completion_id: str, model: str, created: int, delta: dict, finish_r
     return sse(body)
 
 
-def final_chunks(result: ChatResult, *, completion_id: str, model: str, created: int, include_usage: bool) -> bytes:
+def stream_delta(delta: StreamDelta) -> dict:
+    """A chunk's `delta` in OpenAI's shape: the text, and tool-call pieces (a call's first piece carries its id,
+    type and name; the later ones only more arguments)."""
+    out: dict = {"content": delta.text} if delta.text or not delta.tool_calls else {}
+    if delta.tool_calls:
+        calls = []
+        for piece in delta.tool_calls:
+            call: dict = {"index": piece.index}
+            if piece.id:
+                call.update(id=piece.id, type="function")
+            function = {"name": piece.name} if piece.name else {}
+            function["arguments"] = piece.arguments
+            call["function"] = function
+            calls.append(call)
+        out["tool_calls"] = calls
+    return out
+
+
+def final_chunks(result: ChatResult, *, completion_id: str, model: str, created: int, include_usage: bool,
+                 tools_streamed: bool = False) -> bytes:
+    """The finishing chunk (the tool calls, unless they were streamed as pieces), the usage chunk when asked
+    for, and [DONE]."""
     delta: dict = {}
-    if result.tool_calls:
+    if result.tool_calls and not tools_streamed:
         delta["tool_calls"] = [{"index": i, **call} for i, call in enumerate(_tool_calls(result))]
     out = chunk(completion_id=completion_id, model=model, created=created, delta=delta,
                 finish_reason=result.finish_reason or "stop", include_usage=include_usage)

@@ -20,6 +20,7 @@ A stream whose upstream fails mid-way raises StreamInterrupted (after recording)
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from django.conf import settings
 
 from apps.costs.models import CallStatus, Operation
 from apps.costs.services import UsageContext
-from apps.llm import breakers, callcore, retry
+from apps.llm import breakers, callcore, observers, retry
 from apps.llm.adapters import adapter_for
 from apps.llm.breakers import Slot
 from apps.llm.callcore import CallState, StreamText, chat_request_check
@@ -52,7 +53,8 @@ from apps.llm.tokens import estimate_tokens
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-__all__ = ["AsyncChatStream", "PreflightCheck", "Recorder", "achat", "achat_stream", "aembed"]
+__all__ = ["AsyncChatStream", "PreflightCheck", "Recorder", "achat", "achat_stream", "aembed",
+           "dropped_streams_settled"]
 
 
 class Recorder(Protocol):
@@ -88,10 +90,13 @@ class _ACall(CallState):
         self.recorded = False
         self.refused = False  # the preflight hook said no: recorded as status "refused"
 
-    async def record(self, *, usage: Usage | None, status: str, error_type: str = "") -> CallRecord:
+    async def record(self, *, usage: Usage | None, status: str, error_type: str = "", answer=None) -> CallRecord:
         record = self.finish(usage=usage, status=status, error_type=error_type)
         if not self.recorded:
             self.recorded = True
+            observer = observers.current.get()
+            if observer is not None:
+                observer.recorded(record, answer)
             await self.recorder(record)
         return record
 
@@ -128,6 +133,7 @@ class _ACall(CallState):
 async def _along(call: _ACall, plan: RoutePlan,
                  attempt: Callable[[Target, float | None], Awaitable[T]]) -> tuple[T, Target, Slot | None]:
     """calls._along for coroutines: the same plan (routing.RoutePlan) decides; this runs it."""
+    observer = observers.current.get()
     while True:
         for tier in plan.tiers():
             counts = await breakers.ainflight(tier) if plan.least_inflight else None
@@ -141,9 +147,12 @@ async def _along(call: _ACall, plan: RoutePlan,
                     plan.skip(target, slot)
                     continue
                 call.attempt_begin(plan, target)
+                handle = observer.attempt_begin(target) if observer is not None else None
                 try:
                     return await attempt(target, plan.attempt_timeout(target)), target, slot
                 except LlmError as exc:
+                    if observer is not None:
+                        observer.attempt_end(handle, exc)
                     if slot is not None:
                         await breakers.arelease(slot, plan.breaker_outcome(exc))
                     if not plan.failed(target, exc):
@@ -176,7 +185,7 @@ async def _start_chat(call: _ACall, model: str, request: ChatRequest, preflight:
 
 
 async def _result(call: _ACall, target: Target, answer: ProviderChat) -> ChatResult:
-    record = await call.record(usage=answer.usage, status=CallStatus.OK)
+    record = await call.record(usage=answer.usage, status=CallStatus.OK, answer=answer)
     cost = callcore.cost_now(record.tokens, target.price())
     callcore.warn_unpriced(record, cost)
     return callcore.chat_result(call, answer, record, cost=cost, usage_event_id=None)
@@ -202,7 +211,11 @@ class AsyncChatStream:
     once exhausted `.result` is the ChatResult. Iterating without open() opens first.
 
     A mid-stream upstream failure raises StreamInterrupted after recording what was used. Stopping early:
-    `await aclose()` records the call with estimated usage and finish_reason "cancelled".
+    `await aclose()` records the call with estimated usage and finish_reason "cancelled". A stream dropped
+    open without aclose() (a caller's bug, or an exception between open and the end) is closed and recorded the
+    same way by its finaliser, on the loop it was opened on (`await dropped_streams_settled()` waits for those).
+    Tool calls stream as StreamDelta.tool_calls pieces (OpenAI's index/id/name/arguments), the assembled calls
+    in `.result.tool_calls`.
     """
 
     def __init__(self, *, model: str, request: ChatRequest, context: UsageContext, recorder: Recorder,
@@ -217,6 +230,7 @@ class AsyncChatStream:
         self._source: AsyncIterator[StreamDelta] | None = None
         self._result: ChatResult | None = None
         self._done = False
+        self._loop: asyncio.AbstractEventLoop | None = None  # where it was opened: its finaliser records there
 
     @property
     def request_id(self) -> str:
@@ -228,6 +242,7 @@ class AsyncChatStream:
             return self
         call = self._call
         request = self._request
+        self._loop = asyncio.get_running_loop()
         try:
             plan = await _start_chat(call, self._model, request, self._preflight)
             # Fallback happens here only, while connecting: once the stream has begun it is this deployment's.
@@ -260,7 +275,7 @@ class AsyncChatStream:
             if piece.final is not None:
                 await self._finish(piece.final)
                 raise StopAsyncIteration
-            if piece.text:
+            if piece.text or piece.tool_calls:
                 self._call.first_token()
                 self._text.add(piece.text)
                 return piece
@@ -302,11 +317,46 @@ class AsyncChatStream:
                 log.debug("closing an upstream stream failed", exc_info=True)
         await self._finish(None, finish_reason="cancelled")
 
+    def __del__(self) -> None:
+        # Dropped while open: close the upstream and record the call (cancelled, estimated usage) on its loop.
+        if self._done or self._source is None or self._loop is None:
+            return
+        if self._loop.is_closed():
+            log.warning("a chat stream (%s) was dropped open after its event loop closed: not recorded",
+                        self.request_id)
+            return
+        try:
+            self._loop.call_soon_threadsafe(_close_dropped, self)
+        except RuntimeError:  # the loop closed in between
+            log.warning("a chat stream (%s) was dropped open as its event loop closed: not recorded", self.request_id)
+
     async def __aenter__(self) -> AsyncChatStream:
         return await self.open()
 
     async def __aexit__(self, *exc_info) -> None:
         await self.aclose()
+
+
+_dropped: set[asyncio.Task] = set()  # the recordings of dropped streams, held until they end
+
+
+def _close_dropped(stream: AsyncChatStream) -> None:
+    task = asyncio.get_running_loop().create_task(stream.aclose())
+    _dropped.add(task)
+    task.add_done_callback(_dropped.discard)
+    task.add_done_callback(_dropped_logged)
+
+
+def _dropped_logged(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("recording a dropped chat stream failed", exc_info=task.exception())
+
+
+async def dropped_streams_settled() -> None:
+    """Wait until the streams dropped open on this loop are recorded (tests, or code that must see the record)."""
+    await asyncio.sleep(0)  # a finaliser run just now schedules its recording on the next turn
+    while pending := [t for t in _dropped if t.get_loop() is asyncio.get_running_loop()]:
+        await asyncio.gather(*pending, return_exceptions=True)
 
 
 def achat_stream(*, model: str, request: ChatRequest, context: UsageContext, recorder: Recorder,
@@ -340,7 +390,7 @@ async def aembed(*, model: str, texts: list[str], context: UsageContext, recorde
         await _release(slot, "ok")
     except Exception as exc:
         raise await call.fail(exc)
-    record = await call.record(usage=answer.usage, status=CallStatus.OK)
+    record = await call.record(usage=answer.usage, status=CallStatus.OK, answer=answer)
     cost = callcore.cost_now(record.tokens, target.price())
     return callcore.embedding_result(answer.vectors, answer.usage, record, cost=cost, usage_event_id=None,
                                      remote_model=answer.remote_model)

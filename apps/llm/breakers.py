@@ -25,6 +25,7 @@ from django.conf import settings
 
 from apps.core import metrics
 from apps.core import redis as core_redis
+from apps.costs.rollups import token_bin
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +62,18 @@ if probe then return 'probe' end
 return 'ok'
 """
 
-# KEYS: window hash, open, half-open, probe, in-flight zset. ARGV: now (whole s), slot, outcome (ok | fail |
-# none), was probe (1/0), window (s), min requests, failure ratio, cooldown (ms).
-# -> "closed" | "open" | "opened" | "reclosed"
+# KEYS: window hash, open, half-open, probe, in-flight zset, this minute's health hash. ARGV: now (whole s), slot,
+# outcome (ok | fail | none), was probe (1/0), window (s), min requests, failure ratio, cooldown (ms), latency bin
+# field, health ttl (s). -> "closed" | "open" | "opened" | "reclosed"
 _RELEASE = """
 redis.call('ZREM', KEYS[5], ARGV[2])
 local outcome = ARGV[3]
+if outcome ~= 'none' then
+  redis.call('HINCRBY', KEYS[6], 't', 1)
+  if outcome == 'fail' then redis.call('HINCRBY', KEYS[6], 'f', 1) end
+  redis.call('HINCRBY', KEYS[6], ARGV[9], 1)
+  redis.call('EXPIRE', KEYS[6], ARGV[10])
+end
 if ARGV[4] == '1' then
   redis.call('DEL', KEYS[4])
   if outcome == 'ok' then redis.call('DEL', KEYS[1], KEYS[2], KEYS[3]) return 'reclosed' end
@@ -146,6 +153,7 @@ class Slot:
     token: str
     probe: bool = False
     redis_ok: bool = True  # False: Redis was down at acquire (nothing to give back)
+    started: float = 0.0  # perf_counter at acquire: the attempt's latency for the live health counters
 
 
 @dataclass(frozen=True)
@@ -160,11 +168,17 @@ class BreakerState:
         return self.failures / self.calls if self.calls else None
 
 
+def health_key(deployment_id: int, minute: int) -> str:
+    """The hash of one deployment's ended attempts in one UTC minute: t (total), f (failures), b<bin> (latency
+    bins, apps/costs/rollups.token_bin of the milliseconds); read by apps/llm/health.py."""
+    return f"{core_redis.key('llm', 'dep', deployment_id)}:health:{minute}"
+
+
 def _keys(deployment_id: int) -> dict[str, str]:
     base = core_redis.key("llm", "dep", deployment_id)
     minute = int(time.time() // 60)
     return {"window": f"{base}:window", "open": f"{base}:open", "half": f"{base}:half", "probe": f"{base}:probe",
-            "inflight": f"{base}:inflight", "rpm": f"{base}:rpm:{minute}"}
+            "inflight": f"{base}:inflight", "rpm": f"{base}:rpm:{minute}", "health": f"{base}:health:{minute}"}
 
 
 def _acquire_args(target, token: str) -> tuple[list[str], list]:
@@ -176,16 +190,19 @@ def _acquire_args(target, token: str) -> tuple[list[str], list]:
 
 def _release_args(slot: Slot, outcome: str) -> tuple[list[str], list]:
     keys = _keys(slot.deployment_id)
-    return ([keys["window"], keys["open"], keys["half"], keys["probe"], keys["inflight"]],
+    latency_ms = round((time.perf_counter() - slot.started) * 1000) if slot.started else 0
+    return ([keys["window"], keys["open"], keys["half"], keys["probe"], keys["inflight"], keys["health"]],
             [int(time.time()), slot.token, outcome, "1" if slot.probe else "0", settings.LLM_BREAKER_WINDOW_SECONDS,
              settings.LLM_BREAKER_MIN_REQUESTS, settings.LLM_BREAKER_FAILURE_RATIO,
-             int(settings.LLM_BREAKER_COOLDOWN_SECONDS * 1000)])
+             int(settings.LLM_BREAKER_COOLDOWN_SECONDS * 1000), f"b{token_bin(latency_ms)}",
+             settings.LLM_HEALTH_WINDOW_MINUTES * 60 + 120])
 
 
 def _acquired(target, token: str, answer) -> Slot | str:
     answer = answer.decode() if isinstance(answer, bytes) else str(answer)
     if answer in ("ok", "probe"):
-        return Slot(deployment_id=target.deployment_id, label=target.deployment, token=token, probe=answer == "probe")
+        return Slot(deployment_id=target.deployment_id, label=target.deployment, token=token, probe=answer == "probe",
+                    started=time.perf_counter())
     metrics.DEPLOYMENT_SKIPS.labels(target.deployment, answer).inc()
     if answer == "open":
         metrics.BREAKER_OPEN.labels(target.deployment).set(1)
@@ -300,7 +317,9 @@ def states(deployment_ids: list[int]) -> dict[int, BreakerState]:
 
 
 def reset(deployment_id: int) -> None:
-    """Forget a deployment's breaker, in-flight and rate state (tests, and an admin's "close the breaker")."""
+    """Forget a deployment's breaker, in-flight, rate and live health state (tests; an admin's "close the breaker")."""
     keys = _keys(deployment_id)
+    minute = int(time.time() // 60)
+    health = [health_key(deployment_id, m) for m in range(minute - settings.LLM_HEALTH_WINDOW_MINUTES - 1, minute + 1)]
     core_redis.client().delete(keys["window"], keys["open"], keys["half"], keys["probe"], keys["inflight"],
-                               keys["rpm"])
+                               keys["rpm"], *health)

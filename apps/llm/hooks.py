@@ -1,11 +1,14 @@
 """What llm registers at start-up (`LlmConfig.ready()` calls `register()`), in one place: links from audit
-events to providers and models on the catalog page, and the signals that keep cached routes true."""
+events to providers and models on the catalog page, the signals that keep cached routes true, and the live
+deployment health on /metrics."""
 
 from django.db.models.signals import post_delete, post_save
 from django.urls import reverse
 
 from apps.audit.links import int_ids, register_object_link
+from apps.core.metrics import register_shared_collector
 from apps.costs.models import Price
+from apps.llm.health import HealthCollector
 from apps.llm.models import Deployment, Model, ModelAlias, Provider
 from apps.llm.routing import routes_changed
 
@@ -31,6 +34,7 @@ def _routes_changed(sender, **kwargs) -> None:
 def register() -> None:
     register_object_link("llm.provider", _provider_urls)
     register_object_link("llm.model", _model_urls)
+    register_shared_collector(HealthCollector())  # live health per deployment on the web's /metrics
     for sender in ROUTED_MODELS:
         post_save.connect(_routes_changed, sender=sender, dispatch_uid=f"llm-routes-{sender._meta.label}-save")
         post_delete.connect(_routes_changed, sender=sender, dispatch_uid=f"llm-routes-{sender._meta.label}-delete")

@@ -131,11 +131,24 @@ class EmbeddingResult:
 
 
 @dataclass(frozen=True)
+class ToolCallDelta:
+    """A piece of a streamed tool call, as OpenAI streams it: the call's `index` ties the pieces together; the
+    first piece of a call carries its `id` and `name`, the later ones more of its JSON `arguments`."""
+
+    index: int
+    id: str = ""
+    name: str = ""
+    arguments: str = ""
+
+
+@dataclass(frozen=True)
 class StreamDelta:
-    """One piece of a stream as an adapter yields it: text, or the final answer (last item)."""
+    """One piece of a stream as an adapter yields it: text and/or tool-call pieces, or the final answer (last
+    item, whose tool_calls are the assembled calls)."""
 
     text: str = ""
     final: ProviderChat | None = None
+    tool_calls: tuple[ToolCallDelta, ...] = ()
 
 
 @dataclass(frozen=True)

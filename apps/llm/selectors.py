@@ -117,6 +117,13 @@ def alias_list(*, kind: str | None = None) -> QuerySet[ModelAlias]:
     return aliases.order_by("name")
 
 
+def deployment_labels() -> dict[int, str]:
+    """{deployment id: "alias/model"} of the active deployments of active aliases (the metrics' label)."""
+    rows = Deployment.objects.filter(is_active=True, alias__is_active=True).values_list("pk", "alias__name",
+                                                                                       "model__name")
+    return {pk: f"{alias}/{model}" for pk, alias, model in rows.order_by("alias__name", "priority", "pk")}
+
+
 def alias_names(*, kind: str | None = None) -> list[str]:
     """Names of the active aliases (of `kind`), for model pickers next to catalog model names."""
     aliases = ModelAlias.objects.filter(is_active=True)

@@ -11,6 +11,9 @@ Behaviour is scripted per request, by the model name or the `X-Standin-Behaviour
     cut-stream             streams the first words, then drops the connection (a plain call: a cut body)
     slow                   waits X-Standin-Latency-Ms (default 2000 ms) before answering
     ctx-<N>                a context window of N tokens: a longer prompt gets 400 context_length_exceeded
+    tool-call              calls the request's first tool (or the one `tool_choice` names; also whenever
+                           tool_choice is "required" or names one): streamed as OpenAI streams tool calls (id and
+                           name first, then the JSON arguments in pieces), finish_reason "tool_calls"
     embed-<D>              (embeddings) D-dimensional vectors (default 8), deterministic, unit length
 
 Latency: `latency_ms` for every answer (start option, control endpoint, or X-Standin-Latency-Ms per request),
@@ -48,7 +51,7 @@ from apps.core.asgi import serve_lifespan
 
 CHAT_MODEL = "standin-chat"
 EMBED_MODEL = "standin-embed"
-SCRIPTED = ("fail-500", "fail-503", "rate-limit", "cut-stream", "slow", "ctx-64")
+SCRIPTED = ("fail-500", "fail-503", "rate-limit", "cut-stream", "slow", "ctx-64", "tool-call")
 _FAIL = re.compile(r"^fail-(\d{3})$")
 _CTX = re.compile(r"ctx-(\d+)")
 _EMBED = re.compile(r"embed-(\d+)")
@@ -227,6 +230,9 @@ class StandIn:
             return await response.error(
                 400, f"This model's maximum context length is {match.group(1)} tokens. However, your messages "
                      f"resulted in {prompt_tokens} tokens.", "invalid_request_error", "context_length_exceeded")
+        tool = tool_to_call(payload, behaviour)
+        if tool is not None:
+            return await self._tool_call(payload, model, tool, messages, prompt_tokens, response)
         text = self.responder(messages) if self.reply is None else self.reply
         max_tokens = payload.get("max_tokens") or payload.get("max_completion_tokens")
         words = re.findall(r"\s*\S+", text)
@@ -252,13 +258,8 @@ class StandIn:
         return await response.json(200, body)
 
     async def _stream(self, ident, model, words, finish, usage, cut: bool, response: _Response) -> None:
-        def chunk(delta: dict, finish_reason=None, choices=True, with_usage=None) -> bytes:
-            data = {"id": ident, "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
-                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}]
-                    if choices else []}
-            if with_usage is not None:
-                data["usage"] = with_usage
-            return f"data: {json.dumps(data)}\n\n".encode()
+        def chunk(delta: dict, **options) -> bytes:
+            return _chunk(ident, model, delta, **options)
 
         await response.start(200, {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"})
         await response.send_part(chunk({"role": "assistant", "content": ""}))
@@ -277,6 +278,40 @@ class StandIn:
             await response.send_part(chunk({}, choices=False, with_usage=usage))
         await response.send_part(b"data: [DONE]\n\n", more=False)
 
+    async def _tool_call(self, payload: dict, model: str, tool: dict, messages: list[dict], prompt_tokens: int,
+                         response: _Response) -> None:
+        name = str(tool.get("name", ""))
+        properties = (tool.get("parameters") or {}).get("properties") or {}
+        argument = next(iter(properties), "input")
+        arguments = json.dumps({argument: default_responder(messages).removeprefix("Answer: ")})
+        call_id = f"call_standin_{self.calls}"
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": count_tokens(arguments),
+                 "total_tokens": prompt_tokens + count_tokens(arguments)}
+        ident = f"chatcmpl-standin-{self.calls}"
+        if not payload.get("stream"):
+            message = {"role": "assistant", "content": None, "refusal": None, "tool_calls": [
+                {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}]}
+            return await response.json(200, {"id": ident, "object": "chat.completion", "created": int(time.time()),
+                                             "model": model, "usage": usage, "choices": [
+                                                 {"index": 0, "message": message, "finish_reason": "tool_calls",
+                                                  "logprobs": None}]})
+        include_usage = bool((payload.get("stream_options") or {}).get("include_usage"))
+        pieces = [{"index": 0, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}]
+        pieces += [{"index": 0, "function": {"arguments": arguments[i:i + 8]}} for i in range(0, len(arguments), 8)]
+        deltas = [{"role": "assistant", "content": None}] + [{"tool_calls": [piece]} for piece in pieces]
+        await self._send_chunks(ident, model, deltas, "tool_calls", usage if include_usage else None, response)
+
+    async def _send_chunks(self, ident, model, deltas: list[dict], finish: str, usage, response: _Response) -> None:
+        await response.start(200, {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"})
+        for delta in deltas:
+            if self.chunk_ms:
+                await asyncio.sleep(self.chunk_ms / 1000)
+            await response.send_part(_chunk(ident, model, delta))
+        await response.send_part(_chunk(ident, model, {}, finish_reason=finish))
+        if usage is not None:
+            await response.send_part(_chunk(ident, model, {}, choices=False, with_usage=usage))
+        await response.send_part(b"data: [DONE]\n\n", more=False)
+
     async def _embeddings(self, payload: dict, behaviour: str, response: _Response) -> None:
         texts = payload.get("input")
         if isinstance(texts, str):
@@ -290,6 +325,30 @@ class StandIn:
         tokens = sum(count_tokens(t) for t in texts)
         await response.json(200, {"object": "list", "data": data, "model": payload.get("model", EMBED_MODEL),
                                   "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+
+
+def _chunk(ident: str, model: str, delta: dict, finish_reason=None, choices=True, with_usage=None) -> bytes:
+    data = {"id": ident, "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}]
+            if choices else []}
+    if with_usage is not None:
+        data["usage"] = with_usage
+    return f"data: {json.dumps(data)}\n\n".encode()
+
+
+def tool_to_call(payload: dict, behaviour: str) -> dict | None:
+    """The function the stand-in calls: with tools given, under the "tool-call" behaviour or when tool_choice is
+    "required" or names one (that one); else None (it answers text)."""
+    tools = [t.get("function") for t in payload.get("tools") or [] if isinstance(t, dict)]
+    tools = [t for t in tools if isinstance(t, dict) and t.get("name")]
+    choice = payload.get("tool_choice")
+    if not tools or choice == "none" or not (behaviour == "tool-call" or choice == "required"
+                                              or isinstance(choice, dict)):
+        return None
+    if isinstance(choice, dict):
+        wanted = (choice.get("function") or {}).get("name")
+        return next((t for t in tools if t["name"] == wanted), tools[0])
+    return tools[0]
 
 
 def embedding_of(text: str, dims: int) -> list[float]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import wraps
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -11,15 +12,14 @@ from django.db import DatabaseError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.accounts.permissions import is_admin
 from apps.core.forms import apply_service_errors, service_errors_on
-from apps.core.htmx import htmx_location, is_fragment_request
+from apps.core.htmx import htmx_location, is_fragment_request, render_page_or_fragment
 from apps.costs.services import price_set
 from apps.llm import aliases as alias_services
 from apps.llm import services
-from apps.llm.breakers import states as breaker_states
 from apps.llm.forms import (
     AliasEditForm,
     AliasForm,
@@ -31,10 +31,12 @@ from apps.llm.forms import (
     ProviderForm,
     provider_initial,
 )
+from apps.llm.health import deployment_health
 from apps.llm.models import Deployment, Model, ModelAlias, Provider
 from apps.llm.selectors import alias_list, model_prices, models_in_usage, price_history
 from apps.llm.selectors import catalog as catalog_rows
 
+ALIASES_REFRESH_SECONDS = 10  # how often the aliases page polls the live health
 MODEL_FIELDS = ("remote_name", "display_name", "context_window", "max_output_tokens", "embedding_dimensions",
                 "price_name", "is_active")
 
@@ -161,13 +163,17 @@ def _aliases_done(request, message: str):
 
 
 @login_required
+@require_GET
 def aliases(request):
-    """Every alias, its deployments and each deployment's live breaker state (read from Redis on each load)."""
+    """Every alias, its deployments and each deployment's live health (breaker state, error rate, p50/p95 over the
+    last LLM_HEALTH_WINDOW_MINUTES, read from Redis on each load); htmx polls the aliases region."""
     rows = list(alias_list())
-    health = breaker_states([d.pk for alias in rows for d in alias.deployments.all()])
+    health = deployment_health([d.pk for alias in rows for d in alias.deployments.all()])
     table = [{"alias": alias, "deployments": [{"deployment": d, "health": health.get(d.pk)}
                                               for d in alias.deployments.all()]} for alias in rows]
-    return render(request, "llm/aliases.html", {"rows": table, "may_edit": is_admin(request.user)})
+    return render_page_or_fragment(request, "llm/aliases.html", {
+        "rows": table, "may_edit": is_admin(request.user), "window": settings.LLM_HEALTH_WINDOW_MINUTES,
+        "refresh_seconds": ALIASES_REFRESH_SECONDS}, fragment="aliases")
 
 
 def _alias_form(request, form, save, title: str):

@@ -342,6 +342,8 @@ LLM_BREAKER_MIN_REQUESTS = envint("LLM_BREAKER_MIN_REQUESTS", 5)
 LLM_BREAKER_FAILURE_RATIO = envfloat("LLM_BREAKER_FAILURE_RATIO", 0.5)
 LLM_BREAKER_COOLDOWN_SECONDS = envfloat("LLM_BREAKER_COOLDOWN_SECONDS", 5.0)
 LLM_INFLIGHT_TTL_SECONDS = envint("LLM_INFLIGHT_TTL_SECONDS", 660)
+# Live health per deployment (apps/llm/health.py): calls, error rate, p50/p95 over the last N minutes.
+LLM_HEALTH_WINDOW_MINUTES = envint("LLM_HEALTH_WINDOW_MINUTES", 15)
 
 # The LLM gateway (docs/gateway.md): the /v1/ front door and the writer of its recorded calls.
 GATEWAY_MAX_BODY_BYTES = envint("GATEWAY_MAX_BODY_BYTES", 4 * 1024 * 1024)
@@ -367,6 +369,14 @@ GATEWAY_BODY_RETENTION_DAYS = envint("GATEWAY_BODY_RETENTION_DAYS", 30)
 # Guardrails on streamed answers: text reaches the client only once this many characters follow it, so PII or a
 # secret split across deltas is found (and redacted or blocked) first (apps/gateway/guard.py).
 GATEWAY_GUARD_HOLDBACK_CHARS = envint("GATEWAY_GUARD_HOLDBACK_CHARS", 128)
+# Days before a gateway key's expiry when its creator and the team's owners are told (once per threshold).
+GATEWAY_KEY_EXPIRY_NOTICE_DAYS = envlist("GATEWAY_KEY_EXPIRY_NOTICE_DAYS", ["14", "3", "1"])
+# OpenTelemetry GenAI spans of gateway calls (apps/gateway/tracing.py, ADR 0078): on when this switch is on and an
+# exporter is configured by the standard variables; the SDK reads the rest (headers, compression, service name).
+GATEWAY_OTEL_TRACES = envbool("GATEWAY_OTEL_TRACES", True)
+OTEL_TRACES_EXPORTER = envstr("OTEL_TRACES_EXPORTER", "").lower()
+OTEL_EXPORTER_OTLP_ENDPOINT = envstr("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = envstr("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
 
 # Audit chain (docs/audit.md): with a key, new events are sealed with HMAC-SHA256 (hash version 3), so
 # whoever can write the database still cannot rewrite the chain consistently without the key.

@@ -34,3 +34,5 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns about a missi
 # connections past a test, and the test database is created under another name after settings load.
 DATABASES["default"].update(CONN_MAX_AGE=0, CONN_HEALTH_CHECKS=True)  # noqa: F405
 DATABASES["default"]["OPTIONS"].pop("pool", None)  # noqa: F405
+# The suite never exports spans because of the environment it runs in (tests install their own exporters).
+OTEL_TRACES_EXPORTER = OTEL_EXPORTER_OTLP_ENDPOINT = OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = ""

@@ -101,3 +101,42 @@ def test_the_command_prints_the_key_and_only_it(team):
     assert len(lines) == 1 and keys.well_formed(lines[0])
     key = GatewayKey.objects.get(key_hash=keys.hash_secret(lines[0]))
     assert key.feature == "support-bot" and key.allowed_aliases == ["chat"]
+
+
+# --- expiry notices ----------------------------------------------------------------------------------------
+
+
+def test_a_keys_creator_and_team_owners_are_told_before_it_expires_once_per_threshold(
+        team, owner, engineer, viewer, outsider, settings, mailoutbox, django_capture_on_commit_callbacks,
+        emails_inline):
+    from apps.gateway.services import gateway_keys_expiry_notify
+    from apps.notifications.models import Notification
+
+    settings.GATEWAY_KEY_EXPIRY_NOTICE_DAYS = ["14", "3", "1"]
+    now = timezone.now()
+    soon = gateway_key_create(team=team, name="bot", feature="support-bot", actor=engineer,
+                              expires_at=now + timedelta(days=10)).key
+    gateway_key_create(team=team, name="later", feature="f", actor=engineer, expires_at=now + timedelta(days=40))
+    gateway_key_create(team=team, name="forever", feature="f", actor=engineer)
+    revoked = gateway_key_create(team=team, name="gone", feature="f", actor=engineer,
+                                 expires_at=now + timedelta(days=2)).key
+    gateway_key_revoke(key=revoked, actor=owner)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert gateway_keys_expiry_notify(now=now) == 2  # the creator and the owner, for the key in 10 days
+    assert gateway_keys_expiry_notify(now=now + timedelta(hours=12)) == 0  # the same threshold: not again
+    assert gateway_keys_expiry_notify(now=now + timedelta(days=8)) == 2  # 2 days left: the 3-day threshold
+
+    told = Notification.objects.filter(kind="gateway.key_expiry")
+    assert {n.user for n in told} == {engineer, owner}  # not the viewer, not another team
+    assert all(soon.prefix in n.title and n.link.endswith(f"/{soon.pk}/") for n in told)
+    assert sorted(m.to[0] for m in mailoutbox) == sorted([engineer.email, owner.email])  # the first notice's
+
+
+def test_the_expiry_task_only_calls_the_service(team, engineer, settings):
+    from apps.gateway.tasks import gateway_keys_expiry_notify_task
+
+    settings.GATEWAY_KEY_EXPIRY_NOTICE_DAYS = ["3"]
+    gateway_key_create(team=team, name="bot", feature="f", actor=engineer,
+                       expires_at=timezone.now() + timedelta(days=1))
+    assert gateway_keys_expiry_notify_task.apply().get() == 1

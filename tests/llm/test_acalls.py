@@ -8,6 +8,7 @@ happens on the test's thread and sees the test's rows.
 
 from __future__ import annotations
 
+import gc
 import json
 from decimal import Decimal
 
@@ -26,6 +27,7 @@ from apps.llm.models import ModelKind
 from apps.llm.results import CallRecord, ChatRequest
 from apps.llm.services import model_update
 from tests.factories import ModelFactory, PriceFactory
+from tests.support.standin import standin_model, standin_provider
 
 pytestmark = pytest.mark.django_db
 
@@ -278,6 +280,44 @@ def test_closing_a_stream_early_records_it_as_cancelled(areplay, gpt4o_mini, usa
     first, stream = async_to_sync(go)()
     assert first.text and stream.result.finish_reason == "cancelled"
     assert records.only.status == "ok" and records.only.estimated is True
+
+
+def test_a_stream_dropped_open_without_aclose_is_still_recorded_as_cancelled(areplay, gpt4o_mini, usage_context,
+                                                                           records):
+    areplay("chat_stream")
+
+    async def go():
+        stream = acalls.achat_stream(model="gpt-4o-mini", request=ChatRequest(messages=MESSAGES),
+                                     context=usage_context, recorder=records)
+        first = await stream.__anext__()
+        del stream  # a caller that forgets aclose(): the finaliser records on this loop
+        gc.collect()
+        await acalls.dropped_streams_settled()
+        return first
+
+    first = async_to_sync(go)()
+    assert first.text
+    assert (records.only.status, records.only.estimated) == ("ok", True)
+    assert records.only.tokens.output_tokens > 0  # what was streamed is counted
+
+
+def test_streamed_tool_calls_come_as_pieces_and_assemble_in_the_result(llm_standin, usage_context, records):
+    provider = standin_provider(llm_standin)
+    standin_model(provider, "svc-tools", remote_name="tool-call")
+    tools = [{"type": "function", "function": {"name": "refund_policy", "parameters": {
+        "type": "object", "properties": {"country": {"type": "string"}}}}}]
+
+    async def go():
+        stream = acalls.achat_stream(model="svc-tools", request=ChatRequest(messages=MESSAGES, tools=tools),
+                                     context=usage_context, recorder=records)
+        return [delta async for delta in stream], stream
+
+    deltas, stream = async_to_sync(go)()
+    pieces = [piece for delta in deltas for piece in delta.tool_calls]
+    assert len(pieces) > 2 and pieces[0].id and pieces[0].name == "refund_policy"
+    assert "".join(p.arguments for p in pieces) == stream.result.tool_calls[0].arguments
+    assert json.loads(stream.result.tool_calls[0].arguments) == {"country": "How long do refunds take?"}
+    assert stream.result.finish_reason == "tool_calls" and records.only.tokens.output_tokens > 0
 
 
 def test_a_rate_limit_without_retries_left_is_a_rate_limited_error(areplay, vllm_provider, usage_context,

@@ -1,4 +1,4 @@
-"""Model aliases page: everyone signed in reads (with live breaker states), admins add and edit; bad input is
+"""Model aliases page: everyone signed in reads (with live breaker states and health), admins add and edit; bad input is
 answered next to the field and changes nothing; every change is audited."""
 
 import pytest
@@ -36,6 +36,22 @@ def test_everyone_signed_in_sees_aliases_deployments_and_breaker_states(client_f
     assert 'data-alias="chat"' in body and 'data-alias="embeddings"' in body
     assert '<span class="badge bad">open</span>' in body and '<span class="badge ok">closed</span>' in body
     assert "/models/aliases/new/" not in body and "Edit</a>" not in body  # a viewer gets no edit links
+
+
+def test_each_deployments_live_health_is_shown_and_polled_as_a_fragment(client_for, viewer, demo_aliases):
+    chat = demo_aliases["chat"]
+    for outcome in ("ok", "ok", "ok", "fail"):
+        breakers.release(breakers.acquire(_target(chat)), outcome)
+    client = client_for(viewer)
+
+    page = client.get("/models/aliases/").content.decode()
+    fragment = client.get("/models/aliases/", HTTP_HX_REQUEST="true").content.decode()
+
+    row = page.split('data-deployment="local-extractive"')[1].split("</tr>")[0]
+    assert 'data-calls>4<' in row and "25 %" in row and " ms<" in row.split("data-p95>")[1]
+    assert 'hx-trigger="every 10s"' in page and "<html" in page
+    assert fragment.lstrip().startswith('<div id="aliases-live"') and "<html" not in fragment
+    assert "25 %" in fragment
 
 
 def test_anonymous_visitors_are_sent_to_sign_in(client_for, demo_aliases):

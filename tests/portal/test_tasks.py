@@ -26,6 +26,7 @@ EXPECTED_QUEUE = {
     "apps.costs.tasks.rollups_reconcile_task": "default",
     "apps.costs.tasks.raw_events_purge_task": "default",
     "apps.costs.tasks.repricing_job_run_task": "llm",
+    "apps.gateway.tasks.gateway_keys_expiry_notify_task": "default",
     "apps.evals.tasks.eval_run_start_task": "llm",
     "apps.evals.tasks.eval_run_work_task": "llm",
     "apps.evals.tasks.eval_runs_resume_stalled_task": "llm",

@@ -44,14 +44,6 @@ def _clean_cache():
 
 
 @pytest.fixture
-def emails_inline(monkeypatch):
-    """The inbox's e-mail task runs in-process when queued (after commit) instead of going to the broker."""
-    from apps.notifications.tasks import notification_email_task
-
-    monkeypatch.setattr(notification_email_task, "delay", lambda pk: notification_email_task.apply(args=[pk]))
-
-
-@pytest.fixture
 def security(council_member):
     return council_member
 

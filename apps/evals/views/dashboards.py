@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET
 from apps.evals import dashboards as charts
 from apps.evals import selectors
 from apps.evals.views import PAGE_SIZE
+from apps.gateway import dashboards as gateway_dashboards
 
 
 @login_required
@@ -30,7 +31,9 @@ def dashboards(request):
         writer.writerow(table["columns"])
         writer.writerows(table["rows"])
         return response
-    return render(request, "evals/dashboards.html", {"data": data, "charts": charts.figures_html(data)})
+    return render(request, "evals/dashboards.html", {"data": data, "charts": charts.figures_html(data),
+                                                     "gateway": gateway_dashboards.latency_panel_context(
+                                                         actor=request.user)})
 
 
 @login_required

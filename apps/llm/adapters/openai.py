@@ -31,7 +31,15 @@ from apps.llm.errors import (
     scrub,
 )
 from apps.llm.models import Model, Provider, ProviderKind
-from apps.llm.results import ChatRequest, ProviderChat, ProviderEmbedding, StreamDelta, ToolCall, Usage
+from apps.llm.results import (
+    ChatRequest,
+    ProviderChat,
+    ProviderEmbedding,
+    StreamDelta,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
 from apps.llm.retry import parse_retry_after
 from apps.llm.tokens import estimate_messages_tokens, estimate_tokens
 
@@ -255,9 +263,9 @@ class OpenAIAdapter:
         assembled = _StreamAssembler()
         try:
             for chunk in stream:
-                text = assembled.feed(chunk)
-                if text:
-                    yield StreamDelta(text=text)
+                delta = assembled.delta(chunk)
+                if delta is not None:
+                    yield delta
         except Exception as exc:
             raise self.translate(exc, model) from exc
         finally:
@@ -288,9 +296,9 @@ class OpenAIAdapter:
         assembled = _StreamAssembler()
         try:
             async for chunk in stream:
-                text = assembled.feed(chunk)
-                if text:
-                    yield StreamDelta(text=text)
+                delta = assembled.delta(chunk)
+                if delta is not None:
+                    yield delta
         except Exception as exc:
             raise self.translate(exc, model) from exc
         finally:
@@ -357,9 +365,18 @@ class _StreamAssembler:
         self.finish_reason = None
         self.usage: Usage | None = None
         self.remote_model = ""
+        self.tool_pieces: list[ToolCallDelta] = []  # the last chunk's tool-call pieces
+
+    def delta(self, chunk) -> StreamDelta | None:
+        """Take one chunk; the StreamDelta to pass on (its text and tool-call pieces), None if it has neither."""
+        text = self.feed(chunk)
+        if not text and not self.tool_pieces:
+            return None
+        return StreamDelta(text=text, tool_calls=tuple(self.tool_pieces))
 
     def feed(self, chunk) -> str:
         """Take one chunk; return its text ("" if none)."""
+        self.tool_pieces = []
         self.remote_model = getattr(chunk, "model", None) or self.remote_model
         if getattr(chunk, "usage", None) is not None:
             self.usage = usage_from(chunk.usage)  # OpenAI sends it on a last chunk with no choices
@@ -380,6 +397,10 @@ class _StreamAssembler:
                     if call.function is not None:
                         slot["name"] += call.function.name or ""
                         slot["arguments"] += call.function.arguments or ""
+                    function = call.function
+                    self.tool_pieces.append(ToolCallDelta(
+                        index=call.index, id=call.id or "", name=(function.name or "") if function else "",
+                        arguments=(function.arguments or "") if function else ""))
             if choice.finish_reason:
                 self.finish_reason = choice.finish_reason
         return text
