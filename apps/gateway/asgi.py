@@ -106,13 +106,13 @@ class Gateway:
         async def send_observed(message):
             if message["type"] == "http.response.start":
                 answered["status"] = message["status"]
-                metrics.GATEWAY_LATENCY.labels(endpoint).observe(time.perf_counter() - started)
+                metrics.labelled(metrics.GATEWAY_LATENCY, endpoint).observe(time.perf_counter() - started)
             await send(message)
 
         try:
             await self.answer(request, send_observed, handler, handlers, route, answered)
         finally:
-            metrics.GATEWAY_REQUESTS.labels(endpoint, str(answered["status"]), answered["code"]).inc()
+            metrics.labelled(metrics.GATEWAY_REQUESTS, endpoint, str(answered["status"]), answered["code"]).inc()
 
     async def answer(self, request: Request, send, handler, handlers, route, answered: dict) -> None:
         scope = request.scope

@@ -18,61 +18,31 @@ import threading
 import weakref
 from collections.abc import AsyncIterator, Iterator
 
+import aiohttp
 import httpx
 import openai
 import pydantic
 from openai.types.chat import ChatCompletion
 
 from apps.llm.adapters import openai_wire as wire
+from apps.llm.adapters.upstream_http import OPENAI_BASE_URL, Upstream
 from apps.llm.crypto import provider_api_key
 from apps.llm.errors import AuthenticationFailed, LlmError, ProviderUnavailable, scrub
 from apps.llm.models import Model, Provider, ProviderKind
 from apps.llm.results import ChatRequest, ProviderChat, ProviderEmbedding, StreamDelta
 
-OPENAI_BASE_URL = "https://api.openai.com/v1"
 NO_KEY = "EMPTY"  # what vLLM's docs send when the server needs no key; never the process's OPENAI_API_KEY
 _MALFORMED = (json.JSONDecodeError, pydantic.ValidationError, openai.APIResponseValidationError,
               KeyError, TypeError, AttributeError, ValueError, IndexError)
-# The pool the SDK would open (its defaults), kept per event loop.
-_POOL = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
 
 _clients: dict[tuple, openai.OpenAI] = {}
 _clients_lock = threading.Lock()
-_upstreams: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # event loop -> {settings: _Upstream}
+_upstreams: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # event loop -> {settings: Upstream}
 
 
 def _timeout(timeout: float | None) -> dict:
     """A per-attempt timeout (what is left of an alias's deadline), when shorter than the provider's."""
     return {} if timeout is None else {"timeout": max(0.05, timeout)}
-
-
-class _Upstream:
-    """One provider's async HTTP on one event loop: the pooled client, the prebuilt headers and URLs."""
-
-    __slots__ = ("http", "base", "headers", "timeout", "azure_query")
-
-    def __init__(self, provider: Provider, secret: str, http: httpx.AsyncClient | None):
-        self.timeout = provider.timeout_seconds
-        self.http = http or httpx.AsyncClient(timeout=self.timeout, limits=_POOL)
-        # x-stainless-retry-count: what the official SDK sends with max_retries=0 (servers and proxies read it)
-        self.headers = {"content-type": "application/json", "accept": "application/json",
-                        "x-stainless-retry-count": "0"}
-        if provider.kind == ProviderKind.AZURE_OPENAI:
-            self.base = f"{provider.base_url.rstrip('/')}/openai/deployments/"
-            self.azure_query = f"?api-version={provider.api_version}"
-            self.headers["api-key"] = secret
-        else:
-            self.base = f"{(provider.base_url or OPENAI_BASE_URL).rstrip('/')}/"
-            self.azure_query = ""
-            self.headers["authorization"] = f"Bearer {secret}"
-
-    def url(self, path: str, remote_name: str) -> str:
-        if self.azure_query:  # Azure names the deployment in the path
-            return f"{self.base}{remote_name}/{path}{self.azure_query}"
-        return self.base + path
-
-    def timeout_for(self, timeout: float | None) -> float:
-        return self.timeout if timeout is None else max(0.05, timeout)
 
 
 class OpenAIAdapter:
@@ -117,7 +87,7 @@ class OpenAIAdapter:
             _clients[cache_key] = client
         return client
 
-    def _upstream(self) -> _Upstream:
+    def _upstream(self) -> Upstream:
         """The async path's HTTP: one per (provider settings, event loop), its connection pool reused.
 
         The key is decrypted only when one is built, not per request. An injected async client (tests) is
@@ -125,13 +95,13 @@ class OpenAIAdapter:
         """
         provider = self.provider
         if self.async_http_client is not None:
-            return _Upstream(provider, self._secret(), self.async_http_client)
+            return Upstream(provider, self._secret(), self.async_http_client)
         per_loop = _upstreams.setdefault(asyncio.get_running_loop(), {})
         cache_key = (provider.pk, provider.updated_at, provider.kind, provider.base_url, provider.api_version,
                      provider.timeout_seconds, provider.api_key_env)
         found = per_loop.get(cache_key)
         if found is None:
-            found = _Upstream(provider, self._secret(), None)
+            found = Upstream(provider, self._secret())
             for k in [k for k in per_loop if k[0] == provider.pk]:  # the provider changed: its old client goes
                 per_loop.pop(k)
             per_loop[cache_key] = found
@@ -149,11 +119,11 @@ class OpenAIAdapter:
         if isinstance(exc, LlmError):
             return exc
         provider = self.provider
-        if isinstance(exc, openai.APITimeoutError | httpx.TimeoutException):
-            return wire.timeout_error(provider, provider.timeout_seconds)
+        if isinstance(exc, openai.APITimeoutError | httpx.TimeoutException | TimeoutError):
+            return wire.timeout_error(provider, provider.timeout_seconds)  # aiohttp's timeouts are TimeoutErrors
         if isinstance(exc, openai.APIConnectionError):
             return wire.connection_error(provider, exc.__cause__)
-        if isinstance(exc, httpx.TransportError):
+        if isinstance(exc, httpx.TransportError | aiohttp.ClientError):
             return wire.connection_error(provider, exc)
         if isinstance(exc, openai.APIStatusError):
             return wire.status_error(provider, exc.status_code, exc.body, exc.message, exc.response.headers,
@@ -165,11 +135,10 @@ class OpenAIAdapter:
             return wire.malformed(provider)
         return ProviderUnavailable(f"{provider.name} failed unexpectedly ({type(exc).__name__}).", retryable=False)
 
-    def _status_error(self, response: httpx.Response, model: Model) -> LlmError:
+    def _status_error(self, status: int, headers, content: bytes, model: Model) -> LlmError:
         """A non-2xx answer on the async path, read as the SDK reads it (then the same mapping)."""
-        body, message = wire.status_error_body(response.status_code, response.text)
-        return wire.status_error(self.provider, response.status_code, body, message, response.headers,
-                                 model.remote_name)
+        body, message = wire.status_error_body(status, content.decode("utf-8", "replace"))
+        return wire.status_error(self.provider, status, body, message, headers, model.remote_name)
 
     # -- calls: sync, through the SDK ----------------------------------------------------------------------
     def _chat_kwargs(self, model: Model, request: ChatRequest, timeout: float | None = None) -> dict:
@@ -220,14 +189,14 @@ class OpenAIAdapter:
         """POST a JSON body; the answer's JSON, or the LlmError of what went wrong."""
         upstream = self._upstream()
         try:
-            response = await upstream.http.post(upstream.url(path, model.remote_name), content=wire.dumps(body),
-                                                headers=upstream.headers, timeout=upstream.timeout_for(timeout))
+            status, headers, content = await upstream.post(upstream.url(path, model.remote_name), wire.dumps(body),
+                                                           timeout)
         except Exception as exc:
             raise self.translate(exc, model) from exc
-        if not response.is_success:
-            raise self._status_error(response, model)
+        if not 200 <= status < 300:
+            raise self._status_error(status, headers, content, model)
         try:
-            return wire.loads(response.content)
+            return wire.loads(content)
         except Exception as exc:
             raise self.translate(exc, model) from exc
 
@@ -245,30 +214,26 @@ class OpenAIAdapter:
         upstream = self._upstream()
         body = wire.chat_body(self.provider.kind, model.remote_name, request)
         body["stream"], body["stream_options"] = True, wire.STREAM_OPTIONS
-        http = upstream.http
         try:
-            sent = http.build_request("POST", upstream.url("chat/completions", model.remote_name),
-                                      content=wire.dumps(body), headers=upstream.headers,
-                                      timeout=upstream.timeout_for(timeout))
-            response = await http.send(sent, stream=True)
+            answer = await upstream.open_stream(upstream.url("chat/completions", model.remote_name),
+                                                wire.dumps(body), timeout)
         except Exception as exc:
             raise self.translate(exc, model) from exc
-        if not response.is_success:
+        if not 200 <= answer.status < 300:
             try:
-                await response.aread()
-            except httpx.HTTPError:
-                pass
+                content = await answer.read()
+            except Exception:  # noqa: BLE001 - the status says enough
+                content = b""
             finally:
-                await response.aclose()
-            raise self._status_error(response, model)
-        return self._aiterate(response, model, request)
+                await answer.close()
+            raise self._status_error(answer.status, answer.headers, content, model)
+        return self._aiterate(answer, model, request)
 
-    async def _aiterate(self, response: httpx.Response, model: Model,
-                        request: ChatRequest) -> AsyncIterator[StreamDelta]:
+    async def _aiterate(self, answer, model: Model, request: ChatRequest) -> AsyncIterator[StreamDelta]:
         assembled = wire.StreamAssembler()
         name = self.provider.name
         try:
-            async for data in _sse_data(response):
+            async for data in _sse_data(answer.lines()):
                 if data.startswith("[DONE]"):
                     break
                 chunk = wire.loads(data)
@@ -283,7 +248,7 @@ class OpenAIAdapter:
         except Exception as exc:
             raise self.translate(exc, model) from exc
         finally:
-            await response.aclose()
+            await answer.close()
         yield StreamDelta(final=assembled.final(request))
 
     async def aembed(self, model: Model, texts: list[str], timeout: float | None = None) -> ProviderEmbedding:
@@ -309,10 +274,10 @@ class OpenAIAdapter:
         return message
 
 
-async def _sse_data(response: httpx.Response) -> AsyncIterator[str]:
+async def _sse_data(source: AsyncIterator[str]) -> AsyncIterator[str]:
     """The `data` of each Server-Sent Event (multi-line data joined); other fields and comments skipped."""
     lines: list[str] = []
-    async for line in response.aiter_lines():
+    async for line in source:
         if not line:
             if lines:
                 yield "\n".join(lines)
