@@ -70,7 +70,10 @@ BENCHES = {"startup": bench_startup, "home": bench_home, "prompts_resolve": benc
            "rag_latency": lambda: _bench_module("bench.rag_latency", timeout=7200),
            "rag_indexing": lambda: _bench_module("bench.rag_indexing", timeout=7200),
            # issue #12: 50 API clients against `make run` for 2 minutes, then a 10-minute soak
-           "web_connections": lambda: _bench_module("bench.web_connections", timeout=1800)}
+           "web_connections": lambda: _bench_module("bench.web_connections", timeout=1800),
+           # issue #14: gateway added latency at 100/500 req/s, ramp, RSS, streamed usage; LiteLLM side by side
+           # (its own venv under .portal/bench-litellm, made on first use)
+           "gateway_load": lambda: _bench_module("bench.gateway_load", timeout=1800)}
 NEEDS_SCIFACT = {"rag_scifact", "rag_indexing"}
 
 
