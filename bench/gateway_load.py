@@ -106,10 +106,10 @@ async def _generate(url: str, rate: float, seconds: float, body: bytes, auth: st
 
     # warm-up: a few connections and code paths, not measured (bounded: a stuck server must not stall the run)
     warm_until = time.perf_counter() + 10
-    for _ in range(20):
-        if time.perf_counter() > warm_until:
-            break
+    warmed = 0
+    while warmed < 20 and time.perf_counter() < warm_until:
         await one(time.perf_counter())
+        warmed += 1
     times.clear(), lags.clear(), errors.clear()
     total = int(rate * seconds)
     tasks = []
@@ -127,7 +127,7 @@ async def _generate(url: str, rate: float, seconds: float, body: bytes, auth: st
         errors["TimeoutError"] = errors.get("TimeoutError", 0) + 1
     for conn in idle:
         conn.writer.close()
-    return {"rate": rate, "sent": total, "achieved_rps": round(total / sent_for, 1), "ok": len(times),
+    return {"rate": rate, "sent": total, "warm_up": warmed, "achieved_rps": round(total / sent_for, 1), "ok": len(times),
             "errors": errors, "p50_ms": pct(times, 0.5), "p99_ms": pct(times, 0.99),
             "send_lag_p99_ms": pct(lags, 0.99)}
 
@@ -167,6 +167,36 @@ def _tree(pid: int) -> list[int]:
         found.append(current)
         todo.extend(parents.get(current, ()))
     return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process tree so far (/proc, clock ticks), in seconds."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for member in _tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
+def settle(url: str, body: dict, auth: str, standin_stats: str) -> None:
+    """Before a run: the target has worked off what an earlier run left queued (a probe answers and the
+    stand-in has nothing in flight), so runs do not inherit each other's backlog."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {auth}"} if auth else {}
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            httpx.post(url, json=body, headers=headers, timeout=30)
+            if httpx.get(standin_stats, timeout=5).json()["in_flight"] == 0:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
 
 
 def rss_mb(pid: int) -> float:
@@ -340,7 +370,7 @@ def main() -> None:
     try:
         procs["standin"] = subprocess.Popen(
             [sys.executable, "manage.py", "llm_standin", "--port", str(standin_port), "--latency-ms",
-             str(args.latency_ms)], cwd=BASE_DIR, env=env)
+             str(args.latency_ms)], cwd=BASE_DIR, env=env, stdout=subprocess.DEVNULL)
         wait_ready(f"http://127.0.0.1:{standin_port}/standin/stats", procs["standin"], ok=(200,))
         Model.objects.filter(name="bench-chat").delete()
         Provider.objects.filter(name="bench-standin").delete()
@@ -374,13 +404,27 @@ def main() -> None:
                 stop_process(procs.pop("litellm"), 10, group=True)
 
         targets = {"direct": (f"http://127.0.0.1:{standin_port}/v1/chat/completions",
-                              {**BODY, "model": "standin-chat"}, ""),
-                   "gateway": (f"http://127.0.0.1:{gateway_port}/v1/chat/completions", BODY, secret)}
+                              {**BODY, "model": "standin-chat"}, "", procs["standin"]),
+                   "gateway": (f"http://127.0.0.1:{gateway_port}/v1/chat/completions", BODY, secret,
+                               procs["gateway"])}
         if "litellm" in procs:
-            targets["litellm"] = (f"http://127.0.0.1:{litellm_port}/v1/chat/completions", BODY, MASTER_KEY)
+            targets["litellm"] = (f"http://127.0.0.1:{litellm_port}/v1/chat/completions", BODY, MASTER_KEY,
+                                  procs["litellm"])
+        stats_url = f"http://127.0.0.1:{standin_port}/standin/stats"
+
+        def one_run(url: str, body: dict, auth: str, server: subprocess.Popen, rate: float,
+                    seconds: float) -> dict:
+            settle(url, body, auth, stats_url)
+            cpu = cpu_seconds(server.pid)
+            run = load(url, rate, seconds, body, auth)
+            settle(url, body, auth, stats_url)  # what the run queued is worked off (and counted) too
+            if run["sent"]:  # the server's own CPU per request it handled (less noisy than latency on a busy box)
+                handled = run["sent"] + run["warm_up"] + 2  # and the two probes
+                run["server_cpu_ms_per_request"] = round((cpu_seconds(server.pid) - cpu) * 1000 / handled, 3)
+            return run
 
         def at(rate: float, seconds: float) -> dict:
-            runs = {name: load(url, rate, seconds, body, auth) for name, (url, body, auth) in targets.items()}
+            runs = {name: one_run(*target, rate, seconds) for name, target in targets.items()}
             for name in targets:
                 if name != "direct":
                     runs[name]["added"] = added(runs[name], runs["direct"])
