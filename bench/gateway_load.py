@@ -246,22 +246,6 @@ def start_litellm(port: int, standin_port: int, workdir: Path) -> subprocess.Pop
                             stderr=open(workdir / "litellm.log", "w"), start_new_session=True)
 
 
-def wait_ready(url: str, proc: subprocess.Popen, ok=(200, 401), timeout: float = 120) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{url}: the server exited ({proc.returncode})")
-        try:
-            if httpx.get(url, timeout=1).status_code in ok:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not come up")
-
-
 # -- streamed usage ------------------------------------------------------------------------------------------
 async def _streams(url: str, secret: str, count: int, concurrency: int) -> tuple[list[str], int]:
     import httpx
@@ -346,6 +330,7 @@ def main() -> None:
         return
 
     from bench.common import setup_django
+    from bench.gateway_path import wait
     from bench.gateway_servers import free_port
 
     setup_django()
@@ -371,7 +356,7 @@ def main() -> None:
         procs["standin"] = subprocess.Popen(
             [sys.executable, "manage.py", "llm_standin", "--port", str(standin_port), "--latency-ms",
              str(args.latency_ms)], cwd=BASE_DIR, env=env, stdout=subprocess.DEVNULL)
-        wait_ready(f"http://127.0.0.1:{standin_port}/standin/stats", procs["standin"], ok=(200,))
+        wait(f"http://127.0.0.1:{standin_port}/standin/stats", ok=(200,), proc=procs["standin"])
         Model.objects.filter(name="bench-chat").delete()
         Provider.objects.filter(name="bench-standin").delete()
         provider = provider_create(name="bench-standin", kind=ProviderKind.OPENAI_COMPATIBLE,
@@ -393,12 +378,12 @@ def main() -> None:
             [sys.executable, "-m", "granian", "--interface", "asgi", "--port", str(gateway_port), "--workers",
              str(args.workers), "--no-ws", "--log-level", "warning", "portal.gateway_asgi:application"],
             cwd=BASE_DIR, env=env)
-        wait_ready(f"http://127.0.0.1:{gateway_port}/v1/models", procs["gateway"])
+        wait(f"http://127.0.0.1:{gateway_port}/v1/models", proc=procs["gateway"])
         if not args.no_litellm and litellm_note is None:
             procs["litellm"] = start_litellm(litellm_port, standin_port, workdir)
             try:
-                wait_ready(f"http://127.0.0.1:{litellm_port}/health/liveliness", procs["litellm"], ok=(200,),
-                           timeout=180)
+                wait(f"http://127.0.0.1:{litellm_port}/health/liveliness", ok=(200,), proc=procs["litellm"],
+                     timeout=180)
             except RuntimeError as exc:
                 litellm_note = f"LiteLLM did not start: {exc} (see {workdir / 'litellm.log'})"
                 stop_process(procs.pop("litellm"), 10, group=True)

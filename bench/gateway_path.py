@@ -27,9 +27,12 @@ BODY = {"model": "bench-chat", "messages": [{"role": "user", "content": "How lon
         "max_tokens": 16}
 
 
-def wait(url: str, ok=(200, 401)) -> None:
-    deadline = time.monotonic() + 60
+def wait(url: str, ok=(200, 401), proc: subprocess.Popen | None = None, timeout: float = 60) -> None:
+    """Until `url` answers one of `ok` (raises if `proc`, the server, exits first or time runs out)."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{url}: the server exited ({proc.returncode})")
         try:
             if httpx.get(url, timeout=1).status_code in ok:
                 return
