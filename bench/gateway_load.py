@@ -1,7 +1,8 @@
 """Issue #14's figures: what the portal gateway adds at a fixed arrival rate, side by side with LiteLLM's proxy.
 
     .venv/bin/python -m bench.gateway_load [--seconds 8] [--rates 100,500] [--ramp 100,200,300,500,700,1000]
-        [--latency-ms 20] [--workers 1] [--streams 2000] [--no-litellm] [--key-options JSON] [--setup MOD:FN]
+        [--warmup-seconds 5] [--latency-ms 20] [--workers 1] [--streams 2000] [--no-litellm]
+        [--key-options JSON] [--setup MOD:FN]
 
 One run, same machine, same stand-in upstream (`manage.py llm_standin --latency-ms L`, a fixed upstream time):
   - the stand-in directly (the baseline), the portal gateway (granian, a key with request and token limits,
@@ -317,6 +318,7 @@ def main() -> None:
     parser.add_argument("--rates", default="100,500")
     parser.add_argument("--ramp", default="100,200,300,500,700,1000", help="the ramp's rates, 3 s each")
     parser.add_argument("--ramp-seconds", type=float, default=3.0)
+    parser.add_argument("--warmup-seconds", type=float, default=5.0, help="per server, before measuring")
     parser.add_argument("--latency-ms", type=float, default=20.0, help="the stand-in's fixed upstream time")
     parser.add_argument("--workers", type=int, default=1, help="granian workers of the gateway")
     parser.add_argument("--streams", type=int, default=2000, help="streamed requests for the usage check")
@@ -416,6 +418,8 @@ def main() -> None:
             runs["load_average"] = os.getloadavg()[0]
             return runs
 
+        for target in targets.values():  # warm-up, not measured: first requests, caches, pools, JITs
+            one_run(*target, float(args.rates.split(",")[0]), args.warmup_seconds)
         result: dict = {"started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
                         "load_average_at_start": os.getloadavg(), "upstream_latency_ms": args.latency_ms,
                         "seconds_per_rate": args.seconds, "gateway_workers": args.workers,
