@@ -186,7 +186,7 @@ def cpu_seconds(pid: int) -> float:
 def settle(url: str, body: dict, auth: str, standin_stats: str) -> None:
     """Before a run: the target has worked off what an earlier run left queued (a probe answers and the
     stand-in has nothing in flight), so runs do not inherit each other's backlog."""
-    import httpx
+    import httpx  # why: the generator processes import this module and stay light
 
     headers = {"Authorization": f"Bearer {auth}"} if auth else {}
     deadline = time.monotonic() + 60
@@ -249,7 +249,7 @@ def start_litellm(port: int, standin_port: int, workdir: Path) -> subprocess.Pop
 
 # -- streamed usage ------------------------------------------------------------------------------------------
 async def _streams(url: str, secret: str, count: int, concurrency: int) -> tuple[list[str], int]:
-    import httpx
+    import httpx  # why: the generator processes import this module and stay light
 
     ids: list[str] = []
     failed = 0
@@ -275,6 +275,7 @@ async def _streams(url: str, secret: str, count: int, concurrency: int) -> tuple
 
 
 def streamed_usage(gateway_url: str, secret: str, count: int) -> dict:
+    # why: the ORM exists only after setup_django() (main)
     from apps.core import redis as portal_redis
     from apps.costs.models import UsageEvent
     from apps.gateway import recording
@@ -331,17 +332,16 @@ def main() -> None:
                                                args.auth))))
         return
 
+    # why: the generator processes (`--generate`) import this module and stay light: no Django, no httpx
     from bench.common import setup_django
-    from bench.gateway_path import wait
+    from bench.gateway_path import standin_catalog, wait
     from bench.gateway_servers import free_port
 
     setup_django()
-    from apps.accounts.models import Team
+    # why: the ORM and the apps exist only after setup_django()
     from apps.core import redis as portal_redis
     from apps.gateway import recording
     from apps.gateway.services import gateway_key_create
-    from apps.llm.models import Model, ModelKind, Provider, ProviderKind
-    from apps.llm.services import model_create, provider_create
 
     workdir = BASE_DIR / ".portal" / "bench-gateway-load"
     workdir.mkdir(parents=True, exist_ok=True)
@@ -359,13 +359,7 @@ def main() -> None:
             [sys.executable, "manage.py", "llm_standin", "--port", str(standin_port), "--latency-ms",
              str(args.latency_ms)], cwd=BASE_DIR, env=env, stdout=subprocess.DEVNULL)
         wait(f"http://127.0.0.1:{standin_port}/standin/stats", ok=(200,), proc=procs["standin"])
-        Model.objects.filter(name="bench-chat").delete()
-        Provider.objects.filter(name="bench-standin").delete()
-        provider = provider_create(name="bench-standin", kind=ProviderKind.OPENAI_COMPATIBLE,
-                                   base_url=f"http://127.0.0.1:{standin_port}/v1", max_retries=0)
-        model_create(provider=provider, name="bench-chat", remote_name="standin-chat", kind=ModelKind.CHAT,
-                     context_window=8192, max_output_tokens=1024)
-        team, _ = Team.objects.get_or_create(slug="bench-gateway", defaults={"name": "Bench gateway"})
+        team = standin_catalog(standin_port)
         created = gateway_key_create(team=team, name="bench-load", feature="bench",
                                      requests_per_minute=10_000_000, tokens_per_minute=2_000_000_000,
                                      **json.loads(args.key_options))
@@ -423,7 +417,7 @@ def main() -> None:
         result: dict = {"started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
                         "load_average_at_start": os.getloadavg(), "upstream_latency_ms": args.latency_ms,
                         "seconds_per_rate": args.seconds, "gateway_workers": args.workers,
-                        "litellm": litellm_note or "1.108.12, master key, no database",
+                        "litellm": "not run" if args.no_litellm else litellm_note or "1.108.12, master key, no database",
                         "rates": {}, "ramp": {}, "highest_rate_p99_added_under_10ms": {}}
         for rate in args.rates.split(","):
             result["rates"][rate] = at(float(rate), args.seconds)

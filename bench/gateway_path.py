@@ -42,6 +42,24 @@ def wait(url: str, ok=(200, 401), proc: subprocess.Popen | None = None, timeout:
     raise RuntimeError(f"{url} did not come up")
 
 
+def standin_catalog(standin_port: int):
+    """The benches' model `bench-chat` on the stand-in at `standin_port` (an earlier run's replaced), and their
+    team."""
+    # why: these import the ORM, which exists only after setup_django()
+    from apps.accounts.models import Team
+    from apps.llm.models import Model, ModelKind, Provider, ProviderKind
+    from apps.llm.services import model_create, provider_create
+
+    Model.objects.filter(name="bench-chat").delete()
+    Provider.objects.filter(name="bench-standin").delete()
+    provider = provider_create(name="bench-standin", kind=ProviderKind.OPENAI_COMPATIBLE,
+                               base_url=f"http://127.0.0.1:{standin_port}/v1", max_retries=0)
+    model_create(provider=provider, name="bench-chat", remote_name="standin-chat", kind=ModelKind.CHAT,
+                 context_window=8192, max_output_tokens=1024)
+    team, _ = Team.objects.get_or_create(slug="bench-gateway", defaults={"name": "Bench gateway"})
+    return team
+
+
 def sequential(url: str, body: dict, headers: dict, n: int) -> list[float]:
     times = []
     with httpx.Client(headers=headers) as client:
@@ -88,12 +106,9 @@ def main() -> None:
     parser.add_argument("--rates", default="100,300")
     args = parser.parse_args()
     setup_django()
-    from apps.accounts.models import Team
     from apps.core import redis as portal_redis
     from apps.gateway import recording
     from apps.gateway.services import gateway_key_create
-    from apps.llm.models import Model, ModelKind, Provider, ProviderKind
-    from apps.llm.services import model_create, provider_create
 
     standin_port, gateway_port = free_port(), free_port()
     env = {**os.environ, "PYTHONPATH": str(BASE_DIR)}
@@ -102,13 +117,7 @@ def main() -> None:
     gateway = None
     try:
         wait(f"http://127.0.0.1:{standin_port}/standin/stats", ok=(200,))
-        Model.objects.filter(name="bench-chat").delete()
-        Provider.objects.filter(name="bench-standin").delete()
-        provider = provider_create(name="bench-standin", kind=ProviderKind.OPENAI_COMPATIBLE,
-                                   base_url=f"http://127.0.0.1:{standin_port}/v1", max_retries=0)
-        model_create(provider=provider, name="bench-chat", remote_name="standin-chat", kind=ModelKind.CHAT,
-                     context_window=8192, max_output_tokens=1024)
-        team, _ = Team.objects.get_or_create(slug="bench-gateway", defaults={"name": "Bench gateway"})
+        team = standin_catalog(standin_port)
         secret = gateway_key_create(team=team, name="bench", feature="bench", requests_per_minute=1_000_000,
                                     tokens_per_minute=1_000_000_000).secret
         gateway = subprocess.Popen([sys.executable, "-m", "granian", "--interface", "asgi", "--port",
