@@ -27,9 +27,12 @@ BODY = {"model": "bench-chat", "messages": [{"role": "user", "content": "How lon
         "max_tokens": 16}
 
 
-def wait(url: str, ok=(200, 401)) -> None:
-    deadline = time.monotonic() + 60
+def wait(url: str, ok=(200, 401), proc: subprocess.Popen | None = None, timeout: float = 60) -> None:
+    """Until `url` answers one of `ok` (raises if `proc`, the server, exits first or time runs out)."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{url}: the server exited ({proc.returncode})")
         try:
             if httpx.get(url, timeout=1).status_code in ok:
                 return
@@ -66,6 +69,16 @@ def stop(*processes: subprocess.Popen | None) -> None:
         if process is not None:
             process.terminate()
             process.wait(timeout=10)
+
+
+def standin_catalog(standin_port: int):
+    """The benches' model `bench-chat` on the stand-in at `standin_port` (an earlier run's replaced), and their
+    team."""
+    from apps.accounts.models import Team  # why: the ORM exists only after setup_django()
+
+    standin_chat_model("bench-chat", standin_port)
+    team, _ = Team.objects.get_or_create(slug="bench-gateway", defaults={"name": "Bench gateway"})
+    return team
 
 
 def sequential(url: str, body: dict, headers: dict, n: int) -> list[float]:
@@ -114,7 +127,6 @@ def main() -> None:
     parser.add_argument("--rates", default="100,300")
     args = parser.parse_args()
     setup_django()
-    from apps.accounts.models import Team
     from apps.core import redis as portal_redis
     from apps.gateway import recording
     from apps.gateway.services import gateway_key_create
@@ -126,8 +138,7 @@ def main() -> None:
     gateway = None
     try:
         wait(f"http://127.0.0.1:{standin_port}/standin/stats", ok=(200,))
-        standin_chat_model("bench-chat", standin_port)
-        team, _ = Team.objects.get_or_create(slug="bench-gateway", defaults={"name": "Bench gateway"})
+        team = standin_catalog(standin_port)
         secret = gateway_key_create(team=team, name="bench", feature="bench", requests_per_minute=1_000_000,
                                     tokens_per_minute=1_000_000_000).secret
         gateway = gateway_process(gateway_port, env)

@@ -76,7 +76,10 @@ BENCHES = {"startup": bench_startup, "home": bench_home, "prompts_resolve": benc
            # issue #14: the gateway's response cache, hit against miss, plain and streamed
            "gateway_cache": lambda: _bench_module("bench.gateway_cache"),
            # issue #14: the guardrails' time per request (input, output, streamed output) for 1 kB and 8 kB texts
-           "gateway_guardrails": lambda: _bench_module("bench.gateway_guardrails", timeout=1800)}
+           "gateway_guardrails": lambda: _bench_module("bench.gateway_guardrails", timeout=1800),
+           # issue #14: gateway added latency at 100/500 req/s, ramp, RSS, streamed usage; LiteLLM side by side
+           # (its own venv under .portal/bench-litellm, made on first use)
+           "gateway_load": lambda: _bench_module("bench.gateway_load", timeout=1800)}
 NEEDS_SCIFACT = {"rag_scifact", "rag_indexing"}
 
 

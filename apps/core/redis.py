@@ -23,6 +23,7 @@ from django.conf import settings
 
 SOCKET_TIMEOUT_SECONDS = 10
 CONNECT_TIMEOUT_SECONDS = 2
+ASYNC_MAX_CONNECTIONS = 100  # per event loop
 
 _lock = threading.Lock()
 _sync: dict[tuple[str, float], redis.Redis] = {}
@@ -50,8 +51,12 @@ def async_client() -> redis.asyncio.Redis:
     url = settings.REDIS_URL
     found = per_loop.get(url)
     if found is None:
-        found = redis.asyncio.Redis.from_url(url, socket_timeout=SOCKET_TIMEOUT_SECONDS,
-                                             socket_connect_timeout=CONNECT_TIMEOUT_SECONDS)
+        # A blocking pool: past ASYNC_MAX_CONNECTIONS commands wait for a connection (up to the socket
+        # timeout) instead of failing at once with "Too many connections" under a burst (ADR 0077).
+        pool = redis.asyncio.BlockingConnectionPool.from_url(
+            url, max_connections=ASYNC_MAX_CONNECTIONS, timeout=SOCKET_TIMEOUT_SECONDS,
+            socket_timeout=SOCKET_TIMEOUT_SECONDS, socket_connect_timeout=CONNECT_TIMEOUT_SECONDS)
+        found = redis.asyncio.Redis(connection_pool=pool)
         per_loop[url] = found
     return found
 

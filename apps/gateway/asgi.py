@@ -112,7 +112,7 @@ class Gateway:
         async def send_observed(message):
             if message["type"] == "http.response.start":
                 answered["status"] = message["status"]
-                metrics.GATEWAY_LATENCY.labels(endpoint).observe(time.perf_counter() - started)
+                metrics.labelled(metrics.GATEWAY_LATENCY, endpoint).observe(time.perf_counter() - started)
             await send(message)
 
         if handler in (self.chat, self.embeddings):
@@ -122,7 +122,7 @@ class Gateway:
         try:
             await self.answer(request, send_observed, handler, handlers, route, answered)
         finally:
-            metrics.GATEWAY_REQUESTS.labels(endpoint, str(answered["status"]), answered["code"]).inc()
+            metrics.labelled(metrics.GATEWAY_REQUESTS, endpoint, str(answered["status"]), answered["code"]).inc()
             if traced:
                 request.trace.end(answered["status"], answered["code"])
                 observers.current.reset(observed)

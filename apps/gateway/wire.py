@@ -8,10 +8,11 @@ exception types (400 BadRequestError, 401 AuthenticationError, 403 PermissionDen
 from __future__ import annotations
 
 import base64
-import json
 import struct
 import time
 from dataclasses import dataclass, field
+
+import orjson
 
 from apps.llm.errors import (
     AuthenticationFailed,
@@ -46,8 +47,8 @@ class GatewayError(Exception):
 
 
 def error_json(status: int, message: str, *, code: str | None = None, param: str | None = None) -> bytes:
-    return json.dumps({"error": {"message": message, "type": ERROR_TYPES.get(status, "server_error"),
-                                 "param": param, "code": code}}).encode()
+    return orjson.dumps({"error": {"message": message, "type": ERROR_TYPES.get(status, "server_error"),
+                                   "param": param, "code": code}})
 
 
 def from_llm_error(exc: LlmError) -> GatewayError:
@@ -80,7 +81,7 @@ class ChatCall:
 
 def parse_json(body: bytes) -> dict:
     try:
-        data = json.loads(body)
+        data = orjson.loads(body)
     except (ValueError, RecursionError):
         raise GatewayError(400, "The body is not valid JSON.", code="invalid_json")
     if not isinstance(data, dict):
@@ -162,14 +163,14 @@ def completion(result: ChatResult, *, model: str, completion_id: str) -> bytes:
                      "refusal": result.refusal}
     if result.tool_calls:
         message["tool_calls"] = _tool_calls(result)
-    return json.dumps({"id": completion_id, "object": "chat.completion", "created": int(time.time()),
-                       "model": model, "choices": [{"index": 0, "message": message, "logprobs": None,
-                                                    "finish_reason": result.finish_reason or "stop"}],
-                       "usage": _usage(result.usage)}).encode()
+    return orjson.dumps({"id": completion_id, "object": "chat.completion", "created": int(time.time()),
+                         "model": model, "choices": [{"index": 0, "message": message, "logprobs": None,
+                                                      "finish_reason": result.finish_reason or "stop"}],
+                         "usage": _usage(result.usage)})
 
 
 def sse(data: dict) -> bytes:
-    return b"data: " + json.dumps(data, separators=(",", ":")).encode() + b"\n\n"
+    return b"data: " + orjson.dumps(data) + b"\n\n"
 
 
 DONE = b"data: [DONE]\n\n"
@@ -220,7 +221,7 @@ def final_chunks(result: ChatResult, *, completion_id: str, model: str, created:
 
 def stream_error(error: GatewayError) -> bytes:
     """The event that ends a stream whose upstream failed mid-way: the SDKs raise on it (no [DONE] follows)."""
-    return sse(json.loads(error.body()))
+    return sse(orjson.loads(error.body()))
 
 
 def embeddings(result: EmbeddingResult, *, model: str, encoding: str) -> bytes:
@@ -229,13 +230,13 @@ def embeddings(result: EmbeddingResult, *, model: str, encoding: str) -> bytes:
             return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
         return vector
 
-    return json.dumps({"object": "list", "model": model,
-                       "data": [{"object": "embedding", "index": i, "embedding": encode(v)}
-                                for i, v in enumerate(result.vectors)],
-                       "usage": {"prompt_tokens": result.usage.input_tokens,
-                                 "total_tokens": result.usage.input_tokens}}).encode()
+    return orjson.dumps({"object": "list", "model": model,
+                         "data": [{"object": "embedding", "index": i, "embedding": encode(v)}
+                                  for i, v in enumerate(result.vectors)],
+                         "usage": {"prompt_tokens": result.usage.input_tokens,
+                                   "total_tokens": result.usage.input_tokens}})
 
 
 def models_list(names: list[tuple[str, str]]) -> bytes:
-    return json.dumps({"object": "list", "data": [{"id": name, "object": "model", "created": 0, "owned_by": owner}
-                                                  for name, owner in names]}).encode()
+    return orjson.dumps({"object": "list", "data": [{"id": name, "object": "model", "created": 0,
+                                                     "owned_by": owner} for name, owner in names]})

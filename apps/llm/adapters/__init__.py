@@ -56,7 +56,7 @@ def use_http_client(client: httpx.Client):
 
 @contextlib.contextmanager
 def use_async_http_client(client: httpx.AsyncClient):
-    """Send the openai adapter's async requests (acalls.py) through `client`."""
+    """Send the openai adapter's async requests (acalls.py) through `client` instead of its aiohttp session."""
     handle = _async_http_client.set(client)
     try:
         yield client

@@ -1,7 +1,12 @@
-"""OpenAI, Azure OpenAI and OpenAI-compatible servers (vLLM, Ollama, LiteLLM…) through the official SDK.
+"""OpenAI, Azure OpenAI and OpenAI-compatible servers (vLLM, Ollama, LiteLLM…).
 
-The SDK never retries (max_retries=0): the call path's loop (retry.py) is the only one, so every attempt is
-visible and the ledger records one call. The SDK's HTTP goes through an injectable httpx.Client.
+Two faces, one semantics (openai_wire.py builds the bodies, parses the answers and maps the failures for both):
+the sync path sends through the official SDK (an injectable httpx.Client); the async path (acalls.py, the
+gateway's hot path) sends the JSON itself with a pooled httpx.AsyncClient per event loop and reads the answer
+and the SSE stream itself: the SDK's request building was three quarters of the gateway's own time (ADR 0077).
+
+Nothing here retries (the SDK is built with max_retries=0): the call path's loop (retry.py) is the only one, so
+every attempt is visible and the ledger records one call.
 """
 
 from __future__ import annotations
@@ -13,68 +18,26 @@ import threading
 import weakref
 from collections.abc import AsyncIterator, Iterator
 
+import aiohttp
 import httpx
 import openai
 import pydantic
 from openai.types.chat import ChatCompletion
 
+from apps.llm.adapters import openai_wire as wire
+from apps.llm.adapters.upstream_http import OPENAI_BASE_URL, Upstream
 from apps.llm.crypto import provider_api_key
-from apps.llm.errors import (
-    AuthenticationFailed,
-    BadRequest,
-    ContextLengthExceeded,
-    LlmError,
-    MalformedResponse,
-    ModelNotFound,
-    ProviderUnavailable,
-    RateLimited,
-    scrub,
-)
+from apps.llm.errors import AuthenticationFailed, LlmError, ProviderUnavailable, scrub
 from apps.llm.models import Model, Provider, ProviderKind
-from apps.llm.results import (
-    ChatRequest,
-    ProviderChat,
-    ProviderEmbedding,
-    StreamDelta,
-    ToolCall,
-    ToolCallDelta,
-    Usage,
-)
-from apps.llm.retry import parse_retry_after
-from apps.llm.tokens import estimate_messages_tokens, estimate_tokens
+from apps.llm.results import ChatRequest, ProviderChat, ProviderEmbedding, StreamDelta
 
-OPENAI_BASE_URL = "https://api.openai.com/v1"
 NO_KEY = "EMPTY"  # what vLLM's docs send when the server needs no key; never the process's OPENAI_API_KEY
 _MALFORMED = (json.JSONDecodeError, pydantic.ValidationError, openai.APIResponseValidationError,
-              KeyError, TypeError, AttributeError, ValueError)
+              KeyError, TypeError, AttributeError, ValueError, IndexError)
 
 _clients: dict[tuple, openai.OpenAI] = {}
 _clients_lock = threading.Lock()
-_aclients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # event loop -> {settings: AsyncOpenAI}
-
-
-def usage_from(raw) -> Usage | None:
-    """OpenAI usage -> Usage, with cached input and reasoning tokens. None if the provider sent none."""
-    if raw is None:
-        return None
-    prompt = int(getattr(raw, "prompt_tokens", 0) or 0)
-    completion = int(getattr(raw, "completion_tokens", 0) or 0)
-    prompt_details = getattr(raw, "prompt_tokens_details", None)
-    cached = int(getattr(prompt_details, "cached_tokens", 0) or 0)
-    if not cached:  # DeepSeek and some gateways report cache hits here instead
-        cached = int((getattr(raw, "model_extra", None) or {}).get("prompt_cache_hit_tokens") or 0)
-    completion_details = getattr(raw, "completion_tokens_details", None)
-    reasoning = int(getattr(completion_details, "reasoning_tokens", 0) or 0)
-    if prompt == 0 and completion == 0:
-        return None  # some servers send zeros instead of nothing; estimate rather than record a free call
-    return Usage(input_tokens=prompt, output_tokens=completion, cached_input_tokens=min(cached, prompt),
-                 reasoning_tokens=min(reasoning, completion))
-
-
-def _estimated_usage(request: ChatRequest, text: str, tool_calls: tuple[ToolCall, ...] = ()) -> Usage:
-    output = estimate_tokens(text) + sum(estimate_tokens(c.name) + estimate_tokens(c.arguments) for c in tool_calls)
-    return Usage(input_tokens=estimate_messages_tokens(request.messages, request.tools), output_tokens=output,
-                 estimated=True)
+_upstreams: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # event loop -> {settings: Upstream}
 
 
 def _timeout(timeout: float | None) -> dict:
@@ -124,34 +87,25 @@ class OpenAIAdapter:
             _clients[cache_key] = client
         return client
 
-    def _aclient(self) -> openai.AsyncOpenAI:
-        """The async SDK client: one per (provider settings, event loop), its httpx.AsyncClient pool reused.
+    def _upstream(self) -> Upstream:
+        """The async path's HTTP: one per (provider settings, event loop), its connection pool reused.
 
-        The key is decrypted only when a client is built, not per request. An injected async transport
-        (tests) is never cached.
+        The key is decrypted only when one is built, not per request. An injected async client (tests) is
+        never cached.
         """
         provider = self.provider
         if self.async_http_client is not None:
-            return self._abuild(self._secret(), self.async_http_client)
-        per_loop = _aclients.setdefault(asyncio.get_running_loop(), {})
+            return Upstream(provider, self._secret(), self.async_http_client)
+        per_loop = _upstreams.setdefault(asyncio.get_running_loop(), {})
         cache_key = (provider.pk, provider.updated_at, provider.kind, provider.base_url, provider.api_version,
                      provider.timeout_seconds, provider.api_key_env)
         found = per_loop.get(cache_key)
         if found is None:
-            found = self._abuild(self._secret(), None)
+            found = Upstream(provider, self._secret())
             for k in [k for k in per_loop if k[0] == provider.pk]:  # the provider changed: its old client goes
                 per_loop.pop(k)
             per_loop[cache_key] = found
         return found
-
-    def _abuild(self, secret: str, http_client: httpx.AsyncClient | None) -> openai.AsyncOpenAI:
-        provider = self.provider
-        common = {"api_key": secret, "timeout": provider.timeout_seconds, "max_retries": 0,
-                  "http_client": http_client}
-        if provider.kind == ProviderKind.AZURE_OPENAI:
-            return openai.AsyncAzureOpenAI(azure_endpoint=provider.base_url, api_version=provider.api_version,
-                                           **common)
-        return openai.AsyncOpenAI(base_url=provider.base_url or OPENAI_BASE_URL, **common)
 
     def _build(self, common: dict) -> openai.OpenAI:
         provider = self.provider
@@ -161,109 +115,58 @@ class OpenAIAdapter:
 
     # -- errors ---------------------------------------------------------------------------------------------
     def translate(self, exc: BaseException, model: Model | None = None) -> LlmError:
-        """An SDK/transport exception -> an LlmError with a message a user can act on."""
+        """An SDK or transport exception -> an LlmError with a message a user can act on (both paths)."""
         if isinstance(exc, LlmError):
             return exc
-        name = self.provider.name
-        if isinstance(exc, openai.APITimeoutError):
-            return ProviderUnavailable(f"{name} did not answer within {self.provider.timeout_seconds:g} s (timeout).")
+        provider = self.provider
+        if isinstance(exc, openai.APITimeoutError | httpx.TimeoutException | TimeoutError):
+            return wire.timeout_error(provider, provider.timeout_seconds)  # aiohttp's timeouts are TimeoutErrors
         if isinstance(exc, openai.APIConnectionError):
-            cause = exc.__cause__
-            reason = f": {scrub(str(cause), 120)}" if cause else ""
-            return ProviderUnavailable(f"Could not connect to {name}{reason}.")
+            return wire.connection_error(provider, exc.__cause__)
+        if isinstance(exc, httpx.TransportError | aiohttp.ClientError):
+            return wire.connection_error(provider, exc)
         if isinstance(exc, openai.APIStatusError):
-            return self._translate_status(exc, model)
+            return wire.status_error(provider, exc.status_code, exc.body, exc.message, exc.response.headers,
+                                     model.remote_name if model is not None else None)
         if isinstance(exc, openai.APIError):  # an error event inside a 200 stream
-            return ProviderUnavailable(f"{name} reported an error mid-answer: {scrub(exc.message)}",
+            return ProviderUnavailable(f"{provider.name} reported an error mid-answer: {scrub(exc.message)}",
                                        retryable=False)
         if isinstance(exc, _MALFORMED):
-            return MalformedResponse(f"{name} answered with a body that is not valid JSON of the expected shape.")
-        return ProviderUnavailable(f"{name} failed unexpectedly ({type(exc).__name__}).", retryable=False)
+            return wire.malformed(provider)
+        return ProviderUnavailable(f"{provider.name} failed unexpectedly ({type(exc).__name__}).", retryable=False)
 
-    def _translate_status(self, exc: openai.APIStatusError, model: Model | None) -> LlmError:
-        name, status = self.provider.name, exc.status_code
-        body = exc.body if isinstance(exc.body, dict) else {}
-        code = str(body.get("code") or getattr(exc, "code", "") or "")
-        detail = scrub(body.get("message") or exc.message or "")
-        retry_after = parse_retry_after(exc.response.headers)
-        if status == 429:
-            if code == "insufficient_quota" or "exceeded your current quota" in detail.lower():
-                return RateLimited(f"The {name} account has run out of quota or credit (429 insufficient_quota); "
-                                   "retrying will not help until billing is fixed.", status_code=status,
-                                   retryable=False)
-            return RateLimited(f"{name} is rate limiting requests (429). {detail}".strip(), status_code=status,
-                               retry_after=retry_after)
-        if status in (401, 403):  # the provider's text may quote part of the key: not shown
-            return AuthenticationFailed(f"{name} rejected the API key (HTTP {status}). Check the key, or the "
-                                        "environment variable it is read from, on the Models page.",
-                                        status_code=status)
-        if status == 404:
-            what = "deployment" if self.provider.kind == ProviderKind.AZURE_OPENAI else "model"
-            remote = model.remote_name if model is not None else "?"
-            return ModelNotFound(f"{name} does not know the {what} '{remote}' (HTTP 404).", status_code=status)
-        if status in (408, 409) or status >= 500:
-            return ProviderUnavailable(f"{name} failed with HTTP {status}. {detail}".strip(), status_code=status,
-                                       retry_after=retry_after)
-        if code == "context_length_exceeded":
-            return ContextLengthExceeded(f"The prompt plus max_tokens is longer than the model's context window. "
-                                         f"{detail}", status_code=status)
-        return BadRequest(f"{name} refused the request (HTTP {status}): {detail or 'no reason given'}",
-                          status_code=status)
+    def _status_error(self, status: int, headers, content: bytes, model: Model) -> LlmError:
+        """A non-2xx answer on the async path, read as the SDK reads it (then the same mapping)."""
+        body, message = wire.status_error_body(status, content.decode("utf-8", "replace"))
+        return wire.status_error(self.provider, status, body, message, headers, model.remote_name)
 
-    # -- calls ----------------------------------------------------------------------------------------------
+    # -- calls: sync, through the SDK ----------------------------------------------------------------------
     def _chat_kwargs(self, model: Model, request: ChatRequest, timeout: float | None = None) -> dict:
-        kwargs: dict = {"model": model.remote_name, "messages": request.messages, **_timeout(timeout)}
-        if request.temperature is not None:
-            kwargs["temperature"] = request.temperature
-        if request.max_tokens is not None:
-            # OpenAI and Azure deprecated max_tokens (o-series reject it); compatible servers know max_tokens.
-            native = self.provider.kind in (ProviderKind.OPENAI, ProviderKind.AZURE_OPENAI)
-            kwargs["max_completion_tokens" if native else "max_tokens"] = request.max_tokens
-        if request.response_format is not None:
-            kwargs["response_format"] = request.response_format
-        if request.tools:
-            kwargs["tools"] = request.tools
-        kwargs.update(request.extra)  # checked by the call path (callcore.EXTRA_PARAMETERS)
-        return kwargs
+        return {**wire.chat_body(self.provider.kind, model.remote_name, request), **_timeout(timeout)}
 
     def chat(self, model: Model, request: ChatRequest, timeout: float | None = None) -> ProviderChat:
         client = self._client()
         try:
             completion = client.chat.completions.create(**self._chat_kwargs(model, request, timeout))
-            return self._parse_completion(completion, request)
+            data = completion.to_dict() if isinstance(completion, ChatCompletion) else None
+            return wire.completion_of(data, request, self.provider.name)
         except Exception as exc:
             raise self.translate(exc, model) from exc
-
-    def _parse_completion(self, completion, request: ChatRequest) -> ProviderChat:
-        choices = getattr(completion, "choices", None) if isinstance(completion, ChatCompletion) else None
-        if not choices or getattr(choices[0], "message", None) is None:
-            raise MalformedResponse(f"{self.provider.name} answered without a choice: not a chat completion.")
-        choice = choices[0]
-        message = choice.message
-        tool_calls = tuple(
-            ToolCall(id=call.id or "", name=call.function.name or "", arguments=call.function.arguments or "")
-            for call in (getattr(message, "tool_calls", None) or []) if getattr(call, "function", None)
-        )
-        text = message.content or ""
-        usage = usage_from(getattr(completion, "usage", None)) or _estimated_usage(request, text, tool_calls)
-        return ProviderChat(text=text, usage=usage, finish_reason=choice.finish_reason, tool_calls=tool_calls,
-                            remote_model=getattr(completion, "model", "") or "",
-                            refusal=getattr(message, "refusal", None))
 
     def chat_stream(self, model: Model, request: ChatRequest, timeout: float | None = None) -> Iterator[StreamDelta]:
         client = self._client()
         kwargs = self._chat_kwargs(model, request, timeout)
         try:
-            stream = client.chat.completions.create(**kwargs, stream=True, stream_options={"include_usage": True})
+            stream = client.chat.completions.create(**kwargs, stream=True, stream_options=wire.STREAM_OPTIONS)
         except Exception as exc:
             raise self.translate(exc, model) from exc
         return self._iterate(stream, model, request)
 
     def _iterate(self, stream, model: Model, request: ChatRequest) -> Iterator[StreamDelta]:
-        assembled = _StreamAssembler()
+        assembled = wire.StreamAssembler()
         try:
             for chunk in stream:
-                delta = assembled.delta(chunk)
+                delta = assembled.delta(chunk.to_dict())
                 if delta is not None:
                     yield delta
         except Exception as exc:
@@ -272,73 +175,89 @@ class OpenAIAdapter:
             stream.close()
         yield StreamDelta(final=assembled.final(request))
 
-    # -- async calls (the gateway's hot path; acalls.py) ----------------------------------------------------
-    async def achat(self, model: Model, request: ChatRequest, timeout: float | None = None) -> ProviderChat:
-        client = self._aclient()
+    def embed(self, model: Model, texts: list[str], timeout: float | None = None) -> ProviderEmbedding:
+        client = self._client()
         try:
-            completion = await client.chat.completions.create(**self._chat_kwargs(model, request, timeout))
-            return self._parse_completion(completion, request)
+            response = client.embeddings.create(model=model.remote_name, input=texts, encoding_format="float",
+                                                **_timeout(timeout))
+            return wire.embeddings_of(response.to_dict(), texts, self.provider.name)
+        except Exception as exc:
+            raise self.translate(exc, model) from exc
+
+    # -- calls: async, the lean client (acalls.py; the gateway's hot path) -----------------------------------
+    async def _apost(self, path: str, model: Model, body: dict, timeout: float | None):
+        """POST a JSON body; the answer's JSON, or the LlmError of what went wrong."""
+        upstream = self._upstream()
+        try:
+            status, headers, content = await upstream.post(upstream.url(path, model.remote_name), wire.dumps(body),
+                                                           timeout)
+        except Exception as exc:
+            raise self.translate(exc, model) from exc
+        if not 200 <= status < 300:
+            raise self._status_error(status, headers, content, model)
+        try:
+            return wire.loads(content)
+        except Exception as exc:
+            raise self.translate(exc, model) from exc
+
+    async def achat(self, model: Model, request: ChatRequest, timeout: float | None = None) -> ProviderChat:
+        data = await self._apost("chat/completions", model,
+                                 wire.chat_body(self.provider.kind, model.remote_name, request), timeout)
+        try:
+            return wire.completion_of(data, request, self.provider.name)
         except Exception as exc:
             raise self.translate(exc, model) from exc
 
     async def achat_stream(self, model: Model, request: ChatRequest,
                            timeout: float | None = None) -> AsyncIterator[StreamDelta]:
         """Connect (raising LlmError if refused, before any delta) and return an async iterator of deltas."""
-        client = self._aclient()
+        upstream = self._upstream()
+        body = wire.chat_body(self.provider.kind, model.remote_name, request)
+        body["stream"], body["stream_options"] = True, wire.STREAM_OPTIONS
         try:
-            stream = await client.chat.completions.create(**self._chat_kwargs(model, request, timeout), stream=True,
-                                                          stream_options={"include_usage": True})
+            answer = await upstream.open_stream(upstream.url("chat/completions", model.remote_name),
+                                                wire.dumps(body), timeout)
         except Exception as exc:
             raise self.translate(exc, model) from exc
-        return self._aiterate(stream, model, request)
+        if not 200 <= answer.status < 300:
+            try:
+                content = await answer.read()
+            except Exception:  # noqa: BLE001 - the status says enough
+                content = b""
+            finally:
+                await answer.close()
+            raise self._status_error(answer.status, answer.headers, content, model)
+        return self._aiterate(answer, model, request)
 
-    async def _aiterate(self, stream, model: Model, request: ChatRequest) -> AsyncIterator[StreamDelta]:
-        assembled = _StreamAssembler()
+    async def _aiterate(self, answer, model: Model, request: ChatRequest) -> AsyncIterator[StreamDelta]:
+        assembled = wire.StreamAssembler()
+        name = self.provider.name
         try:
-            async for chunk in stream:
+            async for data in _sse_data(answer.lines()):
+                if data.startswith("[DONE]"):
+                    break
+                chunk = wire.loads(data)
+                if not isinstance(chunk, dict):
+                    continue
+                failed = wire.stream_error(name, chunk)
+                if failed is not None:
+                    raise failed
                 delta = assembled.delta(chunk)
                 if delta is not None:
                     yield delta
         except Exception as exc:
             raise self.translate(exc, model) from exc
         finally:
-            await stream.close()
+            await answer.close()
         yield StreamDelta(final=assembled.final(request))
 
     async def aembed(self, model: Model, texts: list[str], timeout: float | None = None) -> ProviderEmbedding:
-        client = self._aclient()
+        data = await self._apost("embeddings", model, {"model": model.remote_name, "input": texts,
+                                                       "encoding_format": "float"}, timeout)
         try:
-            response = await client.embeddings.create(model=model.remote_name, input=texts, encoding_format="float",
-                                                      **_timeout(timeout))
+            return wire.embeddings_of(data, texts, self.provider.name)
         except Exception as exc:
             raise self.translate(exc, model) from exc
-        return self._parse_embeddings(response, model, texts)
-
-    def embed(self, model: Model, texts: list[str], timeout: float | None = None) -> ProviderEmbedding:
-        client = self._client()
-        try:
-            response = client.embeddings.create(model=model.remote_name, input=texts, encoding_format="float",
-                                                **_timeout(timeout))
-        except Exception as exc:
-            raise self.translate(exc, model) from exc
-        return self._parse_embeddings(response, model, texts)
-
-    def _parse_embeddings(self, response, model: Model, texts: list[str]) -> ProviderEmbedding:
-        try:
-            data = getattr(response, "data", None)
-            if not isinstance(data, list) or len(data) != len(texts):
-                got = len(data) if isinstance(data, list) else "no"
-                raise MalformedResponse(f"{self.provider.name} returned {got} vectors for {len(texts)} texts.")
-            vectors = [[float(x) for x in item.embedding] for item in sorted(data, key=lambda d: d.index)]
-        except Exception as exc:
-            raise self.translate(exc, model) from exc
-        if len({len(v) for v in vectors}) > 1:
-            raise MalformedResponse(f"{self.provider.name} returned vectors of different lengths.")
-        raw_usage = getattr(response, "usage", None)
-        prompt_tokens = int(getattr(raw_usage, "prompt_tokens", 0) or 0)
-        usage = (Usage(input_tokens=prompt_tokens) if prompt_tokens
-                 else Usage(input_tokens=sum(estimate_tokens(t) for t in texts), estimated=True))
-        return ProviderEmbedding(vectors=vectors, usage=usage, remote_model=getattr(response, "model", "") or "")
 
     def test_connection(self) -> str:
         client = self._client(timeout=min(self.provider.timeout_seconds, 15.0))
@@ -355,61 +274,15 @@ class OpenAIAdapter:
         return message
 
 
-class _StreamAssembler:
-    """Chat completion chunks -> text pieces as they come, and the whole answer at the end (sync and async)."""
-
-    def __init__(self):
-        self.parts: list[str] = []
-        self.refusal: list[str] = []
-        self.calls: dict[int, dict] = {}
-        self.finish_reason = None
-        self.usage: Usage | None = None
-        self.remote_model = ""
-        self.tool_pieces: list[ToolCallDelta] = []  # the last chunk's tool-call pieces
-
-    def delta(self, chunk) -> StreamDelta | None:
-        """Take one chunk; the StreamDelta to pass on (its text and tool-call pieces), None if it has neither."""
-        text = self.feed(chunk)
-        if not text and not self.tool_pieces:
-            return None
-        return StreamDelta(text=text, tool_calls=tuple(self.tool_pieces))
-
-    def feed(self, chunk) -> str:
-        """Take one chunk; return its text ("" if none)."""
-        self.tool_pieces = []
-        self.remote_model = getattr(chunk, "model", None) or self.remote_model
-        if getattr(chunk, "usage", None) is not None:
-            self.usage = usage_from(chunk.usage)  # OpenAI sends it on a last chunk with no choices
-        text = ""
-        for choice in getattr(chunk, "choices", None) or []:
-            if choice.index != 0:
-                continue
-            delta = choice.delta
-            if delta is not None:
-                if delta.content:
-                    self.parts.append(delta.content)
-                    text += delta.content
-                if getattr(delta, "refusal", None):
-                    self.refusal.append(delta.refusal)
-                for call in getattr(delta, "tool_calls", None) or []:
-                    slot = self.calls.setdefault(call.index, {"id": "", "name": "", "arguments": ""})
-                    slot["id"] = call.id or slot["id"]
-                    if call.function is not None:
-                        slot["name"] += call.function.name or ""
-                        slot["arguments"] += call.function.arguments or ""
-                    function = call.function
-                    self.tool_pieces.append(ToolCallDelta(
-                        index=call.index, id=call.id or "", name=(function.name or "") if function else "",
-                        arguments=(function.arguments or "") if function else ""))
-            if choice.finish_reason:
-                self.finish_reason = choice.finish_reason
-        return text
-
-    def final(self, request: ChatRequest) -> ProviderChat:
-        tool_calls = tuple(ToolCall(**self.calls[i]) for i in sorted(self.calls))
-        text = "".join(self.parts)
-        return ProviderChat(
-            text=text, usage=self.usage or _estimated_usage(request, text, tool_calls),
-            finish_reason=self.finish_reason, tool_calls=tool_calls, remote_model=self.remote_model,
-            refusal="".join(self.refusal) or None,
-        )
+async def _sse_data(source: AsyncIterator[str]) -> AsyncIterator[str]:
+    """The `data` of each Server-Sent Event (multi-line data joined); other fields and comments skipped."""
+    lines: list[str] = []
+    async for line in source:
+        if not line:
+            if lines:
+                yield "\n".join(lines)
+                lines = []
+        elif line.startswith("data:"):
+            lines.append(line[6:] if line.startswith("data: ") else line[5:])
+    if lines:
+        yield "\n".join(lines)
