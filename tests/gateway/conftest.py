@@ -58,8 +58,11 @@ def gateway_url(gateway_server, transactional_db):
 
     client = portal_redis.client()
     client.delete(recording.stream_key())
-    for name in client.scan_iter(match=portal_redis.key("gateway", "budget", "*"), count=1000):
-        client.delete(name)  # budget counters and holds of an earlier test's (emptied) rows
+    for kind in ("budget", "lim"):
+        # Budget counters and holds, and key limit windows, of an earlier test's or run's (emptied) rows: a new
+        # test database hands out the same key ids again.
+        for name in client.scan_iter(match=portal_redis.key("gateway", kind, "*"), count=1000):
+            client.delete(name)
     capped_budgets_reset()
     base_url, app = gateway_server
     app.admitted.clear()

@@ -5,6 +5,7 @@ by the SDK's own exporters (in memory, and OTLP/HTTP to a local collector); noth
 from __future__ import annotations
 
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -67,6 +68,17 @@ def collector():
     server.server_close()
 
 
+def _finished(spans, servers: int) -> tuple:
+    """The finished spans once `servers` server spans have ended: the gateway ends a request's span after the
+    client has its answer, so the test waits for it (up to 10 s) rather than racing it."""
+    deadline = time.monotonic() + 10
+    while True:
+        finished = spans.get_finished_spans()
+        if sum(s.kind == SpanKind.SERVER for s in finished) >= servers or time.monotonic() > deadline:
+            return finished
+        time.sleep(0.01)
+
+
 def _by_kind(finished):
     server = [s for s in finished if s.kind == SpanKind.SERVER]
     client = sorted((s for s in finished if s.kind == SpanKind.CLIENT), key=lambda s: s.start_time)
@@ -87,7 +99,7 @@ def test_a_call_with_a_fallback_is_one_server_span_with_a_client_span_per_attemp
                                                         metadata={"tenant": "acme"})
     answer = raw.parse()
 
-    (server,), (failed, answered) = _by_kind(spans.get_finished_spans())
+    (server,), (failed, answered) = _by_kind(_finished(spans, 1))
     assert server.name == "chat traced-chat"
     assert server.attributes["gen_ai.operation.name"] == "chat"
     assert server.attributes["gen_ai.request.model"] == "traced-chat"
@@ -127,7 +139,7 @@ def test_a_stream_and_a_failed_call_are_traced_with_their_usage_and_error_type(
     with pytest.raises(Exception):  # noqa: B017 - the SDK's 502 type is not the point here
         sdk.chat.completions.create(model="traced-chat", messages=QUESTION)
 
-    streamed, failed = sorted(_by_kind(spans.get_finished_spans())[0], key=lambda s: s.start_time)
+    streamed, failed = sorted(_by_kind(_finished(spans, 2))[0], key=lambda s: s.start_time)
     assert streamed.attributes["gen_ai.usage.output_tokens"] == usage.completion_tokens > 0
     assert failed.status.status_code == StatusCode.ERROR
     assert failed.attributes["http.response.status_code"] == 502
@@ -188,7 +200,7 @@ def test_a_refusal_and_an_embeddings_call_are_traced_too(gateway_url, llm_standi
     with pytest.raises(Exception):  # noqa: B017 - PermissionDeniedError; the span is the point
         sdk.chat.completions.create(model="traced-chat", messages=QUESTION)
 
-    embedded, refused = sorted(_by_kind(spans.get_finished_spans())[0], key=lambda s: s.start_time)
+    embedded, refused = sorted(_by_kind(_finished(spans, 2))[0], key=lambda s: s.start_time)
     assert embedded.name == "embeddings svc-embed" and embedded.attributes["gen_ai.usage.input_tokens"] > 0
     assert refused.attributes["http.response.status_code"] == 403
     assert refused.attributes["error.type"] == "model_not_allowed"
