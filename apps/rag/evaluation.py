@@ -226,7 +226,7 @@ def leg_runs(collection: Collection, queries: list[EvalQuery], config: Retrieval
              legs=LEGS, pool: int | None = None, vectors: list | None = None,
              progress: Callable[[int], None] | None = None) -> tuple[list[dict[str, list]], dict]:
     """Per query, each leg's chunk ranking ({"bm25": [LegHit…], "vector": […]}) and the latency samples."""
-    pool = pool or eval_pool(collection)
+    pool = pool or max(eval_pool(collection), config.candidates)
     want_bm25 = any(leg in ("bm25", "hybrid") for leg in legs)
     want_vector = any(leg in ("vector", "hybrid") for leg in legs)
     if want_vector and vectors is None:
@@ -261,8 +261,10 @@ def score_runs(queries: list[EvalQuery], runs: list[dict[str, list]], config: Re
     by_leg: dict[str, list[dict]] = {leg: [] for leg in legs}
     for query, hits in zip(queries, runs, strict=True):
         for leg in legs:
-            ranked = documents_scored(retrieval.fuse(config.replace(mode=leg), hits["bm25"], hits["vector"]),
-                                      source_of)
+            bm25, vector = hits["bm25"], hits["vector"]
+            if leg == "hybrid":  # fuse what retrieval would: each leg's top `candidates`
+                bm25, vector = bm25[:config.pool], vector[:config.pool]
+            ranked = documents_scored(retrieval.fuse(config.replace(mode=leg), bm25, vector), source_of)
             docs = [name for name, _ in ranked]
             metrics = query_metrics(docs, query.relevant)
             by_leg[leg].append(metrics)

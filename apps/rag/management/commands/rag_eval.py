@@ -46,6 +46,13 @@ def parse_legs(raw: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+def _as_list(value) -> list:
+    """A repeatable option's values (call_command may pass one plain string)."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
 class Command(BaseCommand):
     help = ("Retrieval metrics (nDCG@10, recall@100, MRR@10) per leg on a BEIR split, for one or several "
             "collections (several --dir: each collection and the macro average). The folder is --dir or "
@@ -109,8 +116,8 @@ class Command(BaseCommand):
         self.stdout.write(json.dumps(output, indent=2))
 
     def _targets(self, opts) -> list[tuple[Collection, Path]]:
-        dirs = opts.get("dir") or [None]
-        names = opts.get("collection") or []
+        dirs = _as_list(opts.get("dir")) or [None]
+        names = _as_list(opts.get("collection"))
         try:
             folders = [beir_folder(d) for d in dirs]
         except ValidationError as exc:
