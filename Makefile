@@ -66,6 +66,7 @@ fuzz: install
 	PORTAL_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) PORTAL_FUZZ_RANDOM=1 $(BIN)/python -m pytest tests/portal/test_openapi_fuzz.py -p no:cacheprovider -s -q --timeout=3600
 
 bench: install
+	$(PIP) -e '.[local,dev,bench]'
 	$(BIN)/python bench/run.py
 
 lint: install

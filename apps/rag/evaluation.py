@@ -32,7 +32,7 @@ from django.utils import timezone
 from apps.audit.services import audit_record
 from apps.core.tasks import task_queue
 from apps.rag import retrieval
-from apps.rag.config import MAX_ATTEMPTS, RetrievalConfig, stale_after
+from apps.rag.config import LEGS, MAX_ATTEMPTS, RetrievalConfig, stale_after
 from apps.rag.models import (
     Chunk,
     Collection,
@@ -46,7 +46,6 @@ from apps.rag.models import (
 
 log = logging.getLogger(__name__)
 
-LEGS = ("bm25", "vector", "hybrid")
 METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
 MAX_QUERIES = 20_000
 
@@ -84,14 +83,28 @@ def mean_metrics(rows: Iterable[dict[str, float]]) -> dict[str, float]:
     return {m: round(statistics.fmean(r[m] for r in rows), 4) if rows else 0.0 for m in METRICS}
 
 
+def macro_metrics(per_collection: Iterable[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    """The unweighted mean over collections of each leg's metrics (each collection counts once, whatever its
+    number of queries): the figure the retrieval defaults are chosen by (ADR 0042)."""
+    per_collection = list(per_collection)
+    legs = [leg for leg in per_collection[0] if all(leg in c for c in per_collection)] if per_collection else []
+    return {leg: {m: round(statistics.fmean(c[leg][m] for c in per_collection), 4) for m in METRICS
+                  if all(m in c[leg] for c in per_collection)} for leg in legs}
+
+
 def documents_ranked(ranked_chunks: Iterable[int], source_of: dict[int, str]) -> list[str]:
     """Source names in order of their best chunk."""
-    seen: dict[str, None] = {}
-    for cid in ranked_chunks:
+    return [name for name, _ in documents_scored(((cid, 0.0) for cid in ranked_chunks), source_of)]
+
+
+def documents_scored(ranked_chunks: Iterable[tuple[int, float]], source_of: dict[int, str]) -> list[tuple[str, float]]:
+    """(source name, score of its best chunk) in order of their best chunk."""
+    seen: dict[str, float] = {}
+    for cid, score in ranked_chunks:
         name = source_of.get(cid)
         if name is not None and name not in seen:
-            seen[name] = None
-    return list(seen)
+            seen[name] = score
+    return list(seen.items())
 
 
 # --- BEIR files -------------------------------------------------------------------------------------
@@ -187,6 +200,7 @@ class QueryOutcome:
     metrics: dict[str, float]
     relevant_ranks: dict[str, int | None]
     top: list[str]
+    ranked: list[tuple[str, float]] = field(default_factory=list)  # (document, its best chunk's score), best first
 
 
 @dataclass
@@ -212,7 +226,7 @@ def leg_runs(collection: Collection, queries: list[EvalQuery], config: Retrieval
              legs=LEGS, pool: int | None = None, vectors: list | None = None,
              progress: Callable[[int], None] | None = None) -> tuple[list[dict[str, list]], dict]:
     """Per query, each leg's chunk ranking ({"bm25": [LegHit…], "vector": […]}) and the latency samples."""
-    pool = pool or eval_pool(collection)
+    pool = pool or max(eval_pool(collection), config.candidates)
     want_bm25 = any(leg in ("bm25", "hybrid") for leg in legs)
     want_vector = any(leg in ("vector", "hybrid") for leg in legs)
     if want_vector and vectors is None:
@@ -247,13 +261,16 @@ def score_runs(queries: list[EvalQuery], runs: list[dict[str, list]], config: Re
     by_leg: dict[str, list[dict]] = {leg: [] for leg in legs}
     for query, hits in zip(queries, runs, strict=True):
         for leg in legs:
-            ranked = retrieval.fuse(config.replace(mode=leg), hits["bm25"], hits["vector"])
-            docs = documents_ranked((cid for cid, _ in ranked), source_of)
+            bm25, vector = hits["bm25"], hits["vector"]
+            if leg == "hybrid":  # fuse what retrieval would: each leg's top `candidates`
+                bm25, vector = bm25[:config.pool], vector[:config.pool]
+            ranked = documents_scored(retrieval.fuse(config.replace(mode=leg), bm25, vector), source_of)
+            docs = [name for name, _ in ranked]
             metrics = query_metrics(docs, query.relevant)
             by_leg[leg].append(metrics)
             position = {d: i for i, d in enumerate(docs, start=1)}
             per_query.append(QueryOutcome(
-                query=query, leg=leg, metrics=metrics, top=docs[:10],
+                query=query, leg=leg, metrics=metrics, top=docs[:10], ranked=ranked,
                 relevant_ranks={d: position.get(d) for d, g in query.relevant.items() if g > 0}))
     return EvalOutcome(metrics={leg: mean_metrics(rows) for leg, rows in by_leg.items()}, per_query=per_query,
                        queries=len(queries))

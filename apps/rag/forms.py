@@ -62,7 +62,7 @@ class CollectionSettingsForm(ServiceErrorsMixin, ChunkingFields):
     answer_prompt = forms.CharField(max_length=200, required=False,
                                     help_text="Catalog prompt for answers; empty uses rag/grounded-answer.")
     retrieval_json = forms.CharField(widget=forms.Textarea(attrs={"rows": 8}), label="Retrieval defaults (JSON)",
-                                     help_text="k, candidates, k1, b, ef_search, fusion (rrf or convex), rrf_k, "
+                                     help_text="k, candidates, k1, b, ef_search, fusion (zscore, convex or rrf), rrf_k, "
                                                "bm25_weight, vector_weight, alpha, mmr, mmr_lambda, rerank")
 
     def __init__(self, *args, **kwargs):
@@ -130,7 +130,7 @@ class PlaygroundForm(forms.Form):
     rrf_k = forms.IntegerField(min_value=1, max_value=1000, label="RRF k")
     bm25_weight = forms.FloatField(min_value=0, label="BM25 weight (RRF)")
     vector_weight = forms.FloatField(min_value=0, label="vector weight (RRF)")
-    alpha = forms.FloatField(min_value=0, max_value=1, label="α vector share (convex)")
+    alpha = forms.FloatField(min_value=0, max_value=1, label="α vector share (zscore, convex)")
     mmr = forms.BooleanField(required=False, label="MMR diversification")
     mmr_lambda = forms.FloatField(min_value=0, max_value=1, label="MMR λ")
     rerank = forms.BooleanField(required=False, label="LLM rerank")

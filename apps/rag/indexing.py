@@ -6,8 +6,9 @@ A run claims its job with a conditional UPDATE (queued -> running) and a fresh `
 checks the token, so a run the sweeper gave up on cannot write after the job was re-queued. Documents are
 claimed in batches; each batch is parsed and chunked in Python, embedded through `apps.llm.calls.embed`
 (one usage event per embedding batch, source rag), then written in one transaction that, per document,
-deletes the old chunks (postings cascade), inserts the new chunks, feeds the postings from PostgreSQL's
-`english` parser and moves the BM25 statistics: the old version stays searchable until that commit.
+deletes the old chunks (postings cascade), inserts the new chunks, feeds the postings from `rag_tsvector`
+(PostgreSQL's `english` configuration after splitting at inner hyphens) and moves the BM25 statistics: the
+old version stays searchable until that commit.
 A document whose content changed while it was being indexed is left for the job that owns it now.
 """
 
@@ -30,7 +31,7 @@ from apps.guardrails.pii import detect_pii
 from apps.llm import calls
 from apps.llm.errors import LlmError
 from apps.rag.chunking import ChunkSpec, chunk_text
-from apps.rag.config import ChunkingConfig
+from apps.rag.config import DEFAULT_B, DEFAULT_K1, ChunkingConfig
 from apps.rag.models import Chunk, Collection, Document, DocumentStatus, IndexingJob, JobStatus
 from apps.rag.parsing import ParseError, parse
 
@@ -293,7 +294,8 @@ def delete_chunks(*, document_id: int) -> None:
 
 
 def write_postings(collection_id: int, chunk_ids: list[int], texts: list[str]) -> int:
-    """Feed the BM25 postings of these chunks from PostgreSQL's english parser; returns Σ chunk lengths.
+    """Feed the BM25 postings of these chunks from `rag_tsvector` (PostgreSQL's english configuration after
+    splitting at inner hyphens, migration 0004); returns Σ chunk lengths.
 
     tf is the number of positions of a lexeme in to_tsvector (PostgreSQL keeps at most 256 per lexeme),
     the chunk length the sum of its tfs: the same numbers the reference implementation counts. `impact`
@@ -307,11 +309,11 @@ def write_postings(collection_id: int, chunk_ids: list[int], texts: list[str]) -
             SELECT * FROM unnest(%s::bigint[], %s::text[]) AS s(chunk_id, body)
         ), lex AS (
             SELECT src.chunk_id, u.lexeme, coalesce(array_length(u.positions, 1), 1) AS tf
-            FROM src, unnest(to_tsvector('english', src.body)) u
+            FROM src, unnest(rag_tsvector(src.body)) u
         ), lens AS (
             SELECT chunk_id, sum(tf)::int AS dl FROM lex GROUP BY chunk_id
         ), params AS (
-            SELECT coalesce((c.retrieval->>'k1')::float8, 1.2) AS k1, coalesce((c.retrieval->>'b')::float8, 0.4) AS b,
+            SELECT coalesce((c.retrieval->>'k1')::float8, %s) AS k1, coalesce((c.retrieval->>'b')::float8, %s) AS b,
                    GREATEST(coalesce(CASE WHEN c.chunk_count > 0 THEN c.token_total::float8 / c.chunk_count END,
                                      (SELECT avg(dl) FROM lens)), 1) AS avgdl
             FROM rag_collection c WHERE c.id = %s
@@ -327,7 +329,7 @@ def write_postings(collection_id: int, chunk_ids: list[int], texts: list[str]) -
         SELECT (SELECT coalesce(sum(dl), 0) FROM lens), (SELECT count(*) FROM ins), (SELECT count(*) FROM upd)
     """
     with connection.cursor() as cursor:
-        cursor.execute(sql, [chunk_ids, texts, int(collection_id), int(collection_id)])
+        cursor.execute(sql, [chunk_ids, texts, DEFAULT_K1, DEFAULT_B, int(collection_id), int(collection_id)])
         total, _postings, _updated = cursor.fetchone()
     return int(total)
 

@@ -8,7 +8,8 @@ Where the text lives:
   collections with different embedding models share one table and a collection's search never starves
   behind another's rows.
 - `Posting` is the BM25 inverted index: one row per (chunk, term) with the term frequency and the
-  chunk's length, fed by PostgreSQL's own `english` text-search configuration.
+  chunk's length, fed by `rag_tsvector` (PostgreSQL's own `english` text-search configuration after
+  splitting words at inner hyphens; migration 0004).
 """
 
 from __future__ import annotations
@@ -144,7 +145,7 @@ class Chunk(models.Model):
     char_start = models.PositiveIntegerField(default=0)
     char_end = models.PositiveIntegerField(default=0)
     token_count = models.PositiveIntegerField(default=0)  # estimated model tokens of the text
-    bm25_length = models.PositiveIntegerField(default=0)  # lexemes PostgreSQL's english parser counts
+    bm25_length = models.PositiveIntegerField(default=0)  # lexemes rag_tsvector counts
     metadata = models.JSONField(default=dict, blank=True)
     embedding = VectorField(null=True)  # dimension per collection; see the module docstring
 

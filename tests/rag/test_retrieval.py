@@ -1,4 +1,5 @@
-"""BM25 in SQL equals a pure-Python reference; fusion (RRF, convex), MMR; vector leg with filters."""
+"""BM25 in SQL equals a pure-Python reference; tokenisation; fusion (RRF, convex, z-score) on hand-made rankings;
+MMR; vector leg with filters."""
 
 import math
 from collections import Counter
@@ -25,11 +26,12 @@ CORPUS = {
 
 def _lexemes(text: str) -> Counter:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT lexeme, array_length(positions, 1) FROM unnest(to_tsvector('english', %s))", [text])
+        cursor.execute("SELECT lexeme, array_length(positions, 1) FROM unnest(rag_tsvector(%s))", [text])
         return Counter(dict(cursor.fetchall()))
 
 
-def reference_bm25(docs: dict[int, Counter], query_terms: list[str], k1: float, b: float) -> dict[int, float]:
+def reference_bm25(docs: dict[int, Counter], query: Counter, k1: float, b: float) -> dict[int, float]:
+    """Lucene's BM25, each query term weighted by its repetitions in the query, saturated with k3 = 8."""
     n = len(docs)
     avgdl = sum(sum(tf.values()) for tf in docs.values()) / n
     df = Counter(term for tf in docs.values() for term in tf)
@@ -37,10 +39,11 @@ def reference_bm25(docs: dict[int, Counter], query_terms: list[str], k1: float, 
     for cid, tf in docs.items():
         dl = sum(tf.values())
         score = 0.0
-        for term in set(query_terms):
+        for term, qtf in query.items():
             if term in tf:
                 idf = math.log(1 + (n - df[term] + 0.5) / (df[term] + 0.5))
-                score += idf * tf[term] * (k1 + 1) / (tf[term] + k1 * (1 - b + b * dl / avgdl))
+                weight = 9 * qtf / (8 + qtf)
+                score += weight * idf * tf[term] * (k1 + 1) / (tf[term] + k1 * (1 - b + b * dl / avgdl))
         if score > 0:
             scores[cid] = score
     return scores
@@ -57,7 +60,7 @@ def corpus(collection):
 @pytest.mark.django_db
 @pytest.mark.parametrize("k1, b", [(1.2, 0.75), (0.9, 0.4), (2.0, 1.0), (0.5, 0.0)])
 @pytest.mark.parametrize("query", ["cats and dogs", "mammals", "clean water for goldfish", "running dogs parks",
-                                   "whales bats humans warm blooded"])
+                                   "whales bats humans warm blooded", "mammals, mammals: which mammals hunt cats?"])
 def test_bm25_in_sql_equals_the_reference_computation(corpus, query, k1, b):
     from apps.rag.chunking import ChunkSpec
     from apps.rag.indexing import search_text
@@ -68,7 +71,7 @@ def test_bm25_in_sql_equals_the_reference_computation(corpus, query, k1, b):
         docs[chunk.pk] = _lexemes(search_text(chunk.document.title, spec))
     assert corpus.chunk_count == len(docs)
     assert corpus.token_total == sum(sum(tf.values()) for tf in docs.values())
-    expected = reference_bm25(docs, retrieval.query_terms(query), k1, b)
+    expected = reference_bm25(docs, _lexemes(query), k1, b)
     hits = retrieval.bm25_search(collection=corpus, query=query, limit=100, actor=retrieval.SYSTEM, k1=k1, b=b)
     assert {h.chunk_id for h in hits} == set(expected)
     for hit in hits:
@@ -107,6 +110,30 @@ def test_stop_words_only_query_returns_nothing_instead_of_failing(corpus, owner)
     assert result.hits == []
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("text, lexemes", [
+    ("IL-6 and TNF-alpha", {"il", "6", "tnf", "alpha"}),  # gene names split at the hyphen, no compound
+    ("covid-19 or COVID 19", {"covid", "19"}),  # a hyphenated number is the same number, not '-19'
+    ("x-ray re-entry", {"x", "ray", "re", "entri"}),  # Snowball stems the parts
+    ("BRCA1 p53 mutations", {"brca1", "p53", "mutat"}),  # letters and digits stay one lexeme
+    ("1.5 mg/kg at -20 degrees", {"1.5", "mg/kg", "-20", "degre"}),  # numbers kept whole, a minus sign too
+    ("What is the role of the cells?", {"role", "cell"}),  # english stop words
+])
+def test_rag_tsvector_splits_inner_hyphens_and_stems_with_snowball(text, lexemes):
+    assert set(_lexemes(text)) == lexemes
+    assert set(retrieval.query_terms(text)) == lexemes
+
+
+@pytest.mark.django_db
+def test_a_term_repeated_in_the_query_weighs_more_but_saturates(corpus):
+    def top(query):
+        return retrieval.bm25_search(collection=corpus, query=query, limit=10, actor=retrieval.SYSTEM, k1=1.2,
+                                     b=0.75)[0]
+
+    once, twice, many = top("cats water"), top("cats cats water"), top("cats " * 50 + "water")
+    assert once.score < twice.score < many.score < once.score * 9  # (k3 + 1) bounds the weight of a term
+
+
 def test_rrf_sums_weighted_reciprocal_ranks():
     bm25 = [LegHit(1, 9.0, 1), LegHit(2, 5.0, 2), LegHit(3, 1.0, 3)]
     vector = [LegHit(3, 0.9, 1), LegHit(1, 0.8, 2)]
@@ -131,6 +158,46 @@ def test_convex_fusion_normalises_each_leg():
     assert fused[2] == pytest.approx(0.5 * 0.5 + 0.5 * 1.0)
     assert fused[4] == pytest.approx(0.0)
     assert dict(fuse_convex(bm25, vector, alpha=0.0))[1] == pytest.approx(1.0)
+
+
+def test_zscore_fusion_standardises_each_leg_and_floors_the_absent():
+    bm25 = [LegHit(1, 30.0, 1), LegHit(2, 10.0, 2), LegHit(3, 5.0, 3)]
+    vector = [LegHit(2, 0.9, 1), LegHit(3, 0.6, 2), LegHit(4, 0.3, 3)]
+
+    def z(values, x):
+        mean = sum(values) / len(values)
+        sd = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+        return (x - mean) / sd
+
+    b, v = [30.0, 10.0, 5.0], [0.9, 0.6, 0.3]
+    fused = dict(retrieval.fuse_zscore(bm25, vector, alpha=0.25))
+    assert fused[1] == pytest.approx(0.75 * z(b, 30.0) + 0.25 * z(v, 0.3))  # absent from vector: its lowest
+    assert fused[2] == pytest.approx(0.75 * z(b, 10.0) + 0.25 * z(v, 0.9))
+    assert fused[4] == pytest.approx(0.75 * z(b, 5.0) + 0.25 * z(v, 0.3))  # absent from BM25: its lowest
+    assert [cid for cid, _ in retrieval.fuse_zscore(bm25, vector, alpha=0.0)][0] == 1
+    assert [cid for cid, _ in retrieval.fuse_zscore(bm25, vector, alpha=1.0)][0] == 2
+    # scale-free: multiplying a leg's scores changes nothing
+    scaled = [LegHit(h.chunk_id, h.score * 7, h.rank) for h in bm25]
+    plain, rescaled = retrieval.fuse_zscore(bm25, vector, alpha=0.4), retrieval.fuse_zscore(scaled, vector, alpha=0.4)
+    assert [cid for cid, _ in rescaled] == [cid for cid, _ in plain]
+    assert [score for _, score in rescaled] == pytest.approx([score for _, score in plain])
+
+
+def test_zscore_fusion_of_one_leg_or_equal_scores_does_not_divide_by_zero():
+    assert retrieval.fuse_zscore([], [LegHit(5, 0.7, 1), LegHit(6, 0.7, 2)], alpha=0.5) == [(5, 0.0), (6, 0.0)]
+    assert retrieval.fuse_zscore([], [], alpha=0.5) == []
+
+
+def test_fuse_follows_the_configured_method():
+    bm25 = [LegHit(1, 30.0, 1), LegHit(2, 10.0, 2)]
+    vector = [LegHit(2, 0.9, 1), LegHit(3, 0.6, 2)]
+    config = RetrievalConfig()
+    assert retrieval.fuse(config.replace(fusion="zscore", alpha=0.3), bm25, vector) == \
+        retrieval.fuse_zscore(bm25, vector, alpha=0.3)
+    assert retrieval.fuse(config.replace(fusion="convex", alpha=0.3), bm25, vector) == \
+        fuse_convex(bm25, vector, alpha=0.3)
+    assert retrieval.fuse(config.replace(fusion="rrf", rrf_k=5), bm25, vector) == \
+        fuse_rrf({"bm25": bm25, "vector": vector}, k=5)
 
 
 def test_mmr_prefers_a_diverse_second_result():

@@ -6,6 +6,14 @@
 The BEIR folder holds corpus.jsonl: for SciFact, download
 https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/scifact.zip and unzip it (docs/rag.md).
 
+Run `make run` (or `manage.py portal_setup`) first: it migrates the database and seeds the demo people,
+teams (among them `search`) and the offline models. `--team` is a team's slug or name: an admin lists and
+creates teams on /accounts/teams/; an unknown team is refused with the list of the existing ones.
+`--embedding-model` is a catalog model of kind embedding (/models/; default `local-minilm`, the offline
+all-MiniLM-L6-v2 the portal ships); it is fixed when the collection is created. `--chunking` picks the
+strategy (`whole`: one chunk per document, right for BEIR passages; `recursive` or `fixed` with
+`--chunk-tokens`), also fixed at creation: change it by importing into a new collection.
+
 Creates the collection if needed (whole-document chunks by default: BEIR documents are passages), syncs
 its documents to the corpus (unchanged ones are skipped by content hash, changed ones re-indexed, missing
 ones deleted unless --keep-missing) and runs the indexing job in this process, printing progress.
@@ -25,6 +33,7 @@ from django.db import connection
 from apps.accounts.models import Team
 from apps.core.request_context import acting_as
 from apps.llm.services import catalog_seed_local
+from apps.rag.config import CHUNK_STRATEGIES
 from apps.rag.evaluation import beir_folder
 from apps.rag.indexing import indexing_job_run
 from apps.rag.models import Collection, IndexingJob
@@ -40,9 +49,13 @@ class Command(BaseCommand):
         parser.add_argument("--team", required=True, help="team slug (or name)")
         parser.add_argument("--dir", help="BEIR folder holding corpus.jsonl (default: SCIFACT_DIR; SciFact: unzip "
                                           "BEIR's scifact.zip, see docs/rag.md)")
-        parser.add_argument("--embedding-model", default="local-minilm")
-        parser.add_argument("--chunking", default="whole", choices=["whole", "recursive", "fixed"])
-        parser.add_argument("--chunk-tokens", type=int, default=200)
+        parser.add_argument("--embedding-model", default="local-minilm",
+                            help="catalog name of an embedding model (/models/), used when the collection is "
+                                 "created; default local-minilm, the offline all-MiniLM-L6-v2")
+        parser.add_argument("--chunking", default="whole", choices=list(CHUNK_STRATEGIES),
+                            help="chunking strategy when the collection is created: whole (one chunk per "
+                                 "document, for BEIR passages), recursive or fixed (sized by --chunk-tokens)")
+        parser.add_argument("--chunk-tokens", type=int, default=200, help="chunk size for recursive and fixed")
         parser.add_argument("--limit", type=int, default=0, help="import only the first N documents")
         parser.add_argument("--keep-missing", action="store_true", help="do not delete documents absent from the corpus")
         parser.add_argument("--queue", action="store_true", help="queue the job for the workers instead of running it here")
@@ -54,7 +67,10 @@ class Command(BaseCommand):
             raise CommandError("; ".join(exc.messages))
         team = Team.objects.filter(slug=opts["team"]).first() or Team.objects.filter(name=opts["team"]).first()
         if team is None:
-            raise CommandError(f"There is no team {opts['team']!r}.")
+            known = ", ".join(Team.objects.order_by("slug").values_list("slug", flat=True)) or "none yet"
+            raise CommandError(f"There is no team {opts['team']!r}. Teams: {known}. Run `make run` (or "
+                               "`manage.py portal_setup`) for the demo teams; an admin creates teams on "
+                               "/accounts/teams/.")
         corpus = folder / "corpus.jsonl"
         if not corpus.exists():
             raise CommandError(f"There is no {corpus}.")
