@@ -31,7 +31,7 @@ from apps.gateway.registry import AdmissionTarget, admission_changed
 from apps.gateway.services import gateway_key_update
 from apps.incidents import rules
 from apps.incidents.models import EventKind, Incident, Mitigation, MitigationKind
-from apps.incidents.services import clean_text, timeline_add
+from apps.incidents.services import MAX_ID, clean_text, timeline_add
 from apps.notifications.services import notify
 from apps.reviews.models import UseCase
 
@@ -51,7 +51,7 @@ def _int(name: str, value, *, required: bool) -> int | None:
         return None
     try:
         number = int(str(value).strip())
-        if number < 1:
+        if not 1 <= number <= MAX_ID:
             raise ValueError
     except (TypeError, ValueError):
         raise ValidationError({name: "A whole number of at least 1."})

@@ -39,6 +39,18 @@ UPDATABLE = ("title", "kind", "severity", *TEXT_FIELDS, *LIST_FIELDS, *TIME_FIEL
              "responders", "use_cases", "teams")
 MAX_ITEMS, MAX_ITEM = 50, 200
 MAX_TEXT = 20_000
+MAX_ID = 2**63 - 1
+
+
+def clean_ids(name: str, values) -> list[int]:
+    """Row ids given by number (or as the objects): positive and within a bigint, else a message on `name`."""
+    try:
+        ids = sorted({int(getattr(v, "pk", v)) for v in values})
+    except (TypeError, ValueError):
+        raise ValidationError({name: "Name them by their id (a whole number)."})
+    if any(not 1 <= i <= MAX_ID for i in ids):
+        raise ValidationError({name: "An id is a positive whole number."})
+    return ids
 
 
 def actor_label(actor) -> str:
@@ -100,14 +112,9 @@ def _clean_choice(name: str, value, choices) -> object:
 def _clean_users(name: str, value) -> list:
     if value in (None, ""):
         return []
-    people = list(value)
-    ids = [getattr(p, "pk", p) for p in people]
-    try:
-        ids = [int(i) for i in ids]
-    except (TypeError, ValueError):
-        raise ValidationError({name: "Name people by their user id."})
+    ids = clean_ids(name, value)
     found = list(get_user_model().objects.filter(pk__in=ids, is_active=True))
-    if len(found) != len(set(ids)):
+    if len(found) != len(ids):
         raise ValidationError({name: "Some of these people do not exist or are inactive."})
     return found
 
@@ -121,12 +128,9 @@ def _clean_user(name: str, value):
 def _clean_teams(value) -> list[Team]:
     if value in (None, ""):
         return []
-    ids = []
-    for item in value:
-        ids.append(getattr(item, "pk", item))
-    teams = list(Team.objects.filter(pk__in=[i for i in ids if isinstance(i, int)]) |
-                 Team.objects.filter(slug__in=[i for i in ids if isinstance(i, str)]))
-    if len(teams) != len(set(ids)):
+    ids = clean_ids("teams", value)
+    teams = list(Team.objects.filter(pk__in=ids))
+    if len(teams) != len(ids):
         raise ValidationError({"teams": "Some of these teams do not exist."})
     return teams
 
@@ -134,10 +138,7 @@ def _clean_teams(value) -> list[Team]:
 def _clean_use_cases(value) -> list:
     if value in (None, ""):
         return []
-    try:
-        ids = sorted({int(getattr(v, "pk", v)) for v in value})
-    except (TypeError, ValueError):
-        raise ValidationError({"use_cases": "Name use cases by their id."})
+    ids = clean_ids("use_cases", value)
     found = list(UseCase.objects.filter(pk__in=ids))
     if len(found) != len(ids):
         missing = sorted(set(ids) - {u.pk for u in found})
