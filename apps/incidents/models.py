@@ -98,6 +98,9 @@ class Incident(models.Model):
     def __str__(self) -> str:
         return f"{self.reference} {self.title}"
 
+    def get_absolute_url(self) -> str:
+        return reverse("incidents:detail", args=[self.pk])
+
     @property
     def reference(self) -> str:
         return f"INC-{self.pk}"
@@ -109,9 +112,6 @@ class Incident(models.Model):
     @property
     def unacknowledged(self) -> bool:
         return self.acknowledged_at is None and self.is_open
-
-    def get_absolute_url(self) -> str:
-        return reverse("incidents:detail", args=[self.pk])
 
 
 class EventKind(models.TextChoices):
