@@ -10,7 +10,7 @@ from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from apps.accounts.permissions import Action, teams_for
+from apps.accounts.permissions import Action, teams_for, teams_or_deny
 from apps.core.forms import apply_service_errors
 from apps.core.htmx import is_fragment_request, render_page_or_fragment
 from apps.gateway import selectors as gateway_selectors
@@ -36,11 +36,10 @@ def incident_list(request):
 
 
 def _declare_teams(user):
-    teams = teams_for(user, Action.CHANGE) if not rules.is_council_member(user) else teams_for(user, Action.VIEW)
-    teams = teams.order_by("name")
-    if not teams.exists():
-        raise PermissionDenied("Engineers and owners of a team, and council members, declare incidents.")
-    return teams
+    """The teams this person may declare for: their teams where they are engineers or owners; every team for
+    council members (who see every team)."""
+    return teams_or_deny(user, Action.VIEW if rules.is_council_member(user) else Action.CHANGE,
+                         "Engineers and owners of a team, and council members, declare incidents.")
 
 
 @login_required
