@@ -8,6 +8,7 @@ from apps.audit.models import AuditEvent
 from apps.incidents import services
 from apps.incidents.models import Incident, SeverityDefinition
 from apps.notifications.models import Notification
+from apps.notifications.waiting import waiting_for
 
 
 def _audit(incident, action):
@@ -92,3 +93,12 @@ def test_an_engineer_of_an_affected_team_may_update_one_of_another_team(declare,
 def test_the_severity_levels_are_defined_and_editable(db):
     levels = SeverityDefinition.objects.order_by("level")
     assert [d.level for d in levels] == [1, 2, 3, 4] and all(d.summary for d in levels)
+
+
+def test_unacknowledged_incidents_wait_on_the_owning_team_until_acknowledged(incident, owner, engineer, outsider):
+    def waiting(user):
+        return [w.count for w in waiting_for(user) if w.key == "incidents.unacknowledged"]
+
+    assert waiting(owner) == [1] and waiting(engineer) == [1] and waiting(outsider) == []
+    services.incident_acknowledge(incident=incident, actor=engineer)
+    assert waiting(owner) == []
