@@ -100,9 +100,7 @@ def _expiry(expires_in_minutes) -> datetime:
     return timezone.now() + timedelta(minutes=minutes)
 
 
-def _require(actor, incident: Incident, team: Team) -> None:
-    if not rules.may_update(actor, incident):
-        raise PermissionDenied("Only engineers of the incident's teams and council members apply mitigations.")
+def _require_team(actor, incident: Incident, team: Team) -> None:
     if team.pk not in rules.team_ids_of(incident) and not (is_admin(actor) or rules.is_council_member(actor)):
         raise PermissionDenied(f"{team.name} is not among this incident's teams: add it to the incident first.")
 
@@ -115,6 +113,8 @@ def _active(kind: str, target: dict):
 def mitigation_apply(*, incident: Incident, actor, kind: str, target: dict, params: dict | None = None,
                      reason: str = "", expires_in_minutes=None) -> Mitigation:
     """Switch something now. Bad input: ValidationError naming the field, nothing switched."""
+    if not rules.may_update(actor, incident):
+        raise PermissionDenied("Only engineers of the incident's teams and council members apply mitigations.")
     if kind not in SCOPES:
         raise ValidationError({"kind": f"Choose one of: {', '.join(SCOPES)} (the other kinds are not built yet)."})
     if not incident.is_open:
@@ -129,7 +129,7 @@ def mitigation_apply(*, incident: Incident, actor, kind: str, target: dict, para
         except ValidationError as exc:
             errors.update(exc.message_dict)
     if "target" in clean:
-        _require(actor, incident, clean["target"][2])
+        _require_team(actor, incident, clean["target"][2])
         if _active(kind, clean["target"][0]).exists():
             errors["target"] = f"{clean['target'][1]} is switched already ({kind.replace('_', ' ')})."
     if kind == MitigationKind.FEATURE_OFF:
