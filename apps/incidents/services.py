@@ -272,6 +272,12 @@ def incident_update(*, incident: Incident, actor, **values) -> Incident:
     if "severity" in changes and incident.severity in PAGING_SEVERITIES and \
             before["severity"] not in PAGING_SEVERITIES:
         _page(incident, why=f"{actor_label(actor)} raised this incident to {incident.get_severity_display()}.")
+    if "commander" in changes and incident.commander is not None:
+        notify(users=[incident.commander], kind="incident", link=incident.get_absolute_url(),
+               title=f"You command {incident.reference}: {incident.title}"[:200],
+               body=f"{actor_label(actor)} made you the commander of this {incident.get_severity_display()}.",
+               dedupe_key=f"incident:{incident.pk}:commander:{incident.commander_id}",
+               email=incident.severity in PAGING_SEVERITIES)
     audit_record(action="incident.update", obj=incident, actor=actor, changes=changes)
     return incident
 

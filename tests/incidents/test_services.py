@@ -102,3 +102,10 @@ def test_unacknowledged_incidents_wait_on_the_owning_team_until_acknowledged(inc
     assert waiting(owner) == [1] and waiting(engineer) == [1] and waiting(outsider) == []
     services.incident_acknowledge(incident=incident, actor=engineer)
     assert waiting(owner) == []
+
+
+def test_a_new_commander_is_told(incident, engineer, owner):
+    services.incident_update(incident=incident, actor=engineer, commander=owner.pk)
+    incident.refresh_from_db()
+    assert incident.commander == owner
+    assert Notification.objects.filter(user=owner, title__startswith="You command").count() == 1
