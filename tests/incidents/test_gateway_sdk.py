@@ -6,7 +6,9 @@ import openai
 import pytest
 from openai import OpenAI
 
+from apps.gateway.asgi import Gateway
 from apps.incidents import mitigations, selectors
+from tests.gateway.conftest import serving
 
 QUESTION = [{"role": "user", "content": "Question: how long do refunds take?\n\n[1] Refunds take 14 days."}]
 
@@ -49,3 +51,29 @@ def test_rate_limit_refuses_with_429_and_undo_restores(gateway_url, local_catalo
         _ask(sdk)
     mitigations.mitigation_undo(mitigation=mitigation, actor=engineer)
     assert _ask(sdk).choices
+
+
+@pytest.fixture
+def second_gateway(gateway_url):
+    """Another gateway app with its own key and admission caches, as a second gateway process has."""
+    with serving(Gateway()) as base_url:
+        yield base_url
+
+
+def test_every_gateway_obeys_the_switch_on_its_next_request(gateway_url, second_gateway, local_catalog,
+                                                            gateway_key, incident, engineer, settings):
+    settings.GATEWAY_ADMISSION_TTL_SECONDS = 3600  # only the stamp can make a gateway ask again
+    key, secret = gateway_key()
+    sdks = [OpenAI(base_url=url, api_key=secret, max_retries=0) for url in (gateway_url, second_gateway)]
+    for sdk in sdks:
+        assert _ask(sdk).choices  # each caches "admitted" for this key
+
+    mitigation = mitigations.mitigation_apply(incident=incident, actor=engineer, kind="feature_off",
+                                              target={"scope": "key", "key_id": key.pk})
+    for sdk in sdks:
+        with pytest.raises(openai.APIStatusError) as caught:
+            _ask(sdk)
+        assert caught.value.status_code == 423
+    mitigations.mitigation_undo(mitigation=mitigation, actor=engineer)
+    for sdk in sdks:
+        assert _ask(sdk).choices
