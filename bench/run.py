@@ -71,8 +71,12 @@ BENCHES = {"startup": bench_startup, "home": bench_home, "prompts_resolve": benc
            "rag_indexing": lambda: _bench_module("bench.rag_indexing", timeout=7200),
            # issue #12: 50 API clients against `make run` for 2 minutes, then a 10-minute soak
            "web_connections": lambda: _bench_module("bench.web_connections", timeout=1800),
+           # issue #14: 100 concurrent calls against a gateway budget cap (overspend), the reservation's cost
+           "gateway_budget_race": lambda: _bench_module("bench.gateway_budget_race"),
            # issue #14: the gateway's response cache, hit against miss, plain and streamed
-           "gateway_cache": lambda: _bench_module("bench.gateway_cache")}
+           "gateway_cache": lambda: _bench_module("bench.gateway_cache"),
+           # issue #14: the guardrails' time per request (input, output, streamed output) for 1 kB and 8 kB texts
+           "gateway_guardrails": lambda: _bench_module("bench.gateway_guardrails", timeout=1800)}
 NEEDS_SCIFACT = {"rag_scifact", "rag_indexing"}
 
 

@@ -31,6 +31,8 @@ BEAT_SCHEDULE = dict(
         "incidents-mitigations-expiry": {"task": "apps.incidents.tasks.mitigations_expiry_sweep_task", "schedule": 60.0},
         # rag: re-queue indexing jobs and retrieval eval runs whose worker stopped (stale heartbeat)
         "rag-indexing-sweep-stuck": {"task": "apps.rag.tasks.indexing_sweep_stuck_task", "schedule": 60.0},
+        # gateway: sampled bodies past their retention (GATEWAY_BODY_RETENTION_DAYS)
+        "gateway-bodies-sweep": {"task": "apps.gateway.tasks.gateway_bodies_sweep_task", "schedule": crontab(hour=2, minute=50)},
         # evals: re-queue eval runs that stopped making progress (dead worker): only missing units are redone
         "evals-runs-resume-stalled": {"task": "apps.evals.tasks.eval_runs_resume_stalled_task", "schedule": 60.0},
     }

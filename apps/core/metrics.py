@@ -48,6 +48,14 @@ GATEWAY_LATENCY = Histogram(
     "portal_gateway_request_seconds", "Gateway time from the request to its answer's first byte (streams) or "
     "whole answer", ["endpoint"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 
+# Guardrails in the gateway's path (apps/gateway/guard.py): each safety event, and the time the checks took per
+# request and direction (input: before the call; output: the answer's scan, for streams summed over the deltas).
+GATEWAY_GUARDRAIL_ACTIONS = Counter("portal_gateway_guardrail_actions_total", "Guardrail actions (safety events)",
+                                    ["direction", "check", "action"])
+GATEWAY_GUARDRAIL_SECONDS = Histogram(
+    "portal_gateway_guardrail_seconds", "Guardrail time per request and direction", ["direction"],
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25))
+
 
 def observe_request(method: str, route: str, status: int, seconds: float) -> None:
     REQUESTS.labels(method, route, str(status)).inc()

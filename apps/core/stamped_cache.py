@@ -4,6 +4,9 @@ A stamp is a random token under its own key; an entry is stored with the stamp i
 the stamp (after a commit) makes every entry built under the old one unservable at once, with no delete/rebuild
 race: an entry built from old rows carries the old stamp. Used by prompt resolve (a stamp per prompt) and the
 API token cache (one stamp for everything authentication reads). A cache outage means building every time.
+
+`stamp_aread(stamp_key)` reads one stamp from an event loop without a thread hop (the gateway's prompt by
+reference keeps its own per-process copies of resolve payloads and compares stamps on every request).
 """
 
 from __future__ import annotations
@@ -13,10 +16,15 @@ import uuid
 from collections.abc import Callable
 from typing import TypeVar
 
+from django.conf import settings
 from django.core.cache import cache
+from django.core.cache.backends.redis import RedisSerializer
+
+from apps.core import redis as portal_redis
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+_serializer = RedisSerializer()
 
 
 def stamped_get(stamp_key: str, entry_key: str, build: Callable[[], T], *, timeout: int,
@@ -51,3 +59,16 @@ def stamped_set(stamp_key: str, entry_key: str, value, *, timeout: int, stamp: s
 
 def new_stamp() -> str:
     return uuid.uuid4().hex
+
+
+async def stamp_aread(stamp_key: str) -> str | None:
+    """The current stamp, read with the event loop's Redis client when the cache lives on settings.REDIS_URL
+    (one GET), else through the cache in a thread. None when there is none or the cache is unavailable."""
+    try:
+        if settings.CACHES["default"].get("LOCATION") == settings.REDIS_URL:
+            raw = await portal_redis.async_client().get(cache.make_and_validate_key(stamp_key))
+            return None if raw is None else _serializer.loads(raw)
+        return await cache.aget(stamp_key)
+    except Exception:
+        log.warning("cache unavailable: stamp %s not read", stamp_key, exc_info=True)
+        return None

@@ -191,8 +191,12 @@ def reserve(*, request_id: str, team_id, feature: str, tenant: str, model: str,
 
 
 def _refusal_message(budget: Budget, period: BudgetPeriod, worst: Decimal) -> str:
-    used = period.spent + period.reserved
-    when = "" if period.period_end is None else f" It resets on {period.period_end:%Y-%m-%d} (UTC)."
+    return refusal_message(budget, used=period.spent + period.reserved, worst=worst, period_end=period.period_end)
+
+
+def refusal_message(budget: Budget, *, used: Decimal, worst: Decimal, period_end: datetime | None) -> str:
+    """Why a hard cap refuses a call, naming the budget (the portal's own calls and the gateway's alike)."""
+    when = "" if period_end is None else f" It resets on {period_end:%Y-%m-%d} (UTC)."
     return (f"Budget '{budget.name}' ({budget.scope_label}) would go over its hard cap of ${budget.hard_cap:,.2f}: "
             f"${used:,.4f} is spent or reserved and this call could cost up to ${worst:,.4f}.{when} "
             "A team owner can raise the cap on the Budgets page.")

@@ -19,6 +19,7 @@ from decimal import Decimal
 
 from django.db import connection, transaction
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from apps.audit.services import audit_record
 from apps.costs import alerts, budgets, db, rollups
@@ -32,7 +33,7 @@ COLUMNS = (
     ("price_id", "bigint"), ("latency_ms", "int"), ("status", "text"), ("error_type", "text"),
     ("outcome", "text"), ("ingested_at", "timestamptz"), ("gateway_key_id", "bigint"), ("alias", "text"),
     ("deployment", "text"), ("upstream_ms", "int"), ("ttft_ms", "int"), ("cache_hit", "bool"),
-    ("fallbacks", "smallint"), ("cache_saving", "numeric"),
+    ("fallbacks", "smallint"), ("cache_saving", "numeric"), ("guardrail_actions", "jsonb"),
 )
 _NAMES = ", ".join(name for name, _ in COLUMNS)
 _UNNEST = ", ".join(f"%s::{kind}[]" for _, kind in COLUMNS)
@@ -45,7 +46,12 @@ DEFAULTS = {
     "price_id": None, "latency_ms": 0, "status": "ok", "error_type": "", "outcome": "unknown",
     "cache_savings": Decimal(0), "gateway_key_id": None, "alias": "", "deployment": "", "upstream_ms": None,
     "ttft_ms": None, "cache_hit": False, "fallbacks": 0, "cache_saving": None,
+    "guardrail_actions": None,
 }
+
+
+def _jsonb(value):
+    return None if value is None else Jsonb(value)
 
 
 def ledger_write(rows: list[dict], *, settle: bool = False, audit: dict | None = None,
@@ -60,7 +66,8 @@ def ledger_write(rows: list[dict], *, settle: bool = False, audit: dict | None =
     now = now or timezone.now()
     for r in rows:
         r.setdefault("ingested_at", now)
-    columns = [[r[name] for r in rows] for name, _ in COLUMNS]
+    columns = [[_jsonb(r[name]) for r in rows] if kind == "jsonb" else [r[name] for r in rows]
+               for name, kind in COLUMNS]
     with transaction.atomic(), connection.cursor() as cursor:
         rollups.lock_shared()
         new_ids = {request_id: pk for pk, request_id in db.execute_fast(_INSERT, columns)}

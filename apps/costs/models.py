@@ -117,6 +117,9 @@ class UsageEvent(models.Model):
     # A gateway response-cache hit costs nothing: this is what its answer cost when it was first made (the
     # saving). Not `cache_savings` of the rollups' prompt caching (cached input tokens at a lower price).
     cache_saving = models.DecimalField(max_digits=16, decimal_places=8, null=True, blank=True)
+    # The gateway's guardrail actions on this call (safety events): [{"direction", "check", "action", "kinds",
+    # ("excerpt", redacted, only where the key's policy says)}]; NULL when there were none.
+    guardrail_actions = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["-occurred_at"]
@@ -124,6 +127,9 @@ class UsageEvent(models.Model):
             # Append-mostly and time-ordered: a BRIN index is tiny and lets range scans skip blocks.
             BrinIndex(fields=["occurred_at"], name="usage_time_brin", pages_per_range=32),
             models.Index(fields=["team", "occurred_at"], name="usage_team_time_idx"),
+            # Safety events are rare: a partial index keeps their counts cheap and costs nothing otherwise.
+            models.Index(fields=["gateway_key_id", "occurred_at"], name="usage_guardrail_idx",
+                         condition=Q(guardrail_actions__isnull=False)),
         ]
 
     def __str__(self) -> str:

@@ -6,18 +6,21 @@ Dashboards and the summary API read rollups only — never raw events.
 from __future__ import annotations
 
 import contextlib
+import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.core.cache import cache
+from django.db import transaction
 from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
 from apps.accounts.models import ApiToken, Team
 from apps.accounts.permissions import Action, sees_everything, team_actions, teams_for
+from apps.core import redis as portal_redis
 from apps.core.demo_status import demo_loading
-from apps.costs.budgets import period_bounds
+from apps.costs.budgets import PeriodBounds, active_budgets, period_bounds, scope_spend
 from apps.costs.models import (
     Budget,
     BudgetPeriod,
@@ -326,9 +329,29 @@ def call_status_choices() -> list[tuple[str, str]]:
     return list(CallStatus.choices)
 
 
+def guardrail_action_counts(*, actor, gateway_key_ids, start: datetime, end: datetime | None = None) -> list[dict]:
+    """Safety events of the gateway per key, use case, direction, check and action since `start` (the events the
+    actor may see): [{"gateway_key_id", "use_case_id", "direction", "check", "action", "count"}], most first."""
+    events = UsageEvent.objects.filter(guardrail_actions__isnull=False, gateway_key_id__in=list(gateway_key_ids),
+                                       occurred_at__gte=start)
+    team_ids = visible_team_ids(actor)
+    if team_ids is not None:
+        events = events.filter(team_id__in=team_ids)
+    if end is not None:
+        events = events.filter(occurred_at__lt=end)
+    counts: dict[tuple, int] = {}
+    for key_id, use_case_id, actions in events.values_list("gateway_key_id", "use_case_id", "guardrail_actions"):
+        for action in actions or ():
+            group = (key_id, use_case_id, action.get("direction", ""), action.get("check", ""), action.get("action", ""))
+            counts[group] = counts.get(group, 0) + 1
+    names = ("gateway_key_id", "use_case_id", "direction", "check", "action")
+    return [{**dict(zip(names, group, strict=True)), "count": n}
+            for group, n in sorted(counts.items(), key=lambda item: (-item[1], str(item[0])))]
+
+
 def _usage_events(*, actor, source: str | None = None, gateway_key_ids=None, status: str | None = None,
-                  alias: str | None = None, start: datetime | None = None,
-                  end: datetime | None = None) -> QuerySet[UsageEvent]:
+                  alias: str | None = None, start: datetime | None = None, end: datetime | None = None,
+                  request_id: str | None = None) -> QuerySet[UsageEvent]:
     events = UsageEvent.objects.all()
     team_ids = visible_team_ids(actor)
     if team_ids is not None:
@@ -341,6 +364,8 @@ def _usage_events(*, actor, source: str | None = None, gateway_key_ids=None, sta
         events = events.filter(status=status)
     if alias:
         events = events.filter(alias=alias)
+    if request_id:
+        events = events.filter(request_id=request_id)
     if start is not None:
         events = events.filter(occurred_at__gte=start)
     if end is not None:
@@ -350,16 +375,76 @@ def _usage_events(*, actor, source: str | None = None, gateway_key_ids=None, sta
 
 def usage_event_log(*, actor, source: str | None = None, gateway_key_ids=None, status: str | None = None,
                     alias: str | None = None, start: datetime | None = None, end: datetime | None = None,
-                    limit: int = 100) -> list[UsageEvent]:
+                    request_id: str | None = None, limit: int = 100) -> list[UsageEvent]:
     """The newest raw usage events the actor may see (metadata only: the ledger holds no text), filtered.
 
     `gateway_key_ids`: only events of these gateway keys (the gateway's request log); `end` is exclusive.
     """
     events = _usage_events(actor=actor, source=source, gateway_key_ids=gateway_key_ids, status=status, alias=alias,
-                           start=start, end=end)
+                           start=start, end=end, request_id=request_id)
     return list(events.order_by("-occurred_at", "-id")[:limit])
 
 
+# --- the hard-capped budgets, for the gateway's reservations in Redis (apps/gateway/budgets.py) ---------------
+
+
+class _CappedBudgets:
+    """Every active budget with a hard cap, in this process, valid while the stamp it was read under is."""
+
+    def __init__(self):
+        self.stamp: bytes | None = None
+        self.budgets: tuple[Budget, ...] = ()
+
+
+_capped = _CappedBudgets()
+
+
+def capped_budgets_stamp_key() -> str:
+    """The Redis key of the stamp that moves (on commit) whenever a budget is saved or deleted."""
+    return portal_redis.key("costs", "capped-budgets-stamp")
+
+
+def capped_budgets_cached(stamp: bytes) -> tuple[Budget, ...] | None:
+    """The capped budgets read under `stamp` (no query), or None when they must be read again."""
+    return _capped.budgets if _capped.stamp == stamp else None
+
+
+def capped_budgets(stamp: bytes) -> tuple[Budget, ...]:
+    """Every active budget with a hard cap (a few rows: one query, only when the stamp moved), cached under
+    `stamp` — the value of capped_budgets_stamp_key() the caller read before calling."""
+    cached = capped_budgets_cached(stamp)
+    if cached is None:
+        cached = tuple(b for b in active_budgets() if b.hard_cap is not None)
+        teams = Team.objects.in_bulk({b.team_id for b in cached if b.team_id})
+        for budget in cached:  # the refusal names the scope (scope_label) without a query on the async path
+            if budget.team_id:
+                budget.team = teams[budget.team_id]
+        _capped.stamp, _capped.budgets = stamp, cached
+    return cached
+
+
+def capped_budgets_reset() -> None:
+    """Forget the capped budgets read in this process (tests: the database was emptied under the cache)."""
+    _capped.stamp, _capped.budgets = None, ()
+
+
+def capped_budgets_changed() -> None:
+    """A budget changed: every process reads the capped budgets again after this transaction commits."""
+
+    def bump() -> None:
+        _capped.stamp = None
+        portal_redis.client().set(capped_budgets_stamp_key(), uuid.uuid4().hex)
+
+    transaction.on_commit(bump)
+
+
+def budget_usage(budget: Budget, bounds: PeriodBounds) -> Decimal:
+    """What the ledger holds against a budget's period: its scope's settled spend (the rollups, which every
+    recorded call reaches in its own transaction: the gateway's, the portal's own and ingested usage) plus the
+    portal's own calls' reservations in flight. The gateway seeds and reconciles its Redis counters with it."""
+    reserved = (BudgetPeriod.objects.filter(budget=budget, period_start=bounds.start)
+                .values_list("reserved", flat=True).first())
+    return scope_spend(budget, bounds.counted_from, bounds.end) + (reserved or Decimal(0))
 def gateway_cache_summary(*, actor, gateway_key_ids, start: datetime, end: datetime | None = None,
                           status: str | None = None, alias: str | None = None) -> dict:
     """The gateway response cache per key over a window of raw events: requests, hits, hit rate, saved.

@@ -55,7 +55,8 @@ def usage_row(*, context: UsageContext, provider: str, model: str, price_name: s
     """One priced ledger row (for `ledger_write`), at the price valid when the call happened.
 
     `gateway`: the gateway's columns (gateway_key_id, alias, deployment, upstream_ms, ttft_ms, cache_hit,
-    fallbacks, cache_saving); the gateway's recorder writes its rows in batches through ledger_write with this.
+    fallbacks, cache_saving, guardrail_actions: a list, or None for none); the gateway's recorder writes its rows
+    in batches through ledger_write with this.
     """
     unknown = set(gateway) - GATEWAY_COLUMNS
     if unknown:
@@ -86,7 +87,7 @@ def usage_row(*, context: UsageContext, provider: str, model: str, price_name: s
 
 
 GATEWAY_COLUMNS = frozenset({"gateway_key_id", "alias", "deployment", "upstream_ms", "ttft_ms", "cache_hit",
-                             "fallbacks", "cache_saving"})
+                             "fallbacks", "cache_saving", "guardrail_actions"})
 
 
 def usage_event_record(*, context: UsageContext, provider: str, model: str, price_name: str | None = None,

@@ -24,7 +24,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from apps.accounts.permissions import user_of
+from apps.accounts.permissions import Action, require, user_of
 from apps.audit.services import audit_record
 from apps.core.safe_input import MAX_JSON_DEPTH, find_bad_text
 from apps.evals import conf
@@ -581,6 +581,33 @@ def dataset_item_from_playground(*, dataset: Dataset, run, expected: str | None,
         message=f"from playground run {run.pk} ({run.version})",
         items=[{"inputs": run.inputs or {}, "expected": expected, "tags": list(tags),
                 "metadata": {"model": run.model, "prompt_version_id": run.version_id}}],
+    )
+
+
+GATEWAY_OWN_METADATA = ("tenant",)  # request metadata the gateway reads itself: never an input
+
+
+@transaction.atomic
+def dataset_item_from_gateway(*, dataset: Dataset, body, expected: str | None, tags=(), actor=None
+                              ) -> DatasetRevision:
+    """A stored (redacted) gateway request as a dataset item of its team's dataset: a prompt-by-reference
+    request gives its template variables as inputs, any other request its messages. The revision's audit
+    event (eval.dataset.revise, source gateway) records the add."""
+    if actor is not None:
+        require(actor, Action.CHANGE, dataset)
+    if dataset.team_id != body.team_id:
+        raise ValidationError({"dataset": "Choose a dataset of the team whose key made this request."})
+    request = body.request or {}
+    if request.get("prompt"):
+        inputs = {k: v for k, v in (request.get("metadata") or {}).items() if k not in GATEWAY_OWN_METADATA}
+    else:
+        inputs = {"messages": request.get("messages") or []}
+    return dataset_items_add(
+        dataset=dataset, actor=actor, source=ItemSource.GATEWAY, source_ref=f"gateway-request:{body.request_id}",
+        message=f"from gateway request {body.request_id}",
+        items=[{"inputs": inputs, "expected": expected, "tags": list(tags),
+                "metadata": {"gateway_request_id": body.request_id, "model": body.model,
+                             "prompt": request.get("prompt") or ""}}],
     )
 
 

@@ -1,6 +1,6 @@
 """Everything evals registers at start-up, in one place (AppConfig.ready() calls `register()`): the built-in
 run target, and into the prompt catalog the eval-gate check, the playground's "save as a dataset item" button
-and the gate panel on a prompt's page."""
+and the gate panel on a prompt's page; into the gateway the "Add to eval dataset" button of a stored body."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from django.urls import reverse
 
 from apps.accounts.permissions import Action, teams_for
 from apps.evals import gates, selectors, targets
+from apps.gateway.registry import register_body_action
 from apps.prompts.registry import register_gate_check, register_playground_action, register_prompt_panel
 from apps.prompts.selectors import version_list
 
@@ -34,8 +35,16 @@ def playground_action_url(*, run, user):
     return reverse("evals:from_playground", args=[run.pk])
 
 
+def body_action_url(*, body, user):
+    """The request log's button on a stored body: add it to a dataset (for who may change the team's datasets)."""
+    if not selectors.dataset_list(actor=user, action=Action.CHANGE).filter(team_id=body.team_id).exists():
+        return None
+    return reverse("evals:from_gateway", args=[body.request_id])
+
+
 def register() -> None:
     targets.register_builtin_targets()
     register_gate_check("eval_gate", "Eval gate passes", gates.eval_gate_check, order=40)
     register_playground_action("evals_save_item", "Save as a dataset item", playground_action_url)
+    register_body_action("evals_add_item", "Add to eval dataset", body_action_url)
     register_prompt_panel("eval_gate", prompt_panel)

@@ -23,6 +23,7 @@ class ItemSource(models.TextChoices):
     IMPORT = "import", "Import"
     PLAYGROUND = "playground", "Playground"
     FEEDBACK = "feedback", "Production feedback"
+    GATEWAY = "gateway", "Gateway request"
     SEED = "seed", "Seeded"
 
 

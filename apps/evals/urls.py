@@ -33,4 +33,5 @@ urlpatterns = [
     path("dashboards/", dashboards.dashboards, name="dashboards"),
     path("feedback/", dashboards.feedback_list, name="feedback_list"),
     path("from-playground/<int:run_id>/", datasets.from_playground, name="from_playground"),
+    path("from-gateway/<str:request_id>/", datasets.from_gateway, name="from_gateway"),
 ]

@@ -7,8 +7,10 @@
 Per request: read the body (≤ GATEWAY_MAX_BODY_BYTES, else 413) → the key (`Authorization: Bearer pk-gw-…`,
 cached in process, checked against the gateway stamp: one Redis GET) → parse → alias allowed (403) →
 admission guards (423) → limits (429 + Retry-After; one pipelined round trip) → the response cache, when the key
-or request opts in (apps/gateway/cache.py: a hit answers here) → the call path (apps/llm/acalls.py) with a
-recorder that XADDs the call's record before the answer's last bytes → the answer (stored if cacheable).
+or request opts in (apps/gateway/cache.py: a hit answers here) → the call path (apps/llm/acalls.py), whose
+preflight hook reserves the worst case on every budget that applies (429 insufficient_quota;
+apps/gateway/budgets.py), with a recorder that settles it and XADDs the call's record before the answer's last
+bytes → the answer (stored if cacheable).
 Headers: X-Portal-Request-Id, X-Portal-Tenant (metadata.tenant or the request header), X-Portal-Cache (hit/miss).
 The secret is never logged: logs name a key by its prefix.
 """
@@ -27,7 +29,7 @@ from apps.core import metrics
 from apps.core.asgi import serve_lifespan
 from apps.costs.models import Operation
 from apps.costs.services import UsageContext
-from apps.gateway import cache, keys, limits, recording, registry, wire
+from apps.gateway import budgets, cache, guard, keys, limits, prompt_ref, recording, registry, wire
 from apps.gateway.keys import KeyCache, KeyInfo
 from apps.gateway.wire import GatewayError
 from apps.llm import acalls
@@ -87,6 +89,7 @@ class Gateway:
     def __init__(self):
         self.keys = KeyCache()
         self.admitted: dict[int, tuple[bytes, float, tuple[str, str] | None]] = {}
+        self.prompts = prompt_ref.PromptRefs()  # prompt by reference: resolved targets under their stamps
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
@@ -128,9 +131,11 @@ class Gateway:
             await handler(request, send)
         except GatewayError as error:
             answered["code"] = error.code or "error"
-            if request.info is not None and request.usage_context is not None:
+            # A budget refusal or a guardrail block: the call path recorded it already.
+            if request.info is not None and request.usage_context is not None and not error.recorded:
                 await recording.refusal_record(request.info, context=request.usage_context, model=request.model,
-                                               operation=request.operation, code=answered["code"])
+                                               operation=request.operation, code=answered["code"],
+                                               guardrail_actions=error.actions)
             await self._error(request, send, error)
         except ConnectionResetError:
             answered["code"] = "client_gone"
@@ -147,6 +152,7 @@ class Gateway:
 
     async def _error(self, request: Request, send, error: GatewayError) -> None:
         extra = [(b"retry-after", str(error.retry_after).encode())] if error.retry_after else []
+        extra += getattr(error, "headers", ())  # a budget refusal: x-should-retry
         await self._send(send, error.status, error.body(), request.response_headers(extra=extra))
 
     @staticmethod
@@ -183,20 +189,9 @@ class Gateway:
         if not info.allows(model):
             raise GatewayError(403, f"This key may not use '{model}'; it may use: "
                                     f"{', '.join(info.allowed_aliases)}.", code="model_not_allowed", param="model")
-        stamp = request.stamp  # read once per request, by authenticate()
-        cached = self.admitted.get(info.id)
-        now = time.monotonic()
-        if cached is not None and cached[0] == stamp and now - cached[1] < settings.GATEWAY_ADMISSION_TTL_SECONDS:
-            refusal = cached[2]
-        else:
-            target = registry.AdmissionTarget(key_id=info.id, team_id=info.team_id, feature=info.feature,
-                                              use_case_id=info.use_case_id)
-            try:
-                refusal = await sync_to_async(registry.admission_check)(target)
-            except Exception:
-                log.exception("admission guard failed for key %s", info.prefix)
-                raise GatewayError(503, "An admission check could not run; try again.", code="guard_failed")
-            self.admitted[info.id] = (stamp, now, refusal)
+        # request.stamp: read once per request, by authenticate()
+        refusal = await registry.cached_answer(self.admitted, info, request.stamp, registry.admission_check,
+                                               failure="An admission check could not run; try again.")
         if refusal:
             raise GatewayError(423, refusal[1], code=refusal[0])
         hit = await limits.admit(info)
@@ -227,7 +222,8 @@ class Gateway:
     async def models(self, request: Request, send) -> None:
         info = await self.authenticate(request)
         names = await sync_to_async(_model_names)()
-        body = wire.models_list([(name, owner) for name, owner in names if info.allows(name)])
+        prompts = await sync_to_async(prompt_ref.model_names)(info)  # `prompt:NAME@LABEL` the key may call
+        body = wire.models_list([(name, owner) for name, owner in names if info.allows(name)] + prompts)
         await self._send(send, 200, body, request.response_headers())
 
     async def embeddings(self, request: Request, send) -> None:
@@ -236,14 +232,18 @@ class Gateway:
         model, texts, encoding, metadata = wire.parse_embeddings(wire.parse_json(body))
         context = self.context(request, info, metadata, model=model, operation=Operation.EMBEDDING)
         await self.admit(request, info, model)
+        screen = await guard.screen_for(info, request.stamp)  # guardrails: the input policy (guard.py)
+        texts = screen.texts_input(texts)
+        recorder = screen.recorder(recording.recorder_for(info))
         cached = await cache.embeddings_lookup(info, request.headers, model=model, texts=texts)
         if cached is not None and cached.hit:
             await cache.embeddings_answer(cached, request=request, model=model, encoding=encoding, send=send,
-                                          reply=self._send, context=context, recorder=recording.recorder_for(info))
+                                          reply=self._send, context=context, recorder=recorder)
             return
-        result = await acalls.aembed(model=model, texts=texts, context=context,
-                                     recorder=recording.recorder_for(info))
-        await limits.charge(info, tokens=result.usage.total_tokens, cost=result.cost)
+        hold = budgets.BudgetHold(info)  # reserved before the call, settled when it is recorded
+        result = await acalls.aembed(model=model, texts=texts, context=context, preflight=hold.preflight,
+                                     recorder=hold.recorder(recorder))
+        await limits.charge(info, tokens=result.usage.total_tokens)
         await cache.embeddings_store(cached, result)
         await self._send(send, 200, wire.embeddings(result, model=model, encoding=encoding),
                          request.response_headers())
@@ -251,25 +251,37 @@ class Gateway:
     async def chat(self, request: Request, send) -> None:
         body = await request.body()
         info = await self.authenticate(request)
-        call = wire.parse_chat(wire.parse_json(body))
+        data = wire.parse_json(body)
+        prompt = await self.prompts.prepare(data, info)  # `model: "prompt:…"`: rendered into data (prompt_ref.py)
+        call = wire.parse_chat(data)
         context = self.context(request, info, call.metadata, model=call.model, operation=Operation.CHAT)
+        await self.prompts.admit(prompt, context)  # the usage row carries the version; the kill switch (423)
         await self.admit(request, info, call.model)
+        screen = await guard.screen_for(info, request.stamp)  # guardrails (guard.py): input now, output below
+        call = screen.chat_input(call)
+        recorder = screen.recorder(recording.recorder_for(info))
         completion_id = f"chatcmpl-{request.request_id}"
-        cached = await cache.chat_lookup(info, request.headers, call)
+        cached = None
+        if not screen.scans_output:  # an answer the output scan changed is not what a replay should serve
+            cached = await cache.chat_lookup(info, request.headers, call,
+                                             prompt_version_id=prompt and f"{prompt.prompt_id}:{prompt.version_number}")
         if cached is not None and cached.hit:
             await cache.chat_answer(cached, request=request, call=call, send=send, reply=self._send, context=context,
-                                    recorder=recording.recorder_for(info), completion_id=completion_id)
+                                    recorder=recorder, completion_id=completion_id)
             return
+        hold = budgets.BudgetHold(info)  # reserved before the call (a hit reserves nothing), settled when recorded
         if not call.stream:
             result = await acalls.achat(model=call.model, request=call.request, context=context,
-                                        recorder=recording.recorder_for(info))
-            await limits.charge(info, tokens=result.usage.total_tokens, cost=result.cost)
+                                        preflight=hold.preflight, recorder=hold.recorder(recorder))
+            await limits.charge(info, tokens=result.usage.total_tokens)
+            result = await screen.chat_output(result)  # the output policy (may redact, or block: nothing cached)
             await cache.chat_store(cached, result)
+            await recording.keep_body(info, context=context, call=call, result=result)  # opt-in sampled bodies
             await self._send(send, 200, wire.completion(result, model=call.model, completion_id=completion_id),
                              request.response_headers())
             return
         stream = acalls.achat_stream(model=call.model, request=call.request, context=context,
-                                     recorder=recording.recorder_for(info))
+                                     preflight=hold.preflight, recorder=hold.recorder(recorder))
         await stream.open()  # raises (recorded) before any byte: the client gets a plain error answer
         created = int(time.time())
         await send({"type": "http.response.start", "status": 200,
@@ -279,10 +291,13 @@ class Gateway:
                            delta={"role": "assistant", "content": ""}, include_usage=call.include_usage)
         await send({"type": "http.response.body", "body": first, "more_body": True})
         try:
-            async for delta in stream:
+            async for text in screen.relay(stream):  # the output scan's hold-back window
                 piece = wire.chunk(completion_id=completion_id, model=call.model, created=created,
-                                   delta={"content": delta.text}, include_usage=call.include_usage)
+                                   delta={"content": text}, include_usage=call.include_usage)
                 await send({"type": "http.response.body", "body": piece, "more_body": True})
+        except guard.Blocked as exc:  # recorded; after the stream's start: an error event, never a clean end
+            await send({"type": "http.response.body", "body": wire.stream_error(exc), "more_body": False})
+            return
         except StreamInterrupted as exc:  # recorded by the call path; the client must not see a clean end
             await send({"type": "http.response.body", "body": wire.stream_error(wire.from_llm_error(exc)),
                         "more_body": False})
@@ -297,8 +312,9 @@ class Gateway:
             await send({"type": "http.response.body", "body": wire.stream_error(error), "more_body": False})
             return
         result = stream.result  # recorded (XADD) before the last bytes below
-        await limits.charge(info, tokens=result.usage.total_tokens, cost=result.cost)
+        await limits.charge(info, tokens=result.usage.total_tokens)
         await cache.chat_store(cached, result)  # complete: a cut or cancelled stream returned above
+        await recording.keep_body(info, context=context, call=call, result=result)  # opt-in sampled bodies
         tail = wire.final_chunks(result, completion_id=completion_id, model=call.model, created=created,
                                  include_usage=call.include_usage)
         await send({"type": "http.response.body", "body": tail, "more_body": False})

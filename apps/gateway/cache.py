@@ -98,7 +98,7 @@ def _plain(value):
 
 
 def entry_key(*, team_id: int, alias: str, operation: str, request: dict,
-              prompt_version_id: int | None = None) -> str:
+              prompt_version_id: int | str | None = None) -> str:
     """The Redis key of an entry: the team in its name, and a digest of everything that makes the answer."""
     recipe = {"v": VERSION, "team": team_id, "alias": alias, "prompt_version_id": prompt_version_id,
               "operation": operation, "request": _plain(request)}
@@ -135,7 +135,7 @@ async def _find(endpoint: str, key: str, ttl: int) -> Lookup:
 
 
 async def chat_lookup(info: KeyInfo, headers: dict, call: ChatCall, *,
-                      prompt_version_id: int | None = None) -> Lookup | None:
+                      prompt_version_id: int | str | None = None) -> Lookup | None:
     """The cache's answer for a chat request, or None when the request may not use the cache."""
     if not _enabled(info, headers) or (sampled(call.request.temperature) and not info.cache_sampled):
         return None
@@ -145,7 +145,7 @@ async def chat_lookup(info: KeyInfo, headers: dict, call: ChatCall, *,
 
 
 async def embeddings_lookup(info: KeyInfo, headers: dict, *, model: str, texts: list[str],
-                            prompt_version_id: int | None = None) -> Lookup | None:
+                            prompt_version_id: int | str | None = None) -> Lookup | None:
     """The cache's answer for an embeddings request (the encoding is a rendering: not part of the key)."""
     if not _enabled(info, headers):
         return None

@@ -3,6 +3,7 @@
 from django import forms
 
 from apps.costs.selectors import call_status_choices
+from apps.gateway.models import EventContent, Injection, InputPii, OutputScan
 
 _LIMIT = {"required": False, "min_value": 1}
 
@@ -15,7 +16,8 @@ class LimitFields(forms.Form):
     tokens_per_minute = forms.IntegerField(label="Tokens / minute", **_LIMIT)
     tokens_per_day = forms.IntegerField(label="Tokens / day", **_LIMIT)
     dollars_per_day = forms.DecimalField(label="Dollars / day", required=False, min_value=0.01, decimal_places=2,
-                                         max_digits=12)
+                                         max_digits=12, help_text="Held before each call: a call that could "
+                                                                  "pass it is refused (UTC day).")
     expires_at = forms.DateTimeField(label="Expires", required=False,
                                      widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
                                      help_text="Empty: never.")
@@ -26,7 +28,14 @@ class LimitFields(forms.Form):
     cache_sampled = forms.BooleanField(label="Cache sampled requests too", required=False,
                                        help_text="Requests with temperature above 0 (or unset) are not cached "
                                                  "unless this is on.")
-    store_bodies = forms.BooleanField(label="Store request bodies (opt-in)", required=False)
+    store_bodies = forms.BooleanField(label="Store request bodies (opt-in)", required=False,
+                                      help_text="PII-redacted, kept for the retention period; shown in the request log.")
+    body_sample_percent = forms.IntegerField(label="Bodies sampled (%)", required=False, min_value=0, max_value=100,
+                                             initial=100, help_text="With stored bodies: the share of requests kept.")
+
+    def clean_body_sample_percent(self):
+        value = self.cleaned_data.get("body_sample_percent")
+        return 100 if value is None else value
 
 
 class GatewayKeyForm(LimitFields):
@@ -42,6 +51,16 @@ class KeyEditForm(LimitFields):
     name = forms.CharField(label="Name", max_length=100)
 
     field_order = ["name"]
+
+
+class GuardrailsForm(forms.Form):
+    guard_input_pii = forms.ChoiceField(label="PII and secrets in the input", choices=InputPii.choices,
+                                        help_text="Redact: the model gets placeholders such as [EMAIL].")
+    guard_injection = forms.ChoiceField(label="Prompt-injection heuristics", choices=Injection.choices,
+                                        help_text="On user and tool messages; a heuristic, not a filter.")
+    guard_output = forms.ChoiceField(label="PII and secrets in the answer", choices=OutputScan.choices,
+                                     help_text="Streams are held back a few characters so nothing slips through.")
+    guard_event_content = forms.ChoiceField(label="A safety event keeps", choices=EventContent.choices)
 
 
 class RotateForm(forms.Form):

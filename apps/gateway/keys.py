@@ -73,6 +73,12 @@ class KeyInfo:
     store_bodies: bool
     cache_ttl_seconds: int | None = None
     cache_sampled: bool = False
+    body_sample_percent: int = 100
+    # The key's own guardrail policy (apps/gateway/guard.py); a use case's may be stricter.
+    guard_input_pii: str = "allow"
+    guard_injection: str = "off"
+    guard_output: str = "off"
+    guard_event_content: str = "none"
 
     @classmethod
     def of(cls, key: GatewayKey) -> KeyInfo:
@@ -83,7 +89,9 @@ class KeyInfo:
                    dollars_per_day=key.dollars_per_day, expires_at=key.expires_at, revoked_at=key.revoked_at,
                    overlap_ends_at=key.overlap_ends_at, cache_enabled=key.cache_enabled,
                    store_bodies=key.store_bodies, cache_ttl_seconds=key.cache_ttl_seconds,
-                   cache_sampled=key.cache_sampled)
+                   cache_sampled=key.cache_sampled, body_sample_percent=key.body_sample_percent,
+                   guard_input_pii=key.guard_input_pii, guard_injection=key.guard_injection,
+                   guard_output=key.guard_output, guard_event_content=key.guard_event_content)
 
     def refusal(self, now: datetime | None = None) -> str | None:
         """Why this key may not be used now, or None."""

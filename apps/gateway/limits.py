@@ -1,8 +1,9 @@
-"""Per-key limits in Redis: requests and tokens per minute and per day, dollars per day (fixed UTC windows).
+"""Per-key limits in Redis: requests and tokens per minute and per day (fixed UTC windows).
 
 `admit()` is one pipelined round trip before the call: it counts the request in the request windows and reads
-the token and dollar windows; `charge()` adds what the call used after it (another pipeline). A key without
-limits costs no round trip. Counters expire on their own after their window.
+the token windows; `charge()` adds the tokens the call used after it (another pipeline). A key without limits
+costs no round trip. Counters expire on their own after their window. The key's dollars per day are not here:
+they are reserved before the call with the budgets that apply (apps/gateway/budgets.py).
 """
 
 from __future__ import annotations
@@ -30,8 +31,7 @@ def _keys(key_id: int, now: float) -> dict[str, str]:
     return {"req_m": portal_redis.key("gateway", "lim", key_id, "rm", minute),
             "req_d": portal_redis.key("gateway", "lim", key_id, "rd", day),
             "tok_m": portal_redis.key("gateway", "lim", key_id, "tm", minute),
-            "tok_d": portal_redis.key("gateway", "lim", key_id, "td", day),
-            "usd_d": portal_redis.key("gateway", "lim", key_id, "ud", day)}
+            "tok_d": portal_redis.key("gateway", "lim", key_id, "td", day)}
 
 
 def _until(now: float, window: int) -> int:
@@ -42,8 +42,7 @@ async def admit(info: KeyInfo, now: float | None = None) -> LimitHit | None:
     checks = [("req_m", info.requests_per_minute, MINUTE, "requests per minute"),
               ("req_d", info.requests_per_day, DAY, "requests per day"),
               ("tok_m", info.tokens_per_minute, MINUTE, "tokens per minute"),
-              ("tok_d", info.tokens_per_day, DAY, "tokens per day"),
-              ("usd_d", info.dollars_per_day, DAY, "dollars per day")]
+              ("tok_d", info.tokens_per_day, DAY, "tokens per day")]
     checks = [c for c in checks if c[1] is not None]
     if not checks:
         return None
@@ -68,23 +67,18 @@ async def admit(info: KeyInfo, now: float | None = None) -> LimitHit | None:
     return None
 
 
-async def charge(info: KeyInfo, *, tokens: int, cost: Decimal | None, now: float | None = None) -> None:
-    """Count what a call used, for the keys that limit tokens or dollars. The call is answered and recorded
+async def charge(info: KeyInfo, *, tokens: int, now: float | None = None) -> None:
+    """Count the tokens a call used, for the keys that limit tokens. The call is answered and recorded
     already: a Redis failure here is logged, not raised (the count is short by one call)."""
     wants_tokens = info.tokens_per_minute is not None or info.tokens_per_day is not None
-    wants_dollars = info.dollars_per_day is not None and cost
-    if not (wants_tokens and tokens) and not wants_dollars:
+    if not (wants_tokens and tokens):
         return
     now = time.time() if now is None else now
     names = _keys(info.id, now)
     pipe = portal_redis.async_client().pipeline(transaction=False)
-    if wants_tokens and tokens:
-        for slot, window in (("tok_m", MINUTE), ("tok_d", DAY)):
-            pipe.incrby(names[slot], tokens)
-            pipe.expire(names[slot], window + 60)
-    if wants_dollars:
-        pipe.incrbyfloat(names["usd_d"], float(cost))
-        pipe.expire(names["usd_d"], DAY + 60)
+    for slot, window in (("tok_m", MINUTE), ("tok_d", DAY)):
+        pipe.incrby(names[slot], tokens)
+        pipe.expire(names[slot], window + 60)
     try:
         await pipe.execute()
     except Exception:  # noqa: BLE001 - see the docstring

@@ -1,8 +1,41 @@
 """Virtual keys of the LLM gateway: per team and feature, optionally bound to a use case, hashed at rest."""
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.utils import timezone
+
+
+class InputPii(models.TextChoices):
+    """PII (and secrets) in a request: pass it on, replace it with placeholders, or refuse the request."""
+
+    ALLOW = "allow", "allow"
+    REDACT = "redact", "redact"
+    BLOCK = "block", "block"
+
+
+class Injection(models.TextChoices):
+    """Prompt-injection heuristics on user and tool messages: not run, count it, or refuse the request."""
+
+    OFF = "off", "off"
+    FLAG = "flag", "flag"
+    BLOCK = "block", "block"
+
+
+class OutputScan(models.TextChoices):
+    """PII and secrets in the model's answer: not scanned, counted, replaced, or the answer refused."""
+
+    OFF = "off", "off"
+    FLAG = "flag", "flag"
+    REDACT = "redact", "redact"
+    BLOCK = "block", "block"
+
+
+class EventContent(models.TextChoices):
+    """What a safety event may keep of the text: nothing (kinds and counts only), or a redacted excerpt."""
+
+    NONE = "none", "none (kinds and counts only)"
+    REDACTED = "redacted", "a redacted excerpt"
 
 
 class GatewayKey(models.Model):
@@ -32,6 +65,17 @@ class GatewayKey(models.Model):
     cache_ttl_seconds = models.PositiveIntegerField(null=True, blank=True)  # empty: GATEWAY_CACHE_TTL_SECONDS
     cache_sampled = models.BooleanField(default=False)  # also cache sampled requests (temperature > 0 or unset)
     store_bodies = models.BooleanField(default=False)  # opt-in; bodies are never stored by default
+    # With store_bodies: the share of answered chat requests whose (PII-redacted) bodies are kept.
+    body_sample_percent = models.PositiveSmallIntegerField(default=100, validators=[MaxValueValidator(100)])
+    # Guardrails in the path (apps/gateway/guard.py); a use case's policy may be stricter (the stricter wins).
+    guard_input_pii = models.CharField(max_length=8, choices=InputPii.choices, default=InputPii.ALLOW,
+                                       db_default=InputPii.ALLOW)
+    guard_injection = models.CharField(max_length=8, choices=Injection.choices, default=Injection.OFF,
+                                       db_default=Injection.OFF)
+    guard_output = models.CharField(max_length=8, choices=OutputScan.choices, default=OutputScan.OFF,
+                                    db_default=OutputScan.OFF)
+    guard_event_content = models.CharField(max_length=8, choices=EventContent.choices, default=EventContent.NONE,
+                                           db_default=EventContent.NONE)
     created_at = models.DateTimeField(default=timezone.now)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
@@ -68,3 +112,24 @@ class GatewayKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.state() in ("active", "retiring")
+
+
+class GatewayBody(models.Model):
+    """A sampled request and response of a key that opted in (`store_bodies`), PII-redacted before it was
+    written (apps/gateway/bodies.py), kept GATEWAY_BODY_RETENTION_DAYS. One per request id (its usage event's)."""
+
+    request_id = models.CharField(max_length=100, unique=True)
+    key = models.ForeignKey(GatewayKey, on_delete=models.CASCADE, related_name="bodies")
+    team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="+")
+    occurred_at = models.DateTimeField(default=timezone.now, db_index=True)
+    model = models.CharField(max_length=200, blank=True)  # what the client asked for (alias or prompt:…)
+    request = models.JSONField(default=dict)  # {"messages", "metadata", "parameters"}, redacted
+    response = models.JSONField(default=dict)  # {"content", "finish_reason"}, redacted
+    redactions = models.PositiveIntegerField(default=0)  # PII spans replaced before writing
+
+    class Meta:
+        ordering = ["-occurred_at"]
+        verbose_name = "gateway body sample"
+
+    def __str__(self) -> str:
+        return f"body of {self.request_id}"

@@ -8,6 +8,11 @@ costs' one ledger write path (`ledger_write`, idempotent by request id: a batch 
 nothing), then XACKs and deletes the entries. Entries a dead writer had read but not acknowledged are taken
 over with XAUTOCLAIM after GATEWAY_RECORDER_CLAIM_IDLE_MS. An entry that cannot be read goes to a dead-letter
 stream, named in the log by its id only. No key material is ever in a record: the key travels as its id.
+
+Sampled bodies (a key's opt-in, apps/gateway/bodies.py) travel as entries of their own on the same stream
+(field `b`, not `r`); the writer redacts and stores them after the batch's ledger rows.
+After each batch the gateway's budget counters move the batch's settled cost into their ledger base
+(apps/gateway/budgets.py); the writer's loop also sweeps expired reservations and reconciles the counters.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from apps.costs.ledger import ledger_write
 from apps.costs.models import CallStatus
 from apps.costs.pricing import TokenCounts
 from apps.costs.services import UsageContext, usage_row
+from apps.gateway import bodies, budgets
 from apps.gateway.keys import KeyInfo
 from apps.llm.results import CallRecord
 
@@ -55,17 +61,31 @@ def recorder_for(info: KeyInfo):
     return record
 
 
-async def refusal_record(info: KeyInfo, *, context: UsageContext, model: str, operation: str, code: str) -> None:
+async def refusal_record(info: KeyInfo, *, context: UsageContext, model: str, operation: str, code: str,
+                         guardrail_actions: tuple[dict, ...] = ()) -> None:
     """A request the gateway refused before any model call (alias not allowed, use case not active, a key
-    limit) is one usage event too: status refused, no tokens, the refusal's code as its error type. If Redis
+    limit, a guardrail block of the input: with its safety events) is one usage event too: status refused, no
+    tokens, the refusal's code as its error type. If Redis
     is down the refusal is still answered (logged), since nothing was spent."""
     record = CallRecord(request_id=context.request_id, context=context, provider="", model=model[:200],
                         price_name=None, operation=operation, tokens=TokenCounts(), status=CallStatus.REFUSED,
-                        error_type=code)
+                        error_type=code, guardrail_actions=guardrail_actions)
     try:
         await recorder_for(info)(record)
     except redis.RedisError:
         log.warning("could not record the refused request %s (%s)", context.request_id, code)
+
+
+async def keep_body(info: KeyInfo, *, context: UsageContext, call, result) -> None:
+    """When this request is sampled (the key opted in), put its bodies on the stream for the writer. Never
+    fails the answer: a body that cannot be queued is lost (logged by request id)."""
+    if not bodies.sampled(info):
+        return
+    try:
+        await portal_redis.async_client().xadd(stream_key(), {"b": bodies.sample_payload(
+            info, context=context, call=call, result=result)})
+    except redis.RedisError:
+        log.warning("could not queue the sampled body of request %s", context.request_id)
 
 
 def row_of(payload: bytes) -> dict:
@@ -77,7 +97,8 @@ def row_of(payload: bytes) -> dict:
                     latency_ms=record.latency_ms, status=record.status, error_type=record.error_type,
                     occurred_at=record.occurred_at, gateway_key_id=key_id, alias=record.alias,
                     deployment=record.deployment, upstream_ms=record.upstream_ms, ttft_ms=record.ttft_ms,
-                    cache_hit=record.cache_hit, fallbacks=record.fallbacks, cache_saving=record.cache_saving)
+                    cache_hit=record.cache_hit, fallbacks=record.fallbacks, cache_saving=record.cache_saving,
+                    guardrail_actions=list(record.guardrail_actions) or None)
     row.pop("_price", None)
     row["request_id"] = record.request_id[:100]
     return row
@@ -109,9 +130,12 @@ def drain_once(consumer: str, *, block_ms: int = 1000, count: int | None = None)
     entries = [(entry_id, fields) for entry_id, fields in entries if fields]  # deleted under a claim: skip
     if not entries:
         return 0
-    rows, ids, seen = [], [], set()
+    rows, ids, seen, samples = [], [], set(), []
     for entry_id, fields in entries:
         ids.append(entry_id)
+        if b"b" in fields:  # a sampled body (bodies.py), not a call record
+            samples.append(fields[b"b"])
+            continue
         try:
             row = row_of(fields[b"r"])
         except Exception:  # noqa: BLE001 - one unreadable entry must not block the stream
@@ -124,6 +148,9 @@ def drain_once(consumer: str, *, block_ms: int = 1000, count: int | None = None)
         rows.append(row)
     if rows:
         ledger_write(rows)
+        budgets.ledger_caught_up([row["request_id"] for row in rows])  # their settled cost is the ledger's now
+    if samples:
+        bodies.samples_write(samples)
     pipe = client.pipeline(transaction=False)
     pipe.xack(stream_key(), GROUP, *ids)
     pipe.xdel(stream_key(), *ids)

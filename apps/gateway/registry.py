@@ -1,6 +1,9 @@
-"""Admission guards: apps above the gateway decide whether a key's traffic may pass (a reason → 423).
+"""Where apps above the gateway plug in: admission guards (a reason → 423), guardrail policies stricter than a
+key's own, and actions on a stored body.
 
     register_admission_guard("use_case", fn)      # fn(AdmissionTarget) -> reason or None (sync; may query)
+    register_guard_policy("use_case", fn)         # fn(AdmissionTarget) -> dict of policy fields or None (sync)
+    register_body_action("evals_add_item", "Add to eval dataset", url)   # url(body=..., user=...) -> URL | None
 
 Reviews registers the `use_case` guard (apps/reviews/hooks.py `use_case_guard`). The front door asks each guard at most
 once per ADMISSION_TTL_SECONDS per key and process (and again at once when the gateway stamp moves: call
@@ -9,12 +12,22 @@ once per ADMISSION_TTL_SECONDS per key and process (and again at once when the g
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
+from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import transaction
 
 from apps.gateway import keys
+from apps.gateway.keys import KeyInfo
+from apps.gateway.wire import GatewayError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -27,6 +40,26 @@ class AdmissionTarget:
 
 Guard = Callable[[AdmissionTarget], "str | None"]
 _guards: dict[str, Guard] = {}
+
+
+@dataclass(frozen=True)
+class BodyAction:
+    """A button on the request log's detail page of a stored body (evals: "Add to eval dataset")."""
+
+    key: str
+    label: str
+    url: Callable[..., str | None]  # url(body=GatewayBody, user=...) -> a URL to open, or None to hide
+
+
+_body_actions: dict[str, BodyAction] = {}
+
+
+def register_body_action(key: str, label: str, url) -> None:
+    _body_actions[key] = BodyAction(key, label, url)
+
+
+def body_actions() -> list[BodyAction]:
+    return list(_body_actions.values())
 
 
 def register_admission_guard(key: str, fn: Guard) -> None:
@@ -44,6 +77,46 @@ def admission_check(target: AdmissionTarget) -> tuple[str, str] | None:
         if reason:
             return key, reason
     return None
+
+
+# A policy provider answers with the guardrail fields it requires, e.g. {"guard_input_pii": "redact"}
+# (the GatewayKey field names and values); the gateway takes, field by field, the stricter of it and the key's.
+PolicyProvider = Callable[[AdmissionTarget], "dict[str, str] | None"]
+_policies: dict[str, PolicyProvider] = {}
+
+
+def register_guard_policy(key: str, fn: PolicyProvider) -> None:
+    _policies[key] = fn
+
+
+def guard_policies(target: AdmissionTarget) -> list[dict[str, str]]:
+    """What each registered provider requires of this key's traffic (sync: the front door runs it in a thread,
+    at most once per GATEWAY_ADMISSION_TTL_SECONDS per key and process, like the admission guards)."""
+    return [policy for fn in _policies.values() if (policy := fn(target))]
+
+
+def target_of(info: KeyInfo) -> AdmissionTarget:
+    return AdmissionTarget(key_id=info.id, team_id=info.team_id, feature=info.feature, use_case_id=info.use_case_id)
+
+
+async def cached_answer(answers: dict, info: KeyInfo, stamp: bytes, ask: Callable[[AdmissionTarget], T], *,
+                        failure: str) -> T:
+    """`ask(target)` for this key (sync, in a thread), reused from `answers` (a per-process dict) while the gateway
+    stamp is the one it was asked under and for GATEWAY_ADMISSION_TTL_SECONDS. If `ask` raises, the request is
+    refused (503 `guard_failed` with `failure`): fail closed."""
+    cached = answers.get(info.id)
+    now = time.monotonic()
+    if cached is not None and cached[0] == stamp and now - cached[1] < settings.GATEWAY_ADMISSION_TTL_SECONDS:
+        return cached[2]
+    try:
+        answer = await sync_to_async(ask)(target_of(info))
+    except Exception:
+        log.exception("%s failed for key %s", getattr(ask, "__name__", "a gateway registry"), info.prefix)
+        raise GatewayError(503, failure, code="guard_failed")
+    if len(answers) >= 10_000:
+        answers.clear()  # bounded: a real key is asked again on its next request
+    answers[info.id] = (stamp, now, answer)
+    return answer
 
 
 def admission_changed() -> None:

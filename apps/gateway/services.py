@@ -1,4 +1,5 @@
-"""Writes for gateway keys: create, rotate, change limits, revoke. One audit event per change.
+"""Writes for gateway keys: create, rotate, change limits, revoke; the retention sweep of sampled bodies.
+One audit event per change of a key.
 
 Who may: owners of the key's team and admins create, rotate, change and revoke keys; engineers of the team
 may create keys for their team (Action.CHANGE) and revoke the keys they created; viewers may not write.
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -22,8 +24,10 @@ from apps.accounts.models import Team
 from apps.accounts.permissions import Action, can, require, user_of
 from apps.audit.services import audit_record
 from apps.gateway import keys
-from apps.gateway.models import GatewayKey
+from apps.gateway.models import EventContent, GatewayBody, GatewayKey, Injection, InputPii, OutputScan
 
+GUARD_FIELDS = {"guard_input_pii": InputPii, "guard_injection": Injection, "guard_output": OutputScan,
+                "guard_event_content": EventContent}
 LIMIT_FIELDS = ("requests_per_minute", "requests_per_day", "tokens_per_minute", "tokens_per_day")
 MAX_OVERLAP = timedelta(days=30)
 DEFAULT_OVERLAP = timedelta(hours=24)
@@ -104,6 +108,24 @@ def _clean_aliases(aliases) -> list[str]:
     return out
 
 
+def _clean_sample_percent(value) -> int:
+    try:
+        percent = int(str(value).strip())
+        if not 0 <= percent <= 100:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ValidationError({"body_sample_percent": "A whole percentage from 0 to 100."})
+    return percent
+
+
+def _clean_options(values: dict) -> dict:
+    """The body options among `values`: store bodies, and the share of bodies sampled (the cache's: _clean_cache)."""
+    options = {"store_bodies": bool(values["store_bodies"])} if "store_bodies" in values else {}
+    if "body_sample_percent" in values:
+        options["body_sample_percent"] = _clean_sample_percent(values["body_sample_percent"])
+    return options
+
+
 def _clean_key_fields(*, name: str, feature: str, use_case_id, expires_at) -> dict:
     errors = {}
     name, feature = (name or "").strip(), (feature or "").strip()
@@ -160,7 +182,8 @@ def _limits_of(key: GatewayKey) -> dict:
 @transaction.atomic
 def gateway_key_create(*, team: Team, name: str, feature: str, use_case_id=None, allowed_aliases=None,
                        expires_at: datetime | None = None, cache_enabled: bool = False, cache_ttl_seconds=None,
-                       cache_sampled: bool = False, store_bodies: bool = False, actor=None, **limits) -> IssuedKey:
+                       cache_sampled: bool = False, store_bodies: bool = False, body_sample_percent=100, actor=None,
+                       **limits) -> IssuedKey:
     """Issue a key for `team`. Engineers, owners and admins may; the secret is returned once."""
     _check(actor, Action.CHANGE, team)
     unknown = set(limits) - {*LIMIT_FIELDS, "dollars_per_day"}
@@ -173,7 +196,8 @@ def gateway_key_create(*, team: Team, name: str, feature: str, use_case_id=None,
                  lambda: _clean_limits(limits),
                  lambda: {"allowed_aliases": _clean_aliases(allowed_aliases)},
                  lambda: _clean_cache({"cache_enabled": cache_enabled, "cache_ttl_seconds": cache_ttl_seconds,
-                                       "cache_sampled": cache_sampled})):
+                                       "cache_sampled": cache_sampled}),
+                 lambda: {"body_sample_percent": _clean_sample_percent(body_sample_percent)}):
         try:
             cleaned.update(step())
         except ValidationError as exc:
@@ -186,7 +210,8 @@ def gateway_key_create(*, team: Team, name: str, feature: str, use_case_id=None,
                  changes={"name": key.name, "key": key.prefix, "feature": key.feature,
                           "use_case_id": key.use_case_id, "allowed_aliases": key.allowed_aliases,
                           "limits": _limits_of(key), "expires_at": key.expires_at,
-                          **{f: getattr(key, f) for f in CACHE_FIELDS}, "store_bodies": key.store_bodies})
+                          **{f: getattr(key, f) for f in CACHE_FIELDS}, "store_bodies": key.store_bodies,
+                          "body_sample_percent": key.body_sample_percent})
     _bump_after_commit()
     return issued
 
@@ -207,7 +232,7 @@ def gateway_key_rotate(*, key: GatewayKey, overlap: timedelta = DEFAULT_OVERLAP,
     now = timezone.now()
     copied = {f: getattr(key, f) for f in ("team_id", "name", "feature", "use_case_id", "allowed_aliases",
                                            *LIMIT_FIELDS, "dollars_per_day", *CACHE_FIELDS, "store_bodies",
-                                           "expires_at")}
+                                           "body_sample_percent", "expires_at", *GUARD_FIELDS)}
     key.overlap_ends_at = now + overlap
     key.save(update_fields=["overlap_ends_at"])
     issued = _issue(rotated_from=key, created_by=user_of(actor), **copied)
@@ -224,7 +249,7 @@ def gateway_key_update(*, key: GatewayKey, actor=None, **values) -> GatewayKey:
     _check(actor, Action.MANAGE, key)
     key = _locked(key)
     allowed = {*LIMIT_FIELDS, "dollars_per_day", "allowed_aliases", "expires_at", *CACHE_FIELDS,
-               "store_bodies", "name"}
+               "store_bodies", "body_sample_percent", "name"}
     unknown = set(values) - allowed
     if unknown:
         raise TypeError(f"gateway_key_update() got unexpected keyword arguments {sorted(unknown)}")
@@ -251,12 +276,11 @@ def gateway_key_update(*, key: GatewayKey, actor=None, **values) -> GatewayKey:
                 new["expires_at"] = cleaned["expires_at"]
         except ValidationError as exc:
             errors.update(exc.message_dict)
-    try:
-        new.update(_clean_cache(values))
-    except ValidationError as exc:
-        errors.update(exc.message_dict)
-    if "store_bodies" in values:
-        new["store_bodies"] = bool(values["store_bodies"])
+    for clean in (_clean_cache, _clean_options):
+        try:
+            new.update(clean(values))
+        except ValidationError as exc:
+            errors.update(exc.message_dict)
     if errors:
         raise ValidationError(errors)
     before = {k: getattr(key, k) for k in new}
@@ -296,5 +320,39 @@ def gateway_key_revoke(*, key: GatewayKey, actor=None) -> GatewayKey:
     key.revoked_at, key.revoked_by = now, user_of(actor)
     key.save(update_fields=["revoked_at", "revoked_by"])
     audit_record(action="gateway_key.revoke", obj=key, actor=actor, changes={"name": key.name, "key": key.prefix})
+    _bump_after_commit()
+    return key
+
+
+def gateway_bodies_sweep(*, now: datetime | None = None) -> int:
+    """Delete sampled bodies older than GATEWAY_BODY_RETENTION_DAYS (nightly; housekeeping by the system under
+    a stated retention, so not audited, like the ledger's raw-event purge). Returns how many were deleted."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.GATEWAY_BODY_RETENTION_DAYS)
+    deleted, _by_model = GatewayBody.objects.filter(occurred_at__lt=cutoff).delete()
+    return deleted
+
+
+@transaction.atomic
+def gateway_key_guardrails_set(*, key: GatewayKey, actor=None, **policy) -> GatewayKey:
+    """Change the key's guardrail policy (any of GUARD_FIELDS). Owners of the team and admins may. A use case's
+    policy may still be stricter (apps/gateway/guard.py); the change applies on the next request."""
+    _check(actor, Action.MANAGE, key)
+    unknown = set(policy) - set(GUARD_FIELDS)
+    if unknown:
+        raise TypeError(f"gateway_key_guardrails_set() got unexpected keyword arguments {sorted(unknown)}")
+    key = _locked(key)
+    if key.revoked_at is not None:
+        raise ValidationError({"key": "This key is revoked; issue a new one."})
+    errors = {name: f"Choose one of: {', '.join(GUARD_FIELDS[name].values)}." for name, value in policy.items()
+              if value not in GUARD_FIELDS[name].values}
+    if errors:
+        raise ValidationError(errors)
+    changed = {name: [getattr(key, name), value] for name, value in policy.items() if getattr(key, name) != value}
+    if not changed:
+        return key
+    for name, (_before, value) in changed.items():
+        setattr(key, name, value)
+    key.save(update_fields=list(changed))
+    audit_record(action="gateway_key.guardrails", obj=key, actor=actor, changes={"key": key.prefix, **changed})
     _bump_after_commit()
     return key

@@ -33,6 +33,9 @@ OWN_FIELDS = {"model", "messages", "temperature", "max_tokens", "max_completion_
 
 
 class GatewayError(Exception):
+    recorded = False  # the call's usage event already holds this outcome (the front door records no refusal)
+    actions: tuple[dict, ...] = ()  # guardrail safety events that go on the refusal's usage event
+
     def __init__(self, status: int, message: str, *, code: str | None = None, param: str | None = None,
                  retry_after: int | None = None):
         super().__init__(message)
@@ -85,7 +88,7 @@ def parse_json(body: bytes) -> dict:
     return data
 
 
-def _metadata(data: dict) -> dict:
+def metadata_of(data: dict) -> dict:
     metadata = data.get("metadata")
     if metadata is None:
         return {}
@@ -120,7 +123,7 @@ def parse_chat(data: dict) -> ChatCall:
                           response_format=data.get("response_format"), tools=data.get("tools"), extra=extra,
                           stream_include_usage=include_usage)
     return ChatCall(model=model, request=request, stream=stream, include_usage=include_usage,
-                    metadata=_metadata(data))
+                    metadata=metadata_of(data))
 
 
 def parse_embeddings(data: dict) -> tuple[str, list[str], str, dict]:
@@ -139,7 +142,7 @@ def parse_embeddings(data: dict) -> tuple[str, list[str], str, dict]:
     if unknown:
         raise GatewayError(400, f"Unsupported parameter: {sorted(unknown)[0]}.", param=sorted(unknown)[0],
                            code="unsupported_parameter")
-    return model, texts, encoding, _metadata(data)
+    return model, texts, encoding, metadata_of(data)
 
 
 def _usage(result_usage) -> dict:

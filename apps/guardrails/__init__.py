@@ -13,9 +13,10 @@ from .findings import (
 )
 from .injection import injection_score, scan_injection
 from .lint import lint_template
-from .pii import detect_pii, redact
+from .pii import PLACEHOLDERS, detect_pii, redact, redact_findings, redact_values
 
 __all__ = [
+    "PLACEHOLDERS",
     "InjectionFinding",
     "InjectionKind",
     "LintCode",
@@ -28,5 +29,7 @@ __all__ = [
     "injection_score",
     "lint_template",
     "redact",
+    "redact_findings",
+    "redact_values",
     "scan_injection",
 ]

@@ -73,6 +73,9 @@ class PreflightCheck:
     input_tokens: int  # estimated
     max_output_tokens: int
     worst_case_cost: Decimal | None  # the most any of the route's targets could cost; None: one is unpriced
+    asked_max_tokens: int | None = None  # the caller's max_tokens (None: not given; max_output_tokens is the model's)
+    # worst_case_cost for other (input, output) token counts: a hook's own margin or cap when max_tokens is absent
+    worst_case_at: Callable[[int, int], Decimal | None] | None = None
 
 
 Preflight = Callable[[PreflightCheck], Awaitable[None]]
@@ -113,7 +116,8 @@ class _ACall(CallState):
             context=self.context, model=first.name, provider=first.provider.name, price_name=first.priced_as,
             alias=self.alias, input_tokens=input_tokens,
             max_output_tokens=first.max_output_tokens if max_output_tokens is None else max_output_tokens,
-            worst_case_cost=plan.worst_case(input_tokens, max_output_tokens))
+            worst_case_cost=plan.worst_case(input_tokens, max_output_tokens), asked_max_tokens=max_output_tokens,
+            worst_case_at=plan.worst_case)
         try:
             await hook(check)
         except Exception:

@@ -217,7 +217,9 @@ def call_context(context: UsageContext) -> UsageContext:
 
 
 def error_type_of(exc: BaseException) -> str:
-    return exc.error_type if isinstance(exc, LlmError) else type(exc).__name__
+    if isinstance(exc, LlmError):
+        return exc.error_type
+    return getattr(exc, "error_type", None) or type(exc).__name__  # a refusal may name its own (a wire code)
 
 
 class CallState:

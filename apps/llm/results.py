@@ -165,6 +165,7 @@ class CallRecord:
     cache_hit: bool = False
     cache_saving: Decimal | None = None  # a response-cache hit: what the answer cost when it was first made
     estimated: bool = False  # tokens estimated by the portal, not reported by the provider
+    guardrail_actions: tuple[dict, ...] = ()  # the gateway's safety events on this call (apps/gateway/guard.py)
     occurred_at: datetime = field(default_factory=lambda: timezone.now())  # looked up per call: tests move the clock
 
     def to_dict(self) -> dict:
@@ -182,4 +183,5 @@ class CallRecord:
         data["occurred_at"] = parse_datetime(data["occurred_at"])
         if data.get("cache_saving") is not None:
             data["cache_saving"] = Decimal(str(data["cache_saving"]))
+        data["guardrail_actions"] = tuple(data.get("guardrail_actions") or ())
         return cls(**data)

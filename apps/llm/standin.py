@@ -17,7 +17,12 @@ Latency: `latency_ms` for every answer (start option, control endpoint, or X-Sta
 and `chunk_ms` between stream chunks. The control endpoint scripts failures at run time:
 
     POST /standin/control {"failure_rate": 0.5, "failure_status": 503, "outage": true, "latency_ms": 20,
-                           "fail_next": 3, "fail_next_status": 429, "fail_models": {"svc-a": 503}, "reset": true}
+                           "fail_next": 3, "fail_next_status": 429, "fail_models": {"svc-a": 503}, "reset": true,
+                           "reply": "this exact answer", "chunk_chars": 5}
+
+`reply` answers every chat with that text instead of the echo (null: the echo again); `chunk_chars` streams the
+answer in pieces of that many characters instead of word by word (0: by word), so a test can split a word, an
+e-mail address or a key across deltas.
     GET  /standin/stats   {"calls": …, "statuses": {"200": …}, "in_flight": …, "max_in_flight": …}
 
 Run it: `manage.py llm_standin --port 8900 --latency-ms 50`; in tests, `serve_in_thread(StandIn())`.
@@ -99,6 +104,8 @@ class StandIn:
             self.in_flight = 0
             self.max_in_flight = 0
             self.requests: list[dict] = []  # the last bodies received (most recent last, at most 100)
+            self.reply: str | None = None  # answer this instead of the echo
+            self.chunk_chars = 0  # stream in pieces of this many characters (0: word by word)
 
     # -- scripting ------------------------------------------------------------------------------------------
     def fail_next(self, count: int, status: int = 429) -> None:
@@ -117,6 +124,10 @@ class StandIn:
                 self.outage = bool(body["outage"])
             if "fail_models" in body:
                 self.fail_models = {str(k): int(v) for k, v in (body["fail_models"] or {}).items()}
+            if "reply" in body:
+                self.reply = None if body["reply"] is None else str(body["reply"])
+            if "chunk_chars" in body:
+                self.chunk_chars = max(0, int(body["chunk_chars"]))
         if body.get("fail_next"):
             self.fail_next(int(body["fail_next"]), int(body.get("fail_next_status", 429)))
         return self.stats()
@@ -216,7 +227,7 @@ class StandIn:
             return await response.error(
                 400, f"This model's maximum context length is {match.group(1)} tokens. However, your messages "
                      f"resulted in {prompt_tokens} tokens.", "invalid_request_error", "context_length_exceeded")
-        text = self.responder(messages)
+        text = self.responder(messages) if self.reply is None else self.reply
         max_tokens = payload.get("max_tokens") or payload.get("max_completion_tokens")
         words = re.findall(r"\s*\S+", text)
         finish = "stop"
@@ -228,7 +239,9 @@ class StandIn:
         ident = f"chatcmpl-standin-{self.calls}"
         if payload.get("stream"):
             include_usage = bool((payload.get("stream_options") or {}).get("include_usage"))
-            return await self._stream(ident, model, words, finish, usage if include_usage else None,
+            size = self.chunk_chars
+            pieces = [text[i:i + size] for i in range(0, len(text), size)] if size else words
+            return await self._stream(ident, model, pieces, finish, usage if include_usage else None,
                                       behaviour == "cut-stream", response)
         body = {"id": ident, "object": "chat.completion", "created": int(time.time()), "model": model,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": None},

@@ -118,8 +118,10 @@ class Rendered:
 
 def expected_variables(version: PromptVersion, graph: IncludeGraph) -> tuple[set[str], set[str]]:
     """(required, optional): optional are the ones the schema declares but does not require."""
-    used = set(version.variables) | graph.variables
-    schema = version.variables_schema
+    return _expected(set(version.variables) | graph.variables, version.variables_schema)
+
+
+def _expected(used: set[str], schema: dict | None) -> tuple[set[str], set[str]]:
     if not schema:
         return used, set()
     declared = schema_properties(schema)
@@ -130,9 +132,14 @@ def expected_variables(version: PromptVersion, graph: IncludeGraph) -> tuple[set
 
 def check_variables(version: PromptVersion, graph: IncludeGraph, variables, *, allow_extra: bool = False
                     ) -> list[Problem]:
+    return _variable_problems(set(version.variables) | graph.variables, version.variables_schema, variables,
+                              allow_extra=allow_extra)
+
+
+def _variable_problems(used: set[str], schema: dict | None, variables, *, allow_extra: bool) -> list[Problem]:
     if not isinstance(variables, dict):
         return [Problem("invalid_variable", "Send the variables as a JSON object of name → value.")]
-    required, optional = expected_variables(version, graph)
+    required, optional = _expected(used, schema)
     problems = []
     for name in sorted(required - set(variables)):
         problems.append(Problem("missing_variable", f"missing variable {name!r}: the template uses it and no value "
@@ -143,8 +150,8 @@ def check_variables(version: PromptVersion, graph: IncludeGraph, variables, *, a
             expected = ", ".join(sorted(known)) or "none"
             problems.append(Problem("extra_variable", f"unexpected variable {name!r}: the template does not use it "
                                                        f"(it uses: {expected})", variable=name))
-    if version.variables_schema:
-        validator = Draft202012Validator(version.variables_schema)
+    if schema:
+        validator = Draft202012Validator(schema)
         for error in sorted(validator.iter_errors(variables), key=lambda e: list(e.absolute_path)):
             if error.validator == "required":
                 continue  # reported above as missing, by name
@@ -176,6 +183,23 @@ def render_version(version: PromptVersion, variables, *, allow_extra: bool = Fal
         messages = [{"role": part.role, "content": text} for part, text in zip(parts, outputs, strict=True)]
         return Rendered(PromptKind.CHAT, messages=messages, variables_used=used)
     return Rendered(PromptKind.TEXT, text=outputs[0], variables_used=used)
+
+
+def render_payload(payload: dict, variables, *, allow_extra: bool = False) -> Rendered:
+    """Render a resolve payload (apps/prompts/resolve.py: includes already inlined) with `variables`, with no
+    database read: what a caller holding a cached payload (the gateway's prompt by reference) renders from.
+    Raises RenderFailed naming every problem, like render_version."""
+    problems = _variable_problems(set(payload["variables"]), payload.get("variables_schema"), variables,
+                                  allow_extra=allow_extra)
+    if problems:
+        raise RenderFailed(problems)
+    where = f"{payload['name']} v{payload['version']}"
+    parts = version_parts(payload["type"], payload.get("template", ""), payload.get("messages") or [], where)
+    outputs = render_parts(parts, dict(variables), {}, where)
+    if payload["type"] == PromptKind.CHAT:
+        messages = [{"role": part.role, "content": text} for part, text in zip(parts, outputs, strict=True)]
+        return Rendered(PromptKind.CHAT, messages=messages, variables_used=list(payload["variables"]))
+    return Rendered(PromptKind.TEXT, text=outputs[0], variables_used=list(payload["variables"]))
 
 
 def inlined_content(version: PromptVersion, graph: IncludeGraph) -> dict:

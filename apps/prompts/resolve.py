@@ -48,10 +48,16 @@ def _selector(label: str | None, version: int | None) -> str:
     return f"v{version}" if version is not None else f"l:{label}"
 
 
+def stamp_key(name: str) -> str:
+    """The cache key of this prompt's stamp: a caller keeping resolve payloads of its own (the gateway) keeps
+    each under the stamp it was read with and compares (apps.core.stamped_cache.stamp_aread)."""
+    return _STAMP.format(name=_hash_key(name))
+
+
 def resolve_cached(name: str, *, label: str | None = None, version: int | None = None) -> Resolved:
     """The resolve payload, from cache when its stamp is current, else built and cached. 404 if none."""
     key = _hash_key(name)
-    return stamped_get(_STAMP.format(name=key), _PAYLOAD.format(name=key, selector=_selector(label, version)),
+    return stamped_get(stamp_key(name), _PAYLOAD.format(name=key, selector=_selector(label, version)),
                        lambda: build_resolved(name, label=label, version=version), timeout=PAYLOAD_TTL)
 
 
@@ -109,7 +115,7 @@ def stamps_bump(prompt_ids: set[int]) -> None:
     """New stamps for these prompts and their dependents: every cached payload of theirs is now stale."""
     ids = dependents_of(set(prompt_ids))
     names = Prompt.objects.filter(pk__in=ids).values_list("name", flat=True)
-    stamps = {_STAMP.format(name=_hash_key(n)): new_stamp() for n in names}
+    stamps = {stamp_key(n): new_stamp() for n in names}
     if stamps:
         try:
             cache.set_many(stamps, timeout=None)

@@ -146,6 +146,14 @@ def production_version(*, prompt_id: int | None = None, name: str = "") -> Promp
     return label.version if label is not None else None
 
 
+def team_label_models(*, team_id: int) -> list[tuple[str, str, str]]:
+    """(prompt name, label, the model its version's config names or "") for every label of the team's prompts;
+    unchecked: the gateway lists what a team's key may call by reference (`prompt:name@label`)."""
+    rows = (Label.objects.filter(prompt__team_id=team_id).order_by("prompt__name", "name")
+            .values_list("prompt__name", "name", "version__config"))
+    return [(name, label, str((config or {}).get("model") or "")) for name, label, config in rows]
+
+
 def production_label_moves(*, actor, since: datetime, limit: int = 500) -> QuerySet[LabelEvent]:
     """Moves (not first placements) of the production label since `since`, oldest first, on visible prompts."""
     prompts = restrict(Prompt.objects.all(), actor, Action.VIEW)

@@ -11,12 +11,12 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from apps.accounts.permissions import council_seats
-from apps.gateway.registry import AdmissionTarget, register_admission_guard
+from apps.gateway.registry import AdmissionTarget, register_admission_guard, register_guard_policy
 from apps.notifications.waiting import Waiting, register_waiting
 from apps.prompts import registry
 from apps.prompts.registry import CheckOutcome
 from apps.reviews import conditions, selectors, workflow
-from apps.reviews.models import State, UseCase, UseCasePrompt
+from apps.reviews.models import ControlWaiver, State, UseCase, UseCasePrompt
 from apps.reviews.prompt_status import blocking_reason, prompt_status
 
 
@@ -39,6 +39,31 @@ def use_case_guard(target: AdmissionTarget) -> str | None:
     if use_case.state not in workflow.LIVE:
         return f"Use case “{use_case.title}” is {use_case.state_label.lower()}, not active."
     return None
+
+
+# What a required (and not waived) control asks of the use case's gateway traffic (apps/gateway/guard.py).
+CONTROL_GUARDRAILS = {
+    "pii_redaction": {"guard_input_pii": "redact", "guard_output": "redact"},
+    "prompt_injection_red_team": {"guard_injection": "flag"},
+    "log_retention": {"guard_event_content": "none"},
+}
+
+
+def use_case_guard_policy(target: AdmissionTarget) -> dict[str, str] | None:
+    """The gateway's `use_case` guardrail policy: what the use case's required controls ask of its traffic (the
+    gateway takes the stricter of this and the key's own). Asked like the admission guard, at most once per
+    GATEWAY_ADMISSION_TTL_SECONDS per key and process."""
+    if target.use_case_id is None:
+        return None
+    controls = UseCase.objects.filter(pk=target.use_case_id).values_list("required_controls", flat=True).first()
+    if not controls:
+        return None
+    waived = set(ControlWaiver.objects.filter(use_case_id=target.use_case_id).values_list("control", flat=True))
+    policy: dict[str, str] = {}
+    for control in controls:
+        if control not in waived:
+            policy.update(CONTROL_GUARDRAILS.get(control, {}))
+    return policy or None
 
 
 def gate_check(context):
@@ -107,3 +132,4 @@ def register() -> None:
     registry.register_prompt_panel("use_case", prompt_panel)
     registry.register_prompt_filter("use_case", "Use case", filter_choices, filter_apply)
     register_admission_guard("use_case", use_case_guard)
+    register_guard_policy("use_case", use_case_guard_policy)

@@ -351,10 +351,23 @@ GATEWAY_ADMISSION_TTL_SECONDS = envfloat("GATEWAY_ADMISSION_TTL_SECONDS", 1.0)
 GATEWAY_RECORDER_BATCH = envint("GATEWAY_RECORDER_BATCH", 500)
 # A record read by a writer that has not acknowledged it for this long is taken over by another writer.
 GATEWAY_RECORDER_CLAIM_IDLE_MS = envint("GATEWAY_RECORDER_CLAIM_IDLE_MS", 30_000)
+# Budgets before the call (apps/gateway/budgets.py, ADR 0072): output tokens a reservation assumes when a request
+# has no max_tokens (at most the model's own maximum), the margin on the input estimate, how long a reservation
+# may stay unsettled before the sweeper releases it, and how often the recorder sweeps and re-reads the counters.
+GATEWAY_BUDGET_DEFAULT_MAX_TOKENS = envint("GATEWAY_BUDGET_DEFAULT_MAX_TOKENS", 4096)
+# The input estimate is the portal's (cl100k-like); a provider's tokenizer may count more: held on top of it.
+GATEWAY_BUDGET_INPUT_MARGIN = envfloat("GATEWAY_BUDGET_INPUT_MARGIN", 0.2)
+GATEWAY_BUDGET_RESERVATION_TTL_SECONDS = envint("GATEWAY_BUDGET_RESERVATION_TTL_SECONDS", 900)
+GATEWAY_BUDGET_SYNC_SECONDS = envfloat("GATEWAY_BUDGET_SYNC_SECONDS", 5.0)
 # The response cache (opt-in per key or request; ADR 0074): how long an answer is kept when the key sets no
 # TTL, and the largest answer stored (bigger ones are answered, not cached).
 GATEWAY_CACHE_TTL_SECONDS = envint("GATEWAY_CACHE_TTL_SECONDS", 3600)
 GATEWAY_CACHE_MAX_ENTRY_BYTES = envint("GATEWAY_CACHE_MAX_ENTRY_BYTES", 1024 * 1024)
+# Sampled bodies of keys that opted in (store_bodies), PII-redacted, are deleted after this many days.
+GATEWAY_BODY_RETENTION_DAYS = envint("GATEWAY_BODY_RETENTION_DAYS", 30)
+# Guardrails on streamed answers: text reaches the client only once this many characters follow it, so PII or a
+# secret split across deltas is found (and redacted or blocked) first (apps/gateway/guard.py).
+GATEWAY_GUARD_HOLDBACK_CHARS = envint("GATEWAY_GUARD_HOLDBACK_CHARS", 128)
 
 # Audit chain (docs/audit.md): with a key, new events are sealed with HMAC-SHA256 (hash version 3), so
 # whoever can write the database still cannot rewrite the chain consistently without the key.

@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from apps.costs.selectors import capped_budgets_reset
 from apps.gateway import recording
 from apps.gateway.asgi import Gateway
 from apps.gateway.services import gateway_key_create
@@ -65,7 +66,11 @@ def gateway_url(gateway_server, transactional_db):
     """The base URL for the SDK (`OpenAI(base_url=gateway_url, api_key=...)`); the stream starts empty."""
     from apps.core import redis as portal_redis
 
-    portal_redis.client().delete(recording.stream_key())
+    client = portal_redis.client()
+    client.delete(recording.stream_key())
+    for name in client.scan_iter(match=portal_redis.key("gateway", "budget", "*"), count=1000):
+        client.delete(name)  # budget counters and holds of an earlier test's (emptied) rows
+    capped_budgets_reset()
     base_url, app = gateway_server
     app.admitted.clear()
     yield base_url

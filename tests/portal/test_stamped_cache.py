@@ -1,10 +1,11 @@
 """apps/core/stamped_cache.py: an entry is served only under the stamp it was built with."""
 
+import asyncio
 import uuid
 
 from django.core.cache import cache
 
-from apps.core.stamped_cache import new_stamp, stamped_get
+from apps.core.stamped_cache import new_stamp, stamp_aread, stamped_get
 
 
 def keys(name: str) -> tuple[str, str]:
@@ -32,3 +33,12 @@ def test_values_that_are_not_cacheable_are_built_every_time():
     for _ in range(2):
         stamped_get(stamp, entry, lambda: calls.append(1), timeout=60, cacheable=lambda v: v is not None)
     assert len(calls) == 2 and cache.get(entry) is None
+
+
+def test_a_stamp_read_from_an_event_loop_is_the_caches_stamp():
+    stamp, entry = keys("aread")
+    assert asyncio.run(stamp_aread(stamp)) is None  # no stamp yet
+    stamped_get(stamp, entry, lambda: 1, timeout=60)
+    assert asyncio.run(stamp_aread(stamp)) == cache.get(stamp)
+    cache.set(stamp, new_stamp())
+    assert asyncio.run(stamp_aread(stamp)) == cache.get(stamp)

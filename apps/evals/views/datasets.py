@@ -1,4 +1,5 @@
-"""Dataset pages: list, create, items (add, edit, from a playground run), import, export, the shared seed."""
+"""Dataset pages: list, create, items (add, edit, from a playground run or a stored gateway request), import,
+export, the shared seed."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from apps.evals.forms import DatasetCreateForm, ImportForm, ItemForm, Playground
 from apps.evals.models import DatasetRevision
 from apps.evals.seed import ADVERSARIAL_NAME, adversarial_seed
 from apps.evals.views import PAGE_SIZE
+from apps.gateway.selectors import body_get
 from apps.prompts.selectors import playground_run_for
 
 
@@ -37,6 +39,18 @@ def _saved(request, form, write, done, dataset=None):
         return None
     messages.success(request, done(result))
     return redirect("evals:dataset_detail", pk=(dataset or result).pk)
+
+
+def _save_as_item(request, form, datasets, write):
+    """The POST of a "save as a dataset item" form (PlaygroundSaveForm): `write(dataset=, expected=, tags=)`;
+    the dataset's page on success, None to show the form again (not posted, invalid, or refused)."""
+    if request.method != "POST" or not form.is_valid():
+        return None
+    dataset = next(d for d in datasets if str(d.pk) == form.cleaned_data["dataset"])
+    tags = [t.strip() for t in form.cleaned_data["tags"].split(",") if t.strip()]
+    return _saved(request, form, lambda: write(dataset=dataset, expected=form.cleaned_data["expected"] or None,
+                                               tags=tags),
+                  lambda revision: f"Saved to {dataset.name}: revision {revision.number}.", dataset)
 
 
 def _revision_param(request, dataset) -> int:
@@ -207,14 +221,32 @@ def from_playground(request, run_id: int):
     if not datasets:
         raise PermissionDenied("You may not change any dataset: create one in Evals → Datasets first.")
     form = PlaygroundSaveForm(request.POST or None, datasets=datasets, initial={"expected": run.output})
-    if request.method == "POST" and form.is_valid():
-        dataset = next(d for d in datasets if str(d.pk) == form.cleaned_data["dataset"])
-        tags = [t.strip() for t in form.cleaned_data["tags"].split(",") if t.strip()]
-        done = _saved(request, form, lambda: dataset_services.dataset_item_from_playground(
-            dataset=dataset, run=run, expected=form.cleaned_data["expected"] or None, tags=tags, actor=request.user),
-            lambda revision: f"Saved to {dataset.name}: revision {revision.number}.", dataset)
-        if done:
-            return done
+    done = _save_as_item(request, form, datasets, lambda **item: dataset_services.dataset_item_from_playground(
+        run=run, actor=request.user, **item))
+    if done:
+        return done
     return render(request, "evals/from_playground.html", {"run": run, "form": form,
                                                           "inputs": json.dumps(run.inputs, indent=1)},
+                  status=422 if form.errors else 200)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def from_gateway(request, request_id: str):
+    """A stored (redacted) gateway request as an item of a dataset of the key's team."""
+    body = body_get(request.user, request_id)
+    if body is None:
+        raise Http404("No stored body for this request among the keys you may see.")
+    datasets = [d for d in selectors.dataset_list(actor=request.user, action=Action.CHANGE) if d.team_id == body.team_id]
+    if not datasets:
+        raise PermissionDenied(f"You may not change any dataset of {body.team.name}: create one in Evals → Datasets "
+                               "first (engineers and owners of the team may).")
+    form = PlaygroundSaveForm(request.POST or None, datasets=datasets,
+                              initial={"expected": (body.response or {}).get("content") or ""})
+    done = _save_as_item(request, form, datasets, lambda **item: dataset_services.dataset_item_from_gateway(
+        body=body, actor=request.user, **item))
+    if done:
+        return done
+    return render(request, "evals/from_gateway.html",
+                  {"body": body, "form": form, "request_json": json.dumps(body.request, indent=1, ensure_ascii=False)},
                   status=422 if form.errors else 200)

@@ -1,4 +1,5 @@
-"""PII detection and redaction: `detect_pii(text)` and `redact(text)`.
+"""PII detection and redaction: `detect_pii(text)`, `redact(text)` and `redact_values(value)` (every string
+in a JSON-like value).
 
 Each detector yields candidate findings with a confidence; this module filters them by type and
 confidence, then resolves overlaps so every character belongs to at most one finding.
@@ -13,7 +14,7 @@ from .credentials import find_secrets
 from .financial import find_cards, find_ibans, find_ssns
 from .network import find_ip_addresses
 
-__all__ = ["PLACEHOLDERS", "detect_pii", "redact"]
+__all__ = ["PLACEHOLDERS", "detect_pii", "redact", "redact_findings", "redact_values"]
 
 DETECTORS: dict[PiiType, Callable[[str], Iterator[PiiFinding]]] = {
     PiiType.EMAIL: find_emails,
@@ -52,6 +53,12 @@ def redact(
 ) -> RedactionResult:
     """`text` with each finding replaced by its placeholder, e.g. "mail [EMAIL] or call [PHONE]"."""
     findings = detect_pii(text, types=types, min_confidence=min_confidence)
+    return RedactionResult(text=redact_findings(text, findings), findings=findings)
+
+
+def redact_findings(text: str, findings: list[PiiFinding]) -> str:
+    """`text` with these findings (of `detect_pii(text)`: ordered, none overlapping) replaced by placeholders,
+    for a caller that already has the findings and must not scan twice."""
     parts: list[str] = []
     position = 0
     for finding in findings:
@@ -59,7 +66,22 @@ def redact(
         parts.append(PLACEHOLDERS[finding.type])
         position = finding.end
     parts.append(text[position:])
-    return RedactionResult(text="".join(parts), findings=findings)
+    return "".join(parts)
+
+
+def redact_values(value, *, min_confidence: float = 0.5) -> tuple[object, int]:
+    """(a copy of `value` with every string in it redacted, how many spans were replaced). For JSON-like
+    values (dicts, lists, strings, numbers): a chat request's messages, a response, metadata. Keys are kept."""
+    if isinstance(value, str):
+        result = redact(value, min_confidence=min_confidence)
+        return result.text, len(result.findings)
+    if isinstance(value, dict):
+        pairs = [(k, redact_values(v, min_confidence=min_confidence)) for k, v in value.items()]
+        return {k: v for k, (v, _n) in pairs}, sum(n for _k, (_v, n) in pairs)
+    if isinstance(value, list | tuple):
+        items = [redact_values(v, min_confidence=min_confidence) for v in value]
+        return [v for v, _n in items], sum(n for _v, n in items)
+    return value, 0
 
 
 def _without_overlaps(candidates: list[PiiFinding]) -> list[PiiFinding]:

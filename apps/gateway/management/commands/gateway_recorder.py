@@ -1,4 +1,5 @@
-"""`manage.py gateway_recorder`: write the gateway's recorded calls to the usage ledger, in batches, forever."""
+"""`manage.py gateway_recorder`: write the gateway's recorded calls to the usage ledger, in batches, forever;
+and keep the gateway's budget counters (sweep leaked reservations, reconcile with the ledger)."""
 
 import logging
 import signal
@@ -6,7 +7,7 @@ import time
 
 from django.core.management.base import BaseCommand
 
-from apps.gateway import recording
+from apps.gateway import budgets, recording
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +22,7 @@ class Command(BaseCommand):
         consumer = recording.consumer_name()
         if once:
             self.stdout.write(f"{recording.drain_all(consumer)} records written")
+            budgets.upkeep(force=True)
             return
         stopping = []
         signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
@@ -28,6 +30,7 @@ class Command(BaseCommand):
         while not stopping:
             try:
                 recording.drain_once(consumer, block_ms=1000)
+                budgets.upkeep()  # every GATEWAY_BUDGET_SYNC_SECONDS: sweep leaked holds, re-read counters
             except KeyboardInterrupt:
                 break
             except Exception:  # noqa: BLE001 - Redis or PostgreSQL away: unacknowledged entries wait, retry
