@@ -20,6 +20,7 @@ AREAS = (
     Area("gateway", "Gateway", "gateway:keys", "OpenAI-compatible /v1 front door: keys, limits, request log"),
     Area("costs", "Costs", "costs:dashboard", "Spend by team, feature, tenant and model; budgets"),
     Area("rag", "RAG", "rag:list", "Collections, indexing, hybrid retrieval and grounded answers"),
+    Area("incidents", "Incidents", "incidents:list", "Incidents, one-click mitigations on live traffic, what is switched now"),
     Area("audit", "Audit", "audit:list", "Append-only, hash-chained log of every change"),
 )
 

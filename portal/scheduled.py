@@ -31,6 +31,8 @@ BEAT_SCHEDULE = dict(
         "reviews-material-change-scan": {
             "task": "apps.reviews.tasks.reviews_material_change_scan_task", "schedule": crontab(minute=45),
         },
+        # incidents: restore expired rate limits, remind about features still switched off past their expiry
+        "incidents-mitigations-expiry": {"task": "apps.incidents.tasks.mitigations_expiry_sweep_task", "schedule": 60.0},
         # rag: re-queue indexing jobs and retrieval eval runs whose worker stopped (stale heartbeat)
         "rag-indexing-sweep-stuck": {"task": "apps.rag.tasks.indexing_sweep_stuck_task", "schedule": 60.0},
         # gateway: sampled bodies past their retention (GATEWAY_BODY_RETENTION_DAYS)

@@ -19,6 +19,7 @@ urlpatterns = [
     path("evals/", include("apps.evals.urls")),
     path("rag/", include("apps.rag.urls")),
     path("use-cases/", include("apps.reviews.urls")),
+    path("incidents/", include("apps.incidents.urls")),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
 ]

@@ -28,7 +28,8 @@ NOT_PAGES = re.compile(r"(\.(csv|json|jsonl|md|txt)$)|/export|/api/|/admin/|/met
 MAX_PAGES_PER_ROLE = 90
 SCREENSHOT_BOTH_WIDTHS = "admin"  # the others at 1024 px only: a screenshot costs as much as the checks  # the walk stops here, so a link loop cannot hang the suite
 # Detail pages the walk must reach (a regression that hides them would otherwise pass silently).
-MUST_VISIT = {"prompts:detail", "prompts:version", "evals:run_detail", "rag:collection", "reviews:detail"}
+MUST_VISIT = {"prompts:detail", "prompts:version", "evals:run_detail", "rag:collection", "reviews:detail",
+              "incidents:detail"}
 
 
 @pytest.fixture
@@ -40,6 +41,7 @@ def demo_site(demo_people, monkeypatch):
     from apps.core.request_context import acting_as
     from apps.costs.demo import seed_demo_costs
     from apps.evals.demo import seed_demo_evals
+    from apps.incidents.demo import seed_demo_incidents
     from apps.llm.offline import embeddings
     from apps.prompts.demo import seed_demo_prompts
     from apps.rag.demo import seed_demo_rag
@@ -57,6 +59,7 @@ def demo_site(demo_people, monkeypatch):
     seed_demo_rag(demo_people, teams, index_now=True)
     seed_demo_costs(demo_people, teams, scale=0.1)  # a tenth of the ledger draws the same charts
     seed_demo_reviews(demo_people, teams)
+    seed_demo_incidents(demo_people, teams)
     return demo_people
 
 

@@ -86,3 +86,15 @@ class UsageEventFactory(factory.django.DjangoModelFactory):
     source = Source.API
     input_tokens = 100
     output_tokens = 50
+
+
+class IncidentFactory(factory.django.DjangoModelFactory):
+    """A bare incident row (no timeline, no audit event): for reads. Declare through the service to test writes."""
+
+    class Meta:
+        model = "incidents.Incident"
+
+    title = factory.Sequence(lambda n: f"Wrong refund answers {n}")
+    kind = "incorrect_outputs"
+    severity = 2
+    team = factory.SubFactory(TeamFactory)

@@ -6,6 +6,7 @@ and the server's own connections see them. Recorded calls wait on the Redis stre
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -24,12 +25,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def gateway_server(django_db_setup, django_db_blocker):
-    """(base_url, app): one server for the session; each test's rows are committed (transactional_db)."""
+@contextlib.contextmanager
+def serving(app):
+    """Serve a gateway app with uvicorn in a thread on a free port; yields the SDK's base URL."""
     import uvicorn
 
-    app = Gateway()
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", log_level="warning",
                                           access_log=False))
@@ -40,9 +40,19 @@ def gateway_server(django_db_setup, django_db_blocker):
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("the test gateway did not start")
         time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}/v1", app
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def gateway_server(django_db_setup, django_db_blocker):
+    """(base_url, app): one server for the session; each test's rows are committed (transactional_db)."""
+    app = Gateway()
+    with serving(app) as base_url:
+        yield base_url, app
     # The server's database work ran on asgiref's one sync thread: close its connection before the test
     # database is dropped.
     from asgiref.sync import SyncToAsync

@@ -1,0 +1,270 @@
+"""The switches an incident applies to live traffic, each one click, audited, on the timeline, reversible.
+
+Built (ADR 0080):
+- **feature off** (`feature_off`): the gateway refuses a key's, a feature's (team + feature) or a use case's
+  traffic with 423 and a message the product can show. `incidents_guard` below is registered into the gateway's
+  admission-guard registry (apps/incidents/hooks.py); apply and undo call `admission_changed()`, which moves
+  the gateway stamp on commit, so every gateway process asks again on its next request.
+- **rate limit** (`rate_limit`): a key's requests per minute (and per day) lowered through the gateway's own
+  `gateway_key_update` (its audit event, its stamp), the values before kept in `params["before"]` and put back
+  on undo or at expiry.
+Planned, same row shape (kind + target + params): model fallback, retrieval disabled, stricter filters,
+prompt rollback.
+
+Expiry: a rate limit is restored at `expires_at`; a feature stays off (turning traffic back on by itself in
+the middle of an incident is worse) and its applier and the commander get a reminder, once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from apps.accounts.models import Team
+from apps.accounts.permissions import is_admin, user_of
+from apps.audit.services import audit_record
+from apps.gateway.models import GatewayKey
+from apps.gateway.registry import AdmissionTarget, admission_changed
+from apps.gateway.services import gateway_key_update
+from apps.incidents import rules
+from apps.incidents.models import EventKind, Incident, Mitigation, MitigationKind
+from apps.incidents.services import MAX_ID, clean_text, timeline_add
+from apps.notifications.services import notify
+from apps.reviews.models import UseCase
+
+GUARD_KEY = "incident"  # the admission guard's key: the 423's `code`, and the refused usage events' error type
+RATE_LIMIT_CODE = "key_limit"  # the gateway's own 429 code: what a lowered limit refuses with
+SCOPES = {MitigationKind.FEATURE_OFF: ("key", "feature", "use_case"), MitigationKind.RATE_LIMIT: ("key",)}
+DEFAULT_MESSAGE = "This feature is switched off for now while we handle an incident. Please try again later."
+DEFAULT_EXPIRY = timedelta(hours=4)
+MIN_EXPIRY, MAX_EXPIRY = timedelta(minutes=5), timedelta(days=7)
+RATE_FIELDS = ("requests_per_minute", "requests_per_day")
+
+
+def _int(name: str, value, *, required: bool) -> int | None:
+    if value in (None, ""):
+        if required:
+            raise ValidationError({name: "This is required."})
+        return None
+    try:
+        number = int(str(value).strip())
+        if not 1 <= number <= MAX_ID:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ValidationError({name: "A whole number of at least 1."})
+    return number
+
+
+def _target(kind: str, target: dict) -> tuple[dict, str, Team]:
+    """(clean target, label, the target's team) or ValidationError naming `target`."""
+    if not isinstance(target, dict):
+        raise ValidationError({"target": "Say what to switch: a key, a feature or a use case."})
+    scope = target.get("scope")
+    if scope not in SCOPES[kind]:
+        raise ValidationError({"target": f"A {dict(MitigationKind.choices)[kind].lower()} acts on: "
+                                         f"{', '.join(SCOPES[kind])}."})
+    if scope == "key":
+        key_id = _int("target", target.get("key_id"), required=True)
+        key = GatewayKey.objects.select_related("team").filter(pk=key_id).first()
+        if key is None:
+            raise ValidationError({"target": f"No gateway key #{key_id}."})
+        if key.revoked_at is not None:
+            raise ValidationError({"target": f"Key {key.prefix} is revoked already."})
+        return {"scope": "key", "key_id": key.pk}, f"key {key.name} ({key.prefix})", key.team
+    if scope == "feature":
+        team_id = _int("target", target.get("team_id"), required=True)
+        team = Team.objects.filter(pk=team_id).first()
+        feature = str(target.get("feature") or "").strip()
+        if team is None:
+            raise ValidationError({"target": f"No team #{team_id}."})
+        if not feature or len(feature) > 120:
+            raise ValidationError({"target": "Name the feature (as on its gateway keys), at most 120 characters."})
+        return {"scope": "feature", "team_id": team.pk, "feature": feature}, f"feature {feature} of {team.name}", team
+    use_case_id = _int("target", target.get("use_case_id"), required=True)
+    use_case = UseCase.objects.select_related("team").filter(pk=use_case_id).first()
+    if use_case is None:
+        raise ValidationError({"target": f"No use case #{use_case_id}."})
+    return {"scope": "use_case", "use_case_id": use_case.pk}, f"use case {use_case.title}", use_case.team
+
+
+def _expiry(expires_in_minutes) -> datetime:
+    if expires_in_minutes in (None, ""):
+        return timezone.now() + DEFAULT_EXPIRY
+    minutes = _int("expires_in_minutes", expires_in_minutes, required=True)
+    if not MIN_EXPIRY <= timedelta(minutes=minutes) <= MAX_EXPIRY:
+        raise ValidationError({"expires_in_minutes": f"From {int(MIN_EXPIRY.total_seconds() // 60)} minutes to "
+                                                     f"{MAX_EXPIRY.days} days."})
+    return timezone.now() + timedelta(minutes=minutes)
+
+
+def _require_team(actor, incident: Incident, team: Team) -> None:
+    if team.pk not in rules.team_ids_of(incident) and not (is_admin(actor) or rules.is_council_member(actor)):
+        raise PermissionDenied(f"{team.name} is not among this incident's teams: add it to the incident first.")
+
+
+def _active(kind: str, target: dict):
+    return Mitigation.objects.filter(kind=kind, undone_at__isnull=True, target=target)
+
+
+@transaction.atomic
+def mitigation_apply(*, incident: Incident, actor, kind: str, target: dict, params: dict | None = None,
+                     reason: str = "", expires_in_minutes=None) -> Mitigation:
+    """Switch something now. Bad input: ValidationError naming the field, nothing switched."""
+    if not rules.may_update(actor, incident):
+        raise PermissionDenied("Only engineers of the incident's teams and council members apply mitigations.")
+    if kind not in SCOPES:
+        raise ValidationError({"kind": f"Choose one of: {', '.join(SCOPES)} (the other kinds are not built yet)."})
+    if not incident.is_open:
+        raise ValidationError({"kind": "This incident is closed: reopen it before switching anything."})
+    params = dict(params or {})
+    errors, clean = {}, {}
+    for name, step in (("target", lambda: _target(kind, target)),
+                       ("reason", lambda: clean_text("reason", reason, limit=2_000)),
+                       ("expires_at", lambda: _expiry(expires_in_minutes))):
+        try:
+            clean[name] = step()
+        except ValidationError as exc:
+            errors.update(exc.message_dict)
+    if "target" in clean:
+        _require_team(actor, incident, clean["target"][2])
+        if _active(kind, clean["target"][0]).exists():
+            errors["target"] = f"{clean['target'][1]} is switched already ({kind.replace('_', ' ')})."
+    if kind == MitigationKind.FEATURE_OFF:
+        try:
+            params = {"message": clean_text("message", params.get("message"), limit=300) or DEFAULT_MESSAGE}
+        except ValidationError as exc:
+            errors.update(exc.message_dict)
+    else:
+        try:
+            params = _rate_params(params, clean["target"][0]["key_id"] if "target" in clean else None)
+        except ValidationError as exc:
+            errors.update(exc.message_dict)
+    if errors:
+        raise ValidationError(errors)
+    (target, label, team), reason, expires_at = clean["target"], clean["reason"], clean["expires_at"]
+    if kind == MitigationKind.RATE_LIMIT:
+        key = GatewayKey.objects.get(pk=target["key_id"])
+        gateway_key_update(key=key, actor=None, **{f: params[f] for f in RATE_FIELDS if params[f] is not None})
+    mitigation = Mitigation.objects.create(incident=incident, kind=kind, target=target, target_label=label[:300],
+                                           team=team, params=params, reason=reason, applied_by=user_of(actor),
+                                           expires_at=expires_at)
+    if kind == MitigationKind.FEATURE_OFF:
+        admission_changed()
+    if team.pk not in rules.team_ids_of(incident):
+        incident.teams.add(team)
+    timeline_add(incident, kind=EventKind.MITIGATION, actor=actor,
+                 text=f"{mitigation.get_kind_display()} on {label}" + _describe(mitigation) +
+                      (f": {reason}" if reason else "."),
+                 data={"mitigation": mitigation.pk, "kind": kind, "target": target})
+    audit_record(action="incident.mitigation_apply", obj=incident, actor=actor,
+                 changes={"mitigation": mitigation.pk, "kind": kind, "target": target, "params": params,
+                          "reason": reason, "expires_at": expires_at})
+    return mitigation
+
+
+def _describe(mitigation: Mitigation) -> str:
+    if mitigation.kind == MitigationKind.RATE_LIMIT:
+        parts = [f"{mitigation.params[f]} {f.replace('_', ' ')}" for f in RATE_FIELDS
+                 if mitigation.params.get(f) is not None]
+        return f" (limit {', '.join(parts)})"
+    return f" (“{mitigation.params.get('message', '')}”)"
+
+
+def _rate_params(params: dict, key_id: int | None) -> dict:
+    clean = {"requests_per_minute": _int("requests_per_minute", params.get("requests_per_minute"), required=True),
+             "requests_per_day": _int("requests_per_day", params.get("requests_per_day"), required=False)}
+    if key_id is None:
+        return clean
+    key = GatewayKey.objects.get(pk=key_id)
+    before = {f: getattr(key, f) for f in RATE_FIELDS}
+    for name in RATE_FIELDS:
+        if clean[name] is not None and before[name] is not None and clean[name] >= before[name]:
+            raise ValidationError({name: f"A rate limit lowers the key's limit: it is {before[name]} now."})
+    return {**clean, "before": before}
+
+
+@transaction.atomic
+def mitigation_undo(*, mitigation: Mitigation, actor, why: str = "") -> Mitigation:
+    """Switch it back. Undoing an undone mitigation changes nothing and records nothing."""
+    mitigation = Mitigation.objects.select_for_update().select_related("incident").get(pk=mitigation.pk)
+    incident = mitigation.incident
+    if actor is not None and not rules.may_update(actor, incident):
+        raise PermissionDenied("Only engineers of the incident's teams and council members undo mitigations.")
+    if mitigation.undone_at is not None:
+        return mitigation
+    note = ""
+    if mitigation.kind == MitigationKind.RATE_LIMIT:
+        key = GatewayKey.objects.get(pk=mitigation.target["key_id"])
+        if key.revoked_at is None:
+            gateway_key_update(key=key, actor=None, **{f: mitigation.params["before"].get(f) for f in RATE_FIELDS})
+        else:
+            note = " The key was revoked meanwhile: nothing to restore."
+    mitigation.undone_at, mitigation.undone_by = timezone.now(), user_of(actor)
+    mitigation.save(update_fields=["undone_at", "undone_by"])
+    if mitigation.kind == MitigationKind.FEATURE_OFF:
+        admission_changed()
+    timeline_add(incident, kind=EventKind.MITIGATION_UNDONE, actor=actor,
+                 text=f"Undone: {mitigation.get_kind_display()} on {mitigation.target_label}"
+                      + (f" ({why})" if why else "") + "." + note,
+                 data={"mitigation": mitigation.pk})
+    audit_record(action="incident.mitigation_undo", obj=incident, actor=actor,
+                 changes={"mitigation": mitigation.pk, "kind": mitigation.kind, "target": mitigation.target,
+                          **({"why": why} if why else {})})
+    return mitigation
+
+
+def mitigations_expiry_sweep(now=None) -> dict:
+    """Beat job: restore expired rate limits; remind (once) about features still off past their expiry."""
+    now = now or timezone.now()
+    expired = list(Mitigation.objects.filter(undone_at__isnull=True, expires_at__lte=now)
+                   .select_related("incident", "incident__commander", "applied_by"))
+    restored = reminded = 0
+    for mitigation in expired:
+        if mitigation.kind == MitigationKind.RATE_LIMIT:
+            mitigation_undo(mitigation=mitigation, actor=None, why="expired")
+            restored += 1
+        elif mitigation.reminded_at is None:
+            _remind(mitigation, now)
+            reminded += 1
+    return {"restored": restored, "reminded": reminded}
+
+
+@transaction.atomic
+def _remind(mitigation: Mitigation, now) -> None:
+    incident = mitigation.incident
+    claimed = Mitigation.objects.filter(pk=mitigation.pk, reminded_at__isnull=True).update(reminded_at=now)
+    if not claimed:
+        return
+    notify(users=[mitigation.applied_by, incident.commander], kind="incident.mitigation",
+           title=f"Still switched: {mitigation} ({incident.reference})"[:200],
+           body=f"It was meant to last until {mitigation.expires_at:%Y-%m-%d %H:%M} UTC. Undo it on the incident "
+                "page, or leave it on if the incident still needs it.",
+           link=incident.get_absolute_url(), dedupe_key=f"incident.mitigation:{mitigation.pk}:expired")
+    timeline_add(incident, kind=EventKind.SYSTEM, actor=None,
+                 text=f"Reminder sent: {mitigation} is past its expiry and still on.",
+                 data={"mitigation": mitigation.pk})
+
+
+def _matches(target: dict, admission: AdmissionTarget) -> bool:
+    scope = target.get("scope")
+    if scope == "key":
+        return target.get("key_id") == admission.key_id
+    if scope == "feature":
+        return target.get("team_id") == admission.team_id and target.get("feature") == admission.feature
+    if scope == "use_case":
+        return admission.use_case_id is not None and target.get("use_case_id") == admission.use_case_id
+    return False
+
+
+def incidents_guard(admission: AdmissionTarget) -> str | None:
+    """The gateway's `incident` admission guard: the message of the first active "feature off" that covers this
+    key, or None. One query on the partial index of active mitigations, at most once a second per key."""
+    rows = Mitigation.objects.filter(kind=MitigationKind.FEATURE_OFF, undone_at__isnull=True) \
+        .order_by("applied_at").values_list("target", "params", "incident_id")
+    for target, params, incident_id in rows:
+        if _matches(target, admission):
+            return f"{params.get('message') or DEFAULT_MESSAGE} (incident INC-{incident_id})"
+    return None

@@ -1,0 +1,45 @@
+"""An incident from an engineer's side: declare a Sev2, switch a feature off with one click, see it on "what is
+switched now", resolve the incident."""
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import log_in
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_engineer_declares_a_sev2_switches_a_feature_off_and_resolves_it(page, demo_people):
+    from apps.accounts.models import Team
+    from apps.gateway.services import gateway_key_create
+
+    team = Team.objects.get(slug="support-ai")
+    key = gateway_key_create(team=team, actor=demo_people["olivia"], name="refund-bot-prod", feature="refund-bot").key
+
+    log_in(page, "evan")
+    page.get_by_role("navigation").get_by_role("link", name="Incidents").click()
+    page.get_by_role("link", name="Declare an incident").click()
+    page.get_by_label("Owning team").select_option(team.slug)
+    page.get_by_label("Title", exact=True).fill("Refund bot quotes 60-day refunds")
+    page.get_by_label("Type", exact=True).select_option("incorrect_outputs")
+    page.get_by_label("Severity", exact=True).select_option(label="Sev2")
+    page.get_by_label("Affected features").fill("refund-bot")
+    page.get_by_role("button", name="Declare").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Refund bot quotes 60-day refunds")
+    expect(page.get_by_test_id("unacknowledged")).to_be_visible()
+
+    page.get_by_role("button", name="Acknowledge").click()
+    expect(page.get_by_test_id("unacknowledged")).to_have_count(0)
+    page.get_by_label("Switch").select_option("feature_off")
+    page.get_by_label("Acts on").select_option("key")
+    page.get_by_label("Gateway key").select_option(str(key.pk))
+    page.get_by_label("Message the product shows (feature off)").fill("Refund answers are paused for now.")
+    page.get_by_role("button", name="Apply").click()
+    expect(page.get_by_test_id("mitigations")).to_contain_text("refund-bot-prod")
+    expect(page.get_by_test_id("timeline")).to_contain_text("Feature off on key refund-bot-prod")
+
+    page.get_by_role("link", name="What is switched now").click()
+    expect(page.get_by_test_id("switched-now")).to_contain_text("refund-bot-prod")
+    page.get_by_test_id("switched-now").get_by_role("link").first.click()
+
+    page.get_by_role("button", name="Mark resolved").click()
+    expect(page.get_by_test_id("status")).to_have_text("Resolved")

@@ -1,0 +1,15 @@
+from apps.incidents.demo import seed_demo_incidents
+from apps.incidents.models import Incident
+
+
+def test_the_demo_has_one_resolved_incident_with_a_timeline_and_is_idempotent(db):
+    from portal.demo import seed_demo_accounts
+
+    seeded = seed_demo_accounts()
+    assert seed_demo_incidents(seeded["people"], seeded["teams"]) == 1
+    incident = Incident.objects.get()
+    assert incident.status == "resolved" and incident.resolved_at > incident.mitigated_at > incident.detected_at
+    kinds = list(incident.timeline.values_list("kind", flat=True))
+    assert kinds[0] == "declared" and kinds[-1] == "status" and "mitigation" in kinds and "note" in kinds
+    assert not incident.mitigations.filter(undone_at__isnull=True).exists()  # nothing left switched
+    assert seed_demo_incidents(seeded["people"], seeded["teams"]) == 0
