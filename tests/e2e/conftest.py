@@ -27,12 +27,15 @@ def chromium_path() -> str:
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
     """Mark the browser tests, and run them last (after pytest-django's own ordering, which stays as is within
-    each group): Playwright's sync API keeps an event loop running in the main thread for the rest of the
+    each group, but for the layout walk, first among them): Playwright's sync API keeps an event loop running in the main thread for the rest of the
     session, so a later test that calls asyncio.run() would fail."""
     for item in items:
         if "/e2e/" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
-    items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
+    # The layout walk is the longest test by far: first among the browser tests, so it does not end the run alone
+    # on one worker while the other waits.
+    items.sort(key=lambda item: (item.get_closest_marker("e2e") is not None,
+                                 "test_layout.py::test_every_page" not in item.nodeid))
 
 
 @pytest.fixture(scope="session")
