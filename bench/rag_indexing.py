@@ -72,7 +72,7 @@ def main() -> dict:
     return out
 
 
-def compare_plain(items: list[dict]) -> dict:
+def compare_plain(items: list) -> dict:
     """chunks/s of plain sentence-transformers and of the portal's embedding path on the same texts."""
     import os
 
@@ -80,7 +80,7 @@ def compare_plain(items: list[dict]) -> dict:
 
     from apps.llm.offline import embeddings
 
-    texts = ["\n".join(p for p in (item.get("title", ""), item["text"]) if p) for item in items]
+    texts = ["\n".join(p for p in (item.title, item.content.decode("utf-8")) if p) for item in items]
     model = embeddings.minilm()
     runs = {"plain_sentence_transformers": lambda: model.encode(texts, batch_size=32, normalize_embeddings=True),
             "portal": lambda: embeddings.embed(texts).vectors}

@@ -69,9 +69,11 @@ BENCHES = {"startup": bench_startup, "home": bench_home, "prompts_resolve": benc
            "rag_scifact": lambda: _bench_module("bench.rag_scifact", timeout=7200),
            "rag_latency": lambda: _bench_module("bench.rag_latency", timeout=7200),
            "rag_indexing": lambda: _bench_module("bench.rag_indexing", timeout=7200),
+           # ADR 0044: vector-leg nDCG@10 and chunks/s, plain sentence-transformers vs the portal's MiniLM path
+           "rag_embedding_quality": lambda: _bench_module("bench.rag_embedding_quality", timeout=7200),
            # issue #12: 50 API clients against `make run` for 2 minutes, then a 10-minute soak
            "web_connections": lambda: _bench_module("bench.web_connections", timeout=1800)}
-NEEDS_SCIFACT = {"rag_scifact", "rag_indexing"}
+NEEDS_SCIFACT = {"rag_scifact", "rag_indexing", "rag_embedding_quality"}
 
 
 def main(argv: list[str]) -> int:

@@ -31,6 +31,7 @@ _load_lock = threading.Lock()
 _encode_lock = threading.Lock()  # one forward pass at a time: torch already uses every core for one
 _cache_lock = threading.Lock()
 _query_cache: OrderedDict[str, tuple[list[float], int]] = OrderedDict()
+_default_threads = 0  # what LLM_LOCAL_TORCH_THREADS=0 means in this process (see prefer_threads)
 
 
 @dataclass(frozen=True)
@@ -45,11 +46,23 @@ def _setting(name: str, default):
     return getattr(settings, name, default) if settings.configured else os.environ.get(name, default)
 
 
+def prefer_threads(threads: int) -> None:
+    """The process's default when LLM_LOCAL_TORCH_THREADS is 0: web processes say 1 (portal/warmup.py).
+
+    A web process embeds one short query at a time from several request threads; on a shared machine torch's
+    pool of one thread per core spins against the database and the other processes (measured at load ~12:
+    36 ms per query with one thread, 100-800 ms with two).
+    """
+    global _default_threads
+    _default_threads = int(threads)
+
+
 def configure_threads() -> int:
-    """Apply LLM_LOCAL_TORCH_THREADS (0: torch's default, one per core); returns the threads torch uses."""
+    """Apply LLM_LOCAL_TORCH_THREADS (0: the process's preference, else torch's default of one per core);
+    returns the threads torch uses."""
     import torch  # why: heavy, and only where the offline model runs
 
-    wanted = int(_setting("LLM_LOCAL_TORCH_THREADS", 0) or 0)
+    wanted = int(_setting("LLM_LOCAL_TORCH_THREADS", 0) or 0) or _default_threads
     if wanted > 0 and torch.get_num_threads() != wanted:
         torch.set_num_threads(wanted)
     return torch.get_num_threads()
