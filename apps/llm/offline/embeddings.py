@@ -3,7 +3,7 @@
 Loaded lazily, once per process (a Celery worker child loads its own after the fork), never from a hub:
 HF_HUB_OFFLINE is forced on before sentence-transformers is imported.
 
-Speed (ADR 0044, issue #18): the texts are tokenised once (which also gives the exact token count), sorted by
+Speed (ADR 0044, issue #18): the texts are tokenised once (`embed()` also returns the exact token count), sorted by
 length and cut into batches of at most `TOKENS_PER_BATCH` word pieces, so short texts share a batch without
 padding to a long one; the batches run the SentenceTransformer's own modules (transformer, mean pooling,
 normalisation) under bfloat16 autocast where the CPU computes bf16 natively (AVX512-BF16/AMX): the matrix
