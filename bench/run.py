@@ -82,7 +82,7 @@ BENCHES = {"startup": bench_startup, "home": bench_home, "prompts_resolve": benc
            # issue #14: gateway added latency at 100/500 req/s, ramp, RSS, streamed usage; LiteLLM side by side
            # (its own venv under .portal/bench-litellm, made on first use)
            "gateway_load": lambda: _bench_module("bench.gateway_load", timeout=1800)}
-NEEDS_SCIFACT = {"rag_scifact", "rag_indexing"}
+NEEDS_SCIFACT = {"rag_scifact", "rag_indexing", "rag_embedding_quality"}
 
 
 def main(argv: list[str]) -> int:

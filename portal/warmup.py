@@ -52,6 +52,9 @@ def start_in_background() -> threading.Thread | None:
         if _state["started"]:
             return None
         _state["started"] = True
+    from apps.llm.offline.embeddings import prefer_threads  # why: lazy, as in warm_models
+
+    prefer_threads(1)  # queries are one short text each: one torch thread per web process (ADR 0044)
     thread = threading.Thread(target=warm_models, name="portal-warm-models", daemon=True)
     thread.start()
     return thread

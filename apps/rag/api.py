@@ -198,7 +198,7 @@ def _config(collection, overrides: dict) -> RetrievalConfig:
 @router.post("/collections/{collection_id}/search", response={200: SearchOut, **errors(404, 422)},
              summary="Hybrid retrieval with each leg's rank and score per chunk")
 def search(request, collection_id: int, payload: SearchIn):
-    collection = selectors.collection_get(actor=_actor(request), pk=collection_id)
+    collection = selectors.collection_get_for_search(actor=_actor(request), pk=collection_id)
     result = retrieve(collection=collection, query=payload.query, actor=_actor(request),
                       config=_config(collection, payload.config), explain=False)
     return SearchOut(query=result.query, config=result.config.as_dict(), timings_ms=result.timings, notes=result.notes,

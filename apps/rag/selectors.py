@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Max, Min, Q, QuerySet, Sum
+from django.db.models import BooleanField, Count, Max, Min, Q, QuerySet, Sum
+from django.db.models.expressions import RawSQL
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from apps.accounts.permissions import Action, get_object_for, restrict, teams_for
@@ -15,6 +17,7 @@ from apps.rag.models import (
     RetrievalDataset,
     RetrievalEvalRun,
 )
+from apps.rag.retrieval import tenant_condition
 
 
 def collection_list(*, actor) -> QuerySet[Collection]:
@@ -32,6 +35,19 @@ def collection_get(*, actor, pk: int, action: Action | str = Action.VIEW) -> Col
     return get_object_for(actor, Collection.objects.select_related("team", "embedding_model__provider",
                                                                    "answer_model__provider"),
                           action, pk=pk)
+
+
+def collection_get_for_search(*, actor, pk: int) -> Collection:
+    """The collection a search reads (404 if the actor may not see it), checked with the very permission
+    condition the retrieval legs carry: compiled once for this actor and kept on it (`tenant_condition`),
+    so a search request builds the permission subqueries once instead of twice (ADR 0044)."""
+    sql, params = tenant_condition(actor, int(pk))
+    collection = (Collection.objects.select_related("team", "embedding_model__provider", "answer_model__provider")
+                  .annotate(_visible=RawSQL(sql, params, output_field=BooleanField()))
+                  .filter(pk=pk, _visible=True).first())
+    if collection is None:
+        raise Http404("No collection matches the given query.")
+    return collection
 
 
 def collection_visible(*, actor, pk: int) -> Collection | None:

@@ -88,3 +88,18 @@ def test_a_read_token_cannot_upload(secret_collection, client, owner, team, toke
     response = client.post(f"/api/v1/rag/collections/{secret_collection.pk}/documents",
                            {"file": SimpleUploadedFile("a.txt", b"hello")}, HTTP_AUTHORIZATION=f"Bearer {secret}")
     assert response.status_code == 403
+
+
+def test_the_search_lookup_finds_the_collection_for_whoever_may_see_it_and_404s_for_others(
+        secret_collection, owner, viewer, council_member, outsider, nobody):
+    from django.http import Http404
+
+    from apps.rag.selectors import collection_get_for_search
+
+    for actor in (owner, viewer, council_member):
+        assert collection_get_for_search(actor=actor, pk=secret_collection.pk) == secret_collection
+    for actor in (outsider, nobody):
+        with pytest.raises(Http404):
+            collection_get_for_search(actor=actor, pk=secret_collection.pk)
+    with pytest.raises(Http404):
+        collection_get_for_search(actor=owner, pk=secret_collection.pk + 10_000)

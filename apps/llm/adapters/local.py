@@ -48,8 +48,8 @@ class LocalAdapter:
         if model.remote_name != EMBEDDING_MODEL:
             raise BadRequest(f"The offline provider has no embedding model '{model.remote_name}'; "
                              f"use '{EMBEDDING_MODEL}'.")
-        vectors = embeddings.embed_texts(texts)
-        return ProviderEmbedding(vectors=vectors, usage=Usage(input_tokens=embeddings.count_tokens(texts)),
+        result = embeddings.embed(texts)  # the vectors and the exact word pieces, from one tokenisation
+        return ProviderEmbedding(vectors=result.vectors, usage=Usage(input_tokens=result.tokens),
                                  remote_model=model.remote_name)
 
     # The async path runs the same in-process work in a thread: fine for the offline models, which are for
