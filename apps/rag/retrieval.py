@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from django.conf import settings
+from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
 
 from apps.accounts.permissions import Action, restrict, user_id_of
@@ -102,10 +103,13 @@ def tenant_condition(actor, collection_id: int) -> tuple[str, list]:
     if collection_id in cache:
         return cache[collection_id]
     allowed = restrict(Collection.objects.filter(pk=collection_id), actor, Action.VIEW).values("pk")
-    if allowed.query.is_empty():
+    try:
+        if allowed.query.is_empty():
+            raise EmptyResultSet
+        sql, params = allowed.query.sql_with_params()
+    except EmptyResultSet:  # a condition that can match nothing (e.g. `pk IN ()` for a token with no teams)
         cache[collection_id] = ("FALSE", [])
     else:
-        sql, params = allowed.query.sql_with_params()
         cache[collection_id] = (f"EXISTS ({sql})", list(params))
     return cache[collection_id]
 

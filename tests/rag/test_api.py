@@ -55,3 +55,13 @@ def test_a_token_cannot_create_in_another_team(client, engineer, team, other_tea
     response = client.post("/api/v1/rag/collections", {"team": other_team.slug, "name": "x"},
                            content_type="application/json", **_auth(secret))
     assert response.status_code == 403
+
+
+def test_a_token_whose_scope_cannot_read_gets_404_from_search_not_an_error(client, engineer, team, token_for,
+                                                                           collection):
+    _, secret = token_for(engineer, team, scope="ingest")  # ingest tokens may not read collections
+
+    response = client.post(f"/api/v1/rag/collections/{collection.pk}/search", {"query": "anything"},
+                           content_type="application/json", **_auth(secret))
+
+    assert response.status_code == 404 and response.json()["detail"]
