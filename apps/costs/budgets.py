@@ -107,6 +107,11 @@ def scope_rollups(budget: Budget, start: datetime, end: datetime | None):
     rows = UsageRollup.objects.filter(granularity=granularity, bucket_start__gte=start)
     if end is not None:
         rows = rows.filter(bucket_start__lt=end)
+    return _in_scope(rows, budget)
+
+
+def _in_scope(rows, budget: Budget):
+    """Rollups or events narrowed to a budget's team, feature and tenant."""
     if budget.team_id:
         rows = rows.filter(team_id=budget.team_id)
     if budget.feature:
@@ -118,16 +123,11 @@ def scope_rollups(budget: Budget, start: datetime, end: datetime | None):
 
 def scope_events(budget: Budget, start: datetime, end: datetime | None):
     """The raw ledger events of a budget's scope in [start, end): what a use-case budget counts, since the
-    rollups have no use-case dimension (a range scan of the period's events, on the occurred_at BRIN index)."""
-    rows = UsageEvent.objects.filter(occurred_at__gte=start)
+    rollups have no use-case dimension (a range scan of the period's events: the (team, occurred_at) index for a
+    team's budget, the occurred_at BRIN index otherwise)."""
+    rows = _in_scope(UsageEvent.objects.filter(occurred_at__gte=start), budget)
     if end is not None:
         rows = rows.filter(occurred_at__lt=end)
-    if budget.team_id:
-        rows = rows.filter(team_id=budget.team_id)
-    if budget.feature:
-        rows = rows.filter(feature=budget.feature)
-    if budget.tenant:
-        rows = rows.filter(tenant=budget.tenant)
     if budget.use_case_id is not None:
         rows = rows.filter(use_case_id=budget.use_case_id)
     return rows

@@ -11,6 +11,7 @@ from django.db import connections
 from django.utils import timezone
 
 from apps.audit.models import AuditEvent
+from apps.costs import alerts
 from apps.costs.budgets import BudgetExceeded, period_bounds, reservations_sweep
 from apps.costs.models import Budget, BudgetPeriod, BudgetReservation, UsageEvent
 from apps.costs.selectors import budget_usage
@@ -277,6 +278,8 @@ def test_a_use_case_budget_counts_and_caps_only_that_use_cases_usage(capped_mode
     spend_on_use_case(team, 8, "5")
     assert BudgetPeriod.objects.get(budget=budget).spent == Decimal("3.25")  # counted as the ledger records it
     assert budget_usage(budget, period_bounds(budget.period, timezone.now())) == Decimal("3.25")  # the gateway's seed
+    today = timezone.now().date()
+    assert alerts._daily_spend(budget, today, today) == {today: 3.25}  # what the forecast reads
 
     # a 200-token call could cost $0.43: over the use case's cap, and free of it for another use case
     calls.chat(model="priced-local", messages=QUESTION, context=context(team, use_case_id=8), max_tokens=200)
