@@ -16,6 +16,7 @@ from decimal import Decimal
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.db.models import Sum
+from django.db.models.functions import TruncDay
 from django.urls import reverse
 from django.utils import timezone
 
@@ -23,7 +24,7 @@ from apps.accounts.models import Membership, Role
 from apps.audit.services import audit_record
 from apps.core.tasks import task_queue
 from apps.costs import conf
-from apps.costs.budgets import period_bounds, period_ensure, scope_rollups
+from apps.costs.budgets import period_bounds, period_ensure, scope_events, scope_rollups
 from apps.costs.forecast import forecast_period
 from apps.costs.models import (
     AlertKind,
@@ -125,9 +126,13 @@ def budget_alert_notify(alert_id: int) -> int:
 
 
 def _daily_spend(budget: Budget, start: date, end: date) -> dict[date, float]:
-    rows = scope_rollups(budget, _midnight(start), _midnight(end) + timedelta(days=1))
-    return {r["bucket_start"].date(): float(r["cost"]) for r in
-            rows.values("bucket_start").annotate(cost=Sum("cost")).order_by()}
+    since, until = _midnight(start), _midnight(end) + timedelta(days=1)
+    if budget.use_case_id is not None:  # the rollups have no use case: the raw events, by UTC day
+        rows = (scope_events(budget, since, until).annotate(bucket_start=TruncDay("occurred_at", tzinfo=UTC))
+                .values("bucket_start"))
+    else:
+        rows = scope_rollups(budget, since, until).values("bucket_start")
+    return {r["bucket_start"].date(): float(r["cost"] or 0) for r in rows.annotate(cost=Sum("cost")).order_by()}
 
 
 def _midnight(d: date) -> datetime:

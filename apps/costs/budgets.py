@@ -29,6 +29,7 @@ from apps.costs.models import (
     BudgetPeriodKind,
     BudgetReservation,
     Granularity,
+    UsageEvent,
     UsageRollup,
 )
 from apps.costs.rollups import day_start, lock_exclusive
@@ -84,10 +85,12 @@ def _budgets_where(where: str, params: list) -> list[Budget]:
         return [Budget.from_db(connection.alias, _BUDGET_FIELDS, row) for row in cursor.fetchall()]
 
 
-def matching_budgets(team_id, feature: str, tenant: str, *, capped_only: bool = False) -> list[Budget]:
+def matching_budgets(team_id, feature: str, tenant: str, use_case_id: int | None = None, *,
+                     capped_only: bool = False) -> list[Budget]:
     return _budgets_where(
         "is_active AND (team_id = %s OR team_id IS NULL) AND feature IN (%s, '') AND tenant IN (%s, '')"
-        + (" AND hard_cap IS NOT NULL" if capped_only else ""), [team_id, feature, tenant])
+        " AND (use_case_id = %s OR use_case_id IS NULL)"
+        + (" AND hard_cap IS NOT NULL" if capped_only else ""), [team_id, feature, tenant, use_case_id])
 
 
 def active_budgets() -> list[Budget]:
@@ -104,6 +107,11 @@ def scope_rollups(budget: Budget, start: datetime, end: datetime | None):
     rows = UsageRollup.objects.filter(granularity=granularity, bucket_start__gte=start)
     if end is not None:
         rows = rows.filter(bucket_start__lt=end)
+    return _in_scope(rows, budget)
+
+
+def _in_scope(rows, budget: Budget):
+    """Rollups or events narrowed to a budget's team, feature and tenant."""
     if budget.team_id:
         rows = rows.filter(team_id=budget.team_id)
     if budget.feature:
@@ -113,9 +121,23 @@ def scope_rollups(budget: Budget, start: datetime, end: datetime | None):
     return rows
 
 
+def scope_events(budget: Budget, start: datetime, end: datetime | None):
+    """The raw ledger events of a budget's scope in [start, end): what a use-case budget counts, since the
+    rollups have no use-case dimension (a range scan of the period's events: the (team, occurred_at) index for a
+    team's budget, the occurred_at BRIN index otherwise)."""
+    rows = _in_scope(UsageEvent.objects.filter(occurred_at__gte=start), budget)
+    if end is not None:
+        rows = rows.filter(occurred_at__lt=end)
+    if budget.use_case_id is not None:
+        rows = rows.filter(use_case_id=budget.use_case_id)
+    return rows
+
+
 def scope_spend(budget: Budget, start: datetime, end: datetime | None) -> Decimal:
-    """Settled spend of a budget's scope in [start, end) from the rollups (day buckets, whole days)."""
-    return scope_rollups(budget, start, end).aggregate(total=Sum("cost"))["total"] or Decimal(0)
+    """Settled spend of a budget's scope in [start, end) (whole days): from the rollups (day buckets), or from
+    the raw ledger for a use-case budget."""
+    rows = scope_rollups(budget, start, end) if budget.use_case_id is None else scope_events(budget, start, end)
+    return rows.aggregate(total=Sum("cost"))["total"] or Decimal(0)
 
 
 def period_ensure(budget: Budget, at: datetime | None = None) -> BudgetPeriod:
@@ -158,9 +180,9 @@ def rolling_window_slide(row: BudgetPeriod, new_start: datetime) -> None:
 
 
 def reserve(*, request_id: str, team_id, feature: str, tenant: str, model: str,
-            worst_case_cost: Decimal | None) -> list[BudgetReservation]:
+            worst_case_cost: Decimal | None, use_case_id: int | None = None) -> list[BudgetReservation]:
     """Reserve `worst_case_cost` on every capped budget matching the call, atomically, or raise BudgetExceeded."""
-    budgets = matching_budgets(team_id, feature, tenant, capped_only=True)
+    budgets = matching_budgets(team_id, feature, tenant, use_case_id, capped_only=True)
     if not budgets:
         return []
     if worst_case_cost is None:
@@ -227,14 +249,15 @@ def settle_and_count(cursor, *, inserted: list[dict], settle_request_ids: list[s
     released, budgets = begun
     spends: dict[tuple[int, datetime], list[tuple[datetime, Decimal]]] = defaultdict(list)
     if budgets:
-        # Sum by (team, feature, tenant, UTC day) first: periods and rolling windows start on whole days.
+        # Sum by (team, feature, tenant, use case, UTC day) first: periods and rolling windows start on whole days.
         by_scope_day: dict[tuple, Decimal] = defaultdict(Decimal)
         for r in inserted:
             if r["cost"]:
-                by_scope_day[(r["team_id"], r["feature"], r["tenant"], day_start(r["occurred_at"]))] += r["cost"]
-        for (team_id, feature, tenant, day), cost in by_scope_day.items():
+                by_scope_day[(r["team_id"], r["feature"], r["tenant"], r.get("use_case_id"),
+                              day_start(r["occurred_at"]))] += r["cost"]
+        for (team_id, feature, tenant, use_case_id, day), cost in by_scope_day.items():
             for b in budgets:
-                if b.matches(team_id, feature, tenant):
+                if b.matches(team_id, feature, tenant, use_case_id):
                     spends[(b.pk, period_bounds(b.period, day).start)].append((day, cost))
     deltas: dict[int, list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
     if spends:
@@ -274,7 +297,8 @@ def settle_and_count(cursor, *, inserted: list[dict], settle_request_ids: list[s
 def _period_open_in_ledger(cursor, budget: Budget, start: datetime) -> tuple[BudgetPeriod, bool]:
     """Create a counter row inside the ledger's transaction (which holds the shared rollup lock).
 
-    Its opening balance is read from the rollups as this transaction sees them (its own rows included);
+    Its opening balance is read from the rollups (or, for a use-case budget, the events) as this transaction
+    sees them (its own rows included);
     when a concurrent writer created the row first, nothing is inserted and the caller adds its own spend.
     """
     at = start if budget.period != BudgetPeriodKind.ROLLING_30D else timezone.now()
@@ -305,7 +329,8 @@ def reservations_sweep(now: datetime | None = None) -> int:
 
 
 def counters_recount(budget_ids=None) -> int:
-    """Set every current counter's `spent` from the rollups (after a re-pricing or a rollup rebuild)."""
+    """Set every current counter's `spent` from the rollups, or the events for a use-case budget (after a
+    re-pricing or a rollup rebuild)."""
     rows = BudgetPeriod.objects.select_related("budget")
     if budget_ids is not None:
         rows = rows.filter(budget_id__in=budget_ids)

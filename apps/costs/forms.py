@@ -89,13 +89,18 @@ class WhatIfForm(forms.Form):
 
 
 class BudgetForm(forms.ModelForm):
+    _use_case_message = "The use case must be a use case's id (a positive whole number), or empty for all."
+    use_case_id = forms.IntegerField(
+        label="Use case id (optional)", required=False, min_value=1, max_value=2**63 - 1,
+        error_messages={"invalid": _use_case_message, "min_value": _use_case_message, "max_value": _use_case_message},
+        help_text="Only that use case's calls count (the portal's and gateway keys bound to it). Empty: every use case.")
     thresholds = forms.CharField(label="Alert at (% of amount)", initial="50, 80, 100", required=False,
                                  help_text="Comma-separated percentages; each alerts once per period.")
 
     class Meta:
         model = Budget
         # thresholds is a plain text field above ("50, 80, 100"), parsed by the service, not the ArrayField
-        fields = ["name", "team", "feature", "tenant", "amount", "period", "hard_cap", "is_active"]
+        fields = ["name", "team", "feature", "tenant", "use_case_id", "amount", "period", "hard_cap", "is_active"]
         labels = {"amount": "Amount (USD per period)", "hard_cap": "Hard cap (USD, optional)"}
 
     def __init__(self, *args, teams=None, allow_all_teams=False, **kwargs):
@@ -113,7 +118,7 @@ class BudgetForm(forms.ModelForm):
     def clean_thresholds(self):
         return self.cleaned_data.get("thresholds") or ""
 
-    field_order = ["name", "team", "feature", "tenant", "amount", "period", "thresholds", "hard_cap", "is_active"]
+    field_order = ["name", "team", "feature", "tenant", "use_case_id", "amount", "period", "thresholds", "hard_cap", "is_active"]
 
 
 class _PerTokenPricesForm(forms.Form):

@@ -251,7 +251,7 @@ def default_thresholds() -> list[int]:
 
 
 class Budget(models.Model):
-    """A spending limit for a team, or a feature or tenant within it (UTC periods).
+    """A spending limit for a team, or a feature, tenant or use case within it (UTC periods).
 
     Soft thresholds alert once per period; `hard_cap`, when set, refuses the portal's own model calls that
     could take the period's spend above it (reserved before the call, settled after).
@@ -262,6 +262,9 @@ class Budget(models.Model):
                              help_text="Empty: every team (admins only).")
     feature = models.CharField(max_length=120, blank=True, help_text="Empty: every feature.")
     tenant = models.CharField(max_length=120, blank=True, help_text="Empty: every tenant.")
+    # A reviews use case (reviews sits above costs: an id, no FK, like GatewayKey.use_case_id). The rollups have
+    # no use-case dimension: such a budget's spend is read from the raw ledger (budgets.scope_spend).
+    use_case_id = models.BigIntegerField(null=True, blank=True, help_text="Empty: every use case.")
     amount = models.DecimalField(max_digits=14, decimal_places=2)
     period = models.CharField(max_length=16, choices=BudgetPeriodKind.choices, default=BudgetPeriodKind.MONTH)
     thresholds = ArrayField(models.PositiveSmallIntegerField(), default=default_thresholds, blank=True,
@@ -280,8 +283,8 @@ class Budget(models.Model):
             models.CheckConstraint(condition=Q(amount__gt=0), name="budget_amount_positive"),
             models.CheckConstraint(condition=Q(hard_cap__isnull=True) | Q(hard_cap__gt=0),
                                    name="budget_hard_cap_positive"),
-            models.UniqueConstraint(fields=["team", "feature", "tenant", "period"], name="budget_scope_unique",
-                                    nulls_distinct=False),
+            models.UniqueConstraint(fields=["team", "feature", "tenant", "use_case_id", "period"],
+                                    name="budget_scope_unique", nulls_distinct=False),
         ]
 
     def __str__(self) -> str:
@@ -294,11 +297,14 @@ class Budget(models.Model):
             parts.append(f"feature {self.feature}")
         if self.tenant:
             parts.append(f"tenant {self.tenant}")
+        if self.use_case_id:
+            parts.append(f"use case #{self.use_case_id}")
         return " · ".join(parts)
 
-    def matches(self, team_id, feature: str, tenant: str) -> bool:
+    def matches(self, team_id, feature: str, tenant: str, use_case_id: int | None = None) -> bool:
         return ((self.team_id is None or self.team_id == team_id) and (not self.feature or self.feature == feature)
-                and (not self.tenant or self.tenant == tenant))
+                and (not self.tenant or self.tenant == tenant)
+                and (self.use_case_id is None or self.use_case_id == use_case_id))
 
 
 class BudgetPeriod(models.Model):

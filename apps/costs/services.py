@@ -118,12 +118,12 @@ def usage_preflight(*, context: UsageContext, model: str, worst_case_cost: Decim
 
     `worst_case_cost` is what the call could cost at most (every input token uncached, max_tokens of output),
     or None when the model has no price. Every active budget with a hard cap that matches the call's team,
-    feature and tenant reserves it atomically (apps.costs.budgets.reserve); usage_event_record for the same
+    feature, tenant and use case reserves it atomically (apps.costs.budgets.reserve); usage_event_record for the same
     `context.request_id` settles the reservation, on success and on failure alike. A capped scope refuses
     unpriced models: their cost is unknown, so the cap could not hold.
     """
     reserve(request_id=context.request_id, team_id=context.team_id, feature=context.feature,
-            tenant=context.tenant, model=model, worst_case_cost=worst_case_cost)
+            tenant=context.tenant, use_case_id=context.use_case_id, model=model, worst_case_cost=worst_case_cost)
 
 
 def usage_outcomes_set(*, outcomes: list, actor) -> dict:
@@ -303,7 +303,7 @@ def price_add(*, model_name: str, input_per_mtok, output_per_mtok, cached_input_
 
 # --- budgets -------------------------------------------------------------------------------------------------
 
-BUDGET_FIELDS = ("name", "team", "feature", "tenant", "amount", "period", "thresholds", "hard_cap", "is_active")
+BUDGET_FIELDS = ("name", "team", "feature", "tenant", "use_case_id", "amount", "period", "thresholds", "hard_cap", "is_active")
 
 
 def _budget_validate(values: dict) -> dict:
@@ -348,10 +348,25 @@ def _budget_validate(values: dict) -> dict:
     for key in ("feature", "tenant"):
         if len(values.get(key) or "") > 120:
             errors[key] = "At most 120 characters."
+    use_case_id = values.get("use_case_id")
+    if isinstance(use_case_id, str):
+        use_case_id = use_case_id.strip()
+    if use_case_id in ("", None):
+        use_case_id = None
+    else:
+        try:
+            if isinstance(use_case_id, bool) or str(use_case_id) != str(int(use_case_id)):
+                raise ValueError
+            use_case_id = int(use_case_id)
+            if not 0 < use_case_id < 2**63:
+                raise ValueError
+        except (TypeError, ValueError):
+            errors["use_case_id"] = "The use case must be a use case's id (a positive whole number), or empty for all."
+            use_case_id = None
     if errors:
         raise ValidationError(errors)
     return {"name": name[:120], "team": values.get("team"), "feature": (values.get("feature") or "").strip(),
-            "tenant": (values.get("tenant") or "").strip(), "amount": amount, "period": period,
+            "tenant": (values.get("tenant") or "").strip(), "use_case_id": use_case_id, "amount": amount, "period": period,
             "thresholds": thresholds, "hard_cap": hard_cap, "is_active": values.get("is_active", True)}
 
 
@@ -365,18 +380,18 @@ def _require_budget_rights(actor, team) -> None:
 
 def _budget_snapshot(budget: Budget) -> dict:
     return {"name": budget.name, "team": budget.team_id, "feature": budget.feature, "tenant": budget.tenant,
-            "amount": str(budget.amount), "period": budget.period, "thresholds": list(budget.thresholds),
+            "use_case_id": budget.use_case_id, "amount": str(budget.amount), "period": budget.period, "thresholds": list(budget.thresholds),
             "hard_cap": None if budget.hard_cap is None else str(budget.hard_cap), "is_active": budget.is_active}
 
 
 def _duplicate_scope(values: dict, exclude: int | None = None) -> None:
     clash = Budget.objects.filter(team=values["team"], feature=values["feature"], tenant=values["tenant"],
-                                  period=values["period"])
+                                  use_case_id=values["use_case_id"], period=values["period"])
     if exclude:
         clash = clash.exclude(pk=exclude)
     if clash.exists():
-        raise ValidationError({"feature": "This team, feature and tenant already have a budget with this period; "
-                                          "edit that one."})
+        raise ValidationError({"feature": "This team, feature, tenant and use case already have a budget with this "
+                                          "period; edit that one."})
 
 
 @transaction.atomic
@@ -402,7 +417,7 @@ def budget_update(*, budget: Budget, actor, **values) -> Budget:
     _require_budget_rights(actor, clean["team"])
     _duplicate_scope(clean, exclude=budget.pk)
     before = _budget_snapshot(budget)
-    rescoped = any(clean[k] != getattr(budget, k) for k in ("team", "feature", "tenant", "period"))
+    rescoped = any(clean[k] != getattr(budget, k) for k in ("team", "feature", "tenant", "use_case_id", "period"))
     for key, value in clean.items():
         setattr(budget, key, value)
     budget.updated_at = timezone.now()

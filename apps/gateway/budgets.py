@@ -1,8 +1,8 @@
 """Budgets before the call: the worst case is reserved in Redis, atomically, before the gateway forwards a call.
 
 One Lua script covers every budget that applies to a call — the key's own dollars per day and each active costs
-Budget with a hard cap whose team / feature / tenant matches — and reserves the call's worst-case cost on all of
-them or on none (ADR 0072): the input estimate plus GATEWAY_BUDGET_INPUT_MARGIN, and max_tokens of output (or
+Budget with a hard cap whose team / feature / tenant / use case (the key's use_case_id) matches — and reserves the
+call's worst-case cost on all of them or on none (ADR 0072): the input estimate plus GATEWAY_BUDGET_INPUT_MARGIN, and max_tokens of output (or
 GATEWAY_BUDGET_DEFAULT_MAX_TOKENS when the request has none), at the dearest deployment the call may reach. The gateway hot path never writes PostgreSQL: Redis holds the live counters.
 
 A counter (one Redis hash per budget period, one per key and UTC day) has
@@ -363,7 +363,7 @@ async def capped_budgets(current: bytes | None = None) -> tuple[bytes, tuple[Bud
 
 def counters_for(info: KeyInfo, team_id, feature: str, tenant: str, budgets, now: float) -> list[Counter]:
     at = datetime.fromtimestamp(now, UTC)
-    found = [budget_counter(b, at) for b in budgets if b.matches(team_id, feature, tenant)]
+    found = [budget_counter(b, at) for b in budgets if b.matches(team_id, feature, tenant, info.use_case_id)]
     if info.dollars_per_day is not None:
         found.append(key_counter(info, now))
     return found

@@ -68,3 +68,22 @@ def test_an_owner_edits_and_deletes_their_budget(client_for, owner, budgets, tea
 
     assert c.post(f"/costs/budgets/{budget.pk}/delete/").status_code == 302
     assert not Budget.objects.filter(pk=budget.pk).exists()
+
+
+@pytest.mark.parametrize("use_case_id", ["refunds", "0", "-2", "1.5"])
+def test_the_form_refuses_a_use_case_that_is_not_an_id(client_for, owner, team, use_case_id):
+    response = client_for(owner).post("/costs/budgets/", {"name": "Refunds", "team": team.pk, "amount": "10",
+                                                          "period": "month", "use_case_id": use_case_id})
+
+    assert response.status_code == 400
+    assert "a positive whole number" in response.content.decode()
+    assert not Budget.objects.exists()
+
+
+def test_an_owner_scopes_a_budget_to_a_use_case(client_for, owner, team):
+    response = client_for(owner).post("/costs/budgets/", {"name": "Refunds", "team": team.pk, "amount": "10",
+                                                          "period": "month", "use_case_id": "42"})
+
+    assert response.status_code == 302
+    assert Budget.objects.get().use_case_id == 42
+    assert "use case #42" in client_for(owner).get("/costs/budgets/").content.decode()

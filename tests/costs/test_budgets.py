@@ -11,8 +11,10 @@ from django.db import connections
 from django.utils import timezone
 
 from apps.audit.models import AuditEvent
-from apps.costs.budgets import BudgetExceeded, reservations_sweep
+from apps.costs import alerts
+from apps.costs.budgets import BudgetExceeded, period_bounds, reservations_sweep
 from apps.costs.models import Budget, BudgetPeriod, BudgetReservation, UsageEvent
+from apps.costs.selectors import budget_usage
 from apps.costs.services import UsageContext, budget_create, budget_update
 from apps.llm import calls
 from tests.costs.conftest import QUESTION, record, worst_case
@@ -244,9 +246,44 @@ def test_only_owners_and_admins_set_budgets_and_every_change_is_audited(team, ow
 @pytest.mark.parametrize("values,field", [
     ({"amount": "-5"}, "amount"), ({"amount": "ten"}, "amount"), ({"hard_cap": "1"}, "hard_cap"),
     ({"thresholds": "50, lots"}, "thresholds"), ({"period": "fortnight"}, "period"), ({"name": " "}, "name"),
+    ({"use_case_id": "refunds"}, "use_case_id"), ({"use_case_id": "0"}, "use_case_id"),
+    ({"use_case_id": -4}, "use_case_id"), ({"use_case_id": "1.5"}, "use_case_id"),
 ])
 def test_bad_budget_values_are_named_by_field(team, owner, values, field):
     with pytest.raises(ValidationError) as failure:
         budget_create(actor=owner, **{"name": "B", "team": team, "amount": "10", **values})
 
     assert field in failure.value.message_dict
+
+
+def spend_on_use_case(team, use_case_id, dollars: str) -> None:
+    """Spend `dollars` for the team on priced-local, attributed to a use case (None: no use case)."""
+    tokens = int(Decimal(dollars) * 1000)
+    record({"team_id": team.pk, "feature": "answer", "use_case_id": use_case_id, "model": "priced-local",
+            "provider": "local", "input_tokens": tokens, "output_tokens": 0, "occurred_at": timezone.now()})
+
+
+@pytest.mark.django_db
+def test_a_use_case_budget_counts_and_caps_only_that_use_cases_usage(capped_model, team, owner):
+    spend_on_use_case(team, 7, "3")
+    spend_on_use_case(team, 8, "2")
+    spend_on_use_case(team, None, "1")
+    budget = budget_create(actor=owner, name="Refund helper", team=team, use_case_id=7, amount="3.40",
+                           hard_cap="3.40")
+    whole_team = budget_create(actor=owner, name="Support", team=team, amount="100")
+    assert BudgetPeriod.objects.get(budget=budget).spent == 3  # opened from the ledger: use case 7 only
+    assert BudgetPeriod.objects.get(budget=whole_team).spent == 6
+
+    spend_on_use_case(team, 7, "0.25")
+    spend_on_use_case(team, 8, "5")
+    assert BudgetPeriod.objects.get(budget=budget).spent == Decimal("3.25")  # counted as the ledger records it
+    assert budget_usage(budget, period_bounds(budget.period, timezone.now())) == Decimal("3.25")  # the gateway's seed
+    today = timezone.now().date()
+    assert alerts._daily_spend(budget, today, today) == {today: 3.25}  # what the forecast reads
+
+    # a 200-token call could cost $0.43: over the use case's cap, and free of it for another use case
+    calls.chat(model="priced-local", messages=QUESTION, context=context(team, use_case_id=8), max_tokens=200)
+    with pytest.raises(BudgetExceeded, match="Refund helper") as refusal:
+        calls.chat(model="priced-local", messages=QUESTION, context=context(team, use_case_id=7), max_tokens=200)
+    assert "use case #7" in str(refusal.value)
+    assert AuditEvent.objects.get(action="budget.create", object_repr="Refund helper").changes["use_case_id"] == 7

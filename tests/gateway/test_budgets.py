@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import openai
@@ -24,6 +24,7 @@ from apps.gateway.budgets import Counter
 from apps.llm import callcore
 from apps.llm.models import ModelKind
 from apps.llm.results import ChatRequest
+from apps.reviews.models import State, UseCase
 from tests.factories import PriceFactory
 from tests.support.standin import standin_model, standin_provider
 
@@ -261,3 +262,27 @@ def test_streams_and_embeddings_settle_from_the_usage_the_upstream_reports(gatew
     (counter,) = _counters("k")
     assert stream.output_tokens > 0 and stream.cost > 0 and embedding.cost > 0
     assert counter["held"] == 0 and counter["spent"] == stream.cost + embedding.cost
+
+
+def test_a_use_case_budget_refuses_only_the_keys_bound_to_that_use_case(gateway_url, priced_standin, gateway_key,
+                                                                         team, owner, drain):
+    expires = datetime.now(UTC) + timedelta(days=30)
+    capped, other = (UseCase.objects.create(team=team, title=title, state=State.ACTIVE, expires_at=expires)
+                     for title in ("Refund helper", "Search helper"))
+    budget_create(actor=owner, name="Refund helper cap", team=team, use_case_id=capped.pk,
+                  amount=str(worst_case() / 2), hard_cap=str(worst_case() / 2))
+    _key, capped_secret = gateway_key(name="refunds", use_case_id=capped.pk)
+    _key, other_secret = gateway_key(name="search", use_case_id=other.pk)
+
+    with pytest.raises(openai.RateLimitError) as refused:
+        OpenAI(base_url=gateway_url, api_key=capped_secret, max_retries=0).chat.completions.create(
+            model="standin-chat", messages=QUESTION, max_tokens=MAX_TOKENS)
+    assert refused.value.code == "insufficient_quota" and "Refund helper cap" in refused.value.message
+    assert priced_standin.standin.calls == 0  # refused before the call
+
+    answer = OpenAI(base_url=gateway_url, api_key=other_secret, max_retries=0).chat.completions.create(
+        model="standin-chat", messages=QUESTION, max_tokens=MAX_TOKENS)
+    assert answer.choices and priced_standin.standin.calls == 1
+    drain()
+    assert sorted(UsageEvent.objects.values_list("use_case_id", "status")) == sorted(
+        [(capped.pk, "refused"), (other.pk, "ok")])
