@@ -5,8 +5,9 @@
     GET  /v1/models              the aliases (and catalog models) this key may use
 
 Per request: read the body (≤ GATEWAY_MAX_BODY_BYTES, else 413) → the key (`Authorization: Bearer pk-gw-…`,
-cached in process, checked against the gateway stamp: one Redis GET) → parse → alias allowed (403) →
-admission guards (423) → limits (429 + Retry-After; one pipelined round trip) → the response cache, when the key
+cached in process, checked against the gateway stamp: one Redis GET, or for a key cached here one pipeline that
+counts its request windows too, limits.stamp_and_count) → parse → alias allowed (403) → admission guards (423) →
+limits (429 + Retry-After; judged from that pipeline, else one of its own) → the response cache, when the key
 or request opts in (apps/gateway/cache.py: a hit answers here) → the call path (apps/llm/acalls.py), whose
 preflight hook reserves the worst case on every budget that applies (429 insufficient_quota;
 apps/gateway/budgets.py), with a recorder that settles it and XADDs the call's record before the answer's last
@@ -42,7 +43,7 @@ JSON = b"application/json"
 
 class Request:
     __slots__ = ("scope", "receive", "request_id", "tenant", "headers", "stamp", "info", "model", "operation",
-                 "usage_context", "cache", "trace")
+                 "usage_context", "cache", "trace", "counted")
 
     def __init__(self, scope, receive):
         self.scope, self.receive = scope, receive
@@ -57,6 +58,7 @@ class Request:
         self.usage_context: UsageContext | None = None
         self.cache = b"miss"  # b"hit" once answered from the response cache
         self.trace: tracing.RequestTrace | None = None  # OpenTelemetry spans, when an exporter is configured
+        self.counted: limits.Counted | None = None  # counted with the stamp read, judged in admit() (ADR 0077)
 
     async def body(self) -> bytes:
         limit = settings.GATEWAY_MAX_BODY_BYTES
@@ -136,7 +138,11 @@ class Gateway:
                     raise GatewayError(405, f"{scope['method']} is not allowed on {route[1]}.")
                 raise GatewayError(404, f"No route {route[1]}: the gateway serves /v1/chat/completions, "
                                         "/v1/embeddings and /v1/models.", code="unknown_url")
-            await handler(request, send)
+            try:
+                await handler(request, send)
+            finally:
+                if request.counted is not None:  # ended before admit() judged its count: take it back
+                    await limits.uncount(request.counted)
         except GatewayError as error:
             answered["code"] = error.code or "error"
             # A budget refusal or a guardrail block: the call path recorded it already.
@@ -170,7 +176,7 @@ class Gateway:
         await send({"type": "http.response.body", "body": body})
 
     # -- the checks every endpoint makes -------------------------------------------------------------------
-    async def authenticate(self, request: Request) -> KeyInfo:
+    async def authenticate(self, request: Request, *, count: bool = False) -> KeyInfo:
         header = request.headers.get(b"authorization", b"").decode("latin-1").strip()
         scheme, _, secret = header.partition(" ")
         secret = secret.strip()
@@ -180,7 +186,11 @@ class Gateway:
             raise GatewayError(401, "The Authorization header does not hold a gateway key ('Bearer pk-gw-…').",
                                code="invalid_api_key")
         key_hash = keys.hash_secret(secret)
-        stamp = request.stamp = await keys.stamp_read()
+        if count:  # the stamp and the key's limit windows in one round trip (limits.stamp_and_count, ADR 0077)
+            stamp, request.counted = await limits.stamp_and_count(self.keys, key_hash)
+        else:
+            stamp = await keys.stamp_read()
+        request.stamp = stamp
         hit, info = self.keys.get(key_hash, stamp)
         if not hit:
             info = await sync_to_async(keys.key_info_load)(key_hash)
@@ -202,7 +212,8 @@ class Gateway:
                                                failure="An admission check could not run; try again.")
         if refusal:
             raise GatewayError(423, refusal[1], code=refusal[0])
-        hit = await limits.admit(info)
+        counted, request.counted = request.counted, None
+        hit = limits.verdict(counted) if counted is not None else await limits.admit(info)
         if hit is not None:
             raise GatewayError(429, hit.message, code="key_limit", retry_after=hit.retry_after)
 
@@ -240,7 +251,7 @@ class Gateway:
 
     async def embeddings(self, request: Request, send) -> None:
         body = await request.body()
-        info = await self.authenticate(request)
+        info = await self.authenticate(request, count=True)
         model, texts, encoding, metadata = wire.parse_embeddings(wire.parse_json(body))
         context = self.context(request, info, metadata, model=model, operation=Operation.EMBEDDING)
         await self.admit(request, info, model)
@@ -262,7 +273,7 @@ class Gateway:
 
     async def chat(self, request: Request, send) -> None:
         body = await request.body()
-        info = await self.authenticate(request)
+        info = await self.authenticate(request, count=True)
         data = wire.parse_json(body)
         prompt = await self.prompts.prepare(data, info)  # `model: "prompt:…"`: rendered into data (prompt_ref.py)
         call = wire.parse_chat(data)

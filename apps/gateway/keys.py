@@ -3,7 +3,8 @@
 A secret is `pk-gw-<key_id>-<random>`: `key_id` (8 hex) is public, the whole secret's SHA-256 is stored. The
 front door looks a key up by that hash in a per-process dict, valid only while the gateway's *stamp* in Redis
 is the one it was read under. Every service that changes a key (revoke, rotate, limits) moves the stamp after
-commit, and every request reads it (one GET), so a change takes effect on the next request in every process.
+commit, and every request reads it (one GET, or in the limits' pipeline: limits.stamp_and_count), so a change
+takes effect on the next request in every process.
 """
 
 from __future__ import annotations
@@ -125,6 +126,10 @@ class KeyCache:
         if entry is not None and entry[0] == stamp:
             return True, entry[1]
         return False, None
+
+    def latest(self, key_hash: str) -> tuple[bytes, KeyInfo | None] | None:
+        """(stamp, info) as last cached, whatever the stamp is now (limits.stamp_and_count confirms it)."""
+        return self._entries.get(key_hash)
 
     def put(self, key_hash: str, stamp: bytes, info: KeyInfo | None) -> None:
         if len(self._entries) >= _CACHE_MAX:

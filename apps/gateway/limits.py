@@ -2,7 +2,9 @@
 
 `admit()` is one pipelined round trip before the call: it counts the request in the request windows and reads
 the token windows; `charge()` adds the tokens the call used after it (another pipeline). A key without limits
-costs no round trip. Counters expire on their own after their window. The key's dollars per day are not here:
+costs no round trip. For a key cached in the front door, `stamp_and_count()` makes that count in the round trip
+that reads the gateway stamp instead, `verdict()` judges it and `uncount()` takes it back when the request
+ends before (ADR 0077). Counters expire on their own after their window. The key's dollars per day are not here:
 they are reserved before the call with the budgets that apply (apps/gateway/budgets.py).
 """
 
@@ -14,7 +16,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from apps.core import redis as portal_redis
-from apps.gateway.keys import KeyInfo
+from apps.gateway import keys
+from apps.gateway.keys import KeyCache, KeyInfo
 
 MINUTE, DAY = 60, 86_400
 log = logging.getLogger(__name__)
@@ -38,24 +41,24 @@ def _until(now: float, window: int) -> int:
     return max(1, int(window - now % window + 0.999))
 
 
-async def admit(info: KeyInfo, now: float | None = None) -> LimitHit | None:
+def _checks(info: KeyInfo) -> list[tuple[str, int, int, str]]:
     checks = [("req_m", info.requests_per_minute, MINUTE, "requests per minute"),
               ("req_d", info.requests_per_day, DAY, "requests per day"),
               ("tok_m", info.tokens_per_minute, MINUTE, "tokens per minute"),
               ("tok_d", info.tokens_per_day, DAY, "tokens per day")]
-    checks = [c for c in checks if c[1] is not None]
-    if not checks:
-        return None
-    now = time.time() if now is None else now
-    names = _keys(info.id, now)
-    pipe = portal_redis.async_client().pipeline(transaction=False)
+    return [c for c in checks if c[1] is not None]
+
+
+def _queue(pipe, checks: list, names: dict[str, str]) -> None:
     for slot, _limit, window, _label in checks:
         if slot.startswith("req"):
             pipe.incr(names[slot])
             pipe.expire(names[slot], window + 60)
         else:
             pipe.get(names[slot])
-    results = await pipe.execute()
+
+
+def _verdict(checks: list, results: list, now: float) -> LimitHit | None:
     position = 0
     for slot, limit, window, label in checks:
         value = results[position]
@@ -65,6 +68,72 @@ async def admit(info: KeyInfo, now: float | None = None) -> LimitHit | None:
         if over:
             return LimitHit(f"This gateway key's limit of {limit} {label} is reached.", _until(now, window))
     return None
+
+
+async def admit(info: KeyInfo, now: float | None = None) -> LimitHit | None:
+    checks = _checks(info)
+    if not checks:
+        return None
+    now = time.time() if now is None else now
+    pipe = portal_redis.async_client().pipeline(transaction=False)
+    _queue(pipe, checks, _keys(info.id, now))
+    return _verdict(checks, await pipe.execute(), now)
+
+
+@dataclass(frozen=True)
+class Counted:
+    """A request counted in its key's windows ahead of `admit` (`stamp_and_count`): judged by `verdict`, or taken
+    back by `uncount` when the request ends before it (refused earlier, or the key changed)."""
+
+    info: KeyInfo
+    now: float
+    checks: list
+    results: list
+
+
+async def stamp_and_count(cache: KeyCache, key_hash: str) -> tuple[bytes, Counted | None]:
+    """The gateway stamp, and for a key this process knows (valid when it was cached) its limit windows counted in
+    the same pipeline: one round trip where the stamp GET and `admit` took two (ADR 0077). When the stamp moved
+    since the key was cached, the count is taken back (`uncount`) and the caller reloads the key and counts
+    it in `admit` as usual (the rare path)."""
+    entry = cache.latest(key_hash)
+    if entry is None or entry[1] is None or entry[1].refusal() is not None:
+        return await keys.stamp_read(), None
+    cached_stamp, info = entry
+    now = time.time()
+    checks = _checks(info)
+    pipe = portal_redis.async_client().pipeline(transaction=False)
+    pipe.get(keys.stamp_key())
+    _queue(pipe, checks, _keys(info.id, now))
+    stamp, *results = await pipe.execute()
+    stamp = stamp or b"0"
+    counted = Counted(info, now, checks, results) if checks else None
+    if stamp != cached_stamp:
+        await uncount(counted)
+        return stamp, None
+    return stamp, counted
+
+
+def verdict(counted: Counted) -> LimitHit | None:
+    return _verdict(counted.checks, counted.results, counted.now)
+
+
+async def uncount(counted: Counted | None) -> None:
+    """Take back a request counted ahead (`stamp_and_count`) that was never judged: the same windows, DECR.
+    Logged, not raised, when Redis fails (the windows are over by one request until they reset)."""
+    if counted is None:
+        return
+    names = _keys(counted.info.id, counted.now)
+    slots = [slot for slot, *_rest in counted.checks if slot.startswith("req")]
+    if not slots:
+        return
+    pipe = portal_redis.async_client().pipeline(transaction=False)
+    for slot in slots:
+        pipe.decr(names[slot])
+    try:
+        await pipe.execute()
+    except Exception:  # noqa: BLE001 - see the docstring
+        log.warning("gateway request not taken back from key %s's limits", counted.info.prefix, exc_info=True)
 
 
 async def charge(info: KeyInfo, *, tokens: int, now: float | None = None) -> None:

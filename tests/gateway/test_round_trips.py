@@ -1,0 +1,98 @@
+"""Redis round trips on the gateway's hot path (ADR 0077): the key stamp rides in the limits' pipeline.
+
+Round trips are counted through a wrapper on the asyncio client (each command sent alone is one, each pipeline
+is one), never timed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import httpx
+import openai
+import pytest
+import redis.asyncio
+import redis.asyncio.client
+
+from apps.core import redis as portal_redis
+from apps.gateway.services import gateway_key_revoke, gateway_key_update
+
+QUESTION = [{"role": "user", "content": "Question: how long do refunds take?\n\n[1] Refunds take 14 days."}]
+
+
+@contextlib.contextmanager
+def round_trips(monkeypatch):
+    """Yields a list that collects, per round trip, the commands it carried (the gateway server's thread too)."""
+    trips: list[list[str]] = []
+    alone, batched = redis.asyncio.Redis.execute_command, redis.asyncio.client.Pipeline.execute
+
+    async def execute_command(self, *args, **options):
+        trips.append([str(args[0]).upper()])
+        return await alone(self, *args, **options)
+
+    async def execute(self, *args, **options):
+        if self.command_stack:
+            trips.append([str(command[0][0]).upper() for command in self.command_stack])
+        return await batched(self, *args, **options)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(redis.asyncio.Redis, "execute_command", execute_command)
+        patched.setattr(redis.asyncio.client.Pipeline, "execute", execute)
+        yield trips
+
+
+def warm_trips(monkeypatch, sdk) -> list[list[str]]:
+    sdk.chat.completions.create(model="local-extractive", messages=QUESTION)  # the key is cached in the server now
+    with round_trips(monkeypatch) as trips:
+        sdk.chat.completions.create(model="local-extractive", messages=QUESTION)
+    return trips
+
+
+def test_a_warm_key_reads_its_stamp_in_the_limits_pipeline(gateway_url, local_catalog, gateway_key, monkeypatch):
+    _key, limited = gateway_key(requests_per_minute=1000, requests_per_day=100_000)
+    _key, unlimited = gateway_key(name="no-limits")
+    with_limits = warm_trips(monkeypatch, openai.OpenAI(base_url=gateway_url, api_key=limited, max_retries=0))
+    without = warm_trips(monkeypatch, openai.OpenAI(base_url=gateway_url, api_key=unlimited, max_retries=0))
+
+    # The limits cost no round trip of their own: the same number as a key without limits.
+    assert len(with_limits) == len(without)
+    first = with_limits[0]
+    assert first[0] == "GET" and first.count("INCRBY") == 2  # the stamp, then both request windows
+    assert not any(trip == ["GET"] for trip in with_limits)  # no stamp GET on its own
+    assert without[0] == ["GET"]  # a key without limits: the stamp alone, as before
+
+
+def _counted(key_id: int) -> int:
+    """The requests counted in the key's per-day windows (all of them: a test may straddle midnight)."""
+    client = portal_redis.client()
+    return sum(int(client.get(name) or 0)
+               for name in client.scan_iter(match=portal_redis.key("gateway", "lim", key_id, "rd", "*")))
+
+
+def test_a_request_refused_before_the_limits_is_not_counted(gateway_url, local_catalog, gateway_key):
+    key, secret = gateway_key(allowed_aliases=["local-extractive"], requests_per_day=2)
+    sdk = openai.OpenAI(base_url=gateway_url, api_key=secret, max_retries=0)
+    sdk.chat.completions.create(model="local-extractive", messages=QUESTION)  # warm: counted ahead from now on
+    for _ in range(3):  # 403 and 400 on a warm key: counted with the stamp, taken back
+        with pytest.raises(openai.PermissionDeniedError):
+            sdk.chat.completions.create(model="local-minilm", messages=QUESTION)
+        not_json = httpx.post(f"{gateway_url}/chat/completions", headers={"Authorization": f"Bearer {secret}"},
+                              content=b"{not json")
+        assert not_json.status_code == 400
+    assert _counted(key.pk) == 1
+    sdk.chat.completions.create(model="local-extractive", messages=QUESTION)  # the second of two
+    with pytest.raises(openai.RateLimitError):
+        sdk.chat.completions.create(model="local-extractive", messages=QUESTION)
+
+
+def test_a_moved_stamp_reloads_the_key_and_counts_the_request_once(gateway_url, local_catalog, gateway_key, owner):
+    key, secret = gateway_key(requests_per_day=100)
+    sdk = openai.OpenAI(base_url=gateway_url, api_key=secret, max_retries=0)
+    sdk.chat.completions.create(model="local-extractive", messages=QUESTION)
+    gateway_key_update(key=key, requests_per_day=50, actor=owner)  # moves the stamp
+    sdk.chat.completions.create(model="local-extractive", messages=QUESTION)  # counted ahead, taken back, recounted
+    assert _counted(key.pk) == 2
+    gateway_key_revoke(key=key, actor=owner)
+    with pytest.raises(openai.AuthenticationError, match="revoked"):
+        sdk.chat.completions.create(model="local-extractive", messages=QUESTION)
+    assert _counted(key.pk) == 2  # the revoked request was taken back
