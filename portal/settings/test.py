@@ -15,7 +15,7 @@ ALLOWED_HOSTS = ["*"]
 
 # Parallel runs on one machine (several checkouts or sessions) get their own databases and Redis db.
 # Each pytest-xdist worker (PYTEST_XDIST_WORKER gw0, gw1…; inherited by the processes a test starts) gets its
-# own database suffix, Redis db (2, 3…) and key prefix, so the two workers of `make test` never share state.
+# own database suffix, Redis db (2, 3…) and key prefix, so the workers of `make test` never share state.
 _worker = os.environ.get("PYTEST_XDIST_WORKER", "")
 _suffix = os.environ.get("PORTAL_TEST_SUFFIX", "") + (f"_{_worker}" if _worker else "")
 DATABASES["default"]["TEST"] = {"NAME": f"test_portal{_suffix}"}  # noqa: F405
