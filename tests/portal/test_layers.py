@@ -2,7 +2,7 @@
 
 Floors, top to bottom:
 
-    portal > incidents > reviews > rag > evals > gateway > prompts > llm > costs > {accounts, audit, guardrails, notifications, core}
+    portal > scorecards > slos > incidents > experiments > redteam > reviews > rag > evals > gateway > prompts > llm > costs > {accounts, audit, guardrails, notifications, core}
 
 - An app may import only apps on lower floors.
 - The base floor's apps (accounts, audit, guardrails, notifications) may import each other and `core`;
@@ -23,7 +23,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 FLOORS = [  # top first
     {"portal"},
+    {"scorecards"},
+    {"slos"},
     {"incidents"},
+    {"experiments"},
+    {"redteam"},
     {"reviews"},
     {"rag"},
     {"evals"},
