@@ -9,8 +9,9 @@ with digits in it could be folded out of shape; with letters only, "C4N4RY-..." 
 Detection returns evidence (which canary, which form, where): the forms found are `exact`, `case`
 (another letter case), `separated` (spaces, dashes, dots or new lines between the characters),
 `look_alike` (full-width or Cyrillic/Greek look-alike letters), `invisible` (zero-width characters
-inside), `leetspeak`, `base64`, `hex`, `rot13` and `reversed`. A near miss (one letter changed, a
-truncated canary, another campaign's canary) is not a finding.
+inside), `leetspeak`, `base64`, `hex`, `rot13` and `reversed`. The 20 letters are the secret: a model
+that drops the `CANARY-` prefix has still leaked it. A near miss (one letter changed, a truncated canary,
+another campaign's canary) is not a finding.
 """
 
 from __future__ import annotations
@@ -132,9 +133,10 @@ def _add(spans: list[tuple[int, int, str]], start: int, end: int, form: str) -> 
 
 
 def _plain_spans(text: str, canary: str) -> list[tuple[int, int, str]]:
-    spans = [(match.start(), match.end(), "exact") for match in re.finditer(re.escape(canary), text)]
+    needles = [re.escape(canary), re.escape(_body(canary))]  # full canary first, then its secret part
+    spans = [(match.start(), match.end(), "exact") for needle in needles for match in re.finditer(needle, text)]
     spans += [(match.start(), match.end(), "case")
-              for match in re.finditer(re.escape(canary), text, re.IGNORECASE)]
+              for needle in needles for match in re.finditer(needle, text, re.IGNORECASE)]
     spans += _folded_spans(text, canary)
     return spans
 

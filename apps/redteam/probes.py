@@ -151,13 +151,11 @@ class LineError:
 
 
 class LibraryError(ValueError):
-    """A released library file that does not load cleanly (a bug in the repository, not user input)."""
+    """A library version that does not exist or does not load cleanly (a repository bug, not user input)."""
 
-    def __init__(self, version: str, errors: list[LineError]):
-        self.errors = errors
-        shown = "; ".join(str(error) for error in errors[:5])
-        more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
-        super().__init__(f"probe library {version} is invalid: {shown}{more}")
+    def __init__(self, message: str, errors: list[LineError] | None = None):
+        self.errors = errors or []
+        super().__init__(message)
 
 
 def validate_probe_dict(data: object) -> list[str]:
@@ -233,10 +231,11 @@ def load_library(version: str = "v1") -> list[Probe]:
 @cache
 def _load(version: str) -> tuple[Probe, ...]:
     if version not in available_versions():
-        raise LibraryError(version, [LineError(0, f"no such version (released: {', '.join(available_versions())})")])
+        raise LibraryError(f"no probe library {version!r} (released: {', '.join(available_versions())})")
     probes, errors = parse_jsonl(library_path(version).read_text(encoding="utf-8"))
     if errors:
-        raise LibraryError(version, errors)
+        shown = "; ".join(str(error) for error in errors[:5])
+        raise LibraryError(f"probe library {version} is invalid: {shown}", errors)
     return tuple(probes)
 
 
