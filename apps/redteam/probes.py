@@ -203,7 +203,7 @@ def parse_jsonl(text: str) -> tuple[list[Probe], list[LineError]]:
     probes: list[Probe] = []
     errors: list[LineError] = []
     seen: dict[str, int] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.removeprefix("\ufeff").splitlines(), start=1):  # BOM: spreadsheet exports
         if not line.strip():
             continue
         try:
@@ -221,6 +221,11 @@ def parse_jsonl(text: str) -> tuple[list[Probe], list[LineError]]:
         seen[probe_id] = number
         probes.append(Probe.from_dict(data))
     return probes, errors
+
+
+def to_jsonl(probes: list[Probe]) -> str:
+    """Probes as JSONL, one line each, in the library's format (what `parse_jsonl` reads back)."""
+    return "".join(json.dumps(probe.as_dict(), ensure_ascii=False) + "\n" for probe in probes)
 
 
 def load_library(version: str = "v1") -> list[Probe]:

@@ -109,7 +109,11 @@ class Encoding(Strategy):
         return [_attack(probe, self.name, f"{rng.choice(self.intros)}\n\n{payload}")]
 
     def decode(self, attack: Attack) -> str:
-        payload = attack.text.split("\n\n", 1)[1] if self.intros else attack.text
+        if not self.intros:
+            return self.decode_text(attack.text)
+        intro, separator, payload = attack.text.partition("\n\n")
+        if not separator or intro not in self.intros:
+            raise ValueError("the text was not produced by this strategy (no known instruction line)")
         return self.decode_text(payload)
 
 

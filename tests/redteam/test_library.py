@@ -16,6 +16,7 @@ from apps.redteam.probes import (
     coverage,
     load_library,
     parse_jsonl,
+    to_jsonl,
 )
 
 MINIMUM_PROBES = 300  # issue #17
@@ -110,9 +111,16 @@ def test_the_schema_lists_exactly_the_owasp_catalogue():
     assert schema["properties"]["owasp"]["enum"] == list(OWASP_TOP_10)
 
 
-def test_a_probe_survives_a_round_trip_through_its_dict(library):
-    for probe in library[:20]:
-        assert Probe.from_dict(json.loads(json.dumps(probe.as_dict()))) == probe
+def test_the_library_survives_an_export_and_import_round_trip(library):
+    probes, errors = parse_jsonl(to_jsonl(library))
+    assert errors == []
+    assert probes == library
+
+
+def test_a_spreadsheet_byte_order_mark_does_not_spoil_the_first_line():
+    probes, errors = parse_jsonl("\ufeff" + _line() + "\r\n" + _line(id="second") + "\r\n")
+    assert errors == []
+    assert [probe.id for probe in probes] == ["team-probe-001", "second"]
 
 
 def test_import_keeps_good_lines_and_reports_each_bad_line_by_number():

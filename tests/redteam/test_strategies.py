@@ -162,3 +162,5 @@ def test_a_wrapper_refuses_to_decode_text_it_did_not_produce():
                      category="prompt_injection_direct", severity="low")
     with pytest.raises(ValueError, match="not produced"):
         STRATEGIES["roleplay"].decode(foreign)
+    with pytest.raises(ValueError, match="not produced"):
+        STRATEGIES["base64"].decode(foreign)
