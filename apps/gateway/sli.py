@@ -93,6 +93,12 @@ def sli_add(rows: list[dict]) -> None:
                 if latency <= threshold:
                     break
                 counts.slow[i] += 1
+    sli_add_counts(minutes)
+
+
+def sli_add_counts(minutes: dict[tuple[int, datetime], SliCounts]) -> None:
+    """Add counts per (use case id, minute) to both tables (sli_add's second half; demo data and benchmarks call
+    it with counts they made)."""
     if not minutes:
         return
     hours: dict[tuple, SliCounts] = defaultdict(SliCounts)

@@ -5,7 +5,7 @@ One pass reads the gateway's SLI counts once per window length for all use cases
 hours from the hourly table, the partial hours at the ends from the minute table), computes each SLO in Python,
 writes the evaluation onto the SLO rows, then opens and resolves alerts:
 
-- a pair that fires and has no open alert on that SLO opens one (at most one open per SLO and pair: a partial
+- a pair that fires and has no open alert on that SLO opens one (a ticket waits while a page pair fires) (at most one open per SLO and pair: a partial
   unique index, and a transaction-scoped advisory lock so two evaluators never run at once): the use case's
   business owner and the team's engineers and owners are told (inbox; e-mail too for a page), an audit event is
   written and, for the fast pair of an SLO that asks for it, an incident is declared (apps.incidents.services);
@@ -116,9 +116,12 @@ def slos_evaluate(*, now: datetime | None = None, slo_ids=None) -> Summary:
         Slo.objects.bulk_update(active, EVALUATED, batch_size=500)
         for slo in slos:
             firing = {pair.key: pair for pair in firing_by_slo.get(slo.pk, [])}
+            paging = any(pair.severity == "page" for pair in firing.values())
             for pair in policy.PAIRS:
                 alert = open_alerts.get((slo.pk, pair.key))
                 if pair.key in firing and alert is None:
+                    if pair.severity == "ticket" and paging:
+                        continue  # inhibited: the page says more (Alertmanager's inhibit rule)
                     _alert_open(slo, pair, at=end)
                     summary.opened += 1
                 elif pair.key in firing:

@@ -5,6 +5,8 @@ than a threshold of the gateway's ladder) over a rolling window; the counts come
 every-minute evaluation (apps/slos/evaluation.py) writes the evaluated_* fields and opens or resolves alerts.
 """
 
+from decimal import Decimal
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -68,7 +70,7 @@ class Slo(models.Model):
 
     @property
     def objective(self) -> str:
-        target = f"{self.target_percent.normalize():f} %"
+        target = f"{Decimal(str(self.target_percent)).normalize():f} %"
         if self.kind == Kind.LATENCY:
             return f"{target} of answered calls under {self.threshold_ms / 1000:g} s"
         return f"{target} of calls succeed"
@@ -76,7 +78,7 @@ class Slo(models.Model):
     @property
     def error_budget(self) -> float:
         """The share of valid events allowed to be bad (1 − target)."""
-        return 1 - float(self.target_percent) / 100
+        return float((100 - Decimal(str(self.target_percent))) / 100)
 
     def get_absolute_url(self) -> str:
         return reverse("slos:use_case", kwargs={"use_case_id": self.use_case_id}) + f"#slo-{self.pk}"
