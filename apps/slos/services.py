@@ -39,7 +39,7 @@ def _clean_target(value) -> Decimal:
                                                  "budget to spend)."})
     if target != target.quantize(Decimal("0.001")):
         raise ValidationError({"target_percent": "At most three decimals (99.995)."})
-    return target
+    return target.quantize(Decimal("0.001"))
 
 
 def _clean_int(name: str, value, low: int, high: int, message: str) -> int:
