@@ -68,6 +68,9 @@ class Slo(models.Model):
     def __str__(self) -> str:
         return self.objective
 
+    def get_absolute_url(self) -> str:
+        return reverse("slos:use_case", kwargs={"use_case_id": self.use_case_id}) + f"#slo-{self.pk}"
+
     @property
     def objective(self) -> str:
         target = f"{Decimal(str(self.target_percent)).normalize():f} %"
@@ -79,9 +82,6 @@ class Slo(models.Model):
     def error_budget(self) -> float:
         """The share of valid events allowed to be bad (1 − target)."""
         return float((100 - Decimal(str(self.target_percent))) / 100)
-
-    def get_absolute_url(self) -> str:
-        return reverse("slos:use_case", kwargs={"use_case_id": self.use_case_id}) + f"#slo-{self.pk}"
 
 
 class SloAlert(models.Model):

@@ -15,9 +15,9 @@ from apps.core.forms import service_errors_on
 from apps.core.htmx import render_page_or_fragment
 from apps.reviews import selectors as reviews_selectors
 from apps.slos import selectors, services
-from apps.slos.policy import PAIRS
 from apps.slos.forms import SloForm
 from apps.slos.models import Health
+from apps.slos.policy import PAIRS
 
 
 def _rows(slos) -> list[dict]:
