@@ -105,3 +105,8 @@ def test_the_api_lists_slos_and_a_use_cases_alerts(client, token_for, viewer, ou
     assert client.get(f"/api/v1/use-cases/{use_case.pk}/slos", HTTP_AUTHORIZATION=f"Bearer {other}").status_code == 404
     assert client.get("/api/v1/slos", HTTP_AUTHORIZATION=f"Bearer {other}").json() == []
     assert client.get("/api/v1/slos").status_code == 401
+
+
+def test_the_use_case_page_shows_its_slos_and_links_to_them(client_for, viewer, availability, use_case):
+    page = client_for(viewer).get(use_case.get_absolute_url()).content.decode()
+    assert availability.objective in page and f"/slos/use-cases/{use_case.pk}/" in page
