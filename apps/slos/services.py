@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from apps.accounts.permissions import Action, can, user_of
 from apps.audit.services import audit_record
+from apps.core.request_context import acting_as
 from apps.gateway.sli import LATENCY_THRESHOLDS_MS
 from apps.incidents.models import Severity
 from apps.reviews.models import UseCase
@@ -99,8 +100,13 @@ def _duplicate() -> ValidationError:
     return ValidationError({"threshold_ms": "This use case already has that objective: change the one it has."})
 
 
+def _evaluate_now(slo_id: int) -> None:
+    with acting_as(None):  # alerts it opens are the system's, not the editor's
+        evaluation.slos_evaluate(slo_ids=[slo_id])
+
+
 def _evaluate_after_commit(slo: Slo) -> None:
-    transaction.on_commit(lambda: evaluation.slos_evaluate(slo_ids=[slo.pk]))  # the page shows it at once
+    transaction.on_commit(lambda: _evaluate_now(slo.pk))  # the page shows its status at once
 
 
 @transaction.atomic

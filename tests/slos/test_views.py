@@ -110,3 +110,11 @@ def test_the_api_lists_slos_and_a_use_cases_alerts(client, token_for, viewer, ou
 def test_the_use_case_page_shows_its_slos_and_links_to_them(client_for, viewer, availability, use_case):
     page = client_for(viewer).get(use_case.get_absolute_url()).content.decode()
     assert availability.objective in page and f"/slos/use-cases/{use_case.pk}/" in page
+
+
+def test_a_new_slo_is_evaluated_as_soon_as_it_is_saved(client_for, owner, use_case, django_capture_on_commit_callbacks):
+    put(use_case, timedelta(hours=2), requests=1000, answered=1000, slow={6000: 10})
+    with django_capture_on_commit_callbacks(execute=True):
+        client_for(owner).post(f"/slos/use-cases/{use_case.pk}/new/", GOOD)
+    slo = Slo.objects.get()
+    assert slo.evaluated_at is not None and slo.valid_events == 1000 and slo.bad_events == 10
