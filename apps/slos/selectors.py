@@ -92,7 +92,7 @@ def slo_status(use_case_ids) -> dict[int, list[SloStatus]]:
     slos = list(Slo.objects.filter(use_case_id__in=ids, is_active=True).order_by("use_case_id", "kind", "threshold_ms"))
     alerts: dict[int, list[str]] = {}
     for slo_id, pair in (SloAlert.objects.filter(slo__in=slos, resolved_at__isnull=True)
-                         .order_by("opened_at").values_list("slo_id", "pair")):
+                         .order_by("opened_at", "id").values_list("slo_id", "pair")):
         alerts.setdefault(slo_id, []).append(pair)
     out: dict[int, list[SloStatus]] = {}
     for slo in slos:

@@ -176,3 +176,19 @@ def test_turning_an_slo_off_resolves_its_alerts(availability, use_case):
 
     assert summary.evaluated == 0 and summary.resolved == 2  # fast and slow
     assert not SloAlert.objects.filter(resolved_at__isnull=True).exists()
+
+
+def test_slo_status_gives_the_scorecards_each_use_cases_slos_as_last_evaluated(availability, latency, use_case):
+    from apps.slos.selectors import slo_status
+
+    put(use_case, timedelta(days=1), requests=1000, bad=2, slow={6000: 80})
+    put(use_case, 2 * MIN, requests=1000, bad=100)
+    slos_evaluate(now=NOW)
+
+    status = slo_status([use_case.pk, use_case.pk + 1])
+
+    assert list(status) == [use_case.pk]
+    by_kind = {s.kind: s for s in status[use_case.pk]}
+    assert by_kind["availability"].health == Health.PAGE and by_kind["availability"].open_alerts == ("fast", "slow")
+    assert by_kind["availability"].met is False  # 102 bad of 2,000: 94.9 % < 99.5 %
+    assert by_kind["latency"].met is True and by_kind["latency"].sli_percent == pytest.approx(100 * (1 - 80 / 1898))
