@@ -11,6 +11,8 @@ stream, named in the log by its id only. No key material is ever in a record: th
 
 Sampled bodies (a key's opt-in, apps/gateway/bodies.py) travel as entries of their own on the same stream
 (field `b`, not `r`); the writer redacts and stores them after the batch's ledger rows.
+The same transaction adds the inserted rows to the daily traffic rollups (traffic.py) and to the per-minute
+SLI counts per use case that the SLOs read (sli.py).
 After each batch the gateway's budget counters move the batch's settled cost into their ledger base
 (apps/gateway/budgets.py); the writer's loop also sweeps expired reservations and reconciles the counters.
 """
@@ -31,7 +33,7 @@ from apps.costs.ledger import ledger_write
 from apps.costs.models import CallStatus
 from apps.costs.pricing import TokenCounts
 from apps.costs.services import UsageContext, usage_row
-from apps.gateway import bodies, budgets, traffic
+from apps.gateway import bodies, budgets, sli, traffic
 from apps.gateway.keys import KeyInfo
 from apps.llm.results import CallRecord
 
@@ -148,8 +150,10 @@ def drain_once(consumer: str, *, block_ms: int = 1000, count: int | None = None)
         seen.add(row["request_id"])
         rows.append(row)
     if rows:
-        with transaction.atomic():  # the gateway's daily rollups count what the ledger inserted, in its commit
-            traffic.traffic_add(ledger_write(rows))
+        with transaction.atomic():  # the gateway's rollups and SLI counts take what the ledger inserted, in its commit
+            inserted = ledger_write(rows)
+            traffic.traffic_add(inserted)
+            sli.sli_add(inserted)
         budgets.ledger_caught_up([row["request_id"] for row in rows])  # their settled cost is the ledger's now
     if samples:
         bodies.samples_write(samples)

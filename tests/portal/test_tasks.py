@@ -32,6 +32,7 @@ EXPECTED_QUEUE = {
     "apps.evals.tasks.eval_runs_resume_stalled_task": "llm",
     "apps.evals.tasks.judge_calibrate_task": "llm",
     "apps.gateway.tasks.gateway_bodies_sweep_task": "default",
+    "apps.gateway.tasks.gateway_sli_prune_task": "default",
     "apps.incidents.tasks.mitigations_expiry_sweep_task": "default",
     "apps.notifications.tasks.notification_email_task": "default",
     "apps.prompts.tasks.webhook_deliver_task": "default",
@@ -41,6 +42,7 @@ EXPECTED_QUEUE = {
     "apps.reviews.tasks.reviews_expiry_sweep_task": "default",
     "apps.reviews.tasks.reviews_conditions_recheck_task": "default",
     "apps.reviews.tasks.reviews_material_change_scan_task": "default",
+    "apps.slos.tasks.slos_evaluate_task": "default",
     "portal.tasks.heartbeat_probe": "default",
 }
 
