@@ -19,14 +19,14 @@ The secret is never logged: logs name a key by its prefix.
 from __future__ import annotations
 
 import logging
+import random
 import time
-import uuid
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 
-from apps.core import metrics
+from apps.core import metrics, single_flight
 from apps.core.asgi import serve_lifespan
 from apps.costs.models import Operation
 from apps.costs.services import UsageContext
@@ -47,7 +47,7 @@ class Request:
 
     def __init__(self, scope, receive):
         self.scope, self.receive = scope, receive
-        self.request_id = uuid.uuid4().hex
+        self.request_id = f"{random.getrandbits(128):032x}"  # unique, not secret: uuid4's urandom is not needed
         self.headers = {name.lower(): value for name, value in scope.get("headers", ())}
         tenant = self.headers.get(b"x-portal-tenant", b"")
         self.tenant = tenant.decode("latin-1")[:120]
@@ -93,6 +93,7 @@ class Gateway:
         self.keys = KeyCache()
         self.admitted: dict[int, tuple[bytes, float, tuple[str, str] | None]] = {}
         self.prompts = prompt_ref.PromptRefs()  # prompt by reference: resolved targets under their stamps
+        self.loading: dict = {}  # key loads in flight (single_flight)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
@@ -192,9 +193,8 @@ class Gateway:
             stamp = await keys.stamp_read()
         request.stamp = stamp
         hit, info = self.keys.get(key_hash, stamp)
-        if not hit:
-            info = await sync_to_async(keys.key_info_load)(key_hash)
-            self.keys.put(key_hash, stamp, info)
+        if not hit:  # one load per key and stamp, however many requests wait for it (single_flight)
+            info = await single_flight.shared(self.loading, (key_hash, stamp), lambda: self._load_key(key_hash, stamp))
         if info is None:
             raise GatewayError(401, "This gateway key is not valid.", code="invalid_api_key")
         refusal = info.refusal()
@@ -231,6 +231,11 @@ class Gateway:
                                operation=operation, request=request_body)
         return request.usage_context
 
+    async def _load_key(self, key_hash: str, stamp: bytes) -> KeyInfo | None:
+        info = await sync_to_async(keys.key_info_load)(key_hash)
+        self.keys.put(key_hash, stamp, info)
+        return info
+
     # -- endpoints ---------------------------------------------------------------------------------------
     async def metrics(self, request: Request, send) -> None:
         """This process's Prometheus metrics (the gateway runs apart from the web, so it answers its own
@@ -264,8 +269,6 @@ class Gateway:
                                      recorder=hold.recorder(recorder), cache=policy)
         if result.cache_hit:
             request.cache = b"hit"
-        else:
-            await limits.charge(info, tokens=result.usage.total_tokens)
         await self._send(send, 200, wire.embeddings(result, model=model, encoding=encoding),
                          request.response_headers())
 
@@ -292,8 +295,7 @@ class Gateway:
                                         preflight=hold.preflight, recorder=hold.recorder(recorder), cache=policy)
             if result.cache_hit:
                 request.cache = b"hit"
-            else:
-                await limits.charge(info, tokens=result.usage.total_tokens)
+            else:  # its tokens were counted against the key's limits with its record (recording.recorder_for)
                 result = await screen.chat_output(result)  # the output policy (may redact, or block)
                 await recording.keep_body(info, context=context, call=call, result=result)  # opt-in sampled bodies
             await self._send(send, 200, wire.completion(result, model=call.model, completion_id=completion_id),
@@ -336,7 +338,6 @@ class Gateway:
             return
         result = stream.result  # recorded (XADD) before the last bytes below
         if not result.cache_hit:
-            await limits.charge(info, tokens=result.usage.total_tokens)
             await recording.keep_body(info, context=context, call=call, result=result)  # opt-in sampled bodies
         tail = wire.final_chunks(result, completion_id=completion_id, model=call.model, created=created,
                                  include_usage=call.include_usage, tools_streamed=tools_streamed)
