@@ -83,7 +83,9 @@ BENCHES = {"startup": bench_startup, "home": bench_home, "prompts_resolve": benc
            # (its own venv under .portal/bench-litellm, made on first use)
            "gateway_load": lambda: _bench_module("bench.gateway_load", timeout=1800),
            # issue #16: evaluation of every SLO of 500 use cases over 28 days of SLI counts; recorder overhead
-           "slos": lambda: _bench_module("bench.slos", timeout=1800)}
+           "slos": lambda: _bench_module("bench.slos", timeout=1800),
+           # issue #14: the gateway's CPU per request (this tree, --baseline DIR, --other-workers N), py-spy profile
+           "gateway_profile": lambda: _bench_module("bench.gateway_profile", timeout=1800)}
 NEEDS_SCIFACT = {"rag_scifact", "rag_indexing", "rag_embedding_quality"}
 
 

@@ -24,6 +24,7 @@ import logging
 import os
 import socket
 
+import orjson
 import redis
 from django.conf import settings
 from django.db import transaction
@@ -33,7 +34,7 @@ from apps.costs.ledger import ledger_write
 from apps.costs.models import CallStatus
 from apps.costs.pricing import TokenCounts
 from apps.costs.services import UsageContext, usage_row
-from apps.gateway import bodies, budgets, sli, traffic
+from apps.gateway import bodies, budgets, limits, sli, traffic
 from apps.gateway.keys import KeyInfo
 from apps.llm.results import CallRecord
 
@@ -52,14 +53,29 @@ def dead_key() -> str:
 def serialize(record: CallRecord, key_id: int) -> bytes:
     data = record.to_dict()
     data["gateway_key_id"] = key_id
-    return json.dumps(data, default=str, separators=(",", ":")).encode()
+    return orjson.dumps(data, default=str)
 
 
 def recorder_for(info: KeyInfo):
-    """The Recorder for calls made with this key."""
+    """The Recorder for calls made with this key. An answered call's record (status ok, not a cache hit) carries
+    its tokens to the key's token limits in the same round trip (limits.queue_charge, ADR 0099)."""
 
     async def record(record: CallRecord) -> None:
-        await portal_redis.async_client().xadd(stream_key(), {"r": serialize(record, info.id)})
+        client = portal_redis.async_client()
+        entry = {"r": serialize(record, info.id)}
+        tokens = record.tokens.input_tokens + record.tokens.output_tokens
+        if record.status != CallStatus.OK or record.cache_hit or not (
+                info.tokens_per_minute is not None or info.tokens_per_day is not None) or not tokens:
+            await client.xadd(stream_key(), entry)
+            return
+        pipe = client.pipeline(transaction=False)
+        pipe.xadd(stream_key(), entry)
+        limits.queue_charge(pipe, info, tokens=tokens)
+        added, *charged = await pipe.execute(raise_on_error=False)
+        if isinstance(added, Exception):  # not recorded: the caller must not answer as if it were
+            raise added
+        if any(isinstance(result, Exception) for result in charged):
+            log.warning("gateway usage not counted against key %s's limits", info.prefix)
 
     return record
 
