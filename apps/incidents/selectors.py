@@ -92,6 +92,8 @@ def refused_counts(mitigations) -> dict[int, int]:
     `key_limit` for a limit). Counted once the recorder has written them (seconds)."""
     counts = {}
     for m in mitigations:
+        if m.kind not in (MitigationKind.FEATURE_OFF, MitigationKind.RATE_LIMIT):
+            continue  # the other switches refuse nothing at the gateway's door
         code = switches.GUARD_KEY if m.kind == MitigationKind.FEATURE_OFF else switches.RATE_LIMIT_CODE
         events = UsageEvent.objects.filter(source=Source.GATEWAY, status=CallStatus.REFUSED, error_type=code,
                                            occurred_at__gte=m.applied_at)

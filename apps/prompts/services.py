@@ -594,3 +594,42 @@ def promotion_request_expedite(*, request: PromotionRequest, user, reason: str) 
                           "overridden": [r.key for r in blocking_failures(results)]}, actor=user)
     notify.promotion_applied(request, actor=user, how=f"expedited by {user.get_username()}")
     return Outcome(request, True, results)
+
+
+# --- a label moved now, for an incident ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LabelMoveNow:
+    previous: PromptVersion | None
+    request: PromotionRequest  # applied at once; its gate check results are stored (noted, not blocking)
+    overridden: list[str]  # the keys of the checks that would have blocked
+
+
+@transaction.atomic
+def label_move_now(*, prompt: Prompt, version: PromptVersion, actor=None, reason: str,
+                   label: str = PRODUCTION) -> LabelMoveNow:
+    """Move a label (production by default) to `version` now, the way an expedited request does but for the
+    caller's own rule (incidents: a prompt rollback; the caller decides who may): the gate checks run and are
+    stored on an applied request (a rollback when `version` is older), one `prompt.label.move` audit event
+    (`via: "now"`), the requester's notice, the caches' stamp and webhooks as for any move. Refused while a
+    request for the same label is open (close it first: it would move the label again when approved)."""
+    prompt = Prompt.objects.select_for_update().get(pk=prompt.pk)
+    if version.prompt_id != prompt.pk:
+        raise ValidationError({"version": f"Version {version.number} is not a version of {prompt.name}."})
+    current = _current_version(prompt, label)
+    if current is not None and current.pk == version.pk:
+        raise ValidationError({"version": f"{label} already points at version {version.number}."})
+    open_request = prompt.promotion_requests.filter(label=label, status=PromotionStatus.OPEN).first()
+    if open_request is not None:
+        raise ValidationError({"version": f"Request #{open_request.pk} to move {label} to version "
+                                          f"{open_request.to_version.number} is open: close it first."})
+    kind = PromotionKind.ROLLBACK if current is not None and version.number < current.number \
+        else PromotionKind.PROMOTION
+    request = PromotionRequest.objects.create(
+        prompt=prompt, label=label, from_version=current, to_version=version, kind=kind, reason=reason,
+        requested_by=user_of(actor), requested_by_token=_token_of(actor), requester_label=actor_label(actor),
+        status=PromotionStatus.APPLIED, expedited=True, expedite_reason=reason)
+    overridden = [r.key for r in blocking_failures(_run_checks(request))]
+    previous = _apply(request, actor, expedited=True)
+    _audit_label_move(request, previous, actor, "now")
+    return LabelMoveNow(previous, request, overridden)
