@@ -223,6 +223,11 @@ def _describe(mitigation: Mitigation) -> str:
     return f" (“{mitigation.params.get('message', '')}”)"
 
 
+def details(mitigation: Mitigation) -> str:
+    """How the switch acts, for the pages: "served by support-large", "limit 10 requests per minute", …"""
+    return _describe(mitigation).strip().removeprefix("(").removesuffix(")")
+
+
 def _rate_params(params: dict, key_id: int | None) -> dict:
     clean = {"requests_per_minute": whole("requests_per_minute", params.get("requests_per_minute"), required=True),
              "requests_per_day": whole("requests_per_day", params.get("requests_per_day"), required=False)}

@@ -65,7 +65,8 @@ def mitigations_of(incident: Incident) -> list[Mitigation]:
     rows = list(incident.mitigations.select_related("applied_by", "undone_by").order_by("-applied_at", "-id"))
     counts = refused_counts(rows)
     for row in rows:
-        row.refused = counts.get(row.pk, 0)
+        row.refused = counts.get(row.pk)
+        row.details = switches.details(row)
     return rows
 
 
@@ -75,7 +76,8 @@ def switched_now(*, actor) -> list[Mitigation]:
                 .select_related("incident", "applied_by", "team").order_by("applied_at"))
     counts = refused_counts(rows)
     for row in rows:
-        row.refused = counts.get(row.pk, 0)
+        row.refused = counts.get(row.pk)
+        row.details = switches.details(row)
     return rows
 
 
