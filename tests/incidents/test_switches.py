@@ -6,6 +6,8 @@ back; after undo: as before. No waiting: each switch moves the stamp its lower a
 import openai
 import pytest
 from django.core.cache import cache
+from django.core.exceptions import PermissionDenied
+from django.urls import reverse
 from openai import OpenAI
 
 from apps.audit.models import AuditEvent
@@ -26,6 +28,7 @@ from tests.support.standin import standin_model, standin_provider
 
 ASK = [{"role": "user", "content": "Question: how long do refunds take?"}]
 EMAIL = "jane.doe" + "@acme-corp.com"
+HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
 @pytest.fixture
@@ -207,3 +210,46 @@ def test_each_switch_is_on_the_timeline_and_in_the_audit_log_with_who_and_why(ca
     actions = AuditEvent.objects.filter(object_id=str(incident.pk), action__startswith="incident.mitigation")
     assert sorted(actions.values_list("action", flat=True)) == ["incident.mitigation_apply",
                                                                 "incident.mitigation_undo"]
+
+
+@pytest.mark.parametrize(("who", "may"), [
+    ("engineer", True),  # an engineer of the incident's team (a responder by role)
+    ("council_member", True),
+    ("viewer", False),  # a product manager: reads the incident, flips nothing
+    ("outsider", False),  # an engineer of another team
+])
+def test_who_may_flip_a_switch(request, catalog, incident, who, may):
+    actor = request.getfixturevalue(who)
+    flip = lambda: _apply(incident, actor, "model_fallback", {"scope": "alias", "name": "support"},  # noqa: E731
+                          to="support-large")
+    if may:
+        assert flip().is_active
+    else:
+        with pytest.raises(PermissionDenied):
+            flip()
+        assert not incident.mitigations.exists()
+
+
+def test_a_viewer_named_responder_or_commander_may_flip_and_undo(catalog, incident, viewer, engineer):
+    incident.responders.add(viewer)
+    mitigation = _apply(incident, viewer, "model_fallback", {"scope": "alias", "name": "support"},
+                        to="support-large")
+    assert mitigations.mitigation_undo(mitigation=mitigation, actor=viewer).undone_by == viewer
+
+
+def test_a_responder_flips_model_fallback_from_the_page_and_it_is_switched_now(catalog, client_for, engineer,
+                                                                               incident, viewer):
+    answer = client_for(engineer).post(reverse("incidents:mitigation_apply", args=[incident.pk]), {
+        "kind": "model_fallback", "scope": "alias", "alias": "support", "to": "support-large",
+        "reason": "Small model quotes the old refund window.", "expires_in_minutes": 60}, **HTMX)
+    assert answer.status_code == 200 and "served by support-large" in answer.content.decode()
+    switched = client_for(engineer).get(reverse("incidents:switched")).content.decode()
+    assert "alias support" in switched and "Small model quotes the old refund window." in switched
+
+    refused = client_for(viewer).post(reverse("incidents:mitigation_apply", args=[incident.pk]), {
+        "kind": "model_fallback", "scope": "alias", "alias": "support", "to": "support-large"})
+    assert refused.status_code == 403
+
+    bad = client_for(engineer).post(reverse("incidents:mitigation_apply", args=[incident.pk]), {
+        "kind": "model_fallback", "scope": "alias", "alias": "support", "to": "no-such-model"}, **HTMX)
+    assert bad.status_code == 400 and "No alias or catalog model named" in bad.content.decode()
