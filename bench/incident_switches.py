@@ -9,7 +9,8 @@ The switch is flipped `--toggles` times through the incidents service (`mitigati
 process polls it back to back over a kept-alive raw HTTP connection (the polling is the load) until an answer
 obeys: model fallback — the fallback's model answers (the stand-in's `ctx-1`: a 400); feature off — 423, and after an undo,
 200. The time of a process is from just before the service call to the obeying answer's arrival; a flip's
-figure is its slower process. Uses the `portal_bench` database (bench/common.py). Prints one JSON object.
+figure is its slower process. Also split: the service call's own time, and from its return (committed) to the
+last process obeying. Uses the `portal_bench` database (bench/common.py). Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def main() -> None:
         for url in urls:  # warm: routes, key and admission caches filled, the switch off
             out = [None]
             poll(url, key.secret, args.kind, False, time.perf_counter(), out, 0)
-        flips, per_process, timeouts = [], [[], []], 0
+        flips, per_process, timeouts, services_ms, after_commit = [], [[], []], 0, [], []
         mitigation = None
         load_before = os.getloadavg()
         for i in range(args.toggles):
@@ -106,6 +107,7 @@ def main() -> None:
                                                           target=target, params=params, reason="bench")
             else:
                 mitigations.mitigation_undo(mitigation=mitigation, actor=admin)
+            committed = (time.perf_counter() - started) * 1000
             threads = [threading.Thread(target=poll, args=(url, key.secret, args.kind, on, started, out, n))
                        for n, url in enumerate(urls)]
             for thread in threads:
@@ -118,6 +120,8 @@ def main() -> None:
             for n, ms in enumerate(out):
                 per_process[n].append(ms)
             flips.append(max(out))
+            services_ms.append(committed)
+            after_commit.append(max(out) - committed)
         if mitigation is not None and mitigation.undone_at is None:
             mitigations.mitigation_undo(mitigation=mitigation, actor=admin)
         result = {"kind": args.kind, "toggles": args.toggles, "timeouts": timeouts, "gateway_processes": 2,
@@ -125,6 +129,10 @@ def main() -> None:
                   "load_average_after": os.getloadavg(),
                   "last_process_obeys_ms": {"p50": pct(flips, 0.5), "p99": pct(flips, 0.99), "max": max(flips)},
                   "per_process_p50_ms": [pct(times, 0.5) for times in per_process],
+                  # the click's own time (the service: validation, the row, timeline, audit, commit) and what
+                  # follows it until the last process obeys (propagation)
+                  "service_ms": {"p50": pct(services_ms, 0.5), "p99": pct(services_ms, 0.99)},
+                  "after_commit_ms": {"p50": pct(after_commit, 0.5), "p99": pct(after_commit, 0.99)},
                   "within_goal_share": round(sum(ms <= GOAL_MS for ms in flips) / len(flips), 3),
                   "goal_ms": GOAL_MS}
         print(json.dumps(result, indent=1))

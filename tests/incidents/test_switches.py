@@ -7,6 +7,7 @@ import openai
 import pytest
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
+from django.test import Client
 from django.urls import reverse
 from openai import OpenAI
 
@@ -253,3 +254,19 @@ def test_a_responder_flips_model_fallback_from_the_page_and_it_is_switched_now(c
     bad = client_for(engineer).post(reverse("incidents:mitigation_apply", args=[incident.pk]), {
         "kind": "model_fallback", "scope": "alias", "alias": "support", "to": "no-such-model"}, **HTMX)
     assert bad.status_code == 400 and "No alias or catalog model named" in bad.content.decode()
+
+
+def test_the_api_applies_and_undoes_a_switch_and_says_what_could_not_be_undone(catalog, token_for, engineer,
+                                                                                incident, team):
+    prompt = _refund_prompt(team, engineer)
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {token_for(engineer, team, 'write')[1]}")
+    url = f"/api/v1/incidents/{incident.pk}/mitigations"
+    applied = api.post(url, {"kind": "prompt_rollback", "target": {"scope": "prompt", "name": prompt.name}},
+                       content_type="application/json")
+    assert applied.status_code == 201 and applied.json()["params"]["to_version"] == 1
+    label_move_now(prompt=prompt, version=prompt.versions.get(number=2), actor=engineer, reason="fixed")
+    undone = api.post(f"{url}/{applied.json()['id']}/undo")
+    assert undone.status_code == 200 and undone.json()["note"].startswith("Production was moved since")
+    bad = api.post(url, {"kind": "stricter_filters", "target": {"scope": "key", "key_id": 1}, "params": {}},
+                   content_type="application/json")
+    assert bad.status_code == 422
