@@ -1,9 +1,8 @@
 """What incidents registers into lower apps at start-up, in one place (docs/architecture.md, "The registries"):
-the gateway's `incident` admission guard (a "feature off" mitigation → 423 with its message) and guardrail
-policy (stricter filters), llm's reroutes (model fallback), rag's retrieval switch (retrieval disabled), the
-kinds of `switches.py`, audit links to
-incidents, and the header's "waiting on you" count of unacknowledged incidents. Called once, from
-`IncidentsConfig.ready()`.
+the gateway's `incident` admission guard (a "feature off" mitigation → 423 with its message) and `incident`
+guardrail policy (stricter filters), llm's reroutes (model fallback), rag's retrieval switch (retrieval
+disabled), the kinds of `switches.py` into `mitigations.py`, audit links to incidents, and the header's "waiting
+on you" count of unacknowledged incidents. Called once, from `IncidentsConfig.ready()`.
 """
 
 from __future__ import annotations
