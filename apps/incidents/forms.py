@@ -5,8 +5,8 @@ from __future__ import annotations
 from django import forms
 
 from apps.incidents.mitigations import DEFAULT_MESSAGE
-from apps.incidents.switches import FILTER_FIELDS
 from apps.incidents.models import IncidentType, MitigationKind, Severity, Status
+from apps.incidents.switches import FILTER_FIELDS
 from apps.rag.switches import ANSWER_MODES
 
 _LIST_HELP = "Comma-separated."

@@ -12,8 +12,8 @@ from django.urls import reverse
 from apps.audit.links import int_ids, register_object_link
 from apps.gateway.registry import register_admission_guard, register_guard_policy
 from apps.incidents import mitigations, selectors, switches
-from apps.llm.routing import register_reroutes
 from apps.incidents.models import Incident
+from apps.llm.routing import register_reroutes
 from apps.notifications.waiting import Waiting, register_waiting
 from apps.rag.switches import register_retrieval_switch
 

@@ -22,6 +22,8 @@ off), since turning a mitigation off mid-incident by the clock is worse than a r
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.core.exceptions import ValidationError
 from django.db.models import Q
 
@@ -41,6 +43,21 @@ from apps.reviews.models import UseCase, UseCaseCollection
 RETRIEVAL_MESSAGE = ("This assistant cannot search its documents right now while we handle an incident: "
                      "answers are not based on them.")
 FILTER_FIELDS = ("guard_input_pii", "guard_injection", "guard_output")
+
+
+def _telling(changed: Callable[[], None]) -> dict:
+    """{"apply", "undo"} of a switch whose only act is to tell the lower app its answer changed: `changed()` moves
+    that app's stamp after the commit (nothing to call for a switch asked on every use)."""
+
+    def apply(mitigation: Mitigation, actor) -> dict:
+        changed()
+        return mitigation.params
+
+    def undo(mitigation: Mitigation, actor) -> str:
+        changed()
+        return ""
+
+    return {"apply": apply, "undo": undo}
 
 
 def _active(kind: str):
@@ -120,16 +137,6 @@ def _fallback_params(params: dict, target: dict) -> dict:
     return clean
 
 
-def _routes_apply(mitigation: Mitigation, actor) -> dict:
-    routes_changed()
-    return mitigation.params
-
-
-def _routes_undo(mitigation: Mitigation, actor) -> str:
-    routes_changed()
-    return ""
-
-
 def _fallback_describe(mitigation: Mitigation) -> str:
     p = mitigation.params
     if p.get("to"):
@@ -179,14 +186,6 @@ def _retrieval_params(params: dict, target: dict) -> dict:
     return {"answer": answer, "message": clean_text("message", params.get("message"), limit=300) or RETRIEVAL_MESSAGE}
 
 
-def _nothing_to_do(mitigation: Mitigation, actor) -> dict:
-    return mitigation.params  # asked on every retrieval: nothing to move
-
-
-def _nothing_to_undo(mitigation: Mitigation, actor) -> str:
-    return ""
-
-
 def _retrieval_describe(mitigation: Mitigation) -> str:
     how = "refused" if mitigation.params.get("answer") == REFUSE else "answered without retrieval"
     return f" ({how}: “{mitigation.params.get('message', '')}”)"
@@ -227,16 +226,6 @@ def _filters_params(params: dict, target: dict) -> dict:
         raise ValidationError({"guard_input_pii": "Raise at least one filter: PII in the input, injection or the "
                                                   "output scan."})
     return clean
-
-
-def _admission_apply(mitigation: Mitigation, actor) -> dict:
-    admission_changed()
-    return mitigation.params
-
-
-def _admission_undo(mitigation: Mitigation, actor) -> str:
-    admission_changed()
-    return ""
 
 
 def _filters_describe(mitigation: Mitigation) -> str:
@@ -340,14 +329,14 @@ def _rollback_describe(mitigation: Mitigation) -> str:
 def register() -> None:
     """The four kinds, into mitigations' table (hooks.py calls this once, with the lower apps' registries)."""
     register_kind(MitigationKind.MODEL_FALLBACK, SwitchKind(
-        scopes=("alias", "deployment"), target=_fallback_target, params=_fallback_params, apply=_routes_apply,
-        undo=_routes_undo, describe=_fallback_describe))
+        scopes=("alias", "deployment"), target=_fallback_target, params=_fallback_params,
+        **_telling(routes_changed), describe=_fallback_describe))
     register_kind(MitigationKind.RETRIEVAL_DISABLED, SwitchKind(
         scopes=("collection", "use_case"), target=_retrieval_target, params=_retrieval_params,
-        apply=_nothing_to_do, undo=_nothing_to_undo, describe=_retrieval_describe))
+        **_telling(lambda: None), describe=_retrieval_describe))
     register_kind(MitigationKind.STRICTER_FILTERS, SwitchKind(
         scopes=("key", "feature", "use_case"), target=_filters_target, params=_filters_params,
-        apply=_admission_apply, undo=_admission_undo, describe=_filters_describe))
+        **_telling(admission_changed), describe=_filters_describe))
     register_kind(MitigationKind.PROMPT_ROLLBACK, SwitchKind(
         scopes=("prompt",), target=_prompt_target, params=_rollback_params, apply=_rollback_apply,
         undo=_rollback_undo, describe=_rollback_describe))
