@@ -3,6 +3,8 @@ SDK against the stand-in upstream, and through the portal's own call path (apps.
 answers, the prompt catalog's resolve); before: served as usual; after: rerouted / refused / filtered / rolled
 back; after undo: as before. No waiting: each switch moves the stamp its lower app reads on commit."""
 
+from datetime import timedelta
+
 import openai
 import pytest
 from django.core.cache import cache
@@ -15,6 +17,7 @@ from apps.audit.models import AuditEvent
 from apps.costs.services import UsageContext
 from apps.incidents import mitigations
 from apps.incidents.models import EventKind
+from apps.incidents.switches import reroutes_now
 from apps.llm import calls
 from apps.llm.aliases import alias_create, deployment_create
 from apps.llm.models import Model
@@ -270,3 +273,13 @@ def test_the_api_applies_and_undoes_a_switch_and_says_what_could_not_be_undone(c
     bad = api.post(url, {"kind": "stricter_filters", "target": {"scope": "key", "key_id": 1}, "params": {}},
                    content_type="application/json")
     assert bad.status_code == 422
+
+
+def test_past_its_expiry_a_fallback_stays_on_and_reminds_once(catalog, incident, engineer):
+    mitigation = _apply(incident, engineer, "model_fallback", {"scope": "alias", "name": "support"},
+                        to="support-large")
+    later = mitigation.expires_at + timedelta(minutes=1)
+    assert mitigations.mitigations_expiry_sweep(now=later) == {"restored": 0, "reminded": 1}
+    assert mitigations.mitigations_expiry_sweep(now=later) == {"restored": 0, "reminded": 0}
+    mitigation.refresh_from_db()
+    assert mitigation.is_active and reroutes_now()["support"].to == "support-large"
