@@ -53,6 +53,13 @@ def upstream(gateway_url, catalog, settings):
     return catalog
 
 
+@pytest.fixture
+def sdk_on_support(upstream, gateway_url, gateway_key):
+    """(key, the official SDK on the real gateway with that key)."""
+    key, secret = gateway_key()
+    return key, OpenAI(base_url=gateway_url, api_key=secret, max_retries=0)
+
+
 def _sent(upstream) -> str:
     return upstream.requests[-1]["model"]
 
@@ -66,10 +73,9 @@ def _apply(incident, actor, kind, target, **params):
                                         reason="Checking the switch.")
 
 
-def test_model_fallback_reroutes_the_gateway_and_the_portal_and_undo_restores(upstream, gateway_url, gateway_key,
-                                                                              incident, engineer):
-    _key, secret = gateway_key()
-    sdk = OpenAI(base_url=gateway_url, api_key=secret, max_retries=0)
+def test_model_fallback_reroutes_the_gateway_and_the_portal_and_undo_restores(sdk_on_support, upstream, incident,
+                                                                              engineer):
+    _key, sdk = sdk_on_support
     sdk.chat.completions.create(model="support", messages=ASK)
     assert _sent(upstream) == "standin-small"
 
@@ -102,10 +108,9 @@ def test_model_fallback_reroutes_the_gateway_and_the_portal_and_undo_restores(up
     assert _sent(upstream) == "standin-small"
 
 
-def test_stricter_filters_block_pii_at_the_gateway_and_undo_lets_it_pass(upstream, gateway_url, gateway_key,
-                                                                         incident, engineer):
-    key, secret = gateway_key()
-    sdk = OpenAI(base_url=gateway_url, api_key=secret, max_retries=0)
+def test_stricter_filters_block_pii_at_the_gateway_and_undo_lets_it_pass(sdk_on_support, upstream, incident,
+                                                                         engineer):
+    key, sdk = sdk_on_support
     mail = [{"role": "user", "content": f"Question: please write to {EMAIL} about the refund"}]
     sdk.chat.completions.create(model="support", messages=mail)
     assert EMAIL in str(upstream.requests[-1])
