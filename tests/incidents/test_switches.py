@@ -21,6 +21,7 @@ from apps.incidents.switches import reroutes_now
 from apps.llm import calls
 from apps.llm.aliases import alias_create, deployment_create
 from apps.llm.models import Model
+from apps.llm.services import catalog_seed_local
 from apps.prompts.content import Draft
 from apps.prompts.models import PRODUCTION, Label
 from apps.prompts.resolve import resolve_cached
@@ -180,8 +181,6 @@ def test_undoing_a_rollback_after_someone_moved_production_leaves_it_and_says_wh
 
 @pytest.fixture
 def handbook(team, owner, db):
-    from apps.llm.services import catalog_seed_local
-
     catalog_seed_local()
     return collection_create(team=team, name="Handbook", embedding_model=Model.objects.get(name="local-minilm"),
                              answer_model=Model.objects.get(name="local-extractive"), user=owner,
