@@ -85,7 +85,9 @@ BENCHES = {"startup": bench_startup, "home": bench_home, "prompts_resolve": benc
            # issue #16: evaluation of every SLO of 500 use cases over 28 days of SLI counts; recorder overhead
            "slos": lambda: _bench_module("bench.slos", timeout=1800),
            # issue #14: the gateway's CPU per request (this tree, --baseline DIR, --other-workers N), py-spy profile
-           "gateway_profile": lambda: _bench_module("bench.gateway_profile", timeout=1800)}
+           "gateway_profile": lambda: _bench_module("bench.gateway_profile", timeout=1800),
+           # issue #15: click on a switch -> the last of two gateway processes obeying, 200 toggles
+           "incident_switches": lambda: _bench_module("bench.incident_switches", timeout=1800)}
 NEEDS_SCIFACT = {"rag_scifact", "rag_indexing", "rag_embedding_quality"}
 
 

@@ -7,7 +7,7 @@
     POST /api/v1/incidents/{id}/status                  move the status (resolve, reopen, ...)
     POST /api/v1/incidents/{id}/acknowledge             acknowledge
     POST /api/v1/incidents/{id}/notes                   add a note to the timeline
-    POST /api/v1/incidents/{id}/mitigations             apply a mitigation (feature_off, rate_limit)
+    POST /api/v1/incidents/{id}/mitigations             apply a mitigation (any kind: docs/incidents.md)
     POST /api/v1/incidents/{id}/mitigations/{m}/undo    undo it
 """
 
@@ -82,12 +82,23 @@ class NoteIn(Schema):
 
 
 class MitigationIn(Schema):
-    kind: str = Field(..., description="feature_off | rate_limit")
+    kind: str = Field(..., description="feature_off | rate_limit | model_fallback | retrieval_disabled | "
+                                       "stricter_filters | prompt_rollback")
     target: dict[str, Any] = Field(..., description='{"scope": "key", "key_id": 5} | {"scope": "feature", '
                                                     '"team_id": 2, "feature": "support-bot"} | '
-                                                    '{"scope": "use_case", "use_case_id": 7}')
+                                                    '{"scope": "use_case", "use_case_id": 7} | '
+                                                    '{"scope": "alias", "name": "support"} | '
+                                                    '{"scope": "deployment", "deployment_id": 4} | '
+                                                    '{"scope": "collection", "collection_id": 3} | '
+                                                    '{"scope": "prompt", "name": "support/refund-qa"}')
     params: dict[str, Any] = Field(default_factory=dict, description='feature_off: {"message"}; rate_limit: '
-                                                                     '{"requests_per_minute", "requests_per_day"}')
+                                                                     '{"requests_per_minute", "requests_per_day"}; '
+                                                                     'model_fallback: {"to"} or {"to_deployment_id"}; '
+                                                                     'retrieval_disabled: {"answer": "refuse" | '
+                                                                     '"without", "message"}; stricter_filters: '
+                                                                     '{"guard_input_pii", "guard_injection", '
+                                                                     '"guard_output"}; prompt_rollback: '
+                                                                     '{"to_version"} (default: the previous)')
     reason: str = ""
     expires_in_minutes: int | None = Field(None, description="5 to 10080; default 240")
 
@@ -105,6 +116,8 @@ class MitigationOut(Schema):
     undone_at: datetime | None
     active: bool
     refused: int | None = Field(None, description="Requests the gateway refused because of it (from the ledger)")
+    note: str = Field("", description="After an undo: what could not be put back, and why (a prompt rollback "
+                                      "whose label was moved since)")
 
 
 class EventOut(Schema):
@@ -161,7 +174,7 @@ def _mitigation(m: Mitigation) -> dict:
             "params": {k: v for k, v in m.params.items() if k != "before"}, "reason": m.reason,
             "applied_at": m.applied_at, "applied_by": m.applied_by.get_username() if m.applied_by else None,
             "expires_at": m.expires_at, "undone_at": m.undone_at, "active": m.is_active,
-            "refused": getattr(m, "refused", None)}
+            "refused": getattr(m, "refused", None), "note": getattr(m, "undo_note", "")}
 
 
 def _out(incident: Incident) -> dict:
@@ -249,7 +262,8 @@ def note_add(request, incident_id: int, payload: NoteIn):
 
 
 @router.post("/{int:incident_id}/mitigations", response={201: MitigationOut, **errors(403, 404, 422)},
-             summary="Apply a mitigation (feature_off, rate_limit)")
+             summary="Apply a mitigation (feature_off, rate_limit, model_fallback, retrieval_disabled, "
+                     "stricter_filters, prompt_rollback)")
 def mitigation_apply(request, incident_id: int, payload: MitigationIn):
     incident = selectors.incident_get(actor=request.auth, pk=incident_id)
     mitigation = mitigations.mitigation_apply(incident=incident, actor=request.auth, **payload.dict())
@@ -257,7 +271,7 @@ def mitigation_apply(request, incident_id: int, payload: MitigationIn):
 
 
 @router.post("/{int:incident_id}/mitigations/{int:mitigation_id}/undo",
-             response={200: MitigationOut, **errors(403, 404)}, summary="Undo a mitigation")
+             response={200: MitigationOut, **errors(403, 404, 422)}, summary="Undo a mitigation")
 def mitigation_undo(request, incident_id: int, mitigation_id: int):
     incident = selectors.incident_get(actor=request.auth, pk=incident_id)
     mitigation = selectors.mitigation_get(incident=incident, pk=mitigation_id)

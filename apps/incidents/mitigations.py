@@ -17,6 +17,8 @@ the middle of an incident is worse) and its applier and the commander get a remi
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -44,7 +46,40 @@ MIN_EXPIRY, MAX_EXPIRY = timedelta(minutes=5), timedelta(days=7)
 RATE_FIELDS = ("requests_per_minute", "requests_per_day")
 
 
-def _int(name: str, value, *, required: bool) -> int | None:
+@dataclass(frozen=True)
+class SwitchKind:
+    """A kind of switch besides the two built here (apps/incidents/switches.py registers the others at start-up).
+
+    target(target, incident) -> (clean target, label, the target's team) · params(params, clean target) -> clean
+    params · apply(mitigation, actor) -> params to store (after the switch acted; the row exists, unsaved
+    changes) · undo(mitigation, actor) -> a note for the timeline ("" when all was put back) · describe(m) ->
+    " (…)" after the label. Each raises ValidationError naming the field at fault."""
+
+    scopes: tuple[str, ...]
+    target: Callable[[dict, Incident], tuple[dict, str, Team]]
+    params: Callable[[dict, dict], dict]
+    apply: Callable[[Mitigation, object], dict]
+    undo: Callable[[Mitigation, object], str]
+    describe: Callable[[Mitigation], str]
+
+
+_kinds: dict[str, SwitchKind] = {}
+
+
+def register_kind(kind: str, spec: SwitchKind) -> None:
+    _kinds[kind] = spec
+
+
+def scopes_of(kind: str) -> tuple[str, ...]:
+    return SCOPES[kind] if kind in SCOPES else _kinds[kind].scopes
+
+
+def kinds() -> tuple[str, ...]:
+    """Every kind that can be applied now."""
+    return (*SCOPES, *_kinds)
+
+
+def whole(name: str, value, *, required: bool) -> int | None:
     if value in (None, ""):
         if required:
             raise ValidationError({name: "This is required."})
@@ -58,16 +93,14 @@ def _int(name: str, value, *, required: bool) -> int | None:
     return number
 
 
-def _target(kind: str, target: dict) -> tuple[dict, str, Team]:
+def gateway_target(kind: str, target: dict) -> tuple[dict, str, Team]:
     """(clean target, label, the target's team) or ValidationError naming `target`."""
-    if not isinstance(target, dict):
-        raise ValidationError({"target": "Say what to switch: a key, a feature or a use case."})
     scope = target.get("scope")
-    if scope not in SCOPES[kind]:
+    if scope not in scopes_of(kind):
         raise ValidationError({"target": f"A {dict(MitigationKind.choices)[kind].lower()} acts on: "
-                                         f"{', '.join(SCOPES[kind])}."})
+                                         f"{', '.join(scopes_of(kind))}."})
     if scope == "key":
-        key_id = _int("target", target.get("key_id"), required=True)
+        key_id = whole("target", target.get("key_id"), required=True)
         key = GatewayKey.objects.select_related("team").filter(pk=key_id).first()
         if key is None:
             raise ValidationError({"target": f"No gateway key #{key_id}."})
@@ -75,7 +108,7 @@ def _target(kind: str, target: dict) -> tuple[dict, str, Team]:
             raise ValidationError({"target": f"Key {key.prefix} is revoked already."})
         return {"scope": "key", "key_id": key.pk}, f"key {key.name} ({key.prefix})", key.team
     if scope == "feature":
-        team_id = _int("target", target.get("team_id"), required=True)
+        team_id = whole("target", target.get("team_id"), required=True)
         team = Team.objects.filter(pk=team_id).first()
         feature = str(target.get("feature") or "").strip()
         if team is None:
@@ -83,7 +116,7 @@ def _target(kind: str, target: dict) -> tuple[dict, str, Team]:
         if not feature or len(feature) > 120:
             raise ValidationError({"target": "Name the feature (as on its gateway keys), at most 120 characters."})
         return {"scope": "feature", "team_id": team.pk, "feature": feature}, f"feature {feature} of {team.name}", team
-    use_case_id = _int("target", target.get("use_case_id"), required=True)
+    use_case_id = whole("target", target.get("use_case_id"), required=True)
     use_case = UseCase.objects.select_related("team").filter(pk=use_case_id).first()
     if use_case is None:
         raise ValidationError({"target": f"No use case #{use_case_id}."})
@@ -93,7 +126,7 @@ def _target(kind: str, target: dict) -> tuple[dict, str, Team]:
 def _expiry(expires_in_minutes) -> datetime:
     if expires_in_minutes in (None, ""):
         return timezone.now() + DEFAULT_EXPIRY
-    minutes = _int("expires_in_minutes", expires_in_minutes, required=True)
+    minutes = whole("expires_in_minutes", expires_in_minutes, required=True)
     if not MIN_EXPIRY <= timedelta(minutes=minutes) <= MAX_EXPIRY:
         raise ValidationError({"expires_in_minutes": f"From {int(MIN_EXPIRY.total_seconds() // 60)} minutes to "
                                                      f"{MAX_EXPIRY.days} days."})
@@ -113,15 +146,20 @@ def _active(kind: str, target: dict):
 def mitigation_apply(*, incident: Incident, actor, kind: str, target: dict, params: dict | None = None,
                      reason: str = "", expires_in_minutes=None) -> Mitigation:
     """Switch something now. Bad input: ValidationError naming the field, nothing switched."""
-    if not rules.may_update(actor, incident):
-        raise PermissionDenied("Only engineers of the incident's teams and council members apply mitigations.")
-    if kind not in SCOPES:
-        raise ValidationError({"kind": f"Choose one of: {', '.join(SCOPES)} (the other kinds are not built yet)."})
+    if not rules.may_switch(actor, incident):
+        raise PermissionDenied("Only the incident's responders, its commander, engineers of its teams and council "
+                               "members apply mitigations.")
+    if kind not in kinds():
+        raise ValidationError({"kind": f"Choose one of: {', '.join(kinds())}."})
+    if not isinstance(target, dict):
+        raise ValidationError({"target": "Say what to switch."})
+    spec = _kinds.get(kind)
     if not incident.is_open:
         raise ValidationError({"kind": "This incident is closed: reopen it before switching anything."})
     params = dict(params or {})
     errors, clean = {}, {}
-    for name, step in (("target", lambda: _target(kind, target)),
+    parse_target = (lambda: spec.target(target, incident)) if spec else (lambda: gateway_target(kind, target))
+    for name, step in (("target", parse_target),
                        ("reason", lambda: clean_text("reason", reason, limit=2_000)),
                        ("expires_at", lambda: _expiry(expires_in_minutes))):
         try:
@@ -132,7 +170,13 @@ def mitigation_apply(*, incident: Incident, actor, kind: str, target: dict, para
         _require_team(actor, incident, clean["target"][2])
         if _active(kind, clean["target"][0]).exists():
             errors["target"] = f"{clean['target'][1]} is switched already ({kind.replace('_', ' ')})."
-    if kind == MitigationKind.FEATURE_OFF:
+    if spec is not None:
+        if "target" in clean:
+            try:
+                params = spec.params(params, clean["target"][0])
+            except ValidationError as exc:
+                errors.update(exc.message_dict)
+    elif kind == MitigationKind.FEATURE_OFF:
         try:
             params = {"message": clean_text("message", params.get("message"), limit=300) or DEFAULT_MESSAGE}
         except ValidationError as exc:
@@ -153,6 +197,10 @@ def mitigation_apply(*, incident: Incident, actor, kind: str, target: dict, para
                                            expires_at=expires_at)
     if kind == MitigationKind.FEATURE_OFF:
         admission_changed()
+    if spec is not None:
+        mitigation.params = spec.apply(mitigation, actor)
+        mitigation.save(update_fields=["params"])
+        params = mitigation.params
     if team.pk not in rules.team_ids_of(incident):
         incident.teams.add(team)
     timeline_add(incident, kind=EventKind.MITIGATION, actor=actor,
@@ -166,6 +214,8 @@ def mitigation_apply(*, incident: Incident, actor, kind: str, target: dict, para
 
 
 def _describe(mitigation: Mitigation) -> str:
+    if mitigation.kind in _kinds:
+        return _kinds[mitigation.kind].describe(mitigation)
     if mitigation.kind == MitigationKind.RATE_LIMIT:
         parts = [f"{mitigation.params[f]} {f.replace('_', ' ')}" for f in RATE_FIELDS
                  if mitigation.params.get(f) is not None]
@@ -173,9 +223,14 @@ def _describe(mitigation: Mitigation) -> str:
     return f" (“{mitigation.params.get('message', '')}”)"
 
 
+def details(mitigation: Mitigation) -> str:
+    """How the switch acts, for the pages: "served by support-large", "limit 10 requests per minute", …"""
+    return _describe(mitigation).strip().removeprefix("(").removesuffix(")")
+
+
 def _rate_params(params: dict, key_id: int | None) -> dict:
-    clean = {"requests_per_minute": _int("requests_per_minute", params.get("requests_per_minute"), required=True),
-             "requests_per_day": _int("requests_per_day", params.get("requests_per_day"), required=False)}
+    clean = {"requests_per_minute": whole("requests_per_minute", params.get("requests_per_minute"), required=True),
+             "requests_per_day": whole("requests_per_day", params.get("requests_per_day"), required=False)}
     if key_id is None:
         return clean
     key = GatewayKey.objects.get(pk=key_id)
@@ -191,12 +246,15 @@ def mitigation_undo(*, mitigation: Mitigation, actor, why: str = "") -> Mitigati
     """Switch it back. Undoing an undone mitigation changes nothing and records nothing."""
     mitigation = Mitigation.objects.select_for_update().select_related("incident").get(pk=mitigation.pk)
     incident = mitigation.incident
-    if actor is not None and not rules.may_update(actor, incident):
-        raise PermissionDenied("Only engineers of the incident's teams and council members undo mitigations.")
+    if actor is not None and not rules.may_switch(actor, incident):
+        raise PermissionDenied("Only the incident's responders, its commander, engineers of its teams and council "
+                               "members undo mitigations.")
     if mitigation.undone_at is not None:
         return mitigation
     note = ""
-    if mitigation.kind == MitigationKind.RATE_LIMIT:
+    if mitigation.kind in _kinds:
+        note = _kinds[mitigation.kind].undo(mitigation, actor)
+    elif mitigation.kind == MitigationKind.RATE_LIMIT:
         key = GatewayKey.objects.get(pk=mitigation.target["key_id"])
         if key.revoked_at is None:
             gateway_key_update(key=key, actor=None, **{f: mitigation.params["before"].get(f) for f in RATE_FIELDS})
@@ -212,7 +270,8 @@ def mitigation_undo(*, mitigation: Mitigation, actor, why: str = "") -> Mitigati
                  data={"mitigation": mitigation.pk})
     audit_record(action="incident.mitigation_undo", obj=incident, actor=actor,
                  changes={"mitigation": mitigation.pk, "kind": mitigation.kind, "target": mitigation.target,
-                          **({"why": why} if why else {})})
+                          **({"why": why} if why else {}), **({"note": note.strip()} if note else {})})
+    mitigation.undo_note = note.strip()  # what the page and the API say besides "undone"
     return mitigation
 
 
@@ -248,7 +307,7 @@ def _remind(mitigation: Mitigation, now) -> None:
                  data={"mitigation": mitigation.pk})
 
 
-def _matches(target: dict, admission: AdmissionTarget) -> bool:
+def matches(target: dict, admission: AdmissionTarget) -> bool:
     scope = target.get("scope")
     if scope == "key":
         return target.get("key_id") == admission.key_id
@@ -265,6 +324,6 @@ def incidents_guard(admission: AdmissionTarget) -> str | None:
     rows = Mitigation.objects.filter(kind=MitigationKind.FEATURE_OFF, undone_at__isnull=True) \
         .order_by("applied_at").values_list("target", "params", "incident_id")
     for target, params, incident_id in rows:
-        if _matches(target, admission):
+        if matches(target, admission):
             return f"{params.get('message') or DEFAULT_MESSAGE} (incident INC-{incident_id})"
     return None

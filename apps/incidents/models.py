@@ -152,7 +152,11 @@ class TimelineEvent(models.Model):
 class MitigationKind(models.TextChoices):
     FEATURE_OFF = "feature_off", "Feature off"
     RATE_LIMIT = "rate_limit", "Rate limit"
-    # Planned (ADR 0080), same row shape: model_fallback, retrieval_disabled, stricter_filters, prompt_rollback.
+    # apps/incidents/switches.py (ADR 0081), same row shape:
+    MODEL_FALLBACK = "model_fallback", "Model fallback"
+    RETRIEVAL_DISABLED = "retrieval_disabled", "Retrieval disabled"
+    STRICTER_FILTERS = "stricter_filters", "Stricter filters"
+    PROMPT_ROLLBACK = "prompt_rollback", "Prompt rollback"
 
 
 class Mitigation(models.Model):

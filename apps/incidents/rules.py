@@ -79,3 +79,15 @@ def may_move(actor, incident: Incident, to: str) -> bool:
 
 def allowed_moves(actor, incident: Incident) -> list[str]:
     return [to for to in TRANSITIONS.get(incident.status, ()) if may_move(actor, incident, to)]
+
+
+def may_switch(actor, incident: Incident) -> bool:
+    """Apply or undo a mitigation: whoever may update the incident (engineers and owners of its teams, council
+    members, admins), and its commander and named responders who may read it (a viewer named responder); never
+    a viewer who is not named (a product manager), nor a read token."""
+    if may_update(actor, incident):
+        return True
+    if isinstance(actor, ApiToken) or not is_authenticated(actor) or not may_view(actor, incident):
+        return False
+    user_id = user_id_of(actor)
+    return user_id == incident.commander_id or incident.responders.filter(pk=user_id).exists()

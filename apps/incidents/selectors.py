@@ -65,7 +65,8 @@ def mitigations_of(incident: Incident) -> list[Mitigation]:
     rows = list(incident.mitigations.select_related("applied_by", "undone_by").order_by("-applied_at", "-id"))
     counts = refused_counts(rows)
     for row in rows:
-        row.refused = counts.get(row.pk, 0)
+        row.refused = counts.get(row.pk)
+        row.details = switches.details(row)
     return rows
 
 
@@ -75,7 +76,8 @@ def switched_now(*, actor) -> list[Mitigation]:
                 .select_related("incident", "applied_by", "team").order_by("applied_at"))
     counts = refused_counts(rows)
     for row in rows:
-        row.refused = counts.get(row.pk, 0)
+        row.refused = counts.get(row.pk)
+        row.details = switches.details(row)
     return rows
 
 
@@ -92,6 +94,8 @@ def refused_counts(mitigations) -> dict[int, int]:
     `key_limit` for a limit). Counted once the recorder has written them (seconds)."""
     counts = {}
     for m in mitigations:
+        if m.kind not in (MitigationKind.FEATURE_OFF, MitigationKind.RATE_LIMIT):
+            continue  # the other switches refuse nothing at the gateway's door
         code = switches.GUARD_KEY if m.kind == MitigationKind.FEATURE_OFF else switches.RATE_LIMIT_CODE
         events = UsageEvent.objects.filter(source=Source.GATEWAY, status=CallStatus.REFUSED, error_type=code,
                                            occurred_at__gte=m.applied_at)

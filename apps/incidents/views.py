@@ -67,10 +67,11 @@ def incident_declare(request):
 def _detail_context(request, incident, *, mitigation_form=None, note_form=None) -> dict:
     team_ids = rules.team_ids_of(incident)
     may_update = rules.may_update(request.user, incident)
+    may_switch = rules.may_switch(request.user, incident)
     keys = gateway_selectors.keys_for(request.user).filter(team_id__in=team_ids, revoked_at__isnull=True) \
-        if may_update else []
+        if may_switch else []
     return {"incident": incident, "timeline": selectors.timeline(incident),
-            "mitigations": selectors.mitigations_of(incident), "may_update": may_update,
+            "mitigations": selectors.mitigations_of(incident), "may_update": may_update, "may_switch": may_switch,
             "moves": [(to, dict(Status.choices)[to], rules.is_reopen(incident.status, to))
                       for to in rules.allowed_moves(request.user, incident)],
             "mitigation_form": mitigation_form or MitigationForm(keys=keys),
@@ -140,8 +141,9 @@ def note_add(request, pk: int):
 @require_POST
 def mitigation_apply(request, pk: int):
     incident = selectors.incident_get(actor=request.user, pk=pk)
-    if not rules.may_update(request.user, incident):
-        raise PermissionDenied("Only engineers of the incident's teams and council members apply mitigations.")
+    if not rules.may_switch(request.user, incident):
+        raise PermissionDenied("Only the incident's responders, its commander, engineers of its teams and council "
+                               "members apply mitigations.")
     keys = gateway_selectors.keys_for(request.user).filter(team_id__in=rules.team_ids_of(incident),
                                                           revoked_at__isnull=True)
     form = MitigationForm(request.POST, keys=keys)
@@ -150,7 +152,7 @@ def mitigation_apply(request, pk: int):
             mitigation = mitigations.mitigation_apply(incident=incident, actor=request.user,
                                                       **form.service_arguments(incident))
         except ValidationError as exc:
-            apply_service_errors(form, exc, field_map={"target": "scope"})
+            apply_service_errors(form, exc, field_map={"target": "scope", "version": "to_version"})
         else:
             messages.success(request, f"{mitigation} applied.")
             form = None
@@ -162,8 +164,13 @@ def mitigation_apply(request, pk: int):
 def mitigation_undo(request, pk: int, mitigation_pk: int):
     incident = selectors.incident_get(actor=request.user, pk=pk)
     mitigation = selectors.mitigation_get(incident=incident, pk=mitigation_pk)
-    mitigations.mitigation_undo(mitigation=mitigation, actor=request.user)
-    messages.success(request, f"{mitigation} undone.")
+    try:
+        undone = mitigations.mitigation_undo(mitigation=mitigation, actor=request.user)
+    except ValidationError as exc:  # e.g. a prompt rollback's label cannot move back now: nothing changed
+        messages.error(request, f"{mitigation} is still on: " + " ".join(exc.messages))
+    else:
+        messages.success(request, f"{mitigation} undone." + (f" {undone.undo_note}" if getattr(
+            undone, "undo_note", "") else ""))
     return _after_change(request, incident)
 
 

@@ -40,7 +40,7 @@ from apps.llm.results import (
     StreamDelta,
     Usage,
 )
-from apps.llm.routing import Route, RoutePlan, Target, resolve, route_for_model
+from apps.llm.routing import Route, RoutePlan, Target, rerouted, resolve, route_for_model
 from apps.llm.tokens import estimate_tokens
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,10 @@ __all__ = ["ChatStream", "chat", "chat_stream", "embed", "resolve_model"]
 
 
 def _route(model: str | Model, kind: str) -> Route:
-    route = route_for_model(model) if isinstance(model, Model) else resolve(str(model))
+    if isinstance(model, Model):  # a catalog model handed in directly: its own route, unless rerouted now
+        route = resolve(model.name) if rerouted(model.name) else route_for_model(model)
+    else:
+        route = resolve(str(model))
     return route.check(kind)
 
 

@@ -9,10 +9,12 @@ Names that resolve to nothing are cached too, so unknown names cannot hammer the
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -114,8 +116,113 @@ def route_for_model(model: Model, prices: PriceBook | None = None) -> Route:
                  missing=model_problem(model))
 
 
+# -- reroutes: what higher apps (incidents' model fallback) ask of a name's route -------------------------------
+@dataclass(frozen=True)
+class Reroute:
+    """Serve a name (an alias or a catalog model) or one deployment differently, for now.
+
+    By name: `to` (another alias or catalog model: its route serves, under the name asked for) or
+    `deployment_id` (only that deployment, of any alias). By deployment (the key `deployment:<id>`): the
+    deployment is left out of its alias and, if `to` or `deployment_id` is given, what they name takes its place
+    (same priority and weight). One level only: the route a reroute points at is not rerouted again.
+    """
+
+    to: str = ""
+    deployment_id: int | None = None
+    why: str = ""
+
+
+RerouteProvider = Callable[[], "dict[str, Reroute]"]
+_reroute_providers: dict[str, RerouteProvider] = {}
+
+
+def register_reroutes(key: str, fn: RerouteProvider) -> None:
+    """`fn()` -> {name or "deployment:<id>": Reroute}: asked once per routes stamp and process (sync, may
+    query). Whoever changes an answer calls `routes_changed()`, so every process asks again within
+    LLM_ROUTES_CHECK_SECONDS."""
+    _reroute_providers[key] = fn
+
+
+def deployment_key(deployment_id: int) -> str:
+    return f"deployment:{deployment_id}"
+
+
+def reroutes() -> dict[str, Reroute]:
+    """Every provider's reroutes, merged (the first registered wins a name), cached with the routes."""
+    cached = _cache.reroutes
+    if cached is None:
+        cached = {}
+        for fn in _reroute_providers.values():
+            for name, reroute in (fn() or {}).items():
+                cached.setdefault(name, reroute)
+        _cache.reroutes = cached
+    return cached
+
+
+def rerouted(name: str) -> bool:
+    """Is `name` rerouted now? (the sync call path asks before using a catalog Model handed in directly)."""
+    _check_stamp()
+    return name in reroutes()
+
+
+def _deployment_targets(deployment_id: int, *, as_priority: int | None = None, as_weight: int | None = None,
+                        kind: str = "") -> tuple[Target, ...]:
+    d = Deployment.objects.select_related("model__provider", "alias").filter(pk=deployment_id).first()
+    if d is None or not d.is_active or model_problem(d.model) or (kind and d.model.kind != kind):
+        return ()
+    prices = PriceBook.load([d.model.priced_as])
+    return (Target(model=d.model, prices=prices, deployment_id=d.pk, deployment=f"{d.alias.name}/{d.model.name}",
+                   weight=d.weight if as_weight is None else as_weight,
+                   priority=d.priority if as_priority is None else as_priority,
+                   max_concurrency=d.max_concurrency, rpm_limit=d.rpm_limit),)
+
+
+def _replaced(route: Route, table: dict[str, Reroute]) -> Route:
+    """`route` with its rerouted deployments left out or replaced (what a `deployment:<id>` reroute asks)."""
+    targets: list[Target] = []
+    changed = False
+    for target in route.targets:
+        reroute = table.get(deployment_key(target.deployment_id)) if target.deployment_id else None
+        if reroute is None:
+            targets.append(target)
+            continue
+        changed = True
+        if reroute.deployment_id:
+            targets.extend(_deployment_targets(reroute.deployment_id, as_priority=target.priority,
+                                               as_weight=target.weight, kind=route.kind))
+        elif reroute.to:
+            other = _load_route(reroute.to)
+            if not other.missing and other.kind == route.kind:
+                targets.extend(dataclasses.replace(t, priority=target.priority, weight=target.weight)
+                               for t in other.targets)
+    if not changed:
+        return route
+    missing = route.missing or ("" if targets else f"Every deployment of '{route.name}' is switched off "
+                                                   f"({'; '.join(sorted({r.why for r in table.values() if r.why}))}).")
+    return dataclasses.replace(route, targets=tuple(targets), missing=missing)
+
+
 def load_route(name: str) -> Route:
-    """Build the route for `name` from the database (a cache miss): an alias first, else a catalog model."""
+    """Build the route for `name` from the database (a cache miss), as rerouted now (see `Reroute`)."""
+    table = reroutes()
+    reroute = table.get(name)
+    if reroute is None:
+        route = _load_route(name)
+    elif reroute.deployment_id:
+        base = _load_route(name)
+        targets = _deployment_targets(reroute.deployment_id, kind=base.kind)
+        route = dataclasses.replace(base, targets=targets, missing=base.missing if base.missing or targets else
+                                    f"'{name}' is pinned to a deployment that cannot serve now.")
+    else:
+        base, other = _load_route(name), _load_route(reroute.to)
+        kind_ok = not base.kind or other.kind == base.kind
+        route = dataclasses.replace(other, name=name, missing=other.missing or (
+            "" if kind_ok else f"'{name}' is rerouted to '{reroute.to}', which serves another kind of model."))
+    return _replaced(route, table) if table else route
+
+
+def _load_route(name: str) -> Route:
+    """The route for `name` as the catalog says: an alias first, else a catalog model."""
     alias = ModelAlias.objects.filter(name=name).prefetch_related(Prefetch(
         "deployments", queryset=Deployment.objects.select_related("model__provider").order_by("priority", "id"),
     )).first()
@@ -148,16 +255,18 @@ def _alias_route(alias: ModelAlias) -> Route:
 class _Cache:
     def __init__(self):
         self.routes: dict[str, Route] = {}
+        self.reroutes: dict[str, Reroute] | None = None
         self.stamp: bytes | None = None
         self.checked = 0.0
 
     def clear(self) -> None:
         self.routes = {}
+        self.reroutes = None
 
     def seen(self, stamp: bytes | None) -> None:
         """The stamp read from Redis (None: unreadable): routes built under another stamp are dropped."""
         if stamp is None or stamp != self.stamp:
-            self.routes = {}
+            self.clear()
         self.stamp = stamp
         self.checked = time.monotonic()
 
@@ -172,8 +281,7 @@ def _stamp_key() -> str:
     return core_redis.key(*STAMP_PARTS)
 
 
-def resolve(name: str) -> Route:
-    """The route for `name` (sync callers); from the process cache when its stamp is current."""
+def _check_stamp() -> None:
     if _cache.due():
         try:
             redis = core_redis.client()
@@ -185,6 +293,11 @@ def resolve(name: str) -> Route:
             log.warning("routes stamp unreadable: routes reloaded", exc_info=True)
             stamp = None
         _cache.seen(stamp)
+
+
+def resolve(name: str) -> Route:
+    """The route for `name` (sync callers); from the process cache when its stamp is current."""
+    _check_stamp()
     route = _cache.routes.get(name)
     if route is None:
         route = load_route(name)

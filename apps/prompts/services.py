@@ -364,13 +364,9 @@ def _current_version(prompt: Prompt, label: str) -> PromptVersion | None:
     return found.version if found else None
 
 
-@transaction.atomic
-def promotion_request_open(*, prompt: Prompt, version: PromptVersion, actor=None, reason: str = "",
-                           label: str = PRODUCTION) -> PromotionRequest:
-    """Ask to move a protected label to `version` (a rollback when it is older than the current one)."""
-    prompt = Prompt.objects.select_for_update().get(pk=prompt.pk)
-    if not is_protected(prompt, label):
-        raise ValidationError({"label": f"'{label}' is not protected: set it directly, no request needed."})
+def _move_checked(prompt: Prompt, version: PromptVersion, label: str) -> tuple[PromptVersion | None, str]:
+    """(the version `label` points at now, promotion or rollback) for a request to move it to `version`, or
+    ValidationError: another prompt's version, no move at all, or a request for the label still open."""
     if version.prompt_id != prompt.pk:
         raise ValidationError({"version": f"Version {version.number} is not a version of {prompt.name}."})
     current = _current_version(prompt, label)
@@ -382,6 +378,17 @@ def promotion_request_open(*, prompt: Prompt, version: PromptVersion, actor=None
                                           f"{open_request.to_version.number} is still open: close it first."})
     kind = PromotionKind.ROLLBACK if current is not None and version.number < current.number \
         else PromotionKind.PROMOTION
+    return current, kind
+
+
+@transaction.atomic
+def promotion_request_open(*, prompt: Prompt, version: PromptVersion, actor=None, reason: str = "",
+                           label: str = PRODUCTION) -> PromotionRequest:
+    """Ask to move a protected label to `version` (a rollback when it is older than the current one)."""
+    prompt = Prompt.objects.select_for_update().get(pk=prompt.pk)
+    if not is_protected(prompt, label):
+        raise ValidationError({"label": f"'{label}' is not protected: set it directly, no request needed."})
+    current, kind = _move_checked(prompt, version, label)
     request = PromotionRequest.objects.create(
         prompt=prompt, label=label, from_version=current, to_version=version, kind=kind, reason=reason or "",
         requested_by=user_of(actor), requested_by_token=_token_of(actor), requester_label=actor_label(actor),
@@ -594,3 +601,32 @@ def promotion_request_expedite(*, request: PromotionRequest, user, reason: str) 
                           "overridden": [r.key for r in blocking_failures(results)]}, actor=user)
     notify.promotion_applied(request, actor=user, how=f"expedited by {user.get_username()}")
     return Outcome(request, True, results)
+
+
+# --- a label moved now, for an incident ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LabelMoveNow:
+    previous: PromptVersion | None
+    request: PromotionRequest  # applied at once; its gate check results are stored (noted, not blocking)
+    overridden: list[str]  # the keys of the checks that would have blocked
+
+
+@transaction.atomic
+def label_move_now(*, prompt: Prompt, version: PromptVersion, actor=None, reason: str,
+                   label: str = PRODUCTION) -> LabelMoveNow:
+    """Move a label (production by default) to `version` now, the way an expedited request does but for the
+    caller's own rule (incidents: a prompt rollback; the caller decides who may): the gate checks run and are
+    stored on an applied request (a rollback when `version` is older), one `prompt.label.move` audit event
+    (`via: "now"`), the requester's notice, the caches' stamp and webhooks as for any move. Refused while a
+    request for the same label is open (close it first: it would move the label again when approved)."""
+    prompt = Prompt.objects.select_for_update().get(pk=prompt.pk)
+    current, kind = _move_checked(prompt, version, label)
+    request = PromotionRequest.objects.create(
+        prompt=prompt, label=label, from_version=current, to_version=version, kind=kind, reason=reason,
+        requested_by=user_of(actor), requested_by_token=_token_of(actor), requester_label=actor_label(actor),
+        status=PromotionStatus.APPLIED, expedited=True, expedite_reason=reason)
+    overridden = [r.key for r in blocking_failures(_run_checks(request))]
+    previous = _apply(request, actor, expedited=True)
+    _audit_label_move(request, previous, actor, "now")
+    return LabelMoveNow(previous, request, overridden)

@@ -15,6 +15,7 @@ import html
 import re
 import time
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 import nh3
 from django.urls import reverse
@@ -34,6 +35,7 @@ from apps.prompts.rendering import render_version
 from apps.prompts.services import prompt_create
 from apps.rag.models import Collection
 from apps.rag.retrieval import Hit, Retrieval
+from apps.rag.switches import REFUSE
 
 DEFAULT_PROMPT = "rag/grounded-answer"
 SYSTEM_TEXT = (
@@ -140,6 +142,8 @@ def answer_question(*, collection: Collection, retrieval: Retrieval, user=None, 
     """
     started = time.perf_counter()
     hits = retrieval.hits
+    if retrieval.offline is not None and retrieval.offline.answer == REFUSE:
+        return _refused(retrieval.offline.message, collection)
     messages, source = build_messages(collection, retrieval.query, hits)
     model = model or _model_for(collection, source["config"])
     context = UsageContext(source=usage_source, team_id=collection.team_id, collection_id=collection.pk,
@@ -158,6 +162,10 @@ def answer_question(*, collection: Collection, retrieval: Retrieval, user=None, 
         invalid_citations=invalid, model=result.model, prompt_name=source["name"], prompt_version=source["version"],
         prompt_source=source["source"], latency_ms=result.latency_ms, input_tokens=result.usage.input_tokens,
         output_tokens=result.usage.output_tokens, cost=result.cost, timings=timings)
+    if retrieval.offline is not None:  # answered without retrieval: say so first, in the answer itself
+        answer.text = f"{retrieval.offline.message}\n\n{answer.text}"
+        answer.html = f"<p><strong>{html.escape(retrieval.offline.message)}</strong></p>{answer.html}"
+        answer.notes.append(retrieval.offline.message)
     if source["source"] == "built-in":
         answer.notes.append(f"The catalog has no prompt named {source['name']}: the built-in template was used. "
                             "Create it (seed_demo does) so answer prompts get versions and release gates.")
@@ -171,6 +179,14 @@ def answer_question(*, collection: Collection, retrieval: Retrieval, user=None, 
         _groundedness(answer, hits, collection, context)
         answer.timings["groundedness_ms"] = round((time.perf_counter() - t) * 1000, 2)
     return answer
+
+
+def _refused(message: str, collection: Collection) -> Answer:
+    """The answer of a collection switched off with "refuse": its message, no model call."""
+    return Answer(text=message, html=f"<p><strong>{html.escape(message)}</strong></p>", citations=[],
+                  invalid_citations=[], model="", prompt_name=collection.answer_prompt or DEFAULT_PROMPT,
+                  prompt_version=None, prompt_source="", latency_ms=0, input_tokens=0, output_tokens=0, cost=Decimal(0),
+                  notes=[message])
 
 
 # What an answer's Markdown may become: text formatting, lists, code, tables, links. No scripts, styles, images,

@@ -34,6 +34,7 @@ from apps.llm import calls
 from apps.rag.config import RetrievalConfig
 from apps.rag.models import Chunk, Collection
 from apps.rag.rerank import llm_rerank
+from apps.rag.switches import RetrievalOff, retrieval_off
 
 SYSTEM = object()  # actor for trusted internal callers (commands, benchmarks): no tenant filter
 EXACT_SEARCH_MAX = 20_000  # a metadata filter matching at most this many chunks is searched exactly
@@ -86,6 +87,7 @@ class Retrieval:
     notes: list[str] = field(default_factory=list)
     bm25: list[LegHit] = field(default_factory=list)
     vector: list[LegHit] = field(default_factory=list)
+    offline: RetrievalOff | None = None  # the collection is switched off (apps/rag/switches.py): no hits
 
 
 # --- tenant filter ----------------------------------------------------------------------------------
@@ -396,6 +398,9 @@ def retrieve(*, collection: Collection, query: str, actor, config: RetrievalConf
     hit (ts_headline) and the query's lexemes. Machines (the API's search, eval runs) can skip it.
     """
     config = config or RetrievalConfig.from_dict(collection.retrieval)
+    if (off := retrieval_off(collection)) is not None:
+        return Retrieval(query=(query or "").strip(), config=config, hits=[], timings={}, notes=[off.message],
+                         offline=off)
     timings: dict[str, float] = {}
     notes: list[str] = []
     started = time.perf_counter()

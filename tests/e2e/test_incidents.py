@@ -32,7 +32,7 @@ def test_an_engineer_declares_a_sev2_switches_a_feature_off_and_resolves_it(page
     page.get_by_label("Switch").select_option("feature_off")
     page.get_by_label("Acts on").select_option("key")
     page.get_by_label("Gateway key").select_option(str(key.pk))
-    page.get_by_label("Message the product shows (feature off)").fill("Refund answers are paused for now.")
+    page.get_by_label("Message the product shows").fill("Refund answers are paused for now.")
     page.get_by_role("button", name="Apply").click()
     expect(page.get_by_test_id("mitigations")).to_contain_text("refund-bot-prod")
     expect(page.get_by_test_id("timeline")).to_contain_text("Feature off on key refund-bot-prod")
@@ -43,3 +43,33 @@ def test_an_engineer_declares_a_sev2_switches_a_feature_off_and_resolves_it(page
 
     page.get_by_role("button", name="Mark resolved").click()
     expect(page.get_by_test_id("status")).to_have_text("Resolved")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_responder_flips_a_model_fallback_from_the_incident_and_sees_it_switched_now(page, demo_people):
+    from apps.accounts.models import Team
+    from apps.incidents import services
+    from apps.llm.aliases import aliases_seed_local
+    from apps.llm.services import catalog_seed_local
+
+    catalog_seed_local()
+    aliases_seed_local()
+    incident = services.incident_declare(actor=demo_people["evan"], team=Team.objects.get(slug="support-ai"),
+                                         title="Chat alias gives stale answers", kind="incorrect_outputs", severity=2)
+
+    log_in(page, "evan")
+    page.goto(incident.get_absolute_url())
+    page.get_by_label("Switch").select_option("model_fallback")
+    page.get_by_label("Acts on").select_option("alias")
+    page.get_by_label("Alias or model (model fallback)", exact=True).fill("chat")
+    page.get_by_label("Serve with this alias or model (model fallback)").fill("local-extractive")
+    page.get_by_label("Why", exact=True).fill("The chat alias's deployment misbehaves.")
+    page.get_by_role("button", name="Apply").click()
+    expect(page.get_by_test_id("mitigations")).to_contain_text("served by local-extractive")
+
+    page.get_by_role("link", name="What is switched now").click()
+    switched = page.get_by_test_id("switched-now")
+    expect(switched).to_contain_text("Model fallback")
+    expect(switched).to_contain_text("alias chat")
+    expect(switched).to_contain_text("The chat alias's deployment misbehaves.")
+    expect(switched).to_contain_text("evan")

@@ -109,7 +109,13 @@ def test_an_engineer_may_not_switch_a_team_that_is_not_on_the_incident(declare, 
 
 
 @pytest.mark.parametrize(("kind", "target", "params", "field"), [
-    ("model_fallback", {"scope": "key"}, {}, "kind"),
+    ("teleport", {"scope": "key"}, {}, "kind"),
+    ("model_fallback", {"scope": "key"}, {}, "target"),
+    ("model_fallback", {"scope": "alias", "name": "no-such-alias"}, {"to": "x"}, "target"),
+    ("stricter_filters", None, {}, "guard_input_pii"),
+    ("stricter_filters", None, {"guard_output": "off"}, "guard_output"),  # "off" does not raise anything
+    ("retrieval_disabled", {"scope": "collection", "collection_id": 999_999}, {}, "target"),
+    ("prompt_rollback", {"scope": "prompt", "name": "no/such-prompt"}, {}, "target"),
     ("feature_off", {"scope": "tenant"}, {}, "target"),
     ("feature_off", {"scope": "key", "key_id": 999_999}, {}, "target"),
     ("rate_limit", {"scope": "feature", "team_id": 1, "feature": "x"}, {"requests_per_minute": 5}, "target"),
