@@ -283,7 +283,8 @@ class Gateway:
         await self.admit(request, info, call.model)
         screen = await guard.screen_for(info, request.stamp)  # guardrails (guard.py): input now, output below
         call = screen.chat_input(call)
-        recorder = screen.recorder(recording.recorder_for(info))
+        end_user = recording.end_user_hash(info.team_id, data, call.metadata)  # adoption (scorecards)
+        recorder = screen.recorder(recording.recorder_for(info, end_user))
         completion_id = f"chatcmpl-{request.request_id}"
         cached = None
         if not screen.scans_output:  # an answer the output scan changed is not what a replay should serve

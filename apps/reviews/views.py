@@ -23,7 +23,7 @@ from apps.notifications.services import unread_count
 from apps.prompts.selectors import prompt_by_pk
 from apps.rag.selectors import collection_visible
 from apps.reviews import conditions as predicates
-from apps.reviews import forms, linking, questionnaire, reports, rules, selectors, services, workflow
+from apps.reviews import forms, linking, panels, questionnaire, reports, rules, selectors, services, workflow
 from apps.reviews.models import (
     Condition,
     LifecycleStage,
@@ -68,6 +68,9 @@ def use_case_list(request):
         "may_create": teams_for(request.user, Action.CHANGE).exists(),
         "pending_tier_changes": selectors.pending_tier_changes() if "legal" in council_seats(request.user) else [],
     }
+    context["columns"] = panels.register_columns(use_case_ids=[u.pk for u in page.object_list], user=request.user)
+    for u in page.object_list:  # each registered column's cell (html) of this row, in column order
+        u.register_cells = [column["cells"].get(u.pk, "") for column in context["columns"]]
     response = render_page_or_fragment(request, "reviews/list.html", context, "results")
     response["Vary"] = "HX-Request"
     return response
@@ -280,6 +283,7 @@ def _detail_page(request, use_case, *, status: int = 200, **forms_):
         "collection_link_form": forms_.get("collection_link_form") or forms.LinkForm(target="collection"),
     })
     context["link_forms"] = [context["prompt_link_form"], context["collection_link_form"]]
+    context["panels"] = panels.use_case_panels(use_case=use_case, user=user)
     return render(request, "reviews/detail.html", context, status=status)
 
 

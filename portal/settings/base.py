@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "apps.rag",
     "apps.reviews",
     "apps.incidents",
+    "apps.scorecards",
 ]
 
 
