@@ -72,14 +72,15 @@ def adoption(f: UseCaseFacts, w: Window) -> Measure:
 def task_success(f: UseCaseFacts, w: Window) -> Measure:
     success, failure, _overridden, _n = f.outcome_sum(w)
     if not success + failure:
-        return _none("No outcomes reported: send POST /api/v1/feedback with `success` and the use case.")
+        return _none("No outcomes reported: send POST /api/v1/feedback (thumbs or score) with the use_case_id.")
     return _rate(success, success + failure, f"{success:,} of {success + failure:,} reported outcomes succeeded.")
 
 
 def override_rate(f: UseCaseFacts, w: Window) -> Measure:
     _s, _f, overridden, total = f.outcome_sum(w)
     if not total:
-        return _none("No feedback reported: send POST /api/v1/feedback with `overridden` and the use case.")
+        return _none("No feedback reported: send POST /api/v1/feedback with the use_case_id "
+                     "(a correction counts as an override).")
     return _rate(overridden, total, f"{overridden:,} of {total:,} answers were overridden or escalated.")
 
 
@@ -147,7 +148,8 @@ def cost_per_success(f: UseCaseFacts, w: Window) -> Measure:
     cost = f.traffic_sum(w)[5]
     success = f.outcome_sum(w)[0]
     if not success:
-        return _none("No successful outcomes reported: send POST /api/v1/feedback with `success`.")
+        return _none("No successful outcomes reported: send POST /api/v1/feedback (thumbs or score) with the "
+                     "use_case_id.")
     if not f.traffic_sum(w)[0]:
         return _none("No gateway traffic: bind a gateway key to the use case.")
     return Measure(cost / success, success, None, cost, success,
@@ -226,9 +228,9 @@ KPIS: dict[str, Kpi] = {k.key: k for k in [
     Kpi("adoption", "Adoption (active users / target)", "ratio", "higher", adoption, _tiers(0.6, 0.6, 0.6),
         "Send the OpenAI `user` field through the gateway and set target users.", "gateway_key"),
     Kpi("task_success", "Task success rate", "ratio", "higher", task_success, _tiers(0.7, 0.8, 0.9),
-        "POST /api/v1/feedback with `success`.", "feedback"),
+        "POST /api/v1/feedback (thumbs or score) with the use_case_id.", "feedback"),
     Kpi("override_rate", "Human override / escalation rate", "ratio", "lower", override_rate,
-        _tiers(0.2, 0.15, 0.1), "POST /api/v1/feedback with `overridden`.", "feedback"),
+        _tiers(0.2, 0.15, 0.1), "POST /api/v1/feedback with a correction (an override).", "feedback"),
     Kpi("groundedness", "Groundedness", "ratio", "higher", groundedness, _tiers(0.85, 0.9, 0.95),
         "A groundedness evaluator in the production version's eval runs.", "eval_run"),
     Kpi("hallucination", "Hallucination rate (golden set)", "ratio", "lower", hallucination,
@@ -242,7 +244,7 @@ KPIS: dict[str, Kpi] = {k.key: k for k in [
     Kpi("availability", "Availability", "ratio", "higher", availability, _tiers(0.995, 0.997, 0.999), _GATEWAY,
         "gateway_errors"),
     Kpi("cost_per_success", "Cost per successful outcome", "usd", "lower", cost_per_success,
-        _tiers(0.05, 0.05, 0.05), "Gateway traffic and POST /api/v1/feedback with `success`.", "gateway_key",
+        _tiers(0.05, 0.05, 0.05), "Gateway traffic and POST /api/v1/feedback (thumbs or score).", "gateway_key",
         mode="change"),
     Kpi("tokens_per_request", "Tokens per request (mean)", "tokens", "lower", tokens_per_request,
         _tiers(0.1, 0.1, 0.1), _GATEWAY, "gateway_key", mode="change"),
