@@ -109,11 +109,15 @@ def hallucination(f: UseCaseFacts, w: Window) -> Measure:
     if run is None:
         return _none("No finished eval run of a production prompt version: link the prompt and run its eval gate.")
     passed, scored = _evaluator_counts(run, lambda e: "halluc" in str(e.get("name", "")).lower())
+    how = "a hallucination evaluator"
+    if not scored:  # no dedicated evaluator: unsupported answers per the groundedness evaluator
+        passed, scored = _evaluator_counts(run, lambda e: e.get("kind") == "groundedness")
+        how = "the groundedness evaluator (no evaluator named “hallucination…”)"
     if not scored:
-        return _none("No evaluator named “hallucination…” in the latest eval run of the production version "
-                     "(define one on the golden set, e.g. an LLM judge).")
-    return _rate(scored - passed, scored, f"{scored - passed:,} of {scored:,} golden-set answers hallucinated "
-                                          f"(eval run #{run.run_id}).")
+        return _none("No evaluator named “hallucination…” nor a groundedness evaluator in the latest eval run of "
+                     "the production version (define one on the golden set).")
+    return _rate(scored - passed, scored, f"{scored - passed:,} of {scored:,} golden-set answers unsupported, per "
+                                          f"{how} (eval run #{run.run_id}).")
 
 
 def safety_violations(f: UseCaseFacts, w: Window) -> Measure:

@@ -9,7 +9,14 @@ import pytest
 
 from apps.costs.rollups import token_bin
 from apps.evals.stats import wilson_interval
-from apps.scorecards.facts import EvalRunFact, IncidentFact, RetrievalFact, UseCaseFacts, Window, trend_windows
+from apps.scorecards.facts import (
+    EvalRunFact,
+    IncidentFact,
+    RetrievalFact,
+    UseCaseFacts,
+    Window,
+    trend_windows,
+)
 from apps.scorecards.kpis import AT_RISK_MARGIN, KPIS, Measure, default_target, display, status_of
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
@@ -84,9 +91,11 @@ def test_eval_kpis_read_the_latest_run_of_the_production_version():
     assert value("groundedness", f).value == 19 / 20
     assert value("hallucination", f).value == 2 / 50
     assert value("groundedness", f, Window.ending(NOW - timedelta(days=5))).value == 0.5  # the trend's past
-    no_judge = facts(eval_runs=[older])
-    assert value("hallucination", no_judge).value is None and "hallucination" in value("hallucination",
-                                                                                        no_judge).detail
+    no_judge = facts(eval_runs=[older])  # falls back to the groundedness evaluator's unsupported answers
+    assert value("hallucination", no_judge).value == 0.5 and "no evaluator named" in value("hallucination",
+                                                                                          no_judge).detail
+    nothing = facts(eval_runs=[EvalRunFact(3, NOW - timedelta(days=1), [])])
+    assert value("hallucination", nothing).value is None
 
 
 def test_eval_coverage_counts_gated_production_prompts_with_a_run():
