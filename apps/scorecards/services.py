@@ -82,43 +82,48 @@ def _scored_use_cases(use_case_ids=None):
     return list(qs.values_list("pk", "team_id", "tier"))
 
 
+def _score(f: UseCaseFacts, targets: dict, windows: list[Window], snapshot: ScorecardSnapshot, now: datetime):
+    """One use case's KPI values, its snapshot's summary fields (set in place), and the KPIs that just turned
+    missed."""
+    current = windows[-1]
+    counts: dict = defaultdict(int)
+    cells, values, newly_missed = {}, [], []
+    for kpi in KPIS.values():
+        target = targets.get(kpi.key, default_target(kpi, f.tier))
+        measure, status = evaluate(kpi, f, current, target)
+        counts[status] += 1
+        cells[kpi.key] = [status, display(kpi, measure.value)]
+        was = (snapshot.cells or {}).get(kpi.key, [None])[0] if snapshot.pk else None
+        if status == Status.MISSED and was not in (None, Status.MISSED):
+            newly_missed.append((f.use_case_id, kpi, measure, target))
+        values.append(KpiValue(
+            kpi=kpi.key, value=measure.value, target=target, status=status,
+            ci_low=measure.ci[0] if measure.ci else None, ci_high=measure.ci[1] if measure.ci else None,
+            sample=measure.sample, numerator=measure.numerator, denominator=measure.denominator,
+            detail=(measure.detail or kpi.feed)[:500], source_url=source_url(kpi, f, current)[:500],
+            trend=[[w.end.date().isoformat(), kpi.compute(f, w).value] for w in windows], computed_at=now))
+    snapshot.team_id, snapshot.tier, snapshot.computed_at = f.team_id, f.tier, now
+    snapshot.window_days = (current.end - current.start).days
+    snapshot.met, snapshot.at_risk = counts[Status.MET], counts[Status.AT_RISK]
+    snapshot.missed, snapshot.no_data = counts[Status.MISSED], counts[Status.NO_DATA]
+    snapshot.status = min((s for s in counts if s != Status.NO_TARGET), key=lambda s: STATUS_ORDER[s],
+                          default=Status.NO_DATA)
+    snapshot.cells = cells
+    return values, newly_missed
+
+
 def scorecards_refresh(*, use_case_ids=None, now: datetime | None = None) -> int:
     """Recompute the scorecards (all scored use cases, or these) and the roll-ups. Returns how many."""
     now = now or timezone.now()
     windows = trend_windows(now)
-    current = windows[-1]
-    use_cases = _scored_use_cases(use_case_ids)
-    facts = sources.collect(use_cases, windows)
+    facts = sources.collect(_scored_use_cases(use_case_ids), windows)
     targets = kpi_targets(facts)
     old = {s.use_case_id: s for s in ScorecardSnapshot.objects.filter(use_case_id__in=list(facts))}
-    snapshots, values, newly_missed = [], [], []
+    snapshots, values, newly_missed = [], {}, []
     for uc, f in facts.items():
         snapshot = old.get(uc) or ScorecardSnapshot(use_case_id=uc, team_id=f.team_id)
-        counts: dict = defaultdict(int)
-        cells = {}
-        for kpi in KPIS.values():
-            target = targets[uc].get(kpi.key, default_target(kpi, f.tier))
-            measure, status = evaluate(kpi, f, current, target)
-            trend = [[w.end.date().isoformat(), kpi.compute(f, w).value] for w in windows]
-            counts[status] += 1
-            cells[kpi.key] = [status, display(kpi, measure.value)]
-            was = (snapshot.cells or {}).get(kpi.key, [None])[0] if snapshot.pk else None
-            if status == Status.MISSED and was not in (None, Status.MISSED):
-                newly_missed.append((uc, kpi, measure, target))
-            values.append(KpiValue(
-                kpi=kpi.key, value=measure.value, target=target, status=status,
-                ci_low=measure.ci[0] if measure.ci else None, ci_high=measure.ci[1] if measure.ci else None,
-                sample=measure.sample, numerator=measure.numerator, denominator=measure.denominator,
-                detail=(measure.detail or kpi.feed)[:500], source_url=source_url(kpi, f, current)[:500],
-                trend=trend, computed_at=now))
-            values[-1].use_case_id = uc  # set the snapshot below, once it has a primary key
-        snapshot.team_id, snapshot.tier, snapshot.computed_at = f.team_id, f.tier, now
-        snapshot.window_days = (current.end - current.start).days
-        snapshot.met, snapshot.at_risk = counts[Status.MET], counts[Status.AT_RISK]
-        snapshot.missed, snapshot.no_data = counts[Status.MISSED], counts[Status.NO_DATA]
-        snapshot.status = min((s for s in counts if s != Status.NO_TARGET), key=lambda s: STATUS_ORDER[s],
-                              default=Status.NO_DATA)
-        snapshot.cells = cells
+        values[uc], missed = _score(f, targets[uc], windows, snapshot, now)
+        newly_missed += missed
         snapshots.append(snapshot)
     with transaction.atomic():
         ScorecardSnapshot.objects.bulk_create(
@@ -127,9 +132,10 @@ def scorecards_refresh(*, use_case_ids=None, now: datetime | None = None) -> int
                            "status", "cells"])
         ids = dict(ScorecardSnapshot.objects.filter(use_case_id__in=list(facts)).values_list("use_case_id", "pk"))
         KpiValue.objects.filter(snapshot_id__in=list(ids.values())).delete()
-        for value in values:
-            value.snapshot_id = ids[value.use_case_id]
-        KpiValue.objects.bulk_create(values, batch_size=2000)
+        for uc, rows in values.items():
+            for value in rows:
+                value.snapshot_id = ids[uc]
+        KpiValue.objects.bulk_create([v for rows in values.values() for v in rows], batch_size=2000)
         rollups_refresh(now=now)
     for uc, kpi, measure, target in newly_missed:
         _suggest_incident(uc, kpi, measure, target, now)
