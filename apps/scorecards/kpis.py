@@ -265,6 +265,14 @@ KPIS: dict[str, Kpi] = {k.key: k for k in [
 ]}
 
 
+# Column headings of the portfolio (the full label is their tooltip).
+SHORT = {"adoption": "Adopt.", "task_success": "Success", "override_rate": "Overr.", "groundedness": "Ground.",
+         "hallucination": "Halluc.", "safety_violations": "Safety", "latency_p50": "P50", "latency_p95": "P95",
+         "availability": "Avail.", "cost_per_success": "$/succ.", "tokens_per_request": "Tok/req",
+         "index_freshness": "Fresh.", "retrieval_recall": "Recall", "eval_coverage": "Eval cov.",
+         "regression_escapes": "Escapes", "mttr": "MTTR"}
+
+
 def default_target(kpi: Kpi, tier: str) -> float | None:
     return kpi.targets.get(tier or "", kpi.targets.get(""))
 

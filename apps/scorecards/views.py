@@ -23,7 +23,7 @@ from apps.reviews.selectors import use_case_get
 from apps.scorecards import selectors, services
 from apps.scorecards.exports import scorecard_dict, snapshot_csv_rows
 from apps.scorecards.forms import TargetForm, TargetUsersForm
-from apps.scorecards.kpis import KPIS
+from apps.scorecards.kpis import KPIS, SHORT
 from apps.scorecards.models import Status
 
 
@@ -53,7 +53,8 @@ def portfolio(request):
     portfolio_rollup, team_rollups = selectors.rollups(actor=request.user, team_ids=list(team_names))
     query = "&".join(f"{k}={v}" for k, v in vars(filters).items() if v)
     context = {
-        "rows": selectors.portfolio_rows(snapshot_list), "kpis": list(KPIS.values()), "filters": filters,
+        "rows": selectors.portfolio_rows(snapshot_list),
+        "kpis": [(SHORT.get(k, k), kpi.label) for k, kpi in KPIS.items()], "filters": filters,
         "teams": teams, "tiers": [(t, TIER_LABELS[t]) for t in TIER_ORDER], "statuses": Status.choices,
         "query": query, "rollup_rows": [
             (name, r.use_cases, [r.kpis.get(k) for k in KPIS])
