@@ -103,3 +103,21 @@ def test_the_api_answers_the_scorecard_to_a_token_and_hides_others(client, score
     _t, other = token_for(outsider, other_team)
     assert client.get(url, HTTP_AUTHORIZATION=f"Bearer {other}").status_code == 404
     assert client.get(url).status_code == 401
+
+
+def test_the_home_page_lists_use_cases_missing_kpis(client_for, use_case, pm, team, key, yesterday):
+    from apps.gateway.models import TrafficDaily
+
+    TrafficDaily.objects.create(day=yesterday, team_id=team.pk, gateway_key_id=key.pk, requests=100, errors=20)
+    services.scorecards_refresh()
+    home = client_for(pm).get("/")
+    assert b"KPIs missing their targets" in home.content and b"Refund assistant" in home.content
+
+
+def test_the_incident_suggestion_link_prefills_the_declare_form(client_for, engineer, team, use_case):
+    page = client_for(engineer).get(reverse("incidents:declare"), {"title": "P95 missed", "use_cases": use_case.pk,
+                                                                  "severity": "3", "team": team.slug})
+    assert page.status_code == 200
+    form = page.context["form"]
+    assert not form.is_bound and form.initial["title"] == "P95 missed"
+    assert b'value="P95 missed"' in page.content
