@@ -50,3 +50,17 @@ def test_each_user_counts_once_per_day_and_key(key):
     traffic.traffic_add([_row(key, "a" * 32)])
     assert sorted(EndUserDaily.objects.values_list("user_hash", flat=True)) == ["a" * 32, "b" * 32]
     assert set(EndUserDaily.objects.values_list("use_case_id", flat=True)) == {7}
+
+
+def test_the_sdk_user_field_reaches_the_end_user_table_hashed(gateway_url, local_catalog, gateway_key, drain):
+    from openai import OpenAI
+
+    key, secret = gateway_key(use_case_id=None)
+    sdk = OpenAI(base_url=gateway_url, api_key=secret, max_retries=0)
+    for _ in range(2):
+        sdk.chat.completions.create(model="chat", user="ann@example.com",
+                                    messages=[{"role": "user", "content": "Refunds take 14 days. How long?"}])
+    assert drain() == 2
+    row = EndUserDaily.objects.get()
+    assert row.gateway_key_id == key.pk and row.user_hash == recording.end_user_hash(key.team_id,
+                                                                                     {"user": "ann@example.com"}, {})
