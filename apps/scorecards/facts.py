@@ -17,28 +17,24 @@ class Window:
 
     start: datetime
     end: datetime
+    first_day: date = field(init=False, compare=False)
+    last_day: date = field(init=False, compare=False)
+    key: str = field(init=False, compare=False)
+
+    def __post_init__(self):  # computed once: KPI functions test days against them millions of times
+        object.__setattr__(self, "first_day", (self.start + timedelta(microseconds=-1)).date() + timedelta(days=1))
+        object.__setattr__(self, "last_day", (self.end - timedelta(microseconds=1)).date())
+        object.__setattr__(self, "key", f"{self.start.isoformat()}/{self.end.isoformat()}")
 
     @classmethod
     def ending(cls, end: datetime, days: int = WINDOW_DAYS) -> Window:
         return cls(end - timedelta(days=days), end)
-
-    @property
-    def first_day(self) -> date:
-        return (self.start + timedelta(microseconds=-1)).date() + timedelta(days=1)
-
-    @property
-    def last_day(self) -> date:
-        return (self.end - timedelta(microseconds=1)).date()
 
     def has_day(self, day: date) -> bool:
         return self.first_day <= day <= self.last_day
 
     def has(self, moment: datetime | None) -> bool:
         return moment is not None and self.start <= moment < self.end
-
-    @property
-    def key(self) -> str:
-        return f"{self.start.isoformat()}/{self.end.isoformat()}"
 
     def previous(self) -> Window:
         return Window(self.start - (self.end - self.start), self.start)
@@ -99,28 +95,39 @@ class UseCaseFacts:
     retrieval_runs: list = field(default_factory=list)  # RetrievalFact, oldest first
     incidents: list = field(default_factory=list)  # IncidentFact of incidents naming the use case
 
-    # --- sums over a window -----------------------------------------------------------------------------
+    memo: dict = field(default_factory=dict, repr=False)  # sums already taken, per (kind, window)
+
+    # --- sums over a window (each taken once per window: several KPIs read the same sums) --------------------
+    def _sum(self, kind: str, series: dict, window: Window, width: int) -> list:
+        cached = self.memo.get((kind, window.key))
+        if cached is None:
+            lo, hi = window.first_day, window.last_day
+            cached = [0] * width
+            for day, row in series.items():
+                if lo <= day <= hi:
+                    for i in range(width):
+                        cached[i] += row[i]
+            self.memo[(kind, window.key)] = cached
+        return cached
+
     def traffic_sum(self, window: Window) -> list:
-        total = [0, 0, 0, 0, 0, 0.0, 0]
-        for day, row in self.traffic.items():
-            if window.has_day(day):
-                total = [a + b for a, b in zip(total, row, strict=True)]
-        return total
-
-    def latency_bins(self, window: Window) -> dict:
-        out: dict = {}
-        for day, bins in self.latency.items():
-            if window.has_day(day):
-                for b, n in bins.items():
-                    out[b] = out.get(b, 0) + n
-        return out
-
-    def safety_sum(self, window: Window) -> int:
-        return sum(n for day, n in self.safety.items() if window.has_day(day))
+        return self._sum("traffic", self.traffic, window, 7)
 
     def outcome_sum(self, window: Window) -> list:
-        total = [0, 0, 0, 0]
-        for day, row in self.outcomes.items():
-            if window.has_day(day):
-                total = [a + b for a, b in zip(total, row, strict=True)]
-        return total
+        return self._sum("outcomes", self.outcomes, window, 4)
+
+    def safety_sum(self, window: Window) -> int:
+        lo, hi = window.first_day, window.last_day
+        return sum(n for day, n in self.safety.items() if lo <= day <= hi)
+
+    def latency_bins(self, window: Window) -> dict:
+        cached = self.memo.get(("latency", window.key))
+        if cached is None:
+            lo, hi = window.first_day, window.last_day
+            cached = {}
+            for day, bins in self.latency.items():
+                if lo <= day <= hi:
+                    for b, n in bins.items():
+                        cached[b] = cached.get(b, 0) + n
+            self.memo[("latency", window.key)] = cached
+        return cached

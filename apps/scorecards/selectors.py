@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db.models import QuerySet
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
 
 from apps.accounts.permissions import sees_everything
 from apps.reviews.selectors import use_case_list
@@ -51,6 +53,22 @@ def portfolio_rows(snapshot_list) -> list[dict]:
     for s in snapshot_list:
         cells = s.cells or {}
         rows.append({"snapshot": s, "cells": [(k, *_cell(cells.get(k))) for k in order]})
+    return rows
+
+
+def portfolio_cells_html(snapshot_list) -> list[dict]:
+    """The portfolio's rows with their KPI cells as ready HTML: 500 use cases × 16 KPIs is 8,000 cells, which the
+    template language renders ten times slower than one join here (values escaped; links relative to the page)."""
+    order = list(KPIS)
+    rows = []
+    for s in snapshot_list:
+        cells = s.cells or {}
+        parts = []
+        for key in order:
+            status, css, shown = _cell(cells.get(key))
+            parts.append(f'<td><a class="badge {css}" data-status="{status}" '
+                         f'href="use-cases/{s.use_case_id}/?kpi={key}">{escape(shown)}</a></td>')
+        rows.append({"snapshot": s, "cells_html": mark_safe("".join(parts))})  # noqa: S308 - escaped above
     return rows
 
 

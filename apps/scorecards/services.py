@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from datetime import datetime
+from functools import lru_cache
 from statistics import median
 from urllib.parse import urlencode
 
@@ -55,24 +56,29 @@ def evaluate(kpi: Kpi, facts: UseCaseFacts, window: Window, target: float | None
     return measure, status_of(kpi, measure, target, previous)
 
 
+@lru_cache(maxsize=4096)
+def _url(name: str, arg: int | None = None) -> str:  # the refresh links 8,000 KPIs: reverse each page once
+    return reverse(name, args=[] if arg is None else [arg])
+
+
 def source_url(kpi: Kpi, facts: UseCaseFacts, window: Window) -> str:
     """The existing page with the data behind the KPI."""
     kind = kpi.source
     if kind in ("gateway_key", "gateway_errors") and facts.key_ids:
         query = {"key": facts.key_ids[0], **({"status": "error"} if kind == "gateway_errors" else {})}
-        return f"{reverse('gateway:requests')}?{urlencode(query)}"
+        return f"{_url('gateway:requests')}?{urlencode(query)}"
     if kind == "feedback":
-        return reverse("evals:feedback_list")
+        return _url("evals:feedback_list")
     if kind == "eval_run":
         runs = [r for r in facts.eval_runs if r.finished_at < window.end]
-        return reverse("evals:run_detail", args=[runs[-1].run_id]) if runs else reverse("evals:run_list")
+        return _url("evals:run_detail", runs[-1].run_id) if runs else _url("evals:run_list")
     if kind == "eval_gates":
-        return reverse("evals:gate_list")
+        return _url("evals:gate_list")
     if kind == "collection" and facts.collection_ids:
-        return reverse("rag:collection", args=[facts.collection_ids[0]])
+        return _url("rag:collection", facts.collection_ids[0])
     if kind == "incidents":
-        return reverse("incidents:list")
-    return reverse("reviews:detail", args=[facts.use_case_id])
+        return _url("incidents:list")
+    return _url("reviews:detail", facts.use_case_id)
 
 
 def _scored_use_cases(use_case_ids=None):

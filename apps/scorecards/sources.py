@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
+from django.db import connection
 from django.db.models import Count, Max, Q, Sum
 from django.db.models.functions import TruncDate
 
@@ -51,31 +52,38 @@ def collect(use_cases: list[tuple[int, int, str]], windows: list[Window]) -> dic
     return facts
 
 
+_TRAFFIC_SQL = f"""
+SELECT k.use_case_id, t.day, SUM(t.requests), SUM(t.errors), SUM(t.refused), SUM(t.input_tokens),
+       SUM(t.output_tokens), SUM(t.cost), SUM(t.unpriced)
+FROM {TrafficDaily._meta.db_table} t JOIN {GatewayKey._meta.db_table} k ON k.id = t.gateway_key_id
+WHERE k.use_case_id = ANY(%s) AND t.day >= %s GROUP BY 1, 2
+"""
+_LATENCY_SQL = f"""
+SELECT k.use_case_id, t.day, t.bin, SUM(t.requests)
+FROM {LatencyDaily._meta.db_table} t JOIN {GatewayKey._meta.db_table} k ON k.id = t.gateway_key_id
+WHERE k.use_case_id = ANY(%s) AND t.day >= %s AND t.measure = 'total' GROUP BY 1, 2, 3
+"""
+
+
 def _gateway(facts, ids, since: datetime, windows) -> None:
+    """Sums per use case and day, grouped in SQL (keys carry the use case): a few hundred thousand small rows
+    for 500 use cases, not the rollups' per-key rows."""
     key_uc = dict(GatewayKey.objects.filter(use_case_id__in=ids).values_list("pk", "use_case_id"))
     if not key_uc:
         return
-    keys = list(key_uc)
-    busy: dict = defaultdict(int)
-    traffic = (TrafficDaily.objects.filter(gateway_key_id__in=keys, day__gte=since.date())
-               .values_list("gateway_key_id", "day")
-               .annotate(Sum("requests"), Sum("errors"), Sum("refused"), Sum("input_tokens"), Sum("output_tokens"),
-                         Sum("cost"), Sum("unpriced")).order_by())
-    for key, day, *sums in traffic:
-        f = facts[key_uc[key]]
-        sums[5] = float(sums[5] or 0)
-        row = f.traffic.get(day)
-        f.traffic[day] = [a + b for a, b in zip(row, sums, strict=True)] if row else list(sums)
-        busy[key] += sums[0]
-    for key, uc in sorted(key_uc.items(), key=lambda kv: -busy[kv[0]]):
+    busy = dict(TrafficDaily.objects.filter(gateway_key_id__in=list(key_uc), day__gte=since.date())
+                .values_list("gateway_key_id").annotate(Sum("requests")).order_by())
+    for key, uc in sorted(key_uc.items(), key=lambda kv: -(busy.get(kv[0]) or 0)):
         facts[uc].key_ids.append(key)
-    latency = (LatencyDaily.objects.filter(gateway_key_id__in=keys, day__gte=since.date(),
-                                           measure=LatencyDaily.Measure.TOTAL)
-               .values_list("gateway_key_id", "day", "bin").annotate(n=Sum("requests")).order_by())
-    for key, day, b, n in latency:
-        bins = facts[key_uc[key]].latency.setdefault(day, {})
-        bins[b] = bins.get(b, 0) + n
-    safety = (UsageEvent.objects.filter(guardrail_actions__isnull=False, gateway_key_id__in=keys,
+    with connection.cursor() as cursor:
+        cursor.execute(_TRAFFIC_SQL, [ids, since.date()])
+        for uc, day, requests, errors, refused, tokens_in, tokens_out, cost, unpriced in cursor.fetchall():
+            facts[uc].traffic[day] = [int(requests), int(errors), int(refused), int(tokens_in), int(tokens_out),
+                                      float(cost or 0), int(unpriced)]  # SUM of bigint is numeric: back to int
+        cursor.execute(_LATENCY_SQL, [ids, since.date()])
+        for uc, day, b, n in cursor.fetchall():
+            facts[uc].latency.setdefault(day, {})[b] = int(n)
+    safety = (UsageEvent.objects.filter(guardrail_actions__isnull=False, gateway_key_id__in=list(key_uc),
                                         occurred_at__gte=since)
               .annotate(day=TruncDate("occurred_at")).values_list("gateway_key_id", "day")
               .annotate(n=Count("pk")).order_by())

@@ -53,7 +53,7 @@ def portfolio(request):
     portfolio_rollup, team_rollups = selectors.rollups(actor=request.user, team_ids=list(team_names))
     query = "&".join(f"{k}={v}" for k, v in vars(filters).items() if v)
     context = {
-        "rows": selectors.portfolio_rows(snapshot_list),
+        "rows": selectors.portfolio_cells_html(snapshot_list),
         "kpis": [(SHORT.get(k, k), kpi.label) for k, kpi in KPIS.items()], "filters": filters,
         "teams": teams, "tiers": [(t, TIER_LABELS[t]) for t in TIER_ORDER], "statuses": Status.choices,
         "query": query, "rollup_rows": [
