@@ -12,6 +12,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.accounts.permissions import Action, teams_for
@@ -121,40 +122,35 @@ def use_case_scorecard(request, pk: int):
                                    "focus")
 
 
-@login_required
-@require_POST
-def target_set(request, pk: int):
+def _target_edit(request, pk: int, form_class, form_name: str, save) -> HttpResponse:
+    """The owner's target forms: permission, the service, its errors next to the fields (400), or back to the page."""
     use_case = use_case_get(actor=request.user, pk=pk)
     if not services.may_edit_targets(request.user, use_case):
         raise PermissionDenied("Only the use case's business owner or its team's owners may change its targets.")
-    form = TargetForm(request.POST)
+    form = form_class(request.POST)
     if form.is_valid():
         with service_errors_on(form):
-            change = services.kpi_target_set(actor=request.user, use_case=use_case, kpi=form.cleaned_data["kpi"],
-                                             value=form.cleaned_data["value"], reason=form.cleaned_data["reason"])
-            messages.success(request, "Target saved; the scorecard refreshes in a moment." if change
-                             else "The target was already that.")
-            return redirect(f"{request.path.rsplit('targets/', 1)[0]}?kpi={form.cleaned_data['kpi']}")
-    return render(request, "scorecards/use_case.html", _scorecard_context(request, use_case, target_form=form),
+            change = save(use_case, form.cleaned_data)
+            messages.success(request, "Saved; the scorecard refreshes in a moment." if change
+                             else "Nothing changed: it was already that.")
+            kpi = form.cleaned_data.get("kpi")
+            return redirect(reverse("scorecards:use_case", args=[pk]) + (f"?kpi={kpi}" if kpi else ""))
+    return render(request, "scorecards/use_case.html", _scorecard_context(request, use_case, **{form_name: form}),
                   status=400)
+
+
+@login_required
+@require_POST
+def target_set(request, pk: int):
+    return _target_edit(request, pk, TargetForm, "target_form", lambda use_case, data: services.kpi_target_set(
+        actor=request.user, use_case=use_case, kpi=data["kpi"], value=data["value"], reason=data["reason"]))
 
 
 @login_required
 @require_POST
 def target_users_set(request, pk: int):
-    use_case = use_case_get(actor=request.user, pk=pk)
-    if not services.may_edit_targets(request.user, use_case):
-        raise PermissionDenied("Only the use case's business owner or its team's owners may change its targets.")
-    form = TargetUsersForm(request.POST)
-    if form.is_valid():
-        with service_errors_on(form):
-            services.target_users_set(actor=request.user, use_case=use_case,
-                                      target_users=form.cleaned_data["target_users"],
-                                      reason=form.cleaned_data["reason"])
-            messages.success(request, "Target users saved; the scorecard refreshes in a moment.")
-            return redirect("scorecards:use_case", pk=pk)
-    return render(request, "scorecards/use_case.html", _scorecard_context(request, use_case, users_form=form),
-                  status=400)
+    return _target_edit(request, pk, TargetUsersForm, "users_form", lambda use_case, data: services.target_users_set(
+        actor=request.user, use_case=use_case, target_users=data["target_users"], reason=data["reason"]))
 
 
 @login_required
