@@ -24,12 +24,12 @@ def scorecard_dict(use_case, snapshot) -> dict:
     }
 
 
-def snapshot_csv_rows(snapshot_list) -> list[list]:
+def snapshot_csv_rows(portfolio_rows) -> list[list]:
     keys = list(KPIS)
     rows = [["use_case", "title", "team", "tier", "status", "computed_at",
              *[f"{k}_status" for k in keys], *[f"{k}_value" for k in keys]]]
-    for s in snapshot_list:
+    for s in portfolio_rows:
         cells = s.cells or {}
-        rows.append([s.use_case_id, s.use_case.title, s.use_case.team.name, s.tier, s.status, s.computed_at.isoformat(),
+        rows.append([s.use_case_id, s.title, s.team, s.tier, s.status, s.computed_at.isoformat(),
                      *[cells.get(k, ["", ""])[0] for k in keys], *[cells.get(k, ["", ""])[1] for k in keys]])
     return rows

@@ -4,9 +4,12 @@ Pages read stored snapshots only: nothing here computes a KPI from the raw data.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from html import escape
+from typing import NamedTuple
 
-from django.db.models import QuerySet
-from django.utils.html import escape
+import orjson
+from django.db.models import QuerySet, TextField
+from django.db.models.functions import Cast
 from django.utils.safestring import mark_safe
 
 from apps.accounts.permissions import sees_everything
@@ -21,6 +24,7 @@ from apps.scorecards.models import (
     TargetChange,
 )
 
+STATUS_SAFE = {s: s for s in Status.values}  # statuses are ours: written as they are, anything else dropped
 STATUS_CLASS = {Status.MET: "ok", Status.AT_RISK: "warn", Status.MISSED: "bad", Status.NO_DATA: "",
                 Status.NO_TARGET: ""}
 
@@ -56,20 +60,40 @@ def portfolio_rows(snapshot_list) -> list[dict]:
     return rows
 
 
-def portfolio_cells_html(snapshot_list) -> list[dict]:
-    """The portfolio's rows with their KPI cells as ready HTML: 500 use cases × 16 KPIs is 8,000 cells, which the
-    template language renders ten times slower than one join here (values escaped; links relative to the page)."""
+class PortfolioRow(NamedTuple):
+    use_case_id: int
+    title: str
+    team: str
+    tier: str
+    status: str
+    computed_at: object
+    cells: dict
+
+
+def portfolio(*, actor, filters: PortfolioFilters | None = None) -> list[PortfolioRow]:
+    """The portfolio's rows as plain tuples (500 model instances with their use case and team cost more than the
+    page's whole budget)."""
+    rows = snapshots(actor=actor, filters=filters).annotate(cells_text=Cast("cells", TextField())).values_list(
+        "use_case_id", "use_case__title", "use_case__team__name", "tier", "status", "computed_at", "cells_text")
+    return [PortfolioRow(*row[:6], orjson.loads(row[6])) for row in rows]  # orjson: 500 decodes, ~5x faster
+
+
+def portfolio_table_html(rows: list[PortfolioRow]) -> str:
+    """The portfolio table's body as one string: 500 use cases × 16 KPIs is 8,000 cells, which the template
+    language renders ten times slower than one join here (every value escaped; links relative to the page)."""
     order = list(KPIS)
-    rows = []
-    for s in snapshot_list:
-        cells = s.cells or {}
-        parts = []
+    out = []
+    for r in rows:
+        parts = [f'<tr><td><a href="use-cases/{r.use_case_id}/">{escape(r.title)}</a></td><td>{escape(r.team)}</td>'
+                 f'<td>{escape(r.tier or "—")}</td>']
+        cells = r.cells or {}
         for key in order:
             status, css, shown = _cell(cells.get(key))
-            parts.append(f'<td><a class="badge {css}" data-status="{status}" '
-                         f'href="use-cases/{s.use_case_id}/?kpi={key}">{escape(shown)}</a></td>')
-        rows.append({"snapshot": s, "cells_html": mark_safe("".join(parts))})  # noqa: S308 - escaped above
-    return rows
+            parts.append(f'<td><a class="badge {css}" data-status="{STATUS_SAFE.get(status, "")}" '
+                         f'href="use-cases/{r.use_case_id}/?kpi={key}">{escape(shown)}</a></td>')
+        parts.append("</tr>")
+        out.append("".join(parts))
+    return mark_safe("\n".join(out))  # noqa: S308 - every value escaped above
 
 
 def _cell(cell) -> tuple[str, str, str]:

@@ -40,28 +40,28 @@ def _filters(request) -> selectors.PortfolioFilters:
 @require_GET
 def portfolio(request):
     filters = _filters(request)
-    snapshot_list = list(selectors.snapshots(actor=request.user, filters=filters))
+    rows = selectors.portfolio(actor=request.user, filters=filters)
     fmt = request.GET.get("format")
     if fmt == "csv":
-        return _csv("scorecards-portfolio.csv", snapshot_csv_rows(snapshot_list))
+        return _csv("scorecards-portfolio.csv", snapshot_csv_rows(rows))
     if fmt == "json":
-        return _json({"use_cases": [{"use_case": s.use_case_id, "title": s.use_case.title, "team": s.use_case.team.name,
-                                     "tier": s.tier, "status": s.status, "computed_at": s.computed_at.isoformat(),
-                                     "kpis": {k: {"status": c[0], "value": c[1]} for k, c in s.cells.items()}}
-                                    for s in snapshot_list]})
+        return _json({"use_cases": [{"use_case": r.use_case_id, "title": r.title, "team": r.team, "tier": r.tier,
+                                     "status": r.status, "computed_at": r.computed_at.isoformat(),
+                                     "kpis": {k: {"status": c[0], "value": c[1]} for k, c in r.cells.items()}}
+                                    for r in rows]})
     teams = teams_for(request.user, Action.VIEW)
     team_names = dict(teams.values_list("pk", "name"))
     portfolio_rollup, team_rollups = selectors.rollups(actor=request.user, team_ids=list(team_names))
     query = "&".join(f"{k}={v}" for k, v in vars(filters).items() if v)
     context = {
-        "rows": selectors.portfolio_cells_html(snapshot_list),
+        "rows_html": selectors.portfolio_table_html(rows), "row_count": len(rows),
         "kpis": [(SHORT.get(k, k), kpi.label) for k, kpi in KPIS.items()], "filters": filters,
         "teams": teams, "tiers": [(t, TIER_LABELS[t]) for t in TIER_ORDER], "statuses": Status.choices,
         "query": query, "rollup_rows": [
             (name, r.use_cases, [r.kpis.get(k) for k in KPIS])
             for name, r in ([("Portfolio", portfolio_rollup)] if portfolio_rollup else [])
             + [(team_names.get(r.team_id, r.team_id), r) for r in team_rollups]],
-        "computed_at": max((s.computed_at for s in snapshot_list), default=None),
+        "computed_at": max((r.computed_at for r in rows), default=None),
     }
     return render_page_or_fragment(request, "scorecards/portfolio.html", context, "results")
 

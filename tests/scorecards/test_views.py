@@ -121,3 +121,14 @@ def test_the_incident_suggestion_link_prefills_the_declare_form(client_for, engi
     form = page.context["form"]
     assert not form.is_bound and form.initial["title"] == "P95 missed"
     assert b'value="P95 missed"' in page.content
+
+
+def test_anyone_who_sees_the_use_case_may_ask_for_a_refresh(client_for, scored, viewer, outsider, monkeypatch,
+                                                            django_capture_on_commit_callbacks):
+    queued = []
+    monkeypatch.setattr(services, "_queue_refresh", queued.append)
+    url = reverse("scorecards:refresh", args=[scored.pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client_for(outsider).post(url).status_code == 404
+        assert client_for(viewer).post(url).status_code == 302
+    assert queued == [[scored.pk]]
