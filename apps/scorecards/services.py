@@ -1,4 +1,4 @@
-"""Writes of the scorecards: the refresh (Celery, every 5 minutes and on demand), targets and target users (the
+"""Writes of the scorecards: the refresh (Celery, every 4 minutes and on demand), targets and target users (the
 owner's, audited, with history), and the incident suggestion when a KPI starts missing its target."""
 
 from __future__ import annotations

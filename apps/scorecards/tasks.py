@@ -1,4 +1,4 @@
-"""Celery tasks of scorecards: thin wrappers over the refresh (beat every 5 minutes; queued on demand)."""
+"""Celery tasks of scorecards: thin wrappers over the refresh (beat every 4 minutes; queued on demand)."""
 
 from celery import shared_task
 from django.db import OperationalError
