@@ -3,7 +3,7 @@ users, outcomes and a few safety events for "Knowledge-base answers with citatio
 finished eval runs), a Sev2 incident naming its prompt version, the handbook collection linked to the refund use
 case, target users, then one refresh. Latency P95, availability and cost per success end up missed.
 
-    seed_demo_scorecards(people, teams)   # after the reviews and incidents demos
+    seed_demo_scorecards(people, teams)   # after the reviews and incidents demos (days=: fewer days, for tests)
 
 Idempotent: does nothing when the demo key exists. Returns how many scorecards the refresh computed.
 """
@@ -38,14 +38,14 @@ DAYS = 84
 
 
 @transaction.atomic
-def seed_demo_scorecards(people: dict, teams: dict) -> int:
+def seed_demo_scorecards(people: dict, teams: dict, *, days: int = DAYS) -> int:
     use_case = UseCase.objects.filter(title=USE_CASE).first()
     if use_case is None or GatewayKey.objects.filter(name=KEY_NAME).exists():
         return 0
     erin = people["erin"]
     key = gateway_key_create(team=use_case.team, actor=erin, name=KEY_NAME, feature="kb-answers",
                              use_case_id=use_case.pk).key
-    _traffic(key, use_case)
+    _traffic(key, use_case, days)
     with acting_as(erin):  # erin owns the search team: she may set its targets
         services.target_users_set(actor=erin, use_case=use_case, target_users=600,
                                   reason="Demo: the support agents who answer from the knowledge base.")
@@ -54,19 +54,19 @@ def seed_demo_scorecards(people: dict, teams: dict) -> int:
     return services.scorecards_refresh()
 
 
-def _traffic(key, use_case) -> None:
+def _traffic(key, use_case, days: int) -> None:
     """Daily rollups as the recorder writes them; the cost per call creeps up (cost per success: missed)."""
     rng = random.Random(16)
     today = timezone.now().date()
     traffic, latency, users, feedback, events = [], [], [], [], []
-    for back in range(DAYS):
+    for back in range(days):
         day = today - timedelta(days=back)
         requests = rng.randint(700, 900)
         traffic.append(TrafficDaily(day=day, team_id=key.team_id, gateway_key_id=key.pk, alias="chat",
                                     deployment="chat/local", model="local-extractive", requests=requests,
                                     errors=rng.randint(2, 6), refused=rng.randint(0, 3),
                                     input_tokens=requests * 900, output_tokens=requests * 180,
-                                    cost=Decimal(requests) * Decimal("0.0020") * (1 + Decimal(DAYS - back) / 60)))
+                                    cost=Decimal(requests) * Decimal("0.0020") * (1 + Decimal(days - back) / 60)))
         for ms, share in ((800, 0.45), (1600, 0.35), (3200, 0.12), (7000, 0.06), (12000, 0.02)):
             latency.append(LatencyDaily(day=day, team_id=key.team_id, gateway_key_id=key.pk, alias="chat",
                                         deployment="chat/local", measure="total", bin=token_bin(ms),
