@@ -26,6 +26,9 @@ from apps.gateway.services import gateway_key_create
 from apps.incidents import services as incident_services
 from apps.incidents.models import Status as IncidentStatus
 from apps.prompts.selectors import production_version
+from apps.rag.config import RetrievalConfig
+from apps.rag.demo import DATASET as RAG_DATASET
+from apps.rag.evaluation import eval_run_create
 from apps.rag.models import Collection
 from apps.reviews.linking import collection_link
 from apps.reviews.models import UseCase
@@ -110,10 +113,17 @@ def _incident(people, use_case) -> None:
 
 
 def _collection(people) -> None:
-    """The handbook collection behind the refund use case (index freshness and retrieval recall)."""
+    """The handbook collection behind the refund use case (index freshness and retrieval recall), and a retrieval
+    eval run of its demo questions, queued behind the handbook's indexing job on the same queue: the worker fills
+    both in, and the next refresh shows them."""
     refunds = UseCase.objects.filter(title="Refund eligibility assistant").first()
     collection = Collection.objects.filter(name="Company handbook").first()
     if refunds is None or collection is None or refunds.collection_links.exists():
         return
-    with acting_as(people["olivia"]):
-        collection_link(use_case=refunds, actor=people["olivia"], collection=collection)
+    olivia = people["olivia"]
+    with acting_as(olivia):
+        collection_link(use_case=refunds, actor=olivia, collection=collection)
+        dataset = collection.datasets.filter(name=RAG_DATASET).first()
+        if dataset is not None:
+            eval_run_create(dataset=dataset, config=RetrievalConfig.from_dict(collection.retrieval),
+                            collection=collection, label="demo: scorecard recall", user=olivia)
