@@ -24,7 +24,7 @@ from apps.reviews.selectors import use_case_get
 from apps.scorecards import selectors, services
 from apps.scorecards.exports import scorecard_dict, snapshot_csv_rows
 from apps.scorecards.forms import TargetForm, TargetUsersForm
-from apps.scorecards.kpis import KPIS, SHORT
+from apps.scorecards.kpis import KPIS, SHORT, display
 from apps.scorecards.models import Status
 
 
@@ -97,6 +97,7 @@ def _scorecard_context(request, use_case, *, target_form=None, users_form=None) 
     return {
         "use_case": use_case, "snapshot": snapshot, "values": values, "focus": focus,
         "chart": _trend_chart(focus) if focus and focus["value"].trend else "",
+        "trend_rows": [(end, display(focus["kpi"], v)) for end, v in focus["value"].trend] if focus else [],
         "may_edit": may_edit, "history": selectors.target_history(use_case),
         "target_users": selectors.target_users(use_case),
         "target_form": target_form or TargetForm(initial={"kpi": focus["kpi"].key if focus else None}),

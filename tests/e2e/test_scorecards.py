@@ -6,7 +6,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import log_in
-from tests.e2e.layout import assert_page_usable, at_widths
+from tests.e2e.layout import assert_page_usable, at_widths, screenshot
 
 
 @pytest.mark.django_db(transaction=True)
@@ -37,12 +37,14 @@ def test_a_pm_drills_from_the_portfolio_into_a_missed_kpi_and_its_data(page, pag
     row = page.get_by_role("row").filter(has_text="Refund answers")
     expect(row).to_be_visible()
     at_widths(page, lambda width: assert_page_usable(page, page_log))
+    screenshot(page, "scorecards-portfolio")
 
     row.locator('a[data-status="missed"]').first.click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Refund answers")
     expect(page.locator("#focus-h")).to_contain_text("Latency P")
     expect(page.locator("#focus [data-chart]")).to_be_visible()
     at_widths(page, lambda width: assert_page_usable(page, page_log))
+    screenshot(page, "scorecards-use-case")
 
     page.locator("#focus-source").click()
     page.wait_for_url(f"**/gateway/requests/?key={key.pk}")
