@@ -73,6 +73,8 @@ BENCHES = {"startup": bench_startup, "home": bench_home, "prompts_resolve": benc
            "rag_collections": lambda: _bench_module("bench.rag_collections", timeout=7200),
            # issue #12: 50 API clients against `make run` for 2 minutes, then a 10-minute soak
            "web_connections": lambda: _bench_module("bench.web_connections", timeout=1800),
+           # issue #16: scorecard refresh for 500 use cases over 10 M events' rollups; portfolio page p50/p95
+           "scorecards": lambda: _bench_module("bench.scorecards", timeout=3600),
            # issue #14: 100 concurrent calls against a gateway budget cap (overspend), the reservation's cost
            "gateway_budget_race": lambda: _bench_module("bench.gateway_budget_race"),
            # issue #14: the gateway's response cache, hit against miss, plain and streamed

@@ -21,6 +21,7 @@ from apps.llm.services import catalog_seed_local
 from apps.prompts.demo import seed_demo_prompts
 from apps.rag.demo import seed_demo_rag
 from apps.reviews.demo import seed_demo_reviews
+from apps.scorecards.demo import seed_demo_scorecards
 from apps.slos.demo import seed_demo_slos
 
 DEMO_PASSWORD = "portal-demo"  # dev only; README lists it
@@ -107,3 +108,4 @@ def seed_demo() -> None:
     seed_demo_reviews(people, teams)
     seed_demo_incidents(people, teams)
     seed_demo_slos(people, teams)
+    seed_demo_scorecards(people, teams)

@@ -10,6 +10,7 @@ from apps.accounts.selectors import team_list
 from apps.audit.selectors import audit_event_list
 from apps.core.demo_status import demo_loading
 from apps.llm.selectors import model_list, models_in_usage
+from apps.scorecards.selectors import missed_for
 
 
 @dataclass
@@ -19,6 +20,7 @@ class HomeSummary:
     model_count: int = 0  # configured in the portal's catalog (/models/)
     usage_model_count: int = 0  # model names in the usage ledger, last 30 days (portal calls and ingested usage)
     demo_loading: bool = False
+    scorecards: list = field(default_factory=list)  # the viewer's use cases with KPIs missed or at risk
 
 
 def home_summary(*, actor) -> HomeSummary:
@@ -28,4 +30,5 @@ def home_summary(*, actor) -> HomeSummary:
         model_count=model_list().count(),
         usage_model_count=len(models_in_usage(actor=actor)),
         demo_loading=demo_loading(),
+        scorecards=missed_for(actor=actor),
     )

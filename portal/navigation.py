@@ -22,6 +22,7 @@ AREAS = (
     Area("rag", "RAG", "rag:list", "Collections, indexing, hybrid retrieval and grounded answers"),
     Area("incidents", "Incidents", "incidents:list", "Incidents, one-click mitigations on live traffic, what is switched now"),
     Area("slos", "SLOs", "slos:overview", "Service-level objectives per use case: error budgets, burn-rate alerts"),
+    Area("scorecards", "Scorecards", "scorecards:portfolio", "KPI scorecards: every use case against its targets"),
     Area("audit", "Audit", "audit:list", "Append-only, hash-chained log of every change"),
 )
 

@@ -43,5 +43,8 @@ BEAT_SCHEDULE = dict(
         "slos-evaluate": {"task": "apps.slos.tasks.slos_evaluate_task", "schedule": 60.0},
         # evals: re-queue eval runs that stopped making progress (dead worker): only missing units are redone
         "evals-runs-resume-stalled": {"task": "apps.evals.tasks.eval_runs_resume_stalled_task", "schedule": 60.0},
+        # scorecards: every use case's KPIs from the rollups; every 4 minutes so that with a ~35 s refresh (500 use cases)
+        # a figure is at most 5 minutes old
+        "scorecards-refresh": {"task": "apps.scorecards.tasks.scorecards_refresh_task", "schedule": 240.0},
     }
 )

@@ -21,6 +21,7 @@ urlpatterns = [
     path("use-cases/", include("apps.reviews.urls")),
     path("incidents/", include("apps.incidents.urls")),
     path("slos/", include("apps.slos.urls")),
+    path("scorecards/", include("apps.scorecards.urls")),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
 ]

@@ -284,7 +284,8 @@ class Gateway:
         await self.admit(request, info, call.model)
         screen = await guard.screen_for(info, request.stamp)  # guardrails (guard.py): input now, output below
         call = screen.chat_input(call)
-        recorder = screen.recorder(recording.recorder_for(info))
+        end_user = recording.end_user_hash(info.team_id, data, call.metadata)  # adoption (scorecards)
+        recorder = screen.recorder(recording.recorder_for(info, end_user))
         completion_id = f"chatcmpl-{request.request_id}"
         # The response cache (llm/cache.py), when opted in; not with an output scan: an answer the scan changed is
         # not what a replay should serve. The prompt version is in the context (prompts.admit above).

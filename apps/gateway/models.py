@@ -237,3 +237,24 @@ class SliHour(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hour:%Y-%m-%d %H}h use case {self.use_case_id}: {self.bad}/{self.requests} bad"
+class EndUserDaily(models.Model):
+    """Distinct end users per UTC day and key (the OpenAI `user` field, or `metadata.end_user`), for adoption.
+
+    Only a keyed hash of the identifier is stored (never the raw value, which is often an e-mail address): one row
+    per (day, key, user), written by the recorder with ON CONFLICT DO NOTHING in the ledger write's transaction.
+    `use_case_id` is the key's use case when the call was made, so adoption counts need no join.
+    """
+
+    day = models.DateField()
+    gateway_key_id = models.BigIntegerField()
+    use_case_id = models.BigIntegerField(null=True, blank=True)
+    user_hash = models.CharField(max_length=32)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["day", "gateway_key_id", "user_hash"],
+                                               name="gateway_end_user_daily_key")]
+        indexes = [models.Index(fields=["use_case_id", "day"], name="gateway_end_user_uc_day_idx",
+                                condition=models.Q(use_case_id__isnull=False))]
+
+    def __str__(self) -> str:
+        return f"{self.day} key {self.gateway_key_id} user {self.user_hash[:8]}…"

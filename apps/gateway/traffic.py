@@ -1,6 +1,7 @@
 """The gateway's daily rollups (TrafficDaily, LatencyDaily), added to by the recorder from the rows the ledger
 inserted, in the ledger write's transaction: each call counts exactly once, and the dashboards read a few rows
-per day and key instead of the raw ledger (selectors.traffic_spend, selectors.traffic_latency)."""
+per day and key instead of the raw ledger (selectors.traffic_spend, selectors.traffic_latency). Distinct end users
+per day and key (EndUserDaily, hashed) are added here too, for the scorecards' adoption KPI."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from django.db import connection
 
 from apps.costs.models import CallStatus
 from apps.costs.rollups import token_bin
-from apps.gateway.models import LatencyDaily, TrafficDaily
+from apps.gateway.models import EndUserDaily, LatencyDaily, TrafficDaily
 
 _TRAFFIC_SQL = f"""
 INSERT INTO {TrafficDaily._meta.db_table} AS t (day, team_id, gateway_key_id, alias, deployment, model, requests,
@@ -28,6 +29,10 @@ INSERT INTO {LatencyDaily._meta.db_table} AS t (day, team_id, gateway_key_id, al
     requests)
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT ON CONSTRAINT gateway_latency_daily_key DO UPDATE SET requests = t.requests + EXCLUDED.requests
+"""
+_END_USER_SQL = f"""
+INSERT INTO {EndUserDaily._meta.db_table} (day, gateway_key_id, use_case_id, user_hash) VALUES (%s, %s, %s, %s)
+ON CONFLICT ON CONSTRAINT gateway_end_user_daily_key DO NOTHING
 """
 
 
@@ -49,10 +54,13 @@ def traffic_add(rows: list[dict]) -> None:
     the ledger write's transaction. Rows are upserted in key order, so concurrent writers never deadlock."""
     sums: dict[tuple, list] = defaultdict(lambda: [0, 0, 0, 0, 0, Decimal(0), 0, 0])
     bins: dict[tuple, int] = defaultdict(int)
+    users: set[tuple] = set()
     for row in rows:
         if row.get("gateway_key_id") is None:
             continue
         day = row["occurred_at"].date()
+        if row.get("end_user"):
+            users.add((day, row["gateway_key_id"], row.get("use_case_id"), row["end_user"]))
         where = (day, row["team_id"], row["gateway_key_id"], row.get("alias") or "", row.get("deployment") or "")
         total = sums[(*where, row["model"])]
         total[0] += 1
@@ -74,6 +82,8 @@ def traffic_add(rows: list[dict]) -> None:
         cursor.executemany(_TRAFFIC_SQL, [(*key, *values) for key, values in sorted(sums.items(), key=_order)])
         if bins:
             cursor.executemany(_LATENCY_SQL, [(*key, n) for key, n in sorted(bins.items(), key=_order)])
+        if users:
+            cursor.executemany(_END_USER_SQL, sorted(users, key=lambda u: (u[0], u[1], u[3])))
 
 
 def _order(item) -> tuple:

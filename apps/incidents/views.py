@@ -46,7 +46,10 @@ def _declare_teams(user):
 @require_http_methods(["GET", "POST"])
 def incident_declare(request):
     teams = _declare_teams(request.user)
-    form = DeclareForm(request.POST or None, teams=teams)
+    # A GET may prefill the form (a scorecard's "open an incident" link); nothing is declared until POST.
+    initial = {k: v[:1000] for k, v in request.GET.items() if k in DeclareForm.base_fields} \
+        if request.method == "GET" else None
+    form = DeclareForm(request.POST or None, teams=teams, initial=initial)
     status = 200
     if request.method == "POST":
         if form.is_valid():

@@ -1,6 +1,8 @@
-"""Boxes other apps put on the use-case page (the apps above reviews register from their hooks.py):
+"""Boxes higher apps add to the use-case pages: a panel on the use case's page and a column in the council's
+register (the use-case list). Reviews sits below them, so they register from their hooks.py:
 
-    register_use_case_panel(key, fn)   # fn(*, use_case, user) -> {"title", "html"} or None (nothing to show)
+    register_use_case_panel(key, fn)           # fn(*, use_case, user) -> {"title", "html"} or None (nothing to show)
+    register_register_column(key, label, fn)   # fn(*, use_case_ids, user) -> {use case id: html}
 
 A panel that raises shows "This panel failed to load." instead of breaking the page.
 """
@@ -21,10 +23,15 @@ class UseCasePanel:
 
 
 _panels: dict[str, UseCasePanel] = {}
+_columns: dict[str, tuple[str, Callable]] = {}
 
 
 def register_use_case_panel(key: str, fn: Callable[..., dict | None]) -> None:
     _panels[key] = UseCasePanel(key, fn)
+
+
+def register_register_column(key: str, label: str, fn: Callable) -> None:
+    _columns[key] = (label, fn)
 
 
 def use_case_panels(*, use_case, user) -> list[dict]:
@@ -37,5 +44,11 @@ def use_case_panels(*, use_case, user) -> list[dict]:
             log.exception("use-case panel %s failed", panel.key)
             content = {"title": panel.key, "html": "", "error": "This panel failed to load."}
         if content:
-            out.append(content)
+            out.append({"key": panel.key, **content})
     return out
+
+
+def register_columns(*, use_case_ids, user) -> list[dict]:
+    """[{"key", "label", "cells": {use case id: html}}], one query per column for the whole page."""
+    return [{"key": key, "label": label, "cells": fn(use_case_ids=list(use_case_ids), user=user)}
+            for key, (label, fn) in _columns.items()]

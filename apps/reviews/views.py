@@ -68,6 +68,9 @@ def use_case_list(request):
         "may_create": teams_for(request.user, Action.CHANGE).exists(),
         "pending_tier_changes": selectors.pending_tier_changes() if "legal" in council_seats(request.user) else [],
     }
+    context["columns"] = panels.register_columns(use_case_ids=[u.pk for u in page.object_list], user=request.user)
+    for u in page.object_list:  # each registered column's cell (html) of this row, in column order
+        u.register_cells = [column["cells"].get(u.pk, "") for column in context["columns"]]
     response = render_page_or_fragment(request, "reviews/list.html", context, "results")
     response["Vary"] = "HX-Request"
     return response

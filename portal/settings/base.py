@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "apps.reviews",
     "apps.incidents",
     "apps.slos",
+    "apps.scorecards",
 ]
 
 

@@ -43,6 +43,7 @@ EXPECTED_QUEUE = {
     "apps.reviews.tasks.reviews_conditions_recheck_task": "default",
     "apps.reviews.tasks.reviews_material_change_scan_task": "default",
     "apps.slos.tasks.slos_evaluate_task": "default",
+    "apps.scorecards.tasks.scorecards_refresh_task": "default",
     "portal.tasks.heartbeat_probe": "default",
 }
 

@@ -1,0 +1,197 @@
+"""Gather every use case's facts in one pass: a handful of grouped queries over rollups and small tables, never
+the raw ledger (its one read is the safety events' partial index, a few rows per thousand calls).
+
+| facts | from |
+|---|---|
+| traffic, tokens, cost, errors | gateway `TrafficDaily` (per key and day) of the keys bound to the use case |
+| latency P50/P95 | gateway `LatencyDaily` bins (measure "total") |
+| end users | gateway `EndUserDaily` (hashed), distinct per window |
+| safety events | `UsageEvent.guardrail_actions` through the partial index `usage_guardrail_idx` |
+| outcomes, overrides | evals `Feedback` (use_case_id, success, overridden) per day |
+| eval runs, gates | evals `EvalRun` of the production versions of linked prompts, `EvalGate` |
+| promotions | prompts `LabelEvent` (label production) of linked prompts |
+| freshness, recall | rag `Document.indexed_at`, succeeded `IndexingJob`s, `RetrievalEvalRun` |
+| incidents | incidents `Incident` naming the use case |
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+
+from django.db import connection
+from django.db.models import Count, Max, Q, Sum
+from django.db.models.functions import TruncDate
+
+from apps.costs.models import UsageEvent
+from apps.evals.models import EvalGate, EvalRun, Feedback, RunStatus
+from apps.gateway.models import EndUserDaily, GatewayKey, LatencyDaily, TrafficDaily
+from apps.incidents.models import Incident
+from apps.prompts.models import PRODUCTION, Label, LabelEvent
+from apps.rag.models import Document, IndexingJob, JobStatus, RetrievalEvalRun
+from apps.reviews.models import UseCaseCollection, UseCasePrompt
+from apps.scorecards.facts import EvalRunFact, IncidentFact, RetrievalFact, UseCaseFacts, Window
+from apps.scorecards.models import ScorecardProfile
+
+
+def collect(use_cases: list[tuple[int, int, str]], windows: list[Window]) -> dict[int, UseCaseFacts]:
+    """Facts of each (use case id, team id, tier) over the span the windows cover (and the window before it)."""
+    facts = {uc: UseCaseFacts(use_case_id=uc, team_id=team, tier=tier) for uc, team, tier in use_cases}
+    if not facts:
+        return facts
+    ids = list(facts)
+    since = min(w.start for w in windows)
+    since = since - (max(w.end for w in windows) - since)  # change-mode KPIs read the window before, too
+    for uc, users in ScorecardProfile.objects.filter(use_case_id__in=ids).values_list("use_case_id", "target_users"):
+        facts[uc].target_users = users
+    _gateway(facts, ids, since, windows)
+    _outcomes(facts, ids, since)
+    _prompts(facts, ids, since)
+    _collections(facts, ids)
+    _incidents(facts, ids, since)
+    return facts
+
+
+_TRAFFIC_SQL = f"""
+SELECT k.use_case_id, t.day, SUM(t.requests), SUM(t.errors), SUM(t.refused), SUM(t.input_tokens),
+       SUM(t.output_tokens), SUM(t.cost), SUM(t.unpriced)
+FROM {TrafficDaily._meta.db_table} t JOIN {GatewayKey._meta.db_table} k ON k.id = t.gateway_key_id
+WHERE k.use_case_id = ANY(%s) AND t.day >= %s GROUP BY 1, 2
+"""
+_LATENCY_SQL = f"""
+SELECT k.use_case_id, t.day, t.bin, SUM(t.requests)
+FROM {LatencyDaily._meta.db_table} t JOIN {GatewayKey._meta.db_table} k ON k.id = t.gateway_key_id
+WHERE k.use_case_id = ANY(%s) AND t.day >= %s AND t.measure = 'total' GROUP BY 1, 2, 3
+"""
+
+
+def _gateway(facts, ids, since: datetime, windows) -> None:
+    """Sums per use case and day, grouped in SQL (keys carry the use case): a few hundred thousand small rows
+    for 500 use cases, not the rollups' per-key rows."""
+    key_uc = dict(GatewayKey.objects.filter(use_case_id__in=ids).values_list("pk", "use_case_id"))
+    if not key_uc:
+        return
+    busy = dict(TrafficDaily.objects.filter(gateway_key_id__in=list(key_uc), day__gte=since.date())
+                .values_list("gateway_key_id").annotate(Sum("requests")).order_by())
+    for key, uc in sorted(key_uc.items(), key=lambda kv: -(busy.get(kv[0]) or 0)):
+        facts[uc].key_ids.append(key)
+    with connection.cursor() as cursor:
+        cursor.execute(_TRAFFIC_SQL, [ids, since.date()])
+        for uc, day, requests, errors, refused, tokens_in, tokens_out, cost, unpriced in cursor.fetchall():
+            facts[uc].traffic[day] = [int(requests), int(errors), int(refused), int(tokens_in), int(tokens_out),
+                                      float(cost or 0), int(unpriced)]  # SUM of bigint is numeric: back to int
+        cursor.execute(_LATENCY_SQL, [ids, since.date()])
+        for uc, day, b, n in cursor.fetchall():
+            facts[uc].latency.setdefault(day, {})[b] = int(n)
+    safety = (UsageEvent.objects.filter(guardrail_actions__isnull=False, gateway_key_id__in=list(key_uc),
+                                        occurred_at__gte=since)
+              .annotate(day=TruncDate("occurred_at")).values_list("gateway_key_id", "day")
+              .annotate(n=Count("pk")).order_by())
+    for key, day, n in safety:
+        f = facts[key_uc[key]]
+        f.safety[day] = f.safety.get(day, 0) + n
+    for window in windows:
+        distinct = (EndUserDaily.objects.filter(use_case_id__in=ids, day__gte=window.first_day,
+                                                day__lte=window.last_day)
+                    .values_list("use_case_id").annotate(n=Count("user_hash", distinct=True)).order_by())
+        for uc, n in distinct:
+            facts[uc].active_users[window.key] = n
+
+
+def _outcomes(facts, ids, since: datetime) -> None:
+    rows = (Feedback.objects.filter(use_case_id__in=ids, created_at__gte=since)
+            .annotate(day=TruncDate("created_at")).values_list("use_case_id", "day")
+            .annotate(s=Count("pk", filter=Q(success=True)), f=Count("pk", filter=Q(success=False)),
+                      o=Count("pk", filter=Q(overridden=True)), n=Count("pk")).order_by())
+    for uc, day, *counts in rows:
+        facts[uc].outcomes[day] = counts
+
+
+def _prompts(facts, ids, since: datetime) -> None:
+    links = list(UseCasePrompt.objects.filter(use_case_id__in=ids).values_list("use_case_id", "prompt_id"))
+    if not links:
+        return
+    by_prompt: dict = defaultdict(list)
+    for uc, prompt in links:
+        facts[uc].prompt_ids.append(prompt)
+        by_prompt[prompt].append(uc)
+    prompts = list(by_prompt)
+    production = dict(Label.objects.filter(name=PRODUCTION, prompt_id__in=prompts).values_list("version_id",
+                                                                                               "prompt_id"))
+    gated = set(EvalGate.objects.filter(prompt_id__in=prompts).values_list("prompt_id", flat=True))
+    for prompt, ucs in by_prompt.items():
+        for uc in ucs:
+            if prompt in production.values():
+                facts[uc].production_prompts.append(prompt)
+            if prompt in gated:
+                facts[uc].gated_prompts.add(prompt)
+    runs = (EvalRun.objects.filter(prompt_version_id__in=list(production), status=RunStatus.FINISHED,
+                                   finished_at__isnull=False)
+            .order_by("finished_at").values_list("pk", "prompt_version_id", "finished_at", "summary"))
+    for pk, version, finished_at, summary in runs:
+        prompt = production[version]
+        for uc in by_prompt[prompt]:
+            facts[uc].evaluated_prompts.setdefault(prompt, []).append(finished_at)
+            facts[uc].eval_runs.append(EvalRunFact(pk, finished_at, (summary or {}).get("evaluators", [])))
+    moves = (LabelEvent.objects.filter(prompt_id__in=prompts, label=PRODUCTION, occurred_at__gte=since)
+             .values_list("prompt_id", "occurred_at"))
+    for prompt, at in moves:
+        for uc in by_prompt[prompt]:
+            facts[uc].promotions.append(at)
+
+
+def _collections(facts, ids) -> None:
+    links = list(UseCaseCollection.objects.filter(use_case_id__in=ids).values_list("use_case_id", "collection_id"))
+    if not links:
+        return
+    by_collection: dict = defaultdict(list)
+    for uc, collection in links:
+        facts[uc].collection_ids.append(collection)
+        by_collection[collection].append(uc)
+    collections = list(by_collection)
+    indexed: dict = defaultdict(list)
+    newest = (Document.objects.filter(collection_id__in=collections, indexed_at__isnull=False)
+              .values_list("collection_id").annotate(Max("indexed_at")).order_by())
+    for collection, at in newest:
+        indexed[collection].append(at)
+    jobs = IndexingJob.objects.filter(collection_id__in=collections, status=JobStatus.SUCCEEDED,
+                                      finished_at__isnull=False).values_list("collection_id", "finished_at")
+    for collection, at in jobs:
+        indexed[collection].append(at)
+    runs = (RetrievalEvalRun.objects.filter(collection_id__in=collections, status=JobStatus.SUCCEEDED,
+                                            finished_at__isnull=False)
+            .order_by("finished_at").values_list("pk", "collection_id", "finished_at", "metrics", "latency"))
+    for pk, collection, at, metrics, latency in runs:
+        fact = RetrievalFact(pk, collection, at, _recall(metrics), _p50(latency))
+        for uc in by_collection[collection]:
+            facts[uc].retrieval_runs.append(fact)
+    for collection, times in indexed.items():
+        for uc in by_collection[collection]:
+            facts[uc].indexed[collection] = sorted(times)
+
+
+def _recall(metrics: dict) -> float | None:
+    for leg in ("hybrid", "vector", "bm25"):
+        value = (metrics or {}).get(leg, {}).get("recall@10")
+        if value is not None:
+            return float(value)
+    return None
+
+
+def _p50(latency: dict) -> float | None:
+    for leg in ("hybrid", "vector", "bm25"):
+        value = (latency or {}).get(leg)
+        if isinstance(value, dict) and value.get("p50_ms") is not None:
+            return float(value["p50_ms"])
+    return None
+
+
+def _incidents(facts, ids, since: datetime) -> None:
+    through = Incident.use_cases.through
+    rows = (through.objects.filter(usecase_id__in=ids)
+            .filter(Q(incident__detected_at__gte=since) | Q(incident__mitigated_at__gte=since)
+                    | Q(incident__resolved_at__gte=since))
+            .values_list("usecase_id", "incident_id", "incident__severity", "incident__detected_at",
+                         "incident__mitigated_at", "incident__resolved_at", "incident__prompt_versions"))
+    for uc, pk, severity, detected, mitigated, resolved, versions in rows:
+        facts[uc].incidents.append(IncidentFact(pk, severity, detected, mitigated, resolved, versions or []))

@@ -1,0 +1,139 @@
+"""Scorecard refresh time for 500 use cases over what 10 M gateway events leave behind, and the portfolio page's
+p50/p95 (Django's full request stack, no network), in its own database `portal_bench_scorecards`.
+
+What it generates (bulk inserts, once; reused when present), spread over the last 84 days (the refresh reads 84
+days: eight 28-day trend windows a week apart, plus the window before the oldest for change-mode KPIs):
+- 20 teams, 500 active use cases (tiers low/elevated/high in turn), 2 gateway keys each;
+- TrafficDaily: one row per key and day (84,000 rows) summing 10,000,000 calls (≈ 119 per key and day);
+- LatencyDaily: 12 total-latency bins per key and day (1,008,000 rows);
+- EndUserDaily: 25 distinct end users per use case and day (1,050,000 rows);
+- Feedback: 2 % of the calls, 200,000 rows with use_case_id (success, overridden);
+- UsageEvent: only the calls with guardrail actions, 0.1 % = 10,000 rows (the partial index is all the refresh
+  reads of the ledger; the other 9.99 M ledger rows are not inserted);
+- 100 incidents naming use cases (Sev2, half naming a prompt version).
+No prompts, eval runs or RAG collections: those KPIs read a few rows per linked prompt/collection.
+
+    python -m bench.scorecards
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from datetime import timedelta
+from decimal import Decimal
+
+from bench.common import machine, now_utc, setup_django, summary_ms
+
+USE_CASES = 500
+KEYS_PER_USE_CASE = 2
+DAYS = 84
+EVENTS = 10_000_000
+
+
+def _generate() -> None:
+    from django.utils import timezone
+
+    from apps.accounts.models import Team
+    from apps.costs.models import UsageEvent
+    from apps.costs.rollups import token_bin
+    from apps.evals.models import Feedback
+    from apps.gateway.models import EndUserDaily, GatewayKey, LatencyDaily, TrafficDaily
+    from apps.incidents.models import Incident
+    from apps.reviews.models import UseCase
+
+    rng = random.Random(500)
+    teams = Team.objects.bulk_create([Team(name=f"Bench team {i}", slug=f"bench-team-{i}") for i in range(20)])
+    tiers = ["low", "elevated", "high"]
+    use_cases = UseCase.objects.bulk_create([
+        UseCase(team=teams[i % 20], title=f"Bench use case {i:03d}", purpose="bench", state="active",
+                tier=tiers[i % 3]) for i in range(USE_CASES)])
+    keys = GatewayKey.objects.bulk_create([
+        GatewayKey(team=uc.team, name=f"bench-{uc.pk}-{k}", feature=f"bench-{uc.pk}", use_case_id=uc.pk,
+                   key_id=f"b{uc.pk:06d}{k}", key_hash=f"{uc.pk:060d}{k:04d}")
+        for uc in use_cases for k in range(KEYS_PER_USE_CASE)])
+    today = timezone.now().date()
+    per_key_day = EVENTS // (len(keys) * DAYS)
+    traffic, latency = [], []
+    for key in keys:
+        for back in range(DAYS):
+            day = today - timedelta(days=back)
+            n = per_key_day + rng.randint(-5, 5)
+            traffic.append(TrafficDaily(day=day, team_id=key.team_id, gateway_key_id=key.pk, model="m",
+                                        requests=n, errors=rng.randint(0, 2), refused=0, input_tokens=n * 800,
+                                        output_tokens=n * 150, cost=Decimal(n) * Decimal("0.002")))
+            for b in range(12):
+                latency.append(LatencyDaily(day=day, team_id=key.team_id, gateway_key_id=key.pk, measure="total",
+                                            bin=token_bin(300) + 2 * b, requests=max(1, n // 12)))
+    TrafficDaily.objects.bulk_create(traffic, batch_size=10_000)
+    LatencyDaily.objects.bulk_create(latency, batch_size=20_000)
+    del traffic, latency
+    key_of = {}
+    for key in keys:
+        key_of.setdefault(key.use_case_id, key.pk)
+    users = []
+    for uc in use_cases:
+        for back in range(DAYS):
+            users += [EndUserDaily(day=today - timedelta(days=back), gateway_key_id=key_of[uc.pk], use_case_id=uc.pk,
+                                   user_hash=f"{u:032x}") for u in rng.sample(range(200), 25)]
+        if len(users) > 100_000:
+            EndUserDaily.objects.bulk_create(users, batch_size=20_000)
+            users = []
+    EndUserDaily.objects.bulk_create(users, batch_size=20_000)
+    now = timezone.now()
+    feedback = [Feedback(use_case_id=use_cases[i % USE_CASES].pk, request_id=f"bench-{i}", success=rng.random() < 0.8,
+                         overridden=rng.random() < 0.1, created_at=now - timedelta(days=rng.randint(0, DAYS - 1)))
+                for i in range(EVENTS // 50)]
+    Feedback.objects.bulk_create(feedback, batch_size=20_000)
+    events = [UsageEvent(occurred_at=now - timedelta(days=rng.randint(0, DAYS - 1)), request_id=f"bench-guard-{i}",
+                         model="m", source="gateway", gateway_key_id=keys[i % len(keys)].pk,
+                         guardrail_actions=[{"direction": "input", "check": "pii", "action": "redact"}])
+              for i in range(EVENTS // 1000)]
+    UsageEvent.objects.bulk_create(events, batch_size=10_000)
+    for i in range(100):
+        uc = use_cases[rng.randrange(USE_CASES)]
+        detected = now - timedelta(days=rng.randint(0, DAYS - 1))
+        incident = Incident.objects.create(title=f"bench {i}", kind="other", severity=2, team=uc.team,
+                                           detected_at=detected, mitigated_at=detected + timedelta(minutes=50),
+                                           prompt_versions=["bench/p@v1"] if i % 2 else [])
+        incident.use_cases.add(uc)
+
+
+def run(requests: int = 40) -> dict:
+    setup_django("portal_bench_scorecards")
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from apps.reviews.models import UseCase
+    from apps.scorecards import services
+
+    generated = False
+    if not UseCase.objects.filter(title__startswith="Bench use case").exists():
+        started = time.perf_counter()
+        _generate()
+        generated = round(time.perf_counter() - started, 1)
+    refresh = []
+    for _ in range(3):
+        started = time.perf_counter()
+        count = services.scorecards_refresh()
+        refresh.append(time.perf_counter() - started)
+    admin = get_user_model().objects.filter(username="bench-admin").first() or \
+        get_user_model().objects.create_user("bench-admin", is_staff=True)
+    client = Client(HTTP_HOST="127.0.0.1")
+    client.force_login(admin)
+    for _ in range(3):
+        assert client.get("/scorecards/").status_code == 200
+    samples = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        response = client.get("/scorecards/")
+        samples.append(time.perf_counter() - started)
+        assert response.status_code == 200
+    return {"date": now_utc(), "machine": machine(), "generated_seconds": generated, "use_cases": count,
+            "refresh": summary_ms(refresh), "portfolio_page": summary_ms(samples), "page_goal_ms": 200,
+            "page_bytes": len(response.content)}
+
+
+if __name__ == "__main__":
+    print(json.dumps(run()))

@@ -1,0 +1,172 @@
+"""Each KPI of the table on hand-made facts (no database): the expected value, the no-data case with what would
+feed it, and the status edges (met / at risk / missed, CI crossing, change-mode)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from apps.costs.rollups import token_bin
+from apps.evals.stats import wilson_interval
+from apps.scorecards.facts import (
+    EvalRunFact,
+    IncidentFact,
+    RetrievalFact,
+    UseCaseFacts,
+    Window,
+    trend_windows,
+)
+from apps.scorecards.kpis import AT_RISK_MARGIN, KPIS, Measure, default_target, display, status_of
+
+NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+WINDOW = Window.ending(NOW)
+DAY = NOW.date() - timedelta(days=1)
+
+
+def facts(**kw) -> UseCaseFacts:
+    return UseCaseFacts(use_case_id=1, team_id=1, tier="high", **kw)
+
+
+def value(key, f, window=WINDOW):
+    return KPIS[key].compute(f, window)
+
+
+def test_every_kpi_without_data_says_so_and_what_would_feed_it():
+    empty = facts()
+    for key, kpi in KPIS.items():
+        measure = kpi.compute(empty, WINDOW)
+        assert measure.value is None, key
+        assert measure.detail, key
+        assert status_of(kpi, measure, default_target(kpi, "high")) == "no_data"
+
+
+def test_task_success_override_and_cost_per_success_come_from_outcomes_and_traffic():
+    f = facts(outcomes={DAY: [80, 20, 5, 110]}, traffic={DAY: [1000, 10, 0, 50_000, 20_000, 12.5, 0]})
+    success = value("task_success", f)
+    interval = wilson_interval(80, 100)
+    assert (success.value, success.sample, success.ci) == (0.8, 100, (interval.low, interval.high))
+    assert value("override_rate", f).value == pytest.approx(5 / 110)
+    assert value("cost_per_success", f).value == pytest.approx(12.5 / 80)
+    assert value("tokens_per_request", f).value == pytest.approx(70_000 / 1000)
+    assert "POST /api/v1/feedback" in value("task_success", facts()).detail
+
+
+def test_outcomes_outside_the_window_do_not_count():
+    old = WINDOW.start.date() - timedelta(days=1)
+    f = facts(outcomes={old: [10, 0, 0, 10], DAY: [1, 1, 0, 2]})
+    assert value("task_success", f).value == 0.5
+
+
+def test_availability_ignores_refusals_and_safety_is_a_share_of_calls():
+    f = facts(traffic={DAY: [1000, 4, 100, 0, 0, 0.0, 0]}, safety={DAY: 9})
+    assert value("availability", f).value == pytest.approx(896 / 900)
+    assert value("safety_violations", f).value == pytest.approx(9 / 1000)
+
+
+def test_latency_percentiles_come_from_the_summed_bins():
+    bins = {token_bin(1000): 50, token_bin(8000): 50}
+    f = facts(latency={DAY: bins})
+    p50, p95 = value("latency_p50", f).value, value("latency_p95", f).value
+    assert 1000 * 0.9 <= p50 <= 1000 * 1.2
+    assert 8000 * 0.9 <= p95 <= 8000 * 1.2
+    assert value("latency_p95", f).sample == 100
+
+
+def test_adoption_needs_target_users_and_end_users():
+    f = facts(active_users={WINDOW.key: 300})
+    assert "target users" in value("adoption", f).detail.lower()
+    f.target_users = 1000
+    assert value("adoption", f).value == 0.3
+    assert value("adoption", facts(target_users=10)).value is None
+
+
+def test_eval_kpis_read_the_latest_run_of_the_production_version():
+    older = EvalRunFact(1, NOW - timedelta(days=9), [{"name": "grounded", "kind": "groundedness", "scored": 10,
+                                                      "passed": 5}])
+    latest = EvalRunFact(2, NOW - timedelta(days=1), [
+        {"name": "grounded", "kind": "groundedness", "scored": 20, "passed": 19},
+        {"name": "hallucination judge", "kind": "llm_judge", "scored": 50, "passed": 48}])
+    f = facts(eval_runs=[older, latest])
+    assert value("groundedness", f).value == 19 / 20
+    assert value("hallucination", f).value == 2 / 50
+    assert value("groundedness", f, Window.ending(NOW - timedelta(days=5))).value == 0.5  # the trend's past
+    no_judge = facts(eval_runs=[older])  # falls back to the groundedness evaluator's unsupported answers
+    assert value("hallucination", no_judge).value == 0.5 and "no evaluator named" in value("hallucination",
+                                                                                          no_judge).detail
+    nothing = facts(eval_runs=[EvalRunFact(3, NOW - timedelta(days=1), [])])
+    assert value("hallucination", nothing).value is None
+
+
+def test_eval_coverage_counts_gated_production_prompts_with_a_run():
+    f = facts(production_prompts=[1, 2, 3, 4], gated_prompts={1, 2, 3},
+              evaluated_prompts={1: [NOW - timedelta(days=2)], 2: [NOW - timedelta(days=2)]})
+    assert value("eval_coverage", f).value == 0.5
+
+
+def test_rag_kpis_freshness_of_the_stalest_collection_and_worst_recall():
+    f = facts(collection_ids=[1, 2], indexed={1: [NOW - timedelta(hours=5)], 2: [NOW - timedelta(hours=30)]},
+              retrieval_runs=[RetrievalFact(1, 1, NOW - timedelta(days=1), 0.9, 40.0),
+                              RetrievalFact(2, 2, NOW - timedelta(days=1), 0.6, 55.0)])
+    assert value("index_freshness", f).value == pytest.approx(30)
+    recall = value("retrieval_recall", f)
+    assert recall.value == 0.6 and "55 ms" in recall.detail
+    assert value("index_freshness", facts(collection_ids=[3])).value is None
+
+
+def test_incident_kpis_mttr_of_sev2_and_regression_escapes_over_promotions():
+    detected = NOW - timedelta(days=3)
+    incidents = [IncidentFact(1, 2, detected, detected + timedelta(minutes=90), None, ["support/answer@v3"]),
+                 IncidentFact(2, 1, detected, None, detected + timedelta(minutes=30), []),
+                 IncidentFact(3, 3, detected, detected + timedelta(minutes=600), None, [])]  # Sev3: not in MTTR
+    f = facts(incidents=incidents, promotions=[NOW - timedelta(days=10), NOW - timedelta(days=4)])
+    assert value("mttr", f).value == 60  # median of 90 and 30
+    escapes = value("regression_escapes", f)
+    assert (escapes.value, escapes.sample) == (0.5, 2)
+    assert value("regression_escapes", facts()).value is None
+
+
+@pytest.mark.parametrize(("measured", "expected"), [
+    (0.995, "met"), (0.99, "at_risk"), (0.9, "at_risk"), (0.899, "missed"),
+])
+def test_status_edges_of_a_higher_is_better_kpi(measured, expected):
+    assert status_of(KPIS["groundedness"], Measure(measured), 0.9) == expected  # at risk: within 10 % of 0.9
+
+
+def test_status_met_at_risk_and_missed_at_the_margin():
+    kpi = KPIS["latency_p95"]  # lower is better, target 6000 ms
+    assert status_of(kpi, Measure(5000), 6000) == "met"
+    assert status_of(kpi, Measure(6000 * (1 - AT_RISK_MARGIN)), 6000) == "at_risk"
+    assert status_of(kpi, Measure(6000), 6000) == "at_risk"
+    assert status_of(kpi, Measure(6001), 6000) == "missed"
+    assert status_of(kpi, Measure(5000), None) == "no_target"
+
+
+def test_a_rate_whose_interval_crosses_the_target_is_at_risk():
+    kpi = KPIS["task_success"]
+    sure = wilson_interval(950, 1000)
+    unsure = wilson_interval(19, 20)
+    assert status_of(kpi, Measure(0.95, ci=(sure.low, sure.high)), 0.8) == "met"
+    assert status_of(kpi, Measure(0.95, ci=(unsure.low, unsure.high)), 0.8) == "at_risk"
+
+
+def test_change_mode_compares_with_the_previous_window():
+    kpi = KPIS["cost_per_success"]  # target: rise at most 5 %
+    assert status_of(kpi, Measure(1.20), 0.05, previous=1.0) == "missed"
+    assert status_of(kpi, Measure(1.04), 0.05, previous=1.0) == "at_risk"
+    assert status_of(kpi, Measure(0.90), 0.05, previous=1.0) == "met"
+    assert status_of(kpi, Measure(0.90), 0.05, previous=None) == "no_target"
+
+
+def test_targets_default_by_tier_and_values_display_in_their_unit():
+    assert default_target(KPIS["latency_p95"], "high") < default_target(KPIS["latency_p95"], "low")
+    assert default_target(KPIS["availability"], "high") > default_target(KPIS["availability"], "low")
+    assert display(KPIS["latency_p95"], 6500) == "6.50 s"
+    assert display(KPIS["task_success"], 0.8) == "80.0 %"
+    assert display(KPIS["mttr"], None) == "—"
+
+
+def test_the_trend_is_eight_weekly_windows_ending_now():
+    windows = trend_windows(NOW)
+    assert len(windows) == 8 and windows[-1] == WINDOW
+    assert windows[-5].end == WINDOW.start  # the previous window is one of them

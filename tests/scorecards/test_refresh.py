@@ -1,0 +1,99 @@
+"""The refresh on hand-made rollups: what it stores per KPI (value, target, status, CI, sample, source, trend),
+the team and portfolio roll-ups, the incident suggestion when a KPI starts missing, and the KPI condition."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from apps.costs.rollups import token_bin
+from apps.evals.models import Feedback
+from apps.gateway.models import EndUserDaily, LatencyDaily, TrafficDaily
+from apps.notifications.models import Notification
+from apps.reviews import conditions
+from apps.scorecards import services
+from apps.scorecards.models import KpiValue, ScorecardProfile, ScorecardRollup, ScorecardSnapshot
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def traffic(team, key, use_case, yesterday):
+    TrafficDaily.objects.create(day=yesterday, team_id=team.pk, gateway_key_id=key.pk, model="m", requests=1000,
+                                errors=30, refused=0, input_tokens=400_000, output_tokens=100_000, cost=20)
+    LatencyDaily.objects.bulk_create([
+        LatencyDaily(day=yesterday, team_id=team.pk, gateway_key_id=key.pk, measure="total", bin=token_bin(900),
+                     requests=500),
+        LatencyDaily(day=yesterday, team_id=team.pk, gateway_key_id=key.pk, measure="total", bin=token_bin(9000),
+                     requests=500)])
+    EndUserDaily.objects.bulk_create([EndUserDaily(day=yesterday, gateway_key_id=key.pk, use_case_id=use_case.pk,
+                                                   user_hash=f"{i:032x}") for i in range(40)])
+    ScorecardProfile.objects.create(use_case=use_case, target_users=100)
+    when = timezone.now() - timedelta(days=1)
+    Feedback.objects.bulk_create([Feedback(use_case_id=use_case.pk, request_id=f"r{i}", success=i < 60,
+                                           overridden=i >= 90, created_at=when) for i in range(100)])
+
+
+def _values(use_case) -> dict:
+    return {v.kpi: v for v in KpiValue.objects.filter(snapshot__use_case=use_case)}
+
+
+def test_refresh_stores_each_kpi_with_target_status_ci_and_source(use_case, traffic, key):
+    assert services.scorecards_refresh() == 1
+    values = _values(use_case)
+    assert values["task_success"].value == 0.6 and values["task_success"].status == "missed"  # high tier: 0.9
+    assert values["task_success"].ci_low < 0.6 < values["task_success"].ci_high
+    assert values["override_rate"].value == 0.1 and values["override_rate"].sample == 100
+    assert values["availability"].value == 0.97 and values["availability"].status == "missed"
+    assert values["latency_p95"].value > 8000 and values["latency_p95"].status == "missed"  # target 6 s
+    assert values["adoption"].value == 0.4
+    assert values["cost_per_success"].value == pytest.approx(20 / 60)
+    assert values["tokens_per_request"].value == 500
+    assert values["mttr"].value is None and values["mttr"].status == "no_data" and values["mttr"].detail
+    assert f"key={key.pk}" in values["latency_p95"].source_url
+    assert len(values["task_success"].trend) == 8 and values["task_success"].trend[-1][1] == 0.6
+    snapshot = ScorecardSnapshot.objects.get(use_case=use_case)
+    assert snapshot.status == "missed" and snapshot.cells["task_success"] == ["missed", "60.0 %"]
+
+
+def test_roll_ups_pool_rates_per_team_and_portfolio(use_case, traffic, team):
+    services.scorecards_refresh()
+    team_rollup = ScorecardRollup.objects.get(scope="team", team_id=team.pk)
+    assert team_rollup.use_cases == 1 and team_rollup.kpis["task_success"]["value"] == 0.6
+    assert team_rollup.kpis["task_success"]["missed"] == 1
+    assert ScorecardRollup.objects.get(scope="portfolio").kpis["availability"]["value"] == 0.97
+
+
+def test_a_kpi_that_starts_missing_suggests_an_incident_to_the_owner_once(use_case, traffic, pm):
+    services.scorecards_refresh()  # first scorecard: nothing was met before, so nothing "started" missing
+    assert not Notification.objects.filter(user=pm).exists()
+    snapshot = ScorecardSnapshot.objects.get(use_case=use_case)
+    snapshot.cells = {**snapshot.cells, "task_success": ["met", "95 %"]}
+    snapshot.save()
+    services.scorecards_refresh()
+    services.scorecards_refresh()
+    notes = Notification.objects.filter(user=pm, kind="scorecards.kpi_missed")
+    assert notes.count() == 1
+    assert "/incidents/new/?" in notes.get().body and "Task+success" in notes.get().body
+
+
+def test_draft_use_cases_get_no_scorecard(use_case):
+    use_case.state = "draft"
+    use_case.save()
+    assert services.scorecards_refresh() == 0
+
+
+def test_the_kpi_condition_checks_a_kpi_over_its_own_window(use_case, traffic):
+    slow = conditions.evaluate("scorecard_kpi", use_case, {"kpi": "latency_p95", "op": "<", "threshold": 6000,
+                                                           "days": 7})
+    assert slow.passed is False and slow.value > 6000
+    fine = conditions.evaluate("scorecard_kpi", use_case, {"kpi": "latency_p95", "op": "<", "threshold": 20000,
+                                                           "days": 7})
+    assert fine.passed is True
+    none = conditions.evaluate("scorecard_kpi", use_case, {"kpi": "mttr", "op": "<", "threshold": 60, "days": 7})
+    assert none.passed is False and "no data" in none.detail
+    params = conditions.clean_params("scorecard_kpi", {"kpi": "latency_p95", "op": "<", "threshold": "6000",
+                                                       "days": "7"})
+    assert params["threshold"] == 6000.0
