@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -30,7 +30,7 @@ from django.http import Http404
 
 from apps.core.stamped_cache import stamp_aread
 from apps.costs.services import UsageContext
-from apps.gateway import wire
+from apps.gateway import splits, wire
 from apps.gateway.keys import KeyInfo
 from apps.gateway.wire import GatewayError
 from apps.prompts import selectors as prompt_selectors
@@ -60,6 +60,8 @@ class PromptTarget:
     model: str
     parameters: dict
     payload: dict
+    experiment_id: int | None = None  # the online experiment (splits.py) this request was assigned in
+    arm: str = ""
 
     @classmethod
     def of(cls, resolved, label: str) -> PromptTarget:
@@ -95,12 +97,14 @@ class PromptRefs:
     def __init__(self):
         self.targets: dict[tuple[str, str], tuple[str, PromptTarget | None]] = {}
         self.guarded: dict[int, tuple[float, tuple[str, str] | None]] = {}
+        self.splits: dict[int, tuple[str, splits.Split | None]] = {}  # running experiments, under the stamps
 
     def clear(self) -> None:
         self.targets.clear()
         self.guarded.clear()
+        self.splits.clear()
 
-    async def prepare(self, data: dict, info: KeyInfo) -> PromptTarget | None:
+    async def prepare(self, data: dict, info: KeyInfo, tenant: str = "") -> PromptTarget | None:
         """None unless `data["model"]` is a prompt reference; else resolve and render it and rewrite `data`
         (model, messages, the version's parameters) in place, for `wire.parse_chat`."""
         model = data.get("model")
@@ -111,6 +115,7 @@ class PromptRefs:
         if target is None or target.team_id != info.team_id:
             raise not_found(name, label)
         metadata = wire.metadata_of(data)
+        target = await self.route(target, data, metadata, tenant)  # an online experiment's arm (splits.py)
         variables = coerce_variables({k: v for k, v in metadata.items() if k not in OWN_METADATA},
                                      target.payload.get("variables_schema"))
         try:
@@ -135,6 +140,7 @@ class PromptRefs:
         if target is None:
             return
         context.prompt_name, context.prompt_version = target.name, target.version_number
+        context.experiment_id, context.experiment_arm = target.experiment_id, target.arm
         now = time.monotonic()
         cached = self.guarded.get(target.prompt_id)
         if cached is not None and now - cached[0] < settings.GATEWAY_ADMISSION_TTL_SECONDS:
@@ -150,15 +156,50 @@ class PromptRefs:
         if refusal:
             raise GatewayError(423, refusal[1], code="prompt_not_served", param="model")
 
-    async def lookup(self, name: str, label: str) -> PromptTarget | None:
+    async def route(self, target: PromptTarget, data: dict, metadata: dict, tenant: str) -> PromptTarget:
+        """The arm of a running experiment on this prompt and label that this request's unit is assigned to
+        (splits.py), carrying the experiment for the usage row; else `target`. The split is kept under the stamp
+        `lookup` just read: no extra round trip. An experiment never refuses a request: on any doubt, control."""
+        stamp = self.targets.get((target.name, target.label), (None,))[0]
+        if stamp is None:
+            return target
+        cached = self.splits.get(target.prompt_id)
+        if cached is not None and cached[0] == stamp:
+            split = cached[1]
+        else:
+            try:
+                split = await sync_to_async(splits.split_for)(target.prompt_id)
+            except Exception:
+                log.exception("the experiment split of prompt %s could not be read: control", target.name)
+                return target
+            if len(self.splits) >= _CACHE_MAX:
+                self.splits.clear()
+            self.splits[target.prompt_id] = (stamp, split)
+        if split is None or split.control_label != target.label:
+            return target
+        unit = splits.unit_of(split, data, metadata, tenant)
+        if not unit:
+            return target
+        arm = splits.assign(split.arms, split.salt, unit)
+        chosen = target
+        if arm.version is not None or (arm.label and arm.label != target.label):
+            chosen = await self.lookup(target.name, arm.label, version=arm.version)
+            if chosen is None or chosen.team_id != target.team_id:
+                return target  # the arm's label or version is gone: control, not attributed
+        return replace(chosen, model=arm.model or chosen.model, experiment_id=split.experiment_id, arm=arm.key)
+
+    async def lookup(self, name: str, label: str, *, version: int | None = None) -> PromptTarget | None:
         """The target under the prompt's current stamp: from this process when it has not moved, else through
-        the catalog's resolve path (Redis, PostgreSQL on its miss). None: no such prompt or label."""
+        the catalog's resolve path (Redis, PostgreSQL on its miss). None: no such prompt, label or version."""
         stamp = await stamp_aread(stamp_key(name))
-        entry = self.targets.get((name, label))
+        selector = label if version is None else f"#{version}"
+        entry = self.targets.get((name, selector))
         if stamp is not None and entry is not None and entry[0] == stamp:
             return entry[1]
         try:
-            target = PromptTarget.of(await sync_to_async(resolve_cached)(name, label=label), label)
+            resolved = await sync_to_async(resolve_cached)(name, label=label if version is None else None,
+                                                           version=version)
+            target = PromptTarget.of(resolved, label)
         except Http404:
             target = None
         except RenderFailed as exc:  # a broken include: the prompt's problem, said as the catalog says it
@@ -167,7 +208,7 @@ class PromptRefs:
         if stamp is not None:
             if len(self.targets) >= _CACHE_MAX:
                 self.targets.clear()  # a flood of unknown names must not grow memory
-            self.targets[(name, label)] = (stamp, target)
+            self.targets[(name, selector)] = (stamp, target)
         return target
 
 
