@@ -119,7 +119,7 @@ def _latency(experiment_id: int, counts: dict[str, dict]) -> dict[str, dict]:
         if n:
             wanted[arm] = {q: (max(1, math.ceil(n * float(q[1:]) / 100)), *stats.quantile_ci(n, float(q[1:]) / 100))
                            for q in ("p50", "p95")}
-    pairs = {(arm, r) for arm, qs in wanted.items() for ranks in qs.values() for r in ranks}
+    pairs = {(arm, r) for arm, qs in wanted.items() for ranks in qs.values() for r in ranks if r is not None}
     if not pairs:
         return {}
     with connection.cursor() as cursor:

@@ -66,16 +66,16 @@ def msprt(x_control: int, n_control: int, x_treatment: int, n_treatment: int, *,
     return Sequential(difference, max(-1.0, difference - half), min(1.0, difference + half), p_value, log_ratio)
 
 
-def quantile_ci(sorted_ranks_n: int, q: float, z: float = Z95) -> tuple[int, int] | None:
-    """The 1-based ranks (low, high) of the order statistics that bound the q-quantile with ~95 % confidence
-    (normal approximation of the binomial), for a sample of n; None when n is 0."""
-    n = sorted_ranks_n
+def quantile_ci(n: int, q: float, z: float = Z95) -> tuple[int, int | None] | None:
+    """The 1-based ranks (low, high) of the order statistics that bound the q-quantile of a sample of n with
+    ~95 % confidence (normal approximation of the binomial, Conover's ranks); None when n is 0. `high` is None
+    when the sample is too small to bound the quantile from above (a p95 of a few dozen calls)."""
     if n <= 0:
         return None
     spread = z * math.sqrt(n * q * (1 - q))
     low = max(1, math.floor(n * q - spread))
-    high = min(n, math.ceil(n * q + spread) + 1)
-    return low, high
+    high = math.ceil(n * q + spread) + 1
+    return low, (high if high <= n else None)
 
 
 def ratio_ci(sum_x: float, sum_x2: float, sum_y: float, sum_y2: float, sum_xy: float, n: int,

@@ -19,6 +19,8 @@ def rate(value: dict | None):
 def millis(value: dict | None):
     if not value or value.get("value") is None:
         return format_html('<span class="muted">no data</span>')
+    if value.get("high") is None:  # too few calls to bound it from above
+        return format_html('{}&nbsp;ms<br><span class="small muted">≥ {}</span>', value["value"], value["low"])
     return format_html('{}&nbsp;ms<br><span class="small muted">{}–{}</span>', value["value"], value["low"],
                        value["high"])
 
