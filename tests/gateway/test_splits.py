@@ -19,8 +19,13 @@ from apps.experiments.models import Experiment
 from apps.gateway import prompt_ref, splits
 from apps.gateway.keys import KeyInfo
 from apps.prompts.content import Draft
-from apps.prompts.services import label_set, promotion_request_expedite, promotion_request_open, prompt_create, \
-    version_create
+from apps.prompts.services import (
+    label_set,
+    promotion_request_expedite,
+    promotion_request_open,
+    prompt_create,
+    version_create,
+)
 from tests.support.standin import standin_model, standin_provider
 
 REF = "prompt:support/refund-policy-qa@production"

@@ -2,6 +2,9 @@
 
 from django import template
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
+
+NO_DATA = mark_safe('<span class="muted">no data</span>')  # noqa: S308 - a constant
 
 register = template.Library()
 
@@ -9,7 +12,7 @@ register = template.Library()
 @register.filter
 def rate(value: dict | None):
     if not value or value.get("value") is None:
-        return format_html('<span class="muted">no data</span>')
+        return NO_DATA
     return format_html('{}&nbsp;% <br><span class="small muted">{}–{} % (n = {})</span>',
                        f"{value['value'] * 100:.1f}", f"{value['low'] * 100:.1f}", f"{value['high'] * 100:.1f}",
                        value["n"])
@@ -18,7 +21,7 @@ def rate(value: dict | None):
 @register.filter
 def millis(value: dict | None):
     if not value or value.get("value") is None:
-        return format_html('<span class="muted">no data</span>')
+        return NO_DATA
     if value.get("high") is None:  # too few calls to bound it from above
         return format_html('{}&nbsp;ms<br><span class="small muted">≥ {}</span>', value["value"], value["low"])
     return format_html('{}&nbsp;ms<br><span class="small muted">{}–{}</span>', value["value"], value["low"],
