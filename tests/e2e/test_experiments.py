@@ -1,6 +1,6 @@
-"""An experiment from an engineer's side: open it from the navigation, read the arms compared (the page is
-usable at both widths), promote the winner through the catalog's request and find the experiment's result
-among its gate checks."""
+"""An experiment from an engineer's side: open it from the navigation (the new-experiment form and the page are
+usable at both widths), read the arms compared, promote the winner through the catalog's request and find the
+experiment's result among its gate checks."""
 
 from datetime import timedelta
 
@@ -31,6 +31,10 @@ def test_an_engineer_reads_the_arms_compared_and_promotes_the_winner(page, page_
 
     log_in(page, "evan")
     page.get_by_role("navigation").get_by_role("link", name="Experiments").click()
+    page.get_by_role("link", name="New experiment").click()  # the form is usable too
+    expect(page.get_by_label("Prompt")).to_contain_text("support/triage-summary")
+    at_widths(page, lambda _width: assert_page_usable(page, page_log))
+    page.go_back()
     page.get_by_role("link", name=f"#{experiment.pk} Bullet answers").click()
     expect(page.get_by_test_id("test-statement")).to_contain_text("always-valid p-values")
     comparison = page.get_by_test_id("arms-comparison")
