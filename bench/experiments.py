@@ -59,7 +59,7 @@ def run(url: str, headers: dict, n: int, users: int) -> dict[str, list[float]]:
     times = {"none": [], "experiment": []}
     prompts = {"none": "bench/exp-none", "experiment": "bench/exp-on"}
     with httpx.Client(headers=headers, timeout=30) as client:
-        for mode, prompt in prompts.items():  # warm: every user's arm target resolved once
+        for prompt in prompts.values():  # warm: each arm target resolved once
             for user in range(min(users, 60)):
                 client.post(url, json=body(prompt, user)).raise_for_status()
         for block in range(0, 2 * n, BLOCK):
