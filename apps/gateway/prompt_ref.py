@@ -183,15 +183,17 @@ class PromptRefs:
         arm = splits.assign(split.arms, split.salt, unit)
         chosen = target
         if arm.version is not None or (arm.label and arm.label != target.label):
-            chosen = await self.lookup(target.name, arm.label, version=arm.version)
+            chosen = await self.lookup(target.name, arm.label, version=arm.version, stamp=stamp)
             if chosen is None or chosen.team_id != target.team_id:
                 return target  # the arm's label or version is gone: control, not attributed
         return replace(chosen, model=arm.model or chosen.model, experiment_id=split.experiment_id, arm=arm.key)
 
-    async def lookup(self, name: str, label: str, *, version: int | None = None) -> PromptTarget | None:
-        """The target under the prompt's current stamp: from this process when it has not moved, else through
-        the catalog's resolve path (Redis, PostgreSQL on its miss). None: no such prompt, label or version."""
-        stamp = await stamp_aread(stamp_key(name))
+    async def lookup(self, name: str, label: str, *, version: int | None = None,
+                     stamp: str | None = None) -> PromptTarget | None:
+        """The target under the prompt's current stamp (`stamp`: just read by the caller): from this process when
+        it has not moved, else through the catalog's resolve path (Redis, PostgreSQL on its miss). None: no such
+        prompt, label or version."""
+        stamp = stamp if stamp is not None else await stamp_aread(stamp_key(name))
         selector = label if version is None else f"#{version}"
         entry = self.targets.get((name, selector))
         if stamp is not None and entry is not None and entry[0] == stamp:

@@ -26,6 +26,7 @@ from apps.prompts.services import (
     prompt_create,
     version_create,
 )
+from tests.gateway.test_round_trips import round_trips
 from tests.support.standin import standin_model, standin_provider
 
 REF = "prompt:support/refund-policy-qa@production"
@@ -88,7 +89,7 @@ def async_thread_connection():
 
 
 def test_each_user_sticks_to_an_arm_by_weight_its_rows_carry_it_and_the_kill_switch_returns_all_to_control(
-        sdk, catalog, refund_prompt, engineer, gateway_key, drain, async_thread_connection):
+        sdk, catalog, refund_prompt, engineer, gateway_key, drain, async_thread_connection, monkeypatch):
     experiment = _experiment(refund_prompt, engineer, [{"key": "control", "weight": 50, "label": "production"},
                                                        {"key": "candidate", "weight": 50, "label": "staging"}])
     arms = (splits.Arm("control", 50, "production"), splits.Arm("candidate", 50, "staging"))
@@ -102,6 +103,11 @@ def test_each_user_sticks_to_an_arm_by_weight_its_rows_carry_it_and_the_kill_swi
         assert catalog.requests[-1]["model"] == upstream[expected[user]]
     unassigned = _ask(sdk)  # no end user: the control, not counted in the experiment
     assert catalog.requests[-1]["model"] == "standin-small"
+    trips = {}
+    for arm in ("control", "candidate"):  # warm: the arm costs no Redis round trip of its own
+        with round_trips(monkeypatch) as trips[arm]:
+            request_arms[_ask(sdk, user=next(u for u in USERS if expected[u] == arm))] = arm
+    assert len(trips["candidate"]) == len(trips["control"])
 
     # A second gateway process, warm before the kill.
     key, _secret = gateway_key(name="second-process")
