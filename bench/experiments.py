@@ -6,7 +6,9 @@ the arm's target) and to a prompt without one, in the same run, one gateway proc
 
 Sequential on one kept-alive connection, alternating blocks of 50 requests (none / experiment) so both see the
 same load; each request names one of `--users` end users (OpenAI's `user`). Also the stand-in answered directly:
-"added" = through the gateway minus direct. Prints p50 / p99 of each and the ratio experiment / none. Uses the
+"added" = through the gateway minus direct. Then the same in process, without HTTP: `PromptRefs.prepare` (what
+the front door runs for a `prompt:` model, the stamp GET included) warm, 3,000 times each, alternating. Prints
+p50 / p99 of each and the ratios experiment / none. Uses the
 `portal_bench` database (bench/common.py). Prints one JSON object.
 """
 
@@ -71,6 +73,32 @@ def run(url: str, headers: dict, n: int, users: int) -> dict[str, list[float]]:
     return times
 
 
+def in_process(key, n: int, users: int) -> dict[str, list[float]]:
+    """`PromptRefs.prepare` timed in one event loop, warm, alternating blocks of the two prompts."""
+    import asyncio
+
+    from apps.gateway.keys import KeyInfo
+    from apps.gateway.prompt_ref import PromptRefs
+
+    refs, info = PromptRefs(), KeyInfo.of(key)
+    prompts = {"none": "bench/exp-none", "experiment": "bench/exp-on"}
+
+    async def go() -> dict[str, list[float]]:
+        times = {"none": [], "experiment": []}
+        for prompt in prompts.values():
+            for user in range(users):
+                await refs.prepare(body(prompt, user), info)
+        for block in range(0, 2 * n, BLOCK):
+            mode = "none" if (block // BLOCK) % 2 == 0 else "experiment"
+            for i in range(block, block + BLOCK):
+                started = time.perf_counter()
+                await refs.prepare(body(prompts[mode], i % users), info)
+                times[mode].append((time.perf_counter() - started) * 1000)
+        return times
+
+    return asyncio.run(go())
+
+
 def direct(url: str, n: int) -> list[float]:
     payload = {"model": "standin-chat", "messages": [{"role": "user", "content": "Answer briefly: How long?"}],
                "max_tokens": 16}
@@ -114,7 +142,8 @@ def main() -> None:
             {"key": "control", "weight": 50, "label": "production"},
             {"key": "candidate", "weight": 50, "label": "staging"}])
         services.experiment_start(experiment=experiment, actor=admin)
-        secret = gateway_key_create(team=team, name="bench-exp", feature="bench").secret
+        issued = gateway_key_create(team=team, name="bench-exp", feature="bench")
+        secret = issued.secret
         gateway = gateway_process(gateway_port, env)
         base = direct(f"http://127.0.0.1:{standin_port}/v1/chat/completions", args.requests)
         times = run(f"http://127.0.0.1:{gateway_port}/v1/chat/completions", {"Authorization": f"Bearer {secret}"},
@@ -125,6 +154,10 @@ def main() -> None:
             result[mode] = {"p50_ms": pct(values, 0.5), "p99_ms": pct(values, 0.99),
                             "added_p50_ms": round(pct(values, 0.5) - pct(base, 0.5), 3)}
         result["ratio_p50"] = round(result["experiment"]["p50_ms"] / result["none"]["p50_ms"], 3)
+        local = in_process(issued.key, 3000, args.users)
+        result["in_process_prepare"] = {mode: {"p50_ms": pct(values, 0.5), "p99_ms": pct(values, 0.99)}
+                                        for mode, values in local.items()}
+        result["in_process_prepare"]["ratio_p50"] = round(pct(local["experiment"], 0.5) / pct(local["none"], 0.5), 3)
         result["ratio_added_p50"] = round(result["experiment"]["added_p50_ms"] / result["none"]["added_p50_ms"], 3) \
             if result["none"]["added_p50_ms"] > 0 else None
         print(json.dumps(result, indent=1))
