@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -97,7 +97,7 @@ class PromptRefs:
     def __init__(self):
         self.targets: dict[tuple[str, str], tuple[str, PromptTarget | None]] = {}
         self.guarded: dict[int, tuple[float, tuple[str, str] | None]] = {}
-        self.splits: dict[int, tuple[str, splits.Split | None]] = {}  # running experiments, under the stamps
+        self.splits = splits.SplitCache()  # online experiments: each prompt's split, under its stamp
 
     def clear(self) -> None:
         self.targets.clear()
@@ -115,7 +115,8 @@ class PromptRefs:
         if target is None or target.team_id != info.team_id:
             raise not_found(name, label)
         metadata = wire.metadata_of(data)
-        target = await self.route(target, data, metadata, tenant)  # an online experiment's arm (splits.py)
+        stamp = self.targets.get((name, label), (None,))[0]  # the stamp `lookup` just read
+        target = await self.splits.route(target, stamp, data, metadata, tenant, self.lookup)  # an experiment's arm
         variables = coerce_variables({k: v for k, v in metadata.items() if k not in OWN_METADATA},
                                      target.payload.get("variables_schema"))
         try:
@@ -155,38 +156,6 @@ class PromptRefs:
             self.guarded[target.prompt_id] = (now, refusal)
         if refusal:
             raise GatewayError(423, refusal[1], code="prompt_not_served", param="model")
-
-    async def route(self, target: PromptTarget, data: dict, metadata: dict, tenant: str) -> PromptTarget:
-        """The arm of a running experiment on this prompt and label that this request's unit is assigned to
-        (splits.py), carrying the experiment for the usage row; else `target`. The split is kept under the stamp
-        `lookup` just read: no extra round trip. An experiment never refuses a request: on any doubt, control."""
-        stamp = self.targets.get((target.name, target.label), (None,))[0]
-        if stamp is None:
-            return target
-        cached = self.splits.get(target.prompt_id)
-        if cached is not None and cached[0] == stamp:
-            split = cached[1]
-        else:
-            try:
-                split = await sync_to_async(splits.split_for)(target.prompt_id)
-            except Exception:
-                log.exception("the experiment split of prompt %s could not be read: control", target.name)
-                return target
-            if len(self.splits) >= _CACHE_MAX:
-                self.splits.clear()
-            self.splits[target.prompt_id] = (stamp, split)
-        if split is None or split.control_label != target.label:
-            return target
-        unit = splits.unit_of(split, data, metadata, tenant)
-        if not unit:
-            return target
-        arm = splits.assign(split.arms, split.salt, unit)
-        chosen = target
-        if arm.version is not None or (arm.label and arm.label != target.label):
-            chosen = await self.lookup(target.name, arm.label, version=arm.version, stamp=stamp)
-            if chosen is None or chosen.team_id != target.team_id:
-                return target  # the arm's label or version is gone: control, not attributed
-        return replace(chosen, model=arm.model or chosen.model, experiment_id=split.experiment_id, arm=arm.key)
 
     async def lookup(self, name: str, label: str, *, version: int | None = None,
                      stamp: str | None = None) -> PromptTarget | None:

@@ -16,8 +16,13 @@ start, pause, kill or stop reaches the next request in every gateway process. No
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
-from dataclasses import dataclass
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+
+from asgiref.sync import sync_to_async
+
+log = logging.getLogger(__name__)
 
 UNIT_USER = "user"
 UNIT_TENANT = "tenant"
@@ -84,3 +89,48 @@ def split_for(prompt_id: int) -> Split | None:
         if split is not None:
             return split
     return None
+
+
+class SplitCache:
+    """Per gateway process: each prompt's split under the stamp it was read with (`PromptRefs.splits`)."""
+
+    def __init__(self):
+        self.entries: dict[int, tuple[str, Split | None]] = {}
+
+    def clear(self) -> None:
+        self.entries.clear()
+
+    async def split(self, prompt_id: int, stamp: str) -> Split | None:
+        cached = self.entries.get(prompt_id)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        split = await sync_to_async(split_for)(prompt_id)  # once per stamp and process
+        if len(self.entries) >= 10_000:
+            self.entries.clear()
+        self.entries[prompt_id] = (stamp, split)
+        return split
+
+    async def route(self, target, stamp: str | None, data: dict, metadata: dict, tenant: str,
+                    lookup: Callable[..., Awaitable]):
+        """The arm of a running experiment on this target's prompt and label that this request's unit is assigned
+        to: its target (`lookup(name, label, version=, stamp=)` for another label or version; its model), carrying
+        `experiment_id` and `arm` for the usage row; else `target` itself. On any doubt, the control."""
+        if stamp is None:
+            return target
+        try:
+            split = await self.split(target.prompt_id, stamp)
+        except Exception:
+            log.exception("the experiment split of prompt %s could not be read: control", target.name)
+            return target
+        if split is None or split.control_label != target.label:
+            return target
+        unit = unit_of(split, data, metadata, tenant)
+        if not unit:
+            return target
+        arm = assign(split.arms, split.salt, unit)
+        chosen = target
+        if arm.version is not None or (arm.label and arm.label != target.label):
+            chosen = await lookup(target.name, arm.label, version=arm.version, stamp=stamp)
+            if chosen is None or chosen.team_id != target.team_id:
+                return target  # the arm's label or version is gone: control, not attributed
+        return replace(chosen, model=arm.model or chosen.model, experiment_id=split.experiment_id, arm=arm.key)
