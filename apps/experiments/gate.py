@@ -12,15 +12,17 @@ from apps.experiments.models import Experiment, Status
 from apps.prompts.registry import CheckOutcome, GateContext
 
 
-def _tested(ctx: GateContext) -> tuple[Experiment, str] | None:
-    """The experiment this request promotes from (else the latest that tested the version) and the arm."""
+def _tested(ctx: GateContext) -> tuple[Experiment, dict, dict] | None:
+    """The experiment this request promotes from (else the latest that tested the version), the arm's row and
+    the result. An ended experiment's result records the version each arm served when it ended."""
     experiments = Experiment.objects.filter(prompt_id=ctx.prompt.pk).exclude(status=Status.DRAFT) \
         .select_related("prompt").order_by("-created_at", "-id")
-    chosen = [e for e in experiments if e.promotion_request_id == ctx.request.pk] or list(experiments)
-    for experiment in chosen:
-        for arm in selectors.arms_of(experiment)[1:]:
-            if not arm.model and selectors.arm_version(arm, experiment.prompt) == ctx.to_version.number:
-                return experiment, arm.key
+    linked = [e for e in experiments if e.promotion_request_id == ctx.request.pk]
+    for experiment in linked or experiments:
+        result = selectors.ended_result(experiment)
+        for row in result["arms"][1:]:
+            if not row.get("model") and row.get("version") == ctx.to_version.number:
+                return experiment, row, result
     return None
 
 
@@ -28,14 +30,10 @@ def experiment_check(ctx: GateContext) -> CheckOutcome:
     found = _tested(ctx)
     if found is None:
         return CheckOutcome.not_configured("No online experiment tested this version.")
-    experiment, arm_key = found
-    result = selectors.ended_result(experiment)
-    row = next((r for r in result["arms"] if r["key"] == arm_key), None)
-    details = {"experiment": experiment.pk, "name": experiment.name, "arm": arm_key,
+    experiment, row, result = found
+    details = {"experiment": experiment.pk, "name": experiment.name, "arm": row["key"],
                "url": reverse("experiments:detail", args=[experiment.pk]), "result": result}
-    if row is None:
-        return CheckOutcome.failed(f"Experiment #{experiment.pk}: no result for {arm_key}.", **details)
-    summary = f"Experiment #{experiment.pk} ({experiment.name}), arm {arm_key}: {row['verdict']}"
+    summary = f"Experiment #{experiment.pk} ({experiment.name}), arm {row['key']}: {row['verdict']}"
     if row.get("winner"):
         return CheckOutcome.passed(summary, **details)
     return CheckOutcome.failed(summary, **details)

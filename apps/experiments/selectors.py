@@ -160,6 +160,7 @@ def comparison(experiment: Experiment, arms: list[ExperimentArm] | None = None) 
         cost = stats.ratio_ci(c["oc_sum"], c["oc_sum2"], c["successes"], c["successes"], c["oc_sum_xy"],
                               c["outcomes"])
         row = {"key": arm.key, "target": arm.target, "weight": arm.weight, "control": arm.is_control,
+               "version": arm_version(arm, experiment.prompt), "model": arm.model,
                "calls": c["calls"], "outcomes": c["outcomes"], "cost_total": c["cost"],
                "success": _rate(c["successes"], c["outcomes"]), "override": _rate(c["overrides"], c["feedback"]),
                "safety": _rate(c["unsafe"], c["calls"]),

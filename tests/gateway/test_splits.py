@@ -88,7 +88,7 @@ def async_thread_connection():
     asyncio.run(sync_to_async(connections.close_all)())
 
 
-def test_each_user_sticks_to_an_arm_by_weight_its_rows_carry_it_and_the_kill_switch_returns_all_to_control(
+def test_users_stick_to_arms_rows_carry_them_the_kill_switch_returns_all_to_control_and_tenants_split_models(
         sdk, catalog, refund_prompt, engineer, gateway_key, drain, async_thread_connection, monkeypatch):
     experiment = _experiment(refund_prompt, engineer, [{"key": "control", "weight": 50, "label": "production"},
                                                        {"key": "candidate", "weight": 50, "label": "staging"}])
@@ -134,9 +134,13 @@ def test_each_user_sticks_to_an_arm_by_weight_its_rows_carry_it_and_the_kill_swi
     drain()
     assert set(UsageEvent.objects.filter(request_id__in=after).values_list("experiment_id", flat=True)) == {None}
 
+    _a_model_arm_split_by_tenant_calls_the_other_model_with_the_same_version(sdk, catalog, refund_prompt, engineer,
+                                                                             drain)
 
-def test_a_model_arm_split_by_tenant_calls_the_other_model_with_the_same_version(sdk, catalog, refund_prompt,
-                                                                                   engineer, drain):
+
+def _a_model_arm_split_by_tenant_calls_the_other_model_with_the_same_version(sdk, catalog, refund_prompt, engineer,
+                                                                             drain):
+    """(In the same test: a gateway test's database costs seconds to set up and flush.)"""
     experiment = _experiment(refund_prompt, engineer, [{"key": "control", "weight": 50, "label": "production"},
                                                        {"key": "large", "weight": 50, "model": "support-large"}],
                              unit="tenant")
