@@ -77,3 +77,13 @@ def test_the_api_reads_the_comparison_and_kills_with_a_write_token(client, engin
     killed = client.post(url, {"reason": "Wrong answers."}, content_type="application/json",
                          HTTP_AUTHORIZATION=f"Bearer {write}")
     assert killed.status_code == 200 and killed.json()["status"] == "killed"
+
+
+def test_the_prompt_page_lists_its_experiments_and_offers_a_new_one_to_engineers(client_for, engineer, viewer,
+                                                                                   running, prompt):
+    url = reverse("prompts:detail", args=[prompt.name])
+    html = client_for(engineer).get(url).content.decode()
+    assert "Online experiments" in html and running.get_absolute_url() in html
+    assert f"{reverse('experiments:new')}?prompt=support/triage-summary" in html
+    seen = client_for(viewer).get(url).content.decode()
+    assert running.get_absolute_url() in seen and reverse("experiments:new") not in seen
