@@ -146,13 +146,14 @@ def _served_changed(experiment: Experiment) -> None:
     transaction.on_commit(lambda: stamps_bump({prompt_id}))
 
 
-def _tell_owners(experiment: Experiment, *, actor, kind: str, title: str, body: str = "") -> None:
+def _tell_owners(experiment: Experiment, *, actor, kind: str, title: str, body: str = "",
+                 dedupe_key: str = "") -> int:
     """The prompt's owners (its team's owners) and the experiment's author, except whoever acted."""
     people = [m.user for m in Membership.objects.filter(team_id=experiment.team_id, role=Role.OWNER)
               .select_related("user")] + [experiment.created_by]
     acting = user_of(actor)
-    notify(users=[p for p in people if p is not None and p != acting], kind=kind, title=title, body=body,
-           link=experiment.get_absolute_url())
+    return len(notify(users=[p for p in people if p is not None and p != acting], kind=kind, title=title,
+                      body=body, link=experiment.get_absolute_url(), dedupe_key=dedupe_key))
 
 
 def _move(experiment: Experiment, *, actor, to: str, allowed_from: tuple, action: str, reason: str = "",
@@ -255,3 +256,22 @@ def experiment_promote(*, experiment: Experiment, actor, arm_key: str, reason: s
                  f"{experiment.name}", changes={"arm": arm.key, "version": version_number,
                                                 "promotion_request": request.pk}, actor=actor)
     return request
+
+
+def experiments_verdicts_notify() -> int:
+    """Beat (every 15 minutes): for each running experiment, tell its owners and author once per arm when the arm
+    becomes a winner (promote it, or stop) or significantly less safe than the control (kill it). Not a state
+    change: nothing is audited. Returns how many notices were sent."""
+    told = 0
+    for experiment in Experiment.objects.filter(status=Status.RUNNING).select_related("prompt", "created_by"):
+        for row in selectors.comparison(experiment)["arms"][1:]:
+            safety = row.get("safety_test") or {}
+            if row.get("winner"):
+                kind, title = "experiment.winner", f"{experiment.name}: {row['key']} wins — promote it or stop"
+            elif safety.get("p_value", 1) < experiment.alpha and safety.get("difference", 0) > 0:
+                kind, title = "experiment.harm", f"{experiment.name}: {row['key']} is less safe — consider killing it"
+            else:
+                continue
+            told += _tell_owners(experiment, actor=None, kind=kind, title=title, body=row["verdict"],
+                                 dedupe_key=f"{kind}:{experiment.pk}:{row['key']}")
+    return told

@@ -173,3 +173,19 @@ def test_experiment_counts_are_experiments_started_per_use_case_in_the_window(pr
     counts = selectors.experiment_counts(use_case_ids=[7, 8, 9], since=now - timedelta(days=7), until=now)
     assert counts == {7: 1, 8: 1}
     assert selectors.experiment_counts(use_case_ids=[7], since=now - timedelta(days=30), until=now) == {7: 2}
+
+
+def test_the_owners_are_told_once_when_an_arm_wins_or_is_less_safe(prompt, engineer, owner):
+    experiment = services.experiment_create(actor=engineer, prompt=prompt, name="Three arms", min_outcomes=20, arms=[
+        {"key": "control", "weight": 34, "label": "production"}, {"key": "bullets", "weight": 33, "label": "staging"},
+        {"key": "risky", "weight": 33, "version": 1}])
+    services.experiment_start(experiment=experiment, actor=engineer)
+    _traffic(experiment, "control", n=60, successes=30)
+    _traffic(experiment, "bullets", n=60, successes=57)
+    _traffic(experiment, "risky", n=100, successes=50, unsafe=30)
+    assert services.experiments_verdicts_notify() == 4  # two notices, each to the owner and the author
+    assert services.experiments_verdicts_notify() == 0  # once per arm and verdict
+    told = set(Notification.objects.filter(kind__in=["experiment.winner", "experiment.harm"])
+               .values_list("kind", "user__username"))
+    assert told == {("experiment.winner", "olivia-owner"), ("experiment.winner", "evan-engineer"),
+                    ("experiment.harm", "olivia-owner"), ("experiment.harm", "evan-engineer")}
