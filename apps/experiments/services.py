@@ -36,60 +36,62 @@ def _require(actor, experiment_or_prompt, message: str) -> None:
         raise PermissionDenied(message)
 
 
+def _weight(value) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _clean_target(prompt, key: str, arm: dict, control_label: str, known: dict) -> tuple[dict | None, str]:
+    """(label, version_number, model) of one arm, or the problem with it. `known`: the prompt's labels and
+    versions and the catalog's models and aliases."""
+    label, model = str(arm.get("label") or "").strip(), str(arm.get("model") or "").strip()
+    version = arm.get("version") or None
+    if label and version:
+        return None, f"{key}: a label or a version, not both."
+    if version is not None:
+        version = _weight(version) or -1
+        if version not in known["versions"]:
+            return None, f"{key}: {prompt.name} has no version {version}."
+    elif not label:
+        label = control_label
+    if label and version is None and label not in known["labels"]:
+        return None, f"{key}: {prompt.name} has no label '{label}'."
+    if model and model not in known["models"]:
+        return None, f"{key}: no model or alias named '{model}'."
+    return {"label": label if version is None else "", "version_number": version, "model": model[:200]}, ""
+
+
 def _clean_arms(prompt, arms: list[dict], control_label: str, errors: dict) -> list[dict]:
     """Each arm: key, weight (percent), a label or a version of the prompt (the control label when neither),
     optionally a model or alias. Weights add up to 100; the first arm is the control."""
-    labels = {label.name: label.version.number for label in prompt_selectors.label_list(prompt=prompt)}
-    versions = set(selectors.version_numbers(prompt))
-    models = set(llm_selectors.alias_names()) | {m.name for m in llm_selectors.model_list()}
-    clean, keys = [], set()
     if not 2 <= len(arms) <= MAX_ARMS:
         errors["arms"] = f"From 2 to {MAX_ARMS} arms: the control first, then the candidates."
         return []
+    known = {"labels": {label.name for label in prompt_selectors.label_list(prompt=prompt)},
+             "versions": set(selectors.version_numbers(prompt)),
+             "models": set(llm_selectors.alias_names()) | {m.name for m in llm_selectors.model_list()}}
+    clean, keys = [], set()
     for position, arm in enumerate(arms):
         key = str(arm.get("key") or "").strip().lower()
-        name = f"arm {position + 1}"
         if not KEY.match(key) or key in keys:
-            errors["arms"] = f"{name}: a short distinct key (lower-case letters, digits, dashes)."
+            errors["arms"] = f"arm {position + 1}: a short distinct key (lower-case letters, digits, dashes)."
             continue
         keys.add(key)
-        try:
-            weight = int(arm.get("weight"))
-        except (TypeError, ValueError):
-            weight = 0
+        weight = _weight(arm.get("weight"))
         if not 1 <= weight <= 99:
             errors["arms"] = f"{key}: a weight from 1 to 99 (percent)."
             continue
-        label = str(arm.get("label") or "").strip()
-        version = arm.get("version") or None
-        model = str(arm.get("model") or "").strip()
-        if label and version:
-            errors["arms"] = f"{key}: a label or a version, not both."
+        target, problem = _clean_target(prompt, key, arm, control_label, known)
+        if target is None:
+            errors["arms"] = problem
             continue
-        if version is not None:
-            try:
-                version = int(version)
-            except (TypeError, ValueError):
-                version = -1
-            if version not in versions:
-                errors["arms"] = f"{key}: {prompt.name} has no version {version}."
-                continue
-        elif not label:
-            label = control_label
-        if label and label not in labels:
-            errors["arms"] = f"{key}: {prompt.name} has no label '{label}'."
-            continue
-        if model and model not in models:
-            errors["arms"] = f"{key}: no model or alias named '{model}'."
-            continue
-        clean.append({"key": key, "position": position, "weight": weight, "label": label if version is None else "",
-                      "version_number": version, "model": model[:200]})
+        clean.append({"key": key, "position": position, "weight": weight, **target})
     if not errors and sum(a["weight"] for a in clean) != 100:
         errors["arms"] = f"The weights add up to {sum(a['weight'] for a in clean)} %, not 100 %."
-    if not errors:
-        targets = {(a["label"], a["version_number"], a["model"]) for a in clean}
-        if len(targets) != len(clean):
-            errors["arms"] = "Two arms serve the same thing: make each arm a different label, version or model."
+    if not errors and len({(a["label"], a["version_number"], a["model"]) for a in clean}) != len(clean):
+        errors["arms"] = "Two arms serve the same thing: make each arm a different label, version or model."
     return clean
 
 
