@@ -17,14 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import time
 
 import httpx
 
 from bench.common import BASE_DIR, setup_django
-from bench.gateway_path import gateway_process, standin_catalog, stop, wait
+from bench.gateway_path import gateway_process, standin_catalog, standin_process, stop
 from bench.gateway_servers import free_port, pct
 
 BLOCK = 50
@@ -128,11 +126,9 @@ def main() -> None:
 
     standin_port, gateway_port = free_port(), free_port()
     env = {**os.environ, "PYTHONPATH": str(BASE_DIR)}
-    standin = subprocess.Popen([sys.executable, "manage.py", "llm_standin", "--port", str(standin_port)],
-                               cwd=BASE_DIR, env=env)
+    standin = standin_process(standin_port, env)
     gateway = None
     try:
-        wait(f"http://127.0.0.1:{standin_port}/standin/stats", ok=(200,))
         team = standin_catalog(standin_port)
         admin, _ = get_user_model().objects.get_or_create(username="bench-admin",
                                                            defaults={"is_staff": True, "is_superuser": True})

@@ -18,7 +18,6 @@ from apps.experiments import services
 from apps.experiments.models import Experiment
 from apps.gateway import prompt_ref, splits
 from apps.gateway.keys import KeyInfo
-from apps.prompts.content import Draft
 from apps.prompts.services import (
     label_set,
     promotion_request_expedite,
@@ -26,26 +25,12 @@ from apps.prompts.services import (
     prompt_create,
     version_create,
 )
+from tests.gateway.test_prompt_ref import _draft, catalog  # noqa: F401 - the same two stand-in models (fixture)
 from tests.gateway.test_round_trips import round_trips
-from tests.support.standin import standin_model, standin_provider
 
 REF = "prompt:support/refund-policy-qa@production"
 SALT = "0123456789abcdef"
 USERS = [f"user-{n}" for n in range(12)]
-
-
-def _draft(system: str, model: str) -> Draft:
-    return Draft(kind="chat", messages=[{"role": "system", "content": system},
-                                        {"role": "user", "content": "{{ question }}"}],
-                 config={"model": model, "temperature": 0.1})
-
-
-@pytest.fixture
-def catalog(llm_standin, transactional_db):
-    provider = standin_provider(llm_standin)
-    standin_model(provider, "support-small", remote_name="standin-small")
-    standin_model(provider, "support-large", remote_name="standin-large")
-    return llm_standin.standin
 
 
 @pytest.fixture
@@ -89,7 +74,7 @@ def async_thread_connection():
 
 
 def test_users_stick_to_arms_rows_carry_them_the_kill_switch_returns_all_to_control_and_tenants_split_models(
-        sdk, catalog, refund_prompt, engineer, gateway_key, drain, async_thread_connection, monkeypatch):
+        sdk, catalog, refund_prompt, engineer, gateway_key, drain, async_thread_connection, monkeypatch):  # noqa: F811
     experiment = _experiment(refund_prompt, engineer, [{"key": "control", "weight": 50, "label": "production"},
                                                        {"key": "candidate", "weight": 50, "label": "staging"}])
     arms = (splits.Arm("control", 50, "production"), splits.Arm("candidate", 50, "staging"))
@@ -138,8 +123,8 @@ def test_users_stick_to_arms_rows_carry_them_the_kill_switch_returns_all_to_cont
                                                                              drain)
 
 
-def _a_model_arm_split_by_tenant_calls_the_other_model_with_the_same_version(sdk, catalog, refund_prompt, engineer,
-                                                                             drain):
+def _a_model_arm_split_by_tenant_calls_the_other_model_with_the_same_version(sdk, catalog, refund_prompt,  # noqa: F811
+                                                                             engineer, drain):
     """(In the same test: a gateway test's database costs seconds to set up and flush.)"""
     experiment = _experiment(refund_prompt, engineer, [{"key": "control", "weight": 50, "label": "production"},
                                                        {"key": "large", "weight": 50, "model": "support-large"}],
