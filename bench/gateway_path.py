@@ -64,6 +64,18 @@ def gateway_process(port: int, env: dict) -> subprocess.Popen:
     return process
 
 
+def standin_process(port: int, env: dict) -> subprocess.Popen:
+    """The stand-in upstream as its own process on `port`, up and answering (stopped again if it does not come up)."""
+    process = subprocess.Popen([sys.executable, "manage.py", "llm_standin", "--port", str(port)], cwd=BASE_DIR,
+                               env=env)
+    try:
+        wait(f"http://127.0.0.1:{port}/standin/stats", ok=(200,), proc=process)
+    except BaseException:
+        stop(process)
+        raise
+    return process
+
+
 def stop(*processes: subprocess.Popen | None) -> None:
     for process in processes:
         if process is not None:
@@ -133,11 +145,9 @@ def main() -> None:
 
     standin_port, gateway_port = free_port(), free_port()
     env = {**os.environ, "PYTHONPATH": str(BASE_DIR)}
-    standin = subprocess.Popen([sys.executable, "manage.py", "llm_standin", "--port", str(standin_port)],
-                               cwd=BASE_DIR, env=env)
+    standin = standin_process(standin_port, env)
     gateway = None
     try:
-        wait(f"http://127.0.0.1:{standin_port}/standin/stats", ok=(200,))
         team = standin_catalog(standin_port)
         secret = gateway_key_create(team=team, name="bench", feature="bench", requests_per_minute=1_000_000,
                                     tokens_per_minute=1_000_000_000).secret

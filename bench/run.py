@@ -89,7 +89,10 @@ BENCHES = {"startup": bench_startup, "home": bench_home, "prompts_resolve": benc
            # issue #14: the gateway's CPU per request (this tree, --baseline DIR, --other-workers N), py-spy profile
            "gateway_profile": lambda: _bench_module("bench.gateway_profile", timeout=1800),
            # issue #15: click on a switch -> the last of two gateway processes obeying, 200 toggles
-           "incident_switches": lambda: _bench_module("bench.incident_switches", timeout=1800)}
+           "incident_switches": lambda: _bench_module("bench.incident_switches", timeout=1800),
+           # issue #16: gateway added latency with an online experiment running against none (same run, ratio)
+           "experiments": lambda: _bench_module("bench.experiments"),
+           }
 NEEDS_SCIFACT = {"rag_scifact", "rag_indexing", "rag_embedding_quality"}
 
 

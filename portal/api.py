@@ -241,6 +241,7 @@ from apps.accounts.api import router as accounts_router  # noqa: E402
 from apps.audit.api import router as audit_router  # noqa: E402
 from apps.costs.api import router as costs_router  # noqa: E402
 from apps.evals.api import router as evals_router  # noqa: E402
+from apps.experiments.api import router as experiments_router  # noqa: E402
 from apps.incidents.api import router as incidents_router  # noqa: E402
 from apps.llm.api import router as llm_router  # noqa: E402
 from apps.prompts.api import router as prompts_router  # noqa: E402
@@ -261,4 +262,5 @@ api.add_router("/use-cases", reviews_router)
 api.add_router("/use-cases", scorecards_router)  # /api/v1/use-cases/{id}/scorecard
 api.add_router("/incidents", incidents_router)
 api.add_router("", slos_router)  # /api/v1/slos, /api/v1/use-cases/{id}/slos
+api.add_router("/experiments", experiments_router)
 

@@ -22,6 +22,7 @@ urlpatterns = [
     path("incidents/", include("apps.incidents.urls")),
     path("slos/", include("apps.slos.urls")),
     path("scorecards/", include("apps.scorecards.urls")),
+    path("experiments/", include("apps.experiments.urls")),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
 ]

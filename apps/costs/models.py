@@ -120,6 +120,9 @@ class UsageEvent(models.Model):
     # The gateway's guardrail actions on this call (safety events): [{"direction", "check", "action", "kinds",
     # ("excerpt", redacted, only where the key's policy says)}]; NULL when there were none.
     guardrail_actions = models.JSONField(null=True, blank=True)
+    # The online experiment (apps/experiments) and arm the gateway assigned this call to; NULL for the rest.
+    experiment_id = models.BigIntegerField(null=True, blank=True)
+    experiment_arm = models.CharField(max_length=40, blank=True, default="", db_default="")
 
     class Meta:
         ordering = ["-occurred_at"]
@@ -130,6 +133,9 @@ class UsageEvent(models.Model):
             # Safety events are rare: a partial index keeps their counts cheap and costs nothing otherwise.
             models.Index(fields=["gateway_key_id", "occurred_at"], name="usage_guardrail_idx",
                          condition=Q(guardrail_actions__isnull=False)),
+            # Experiment traffic is a small share: a partial index serves the experiment page's aggregates.
+            models.Index(fields=["experiment_id", "experiment_arm"], name="usage_experiment_idx",
+                         condition=Q(experiment_id__isnull=False)),
         ]
 
     def __str__(self) -> str:

@@ -46,6 +46,8 @@ class UsageContext:
     prompt_name: str = ""
     prompt_version: int | None = None
     collection_id: int | None = None
+    experiment_id: int | None = None  # an online experiment's arm (the gateway's splits, docs/experiments.md)
+    experiment_arm: str = ""
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
@@ -75,6 +77,7 @@ def usage_row(*, context: UsageContext, provider: str, model: str, price_name: s
         "user_id": context.user_id, "api_token_id": context.api_token_id, "provider": provider[:50],
         "model": model[:200], "operation": operation, "prompt_name": context.prompt_name[:200],
         "prompt_version": context.prompt_version, "collection_id": context.collection_id, "source": context.source,
+        "experiment_id": context.experiment_id, "experiment_arm": context.experiment_arm[:40],
         "input_tokens": tokens.input_tokens, "output_tokens": tokens.output_tokens,
         "cached_input_tokens": min(tokens.cached_input_tokens, tokens.input_tokens),
         "reasoning_tokens": min(tokens.reasoning_tokens, tokens.output_tokens), "cost": cost,

@@ -276,7 +276,7 @@ class Gateway:
         body = await request.body()
         info = await self.authenticate(request, count=True)
         data = wire.parse_json(body)
-        prompt = await self.prompts.prepare(data, info)  # `model: "prompt:…"`: rendered into data (prompt_ref.py)
+        prompt = await self.prompts.prepare(data, info, request.tenant)  # `model: "prompt:…"`: rendered into data (prompt_ref.py)
         call = wire.parse_chat(data)
         context = self.context(request, info, call.metadata, model=call.model, operation=Operation.CHAT,
                                request_body=call.request)

@@ -30,7 +30,7 @@ from django.http import Http404
 
 from apps.core.stamped_cache import stamp_aread
 from apps.costs.services import UsageContext
-from apps.gateway import wire
+from apps.gateway import splits, wire
 from apps.gateway.keys import KeyInfo
 from apps.gateway.wire import GatewayError
 from apps.prompts import selectors as prompt_selectors
@@ -60,6 +60,8 @@ class PromptTarget:
     model: str
     parameters: dict
     payload: dict
+    experiment_id: int | None = None  # the online experiment (splits.py) this request was assigned in
+    arm: str = ""
 
     @classmethod
     def of(cls, resolved, label: str) -> PromptTarget:
@@ -95,12 +97,14 @@ class PromptRefs:
     def __init__(self):
         self.targets: dict[tuple[str, str], tuple[str, PromptTarget | None]] = {}
         self.guarded: dict[int, tuple[float, tuple[str, str] | None]] = {}
+        self.splits = splits.SplitCache()  # online experiments: each prompt's split, under its stamp
 
     def clear(self) -> None:
         self.targets.clear()
         self.guarded.clear()
+        self.splits.clear()
 
-    async def prepare(self, data: dict, info: KeyInfo) -> PromptTarget | None:
+    async def prepare(self, data: dict, info: KeyInfo, tenant: str = "") -> PromptTarget | None:
         """None unless `data["model"]` is a prompt reference; else resolve and render it and rewrite `data`
         (model, messages, the version's parameters) in place, for `wire.parse_chat`."""
         model = data.get("model")
@@ -111,6 +115,8 @@ class PromptRefs:
         if target is None or target.team_id != info.team_id:
             raise not_found(name, label)
         metadata = wire.metadata_of(data)
+        stamp = self.targets.get((name, label), (None,))[0]  # the stamp `lookup` just read
+        target = await self.splits.route(target, stamp, data, metadata, tenant, self.lookup)  # an experiment's arm
         variables = coerce_variables({k: v for k, v in metadata.items() if k not in OWN_METADATA},
                                      target.payload.get("variables_schema"))
         try:
@@ -135,6 +141,7 @@ class PromptRefs:
         if target is None:
             return
         context.prompt_name, context.prompt_version = target.name, target.version_number
+        context.experiment_id, context.experiment_arm = target.experiment_id, target.arm
         now = time.monotonic()
         cached = self.guarded.get(target.prompt_id)
         if cached is not None and now - cached[0] < settings.GATEWAY_ADMISSION_TTL_SECONDS:
@@ -150,15 +157,20 @@ class PromptRefs:
         if refusal:
             raise GatewayError(423, refusal[1], code="prompt_not_served", param="model")
 
-    async def lookup(self, name: str, label: str) -> PromptTarget | None:
-        """The target under the prompt's current stamp: from this process when it has not moved, else through
-        the catalog's resolve path (Redis, PostgreSQL on its miss). None: no such prompt or label."""
-        stamp = await stamp_aread(stamp_key(name))
-        entry = self.targets.get((name, label))
+    async def lookup(self, name: str, label: str, *, version: int | None = None,
+                     stamp: str | None = None) -> PromptTarget | None:
+        """The target under the prompt's current stamp (`stamp`: just read by the caller): from this process when
+        it has not moved, else through the catalog's resolve path (Redis, PostgreSQL on its miss). None: no such
+        prompt, label or version."""
+        stamp = stamp if stamp is not None else await stamp_aread(stamp_key(name))
+        selector = label if version is None else f"#{version}"
+        entry = self.targets.get((name, selector))
         if stamp is not None and entry is not None and entry[0] == stamp:
             return entry[1]
         try:
-            target = PromptTarget.of(await sync_to_async(resolve_cached)(name, label=label), label)
+            resolved = await sync_to_async(resolve_cached)(name, label=label if version is None else None,
+                                                           version=version)
+            target = PromptTarget.of(resolved, label)
         except Http404:
             target = None
         except RenderFailed as exc:  # a broken include: the prompt's problem, said as the catalog says it
@@ -167,7 +179,7 @@ class PromptRefs:
         if stamp is not None:
             if len(self.targets) >= _CACHE_MAX:
                 self.targets.clear()  # a flood of unknown names must not grow memory
-            self.targets[(name, label)] = (stamp, target)
+            self.targets[(name, selector)] = (stamp, target)
         return target
 
 

@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta
 WINDOW_DAYS = 28  # every KPI is read over the last 28 days (a predicate may ask for another span)
 TREND_POINTS = 8  # the trend: the same KPI over the 28 days ending each of the last 8 weeks
 TREND_STEP_DAYS = 7
+EXPERIMENT_SPAN = timedelta(days=91)  # the rate of experimentation counts per quarter (the seed's "1-3 per quarter")
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ class UseCaseFacts:
     indexed: dict = field(default_factory=dict)  # collection id -> sorted datetimes something was indexed
     retrieval_runs: list = field(default_factory=list)  # RetrievalFact, oldest first
     incidents: list = field(default_factory=list)  # IncidentFact of incidents naming the use case
+    experiment_starts: list = field(default_factory=list)  # first starts of the use case's experiments, oldest first
 
     memo: dict = field(default_factory=dict, repr=False)  # sums already taken, per (kind, window)
 

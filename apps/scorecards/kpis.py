@@ -14,7 +14,7 @@ from statistics import median
 
 from apps.costs.rollups import percentile_from_bins
 from apps.evals.stats import wilson_interval
-from apps.scorecards.facts import UseCaseFacts, Window
+from apps.scorecards.facts import EXPERIMENT_SPAN, UseCaseFacts, Window
 from apps.scorecards.models import Status
 
 AT_RISK_MARGIN = 0.10  # within 10 % of the target (relative), or a rate's 95 % CI crossing it: at risk
@@ -225,6 +225,15 @@ def mttr(f: UseCaseFacts, w: Window) -> Measure:
                                                          f"{len(minutes)} Sev1/Sev2 incident(s).")
 
 
+def experimentation(f: UseCaseFacts, w: Window) -> Measure:
+    if not f.prompt_ids:
+        return _none("No prompt linked to the use case: experiments split a catalog prompt's traffic.")
+    since = w.end - EXPERIMENT_SPAN
+    started = sum(1 for t in f.experiment_starts if since <= t < w.end)
+    # A measured zero (prompts linked, none tried): the seed's KPI is exactly whether teams experiment.
+    return Measure(started, started, detail=f"{started} experiment(s) started in the 91 days to the window's end.")
+
+
 # --- the table ----------------------------------------------------------------------------------------------
 
 _GATEWAY = "No gateway traffic: bind a gateway key to the use case."
@@ -262,6 +271,8 @@ KPIS: dict[str, Kpi] = {k.key: k for k in [
         _tiers(0.2, 0.1, 0.05), "Incidents naming prompt versions, over production promotions.", "incidents"),
     Kpi("mttr", "MTTR (Sev1/Sev2)", "minutes", "lower", mttr, _tiers(120, 90, 60),
         "Sev1/Sev2 incidents of the use case with a mitigation time.", "incidents"),
+    Kpi("experimentation", "Rate of experimentation (per quarter)", "count", "higher", experimentation,
+        _tiers(1, 1, 1), "Link a prompt to the use case and run an experiment on it.", "experiments"),
 ]}
 
 
@@ -270,7 +281,7 @@ SHORT = {"adoption": "Adopt.", "task_success": "Success", "override_rate": "Over
          "hallucination": "Halluc.", "safety_violations": "Safety", "latency_p50": "P50", "latency_p95": "P95",
          "availability": "Avail.", "cost_per_success": "$/succ.", "tokens_per_request": "Tok/req",
          "index_freshness": "Fresh.", "retrieval_recall": "Recall", "eval_coverage": "Eval cov.",
-         "regression_escapes": "Escapes", "mttr": "MTTR"}
+         "regression_escapes": "Escapes", "mttr": "MTTR", "experimentation": "Exper."}
 
 
 def default_target(kpi: Kpi, tier: str) -> float | None:

@@ -78,6 +78,8 @@ def source_url(kpi: Kpi, facts: UseCaseFacts, window: Window) -> str:
         return _url("rag:collection", facts.collection_ids[0])
     if kind == "incidents":
         return _url("incidents:list")
+    if kind == "experiments":
+        return _url("experiments:list")
     return _url("reviews:detail", facts.use_case_id)
 
 

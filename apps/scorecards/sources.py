@@ -12,6 +12,7 @@ the raw ledger (its one read is the safety events' partial index, a few rows per
 | promotions | prompts `LabelEvent` (label production) of linked prompts |
 | freshness, recall | rag `Document.indexed_at`, succeeded `IndexingJob`s, `RetrievalEvalRun` |
 | incidents | incidents `Incident` naming the use case |
+| experiments | experiments `Experiment.started_at` (the first start) of the use case's experiments |
 """
 
 from __future__ import annotations
@@ -25,12 +26,20 @@ from django.db.models.functions import TruncDate
 
 from apps.costs.models import UsageEvent
 from apps.evals.models import EvalGate, EvalRun, Feedback, RunStatus
+from apps.experiments.models import Experiment
 from apps.gateway.models import EndUserDaily, GatewayKey, LatencyDaily, TrafficDaily
 from apps.incidents.models import Incident
 from apps.prompts.models import PRODUCTION, Label, LabelEvent
 from apps.rag.models import Document, IndexingJob, JobStatus, RetrievalEvalRun
 from apps.reviews.models import UseCaseCollection, UseCasePrompt
-from apps.scorecards.facts import EvalRunFact, IncidentFact, RetrievalFact, UseCaseFacts, Window
+from apps.scorecards.facts import (
+    EXPERIMENT_SPAN,
+    EvalRunFact,
+    IncidentFact,
+    RetrievalFact,
+    UseCaseFacts,
+    Window,
+)
 from apps.scorecards.models import ScorecardProfile
 
 
@@ -49,6 +58,7 @@ def collect(use_cases: list[tuple[int, int, str]], windows: list[Window]) -> dic
     _prompts(facts, ids, since)
     _collections(facts, ids)
     _incidents(facts, ids, since)
+    _experiments(facts, ids, min(w.end for w in windows) - EXPERIMENT_SPAN)
     return facts
 
 
@@ -195,3 +205,10 @@ def _incidents(facts, ids, since: datetime) -> None:
                          "incident__mitigated_at", "incident__resolved_at", "incident__prompt_versions"))
     for uc, pk, severity, detected, mitigated, resolved, versions in rows:
         facts[uc].incidents.append(IncidentFact(pk, severity, detected, mitigated, resolved, versions or []))
+
+
+def _experiments(facts, ids, since: datetime) -> None:
+    rows = (Experiment.objects.filter(use_case_id__in=ids, started_at__gte=since)
+            .order_by("started_at").values_list("use_case_id", "started_at"))
+    for uc, started in rows:
+        facts[uc].experiment_starts.append(started)

@@ -84,7 +84,8 @@ def _trend_chart(item) -> str:
     series = {kpi.label: points}
     if value.target is not None and kpi.mode == "absolute":
         series["target"] = [(end, round(value.target * scale, 4), "target") for end, _v in value.trend]
-    unit = {"ratio": "%", "ms": "ms", "usd": "USD", "tokens": "tokens", "hours": "hours", "minutes": "minutes"}
+    unit = {"ratio": "%", "ms": "ms", "usd": "USD", "tokens": "tokens", "hours": "hours", "minutes": "minutes",
+            "count": "per quarter"}
     return charts.to_html(charts.category_lines(series=series, y_title=unit.get(kpi.unit, ""),
                                                 x_title="28 days ending"))
 

@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "apps.evals",
     "apps.rag",
     "apps.reviews",
+    "apps.experiments",
     "apps.incidents",
     "apps.slos",
     "apps.scorecards",

@@ -29,7 +29,8 @@ MAX_PAGES_PER_ROLE = 90
 SCREENSHOT_BOTH_WIDTHS = "admin"  # the others at 1024 px only: a screenshot costs as much as the checks  # the walk stops here, so a link loop cannot hang the suite
 # Detail pages the walk must reach (a regression that hides them would otherwise pass silently).
 MUST_VISIT = {"prompts:detail", "prompts:version", "evals:run_detail", "rag:collection", "reviews:detail",
-              "incidents:detail", "slos:use_case"}
+              "incidents:detail", "slos:use_case",
+              "experiments:detail"}
 
 
 @pytest.fixture
@@ -41,6 +42,7 @@ def demo_site(demo_people, monkeypatch):
     from apps.core.request_context import acting_as
     from apps.costs.demo import seed_demo_costs
     from apps.evals.demo import seed_demo_evals
+    from apps.experiments.demo import seed_demo_experiments
     from apps.incidents.demo import seed_demo_incidents
     from apps.llm.offline import embeddings
     from apps.prompts.demo import seed_demo_prompts
@@ -60,6 +62,7 @@ def demo_site(demo_people, monkeypatch):
     seed_demo_rag(demo_people, teams, index_now=True)
     seed_demo_costs(demo_people, teams, scale=0.1)  # a tenth of the ledger draws the same charts
     seed_demo_reviews(demo_people, teams)
+    seed_demo_experiments(demo_people, teams)
     seed_demo_incidents(demo_people, teams)
     seed_demo_slos(demo_people, teams)
     return demo_people

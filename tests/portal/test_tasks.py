@@ -34,6 +34,7 @@ EXPECTED_QUEUE = {
     "apps.gateway.tasks.gateway_bodies_sweep_task": "default",
     "apps.gateway.tasks.gateway_sli_prune_task": "default",
     "apps.incidents.tasks.mitigations_expiry_sweep_task": "default",
+    "apps.experiments.tasks.experiments_verdicts_task": "default",
     "apps.notifications.tasks.notification_email_task": "default",
     "apps.prompts.tasks.webhook_deliver_task": "default",
     "apps.rag.tasks.indexing_job_run_task": "indexing",

@@ -170,3 +170,16 @@ def test_the_trend_is_eight_weekly_windows_ending_now():
     windows = trend_windows(NOW)
     assert len(windows) == 8 and windows[-1] == WINDOW
     assert windows[-5].end == WINDOW.start  # the previous window is one of them
+
+
+def test_rate_of_experimentation_counts_first_starts_in_the_quarter_to_the_window_end_and_a_zero_is_measured():
+    starts = [NOW - timedelta(days=100), NOW - timedelta(days=60), NOW - timedelta(days=3), NOW + timedelta(hours=1)]
+    measure = value("experimentation", facts(prompt_ids=[7], experiment_starts=starts))
+    assert measure.value == 2  # 100 days ago is outside the 91 days; after the window's end does not count
+    assert status_of(KPIS["experimentation"], measure, default_target(KPIS["experimentation"], "high")) == "met"
+
+    none_tried = value("experimentation", facts(prompt_ids=[7]))
+    assert none_tried.value == 0
+    assert status_of(KPIS["experimentation"], none_tried, 1) == "missed"
+
+    assert value("experimentation", facts(experiment_starts=starts)).value is None  # no prompt: nothing to split
