@@ -242,6 +242,7 @@ from apps.audit.api import router as audit_router  # noqa: E402
 from apps.costs.api import router as costs_router  # noqa: E402
 from apps.evals.api import router as evals_router  # noqa: E402
 from apps.incidents.api import router as incidents_router  # noqa: E402
+from apps.redteam.api import router as redteam_router  # noqa: E402
 from apps.llm.api import router as llm_router  # noqa: E402
 from apps.prompts.api import router as prompts_router  # noqa: E402
 from apps.rag.api import router as rag_router  # noqa: E402
@@ -257,4 +258,5 @@ api.add_router("/prompts", prompts_router)
 api.add_router("/rag", rag_router)
 api.add_router("/use-cases", reviews_router)
 api.add_router("/incidents", incidents_router)
+api.add_router("/redteam", redteam_router)
 

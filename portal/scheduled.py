@@ -31,6 +31,9 @@ BEAT_SCHEDULE = dict(
         "reviews-material-change-scan": {
             "task": "apps.reviews.tasks.reviews_material_change_scan_task", "schedule": crontab(minute=45),
         },
+        # red team: re-queue campaigns whose worker died (only the attacks not done yet run again)
+        "redteam-campaigns-resume-stalled": {"task": "apps.redteam.tasks.campaigns_resume_stalled_task",
+                                             "schedule": 60.0},
         # incidents: restore expired rate limits, remind about features still switched off past their expiry
         "incidents-mitigations-expiry": {"task": "apps.incidents.tasks.mitigations_expiry_sweep_task", "schedule": 60.0},
         # rag: re-queue indexing jobs and retrieval eval runs whose worker stopped (stale heartbeat)

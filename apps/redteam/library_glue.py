@@ -1,0 +1,173 @@
+"""The one place campaigns meet the probe library (probes.py, strategies.py, stats.py, canaries.py, written on
+their own branch). Everything else in the app calls these functions, never those modules: if their names
+change, only this file changes.
+
+Until those modules are present (ImportError), small stand-ins below keep the app importable: no library
+versions, the `plain` strategy only, evals' Wilson interval and exact McNemar, `RT-…` canaries found by exact
+substring. Tests use their own fixture library (tests/redteam/conftest.py patches this module).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from apps.evals.stats import mcnemar_exact, wilson_interval
+
+try:  # the library's modules (rt-library branch)
+    from apps.redteam import canaries as _canaries  # type: ignore[attr-defined]
+    from apps.redteam import probes as _probes  # type: ignore[attr-defined]
+    from apps.redteam import stats as _stats  # type: ignore[attr-defined]
+    from apps.redteam import strategies as _strategies  # type: ignore[attr-defined]
+except ImportError:  # FALLBACK until the library is merged: the stand-ins below answer
+    _canaries = _probes = _stats = _strategies = None
+
+
+@dataclass(frozen=True)
+class ProbeSpec:
+    id: str
+    category: str
+    text: str
+    owasp: str = ""
+    harm: str = ""
+    marker: str = ""  # the injection-success marker the probe asks the model to say
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    probe_id: str
+    strategy: str
+    text: str
+    category: str
+    owasp: str = ""
+    harm: str = ""
+    marker: str = ""
+    document: str = ""  # indirect injection: text planted in a retrieved document
+    turns: list[str] = field(default_factory=list)  # multi-turn: the user turns after `text`
+
+    @property
+    def key(self) -> str:
+        return f"{self.probe_id}:{self.strategy}"
+
+
+def _spec(probe) -> ProbeSpec:
+    if isinstance(probe, ProbeSpec):
+        return probe
+    get = probe.get if isinstance(probe, dict) else lambda name, default="": getattr(probe, name, default)
+    return ProbeSpec(id=str(get("id", "")), category=str(get("category", "") or ""), text=str(get("text", "")),
+                     owasp=str(get("owasp", "") or ""), harm=str(get("harm", "") or ""),
+                     marker=str(get("marker", "") or get("success_marker", "") or ""))
+
+
+# --- probes -------------------------------------------------------------------------------------------------
+
+def library_versions() -> list[str]:
+    if _probes is None:
+        return []
+    versions = getattr(_probes, "LIBRARY_VERSIONS", None) or getattr(_probes, "VERSIONS", None) or ["v1"]
+    return [str(v) for v in versions]
+
+
+def library_probes(version: str) -> list[ProbeSpec]:
+    if _probes is None or not version:
+        return []
+    return [_spec(p) for p in _probes.load_library(version)]
+
+
+def parse_probes_jsonl(text: str) -> tuple[list[ProbeSpec], list[tuple[int, str]]]:
+    """Probes of a JSONL text and the lines that are not probes: [(line number, why)]."""
+    if _probes is not None:
+        probes, errors = _probes.parse_jsonl(text)
+        return [_spec(p) for p in probes], [_line_error(e) for e in errors]
+    probes, errors = [], []  # FALLBACK: id, category, text required
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as exc:
+            errors.append((number, f"not JSON ({exc.msg})"))
+            continue
+        if not isinstance(row, dict):
+            errors.append((number, "not a JSON object"))
+            continue
+        missing = [name for name in ("id", "category", "text") if not str(row.get(name) or "").strip()]
+        if missing:
+            errors.append((number, f"missing {', '.join(missing)}"))
+            continue
+        probes.append(_spec(row))
+    return probes, errors
+
+
+def _line_error(error) -> tuple[int, str]:
+    if isinstance(error, tuple | list):
+        return int(error[0]), str(error[1])
+    return int(getattr(error, "line", 0)), str(getattr(error, "message", error))
+
+
+# --- strategies ---------------------------------------------------------------------------------------------
+
+def strategy_names() -> list[str]:
+    if _strategies is None:
+        return ["plain"]
+    return list(_strategies.STRATEGIES)
+
+
+def expand_attacks(probes: list[ProbeSpec], names: list[str], seed: int) -> list[AttackSpec]:
+    """Each probe through each strategy: one AttackSpec per generated attack, with its parent probe."""
+    by_id = {p.id: p for p in probes}
+    if _strategies is None:
+        return [AttackSpec(probe_id=p.id, strategy="plain", text=p.text, category=p.category, owasp=p.owasp,
+                           harm=p.harm, marker=p.marker) for p in probes if "plain" in names]
+    out = []
+    for attack in _strategies.expand(probes, names, seed):
+        probe = by_id.get(getattr(attack, "probe_id", ""))
+        out.append(AttackSpec(
+            probe_id=attack.probe_id, strategy=attack.strategy, text=attack.text,
+            category=probe.category if probe else "", owasp=probe.owasp if probe else "",
+            harm=probe.harm if probe else "", marker=probe.marker if probe else "",
+            document=getattr(attack, "document", "") or "", turns=list(getattr(attack, "turns", None) or [])))
+    return out
+
+
+# --- statistics ---------------------------------------------------------------------------------------------
+
+def wilson(successes: int, total: int) -> dict:
+    """{value, low, high} of the 95 % Wilson interval (None for no attacks)."""
+    if _stats is not None and hasattr(_stats, "wilson_interval"):
+        interval = _stats.wilson_interval(successes, total)
+    else:
+        interval = wilson_interval(successes, total)
+    if isinstance(interval, tuple):
+        return {"value": successes / total if total else None, "low": interval[0], "high": interval[1]}
+    return {"value": interval.value, "low": interval.low, "high": interval.high}
+
+
+def mcnemar_p(only_a: int, only_b: int) -> float:
+    """Two-sided exact McNemar p-value on the discordant pairs."""
+    if _stats is not None and hasattr(_stats, "mcnemar"):
+        result = _stats.mcnemar(only_a, only_b)
+        return float(getattr(result, "p_value", result))
+    return mcnemar_exact(only_a, only_b).p_value
+
+
+# --- canaries -----------------------------------------------------------------------------------------------
+
+def new_canary(kind: str, seed: str) -> str:
+    """A unique string to plant (kind: system | document); deterministic for a seed."""
+    if _canaries is not None and hasattr(_canaries, "make_canary"):
+        return str(_canaries.make_canary(kind=kind, seed=seed))
+    return f"RT-{kind[:3].upper()}-{hashlib.sha256(f'{kind}:{seed}'.encode()).hexdigest()[:12]}"
+
+
+def canary_hits(text: str, canaries: dict[str, str]) -> list[dict]:
+    """Each planted canary found in the text: [{"where": kind, "canary": value, "at": index}]."""
+    if _canaries is not None and hasattr(_canaries, "detect"):
+        return [dict(hit) if isinstance(hit, dict) else vars(hit) for hit in _canaries.detect(text, canaries)]
+    hits = []
+    for where, value in canaries.items():
+        at = (text or "").find(value) if value else -1
+        if at >= 0:
+            hits.append({"where": where, "canary": value, "at": at})
+    return hits
