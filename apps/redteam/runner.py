@@ -10,7 +10,8 @@ batches with their ledger rows, finalized once.
   `usage_preflight`), score the output (detectors.py) and queue the result; a flusher writes results, the
   campaign's counters and the calls' ledger rows (costs' `ledger_write`, settling the reservations) every
   FLUSH_SECONDS in one transaction, guarded by the claim token, and reads `cancel_requested` back.
-  PostgreSQL is touched from one thread only, never from the loop.
+  The loop runs in its own thread; PostgreSQL is touched only by the calling thread (its one connection, the
+  task's), which serves the loop's database work in order (`CallerThread`), never from the loop.
 - Cancel: the flusher sees the flag, the feeder stops, claimed attacks not started go back to pending,
   in-flight calls land; the campaign ends `cancelled`. Resume (a person, or the beat job for a dead worker):
   claims of dead workers go back to pending and only the missing attacks are done.
@@ -22,11 +23,13 @@ import asyncio
 import json
 import logging
 import os
+import queue as queues
 import random
 import socket
+import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -239,6 +242,32 @@ def backoff_seconds(attempt: int, retry_after: float | None) -> float:
     return random.random() * min(60.0, 2.0 * (2 ** attempt))
 
 
+class CallerThread(Executor):
+    """An executor whose work runs on the thread that calls `serve()`: the loop (another thread) hands it its
+    database work, so every query uses the caller's connection (and, in tests, its transaction)."""
+
+    def __init__(self):
+        self._work: queues.Queue = queues.Queue()
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        future: Future = Future()
+        self._work.put((future, fn, args, kwargs))
+        return future
+
+    def serve(self, done: threading.Event) -> None:
+        while not (done.is_set() and self._work.empty()):
+            try:
+                future, fn, args, kwargs = self._work.get(timeout=0.02)
+            except queues.Empty:
+                continue
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args, **kwargs))
+            except BaseException as exc:  # noqa: BLE001 - handed back to the awaiting coroutine
+                future.set_exception(exc)
+
+
 class Work:
     """One worker task's event loop over one campaign."""
 
@@ -261,7 +290,8 @@ class Work:
 
     async def preflight(self, check) -> None:
         if self.capped:  # a hard cap: reserve the worst case like every portal call (released by the ledger)
-            await self.loop.run_in_executor(self.side, lambda: _preflight(check))
+            await self.db(usage_preflight, context=check.context, model=check.model,
+                          worst_case_cost=check.worst_case_cost)
 
     async def call(self, messages: list[dict]):
         request = ChatRequest(messages=messages, max_tokens=self.target.options.get("max_tokens"))
@@ -303,8 +333,8 @@ class Work:
         return Outcome(attack, "done", output=output, success=verdict.success, evidence=verdict.as_evidence(),
                        latency_ms=latency, cost=cost, request_id=result.request_id or "")
 
-    async def db(self, fn, *args):
-        return await self.loop.run_in_executor(self.db_thread, fn, *args)
+    async def db(self, fn, *args, **kwargs):
+        return await asyncio.wrap_future(self.db_thread.submit(fn, *args, **kwargs))
 
     async def flush(self) -> None:
         outcomes, self.outcomes = self.outcomes, []
@@ -315,9 +345,30 @@ class Work:
             cancel = await self.db(_cancel_requested, self.campaign.pk)
         self.cancel = self.cancel or cancel
 
-    async def run(self) -> int:
+    def run(self) -> int:
+        """Run the loop in a thread while this thread serves its database work; returns attacks processed."""
+        self.db_thread = CallerThread()
+        done = threading.Event()
+        failure: list[BaseException] = []
+
+        def loop_thread() -> None:
+            try:
+                asyncio.run(self._run())
+            except BaseException as exc:  # noqa: BLE001 - raised again in the calling thread
+                failure.append(exc)
+            finally:
+                done.set()
+
+        thread = threading.Thread(target=loop_thread, name=f"redteam-loop-{self.campaign.pk}", daemon=True)
+        thread.start()
+        self.db_thread.serve(done)
+        thread.join()
+        if failure:
+            raise failure[0]
+        return self.processed
+
+    async def _run(self) -> int:
         self.loop = asyncio.get_running_loop()
-        self.db_thread = ThreadPoolExecutor(1, thread_name_prefix=f"redteam-db-{self.campaign.pk}")
         self.side = ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"redteam-side-{self.campaign.pk}")
         queue: asyncio.Queue = asyncio.Queue()
         wanted = asyncio.Event()
@@ -360,7 +411,8 @@ class Work:
                     continue
                 in_flight += 1
                 try:
-                    self.outcomes.append(await self.attack(attack))
+                    outcome = await self.attack(attack)  # awaited first: a flush may swap the list meanwhile
+                    self.outcomes.append(outcome)
                     self.processed += 1
                 finally:
                     in_flight -= 1
@@ -370,8 +422,7 @@ class Work:
             while not finished or in_flight:
                 await asyncio.sleep(FLUSH_SECONDS)
                 await self.flush()
-                if self.cancel:
-                    wanted.set()
+                wanted.set()  # the feeder may be waiting for these results before it can tell it is done
 
         try:
             await asyncio.gather(feeder(), flusher(), *(worker() for _ in range(self.concurrency)))
@@ -382,18 +433,9 @@ class Work:
                     unstarted.append(attack)
             if unstarted:
                 await self.db(release, unstarted)
-            await self.db(connections.close_all)
         finally:
-            self.db_thread.shutdown(wait=True)
             self.side.shutdown(wait=True)
         return self.processed
-
-
-def _preflight(check) -> None:
-    try:
-        usage_preflight(context=check.context, model=check.model, worst_case_cost=check.worst_case_cost)
-    finally:
-        connections.close_all()
 
 
 def _cancel_requested(campaign_id: int) -> bool:
@@ -417,7 +459,7 @@ def campaign_work(campaign_id: int, *, owner: str | None = None) -> int:
         campaign_fail(campaign_id, f"The target could not be prepared: {type(exc).__name__}: {exc}")
         return 0
     work = Work(campaign, target, scorers_for(campaign), owner or inline_owner())
-    processed = asyncio.run(work.run())
+    processed = work.run()
     campaign_finalize(campaign_id)
     return processed
 
