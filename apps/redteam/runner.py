@@ -295,9 +295,8 @@ class Work:
 
     async def call(self, messages: list[dict]):
         request = ChatRequest(messages=messages, max_tokens=self.target.options.get("max_tokens"))
-        async with aprovider_slot(self.target.provider, owner=self.owner, ttl_seconds=self.target.provider_ttl):
-            return await acalls.achat(model=self.target.model, request=request, context=self.target.context(),
-                                      recorder=self.recorder, preflight=self.preflight)
+        return await acalls.achat(model=self.target.model, request=request, context=self.target.context(),
+                                  recorder=self.recorder, preflight=self.preflight)
 
     async def attack(self, attack: targets.AttackRow) -> Outcome:
         started = time.perf_counter()
@@ -379,7 +378,9 @@ class Work:
         async def feeder() -> None:
             nonlocal finished
             while not self.cancel:
-                room = 2 * self.concurrency - queue.qsize() - in_flight
+                # Refill in batches (one claim for many attacks) and early: when one round is left, top up to three,
+                # so a slow flush on the database thread never leaves a worker without an attack.
+                room = 3 * self.concurrency - queue.qsize() if queue.qsize() <= self.concurrency else 0
                 if room > 0:
                     batch = await self.db(claim_batch, self.campaign.pk, self.owner, room)
                     for attack in batch:
@@ -401,7 +402,20 @@ class Work:
                 queue.put_nowait(None)
 
         async def worker() -> None:
+            # Each worker holds one slot of the provider's shared limit while it works (refreshed well within its
+            # TTL), not one per call: two Redis round trips per attack cost more than the attack's own work.
+            while True:
+                try:
+                    async with aprovider_slot(self.target.provider, owner=self.owner,
+                                              ttl_seconds=self.target.provider_ttl) as refresh:
+                        await work(refresh)
+                    return
+                except SlotTimeout:
+                    log.warning("red-team campaign %s: no provider slot yet, waiting", self.campaign.pk)
+
+        async def work(refresh) -> None:
             nonlocal in_flight
+            refreshed = time.monotonic()
             while True:
                 attack = await queue.get()
                 if attack is None:
@@ -409,6 +423,9 @@ class Work:
                 if self.cancel:
                     unstarted.append(attack)
                     continue
+                if time.monotonic() - refreshed > self.target.provider_ttl / 3:
+                    await refresh()
+                    refreshed = time.monotonic()
                 in_flight += 1
                 try:
                     outcome = await self.attack(attack)  # awaited first: a flush may swap the list meanwhile
