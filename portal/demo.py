@@ -20,6 +20,7 @@ from apps.llm.aliases import aliases_seed_local
 from apps.llm.services import catalog_seed_local
 from apps.prompts.demo import seed_demo_prompts
 from apps.rag.demo import seed_demo_rag
+from apps.redteam.demo import seed_demo_redteam
 from apps.reviews.demo import seed_demo_reviews
 
 DEMO_PASSWORD = "portal-demo"  # dev only; README lists it
@@ -105,3 +106,4 @@ def seed_demo() -> None:
     seed_demo_costs(people, teams)
     seed_demo_reviews(people, teams)
     seed_demo_incidents(people, teams)
+    seed_demo_redteam(people, teams)
