@@ -242,10 +242,10 @@ from apps.audit.api import router as audit_router  # noqa: E402
 from apps.costs.api import router as costs_router  # noqa: E402
 from apps.evals.api import router as evals_router  # noqa: E402
 from apps.incidents.api import router as incidents_router  # noqa: E402
-from apps.redteam.api import router as redteam_router  # noqa: E402
 from apps.llm.api import router as llm_router  # noqa: E402
 from apps.prompts.api import router as prompts_router  # noqa: E402
 from apps.rag.api import router as rag_router  # noqa: E402
+from apps.redteam.api import router as redteam_router  # noqa: E402
 from apps.reviews.api import router as reviews_router  # noqa: E402
 
 api.add_router("/accounts", accounts_router)

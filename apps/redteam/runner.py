@@ -20,6 +20,7 @@ batches with their ledger rows, finalized once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -369,90 +370,86 @@ class Work:
     async def _run(self) -> int:
         self.loop = asyncio.get_running_loop()
         self.side = ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"redteam-side-{self.campaign.pk}")
-        queue: asyncio.Queue = asyncio.Queue()
-        wanted = asyncio.Event()
-        unstarted: list[targets.AttackRow] = []
-        in_flight = 0
-        finished = False
-
-        async def feeder() -> None:
-            nonlocal finished
-            while not self.cancel:
-                # Refill in batches (one claim for many attacks) and early: when one round is left, top up to three,
-                # so a slow flush on the database thread never leaves a worker without an attack.
-                room = 3 * self.concurrency - queue.qsize() if queue.qsize() <= self.concurrency else 0
-                if room > 0:
-                    batch = await self.db(claim_batch, self.campaign.pk, self.owner, room)
-                    for attack in batch:
-                        queue.put_nowait(attack)
-                    if batch:
-                        continue
-                    if in_flight == 0 and queue.empty() and not self.outcomes:
-                        if not await self.db(_waiting, self.campaign.pk):
-                            break
-                        await asyncio.sleep(0.25 + random.random() * 0.25)
-                        continue
-                wanted.clear()
-                try:
-                    await asyncio.wait_for(wanted.wait(), timeout=0.5)
-                except TimeoutError:
-                    pass
-            finished = True
-            for _ in range(self.concurrency):
-                queue.put_nowait(None)
-
-        async def worker() -> None:
-            # Each worker holds one slot of the provider's shared limit while it works (refreshed well within its
-            # TTL), not one per call: two Redis round trips per attack cost more than the attack's own work.
-            while True:
-                try:
-                    async with aprovider_slot(self.target.provider, owner=self.owner,
-                                              ttl_seconds=self.target.provider_ttl) as refresh:
-                        await work(refresh)
-                    return
-                except SlotTimeout:
-                    log.warning("red-team campaign %s: no provider slot yet, waiting", self.campaign.pk)
-
-        async def work(refresh) -> None:
-            nonlocal in_flight
-            refreshed = time.monotonic()
-            while True:
-                attack = await queue.get()
-                if attack is None:
-                    return
-                if self.cancel:
-                    unstarted.append(attack)
-                    continue
-                if time.monotonic() - refreshed > self.target.provider_ttl / 3:
-                    await refresh()
-                    refreshed = time.monotonic()
-                in_flight += 1
-                try:
-                    outcome = await self.attack(attack)  # awaited first: a flush may swap the list meanwhile
-                    self.outcomes.append(outcome)
-                    self.processed += 1
-                finally:
-                    in_flight -= 1
-                    wanted.set()
-
-        async def flusher() -> None:
-            while not finished or in_flight:
-                await asyncio.sleep(FLUSH_SECONDS)
-                await self.flush()
-                wanted.set()  # the feeder may be waiting for these results before it can tell it is done
-
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.wanted = asyncio.Event()  # a worker finished an attack, or a flush landed: the feeder looks again
+        self.unstarted: list[targets.AttackRow] = []
+        self.in_flight = 0
+        self.finished = False
         try:
-            await asyncio.gather(feeder(), flusher(), *(worker() for _ in range(self.concurrency)))
+            await asyncio.gather(self.feeder(), self.flusher(), *(self.worker() for _ in range(self.concurrency)))
             await self.flush()
-            while not queue.empty():
-                attack = queue.get_nowait()
+            while not self.queue.empty():
+                attack = self.queue.get_nowait()
                 if attack is not None:
-                    unstarted.append(attack)
-            if unstarted:
-                await self.db(release, unstarted)
+                    self.unstarted.append(attack)
+            if self.unstarted:
+                await self.db(release, self.unstarted)
         finally:
             self.side.shutdown(wait=True)
         return self.processed
+
+    async def feeder(self) -> None:
+        queue = self.queue
+        while not self.cancel:
+            # Refill in batches (one claim for many attacks) and early: when one round is left, top up to three,
+            # so a slow flush on the database thread never leaves a worker without an attack.
+            room = 3 * self.concurrency - queue.qsize() if queue.qsize() <= self.concurrency else 0
+            if room > 0:
+                batch = await self.db(claim_batch, self.campaign.pk, self.owner, room)
+                for attack in batch:
+                    queue.put_nowait(attack)
+                if batch:
+                    continue
+                if self.in_flight == 0 and queue.empty() and not self.outcomes:
+                    if not await self.db(_waiting, self.campaign.pk):
+                        break
+                    await asyncio.sleep(0.25 + random.random() * 0.25)
+                    continue
+            self.wanted.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wanted.wait(), timeout=0.5)
+        self.finished = True
+        for _ in range(self.concurrency):
+            queue.put_nowait(None)
+
+    async def worker(self) -> None:
+        # Each worker holds one slot of the provider's shared limit while it works (refreshed well within its
+        # TTL), not one per call: two Redis round trips per attack cost more than the attack's own work.
+        while True:
+            try:
+                async with aprovider_slot(self.target.provider, owner=self.owner,
+                                          ttl_seconds=self.target.provider_ttl) as refresh:
+                    await self.work(refresh)
+                return
+            except SlotTimeout:
+                log.warning("red-team campaign %s: no provider slot yet, waiting", self.campaign.pk)
+
+    async def work(self, refresh) -> None:
+        refreshed = time.monotonic()
+        while True:
+            attack = await self.queue.get()
+            if attack is None:
+                return
+            if self.cancel:
+                self.unstarted.append(attack)
+                continue
+            if time.monotonic() - refreshed > self.target.provider_ttl / 3:
+                await refresh()
+                refreshed = time.monotonic()
+            self.in_flight += 1
+            try:
+                outcome = await self.attack(attack)  # awaited first: a flush may swap the list meanwhile
+                self.outcomes.append(outcome)
+                self.processed += 1
+            finally:
+                self.in_flight -= 1
+                self.wanted.set()
+
+    async def flusher(self) -> None:
+        while not self.finished or self.in_flight:
+            await asyncio.sleep(FLUSH_SECONDS)
+            await self.flush()
+            self.wanted.set()  # the feeder may be waiting for these results before it can tell it is done
 
 
 def _cancel_requested(campaign_id: int) -> bool:
