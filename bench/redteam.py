@@ -28,7 +28,8 @@ import uuid
 from contextlib import contextmanager
 from types import SimpleNamespace
 
-from bench.common import BASE_DIR, setup_django, stop_process, summary_ms, use_bench_database
+from bench.common import BASE_DIR, setup_django, stop_process, use_bench_database
+from bench.evals_page import queries, time_get
 
 DATABASE = "portal_bench_redteam"
 BIG = 10_000
@@ -151,25 +152,6 @@ def seed_scored(team, user, version, size: int):
     Attack.objects.bulk_create(rows, batch_size=2000)
     runner.campaign_finalize(campaign.pk)
     return Campaign.objects.get(pk=campaign.pk)
-
-
-def time_get(client, url: str, n: int, **headers) -> dict:
-    samples = []
-    for _ in range(n):
-        started = time.perf_counter()
-        response = client.get(url, **headers)
-        samples.append(time.perf_counter() - started)
-        assert response.status_code == 200, response.status_code
-    return summary_ms(samples)
-
-
-def queries(client, url: str) -> int:
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    with CaptureQueriesContext(connection) as ctx:
-        client.get(url)
-    return len(ctx.captured_queries)
 
 
 def pages(team, user, requests: int) -> dict:

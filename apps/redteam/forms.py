@@ -33,6 +33,8 @@ class CampaignForm(forms.Form):
 
     def __init__(self, *args, versions, keys, libraries, strategies, evaluators, judges, **kwargs):
         super().__init__(*args, **kwargs)
+        versions = list(versions)
+        self.version_prompts = {v.pk: v.prompt_id for v in versions}
         self.fields["prompt_version"].choices = [("", "—")] + [(v.pk, f"{v.prompt.name} v{v.number}")
                                                               for v in versions]
         self.fields["gateway_key"].choices = [("", "—")] + [(k.pk, f"{k.name} ({k.team.name})") for k in keys]

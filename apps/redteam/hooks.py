@@ -8,6 +8,7 @@ from __future__ import annotations
 from django.template.loader import render_to_string
 from django.urls import reverse
 
+from apps.accounts.permissions import Action, can
 from apps.audit.links import int_ids, register_object_link
 from apps.core.tasks import tasks_register
 from apps.prompts.registry import register_gate_check, register_prompt_panel
@@ -18,7 +19,8 @@ from apps.redteam.models import Campaign
 def prompt_panel(*, prompt, user, **_):
     """The prompt page's box: the latest campaigns on this prompt and the trend across versions."""
     campaigns = list(selectors.campaign_list(actor=user, prompt_id=prompt.pk)[:3])
-    html = render_to_string("redteam/partials/_prompt_panel.html", {"campaigns": campaigns, "prompt": prompt})
+    html = render_to_string("redteam/partials/_prompt_panel.html", {
+        "campaigns": campaigns, "prompt": prompt, "may_launch": can(user, Action.CHANGE, prompt)})
     return {"title": "Red team", "html": html}
 
 

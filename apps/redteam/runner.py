@@ -42,14 +42,13 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from apps.audit.services import audit_record
-from apps.core.heartbeat import HEARTBEAT_KEY
-from apps.core.redis import client as redis_client
 from apps.costs.budgets import matching_budgets
 from apps.costs.ledger import ledger_write
 from apps.costs.services import usage_preflight
 from apps.evals.evaluators import EvalCase, evaluate
 from apps.evals.limiter import SlotTimeout, aprovider_slot, limit_for
 from apps.evals.models import EvaluatorDefinition
+from apps.evals.runner import _worker_alive as worker_alive  # one liveness rule for claims (heartbeat, PID)
 from apps.evals.targets import TargetError
 from apps.gateway.recording import row_of, serialize
 from apps.llm import acalls
@@ -544,33 +543,12 @@ def campaign_fail(campaign_id: int, message: str) -> None:
 
 # --- resuming -------------------------------------------------------------------------------------------------
 
-def _worker_alive(owner: str) -> bool | None:
-    """True/False when we can tell (a Celery worker's heartbeat, a local process), None when we cannot."""
-    if owner.startswith("celery:"):
-        try:
-            return bool(redis_client().exists(HEARTBEAT_KEY.format(hostname=owner.removeprefix("celery:"))))
-        except Exception:  # noqa: BLE001
-            return None
-    if owner.startswith("inline:"):
-        _, host, pid = (owner.split(":", 2) + ["", ""])[:3]
-        if host != socket.gethostname() or not pid.isdigit():
-            return None
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    return None
-
-
 def reclaim_dead(campaign_id: int, *, everything: bool = False) -> int:
     """Put back attacks claimed by a dead worker (or, `everything`, by anyone: a person resumed it)."""
     running = Attack.objects.filter(campaign_id=campaign_id, status=AttackStatus.RUNNING)
     if not everything:
         owners = set(running.values_list("claimed_by", flat=True).distinct())
-        running = running.filter(claimed_by__in=[o for o in owners if _worker_alive(o) is False])
+        running = running.filter(claimed_by__in=[o for o in owners if worker_alive(o) is False])
     return running.update(status=AttackStatus.PENDING, claim_token="", claimed_by="", claimed_at=None)
 
 

@@ -61,12 +61,12 @@ def campaign_create(request):
     versions = library_glue.library_versions()
     if versions:
         initial["library_version"] = versions[-1]
-    prompt = request.GET.get("prompt", "")
-    if prompt.isdigit():
-        latest = prompts_selectors.version_choices(actor=request.user).filter(prompt_id=int(prompt)).first()
-        if latest is not None:
-            initial["prompt_version"] = latest.pk
     form = _campaign_form(request, request.POST or None, initial)
+    prompt = request.GET.get("prompt", "")
+    if prompt.isdigit():  # from a prompt's page: its newest version the person may attack
+        form.initial["prompt_version"] = next(
+            (pk for pk, label in form.fields["prompt_version"].choices if pk and form.version_prompts[pk] == int(prompt)),
+            None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         version = key = None

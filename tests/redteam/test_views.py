@@ -137,3 +137,10 @@ def test_cancel_needs_change_rights(client_for, launch, viewer, engineer):
     campaign.refresh_from_db()
     assert campaign.status == "cancelled"
     assert AuditEvent.objects.filter(action="redteam.campaign.cancel").exists()
+
+
+def test_the_launch_page_from_a_prompt_preselects_its_newest_version(client_for, version, engineer, viewer):
+    url = reverse("redteam:campaign_create") + f"?prompt={version.prompt_id}"
+    page = client_for(engineer).get(url).content.decode()
+    assert f'<option value="{version.pk}" selected>' in page
+    assert client_for(viewer).get(url).status_code == 200  # nothing to choose, nothing broken
