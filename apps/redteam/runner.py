@@ -79,7 +79,8 @@ def campaign_probes(campaign: Campaign) -> list[library_glue.ProbeSpec]:
 
 
 def campaign_attacks(campaign: Campaign) -> list[library_glue.AttackSpec]:
-    return library_glue.expand_attacks(campaign_probes(campaign), list(campaign.strategies), campaign.seed)
+    return library_glue.expand_attacks(campaign_probes(campaign), list(campaign.strategies), campaign.seed,
+                                       canaries=dict(campaign.canaries or {}))
 
 
 def campaign_start(campaign_id: int) -> bool:

@@ -27,7 +27,7 @@ PROBES = [
 ]
 
 
-def expand(probes, names, seed):
+def expand(probes, names, seed, canaries=None):
     """plain: the probe as it is; base64: encoded (the COMPLY mark no longer visible); document: planted in a
     retrieved document, the user asks for a summary (indirect injection)."""
     out = []
