@@ -92,6 +92,8 @@ BENCHES = {"startup": bench_startup, "home": bench_home, "prompts_resolve": benc
            "incident_switches": lambda: _bench_module("bench.incident_switches", timeout=1800),
            # issue #16: gateway added latency with an online experiment running against none (same run, ratio)
            "experiments": lambda: _bench_module("bench.experiments"),
+           # issue #17: 1,000 red-team attacks against a 200 ms stand-in at concurrency 20; report with 10,000
+           "redteam": lambda: _bench_module("bench.redteam", timeout=1800),
            }
 NEEDS_SCIFACT = {"rag_scifact", "rag_indexing", "rag_embedding_quality"}
 

@@ -246,6 +246,7 @@ from apps.incidents.api import router as incidents_router  # noqa: E402
 from apps.llm.api import router as llm_router  # noqa: E402
 from apps.prompts.api import router as prompts_router  # noqa: E402
 from apps.rag.api import router as rag_router  # noqa: E402
+from apps.redteam.api import router as redteam_router  # noqa: E402
 from apps.reviews.api import router as reviews_router  # noqa: E402
 from apps.scorecards.api import router as scorecards_router  # noqa: E402
 from apps.slos.api import router as slos_router  # noqa: E402
@@ -263,4 +264,5 @@ api.add_router("/use-cases", scorecards_router)  # /api/v1/use-cases/{id}/scorec
 api.add_router("/incidents", incidents_router)
 api.add_router("", slos_router)  # /api/v1/slos, /api/v1/use-cases/{id}/slos
 api.add_router("/experiments", experiments_router)
+api.add_router("/redteam", redteam_router)
 

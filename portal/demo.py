@@ -21,6 +21,7 @@ from apps.llm.aliases import aliases_seed_local
 from apps.llm.services import catalog_seed_local
 from apps.prompts.demo import seed_demo_prompts
 from apps.rag.demo import seed_demo_rag
+from apps.redteam.demo import seed_demo_redteam
 from apps.reviews.demo import seed_demo_reviews
 from apps.scorecards.demo import seed_demo_scorecards
 from apps.slos.demo import seed_demo_slos
@@ -109,5 +110,6 @@ def seed_demo() -> None:
     seed_demo_reviews(people, teams)
     seed_demo_experiments(people, teams)
     seed_demo_incidents(people, teams)
+    seed_demo_redteam(people, teams)
     seed_demo_slos(people, teams)
     seed_demo_scorecards(people, teams)

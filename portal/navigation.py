@@ -17,6 +17,7 @@ AREAS = (
     Area("prompts", "Prompts", "prompts:list", "Prompt catalog, versions, labels and release gates"),
     Area("reviews", "Use cases", "reviews:list", "Use-case intake, risk tiering and council review"),
     Area("evals", "Evals", "evals:list", "Golden datasets, evaluators, eval runs and gates"),
+    Area("redteam", "Red team", "redteam:campaign_list", "Adversarial campaigns, attack success rates, findings"),
     Area("gateway", "Gateway", "gateway:keys", "OpenAI-compatible /v1 front door: keys, limits, request log"),
     Area("costs", "Costs", "costs:dashboard", "Spend by team, feature, tenant and model; budgets"),
     Area("rag", "RAG", "rag:list", "Collections, indexing, hybrid retrieval and grounded answers"),

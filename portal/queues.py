@@ -14,5 +14,6 @@ QUEUES = tuple(Queue(name) for name in ALL)
 ROUTES = {
     "apps.costs.tasks.repricing_job_run_task": {"queue": LLM},  # re-pricing: long work, on `llm` (see above)
     "apps.evals.tasks.*": {"queue": LLM},
+    "apps.redteam.tasks.*": {"queue": LLM},
     "apps.rag.tasks.*": {"queue": INDEXING},
 }

@@ -34,6 +34,9 @@ BEAT_SCHEDULE = dict(
         # experiments: tell the owners when an arm of a running experiment wins or is less safe (once per arm)
         "experiments-verdicts": {"task": "apps.experiments.tasks.experiments_verdicts_task",
                                  "schedule": crontab(minute="*/15")},
+        # red team: re-queue campaigns whose worker died (only the attacks not done yet run again)
+        "redteam-campaigns-resume-stalled": {"task": "apps.redteam.tasks.campaigns_resume_stalled_task",
+                                             "schedule": 60.0},
         # incidents: restore expired rate limits, remind about features still switched off past their expiry
         "incidents-mitigations-expiry": {"task": "apps.incidents.tasks.mitigations_expiry_sweep_task", "schedule": 60.0},
         # rag: re-queue indexing jobs and retrieval eval runs whose worker stopped (stale heartbeat)

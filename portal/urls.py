@@ -23,6 +23,7 @@ urlpatterns = [
     path("slos/", include("apps.slos.urls")),
     path("scorecards/", include("apps.scorecards.urls")),
     path("experiments/", include("apps.experiments.urls")),
+    path("redteam/", include("apps.redteam.urls")),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
 ]

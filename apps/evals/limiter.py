@@ -9,12 +9,14 @@ at once instead of waiting for their TTL. Limits: `EVALS_PROVIDER_CONCURRENCY` (
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import random
 import threading
 import time
 import uuid
 
+from apps.core.redis import async_client
 from apps.core.redis import client as redis_client  # the one pooled client (runner and bench use it here too)
 from apps.evals import conf
 
@@ -93,6 +95,34 @@ def provider_slot(provider_name: str, *, ttl_seconds: float = 600.0, wait_second
     finally:
         with contextlib.suppress(Exception):  # an unreachable Redis must not hide the call's own outcome
             redis_client().zrem(key, token)
+
+
+@contextlib.asynccontextmanager
+async def aprovider_slot(provider_name: str, *, owner: str, ttl_seconds: float = 600.0, wait_seconds: float = 900.0,
+                         limit: int | None = None):
+    """provider_slot for coroutines (red-team campaigns): the same slots, on the event loop's Redis client. Yields
+    `refresh()`, which pushes the slot's expiry `ttl_seconds` ahead: a holder that keeps its slot across many
+    calls (one per campaign worker) refreshes it well within the TTL."""
+    limit = limit or limit_for(provider_name)
+    key = KEY.format(provider=provider_name)
+    token = f"{owner.replace('|', '/')}|{uuid.uuid4().hex}"
+    client = async_client()
+    deadline = time.monotonic() + wait_seconds
+    pause = 0.005
+    while not await client.eval(_ACQUIRE, 1, key, limit, ttl_seconds, token):
+        if time.monotonic() > deadline:
+            raise SlotTimeout(f"no free slot for provider {provider_name} within {wait_seconds:.0f} s")
+        await asyncio.sleep(pause + random.random() * pause)
+        pause = min(0.05, pause * 1.5)
+
+    async def refresh() -> None:
+        await client.zadd(key, {token: time.time() + ttl_seconds}, xx=True)
+
+    try:
+        yield refresh
+    finally:
+        with contextlib.suppress(Exception):  # an unreachable Redis must not hide the call's own outcome
+            await client.zrem(key, token)
 
 
 def slot_ttl(provider) -> float:

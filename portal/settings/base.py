@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "apps.evals",
     "apps.rag",
     "apps.reviews",
+    "apps.redteam",
     "apps.experiments",
     "apps.incidents",
     "apps.slos",
@@ -395,3 +396,10 @@ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = envstr("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
 # Audit chain (docs/audit.md): with a key, new events are sealed with HMAC-SHA256 (hash version 3), so
 # whoever can write the database still cannot rewrite the chain consistently without the key.
 AUDIT_HMAC_KEY = envsecret("AUDIT_HMAC_KEY") or ""
+
+# --- red team (docs/redteam.md) ---
+REDTEAM_DEFAULT_CONCURRENCY = envint("REDTEAM_DEFAULT_CONCURRENCY", 20)  # attacks in flight per campaign
+REDTEAM_MAX_ATTACKS = envint("REDTEAM_MAX_ATTACKS", 20_000)  # generated attacks per campaign
+REDTEAM_MAX_ATTEMPTS = envint("REDTEAM_MAX_ATTEMPTS", 3)  # tries per attack on retryable model errors
+REDTEAM_STALL_SECONDS = envint("REDTEAM_STALL_SECONDS", 120)  # no progress this long: the beat job resumes it
+REDTEAM_MAX_OUTPUT_TOKENS = envint("REDTEAM_MAX_OUTPUT_TOKENS", 512)  # max_tokens of each attack's call

@@ -30,7 +30,7 @@ SCREENSHOT_BOTH_WIDTHS = "admin"  # the others at 1024 px only: a screenshot cos
 # Detail pages the walk must reach (a regression that hides them would otherwise pass silently).
 MUST_VISIT = {"prompts:detail", "prompts:version", "evals:run_detail", "rag:collection", "reviews:detail",
               "incidents:detail", "slos:use_case",
-              "experiments:detail"}
+              "experiments:detail", "redteam:campaign_detail"}
 
 
 @pytest.fixture
@@ -47,6 +47,7 @@ def demo_site(demo_people, monkeypatch):
     from apps.llm.offline import embeddings
     from apps.prompts.demo import seed_demo_prompts
     from apps.rag.demo import seed_demo_rag
+    from apps.redteam.demo import seed_demo_redteam
     from apps.reviews.demo import seed_demo_reviews
     from apps.slos.demo import seed_demo_slos
     from portal.demo import seed_demo_models
@@ -64,6 +65,7 @@ def demo_site(demo_people, monkeypatch):
     seed_demo_reviews(demo_people, teams)
     seed_demo_experiments(demo_people, teams)
     seed_demo_incidents(demo_people, teams)
+    seed_demo_redteam(demo_people, teams)
     seed_demo_slos(demo_people, teams)
     return demo_people
 

@@ -40,6 +40,8 @@ EXPECTED_QUEUE = {
     "apps.rag.tasks.indexing_job_run_task": "indexing",
     "apps.rag.tasks.retrieval_eval_run_task": "indexing",
     "apps.rag.tasks.indexing_sweep_stuck_task": "indexing",
+    "apps.redteam.tasks.campaign_run_task": "llm",
+    "apps.redteam.tasks.campaigns_resume_stalled_task": "llm",
     "apps.reviews.tasks.reviews_expiry_sweep_task": "default",
     "apps.reviews.tasks.reviews_conditions_recheck_task": "default",
     "apps.reviews.tasks.reviews_material_change_scan_task": "default",

@@ -1,0 +1,39 @@
+"""Attack success rates of a campaign: overall, per category (with its OWASP id) and per strategy, each with
+its Wilson 95 % interval. One GROUP BY over the campaign's attacks; errors are not counted (not scored)."""
+
+from __future__ import annotations
+
+from django.db.models import Count, Q
+
+from apps.redteam.library_glue import wilson
+from apps.redteam.models import Attack, AttackStatus
+from apps.redteam.owasp import owasp_label
+
+
+def _rate(successes: int, total: int) -> dict:
+    interval = wilson(successes, total)
+    return {"successes": successes, "total": total, "asr": interval["value"], "low": interval["low"],
+            "high": interval["high"]}
+
+
+def compute_summary(campaign_id: int) -> dict:
+    rows = list(Attack.objects.filter(campaign_id=campaign_id, status=AttackStatus.DONE)
+                .values("category", "owasp", "strategy")
+                .annotate(total=Count("id"), successes=Count("id", filter=Q(success=True))))
+    categories: dict[str, list[int]] = {}
+    strategies: dict[str, list[int]] = {}
+    owasp_of: dict[str, str] = {}
+    for row in rows:
+        for bucket, name in ((categories, row["category"]), (strategies, row["strategy"])):
+            counts = bucket.setdefault(name, [0, 0])
+            counts[0] += row["successes"]
+            counts[1] += row["total"]
+        owasp_of.setdefault(row["category"], row["owasp"])
+    successes = sum(r["successes"] for r in rows)
+    total = sum(r["total"] for r in rows)
+    return {
+        "overall": _rate(successes, total),
+        "categories": [{"name": name, "owasp": owasp_of[name], "owasp_label": owasp_label(owasp_of[name]),
+                        **_rate(*counts)} for name, counts in sorted(categories.items())],
+        "strategies": [{"name": name, **_rate(*counts)} for name, counts in sorted(strategies.items())],
+    }

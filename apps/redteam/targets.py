@@ -1,0 +1,131 @@
+"""What a campaign attacks, as messages: a prompt version rendered with its variables (the attack in the
+variable the campaign names, or as the last user message), or a gateway key's system prompt and alias. The
+system canary is planted in the system message; an indirect-injection attack's document (with the document
+canary) is put where retrieved context goes (ADR 0113: in-memory retrieved-context injection, no collection
+copy): the prompt's `context` variable when it has one, else a "Retrieved documents" system message."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.conf import settings
+
+from apps.costs.models import Source
+from apps.costs.services import UsageContext
+from apps.evals.limiter import slot_ttl
+from apps.evals.targets import PreparedPrompt, TargetError, render_prepared
+from apps.llm.calls import resolve_model
+from apps.llm.models import ModelKind
+from apps.prompts.content import version_parts
+from apps.prompts.rendering import include_graph, version_where
+from apps.redteam.library_glue import plant_document, plant_system
+
+CONTEXT_VARIABLES = ("context", "documents", "retrieved")
+
+
+@dataclass(frozen=True)
+class AttackRow:
+    """What the runner needs of one claimed attack."""
+
+    id: int
+    token: str
+    key: str
+    category: str
+    owasp: str
+    text: str
+    document: str
+    turns: tuple[str, ...]
+    marker: str
+    attempts: int
+
+
+@dataclass
+class PreparedTarget:
+    campaign_id: int
+    team_id: int
+    user_id: int | None
+    model: str
+    provider: str
+    provider_ttl: float
+    canaries: dict
+    variables: dict = field(default_factory=dict)
+    attack_variable: str = ""
+    prompt: PreparedPrompt | None = None
+    system_prompt: str = ""
+    feature: str = ""
+    use_case_id: int | None = None
+    gateway_key_id: int | None = None
+    prompt_name: str = ""
+    prompt_version: int | None = None
+    options: dict = field(default_factory=dict)
+
+    def context(self) -> UsageContext:
+        source = Source.GATEWAY if self.gateway_key_id else Source.EVAL
+        return UsageContext(source=source, team_id=self.team_id, user_id=self.user_id, feature=self.feature,
+                            use_case_id=self.use_case_id, prompt_name=self.prompt_name,
+                            prompt_version=self.prompt_version)
+
+    def document_block(self, attack: AttackRow) -> str:
+        if not attack.document:
+            return ""
+        canary = self.canaries.get("document", "")
+        return f"[1] {plant_document(attack.document, canary) if canary else attack.document}"
+
+    def messages(self, attack: AttackRow) -> list[dict]:
+        documents = self.document_block(attack)
+        if self.prompt is not None:
+            variables = dict(self.variables)
+            if self.attack_variable:
+                variables[self.attack_variable] = attack.text
+            context_variable = next((v for v in CONTEXT_VARIABLES if v in self.prompt.version.variables), "")
+            if documents and context_variable:
+                variables[context_variable] = documents
+                documents = ""
+            messages = render_prepared(self.prompt, variables)
+            if not self.attack_variable:
+                messages.append({"role": "user", "content": attack.text})
+        else:
+            messages = [{"role": "system", "content": self.system_prompt}, {"role": "user", "content": attack.text}]
+        messages = plant_system_canary(messages, self.canaries.get("system", ""))
+        if documents:
+            messages.insert(1, {"role": "system", "content": f"Retrieved documents:\n{documents}"})
+        return messages
+
+
+def plant_system_canary(messages: list[dict], canary: str) -> list[dict]:
+    if not canary:
+        return messages
+    if messages and messages[0].get("role") == "system":
+        return [{**messages[0], "content": plant_system(str(messages[0]["content"]), canary)}, *messages[1:]]
+    return [{"role": "system", "content": plant_system("", canary)}, *messages]
+
+
+def _provider(model_name: str) -> tuple[str, float]:
+    model = resolve_model(model_name, ModelKind.CHAT)
+    return model.provider.name, slot_ttl(model.provider)
+
+
+def prepared_prompt(version) -> PreparedPrompt:
+    where = version_where(version)
+    return PreparedPrompt(version, include_graph(version),
+                          version_parts(version.prompt.kind, version.template, version.messages, where), where)
+
+
+def prepare(campaign) -> PreparedTarget:
+    """Once per worker task: the version compiled, the model resolved. Raises TargetError when it cannot run."""
+    provider, ttl = _provider(campaign.model)
+    base = {"campaign_id": campaign.pk, "team_id": campaign.team_id, "user_id": campaign.created_by_id,
+            "model": campaign.model, "provider": provider, "provider_ttl": ttl, "canaries": dict(campaign.canaries),
+            "options": {"max_tokens": settings.REDTEAM_MAX_OUTPUT_TOKENS}}
+    if campaign.prompt_version_id is not None:
+        version = campaign.prompt_version
+        prepared = prepared_prompt(version)
+        return PreparedTarget(**base, variables=dict(campaign.variables or {}),
+                              attack_variable=campaign.attack_variable, prompt=prepared,
+                              feature=f"redteam-campaign-{campaign.pk}", prompt_name=version.prompt.name,
+                              prompt_version=version.number)
+    key = campaign.gateway_key
+    if key is None:
+        raise TargetError("The campaign's target is gone (its prompt version or gateway key was deleted).")
+    return PreparedTarget(**base, system_prompt=campaign.system_prompt, feature=key.feature,
+                          use_case_id=key.use_case_id, gateway_key_id=key.pk)
