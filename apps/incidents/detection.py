@@ -192,7 +192,7 @@ def _fold(suggestion: IncidentSuggestion, finding: Finding, rule: DetectionRule,
 @transaction.atomic
 def _handle(rule: DetectionRule, finding: Finding, now: datetime, result: Evaluation) -> None:
     key = fingerprint(rule, finding)
-    existing = IncidentSuggestion.objects.select_for_update().select_related("incident") \
+    existing = IncidentSuggestion.objects.select_for_update(of=("self",)).select_related("incident") \
         .filter(fingerprint=key).order_by("-last_seen_at").first()
     if existing is not None:
         live_incident = existing.incident is not None and existing.incident.status not in (Status.RESOLVED,

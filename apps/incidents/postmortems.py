@@ -62,8 +62,10 @@ def is_locked(review: PostIncidentReview | None, incident: Incident) -> bool:
 
 
 def _require_write(actor, incident: Incident, review: PostIncidentReview | None) -> None:
+    """May `actor` write the review now? The incident's status is read under a row lock (a reopen unlocks it)."""
     if not rules.may_update(actor, incident):
         raise PermissionDenied("Only engineers of the incident's teams and council members write its review.")
+    incident.status = Incident.objects.select_for_update().values_list("status", flat=True).get(pk=incident.pk)
     if is_locked(review, incident):
         raise ValidationError({"__all__": "The review is signed off; reopen the incident to change it."})
 
