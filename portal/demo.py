@@ -15,7 +15,7 @@ from apps.core.request_context import acting_as
 from apps.costs.demo import seed_demo_costs
 from apps.costs.services import prices_seed
 from apps.evals.demo import seed_demo_evals
-from apps.incidents.demo import seed_demo_incidents
+from apps.incidents.demo import seed_demo_followup, seed_demo_incidents
 from apps.llm.aliases import aliases_seed_local
 from apps.llm.services import catalog_seed_local
 from apps.prompts.demo import seed_demo_prompts
@@ -105,3 +105,4 @@ def seed_demo() -> None:
     seed_demo_costs(people, teams)
     seed_demo_reviews(people, teams)
     seed_demo_incidents(people, teams)
+    seed_demo_followup(people, teams)

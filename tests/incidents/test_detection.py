@@ -68,7 +68,7 @@ def test_guardrail_blocks_spike_per_key(team):
     for i in range(2):
         UsageEventFactory(source=Source.GATEWAY, team=team, gateway_key_id=8, guardrail_actions=BLOCK,
                           occurred_at=NOW - timedelta(minutes=i))
-    for i in range(4):
+    for _ in range(4):
         UsageEventFactory(source=Source.GATEWAY, team=team, gateway_key_id=8, guardrail_actions=REDACT,
                           occurred_at=NOW)
     UsageEventFactory(source=Source.GATEWAY, team=team, gateway_key_id=8, guardrail_actions=BLOCK,
@@ -94,7 +94,7 @@ def test_eval_gate_failures_per_prompt(team):
 
 
 def test_a_finding_is_suggested_once_then_folds_then_opens_in_one_click(team, engineer, owner, viewer):
-    rule = _rule(Signal.GATEWAY_ERRORS, 0.2, min_requests=20, severity=2)
+    _rule(Signal.GATEWAY_ERRORS, 0.2, min_requests=20, severity=2)
     _traffic(team, "gpt-eu", 100, 50)
     first = detection.rules_evaluate(NOW)
     again = detection.rules_evaluate(NOW + timedelta(minutes=5))

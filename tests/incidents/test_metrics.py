@@ -1,7 +1,7 @@
 """Incident figures on hand-made data: time to mitigate and to resolve (medians, by severity, team, use case and
 month), regression escapes against production promotions, and the selector the scorecards read."""
 
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.urls import reverse
@@ -12,8 +12,8 @@ from apps.prompts.models import LabelEvent, Prompt, PromptVersion
 from apps.reviews.models import State, UseCase, UseCasePrompt
 from tests.factories import IncidentFactory
 
-T0 = datetime(2026, 10, 5, 12, 0, tzinfo=dt_timezone.utc)
-SINCE, UNTIL = datetime(2026, 10, 1, tzinfo=dt_timezone.utc), datetime(2026, 12, 1, tzinfo=dt_timezone.utc)
+T0 = datetime(2026, 10, 5, 12, 0, tzinfo=UTC)
+SINCE, UNTIL = datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC)
 
 
 def _at(minutes):

@@ -3,7 +3,7 @@
 73(3)), 10 days after a death (Art. 73(4)); the shortest applicable wins — and exports its report."""
 
 import json
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -13,7 +13,7 @@ from apps.audit.models import AuditEvent
 from apps.incidents import regulatory, services
 from apps.reviews.models import State, UseCase
 
-AWARE = datetime(2026, 11, 2, 9, 30, tzinfo=dt_timezone.utc)
+AWARE = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("category, widespread, days, paragraph", [
