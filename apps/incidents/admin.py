@@ -9,6 +9,7 @@ from apps.incidents.models import (
     Incident,
     IncidentSuggestion,
     Mitigation,
+    PagingDelivery,
     PagingWebhook,
     PostIncidentReview,
     Runbook,
@@ -88,4 +89,10 @@ class PostIncidentReviewAdmin(ReadOnlyAdmin):
 @admin.register(ActionItem)
 class ActionItemAdmin(ReadOnlyAdmin):
     list_display = ("title", "incident", "owner", "due_date", "status")
+    list_filter = ("status",)
+
+
+@admin.register(PagingDelivery)
+class PagingDeliveryAdmin(ReadOnlyAdmin):
+    list_display = ("id", "event", "incident", "webhook", "status", "attempts", "response_status", "created_at")
     list_filter = ("status",)
