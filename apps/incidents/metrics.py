@@ -9,7 +9,8 @@ figures over the incidents its reader may see (selectors._visible), by severity,
 
 Definitions:
 - time to mitigate = mitigated_at − detected_at; time to resolve (MTTR) = resolved_at − detected_at, in minutes,
-  over the incidents that have the later time (an open incident does not count yet); medians (and means).
+  over the incidents that have the later time (an open incident does not count yet); medians (and means);
+  an incident counts in the UTC month of its detection.
 - regression escape = an incident whose review says a release caused it (PostIncidentReview.regression_escape);
   production promotions = prompt label moves to `production` in the window (of the use cases' linked prompts);
   escape rate = escapes / promotions.
@@ -22,7 +23,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from statistics import mean, median
 
-from django.db.models import QuerySet
+from django.db.models import CharField, DurationField, ExpressionWrapper, F, FloatField, Func, QuerySet, Value
+from django.db.models.functions import Extract
 from django.utils import timezone
 
 from apps.accounts.models import Team
@@ -60,12 +62,13 @@ class Durations:
     def ttr_mean(self) -> float | None:
         return round(mean(self.ttr), 1) if self.ttr else None
 
-    def add(self, detected: datetime, mitigated: datetime | None, resolved: datetime | None) -> None:
+    def add(self, ttm: float | None, ttr: float | None) -> None:
+        """One incident: its minutes to mitigate and to resolve (None: not yet)."""
         self.count += 1
-        if mitigated is not None:
-            self.ttm.append(max(0.0, (mitigated - detected).total_seconds() / 60))
-        if resolved is not None:
-            self.ttr.append(max(0.0, (resolved - detected).total_seconds() / 60))
+        if ttm is not None:
+            self.ttm.append(max(0.0, ttm))
+        if ttr is not None:
+            self.ttr.append(max(0.0, ttr))
 
     def as_dict(self) -> dict:
         return {"count": self.count, "mitigate_median_minutes": self.ttm_median,
@@ -118,8 +121,15 @@ def _window(queryset: QuerySet, since, until) -> QuerySet:
     return queryset
 
 
-def _month(at: datetime) -> str:
-    return timezone.localtime(at).strftime("%Y-%m")
+def _month_of(field: str) -> Func:
+    """The field's month as "YYYY-MM" in UTC (Django's PostgreSQL sessions run in UTC when USE_TZ is on)."""
+    return Func(F(field), Value("YYYY-MM"), function="to_char", output_field=CharField())
+
+
+def _minutes(field: str) -> ExpressionWrapper:
+    """Minutes from detection to `field` (NULL while it is empty)."""
+    return ExpressionWrapper(Extract(ExpressionWrapper(F(field) - F("detected_at"), output_field=DurationField()),
+                                     "epoch") / 60.0, output_field=FloatField())
 
 
 def _promotions(use_case_ids, since, until, team_ids=None) -> QuerySet:
@@ -141,11 +151,13 @@ def figures(incidents: QuerySet[Incident], *, since=None, until=None, use_case_i
     """The figures of `incidents` (already restricted to a reader or to use cases) detected in [since, until);
     promotions of the use cases' prompts (`use_case_ids`) or of the teams' prompts (`promotion_teams`, ids)."""
     incidents = _window(incidents, since, until)
-    rows = list(incidents.values_list("pk", "severity", "kind", "team__name", "detected_at", "mitigated_at",
-                                      "resolved_at", "near_miss", "review__regression_escape"))
-    ids = [r[0] for r in rows]
+    # Minutes and months in SQL: 5,000 rows of floats and short strings instead of 15,000 parsed datetimes.
+    rows = list(incidents.annotate(ttm=_minutes("mitigated_at"), ttr=_minutes("resolved_at"),
+                                   month=_month_of("detected_at"))
+                .values_list("pk", "severity", "kind", "team__name", "month", "ttm", "ttr", "near_miss",
+                             "review__regression_escape"))
     use_cases = defaultdict(list)
-    for incident_id, title in Incident.use_cases.through.objects.filter(incident_id__in=ids) \
+    for incident_id, title in Incident.use_cases.through.objects.filter(incident__in=incidents.values("pk")) \
             .values_list("incident_id", "usecase__title"):
         use_cases[incident_id].append(title)
     total, by_severity, by_team = Durations(), defaultdict(Durations), defaultdict(Durations)
@@ -153,11 +165,10 @@ def figures(incidents: QuerySet[Incident], *, since=None, until=None, use_case_i
     by_kind, severity_by_month = defaultdict(int), defaultdict(lambda: defaultdict(int))
     escapes_by_month = defaultdict(int)
     escapes = near = 0
-    for pk, severity, kind, team, detected, mitigated, resolved, near_miss, escape in rows:
-        month = _month(detected)
+    for pk, severity, kind, team, month, ttm, ttr, near_miss, escape in rows:
         for group in (total, by_severity[severity], by_team[team], by_month[month],
                       *(by_use_case[t] for t in use_cases.get(pk, []))):
-            group.add(detected, mitigated, resolved)
+            group.add(ttm, ttr)
         by_kind[kind] += 1
         severity_by_month[month][severity] += 1
         if escape:
@@ -165,8 +176,9 @@ def figures(incidents: QuerySet[Incident], *, since=None, until=None, use_case_i
             escapes_by_month[month] += 1
         near += bool(near_miss)
     promotions_by_month = defaultdict(int)
-    for at in _promotions(use_case_ids, since, until, promotion_teams).values_list("occurred_at", flat=True):
-        promotions_by_month[_month(at)] += 1
+    for month in _promotions(use_case_ids, since, until, promotion_teams) \
+            .annotate(month=_month_of("occurred_at")).values_list("month", flat=True):
+        promotions_by_month[month] += 1
     actions = ActionItem.objects.filter(incident_id__in=incidents.values("pk"), status__in=ACTION_OPEN_STATUSES)
     return IncidentMetrics(
         since=since, until=until, total=total, by_severity=dict(by_severity), by_kind=dict(by_kind),

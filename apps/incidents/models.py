@@ -13,6 +13,8 @@ from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
+from apps.prompts.models import DeliveryStatus  # the states of a signed webhook delivery (prompts' webhooks)
+
 
 class Severity(models.IntegerChoices):
     SEV1 = 1, "Sev1"
@@ -470,7 +472,7 @@ class PagingDelivery(models.Model):
     incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="paging_deliveries")
     event = models.CharField(max_length=40)
     payload = models.JSONField(default=dict)
-    status = models.CharField(max_length=10, default="pending")  # pending, retrying, delivered, failed
+    status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
     response_status = models.PositiveSmallIntegerField(null=True, blank=True)
     error = models.CharField(max_length=500, blank=True)

@@ -22,6 +22,7 @@ from apps.audit.services import audit_record
 from apps.core.tasks import task_queue
 from apps.incidents.models import Incident, PagingDelivery, PagingWebhook
 from apps.llm.crypto import decrypt_secret, encrypt_secret
+from apps.prompts.models import DeliveryStatus
 from apps.prompts.webhooks import MAX_ATTEMPTS, signed_post, url_problem
 
 EVENT = "incident.paged"
@@ -76,7 +77,7 @@ def paging_delivery_attempt(delivery_id: int, *, final: bool = False) -> PagingD
     with transaction.atomic():
         delivery = (PagingDelivery.objects.select_for_update(skip_locked=True).select_related("webhook")
                     .filter(pk=delivery_id).first())
-        if delivery is None or delivery.status in ("delivered", "failed"):
+        if delivery is None or delivery.status in (DeliveryStatus.DELIVERED, DeliveryStatus.FAILED):
             return delivery  # gone, done, or another worker holds it
         delivery.attempts += 1
         delivery.last_attempt_at = timezone.now()
@@ -84,12 +85,13 @@ def paging_delivery_attempt(delivery_id: int, *, final: bool = False) -> PagingD
                              .reveal(), event=delivery.event, delivery_id=delivery.pk, payload=delivery.payload)
         delivery.response_status, delivery.error = result.response_status, result.error
         if result.outcome == "retry":
-            delivery.status = "failed" if final or delivery.attempts >= MAX_ATTEMPTS else "retrying"
+            delivery.status = DeliveryStatus.FAILED if final or delivery.attempts >= MAX_ATTEMPTS \
+                else DeliveryStatus.RETRYING
         else:
-            delivery.status = result.outcome
-            if result.outcome == "delivered":
+            delivery.status = result.outcome  # "delivered" or "failed": DeliveryStatus values
+            if result.outcome == DeliveryStatus.DELIVERED:
                 delivery.delivered_at = timezone.now()
         delivery.save()
-    if delivery.status == "retrying":
+    if delivery.status == DeliveryStatus.RETRYING:
         raise PagingFailed(delivery.error)
     return delivery
