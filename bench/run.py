@@ -81,7 +81,9 @@ BENCHES = {"startup": bench_startup, "home": bench_home, "prompts_resolve": benc
            "gateway_guardrails": lambda: _bench_module("bench.gateway_guardrails", timeout=1800),
            # issue #14: gateway added latency at 100/500 req/s, ramp, RSS, streamed usage; LiteLLM side by side
            # (its own venv under .portal/bench-litellm, made on first use)
-           "gateway_load": lambda: _bench_module("bench.gateway_load", timeout=1800)}
+           "gateway_load": lambda: _bench_module("bench.gateway_load", timeout=1800),
+           # issue #15: the incident metrics page over 5,000 incidents, and the selector the scorecards read
+           "incidents_metrics": lambda: _bench_module("bench.incidents_metrics")}
 NEEDS_SCIFACT = {"rag_scifact", "rag_indexing", "rag_embedding_quality"}
 
 
