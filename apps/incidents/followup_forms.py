@@ -13,6 +13,7 @@ from apps.incidents.models import (
     RunbookFollowed,
     SeriousCategory,
 )
+from apps.incidents.services import MAX_ID
 
 _DT = forms.DateTimeInput(attrs={"type": "datetime-local"})
 
@@ -90,7 +91,7 @@ class MetricsFilterForm(forms.Form):
     since = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     until = forms.DateField(label="Until (excl.)", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     team = forms.CharField(label="Team", required=False, max_length=100)
-    use_case = forms.IntegerField(label="Use case id", required=False, min_value=1)
+    use_case = forms.IntegerField(label="Use case id", required=False, min_value=1, max_value=MAX_ID)
 
     def clean(self):
         data = super().clean()

@@ -9,7 +9,7 @@ from datetime import datetime, time
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -29,6 +29,7 @@ from apps.incidents.followup_forms import (
     RunbookForm,
 )
 from apps.incidents.models import IncidentType, Severity
+from apps.incidents.services import MAX_ID
 from apps.reviews import selectors as review_selectors
 
 
@@ -174,8 +175,9 @@ def runbook_detail(request, pk: int):
 def runbook_edit(request):
     """Create or replace the runbook of a type (`?kind=`) and optionally a use case (`?use_case=`)."""
     use_case_id = request.GET.get("use_case") or request.POST.get("use_case") or ""
-    use_case = review_selectors.use_case_get(actor=request.user, pk=int(use_case_id)) \
-        if use_case_id.isdigit() else None
+    if use_case_id and not (use_case_id.isdigit() and 1 <= int(use_case_id) <= MAX_ID):
+        raise Http404("No use case matches the given query.")
+    use_case = review_selectors.use_case_get(actor=request.user, pk=int(use_case_id)) if use_case_id else None
     if not runbooks.may_write(request.user, use_case):
         raise PermissionDenied("Council members write the portal's runbooks; a use case's team writes its own.")
     kind = request.GET.get("kind") or IncidentType.OTHER

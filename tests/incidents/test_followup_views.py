@@ -74,3 +74,11 @@ def test_the_art73_page_is_written_by_the_team_and_read_by_viewers(incident, eng
     assert bad.status_code == 400
     ok = client_for(engineer).post(url, {"category": "death", "eu_users": "on", "member_states": "DE"})
     assert ok.status_code == 302 and incident.regulatory.category == "death"
+
+
+def test_odd_query_values_are_a_message_or_a_404_never_a_500(engineer, council_member, client_for):
+    huge = str(2**70)
+    metrics = client_for(engineer).get(reverse("incidents:metrics"), {"use_case": huge, "since": "yesterday"})
+    assert metrics.status_code == 200 and metrics.context["form"].errors.keys() == {"use_case", "since"}
+    edit = client_for(council_member).get(reverse("incidents:runbook_edit"), {"use_case": huge, "kind": "other"})
+    assert edit.status_code == 404
