@@ -41,7 +41,7 @@ def demo_site(demo_people, monkeypatch):
     from apps.core.request_context import acting_as
     from apps.costs.demo import seed_demo_costs
     from apps.evals.demo import seed_demo_evals
-    from apps.incidents.demo import seed_demo_incidents
+    from apps.incidents.demo import seed_demo_followup, seed_demo_incidents
     from apps.llm.offline import embeddings
     from apps.prompts.demo import seed_demo_prompts
     from apps.rag.demo import seed_demo_rag
@@ -60,6 +60,7 @@ def demo_site(demo_people, monkeypatch):
     seed_demo_costs(demo_people, teams, scale=0.1)  # a tenth of the ledger draws the same charts
     seed_demo_reviews(demo_people, teams)
     seed_demo_incidents(demo_people, teams)
+    seed_demo_followup(demo_people, teams)
     return demo_people
 
 
