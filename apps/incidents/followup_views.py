@@ -258,7 +258,7 @@ def _charts(m: metrics.IncidentMetrics) -> dict:
             "Median time to resolve (MTTR)": [(mo, m.by_month[mo].ttr_median,
                                                f"{len(m.by_month[mo].ttr)} resolved") for mo in months]},
             y_title="minutes", x_title="month detected")),
-        "counts": to_html(stacked_bars(x=months, series=sev, y_title="incidents")),
+        "counts": to_html(stacked_bars(x=months, series=sev, y_title="incidents", categorical_x=True)),
         "escapes": to_html(category_lines(series={
             "Regression escapes": [(mo, m.escapes_by_month.get(mo, 0), "") for mo in months],
             "Production promotions": [(mo, m.promotions_by_month.get(mo, 0), "") for mo in months]},
