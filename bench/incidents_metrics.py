@@ -18,7 +18,7 @@ import sys
 import time
 from datetime import timedelta
 
-from bench.common import setup_django, summary_ms, use_bench_database
+from bench.common import client_get_times, client_queries, setup_django, summary_ms, use_bench_database
 
 DATABASE = "portal_bench_incidents"
 INCIDENTS = 5_000
@@ -79,25 +79,6 @@ def seed():
     return engineer, council, use_cases[0], time.monotonic() - started
 
 
-def time_get(client, url: str, n: int) -> dict:
-    samples = []
-    for _ in range(n):
-        started = time.perf_counter()
-        response = client.get(url)
-        samples.append(time.perf_counter() - started)
-        assert response.status_code == 200, response.status_code
-    return summary_ms(samples)
-
-
-def queries(client, url: str) -> int:
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    with CaptureQueriesContext(connection) as ctx:
-        client.get(url)
-    return len(ctx.captured_queries)
-
-
 def main(argv: list[str]) -> dict:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=20)
@@ -115,8 +96,8 @@ def main(argv: list[str]) -> dict:
         client = Client(HTTP_HOST="127.0.0.1")
         client.force_login(user)
         client.get("/incidents/metrics/")  # warm up: templates, session
-        out[name] = {"page": time_get(client, "/incidents/metrics/", args.requests),
-                     "queries": queries(client, "/incidents/metrics/")}
+        out[name] = {"page": client_get_times(client, "/incidents/metrics/", args.requests),
+                     "queries": client_queries(client, "/incidents/metrics/")}
     since = timezone.now() - timedelta(days=365)
     samples = []
     for _ in range(args.requests):
