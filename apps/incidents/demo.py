@@ -18,10 +18,12 @@ from django.utils import timezone
 from apps.core.request_context import acting_as
 from apps.gateway.models import GatewayKey
 from apps.gateway.services import gateway_key_create
-from apps.incidents import mitigations, postmortems, runbooks, services
+from apps.incidents import mitigations, postmortems, regulatory, runbooks, services
 from apps.incidents.models import DetectionRule, Incident, Runbook, Status
+from apps.reviews import selectors as review_selectors
 
 TITLE = "Refund assistant quoted a 60-day refund window"
+REFUND_USE_CASE = "Refund eligibility assistant"  # apps/reviews/demo.py: high risk, people in the EU
 
 
 @transaction.atomic
@@ -151,6 +153,7 @@ def seed_demo_followup(people: dict, teams: dict) -> int:
     incident = Incident.objects.filter(title=TITLE).first()
     if incident is not None and postmortems.review_of(incident) is None:
         with acting_as(evan):
+            _assess_for_art73(incident, evan)
             postmortems.review_save(incident=incident, actor=evan, **REVIEW)
             postmortems.root_cause_add(incident=incident, actor=evan, category="data",
                                        description="The collection still held last year's policy PDF.")
@@ -161,3 +164,15 @@ def seed_demo_followup(people: dict, teams: dict) -> int:
                                         due_date=timezone.localdate() + timedelta(days=14))
             postmortems.review_sign_off(incident=incident, actor=evan)
     return len(RUNBOOKS)
+
+
+def _assess_for_art73(incident: Incident, actor) -> None:
+    """Link the reviews demo's high-risk "Refund eligibility assistant" (EU users) when it exists, and record the
+    Art. 73 assessment: EU users affected, not a serious incident (no Art. 3(49) harm)."""
+    use_case = review_selectors.use_case_list(actor=actor).filter(title=REFUND_USE_CASE).first()
+    if use_case is None:
+        return
+    services.incident_update(incident=incident, actor=actor, use_cases=[use_case.pk])
+    regulatory.assessment_save(incident=incident, actor=actor, eu_users=True, category="",
+                               causal_link="The assistant answered from an outdated policy document.",
+                               corrective_actions="Policy re-indexed; re-indexing added to the release checklist.")
