@@ -37,6 +37,7 @@ from apps.incidents.models import (
 )
 from apps.incidents.services import actor_label, clean_text, incident_move, timeline_add
 from apps.notifications.services import notify
+from apps.prompts.models import PRODUCTION, LabelEvent, PromptVersion
 
 # Reviews are due this many days after the incident is resolved (Sev1 soonest).
 REVIEW_DUE_DAYS = {Severity.SEV1: 5, Severity.SEV2: 7, Severity.SEV3: 14, Severity.SEV4: 28}
@@ -121,9 +122,27 @@ def _clean_review(values: dict) -> dict:
             errors.update(exc.message_dict)
     if cleaned.get("regression_escape") and not (cleaned.get("release_kind") and cleaned.get("release_ref")):
         errors["release_ref"] = "A regression escape names the release that caused it (its kind and reference)."
+    elif cleaned.get("release_kind") == ReleaseKind.PROMPT_VERSION and cleaned.get("release_ref"):
+        try:
+            released = _prompt_release(cleaned["release_ref"])
+        except ValidationError as exc:
+            errors.update(exc.message_dict)
+        else:
+            cleaned["released_at"] = cleaned.get("released_at") or released
     if errors:
         raise ValidationError(errors)
     return cleaned
+
+
+def _prompt_release(ref: str) -> datetime | None:
+    """A prompt version named "namespace/name@v7" must exist; returns when it last went to production (or None)."""
+    name, _, number = ref.rpartition("@v")
+    version = PromptVersion.objects.filter(prompt__name=name, number=int(number)).first() \
+        if name and number.isdigit() and len(number) < 10 else None
+    if version is None:
+        raise ValidationError({"release_ref": f"No prompt version {ref!r}: name it as namespace/name@v7."})
+    moved = LabelEvent.objects.filter(to_version=version, label=PRODUCTION).order_by("-occurred_at").first()
+    return moved.occurred_at if moved else None
 
 
 @transaction.atomic

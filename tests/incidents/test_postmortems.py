@@ -142,3 +142,20 @@ def test_owners_are_reminded_once_when_an_action_item_falls_due(incident, engine
 def test_the_review_is_due_by_severity_after_the_resolve(resolved):
     days = postmortems.REVIEW_DUE_DAYS[resolved.severity]
     assert postmortems.review_due_date(resolved) == timezone.localdate(resolved.resolved_at) + timedelta(days=days)
+
+
+def test_a_prompt_release_must_exist_and_its_production_time_is_filled_in(incident, engineer, team):
+    from apps.prompts.models import LabelEvent, Prompt, PromptVersion
+
+    prompt = Prompt.objects.create(team=team, name="support/refunds")
+    version = PromptVersion.objects.create(prompt=prompt, number=7, template="x", content_hash="h7")
+    promoted = timezone.now() - timedelta(days=2)
+    LabelEvent.objects.create(prompt=prompt, label="production", to_version=version, actor_label="t",
+                              occurred_at=promoted)
+    with pytest.raises(ValidationError) as caught:
+        postmortems.review_save(incident=incident, actor=engineer, regression_escape=True,
+                                release_kind="prompt_version", release_ref="support/refunds@v8")
+    assert "No prompt version" in caught.value.message_dict["release_ref"][0]
+    review = postmortems.review_save(incident=incident, actor=engineer, regression_escape=True,
+                                     release_kind="prompt_version", release_ref="support/refunds@v7")
+    assert review.regression_escape and review.released_at == promoted
