@@ -337,6 +337,26 @@ def action_items_remind(today: date | None = None) -> ReminderSweep:
     return sweep
 
 
+def reviews_remind(today: date | None = None) -> int:
+    """Tell the commander (inbox + e-mail), once, when a resolved incident's review is past its due date and not
+    signed off (REVIEW_DUE_DAYS by severity). Returns how many were told."""
+    today = today or timezone.localdate()
+    told = 0
+    resolved = Incident.objects.filter(status=Status.RESOLVED, commander__isnull=False,
+                                       resolved_at__lt=timezone.now() - timedelta(days=min(REVIEW_DUE_DAYS.values())))
+    for incident in resolved.select_related("commander"):
+        due = review_due_date(incident)
+        if due is None or due >= today:
+            continue
+        told += len(notify(users=[incident.commander], kind="incident.review",
+                           link=incident.get_absolute_url() + "review/",
+                           title=f"Review overdue: {incident.reference} {incident.title}"[:200],
+                           body=f"The review of this {incident.get_severity_display()} was due {due:%Y-%m-%d}. Write "
+                                "it and sign it off on the review page.",
+                           dedupe_key=f"incident-review-due:{incident.pk}"))
+    return told
+
+
 # -- reads for the review page ---------------------------------------------------------------------------------
 def action_items_of(incident: Incident):
     return incident.action_items.select_related("owner").order_by("due_date", "id")

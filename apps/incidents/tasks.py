@@ -14,7 +14,8 @@ def mitigations_expiry_sweep_task():
 
 @shared_task(name="apps.incidents.tasks.action_items_remind_task")
 def action_items_remind_task():
-    return postmortems.action_items_remind().reminded
+    """Daily: owners of action items that fall due, and commanders of reviews past their due date."""
+    return {"action_items": postmortems.action_items_remind().reminded, "reviews": postmortems.reviews_remind()}
 
 
 @shared_task(name="apps.incidents.tasks.detection_rules_evaluate_task")

@@ -159,3 +159,13 @@ def test_a_prompt_release_must_exist_and_its_production_time_is_filled_in(incide
     review = postmortems.review_save(incident=incident, actor=engineer, regression_escape=True,
                                      release_kind="prompt_version", release_ref="support/refunds@v7")
     assert review.regression_escape and review.released_at == promoted
+
+
+def test_the_commander_is_told_once_when_the_review_is_overdue(resolved, engineer):
+    due = postmortems.review_due_date(resolved)
+    assert postmortems.reviews_remind(due) == 0  # due today: not overdue yet
+    Incident = type(resolved)
+    Incident.objects.filter(pk=resolved.pk).update(resolved_at=timezone.now() - timedelta(days=30))
+    later = timezone.localdate() + timedelta(days=1)
+    assert postmortems.reviews_remind(later) == 1 and postmortems.reviews_remind(later) == 0
+    assert Notification.objects.filter(user=engineer, title__startswith="Review overdue").count() == 1
