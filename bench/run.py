@@ -82,6 +82,10 @@ BENCHES = {"startup": bench_startup, "home": bench_home, "prompts_resolve": benc
            # issue #14: gateway added latency at 100/500 req/s, ramp, RSS, streamed usage; LiteLLM side by side
            # (its own venv under .portal/bench-litellm, made on first use)
            "gateway_load": lambda: _bench_module("bench.gateway_load", timeout=1800),
+           # issue #16: evaluation of every SLO of 500 use cases over 28 days of SLI counts; recorder overhead
+           "slos": lambda: _bench_module("bench.slos", timeout=1800),
+           # issue #14: the gateway's CPU per request (this tree, --baseline DIR, --other-workers N), py-spy profile
+           "gateway_profile": lambda: _bench_module("bench.gateway_profile", timeout=1800),
            # issue #15: the incident metrics page over 5,000 incidents, and the selector the scorecards read
            "incidents_metrics": lambda: _bench_module("bench.incidents_metrics")}
 NEEDS_SCIFACT = {"rag_scifact", "rag_indexing", "rag_embedding_quality"}

@@ -246,6 +246,7 @@ from apps.llm.api import router as llm_router  # noqa: E402
 from apps.prompts.api import router as prompts_router  # noqa: E402
 from apps.rag.api import router as rag_router  # noqa: E402
 from apps.reviews.api import router as reviews_router  # noqa: E402
+from apps.slos.api import router as slos_router  # noqa: E402
 
 api.add_router("/accounts", accounts_router)
 api.add_router("/audit", audit_router)
@@ -257,4 +258,5 @@ api.add_router("/prompts", prompts_router)
 api.add_router("/rag", rag_router)
 api.add_router("/use-cases", reviews_router)
 api.add_router("/incidents", incidents_router)
+api.add_router("", slos_router)  # /api/v1/slos, /api/v1/use-cases/{id}/slos
 

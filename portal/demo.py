@@ -21,6 +21,7 @@ from apps.llm.services import catalog_seed_local
 from apps.prompts.demo import seed_demo_prompts
 from apps.rag.demo import seed_demo_rag
 from apps.reviews.demo import seed_demo_reviews
+from apps.slos.demo import seed_demo_slos
 
 DEMO_PASSWORD = "portal-demo"  # dev only; README lists it
 
@@ -106,3 +107,4 @@ def seed_demo() -> None:
     seed_demo_reviews(people, teams)
     seed_demo_incidents(people, teams)
     seed_demo_followup(people, teams)
+    seed_demo_slos(people, teams)

@@ -21,6 +21,7 @@ AREAS = (
     Area("costs", "Costs", "costs:dashboard", "Spend by team, feature, tenant and model; budgets"),
     Area("rag", "RAG", "rag:list", "Collections, indexing, hybrid retrieval and grounded answers"),
     Area("incidents", "Incidents", "incidents:list", "Incidents, one-click mitigations on live traffic, what is switched now"),
+    Area("slos", "SLOs", "slos:overview", "Service-level objectives per use case: error budgets, burn-rate alerts"),
     Area("audit", "Audit", "audit:list", "Append-only, hash-chained log of every change"),
 )
 

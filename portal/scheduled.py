@@ -42,6 +42,10 @@ BEAT_SCHEDULE = dict(
         "rag-indexing-sweep-stuck": {"task": "apps.rag.tasks.indexing_sweep_stuck_task", "schedule": 60.0},
         # gateway: sampled bodies past their retention (GATEWAY_BODY_RETENTION_DAYS)
         "gateway-bodies-sweep": {"task": "apps.gateway.tasks.gateway_bodies_sweep_task", "schedule": crontab(hour=2, minute=50)},
+        # gateway: SLI minute/hour counts past their retention (GATEWAY_SLI_MINUTE_RETENTION_HOURS, ..._HOUR_RETENTION_DAYS)
+        "gateway-sli-prune": {"task": "apps.gateway.tasks.gateway_sli_prune_task", "schedule": crontab(minute=25)},
+        # slos: burn rates, budgets and multi-window alerts of every active SLO
+        "slos-evaluate": {"task": "apps.slos.tasks.slos_evaluate_task", "schedule": 60.0},
         # evals: re-queue eval runs that stopped making progress (dead worker): only missing units are redone
         "evals-runs-resume-stalled": {"task": "apps.evals.tasks.eval_runs_resume_stalled_task", "schedule": 60.0},
     }

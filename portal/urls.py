@@ -20,6 +20,7 @@ urlpatterns = [
     path("rag/", include("apps.rag.urls")),
     path("use-cases/", include("apps.reviews.urls")),
     path("incidents/", include("apps.incidents.urls")),
+    path("slos/", include("apps.slos.urls")),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
 ]

@@ -146,6 +146,12 @@ def clean_model_config(config) -> dict:
     for key in ("response_format", "tools"):
         if config.get(key) not in (None, "", []):
             out[key] = config[key]
+    cache = config.get("cache")
+    if cache not in (None, "", False):  # the response cache (llm/cache.py): false turns a version's opt-in off
+        if cache is True or isinstance(cache, dict):
+            out["cache"] = cache
+        else:
+            problems.append('cache: true, false or {"ttl_seconds": N, "sampled": false}')
     if problems:
         raise ValidationError({"model_config": problems})
     return out

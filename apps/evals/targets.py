@@ -29,6 +29,7 @@ from django.core.exceptions import ValidationError
 from apps.costs.models import Source
 from apps.costs.services import UsageContext
 from apps.evals.limiter import provider_slot, slot_ttl
+from apps.llm.cache import CachePolicy
 from apps.llm.calls import chat, resolve_model
 from apps.llm.models import Model, ModelKind
 from apps.prompts.content import version_parts
@@ -95,7 +96,7 @@ def targets() -> list[Target]:
 
 # --- model calls with a provider slot -----------------------------------------------------------------------
 
-CALL_OPTIONS = ("temperature", "max_tokens", "response_format", "tools")
+CALL_OPTIONS = ("temperature", "max_tokens", "response_format", "tools", "cache")
 
 
 def limited_chat(*, model, messages: list[dict], context, **options):
@@ -104,7 +105,8 @@ def limited_chat(*, model, messages: list[dict], context, **options):
     resolved = model if isinstance(model, Model) else resolve_model(model, ModelKind.CHAT)
     with provider_slot(resolved.provider.name, ttl_seconds=slot_ttl(resolved.provider)):
         return chat(model=resolved, messages=messages, context=context,
-                    **{k: v for k, v in options.items() if k in CALL_OPTIONS and v is not None})
+                    cache=CachePolicy.from_config(options.get("cache")),  # the version's opt-in (llm/cache.py)
+                    **{k: v for k, v in options.items() if k in CALL_OPTIONS and k != "cache" and v is not None})
 
 
 # --- the built-in target: a prompt version ------------------------------------------------------------------

@@ -7,11 +7,11 @@
 Per request: read the body (≤ GATEWAY_MAX_BODY_BYTES, else 413) → the key (`Authorization: Bearer pk-gw-…`,
 cached in process, checked against the gateway stamp: one Redis GET, or for a key cached here one pipeline that
 counts its request windows too, limits.stamp_and_count) → parse → alias allowed (403) → admission guards (423) →
-limits (429 + Retry-After; judged from that pipeline, else one of its own) → the response cache, when the key
-or request opts in (apps/gateway/cache.py: a hit answers here) → the call path (apps/llm/acalls.py), whose
-preflight hook reserves the worst case on every budget that applies (429 insufficient_quota;
-apps/gateway/budgets.py), with a recorder that settles it and XADDs the call's record before the answer's last
-bytes → the answer (stored if cacheable).
+limits (429 + Retry-After; judged from that pipeline, else one of its own) → the call path (apps/llm/acalls.py):
+the response cache when the key or request opts in (the policy: apps/gateway/cache.py; a hit answers from
+apps/llm/cache.py, before the budget), then the preflight hook that reserves the worst case on every budget that
+applies (429 insufficient_quota; apps/gateway/budgets.py), with a recorder that settles it and XADDs the call's
+record before the answer's last bytes → the answer (stored by the call path if cacheable).
 Headers: X-Portal-Request-Id, X-Portal-Tenant (metadata.tenant or the request header), X-Portal-Cache (hit/miss).
 The secret is never logged: logs name a key by its prefix.
 """
@@ -19,14 +19,14 @@ The secret is never logged: logs name a key by its prefix.
 from __future__ import annotations
 
 import logging
+import random
 import time
-import uuid
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 
-from apps.core import metrics
+from apps.core import metrics, single_flight
 from apps.core.asgi import serve_lifespan
 from apps.costs.models import Operation
 from apps.costs.services import UsageContext
@@ -47,7 +47,7 @@ class Request:
 
     def __init__(self, scope, receive):
         self.scope, self.receive = scope, receive
-        self.request_id = uuid.uuid4().hex
+        self.request_id = f"{random.getrandbits(128):032x}"  # unique, not secret: uuid4's urandom is not needed
         self.headers = {name.lower(): value for name, value in scope.get("headers", ())}
         tenant = self.headers.get(b"x-portal-tenant", b"")
         self.tenant = tenant.decode("latin-1")[:120]
@@ -93,6 +93,7 @@ class Gateway:
         self.keys = KeyCache()
         self.admitted: dict[int, tuple[bytes, float, tuple[str, str] | None]] = {}
         self.prompts = prompt_ref.PromptRefs()  # prompt by reference: resolved targets under their stamps
+        self.loading: dict = {}  # key loads in flight (single_flight)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
@@ -192,9 +193,8 @@ class Gateway:
             stamp = await keys.stamp_read()
         request.stamp = stamp
         hit, info = self.keys.get(key_hash, stamp)
-        if not hit:
-            info = await sync_to_async(keys.key_info_load)(key_hash)
-            self.keys.put(key_hash, stamp, info)
+        if not hit:  # one load per key and stamp, however many requests wait for it (single_flight)
+            info = await single_flight.shared(self.loading, (key_hash, stamp), lambda: self._load_key(key_hash, stamp))
         if info is None:
             raise GatewayError(401, "This gateway key is not valid.", code="invalid_api_key")
         refusal = info.refusal()
@@ -231,6 +231,11 @@ class Gateway:
                                operation=operation, request=request_body)
         return request.usage_context
 
+    async def _load_key(self, key_hash: str, stamp: bytes) -> KeyInfo | None:
+        info = await sync_to_async(keys.key_info_load)(key_hash)
+        self.keys.put(key_hash, stamp, info)
+        return info
+
     # -- endpoints ---------------------------------------------------------------------------------------
     async def metrics(self, request: Request, send) -> None:
         """This process's Prometheus metrics (the gateway runs apart from the web, so it answers its own
@@ -258,16 +263,12 @@ class Gateway:
         screen = await guard.screen_for(info, request.stamp)  # guardrails: the input policy (guard.py)
         texts = screen.texts_input(texts)
         recorder = screen.recorder(recording.recorder_for(info))
-        cached = await cache.embeddings_lookup(info, request.headers, model=model, texts=texts)
-        if cached is not None and cached.hit:
-            await cache.embeddings_answer(cached, request=request, model=model, encoding=encoding, send=send,
-                                          reply=self._send, context=context, recorder=recorder)
-            return
-        hold = budgets.BudgetHold(info)  # reserved before the call, settled when it is recorded
+        policy = cache.policy_for(info, request.headers, "/v1/embeddings")  # the response cache, when opted in
+        hold = budgets.BudgetHold(info)  # reserved before the call (a cache hit reserves nothing), settled when recorded
         result = await acalls.aembed(model=model, texts=texts, context=context, preflight=hold.preflight,
-                                     recorder=hold.recorder(recorder))
-        await limits.charge(info, tokens=result.usage.total_tokens)
-        await cache.embeddings_store(cached, result)
+                                     recorder=hold.recorder(recorder), cache=policy)
+        if result.cache_hit:
+            request.cache = b"hit"
         await self._send(send, 200, wire.embeddings(result, model=model, encoding=encoding),
                          request.response_headers())
 
@@ -285,28 +286,26 @@ class Gateway:
         call = screen.chat_input(call)
         recorder = screen.recorder(recording.recorder_for(info))
         completion_id = f"chatcmpl-{request.request_id}"
-        cached = None
-        if not screen.scans_output:  # an answer the output scan changed is not what a replay should serve
-            cached = await cache.chat_lookup(info, request.headers, call,
-                                             prompt_version_id=prompt and f"{prompt.prompt_id}:{prompt.version_number}")
-        if cached is not None and cached.hit:
-            await cache.chat_answer(cached, request=request, call=call, send=send, reply=self._send, context=context,
-                                    recorder=recorder, completion_id=completion_id)
-            return
+        # The response cache (llm/cache.py), when opted in; not with an output scan: an answer the scan changed is
+        # not what a replay should serve. The prompt version is in the context (prompts.admit above).
+        policy = None if screen.scans_output else cache.policy_for(info, request.headers, "/v1/chat/completions")
         hold = budgets.BudgetHold(info)  # reserved before the call (a hit reserves nothing), settled when recorded
         if not call.stream:
             result = await acalls.achat(model=call.model, request=call.request, context=context,
-                                        preflight=hold.preflight, recorder=hold.recorder(recorder))
-            await limits.charge(info, tokens=result.usage.total_tokens)
-            result = await screen.chat_output(result)  # the output policy (may redact, or block: nothing cached)
-            await cache.chat_store(cached, result)
-            await recording.keep_body(info, context=context, call=call, result=result)  # opt-in sampled bodies
+                                        preflight=hold.preflight, recorder=hold.recorder(recorder), cache=policy)
+            if result.cache_hit:
+                request.cache = b"hit"
+            else:  # its tokens were counted against the key's limits with its record (recording.recorder_for)
+                result = await screen.chat_output(result)  # the output policy (may redact, or block)
+                await recording.keep_body(info, context=context, call=call, result=result)  # opt-in sampled bodies
             await self._send(send, 200, wire.completion(result, model=call.model, completion_id=completion_id),
                              request.response_headers())
             return
         stream = acalls.achat_stream(model=call.model, request=call.request, context=context,
-                                     preflight=hold.preflight, recorder=hold.recorder(recorder))
+                                     preflight=hold.preflight, recorder=hold.recorder(recorder), cache=policy)
         await stream.open()  # raises (recorded) before any byte: the client gets a plain error answer
+        if stream.cache_hit:
+            request.cache = b"hit"
         created = int(time.time())
         await send({"type": "http.response.start", "status": 200,
                     "headers": request.response_headers(b"text/event-stream",
@@ -338,9 +337,8 @@ class Gateway:
             await send({"type": "http.response.body", "body": wire.stream_error(error), "more_body": False})
             return
         result = stream.result  # recorded (XADD) before the last bytes below
-        await limits.charge(info, tokens=result.usage.total_tokens)
-        await cache.chat_store(cached, result)  # complete: a cut or cancelled stream returned above
-        await recording.keep_body(info, context=context, call=call, result=result)  # opt-in sampled bodies
+        if not result.cache_hit:
+            await recording.keep_body(info, context=context, call=call, result=result)  # opt-in sampled bodies
         tail = wire.final_chunks(result, completion_id=completion_id, model=call.model, created=created,
                                  include_usage=call.include_usage, tools_streamed=tools_streamed)
         await send({"type": "http.response.body", "body": tail, "more_body": False})

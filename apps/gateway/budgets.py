@@ -33,7 +33,6 @@ hold the room, Retry-After 1 (the SDK retries).
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
@@ -49,6 +48,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from apps.core import redis as portal_redis
+from apps.core import single_flight
 from apps.costs import selectors as costs_selectors
 from apps.costs.budgets import ROLLING_DAYS, PeriodBounds, period_bounds, refusal_message
 from apps.costs.models import Budget, BudgetPeriodKind
@@ -369,18 +369,13 @@ def counters_for(info: KeyInfo, team_id, feature: str, tenant: str, budgets, now
     return found
 
 
-_seeding: dict[tuple[int, str], asyncio.Future] = {}
+_seeding: dict = {}  # the seeds in flight (single_flight.shared)
 
 
 async def _seed(counter: Counter) -> None:
     """A budget counter's first use this period: its base from the ledger. The calls of a burst that all find
     it missing share one read (per process and event loop)."""
-    slot = (id(asyncio.get_running_loop()), counter.key)
-    seeding = _seeding.get(slot)
-    if seeding is None:
-        seeding = _seeding[slot] = asyncio.ensure_future(_seed_once(counter))
-        seeding.add_done_callback(lambda _done: _seeding.pop(slot, None))
-    await asyncio.shield(seeding)
+    await single_flight.shared(_seeding, counter.key, lambda: _seed_once(counter))
 
 
 async def _seed_once(counter: Counter) -> None:

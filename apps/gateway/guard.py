@@ -46,7 +46,7 @@ from apps.gateway.keys import KeyInfo
 from apps.gateway.models import EventContent, Injection, InputPii, OutputScan
 from apps.gateway.wire import ChatCall, GatewayError
 from apps.guardrails import PLACEHOLDERS, PiiFinding, detect_pii, redact_findings, scan_injection
-from apps.llm.results import CallRecord, ChatResult, StreamDelta
+from apps.llm.results import CallRecord, ChatResult, StreamDelta, ToolCallDelta
 
 log = logging.getLogger(__name__)
 
@@ -286,36 +286,48 @@ class Screen:
         self._act("output", "pii", self.policy.guard_output, kinds, excerpt)
 
     async def chat_output(self, result: ChatResult) -> ChatResult:
-        """A plain answer scanned per policy (flagged, redacted, or refused: Blocked after recording)."""
+        """A plain answer scanned per policy, its text and its tool calls' arguments (flagged, redacted, or
+        refused: Blocked after recording)."""
         mode = self.policy.guard_output
         if mode == OutputScan.OFF:
             return result
+        kinds, first = Counter(), None
         try:
             started = time.perf_counter()
-            findings = detect_pii(result.text or "")
-            if findings:
-                self._output_found(Counter(str(f.type) for f in findings), result.text, findings[0].start)
+            scanned = [(text, detect_pii(text)) for text in (result.text or "", *(t.arguments for t in
+                                                                                 result.tool_calls))]
+            for text, findings in scanned:
+                kinds.update(str(f.type) for f in findings)
+                first = first or (findings and (text, findings[0].start))
+            if kinds:
+                self._output_found(kinds, *first)
                 if mode == OutputScan.REDACT:
-                    result = dataclasses.replace(result, text=redact_findings(result.text, findings))
+                    (text, found), *calls = scanned
+                    result = dataclasses.replace(result, text=redact_findings(text, found) if found else text,
+                                                 tool_calls=tuple(dataclasses.replace(
+                                                     call, arguments=redact_findings(args, found)) if found else call
+                                                     for call, (args, found) in zip(result.tool_calls, calls,
+                                                                                    strict=True)))
             self._time("output", started)
             self._report("output")
         finally:
             await self.settle()
-        if findings and mode == OutputScan.BLOCK:
-            kinds = Counter(str(f.type) for f in findings)
+        if kinds and mode == OutputScan.BLOCK:
             raise self._blocked(f"personal data or secrets in the answer ({_kinds_phrase(kinds)})", recorded=True)
         return result
 
     async def relay(self, stream) -> AsyncIterator[StreamDelta]:
-        """The deltas to send for `stream`'s (text, and tool-call pieces as they come). Flag: as they come, the text
-        scanned whole at the end. Redact and block: the text through the hold-back window. A block closes the
-        upstream, records, and raises Blocked (recorded)."""
+        """The deltas to send for `stream`'s (text, and tool-call pieces). Flag: as they come, the text and the
+        tool calls' arguments scanned whole at the end. Redact and block: the text, and each tool call's arguments,
+        through a hold-back window of their own (a call's first piece, its id and name, leaves at once). A block
+        closes the upstream, records, and raises Blocked (recorded)."""
         mode = self.policy.guard_output
         if mode == OutputScan.OFF:
             async for delta in stream:
                 yield delta
             return
         window = None if mode == OutputScan.FLAG else HoldBack(settings.GATEWAY_GUARD_HOLDBACK_CHARS)
+        tools: dict[int, HoldBack] = {}  # a window per streamed tool call (its index)
         while True:
             self._hold = True  # the upstream's last piece records the call: it waits for the tail's scan
             try:
@@ -329,34 +341,50 @@ class Screen:
                 continue
             started = time.perf_counter()
             text, findings = window.feed(delta.text)
+            pieces = []
+            for piece in delta.tool_calls:
+                held = tools.setdefault(piece.index, HoldBack(window.size))
+                arguments, found = held.feed(piece.arguments)
+                findings = findings or found
+                if arguments or piece.id or piece.name:
+                    pieces.append(dataclasses.replace(piece, arguments=arguments))
             self._time("output", started)
             if findings and mode == OutputScan.BLOCK:
-                await self._stream_block(stream, window, findings)
-            if text or delta.tool_calls:
-                yield StreamDelta(text=text, tool_calls=delta.tool_calls)
+                await self._stream_block(stream, [window, *tools.values()], findings)
+            if text or pieces:
+                yield StreamDelta(text=text, tool_calls=tuple(pieces))
         started = time.perf_counter()
-        tail = ""
+        tail, tool_tails = "", ()
         if window is None:
-            findings = detect_pii(stream.text)
-            if findings:
-                self._output_found(Counter(str(f.type) for f in findings), stream.text, findings[0].start)
+            kinds, first = Counter(), None
+            for text in (stream.text, *(t.arguments for t in stream.result.tool_calls)):
+                findings = detect_pii(text)
+                kinds.update(str(f.type) for f in findings)
+                first = first or (findings and (text, findings[0].start))
+            if kinds:
+                self._output_found(kinds, *first)
         else:
             tail, findings = window.flush()
+            tool_tails = [(index, *held.flush()) for index, held in sorted(tools.items())]
+            findings = findings or next((found for _i, _t, found in tool_tails if found), [])
             self._time("output", started)
+            windows = [window, *tools.values()]
             if findings and mode == OutputScan.BLOCK:
-                await self._stream_block(stream, window, findings)
+                await self._stream_block(stream, windows, findings)
             started = time.perf_counter()
-            if window.kinds:
-                self._output_found(window.kinds, *window.first)
+            kinds = sum((w.kinds for w in windows), Counter())
+            if kinds:
+                self._output_found(kinds, *next(w.first for w in windows if w.first))
+            tool_tails = tuple(ToolCallDelta(index=index, arguments=text) for index, text, _f in tool_tails if text)
         self._time("output", started)
         self._report("output")
         await self.settle()
-        if tail:
-            yield StreamDelta(text=tail)
+        if tail or tool_tails:
+            yield StreamDelta(text=tail, tool_calls=tool_tails)
 
-    async def _stream_block(self, stream, window: HoldBack, findings: list[PiiFinding]) -> None:
-        kinds = window.kinds + Counter(str(f.type) for f in findings)
-        self._output_found(kinds, *window.first)
+    async def _stream_block(self, stream, windows: list[HoldBack], findings: list[PiiFinding]) -> None:
+        kinds = sum((w.kinds for w in windows), Counter()) + Counter(str(f.type) for f in findings)
+        self._output_found(kinds, *next(w.first for w in windows if w.first))
         self._report("output")
         await stream.aclose()  # records the call (cancelled) with the block on it; a finished one is held
         await self.settle()

@@ -96,6 +96,8 @@ class KeyInfo:
 
     def refusal(self, now: datetime | None = None) -> str | None:
         """Why this key may not be used now, or None."""
+        if self.revoked_at is None and self.expires_at is None and self.overlap_ends_at is None:
+            return None  # the common case, asked twice per request: no clock read
         now = now or timezone.now()
         if self.revoked_at is not None:
             return f"This gateway key ({self.prefix}) was revoked on {self.revoked_at:%Y-%m-%d %H:%M} UTC."

@@ -1,6 +1,7 @@
 """Virtual keys of the LLM gateway: per team and feature, optionally bound to a use case, hashed at rest."""
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.core.validators import MaxValueValidator
 from django.db import models
 from django.utils import timezone
@@ -194,3 +195,45 @@ class LatencyDaily(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} key {self.gateway_key_id} {self.measure} bin {self.bin}: {self.requests}"
+
+
+class SliMinute(models.Model):
+    """Per minute and use case: the service-level indicator counts the SLOs read (apps/gateway/sli.py). Written by
+    the recorder in the ledger write's transaction, from the rows the ledger inserted (exactly once per call).
+
+    `requests` are the valid events of availability (calls a client could expect to succeed), `bad` those the
+    platform failed; `answered` are the successful calls (the latency SLIs' valid events) and `slow[i]` those of
+    them slower than `sli.LATENCY_THRESHOLDS_MS[i]` (exact counts at a fixed ladder, like Prometheus' `le`)."""
+
+    minute = models.DateTimeField()
+    use_case_id = models.BigIntegerField()
+    requests = models.IntegerField(default=0)
+    bad = models.IntegerField(default=0)
+    answered = models.IntegerField(default=0)
+    slow = ArrayField(models.IntegerField(), default=list)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["use_case_id", "minute"], name="gateway_sli_minute_key")]
+        indexes = [models.Index(fields=["minute"], name="gateway_sli_minute_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.minute:%Y-%m-%d %H:%M} use case {self.use_case_id}: {self.bad}/{self.requests} bad"
+
+
+class SliHour(models.Model):
+    """The same counts per hour (what windows longer than a few hours sum; minutes are kept only
+    GATEWAY_SLI_MINUTE_RETENTION_HOURS)."""
+
+    hour = models.DateTimeField()
+    use_case_id = models.BigIntegerField()
+    requests = models.BigIntegerField(default=0)
+    bad = models.BigIntegerField(default=0)
+    answered = models.BigIntegerField(default=0)
+    slow = ArrayField(models.BigIntegerField(), default=list)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["use_case_id", "hour"], name="gateway_sli_hour_key")]
+        indexes = [models.Index(fields=["hour"], name="gateway_sli_hour_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}h use case {self.use_case_id}: {self.bad}/{self.requests} bad"

@@ -11,6 +11,8 @@ stream, named in the log by its id only. No key material is ever in a record: th
 
 Sampled bodies (a key's opt-in, apps/gateway/bodies.py) travel as entries of their own on the same stream
 (field `b`, not `r`); the writer redacts and stores them after the batch's ledger rows.
+The same transaction adds the inserted rows to the daily traffic rollups (traffic.py) and to the per-minute
+SLI counts per use case that the SLOs read (sli.py).
 After each batch the gateway's budget counters move the batch's settled cost into their ledger base
 (apps/gateway/budgets.py); the writer's loop also sweeps expired reservations and reconciles the counters.
 """
@@ -22,6 +24,7 @@ import logging
 import os
 import socket
 
+import orjson
 import redis
 from django.conf import settings
 from django.db import transaction
@@ -31,7 +34,7 @@ from apps.costs.ledger import ledger_write
 from apps.costs.models import CallStatus
 from apps.costs.pricing import TokenCounts
 from apps.costs.services import UsageContext, usage_row
-from apps.gateway import bodies, budgets, traffic
+from apps.gateway import bodies, budgets, limits, sli, traffic
 from apps.gateway.keys import KeyInfo
 from apps.llm.results import CallRecord
 
@@ -50,14 +53,29 @@ def dead_key() -> str:
 def serialize(record: CallRecord, key_id: int) -> bytes:
     data = record.to_dict()
     data["gateway_key_id"] = key_id
-    return json.dumps(data, default=str, separators=(",", ":")).encode()
+    return orjson.dumps(data, default=str)
 
 
 def recorder_for(info: KeyInfo):
-    """The Recorder for calls made with this key."""
+    """The Recorder for calls made with this key. An answered call's record (status ok, not a cache hit) carries
+    its tokens to the key's token limits in the same round trip (limits.queue_charge, ADR 0099)."""
 
     async def record(record: CallRecord) -> None:
-        await portal_redis.async_client().xadd(stream_key(), {"r": serialize(record, info.id)})
+        client = portal_redis.async_client()
+        entry = {"r": serialize(record, info.id)}
+        tokens = record.tokens.input_tokens + record.tokens.output_tokens
+        if record.status != CallStatus.OK or record.cache_hit or not (
+                info.tokens_per_minute is not None or info.tokens_per_day is not None) or not tokens:
+            await client.xadd(stream_key(), entry)
+            return
+        pipe = client.pipeline(transaction=False)
+        pipe.xadd(stream_key(), entry)
+        limits.queue_charge(pipe, info, tokens=tokens)
+        added, *charged = await pipe.execute(raise_on_error=False)
+        if isinstance(added, Exception):  # not recorded: the caller must not answer as if it were
+            raise added
+        if any(isinstance(result, Exception) for result in charged):
+            log.warning("gateway usage not counted against key %s's limits", info.prefix)
 
     return record
 
@@ -148,8 +166,10 @@ def drain_once(consumer: str, *, block_ms: int = 1000, count: int | None = None)
         seen.add(row["request_id"])
         rows.append(row)
     if rows:
-        with transaction.atomic():  # the gateway's daily rollups count what the ledger inserted, in its commit
-            traffic.traffic_add(ledger_write(rows))
+        with transaction.atomic():  # the gateway's rollups and SLI counts take what the ledger inserted, in its commit
+            inserted = ledger_write(rows)
+            traffic.traffic_add(inserted)
+            sli.sli_add(inserted)
         budgets.ledger_caught_up([row["request_id"] for row in rows])  # their settled cost is the ledger's now
     if samples:
         bodies.samples_write(samples)

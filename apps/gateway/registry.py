@@ -22,6 +22,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import transaction
 
+from apps.core import single_flight
 from apps.gateway import keys
 from apps.gateway.keys import KeyInfo
 from apps.gateway.wire import GatewayError
@@ -103,11 +104,23 @@ async def cached_answer(answers: dict, info: KeyInfo, stamp: bytes, ask: Callabl
                         failure: str) -> T:
     """`ask(target)` for this key (sync, in a thread), reused from `answers` (a per-process dict) while the gateway
     stamp is the one it was asked under and for GATEWAY_ADMISSION_TTL_SECONDS. If `ask` raises, the request is
-    refused (503 `guard_failed` with `failure`): fail closed."""
+    refused (503 `guard_failed` with `failure`): fail closed.
+
+    One question at a time per key and stamp: the requests that find the answer stale while it is being asked
+    again wait for that one answer instead of each asking (apps/core/single_flight.py, ADR 0099)."""
     cached = answers.get(info.id)
     now = time.monotonic()
     if cached is not None and cached[0] == stamp and now - cached[1] < settings.GATEWAY_ADMISSION_TTL_SECONDS:
         return cached[2]
+    return await single_flight.shared(_asking, (id(answers), info.id, stamp),
+                                      lambda: _ask(answers, info, stamp, ask, failure, now))
+
+
+_asking: dict = {}  # the questions in flight (cached_answer)
+
+
+async def _ask(answers: dict, info: KeyInfo, stamp: bytes, ask: Callable[[AdmissionTarget], T], failure: str,
+               now: float) -> T:
     try:
         answer = await sync_to_async(ask)(target_of(info))
     except Exception:

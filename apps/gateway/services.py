@@ -25,7 +25,16 @@ from apps.accounts.models import Membership, Role, Team
 from apps.accounts.permissions import Action, can, require, user_of
 from apps.audit.services import audit_record
 from apps.gateway import keys
-from apps.gateway.models import EventContent, GatewayBody, GatewayKey, Injection, InputPii, OutputScan
+from apps.gateway.models import (
+    EventContent,
+    GatewayBody,
+    GatewayKey,
+    Injection,
+    InputPii,
+    OutputScan,
+    SliHour,
+    SliMinute,
+)
 from apps.notifications.services import notify
 
 GUARD_FIELDS = {"guard_input_pii": InputPii, "guard_injection": Injection, "guard_output": OutputScan,
@@ -332,6 +341,17 @@ def gateway_bodies_sweep(*, now: datetime | None = None) -> int:
     cutoff = (now or timezone.now()) - timedelta(days=settings.GATEWAY_BODY_RETENTION_DAYS)
     deleted, _by_model = GatewayBody.objects.filter(occurred_at__lt=cutoff).delete()
     return deleted
+
+
+def gateway_sli_prune(*, now: datetime | None = None) -> int:
+    """Delete per-minute SLI counts older than GATEWAY_SLI_MINUTE_RETENTION_HOURS and per-hour ones older than
+    GATEWAY_SLI_HOUR_RETENTION_DAYS (hourly; housekeeping under a stated retention, so not audited). Returns how
+    many rows were deleted."""
+    now = now or timezone.now()
+    minutes, _ = SliMinute.objects.filter(
+        minute__lt=now - timedelta(hours=settings.GATEWAY_SLI_MINUTE_RETENTION_HOURS)).delete()
+    hours, _ = SliHour.objects.filter(hour__lt=now - timedelta(days=settings.GATEWAY_SLI_HOUR_RETENTION_DAYS)).delete()
+    return minutes + hours
 
 
 @transaction.atomic

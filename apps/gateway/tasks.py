@@ -15,3 +15,9 @@ def gateway_bodies_sweep_task() -> int:
 def gateway_keys_expiry_notify_task() -> int:
     """Daily: notices before gateway keys expire."""
     return services.gateway_keys_expiry_notify()
+
+
+@shared_task(name="apps.gateway.tasks.gateway_sli_prune_task")
+def gateway_sli_prune_task() -> int:
+    """Hourly: delete SLI minute and hour counts past their retention."""
+    return services.gateway_sli_prune()

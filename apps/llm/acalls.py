@@ -32,8 +32,10 @@ from django.conf import settings
 from apps.costs.models import CallStatus, Operation
 from apps.costs.services import UsageContext
 from apps.llm import breakers, callcore, observers, retry
+from apps.llm import cache as response_cache
 from apps.llm.adapters import adapter_for
 from apps.llm.breakers import Slot
+from apps.llm.cache import CachePolicy, Lookup
 from apps.llm.callcore import CallState, StreamText, chat_request_check
 from apps.llm.errors import BadRequest, LlmError, stream_interrupted
 from apps.llm.models import ModelKind
@@ -99,6 +101,11 @@ class _ACall(CallState):
                 observer.recorded(record, answer)
             await self.recorder(record)
         return record
+
+    async def hit(self, lookup: Lookup, ttft_ms: int | None = None) -> CallRecord:
+        """Record the call as answered from the response cache (one record, through the caller's recorder)."""
+        self.finish_hit(lookup, ttft_ms)
+        return await self.record(usage=None, status=CallStatus.OK)
 
     async def fail(self, exc: BaseException, usage: Usage | None = None) -> BaseException:
         """Record the failure (unless already recorded) and hand the exception back to be raised."""
@@ -173,11 +180,17 @@ async def _route(call: _ACall, model: str, kind: str) -> Route:
     return route
 
 
-async def _start_chat(call: _ACall, model: str, request: ChatRequest, preflight: Preflight | None) -> RoutePlan:
+async def _begin_chat(call: _ACall, model: str, request: ChatRequest,
+                      cache: CachePolicy | None) -> tuple[Route, Lookup | None]:
+    """The route and the request's checks, then the response cache (before the budget: a hit reserves nothing)."""
     route = await _route(call, model, ModelKind.CHAT)
     if not isinstance(request, ChatRequest):
         raise BadRequest("request must be a ChatRequest.")
     chat_request_check(request, route.widest_output)
+    return route, await response_cache.aread(response_cache.chat_lookup(cache, call.context, model, request))
+
+
+async def _start_chat(call: _ACall, route: Route, request: ChatRequest, preflight: Preflight | None) -> RoutePlan:
     plan = RoutePlan(route, max_tokens=request.max_tokens)
     await call.preflight(preflight, plan, callcore.input_estimate(request), request.max_tokens)
     call.start_clock()
@@ -192,18 +205,25 @@ async def _result(call: _ACall, target: Target, answer: ProviderChat) -> ChatRes
 
 
 async def achat(*, model: str, request: ChatRequest, context: UsageContext, recorder: Recorder,
-                preflight: Preflight | None = None) -> ChatResult:
-    """One chat completion. Raises an LlmError subclass (readable message) or the preflight hook's refusal."""
+                preflight: Preflight | None = None, cache: CachePolicy | None = None) -> ChatResult:
+    """One chat completion. Raises an LlmError subclass (readable message) or the preflight hook's refusal.
+    `cache`: opt in to the response cache (llm/cache.py; a hit's result has cache_hit)."""
     call = _ACall(Operation.CHAT, context, model, recorder)
     try:
-        plan = await _start_chat(call, model, request, preflight)
+        route, lookup = await _begin_chat(call, model, request, cache)
+        if lookup is not None and lookup.hit:
+            record = await call.hit(lookup)
+            return response_cache.chat_result(lookup.entry, record, usage_event_id=None)
+        plan = await _start_chat(call, route, request, preflight)
         answer, target, slot = await _along(call, plan, lambda target, timeout: adapter_for(
             target.model.provider).achat(target.model, request, timeout=timeout))
         call.attempt_end()
         await _release(slot, "ok")
     except Exception as exc:
         raise await call.fail(exc)
-    return await _result(call, target, answer)
+    result = await _result(call, target, answer)
+    await response_cache.astore(lookup, result)
+    return result
 
 
 class AsyncChatStream:
@@ -219,8 +239,10 @@ class AsyncChatStream:
     """
 
     def __init__(self, *, model: str, request: ChatRequest, context: UsageContext, recorder: Recorder,
-                 preflight: Preflight | None = None):
+                 preflight: Preflight | None = None, cache: CachePolicy | None = None):
         self._call = _ACall(Operation.CHAT, context, model, recorder)
+        self._cache = cache
+        self._lookup: Lookup | None = None  # the response cache: a hit replays its entry, a complete miss is stored
         self._model = model
         self._request = request
         self._preflight = preflight
@@ -236,6 +258,11 @@ class AsyncChatStream:
     def request_id(self) -> str:
         return self._call.context.request_id
 
+    @property
+    def cache_hit(self) -> bool:
+        """Answered from the response cache (known once open)."""
+        return self._lookup is not None and self._lookup.hit
+
     async def open(self) -> AsyncChatStream:
         """Resolve, check, ask the budget hook and connect (retrying); raises LlmError before any delta."""
         if self._source is not None or self._done:
@@ -244,7 +271,11 @@ class AsyncChatStream:
         request = self._request
         self._loop = asyncio.get_running_loop()
         try:
-            plan = await _start_chat(call, self._model, request, self._preflight)
+            route, self._lookup = await _begin_chat(call, self._model, request, self._cache)
+            if self.cache_hit:
+                self._source = _replayed(self._lookup.entry)
+                return self
+            plan = await _start_chat(call, route, request, self._preflight)
             # Fallback happens here only, while connecting: once the stream has begun it is this deployment's.
             self._source, self._target, self._slot = await _along(call, plan, lambda target, timeout: adapter_for(
                 target.model.provider).achat_stream(target.model, request, timeout=timeout))
@@ -296,11 +327,18 @@ class AsyncChatStream:
 
     async def _finish(self, final: ProviderChat | None, finish_reason: str | None = None) -> None:
         self._done = True
+        if self.cache_hit:
+            record = await self._call.hit(self._lookup, ttft_ms=self._call.ttft_ms)
+            self._result = response_cache.chat_result(self._lookup.entry, record, usage_event_id=None)
+            return
+        complete = final is not None
         if final is None:
             final = self._text.cut_answer(finish_reason)
         self._call.attempt_end()
         await self._give_back("none" if finish_reason == "cancelled" else "ok")
         self._result = await _result(self._call, self._target, final)
+        if complete:
+            await response_cache.astore(self._lookup, self._result)
 
     async def aclose(self) -> None:
         """Stop early: the upstream is closed and the call recorded as cancelled (estimated usage)."""
@@ -337,6 +375,11 @@ class AsyncChatStream:
         await self.aclose()
 
 
+async def _replayed(entry: dict) -> AsyncIterator[StreamDelta]:
+    for piece in response_cache.replay(entry):
+        yield piece
+
+
 _dropped: set[asyncio.Task] = set()  # the recordings of dropped streams, held until they end
 
 
@@ -360,20 +403,27 @@ async def dropped_streams_settled() -> None:
 
 
 def achat_stream(*, model: str, request: ChatRequest, context: UsageContext, recorder: Recorder,
-                 preflight: Preflight | None = None) -> AsyncChatStream:
-    """A streaming chat completion (not yet connected: `await stream.open()`, or iterate); see AsyncChatStream."""
-    return AsyncChatStream(model=model, request=request, context=context, recorder=recorder, preflight=preflight)
+                 preflight: Preflight | None = None, cache: CachePolicy | None = None) -> AsyncChatStream:
+    """A streaming chat completion (not yet connected: `await stream.open()`, or iterate); see AsyncChatStream.
+    `cache`: opt in to the response cache (a hit, `stream.cache_hit` once open, is replayed)."""
+    return AsyncChatStream(model=model, request=request, context=context, recorder=recorder, preflight=preflight,
+                           cache=cache)
 
 
 async def aembed(*, model: str, texts: list[str], context: UsageContext, recorder: Recorder,
-                 preflight: Preflight | None = None) -> EmbeddingResult:
-    """Embed `texts` in order (batched per LLM_EMBED_BATCH_SIZE). One CallRecord for the call."""
+                 preflight: Preflight | None = None, cache: CachePolicy | None = None) -> EmbeddingResult:
+    """Embed `texts` in order (batched per LLM_EMBED_BATCH_SIZE). One CallRecord for the call.
+    `cache`: opt in to the response cache (llm/cache.py)."""
     call = _ACall(Operation.EMBEDDING, context, model, recorder)
     try:
         callcore.embed_texts_check(texts)
         route = await _route(call, model, ModelKind.EMBEDDING)
         if not texts:  # nothing to do: no provider call, nothing to record
             return callcore.embedding_nothing(call)
+        lookup = await response_cache.aread(response_cache.embeddings_lookup(cache, call.context, model, texts))
+        if lookup is not None and lookup.hit:
+            record = await call.hit(lookup)
+            return response_cache.embedding_result(lookup.entry, record, usage_event_id=None)
         plan = RoutePlan(route)
         await call.preflight(preflight, plan, sum(estimate_tokens(t) for t in texts), 0)
         call.start_clock()
@@ -392,5 +442,7 @@ async def aembed(*, model: str, texts: list[str], context: UsageContext, recorde
         raise await call.fail(exc)
     record = await call.record(usage=answer.usage, status=CallStatus.OK, answer=answer)
     cost = callcore.cost_now(record.tokens, target.price())
-    return callcore.embedding_result(answer.vectors, answer.usage, record, cost=cost, usage_event_id=None,
-                                     remote_model=answer.remote_model)
+    result = callcore.embedding_result(answer.vectors, answer.usage, record, cost=cost, usage_event_id=None,
+                                       remote_model=answer.remote_model)
+    await response_cache.astore(lookup, result)
+    return result

@@ -19,6 +19,7 @@ from apps.core.request_context import current
 from apps.costs.models import CallStatus, Price, UsageEvent
 from apps.costs.pricing import cost_of, quantize
 from apps.costs.services import UsageContext, usage_event_record
+from apps.llm import cache
 from apps.llm.errors import BadRequest, LlmError, MalformedResponse
 from apps.llm.models import Model
 from apps.llm.results import (
@@ -279,6 +280,11 @@ class CallState:
         if self.ttft_ms is None:
             self.ttft_ms = self.elapsed_ms()
 
+    def finish_hit(self, lookup, ttft_ms: int | None = None) -> CallRecord:
+        """The call answered from the response cache (cache.Lookup): its one CallRecord is the hit's."""
+        self.call_record = cache.hit_record(lookup, context=self.context, operation=self.operation, ttft_ms=ttft_ms)
+        return self.call_record
+
     def finish(self, *, usage: Usage | None, status: str, error_type: str = "") -> CallRecord:
         """The call's one CallRecord (made once; later calls return the same one)."""
         if self.call_record is None:
@@ -325,10 +331,11 @@ def ledger_record(record: CallRecord) -> UsageEvent:
     context = record.context
     if context.request_id != record.request_id:
         context = dataclasses.replace(context, request_id=record.request_id)
+    hit = {"cache_hit": True, "cache_saving": record.cache_saving} if record.cache_hit else {}  # llm/cache.py
     event = usage_event_record(context=context, provider=record.provider, model=record.model,
                                price_name=record.price_name, operation=record.operation, tokens=record.tokens,
                                latency_ms=record.latency_ms, status=record.status, error_type=record.error_type,
-                               occurred_at=record.occurred_at)
+                               occurred_at=record.occurred_at, **hit)
     warn_unpriced(record, event.cost)
     return event
 

@@ -23,12 +23,15 @@ from apps.costs import services as costs_services
 from apps.costs.models import CallStatus, Operation, UsageEvent
 from apps.costs.services import UsageContext
 from apps.llm import breakers, callcore, retry
+from apps.llm import cache as response_cache
 from apps.llm.adapters import adapter_for
 from apps.llm.breakers import Slot
+from apps.llm.cache import CachePolicy, Lookup
 from apps.llm.callcore import CallState, StreamText, chat_request_build, chat_request_check
 from apps.llm.errors import LlmError, stream_interrupted
 from apps.llm.models import Model, ModelKind
 from apps.llm.results import (
+    CallRecord,
     ChatRequest,
     ChatResult,
     EmbeddingResult,
@@ -65,6 +68,11 @@ class _Call(CallState):
         if self.event is None:
             self.event = callcore.ledger_record(self.finish(usage=usage, status=status, error_type=error_type))
         return self.event
+
+    def hit(self, lookup: Lookup, ttft_ms: int | None = None) -> tuple[CallRecord, UsageEvent]:
+        """Record the call as answered from the response cache."""
+        record = self.finish_hit(lookup, ttft_ms)
+        return record, self.record(usage=None, status=CallStatus.OK)
 
     def fail(self, exc: BaseException, usage: Usage | None = None) -> BaseException:
         """Record the failure (unless already recorded) and hand the exception back to be raised."""
@@ -124,10 +132,25 @@ def _chat_result(call: _Call, answer: ProviderChat) -> ChatResult:
                                 cost=event.cost, usage_event_id=event.pk)
 
 
-def _start_chat(call: _Call, model, request: ChatRequest) -> RoutePlan:
+def _asked(model: str | Model) -> str:
+    """The name the caller asked for (an alias or a model): what the response cache keys on."""
+    return model.name if isinstance(model, Model) else str(model)
+
+
+def _cached_chat(call: _Call, lookup: Lookup) -> ChatResult:
+    record, event = call.hit(lookup)
+    return response_cache.chat_result(lookup.entry, record, usage_event_id=event.pk)
+
+
+def _begin_chat(call: _Call, model, request: ChatRequest, cache: CachePolicy | None) -> tuple[Route, Lookup | None]:
+    """The route and the request's checks, then the response cache (before the budget: a hit reserves nothing)."""
     route = _route(model, ModelKind.CHAT)
     call.bind_route(route)
     chat_request_check(request, route.widest_output)
+    return route, response_cache.read(response_cache.chat_lookup(cache, call.context, _asked(model), request))
+
+
+def _start_chat(call: _Call, route: Route, request: ChatRequest) -> RoutePlan:
     plan = RoutePlan(route, max_tokens=request.max_tokens)
     call.preflight(plan, callcore.input_estimate(request), request.max_tokens)
     call.start_clock()
@@ -136,19 +159,26 @@ def _start_chat(call: _Call, model, request: ChatRequest) -> RoutePlan:
 
 def chat(*, model: str | Model, messages: list[dict], context: UsageContext, temperature: float | None = None,
          max_tokens: int | None = None, response_format: dict | None = None,
-         tools: list[dict] | None = None, extra: dict | None = None) -> ChatResult:
-    """One chat completion. Raises an LlmError subclass (message readable by users) or the preflight's refusal."""
+         tools: list[dict] | None = None, extra: dict | None = None, cache: CachePolicy | None = None) -> ChatResult:
+    """One chat completion. Raises an LlmError subclass (message readable by users) or the preflight's refusal.
+    `cache`: opt in to the response cache (llm/cache.py)."""
     call = _Call(Operation.CHAT, context, model)
     try:
         request = chat_request_build(messages, temperature, max_tokens, response_format, tools, extra)
-        plan = _start_chat(call, model, request)
-        answer, _, slot = _along(call, plan, lambda target, timeout: adapter_for(target.model.provider).chat(
-            target.model, request, timeout=timeout))
-        call.attempt_end()
-        _release(slot, "ok")
+        route, lookup = _begin_chat(call, model, request, cache)
+        if lookup is None or not lookup.hit:
+            plan = _start_chat(call, route, request)
+            answer, _, slot = _along(call, plan, lambda target, timeout: adapter_for(target.model.provider).chat(
+                target.model, request, timeout=timeout))
+            call.attempt_end()
+            _release(slot, "ok")
     except Exception as exc:
         raise call.fail(exc)
-    return _chat_result(call, answer)
+    if lookup is not None and lookup.hit:
+        return _cached_chat(call, lookup)
+    result = _chat_result(call, answer)
+    response_cache.store(lookup, result)
+    return result
 
 
 class ChatStream:
@@ -164,8 +194,10 @@ class ChatStream:
     closes it for you) and the call is recorded with estimated usage and finish_reason "cancelled".
     """
 
-    def __init__(self, call: _Call, request: ChatRequest, source: Iterator[StreamDelta], slot: Slot | None = None):
+    def __init__(self, call: _Call, request: ChatRequest, source: Iterator[StreamDelta], slot: Slot | None = None,
+                 lookup: Lookup | None = None):
         self._call = call
+        self._lookup = lookup  # the response cache: a hit replays its entry, a complete miss is stored
         self._request = request
         self._source = source
         self._slot = slot
@@ -214,11 +246,19 @@ class ChatStream:
         _release(slot, outcome)
 
     def _finish(self, final: ProviderChat | None, finish_reason: str | None = None) -> None:
+        lookup = self._lookup
+        if lookup is not None and lookup.hit:
+            record, event = self._call.hit(lookup, ttft_ms=self._call.ttft_ms)
+            self._result = response_cache.chat_result(lookup.entry, record, usage_event_id=event.pk)
+            return
+        complete = final is not None
         if final is None:
             final = self._text.cut_answer(finish_reason)
         self._call.attempt_end()
         self._give_back("none" if finish_reason == "cancelled" else "ok")
         self._result = _chat_result(self._call, final)
+        if complete:
+            response_cache.store(lookup, self._result)
 
     def close(self) -> None:
         if self._result is not None or self._failed:
@@ -245,22 +285,28 @@ class ChatStream:
 def chat_stream(*, model: str | Model, messages: list[dict], context: UsageContext,
                 temperature: float | None = None, max_tokens: int | None = None,
                 response_format: dict | None = None, tools: list[dict] | None = None,
-                extra: dict | None = None) -> ChatStream:
-    """A streaming chat completion; see ChatStream. Usage comes from the provider's final chunk, else estimated."""
+                extra: dict | None = None, cache: CachePolicy | None = None) -> ChatStream:
+    """A streaming chat completion; see ChatStream. Usage comes from the provider's final chunk, else estimated.
+    `cache`: opt in to the response cache (a hit is replayed as a stream)."""
     call = _Call(Operation.CHAT, context, model)
     try:
         request = chat_request_build(messages, temperature, max_tokens, response_format, tools, extra)
-        plan = _start_chat(call, model, request)
+        route, lookup = _begin_chat(call, model, request, cache)
+        if lookup is not None and lookup.hit:
+            return ChatStream(call, request, iter(response_cache.replay(lookup.entry)), lookup=lookup)
+        plan = _start_chat(call, route, request)
         # Fallback happens here only, while connecting: once the stream has begun it is this deployment's.
         source, _, slot = _along(call, plan, lambda target, timeout: adapter_for(target.model.provider).chat_stream(
             target.model, request, timeout=timeout))
     except Exception as exc:
         raise call.fail(exc)
-    return ChatStream(call, request, source, slot)
+    return ChatStream(call, request, source, slot, lookup=lookup)
 
 
-def embed(*, model: str | Model, texts: list[str], context: UsageContext) -> EmbeddingResult:
-    """Embed `texts` in order (batched per LLM_EMBED_BATCH_SIZE, default 256). One usage event for the call."""
+def embed(*, model: str | Model, texts: list[str], context: UsageContext,
+          cache: CachePolicy | None = None) -> EmbeddingResult:
+    """Embed `texts` in order (batched per LLM_EMBED_BATCH_SIZE, default 256). One usage event for the call.
+    `cache`: opt in to the response cache (llm/cache.py)."""
     call = _Call(Operation.EMBEDDING, context, model)
     try:
         callcore.embed_texts_check(texts)
@@ -268,6 +314,10 @@ def embed(*, model: str | Model, texts: list[str], context: UsageContext) -> Emb
         call.bind_route(route)
         if not texts:  # nothing to do: no provider call, nothing to record
             return callcore.embedding_nothing(call)
+        lookup = response_cache.read(response_cache.embeddings_lookup(cache, call.context, _asked(model), texts))
+        if lookup is not None and lookup.hit:
+            record, event = call.hit(lookup)
+            return response_cache.embedding_result(lookup.entry, record, usage_event_id=event.pk)
         plan = RoutePlan(route)
         call.preflight(plan, sum(estimate_tokens(t) for t in texts), 0)
         call.start_clock()
@@ -285,5 +335,8 @@ def embed(*, model: str | Model, texts: list[str], context: UsageContext) -> Emb
     except Exception as exc:
         raise call.fail(exc)
     event = call.record(usage=answer.usage, status=CallStatus.OK)
-    return callcore.embedding_result(answer.vectors, answer.usage, call.finish(usage=answer.usage, status=CallStatus.OK),
-                                     cost=event.cost, usage_event_id=event.pk, remote_model=answer.remote_model)
+    result = callcore.embedding_result(answer.vectors, answer.usage, call.finish(usage=answer.usage,
+                                                                                 status=CallStatus.OK),
+                                       cost=event.cost, usage_event_id=event.pk, remote_model=answer.remote_model)
+    response_cache.store(lookup, result)
+    return result

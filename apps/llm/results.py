@@ -100,6 +100,7 @@ class ChatResult:
     alias: str = ""  # the alias asked for, when the name was one
     deployment: str = ""  # the alias's deployment that answered
     fallbacks: int = 0  # deployments tried and failed before the one that answered
+    cache_hit: bool = False  # answered from the response cache (llm/cache.py): cost 0, usage the original call's
 
     @property
     def unpriced(self) -> bool:
@@ -120,6 +121,7 @@ class EmbeddingResult:
     alias: str = ""
     deployment: str = ""
     fallbacks: int = 0
+    cache_hit: bool = False  # answered from the response cache (llm/cache.py)
 
     @property
     def dimensions(self) -> int:

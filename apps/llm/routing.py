@@ -23,7 +23,7 @@ from django.db import transaction
 from django.db.models import Prefetch
 from django.utils import timezone
 
-from apps.core import metrics
+from apps.core import metrics, single_flight
 from apps.core import redis as core_redis
 from apps.costs.models import Price
 from apps.costs.pricing import PriceBook, price_at, worst_case_cost
@@ -207,9 +207,17 @@ async def aresolve(name: str) -> Route:
             stamp = None
         _cache.seen(stamp)
     route = _cache.routes.get(name)
-    if route is None:
-        route = await sync_to_async(load_route)(name)
-        _cache.routes[name] = route
+    if route is None:  # one load per name and stamp, however many calls wait for it (single_flight)
+        route = await single_flight.shared(_loading, (name, _cache.stamp), lambda: _aload(name))
+    return route
+
+
+_loading: dict = {}  # route loads in flight (aresolve)
+
+
+async def _aload(name: str) -> Route:
+    routes = _cache.routes  # the generation it is loaded for: a stamp seen meanwhile replaces the dict
+    route = routes[name] = await sync_to_async(load_route)(name)
     return route
 
 

@@ -17,7 +17,8 @@ from apps.prompts.templating import Analysis, Part, Problem, Reference, analyse,
 ROLES = ("system", "developer", "user", "assistant")
 MAX_TEMPLATE_CHARS = 100_000
 MAX_MESSAGES = 50
-CONFIG_KEYS = ("model", "temperature", "max_tokens", "top_p", "stop", "response_format", "tools")
+CONFIG_KEYS = ("model", "temperature", "max_tokens", "top_p", "stop", "response_format", "tools", "cache")
+MAX_CACHE_TTL_SECONDS = 7 * 86_400
 RESPONSE_FORMATS = ("text", "json_object", "json_schema")
 
 
@@ -201,9 +202,32 @@ def normalise_config(config) -> dict:
         problems += tool_problems
         if not tool_problems:
             out["tools"] = tools
+    cache, problem = _cache(config.get("cache"))
+    if problem:
+        problems.append(problem)
+    elif cache:
+        out["cache"] = cache
     if problems:
         raise ValidationError(problems)
     return out
+
+
+def _cache(value) -> tuple[bool | dict | None, str | None]:
+    """The response cache opt-in (apps/llm/cache.py): true, or {"ttl_seconds": N, "sampled": bool}."""
+    if value in (None, False, "", {}):
+        return None, None
+    if value is True:
+        return True, None
+    problem = (f'config.cache: true, or {{"ttl_seconds": 1 to {MAX_CACHE_TTL_SECONDS}, "sampled": true or '
+               'false}.')
+    if not isinstance(value, dict) or set(value) - {"ttl_seconds", "sampled"}:
+        return None, problem
+    ttl, sampled = value.get("ttl_seconds"), value.get("sampled", False)
+    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int) or not 1 <= ttl <= MAX_CACHE_TTL_SECONDS):
+        return None, problem
+    if not isinstance(sampled, bool):
+        return None, problem
+    return {k: v for k, v in (("ttl_seconds", ttl), ("sampled", sampled)) if v not in (None, False)} or True, None
 
 
 def _response_format(value) -> tuple[dict | None, str | None]:

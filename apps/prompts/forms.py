@@ -74,6 +74,9 @@ class VersionForm(forms.Form):
     top_p = forms.FloatField(required=False, min_value=0, max_value=1, label="Top p")
     response_format = forms.ChoiceField(required=False, choices=[(f, f) for f in RESPONSE_FORMATS])
     response_schema = _json_field("Response JSON schema", 'For json_schema: {"name": "triage", "schema": {…}}')
+    cache = forms.BooleanField(required=False, label="Cache answers",
+                               help_text="The same request at temperature 0 is answered from the response cache "
+                                         "(playground, evals, RAG answers): no provider call, cost 0.")
     tools = _json_field("Tools (JSON list)", 'e.g. [{"type": "function", "function": {"name": "lookup_order", '
                                              '"parameters": {"type": "object"}}}]')
     commit_message = forms.CharField(required=False, max_length=500, label="Commit message",
@@ -105,6 +108,8 @@ class VersionForm(forms.Form):
             config["response_format"] = {"type": "json_schema", "json_schema": data.get("response_schema") or {}}
         if data.get("tools"):
             config["tools"] = data["tools"]
+        if data.get("cache"):
+            config["cache"] = self.initial.get("cache_config") or True  # keep a version's TTL/sampled settings
         return config
 
     def draft(self, kind: str, messages: list[dict]) -> Draft:
@@ -126,6 +131,7 @@ class VersionForm(forms.Form):
             "response_schema": json.dumps(fmt.get("json_schema"), indent=2) if isinstance(fmt, dict)
             and fmt.get("json_schema") else "",
             "tools": json.dumps(config["tools"], indent=2) if config.get("tools") else "",
+            "cache": bool(config.get("cache")), "cache_config": config.get("cache"),
         }
 
     def add_service_errors(self, exc: ValidationError, messages_formset=None) -> None:

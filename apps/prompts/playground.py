@@ -23,6 +23,7 @@ from apps.accounts.permissions import Action, can, require
 from apps.costs.models import Source
 from apps.costs.services import UsageContext
 from apps.llm import calls
+from apps.llm.cache import CachePolicy
 from apps.llm.errors import LlmError
 from apps.llm.models import ModelKind
 from apps.llm.selectors import model_list
@@ -60,6 +61,7 @@ def _call_options(version: PromptVersion) -> dict:
     options = {key: config[key] for key in ("temperature", "max_tokens", "tools") if config.get(key) is not None}
     if isinstance(config.get("response_format"), dict):
         options["response_format"] = config["response_format"]
+    options["cache"] = CachePolicy.from_config(config.get("cache"))  # the version's opt-in (llm/cache.py)
     return options
 
 

@@ -24,6 +24,7 @@ from apps.core.markdown import markdown_html
 from apps.costs.services import UsageContext
 from apps.evals.evaluators.groundedness import groundedness
 from apps.llm import calls
+from apps.llm.cache import CachePolicy
 from apps.llm.models import Model
 from apps.llm.offline.extractive import split_sentences
 from apps.prompts.content import Draft
@@ -145,7 +146,8 @@ def answer_question(*, collection: Collection, retrieval: Retrieval, user=None, 
                            user_id=getattr(user, "pk", None) if getattr(user, "is_authenticated", False) else None)
     config = source["config"]
     result = calls.chat(model=model, messages=messages, context=context, temperature=config.get("temperature"),
-                        max_tokens=config.get("max_tokens"))
+                        max_tokens=config.get("max_tokens"),
+                        cache=CachePolicy.from_config(config.get("cache")))  # the prompt's opt-in (llm/cache.py)
     timings = {"answer_ms": round((time.perf_counter() - started) * 1000, 2)}
     cited = [int(n) for n in _CITE.findall(result.text)]
     valid = [n for n in dict.fromkeys(cited) if 1 <= n <= len(hits)]

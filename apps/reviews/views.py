@@ -23,7 +23,7 @@ from apps.notifications.services import unread_count
 from apps.prompts.selectors import prompt_by_pk
 from apps.rag.selectors import collection_visible
 from apps.reviews import conditions as predicates
-from apps.reviews import forms, linking, questionnaire, reports, rules, selectors, services, workflow
+from apps.reviews import forms, linking, panels, questionnaire, reports, rules, selectors, services, workflow
 from apps.reviews.models import (
     Condition,
     LifecycleStage,
@@ -31,7 +31,6 @@ from apps.reviews.models import (
     TierChange,
     VoteDecision,
 )
-from apps.reviews.panels import use_case_panels
 
 
 def _error_text(exc: ValidationError) -> str:
@@ -268,7 +267,7 @@ def _detail_page(request, use_case, *, status: int = 200, **forms_):
         "linkable_collections": selectors.linkable_collections(user=user, use_case=use_case)
         if can(user, Action.CHANGE, use_case) else [],
         "eval_runs": selectors.eval_runs(user=user, use_case=use_case),
-        "panels": use_case_panels(use_case=use_case, user=user),
+        "panels": panels.use_case_panels(use_case=use_case, user=user),
         "diff": selectors.submission_diff(use_case),
         "vote_form": forms_.get("vote_form") or forms.VoteForm(),
         "condition_form": forms_.get("condition_form") or forms.ConditionForm(

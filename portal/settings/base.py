@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "apps.rag",
     "apps.reviews",
     "apps.incidents",
+    "apps.slos",
 ]
 
 
@@ -370,6 +371,13 @@ GATEWAY_CACHE_TTL_SECONDS = envint("GATEWAY_CACHE_TTL_SECONDS", 3600)
 GATEWAY_CACHE_MAX_ENTRY_BYTES = envint("GATEWAY_CACHE_MAX_ENTRY_BYTES", 1024 * 1024)
 # Sampled bodies of keys that opted in (store_bodies), PII-redacted, are deleted after this many days.
 GATEWAY_BODY_RETENTION_DAYS = envint("GATEWAY_BODY_RETENTION_DAYS", 30)
+# Per-minute SLI counts per use case (apps/gateway/sli.py) are kept this long (3 days + 8 h: the SLOs' 3-day ticket
+# window stays exact); per-hour counts, which windows of days sum, this many days (the longest SLO window is 90).
+GATEWAY_SLI_MINUTE_RETENTION_HOURS = envint("GATEWAY_SLI_MINUTE_RETENTION_HOURS", 80)
+GATEWAY_SLI_HOUR_RETENTION_DAYS = envint("GATEWAY_SLI_HOUR_RETENTION_DAYS", 95)
+# SLO burn-rate alerts (apps/slos): a window pair fires only with at least this many valid events in its long
+# window, so one failed call of a quiet use case does not page anybody.
+SLO_ALERT_MIN_EVENTS = envint("SLO_ALERT_MIN_EVENTS", 10)
 # Guardrails on streamed answers: text reaches the client only once this many characters follow it, so PII or a
 # secret split across deltas is found (and redacted or blocked) first (apps/gateway/guard.py).
 GATEWAY_GUARD_HOLDBACK_CHARS = envint("GATEWAY_GUARD_HOLDBACK_CHARS", 128)

@@ -29,7 +29,7 @@ MAX_PAGES_PER_ROLE = 90
 SCREENSHOT_BOTH_WIDTHS = "admin"  # the others at 1024 px only: a screenshot costs as much as the checks  # the walk stops here, so a link loop cannot hang the suite
 # Detail pages the walk must reach (a regression that hides them would otherwise pass silently).
 MUST_VISIT = {"prompts:detail", "prompts:version", "evals:run_detail", "rag:collection", "reviews:detail",
-              "incidents:detail"}
+              "incidents:detail", "slos:use_case"}
 
 
 @pytest.fixture
@@ -46,6 +46,7 @@ def demo_site(demo_people, monkeypatch):
     from apps.prompts.demo import seed_demo_prompts
     from apps.rag.demo import seed_demo_rag
     from apps.reviews.demo import seed_demo_reviews
+    from apps.slos.demo import seed_demo_slos
     from portal.demo import seed_demo_models
     from tests.rag.conftest import hashed_embedding
 
@@ -61,6 +62,7 @@ def demo_site(demo_people, monkeypatch):
     seed_demo_reviews(demo_people, teams)
     seed_demo_incidents(demo_people, teams)
     seed_demo_followup(demo_people, teams)
+    seed_demo_slos(demo_people, teams)
     return demo_people
 
 

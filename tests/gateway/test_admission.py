@@ -46,3 +46,39 @@ def test_a_key_bound_to_a_use_case_in_review_or_missing_is_refused(gateway_url, 
             OpenAI(base_url=gateway_url, api_key=secret, max_retries=0).chat.completions.create(
                 model="local-extractive", messages=QUESTION)
         assert caught.value.status_code == 423
+
+
+def test_requests_that_find_an_answer_stale_together_wait_for_one_question(settings):
+    """Under load, every request that found the answer stale used to ask again (each a query queued on the one
+    database thread): now they share the one question in flight (ADR 0099)."""
+    import asyncio
+    import threading
+
+    from apps.gateway.keys import KeyInfo
+
+    settings.GATEWAY_ADMISSION_TTL_SECONDS = 60
+    info = KeyInfo(id=7, prefix="pk-gw-00000007", team_id=1, feature="bot", use_case_id=None, allowed_aliases=(),
+                   requests_per_minute=None, requests_per_day=None, tokens_per_minute=None, tokens_per_day=None,
+                   dollars_per_day=None, expires_at=None, revoked_at=None, overlap_ends_at=None, cache_enabled=False,
+                   store_bodies=False)
+    asked, release = [], threading.Event()
+
+    def ask(target):
+        asked.append(target.key_id)
+        release.wait(5)
+        return ("incident", "switched off")
+
+    async def burst():
+        answers: dict = {}
+        waiting = [asyncio.ensure_future(registry.cached_answer(answers, info, b"s1", ask, failure="x"))
+                   for _ in range(20)]
+        await asyncio.sleep(0.05)
+        release.set()
+        first = await asyncio.gather(*waiting)
+        again = await registry.cached_answer(answers, info, b"s1", ask, failure="x")  # fresh: not asked
+        moved = await registry.cached_answer(answers, info, b"s2", ask, failure="x")  # the stamp moved: asked
+        return first, again, moved
+
+    first, again, moved = asyncio.run(burst())
+    assert set(first) == {("incident", "switched off")} and again == moved == ("incident", "switched off")
+    assert asked == [7, 7]

@@ -1,7 +1,7 @@
-"""The gateway's response cache (apps/gateway/cache.py, ADR 0074), with the official OpenAI SDK against the
-stand-in upstream: a repeated request is answered once upstream, a stream is replayed as a stream, teams never
-share answers, failures and sampled requests are not kept, entries expire, and a hit is one ledger row at no
-provider cost with what it saved."""
+"""The gateway's response cache (the call path's, apps/llm/cache.py, opted into by apps/gateway/cache.py; ADRs
+0074 and 0099), with the official OpenAI SDK against the stand-in upstream: a repeated request is answered once
+upstream, a stream is replayed as a stream, teams never share answers, failures and sampled requests are not
+kept, entries expire, and a hit is one ledger row at no provider cost with what it saved."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from openai import OpenAI
 
 from apps.core import redis as portal_redis
 from apps.costs.models import UsageEvent
-from apps.gateway import cache
 from apps.gateway.services import gateway_key_create
 from apps.gateway.wire import parse_chat
+from apps.llm import cache
 from apps.llm.models import ModelKind
 from tests.factories import PriceFactory
 from tests.gateway.test_metrics import scrape
@@ -192,7 +192,7 @@ def test_the_entry_is_named_by_what_changes_the_answer_only(team):
     def name(team_id=team.pk, alias="chat", prompt_version_id=None, **body):
         call = parse_chat({"model": alias, "messages": QUESTION, **body})
         return cache.entry_key(team_id=team_id, alias=alias, operation="chat", prompt_version_id=prompt_version_id,
-                               request=cache.chat_request_normalised(call))
+                               request=cache.chat_request_normalised(call.request))
 
     same = name(temperature=0)
     assert same == name(temperature=0.0, user="u-1", metadata={"tenant": "acme"}, stream=True,

@@ -196,6 +196,60 @@ def test_a_flagged_stream_passes_through_and_is_counted(gateway_url, upstream, g
                                                       "kinds": {"EMAIL": 1, "SECRET": 1}}
 
 
+# The stand-in calls the tool with the question's last line as its argument: the e-mail address comes after more
+# than a hold-back window of text, in 8-character pieces.
+MAIL_TOOL = [{"type": "function", "function": {"name": "send_mail", "parameters": {
+    "type": "object", "properties": {"body": {"type": "string"}}}}}]
+LONG_ASK = [{"role": "user", "content": "Question: " + "Thanks for the quick help with my order last week. " * 4
+             + f"Now please write to {EMAIL} about the refund"}]
+
+
+def tool_pieces(chunks) -> list[str]:
+    return [p.function.arguments or "" for c in chunks if c.choices for p in c.choices[0].delta.tool_calls or ()]
+
+
+@pytest.mark.parametrize("mode", ["redact", "flag"])
+def test_streamed_tool_call_arguments_are_scanned_through_the_hold_back_window(gateway_url, upstream, gateway_key,
+                                                                              owner, drain, mode):
+    _key, secret = keyed(gateway_key, owner, guard_output=mode)
+    chunks = list(sdk(gateway_url, secret).chat.completions.create(
+        model="standin-chat", messages=LONG_ASK, tools=MAIL_TOOL, tool_choice="required", stream=True))
+
+    pieces = tool_pieces(chunks)
+    body = json.loads("".join(pieces))["body"]
+    if mode == "redact":
+        assert body.endswith("Now please write to [EMAIL] about the refund")
+        assert not any("@" in piece or "acme" in piece for piece in pieces)
+        assert len([p for p in pieces if p]) > 2  # still streamed in pieces, not held to the end
+    else:
+        assert body.endswith(f"Now please write to {EMAIL} about the refund")
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
+    assert only_event(drain).guardrail_actions == [{"direction": "output", "check": "pii", "action": mode,
+                                                    "kinds": {"EMAIL": 1}}]
+
+
+def test_a_stream_whose_tool_call_arguments_hold_pii_is_blocked_with_an_error_event(gateway_url, upstream,
+                                                                                    gateway_key, owner, drain):
+    _key, secret = keyed(gateway_key, owner, guard_output="block")
+    seen = []
+    with pytest.raises(openai.APIError, match="guardrail policy blocks"):
+        for chunk in sdk(gateway_url, secret).chat.completions.create(
+                model="standin-chat", messages=LONG_ASK, tools=MAIL_TOOL, tool_choice="required", stream=True):
+            seen.append(chunk)
+    assert not any("@" in piece or "acme" in piece for piece in tool_pieces(seen))
+    event = only_event(drain)
+    assert event.error_type == "content_policy_violation" and event.guardrail_actions[0]["kinds"] == {"EMAIL": 1}
+
+
+def test_a_plain_answers_tool_call_arguments_are_redacted_too(gateway_url, upstream, gateway_key, owner, drain):
+    _key, secret = keyed(gateway_key, owner, guard_output="redact")
+    answer = sdk(gateway_url, secret).chat.completions.create(model="standin-chat", messages=ASK_EMAIL,
+                                                              tools=MAIL_TOOL, tool_choice="required")
+    [call] = answer.choices[0].message.tool_calls
+    assert json.loads(call.function.arguments) == {"body": "please write to [EMAIL] about the refund"}
+    assert only_event(drain).guardrail_actions[0]["kinds"] == {"EMAIL": 1}
+
+
 @pytest.mark.parametrize("piece", [1, 3, 7, 16])
 def test_the_hold_back_window_lets_no_part_of_a_split_value_out(piece):
     window = HoldBack(64)

@@ -96,3 +96,17 @@ def test_a_moved_stamp_reloads_the_key_and_counts_the_request_once(gateway_url, 
     with pytest.raises(openai.AuthenticationError, match="revoked"):
         sdk.chat.completions.create(model="local-extractive", messages=QUESTION)
     assert _counted(key.pk) == 2  # the revoked request was taken back
+
+
+def test_the_tokens_ride_with_the_record_so_a_warm_limited_key_makes_two_round_trips(gateway_url, local_catalog,
+                                                                                     gateway_key, monkeypatch):
+    key, secret = gateway_key(requests_per_minute=1000, tokens_per_minute=1_000_000, tokens_per_day=10_000_000)
+    sdk = openai.OpenAI(base_url=gateway_url, api_key=secret, max_retries=0)
+    trips = warm_trips(monkeypatch, sdk)
+
+    assert len(trips) == 2  # the stamp with the limits' counts; the record with the tokens it used (ADR 0099)
+    assert trips[1][0] == "XADD" and trips[1].count("INCRBY") == 2
+    client = portal_redis.client()
+    used = sum(int(client.get(name) or 0)
+               for name in client.scan_iter(match=portal_redis.key("gateway", "lim", key.pk, "td", "*")))
+    assert used > 0

@@ -32,6 +32,7 @@ EXPECTED_QUEUE = {
     "apps.evals.tasks.eval_runs_resume_stalled_task": "llm",
     "apps.evals.tasks.judge_calibrate_task": "llm",
     "apps.gateway.tasks.gateway_bodies_sweep_task": "default",
+    "apps.gateway.tasks.gateway_sli_prune_task": "default",
     "apps.incidents.tasks.mitigations_expiry_sweep_task": "default",
     "apps.incidents.tasks.action_items_remind_task": "default",
     "apps.incidents.tasks.detection_rules_evaluate_task": "default",
@@ -44,6 +45,7 @@ EXPECTED_QUEUE = {
     "apps.reviews.tasks.reviews_expiry_sweep_task": "default",
     "apps.reviews.tasks.reviews_conditions_recheck_task": "default",
     "apps.reviews.tasks.reviews_material_change_scan_task": "default",
+    "apps.slos.tasks.slos_evaluate_task": "default",
     "portal.tasks.heartbeat_probe": "default",
 }
 

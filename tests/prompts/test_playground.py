@@ -6,6 +6,7 @@ import pytest
 from django.urls import reverse
 
 from apps.costs.models import UsageEvent
+from apps.prompts.content import Draft
 from apps.prompts.models import PlaygroundRun
 from apps.prompts.registry import register_playground_action
 
@@ -47,6 +48,25 @@ def test_a_run_without_javascript_renders_the_output_tokens_latency_and_cost(pro
     event = UsageEvent.objects.get(request_id=run.request_id)
     assert (event.source, event.prompt_name, event.prompt_version, event.team_id) == \
         ("playground", prompt.name, 1, prompt.team_id)
+
+
+def test_a_version_that_opts_in_to_the_response_cache_is_answered_from_it_the_second_time(make_prompt, client_for,
+                                                                                          engineer):
+    from apps.core import redis as portal_redis
+
+    for name in portal_redis.client().scan_iter(portal_redis.key("gateway", "cache", "*")):
+        portal_redis.client().delete(name)  # entries of an earlier test's team (a new test database reuses ids)
+    prompt = make_prompt(name="support/cached", draft=Draft(kind="text", template="For {{ customer }}: {{ ticket }}",
+                                                            config={"temperature": 0, "cache": True}))
+    for _ in range(2):
+        response = client_for(engineer).post(_url(prompt), {"var_customer": "ACME", "var_ticket": "Paper jam",
+                                                            "models": ["local-extractive"]})
+        assert response.status_code == 200
+    first, second = PlaygroundRun.objects.order_by("id")
+    assert second.status == "ok" and second.output == first.output
+    events = {e.request_id: e for e in UsageEvent.objects.all()}
+    assert not events[first.request_id].cache_hit and events[second.request_id].cache_hit
+    assert events[second.request_id].cost == 0 and second.cost == 0
 
 
 def test_two_versions_are_compared_on_the_same_inputs(prompt, client_for, engineer):

@@ -111,6 +111,16 @@ def test_a_bad_config_names_each_key(make_prompt, engineer):
     assert "config.temperature" in messages and "config.colour" in messages and "config.max_tokens" in messages
 
 
+def test_the_response_cache_opt_in_is_kept_and_a_bad_one_is_named(make_prompt, engineer):
+    prompt = make_prompt()
+    kept = version_create(prompt=prompt, draft=text_draft(config={"cache": {"ttl_seconds": 600, "sampled": False}}),
+                          actor=engineer).version
+    assert kept.config == {"cache": {"ttl_seconds": 600}}
+    with pytest.raises(ValidationError) as exc:
+        version_create(prompt=prompt, draft=text_draft(config={"cache": {"ttl_seconds": 0}}), actor=engineer)
+    assert "config.cache" in " ".join(exc.value.message_dict["config"])
+
+
 def test_a_bad_variables_schema_is_refused(make_prompt, engineer):
     prompt = make_prompt()
     with pytest.raises(ValidationError) as exc:
