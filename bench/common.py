@@ -9,6 +9,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -111,3 +112,24 @@ def git_rev() -> str:
                               cwd=BASE_DIR, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+def client_get_times(client, url: str, n: int, **headers) -> dict:
+    """`n` GETs of `url` through a Django test client (each must answer 200): the times' summary."""
+    samples = []
+    for _ in range(n):
+        started = time.perf_counter()
+        response = client.get(url, **headers)
+        samples.append(time.perf_counter() - started)
+        assert response.status_code == 200, response.status_code
+    return summary_ms(samples)
+
+
+def client_queries(client, url: str) -> int:
+    """How many SQL queries one GET of `url` makes."""
+    from django.db import connection  # why: this module is imported before Django is set up
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as ctx:
+        client.get(url)
+    return len(ctx.captured_queries)

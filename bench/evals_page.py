@@ -15,7 +15,7 @@ import json
 import sys
 import time
 
-from bench.common import setup_django, summary_ms, use_bench_database
+from bench.common import client_get_times, client_queries, setup_django, use_bench_database
 
 DATABASE = "portal_bench_evals"  # its own database: other benches' data and migrations do not interfere
 BIG = 10_000
@@ -97,25 +97,6 @@ def seed():
     return viewer, big, small, big_s
 
 
-def time_get(client, url: str, n: int, **headers) -> dict:
-    samples = []
-    for _ in range(n):
-        started = time.perf_counter()
-        response = client.get(url, **headers)
-        samples.append(time.perf_counter() - started)
-        assert response.status_code == 200, response.status_code
-    return summary_ms(samples)
-
-
-def queries(client, url: str) -> int:
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    with CaptureQueriesContext(connection) as ctx:
-        client.get(url)
-    return len(ctx.captured_queries)
-
-
 def main(argv: list[str]) -> dict:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=30)
@@ -131,11 +112,11 @@ def main(argv: list[str]) -> dict:
     client.get(page)  # warm up: templates, session
     out = {
         "results": big.progress_total, "generated_s": round(generated_s, 1), "goal_p95_ms": 300,
-        "page": time_get(client, page, args.requests),
-        "failures_filter": time_get(client, page + "?failures=1", args.requests),
-        "htmx_fragment_page_50": time_get(client, page + "?page=50", args.requests, HTTP_HX_REQUEST="true"),
-        "queries_10000_results": queries(client, page),
-        "queries_10_results": queries(client, f"/evals/runs/{small.pk}/"),
+        "page": client_get_times(client, page, args.requests),
+        "failures_filter": client_get_times(client, page + "?failures=1", args.requests),
+        "htmx_fragment_page_50": client_get_times(client, page + "?page=50", args.requests, HTTP_HX_REQUEST="true"),
+        "queries_10000_results": client_queries(client, page),
+        "queries_10_results": client_queries(client, f"/evals/runs/{small.pk}/"),
     }
     out["constant_queries"] = out["queries_10000_results"] == out["queries_10_results"]
     return out

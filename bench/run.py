@@ -94,6 +94,8 @@ BENCHES = {"startup": bench_startup, "home": bench_home, "prompts_resolve": benc
            "experiments": lambda: _bench_module("bench.experiments"),
            # issue #17: 1,000 red-team attacks against a 200 ms stand-in at concurrency 20; report with 10,000
            "redteam": lambda: _bench_module("bench.redteam", timeout=1800),
+           # issue #15: the incident metrics page over 5,000 incidents, and the selector the scorecards read
+           "incidents_metrics": lambda: _bench_module("bench.incidents_metrics"),
            }
 NEEDS_SCIFACT = {"rag_scifact", "rag_indexing", "rag_embedding_quality"}
 

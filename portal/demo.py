@@ -16,7 +16,7 @@ from apps.costs.demo import seed_demo_costs
 from apps.costs.services import prices_seed
 from apps.evals.demo import seed_demo_evals
 from apps.experiments.demo import seed_demo_experiments
-from apps.incidents.demo import seed_demo_incidents
+from apps.incidents.demo import seed_demo_followup, seed_demo_incidents
 from apps.llm.aliases import aliases_seed_local
 from apps.llm.services import catalog_seed_local
 from apps.prompts.demo import seed_demo_prompts
@@ -111,5 +111,6 @@ def seed_demo() -> None:
     seed_demo_experiments(people, teams)
     seed_demo_incidents(people, teams)
     seed_demo_redteam(people, teams)
+    seed_demo_followup(people, teams)
     seed_demo_slos(people, teams)
     seed_demo_scorecards(people, teams)

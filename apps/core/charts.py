@@ -53,10 +53,12 @@ def category_lines(*, series: dict[str, list[tuple]], y_title: str, x_title: str
                                             xaxis={"type": "category", "title": {"text": x_title}})}
 
 
-def stacked_bars(*, x: list, series: dict[str, list], y_title: str) -> dict:
+def stacked_bars(*, x: list, series: dict[str, list], y_title: str, categorical_x: bool = False) -> dict:
+    """`categorical_x`: x values are labels even when they look like dates (e.g. months "2026-11")."""
     data = [{"type": "bar", "name": name, "x": x, "y": values, "marker": {"color": PALETTE[i % len(PALETTE)]}}
             for i, (name, values) in enumerate(series.items())]
-    return {"data": data, "layout": _layout(barmode="stack", yaxis={"title": {"text": y_title}})}
+    extra = {"xaxis": {"type": "category"}} if categorical_x else {}
+    return {"data": data, "layout": _layout(barmode="stack", yaxis={"title": {"text": y_title}}, **extra)}
 
 
 def grouped_bars(*, x: list, bars: dict[str, list], y_title: str, stacked: bool = False) -> dict:

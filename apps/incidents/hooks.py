@@ -1,21 +1,27 @@
 """What incidents registers into lower apps at start-up, in one place (docs/architecture.md, "The registries"):
 the gateway's `incident` admission guard (a "feature off" mitigation → 423 with its message) and `incident`
 guardrail policy (stricter filters), llm's reroutes (model fallback), rag's retrieval switch (retrieval
-disabled), the kinds of `switches.py` into `mitigations.py`, audit links to incidents, and the header's "waiting
-on you" count of unacknowledged incidents. Called once, from `IncidentsConfig.ready()`.
+disabled), the kinds of `switches.py` into `mitigations.py`, audit links to incidents and runbooks, the header's
+"waiting on you" counts (unacknowledged incidents, action items due), the use case page's "Incidents and
+runbooks" panel (reviews' use-case panel registry) and the paging-webhook task the services queue. Called once,
+from `IncidentsConfig.ready()`.
 """
 
 from __future__ import annotations
 
+from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
 
 from apps.audit.links import int_ids, register_object_link
+from apps.core.tasks import tasks_register
 from apps.gateway.registry import register_admission_guard, register_guard_policy
-from apps.incidents import mitigations, selectors, switches
-from apps.incidents.models import Incident
+from apps.incidents import mitigations, runbooks, selectors, switches, tasks
+from apps.incidents.models import ACTION_OPEN_STATUSES, ActionItem, Incident, IncidentType, Runbook
 from apps.llm.routing import register_reroutes
 from apps.notifications.waiting import Waiting, register_waiting
 from apps.rag.switches import register_retrieval_switch
+from apps.reviews.panels import register_use_case_panel
 
 
 def _incident_urls(ids: list[str]) -> dict[str, str]:
@@ -29,6 +35,27 @@ def waiting_unacknowledged(user):
     return Waiting("incidents.unacknowledged", "Unacknowledged incidents", count, reverse("incidents:list"))
 
 
+def _runbook_urls(ids: list[str]) -> dict[str, str]:
+    return {str(pk): reverse("incidents:runbook", args=[pk])
+            for pk in Runbook.objects.filter(pk__in=int_ids(ids)).values_list("pk", flat=True)}
+
+
+def waiting_action_items(user):
+    """Open action items of incident reviews that this person owns and that are due (today or earlier)."""
+    count = ActionItem.objects.filter(owner=user, status__in=ACTION_OPEN_STATUSES,
+                                      due_date__lte=timezone.localdate()).count()
+    return Waiting("incidents.action_items", "Incident action items due", count, reverse("incidents:list"))
+
+
+def use_case_panel(*, use_case, user):
+    """The use case page: its recent incidents (those the reader may see) and its runbooks."""
+    incidents = list(selectors.incident_list(actor=user).filter(use_cases=use_case)[:5])
+    html = render_to_string("incidents/partials/_use_case_panel.html", {
+        "use_case": use_case, "incidents": incidents, "runbooks": runbooks.runbooks_for_use_case(use_case),
+        "may_write": runbooks.may_write(user, use_case), "kinds": IncidentType.choices})
+    return {"title": "Incidents and runbooks", "html": html}
+
+
 def register() -> None:
     register_admission_guard(mitigations.GUARD_KEY, mitigations.incidents_guard)
     # The other four switches (ADR 0081): kinds of mitigations, and what the lower apps ask.
@@ -38,3 +65,7 @@ def register() -> None:
     register_guard_policy("incident", switches.guard_policy)
     register_object_link("incidents.incident", _incident_urls)
     register_waiting("incidents.unacknowledged", waiting_unacknowledged)
+    register_object_link("incidents.runbook", _runbook_urls)
+    register_waiting("incidents.action_items", waiting_action_items)
+    register_use_case_panel("incidents", use_case_panel)
+    tasks_register(tasks.paging_deliver_task)

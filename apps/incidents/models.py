@@ -13,6 +13,8 @@ from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
+from apps.prompts.models import DeliveryStatus  # the states of a signed webhook delivery (prompts' webhooks)
+
 
 class Severity(models.IntegerChoices):
     SEV1 = 1, "Sev1"
@@ -199,3 +201,291 @@ class Mitigation(models.Model):
     @property
     def is_overdue(self) -> bool:
         return self.is_active and self.expires_at is not None and self.expires_at <= timezone.now()
+
+
+# -- after the incident: the review, its root causes and action items (issue #15; ADR 0084) ----------------------
+class RunbookFollowed(models.TextChoices):
+    YES = "yes", "Yes"
+    PARTLY = "partly", "Partly"
+    NO = "no", "No"
+    NONE = "none", "There was no runbook"
+
+
+class ReleaseKind(models.TextChoices):
+    PROMPT_VERSION = "prompt_version", "Prompt version promoted to production"
+    MODEL_CHANGE = "model_change", "Model or deployment change"
+    DEPLOY = "deploy", "Code or configuration deploy"
+    DATA = "data", "Data or index change"
+
+
+class PostIncidentReview(models.Model):
+    """The blameless review of one incident. Editable until signed off; signing it off moves the incident to
+    "review done" (a reopen makes it editable again)."""
+
+    incident = models.OneToOneField(Incident, on_delete=models.CASCADE, related_name="review")
+    summary = models.TextField(blank=True)
+    impact = models.TextField(blank=True)
+    contributing_factors = models.JSONField(default=list, blank=True)
+    went_well = models.TextField(blank=True)
+    went_badly = models.TextField(blank=True)
+    runbook_followed = models.CharField(max_length=8, choices=RunbookFollowed.choices, blank=True)
+    runbook_changes = models.TextField(blank=True)
+    # The release that caused it (if one did): a regression that escaped the release gates.
+    regression_escape = models.BooleanField(default=False)
+    release_kind = models.CharField(max_length=20, choices=ReleaseKind.choices, blank=True)
+    release_ref = models.CharField(max_length=200, blank=True)  # "support/triage@v7", a deploy id, ...
+    released_at = models.DateTimeField(null=True, blank=True)
+    signed_off_at = models.DateTimeField(null=True, blank=True)
+    signed_off_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                      related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+
+    class Meta:
+        indexes = [models.Index(fields=["regression_escape"], name="incident_review_escape_idx",
+                                condition=models.Q(regression_escape=True))]
+
+    def __str__(self) -> str:
+        return f"review of INC-{self.incident_id}"
+
+
+class CauseCategory(models.TextChoices):
+    MODEL = "model", "Model"
+    PROMPT = "prompt", "Prompt"
+    DATA = "data", "Data"
+    RETRIEVAL = "retrieval", "Retrieval"
+    PROVIDER = "provider", "Provider"
+    GUARDRAILS = "guardrails", "Guardrails / filters"
+    CODE_CONFIG = "code_config", "Code or configuration"
+    CAPACITY = "capacity", "Capacity or cost controls"
+    PROCESS = "process", "Process (socio-technical)"
+    PEOPLE = "people", "People / training (socio-technical)"
+    COMMUNICATION = "communication", "Communication / ownership (socio-technical)"
+    MONITORING = "monitoring", "Monitoring gap (socio-technical)"
+
+
+SOCIO_TECHNICAL = (CauseCategory.PROCESS, CauseCategory.PEOPLE, CauseCategory.COMMUNICATION,
+                   CauseCategory.MONITORING)
+
+
+class RootCause(models.Model):
+    review = models.ForeignKey(PostIncidentReview, on_delete=models.CASCADE, related_name="root_causes")
+    category = models.CharField(max_length=20, choices=CauseCategory.choices)
+    description = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_category_display()}: {self.description[:60]}"
+
+    @property
+    def socio_technical(self) -> bool:
+        return self.category in SOCIO_TECHNICAL
+
+
+class ActionStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    IN_PROGRESS = "in_progress", "In progress"
+    DONE = "done", "Done"
+    WONT_DO = "wont_do", "Won't do"
+
+
+ACTION_OPEN_STATUSES = (ActionStatus.OPEN, ActionStatus.IN_PROGRESS)
+
+
+class ActionItem(models.Model):
+    """A follow-up of the review with one owner and a due date; its owner is reminded when it falls due."""
+
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="action_items")
+    title = models.CharField(max_length=300)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="incident_actions")
+    due_date = models.DateField()
+    status = models.CharField(max_length=12, choices=ActionStatus.choices, default=ActionStatus.OPEN)
+    reminded_for = models.DateField(null=True, blank=True)  # the due date a reminder was sent for
+    completed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+
+    class Meta:
+        ordering = ["due_date", "id"]
+        indexes = [models.Index(fields=["due_date"], name="incident_action_due_idx",
+                                condition=models.Q(status__in=["open", "in_progress"]))]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in ACTION_OPEN_STATUSES
+
+    @property
+    def is_overdue(self) -> bool:
+        return self.is_open and self.due_date < timezone.localdate()
+
+
+# -- runbooks (ADR 0085) --------------------------------------------------------------------------------------
+class Runbook(models.Model):
+    """Markdown: what to do for an incident type (`use_case` empty), or for that type in one use case (the team's
+    own, shown first). Rendered through apps/core/markdown.py."""
+
+    kind = models.CharField("incident type", max_length=32, choices=IncidentType.choices)
+    use_case = models.ForeignKey("reviews.UseCase", null=True, blank=True, on_delete=models.CASCADE,
+                                 related_name="runbooks")
+    title = models.CharField(max_length=200)
+    body = models.TextField()
+    updated_at = models.DateTimeField(default=timezone.now)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+
+    class Meta:
+        ordering = ["kind", "use_case_id"]
+        constraints = [models.UniqueConstraint(fields=["kind", "use_case"], name="runbook_one_per_kind_use_case",
+                                               nulls_distinct=False)]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def get_absolute_url(self) -> str:
+        return reverse("incidents:runbook", args=[self.pk])
+
+
+# -- EU AI Act Art. 73 (ADR 0086) -------------------------------------------------------------------------------
+class SeriousCategory(models.TextChoices):
+    """Art. 3(49): what makes an incident "serious"."""
+
+    NONE = "", "Not a serious incident"
+    DEATH = "death", "Death of a person (Art. 3(49)(a))"
+    HEALTH = "health", "Serious harm to a person's health (Art. 3(49)(a))"
+    CRITICAL_INFRASTRUCTURE = "critical_infrastructure", ("Serious and irreversible disruption of critical "
+                                                          "infrastructure (Art. 3(49)(b))")
+    FUNDAMENTAL_RIGHTS = "fundamental_rights", ("Infringement of Union law protecting fundamental rights "
+                                                "(Art. 3(49)(c))")
+    PROPERTY_ENVIRONMENT = "property_environment", "Serious harm to property or the environment (Art. 3(49)(d))"
+
+
+class RegulatoryAssessment(models.Model):
+    """Is this a serious incident under the EU AI Act, and when must it be reported (Art. 73)?"""
+
+    incident = models.OneToOneField(Incident, on_delete=models.CASCADE, related_name="regulatory")
+    eu_users = models.BooleanField(default=False)
+    category = models.CharField(max_length=24, choices=SeriousCategory.choices, blank=True)
+    widespread_infringement = models.BooleanField(default=False)  # Art. 3(61)
+    aware_at = models.DateTimeField(null=True, blank=True)  # default: the incident's detected time
+    member_states = models.JSONField(default=list, blank=True)
+    causal_link = models.TextField(blank=True)
+    corrective_actions = models.TextField(blank=True)
+    reporter = models.CharField(max_length=200, blank=True)  # the provider/deployer and a contact
+    system_registration = models.CharField(max_length=100, blank=True)  # EU database number (Art. 71)
+    reported_at = models.DateTimeField(null=True, blank=True)
+    report_reference = models.CharField(max_length=100, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+
+    def __str__(self) -> str:
+        return f"Art. 73 assessment of INC-{self.incident_id}"
+
+
+# -- detection rules and paging webhooks (ADR 0087) -------------------------------------------------------------
+class Signal(models.TextChoices):
+    GATEWAY_ERRORS = "gateway_errors", "Gateway error rate (today's rollup, per deployment)"
+    COST_ANOMALY = "cost_anomaly", "Cost anomaly (spend over its 7-day norm)"
+    GUARDRAIL_SPIKE = "guardrail_spike", "Guardrail blocks spike (per key)"
+    EVAL_GATE_FAILURES = "eval_gate_failures", "Eval gate failures (per prompt)"
+
+
+class DetectionRule(models.Model):
+    """A threshold on a signal the portal has; evaluated by the beat job. Each finding becomes a suggestion (or,
+    for a Sev1 rule with `auto_open`, an incident); a finding already suggested or open folds into it."""
+
+    name = models.CharField(max_length=200)
+    signal = models.CharField(max_length=24, choices=Signal.choices)
+    threshold = models.FloatField(help_text="Error rate 0–1, spend ratio, blocks in the window, or failed runs.")
+    window_minutes = models.PositiveIntegerField(default=60)
+    min_requests = models.PositiveIntegerField(default=20, help_text="Gateway errors: fewer requests never fire.")
+    severity = models.PositiveSmallIntegerField(choices=Severity.choices, default=Severity.SEV3)
+    team = models.ForeignKey("accounts.Team", null=True, blank=True, on_delete=models.CASCADE, related_name="+",
+                             help_text="Only this team's signals (empty: every team).")
+    auto_open = models.BooleanField(default=False, help_text="Sev1 rules only: open the incident at once.")
+    enabled = models.BooleanField(default=True)
+    last_evaluated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["signal", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SuggestionStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    OPENED = "opened", "Opened as an incident"
+    DISMISSED = "dismissed", "Dismissed"
+
+
+class IncidentSuggestion(models.Model):
+    rule = models.ForeignKey(DetectionRule, on_delete=models.CASCADE, related_name="suggestions")
+    team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="+")
+    fingerprint = models.CharField(max_length=300)  # rule + what it is about: the dedupe key
+    title = models.CharField(max_length=200)
+    detail = models.TextField(blank=True)
+    values = models.JSONField(default=dict, blank=True)  # prefill: kind, severity, features, deployments, ...
+    status = models.CharField(max_length=10, choices=SuggestionStatus.choices, default=SuggestionStatus.PENDING)
+    incident = models.ForeignKey(Incident, null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="suggestions")
+    seen = models.PositiveIntegerField(default=1)
+    first_seen_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+
+    class Meta:
+        ordering = ["-last_seen_at", "-id"]
+        indexes = [models.Index(fields=["fingerprint", "status"], name="incident_suggestion_fp_idx")]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class PagingWebhook(models.Model):
+    """An outbound webhook for paging tools, per severity: an HMAC-signed JSON POST when an incident of that
+    level is declared or raised to it (signature as prompts' webhooks: apps/prompts/webhooks.py)."""
+
+    severity = models.PositiveSmallIntegerField(choices=Severity.choices)
+    url = models.CharField(max_length=500)  # checked by prompts' url_problem (http(s), not private)
+    secret_encrypted = models.TextField()
+    description = models.CharField(max_length=200, blank=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["severity", "id"]
+
+    def __str__(self) -> str:
+        return f"Sev{self.severity} → {self.url}"
+
+
+class PagingDelivery(models.Model):
+    webhook = models.ForeignKey(PagingWebhook, on_delete=models.CASCADE, related_name="deliveries")
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="paging_deliveries")
+    event = models.CharField(max_length=40)
+    payload = models.JSONField(default=dict)
+    status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.event} INC-{self.incident_id} → {self.webhook_id}"

@@ -28,6 +28,7 @@ from apps.incidents.models import (
     Status,
     TimelineEvent,
 )
+from apps.incidents.paging import paging_webhooks_emit
 from apps.notifications.services import notify
 from apps.reviews.models import UseCase
 
@@ -204,13 +205,16 @@ def _page(incident: Incident, *, why: str) -> None:
                 "Acknowledge it on the incident page.",
            link=incident.get_absolute_url(), dedupe_key=f"incident:{incident.pk}:sev{incident.severity}",
            email=paging)
+    paging_webhooks_emit(incident, why=why)
 
 
 # -- writes -------------------------------------------------------------------------------------------------
 @transaction.atomic
-def incident_declare(*, actor, team: Team, title: str, kind: str, severity, **values) -> Incident:
-    """Open an incident for `team` (the owning team). The commander defaults to the person declaring."""
-    if not rules.may_declare(actor, team):
+def incident_declare(*, actor, team: Team, title: str, kind: str, severity, as_system: bool = False,
+                     **values) -> Incident:
+    """Open an incident for `team` (the owning team). The commander defaults to the person declaring.
+    `as_system`: a detection rule opens it (actor None, no permission check; apps/incidents/detection.py)."""
+    if not (as_system and actor is None) and not rules.may_declare(actor, team):
         raise PermissionDenied(f"You may not declare incidents for {team.name}.")
     unknown = set(values) - set(UPDATABLE)
     if unknown:

@@ -15,6 +15,7 @@ from apps.core.forms import apply_service_errors
 from apps.core.htmx import is_fragment_request, render_page_or_fragment
 from apps.gateway import selectors as gateway_selectors
 from apps.incidents import mitigations, rules, selectors, services
+from apps.incidents.followup_views import followup_context
 from apps.incidents.forms import DeclareForm, IncidentFilterForm, MitigationForm, MoveForm, NoteForm
 from apps.incidents.models import Status
 
@@ -80,7 +81,8 @@ def _detail_context(request, incident, *, mitigation_form=None, note_form=None) 
             "mitigation_form": mitigation_form or MitigationForm(keys=keys),
             "note_form": note_form or NoteForm(), "teams": incident.teams.order_by("name"),
             "use_cases": incident.use_cases.order_by("title"), "responders": incident.responders.all(),
-            "severity": next((d for d in selectors.severity_definitions() if d.level == incident.severity), None)}
+            "severity": next((d for d in selectors.severity_definitions() if d.level == incident.severity), None),
+            **followup_context(request.user, incident)}
 
 
 @login_required

@@ -15,6 +15,7 @@ import secrets
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from urllib.parse import urlparse
 
 import httpx
@@ -109,18 +110,26 @@ def _literal_private_host(host: str) -> bool:
         return False
 
 
+def url_problem(url: str) -> str | None:
+    """What is wrong with a receiver's URL at creation (None: nothing). Names are judged again at each delivery."""
+    parsed = urlparse(url or "")
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        return "Give an http(s) URL, e.g. https://ci.example.com/hooks/prompts."
+    if len(url) > 500:
+        return "Keep the URL under 500 characters."
+    if not settings.WEBHOOKS_ALLOW_PRIVATE_NETWORKS and _literal_private_host(parsed.hostname or ""):
+        return ("This URL points inside the network (a private, loopback or link-local address); "
+                "give a public receiver.")
+    return None
+
+
 @transaction.atomic
 def webhook_create(*, team, url: str, events: list[str], description: str = "", actor=None) -> tuple[Webhook, str]:
     """A new webhook and its signing secret (returned once, stored encrypted)."""
     errors = {}
-    parsed = urlparse(url or "")
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        errors["url"] = "Give an http(s) URL, e.g. https://ci.example.com/hooks/prompts."
-    elif len(url) > 500:
-        errors["url"] = "Keep the URL under 500 characters."
-    elif not settings.WEBHOOKS_ALLOW_PRIVATE_NETWORKS and _literal_private_host(parsed.hostname or ""):
-        errors["url"] = ("This URL points inside the network (a private, loopback or link-local address); "
-                         "give a public receiver.")
+    problem = url_problem(url)
+    if problem:
+        errors["url"] = problem
     unknown = set(events or []) - set(WebhookEvent.values)
     if not events:
         errors["events"] = "Choose at least one event."
@@ -154,6 +163,45 @@ def webhooks_emit(*, team_id: int, event: str, payload: dict) -> list[WebhookDel
     return deliveries
 
 
+@dataclass
+class SendResult:
+    """One signed POST's outcome: `delivered`, `failed` (permanent: not retried) or `retry`."""
+
+    outcome: str
+    response_status: int | None = None
+    excerpt: str = ""
+    error: str = ""
+
+
+def signed_post(*, url: str, secret: str, event: str, delivery_id: int, payload: dict) -> SendResult:
+    """POST `payload` as signed JSON to `url` once (the signature and headers of this module's docstring), through
+    the public-only client without redirects. Every outbound webhook of the portal is sent by this function."""
+    body = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    timestamp = int(time.time())
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "genai-portal-webhooks/1",
+        EVENT_HEADER: event,
+        DELIVERY_HEADER: str(delivery_id),
+        TIMESTAMP_HEADER: str(timestamp),
+        SIGNATURE_HEADER: sign(secret, timestamp, body),
+    }
+    try:
+        with client_factory() as client:
+            response = client.post(url, content=body, headers=headers)
+    except DestinationRefused as exc:
+        return SendResult("failed", error=f"Refused: {exc}"[:500])
+    except httpx.HTTPError as exc:
+        return SendResult("retry", error=f"{type(exc).__name__}: {exc}"[:500])
+    excerpt = response.text[:500]
+    if response.is_success:
+        return SendResult("delivered", response.status_code, excerpt)
+    if response.status_code in _PERMANENT and response.status_code not in _RETRYABLE_4XX:
+        return SendResult("failed", response.status_code, excerpt,
+                          f"HTTP {response.status_code}: the receiver refused the delivery; not retried.")
+    return SendResult("retry", response.status_code, excerpt, f"HTTP {response.status_code}")
+
+
 def webhook_delivery_attempt(delivery_id: int, *, final: bool = False) -> WebhookDelivery | None:
     """Send one delivery once. Raises DeliveryFailed when worth retrying (and `final` is false)."""
     with transaction.atomic():
@@ -162,44 +210,20 @@ def webhook_delivery_attempt(delivery_id: int, *, final: bool = False) -> Webhoo
         if delivery is None or delivery.status in (DeliveryStatus.DELIVERED, DeliveryStatus.FAILED):
             return delivery  # gone, done, or another worker holds it
         hook = delivery.webhook
-        body = json.dumps(delivery.payload, sort_keys=True, separators=(",", ":")).encode()
-        timestamp = int(time.time())
-        headers = {
-            "Content-Type": "application/json",
-            "User-Agent": "genai-portal-webhooks/1",
-            EVENT_HEADER: delivery.event,
-            DELIVERY_HEADER: str(delivery.pk),
-            TIMESTAMP_HEADER: str(timestamp),
-            SIGNATURE_HEADER: sign(decrypt_secret(hook.secret_encrypted).reveal(), timestamp, body),
-        }
         delivery.attempts += 1
         delivery.last_attempt_at = timezone.now()
-        retry = False
-        try:
-            with client_factory() as client:
-                response = client.post(hook.url, content=body, headers=headers)
-        except DestinationRefused as exc:
-            delivery.response_status = None
+        result = signed_post(url=hook.url, secret=decrypt_secret(hook.secret_encrypted).reveal(),
+                             event=delivery.event, delivery_id=delivery.pk, payload=delivery.payload)
+        delivery.response_status, delivery.error = result.response_status, result.error
+        if result.response_status is not None:
+            delivery.response_excerpt = result.excerpt
+        retry = result.outcome == "retry"
+        if result.outcome == "delivered":
+            delivery.status = DeliveryStatus.DELIVERED
+            delivery.delivered_at = timezone.now()
+        elif result.outcome == "failed":
             delivery.status = DeliveryStatus.FAILED
-            delivery.error = f"Refused: {exc}"[:500]
-        except httpx.HTTPError as exc:
-            delivery.response_status = None
-            delivery.error = f"{type(exc).__name__}: {exc}"[:500]
-            retry = True
         else:
-            delivery.response_status = response.status_code
-            delivery.response_excerpt = response.text[:500]
-            if response.is_success:
-                delivery.status = DeliveryStatus.DELIVERED
-                delivery.delivered_at = timezone.now()
-                delivery.error = ""
-            elif response.status_code in _PERMANENT and response.status_code not in _RETRYABLE_4XX:
-                delivery.status = DeliveryStatus.FAILED
-                delivery.error = f"HTTP {response.status_code}: the receiver refused the delivery; not retried."
-            else:
-                delivery.error = f"HTTP {response.status_code}"
-                retry = True
-        if retry:
             delivery.status = DeliveryStatus.FAILED if final or delivery.attempts >= MAX_ATTEMPTS \
                 else DeliveryStatus.RETRYING
         delivery.save()

@@ -17,12 +17,11 @@ import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-import nh3
 from django.urls import reverse
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-from markdown_it import MarkdownIt
 from markdown_it.common.utils import escapeHtml
 
+from apps.core.markdown import markdown_html
 from apps.costs.services import UsageContext
 from apps.evals.evaluators.groundedness import groundedness
 from apps.llm import calls
@@ -189,14 +188,8 @@ def _refused(message: str, collection: Collection) -> Answer:
                   notes=[message])
 
 
-# What an answer's Markdown may become: text formatting, lists, code, tables, links. No scripts, styles, images,
-# forms or event handlers; links only to http(s), mailto or the portal itself.
-ANSWER_TAGS = {"p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "strong", "em", "del", "code", "pre",
-               "blockquote", "ul", "ol", "li", "a", "span", "table", "thead", "tbody", "tr", "th", "td"}
-ANSWER_ATTRIBUTES = {"a": {"href", "title", "class", "data-chunk"}, "span": {"class", "title"},
-                     "ol": {"start"}}
-
-
+# What an answer's Markdown may become (apps/core/markdown.py): text formatting, lists, code, tables, links. No
+# scripts, styles, images, forms or event handlers; links only to http(s), mailto or the portal itself.
 def citations_html(text: str, hits: list[Hit], collection: Collection) -> str:
     """The answer's Markdown as sanitised HTML, each valid [n] a link to the chunk in its document.
 
@@ -213,11 +206,8 @@ def citations_html(text: str, hits: list[Hit], collection: Collection) -> str:
         title = html.escape(f"{hit.source_name}" + (f" › {hit.heading_path}" if hit.heading_path else ""))
         return f'<a class="cite" href="{url}" title="{title}" data-chunk="{hit.chunk_id}">[{n}]</a>'
 
-    md = MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
     # Citations live in text only (never inside a link's address or title).
-    md.add_render_rule("text", lambda self, tokens, idx, options, env: _CITE.sub(link, escapeHtml(tokens[idx].content)))
-    return nh3.clean(md.render(text), tags=ANSWER_TAGS, attributes=ANSWER_ATTRIBUTES,
-                     url_schemes={"http", "https", "mailto"}, link_rel="noopener noreferrer")
+    return markdown_html(text, text_rule=lambda content: _CITE.sub(link, escapeHtml(content)))
 
 
 def chunk_url(collection_id: int, document_id: int, chunk_id: int) -> str:

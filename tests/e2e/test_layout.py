@@ -43,7 +43,7 @@ def demo_site(demo_people, monkeypatch):
     from apps.costs.demo import seed_demo_costs
     from apps.evals.demo import seed_demo_evals
     from apps.experiments.demo import seed_demo_experiments
-    from apps.incidents.demo import seed_demo_incidents
+    from apps.incidents.demo import seed_demo_followup, seed_demo_incidents
     from apps.llm.offline import embeddings
     from apps.prompts.demo import seed_demo_prompts
     from apps.rag.demo import seed_demo_rag
@@ -66,6 +66,7 @@ def demo_site(demo_people, monkeypatch):
     seed_demo_experiments(demo_people, teams)
     seed_demo_incidents(demo_people, teams)
     seed_demo_redteam(demo_people, teams)
+    seed_demo_followup(demo_people, teams)
     seed_demo_slos(demo_people, teams)
     return demo_people
 

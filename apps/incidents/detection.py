@@ -1,0 +1,296 @@
+"""Automatic detection (ADR 0087): rules on signals the portal already records, evaluated by the beat job
+`apps.incidents.tasks.detection_rules_evaluate_task` (every 5 minutes). Admins write the rules (Django admin →
+Detection rules; the demo seeds one per signal).
+
+Signals, each finding keyed by what it is about (its fingerprint):
+- `gateway_errors`: today's gateway rollup (gateway.TrafficDaily) per team and deployment: errors / requests ≥
+  threshold with at least `min_requests` requests → a provider outage;
+- `cost_anomaly`: costs' anomalies (costs.CostAnomaly, spend over the trailing 7-day norm) found in the window
+  with spend / baseline ≥ threshold → runaway cost;
+- `guardrail_spike`: gateway calls of one key whose guardrails *blocked* (UsageEvent.guardrail_actions) in the
+  window ≥ threshold → unsafe content;
+- `eval_gate_failures`: finished eval runs of a prompt's release gate that fail it (evals' own `judge_run`) in
+  the window ≥ threshold → incorrect outputs.
+
+A finding becomes a **suggestion** (the owning team's engineers and owners are told; one click opens the
+prefilled incident), or, for a Sev1 rule with `auto_open`, an incident at once (declared by the system; its
+team is paged like any Sev1). Duplicates fold: a finding whose fingerprint has a pending suggestion or an open
+incident adds to it (a line on the incident's timeline at most once per window); a dismissed one stays quiet for
+a day.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import Count, Sum
+from django.http import Http404
+from django.urls import reverse
+from django.utils import timezone
+
+from apps.accounts.models import Membership, Role, Team
+from apps.accounts.permissions import Action, is_authenticated, sees_everything, teams_for, user_of
+from apps.audit.services import audit_record
+from apps.costs.models import CostAnomaly, Source, UsageEvent
+from apps.evals.gates import judge_run
+from apps.evals.models import EvalRun, RunStatus
+from apps.gateway.models import GatewayKey, TrafficDaily
+from apps.incidents import rules
+from apps.incidents.models import (
+    DetectionRule,
+    EventKind,
+    IncidentSuggestion,
+    IncidentType,
+    Severity,
+    Signal,
+    Status,
+    SuggestionStatus,
+)
+from apps.incidents.services import incident_declare, timeline_add
+from apps.notifications.services import notify
+
+DISMISSED_QUIET = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Finding:
+    team_id: int
+    about: str  # what the finding is about, in the fingerprint: "deployment:gpt-4o-eu", "key:7", ...
+    title: str
+    detail: str
+    values: dict = field(default_factory=dict)  # the incident's prefill (kind, features, deployments, ...)
+
+
+def _teams(rule: DetectionRule) -> dict:
+    return {"team_id": rule.team_id} if rule.team_id else {}
+
+
+def gateway_errors(rule: DetectionRule, now: datetime) -> list[Finding]:
+    rows = TrafficDaily.objects.filter(day=now.date(), team_id__isnull=False, **_teams(rule)) \
+        .values("team_id", "deployment").annotate(requests=Sum("requests"), errors=Sum("errors"))
+    out = []
+    for row in rows:
+        requests, errors = row["requests"] or 0, row["errors"] or 0
+        if requests < max(1, rule.min_requests) or errors / requests < rule.threshold:
+            continue
+        deployment = row["deployment"] or "(no deployment)"
+        out.append(Finding(row["team_id"], f"deployment:{deployment}",
+                           f"Gateway errors on {deployment}: {errors / requests:.0%} of {requests} requests today",
+                           f"{errors} of {requests} gateway requests to {deployment} failed today (UTC); the rule "
+                           f"fires at {rule.threshold:.0%} with at least {rule.min_requests} requests.",
+                           {"kind": IncidentType.PROVIDER_OUTAGE, "deployments": [deployment]}))
+    return out
+
+
+def cost_anomaly(rule: DetectionRule, now: datetime) -> list[Finding]:
+    anomalies = CostAnomaly.objects.filter(created_at__gte=now - timedelta(minutes=rule.window_minutes),
+                                           team__isnull=False, **_teams(rule))
+    out = []
+    for anomaly in anomalies:
+        ratio = anomaly.ratio
+        if ratio is None or ratio < rule.threshold:
+            continue
+        feature = anomaly.feature or "the whole team"
+        out.append(Finding(anomaly.team_id, f"feature:{anomaly.feature}",
+                           f"Spend anomaly: {feature} at {ratio:.1f}× its norm on {anomaly.day:%Y-%m-%d}",
+                           f"Spend ${anomaly.spend:.2f} against a 7-day norm of ${anomaly.baseline:.2f} "
+                           f"(the rule fires at {rule.threshold:g}×).",
+                           {"kind": IncidentType.RUNAWAY_COST,
+                            "features": [anomaly.feature] if anomaly.feature else []}))
+    return out
+
+
+def guardrail_spike(rule: DetectionRule, now: datetime) -> list[Finding]:
+    rows = UsageEvent.objects.filter(source=Source.GATEWAY, occurred_at__gte=now - timedelta(minutes=rule.window_minutes),
+                                     guardrail_actions__contains=[{"action": "block"}], team__isnull=False,
+                                     **_teams(rule)) \
+        .values("team_id", "gateway_key_id").annotate(blocks=Count("id"))
+    rows = [r for r in rows if r["blocks"] >= rule.threshold]
+    keys = GatewayKey.objects.in_bulk([r["gateway_key_id"] for r in rows if r["gateway_key_id"]])
+    out = []
+    for row in rows:
+        key = keys.get(row["gateway_key_id"])
+        label = f"key {key.name} ({key.prefix})" if key else "gateway calls without a key"
+        out.append(Finding(row["team_id"], f"key:{row['gateway_key_id']}",
+                           f"Guardrail blocks spike: {row['blocks']} on {label} in {rule.window_minutes} min",
+                           f"The gateway's guardrails blocked {row['blocks']} calls of {label} in the last "
+                           f"{rule.window_minutes} minutes (the rule fires at {rule.threshold:g}).",
+                           {"kind": IncidentType.UNSAFE_CONTENT,
+                            "features": [key.feature] if key is not None and key.feature else []}))
+    return out
+
+
+def eval_gate_failures(rule: DetectionRule, now: datetime) -> list[Finding]:
+    runs = EvalRun.objects.filter(status=RunStatus.FINISHED, gate__isnull=False, prompt__isnull=False,
+                                  finished_at__gte=now - timedelta(minutes=rule.window_minutes), **_teams(rule)) \
+        .select_related("gate", "prompt", "prompt_version")
+    failed = defaultdict(list)
+    for run in runs:
+        problems, _ = judge_run(run.gate, run, None)
+        if problems:
+            failed[(run.team_id, run.prompt)].append((run, problems))
+    out = []
+    for (team_id, prompt), items in failed.items():
+        if len(items) < rule.threshold:
+            continue
+        versions = sorted({f"{prompt.name}@v{run.prompt_version.number}" for run, _ in items if run.prompt_version})
+        out.append(Finding(team_id, f"prompt:{prompt.pk}",
+                           f"Eval gate failures: {len(items)} run(s) of {prompt.name} fail its gate",
+                           "; ".join(f"run {run.pk}: {', '.join(problems)}" for run, problems in items)[:2000],
+                           {"kind": IncidentType.INCORRECT_OUTPUTS, "prompt_versions": versions}))
+    return out
+
+
+SIGNALS = {Signal.GATEWAY_ERRORS: gateway_errors, Signal.COST_ANOMALY: cost_anomaly,
+           Signal.GUARDRAIL_SPIKE: guardrail_spike, Signal.EVAL_GATE_FAILURES: eval_gate_failures}
+
+
+# -- turning findings into suggestions or incidents ----------------------------------------------------------
+@dataclass
+class Evaluation:
+    suggested: int = 0
+    opened: int = 0
+    folded: int = 0
+    quiet: int = 0
+
+
+def fingerprint(rule: DetectionRule, finding: Finding) -> str:
+    return f"rule:{rule.pk}:team:{finding.team_id}:{finding.about}"[:300]
+
+
+def _prefill(rule: DetectionRule, finding: Finding) -> dict:
+    return {"title": finding.title[:200], "severity": rule.severity, "summary": finding.detail, **finding.values}
+
+
+def _tell_team(suggestion: IncidentSuggestion) -> None:
+    people = [m.user for m in Membership.objects.filter(team_id=suggestion.team_id, role__in=(Role.OWNER, Role.ENGINEER))
+              .select_related("user")]
+    notify(users=people, kind="incident.suggestion", title=f"Suggested incident: {suggestion.title}"[:200],
+           body=f"{suggestion.detail}\nOpen it as an incident in one click, or dismiss it.",
+           link=reverse("incidents:suggestions"), dedupe_key=f"incident-suggestion:{suggestion.pk}",
+           email=suggestion.rule.severity in (Severity.SEV1, Severity.SEV2))
+
+
+def _fold(suggestion: IncidentSuggestion, finding: Finding, rule: DetectionRule, now: datetime) -> None:
+    quiet_until = (suggestion.values or {}).get("timeline_at")
+    if suggestion.incident is not None and (quiet_until is None or
+                                            now - datetime.fromisoformat(quiet_until) >= timedelta(
+                                                minutes=rule.window_minutes)):
+        timeline_add(suggestion.incident, kind=EventKind.SYSTEM, actor=None,
+                     text=f"Detection rule “{rule.name}” fired again: {finding.title}.",
+                     data={"rule": rule.pk, "suggestion": suggestion.pk})
+        suggestion.values = {**(suggestion.values or {}), "timeline_at": now.isoformat()}
+    suggestion.seen += 1
+    suggestion.last_seen_at = now
+    suggestion.save(update_fields=["seen", "last_seen_at", "values"])
+
+
+@transaction.atomic
+def _handle(rule: DetectionRule, finding: Finding, now: datetime, result: Evaluation) -> None:
+    key = fingerprint(rule, finding)
+    existing = IncidentSuggestion.objects.select_for_update(of=("self",)).select_related("incident") \
+        .filter(fingerprint=key).order_by("-last_seen_at").first()
+    if existing is not None:
+        live_incident = existing.incident is not None and existing.incident.status not in (Status.RESOLVED,
+                                                                                           Status.REVIEW_DONE)
+        if existing.status == SuggestionStatus.PENDING or live_incident:
+            _fold(existing, finding, rule, now)
+            result.folded += 1
+            return
+        if existing.status == SuggestionStatus.DISMISSED and now - (existing.decided_at or now) < DISMISSED_QUIET:
+            result.quiet += 1
+            return
+    suggestion = IncidentSuggestion.objects.create(rule=rule, team_id=finding.team_id, fingerprint=key,
+                                                   title=finding.title[:200], detail=finding.detail,
+                                                   values=_prefill(rule, finding), first_seen_at=now,
+                                                   last_seen_at=now)
+    if rule.auto_open and rule.severity == Severity.SEV1:
+        _open(suggestion, actor=None)
+        result.opened += 1
+    else:
+        _tell_team(suggestion)
+        result.suggested += 1
+
+
+def rules_evaluate(now: datetime | None = None) -> Evaluation:
+    """Evaluate every enabled rule once (the beat job)."""
+    now = now or timezone.now()
+    result = Evaluation()
+    for rule in DetectionRule.objects.filter(enabled=True).order_by("pk"):
+        for finding in SIGNALS[rule.signal](rule, now):
+            _handle(rule, finding, now, result)
+        DetectionRule.objects.filter(pk=rule.pk).update(last_evaluated_at=now)
+    return result
+
+
+# -- a person acts on a suggestion ---------------------------------------------------------------------------
+_PREFILL_FIELDS = ("summary", "features", "deployments", "prompt_versions")
+
+
+def _open(suggestion: IncidentSuggestion, *, actor):
+    values = suggestion.values or {}
+    team = Team.objects.get(pk=suggestion.team_id)
+    incident = incident_declare(actor=actor, team=team, as_system=actor is None, title=values["title"],
+                                kind=values["kind"], severity=values["severity"],
+                                **{k: values[k] for k in _PREFILL_FIELDS if values.get(k)})
+    timeline_add(incident, kind=EventKind.SYSTEM, actor=None,
+                 text=f"Opened from detection rule “{suggestion.rule.name}”: {suggestion.detail}"[:5000],
+                 data={"rule": suggestion.rule_id, "suggestion": suggestion.pk})
+    suggestion.status, suggestion.incident = SuggestionStatus.OPENED, incident
+    suggestion.decided_at, suggestion.decided_by = timezone.now(), user_of(actor)
+    suggestion.save(update_fields=["status", "incident", "decided_at", "decided_by"])
+    return incident
+
+
+def _pending(suggestion: IncidentSuggestion) -> IncidentSuggestion:
+    suggestion = IncidentSuggestion.objects.select_for_update().select_related("rule").get(pk=suggestion.pk)
+    if suggestion.status != SuggestionStatus.PENDING:
+        raise ValidationError({"__all__": f"This suggestion is {suggestion.get_status_display().lower()} already."})
+    return suggestion
+
+
+@transaction.atomic
+def suggestion_open(*, suggestion: IncidentSuggestion, actor):
+    """One click: the prefilled incident, declared by `actor` (who must be allowed to declare for the team)."""
+    if not rules.may_declare(actor, suggestion.team):
+        raise PermissionDenied(f"You may not declare incidents for {suggestion.team.name}.")
+    suggestion = _pending(suggestion)
+    incident = _open(suggestion, actor=actor)
+    audit_record(action="incident.suggestion_open", obj=suggestion, team=suggestion.team_id, actor=actor,
+                 changes={"incident": incident.pk, "rule": suggestion.rule_id})
+    return incident
+
+
+@transaction.atomic
+def suggestion_dismiss(*, suggestion: IncidentSuggestion, actor) -> IncidentSuggestion:
+    if not rules.may_declare(actor, suggestion.team):
+        raise PermissionDenied(f"Only people who may declare incidents for {suggestion.team.name} dismiss this.")
+    suggestion = _pending(suggestion)
+    suggestion.status = SuggestionStatus.DISMISSED
+    suggestion.decided_at, suggestion.decided_by = timezone.now(), user_of(actor)
+    suggestion.save(update_fields=["status", "decided_at", "decided_by"])
+    audit_record(action="incident.suggestion_dismiss", obj=suggestion, team=suggestion.team_id, actor=actor,
+                 changes={"rule": suggestion.rule_id, "fingerprint": suggestion.fingerprint})
+    return suggestion
+
+
+# -- reads -----------------------------------------------------------------------------------------------------
+def suggestion_list(*, actor, status: str = SuggestionStatus.PENDING):
+    """The suggestions of the teams the actor may see (council members and admins: every team)."""
+    qs = IncidentSuggestion.objects.select_related("rule", "team", "incident").order_by("-last_seen_at", "-id")
+    if status:
+        qs = qs.filter(status=status)
+    if not is_authenticated(actor):
+        return qs.none()
+    return qs if sees_everything(actor) else qs.filter(team__in=teams_for(actor, Action.VIEW))
+
+
+def suggestion_get(*, actor, pk: int) -> IncidentSuggestion:
+    suggestion = suggestion_list(actor=actor, status="").filter(pk=pk).first()
+    if suggestion is None:
+        raise Http404("No suggestion matches the given query.")
+    return suggestion
