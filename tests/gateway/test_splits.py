@@ -88,11 +88,15 @@ def test_users_stick_to_arms_rows_carry_them_the_kill_switch_returns_all_to_cont
         assert catalog.requests[-1]["model"] == upstream[expected[user]]
     unassigned = _ask(sdk)  # no end user: the control, not counted in the experiment
     assert catalog.requests[-1]["model"] == "standin-small"
-    trips = {}
+    fewest = {}
     for arm in ("control", "candidate"):  # warm: the arm costs no Redis round trip of its own
-        with round_trips(monkeypatch) as trips[arm]:
-            request_arms[_ask(sdk, user=next(u for u in USERS if expected[u] == arm))] = arm
-    assert len(trips["candidate"]) == len(trips["control"])
+        counts = []
+        for _ in range(3):  # the fewest of three: a once-a-second stamp re-check may land in any one request
+            with round_trips(monkeypatch) as trips:
+                request_arms[_ask(sdk, user=next(u for u in USERS if expected[u] == arm))] = arm
+            counts.append(len(trips))
+        fewest[arm] = min(counts)
+    assert fewest["candidate"] == fewest["control"]
 
     # A second gateway process, warm before the kill.
     key, _secret = gateway_key(name="second-process")
