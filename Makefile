@@ -43,8 +43,8 @@ $(RUN_STAMP): pyproject.toml constraints.txt
 run: install-run
 	$(BIN)/python -m portal.launcher
 
-# Three pytest-xdist workers on this 2-core machine (the suite mostly waits on live servers): 7 min 49 s where
-# two took 9 min 08 s (BENCHMARKS.md, "suite"); each worker has its own test database, Redis db and key prefix
+# Three pytest-xdist workers on this 2-core machine (the suite mostly waits on live servers): 7 min 23 s for
+# 2,969 tests (BENCHMARKS.md, "suite"); each worker has its own test database, Redis db and key prefix
 # (portal/settings/test.py). `PYTEST_WORKERS=0` runs in one process.
 PYTEST_WORKERS ?= 3
 
