@@ -19,6 +19,7 @@ No prompts, eval runs or RAG collections: those KPIs read a few rows per linked 
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from datetime import timedelta
@@ -130,9 +131,17 @@ def run(requests: int = 40) -> dict:
         response = client.get("/scorecards/")
         samples.append(time.perf_counter() - started)
         assert response.status_code == 200
-    return {"date": now_utc(), "machine": machine(), "generated_seconds": generated, "use_cases": count,
-            "refresh": summary_ms(refresh), "portfolio_page": summary_ms(samples), "page_goal_ms": 200,
-            "page_bytes": len(response.content)}
+    page_bytes = len(response.content)
+    more = []  # "Show the next 50": page 2's rows, the htmx fragment
+    for _ in range(requests):
+        started = time.perf_counter()
+        response = client.get("/scorecards/", {"page": 2, "rows": 1}, HTTP_HX_REQUEST="true")
+        more.append(time.perf_counter() - started)
+        assert response.status_code == 200
+    return {"date": now_utc(), "machine": machine(), "load": os.getloadavg(), "generated_seconds": generated,
+            "use_cases": count, "refresh": summary_ms(refresh), "portfolio_page": summary_ms(samples),
+            "page_goal_ms": 200, "page_bytes": page_bytes, "next_page_rows": summary_ms(more),
+            "next_page_bytes": len(response.content)}
 
 
 if __name__ == "__main__":

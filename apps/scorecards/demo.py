@@ -97,7 +97,8 @@ def _traffic(key, use_case, days: int) -> None:
 
 
 def _incident(people, use_case) -> None:
-    """A Sev2 naming the production prompt version (a regression escape), mitigated after 45 minutes."""
+    """A Sev2 naming the production prompt version (a regression escape while it has no review), mitigated after
+    45 minutes and resolved after 150 (MTTR: detection to resolution)."""
     version = production_version(name=PROMPT)
     erin = people["erin"]
     with acting_as(erin):
@@ -107,9 +108,11 @@ def _incident(people, use_case) -> None:
             prompt_versions=[f"{PROMPT}@v{version.number}"] if version else [])
         incident_services.incident_move(incident=incident, actor=erin, to=IncidentStatus.INVESTIGATING)
         incident_services.incident_move(incident=incident, actor=erin, to=IncidentStatus.MITIGATED)
+        incident_services.incident_move(incident=incident, actor=erin, to=IncidentStatus.RESOLVED)
     detected = timezone.now() - timedelta(days=3)
     type(incident).objects.filter(pk=incident.pk).update(detected_at=detected,
-                                                         mitigated_at=detected + timedelta(minutes=45))
+                                                         mitigated_at=detected + timedelta(minutes=45),
+                                                         resolved_at=detected + timedelta(minutes=150))
 
 
 def _collection(people) -> None:

@@ -70,6 +70,7 @@ class IncidentFact:
     mitigated_at: datetime | None
     resolved_at: datetime | None
     prompt_versions: list
+    review_escape: bool | None = None  # its post-incident review's regression-escape flag; None: no review yet
 
 
 @dataclass

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from statistics import median
 
 from apps.costs.rollups import percentile_from_bins
 from apps.evals.stats import wilson_interval
+from apps.incidents.metrics import Durations
 from apps.scorecards.facts import EXPERIMENT_SPAN, UseCaseFacts, Window
 from apps.scorecards.models import Status
 
@@ -204,25 +204,33 @@ def eval_coverage(f: UseCaseFacts, w: Window) -> Measure:
 
 
 def regression_escapes(f: UseCaseFacts, w: Window) -> Measure:
-    escapes = sum(1 for i in f.incidents if i.prompt_versions and w.has(i.detected_at))
+    """An escape is what the incidents' metrics count (the post-incident review says a release caused it); an
+    incident without a review yet counts when it names a prompt version, and the detail says how many did."""
+    detected = [i for i in f.incidents if w.has(i.detected_at)]
+    reviewed = sum(1 for i in detected if i.review_escape)
+    unreviewed = sum(1 for i in detected if i.review_escape is None and i.prompt_versions)
+    escapes = reviewed + unreviewed
     releases = sum(1 for t in f.promotions if w.has(t))
     if not releases and not escapes:
         return _none("No production promotion of a linked prompt in the window.")
     base = max(releases, escapes)  # an escape of an earlier release still counts against this window
-    return _rate(escapes, base, f"{escapes} incident(s) naming a prompt version over {releases} production "
+    return _rate(escapes, base, f"{reviewed} incident(s) whose review flags a regression escape and {unreviewed} "
+                                f"without a review yet naming a prompt version, over {releases} production "
                                 f"promotion(s).")
 
 
 def mttr(f: UseCaseFacts, w: Window) -> Measure:
-    minutes = []
+    """The incidents' MTTR (apps/incidents/metrics.py): minutes from detection to resolution of the Sev1/Sev2
+    incidents detected in the window and resolved (an open one does not count yet), their median."""
+    durations = Durations()
     for i in f.incidents:
-        done = i.mitigated_at or i.resolved_at
-        if i.severity <= 2 and done is not None and w.has(done):
-            minutes.append((done - i.detected_at).total_seconds() / 60)
-    if not minutes:
-        return _none("No Sev1/Sev2 incident of the use case was mitigated in the window.")
-    return Measure(median(minutes), len(minutes), detail=f"Median minutes from detection to mitigation over "
-                                                         f"{len(minutes)} Sev1/Sev2 incident(s).")
+        if i.severity <= 2 and w.has(i.detected_at):
+            durations.add_times(i.detected_at, i.mitigated_at, i.resolved_at)
+    if durations.ttr_median is None:
+        return _none("No Sev1/Sev2 incident of the use case detected in the window is resolved yet.")
+    n = len(durations.ttr)
+    return Measure(durations.ttr_median, n, detail=f"Median minutes from detection to resolution over {n} "
+                                                   f"resolved Sev1/Sev2 incident(s) detected in the window.")
 
 
 def experimentation(f: UseCaseFacts, w: Window) -> Measure:
@@ -268,9 +276,10 @@ KPIS: dict[str, Kpi] = {k.key: k for k in [
     Kpi("eval_coverage", "Evaluation coverage", "ratio", "higher", eval_coverage, _tiers(0.5, 0.7, 0.8),
         "An eval gate and a run for each production prompt.", "eval_gates"),
     Kpi("regression_escapes", "Regression escape rate", "ratio", "lower", regression_escapes,
-        _tiers(0.2, 0.1, 0.05), "Incidents naming prompt versions, over production promotions.", "incidents"),
+        _tiers(0.2, 0.1, 0.05), "Incidents whose review flags a regression escape (without a review: naming a "
+        "prompt version), over production promotions.", "incidents"),
     Kpi("mttr", "MTTR (Sev1/Sev2)", "minutes", "lower", mttr, _tiers(120, 90, 60),
-        "Sev1/Sev2 incidents of the use case with a mitigation time.", "incidents"),
+        "Resolved Sev1/Sev2 incidents of the use case (detection to resolution).", "incidents"),
     Kpi("experimentation", "Rate of experimentation (per quarter)", "count", "higher", experimentation,
         _tiers(1, 1, 1), "Link a prompt to the use case and run an experiment on it.", "experiments"),
 ]}

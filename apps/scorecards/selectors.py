@@ -8,7 +8,7 @@ from html import escape
 from typing import NamedTuple
 
 import orjson
-from django.db.models import QuerySet, TextField
+from django.db.models import Count, Max, QuerySet, TextField
 from django.db.models.functions import Cast
 from django.utils.safestring import mark_safe
 
@@ -70,12 +70,36 @@ class PortfolioRow(NamedTuple):
     cells: dict
 
 
-def portfolio(*, actor, filters: PortfolioFilters | None = None) -> list[PortfolioRow]:
+WORST_FIRST = ("-missed", "-at_risk", "-no_data", "use_case__title", "pk")  # most missed KPIs, then most at risk
+
+
+def portfolio(*, actor, filters: PortfolioFilters | None = None, offset: int = 0,
+              limit: int | None = None) -> list[PortfolioRow]:
     """The portfolio's rows as plain tuples (500 model instances with their use case and team cost more than the
-    page's whole budget)."""
-    rows = snapshots(actor=actor, filters=filters).annotate(cells_text=Cast("cells", TextField())).values_list(
+    page's whole budget), worst first; one page of them (`offset`, `limit`) or all (exports)."""
+    rows = snapshots(actor=actor, filters=filters).order_by(*WORST_FIRST).annotate(
+        cells_text=Cast("cells", TextField())).values_list(
         "use_case_id", "use_case__title", "use_case__team__name", "tier", "status", "computed_at", "cells_text")
+    if limit is not None:
+        rows = rows[offset:offset + limit]
     return [PortfolioRow(*row[:6], orjson.loads(row[6])) for row in rows]  # orjson: 500 decodes, ~5x faster
+
+
+@dataclass
+class PortfolioCounts:
+    total: int
+    by_status: dict  # {status: use cases whose worst KPI has it}
+    computed_at: object  # the newest snapshot's time, or None
+
+
+def portfolio_counts(*, actor, filters: PortfolioFilters | None = None) -> PortfolioCounts:
+    """How many of the filtered use cases are in each worst status, and when the newest was computed: one
+    grouped query over the whole portfolio, whatever page is shown."""
+    groups = list(snapshots(actor=actor, filters=filters).order_by().values_list("status")
+                  .annotate(n=Count("pk"), at=Max("computed_at")))
+    by_status = {status: n for status, n, _at in groups}
+    return PortfolioCounts(total=sum(by_status.values()), by_status=by_status,
+                           computed_at=max((at for _s, _n, at in groups), default=None))
 
 
 def portfolio_table_html(rows: list[PortfolioRow]) -> str:

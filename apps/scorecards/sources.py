@@ -11,7 +11,7 @@ the raw ledger (its one read is the safety events' partial index, a few rows per
 | eval runs, gates | evals `EvalRun` of the production versions of linked prompts, `EvalGate` |
 | promotions | prompts `LabelEvent` (label production) of linked prompts |
 | freshness, recall | rag `Document.indexed_at`, succeeded `IndexingJob`s, `RetrievalEvalRun` |
-| incidents | incidents `Incident` naming the use case |
+| incidents | incidents `Incident` naming the use case, with its post-incident review's regression-escape flag |
 | experiments | experiments `Experiment.started_at` (the first start) of the use case's experiments |
 """
 
@@ -202,9 +202,11 @@ def _incidents(facts, ids, since: datetime) -> None:
             .filter(Q(incident__detected_at__gte=since) | Q(incident__mitigated_at__gte=since)
                     | Q(incident__resolved_at__gte=since))
             .values_list("usecase_id", "incident_id", "incident__severity", "incident__detected_at",
-                         "incident__mitigated_at", "incident__resolved_at", "incident__prompt_versions"))
-    for uc, pk, severity, detected, mitigated, resolved, versions in rows:
-        facts[uc].incidents.append(IncidentFact(pk, severity, detected, mitigated, resolved, versions or []))
+                         "incident__mitigated_at", "incident__resolved_at", "incident__prompt_versions",
+                         "incident__review__pk", "incident__review__regression_escape"))
+    for uc, pk, severity, detected, mitigated, resolved, versions, review, escape in rows:
+        facts[uc].incidents.append(IncidentFact(pk, severity, detected, mitigated, resolved, versions or [],
+                                                None if review is None else bool(escape)))
 
 
 def _experiments(facts, ids, since: datetime) -> None:

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 from apps.accounts.permissions import Action, teams_for
 from apps.core import charts
 from apps.core.forms import service_errors_on
-from apps.core.htmx import render_page_or_fragment
+from apps.core.htmx import is_fragment_request, render_page_or_fragment
 from apps.reviews.rules import TIER_LABELS, TIER_ORDER
 from apps.reviews.selectors import use_case_get
 from apps.scorecards import selectors, services
@@ -36,32 +36,53 @@ def _filters(request) -> selectors.PortfolioFilters:
                                       status=status if status in Status.values else "")
 
 
+PAGE_SIZE = 50  # use cases per page of the portfolio, worst first; the next page comes by htmx under them
+
+
+def _page_number(request) -> int:
+    try:
+        return max(1, int(request.GET.get("page", "1")))
+    except ValueError:
+        return 1
+
+
 @login_required
 @require_GET
 def portfolio(request):
     filters = _filters(request)
-    rows = selectors.portfolio(actor=request.user, filters=filters)
     fmt = request.GET.get("format")
-    if fmt == "csv":
-        return _csv("scorecards-portfolio.csv", snapshot_csv_rows(rows))
-    if fmt == "json":
+    if fmt in ("csv", "json"):
+        rows = selectors.portfolio(actor=request.user, filters=filters)
+        if fmt == "csv":
+            return _csv("scorecards-portfolio.csv", snapshot_csv_rows(rows))
         return _json({"use_cases": [{"use_case": r.use_case_id, "title": r.title, "team": r.team, "tier": r.tier,
                                      "status": r.status, "computed_at": r.computed_at.isoformat(),
                                      "kpis": {k: {"status": c[0], "value": c[1]} for k, c in r.cells.items()}}
                                     for r in rows]})
+    number = _page_number(request)
+    rows = selectors.portfolio(actor=request.user, filters=filters, offset=(number - 1) * PAGE_SIZE,
+                               limit=PAGE_SIZE + 1)  # one more: is there a next page?
+    has_next, rows = len(rows) > PAGE_SIZE, rows[:PAGE_SIZE]
+    query = "&".join(f"{k}={v}" for k, v in vars(filters).items() if v)
+    paging = {"rows_html": selectors.portfolio_table_html(rows), "shown": len(rows), "page": number,
+              "next_page": number + 1 if has_next else None, "query": query, "kpi_count": len(KPIS) + 3}
+    if request.GET.get("rows") and is_fragment_request(request):  # "Show the next 50": only the rows, appended
+        return render(request, "scorecards/portfolio.html#rows", paging)
+    counts = selectors.portfolio_counts(actor=request.user, filters=filters)
     teams = teams_for(request.user, Action.VIEW)
     team_names = dict(teams.values_list("pk", "name"))
     portfolio_rollup, team_rollups = selectors.rollups(actor=request.user, team_ids=list(team_names))
-    query = "&".join(f"{k}={v}" for k, v in vars(filters).items() if v)
     context = {
-        "rows_html": selectors.portfolio_table_html(rows), "row_count": len(rows),
+        **paging, "row_count": counts.total, "first": (number - 1) * PAGE_SIZE,
+        "status_counts": [(value, label, counts.by_status.get(value, 0), selectors.STATUS_CLASS.get(value, ""))
+                          for value, label in Status.choices if counts.by_status.get(value)],
         "kpis": [(SHORT.get(k, k), kpi.label) for k, kpi in KPIS.items()], "filters": filters,
         "teams": teams, "tiers": [(t, TIER_LABELS[t]) for t in TIER_ORDER], "statuses": Status.choices,
-        "query": query, "rollup_rows": [
+        "rollup_rows": [
             (name, r.use_cases, [r.kpis.get(k) for k in KPIS])
             for name, r in ([("Portfolio", portfolio_rollup)] if portfolio_rollup else [])
             + [(team_names.get(r.team_id, r.team_id), r) for r in team_rollups]],
-        "computed_at": max((r.computed_at for r in rows), default=None),
+        "computed_at": counts.computed_at,
     }
     return render_page_or_fragment(request, "scorecards/portfolio.html", context, "results")
 

@@ -9,6 +9,7 @@ import pytest
 
 from apps.costs.rollups import token_bin
 from apps.evals.stats import wilson_interval
+from apps.incidents.metrics import Durations
 from apps.scorecards.facts import (
     EvalRunFact,
     IncidentFact,
@@ -114,15 +115,32 @@ def test_rag_kpis_freshness_of_the_stalest_collection_and_worst_recall():
     assert value("index_freshness", facts(collection_ids=[3])).value is None
 
 
-def test_incident_kpis_mttr_of_sev2_and_regression_escapes_over_promotions():
+def test_mttr_is_the_incidents_median_detection_to_resolution_of_sev1_and_sev2_detected_in_the_window():
     detected = NOW - timedelta(days=3)
-    incidents = [IncidentFact(1, 2, detected, detected + timedelta(minutes=90), None, ["support/answer@v3"]),
+    incidents = [IncidentFact(1, 2, detected, detected + timedelta(minutes=20), detected + timedelta(minutes=90), []),
                  IncidentFact(2, 1, detected, None, detected + timedelta(minutes=30), []),
-                 IncidentFact(3, 3, detected, detected + timedelta(minutes=600), None, [])]  # Sev3: not in MTTR
-    f = facts(incidents=incidents, promotions=[NOW - timedelta(days=10), NOW - timedelta(days=4)])
-    assert value("mttr", f).value == 60  # median of 90 and 30
+                 IncidentFact(3, 2, detected, detected + timedelta(minutes=5), None, []),  # open: not yet
+                 IncidentFact(4, 3, detected, None, detected + timedelta(minutes=600), []),  # Sev3: not in MTTR
+                 IncidentFact(5, 1, NOW - timedelta(days=40), None, NOW - timedelta(days=3), [])]  # detected before
+    mttr = value("mttr", facts(incidents=incidents))
+    assert (mttr.value, mttr.sample) == (60, 2)  # median of 90 and 30
+    by_incidents = Durations()  # the incidents app's arithmetic on the same two incidents gives the same figure
+    for i in incidents[:2]:
+        by_incidents.add_times(i.detected_at, i.mitigated_at, i.resolved_at)
+    assert by_incidents.ttr_median == mttr.value
+    assert value("mttr", facts(incidents=incidents[2:4])).value is None
+
+
+def test_regression_escapes_follow_the_review_flag_and_fall_back_to_a_named_version_without_a_review():
+    detected = NOW - timedelta(days=3)
+    incidents = [IncidentFact(1, 2, detected, None, None, ["support/answer@v3"], review_escape=False),  # review: no
+                 IncidentFact(2, 2, detected, None, None, [], review_escape=True),  # review: a release caused it
+                 IncidentFact(3, 2, detected, None, None, ["support/answer@v4"]),  # no review: the version counts
+                 IncidentFact(4, 2, detected, None, None, [])]  # no review, no version
+    f = facts(incidents=incidents, promotions=[NOW - timedelta(days=d) for d in (10, 8, 6, 4)])
     escapes = value("regression_escapes", f)
-    assert (escapes.value, escapes.sample) == (0.5, 2)
+    assert (escapes.value, escapes.sample) == (0.5, 4)
+    assert "1 incident(s) whose review flags" in escapes.detail and "1 without a review" in escapes.detail
     assert value("regression_escapes", facts()).value is None
 
 

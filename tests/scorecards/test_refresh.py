@@ -97,3 +97,31 @@ def test_the_kpi_condition_checks_a_kpi_over_its_own_window(use_case, traffic):
     params = conditions.clean_params("scorecard_kpi", {"kpi": "latency_p95", "op": "<", "threshold": "6000",
                                                        "days": "7"})
     assert params["threshold"] == 6000.0
+
+
+def test_incident_kpis_agree_with_the_incidents_metrics_and_read_the_reviews_escape_flag(use_case, team):
+    from apps.incidents.metrics import incident_metrics
+    from apps.incidents.models import PostIncidentReview
+    from apps.scorecards import sources
+    from apps.scorecards.facts import Window
+    from apps.scorecards.kpis import KPIS
+    from tests.factories import IncidentFactory
+
+    now = timezone.now()
+    detected = now - timedelta(days=2)
+    flagged, cleared, unreviewed = [
+        IncidentFactory(team=team, severity=2, detected_at=detected, resolved_at=detected + timedelta(minutes=m),
+                        prompt_versions=versions)
+        for m, versions in ((40, []), (100, ["support/answer@v3"]), (70, ["support/answer@v4"]))]
+    for incident in (flagged, cleared, unreviewed):
+        incident.use_cases.add(use_case)
+    PostIncidentReview.objects.bulk_create([PostIncidentReview(incident=flagged, regression_escape=True),
+                                            PostIncidentReview(incident=cleared, regression_escape=False)])
+    window = Window.ending(now)
+    f = sources.collect([(use_case.pk, team.pk, use_case.tier)], [window])[use_case.pk]
+    assert [i.review_escape for i in sorted(f.incidents, key=lambda i: i.incident_id)] == [True, False, None]
+    figures = incident_metrics([use_case.pk], since=window.start, until=window.end)
+    assert KPIS["mttr"].compute(f, window).value == figures.total.ttr_median == 70
+    escapes = KPIS["regression_escapes"].compute(f, window)
+    assert figures.regression_escapes == 1  # the reviewed escape; the scorecard adds the unreviewed named version
+    assert escapes.detail.startswith("1 incident(s) whose review flags") and "1 without a review" in escapes.detail

@@ -80,6 +80,34 @@ def test_the_portfolio_shows_visible_use_cases_filters_and_exports(client_for, s
     assert client_for(None).get(reverse("scorecards:portfolio")).status_code == 302
 
 
+def test_the_portfolio_lists_worst_first_fifty_a_page_counting_the_whole_portfolio(client_for, team, pm, viewer,
+                                                                                 django_assert_max_num_queries):
+    from apps.reviews.models import UseCase
+    from apps.scorecards.models import ScorecardSnapshot, Status
+    from apps.scorecards.views import PAGE_SIZE
+
+    use_cases = UseCase.objects.bulk_create([
+        UseCase(team=team, title=f"Case {i:03}", purpose="p", state="active", tier="low", business_owner=pm)
+        for i in range(PAGE_SIZE + 5)])
+    worst = use_cases[-1]  # the last by title, but the only one with missed KPIs
+    ScorecardSnapshot.objects.bulk_create([
+        ScorecardSnapshot(use_case=uc, team_id=team.pk, tier="low", met=1, missed=2 if uc == worst else 0,
+                          status=Status.MISSED if uc == worst else Status.MET) for uc in use_cases])
+    client = client_for(viewer)
+    url = reverse("scorecards:portfolio")
+    client.get(url)  # warm the session and caches: the query count below is the page's own
+    with django_assert_max_num_queries(15):
+        first = client.get(url).content.decode()
+    assert first.index("Case 054") < first.index("Case 000")  # worst first
+    assert "Case 050" not in first and f"Use cases ({PAGE_SIZE + 5})" in first
+    assert 'data-status="missed">1 missed' in first and f">{PAGE_SIZE + 4} met" in first
+    more = client.get(url, {"page": 2, "rows": 1}, HTTP_HX_REQUEST="true").content.decode()
+    assert "Case 050" in more and "Case 000" not in more and "<html" not in more and "Show the next" not in more
+    only_met = client.get(url, {"status": "met", "page": 2, "rows": 1}, HTTP_HX_REQUEST="true").content.decode()
+    assert "Case 053" in only_met and "Case 054" not in only_met  # the filters are kept on the next page
+    assert client.get(url, {"page": "x"}).status_code == 200
+
+
 def test_the_use_case_page_register_and_exports_show_the_scorecard(client_for, scored, viewer):
     client = client_for(viewer)
     detail = client.get(reverse("reviews:detail", args=[scored.pk]))
