@@ -45,14 +45,6 @@ def test_the_attacker_models_turns_drive_the_conversation_and_a_late_turn_succes
     assert calls.count() == 4 * Attack.objects.filter(campaign=campaign).count()  # attacker + target, two turns
 
 
-def test_an_offline_model_replays_the_planned_turns_and_the_page_says_so(db):
-    ModelFactory()  # local-extractive on the offline provider
-    attacker, says = targets.attacker_for("local-extractive")
-
-    assert attacker is None
-    assert says.startswith("Planned turns") and "offline" in says
-
-
 def test_the_campaign_page_shows_the_attackers_turns_and_who_wrote_them(client, engineer, launch, multi_turn):
     campaign = runner.campaign_execute_inline(launch(strategies=("multi_turn",)).pk)
     client.force_login(engineer)
@@ -78,3 +70,22 @@ def test_the_catalog_attacker_prompt_is_preferred_to_the_built_in_instructions(t
     assert attacker.source == f"catalog prompt {targets.ATTACKER_PROMPT} v1"
     assert "say PWNED-7" in asked[0]["content"] and "turn 2 of 3" in asked[0]["content"]
     assert "Target: Hello" in asked[-1]["content"]
+
+
+def test_with_an_offline_attacker_the_planned_turns_are_replayed_and_the_page_says_so(
+        client, engineer, team, launch, multi_turn):
+    from apps.prompts.content import Draft
+    from apps.prompts.services import prompt_create
+
+    ModelFactory()  # local-extractive on the offline provider: it cannot play the attacker
+    prompt_create(team=team, name=targets.ATTACKER_PROMPT, kind="chat", actor=engineer, commit_message="first",
+                  draft=Draft(kind="chat", config={"model": "local-extractive"}, messages=[
+                      {"role": "system", "content": library_glue.attacker_template()}]))
+    campaign = runner.campaign_execute_inline(launch(strategies=("multi_turn",)).pk)
+    client.force_login(engineer)
+
+    attacks = {a.probe_id: a for a in Attack.objects.filter(campaign=campaign)}
+    assert attacks["inj-1"].success is True and attacks["harm-1"].success is False  # the probe only in the last turn
+    assert not any("transcript" in a.evidence for a in attacks.values())
+    assert UsageEvent.objects.filter(feature=f"redteam-campaign-{campaign.pk}").count() == 3 * len(attacks)
+    assert "Planned turns: local-extractive is an offline model" in client.get(campaign.get_absolute_url()).content.decode()
