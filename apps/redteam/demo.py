@@ -12,9 +12,12 @@ from __future__ import annotations
 import json
 
 from apps.core.request_context import acting_as
+from apps.prompts.content import Draft
 from apps.prompts.models import Prompt
+from apps.prompts.services import prompt_create
 from apps.redteam import library_glue, runner, services
 from apps.redteam.models import Campaign
+from apps.redteam.targets import ATTACKER_PROMPT
 
 NAME = "Demo: refund assistant injection sweep"
 PROMPT = "support/refund-policy-qa"
@@ -38,8 +41,23 @@ PROBES = [  # the library's JSONL format (docs/redteam.md, "Probe library and st
 ]
 
 
+def seed_attacker_prompt(team, actor) -> bool:
+    """The catalog prompt `redteam/attacker` that writes live multi-turn attacks (ADR 0115), on the demo's chat
+    alias: with the offline model behind it campaigns replay planned turns; point it at a real model to go live."""
+    if Prompt.objects.filter(name=ATTACKER_PROMPT).exists():
+        return False
+    prompt_create(team=team, name=ATTACKER_PROMPT, kind="chat", actor=actor, commit_message="seed",
+                  description="Writes each next user turn of a multi-turn red-team attack from the target's replies.",
+                  draft=Draft(kind="chat", config={"model": "chat"},
+                              messages=[{"role": "system", "content": library_glue.attacker_template()}]))
+    return True
+
+
 def seed_demo_redteam(people: dict, teams: dict) -> int:
     team = teams.get("support-ai")
+    if team is not None:
+        with acting_as(people["evan"]):
+            seed_attacker_prompt(team, people["evan"])
     prompt = Prompt.objects.filter(name=PROMPT).first()
     if team is None or prompt is None or Campaign.objects.filter(name=NAME).exists():
         return 0

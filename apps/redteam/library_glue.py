@@ -122,6 +122,20 @@ def expand_attacks(probes: list[ProbeSpec], names: list[str], seed: int,
     return out
 
 
+def attacker_instructions(goal: str, turn: int, total: int) -> str:
+    """The library's built-in attacker instructions (ATTACKER_INSTRUCTIONS) for one turn: the default when the
+    catalog has no `redteam/attacker` prompt."""
+    return _strategies.ATTACKER_INSTRUCTIONS.format(goal=goal, turn=turn, total=total)
+
+
+def attacker_template() -> str:
+    """The built-in attacker instructions as a catalog prompt template (variables goal, turn, total)."""
+    text = _strategies.ATTACKER_INSTRUCTIONS
+    for name in ("goal", "turn", "total"):
+        text = text.replace("{" + name + "}", "{{ " + name + " }}")
+    return text
+
+
 # --- statistics ---------------------------------------------------------------------------------------------
 
 def wilson(successes: int, total: int) -> dict:

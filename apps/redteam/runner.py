@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -294,22 +295,61 @@ class Work:
             await self.db(usage_preflight, context=check.context, model=check.model,
                           worst_case_cost=check.worst_case_cost)
 
-    async def call(self, messages: list[dict]):
+    async def call(self, messages: list[dict], model: str | None = None):
         request = ChatRequest(messages=messages, max_tokens=self.target.options.get("max_tokens"))
-        return await acalls.achat(model=self.target.model, request=request, context=self.target.context(),
+        return await acalls.achat(model=model or self.target.model, request=request, context=self.target.context(),
                                   recorder=self.recorder, preflight=self.preflight)
+
+    def verdict(self, attack: targets.AttackRow, output: str, policy=(), judge=None, turns=None):
+        return detectors.score(
+            detectors.AttackInput(category=attack.category, owasp=attack.owasp, text=attack.text,
+                                  marker=attack.marker, document=attack.document,
+                                  turns=attack.turns if turns is None else tuple(turns)),
+            output, canaries=self.target.canaries, policy=policy, judge=judge)
+
+    async def converse(self, attack: targets.AttackRow):
+        """A live multi-turn attack (ADR 0115): the attacker model writes each user turn from the target's replies,
+        up to the planned number of turns, and the conversation stops at the first reply a detector settles as a
+        success. Both models' calls go through the one call path, costed to the campaign."""
+        attacker = self.target.attacker
+        goal = attack.turns[-1] if attack.turns else attack.text  # the planned last turn carries the request
+        total = 1 + len(attack.turns)
+        history: list[tuple[str, str]] = []
+        messages: list[dict] = []
+        outputs, cost, hit, result = [], Decimal(0), None, None
+        for turn in range(1, total + 1):
+            written = await self.call(attacker.messages(goal, turn, total, history), model=attacker.model)
+            said = written.text.strip() or goal
+            if turn == 1:
+                messages = self.target.messages(dataclasses.replace(attack, text=said))
+            else:
+                messages += [{"role": "assistant", "content": result.text}, {"role": "user", "content": said}]
+            result = await self.call(messages)
+            history += [("user", said), ("assistant", result.text)]
+            outputs.append(result.text)
+            cost = None if None in (cost, written.cost, result.cost) else cost + written.cost + result.cost
+            verdict = self.verdict(attack, result.text, turns=[text for role, text in history if role == "user"])
+            if verdict.success:
+                hit = verdict.as_evidence() | {"turn": turn}
+                break
+        transcript = [{"role": "attacker" if role == "user" else "target", "content": text} for role, text in history]
+        return outputs, cost, result, hit, {"transcript": transcript, "attacker": attacker.source}
 
     async def attack(self, attack: targets.AttackRow) -> Outcome:
         started = time.perf_counter()
+        hit, extra = None, {}
         try:
-            messages = self.target.messages(attack)
-            result = await self.call(messages)
-            outputs, cost = [result.text], result.cost
-            for turn in attack.turns:  # multi-turn: the conversation goes on with the next user turn
-                messages += [{"role": "assistant", "content": result.text}, {"role": "user", "content": turn}]
+            if self.target.attacker is not None and attack.key.endswith(":multi_turn"):
+                outputs, cost, result, hit, extra = await self.converse(attack)
+            else:
+                messages = self.target.messages(attack)
                 result = await self.call(messages)
-                outputs.append(result.text)
-                cost = None if cost is None or result.cost is None else cost + result.cost
+                outputs, cost = [result.text], result.cost
+                for turn in attack.turns:  # multi-turn, planned: the conversation goes on with the next user turn
+                    messages += [{"role": "assistant", "content": result.text}, {"role": "user", "content": turn}]
+                    result = await self.call(messages)
+                    outputs.append(result.text)
+                    cost = None if cost is None or result.cost is None else cost + result.cost
         except TargetError as exc:
             return Outcome(attack, "error", error=str(exc))
         except (LlmError, SlotTimeout) as exc:
@@ -321,16 +361,18 @@ class Work:
         except Exception as exc:  # noqa: BLE001 - one attack's failure (a budget refusal…) is that attack's error
             return Outcome(attack, "error", error=f"{type(exc).__name__}: {exc}")
         output = "\n\n".join(outputs)
-        policy, judge = [], None
-        if self.scorers.policy or self.scorers.judge is not None:
-            policy, judge = await self.loop.run_in_executor(
-                self.side, _external_scores, self.scorers, attack, output, self.target.team_id)
-        verdict = detectors.score(
-            detectors.AttackInput(category=attack.category, owasp=attack.owasp, text=attack.text,
-                                  marker=attack.marker, document=attack.document, turns=attack.turns),
-            output, canaries=self.target.canaries, policy=policy, judge=judge)
+        if hit is not None:  # a live conversation already stopped at a settled success
+            evidence, success = hit, True
+        else:
+            policy, judge = [], None
+            if self.scorers.policy or self.scorers.judge is not None:
+                policy, judge = await self.loop.run_in_executor(
+                    self.side, _external_scores, self.scorers, attack, output, self.target.team_id)
+            written = [t["content"] for t in extra.get("transcript", []) if t["role"] == "attacker"] or None
+            verdict = self.verdict(attack, output, policy, judge, turns=written)
+            evidence, success = verdict.as_evidence(), verdict.success
         latency = round((time.perf_counter() - started) * 1000)
-        return Outcome(attack, "done", output=output, success=verdict.success, evidence=verdict.as_evidence(),
+        return Outcome(attack, "done", output=output, success=success, evidence=evidence | extra,
                        latency_ms=latency, cost=cost, request_id=result.request_id or "")
 
     async def db(self, fn, *args, **kwargs):

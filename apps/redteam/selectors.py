@@ -7,6 +7,7 @@ from django.db.models import Q, QuerySet
 from apps.accounts.permissions import Action, can, get_object_for, restrict
 from apps.evals.models import Dataset, JudgeLabel
 from apps.evals.services import calibration_summary
+from apps.redteam import targets
 from apps.redteam.library_glue import mcnemar_p
 from apps.redteam.models import Attack, AttackStatus, Campaign, CampaignStatus, RedTeamPolicy, TeamProbe
 from apps.reviews import rules
@@ -175,3 +176,11 @@ def team_probe_get(*, actor, pk: int) -> TeamProbe:
 
 def policies(*, actor) -> QuerySet[RedTeamPolicy]:
     return restrict(RedTeamPolicy.objects.select_related("team"), actor, Action.VIEW).order_by("team__name")
+
+
+def multi_turn_driver(campaign: Campaign) -> str:
+    """How the campaign's multi_turn attacks are written, in a sentence ("" when it has none): live by an attacker
+    model, or the library's planned turns when no real model is configured (targets.attacker_for)."""
+    if "multi_turn" not in (campaign.strategies or []):
+        return ""
+    return targets.attacker_for(campaign.model)[1]

@@ -15,10 +15,15 @@ from apps.costs.services import UsageContext
 from apps.evals.limiter import slot_ttl
 from apps.evals.targets import PreparedPrompt, TargetError, render_prepared
 from apps.llm.calls import resolve_model
-from apps.llm.models import ModelKind
+from apps.llm.errors import LlmError
+from apps.llm.models import ModelKind, ProviderKind
 from apps.prompts.content import version_parts
+from apps.prompts.models import PromptVersion
 from apps.prompts.rendering import include_graph, version_where
-from apps.redteam.library_glue import plant_document, plant_system
+from apps.prompts.selectors import production_version
+from apps.redteam.library_glue import attacker_instructions, plant_document, plant_system
+
+ATTACKER_PROMPT = "redteam/attacker"  # the catalog prompt that writes multi-turn attacks (variables: goal, turn, total)
 
 CONTEXT_VARIABLES = ("context", "documents", "retrieved")
 
@@ -58,6 +63,7 @@ class PreparedTarget:
     prompt_name: str = ""
     prompt_version: int | None = None
     options: dict = field(default_factory=dict)
+    attacker: Attacker | None = None  # multi_turn: the model that writes each next turn (None: planned turns)
 
     def context(self) -> UsageContext:
         source = Source.GATEWAY if self.gateway_key_id else Source.EVAL
@@ -92,6 +98,53 @@ class PreparedTarget:
         return messages
 
 
+@dataclass(frozen=True)
+class Attacker:
+    """The attacker of live multi-turn attacks: a real model and its instructions, from the catalog prompt
+    `redteam/attacker` (production label, else its latest version) or the library's built-in instructions."""
+
+    model: str
+    provider: str
+    source: str  # what the campaign page says: "catalog prompt redteam/attacker v2" | "built-in instructions"
+    prompt: PreparedPrompt | None = None
+
+    def messages(self, goal: str, turn: int, total: int, history: list[tuple[str, str]]) -> list[dict]:
+        """What the attacker is asked for user turn `turn` of `total`, given the conversation so far."""
+        if self.prompt is not None:
+            messages = render_prepared(self.prompt, {"goal": goal, "turn": turn, "total": total})
+        else:
+            messages = [{"role": "system", "content": attacker_instructions(goal, turn, total)}]
+        said = "\n\n".join(f"{'User' if role == 'user' else 'Target'}: {text}" for role, text in history)
+        messages.append({"role": "user", "content": f"The conversation so far:\n{said or '(nothing yet)'}\n\n"
+                                                    f"Write user turn {turn} of {total}, and nothing else."})
+        return messages
+
+
+def attacker_for(model_name: str) -> tuple[Attacker | None, str]:
+    """The attacker a campaign on `model_name` uses for multi_turn, and a sentence saying which (or why none):
+    the catalog prompt's model (else the campaign's), when it is a real one; an offline `local` model cannot
+    play the attacker, so the library's planned turns are replayed instead."""
+    version = None
+    latest = PromptVersion.objects.filter(prompt__name=ATTACKER_PROMPT).select_related("prompt").order_by("-number")
+    if latest.exists():
+        version = production_version(name=ATTACKER_PROMPT) or latest.first()
+    name = str(((version.config or {}).get("model") if version is not None else "") or model_name)
+    try:
+        model = resolve_model(name, ModelKind.CHAT)
+    except LlmError:
+        return None, f"Planned turns: the attacker model {name} is not available in the catalog."
+    if model.provider.kind == ProviderKind.LOCAL:
+        return None, (f"Planned turns: {name} is an offline model, so the library's planned escalation is replayed "
+                      "(no attacker model writes the turns).")
+    if version is not None:
+        source = f"catalog prompt {ATTACKER_PROMPT} v{version.number}"
+        attacker = Attacker(model=name, provider=model.provider.name, source=source, prompt=prepared_prompt(version))
+    else:
+        source = f"built-in instructions (no {ATTACKER_PROMPT} prompt in the catalog)"
+        attacker = Attacker(model=name, provider=model.provider.name, source=source)
+    return attacker, f"Live: {name} writes each next turn from the target's replies ({source})."
+
+
 def plant_system_canary(messages: list[dict], canary: str) -> list[dict]:
     if not canary:
         return messages
@@ -117,6 +170,8 @@ def prepare(campaign) -> PreparedTarget:
     base = {"campaign_id": campaign.pk, "team_id": campaign.team_id, "user_id": campaign.created_by_id,
             "model": campaign.model, "provider": provider, "provider_ttl": ttl, "canaries": dict(campaign.canaries),
             "options": {"max_tokens": settings.REDTEAM_MAX_OUTPUT_TOKENS}}
+    if "multi_turn" in (campaign.strategies or []):
+        base["attacker"] = attacker_for(campaign.model)[0]
     if campaign.prompt_version_id is not None:
         version = campaign.prompt_version
         prepared = prepared_prompt(version)

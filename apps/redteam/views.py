@@ -101,7 +101,7 @@ def _detail_context(request, campaign, **forms) -> dict:
             "agreement": selectors.judge_agreement(campaign.judge), "judge_problem":
                 selectors.judge_problem(campaign, policy), "breaches": selectors.category_breaches(campaign, policy),
             "policy": policy, "others": selectors.campaign_list(actor=request.user).exclude(pk=campaign.pk)[:30],
-            "triage_choices": [c for c in Triage.choices if c[0]]}
+            "triage_choices": [c for c in Triage.choices if c[0]], "multi_turn": selectors.multi_turn_driver(campaign)}
 
 
 @login_required

@@ -1,7 +1,9 @@
 """The demo red team: Support AI's probes and one finished campaign on the offline model; idempotent."""
 
+from apps.prompts.models import Prompt
 from apps.redteam.demo import NAME, PROMPT, seed_demo_redteam
 from apps.redteam.models import Attack, Campaign, CampaignStatus, TeamProbe
+from apps.redteam.targets import ATTACKER_PROMPT
 
 
 def test_the_demo_seeds_probes_and_a_finished_campaign_and_is_idempotent(team, engineer):
@@ -20,4 +22,5 @@ def test_the_demo_seeds_probes_and_a_finished_campaign_and_is_idempotent(team, e
     assert campaign.status == CampaignStatus.FINISHED
     assert not Attack.objects.filter(campaign=campaign).exclude(error="").exists()
     assert TeamProbe.objects.filter(team=team).exists()
+    assert Prompt.objects.filter(name=ATTACKER_PROMPT, team=team).exists()  # the attacker, offline: planned turns
     assert seed_demo_redteam(people, teams) == 0
