@@ -83,6 +83,9 @@ def test_import_run_watch_open_a_failure_and_compare_with_the_baseline(page, eva
     expect(page.locator("#progress-count")).to_contain_text("3 / 3 done")
 
     page.get_by_label("Failures only").check()
+    # All three fail, so the rows are there before the filter's swap: wait for the swap itself (it pushes the
+    # URL), or its pushState could cancel the click's navigation under load.
+    expect(page).to_have_url(re.compile(r"failures=1"))
     expect(page.locator('#result-table tr[data-verdict="fail"]')).to_have_count(3)
     page.locator("#result-table").get_by_role("link", name="refund").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("refund")
