@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Count, Sum
+from django.db.models import Count, Q, Sum
 from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
@@ -110,30 +110,28 @@ def gateway_errors(rule: DetectionRule, now: datetime) -> list[Finding]:
 
 def breaker_open(rule: DetectionRule, now: datetime) -> list[Finding]:
     """Deployments whose breaker is open or half-open (one Redis round trip); each team with at least `threshold`
-    calls to the deployment's alias in the window (gateway or the portal's own) is told (the ledger is read only when one is open)."""
+    calls to the deployment's alias in the window is told: gateway calls by their alias, the portal's own calls by
+    the model of any of the alias's deployments (they may have fallen back). The ledger is read only then."""
     labels = deployment_labels()
     broken = {labels[pk]: state for pk, state in breakers.states(list(labels)).items()
               if state.state in (breakers.OPEN, breakers.HALF_OPEN)}
     if not broken:
         return []
-    by_alias = defaultdict(list)
-    for label in broken:
-        by_alias[label.split("/", 1)[0]].append(label)
-    rows = UsageEvent.objects.filter(occurred_at__gte=_since(rule, now), alias__in=list(by_alias), team__isnull=False,
-                                     **_teams(rule)) \
-        .values("team_id", "alias").annotate(calls=Count("id"))
+    aliases = {label.split("/", 1)[0] for label in broken}
+    models = [label.split("/", 1)[1] for label in labels.values() if label.split("/", 1)[0] in aliases]
+    rows = UsageEvent.objects.filter(Q(alias__in=aliases) | Q(alias="", model__in=models),
+                                     occurred_at__gte=_since(rule, now), team__isnull=False, **_teams(rule)) \
+        .values("team_id").annotate(calls=Count("id"))
     out = []
     for row in rows:
         if row["calls"] < max(1, rule.threshold):
             continue
-        for label in by_alias[row["alias"]]:
-            state = broken[label]
-            out.append(Finding(row["team_id"], f"deployment:{label}",
-                               f"Circuit breaker {state.state.replace('_', '-')} on {label}",
-                               f"The gateway's circuit breaker of {label} is {state.state.replace('_', '-')} "
-                               f"({state.failures} of {state.calls} recent calls failed); the team made "
-                               f"{row['calls']} calls to {row['alias']} in the last {rule.window_minutes} minutes "
-                               f"(the rule fires at {rule.threshold:g}).",
+        for label, state in broken.items():
+            shown = state.state.replace("_", "-")
+            out.append(Finding(row["team_id"], f"deployment:{label}", f"Circuit breaker {shown} on {label}",
+                               f"The circuit breaker of {label} is {shown}: its recent calls failed. The team made "
+                               f"{row['calls']} calls to {label.split('/', 1)[0]} in the last {rule.window_minutes} "
+                               f"minutes (the rule fires at {rule.threshold:g}).",
                                {"kind": IncidentType.PROVIDER_OUTAGE, "deployments": [label]}))
     return out
 
