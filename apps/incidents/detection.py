@@ -175,45 +175,42 @@ def cost_anomaly(rule: DetectionRule, now: datetime) -> list[Finding]:
     return out
 
 
-def guardrail_spike(rule: DetectionRule, now: datetime) -> list[Finding]:
-    rows = UsageEvent.objects.filter(source=Source.GATEWAY, occurred_at__gte=now - timedelta(minutes=rule.window_minutes),
-                                     guardrail_actions__contains=[{"action": "block"}], team__isnull=False,
-                                     **_teams(rule)) \
-        .values("team_id", "gateway_key_id").annotate(blocks=Count("id"))
-    rows = [r for r in rows if r["blocks"] >= rule.threshold]
-    keys = GatewayKey.objects.in_bulk([r["gateway_key_id"] for r in rows if r["gateway_key_id"]])
-    out = []
-    for row in rows:
-        key = keys.get(row["gateway_key_id"])
-        label = f"key {key.name} ({key.prefix})" if key else "gateway calls without a key"
-        out.append(Finding(row["team_id"], f"key:{row['gateway_key_id']}",
-                           f"Guardrail blocks spike: {row['blocks']} on {label} in {rule.window_minutes} min",
-                           f"The gateway's guardrails blocked {row['blocks']} calls of {label} in the last "
-                           f"{rule.window_minutes} minutes (the rule fires at {rule.threshold:g}).",
-                           {"kind": IncidentType.UNSAFE_CONTENT,
-                            "features": [key.feature] if key is not None and key.feature else []}))
-    return out
-
-
-def output_pii(rule: DetectionRule, now: datetime) -> list[Finding]:
-    """Gateway calls whose output scan found PII (any action: flagged, redacted or blocked), per key."""
+def _guardrail_events_per_key(rule: DetectionRule, now: datetime, event: dict) -> list[tuple[dict, object, str]]:
+    """(row {team_id, gateway_key_id, calls}, key or None, its label) of the keys whose gateway calls in the window
+    carry a guardrail event matching `event` at least `threshold` times (the partial guardrail index serves it)."""
     rows = UsageEvent.objects.filter(source=Source.GATEWAY, occurred_at__gte=_since(rule, now),
-                                     guardrail_actions__contains=[{"direction": "output", "check": "pii"}],
-                                     team__isnull=False, **_teams(rule)) \
+                                     guardrail_actions__contains=[event], team__isnull=False, **_teams(rule)) \
         .values("team_id", "gateway_key_id").annotate(calls=Count("id"))
     rows = [r for r in rows if r["calls"] >= max(1, rule.threshold)]
     keys = GatewayKey.objects.in_bulk([r["gateway_key_id"] for r in rows if r["gateway_key_id"]])
     out = []
     for row in rows:
         key = keys.get(row["gateway_key_id"])
-        label = f"key {key.name} ({key.prefix})" if key else "gateway calls without a key"
-        out.append(Finding(row["team_id"], f"key:{row['gateway_key_id']}",
-                           f"PII in outputs: {row['calls']} answers on {label} in {rule.window_minutes} min",
-                           f"The gateway's output scan found personal data in {row['calls']} answers of {label} in "
-                           f"the last {rule.window_minutes} minutes (the rule fires at {rule.threshold:g}).",
-                           {"kind": IncidentType.DATA_EXPOSURE,
-                            "features": [key.feature] if key is not None and key.feature else []}))
+        out.append((row, key, f"key {key.name} ({key.prefix})" if key else "gateway calls without a key"))
     return out
+
+
+def _key_features(key) -> list[str]:
+    return [key.feature] if key is not None and key.feature else []
+
+
+def guardrail_spike(rule: DetectionRule, now: datetime) -> list[Finding]:
+    return [Finding(row["team_id"], f"key:{row['gateway_key_id']}",
+                    f"Guardrail blocks spike: {row['calls']} on {label} in {rule.window_minutes} min",
+                    f"The gateway's guardrails blocked {row['calls']} calls of {label} in the last "
+                    f"{rule.window_minutes} minutes (the rule fires at {rule.threshold:g}).",
+                    {"kind": IncidentType.UNSAFE_CONTENT, "features": _key_features(key)})
+            for row, key, label in _guardrail_events_per_key(rule, now, {"action": "block"})]
+
+
+def output_pii(rule: DetectionRule, now: datetime) -> list[Finding]:
+    """Gateway calls whose output scan found PII (any action: flagged, redacted or blocked), per key."""
+    return [Finding(row["team_id"], f"key:{row['gateway_key_id']}",
+                    f"PII in outputs: {row['calls']} answers on {label} in {rule.window_minutes} min",
+                    f"The gateway's output scan found personal data in {row['calls']} answers of {label} in the "
+                    f"last {rule.window_minutes} minutes (the rule fires at {rule.threshold:g}).",
+                    {"kind": IncidentType.DATA_EXPOSURE, "features": _key_features(key)})
+            for row, key, label in _guardrail_events_per_key(rule, now, {"direction": "output", "check": "pii"})]
 
 
 def eval_gate_failures(rule: DetectionRule, now: datetime) -> list[Finding]:
