@@ -79,6 +79,7 @@ def main(argv: list[str]) -> dict:
     use_bench_database(DATABASE)
     setup_django(DATABASE)
     from django.conf import settings
+    from django.db import connection
     from django.utils import timezone
 
     from apps.accounts.models import Team
@@ -123,10 +124,13 @@ def main(argv: list[str]) -> dict:
             done = threading.Event()
 
             def traffic(context=context, done=done):
-                while not done.is_set():
-                    with contextlib.suppress(LlmError):  # every deployment down: the call fails, as users see
-                        calls.chat(model=ALIAS, messages=[{"role": "user", "content": "hi"}], context=context)
-                    done.wait(0.2)
+                try:
+                    while not done.is_set():
+                        with contextlib.suppress(LlmError):  # every deployment down: the call fails, as users see
+                            calls.chat(model=ALIAS, messages=[{"role": "user", "content": "hi"}], context=context)
+                        done.wait(0.2)
+                finally:
+                    connection.close()  # back to the pool: each trial's thread has its own
 
             caller = threading.Thread(target=traffic, daemon=True)
             caller.start()
