@@ -96,6 +96,8 @@ BENCHES = {"startup": bench_startup, "home": bench_home, "prompts_resolve": benc
            "redteam": lambda: _bench_module("bench.redteam", timeout=1800),
            # issue #15: the incident metrics page over 5,000 incidents, and the selector the scorecards read
            "incidents_metrics": lambda: _bench_module("bench.incidents_metrics"),
+           # issue #15: a signal (stand-in outage -> breaker open; a budget cap hit) -> incident/suggestion, on beat
+           "incident_detection": lambda: _bench_module("bench.incident_detection", timeout=1800),
            }
 NEEDS_SCIFACT = {"rag_scifact", "rag_indexing", "rag_embedding_quality"}
 

@@ -40,7 +40,7 @@ BEAT_SCHEDULE = dict(
         # incidents: restore expired rate limits, remind about features still switched off past their expiry
         "incidents-mitigations-expiry": {"task": "apps.incidents.tasks.mitigations_expiry_sweep_task", "schedule": 60.0},
         # incidents: detection rules on the portal's signals; owners of action items that fall due
-        "incidents-detection-rules": {"task": "apps.incidents.tasks.detection_rules_evaluate_task", "schedule": 300.0},
+        "incidents-detection-rules": {"task": "apps.incidents.tasks.detection_rules_evaluate_task", "schedule": 30.0},
         "incidents-action-items-remind": {
             "task": "apps.incidents.tasks.action_items_remind_task", "schedule": crontab(hour=7, minute=0),
         },

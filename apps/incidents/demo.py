@@ -130,9 +130,12 @@ REVIEW = {"summary": "The refund policy changed from 60 to 14 days; the new PDF 
           "went_badly": "Support noticed before any alert did.", "runbook_followed": "partly",
           "runbook_changes": "Check the collection's document dates first."}
 DETECTION_RULES = [
-    ("Gateway errors over 20% on a deployment", "gateway_errors", 0.2, 60, 2),
+    ("Gateway errors over 20% of a use case's calls in 5 minutes", "gateway_errors", 0.2, 5, 2),
+    ("A deployment's circuit breaker opens", "breaker_open", 1, 10, 2),
+    ("5 calls refused at a budget's hard cap in 15 minutes", "budget_cap", 5, 15, 3),
     ("Spend at 3× its norm", "cost_anomaly", 3.0, 120, 3),
     ("10 guardrail blocks in 15 minutes on one key", "guardrail_spike", 10, 15, 2),
+    ("PII found in an output", "output_pii", 1, 15, 2),
     ("A prompt's release gate fails", "eval_gate_failures", 1, 60, 3),
 ]
 

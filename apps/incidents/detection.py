@@ -1,14 +1,20 @@
-"""Automatic detection (ADR 0087): rules on signals the portal already records, evaluated by the beat job
-`apps.incidents.tasks.detection_rules_evaluate_task` (every 5 minutes). Admins write the rules (Django admin →
-Detection rules; the demo seeds one per signal).
+"""Automatic detection (ADR 0087, 0088): rules on signals the portal already records, evaluated by the beat job
+`apps.incidents.tasks.detection_rules_evaluate_task` every 30 seconds (so a signal opens its incident or suggestion
+within a minute); each signal is a cheap query (an index range, or one Redis round trip) until it fires. Admins
+write the rules (Django admin → Detection rules; the demo seeds one per signal).
 
 Signals, each finding keyed by what it is about (its fingerprint):
-- `gateway_errors`: today's gateway rollup (gateway.TrafficDaily) per team and deployment: errors / requests ≥
+- `gateway_errors`: the per-minute SLI counts (gateway.SliMinute) per use case over the window: bad / requests ≥
   threshold with at least `min_requests` requests → a provider outage;
+- `breaker_open`: a deployment's circuit breaker open or half-open (apps/llm/breakers.py), told to each team with
+  ≥ threshold gateway calls to its alias in the window → a provider outage;
+- `budget_cap`: gateway calls refused with 429 `insufficient_quota` (a hard-capped budget or a key's daily
+  dollars) in the window, per team and feature ≥ threshold → runaway cost;
 - `cost_anomaly`: costs' anomalies (costs.CostAnomaly, spend over the trailing 7-day norm) found in the window
   with spend / baseline ≥ threshold → runaway cost;
 - `guardrail_spike`: gateway calls of one key whose guardrails *blocked* (UsageEvent.guardrail_actions) in the
   window ≥ threshold → unsafe content;
+- `output_pii`: gateway calls of one key whose output scan found PII in the window ≥ threshold → data exposure;
 - `eval_gate_failures`: finished eval runs of a prompt's release gate that fail it (evals' own `judge_run`) in
   the window ≥ threshold → incorrect outputs.
 
@@ -27,7 +33,7 @@ from datetime import datetime, timedelta
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Count, Sum
+from django.db.models import Count, Q, Sum
 from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
@@ -35,10 +41,10 @@ from django.utils import timezone
 from apps.accounts.models import Membership, Role, Team
 from apps.accounts.permissions import Action, is_authenticated, sees_everything, teams_for, user_of
 from apps.audit.services import audit_record
-from apps.costs.models import CostAnomaly, Source, UsageEvent
+from apps.costs.models import CallStatus, CostAnomaly, Source, UsageEvent
 from apps.evals.gates import judge_run
 from apps.evals.models import EvalRun, RunStatus
-from apps.gateway.models import GatewayKey, TrafficDaily
+from apps.gateway.models import GatewayKey, SliMinute
 from apps.incidents import rules
 from apps.incidents.models import (
     DetectionRule,
@@ -51,7 +57,10 @@ from apps.incidents.models import (
     SuggestionStatus,
 )
 from apps.incidents.services import incident_declare, timeline_add
+from apps.llm import breakers
+from apps.llm.selectors import deployment_labels
 from apps.notifications.services import notify
+from apps.reviews.models import UseCase
 
 DISMISSED_QUIET = timedelta(days=1)
 
@@ -69,20 +78,82 @@ def _teams(rule: DetectionRule) -> dict:
     return {"team_id": rule.team_id} if rule.team_id else {}
 
 
+def _since(rule: DetectionRule, now: datetime) -> datetime:
+    return now - timedelta(minutes=rule.window_minutes)
+
+
 def gateway_errors(rule: DetectionRule, now: datetime) -> list[Finding]:
-    rows = TrafficDaily.objects.filter(day=now.date(), team_id__isnull=False, **_teams(rule)) \
-        .values("team_id", "deployment").annotate(requests=Sum("requests"), errors=Sum("errors"))
+    """Minute resolution: the SLI counts per use case and minute (gateway.SliMinute) over the window."""
+    rows = SliMinute.objects.filter(minute__gte=_since(rule, now).replace(second=0, microsecond=0),
+                                    minute__lte=now).values("use_case_id") \
+        .annotate(requests=Sum("requests"), bad=Sum("bad"))
+    hits = {r["use_case_id"]: r for r in rows
+            if r["requests"] >= max(1, rule.min_requests) and r["bad"] / r["requests"] >= rule.threshold}
+    if not hits:
+        return []
+    out = []
+    for use_case in UseCase.objects.filter(pk__in=list(hits), **_teams(rule)).only("pk", "title", "team_id"):
+        requests, bad = hits[use_case.pk]["requests"], hits[use_case.pk]["bad"]
+        # Only when the rule fires: which deployments failed (the prefill), from the ledger's recent rows.
+        deployments = sorted(set(UsageEvent.objects.filter(
+            team_id=use_case.team_id, use_case_id=use_case.pk, occurred_at__gte=_since(rule, now),
+            status=CallStatus.ERROR).exclude(deployment="").values_list("deployment", flat=True)[:200]))
+        out.append(Finding(use_case.team_id, f"use_case:{use_case.pk}",
+                           f"Gateway errors on {use_case.title}: {bad / requests:.0%} of {requests} requests "
+                           f"in {rule.window_minutes} min",
+                           f"{bad} of {requests} gateway requests of {use_case.title} failed in the last "
+                           f"{rule.window_minutes} minutes (deployments: {', '.join(deployments) or 'unknown'}); "
+                           f"the rule fires at {rule.threshold:.0%} with at least {rule.min_requests} requests.",
+                           {"kind": IncidentType.PROVIDER_OUTAGE, "deployments": deployments}))
+    return out
+
+
+def breaker_open(rule: DetectionRule, now: datetime) -> list[Finding]:
+    """Deployments whose breaker is open or half-open (one Redis round trip); each team with at least `threshold`
+    calls to the deployment's alias in the window is told: gateway calls by their alias, the portal's own calls by
+    the model of any of the alias's deployments (they may have fallen back). The ledger is read only then."""
+    labels = deployment_labels()
+    broken = {labels[pk]: state for pk, state in breakers.states(list(labels)).items()
+              if state.state in (breakers.OPEN, breakers.HALF_OPEN)}
+    if not broken:
+        return []
+    aliases = {label.split("/", 1)[0] for label in broken}
+    models = [label.split("/", 1)[1] for label in labels.values() if label.split("/", 1)[0] in aliases]
+    rows = UsageEvent.objects.filter(Q(alias__in=aliases) | Q(alias="", model__in=models),
+                                     occurred_at__gte=_since(rule, now), team__isnull=False, **_teams(rule)) \
+        .values("team_id").annotate(calls=Count("id"))
     out = []
     for row in rows:
-        requests, errors = row["requests"] or 0, row["errors"] or 0
-        if requests < max(1, rule.min_requests) or errors / requests < rule.threshold:
+        if row["calls"] < max(1, rule.threshold):
             continue
-        deployment = row["deployment"] or "(no deployment)"
-        out.append(Finding(row["team_id"], f"deployment:{deployment}",
-                           f"Gateway errors on {deployment}: {errors / requests:.0%} of {requests} requests today",
-                           f"{errors} of {requests} gateway requests to {deployment} failed today (UTC); the rule "
-                           f"fires at {rule.threshold:.0%} with at least {rule.min_requests} requests.",
-                           {"kind": IncidentType.PROVIDER_OUTAGE, "deployments": [deployment]}))
+        for label, state in broken.items():
+            shown = state.state.replace("_", "-")
+            out.append(Finding(row["team_id"], f"deployment:{label}", f"Circuit breaker {shown} on {label}",
+                               f"The circuit breaker of {label} is {shown}: its recent calls failed. The team made "
+                               f"{row['calls']} calls to {label.split('/', 1)[0]} in the last {rule.window_minutes} "
+                               f"minutes (the rule fires at {rule.threshold:g}).",
+                               {"kind": IncidentType.PROVIDER_OUTAGE, "deployments": [label]}))
+    return out
+
+
+def budget_cap(rule: DetectionRule, now: datetime) -> list[Finding]:
+    """Calls the gateway refused with 429 `insufficient_quota` (a budget's hard cap, or a key's dollars per day)
+    in the window, per team and feature."""
+    rows = UsageEvent.objects.filter(source=Source.GATEWAY, occurred_at__gte=_since(rule, now),
+                                     status=CallStatus.REFUSED, error_type="insufficient_quota", team__isnull=False,
+                                     **_teams(rule)) \
+        .values("team_id", "feature").annotate(refusals=Count("id"))
+    out = []
+    for row in rows:
+        if row["refusals"] < max(1, rule.threshold):
+            continue
+        feature = row["feature"] or "the whole team"
+        out.append(Finding(row["team_id"], f"budget:{row['feature']}",
+                           f"Budget cap hit: {row['refusals']} calls of {feature} refused in {rule.window_minutes} min",
+                           f"The gateway refused {row['refusals']} calls of {feature} with 429 insufficient_quota "
+                           f"(a hard-capped budget or a key's daily dollars) in the last {rule.window_minutes} "
+                           f"minutes (the rule fires at {rule.threshold:g}).",
+                           {"kind": IncidentType.RUNAWAY_COST, "features": [row["feature"]] if row["feature"] else []}))
     return out
 
 
@@ -104,24 +175,42 @@ def cost_anomaly(rule: DetectionRule, now: datetime) -> list[Finding]:
     return out
 
 
-def guardrail_spike(rule: DetectionRule, now: datetime) -> list[Finding]:
-    rows = UsageEvent.objects.filter(source=Source.GATEWAY, occurred_at__gte=now - timedelta(minutes=rule.window_minutes),
-                                     guardrail_actions__contains=[{"action": "block"}], team__isnull=False,
-                                     **_teams(rule)) \
-        .values("team_id", "gateway_key_id").annotate(blocks=Count("id"))
-    rows = [r for r in rows if r["blocks"] >= rule.threshold]
+def _guardrail_events_per_key(rule: DetectionRule, now: datetime, event: dict) -> list[tuple[dict, object, str]]:
+    """(row {team_id, gateway_key_id, calls}, key or None, its label) of the keys whose gateway calls in the window
+    carry a guardrail event matching `event` at least `threshold` times (the partial guardrail index serves it)."""
+    rows = UsageEvent.objects.filter(source=Source.GATEWAY, occurred_at__gte=_since(rule, now),
+                                     guardrail_actions__contains=[event], team__isnull=False, **_teams(rule)) \
+        .values("team_id", "gateway_key_id").annotate(calls=Count("id"))
+    rows = [r for r in rows if r["calls"] >= max(1, rule.threshold)]
     keys = GatewayKey.objects.in_bulk([r["gateway_key_id"] for r in rows if r["gateway_key_id"]])
     out = []
     for row in rows:
         key = keys.get(row["gateway_key_id"])
-        label = f"key {key.name} ({key.prefix})" if key else "gateway calls without a key"
-        out.append(Finding(row["team_id"], f"key:{row['gateway_key_id']}",
-                           f"Guardrail blocks spike: {row['blocks']} on {label} in {rule.window_minutes} min",
-                           f"The gateway's guardrails blocked {row['blocks']} calls of {label} in the last "
-                           f"{rule.window_minutes} minutes (the rule fires at {rule.threshold:g}).",
-                           {"kind": IncidentType.UNSAFE_CONTENT,
-                            "features": [key.feature] if key is not None and key.feature else []}))
+        out.append((row, key, f"key {key.name} ({key.prefix})" if key else "gateway calls without a key"))
     return out
+
+
+def _key_features(key) -> list[str]:
+    return [key.feature] if key is not None and key.feature else []
+
+
+def guardrail_spike(rule: DetectionRule, now: datetime) -> list[Finding]:
+    return [Finding(row["team_id"], f"key:{row['gateway_key_id']}",
+                    f"Guardrail blocks spike: {row['calls']} on {label} in {rule.window_minutes} min",
+                    f"The gateway's guardrails blocked {row['calls']} calls of {label} in the last "
+                    f"{rule.window_minutes} minutes (the rule fires at {rule.threshold:g}).",
+                    {"kind": IncidentType.UNSAFE_CONTENT, "features": _key_features(key)})
+            for row, key, label in _guardrail_events_per_key(rule, now, {"action": "block"})]
+
+
+def output_pii(rule: DetectionRule, now: datetime) -> list[Finding]:
+    """Gateway calls whose output scan found PII (any action: flagged, redacted or blocked), per key."""
+    return [Finding(row["team_id"], f"key:{row['gateway_key_id']}",
+                    f"PII in outputs: {row['calls']} answers on {label} in {rule.window_minutes} min",
+                    f"The gateway's output scan found personal data in {row['calls']} answers of {label} in the "
+                    f"last {rule.window_minutes} minutes (the rule fires at {rule.threshold:g}).",
+                    {"kind": IncidentType.DATA_EXPOSURE, "features": _key_features(key)})
+            for row, key, label in _guardrail_events_per_key(rule, now, {"direction": "output", "check": "pii"})]
 
 
 def eval_gate_failures(rule: DetectionRule, now: datetime) -> list[Finding]:
@@ -145,8 +234,9 @@ def eval_gate_failures(rule: DetectionRule, now: datetime) -> list[Finding]:
     return out
 
 
-SIGNALS = {Signal.GATEWAY_ERRORS: gateway_errors, Signal.COST_ANOMALY: cost_anomaly,
-           Signal.GUARDRAIL_SPIKE: guardrail_spike, Signal.EVAL_GATE_FAILURES: eval_gate_failures}
+SIGNALS = {Signal.GATEWAY_ERRORS: gateway_errors, Signal.BREAKER_OPEN: breaker_open, Signal.BUDGET_CAP: budget_cap,
+           Signal.COST_ANOMALY: cost_anomaly, Signal.GUARDRAIL_SPIKE: guardrail_spike, Signal.OUTPUT_PII: output_pii,
+           Signal.EVAL_GATE_FAILURES: eval_gate_failures}
 
 
 # -- turning findings into suggestions or incidents ----------------------------------------------------------

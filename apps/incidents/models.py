@@ -393,9 +393,12 @@ class RegulatoryAssessment(models.Model):
 
 # -- detection rules and paging webhooks (ADR 0087) -------------------------------------------------------------
 class Signal(models.TextChoices):
-    GATEWAY_ERRORS = "gateway_errors", "Gateway error rate (today's rollup, per deployment)"
+    GATEWAY_ERRORS = "gateway_errors", "Gateway error rate (per-minute SLI counts, per use case)"
+    BREAKER_OPEN = "breaker_open", "A deployment's circuit breaker open (per team calling its alias)"
+    BUDGET_CAP = "budget_cap", "Budget hard cap hit (429 insufficient_quota refusals, per feature)"
     COST_ANOMALY = "cost_anomaly", "Cost anomaly (spend over its 7-day norm)"
     GUARDRAIL_SPIKE = "guardrail_spike", "Guardrail blocks spike (per key)"
+    OUTPUT_PII = "output_pii", "PII found in outputs (per key)"
     EVAL_GATE_FAILURES = "eval_gate_failures", "Eval gate failures (per prompt)"
 
 
@@ -405,7 +408,8 @@ class DetectionRule(models.Model):
 
     name = models.CharField(max_length=200)
     signal = models.CharField(max_length=24, choices=Signal.choices)
-    threshold = models.FloatField(help_text="Error rate 0–1, spend ratio, blocks in the window, or failed runs.")
+    threshold = models.FloatField(help_text="Error rate 0–1, spend ratio, or a count in the window (blocks, refusals, "
+                                            "outputs with PII, calls to a broken deployment, failed runs).")
     window_minutes = models.PositiveIntegerField(default=60)
     min_requests = models.PositiveIntegerField(default=20, help_text="Gateway errors: fewer requests never fire.")
     severity = models.PositiveSmallIntegerField(choices=Severity.choices, default=Severity.SEV3)

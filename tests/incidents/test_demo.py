@@ -17,7 +17,7 @@ def test_the_demo_has_one_resolved_incident_with_a_timeline_and_is_idempotent(db
 
 def test_the_demo_has_five_runbooks_a_signed_off_review_and_detection_rules(db):
     from apps.incidents.demo import seed_demo_followup
-    from apps.incidents.models import DetectionRule, Runbook
+    from apps.incidents.models import DetectionRule, Runbook, Signal
     from apps.incidents.regulatory import art73_status
     from apps.reviews.demo import seed_demo_reviews
     from portal.demo import seed_demo_accounts
@@ -32,7 +32,7 @@ def test_the_demo_has_five_runbooks_a_signed_off_review_and_detection_rules(db):
     incident = Incident.objects.get()
     assert incident.status == "review_done" and incident.review.root_causes.count() == 2
     assert incident.action_items.get().owner == seeded["people"]["olivia"]
-    assert DetectionRule.objects.count() == 4
+    assert sorted(DetectionRule.objects.values_list("signal", flat=True)) == sorted(Signal.values)  # one per signal
     art73 = art73_status(incident)  # linked to the high-risk refund use case; assessed as not serious
     assert [u.title for u in art73.high_risk] == ["Refund eligibility assistant"] and not art73.applies
     assert seed_demo_followup(seeded["people"], seeded["teams"]) == 0

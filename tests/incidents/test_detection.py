@@ -13,11 +13,12 @@ from django.utils import timezone
 from apps.audit.models import AuditEvent
 from apps.costs.models import CostAnomaly, Source
 from apps.evals.models import Dataset, EvalGate, EvalRun, RunStatus
-from apps.gateway.models import TrafficDaily
+from apps.gateway.models import SliMinute
 from apps.incidents import detection, services
 from apps.incidents.models import DetectionRule, Incident, IncidentSuggestion, Signal, Status
 from apps.notifications.models import Notification
 from apps.prompts.models import Prompt, PromptVersion
+from apps.reviews.models import UseCase
 from tests.factories import UsageEventFactory
 
 NOW = timezone.now()
@@ -29,24 +30,34 @@ def _rule(signal, threshold, **extra):
     return DetectionRule.objects.create(name=f"{signal} rule", signal=signal, threshold=threshold, **extra)
 
 
-def _traffic(team, deployment, requests, errors, key_id=1):
-    TrafficDaily.objects.create(day=NOW.date(), team_id=team.pk, gateway_key_id=key_id, alias="chat",
-                                deployment=deployment, model="m", requests=requests, errors=errors)
+def _use_case(team, owner, title="Refund helper"):
+    return UseCase.objects.create(team=team, title=title, purpose="Answers refund questions", business_owner=owner)
+
+
+def _traffic(use_case, deployment, requests, bad, minutes_ago=0):
+    """One minute of a use case's SLI counts, and one failed ledger row naming the deployment."""
+    SliMinute.objects.create(minute=(NOW - timedelta(minutes=minutes_ago)).replace(second=0, microsecond=0),
+                             use_case_id=use_case.pk, requests=requests, bad=bad)
+    if bad:
+        UsageEventFactory(source=Source.GATEWAY, team=use_case.team, use_case_id=use_case.pk, status="error",
+                          deployment=deployment, occurred_at=NOW - timedelta(minutes=minutes_ago))
 
 
 def _about(findings):
     return sorted(f.about for f in findings)
 
 
-def test_gateway_error_rate_fires_over_the_threshold_with_enough_requests(team):
-    rule = _rule(Signal.GATEWAY_ERRORS, 0.2, min_requests=20)
-    _traffic(team, "gpt-eu", 60, 30)
-    _traffic(team, "gpt-eu", 40, 10, key_id=2)  # same deployment, another key: summed (40 of 100)
-    _traffic(team, "tiny", 10, 9)  # too few requests
-    _traffic(team, "healthy", 100, 5)
+def test_gateway_error_rate_fires_per_use_case_over_the_last_minutes(team, owner):
+    rule = _rule(Signal.GATEWAY_ERRORS, 0.2, min_requests=20, window_minutes=5)
+    failing, tiny, healthy, earlier = (_use_case(team, owner, t) for t in ("failing", "tiny", "healthy", "earlier"))
+    _traffic(failing, "chat/gpt-eu", 60, 30)
+    _traffic(failing, "chat/gpt-eu", 40, 10, minutes_ago=2)  # minutes in the window are summed (40 of 100)
+    _traffic(tiny, "chat/gpt-eu", 10, 9)  # too few requests
+    _traffic(healthy, "chat/gpt-eu", 100, 5)
+    _traffic(earlier, "chat/gpt-eu", 100, 90, minutes_ago=30)  # before the window
     findings = detection.gateway_errors(rule, NOW)
-    assert _about(findings) == ["deployment:gpt-eu"]
-    assert findings[0].values == {"kind": "provider_outage", "deployments": ["gpt-eu"]}
+    assert _about(findings) == [f"use_case:{failing.pk}"]
+    assert findings[0].values == {"kind": "provider_outage", "deployments": ["chat/gpt-eu"]}
 
 
 def test_cost_anomaly_fires_over_its_ratio_within_the_window(team):
@@ -94,8 +105,8 @@ def test_eval_gate_failures_per_prompt(team):
 
 
 def test_a_finding_is_suggested_once_then_folds_then_opens_in_one_click(team, engineer, owner, viewer):
-    _rule(Signal.GATEWAY_ERRORS, 0.2, min_requests=20, severity=2)
-    _traffic(team, "gpt-eu", 100, 50)
+    _rule(Signal.GATEWAY_ERRORS, 0.2, min_requests=20, severity=2, window_minutes=24 * 60)
+    _traffic(_use_case(team, owner), "gpt-eu", 100, 50)
     first = detection.rules_evaluate(NOW)
     again = detection.rules_evaluate(NOW + timedelta(minutes=5))
     assert (first.suggested, again.suggested, again.folded) == (1, 0, 1)
@@ -108,7 +119,7 @@ def test_a_finding_is_suggested_once_then_folds_then_opens_in_one_click(team, en
 
     incident = detection.suggestion_open(suggestion=suggestion, actor=engineer)
     assert (incident.kind, incident.severity, incident.deployments) == ("provider_outage", 2, ["gpt-eu"])
-    assert incident.commander == engineer and "gpt-eu" in incident.title
+    assert incident.commander == engineer and "Refund helper" in incident.title
     assert AuditEvent.objects.filter(action="incident.suggestion_open").count() == 1
     # The same finding while the incident is open: a line on its timeline, no new suggestion.
     later = detection.rules_evaluate(NOW + timedelta(hours=2))
@@ -119,9 +130,9 @@ def test_a_finding_is_suggested_once_then_folds_then_opens_in_one_click(team, en
     assert detection.rules_evaluate(NOW + timedelta(hours=3)).suggested == 1
 
 
-def test_a_dismissed_finding_stays_quiet_for_a_day(team, engineer):
-    _rule(Signal.GATEWAY_ERRORS, 0.2, min_requests=20)
-    _traffic(team, "gpt-eu", 100, 50)
+def test_a_dismissed_finding_stays_quiet_for_a_day(team, engineer, owner):
+    _rule(Signal.GATEWAY_ERRORS, 0.2, min_requests=20, window_minutes=24 * 60)
+    _traffic(_use_case(team, owner), "gpt-eu", 100, 50)
     detection.rules_evaluate(NOW)
     detection.suggestion_dismiss(suggestion=IncidentSuggestion.objects.get(), actor=engineer)
     assert detection.rules_evaluate(NOW + timedelta(minutes=5)).quiet == 1
@@ -132,7 +143,7 @@ def test_a_dismissed_finding_stays_quiet_for_a_day(team, engineer):
 def test_a_sev1_rule_with_auto_open_opens_the_incident_and_pages_the_team(team, owner, engineer):
     _rule(Signal.GATEWAY_ERRORS, 0.2, min_requests=20, severity=1, auto_open=True)
     _rule(Signal.GATEWAY_ERRORS, 0.9, min_requests=20, severity=1, auto_open=True)  # does not fire
-    _traffic(team, "gpt-eu", 100, 50)
+    _traffic(_use_case(team, owner), "gpt-eu", 100, 50)
     result = detection.rules_evaluate(NOW)
     assert (result.opened, result.suggested) == (1, 0)
     incident = Incident.objects.get()
@@ -142,9 +153,9 @@ def test_a_sev1_rule_with_auto_open_opens_the_incident_and_pages_the_team(team, 
     assert detection.rules_evaluate(NOW + timedelta(minutes=5)).folded == 1 and Incident.objects.count() == 1
 
 
-def test_the_suggestions_page_opens_the_incident(team, engineer, outsider, client_for):
+def test_the_suggestions_page_opens_the_incident(team, engineer, owner, outsider, client_for):
     _rule(Signal.GATEWAY_ERRORS, 0.2, min_requests=20)
-    _traffic(team, "gpt-eu", 100, 50)
+    _traffic(_use_case(team, owner), "gpt-eu", 100, 50)
     detection.rules_evaluate(NOW)
     suggestion = IncidentSuggestion.objects.get()
     assert client_for(outsider).get(reverse("incidents:suggestions")).context["suggestions"].count() == 0
