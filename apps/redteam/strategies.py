@@ -24,6 +24,7 @@ import base64
 import codecs
 import json
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from random import Random
@@ -63,17 +64,18 @@ def _attack(probe: Probe, strategy: str, text: str, **fields) -> Attack:
                   owasp=probe.owasp, category=probe.category, severity=probe.severity, **fields)
 
 
-class Strategy:
+class Strategy(ABC):
     name = ""
     family = ""
     description = ""
 
+    @abstractmethod
     def apply(self, probe: Probe, rng: Random) -> list[Attack]:
-        raise NotImplementedError
+        """The attacks this strategy makes of one probe."""
 
+    @abstractmethod
     def decode(self, attack: Attack) -> str:
         """The probe text this attack carries."""
-        raise NotImplementedError
 
 
 class Plain(Strategy):
@@ -96,11 +98,13 @@ class Encoding(Strategy):
     family = "encoding"
     intros: tuple[str, ...] = ()
 
+    @abstractmethod
     def encode(self, text: str, rng: Random) -> str:
-        raise NotImplementedError
+        """The payload: the probe text transformed."""
 
+    @abstractmethod
     def decode_text(self, encoded: str) -> str:
-        raise NotImplementedError
+        """The probe text back from the payload."""
 
     def apply(self, probe: Probe, rng: Random) -> list[Attack]:
         payload = self.encode(probe.text, rng)
