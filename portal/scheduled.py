@@ -34,6 +34,8 @@ BEAT_SCHEDULE = dict(
         # experiments: tell the owners when an arm of a running experiment wins or is less safe (once per arm)
         "experiments-verdicts": {"task": "apps.experiments.tasks.experiments_verdicts_task",
                                  "schedule": crontab(minute="*/15")},
+        # experiments: sample-ratio-mismatch alarm (units per arm against the weights, chi-square p < 0.001)
+        "experiments-srm": {"task": "apps.experiments.tasks.experiments_srm_task", "schedule": 300.0},
         # red team: re-queue campaigns whose worker died (only the attacks not done yet run again)
         "redteam-campaigns-resume-stalled": {"task": "apps.redteam.tasks.campaigns_resume_stalled_task",
                                              "schedule": 60.0},

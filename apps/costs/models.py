@@ -123,6 +123,9 @@ class UsageEvent(models.Model):
     # The online experiment (apps/experiments) and arm the gateway assigned this call to; NULL for the rest.
     experiment_id = models.BigIntegerField(null=True, blank=True)
     experiment_arm = models.CharField(max_length=40, blank=True, default="", db_default="")
+    # The unit the split was sticky on (end user or tenant), as a keyed hash (never the raw value): the experiment
+    # page's intervals are per unit (apps/experiments/selectors.py). "" outside experiments.
+    experiment_unit = models.CharField(max_length=32, blank=True, default="", db_default="")
 
     class Meta:
         ordering = ["-occurred_at"]

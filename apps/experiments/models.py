@@ -49,6 +49,14 @@ class Experiment(models.Model):
     end_reason = models.TextField(blank=True)
     result = models.JSONField(null=True, blank=True)  # the comparison as it stood when the experiment ended
     promotion_request_id = models.BigIntegerField(null=True, blank=True)
+    # Sample-ratio-mismatch alarm (the beat's chi-square of units per arm against the weights, p < 0.001): the
+    # result is untrustworthy until someone who runs the experiment acknowledges it (with a note).
+    srm_alarm_at = models.DateTimeField(null=True, blank=True)
+    srm_p_value = models.FloatField(null=True, blank=True)
+    srm_acknowledged_at = models.DateTimeField(null=True, blank=True)
+    srm_acknowledged_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                            on_delete=models.SET_NULL, related_name="+")
+    srm_note = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -71,6 +79,11 @@ class Experiment(models.Model):
     @property
     def is_ended(self) -> bool:
         return self.status in ENDED
+
+    @property
+    def srm_open(self) -> bool:
+        """An alarm nobody has acknowledged yet: the comparison is untrustworthy."""
+        return self.srm_alarm_at is not None and self.srm_acknowledged_at is None
 
 
 class ExperimentArm(models.Model):

@@ -277,3 +277,68 @@ def experiments_verdicts_notify() -> int:
             told += _tell_owners(experiment, actor=None, kind=kind, title=title, body=row["verdict"],
                                  dedupe_key=f"{kind}:{experiment.pk}:{row['key']}")
     return told
+
+
+def experiments_srm_check() -> int:
+    """Beat (every 5 minutes): the sample-ratio-mismatch check of every running experiment not alarmed yet. On a
+    mismatch (units per arm against the weights, chi-square p < 0.001) the experiment is marked (its comparison is
+    untrustworthy until acknowledged), audited, and its owners and author are told. Returns how many alarmed."""
+    alarmed = 0
+    for experiment in Experiment.objects.filter(status=Status.RUNNING, srm_alarm_at__isnull=True):
+        arms = selectors.arms_of(experiment)
+        srm = selectors.sample_ratio(experiment, arms, selectors.units_per_arm(experiment.pk))
+        if srm["mismatch"]:
+            alarmed += _srm_alarm(experiment, srm)
+    return alarmed
+
+
+def _srm_describe(srm: dict) -> str:
+    return (", ".join(f"{key} {n} (expected {srm['expected'][key]:.0f})" for key, n in srm["observed"].items())
+            + f"; p = {srm['p_value']:.2g}")
+
+
+@transaction.atomic
+def _srm_alarm(experiment: Experiment, srm: dict) -> int:
+    updated = Experiment.objects.filter(pk=experiment.pk, srm_alarm_at__isnull=True).update(
+        srm_alarm_at=timezone.now(), srm_p_value=srm["p_value"])
+    if not updated:  # another worker raised it
+        return 0
+    experiment.refresh_from_db()
+    audit_record(action="experiment.srm_alarm", obj=experiment,
+                 object_repr=f"{experiment.prompt.name}: {experiment.name}",
+                 changes={"observed": srm["observed"], "p_value": srm["p_value"]}, actor=None)
+    _tell_owners(experiment, actor=None, kind="experiment.srm",
+                 title=f"{experiment.name}: sample ratio mismatch — results untrustworthy",
+                 body=f"Units per arm do not match the weights ({_srm_describe(srm)}). Find the cause (a bot, a "
+                      "redirect, a unit missing on some requests), then acknowledge it on the experiment page.",
+                 dedupe_key=f"experiment.srm:{experiment.pk}")
+    return 1
+
+
+@transaction.atomic
+def experiment_srm_acknowledge(*, experiment: Experiment, actor, note: str) -> Experiment:
+    """Someone who runs the experiment has looked at the sample ratio mismatch and says why the comparison may be
+    read again (a note is required). A mismatch the beat has not alarmed yet is recorded now."""
+    _require(actor, experiment, "Engineers and owners of the prompt's team acknowledge its experiments' alarms.")
+    note = (note or "").strip()
+    if not note:
+        raise ValidationError({"note": "Say what caused the mismatch or why the results may be trusted."})
+    if problem := text_problem(note):
+        raise ValidationError({"note": problem})
+    experiment = _lock(experiment)
+    if experiment.srm_acknowledged_at is not None:
+        raise ValidationError({"status": "The sample ratio mismatch has already been acknowledged."})
+    if experiment.srm_alarm_at is None:
+        srm = selectors.sample_ratio(experiment, selectors.arms_of(experiment),
+                                     selectors.units_per_arm(experiment.pk))
+        if not srm["mismatch"]:
+            raise ValidationError({"status": "There is no sample ratio mismatch to acknowledge."})
+        experiment.srm_alarm_at, experiment.srm_p_value = timezone.now(), srm["p_value"]
+    experiment.srm_acknowledged_at, experiment.srm_acknowledged_by = timezone.now(), user_of(actor)
+    experiment.srm_note = note[:2000]
+    experiment.save(update_fields=["srm_alarm_at", "srm_p_value", "srm_acknowledged_at", "srm_acknowledged_by",
+                                   "srm_note"])
+    audit_record(action="experiment.srm_acknowledge", obj=experiment,
+                 object_repr=f"{experiment.prompt.name}: {experiment.name}",
+                 changes={"p_value": experiment.srm_p_value, "note": experiment.srm_note}, actor=actor)
+    return experiment

@@ -4,10 +4,14 @@
 - `msprt`: the mixture sequential probability ratio test (Johari, Pekelis, Walsh 2017; Robbins 1970) on a
   difference of two proportions, normal approximation, mixing prior N(0, tau²). Its p-value and confidence
   interval are *always valid*: the page may be read after every call without inflating the error rate.
-- `wilson`: the Wilson score interval of a rate; `quantile_ci`: a distribution-free interval of a percentile
-  (binomial order statistics); `ratio_ci`: the delta-method interval of a ratio of means (cost per success);
+- `ratio_variance` / `ratio_ci`: a ratio of per-unit sums (Σ successes / Σ outcomes over the arm's end users
+  or tenants) and its delta-method variance with the units as independent clusters: the randomisation unit is
+  the unit of analysis, so one user's many correlated calls do not narrow the interval (ADR 0117). The mSPRT
+  takes that variance (`msprt_normal`), so the sequential test stays valid per unit too.
+- `wilson`: the Wilson score interval of a rate of independent trials; `quantile_ci`: a distribution-free
+  interval of a percentile (binomial order statistics);
 - `chi_square`: Pearson's test of observed counts against shares (the regularised incomplete gamma function
-  written out), used by the assignment tests and the sample-ratio check.
+  written out), used by the assignment tests and the sample-ratio-mismatch alarm.
 """
 
 from __future__ import annotations
@@ -45,17 +49,24 @@ class Sequential:
 
 def msprt(x_control: int, n_control: int, x_treatment: int, n_treatment: int, *, tau2: float,
           alpha: float = 0.05) -> Sequential | None:
-    """The mixture SPRT of H0 "same rate" for two binomial samples; None while either sample is empty.
-
-    With θ̂ the observed difference and V its variance, the mixture likelihood ratio over θ ~ N(0, tau2) is
-    Λ = sqrt(V / (V + τ²)) · exp(θ̂² τ² / (2 V (V + τ²))); the p-value is min(1, 1/Λ) and the interval is
-    every θ that Λ(θ) < 1/α keeps. A variance of 0 (all or none succeeded in both arms) says nothing yet.
-    """
-    if n_control <= 0 or n_treatment <= 0 or tau2 <= 0:
+    """The mixture SPRT of H0 "same rate" for two binomial samples (independent trials); None while either
+    sample is empty. See `msprt_normal`; here V = p0(1 − p0)/n0 + p1(1 − p1)/n1."""
+    if n_control <= 0 or n_treatment <= 0:
         return None
     p0, p1 = x_control / n_control, x_treatment / n_treatment
-    difference = p1 - p0
-    variance = p0 * (1 - p0) / n_control + p1 * (1 - p1) / n_treatment
+    return msprt_normal(p1 - p0, p0 * (1 - p0) / n_control + p1 * (1 - p1) / n_treatment, tau2=tau2, alpha=alpha)
+
+
+def msprt_normal(difference: float, variance: float, *, tau2: float, alpha: float = 0.05) -> Sequential | None:
+    """The mixture SPRT of H0 "no difference" for an estimate θ̂ that is approximately N(θ, V) (V: any consistent
+    variance, e.g. the per-unit delta-method one of two ratios of sums).
+
+    The mixture likelihood ratio over θ ~ N(0, tau2) is Λ = sqrt(V / (V + τ²)) · exp(θ̂² τ² / (2 V (V + τ²)));
+    the p-value is min(1, 1/Λ) and the interval is every θ that Λ(θ) < 1/α keeps. A variance of 0 (all or none
+    succeeded in both arms) says nothing yet.
+    """
+    if tau2 <= 0:
+        return None
     if variance <= 0:
         return Sequential(difference, -1.0, 1.0, 1.0, 0.0)
     log_ratio = 0.5 * math.log(variance / (variance + tau2)) + \
@@ -78,16 +89,24 @@ def quantile_ci(n: int, q: float, z: float = Z95) -> tuple[int, int | None] | No
     return low, (high if high <= n else None)
 
 
+def ratio_variance(sum_x: float, sum_x2: float, sum_y: float, sum_y2: float, sum_xy: float,
+                   k: int) -> tuple[float, float] | None:
+    """(R, Var R) of R = Σx / Σy over k independent units by the delta method, x and y each unit's sums (its
+    successes and outcomes, say): Var R = Σ (x − R·y)² / (k (k − 1) ȳ²). None with fewer than 2 units or no y."""
+    if k <= 1 or sum_y <= 0:
+        return None
+    ratio, mean_y = sum_x / sum_y, sum_y / k
+    residuals = max(0.0, sum_x2 - 2 * ratio * sum_xy + ratio * ratio * sum_y2)  # Σ (x − R·y)²
+    return ratio, residuals / (k * (k - 1) * mean_y * mean_y)
+
+
 def ratio_ci(sum_x: float, sum_x2: float, sum_y: float, sum_y2: float, sum_xy: float, n: int,
              z: float = Z95) -> tuple[float, float, float] | None:
-    """(ratio, low, high) of mean(x) / mean(y) over n pairs by the delta method; None without any y."""
-    if n <= 1 or sum_y <= 0:
+    """(ratio, low, high) of Σx / Σy over n units (or pairs) by the delta method; None without any y."""
+    estimate = ratio_variance(sum_x, sum_x2, sum_y, sum_y2, sum_xy, n)
+    if estimate is None:
         return None
-    mx, my = sum_x / n, sum_y / n
-    ratio = mx / my
-    var_x, var_y = max(0.0, sum_x2 / n - mx * mx), max(0.0, sum_y2 / n - my * my)
-    cov = sum_xy / n - mx * my
-    variance = max(0.0, (var_x - 2 * ratio * cov + ratio * ratio * var_y) / (my * my * (n - 1)))
+    ratio, variance = estimate
     half = z * math.sqrt(variance)
     return ratio, max(0.0, ratio - half), ratio + half
 

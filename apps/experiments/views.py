@@ -84,6 +84,11 @@ def experiment_action(request, pk: int, action: str):
             else:
                 services.experiment_stop(experiment=experiment, actor=request.user, reason=reason)
                 messages.success(request, "Stopped: every request is back on the control; the result is kept.")
+        elif action == "acknowledge-srm":
+            form = ReasonForm(request.POST)
+            services.experiment_srm_acknowledge(experiment=experiment, actor=request.user,
+                                                note=form.cleaned_data["reason"] if form.is_valid() else "")
+            messages.success(request, "Sample ratio mismatch acknowledged: the comparison names a winner again.")
         elif action == "promote":
             form = PromoteForm(request.POST)
             if not form.is_valid():

@@ -62,6 +62,7 @@ class PromptTarget:
     payload: dict
     experiment_id: int | None = None  # the online experiment (splits.py) this request was assigned in
     arm: str = ""
+    unit: str = ""  # the keyed hash of the unit it was assigned by (splits.unit_key)
 
     @classmethod
     def of(cls, resolved, label: str) -> PromptTarget:
@@ -142,6 +143,7 @@ class PromptRefs:
             return
         context.prompt_name, context.prompt_version = target.name, target.version_number
         context.experiment_id, context.experiment_arm = target.experiment_id, target.arm
+        context.experiment_unit = target.unit
         now = time.monotonic()
         cached = self.guarded.get(target.prompt_id)
         if cached is not None and now - cached[0] < settings.GATEWAY_ADMISSION_TTL_SECONDS:

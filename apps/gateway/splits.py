@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,13 @@ def unit_of(split: Split, data: dict, metadata: dict, tenant: str) -> str:
     return value.strip()[:200] if isinstance(value, str) else ""
 
 
+def unit_key(experiment_id: int, unit: str) -> str:
+    """What the ledger row keeps of the unit (`experiment_unit`), for the per-unit analysis: a keyed hash, never
+    the raw value (often an e-mail address), distinct per experiment. 32 hex characters, microseconds."""
+    return hashlib.blake2b(f"{experiment_id}\x1f{unit}".encode(), digest_size=16,
+                           key=settings.SECRET_KEY.encode()[:64]).hexdigest()
+
+
 SplitSource = Callable[[int], "Split | None"]
 _sources: dict[str, SplitSource] = {}
 
@@ -114,7 +122,7 @@ class SplitCache:
                     lookup: Callable[..., Awaitable]):
         """The arm of a running experiment on this target's prompt and label that this request's unit is assigned
         to: its target (`lookup(name, label, version=, stamp=)` for another label or version; its model), carrying
-        `experiment_id` and `arm` for the usage row; else `target` itself. On any doubt, the control."""
+        `experiment_id`, `arm` and the unit's key for the usage row; else `target` itself. On any doubt, the control."""
         if stamp is None:
             return target
         try:
@@ -133,4 +141,5 @@ class SplitCache:
             chosen = await lookup(target.name, arm.label, version=arm.version, stamp=stamp)
             if chosen is None or chosen.team_id != target.team_id:
                 return target  # the arm's label or version is gone: control, not attributed
-        return replace(chosen, model=arm.model or chosen.model, experiment_id=split.experiment_id, arm=arm.key)
+        return replace(chosen, model=arm.model or chosen.model, experiment_id=split.experiment_id, arm=arm.key,
+                       unit=unit_key(split.experiment_id, unit))

@@ -83,8 +83,10 @@ def test_users_stick_to_arms_rows_carry_them_the_kill_switch_returns_all_to_cont
     upstream = {"control": "standin-small", "candidate": "standin-large"}
 
     request_arms = {}
+    unit_of_request = {}
     for user in USERS + USERS:  # twice each: sticky
-        request_arms[_ask(sdk, user=user)] = expected[user]
+        unit_of_request[rid := _ask(sdk, user=user)] = user
+        request_arms[rid] = expected[user]
         assert catalog.requests[-1]["model"] == upstream[expected[user]]
     unassigned = _ask(sdk)  # no end user: the control, not counted in the experiment
     assert catalog.requests[-1]["model"] == "standin-small"
@@ -113,6 +115,10 @@ def test_users_stick_to_arms_rows_carry_them_the_kill_switch_returns_all_to_cont
     assert {rid: (rows[rid].experiment_id, rows[rid].experiment_arm) for rid in request_arms} == \
         {rid: (experiment.pk, arm) for rid, arm in request_arms.items()}
     assert (rows[unassigned].experiment_id, rows[unassigned].experiment_arm) == (None, "")
+    # the unit the split was sticky on, keyed-hashed, for the per-unit analysis: never the raw end user
+    assert {rid: rows[rid].experiment_unit for rid in unit_of_request} == \
+        {rid: splits.unit_key(experiment.pk, user) for rid, user in unit_of_request.items()}
+    assert rows[unassigned].experiment_unit == "" and not set(USERS) & {r.experiment_unit for r in rows.values()}
     assert {rows[rid].prompt_version for rid, arm in request_arms.items() if arm == "candidate"} == {2}
 
     services.experiment_kill(experiment=experiment, actor=engineer, reason="The candidate quotes the wrong window.")

@@ -35,6 +35,7 @@ EXPECTED_QUEUE = {
     "apps.gateway.tasks.gateway_sli_prune_task": "default",
     "apps.incidents.tasks.mitigations_expiry_sweep_task": "default",
     "apps.experiments.tasks.experiments_verdicts_task": "default",
+    "apps.experiments.tasks.experiments_srm_task": "default",
     "apps.incidents.tasks.action_items_remind_task": "default",
     "apps.incidents.tasks.detection_rules_evaluate_task": "default",
     "apps.incidents.tasks.paging_deliver_task": "default",

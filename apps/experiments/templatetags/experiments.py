@@ -13,6 +13,9 @@ register = template.Library()
 def rate(value: dict | None):
     if not value or value.get("value") is None:
         return NO_DATA
+    if value.get("low") is None:  # a single unit: no interval per unit yet
+        return format_html('{}&nbsp;% <br><span class="small muted">(n = {}, one unit)</span>',
+                           f"{value['value'] * 100:.1f}", value["n"])
     return format_html('{}&nbsp;% <br><span class="small muted">{}–{} % (n = {})</span>',
                        f"{value['value'] * 100:.1f}", f"{value['low'] * 100:.1f}", f"{value['high'] * 100:.1f}",
                        value["n"])
