@@ -271,8 +271,8 @@ def prompt_choices(*, actor):
     return prompt_selectors.prompt_list(actor=actor).filter(team__in=teams_for(actor, Action.CHANGE)).order_by("name")
 
 
-def prompt_for(*, actor, name: str):
-    return prompt_selectors.prompt_get(actor=actor, name=name, action=Action.CHANGE)
+def prompt_for(*, actor, name: str, action: Action | str = Action.CHANGE):
+    return prompt_selectors.prompt_get(actor=actor, name=name, action=action)
 
 
 def may_change(actor, experiment: Experiment) -> bool:

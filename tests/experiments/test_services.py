@@ -14,7 +14,7 @@ from django.utils import timezone
 from apps.audit.models import AuditEvent
 from apps.costs.models import UsageEvent
 from apps.evals.models import Feedback
-from apps.experiments import selectors, services
+from apps.experiments import selectors, services, stats
 from apps.experiments.models import Experiment, Status
 from apps.notifications.models import Notification
 from apps.prompts.models import GateCheckResult, PromotionRequest
@@ -189,3 +189,71 @@ def test_the_owners_are_told_once_when_an_arm_wins_or_is_less_safe(prompt, engin
                .values_list("kind", "user__username"))
     assert told == {("experiment.winner", "olivia-owner"), ("experiment.winner", "evan-engineer"),
                     ("experiment.harm", "olivia-owner"), ("experiment.harm", "evan-engineer")}
+
+
+def _unit_calls(experiment, arm: str, units: dict[str, tuple[int, int]], cost: str = "0.001"):
+    """Per unit (its key as the gateway hashes it): (calls, successes), each call with a reported outcome."""
+    UsageEvent.objects.bulk_create([
+        UsageEvent(request_id=f"{arm}-{unit}-{i}", model="gpt-4o-mini", source="gateway", cost=Decimal(cost),
+                   experiment_id=experiment.pk, experiment_arm=arm, experiment_unit=unit,
+                   outcome="success" if i < successes else "failure")
+        for unit, (calls, successes) in units.items() for i in range(calls)])
+
+
+def test_the_comparison_is_per_unit_with_the_intervals_worked_by_hand(experiment, engineer):
+    services.experiment_start(experiment=experiment, actor=engineer)
+    _unit_calls(experiment, "control", {"u1": (3, 2), "u2": (1, 0), "u3": (4, 4)})
+    _unit_calls(experiment, "candidate", {"u4": (2, 1), "u5": (2, 1)})
+    control, candidate = selectors.comparison(experiment)["arms"]
+    # control: R = 6 / 8; residuals s − R·o: −0.25, −0.75, 1 → Σ² = 1.625; Var = 1.625 / (3 · 2 · (8/3)²)
+    variance = 1.625 / (3 * 2 * (8 / 3) ** 2)
+    assert (control["units"], control["calls"], control["success"]["value"]) == (3, 8, 0.75)
+    assert control["success"]["low"] == pytest.approx(0.75 - stats.Z95 * variance ** 0.5)
+    assert control["success"]["high"] == 1.0  # clipped
+    # candidate: 1 of 2 for both users, no spread between units: Var = 0; the difference's variance is control's
+    assert candidate["success"]["value"] == 0.5 and candidate["success"]["low"] == 0.5
+    expected = stats.msprt_normal(-0.25, variance, tau2=experiment.mde ** 2, alpha=experiment.alpha)
+    assert candidate["test"]["p_value"] == pytest.approx(expected.p_value)
+    assert candidate["test"]["low"] == pytest.approx(expected.low)
+    # cost per success per unit: 8 × 0.001 / 6 successes; the same residual form on (cost, successes)
+    assert control["cost_per_success"]["value"] == pytest.approx(0.008 / 6)
+
+
+def test_a_sample_ratio_mismatch_alarms_once_and_makes_the_result_untrustworthy_until_acknowledged(
+        experiment, engineer, owner, viewer):
+    services.experiment_start(experiment=experiment, actor=engineer)
+    _unit_calls(experiment, "control", {f"c{n}": (1, n % 2) for n in range(60)})
+    _unit_calls(experiment, "candidate", {f"t{n}": (1, 1) for n in range(25)})  # 50/50 weights, 60 vs 25 users
+    before = selectors.comparison(experiment)
+    assert before["srm"]["mismatch"] and before["srm"]["p_value"] < selectors.SRM_ALPHA
+    assert not before["trustworthy"] and before["winner"] is None
+    assert "Sample ratio mismatch" in before["arms"][1]["verdict"]
+
+    assert services.experiments_srm_check() == 1
+    assert services.experiments_srm_check() == 0  # once
+    experiment.refresh_from_db()
+    assert experiment.srm_open and experiment.srm_p_value == pytest.approx(before["srm"]["p_value"])
+    assert set(Notification.objects.filter(kind="experiment.srm").values_list("user__username", flat=True)) == \
+        {"olivia-owner", "evan-engineer"}
+    assert _actions(experiment)[-1] == "experiment.srm_alarm"
+
+    with pytest.raises(PermissionDenied):
+        services.experiment_srm_acknowledge(experiment=experiment, actor=viewer, note="fine by me")
+    with pytest.raises(ValidationError, match="Say what caused"):
+        services.experiment_srm_acknowledge(experiment=experiment, actor=engineer, note=" ")
+    assert Experiment.objects.get(pk=experiment.pk).srm_open
+    services.experiment_srm_acknowledge(experiment=experiment, actor=owner, note="A crawler without a user id.")
+    experiment.refresh_from_db()
+    after = selectors.comparison(experiment)
+    assert after["trustworthy"] and after["winner"] == "candidate" and not experiment.srm_open
+    assert _actions(experiment)[-1] == "experiment.srm_acknowledge"
+
+
+def test_no_alarm_while_the_units_follow_the_weights(experiment, engineer):
+    services.experiment_start(experiment=experiment, actor=engineer)
+    _unit_calls(experiment, "control", {f"c{n}": (3, 1) for n in range(40)})  # heavy users: calls do not count
+    _unit_calls(experiment, "candidate", {f"t{n}": (1, 1) for n in range(44)})
+    assert services.experiments_srm_check() == 0
+    assert selectors.comparison(experiment)["trustworthy"]
+    with pytest.raises(ValidationError, match="no sample ratio mismatch"):
+        services.experiment_srm_acknowledge(experiment=experiment, actor=engineer, note="nothing to see")

@@ -122,3 +122,71 @@ def test_cost_per_success_is_the_ratio_of_means_with_a_delta_method_interval():
     assert low == pytest.approx(np.percentile(boot, 2.5), rel=0.05)  # the bootstrap agrees
     assert high == pytest.approx(np.percentile(boot, 97.5), rel=0.05)
     assert stats.ratio_ci(1.0, 1.0, 0, 0, 0, 10) is None
+
+
+# --- per unit (ADR 0117) ------------------------------------------------------------------------------------------
+
+def _unit_sums(x, y) -> tuple[float, float, float, float, float, int]:
+    """Σx, Σx², Σy, Σy², Σxy, k of per-unit sums, in the order stats.ratio_variance takes them."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    return float(x.sum()), float((x * x).sum()), float(y.sum()), float((y * y).sum()), float((x * y).sum()), len(x)
+
+
+def test_a_rate_per_unit_is_the_ratio_of_sums_with_the_delta_method_variance_worked_by_hand():
+    # three users: 2 of 3 calls succeeded, 0 of 1, 4 of 4. R = 6 / 8 = 0.75.
+    # residuals s − R·o: 2 − 2.25 = −0.25, 0 − 0.75 = −0.75, 4 − 3 = 1; their squares add up to 1.625.
+    # Var R = 1.625 / (k (k − 1) ȳ²) with k = 3, ȳ = 8 / 3: 1.625 / (6 · 64 / 9) = 14.625 / 384.
+    ratio, variance = stats.ratio_variance(*_unit_sums([2, 0, 4], [3, 1, 4]))
+    assert ratio == 0.75 and variance == pytest.approx(14.625 / 384)
+    # eight independent calls would claim Var = p (1 − p) / n = 0.1875 / 8, a narrower interval: the calls of
+    # one user are not independent trials
+    assert variance > 0.75 * 0.25 / 8
+    assert stats.ratio_variance(*_unit_sums([2], [3])) is None  # one unit: no variance between units
+
+
+def _clustered_arm(rng, units: int, rate: float, concentration: float):
+    """Per-unit sums of one arm: users with 1 to ~100 calls (heavy-tailed), each with their own success rate drawn
+    from Beta around `rate` (small concentration: strong within-user correlation), independent of their volume."""
+    calls = rng.geometric(1 / 15, size=units).clip(max=150)
+    own = rng.beta(rate * concentration, (1 - rate) * concentration, size=units)
+    return rng.binomial(calls, own), calls
+
+
+def test_per_unit_intervals_keep_95_percent_coverage_with_many_correlated_calls_per_user_and_call_level_ones_do_not():
+    rng = np.random.default_rng(11)
+    rate, sims = 0.6, 400
+    per_unit = per_call = 0
+    for _ in range(sims):
+        successes, calls = _clustered_arm(rng, 200, rate, concentration=1.0)
+        ratio, variance = stats.ratio_variance(*_unit_sums(successes, calls))
+        per_unit += abs(ratio - rate) <= stats.Z95 * math.sqrt(variance)
+        low, high = stats.wilson(int(successes.sum()), int(calls.sum()))
+        per_call += low <= rate <= high
+    assert 0.93 <= per_unit / sims <= 0.97  # nominal
+    assert per_call / sims < 0.6  # the calls-as-rows interval is far too narrow
+
+
+def test_the_msprt_on_the_per_unit_variance_keeps_alpha_under_peeking_and_the_call_level_one_does_not():
+    """A/A experiments with correlated calls, read after every 25 users per arm: the mSPRT on the per-unit
+    variance rejects at most α of them; the same test treating calls as independent trials far more."""
+    rng = np.random.default_rng(5)
+    sims, peeks, batch, rate = 300, 12, 25, 0.4
+    per_unit = per_call = 0
+    for _ in range(sims):
+        arms = [_clustered_arm(rng, peeks * batch, rate, concentration=1.0) for _ in range(2)]
+        unit_rejects = call_rejects = False
+        for j in range(1, peeks + 1):
+            (s0, o0), (s1, o1) = ((s[:j * batch], o[:j * batch]) for s, o in arms)
+            (r0, v0), (r1, v1) = stats.ratio_variance(*_unit_sums(s0, o0)), stats.ratio_variance(*_unit_sums(s1, o1))
+            unit_rejects |= stats.msprt_normal(r1 - r0, v0 + v1, tau2=0.0025).p_value < 0.05
+            call_rejects |= stats.msprt(int(s0.sum()), int(o0.sum()), int(s1.sum()), int(o1.sum()),
+                                        tau2=0.0025).p_value < 0.05
+        per_unit += unit_rejects
+        per_call += call_rejects
+    assert per_unit / sims <= 0.05
+    assert per_call / sims > 0.5
+
+
+def test_the_binomial_msprt_is_the_normal_one_with_the_binomial_variance():
+    binomial = stats.msprt(40, 100, 55, 100, tau2=0.0025)
+    assert binomial == stats.msprt_normal(55 / 100 - 40 / 100, 0.4 * 0.6 / 100 + 0.55 * 0.45 / 100, tau2=0.0025)
