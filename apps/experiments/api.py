@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from django.core.exceptions import ValidationError
 from django.http import Http404
-from ninja import Field, Router, Schema
+from ninja import Field, Router, Schema, Status
 
 from apps.accounts.permissions import Action
 from apps.core.api_errors import errors
@@ -101,7 +101,7 @@ def experiment_create(request, payload: ExperimentIn):
         actor=request.auth, prompt=prompt, name=payload.name, hypothesis=payload.hypothesis, unit=payload.unit,
         control_label=payload.control_label, mde=payload.mde, alpha=payload.alpha,
         min_outcomes=payload.min_outcomes, arms=[arm.model_dump() for arm in payload.arms])
-    return 201, _out(selectors.experiment_get(actor=request.auth, pk=experiment.pk))
+    return Status(201, _out(selectors.experiment_get(actor=request.auth, pk=experiment.pk)))
 
 
 @router.get("/{int:experiment_id}", response={200: ExperimentOut, **errors(404)},
