@@ -1,6 +1,7 @@
 """Demo experiment for `make run`: "Bullet summaries with the product area" on support/triage-summary (the demo
 use case "Ticket triage summaries"), running for three days, production (v2) against staging (v3), 50/50 by
-end user, with gateway traffic on the ledger attributed to each arm and evals feedback on most calls. The
+end user, with gateway traffic on the ledger attributed to each arm (and to ~200 end users, some of them heavy:
+the page's intervals are per user) and evals feedback on most calls. The
 candidate wins on task success; promoting it meets the demo's open promotion request of v3 (the page says so).
 
     seed_demo_experiments(people, teams)   # the dicts returned by portal.demo.seed_demo_accounts()
@@ -22,11 +23,13 @@ from apps.costs.ledger import DEFAULTS, ledger_write
 from apps.evals.models import Feedback
 from apps.experiments import services
 from apps.experiments.models import Experiment
+from apps.gateway.splits import unit_key
 from apps.prompts.models import Label, Prompt
 
 NAME = "Bullet summaries with the product area"
 PROMPT = "support/triage-summary"
 CALLS = 1000
+USERS = 200  # end users; call volume per user falls off exponentially (a few heavy users)
 # arm: (success rate, override rate, cost per call, latency median ms, share of calls with a guardrail action)
 PROFILE = {"control": (0.68, 0.14, "0.00040", 900, 0.010), "candidate": (0.86, 0.08, "0.00052", 1100, 0.015)}
 
@@ -59,9 +62,12 @@ def traffic_seed(experiment: Experiment, prompt: Prompt, team, started) -> None:
     versions = {label.name: label.version.number for label in Label.objects.filter(prompt=prompt)}
     span = (timezone.now() - started).total_seconds()
     rows, feedback = [], []
+    leaning = [rng.uniform(-0.08, 0.08) for _ in range(USERS)]  # each user's own success rate: correlated calls
     for n in range(CALLS):
-        arm = "control" if n % 2 == 0 else "candidate"
+        user = min(USERS - 1, int(rng.expovariate(4 / USERS)))
+        arm = "control" if user % 2 == 0 else "candidate"  # as many users per arm as the weights say (no SRM)
         success, override, cost, latency, unsafe = PROFILE[arm]
+        success += leaning[user]
         request_id = f"demo-exp-{experiment.pk}-{n}"
         rows.append({**DEFAULTS, "occurred_at": started + timedelta(seconds=rng.uniform(0, span - 60)),
                      "request_id": request_id, "team_id": team.pk, "feature": "ticket-triage",
@@ -74,7 +80,8 @@ def traffic_seed(experiment: Experiment, prompt: Prompt, team, started) -> None:
                      "latency_ms": int(rng.lognormvariate(0, 0.35) * latency),
                      "guardrail_actions": [{"direction": "output", "check": "pii", "action": "redact",
                                             "kinds": ["email"]}] if rng.random() < unsafe else None,
-                     "experiment_id": experiment.pk, "experiment_arm": arm})
+                     "experiment_id": experiment.pk, "experiment_arm": arm,
+                     "experiment_unit": unit_key(experiment.pk, f"demo-user-{user}")})
         if rng.random() < 0.7:
             feedback.append(Feedback(team=team, request_id=request_id, prompt_name=prompt.name,
                                      prompt_version=rows[-1]["prompt_version"], use_case_id=experiment.use_case_id,

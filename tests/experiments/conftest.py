@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
+from apps.costs.models import UsageEvent
 from apps.experiments import services
 from apps.prompts.content import Draft
 from apps.prompts.models import Label
@@ -32,3 +35,12 @@ def experiment(prompt, engineer):
     """A draft: control on production (v1), candidate on staging (v2), 50/50 by end user, 20 outcomes needed."""
     return services.experiment_create(actor=engineer, prompt=prompt, name="Bullet summaries", arms=ARMS,
                                       min_outcomes=20)
+
+
+def unit_calls(experiment, arm: str, units: dict[str, tuple[int, int]], cost: str = "0.001"):
+    """Per unit (its key as the gateway hashes it): (calls, successes), each call with a reported outcome."""
+    UsageEvent.objects.bulk_create([
+        UsageEvent(request_id=f"{arm}-{unit}-{i}", model="gpt-4o-mini", source="gateway", cost=Decimal(cost),
+                   experiment_id=experiment.pk, experiment_arm=arm, experiment_unit=unit,
+                   outcome="success" if i < successes else "failure")
+        for unit, (calls, successes) in units.items() for i in range(calls)])

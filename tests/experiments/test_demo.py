@@ -15,5 +15,6 @@ def test_the_demo_runs_one_experiment_with_traffic_and_outcomes_on_the_demo_use_
     result = selectors.comparison(experiment)
     assert result["enough"] and all(arm["calls"] and arm["outcomes"] for arm in result["arms"])
     assert result["winner"] == "candidate"  # the demo shows a winner to promote
+    assert result["trustworthy"] and all(0 < arm["units"] < arm["calls"] for arm in result["arms"])  # per user
     assert all(arm["latency"]["p95"]["value"] and arm["safety"]["k"] for arm in result["arms"])
     assert seed_demo_experiments(people, teams) == 0

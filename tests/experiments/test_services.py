@@ -18,7 +18,7 @@ from apps.experiments import selectors, services, stats
 from apps.experiments.models import Experiment, Status
 from apps.notifications.models import Notification
 from apps.prompts.models import GateCheckResult, PromotionRequest
-from tests.experiments.conftest import ARMS
+from tests.experiments.conftest import ARMS, unit_calls
 from tests.factories import UsageEventFactory
 
 
@@ -191,19 +191,10 @@ def test_the_owners_are_told_once_when_an_arm_wins_or_is_less_safe(prompt, engin
                     ("experiment.harm", "olivia-owner"), ("experiment.harm", "evan-engineer")}
 
 
-def _unit_calls(experiment, arm: str, units: dict[str, tuple[int, int]], cost: str = "0.001"):
-    """Per unit (its key as the gateway hashes it): (calls, successes), each call with a reported outcome."""
-    UsageEvent.objects.bulk_create([
-        UsageEvent(request_id=f"{arm}-{unit}-{i}", model="gpt-4o-mini", source="gateway", cost=Decimal(cost),
-                   experiment_id=experiment.pk, experiment_arm=arm, experiment_unit=unit,
-                   outcome="success" if i < successes else "failure")
-        for unit, (calls, successes) in units.items() for i in range(calls)])
-
-
 def test_the_comparison_is_per_unit_with_the_intervals_worked_by_hand(experiment, engineer):
     services.experiment_start(experiment=experiment, actor=engineer)
-    _unit_calls(experiment, "control", {"u1": (3, 2), "u2": (1, 0), "u3": (4, 4)})
-    _unit_calls(experiment, "candidate", {"u4": (2, 1), "u5": (2, 1)})
+    unit_calls(experiment, "control", {"u1": (3, 2), "u2": (1, 0), "u3": (4, 4)})
+    unit_calls(experiment, "candidate", {"u4": (2, 1), "u5": (2, 1)})
     control, candidate = selectors.comparison(experiment)["arms"]
     # control: R = 6 / 8; residuals s − R·o: −0.25, −0.75, 1 → Σ² = 1.625; Var = 1.625 / (3 · 2 · (8/3)²)
     variance = 1.625 / (3 * 2 * (8 / 3) ** 2)
@@ -222,8 +213,8 @@ def test_the_comparison_is_per_unit_with_the_intervals_worked_by_hand(experiment
 def test_a_sample_ratio_mismatch_alarms_once_and_makes_the_result_untrustworthy_until_acknowledged(
         experiment, engineer, owner, viewer):
     services.experiment_start(experiment=experiment, actor=engineer)
-    _unit_calls(experiment, "control", {f"c{n}": (1, n % 2) for n in range(60)})
-    _unit_calls(experiment, "candidate", {f"t{n}": (1, 1) for n in range(25)})  # 50/50 weights, 60 vs 25 users
+    unit_calls(experiment, "control", {f"c{n}": (1, n % 2) for n in range(60)})
+    unit_calls(experiment, "candidate", {f"t{n}": (1, 1) for n in range(25)})  # 50/50 weights, 60 vs 25 users
     before = selectors.comparison(experiment)
     assert before["srm"]["mismatch"] and before["srm"]["p_value"] < selectors.SRM_ALPHA
     assert not before["trustworthy"] and before["winner"] is None
@@ -251,8 +242,8 @@ def test_a_sample_ratio_mismatch_alarms_once_and_makes_the_result_untrustworthy_
 
 def test_no_alarm_while_the_units_follow_the_weights(experiment, engineer):
     services.experiment_start(experiment=experiment, actor=engineer)
-    _unit_calls(experiment, "control", {f"c{n}": (3, 1) for n in range(40)})  # heavy users: calls do not count
-    _unit_calls(experiment, "candidate", {f"t{n}": (1, 1) for n in range(44)})
+    unit_calls(experiment, "control", {f"c{n}": (3, 1) for n in range(40)})  # heavy users: calls do not count
+    unit_calls(experiment, "candidate", {f"t{n}": (1, 1) for n in range(44)})
     assert services.experiments_srm_check() == 0
     assert selectors.comparison(experiment)["trustworthy"]
     with pytest.raises(ValidationError, match="no sample ratio mismatch"):

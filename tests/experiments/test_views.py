@@ -7,6 +7,7 @@ from django.urls import reverse
 
 from apps.experiments import services
 from apps.experiments.models import Experiment, Status
+from tests.experiments.conftest import unit_calls
 
 
 @pytest.fixture
@@ -21,6 +22,23 @@ def test_the_page_states_the_test_up_front_and_compares_the_arms(client_for, eng
     assert "mixture sequential probability ratio test" in html and 'data-testid="arms-comparison"' in html
     assert "Not enough data yet" in html and ">Kill (all traffic to control)<" in html
     assert "Promote through a request" in html
+
+
+def test_the_page_names_the_unit_of_analysis_and_shows_a_sample_ratio_mismatch_until_acknowledged(
+        client_for, engineer, viewer, running):
+    unit_calls(running, "control", {f"c{n}": (2, 1) for n in range(50)})
+    unit_calls(running, "candidate", {f"t{n}": (1, 1) for n in range(15)})
+    services.experiments_srm_check()
+    html = client_for(viewer).get(running.get_absolute_url()).content.decode()
+    assert 'data-testid="analysis-unit"' in html and "the end user, the unit the split is sticky on" in html
+    assert 'data-testid="srm-banner"' in html and "untrustworthy" in html and "Acknowledge" not in html
+    client = client_for(engineer)
+    assert ">Acknowledge</button>" in client.get(running.get_absolute_url()).content.decode()
+    url = reverse("experiments:action", args=[running.pk, "acknowledge-srm"])
+    refused = client.post(url, {"reason": ""}, follow=True).content.decode()
+    assert "Say what caused the mismatch" in refused and 'data-testid="srm-banner"' in refused
+    done = client.post(url, {"reason": "A crawler without a user id."}, follow=True).content.decode()
+    assert 'data-testid="srm-banner"' not in done and "A crawler without a user id." in done
 
 
 def test_a_viewer_reads_it_without_buttons_and_may_not_act(client_for, viewer, running):
