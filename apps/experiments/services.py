@@ -336,8 +336,11 @@ def experiment_srm_acknowledge(*, experiment: Experiment, actor, note: str) -> E
         experiment.srm_alarm_at, experiment.srm_p_value = timezone.now(), srm["p_value"]
     experiment.srm_acknowledged_at, experiment.srm_acknowledged_by = timezone.now(), user_of(actor)
     experiment.srm_note = note[:2000]
-    experiment.save(update_fields=["srm_alarm_at", "srm_p_value", "srm_acknowledged_at", "srm_acknowledged_by",
-                                   "srm_note"])
+    fields = ["srm_alarm_at", "srm_p_value", "srm_acknowledged_at", "srm_acknowledged_by", "srm_note"]
+    if experiment.status in ENDED:  # its stored result (and so the gate check) names its winner again
+        experiment.result = selectors.comparison(experiment)
+        fields.append("result")
+    experiment.save(update_fields=fields)
     audit_record(action="experiment.srm_acknowledge", obj=experiment,
                  object_repr=f"{experiment.prompt.name}: {experiment.name}",
                  changes={"p_value": experiment.srm_p_value, "note": experiment.srm_note}, actor=actor)

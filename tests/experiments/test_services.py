@@ -233,9 +233,11 @@ def test_a_sample_ratio_mismatch_alarms_once_and_makes_the_result_untrustworthy_
     with pytest.raises(ValidationError, match="Say what caused"):
         services.experiment_srm_acknowledge(experiment=experiment, actor=engineer, note=" ")
     assert Experiment.objects.get(pk=experiment.pk).srm_open
+    services.experiment_stop(experiment=experiment, actor=engineer)
+    assert Experiment.objects.get(pk=experiment.pk).result["winner"] is None  # stored as it stood
     services.experiment_srm_acknowledge(experiment=experiment, actor=owner, note="A crawler without a user id.")
     experiment.refresh_from_db()
-    after = selectors.comparison(experiment)
+    after = selectors.ended_result(experiment)
     assert after["trustworthy"] and after["winner"] == "candidate" and not experiment.srm_open
     assert _actions(experiment)[-1] == "experiment.srm_acknowledge"
 
