@@ -11,6 +11,7 @@ from apps.experiments import services
 from apps.prompts.content import Draft
 from apps.prompts.models import Label
 from apps.prompts.services import label_set, prompt_create, version_create
+from tests.factories import UsageEventFactory
 
 ARMS = [{"key": "control", "weight": 50, "label": "production"},
         {"key": "candidate", "weight": 50, "label": "staging"}]
@@ -40,7 +41,7 @@ def experiment(prompt, engineer):
 def unit_calls(experiment, arm: str, units: dict[str, tuple[int, int]], cost: str = "0.001"):
     """Per unit (its key as the gateway hashes it): (calls, successes), each call with a reported outcome."""
     UsageEvent.objects.bulk_create([
-        UsageEvent(request_id=f"{arm}-{unit}-{i}", model="gpt-4o-mini", source="gateway", cost=Decimal(cost),
-                   experiment_id=experiment.pk, experiment_arm=arm, experiment_unit=unit,
-                   outcome="success" if i < successes else "failure")
+        UsageEventFactory.build(request_id=f"{arm}-{unit}-{i}", source="gateway", cost=Decimal(cost),
+                                experiment_id=experiment.pk, experiment_arm=arm, experiment_unit=unit,
+                                outcome="success" if i < successes else "failure")
         for unit, (calls, successes) in units.items() for i in range(calls)])
