@@ -83,4 +83,6 @@ def test_bad_input_is_refused_naming_the_field_and_nothing_is_written(api, promp
     assert "Another experiment on support/triage-summary is running or paused" in refused.json()["errors"][0]["message"]
     assert Experiment.objects.get(pk=second).status == Status.DRAFT
     assert api("post", f"{URL}/{first}/kill", write).status_code == 422  # a kill needs a reason
+    nothing = api("post", f"{URL}/{first}/acknowledge-srm", write, {"reason": "looked at it"})
+    assert nothing.status_code == 422 and "no sample ratio mismatch" in nothing.json()["errors"][0]["message"]
     assert api("post", f"{URL}/{first}/explode", write).status_code == 422
