@@ -18,6 +18,7 @@ from apps.costs.models import UsageEvent
 from apps.gateway import prompt_ref
 from apps.gateway.keys import KeyInfo
 from apps.prompts.content import Draft
+from apps.prompts.playground import execute_run, prepare_runs
 from apps.prompts.services import (
     promotion_request_expedite,
     promotion_request_open,
@@ -204,7 +205,7 @@ def _exact_version(prompt, engineer, to_production, **config):
     return version
 
 
-def test_a_version_that_opts_in_is_cached_for_prompt_references_even_on_a_key_without_cache(
+def test_a_version_that_opts_in_is_cached_for_prompt_references_on_any_key_and_shared_with_the_playground(
         sdk, catalog, refund_prompt, engineer, to_production, drain, settings):
     from apps.core import redis as portal_redis  # why: only this test looks at the cache's entries
     from tests.factories import PriceFactory  # why: a priced model, so the hit has a saving
@@ -229,6 +230,14 @@ def test_a_version_that_opts_in_is_cached_for_prompt_references_even_on_a_key_wi
     hit = UsageEvent.objects.get(request_id=again.headers["x-portal-request-id"])
     assert hit.cache_hit and hit.cost == 0 and paid.cost > 0 and hit.cache_saving == paid.cost
     assert (hit.source, hit.prompt_name, hit.prompt_version) == ("gateway", refund_prompt.name, version.number)
+
+    # One call path, one rule: the playground's run of the same version and inputs is answered from that entry.
+    prepared = prepare_runs(versions=[version], models=["support-small"], user=engineer,
+                            inputs={"customer": "ACME", "question": "How long?"})
+    run = execute_run(prepared.runs[0])
+    assert run.status == "ok" and catalog.stats()["calls"] - calls == 2
+    portal_hit = UsageEvent.objects.get(request_id=run.request_id)
+    assert (portal_hit.source, portal_hit.cache_hit, portal_hit.cache_saving) == ("playground", True, paid.cost)
 
 
 def test_a_version_without_cache_is_never_cached_whatever_the_key_or_the_request_says(
