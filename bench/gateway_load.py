@@ -418,6 +418,7 @@ def main() -> None:
                         "load_average_at_start": os.getloadavg(), "upstream_latency_ms": args.latency_ms,
                         "seconds_per_rate": args.seconds, "gateway_workers": args.workers,
                         "litellm": "not run" if args.no_litellm else litellm_note or "1.108.12, master key, no database",
+                        "gateway_key_options": json.loads(args.key_options), "setup": args.setup or None,
                         "rates": {}, "ramp": {}, "highest_rate_p99_added_under_10ms": {}}
         for rate in args.rates.split(","):
             result["rates"][rate] = at(float(rate), args.seconds)

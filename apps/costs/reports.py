@@ -15,7 +15,7 @@ from django.utils.html import escape
 from apps.core import charts
 from apps.costs.budgets import period_bounds
 from apps.costs.forecast import forecast_period
-from apps.costs.models import Budget, BudgetPeriodKind, Granularity, Price
+from apps.costs.models import Budget, BudgetPeriodKind, Granularity, Price, Source
 from apps.costs.pricing import MILLION, PriceBook
 from apps.costs.rollups import day_start, percentile_from_bins
 from apps.costs.selectors import GROUPS, UsageFilters, histograms, rollups, team_names, visible_team_ids
@@ -278,39 +278,53 @@ def cache_savings(*, actor, filters: UsageFilters) -> Report:
         note="Saved = cached input tokens × (input price − cached input price) at the price of each call.")
 
 
+CACHE_SOURCES = ("gateway", "portal")  # how the response cache's report splits traffic (Source: the rest is portal)
+
+
+def cache_source(source: str) -> str:
+    """The response cache report's side of a ledger source: the gateway's traffic, or the portal's own calls
+    (playground, eval, rag, api)."""
+    return "gateway" if source == Source.GATEWAY else "portal"
+
+
 def gateway_cache(*, actor, filters: UsageFilters) -> Report:
-    """What the gateway's response cache saved, per team and day: hits answered at no provider cost, valued at
-    what each answer cost when it was first made (UsageEvent.cache_saving)."""
+    """What the response cache (the call path's, ADR 0099) saved, per team and source — the gateway's traffic and
+    the portal's own calls (playground, evals, RAG answers) — and per day: hits answered at no provider cost,
+    valued at what each answer cost when it was first made (UsageEvent.cache_saving). The chart keeps its name
+    ("gatewaycache": links and CSV exports made before stay valid)."""
     rows = list(rollups(actor=actor, filters=filters, granularity=Granularity.DAY, needs={"team", "source"})
-                .filter(source="gateway").values("bucket_start", "team_id")
+                .values("bucket_start", "team_id", "source")
                 .annotate(hits=Sum("cache_hits"), saved=Sum("cache_hit_savings"), events=Sum("requests")).order_by())
     names = team_names(r["team_id"] for r in rows)
-    per_team: dict[str, dict] = defaultdict(lambda: {"hits": 0, "events": 0, "saved": 0.0})
-    series: dict[str, dict[datetime, float]] = defaultdict(lambda: defaultdict(float))
+    per_group: dict[tuple[str, str], dict] = defaultdict(lambda: {"hits": 0, "events": 0, "saved": 0.0})
+    series: dict[str, dict[datetime, float]] = {side: defaultdict(float) for side in CACHE_SOURCES}
     for r in rows:
-        team = _label("team", r["team_id"], names)
-        totals = per_team[team]
+        side = cache_source(r["source"])
+        totals = per_group[(_label("team", r["team_id"], names), side)]
         totals["hits"] += r["hits"] or 0
         totals["events"] += r["events"] or 0
         totals["saved"] += _f(r["saved"])
-        series[team][r["bucket_start"]] += _f(r["saved"])
-    out = [{"team": team, "events": t["events"], "hits": t["hits"],
+        series[side][r["bucket_start"]] += _f(r["saved"])
+    out = [{"team": team, "source": side, "events": t["events"], "hits": t["hits"],
             "hit_rate_pct": 100.0 * t["hits"] / t["events"] if t["events"] else 0.0, "saved": t["saved"]}
-           for team, t in sorted(per_team.items(), key=lambda kv: -kv[1]["saved"]) if t["hits"]]
+           for (team, side), t in sorted(per_group.items(), key=lambda kv: (-kv[1]["saved"], kv[0])) if t["hits"]]
     buckets = _buckets(filters, Granularity.DAY)
-    shown = {r["team"] for r in out}
     figure = charts.stacked_bars(x=[b.strftime("%Y-%m-%d") for b in buckets],
-                                 series={team: [round(values.get(b, 0.0), 4) for b in buckets]
-                                         for team, values in series.items() if team in shown},
+                                 series={side: [round(values.get(b, 0.0), 4) for b in buckets]
+                                         for side, values in series.items() if any(values.values())},
                                  y_title="USD saved")
+    by_source = {side: sum(r["saved"] for r in out if r["source"] == side) for side in CACHE_SOURCES}
     return Report(
-        name="gatewaycache", title="Saved by the gateway cache",
-        columns=[Column("team", "Team"), Column("events", "Gateway requests", "int"),
+        name="gatewaycache", title="Saved by the response cache",
+        columns=[Column("team", "Team"), Column("source", "Source"), Column("events", "Requests", "int"),
                  Column("hits", "Cache hits", "int"), Column("hit_rate_pct", "Hit rate", "pct"),
                  Column("saved", "Saved (USD)", "money")],
-        rows=out, figure=figure, summary={"saved": sum(r["saved"] for r in out), "hits": sum(r["hits"] for r in out)},
-        note="Answers the gateway's response cache gave instead of a provider (cost $0 on the ledger), valued at "
-             "what each answer cost when it was first made. Keys opt in; see docs/gateway.md.")
+        rows=out, figure=figure,
+        summary={"saved": sum(by_source.values()), "hits": sum(r["hits"] for r in out), "by_source": by_source},
+        note="Answers the response cache gave instead of a provider (cost $0 on the ledger), valued at what each "
+             "answer cost when it was first made. Source: gateway = the gateway's traffic (keys opt in, or the "
+             "prompt version for prompt:… requests); portal = the portal's own calls (playground, evals, RAG "
+             "answers, whose prompt version opts in). See docs/gateway.md.")
 
 
 def last_month(now: datetime | None = None) -> tuple[datetime, datetime]:

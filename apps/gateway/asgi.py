@@ -287,9 +287,12 @@ class Gateway:
         end_user = recording.end_user_hash(info.team_id, data, call.metadata)  # adoption (scorecards)
         recorder = screen.recorder(recording.recorder_for(info, end_user))
         completion_id = f"chatcmpl-{request.request_id}"
-        # The response cache (llm/cache.py), when opted in; not with an output scan: an answer the scan changed is
-        # not what a replay should serve. The prompt version is in the context (prompts.admit above).
-        policy = None if screen.scans_output else cache.policy_for(info, request.headers, "/v1/chat/completions")
+        # The response cache (llm/cache.py), when opted in (by the key or request; by the version for `prompt:`);
+        # not with an output scan: an answer the scan changed is not what a replay should serve. The prompt version
+        # is in the context (prompts.admit above).
+        opt_in = {} if prompt is None else {"version_cache": prompt.cache}
+        policy = None if screen.scans_output else cache.policy_for(info, request.headers, "/v1/chat/completions",
+                                                                   **opt_in)
         hold = budgets.BudgetHold(info)  # reserved before the call (a hit reserves nothing), settled when recorded
         if not call.stream:
             result = await acalls.achat(model=call.model, request=call.request, context=context,

@@ -63,6 +63,7 @@ class PromptTarget:
     experiment_id: int | None = None  # the online experiment (splits.py) this request was assigned in
     arm: str = ""
     unit: str = ""  # the keyed hash of the unit it was assigned by (splits.unit_key)
+    cache: bool | dict | None = None  # the version's response-cache opt-in (config "cache"; gateway/cache.py)
 
     @classmethod
     def of(cls, resolved, label: str) -> PromptTarget:
@@ -74,7 +75,7 @@ class PromptTarget:
         return cls(name=resolved.prompt_name, label=label, prompt_id=resolved.prompt_id, team_id=resolved.team_id,
                    version_number=resolved.version_number,
                    model=str(config.get("model") or settings.PORTAL_DEFAULT_CHAT_MODEL), parameters=parameters,
-                   payload=payload)
+                   payload=payload, cache=config.get("cache"))
 
 
 def parse_reference(model: str) -> tuple[str, str]:

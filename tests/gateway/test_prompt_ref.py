@@ -18,6 +18,7 @@ from apps.costs.models import UsageEvent
 from apps.gateway import prompt_ref
 from apps.gateway.keys import KeyInfo
 from apps.prompts.content import Draft
+from apps.prompts.playground import execute_run, prepare_runs
 from apps.prompts.services import (
     promotion_request_expedite,
     promotion_request_open,
@@ -192,3 +193,63 @@ def test_a_warm_reference_is_served_from_the_process_and_a_label_move_rebuilds_i
     to_production(refund_prompt, v2)  # moves the prompt's stamp after commit
     moved = request()
     assert asyncio.run(refs.prepare(moved, info)).version_number == 2 and moved["model"] == "support-large"
+
+
+# -- the version's response-cache setting (ADR 0099: the portal's own calls opt in by it; ADR 0082: so do these) --
+def _exact_version(prompt, engineer, to_production, **config):
+    """A temperature-0 version of the refund prompt (cacheable if it opts in), moved to production."""
+    draft = Draft(kind="chat", messages=_draft(SYSTEM_V1, "support-small").messages,
+                  config={"model": "support-small", "temperature": 0, **config})
+    version = version_create(prompt=prompt, draft=draft, actor=engineer).version
+    to_production(prompt, version)
+    return version
+
+
+def test_a_version_that_opts_in_is_cached_for_prompt_references_on_any_key_and_shared_with_the_playground(
+        sdk, catalog, refund_prompt, engineer, to_production, drain, settings):
+    from apps.core import redis as portal_redis  # why: only this test looks at the cache's entries
+    from tests.factories import PriceFactory  # why: a priced model, so the hit has a saving
+
+    for name in portal_redis.client().scan_iter(portal_redis.key("gateway", "cache", refund_prompt.team_id, "*")):
+        portal_redis.client().delete(name)
+    PriceFactory(model_name="standin-small", input_per_mtok="2.50", output_per_mtok="10.00")
+    version = _exact_version(refund_prompt, engineer, to_production, cache={"ttl_seconds": 120})
+    ask = sdk.chat.completions.with_raw_response.create
+    body = {"model": REF, "messages": [], "metadata": {"customer": "ACME", "question": "How long?"}}
+    calls = catalog.stats()["calls"]
+
+    first, again = ask(**body), ask(**body)
+    skipped = ask(**body, extra_headers={"X-Portal-Cache": "no-store"})  # the request's opt-out wins
+
+    assert [r.headers["x-portal-cache"] for r in (first, again, skipped)] == ["miss", "hit", "miss"]
+    assert catalog.stats()["calls"] - calls == 2  # the hit never reached the upstream
+    entry = next(portal_redis.client().scan_iter(portal_redis.key("gateway", "cache", refund_prompt.team_id, "*")))
+    assert 0 < portal_redis.client().ttl(entry) <= 120  # the version's TTL, not the key's or the default
+    drain()
+    paid = UsageEvent.objects.get(request_id=first.headers["x-portal-request-id"])
+    hit = UsageEvent.objects.get(request_id=again.headers["x-portal-request-id"])
+    assert hit.cache_hit and hit.cost == 0 and paid.cost > 0 and hit.cache_saving == paid.cost
+    assert (hit.source, hit.prompt_name, hit.prompt_version) == ("gateway", refund_prompt.name, version.number)
+
+    # One call path, one rule: the playground's run of the same version and inputs is answered from that entry.
+    prepared = prepare_runs(versions=[version], models=["support-small"], user=engineer,
+                            inputs={"customer": "ACME", "question": "How long?"})
+    run = execute_run(prepared.runs[0])
+    assert run.status == "ok" and catalog.stats()["calls"] - calls == 2
+    portal_hit = UsageEvent.objects.get(request_id=run.request_id)
+    assert (portal_hit.source, portal_hit.cache_hit, portal_hit.cache_saving) == ("playground", True, paid.cost)
+
+
+def test_a_version_without_cache_is_never_cached_whatever_the_key_or_the_request_says(
+        gateway_url, gateway_key, catalog, refund_prompt, engineer, to_production, gateway_server, settings):
+    settings.GATEWAY_ADMISSION_TTL_SECONDS = 0
+    gateway_server[1].prompts.clear()
+    _exact_version(refund_prompt, engineer, to_production)  # temperature 0, no "cache" in its config
+    _key, secret = gateway_key(cache_enabled=True)
+    sdk = OpenAI(base_url=gateway_url, api_key=secret, max_retries=0)
+    calls = catalog.stats()["calls"]
+    answers = [sdk.chat.completions.with_raw_response.create(model=REF, messages=[], extra_headers=headers,
+                                                             metadata={"customer": "ACME", "question": "How long?"})
+               for headers in (None, None, {"X-Portal-Cache": "use"})]
+    assert [a.headers["x-portal-cache"] for a in answers] == ["miss"] * 3
+    assert catalog.stats()["calls"] - calls == 3
