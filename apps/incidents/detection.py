@@ -16,7 +16,10 @@ Signals, each finding keyed by what it is about (its fingerprint):
   window ≥ threshold → unsafe content;
 - `output_pii`: gateway calls of one key whose output scan found PII in the window ≥ threshold → data exposure;
 - `eval_gate_failures`: finished eval runs of a prompt's release gate that fail it (evals' own `judge_run`) in
-  the window ≥ threshold → incorrect outputs.
+  the window ≥ threshold → incorrect outputs;
+- `task_success_drop`: live feedback's task success per use case in the window against its 7-day baseline
+  (apps/incidents/live_quality.py: folded counts, a two-proportion test), a drop ≥ threshold with at least
+  `min_requests` feedbacks in each → incorrect outputs.
 
 A finding becomes a **suggestion** (the owning team's engineers and owners are told; one click opens the
 prefilled incident), or, for a Sev1 rule with `auto_open`, an incident at once (declared by the system; its
@@ -45,7 +48,7 @@ from apps.costs.models import CallStatus, CostAnomaly, Source, UsageEvent
 from apps.evals.gates import judge_run
 from apps.evals.models import EvalRun, RunStatus
 from apps.gateway.models import GatewayKey, SliMinute
-from apps.incidents import rules
+from apps.incidents import live_quality, rules
 from apps.incidents.models import (
     DetectionRule,
     EventKind,
@@ -234,9 +237,38 @@ def eval_gate_failures(rule: DetectionRule, now: datetime) -> list[Finding]:
     return out
 
 
+def task_success_drop(rule: DetectionRule, now: datetime) -> list[Finding]:
+    """Live feedback (POST /api/v1/feedback) per use case: the window's task success against the 7 days before,
+    from the folded counts (the beat folds the new feedback rows first, once per evaluation)."""
+    use_case_ids = list(UseCase.objects.filter(team_id=rule.team_id).values_list("pk", flat=True)) \
+        if rule.team_id else None
+    drops = live_quality.task_success_drops(now=now, window_minutes=rule.window_minutes,
+                                            min_total=rule.min_requests, min_drop=rule.threshold,
+                                            use_case_ids=use_case_ids)
+    if not drops:
+        return []
+    use_cases = UseCase.objects.in_bulk([d.use_case_id for d in drops])
+    out = []
+    for drop in drops:
+        use_case = use_cases.get(drop.use_case_id)
+        if use_case is None:
+            continue
+        out.append(Finding(use_case.team_id, f"use_case:{use_case.pk}",
+                           f"Task success dropped on {use_case.title}: {drop.recent_rate:.0%} of "
+                           f"{drop.recent_total} in {rule.window_minutes} min, {drop.base_rate:.0%} before",
+                           f"Live feedback on {use_case.title}: {drop.recent_good} of {drop.recent_total} answers "
+                           f"succeeded in the last {rule.window_minutes} minutes ({drop.recent_rate:.1%}) against "
+                           f"{drop.base_good} of {drop.base_total} in the 7 days before ({drop.base_rate:.1%}); "
+                           f"one-sided two-proportion test p = {drop.p_value:.2g}. The rule fires on a drop of at "
+                           f"least {rule.threshold:.0%} with at least {rule.min_requests} feedbacks in each window "
+                           f"(p < {live_quality.ALPHA:g}).",
+                           {"kind": IncidentType.INCORRECT_OUTPUTS, "use_cases": [use_case.pk]}))
+    return out
+
+
 SIGNALS = {Signal.GATEWAY_ERRORS: gateway_errors, Signal.BREAKER_OPEN: breaker_open, Signal.BUDGET_CAP: budget_cap,
            Signal.COST_ANOMALY: cost_anomaly, Signal.GUARDRAIL_SPIKE: guardrail_spike, Signal.OUTPUT_PII: output_pii,
-           Signal.EVAL_GATE_FAILURES: eval_gate_failures}
+           Signal.EVAL_GATE_FAILURES: eval_gate_failures, Signal.TASK_SUCCESS_DROP: task_success_drop}
 
 
 # -- turning findings into suggestions or incidents ----------------------------------------------------------
@@ -310,7 +342,10 @@ def rules_evaluate(now: datetime | None = None) -> Evaluation:
     """Evaluate every enabled rule once (the beat job)."""
     now = now or timezone.now()
     result = Evaluation()
-    for rule in DetectionRule.objects.filter(enabled=True).order_by("pk"):
+    enabled = list(DetectionRule.objects.filter(enabled=True).order_by("pk"))
+    if any(rule.signal == Signal.TASK_SUCCESS_DROP for rule in enabled):
+        live_quality.feedback_fold(now)  # the new feedback rows into the counts the rule reads
+    for rule in enabled:
         for finding in SIGNALS[rule.signal](rule, now):
             _handle(rule, finding, now, result)
         DetectionRule.objects.filter(pk=rule.pk).update(last_evaluated_at=now)
@@ -318,7 +353,7 @@ def rules_evaluate(now: datetime | None = None) -> Evaluation:
 
 
 # -- a person acts on a suggestion ---------------------------------------------------------------------------
-_PREFILL_FIELDS = ("summary", "features", "deployments", "prompt_versions")
+_PREFILL_FIELDS = ("summary", "features", "deployments", "prompt_versions", "use_cases")
 
 
 def _open(suggestion: IncidentSuggestion, *, actor):

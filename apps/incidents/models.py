@@ -400,6 +400,7 @@ class Signal(models.TextChoices):
     GUARDRAIL_SPIKE = "guardrail_spike", "Guardrail blocks spike (per key)"
     OUTPUT_PII = "output_pii", "PII found in outputs (per key)"
     EVAL_GATE_FAILURES = "eval_gate_failures", "Eval gate failures (per prompt)"
+    TASK_SUCCESS_DROP = "task_success_drop", "Task success drop on live feedback (per use case, against its baseline)"
 
 
 class DetectionRule(models.Model):
@@ -409,9 +410,12 @@ class DetectionRule(models.Model):
     name = models.CharField(max_length=200)
     signal = models.CharField(max_length=24, choices=Signal.choices)
     threshold = models.FloatField(help_text="Error rate 0–1, spend ratio, or a count in the window (blocks, refusals, "
-                                            "outputs with PII, calls to a broken deployment, failed runs).")
+                                            "outputs with PII, calls to a broken deployment, failed runs); task "
+                                            "success drop: the least drop that counts, 0–1 (0.1 = 10 points).")
     window_minutes = models.PositiveIntegerField(default=60)
-    min_requests = models.PositiveIntegerField(default=20, help_text="Gateway errors: fewer requests never fire.")
+    min_requests = models.PositiveIntegerField(default=20, help_text="Gateway errors: fewer requests never fire; task "
+                                                                     "success drop: fewer feedbacks in the window "
+                                                                     "(or its baseline) never fire.")
     severity = models.PositiveSmallIntegerField(choices=Severity.choices, default=Severity.SEV3)
     team = models.ForeignKey("accounts.Team", null=True, blank=True, on_delete=models.CASCADE, related_name="+",
                              help_text="Only this team's signals (empty: every team).")
@@ -493,3 +497,33 @@ class PagingDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} INC-{self.incident_id} → {self.webhook_id}"
+
+
+class FeedbackCount(models.Model):
+    """Live task success per use case and time bucket: evals' `Feedback` rows (POST /api/v1/feedback) folded in by
+    the detection beat (apps/incidents/live_quality.py), so the task-success-drop rule reads a few rows per use case
+    instead of the raw feedback. 5-minute buckets for the recent window, hourly ones for the 7-day baseline."""
+
+    use_case_id = models.BigIntegerField()
+    span_minutes = models.PositiveSmallIntegerField()  # 5 or 60
+    start = models.DateTimeField()
+    total = models.IntegerField(default=0)  # feedback with an outcome (success true or false)
+    good = models.IntegerField(default=0)  # of which succeeded
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["span_minutes", "start", "use_case_id"],
+                                               name="incidents_feedback_count_key")]
+
+    def __str__(self) -> str:
+        return f"use case {self.use_case_id} {self.start:%Y-%m-%d %H:%M} +{self.span_minutes} min: " \
+               f"{self.good}/{self.total}"
+
+
+class FeedbackFoldCursor(models.Model):
+    """One row: the last evals `Feedback` id folded into FeedbackCount (the fold reads only the rows after it)."""
+
+    last_id = models.BigIntegerField(default=0)
+    folded_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"feedback folded up to #{self.last_id}"
