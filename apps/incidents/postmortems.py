@@ -230,6 +230,8 @@ def action_item_add(*, incident: Incident, actor, title: str, owner, due_date: d
         errors.update(exc.message_dict)
     try:
         owner = _owner(owner)
+        if owner.pk not in {u.pk for u in owner_choices(incident)}:
+            raise ValidationError({"owner": "Choose a member of the incident's teams, its commander or a responder."})
     except ValidationError as exc:
         errors.update(exc.message_dict)
     if not isinstance(due_date, date):
