@@ -4,8 +4,9 @@ within a minute); each signal is a cheap query (an index range, or one Redis rou
 write the rules (Django admin → Detection rules; the demo seeds one per signal).
 
 Signals, each finding keyed by what it is about (its fingerprint):
-- `gateway_errors`: the per-minute SLI counts (gateway.SliMinute) per use case over the window: bad / requests ≥
-  threshold with at least `min_requests` requests → a provider outage;
+- `gateway_errors`: the per-minute SLI counts (gateway.SliMinute) per use case — and per key for keys bound to no
+  use case — over the window: bad / requests ≥ threshold with at least `min_requests` requests → a provider
+  outage;
 - `breaker_open`: a deployment's circuit breaker open or half-open (apps/llm/breakers.py), told to each team with
   ≥ threshold gateway calls to its alias in the window → a provider outage;
 - `budget_cap`: gateway calls refused with 429 `insufficient_quota` (a hard-capped budget or a key's daily
@@ -48,6 +49,7 @@ from apps.costs.models import CallStatus, CostAnomaly, Source, UsageEvent
 from apps.evals.gates import judge_run
 from apps.evals.models import EvalRun, RunStatus
 from apps.gateway.models import GatewayKey, SliMinute
+from apps.gateway.sli import key_of_series, key_series
 from apps.incidents import live_quality, rules
 from apps.incidents.models import (
     DetectionRule,
@@ -85,8 +87,26 @@ def _since(rule: DetectionRule, now: datetime) -> datetime:
     return now - timedelta(minutes=rule.window_minutes)
 
 
+def _failed_deployments(rule: DetectionRule, now: datetime, **which) -> list[str]:
+    """Only when the rule fires: which deployments failed (the prefill), from the ledger's recent rows."""
+    return sorted(set(UsageEvent.objects.filter(occurred_at__gte=_since(rule, now), status=CallStatus.ERROR, **which)
+                      .exclude(deployment="").values_list("deployment", flat=True)[:200]))
+
+
+def _error_finding(rule: DetectionRule, team_id: int, about: str, label: str, requests: int, bad: int,
+                   deployments: list[str], features: list[str]) -> Finding:
+    return Finding(team_id, about,
+                   f"Gateway errors on {label}: {bad / requests:.0%} of {requests} requests in {rule.window_minutes} min",
+                   f"{bad} of {requests} gateway requests of {label} failed in the last {rule.window_minutes} minutes "
+                   f"(deployments: {', '.join(deployments) or 'unknown'}); the rule fires at {rule.threshold:.0%} "
+                   f"with at least {rule.min_requests} requests.",
+                   {"kind": IncidentType.PROVIDER_OUTAGE, "deployments": deployments,
+                    **({"features": features} if features else {})})
+
+
 def gateway_errors(rule: DetectionRule, now: datetime) -> list[Finding]:
-    """Minute resolution: the SLI counts per use case and minute (gateway.SliMinute) over the window."""
+    """Minute resolution: the SLI counts per use case and minute (gateway.SliMinute) over the window; the calls of
+    keys bound to no use case are in the same rows under each key's series (negative ids, `sli.key_series`)."""
     rows = SliMinute.objects.filter(minute__gte=_since(rule, now).replace(second=0, microsecond=0),
                                     minute__lte=now).values("use_case_id") \
         .annotate(requests=Sum("requests"), bad=Sum("bad"))
@@ -95,19 +115,21 @@ def gateway_errors(rule: DetectionRule, now: datetime) -> list[Finding]:
     if not hits:
         return []
     out = []
-    for use_case in UseCase.objects.filter(pk__in=list(hits), **_teams(rule)).only("pk", "title", "team_id"):
-        requests, bad = hits[use_case.pk]["requests"], hits[use_case.pk]["bad"]
-        # Only when the rule fires: which deployments failed (the prefill), from the ledger's recent rows.
-        deployments = sorted(set(UsageEvent.objects.filter(
-            team_id=use_case.team_id, use_case_id=use_case.pk, occurred_at__gte=_since(rule, now),
-            status=CallStatus.ERROR).exclude(deployment="").values_list("deployment", flat=True)[:200]))
-        out.append(Finding(use_case.team_id, f"use_case:{use_case.pk}",
-                           f"Gateway errors on {use_case.title}: {bad / requests:.0%} of {requests} requests "
-                           f"in {rule.window_minutes} min",
-                           f"{bad} of {requests} gateway requests of {use_case.title} failed in the last "
-                           f"{rule.window_minutes} minutes (deployments: {', '.join(deployments) or 'unknown'}); "
-                           f"the rule fires at {rule.threshold:.0%} with at least {rule.min_requests} requests.",
-                           {"kind": IncidentType.PROVIDER_OUTAGE, "deployments": deployments}))
+    for use_case in UseCase.objects.filter(pk__in=[i for i in hits if i > 0], **_teams(rule)) \
+            .only("pk", "title", "team_id"):
+        hit = hits[use_case.pk]
+        out.append(_error_finding(rule, use_case.team_id, f"use_case:{use_case.pk}", use_case.title,
+                                  hit["requests"], hit["bad"],
+                                  _failed_deployments(rule, now, team_id=use_case.team_id, use_case_id=use_case.pk),
+                                  []))
+    key_ids = [key_of_series(i) for i in hits if key_of_series(i) is not None]
+    for key in GatewayKey.objects.filter(pk__in=key_ids, **_teams(rule)).only("pk", "name", "key_id", "team_id",
+                                                                              "feature"):
+        hit = hits[key_series(key.pk)]
+        out.append(_error_finding(rule, key.team_id, f"key:{key.pk}", f"key {key.name} ({key.prefix})",
+                                  hit["requests"], hit["bad"],
+                                  _failed_deployments(rule, now, team_id=key.team_id, gateway_key_id=key.pk),
+                                  _key_features(key)))
     return out
 
 

@@ -68,6 +68,18 @@ def test_counts_of_the_same_minute_add_up_in_both_tables():
     assert (hour.requests, hour.slow[0], hour.slow[1]) == (6, 4, 0)
 
 
+@pytest.mark.django_db
+def test_calls_of_a_key_bound_to_no_use_case_count_under_the_keys_own_series():
+    rows = [{"occurred_at": NOW, "status": "ok", "latency_ms": 100, "gateway_key_id": 5, "use_case_id": None},
+            {"occurred_at": NOW, "status": "error", "error_type": "ProviderUnavailable", "gateway_key_id": 5,
+             "use_case_id": None},
+            {"occurred_at": NOW, "status": "ok", "latency_ms": 100, "gateway_key_id": None, "use_case_id": None}]
+    sli.sli_add(rows)  # the last is no gateway call: not counted
+    assert SliMinute.objects.values_list("use_case_id", "requests", "bad").get() == (sli.key_series(5), 2, 1)
+    assert sli.key_of_series(sli.key_series(5)) == 5 and sli.key_of_series(7) is None
+    assert sli_window([5], start=NOW - timedelta(hours=1), end=NOW + timedelta(minutes=1)) == {}  # SLOs: use cases
+
+
 def test_the_sli_prune_keeps_what_the_windows_need(db, settings):
     from apps.gateway.services import gateway_sli_prune
 
