@@ -9,7 +9,7 @@ from django.test import Client
 from django.utils import timezone
 
 from apps.audit.models import AuditEvent
-from apps.incidents import services
+from apps.incidents import postmortems, services
 from apps.incidents.models import ActionItem, Runbook, Status
 from apps.reviews.models import UseCase
 from portal.api import api
@@ -81,7 +81,7 @@ def test_a_script_writes_the_review_and_the_commander_signs_it_off(write, read, 
     assert locked.status_code == 422 and "reopen" in locked.json()["detail"].lower() + str(locked.json()["errors"])
 
 
-def test_who_may_not_write_the_review(read, declare, engineer, owner, outsider, other_team, token_for, team):
+def test_who_may_not_write_the_review(read, declare, engineer, owner, viewer, outsider, other_team, token_for, team):
     incident = declare()
     base = f"/api/v1/incidents/{incident.pk}/review"
     refused = read.patch(base, {"summary": "x"}, content_type=JSON)
@@ -94,6 +94,13 @@ def test_who_may_not_write_the_review(read, declare, engineer, owner, outsider, 
     assert not_commander.patch(base, {"summary": "ok"}, content_type=JSON).status_code == 200
     assert not_commander.post(f"{base}/sign-off").status_code == 403
     assert not [a for a in _actions(incident) if a == "incident.review_sign_off"]
+    item = postmortems.action_item_add(incident=incident, actor=engineer, title="Add an alert", owner=viewer.pk,
+                                       due_date=timezone.localdate())
+    status = f"{base}/action-items/{item.pk}/status"
+    assert read.post(status, {"status": "done"}, content_type=JSON).status_code == 403  # its owner, a read token
+    session = Client()
+    session.force_login(viewer)  # the owner in the browser's session may (as on the review page)
+    assert session.post(status, {"status": "done"}, content_type=JSON).json()["status"] == "done"
 
 
 def test_bad_review_input_is_a_422_naming_each_field_and_changes_nothing(write, declare, nobody):
