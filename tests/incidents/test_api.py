@@ -29,6 +29,16 @@ def test_every_operation_is_in_the_openapi_schema():
     assert {"get", "patch"} <= set(paths["/api/v1/incidents/{incident_id}"])
     for tail in ("status", "notes", "acknowledge", "mitigations", "mitigations/{mitigation_id}/undo"):
         assert "post" in paths[f"/api/v1/incidents/{{incident_id}}/{tail}"]
+    # after the incident (apps/incidents/followup_api.py): the review, runbooks, Art. 73
+    base = "/api/v1/incidents/{incident_id}"
+    assert {"get", "patch"} <= set(paths[f"{base}/review"])
+    for tail in ("review/root-causes", "review/action-items", "review/action-items/{item_id}/status",
+                 "review/sign-off"):
+        assert "post" in paths[f"{base}/{tail}"]
+    assert "delete" in paths[f"{base}/review/root-causes/{{cause_id}}"]
+    assert "get" in paths[f"{base}/art73"]
+    assert {"get", "put"} <= set(paths["/api/v1/incidents/runbooks"])
+    assert "get" in paths["/api/v1/incidents/runbooks/{runbook_id}"]
 
 
 def test_a_script_runs_an_incident_from_declare_to_resolve(write, read, team, owner, engineer):
