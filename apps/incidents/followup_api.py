@@ -64,7 +64,8 @@ class RootCauseOut(Schema):
 
 class ActionItemIn(Schema):
     title: str
-    owner: int = Field(..., description="User id: a member of the incident's teams, its commander or a responder")
+    owner: int = Field(..., ge=1, le=MAX_ID, description="User id: a member of the incident's teams, its commander "
+                                                          "or a responder")
     due_date: date
 
 
