@@ -4,7 +4,6 @@ commander signs off), one audit event per write, and the one error body naming t
 
 from datetime import timedelta
 
-import pytest
 from django.test import Client
 from django.utils import timezone
 
@@ -15,19 +14,6 @@ from apps.reviews.models import UseCase
 
 JSON = "application/json"
 
-
-def _client(secret):
-    return Client(HTTP_AUTHORIZATION=f"Bearer {secret}")
-
-
-@pytest.fixture
-def write(engineer, team, token_for):
-    return _client(token_for(engineer, team, "write")[1])
-
-
-@pytest.fixture
-def read(viewer, team, token_for):
-    return _client(token_for(viewer, team, "read")[1])
 
 
 def _actions(incident_or_runbook):
@@ -67,16 +53,17 @@ def test_a_script_writes_the_review_and_the_commander_signs_it_off(write, read, 
     assert locked.status_code == 422 and "reopen" in locked.json()["detail"].lower() + str(locked.json()["errors"])
 
 
-def test_who_may_not_write_the_review(read, declare, engineer, owner, viewer, outsider, other_team, token_for, team):
+def test_who_may_not_write_the_review(bearer, read, declare, engineer, owner, viewer, outsider, other_team, token_for,
+                                      team):
     incident = declare()
     base = f"/api/v1/incidents/{incident.pk}/review"
     refused = read.patch(base, {"summary": "x"}, content_type=JSON)
     assert refused.status_code == 403 and refused.json()["detail"]
-    stranger = _client(token_for(outsider, other_team, "write")[1])
+    stranger = bearer(token_for(outsider, other_team, "write")[1])
     assert stranger.get(base).status_code == 404
     assert stranger.patch(base, {"summary": "x"}, content_type=JSON).status_code == 404
     services.incident_move(incident=incident, actor=engineer, to=Status.RESOLVED)
-    not_commander = _client(token_for(owner, team, "write")[1])  # may write the review, not sign it off
+    not_commander = bearer(token_for(owner, team, "write")[1])  # may write the review, not sign it off
     assert not_commander.patch(base, {"summary": "ok"}, content_type=JSON).status_code == 200
     assert not_commander.post(f"{base}/sign-off").status_code == 403
     assert not [a for a in _actions(incident) if a == "incident.review_sign_off"]
@@ -138,7 +125,7 @@ def test_runbooks_council_writes_the_portals_a_team_its_use_cases(write, read, t
     assert bad.status_code == 422 and {e["field"] for e in bad.json()["errors"]} == {"kind", "title"}
 
 
-def test_the_art73_report_reads_like_the_pages_json_export(read, declare, outsider, other_team, token_for):
+def test_the_art73_report_reads_like_the_pages_json_export(bearer, read, declare, outsider, other_team, token_for):
     incident = declare()
     got = read.get(f"/api/v1/incidents/{incident.pk}/art73")
     assert got.status_code == 200
@@ -146,5 +133,5 @@ def test_the_art73_report_reads_like_the_pages_json_export(read, declare, outsid
     assert body["applies"] is False and body["deadline"] is None
     assert body["report"]["incident"]["reference"] == incident.reference
     assert body["report"]["report"]["kind"] == "initial"
-    stranger = _client(token_for(outsider, other_team, "read")[1])
+    stranger = bearer(token_for(outsider, other_team, "read")[1])
     assert stranger.get(f"/api/v1/incidents/{incident.pk}/art73").status_code == 404
