@@ -104,9 +104,16 @@ def test_gateway_calls_of_a_use_case_are_counted_by_the_recorder(gateway_url, lo
         sdk.chat.completions.create(model="fail-500", messages=QUESTION)
     with pytest.raises(openai.PermissionDeniedError):  # 403: not a valid event
         sdk.chat.completions.create(model="embeddings", messages=QUESTION)
+    unbound, unbound_secret = gateway_key(name="batch-job", allowed_aliases=["fail-500"])  # no use case
+    with pytest.raises(openai.InternalServerError):
+        OpenAI(base_url=gateway_url, api_key=unbound_secret, max_retries=0).chat.completions.create(
+            model="fail-500", messages=QUESTION)
 
     drain()
 
     counts = sli.sli_window([use_case.pk], start=datetime.now(UTC) - timedelta(hours=1),
                            end=datetime.now(UTC) + timedelta(minutes=1))[use_case.pk]
     assert (counts.requests, counts.bad, counts.answered) == (3, 1, 2)
+    # the key bound to no use case: its own series (ADR 0103), which no use case's window includes
+    assert list(SliMinute.objects.filter(use_case_id=sli.key_series(unbound.pk))
+                .values_list("requests", "bad")) == [(1, 1)]
