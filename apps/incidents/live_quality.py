@@ -24,12 +24,12 @@ from django.db.models import Sum
 
 from apps.costs.db import execute_fast
 from apps.evals.models import Feedback
-from apps.incidents.models import FeedbackCount, FeedbackFoldCursor
+from apps.incidents.models import FEEDBACK_WINDOW_MAX_MINUTES, FeedbackCount, FeedbackFoldCursor
 
 ALPHA = 0.01  # one-sided significance of the drop
 BASELINE = timedelta(days=7)
 SPANS = (5, 60)  # minutes: the recent window's buckets, the baseline's
-RETENTION = {5: timedelta(days=2), 60: BASELINE + timedelta(days=2)}
+RETENTION = {5: timedelta(minutes=FEEDBACK_WINDOW_MAX_MINUTES), 60: BASELINE + timedelta(days=2)}
 FOLD_LAG = timedelta(seconds=5)  # leave rows this recent to the next tick (their transaction may still hide a lower id)
 FOLD_BATCH = 20_000  # at most this many feedback rows per tick; the rest the next ones
 

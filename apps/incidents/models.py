@@ -9,6 +9,7 @@ lists of names or ids: the record describes the incident, it does not own those 
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
@@ -403,6 +404,9 @@ class Signal(models.TextChoices):
     TASK_SUCCESS_DROP = "task_success_drop", "Task success drop on live feedback (per use case, against its baseline)"
 
 
+FEEDBACK_WINDOW_MAX_MINUTES = 2 * 24 * 60  # the task success drop's window: the 5-minute counts' retention
+
+
 class DetectionRule(models.Model):
     """A threshold on a signal the portal has; evaluated by the beat job. Each finding becomes a suggestion (or,
     for a Sev1 rule with `auto_open`, an incident); a finding already suggested or open folds into it."""
@@ -428,6 +432,17 @@ class DetectionRule(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        if self.signal == Signal.TASK_SUCCESS_DROP:
+            errors = {}
+            if self.threshold is not None and not 0 < self.threshold < 1:
+                errors["threshold"] = "The least drop that counts, between 0 and 1 (0.1 = 10 points)."
+            if self.window_minutes is not None and not 5 <= self.window_minutes <= FEEDBACK_WINDOW_MAX_MINUTES:
+                errors["window_minutes"] = (f"From 5 to {FEEDBACK_WINDOW_MAX_MINUTES} minutes (the 5-minute "
+                                            "feedback counts are kept 2 days).")
+            if errors:
+                raise ValidationError(errors)
 
 
 class SuggestionStatus(models.TextChoices):

@@ -4,6 +4,8 @@ into the suggestion. The beat reads folded counts, never the raw feedback twice.
 
 from datetime import timedelta
 
+import pytest
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from apps.evals.models import Feedback
@@ -43,6 +45,14 @@ def test_the_two_proportion_test_separates_a_drop_from_noise():
     assert not live_quality.is_drop(900, 1000, 52, 60, min_total=30, min_drop=0.1)  # 87 %: under the least drop
     assert not live_quality.is_drop(20, 25, 30, 60, min_total=30, min_drop=0.1)  # the baseline is too small
     assert live_quality.drop_test(500, 1000, 40, 60) == (0.0, 1.0)  # better than before: no drop
+
+
+def test_a_rule_names_a_drop_between_0_and_1_and_a_window_the_counts_cover():
+    rule = DetectionRule(name="drop", signal=Signal.TASK_SUCCESS_DROP, threshold=10, window_minutes=5000)
+    with pytest.raises(ValidationError) as refused:
+        rule.clean()
+    assert set(refused.value.message_dict) == {"threshold", "window_minutes"}
+    DetectionRule(name="drop", signal=Signal.TASK_SUCCESS_DROP, threshold=0.1, window_minutes=60).clean()
 
 
 def test_a_real_drop_suggests_an_incident_and_repeats_fold(team, owner, engineer):
