@@ -100,6 +100,8 @@ BENCHES = {"startup": bench_startup, "home": bench_home, "prompts_resolve": benc
            "incident_detection": lambda: _bench_module("bench.incident_detection", timeout=1800),
            # issue #14: gateway_load with a full key (limits, budgets, guardrails) beside LiteLLM's master key
            "gateway_load_full": lambda: _bench_module("bench.gateway_load_full", timeout=1800),
+           # issue #15: the task-success-drop rule on 500 use cases (fold + read per tick); key series in the recorder
+           "incident_live_quality": lambda: _bench_module("bench.incident_live_quality", timeout=1800),
            }
 NEEDS_SCIFACT = {"rag_scifact", "rag_indexing", "rag_embedding_quality"}
 

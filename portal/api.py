@@ -262,6 +262,7 @@ api.add_router("/rag", rag_router)
 api.add_router("/use-cases", reviews_router)
 api.add_router("/use-cases", scorecards_router)  # /api/v1/use-cases/{id}/scorecard
 api.add_router("/incidents", incidents_router)
+api.add_router("/incidents", "apps.incidents.followup_api.router")  # the review, runbooks, Art. 73
 api.add_router("", slos_router)  # /api/v1/slos, /api/v1/use-cases/{id}/slos
 api.add_router("/experiments", experiments_router)
 api.add_router("/redteam", redteam_router)

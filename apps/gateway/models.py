@@ -200,6 +200,7 @@ class LatencyDaily(models.Model):
 class SliMinute(models.Model):
     """Per minute and use case: the service-level indicator counts the SLOs read (apps/gateway/sli.py). Written by
     the recorder in the ledger write's transaction, from the rows the ledger inserted (exactly once per call).
+    A key bound to no use case is counted under its own series, `use_case_id = -key_id` (ADR 0103).
 
     `requests` are the valid events of availability (calls a client could expect to succeed), `bad` those the
     platform failed; `answered` are the successful calls (the latency SLIs' valid events) and `slow[i]` those of

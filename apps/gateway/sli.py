@@ -4,7 +4,9 @@
 The recorder adds the rows the ledger inserted, in the ledger write's transaction (so each call counts once),
 a few upserts per batch: the request path pays nothing. What counts (ADR 0105, docs/slos.md):
 
-- only calls made with a gateway key bound to a use case;
+- only calls made with a gateway key bound to a use case; the calls of a key bound to none are counted in the
+  same rows under the key's own series, `use_case_id = -key_id` (`key_series`, ADR 0103): no SLO reads them
+  (SLOs name positive use case ids), the incidents' gateway error rule does;
 - availability: valid = every attributed call except refusals the owner's own policy asked for (key limits,
   budgets `insufficient_quota`, use case not active, incident switches, guardrail blocks) and the caller's bad
   input (`BadRequest`, `ContextLengthExceeded`); bad = the valid ones the platform failed: upstream errors,
@@ -33,6 +35,16 @@ LATENCY_THRESHOLDS_MS: tuple[int, ...] = (500, 1000, 2000, 3000, 4000, 5000, 600
 PLATFORM_REFUSALS = frozenset({"budget_unavailable", "guard_failed"})
 # Failures caused by what the caller sent, or a guardrail refusing content by policy: not valid events.
 NOT_COUNTED = frozenset({"BadRequest", "ContextLengthExceeded", "content_policy_violation"})
+
+
+def key_series(key_id: int) -> int:
+    """The `use_case_id` under which a key bound to no use case is counted: minus its id (use case ids are > 0)."""
+    return -int(key_id)
+
+
+def key_of_series(series_id: int) -> int | None:
+    """The key id of a key series; None for a use case."""
+    return -series_id if series_id < 0 else None
 
 
 @dataclass
@@ -84,9 +96,11 @@ def sli_add(rows: list[dict]) -> None:
     deadlock."""
     minutes: dict[tuple, SliCounts] = defaultdict(SliCounts)
     for row in rows:
-        use_case_id = row.get("use_case_id")
-        if use_case_id is None or row.get("gateway_key_id") is None:
+        use_case_id, key_id = row.get("use_case_id"), row.get("gateway_key_id")
+        if key_id is None:
             continue
+        if use_case_id is None:
+            use_case_id = key_series(key_id)
         valid, bad, answered, latency = classify(row)
         if not valid:
             continue

@@ -137,6 +137,7 @@ DETECTION_RULES = [
     ("10 guardrail blocks in 15 minutes on one key", "guardrail_spike", 10, 15, 2),
     ("PII found in an output", "output_pii", 1, 15, 2),
     ("A prompt's release gate fails", "eval_gate_failures", 1, 60, 3),
+    ("Task success 10 points under its 7-day norm", "task_success_drop", 0.1, 60, 3),
 ]
 
 

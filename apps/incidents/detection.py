@@ -4,8 +4,9 @@ within a minute); each signal is a cheap query (an index range, or one Redis rou
 write the rules (Django admin → Detection rules; the demo seeds one per signal).
 
 Signals, each finding keyed by what it is about (its fingerprint):
-- `gateway_errors`: the per-minute SLI counts (gateway.SliMinute) per use case over the window: bad / requests ≥
-  threshold with at least `min_requests` requests → a provider outage;
+- `gateway_errors`: the per-minute SLI counts (gateway.SliMinute) per use case — and per key for keys bound to no
+  use case — over the window: bad / requests ≥ threshold with at least `min_requests` requests → a provider
+  outage;
 - `breaker_open`: a deployment's circuit breaker open or half-open (apps/llm/breakers.py), told to each team with
   ≥ threshold gateway calls to its alias in the window → a provider outage;
 - `budget_cap`: gateway calls refused with 429 `insufficient_quota` (a hard-capped budget or a key's daily
@@ -16,7 +17,10 @@ Signals, each finding keyed by what it is about (its fingerprint):
   window ≥ threshold → unsafe content;
 - `output_pii`: gateway calls of one key whose output scan found PII in the window ≥ threshold → data exposure;
 - `eval_gate_failures`: finished eval runs of a prompt's release gate that fail it (evals' own `judge_run`) in
-  the window ≥ threshold → incorrect outputs.
+  the window ≥ threshold → incorrect outputs;
+- `task_success_drop`: live feedback's task success per use case in the window against its 7-day baseline
+  (apps/incidents/live_quality.py: folded counts, a two-proportion test), a drop ≥ threshold with at least
+  `min_requests` feedbacks in each → incorrect outputs.
 
 A finding becomes a **suggestion** (the owning team's engineers and owners are told; one click opens the
 prefilled incident), or, for a Sev1 rule with `auto_open`, an incident at once (declared by the system; its
@@ -45,7 +49,8 @@ from apps.costs.models import CallStatus, CostAnomaly, Source, UsageEvent
 from apps.evals.gates import judge_run
 from apps.evals.models import EvalRun, RunStatus
 from apps.gateway.models import GatewayKey, SliMinute
-from apps.incidents import rules
+from apps.gateway.sli import key_of_series, key_series
+from apps.incidents import live_quality, rules
 from apps.incidents.models import (
     DetectionRule,
     EventKind,
@@ -82,8 +87,26 @@ def _since(rule: DetectionRule, now: datetime) -> datetime:
     return now - timedelta(minutes=rule.window_minutes)
 
 
+def _failed_deployments(rule: DetectionRule, now: datetime, **which) -> list[str]:
+    """Only when the rule fires: which deployments failed (the prefill), from the ledger's recent rows."""
+    return sorted(set(UsageEvent.objects.filter(occurred_at__gte=_since(rule, now), status=CallStatus.ERROR, **which)
+                      .exclude(deployment="").values_list("deployment", flat=True)[:200]))
+
+
+def _error_finding(rule: DetectionRule, team_id: int, about: str, label: str, requests: int, bad: int,
+                   deployments: list[str], features: list[str]) -> Finding:
+    return Finding(team_id, about,
+                   f"Gateway errors on {label}: {bad / requests:.0%} of {requests} requests in {rule.window_minutes} min",
+                   f"{bad} of {requests} gateway requests of {label} failed in the last {rule.window_minutes} minutes "
+                   f"(deployments: {', '.join(deployments) or 'unknown'}); the rule fires at {rule.threshold:.0%} "
+                   f"with at least {rule.min_requests} requests.",
+                   {"kind": IncidentType.PROVIDER_OUTAGE, "deployments": deployments,
+                    **({"features": features} if features else {})})
+
+
 def gateway_errors(rule: DetectionRule, now: datetime) -> list[Finding]:
-    """Minute resolution: the SLI counts per use case and minute (gateway.SliMinute) over the window."""
+    """Minute resolution: the SLI counts per use case and minute (gateway.SliMinute) over the window; the calls of
+    keys bound to no use case are in the same rows under each key's series (negative ids, `sli.key_series`)."""
     rows = SliMinute.objects.filter(minute__gte=_since(rule, now).replace(second=0, microsecond=0),
                                     minute__lte=now).values("use_case_id") \
         .annotate(requests=Sum("requests"), bad=Sum("bad"))
@@ -92,19 +115,21 @@ def gateway_errors(rule: DetectionRule, now: datetime) -> list[Finding]:
     if not hits:
         return []
     out = []
-    for use_case in UseCase.objects.filter(pk__in=list(hits), **_teams(rule)).only("pk", "title", "team_id"):
-        requests, bad = hits[use_case.pk]["requests"], hits[use_case.pk]["bad"]
-        # Only when the rule fires: which deployments failed (the prefill), from the ledger's recent rows.
-        deployments = sorted(set(UsageEvent.objects.filter(
-            team_id=use_case.team_id, use_case_id=use_case.pk, occurred_at__gte=_since(rule, now),
-            status=CallStatus.ERROR).exclude(deployment="").values_list("deployment", flat=True)[:200]))
-        out.append(Finding(use_case.team_id, f"use_case:{use_case.pk}",
-                           f"Gateway errors on {use_case.title}: {bad / requests:.0%} of {requests} requests "
-                           f"in {rule.window_minutes} min",
-                           f"{bad} of {requests} gateway requests of {use_case.title} failed in the last "
-                           f"{rule.window_minutes} minutes (deployments: {', '.join(deployments) or 'unknown'}); "
-                           f"the rule fires at {rule.threshold:.0%} with at least {rule.min_requests} requests.",
-                           {"kind": IncidentType.PROVIDER_OUTAGE, "deployments": deployments}))
+    for use_case in UseCase.objects.filter(pk__in=[i for i in hits if i > 0], **_teams(rule)) \
+            .only("pk", "title", "team_id"):
+        hit = hits[use_case.pk]
+        out.append(_error_finding(rule, use_case.team_id, f"use_case:{use_case.pk}", use_case.title,
+                                  hit["requests"], hit["bad"],
+                                  _failed_deployments(rule, now, team_id=use_case.team_id, use_case_id=use_case.pk),
+                                  []))
+    key_ids = [key_of_series(i) for i in hits if key_of_series(i) is not None]
+    for key in GatewayKey.objects.filter(pk__in=key_ids, **_teams(rule)).only("pk", "name", "key_id", "team_id",
+                                                                              "feature"):
+        hit = hits[key_series(key.pk)]
+        out.append(_error_finding(rule, key.team_id, f"key:{key.pk}", f"key {key.name} ({key.prefix})",
+                                  hit["requests"], hit["bad"],
+                                  _failed_deployments(rule, now, team_id=key.team_id, gateway_key_id=key.pk),
+                                  _key_features(key)))
     return out
 
 
@@ -234,9 +259,38 @@ def eval_gate_failures(rule: DetectionRule, now: datetime) -> list[Finding]:
     return out
 
 
+def task_success_drop(rule: DetectionRule, now: datetime) -> list[Finding]:
+    """Live feedback (POST /api/v1/feedback) per use case: the window's task success against the 7 days before,
+    from the folded counts (the beat folds the new feedback rows first, once per evaluation)."""
+    use_case_ids = list(UseCase.objects.filter(team_id=rule.team_id).values_list("pk", flat=True)) \
+        if rule.team_id else None
+    drops = live_quality.task_success_drops(now=now, window_minutes=rule.window_minutes,
+                                            min_total=rule.min_requests, min_drop=rule.threshold,
+                                            use_case_ids=use_case_ids)
+    if not drops:
+        return []
+    use_cases = UseCase.objects.in_bulk([d.use_case_id for d in drops])
+    out = []
+    for drop in drops:
+        use_case = use_cases.get(drop.use_case_id)
+        if use_case is None:
+            continue
+        out.append(Finding(use_case.team_id, f"use_case:{use_case.pk}",
+                           f"Task success dropped on {use_case.title}: {drop.recent_rate:.0%} of "
+                           f"{drop.recent_total} in {rule.window_minutes} min, {drop.base_rate:.0%} before",
+                           f"Live feedback on {use_case.title}: {drop.recent_good} of {drop.recent_total} answers "
+                           f"succeeded in the last {rule.window_minutes} minutes ({drop.recent_rate:.1%}) against "
+                           f"{drop.base_good} of {drop.base_total} in the 7 days before ({drop.base_rate:.1%}); "
+                           f"one-sided two-proportion test p = {drop.p_value:.2g}. The rule fires on a drop of at "
+                           f"least {rule.threshold:.0%} with at least {rule.min_requests} feedbacks in each window "
+                           f"(p < {live_quality.ALPHA:g}).",
+                           {"kind": IncidentType.INCORRECT_OUTPUTS, "use_cases": [use_case.pk]}))
+    return out
+
+
 SIGNALS = {Signal.GATEWAY_ERRORS: gateway_errors, Signal.BREAKER_OPEN: breaker_open, Signal.BUDGET_CAP: budget_cap,
            Signal.COST_ANOMALY: cost_anomaly, Signal.GUARDRAIL_SPIKE: guardrail_spike, Signal.OUTPUT_PII: output_pii,
-           Signal.EVAL_GATE_FAILURES: eval_gate_failures}
+           Signal.EVAL_GATE_FAILURES: eval_gate_failures, Signal.TASK_SUCCESS_DROP: task_success_drop}
 
 
 # -- turning findings into suggestions or incidents ----------------------------------------------------------
@@ -310,7 +364,10 @@ def rules_evaluate(now: datetime | None = None) -> Evaluation:
     """Evaluate every enabled rule once (the beat job)."""
     now = now or timezone.now()
     result = Evaluation()
-    for rule in DetectionRule.objects.filter(enabled=True).order_by("pk"):
+    enabled = list(DetectionRule.objects.filter(enabled=True).order_by("pk"))
+    if any(rule.signal == Signal.TASK_SUCCESS_DROP for rule in enabled):
+        live_quality.feedback_fold(now)  # the new feedback rows into the counts the rule reads
+    for rule in enabled:
         for finding in SIGNALS[rule.signal](rule, now):
             _handle(rule, finding, now, result)
         DetectionRule.objects.filter(pk=rule.pk).update(last_evaluated_at=now)
@@ -318,7 +375,7 @@ def rules_evaluate(now: datetime | None = None) -> Evaluation:
 
 
 # -- a person acts on a suggestion ---------------------------------------------------------------------------
-_PREFILL_FIELDS = ("summary", "features", "deployments", "prompt_versions")
+_PREFILL_FIELDS = ("summary", "features", "deployments", "prompt_versions", "use_cases")
 
 
 def _open(suggestion: IncidentSuggestion, *, actor):

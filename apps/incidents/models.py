@@ -9,6 +9,7 @@ lists of names or ids: the record describes the incident, it does not own those 
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
@@ -400,6 +401,10 @@ class Signal(models.TextChoices):
     GUARDRAIL_SPIKE = "guardrail_spike", "Guardrail blocks spike (per key)"
     OUTPUT_PII = "output_pii", "PII found in outputs (per key)"
     EVAL_GATE_FAILURES = "eval_gate_failures", "Eval gate failures (per prompt)"
+    TASK_SUCCESS_DROP = "task_success_drop", "Task success drop on live feedback (per use case, against its baseline)"
+
+
+FEEDBACK_WINDOW_MAX_MINUTES = 2 * 24 * 60  # the task success drop's window: the 5-minute counts' retention
 
 
 class DetectionRule(models.Model):
@@ -409,9 +414,12 @@ class DetectionRule(models.Model):
     name = models.CharField(max_length=200)
     signal = models.CharField(max_length=24, choices=Signal.choices)
     threshold = models.FloatField(help_text="Error rate 0–1, spend ratio, or a count in the window (blocks, refusals, "
-                                            "outputs with PII, calls to a broken deployment, failed runs).")
+                                            "outputs with PII, calls to a broken deployment, failed runs); task "
+                                            "success drop: the least drop that counts, 0–1 (0.1 = 10 points).")
     window_minutes = models.PositiveIntegerField(default=60)
-    min_requests = models.PositiveIntegerField(default=20, help_text="Gateway errors: fewer requests never fire.")
+    min_requests = models.PositiveIntegerField(default=20, help_text="Gateway errors: fewer requests never fire; task "
+                                                                     "success drop: fewer feedbacks in the window "
+                                                                     "(or its baseline) never fire.")
     severity = models.PositiveSmallIntegerField(choices=Severity.choices, default=Severity.SEV3)
     team = models.ForeignKey("accounts.Team", null=True, blank=True, on_delete=models.CASCADE, related_name="+",
                              help_text="Only this team's signals (empty: every team).")
@@ -424,6 +432,17 @@ class DetectionRule(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        if self.signal == Signal.TASK_SUCCESS_DROP:
+            errors = {}
+            if self.threshold is not None and not 0 < self.threshold < 1:
+                errors["threshold"] = "The least drop that counts, between 0 and 1 (0.1 = 10 points)."
+            if self.window_minutes is not None and not 5 <= self.window_minutes <= FEEDBACK_WINDOW_MAX_MINUTES:
+                errors["window_minutes"] = (f"From 5 to {FEEDBACK_WINDOW_MAX_MINUTES} minutes (the 5-minute "
+                                            "feedback counts are kept 2 days).")
+            if errors:
+                raise ValidationError(errors)
 
 
 class SuggestionStatus(models.TextChoices):
@@ -493,3 +512,33 @@ class PagingDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} INC-{self.incident_id} → {self.webhook_id}"
+
+
+class FeedbackCount(models.Model):
+    """Live task success per use case and time bucket: evals' `Feedback` rows (POST /api/v1/feedback) folded in by
+    the detection beat (apps/incidents/live_quality.py), so the task-success-drop rule reads a few rows per use case
+    instead of the raw feedback. 5-minute buckets for the recent window, hourly ones for the 7-day baseline."""
+
+    use_case_id = models.BigIntegerField()
+    span_minutes = models.PositiveSmallIntegerField()  # 5 or 60
+    start = models.DateTimeField()
+    total = models.IntegerField(default=0)  # feedback with an outcome (success true or false)
+    good = models.IntegerField(default=0)  # of which succeeded
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["span_minutes", "start", "use_case_id"],
+                                               name="incidents_feedback_count_key")]
+
+    def __str__(self) -> str:
+        return f"use case {self.use_case_id} {self.start:%Y-%m-%d %H:%M} +{self.span_minutes} min: " \
+               f"{self.good}/{self.total}"
+
+
+class FeedbackFoldCursor(models.Model):
+    """One row: the last evals `Feedback` id folded into FeedbackCount (the fold reads only the rows after it)."""
+
+    last_id = models.BigIntegerField(default=0)
+    folded_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"feedback folded up to #{self.last_id}"

@@ -230,6 +230,8 @@ def action_item_add(*, incident: Incident, actor, title: str, owner, due_date: d
         errors.update(exc.message_dict)
     try:
         owner = _owner(owner)
+        if owner.pk not in {u.pk for u in owner_choices(incident)}:
+            raise ValidationError({"owner": "Choose a member of the incident's teams, its commander or a responder."})
     except ValidationError as exc:
         errors.update(exc.message_dict)
     if not isinstance(due_date, date):
@@ -256,7 +258,8 @@ def action_item_set_status(*, item: ActionItem, actor, status: str) -> ActionIte
     """Move an action item (its owner, or whoever may change the incident). Allowed after the sign-off too:
     action items outlive the review."""
     incident = item.incident
-    if not (rules.may_update(actor, incident) or (user_id_of(actor) == item.owner_id and user_id_of(actor))):
+    owner = user_id_of(actor) == item.owner_id and user_id_of(actor) and rules.writes_as_its_user(actor)
+    if not (rules.may_update(actor, incident) or owner):
         raise PermissionDenied("Only the owner and engineers of the incident's teams move an action item.")
     if status not in ActionStatus.values:
         raise ValidationError({"status": f"One of: {', '.join(ActionStatus.values)}."})

@@ -89,6 +89,11 @@ class Art73Status:
     assessment: RegulatoryAssessment | None
     suggested_eu_users: bool
 
+    @property
+    def overdue(self) -> bool:
+        """Past the deadline and not reported yet."""
+        return bool(self.deadline and self.deadline.overdue and not (self.assessment and self.assessment.reported_at))
+
 
 def art73_status(incident: Incident) -> Art73Status:
     assessment = assessment_of(incident)

@@ -63,11 +63,17 @@ def may_update(actor, incident: Incident) -> bool:
                                                      for t in team_ids_of(incident))
 
 
+def writes_as_its_user(actor) -> bool:
+    """May `actor` act as the person it is (the commander, an action item's owner)? A token only with a write
+    scope: a read token never writes."""
+    return not isinstance(actor, ApiToken) or Action.CHANGE in SCOPE_ACTIONS.get(actor.scope, frozenset())
+
+
 def may_close(actor, incident: Incident) -> bool:
     """Resolve or mark the review done: the commander (a token only with a write scope), council, admins."""
     if is_admin(actor) or is_council_member(actor):
         return True
-    if isinstance(actor, ApiToken) and Action.CHANGE not in SCOPE_ACTIONS.get(actor.scope, frozenset()):
+    if not writes_as_its_user(actor):
         return False
     return is_authenticated(actor) and incident.commander_id is not None and \
         user_id_of(actor) == incident.commander_id

@@ -98,3 +98,15 @@ class IncidentFactory(factory.django.DjangoModelFactory):
     kind = "incorrect_outputs"
     severity = 2
     team = factory.SubFactory(TeamFactory)
+
+
+class FeedbackFactory(factory.django.DjangoModelFactory):
+    """One piece of production feedback as evals stores it (POST /api/v1/feedback): for reads and rollups. Build
+    many with `FeedbackFactory.build_batch(n, ...)` and `bulk_create`."""
+
+    class Meta:
+        model = "evals.Feedback"
+
+    request_id = factory.Sequence(lambda n: f"fb-req-{n}")
+    thumbs = "up"
+    success = True

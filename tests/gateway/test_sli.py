@@ -68,6 +68,18 @@ def test_counts_of_the_same_minute_add_up_in_both_tables():
     assert (hour.requests, hour.slow[0], hour.slow[1]) == (6, 4, 0)
 
 
+@pytest.mark.django_db
+def test_calls_of_a_key_bound_to_no_use_case_count_under_the_keys_own_series():
+    rows = [{"occurred_at": NOW, "status": "ok", "latency_ms": 100, "gateway_key_id": 5, "use_case_id": None},
+            {"occurred_at": NOW, "status": "error", "error_type": "ProviderUnavailable", "gateway_key_id": 5,
+             "use_case_id": None},
+            {"occurred_at": NOW, "status": "ok", "latency_ms": 100, "gateway_key_id": None, "use_case_id": None}]
+    sli.sli_add(rows)  # the last is no gateway call: not counted
+    assert SliMinute.objects.values_list("use_case_id", "requests", "bad").get() == (sli.key_series(5), 2, 1)
+    assert sli.key_of_series(sli.key_series(5)) == 5 and sli.key_of_series(7) is None
+    assert sli_window([5], start=NOW - timedelta(hours=1), end=NOW + timedelta(minutes=1)) == {}  # SLOs: use cases
+
+
 def test_the_sli_prune_keeps_what_the_windows_need(db, settings):
     from apps.gateway.services import gateway_sli_prune
 
@@ -92,9 +104,16 @@ def test_gateway_calls_of_a_use_case_are_counted_by_the_recorder(gateway_url, lo
         sdk.chat.completions.create(model="fail-500", messages=QUESTION)
     with pytest.raises(openai.PermissionDeniedError):  # 403: not a valid event
         sdk.chat.completions.create(model="embeddings", messages=QUESTION)
+    unbound, unbound_secret = gateway_key(name="batch-job", allowed_aliases=["fail-500"])  # no use case
+    with pytest.raises(openai.InternalServerError):
+        OpenAI(base_url=gateway_url, api_key=unbound_secret, max_retries=0).chat.completions.create(
+            model="fail-500", messages=QUESTION)
 
     drain()
 
     counts = sli.sli_window([use_case.pk], start=datetime.now(UTC) - timedelta(hours=1),
                            end=datetime.now(UTC) + timedelta(minutes=1))[use_case.pk]
     assert (counts.requests, counts.bad, counts.answered) == (3, 1, 2)
+    # the key bound to no use case: its own series (ADR 0103), which no use case's window includes
+    assert list(SliMinute.objects.filter(use_case_id=sli.key_series(unbound.pk))
+                .values_list("requests", "bad")) == [(1, 1)]

@@ -1,26 +1,9 @@
 """/api/v1/incidents: declare, list, get, update, move, note, acknowledge, apply and undo a mitigation, with the
 same rules as the pages (a read token reads, a write token of an engineer writes) and the one error body."""
 
-import pytest
-from django.test import Client
-
 from apps.gateway.services import gateway_key_create
 from apps.incidents.models import Incident, Mitigation
 from portal.api import api
-
-
-def _client(secret):
-    return Client(HTTP_AUTHORIZATION=f"Bearer {secret}")
-
-
-@pytest.fixture
-def write(engineer, team, token_for):
-    return _client(token_for(engineer, team, "write")[1])
-
-
-@pytest.fixture
-def read(viewer, team, token_for):
-    return _client(token_for(viewer, team, "read")[1])
 
 
 def test_every_operation_is_in_the_openapi_schema():
@@ -29,6 +12,16 @@ def test_every_operation_is_in_the_openapi_schema():
     assert {"get", "patch"} <= set(paths["/api/v1/incidents/{incident_id}"])
     for tail in ("status", "notes", "acknowledge", "mitigations", "mitigations/{mitigation_id}/undo"):
         assert "post" in paths[f"/api/v1/incidents/{{incident_id}}/{tail}"]
+    # after the incident (apps/incidents/followup_api.py): the review, runbooks, Art. 73
+    base = "/api/v1/incidents/{incident_id}"
+    assert {"get", "patch"} <= set(paths[f"{base}/review"])
+    for tail in ("review/root-causes", "review/action-items", "review/action-items/{item_id}/status",
+                 "review/sign-off"):
+        assert "post" in paths[f"{base}/{tail}"]
+    assert "delete" in paths[f"{base}/review/root-causes/{{cause_id}}"]
+    assert "get" in paths[f"{base}/art73"]
+    assert {"get", "put"} <= set(paths["/api/v1/incidents/runbooks"])
+    assert "get" in paths["/api/v1/incidents/runbooks/{runbook_id}"]
 
 
 def test_a_script_runs_an_incident_from_declare_to_resolve(write, read, team, owner, engineer):
@@ -90,8 +83,8 @@ def test_a_bad_mitigation_is_a_422_and_switches_nothing(write, declare):
     assert not Mitigation.objects.exists()
 
 
-def test_an_incident_of_another_team_is_a_404(outsider, other_team, token_for, declare):
+def test_an_incident_of_another_team_is_a_404(bearer, outsider, other_team, token_for, declare):
     incident = declare()
-    stranger = _client(token_for(outsider, other_team, "write")[1])
+    stranger = bearer(token_for(outsider, other_team, "write")[1])
     assert stranger.get(f"/api/v1/incidents/{incident.pk}").status_code == 404
     assert stranger.get("/api/v1/incidents").json() == []

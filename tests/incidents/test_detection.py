@@ -14,6 +14,8 @@ from apps.audit.models import AuditEvent
 from apps.costs.models import CostAnomaly, Source
 from apps.evals.models import Dataset, EvalGate, EvalRun, RunStatus
 from apps.gateway.models import SliMinute
+from apps.gateway.services import gateway_key_create
+from apps.gateway.sli import SliCounts, key_series, sli_add_counts
 from apps.incidents import detection, services
 from apps.incidents.models import DetectionRule, Incident, IncidentSuggestion, Signal, Status
 from apps.notifications.models import Notification
@@ -58,6 +60,20 @@ def test_gateway_error_rate_fires_per_use_case_over_the_last_minutes(team, owner
     findings = detection.gateway_errors(rule, NOW)
     assert _about(findings) == [f"use_case:{failing.pk}"]
     assert findings[0].values == {"kind": "provider_outage", "deployments": ["chat/gpt-eu"]}
+
+
+def test_gateway_error_rate_of_a_key_bound_to_no_use_case_fires_per_key(team, owner, other_team, outsider):
+    rule = _rule(Signal.GATEWAY_ERRORS, 0.2, min_requests=20, window_minutes=5, team=team)
+    failing = gateway_key_create(team=team, actor=owner, name="batch-job", feature="batch").key
+    elsewhere = gateway_key_create(team=other_team, actor=outsider, name="other", feature="x").key
+    minute = NOW.replace(second=0, microsecond=0)
+    sli_add_counts({(key_series(failing.pk), minute): SliCounts(requests=50, bad=25, answered=25),
+                    (key_series(elsewhere.pk), minute): SliCounts(requests=50, bad=50)})  # not the rule's team
+    UsageEventFactory(source=Source.GATEWAY, team=team, gateway_key_id=failing.pk, status="error",
+                      deployment="chat/gpt-eu", occurred_at=NOW)
+    findings = detection.gateway_errors(rule, NOW)
+    assert _about(findings) == [f"key:{failing.pk}"]
+    assert findings[0].values == {"kind": "provider_outage", "deployments": ["chat/gpt-eu"], "features": ["batch"]}
 
 
 def test_cost_anomaly_fires_over_its_ratio_within_the_window(team):
