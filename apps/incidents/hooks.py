@@ -19,6 +19,7 @@ from apps.gateway.registry import register_admission_guard, register_guard_polic
 from apps.incidents import mitigations, runbooks, selectors, switches, tasks
 from apps.incidents.models import ACTION_OPEN_STATUSES, ActionItem, Incident, IncidentType, Runbook
 from apps.llm.routing import register_reroutes
+from apps.llm.switches import register_call_switch
 from apps.notifications.waiting import Waiting, register_waiting
 from apps.rag.switches import register_retrieval_switch
 from apps.reviews.panels import register_use_case_panel
@@ -63,6 +64,9 @@ def register() -> None:
     register_reroutes("incident", switches.reroutes_now)
     register_retrieval_switch("incident", switches.retrieval_switch)
     register_guard_policy("incident", switches.guard_policy)
+    # Feature off and stricter filters on the portal's own calls (apps/llm/calls.py), by use case, prompt, feature.
+    register_call_switch(mitigations.GUARD_KEY, mitigations.call_switch)
+    register_call_switch("incident_filters", switches.call_filters)
     register_object_link("incidents.incident", _incident_urls)
     register_waiting("incidents.unacknowledged", waiting_unacknowledged)
     register_object_link("incidents.runbook", _runbook_urls)

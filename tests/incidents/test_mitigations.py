@@ -154,5 +154,5 @@ def test_the_refused_count_reads_the_ledger_since_the_switch(incident, engineer,
     UsageEventFactory(error_type="incident", **common)
     UsageEventFactory(error_type="incident", **common)
     UsageEventFactory(error_type="key_limit", **common)  # another refusal
-    assert selectors.refused_counts([mitigation]) == {mitigation.pk: 2}
-    assert [m.refused for m in selectors.switched_now(actor=engineer)] == [2]
+    assert selectors.effects_of([mitigation])[mitigation.pk].count == 2
+    assert [str(m.effect) for m in selectors.switched_now(actor=engineer)] == ["2 refused"]
