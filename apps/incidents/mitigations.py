@@ -33,7 +33,7 @@ from apps.gateway.registry import AdmissionTarget, admission_changed
 from apps.gateway.services import gateway_key_update
 from apps.incidents import rules
 from apps.incidents.models import EventKind, Incident, Mitigation, MitigationKind
-from apps.incidents.services import MAX_ID, clean_text, timeline_add
+from apps.incidents.services import MAX_ID, clean_text, incident_declare, timeline_add
 from apps.llm.switches import CallScope, CallSwitch, switches_changed
 from apps.notifications.services import notify
 from apps.prompts.models import Prompt
@@ -232,6 +232,24 @@ def mitigation_apply(*, incident: Incident, actor, kind: str, target: dict, para
                  changes={"mitigation": mitigation.pk, "kind": kind, "target": target, "params": params,
                           "reason": reason, "expires_at": expires_at})
     return mitigation
+
+
+@transaction.atomic
+def mitigate_object(*, obj, actor, kind: str, incident: Incident | None = None, declare: dict | None = None,
+                    params: dict | None = None, reason: str = "", expires_in_minutes=None) -> Mitigation:
+    """A switch applied from an object's page (`obj`: apps/incidents/objects.Switchable) on `incident`, an open one,
+    or on one declared with it (`declare`: title, kind, severity; for the object's team, `rules.may_declare`):
+    declared and switched together, or neither. Bad input: ValidationError naming the field, nothing changed."""
+    if kind not in obj.kinds:
+        raise ValidationError({"kind": f"From a {obj.noun}'s page: "
+                                       f"{', '.join(dict(MitigationKind.choices)[k].lower() for k in obj.kinds)}."})
+    if incident is None:
+        if not declare:
+            raise ValidationError({"incident": "Choose an open incident, or declare one."})
+        incident = incident_declare(actor=actor, team=obj.team, summary=f"Declared from the page of {obj.label}.",
+                                    **({"use_cases": [obj.pk]} if obj.scope == "use_case" else {}), **declare)
+    return mitigation_apply(incident=incident, actor=actor, kind=kind, target=obj.target, params=params,
+                            reason=reason, expires_in_minutes=expires_in_minutes)
 
 
 def _describe(mitigation: Mitigation) -> str:

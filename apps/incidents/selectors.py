@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
-from apps.accounts.permissions import Action, is_authenticated, sees_everything, teams_for
+from apps.accounts.permissions import Action, is_admin, is_authenticated, sees_everything, teams_for
 from apps.costs.models import CallStatus, Operation, UsageEvent
 from apps.incidents import mitigations as switches
+from apps.incidents import rules
 from apps.incidents.models import Incident, Mitigation, MitigationKind, SeverityDefinition
 from apps.llm.models import Deployment
 from apps.prompts.models import Prompt
@@ -90,6 +91,15 @@ def mitigations_on(*, actor, scope: str, ids: dict) -> list[Mitigation]:
     rows = _visible(Mitigation.objects.filter(undone_at__isnull=True), actor, "incident__") \
         .filter(**{"target__scope": scope, **{f"target__{k}": v for k, v in ids.items()}})
     return _with_effects(list(rows.select_related("incident", "applied_by").order_by("applied_at")))
+
+
+def incidents_to_switch(*, actor, team) -> list[Incident]:
+    """The open incidents (newest first, at most 50) to which `actor` may attach a switch on an object of `team`:
+    those they may switch on (rules.may_switch) that have the team, or any for council members and admins (their
+    switch adds the team)."""
+    anywhere = is_admin(actor) or rules.is_council_member(actor)
+    incidents = incident_list(actor=actor, filters=IncidentFilters(status="active"))[:50]
+    return [i for i in incidents if (anywhere or team.pk in rules.team_ids_of(i)) and rules.may_switch(actor, i)]
 
 
 def mitigation_get(*, incident: Incident, pk: int) -> Mitigation:
