@@ -24,7 +24,7 @@ from apps.llm import calls
 from apps.llm.aliases import alias_create, deployment_create
 from apps.llm.models import Model
 from apps.llm.services import catalog_seed_local
-from apps.llm.switches import CallRefused
+from apps.llm.switches import CallBlocked, CallRefused
 from apps.prompts.content import Draft
 from apps.prompts.models import PRODUCTION, Label
 from apps.prompts.playground import execute_run, prepare_runs
@@ -188,6 +188,36 @@ def test_stricter_filters_redact_pii_from_a_portal_call_before_the_provider_sees
            guard_input_pii="redact")
     assert _playground(refund_case, engineer, f"please write to {EMAIL}").status == "ok"
     assert EMAIL not in str(upstream.requests[-1]) and "[EMAIL]" in str(upstream.requests[-1])
+
+
+def test_stricter_output_filters_redact_a_portal_answer_plain_or_streamed_block_it_and_undo_lets_it_pass(
+        catalog, incident, engineer, team, django_capture_on_commit_callbacks):
+    catalog.control({"reply": f"Write to {EMAIL} today.", "chunk_chars": 5})  # the address split across deltas
+    target = {"scope": "feature", "team_id": team.pk, "feature": "refund-bot"}
+
+    def context():
+        return UsageContext(source="playground", team_id=team.pk, feature="refund-bot")
+
+    with django_capture_on_commit_callbacks(execute=True):  # the stamp moves on commit, as in production
+        redact = _apply(incident, engineer, "stricter_filters", target, guard_output="redact")
+    assert EMAIL not in calls.chat(model="support", messages=ASK, context=context()).text
+    stream = calls.chat_stream(model="support", messages=ASK, context=context())
+    assert EMAIL not in "".join(stream) and EMAIL not in stream.result.text
+
+    with django_capture_on_commit_callbacks(execute=True):
+        mitigations.mitigation_undo(mitigation=redact, actor=engineer)
+        block = _apply(incident, engineer, "stricter_filters", target, guard_output="block")
+    with pytest.raises(CallBlocked, match="personal data or secrets in the answer"):
+        calls.chat(model="support", messages=ASK, context=context())
+    with pytest.raises(CallBlocked):
+        calls.chat_stream(model="support", messages=ASK, context=context())
+    blocked = UsageEvent.objects.filter(feature="refund-bot").order_by("-id")[:2]
+    assert [(e.status, [a["action"] for a in e.guardrail_actions]) for e in blocked] == [("ok", ["block"])] * 2
+    assert selectors.effects_of([block])[block.pk].count == 2  # what the switch did: 2 filtered
+
+    with django_capture_on_commit_callbacks(execute=True):
+        mitigations.mitigation_undo(mitigation=block, actor=engineer)
+    assert EMAIL in calls.chat(model="support", messages=ASK, context=context()).text
 
 
 def test_feature_off_on_a_use_case_refuses_its_key_its_playground_runs_and_its_rag_answers_until_undone(
