@@ -26,7 +26,7 @@ def _choices(request, obj):
 
 def _render(request, obj, *, form=None, status: int = 200):
     incidents, may_declare = _choices(request, obj)
-    active = selectors.mitigations_on(actor=request.user, scope=obj.scope, ids={objects.SCOPES[obj.scope][0]: obj.pk})
+    active = selectors.mitigations_on(actor=request.user, acting=objects.acting_on(obj))
     for mitigation in active:
         mitigation.may_undo = rules.may_switch(request.user, mitigation.incident)
     form = form or ObjectMitigationForm(incidents=incidents, kinds=obj.kinds, may_declare=may_declare)
@@ -75,8 +75,7 @@ def object_switch_apply(request, scope: str, pk: int):
 @require_POST
 def object_switch_undo(request, scope: str, pk: int, mitigation_pk: int):
     obj = objects.switchable_get(actor=request.user, scope=scope, pk=pk)
-    ids = {objects.SCOPES[obj.scope][0]: obj.pk}
-    mitigation = next((m for m in selectors.mitigations_on(actor=request.user, scope=obj.scope, ids=ids)
+    mitigation = next((m for m in selectors.mitigations_on(actor=request.user, acting=objects.acting_on(obj))
                        if m.pk == mitigation_pk), None)
     if mitigation is None:
         raise Http404("No active switch on this object matches the given query.")

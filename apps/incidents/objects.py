@@ -6,16 +6,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.db.models import Q
 from django.http import Http404
 from django.urls import reverse
 
 from apps.accounts.models import Team
 from apps.gateway import selectors as gateway_selectors
+from apps.gateway.models import GatewayKey
 from apps.incidents.models import MitigationKind
 from apps.prompts import selectors as prompt_selectors
 from apps.prompts.models import Prompt
 from apps.rag import selectors as rag_selectors
 from apps.reviews import selectors as review_selectors
+from apps.reviews.models import UseCaseCollection, UseCasePrompt
 
 K = MitigationKind
 # scope -> (the target's id field, the switches that act on it from its page, its noun)
@@ -78,3 +81,27 @@ def switchable_get(*, actor, scope: str, pk: int) -> Switchable:
     if scope == "collection":
         return of(scope, rag_selectors.collection_get(actor=actor, pk=pk))
     raise Http404("Switches act on a use case, a prompt, a gateway key or a collection.")
+
+
+def _targets(scope: str, ids) -> Q:
+    ids = [i for i in ids if i is not None]
+    return Q(target__scope=scope, **{f"target__{SCOPES[scope][0]}__in": ids}) if ids else Q(pk__in=[])
+
+
+def acting_on(obj: Switchable) -> Q:
+    """Which mitigations act on the object (a filter on Mitigation): those targeting it, and those targeting what
+    covers it or what it covers — a key's feature and use case; a use case's keys, prompts and collections; the use
+    cases a prompt or a collection is linked to."""
+    mine = Q(target__scope=obj.scope, **{f"target__{SCOPES[obj.scope][0]}": obj.pk})
+    if obj.scope == "key":
+        key = GatewayKey.objects.filter(pk=obj.pk).values("team_id", "feature", "use_case_id").get()
+        return mine | Q(target__scope="feature", target__team_id=key["team_id"], target__feature=key["feature"]) | \
+            _targets("use_case", [key["use_case_id"]])
+    if obj.scope == "use_case":
+        return mine | _targets("key", GatewayKey.objects.filter(use_case_id=obj.pk).values_list("pk", flat=True)) | \
+            _targets("prompt", UseCasePrompt.objects.filter(use_case_id=obj.pk).values_list("prompt_id", flat=True)) | \
+            _targets("collection", UseCaseCollection.objects.filter(use_case_id=obj.pk)
+                     .values_list("collection_id", flat=True))
+    links = UseCasePrompt.objects.filter(prompt_id=obj.pk) if obj.scope == "prompt" else \
+        UseCaseCollection.objects.filter(collection_id=obj.pk)
+    return mine | _targets("use_case", links.values_list("use_case_id", flat=True))

@@ -85,11 +85,10 @@ def switched_now(*, actor) -> list[Mitigation]:
                               .select_related("incident", "applied_by", "team").order_by("applied_at")))
 
 
-def mitigations_on(*, actor, scope: str, ids: dict) -> list[Mitigation]:
-    """The active mitigations (of incidents the actor may see) that act on one object now: `scope` and `ids` as
-    a target holds them, e.g. ("use_case", {"use_case_id": 4}), with what each did."""
-    rows = _visible(Mitigation.objects.filter(undone_at__isnull=True), actor, "incident__") \
-        .filter(**{"target__scope": scope, **{f"target__{k}": v for k, v in ids.items()}})
+def mitigations_on(*, actor, acting) -> list[Mitigation]:
+    """The active mitigations (of incidents the actor may see) that act on one object now (`acting`: a filter,
+    apps/incidents/objects.py `acting_on`), oldest first, with what each did."""
+    rows = _visible(Mitigation.objects.filter(undone_at__isnull=True), actor, "incident__").filter(acting)
     return _with_effects(list(rows.select_related("incident", "applied_by").order_by("applied_at")))
 
 

@@ -14,7 +14,7 @@ from apps.llm.services import catalog_seed_local
 from apps.prompts.content import Draft
 from apps.prompts.services import prompt_create
 from apps.rag.services import collection_create
-from apps.reviews.models import State, UseCase
+from apps.reviews.models import State, UseCase, UseCasePrompt
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
@@ -22,6 +22,14 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 @pytest.fixture
 def use_case(team):
     return UseCase.objects.create(team=team, title="Refund helper", state=State.ACTIVE)
+
+
+@pytest.fixture
+def prompt(team, engineer):
+    catalog_seed_local()
+    return prompt_create(team=team, name="support/refund-policy-qa", kind="chat", actor=engineer,
+                         commit_message="first", draft=Draft(kind="chat", config={"model": "local-extractive"},
+                                                             messages=[{"role": "user", "content": "{{ q }}"}]))
 
 
 def _url(name, scope, pk, *more):
@@ -111,11 +119,7 @@ def test_a_viewer_named_responder_switches_but_may_not_declare(client_for, viewe
 
 
 def test_the_prompt_key_and_collection_pages_offer_the_switches_that_act_on_them(client_for, engineer, owner, team,
-                                                                                  incident):
-    catalog_seed_local()
-    prompt = prompt_create(team=team, name="support/refund-policy-qa", kind="chat", actor=engineer,
-                           commit_message="first", draft=Draft(kind="chat", config={"model": "local-extractive"},
-                                                               messages=[{"role": "user", "content": "{{ q }}"}]))
+                                                                                  incident, prompt):
     key = gateway_key_create(team=team, actor=owner, name="refund-bot", feature="refund-bot",
                              requests_per_minute=600).key
     collection = collection_create(team=team, name="Handbook", embedding_model=Model.objects.get(name="local-minilm"),
@@ -141,6 +145,22 @@ def test_the_prompt_key_and_collection_pages_offer_the_switches_that_act_on_them
     # each shows on its own object's box, not on the others'
     box = client.get(_url("object_switches", "key", key.pk), **HTMX).content.decode()
     assert "limit 10 requests per minute" in box and "Retrieval disabled" not in box
+
+
+def test_a_key_and_a_prompt_of_a_use_case_show_its_switch_and_undo_it_from_there(client_for, engineer, owner, team,
+                                                                                   incident, use_case, prompt):
+    UseCasePrompt.objects.create(use_case=use_case, prompt=prompt)
+    key = gateway_key_create(team=team, actor=owner, name="refund-bot", feature="refund-bot",
+                             use_case_id=use_case.pk).key
+    client = client_for(engineer)
+    _apply(client, "use_case", use_case.pk, incident=incident.pk)
+    for scope, pk in (("key", key.pk), ("prompt", prompt.pk)):
+        box = client.get(_url("object_switches", scope, pk), **HTMX).content.decode()
+        assert "use case Refund helper" in box and "Refund answers are paused." in box
+    mitigation = incident.mitigations.get()
+    client.post(_url("object_switch_undo", "key", key.pk, mitigation.pk), **HTMX)
+    mitigation.refresh_from_db()
+    assert not mitigation.is_active
 
 
 def test_an_object_the_reader_may_not_see_is_a_404(client_for, outsider, use_case):
