@@ -87,6 +87,14 @@ def _fresh_model_routes():
     routes_reset()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_call_switches():
+    """Call-switch answers cached in Redis (apps/llm/switches.py) from an earlier test's rows must not answer."""
+    from apps.llm.switches import switches_reset
+
+    switches_reset()
+
+
 @pytest.fixture(scope="session")
 def _llm_standin_server():
     from apps.llm.standin import StandIn, serve_in_thread

@@ -4,6 +4,7 @@ key's own, and actions on a stored body.
     register_admission_guard("use_case", fn)      # fn(AdmissionTarget) -> reason or None (sync; may query)
     register_guard_policy("use_case", fn)         # fn(AdmissionTarget) -> dict of policy fields or None (sync)
     register_body_action("evals_add_item", "Add to eval dataset", url)   # url(body=..., user=...) -> URL | None
+    key_panels.register("incidents", fn)          # fn(*, key, user) -> {"title", "html"} or None: a box on the key page
 
 Reviews registers the `use_case` guard (apps/reviews/hooks.py `use_case_guard`). The front door asks each guard at most
 once per ADMISSION_TTL_SECONDS per key and process (and again at once when the gateway stamp moves: call
@@ -23,6 +24,7 @@ from django.conf import settings
 from django.db import transaction
 
 from apps.core import single_flight
+from apps.core.panels import PanelRegistry
 from apps.gateway import keys
 from apps.gateway.keys import KeyInfo
 from apps.gateway.wire import GatewayError
@@ -53,6 +55,7 @@ class BodyAction:
 
 
 _body_actions: dict[str, BodyAction] = {}
+key_panels = PanelRegistry("gateway key")  # boxes on a key's page (incidents: its switches)
 
 
 def register_body_action(key: str, label: str, url) -> None:

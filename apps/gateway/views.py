@@ -111,7 +111,8 @@ def _key_detail_page(request, key, *, form=None, guard_form=None, status: int = 
     return render(request, "gateway/key_detail.html",
                   {"key": key, "form": form, "may_manage": may_manage, "rotate_form": RotateForm(),
                    "may_revoke": services.may_revoke(request.user, key), "guard_form": guard_form,
-                   "safety": safety, "safety_days": GUARDRAIL_DAYS, "cache_day": cache_day}, status=status)
+                   "safety": safety, "safety_days": GUARDRAIL_DAYS, "cache_day": cache_day,
+                   "panels": registry.key_panels.panels(key=key, user=request.user)}, status=status)
 
 
 @login_required

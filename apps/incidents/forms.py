@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 from django import forms
 
 from apps.incidents.mitigations import DEFAULT_MESSAGE
@@ -61,7 +63,7 @@ class MitigationForm(forms.Form):
 
     kind = forms.ChoiceField(label="Switch", choices=MitigationKind.choices)
     scope = forms.ChoiceField(label="Acts on", choices=[(s, s.replace("_", " ")) for s in _SCOPES],
-                              help_text="Feature off, stricter filters: key, feature, use case. Rate limit: key. "
+                              help_text="Feature off, stricter filters: key, feature, use case, prompt. Rate limit: key. "
                                         "Model fallback: alias, deployment. Retrieval disabled: collection, use "
                                         "case. Prompt rollback: prompt.")
     key_id = forms.TypedChoiceField(label="Gateway key", coerce=int, required=False, empty_value=None)
@@ -82,7 +84,8 @@ class MitigationForm(forms.Form):
     guard_injection = forms.ChoiceField(label="Injection (stricter filters)", required=False,
                                         choices=[c for c in _STRICTER if c[0] != "redact"])
     guard_output = forms.ChoiceField(label="Output scan (stricter filters)", required=False, choices=_STRICTER)
-    prompt = forms.CharField(label="Prompt name (prompt rollback)", required=False, max_length=200)
+    prompt = forms.CharField(label="Prompt name (feature off, stricter filters, prompt rollback)", required=False,
+                             max_length=200)
     to_version = forms.IntegerField(label="Roll back to version (default: the previous)", required=False,
                                     min_value=1)
     message = forms.CharField(label="Message the product shows (feature off, retrieval disabled)", required=False,
@@ -117,19 +120,66 @@ class MitigationForm(forms.Form):
             target["collection_id"] = data["collection_id"]
         else:
             target["name"] = data["prompt"]
-        message = data["message"] if data["message"] != DEFAULT_MESSAGE or kind == MitigationKind.FEATURE_OFF \
-            else ""
-        params = {
-            MitigationKind.FEATURE_OFF: {"message": message},
-            MitigationKind.RATE_LIMIT: {"requests_per_minute": data["requests_per_minute"],
-                                        "requests_per_day": data["requests_per_day"]},
-            MitigationKind.MODEL_FALLBACK: {"to": data["to"], "to_deployment_id": data["to_deployment_id"]},
-            MitigationKind.RETRIEVAL_DISABLED: {"answer": data["answer"], "message": message},
-            MitigationKind.STRICTER_FILTERS: {name: data[name] for name in FILTER_FIELDS},
-            MitigationKind.PROMPT_ROLLBACK: {"to_version": data["to_version"]},
-        }[kind]
-        return {"kind": kind, "target": target, "params": params, "reason": data["reason"],
+        return {"kind": kind, "target": target, "params": switch_params(kind, data), "reason": data["reason"],
                 "expires_in_minutes": data["expires_in_minutes"]}
+
+
+def switch_params(kind: str, data: dict) -> dict:
+    """The service's `params` of a switch of `kind` from a form's cleaned data (the fields of MitigationForm)."""
+    message = data["message"] if data["message"] != DEFAULT_MESSAGE or kind == MitigationKind.FEATURE_OFF else ""
+    return {
+        MitigationKind.FEATURE_OFF: lambda: {"message": message},
+        MitigationKind.RATE_LIMIT: lambda: {"requests_per_minute": data["requests_per_minute"],
+                                            "requests_per_day": data["requests_per_day"]},
+        MitigationKind.MODEL_FALLBACK: lambda: {"to": data["to"], "to_deployment_id": data["to_deployment_id"]},
+        MitigationKind.RETRIEVAL_DISABLED: lambda: {"answer": data["answer"], "message": message},
+        MitigationKind.STRICTER_FILTERS: lambda: {name: data[name] for name in FILTER_FIELDS},
+        MitigationKind.PROMPT_ROLLBACK: lambda: {"to_version": data["to_version"]},
+    }[kind]()
+
+
+# The settings of the switches an object page offers (MitigationForm's fields: one definition of each).
+_OBJECT_SETTINGS = ("message", "answer", "guard_input_pii", "guard_injection", "guard_output", "requests_per_minute",
+                    "requests_per_day", "to_version", "expires_in_minutes", "reason")
+NEW = "new"
+
+
+class ObjectMitigationForm(forms.Form):
+    """A switch from an object's page (use case, prompt, key, collection): the incident it belongs to — an open
+    one, or a new one declared with it — the switch (those that act on this object) and its settings."""
+
+    incident = forms.ChoiceField(label="Incident", help_text="Every switch belongs to an incident (its timeline and "
+                                                             "audit trail).")
+    title = forms.CharField(label="…or declare: title", required=False, max_length=200)
+    incident_kind = forms.ChoiceField(label="Type", required=False, choices=IncidentType.choices)
+    severity = forms.TypedChoiceField(label="Severity", required=False, coerce=int, choices=Severity.choices,
+                                      initial=Severity.SEV2, empty_value=None)
+    kind = forms.ChoiceField(label="Switch")
+
+    def __init__(self, *args, incidents=(), kinds=(), may_declare=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in _OBJECT_SETTINGS:
+            self.fields[name] = copy.deepcopy(MitigationForm.base_fields[name])
+        self.fields["incident"].choices = [(str(i.pk), f"{i.reference} {i.title}") for i in incidents] + \
+            ([(NEW, "Declare a new incident (below)")] if may_declare else [])
+        self.fields["kind"].choices = [(k, MitigationKind(k).label) for k in kinds]
+        if not may_declare:
+            for name in ("title", "incident_kind", "severity"):
+                del self.fields[name]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("incident") == NEW and not data.get("title", "").strip():
+            self.add_error("title", "Give the new incident a title (or choose an open incident).")
+        return data
+
+    def declared(self) -> dict | None:
+        """The new incident's fields, or None when an open one was chosen."""
+        data = self.cleaned_data
+        if data["incident"] != NEW:
+            return None
+        return {"title": data["title"], "kind": data["incident_kind"] or IncidentType.OTHER,
+                "severity": data["severity"] or Severity.SEV2}
 
 
 class IncidentFilterForm(forms.Form):

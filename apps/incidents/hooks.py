@@ -3,7 +3,9 @@ the gateway's `incident` admission guard (a "feature off" mitigation → 423 wit
 guardrail policy (stricter filters), llm's reroutes (model fallback), rag's retrieval switch (retrieval
 disabled), the kinds of `switches.py` into `mitigations.py`, audit links to incidents and runbooks, the header's
 "waiting on you" counts (unacknowledged incidents, action items due), the use case page's "Incidents and
-runbooks" panel (reviews' use-case panel registry) and the paging-webhook task the services queue. Called once,
+runbooks" panel (reviews' use-case panel registry), the "Incident switches" box on the use case, prompt, key and
+collection pages, llm's call switches (feature off and stricter filters on the portal's own calls) and the
+paging-webhook task the services queue. Called once,
 from `IncidentsConfig.ready()`.
 """
 
@@ -15,12 +17,14 @@ from django.utils import timezone
 
 from apps.audit.links import int_ids, register_object_link
 from apps.core.tasks import tasks_register
-from apps.gateway.registry import register_admission_guard, register_guard_policy
-from apps.incidents import mitigations, runbooks, selectors, switches, tasks
+from apps.gateway.registry import key_panels, register_admission_guard, register_guard_policy
+from apps.incidents import mitigations, objects, runbooks, selectors, switches, tasks
 from apps.incidents.models import ACTION_OPEN_STATUSES, ActionItem, Incident, IncidentType, Runbook
 from apps.llm.routing import register_reroutes
+from apps.llm.switches import register_call_switch
 from apps.notifications.waiting import Waiting, register_waiting
-from apps.rag.switches import register_retrieval_switch
+from apps.prompts.registry import register_prompt_panel
+from apps.rag.switches import collection_panels, register_retrieval_switch
 from apps.reviews.panels import register_use_case_panel
 
 
@@ -56,6 +60,20 @@ def use_case_panel(*, use_case, user):
     return {"title": "Incidents and runbooks", "html": html}
 
 
+def switches_panel(scope: str):
+    """The box of switches on an object's page (use case, prompt, key, collection): it loads its content from
+    apps/incidents/object_views.py (what acts on the object now, apply, undo), a plain link without JavaScript."""
+
+    def panel(*, user, **page):
+        (obj,) = page.values()
+        url = reverse("incidents:object_switches", args=[scope, obj.pk])
+        return {"title": "Incident switches",
+                "html": render_to_string("incidents/partials/_object_switches_panel.html",
+                                         {"obj": objects.of(scope, obj), "url": url})}
+
+    return panel
+
+
 def register() -> None:
     register_admission_guard(mitigations.GUARD_KEY, mitigations.incidents_guard)
     # The other four switches (ADR 0081): kinds of mitigations, and what the lower apps ask.
@@ -63,9 +81,16 @@ def register() -> None:
     register_reroutes("incident", switches.reroutes_now)
     register_retrieval_switch("incident", switches.retrieval_switch)
     register_guard_policy("incident", switches.guard_policy)
+    # Feature off and stricter filters on the portal's own calls (apps/llm/calls.py), by use case, prompt, feature.
+    register_call_switch(mitigations.GUARD_KEY, mitigations.call_switch)
+    register_call_switch("incident_filters", switches.call_filters)
     register_object_link("incidents.incident", _incident_urls)
     register_waiting("incidents.unacknowledged", waiting_unacknowledged)
     register_object_link("incidents.runbook", _runbook_urls)
     register_waiting("incidents.action_items", waiting_action_items)
     register_use_case_panel("incidents", use_case_panel)
+    register_use_case_panel("switches", switches_panel("use_case"))
+    register_prompt_panel("switches", switches_panel("prompt"))
+    key_panels.register("switches", switches_panel("key"))
+    collection_panels.register("switches", switches_panel("collection"))
     tasks_register(tasks.paging_deliver_task)

@@ -33,13 +33,15 @@ from apps.gateway.registry import AdmissionTarget, admission_changed
 from apps.gateway.services import gateway_key_update
 from apps.incidents import rules
 from apps.incidents.models import EventKind, Incident, Mitigation, MitigationKind
-from apps.incidents.services import MAX_ID, clean_text, timeline_add
+from apps.incidents.services import MAX_ID, clean_text, incident_declare, timeline_add
+from apps.llm.switches import CallScope, CallSwitch, switches_changed
 from apps.notifications.services import notify
-from apps.reviews.models import UseCase
+from apps.prompts.models import Prompt
+from apps.reviews.models import UseCase, UseCaseCollection, UseCasePrompt
 
 GUARD_KEY = "incident"  # the admission guard's key: the 423's `code`, and the refused usage events' error type
 RATE_LIMIT_CODE = "key_limit"  # the gateway's own 429 code: what a lowered limit refuses with
-SCOPES = {MitigationKind.FEATURE_OFF: ("key", "feature", "use_case"), MitigationKind.RATE_LIMIT: ("key",)}
+SCOPES = {MitigationKind.FEATURE_OFF: ("key", "feature", "use_case", "prompt"), MitigationKind.RATE_LIMIT: ("key",)}
 DEFAULT_MESSAGE = "This feature is switched off for now while we handle an incident. Please try again later."
 DEFAULT_EXPIRY = timedelta(hours=4)
 MIN_EXPIRY, MAX_EXPIRY = timedelta(minutes=5), timedelta(days=7)
@@ -116,11 +118,30 @@ def gateway_target(kind: str, target: dict) -> tuple[dict, str, Team]:
         if not feature or len(feature) > 120:
             raise ValidationError({"target": "Name the feature (as on its gateway keys), at most 120 characters."})
         return {"scope": "feature", "team_id": team.pk, "feature": feature}, f"feature {feature} of {team.name}", team
+    if scope == "prompt":
+        return prompt_target(target)
     use_case_id = whole("target", target.get("use_case_id"), required=True)
     use_case = UseCase.objects.select_related("team").filter(pk=use_case_id).first()
     if use_case is None:
         raise ValidationError({"target": f"No use case #{use_case_id}."})
     return {"scope": "use_case", "use_case_id": use_case.pk}, f"use case {use_case.title}", use_case.team
+
+
+def prompt_target(target: dict) -> tuple[dict, str, Team]:
+    """A prompt by `prompt_id` (or `name`): (clean target, label, its team) or ValidationError naming `target`."""
+    name = str(target.get("name") or "").strip()
+    query = {"name": name} if name else {"pk": whole("target", target.get("prompt_id"), required=True)}
+    prompt = Prompt.objects.select_related("team").filter(**query).first()
+    if prompt is None:
+        raise ValidationError({"target": f"No prompt {name or '#' + str(target.get('prompt_id'))}."})
+    return {"scope": "prompt", "prompt_id": prompt.pk}, f"prompt {prompt.name}", prompt.team
+
+
+def traffic_changed() -> None:
+    """A feature off or stricter filters moved: the gateway's processes ask their guards again on their next
+    request (the gateway stamp) and every process's portal calls ask llm's call switches again (their stamp)."""
+    admission_changed()
+    switches_changed()
 
 
 def _expiry(expires_in_minutes) -> datetime:
@@ -196,7 +217,7 @@ def mitigation_apply(*, incident: Incident, actor, kind: str, target: dict, para
                                            team=team, params=params, reason=reason, applied_by=user_of(actor),
                                            expires_at=expires_at)
     if kind == MitigationKind.FEATURE_OFF:
-        admission_changed()
+        traffic_changed()
     if spec is not None:
         mitigation.params = spec.apply(mitigation, actor)
         mitigation.save(update_fields=["params"])
@@ -211,6 +232,24 @@ def mitigation_apply(*, incident: Incident, actor, kind: str, target: dict, para
                  changes={"mitigation": mitigation.pk, "kind": kind, "target": target, "params": params,
                           "reason": reason, "expires_at": expires_at})
     return mitigation
+
+
+@transaction.atomic
+def mitigate_object(*, obj, actor, kind: str, incident: Incident | None = None, declare: dict | None = None,
+                    params: dict | None = None, reason: str = "", expires_in_minutes=None) -> Mitigation:
+    """A switch applied from an object's page (`obj`: apps/incidents/objects.Switchable) on `incident`, an open one,
+    or on one declared with it (`declare`: title, kind, severity; for the object's team, `rules.may_declare`):
+    declared and switched together, or neither. Bad input: ValidationError naming the field, nothing changed."""
+    if kind not in obj.kinds:
+        raise ValidationError({"kind": f"From a {obj.noun}'s page: "
+                                       f"{', '.join(dict(MitigationKind.choices)[k].lower() for k in obj.kinds)}."})
+    if incident is None:
+        if not declare:
+            raise ValidationError({"incident": "Choose an open incident, or declare one."})
+        incident = incident_declare(actor=actor, team=obj.team, summary=f"Declared from the page of {obj.label}.",
+                                    **({"use_cases": [obj.pk]} if obj.scope == "use_case" else {}), **declare)
+    return mitigation_apply(incident=incident, actor=actor, kind=kind, target=obj.target, params=params,
+                            reason=reason, expires_in_minutes=expires_in_minutes)
 
 
 def _describe(mitigation: Mitigation) -> str:
@@ -263,7 +302,7 @@ def mitigation_undo(*, mitigation: Mitigation, actor, why: str = "") -> Mitigati
     mitigation.undone_at, mitigation.undone_by = timezone.now(), user_of(actor)
     mitigation.save(update_fields=["undone_at", "undone_by"])
     if mitigation.kind == MitigationKind.FEATURE_OFF:
-        admission_changed()
+        traffic_changed()
     timeline_add(incident, kind=EventKind.MITIGATION_UNDONE, actor=actor,
                  text=f"Undone: {mitigation.get_kind_display()} on {mitigation.target_label}"
                       + (f" ({why})" if why else "") + "." + note,
@@ -326,4 +365,47 @@ def incidents_guard(admission: AdmissionTarget) -> str | None:
     for target, params, incident_id in rows:
         if matches(target, admission):
             return f"{params.get('message') or DEFAULT_MESSAGE} (incident INC-{incident_id})"
+    return None
+
+
+def call_covers(scope: CallScope, targets: list[dict]) -> Callable[[dict], bool]:
+    """Which of `targets` cover a portal call of `scope` (apps/llm/switches.py): a feature (team + feature name), a
+    use case (the call's own, or a prompt or collection linked to it), a prompt (by name). A key covers no portal
+    call (the gateway's guard decides for keys). At most two small queries, only for use-case or prompt targets."""
+    use_cases = {t.get("use_case_id") for t in targets if t.get("scope") == "use_case"}
+    prompts = {t.get("prompt_id") for t in targets if t.get("scope") == "prompt"}
+    linked: set[int] = set()
+    if use_cases and scope.prompt_name:
+        linked |= set(UseCasePrompt.objects.filter(use_case_id__in=use_cases, prompt__name=scope.prompt_name)
+                      .values_list("use_case_id", flat=True))
+    if use_cases and scope.collection_id:
+        linked |= set(UseCaseCollection.objects.filter(use_case_id__in=use_cases, collection_id=scope.collection_id)
+                      .values_list("use_case_id", flat=True))
+    named = set(Prompt.objects.filter(pk__in=prompts, name=scope.prompt_name).values_list("pk", flat=True)) \
+        if prompts and scope.prompt_name else set()
+
+    def covers(target: dict) -> bool:
+        kind = target.get("scope")
+        if kind == "feature":
+            return scope.team_id is not None and (target.get("team_id"), target.get("feature")) == \
+                (scope.team_id, scope.feature)
+        if kind == "use_case":
+            use_case = target.get("use_case_id")
+            return use_case in linked or (scope.use_case_id is not None and use_case == scope.use_case_id)
+        return kind == "prompt" and target.get("prompt_id") in named
+
+    return covers
+
+
+def call_switch(scope: CallScope) -> CallSwitch | None:
+    """llm's `incident` call switch for feature off: the message of the first active one covering this portal call."""
+    rows = list(Mitigation.objects.filter(kind=MitigationKind.FEATURE_OFF, undone_at__isnull=True)
+                .order_by("applied_at").values_list("target", "params", "incident_id"))
+    if not rows:
+        return None
+    covers = call_covers(scope, [target for target, _, _ in rows])
+    for target, params, incident_id in rows:
+        if covers(target):
+            return CallSwitch(refuse=f"{params.get('message') or DEFAULT_MESSAGE} (incident INC-{incident_id})",
+                              code=GUARD_KEY)
     return None

@@ -7,10 +7,15 @@ from dataclasses import dataclass
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
-from apps.accounts.permissions import Action, is_authenticated, sees_everything, teams_for
-from apps.costs.models import CallStatus, Source, UsageEvent
+from apps.accounts.permissions import Action, is_admin, is_authenticated, sees_everything, teams_for
+from apps.costs.models import CallStatus, Operation, UsageEvent
 from apps.incidents import mitigations as switches
+from apps.incidents import rules
 from apps.incidents.models import Incident, Mitigation, MitigationKind, SeverityDefinition
+from apps.llm.models import Deployment
+from apps.prompts.models import Prompt
+from apps.rag.switches import REFUSE
+from apps.reviews.models import UseCaseCollection, UseCasePrompt
 
 
 @dataclass(frozen=True)
@@ -61,24 +66,39 @@ def timeline(incident: Incident):
     return incident.timeline.select_related("actor").order_by("at", "id")
 
 
-def mitigations_of(incident: Incident) -> list[Mitigation]:
-    rows = list(incident.mitigations.select_related("applied_by", "undone_by").order_by("-applied_at", "-id"))
-    counts = refused_counts(rows)
+def _with_effects(rows: list[Mitigation]) -> list[Mitigation]:
+    effects = effects_of(rows)
     for row in rows:
-        row.refused = counts.get(row.pk)
+        row.effect = effects.get(row.pk)
         row.details = switches.details(row)
     return rows
+
+
+def mitigations_of(incident: Incident) -> list[Mitigation]:
+    return _with_effects(list(incident.mitigations.select_related("applied_by", "undone_by")
+                              .order_by("-applied_at", "-id")))
 
 
 def switched_now(*, actor) -> list[Mitigation]:
-    """Every active mitigation the actor may see, oldest first (what is switched now), with its refusal count."""
-    rows = list(_visible(Mitigation.objects.filter(undone_at__isnull=True), actor, "incident__")
-                .select_related("incident", "applied_by", "team").order_by("applied_at"))
-    counts = refused_counts(rows)
-    for row in rows:
-        row.refused = counts.get(row.pk)
-        row.details = switches.details(row)
-    return rows
+    """Every active mitigation the actor may see, oldest first (what is switched now), with what it did."""
+    return _with_effects(list(_visible(Mitigation.objects.filter(undone_at__isnull=True), actor, "incident__")
+                              .select_related("incident", "applied_by", "team").order_by("applied_at")))
+
+
+def mitigations_on(*, actor, acting) -> list[Mitigation]:
+    """The active mitigations (of incidents the actor may see) that act on one object now (`acting`: a filter,
+    apps/incidents/objects.py `acting_on`), oldest first, with what each did."""
+    rows = _visible(Mitigation.objects.filter(undone_at__isnull=True), actor, "incident__").filter(acting)
+    return _with_effects(list(rows.select_related("incident", "applied_by").order_by("applied_at")))
+
+
+def incidents_to_switch(*, actor, team) -> list[Incident]:
+    """The open incidents (newest first, at most 50) to which `actor` may attach a switch on an object of `team`:
+    those they may switch on (rules.may_switch) that have the team, or any for council members and admins (their
+    switch adds the team)."""
+    anywhere = is_admin(actor) or rules.is_council_member(actor)
+    incidents = incident_list(actor=actor, filters=IncidentFilters(status="active"))[:50]
+    return [i for i in incidents if (anywhere or team.pk in rules.team_ids_of(i)) and rules.may_switch(actor, i)]
 
 
 def mitigation_get(*, incident: Incident, pk: int) -> Mitigation:
@@ -88,30 +108,96 @@ def mitigation_get(*, incident: Incident, pk: int) -> Mitigation:
     return mitigation
 
 
-def refused_counts(mitigations) -> dict[int, int]:
-    """{mitigation id: requests the gateway refused because of it since it was applied}, read from the usage
-    ledger's refused events (the gateway records each refusal with its code: `incident` for a feature off,
-    `key_limit` for a limit). Counted once the recorder has written them (seconds)."""
-    counts = {}
+@dataclass(frozen=True)
+class Effect:
+    """What a switch did since it was applied (until its undo): `count` calls `what`; None: not counted."""
+
+    count: int | None
+    what: str
+
+    def __str__(self) -> str:
+        return "—" if self.count is None else f"{self.count} {self.what}"
+
+
+def _covered(m: Mitigation) -> Q | None:
+    """The ledger's events of the switch's target: a key, a feature, a use case (its own events and those of its
+    linked prompts and collections: the portal's calls), a prompt; None for another scope."""
+    target, scope = m.target, m.target.get("scope")
+    if scope == "key":
+        return Q(gateway_key_id=target.get("key_id"))
+    if scope == "feature":
+        return Q(team_id=target.get("team_id"), feature=target.get("feature"))
+    if scope == "use_case":
+        use_case = target.get("use_case_id")
+        return Q(use_case_id=use_case) | Q(prompt_name__in=UseCasePrompt.objects.filter(use_case_id=use_case)
+                                           .values("prompt__name")) | \
+            Q(collection_id__in=UseCaseCollection.objects.filter(use_case_id=use_case).values("collection_id"))
+    if scope == "prompt":
+        return Q(prompt_name__in=Prompt.objects.filter(pk=target.get("prompt_id")).values("name"))
+    if scope == "collection":
+        return Q(collection_id=target.get("collection_id"))
+    return None
+
+
+def _fallback(m: Mitigation) -> tuple[Q, str]:
+    params = m.params
+    if params.get("to"):
+        return Q(alias=params["to"]) | Q(alias="", model=params["to"]), f"served by {params['to']}"
+    if params.get("to_deployment_id"):
+        deployment = Deployment.objects.select_related("alias", "model").filter(pk=params["to_deployment_id"]).first()
+        label = f"{deployment.alias.name}/{deployment.model.name}" if deployment else "-"
+        return Q(deployment=label), f"served by {label}"
+    skipped = Deployment.objects.select_related("alias", "model").filter(pk=m.target.get("deployment_id")).first()
+    if skipped is None:
+        return Q(pk__in=[]), "served by its alias's other deployments"
+    return Q(alias=skipped.alias.name) & ~Q(deployment=f"{skipped.alias.name}/{skipped.model.name}"), \
+        f"served by {skipped.alias.name}'s other deployments"
+
+
+def _effect_query(m: Mitigation) -> tuple[Q | None, str]:
+    """(which ledger events the switch's effect is, in words), from what the ledger already holds."""
+    refused = Q(status=CallStatus.REFUSED)
+    if m.kind == MitigationKind.FEATURE_OFF:
+        covered = _covered(m)
+        return (None if covered is None else refused & Q(error_type=switches.GUARD_KEY) & covered), "refused"
+    if m.kind == MitigationKind.RATE_LIMIT:
+        return refused & Q(error_type=switches.RATE_LIMIT_CODE, gateway_key_id=m.target.get("key_id")), "refused"
+    if m.kind == MitigationKind.STRICTER_FILTERS:
+        covered = _covered(m)
+        return (None if covered is None else Q(guardrail_actions__isnull=False) & covered), "filtered"
+    if m.kind == MitigationKind.MODEL_FALLBACK:
+        query, what = _fallback(m)
+        return Q(status=CallStatus.OK) & query, what
+    if m.kind == MitigationKind.RETRIEVAL_DISABLED:
+        if m.params.get("answer") == REFUSE:
+            return None, "answers refused (not counted: they call no model)"
+        covered = Q(collection_id=m.target["collection_id"]) if m.target.get("scope") == "collection" else \
+            Q(collection_id__in=UseCaseCollection.objects.filter(use_case_id=m.target.get("use_case_id"))
+              .values("collection_id"))
+        return Q(status=CallStatus.OK, operation=Operation.CHAT) & covered, "answered without retrieval"
+    if m.kind == MitigationKind.PROMPT_ROLLBACK:
+        version = m.params.get("to_version")
+        return Q(status=CallStatus.OK, prompt_version=version) & _covered(m), f"served by v{version}"
+    return None, ""
+
+
+def effects_of(mitigations) -> dict[int, Effect]:
+    """{mitigation id: what it did between its application and its undo}, counted in the usage ledger (no write
+    of its own): calls refused (feature off: error type `incident`, the gateway's and the portal's; rate limit:
+    `key_limit`), calls filtered (stricter filters: the events with guardrail actions), calls served by the
+    fallback, RAG answers made without retrieval, calls served by the rolled-back version. The gateway's events
+    count once its recorder has written them (seconds)."""
+    effects = {}
     for m in mitigations:
-        if m.kind not in (MitigationKind.FEATURE_OFF, MitigationKind.RATE_LIMIT):
-            continue  # the other switches refuse nothing at the gateway's door
-        code = switches.GUARD_KEY if m.kind == MitigationKind.FEATURE_OFF else switches.RATE_LIMIT_CODE
-        events = UsageEvent.objects.filter(source=Source.GATEWAY, status=CallStatus.REFUSED, error_type=code,
-                                           occurred_at__gte=m.applied_at)
+        query, what = _effect_query(m)
+        if query is None:
+            effects[m.pk] = Effect(None, what)
+            continue
+        events = UsageEvent.objects.filter(query, occurred_at__gte=m.applied_at)
         if m.undone_at is not None:
             events = events.filter(occurred_at__lt=m.undone_at)
-        scope = m.target.get("scope")
-        if scope == "key":
-            events = events.filter(gateway_key_id=m.target.get("key_id"))
-        elif scope == "feature":
-            events = events.filter(team_id=m.target.get("team_id"), feature=m.target.get("feature"))
-        elif scope == "use_case":
-            events = events.filter(use_case_id=m.target.get("use_case_id"))
-        else:
-            continue
-        counts[m.pk] = events.count()
-    return counts
+        effects[m.pk] = Effect(events.count(), what)
+    return effects
 
 
 def severity_definitions() -> list[SeverityDefinition]:

@@ -25,16 +25,25 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.core.exceptions import ValidationError
-from django.db.models import Q
 
 from apps.gateway.guard import ORDER
-from apps.gateway.registry import AdmissionTarget, admission_changed
-from apps.incidents.mitigations import SwitchKind, gateway_target, matches, register_kind, whole
+from apps.gateway.registry import AdmissionTarget
+from apps.incidents.mitigations import (
+    SwitchKind,
+    call_covers,
+    gateway_target,
+    matches,
+    prompt_target,
+    register_kind,
+    traffic_changed,
+    whole,
+)
 from apps.incidents.models import Incident, Mitigation, MitigationKind
 from apps.incidents.services import clean_text
 from apps.llm.models import Deployment, Model, ModelAlias
 from apps.llm.routing import Reroute, deployment_key, routes_changed
-from apps.prompts.models import PRODUCTION, Label, LabelEvent, Prompt, PromptVersion
+from apps.llm.switches import FILTERS, CallScope, CallSwitch
+from apps.prompts.models import PRODUCTION, Label, LabelEvent, PromptVersion
 from apps.prompts.services import label_move_now
 from apps.rag.models import Collection
 from apps.rag.switches import ANSWER_MODES, REFUSE, RetrievalOff
@@ -248,17 +257,27 @@ def guard_policy(admission: AdmissionTarget) -> dict[str, str] | None:
     return policy or None
 
 
+def call_filters(scope: CallScope) -> CallSwitch | None:
+    """llm's `incident_filters` call switch: the stricter filters of every active one covering this portal call."""
+    rows = list(_active(MitigationKind.STRICTER_FILTERS).values_list("target", "params"))
+    if not rows:
+        return None
+    covers = call_covers(scope, [target for target, _ in rows])
+    answer = None
+    for target, params in rows:
+        if covers(target):
+            this = CallSwitch(**{name.removeprefix("guard_"): params[name] for name in FILTER_FIELDS
+                                 if params.get(name) in FILTERS[name.removeprefix("guard_")]})
+            answer = this if answer is None else answer.stricter(this)
+    return answer
+
+
 # -- prompt rollback ------------------------------------------------------------------------------------------
 
 def _prompt_target(target: dict, incident: Incident):
     if target.get("scope") != "prompt":
         raise ValidationError({"target": "A prompt rollback acts on: prompt."})
-    name = str(target.get("name") or "").strip()
-    query = Q(name=name) if name else Q(pk=whole("target", target.get("prompt_id"), required=True))
-    prompt = Prompt.objects.select_related("team").filter(query).first()
-    if prompt is None:
-        raise ValidationError({"target": f"No prompt {name or '#' + str(target.get('prompt_id'))}."})
-    return {"scope": "prompt", "prompt_id": prompt.pk}, f"prompt {prompt.name}", prompt.team
+    return prompt_target(target)
 
 
 def _production(prompt_id: int) -> PromptVersion | None:
@@ -335,8 +354,8 @@ def register() -> None:
         scopes=("collection", "use_case"), target=_retrieval_target, params=_retrieval_params,
         **_telling(lambda: None), describe=_retrieval_describe))
     register_kind(MitigationKind.STRICTER_FILTERS, SwitchKind(
-        scopes=("key", "feature", "use_case"), target=_filters_target, params=_filters_params,
-        **_telling(admission_changed), describe=_filters_describe))
+        scopes=("key", "feature", "use_case", "prompt"), target=_filters_target, params=_filters_params,
+        **_telling(traffic_changed), describe=_filters_describe))
     register_kind(MitigationKind.PROMPT_ROLLBACK, SwitchKind(
         scopes=("prompt",), target=_prompt_target, params=_rollback_params, apply=_rollback_apply,
         undo=_rollback_undo, describe=_rollback_describe))

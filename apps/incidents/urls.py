@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.incidents import followup_views, views
+from apps.incidents import followup_views, object_views, views
 
 app_name = "incidents"
 
@@ -14,6 +14,11 @@ urlpatterns = [
     path("<int:pk>/notes/", views.note_add, name="note"),
     path("<int:pk>/mitigations/", views.mitigation_apply, name="mitigation_apply"),
     path("<int:pk>/mitigations/<int:mitigation_pk>/undo/", views.mitigation_undo, name="mitigation_undo"),
+    # the same switches from the use case / prompt / key / collection pages (apps/incidents/object_views.py)
+    path("switches/<str:scope>/<int:pk>/", object_views.object_switches, name="object_switches"),
+    path("switches/<str:scope>/<int:pk>/apply/", object_views.object_switch_apply, name="object_switch_apply"),
+    path("switches/<str:scope>/<int:pk>/<int:mitigation_pk>/undo/", object_views.object_switch_undo,
+         name="object_switch_undo"),
 
     # after and around the incident: review, runbooks, Art. 73, metrics, detection suggestions (ADR 0084-0087)
     path("metrics/", followup_views.metrics_page, name="metrics"),

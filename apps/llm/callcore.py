@@ -242,6 +242,7 @@ class CallState:
         self.upstream_ms: int | None = None
         self.ttft_ms: int | None = None
         self.call_record: CallRecord | None = None
+        self.guardrail_actions: list[dict] = []  # what a switch's filters did (apps/llm/switches.py)
 
     def bind(self, model: Model, *, deployment: str = "") -> None:
         """The catalog model (and alias deployment) this call is sent to now."""
@@ -297,7 +298,7 @@ class CallState:
                 tokens=usage.token_counts(), status=status, error_type=error_type[:80],
                 latency_ms=self.elapsed_ms(), upstream_ms=self.upstream_ms, ttft_ms=self.ttft_ms,
                 deployment=self.deployment, alias=self.alias, fallbacks=self.fallbacks, cache_hit=self.cache_hit,
-                estimated=usage.estimated,
+                estimated=usage.estimated, guardrail_actions=tuple(self.guardrail_actions),
             )
             count(self.call_record, self.provider_kind)
         return self.call_record
@@ -331,11 +332,13 @@ def ledger_record(record: CallRecord) -> UsageEvent:
     context = record.context
     if context.request_id != record.request_id:
         context = dataclasses.replace(context, request_id=record.request_id)
-    hit = {"cache_hit": True, "cache_saving": record.cache_saving} if record.cache_hit else {}  # llm/cache.py
+    columns = {"cache_hit": True, "cache_saving": record.cache_saving} if record.cache_hit else {}  # llm/cache.py
+    if record.guardrail_actions:  # a switch's filters acted (apps/llm/switches.py)
+        columns["guardrail_actions"] = list(record.guardrail_actions)
     event = usage_event_record(context=context, provider=record.provider, model=record.model,
                                price_name=record.price_name, operation=record.operation, tokens=record.tokens,
                                latency_ms=record.latency_ms, status=record.status, error_type=record.error_type,
-                               occurred_at=record.occurred_at, **hit)
+                               occurred_at=record.occurred_at, **columns)
     warn_unpriced(record, event.cost)
     return event
 

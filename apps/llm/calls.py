@@ -13,6 +13,7 @@ under `<request_id>-2`, `-3`…, so the ledger's idempotency never swallows a re
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterator
 from typing import TypeVar
@@ -41,6 +42,15 @@ from apps.llm.results import (
     Usage,
 )
 from apps.llm.routing import Route, RoutePlan, Target, rerouted, resolve, route_for_model
+from apps.llm.switches import (
+    CallBlocked,
+    CallRefused,
+    CallSwitch,
+    blocked_output,
+    screen_input,
+    screen_output,
+    switch_for,
+)
 from apps.llm.tokens import estimate_tokens
 
 log = logging.getLogger(__name__)
@@ -81,12 +91,21 @@ class _Call(CallState):
         """Record the failure (unless already recorded) and hand the exception back to be raised."""
         if self.event is None:
             error_type = callcore.error_type_of(exc)
+            status = CallStatus.REFUSED if isinstance(exc, CallBlocked) else CallStatus.ERROR  # a filter's input block
             try:
-                self.record(usage=usage, status=CallStatus.ERROR, error_type=error_type)
+                self.record(usage=usage, status=status, error_type=error_type)
             except Exception:  # the ledger failing must not hide why the call failed
                 log.exception("could not record a failed model call (%s)", error_type)
             log.info("model call %s on %s failed: %s", self.operation, self.model_label, error_type)
         return exc
+
+    def switched(self) -> CallSwitch | None:
+        """What the registered switches say of this call (apps/llm/switches.py); a refusal is recorded and raised."""
+        switch = switch_for(self.context)
+        if switch is not None and switch.refuse:
+            self.record(usage=None, status=CallStatus.REFUSED, error_type=switch.code)
+            raise CallRefused(switch.refuse, code=switch.code)
+        return switch
 
     def preflight(self, plan: RoutePlan, input_tokens: int, max_output_tokens: int | None) -> None:
         """Ask costs whether this call may spend; a refusal is recorded and re-raised as is."""
@@ -145,12 +164,49 @@ def _cached_chat(call: _Call, lookup: Lookup) -> ChatResult:
     return response_cache.chat_result(lookup.entry, record, usage_event_id=event.pk)
 
 
-def _begin_chat(call: _Call, model, request: ChatRequest, cache: CachePolicy | None) -> tuple[Route, Lookup | None]:
-    """The route and the request's checks, then the response cache (before the budget: a hit reserves nothing)."""
+def _begin_chat(call: _Call, model, request: ChatRequest, cache: CachePolicy | None
+                ) -> tuple[Route, ChatRequest, CallSwitch | None, Lookup | None]:
+    """The route and the request's checks, the switches (a refusal, the input filters: a filtered call skips the
+    response cache), then the response cache (before the budget: a hit reserves nothing)."""
     route = _route(model, ModelKind.CHAT)
     call.bind_route(route)
     chat_request_check(request, route.widest_output)
-    return route, response_cache.read(response_cache.chat_lookup(cache, call.context, _asked(model), request))
+    switch = call.switched()
+    if switch is not None and switch.filters:
+        request = dataclasses.replace(request, messages=screen_input(switch, request.messages,
+                                                                     call.guardrail_actions))
+        cache = None
+    return route, request, switch, response_cache.read(response_cache.chat_lookup(cache, call.context,
+                                                                                  _asked(model), request))
+
+
+def _screened(call: _Call, switch: CallSwitch | None, answer: ProviderChat) -> tuple[ProviderChat, bool]:
+    """The answer under the switches' output filter, and whether it is blocked (raised once recorded)."""
+    if switch is None:
+        return answer, False
+    text, blocked = screen_output(switch, answer.text, call.guardrail_actions)
+    return (dataclasses.replace(answer, text=text) if text != answer.text else answer), blocked
+
+
+def _whole_stream(call: _Call, switch: CallSwitch, source: Iterator[StreamDelta], slot: Slot | None
+                  ) -> Iterator[StreamDelta]:
+    """A stream under an output filter: read whole and scanned now; then handed out as one piece. A block is
+    recorded (what the answer cost) and raised from chat_stream() itself."""
+    try:
+        pieces = list(source)
+    except Exception:
+        _release(slot, "fail")
+        raise
+    final = next((piece.final for piece in pieces if piece.final is not None), None)
+    text = final.text if final is not None else "".join(piece.text for piece in pieces)
+    shown, blocked = screen_output(switch, text, call.guardrail_actions)
+    if blocked:
+        call.attempt_end()
+        _release(slot, "ok")
+        call.record(usage=final.usage if final else None, status=CallStatus.OK)
+        raise blocked_output(call.guardrail_actions)
+    return iter([StreamDelta(text=shown), *([StreamDelta(final=dataclasses.replace(final, text=shown))]
+                                            if final is not None else [])])
 
 
 def _start_chat(call: _Call, route: Route, request: ChatRequest) -> RoutePlan:
@@ -168,7 +224,7 @@ def chat(*, model: str | Model, messages: list[dict], context: UsageContext, tem
     call = _Call(Operation.CHAT, context, model)
     try:
         request = chat_request_build(messages, temperature, max_tokens, response_format, tools, extra)
-        route, lookup = _begin_chat(call, model, request, cache)
+        route, request, switch, lookup = _begin_chat(call, model, request, cache)
         if lookup is None or not lookup.hit:
             plan = _start_chat(call, route, request)
             answer, _, slot = _along(call, plan, lambda target, timeout: adapter_for(target.model.provider).chat(
@@ -179,7 +235,10 @@ def chat(*, model: str | Model, messages: list[dict], context: UsageContext, tem
         raise call.fail(exc)
     if lookup is not None and lookup.hit:
         return _cached_chat(call, lookup)
+    answer, blocked = _screened(call, switch, answer)
     result = _chat_result(call, answer)
+    if blocked:
+        raise blocked_output(call.guardrail_actions)
     response_cache.store(lookup, result)
     return result
 
@@ -294,13 +353,15 @@ def chat_stream(*, model: str | Model, messages: list[dict], context: UsageConte
     call = _Call(Operation.CHAT, context, model)
     try:
         request = chat_request_build(messages, temperature, max_tokens, response_format, tools, extra)
-        route, lookup = _begin_chat(call, model, request, cache)
+        route, request, switch, lookup = _begin_chat(call, model, request, cache)
         if lookup is not None and lookup.hit:
             return ChatStream(call, request, iter(response_cache.replay(lookup.entry)), lookup=lookup)
         plan = _start_chat(call, route, request)
         # Fallback happens here only, while connecting: once the stream has begun it is this deployment's.
         source, _, slot = _along(call, plan, lambda target, timeout: adapter_for(target.model.provider).chat_stream(
             target.model, request, timeout=timeout))
+        if switch is not None and switch.output != "off":
+            source = _whole_stream(call, switch, source, slot)
     except Exception as exc:
         raise call.fail(exc)
     return ChatStream(call, request, source, slot, lookup=lookup)

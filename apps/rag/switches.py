@@ -1,6 +1,8 @@
 """Where apps above rag switch retrieval off (incidents' "retrieval disabled"), without rag knowing them.
 
     register_retrieval_switch("incident", fn)   # fn(collection_id, team_id) -> RetrievalOff | None (sync; may query)
+    collection_panels.register("incidents", fn)  # fn(*, collection, user) -> {"title", "html"} or None: a box on
+                                                 # the collection's page (its switches, to apply and undo)
 
 `retrieve()` asks every registered switch before it runs a query, each time (one small query: nothing to
 cache, so a switch acts on the very next retrieval in every process). A collection switched off retrieves
@@ -12,6 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from apps.core.panels import PanelRegistry
 
 REFUSE = "refuse"
 WITHOUT = "without"  # answer without retrieval, with a disclaimer
@@ -26,6 +30,7 @@ class RetrievalOff:
 
 Switch = Callable[[int, int], "RetrievalOff | None"]
 _switches: dict[str, Switch] = {}
+collection_panels = PanelRegistry("collection")
 
 
 def register_retrieval_switch(key: str, fn: Switch) -> None:

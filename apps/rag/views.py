@@ -41,6 +41,7 @@ from apps.rag.forms import (
 from apps.rag.models import DocumentStatus, RetrievalEvalResult
 from apps.rag.rerank import rerank_available
 from apps.rag.retrieval import retrieve
+from apps.rag.switches import collection_panels
 
 DOCUMENTS_PER_PAGE = 50
 
@@ -108,7 +109,8 @@ def collection_detail(request, pk: int):
     context = _collection_context(request, collection)
     context.update({"page": page, "status": status, "search": search, "upload_form": UploadForm(),
                     "import_form": ImportForm(), "share_form": ShareForm(),
-                    "datasets": selectors.dataset_list(collection=collection)})
+                    "datasets": selectors.dataset_list(collection=collection),
+                    "panels": collection_panels.panels(collection=collection, user=request.user)})
     return render_page_or_fragment(request, "rag/detail.html", context, fragment="documents")
 
 

@@ -1,10 +1,11 @@
 """An incident from an engineer's side: declare a Sev2, switch a feature off with one click, see it on "what is
-switched now", resolve the incident."""
+switched now", resolve the incident; and switch a use case off from its own page, see it refuse a portal call, undo."""
 
 import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import log_in
+from tests.e2e.layout import assert_page_usable, at_widths, htmx_swap
 
 
 @pytest.mark.django_db(transaction=True)
@@ -73,3 +74,50 @@ def test_a_responder_flips_a_model_fallback_from_the_incident_and_sees_it_switch
     expect(switched).to_contain_text("alias chat")
     expect(switched).to_contain_text("The chat alias's deployment misbehaves.")
     expect(switched).to_contain_text("evan")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_engineer_switches_a_use_case_off_from_its_page_sees_it_refuse_and_undoes_it(page, page_log,
+                                                                                         demo_people):
+    from apps.accounts.models import Team
+    from apps.costs.services import UsageContext
+    from apps.incidents import services
+    from apps.llm import calls
+    from apps.llm.services import catalog_seed_local
+    from apps.llm.switches import CallRefused
+    from apps.reviews.models import State, UseCase
+
+    catalog_seed_local()
+    team = Team.objects.get(slug="support-ai")
+    use_case = UseCase.objects.create(team=team, title="Refund eligibility assistant", state=State.ACTIVE)
+    incident = services.incident_declare(actor=demo_people["evan"], team=team, severity=2, kind="incorrect_outputs",
+                                         title="Refund assistant quotes 60-day refunds")
+
+    def portal_call():  # the portal's own call for this use case (as a playground or RAG answer makes it)
+        return calls.chat(model="local-extractive", messages=[{"role": "user", "content": "Refund window?"}],
+                          context=UsageContext(source="playground", team_id=team.pk, use_case_id=use_case.pk))
+
+    log_in(page, "evan")
+    page.goto(use_case.get_absolute_url())
+    switches = page.get_by_test_id("object-switches")
+    expect(switches).to_contain_text("Nothing is switched on this use case.")
+    form = page.get_by_test_id("mitigate-form")
+    form.get_by_label("Incident", exact=True).select_option(str(incident.pk))
+    form.get_by_label("Switch", exact=True).select_option("feature_off")
+    form.get_by_label("Message the product shows").fill("Refund answers are paused for now.")
+    form.get_by_label("Why", exact=True).fill("It quotes a 60-day window.")
+    with htmx_swap(page, "/incidents/switches/"):
+        form.get_by_role("button", name="Apply").click()
+    expect(switches).to_contain_text("Refund answers are paused for now.")
+    expect(switches).to_contain_text(incident.reference)
+
+    with pytest.raises(CallRefused, match="^Refund answers are paused for now"):
+        portal_call()
+    page.reload()
+    expect(page.get_by_test_id("effect")).to_have_text("1 refused")
+    at_widths(page, lambda width: assert_page_usable(page, page_log))
+
+    with htmx_swap(page, "/undo/"):
+        page.get_by_test_id("object-switches").get_by_role("button", name="Undo").click()
+    expect(page.get_by_test_id("object-switches")).to_contain_text("Nothing is switched on this use case.")
+    assert portal_call().text

@@ -34,7 +34,7 @@ def test_feature_off_refuses_with_423_and_undo_serves_again(gateway_url, local_c
         assert caught.value.body["message"].startswith("Refund answers are paused for now.")
         assert caught.value.body["code"] == mitigations.GUARD_KEY
     drain()
-    assert selectors.refused_counts([mitigation]) == {mitigation.pk: 2}
+    assert selectors.effects_of([mitigation])[mitigation.pk].count == 2
 
     mitigations.mitigation_undo(mitigation=mitigation, actor=engineer)
     assert _ask(sdk).choices[0].message.content

@@ -154,5 +154,33 @@ def test_the_refused_count_reads_the_ledger_since_the_switch(incident, engineer,
     UsageEventFactory(error_type="incident", **common)
     UsageEventFactory(error_type="incident", **common)
     UsageEventFactory(error_type="key_limit", **common)  # another refusal
-    assert selectors.refused_counts([mitigation]) == {mitigation.pk: 2}
-    assert [m.refused for m in selectors.switched_now(actor=engineer)] == [2]
+    assert selectors.effects_of([mitigation])[mitigation.pk].count == 2
+    assert [str(m.effect) for m in selectors.switched_now(actor=engineer)] == ["2 refused"]
+
+
+def test_every_switch_shows_what_it_did_since_it_was_applied_from_the_ledger(incident, engineer, team):
+    def switch(kind, target, **params):
+        return Mitigation.objects.create(incident=incident, kind=kind, target=target, target_label="it", team=team,
+                                         params=params, applied_by=engineer,
+                                         expires_at=timezone.now() + timedelta(hours=1))
+
+    filters = switch("stricter_filters", {"scope": "feature", "team_id": team.pk, "feature": "refund-bot"},
+                     guard_input_pii="block")
+    fallback = switch("model_fallback", {"scope": "alias", "name": "support"}, to="support-large")
+    without = switch("retrieval_disabled", {"scope": "collection", "collection_id": 7}, answer="without")
+    refuse = switch("retrieval_disabled", {"scope": "collection", "collection_id": 8}, answer="refuse")
+    earlier = filters.applied_at - timedelta(seconds=5)
+    acted = [{"direction": "input", "check": "pii", "action": "block", "kinds": {"EMAIL": 1}}]
+    UsageEventFactory(team=team, feature="refund-bot", guardrail_actions=acted, status="refused")
+    UsageEventFactory(team=team, feature="refund-bot", guardrail_actions=acted, occurred_at=earlier)  # before
+    UsageEventFactory(team=team, feature="refund-bot")  # nothing filtered
+    UsageEventFactory(alias="support-large", model="support-large")
+    UsageEventFactory(alias="", model="support-large")
+    UsageEventFactory(alias="support", model="support-small", deployment="support/support-small")
+    UsageEventFactory(collection_id=7, operation="chat")
+    UsageEventFactory(collection_id=8, operation="chat")
+
+    effects = selectors.effects_of([filters, fallback, without, refuse])
+    assert [str(effects[m.pk]) for m in (filters, fallback, without)] == [
+        "1 filtered", "2 served by support-large", "1 answered without retrieval"]
+    assert effects[refuse.pk].count is None and str(effects[refuse.pk]) == "—"

@@ -4,6 +4,7 @@ answers, the prompt catalog's resolve); before: served as usual; after: rerouted
 back; after undo: as before. No waiting: each switch moves the stamp its lower app reads on commit."""
 
 from datetime import timedelta
+from types import SimpleNamespace
 
 import openai
 import pytest
@@ -14,21 +15,25 @@ from django.urls import reverse
 from openai import OpenAI
 
 from apps.audit.models import AuditEvent
+from apps.costs.models import CallStatus, UsageEvent
 from apps.costs.services import UsageContext
-from apps.incidents import mitigations
+from apps.incidents import mitigations, selectors
 from apps.incidents.models import EventKind
 from apps.incidents.switches import reroutes_now
 from apps.llm import calls
 from apps.llm.aliases import alias_create, deployment_create
 from apps.llm.models import Model
 from apps.llm.services import catalog_seed_local
+from apps.llm.switches import CallBlocked, CallRefused
 from apps.prompts.content import Draft
 from apps.prompts.models import PRODUCTION, Label
+from apps.prompts.playground import execute_run, prepare_runs
 from apps.prompts.resolve import resolve_cached
 from apps.prompts.services import label_move_now, prompt_create, version_create
 from apps.rag.answers import answer_question
 from apps.rag.retrieval import retrieve
 from apps.rag.services import collection_create
+from apps.reviews.models import State, UseCase, UseCaseCollection, UseCasePrompt
 from tests.support.standin import standin_model, standin_provider
 
 ASK = [{"role": "user", "content": "Question: how long do refunds take?"}]
@@ -124,6 +129,130 @@ def test_stricter_filters_block_pii_at_the_gateway_and_undo_lets_it_pass(sdk_on_
 
     mitigations.mitigation_undo(mitigation=mitigation, actor=engineer)
     assert sdk.chat.completions.create(model="support", messages=mail).choices
+
+
+@pytest.fixture
+def refund_case(upstream, gateway_url, gateway_key, team, engineer, handbook):
+    """The use case "Refund helper" with its gateway key (the SDK on the real gateway), its prompt
+    support/refund-policy-qa and the handbook collection, both linked to it."""
+    use_case = UseCase.objects.create(team=team, title="Refund helper", state=State.ACTIVE)
+    key, secret = gateway_key(use_case_id=use_case.pk)
+    prompt = _refund_prompt(team, engineer)
+    UseCasePrompt.objects.create(use_case=use_case, prompt=prompt)
+    UseCaseCollection.objects.create(use_case=use_case, collection=handbook)
+    return SimpleNamespace(use_case=use_case, key=key, prompt=prompt, handbook=handbook,
+                           sdk=OpenAI(base_url=gateway_url, api_key=secret, max_retries=0))
+
+
+def _playground(case, user, question="how long do refunds take?"):
+    """One playground run of the prompt's production version (the portal's own call, as the page makes it)."""
+    prepared = prepare_runs(versions=[case.prompt.versions.get(number=2)], models=["support"],
+                            inputs={"question": question}, user=user)
+    return execute_run(prepared.runs[0])
+
+
+def _rag_answer(case, user):
+    retrieval = retrieve(collection=case.handbook, query="refund window", actor=user)
+    return answer_question(collection=case.handbook, retrieval=retrieval, user=user)
+
+
+def test_stricter_filters_on_a_use_case_act_on_its_key_and_its_prompt_in_the_playground_until_undone(
+        refund_case, upstream, incident, engineer):
+    case, mail = refund_case, [{"role": "user", "content": f"Question: please write to {EMAIL} about the refund"}]
+    question = f"please write to {EMAIL} about the refund"
+    assert _playground(case, engineer, question).status == "ok" and EMAIL in str(upstream.requests[-1])
+
+    mitigation = _apply(incident, engineer, "stricter_filters", {"scope": "use_case", "use_case_id": case.use_case.pk},
+                        guard_input_pii="block")
+    with pytest.raises(openai.BadRequestError) as caught:
+        case.sdk.chat.completions.create(model="support", messages=mail)
+    assert caught.value.code == "content_policy_violation"
+    sent = len(upstream.requests)
+    run = _playground(case, engineer, question)
+    assert run.status == "error" and "personal data or secrets in the input" in run.error
+    assert len(upstream.requests) == sent  # refused before the provider saw it
+    blocked = UsageEvent.objects.get(request_id=run.request_id)
+    assert (blocked.status, blocked.error_type) == (CallStatus.REFUSED, "content_policy_violation")
+    assert [(a["check"], a["action"], sum(a["kinds"].values())) for a in blocked.guardrail_actions] == \
+        [("pii", "block", 1)]  # kinds and counts only: never the text
+    assert _playground(case, engineer).status == "ok"  # nothing to filter: served
+
+    mitigations.mitigation_undo(mitigation=mitigation, actor=engineer)
+    assert case.sdk.chat.completions.create(model="support", messages=mail).choices
+    assert _playground(case, engineer, question).status == "ok" and EMAIL in str(upstream.requests[-1])
+
+
+def test_stricter_filters_redact_pii_from_a_portal_call_before_the_provider_sees_it(refund_case, upstream,
+                                                                                      incident, engineer):
+    _apply(incident, engineer, "stricter_filters", {"scope": "prompt", "prompt_id": refund_case.prompt.pk},
+           guard_input_pii="redact")
+    assert _playground(refund_case, engineer, f"please write to {EMAIL}").status == "ok"
+    assert EMAIL not in str(upstream.requests[-1]) and "[EMAIL]" in str(upstream.requests[-1])
+
+
+def test_stricter_output_filters_redact_a_portal_answer_plain_or_streamed_block_it_and_undo_lets_it_pass(
+        catalog, incident, engineer, team, django_capture_on_commit_callbacks):
+    catalog.control({"reply": f"Write to {EMAIL} today.", "chunk_chars": 5})  # the address split across deltas
+    target = {"scope": "feature", "team_id": team.pk, "feature": "refund-bot"}
+
+    def context():
+        return UsageContext(source="playground", team_id=team.pk, feature="refund-bot")
+
+    with django_capture_on_commit_callbacks(execute=True):  # the stamp moves on commit, as in production
+        redact = _apply(incident, engineer, "stricter_filters", target, guard_output="redact")
+    assert EMAIL not in calls.chat(model="support", messages=ASK, context=context()).text
+    stream = calls.chat_stream(model="support", messages=ASK, context=context())
+    assert EMAIL not in "".join(stream) and EMAIL not in stream.result.text
+
+    with django_capture_on_commit_callbacks(execute=True):
+        mitigations.mitigation_undo(mitigation=redact, actor=engineer)
+        block = _apply(incident, engineer, "stricter_filters", target, guard_output="block")
+    with pytest.raises(CallBlocked, match="personal data or secrets in the answer"):
+        calls.chat(model="support", messages=ASK, context=context())
+    with pytest.raises(CallBlocked):
+        calls.chat_stream(model="support", messages=ASK, context=context())
+    blocked = UsageEvent.objects.filter(feature="refund-bot").order_by("-id")[:2]
+    assert [(e.status, [a["action"] for a in e.guardrail_actions]) for e in blocked] == [("ok", ["block"])] * 2
+    assert selectors.effects_of([block])[block.pk].count == 2  # what the switch did: 2 filtered
+
+    with django_capture_on_commit_callbacks(execute=True):
+        mitigations.mitigation_undo(mitigation=block, actor=engineer)
+    assert EMAIL in calls.chat(model="support", messages=ASK, context=context()).text
+
+
+def test_feature_off_on_a_use_case_refuses_its_key_its_playground_runs_and_its_rag_answers_until_undone(
+        refund_case, upstream, incident, engineer, drain):
+    case = refund_case
+    assert case.sdk.chat.completions.create(model="support", messages=ASK).choices
+    assert _playground(case, engineer).status == "ok"
+    assert _rag_answer(case, engineer).text
+
+    mitigation = _apply(incident, engineer, "feature_off", {"scope": "use_case", "use_case_id": case.use_case.pk},
+                        message="Refund answers are paused for now.")
+    with pytest.raises(openai.APIStatusError) as caught:
+        case.sdk.chat.completions.create(model="support", messages=ASK)
+    assert caught.value.status_code == 423
+    run = _playground(case, engineer)
+    assert run.status == "error" and run.error.startswith("Refund answers are paused for now.")
+    with pytest.raises(CallRefused, match="^Refund answers are paused for now"):
+        _rag_answer(case, engineer)
+    drain()
+    assert selectors.effects_of([mitigation])[mitigation.pk].count == 3  # the gateway's and the portal's refusals
+
+    mitigations.mitigation_undo(mitigation=mitigation, actor=engineer)
+    assert case.sdk.chat.completions.create(model="support", messages=ASK).choices
+    assert _playground(case, engineer).status == "ok"
+    assert _rag_answer(case, engineer).text
+
+
+def test_feature_off_on_a_prompt_refuses_its_portal_calls_and_leaves_gateway_keys_alone(refund_case, incident,
+                                                                                        engineer):
+    mitigation = _apply(incident, engineer, "feature_off", {"scope": "prompt", "prompt_id": refund_case.prompt.pk})
+    assert mitigation.target_label == "prompt support/refund-policy-qa"
+    assert _playground(refund_case, engineer).status == "error"
+    assert refund_case.sdk.chat.completions.create(model="support", messages=ASK).choices
+    mitigations.mitigation_undo(mitigation=mitigation, actor=engineer)
+    assert _playground(refund_case, engineer).status == "ok"
 
 
 def _refund_prompt(team, engineer):
