@@ -22,7 +22,7 @@ from apps.notifications.services import notify
 from apps.reviews.models import State, UseCase
 from apps.scorecards import sources
 from apps.scorecards.facts import UseCaseFacts, Window, trend_windows
-from apps.scorecards.kpis import KPIS, Kpi, Measure, default_target, display, display_target, status_of
+from apps.scorecards.kpis import KPIS, Kpi, Measure, display, display_target, status_of, target_for
 from apps.scorecards.models import (
     STATUS_ORDER,
     KpiTarget,
@@ -64,6 +64,8 @@ def _url(name: str, arg: int | None = None) -> str:  # the refresh links 8,000 K
 def source_url(kpi: Kpi, facts: UseCaseFacts, window: Window) -> str:
     """The existing page with the data behind the KPI."""
     kind = kpi.source
+    if kind == "gateway_errors" and facts.availability_slo is not None:
+        return facts.availability_slo.url
     if kind in ("gateway_key", "gateway_errors") and facts.key_ids:
         query = {"key": facts.key_ids[0], **({"status": "error"} if kind == "gateway_errors" else {})}
         return f"{_url('gateway:requests')}?{urlencode(query)}"
@@ -97,7 +99,7 @@ def _score(f: UseCaseFacts, targets: dict, windows: list[Window], snapshot: Scor
     counts: dict = defaultdict(int)
     cells, values, newly_missed = {}, [], []
     for kpi in KPIS.values():
-        target = targets.get(kpi.key, default_target(kpi, f.tier))
+        target = target_for(kpi, f, targets)
         measure, status = evaluate(kpi, f, current, target)
         counts[status] += 1
         cells[kpi.key] = [status, display(kpi, measure.value)]
@@ -174,7 +176,7 @@ def rollups_refresh(*, now: datetime) -> None:
                 counts[status] += 1
             pooled = [(n, d) for _s, v, n, d in entries if v is not None and n is not None and d]
             values = [v for _s, v, *_ in entries if v is not None]
-            if pooled and kpi.unit in ("ratio", "usd", "tokens") and key != "adoption":
+            if pooled and kpi.unit in ("ratio", "growth", "usd", "tokens") and key != "adoption":
                 value = sum(n for n, _ in pooled) / sum(d for _, d in pooled)
             else:
                 value = median(values) if values else None

@@ -5,7 +5,9 @@ the raw ledger (its one read is the safety events' partial index, a few rows per
 |---|---|
 | traffic, tokens, cost, errors | gateway `TrafficDaily` (per key and day) of the keys bound to the use case |
 | latency P50/P95 | gateway `LatencyDaily` bins (measure "total") |
-| end users | gateway `EndUserDaily` (hashed), distinct per window |
+| tokens per request (median, P95) | gateway `TokensDaily`: per use case and day, calls per token bin |
+| end users | gateway `EndUserDaily` (hashed), distinct per window, and per 13 weeks for the growth |
+| availability with an SLO | slos `slo_status` (its last evaluation) and gateway `SliHour` summed per day |
 | safety events | `UsageEvent.guardrail_actions` through the partial index `usage_guardrail_idx` |
 | outcomes, overrides | evals `Feedback` (use_case_id, success, overridden) per day |
 | eval runs, gates | evals `EvalRun` of the production versions of linked prompts, `EvalGate` |
@@ -18,7 +20,7 @@ the raw ledger (its one read is the safety events' partial index, a few rows per
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import connection
 from django.db.models import Count, Max, Q, Sum
@@ -27,25 +29,29 @@ from django.db.models.functions import TruncDate
 from apps.costs.models import UsageEvent
 from apps.evals.models import EvalGate, EvalRun, Feedback, RunStatus
 from apps.experiments.models import Experiment
-from apps.gateway.models import EndUserDaily, GatewayKey, LatencyDaily, TrafficDaily
+from apps.gateway.models import EndUserDaily, GatewayKey, LatencyDaily, SliHour, TokensDaily, TrafficDaily
 from apps.incidents.models import Incident
 from apps.prompts.models import PRODUCTION, Label, LabelEvent
 from apps.rag.models import Document, IndexingJob, JobStatus, RetrievalEvalRun
 from apps.reviews.models import UseCaseCollection, UseCasePrompt
 from apps.scorecards.facts import (
     EXPERIMENT_SPAN,
+    QUARTER_WEEKS,
     EvalRunFact,
     IncidentFact,
     RetrievalFact,
+    SloFact,
     UseCaseFacts,
     Window,
 )
 from apps.scorecards.models import ScorecardProfile
+from apps.slos.selectors import slo_status
 
 
 def collect(use_cases: list[tuple[int, int, str]], windows: list[Window]) -> dict[int, UseCaseFacts]:
     """Facts of each (use case id, team id, tier) over the span the windows cover (and the window before it)."""
-    facts = {uc: UseCaseFacts(use_case_id=uc, team_id=team, tier=tier) for uc, team, tier in use_cases}
+    as_of = max(w.end for w in windows)
+    facts = {uc: UseCaseFacts(use_case_id=uc, team_id=team, tier=tier, as_of=as_of) for uc, team, tier in use_cases}
     if not facts:
         return facts
     ids = list(facts)
@@ -54,6 +60,8 @@ def collect(use_cases: list[tuple[int, int, str]], windows: list[Window]) -> dic
     for uc, users in ScorecardProfile.objects.filter(use_case_id__in=ids).values_list("use_case_id", "target_users"):
         facts[uc].target_users = users
     _gateway(facts, ids, since, windows)
+    _quarter_users(facts, ids, windows)
+    _availability_slo(facts, ids, min(w.start for w in windows))
     _outcomes(facts, ids, since)
     _prompts(facts, ids, since)
     _collections(facts, ids)
@@ -72,6 +80,25 @@ _LATENCY_SQL = f"""
 SELECT k.use_case_id, t.day, t.bin, SUM(t.requests)
 FROM {LatencyDaily._meta.db_table} t JOIN {GatewayKey._meta.db_table} k ON k.id = t.gateway_key_id
 WHERE k.use_case_id = ANY(%s) AND t.day >= %s AND t.measure = 'total' GROUP BY 1, 2, 3
+"""
+_TOKENS_SQL = f"SELECT use_case_id, day, bins FROM {TokensDaily._meta.db_table} WHERE use_case_id = ANY(%s) AND day >= %s"
+# Each (use case, end user) seen in the last 2 × 13 weeks + the trend's weeks, as a bit per week back from the
+# current window's last day (bit k: seen k weeks back); each trend point's quarter and the quarter before are then
+# masks of 13 bits: one scan of EndUserDaily for all 8 points, counted in SQL.
+_QUARTER_SQL = f"""
+WITH seen AS (
+    SELECT use_case_id, bit_or(1::bigint << ((%(last)s::date - day) / 7)) AS weeks
+      FROM {EndUserDaily._meta.db_table}
+     WHERE use_case_id = ANY(%(ids)s) AND day > %(last)s::date - %(days)s AND day <= %(last)s::date
+     GROUP BY use_case_id, user_hash
+)
+SELECT use_case_id, p, count(*) FILTER (WHERE weeks & (%(mask)s::bigint << p) <> 0),
+       count(*) FILTER (WHERE weeks & (%(mask)s::bigint << (p + %(quarter)s)) <> 0)
+  FROM seen, unnest(%(points)s::int[]) AS p GROUP BY 1, 2
+"""
+_SLI_DAYS_SQL = f"""
+SELECT use_case_id, (hour AT TIME ZONE 'UTC')::date, SUM(requests), SUM(bad) FROM {SliHour._meta.db_table}
+WHERE use_case_id = ANY(%s) AND hour >= %s GROUP BY 1, 2
 """
 
 
@@ -93,6 +120,9 @@ def _gateway(facts, ids, since: datetime, windows) -> None:
         cursor.execute(_LATENCY_SQL, [ids, since.date()])
         for uc, day, b, n in cursor.fetchall():
             facts[uc].latency.setdefault(day, {})[b] = int(n)
+        cursor.execute(_TOKENS_SQL, [ids, since.date()])
+        for uc, day, bins in cursor.fetchall():
+            facts[uc].tokens[day] = {b: n for b, n in enumerate(bins) if n}
     safety = (UsageEvent.objects.filter(guardrail_actions__isnull=False, gateway_key_id__in=list(key_uc),
                                         occurred_at__gte=since)
               .annotate(day=TruncDate("occurred_at")).values_list("gateway_key_id", "day")
@@ -106,6 +136,37 @@ def _gateway(facts, ids, since: datetime, windows) -> None:
                     .values_list("use_case_id").annotate(n=Count("user_hash", distinct=True)).order_by())
         for uc, n in distinct:
             facts[uc].active_users[window.key] = n
+
+
+def _quarter_users(facts, ids, windows) -> None:
+    """Distinct end users in the 13 weeks to each window's last day, and in the 13 weeks before (growth)."""
+    last = max(w.last_day for w in windows)
+    points = sorted({(last - w.last_day).days // 7 for w in windows if (last - w.last_day).days % 7 == 0})
+    if not points:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(_QUARTER_SQL, {"last": last, "ids": ids, "days": 7 * (2 * QUARTER_WEEKS + max(points)),
+                                      "mask": (1 << QUARTER_WEEKS) - 1, "quarter": QUARTER_WEEKS, "points": points})
+        for uc, p, now, before in cursor.fetchall():
+            facts[uc].quarter_users[last - timedelta(days=7 * p)] = (now, before)
+
+
+def _availability_slo(facts, ids, since: datetime) -> None:
+    """Use cases with an active availability SLO: its last evaluation, and its SLI counts per day (SliHour) for the
+    windows that are not the SLO's own (the trend, a condition's span)."""
+    with_slo = []
+    for uc, statuses in slo_status(ids).items():
+        for s in statuses:
+            if s.kind == "availability":
+                facts[uc].availability_slo = SloFact(s.slo_id, s.target_percent / 100, s.window_days, s.valid_events,
+                                                     s.bad_events, s.evaluated_at, s.url)
+                with_slo.append(uc)
+    if not with_slo:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(_SLI_DAYS_SQL, [with_slo, since])
+        for uc, day, valid, bad in cursor.fetchall():
+            facts[uc].sli[day] = [int(valid), int(bad)]
 
 
 def _outcomes(facts, ids, since: datetime) -> None:
