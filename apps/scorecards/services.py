@@ -4,8 +4,9 @@ owner's, audited, with history), and the incident suggestion when a KPI starts m
 from __future__ import annotations
 
 import logging
+import math
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 from statistics import median
 from urllib.parse import urlencode
@@ -35,6 +36,9 @@ from apps.scorecards.models import (
 )
 
 log = logging.getLogger(__name__)
+RECOMPUTE_AFTER = timedelta(hours=1)  # a scorecard without new data is recomputed at least this often
+RECOMPUTE_SHARE = 12  # ... at most 1/12 of the portfolio per pass for that reason (oldest first): the load spreads
+CHANGE_SLACK = timedelta(minutes=2)  # data stamped this long before a computation may not have been committed yet
 SCORED_STATES = [s for s in State.values if s not in (State.DRAFT, State.WITHDRAWN, State.REJECTED, State.RETIRED)]
 REFRESH_TASK = "apps.scorecards.tasks.scorecards_refresh_task"
 
@@ -150,6 +154,31 @@ def scorecards_refresh(*, use_case_ids=None, now: datetime | None = None) -> int
     for uc, kpi, measure, target in newly_missed:
         _suggest_incident(uc, kpi, measure, target, now)
     return len(facts)
+
+
+def scorecards_due(*, now: datetime) -> list[int]:
+    """The use cases the next pass recomputes: never computed, team or tier changed, something they read changed
+    since their last computation (sources.changed_since), and — at most a 12th of the portfolio, oldest first —
+    those computed over an hour ago (a day leaving the window, freshness ageing, a link removed)."""
+    scored = _scored_use_cases()
+    done = {uc: (at, team, tier) for uc, at, team, tier in ScorecardSnapshot.objects.filter(
+        use_case_id__in=[uc for uc, _t, _r in scored]).values_list("use_case_id", "computed_at", "team_id", "tier")}
+    due = {uc for uc, team, tier in scored if uc not in done or done[uc][1:] != (team, tier)}
+    known = [uc for uc, _t, _r in scored if uc not in due]
+    if known:
+        since = max(min(done[uc][0] for uc in known), now - RECOMPUTE_AFTER) - CHANGE_SLACK
+        latest = sources.changed_since(known, since)
+        due |= {uc for uc, at in latest.items() if at >= done[uc][0] - CHANGE_SLACK}
+        old = sorted((done[uc][0], uc) for uc in known if uc not in due and done[uc][0] <= now - RECOMPUTE_AFTER)
+        due |= {uc for _at, uc in old[:math.ceil(len(scored) / RECOMPUTE_SHARE)]}
+    return sorted(due)
+
+
+def scorecards_refresh_due(*, now: datetime | None = None) -> int:
+    """The beat's pass: recompute only the use cases `scorecards_due` names (then the roll-ups). Returns how many."""
+    now = now or timezone.now()
+    due = scorecards_due(now=now)
+    return scorecards_refresh(use_case_ids=due, now=now) if due else 0
 
 
 def rollups_refresh(*, now: datetime) -> None:

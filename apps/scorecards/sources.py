@@ -33,7 +33,7 @@ from apps.gateway.models import EndUserDaily, GatewayKey, LatencyDaily, SliHour,
 from apps.incidents.models import Incident
 from apps.prompts.models import PRODUCTION, Label, LabelEvent
 from apps.rag.models import Document, IndexingJob, JobStatus, RetrievalEvalRun
-from apps.reviews.models import UseCaseCollection, UseCasePrompt
+from apps.reviews.models import UseCase, UseCaseCollection, UseCasePrompt
 from apps.scorecards.facts import (
     EXPERIMENT_SPAN,
     QUARTER_WEEKS,
@@ -44,7 +44,8 @@ from apps.scorecards.facts import (
     UseCaseFacts,
     Window,
 )
-from apps.scorecards.models import ScorecardProfile
+from apps.scorecards.models import ScorecardProfile, TargetChange
+from apps.slos.models import Slo
 from apps.slos.selectors import slo_status
 
 
@@ -275,3 +276,67 @@ def _experiments(facts, ids, since: datetime) -> None:
             .order_by("started_at").values_list("use_case_id", "started_at"))
     for uc, started in rows:
         facts[uc].experiment_starts.append(started)
+
+
+# --- what changed: the incremental refresh ------------------------------------------------------------------------
+
+def changed_since(ids, since: datetime) -> dict[int, datetime]:
+    """{use case id: the latest time something a KPI reads changed, at or after `since`} (use cases with nothing
+    new are absent): a gateway call landing (TokensDaily.updated_at, touched by every call of a use case), feedback,
+    an eval run, gate or production promotion of a linked prompt, an indexing job, a document indexed or a
+    retrieval run of a linked collection, a link made, an incident or its review changing, an experiment started,
+    an SLO defined or changed, a target changed, the use case itself edited. A dozen small queries; links removed
+    and time passing (a day leaving the window, freshness ageing) are caught by the hourly recomputation."""
+    ids = list(ids)
+    latest: dict[int, datetime] = {}
+
+    def note(rows) -> None:
+        for uc, at in rows:
+            if uc in wanted and at is not None and (uc not in latest or at > latest[uc]):
+                latest[uc] = at
+
+    wanted = set(ids)
+    if not ids:
+        return latest
+    note(TokensDaily.objects.filter(day__gte=since.date(), updated_at__gte=since, use_case_id__in=ids)
+         .values_list("use_case_id").annotate(Max("updated_at")).order_by())
+    note(Feedback.objects.filter(created_at__gte=since, use_case_id__in=ids)
+         .values_list("use_case_id").annotate(Max("created_at")).order_by())
+    through = Incident.use_cases.through
+    note(through.objects.filter(usecase_id__in=ids, incident__updated_at__gte=since)
+         .values_list("usecase_id").annotate(Max("incident__updated_at")).order_by())
+    note(through.objects.filter(usecase_id__in=ids, incident__review__updated_at__gte=since)
+         .values_list("usecase_id").annotate(Max("incident__review__updated_at")).order_by())
+    note(Experiment.objects.filter(use_case_id__in=ids, started_at__gte=since)
+         .values_list("use_case_id").annotate(Max("started_at")).order_by())
+    note(UseCase.objects.filter(pk__in=ids, updated_at__gte=since).values_list("pk", "updated_at"))
+    note(Slo.objects.filter(use_case_id__in=ids, updated_at__gte=since)
+         .values_list("use_case_id").annotate(Max("updated_at")).order_by())
+    note(TargetChange.objects.filter(use_case_id__in=ids, occurred_at__gte=since)
+         .values_list("use_case_id").annotate(Max("occurred_at")).order_by())
+    note(UseCasePrompt.objects.filter(use_case_id__in=ids, created_at__gte=since)
+         .values_list("use_case_id").annotate(Max("created_at")).order_by())
+    note(UseCaseCollection.objects.filter(use_case_id__in=ids, created_at__gte=since)
+         .values_list("use_case_id").annotate(Max("created_at")).order_by())
+    _through_links(note, UseCasePrompt, "prompt_id", ids, [
+        EvalRun.objects.filter(finished_at__gte=since).values_list("prompt_version__prompt_id", "finished_at"),
+        EvalGate.objects.filter(updated_at__gte=since).values_list("prompt_id", "updated_at"),
+        LabelEvent.objects.filter(label=PRODUCTION, occurred_at__gte=since).values_list("prompt_id", "occurred_at")])
+    _through_links(note, UseCaseCollection, "collection_id", ids, [
+        IndexingJob.objects.filter(finished_at__gte=since).values_list("collection_id", "finished_at"),
+        Document.objects.filter(indexed_at__gte=since).values_list("collection_id").annotate(Max("indexed_at"))
+        .order_by(),
+        RetrievalEvalRun.objects.filter(finished_at__gte=since).values_list("collection_id", "finished_at")])
+    return latest
+
+
+def _through_links(note, link_model, field: str, ids, sources_of_change) -> None:
+    """Changes of linked objects (prompts, collections) as changes of the use cases they are linked to."""
+    changed: dict = {}
+    for rows in sources_of_change:
+        for obj, at in rows:
+            if obj is not None and at is not None and (obj not in changed or at > changed[obj]):
+                changed[obj] = at
+    if changed:
+        links = link_model.objects.filter(use_case_id__in=ids, **{f"{field}__in": list(changed)})
+        note((uc, changed[obj]) for uc, obj in links.values_list("use_case_id", field))
