@@ -98,6 +98,8 @@ BENCHES = {"startup": bench_startup, "home": bench_home, "prompts_resolve": benc
            "incidents_metrics": lambda: _bench_module("bench.incidents_metrics"),
            # issue #15: a signal (stand-in outage -> breaker open; a budget cap hit) -> incident/suggestion, on beat
            "incident_detection": lambda: _bench_module("bench.incident_detection", timeout=1800),
+           # issue #16 (sc-more): the recorder with and without the per-use-case token histogram (same run)
+           "tokens_recorder": lambda: _bench_module("bench.tokens_recorder"),
            }
 NEEDS_SCIFACT = {"rag_scifact", "rag_indexing", "rag_embedding_quality"}
 
