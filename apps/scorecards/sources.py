@@ -298,26 +298,20 @@ def changed_since(ids, since: datetime) -> dict[int, datetime]:
     wanted = set(ids)
     if not ids:
         return latest
-    note(TokensDaily.objects.filter(day__gte=since.date(), updated_at__gte=since, use_case_id__in=ids)
-         .values_list("use_case_id").annotate(Max("updated_at")).order_by())
-    note(Feedback.objects.filter(created_at__gte=since, use_case_id__in=ids)
-         .values_list("use_case_id").annotate(Max("created_at")).order_by())
     through = Incident.use_cases.through
-    note(through.objects.filter(usecase_id__in=ids, incident__updated_at__gte=since)
-         .values_list("usecase_id").annotate(Max("incident__updated_at")).order_by())
-    note(through.objects.filter(usecase_id__in=ids, incident__review__updated_at__gte=since)
-         .values_list("usecase_id").annotate(Max("incident__review__updated_at")).order_by())
-    note(Experiment.objects.filter(use_case_id__in=ids, started_at__gte=since)
-         .values_list("use_case_id").annotate(Max("started_at")).order_by())
-    note(UseCase.objects.filter(pk__in=ids, updated_at__gte=since).values_list("pk", "updated_at"))
-    note(Slo.objects.filter(use_case_id__in=ids, updated_at__gte=since)
-         .values_list("use_case_id").annotate(Max("updated_at")).order_by())
-    note(TargetChange.objects.filter(use_case_id__in=ids, occurred_at__gte=since)
-         .values_list("use_case_id").annotate(Max("occurred_at")).order_by())
-    note(UseCasePrompt.objects.filter(use_case_id__in=ids, created_at__gte=since)
-         .values_list("use_case_id").annotate(Max("created_at")).order_by())
-    note(UseCaseCollection.objects.filter(use_case_id__in=ids, created_at__gte=since)
-         .values_list("use_case_id").annotate(Max("created_at")).order_by())
+    for model, use_case, at, extra in (  # (rows, their use case, their time, another filter)
+            (TokensDaily, "use_case_id", "updated_at", {"day__gte": since.date()}),
+            (Feedback, "use_case_id", "created_at", {}),
+            (through, "usecase_id", "incident__updated_at", {}),
+            (through, "usecase_id", "incident__review__updated_at", {}),
+            (Experiment, "use_case_id", "started_at", {}),
+            (UseCase, "pk", "updated_at", {}),
+            (Slo, "use_case_id", "updated_at", {}),
+            (TargetChange, "use_case_id", "occurred_at", {}),
+            (UseCasePrompt, "use_case_id", "created_at", {}),
+            (UseCaseCollection, "use_case_id", "created_at", {})):
+        note(model.objects.filter(**{f"{use_case}__in": ids, f"{at}__gte": since}, **extra)
+             .values_list(use_case).annotate(Max(at)).order_by())
     _through_links(note, UseCasePrompt, "prompt_id", ids, [
         EvalRun.objects.filter(finished_at__gte=since).values_list("prompt_version__prompt_id", "finished_at"),
         EvalGate.objects.filter(updated_at__gte=since).values_list("prompt_id", "updated_at"),
