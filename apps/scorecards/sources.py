@@ -61,7 +61,7 @@ def collect(use_cases: list[tuple[int, int, str]], windows: list[Window]) -> dic
     for uc, users in ScorecardProfile.objects.filter(use_case_id__in=ids).values_list("use_case_id", "target_users"):
         facts[uc].target_users = users
     _gateway(facts, ids, since, windows)
-    _quarter_users(facts, ids, windows)
+    _end_users(facts, ids, windows)
     _availability_slo(facts, ids, min(w.start for w in windows))
     _outcomes(facts, ids, since)
     _prompts(facts, ids, since)
@@ -84,16 +84,17 @@ WHERE k.use_case_id = ANY(%s) AND t.day >= %s AND t.measure = 'total' GROUP BY 1
 """
 _TOKENS_SQL = f"SELECT use_case_id, day, bins FROM {TokensDaily._meta.db_table} WHERE use_case_id = ANY(%s) AND day >= %s"
 # Each (use case, end user) seen in the last 2 × 13 weeks + the trend's weeks, as a bit per week back from the
-# current window's last day (bit k: seen k weeks back); each trend point's quarter and the quarter before are then
-# masks of 13 bits: one scan of EndUserDaily for all 8 points, counted in SQL.
-_QUARTER_SQL = f"""
+# current window's last day (bit k: seen k weeks back); each trend point's window (4 bits for 28 days), quarter
+# and the quarter before (13 bits each) are then masks: one scan of EndUserDaily for all 8 points, counted in SQL.
+_END_USERS_SQL = f"""
 WITH seen AS (
     SELECT use_case_id, bit_or(1::bigint << ((%(last)s::date - day) / 7)) AS weeks
       FROM {EndUserDaily._meta.db_table}
      WHERE use_case_id = ANY(%(ids)s) AND day > %(last)s::date - %(days)s AND day <= %(last)s::date
      GROUP BY use_case_id, user_hash
 )
-SELECT use_case_id, p, count(*) FILTER (WHERE weeks & (%(mask)s::bigint << p) <> 0),
+SELECT use_case_id, p, count(*) FILTER (WHERE weeks & (%(window)s::bigint << p) <> 0),
+       count(*) FILTER (WHERE weeks & (%(mask)s::bigint << p) <> 0),
        count(*) FILTER (WHERE weeks & (%(mask)s::bigint << (p + %(quarter)s)) <> 0)
   FROM seen, unnest(%(points)s::int[]) AS p GROUP BY 1, 2
 """
@@ -131,25 +132,41 @@ def _gateway(facts, ids, since: datetime, windows) -> None:
     for key, day, n in safety:
         f = facts[key_uc[key]]
         f.safety[day] = f.safety.get(day, 0) + n
-    for window in windows:
-        distinct = (EndUserDaily.objects.filter(use_case_id__in=ids, day__gte=window.first_day,
-                                                day__lte=window.last_day)
-                    .values_list("use_case_id").annotate(n=Count("user_hash", distinct=True)).order_by())
-        for uc, n in distinct:
-            facts[uc].active_users[window.key] = n
 
 
-def _quarter_users(facts, ids, windows) -> None:
-    """Distinct end users in the 13 weeks to each window's last day, and in the 13 weeks before (growth)."""
+def _end_users(facts, ids, windows) -> None:
+    """Distinct end users per window (adoption), and in the 13 weeks to each window's last day and the 13 before
+    (growth): one scan when the windows are whole weeks a whole number of weeks apart (the trend's 28 days, a
+    week apart), else a distinct count per window (a condition's span)."""
     last = max(w.last_day for w in windows)
+    weekly = {w: (last - w.last_day).days // 7 for w in windows
+              if (last - w.last_day).days % 7 == 0 and ((w.last_day - w.first_day).days + 1) % 7 == 0}
+    lengths = {(w.last_day - w.first_day).days + 1 for w in weekly}
+    if len(lengths) > 1:  # windows of several lengths: the scan serves the quarters only
+        weekly = {}
+    for window in windows:
+        if window not in weekly:
+            distinct = (EndUserDaily.objects.filter(use_case_id__in=ids, day__gte=window.first_day,
+                                                    day__lte=window.last_day)
+                        .values_list("use_case_id").annotate(n=Count("user_hash", distinct=True)).order_by())
+            for uc, n in distinct:
+                facts[uc].active_users[window.key] = n
     points = sorted({(last - w.last_day).days // 7 for w in windows if (last - w.last_day).days % 7 == 0})
     if not points:
         return
+    window_weeks = (lengths.pop() // 7) if weekly else 0
+    by_point = {}
+    for w, p in weekly.items():
+        by_point.setdefault(p, []).append(w.key)
+    weeks = max(2 * QUARTER_WEEKS, window_weeks) + max(points)
     with connection.cursor() as cursor:
-        cursor.execute(_QUARTER_SQL, {"last": last, "ids": ids, "days": 7 * (2 * QUARTER_WEEKS + max(points)),
-                                      "mask": (1 << QUARTER_WEEKS) - 1, "quarter": QUARTER_WEEKS, "points": points})
-        for uc, p, now, before in cursor.fetchall():
+        cursor.execute(_END_USERS_SQL, {"last": last, "ids": ids, "days": 7 * weeks, "window": (1 << window_weeks) - 1,
+                                        "mask": (1 << QUARTER_WEEKS) - 1, "quarter": QUARTER_WEEKS, "points": points})
+        for uc, p, active, now, before in cursor.fetchall():
             facts[uc].quarter_users[last - timedelta(days=7 * p)] = (now, before)
+            for key in by_point.get(p, ()):
+                if active:
+                    facts[uc].active_users[key] = active
 
 
 def _availability_slo(facts, ids, since: datetime) -> None:
