@@ -276,8 +276,8 @@ class TokensDaily(models.Model):
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        # One index only: an upsert changes no indexed column, so PostgreSQL updates the row in place (HOT).
         constraints = [models.UniqueConstraint(fields=["use_case_id", "day"], name="gateway_tokens_daily_key")]
-        indexes = [models.Index(fields=["day", "updated_at"], name="gateway_tokens_daily_new_idx")]
 
     def __str__(self) -> str:
         return f"{self.day} use case {self.use_case_id}: {sum(self.bins)} calls in token bins"

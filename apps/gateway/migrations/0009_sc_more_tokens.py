@@ -22,7 +22,6 @@ class Migration(migrations.Migration):
                 ('updated_at', models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={
-                'indexes': [models.Index(fields=['day', 'updated_at'], name='gateway_tokens_daily_new_idx')],
                 'constraints': [models.UniqueConstraint(fields=('use_case_id', 'day'), name='gateway_tokens_daily_key')],
             },
         ),
