@@ -50,6 +50,7 @@ def test_refresh_stores_each_kpi_with_target_status_ci_and_source(use_case, traf
     assert values["task_success"].ci_low < 0.6 < values["task_success"].ci_high
     assert values["override_rate"].value == 0.1 and values["override_rate"].sample == 100
     assert values["availability"].value == 0.97 and values["availability"].status == "missed"
+    assert "gateway's daily rollups: no availability SLO" in values["availability"].detail  # its source, said
     assert values["latency_p95"].value > 8000 and values["latency_p95"].status == "missed"  # target 6 s
     assert values["adoption"].value == 0.4
     assert values["cost_per_success"].value == pytest.approx(20 / 60)
