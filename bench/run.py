@@ -102,6 +102,8 @@ BENCHES = {"startup": bench_startup, "home": bench_home, "prompts_resolve": benc
            "gateway_load_full": lambda: _bench_module("bench.gateway_load_full", timeout=1800),
            # issue #15: the task-success-drop rule on 500 use cases (fold + read per tick); key series in the recorder
            "incident_live_quality": lambda: _bench_module("bench.incident_live_quality", timeout=1800),
+           # issue #16 (sc-more): the recorder with and without the per-use-case token histogram (same run)
+           "tokens_recorder": lambda: _bench_module("bench.tokens_recorder"),
            }
 NEEDS_SCIFACT = {"rag_scifact", "rag_indexing", "rag_embedding_quality"}
 

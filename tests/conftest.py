@@ -95,6 +95,18 @@ def _fresh_call_switches():
     switches_reset()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_sli_sums(request):
+    """SLI sums cached in Redis (apps/gateway/sli.py) from an earlier test's rolled-back rows must not answer."""
+    if request.node.get_closest_marker("django_db") or {"db", "transactional_db"} & set(request.fixturenames):
+        from django.core.cache import cache
+
+        from apps.core.stamped_cache import new_stamp
+        from apps.gateway.sli import SETTLED_STAMP
+
+        cache.set(SETTLED_STAMP, new_stamp(), timeout=None)
+
+
 @pytest.fixture(scope="session")
 def _llm_standin_server():
     from apps.llm.standin import StandIn, serve_in_thread

@@ -19,6 +19,7 @@ from typing import TypeVar
 from django.conf import settings
 from django.core.cache import cache
 from django.core.cache.backends.redis import RedisSerializer
+from django.db import transaction
 
 from apps.core import redis as portal_redis
 
@@ -59,6 +60,20 @@ def stamped_set(stamp_key: str, entry_key: str, value, *, timeout: int, stamp: s
 
 def new_stamp() -> str:
     return uuid.uuid4().hex
+
+
+def stamp_renew(stamp_key: str) -> None:
+    """Make every entry built under `stamp_key` unservable, now and again after the current transaction commits (a
+    reader that rebuilt in between from the old rows gets the stamp replaced under it). A cache outage is logged:
+    entries then die with their timeout."""
+    def renew() -> None:
+        try:
+            cache.set(stamp_key, new_stamp(), timeout=None)
+        except Exception:
+            log.warning("cache unavailable: stamp %s not renewed", stamp_key, exc_info=True)
+
+    renew()
+    transaction.on_commit(renew)
 
 
 async def stamp_aread(stamp_key: str) -> str | None:

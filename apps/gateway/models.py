@@ -259,3 +259,26 @@ class EndUserDaily(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} key {self.gateway_key_id} user {self.user_hash[:8]}…"
+
+
+class TokensDaily(models.Model):
+    """Per UTC day and use case: how many tokens (input + output) each gateway call used, as a log-scale histogram
+    (`bins[b]` = calls in `apps.costs.rollups.token_bin` b: four bins per doubling, ±9 %), so the scorecards'
+    median and P95 tokens per request need no scan of the ledger. Calls refused before reaching a model are not in
+    the bins. `updated_at` is when a call of the use case last landed that day (whatever its status): the
+    scorecards' refresh recomputes only use cases with new data (docs/scorecards.md).
+
+    Written by the recorder in the ledger write's transaction (apps/gateway/traffic.py `tokens_add`): one upsert
+    per batch."""
+
+    day = models.DateField()
+    use_case_id = models.BigIntegerField()
+    bins = ArrayField(models.BigIntegerField(), default=list)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        # One index only: an upsert changes no indexed column, so PostgreSQL updates the row in place (HOT).
+        constraints = [models.UniqueConstraint(fields=["use_case_id", "day"], name="gateway_tokens_daily_key")]
+
+    def __str__(self) -> str:
+        return f"{self.day} use case {self.use_case_id}: {sum(self.bins)} calls in token bins"

@@ -18,12 +18,15 @@ a few upserts per batch: the request path pays nothing. What counts (ADR 0105, d
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import connection
+from django.utils import timezone
 
+from apps.core.stamped_cache import stamp_renew, stamped_get
 from apps.costs.db import execute_fast
 from apps.costs.models import CallStatus
 from apps.gateway.models import SliHour, SliMinute
@@ -35,6 +38,11 @@ LATENCY_THRESHOLDS_MS: tuple[int, ...] = (500, 1000, 2000, 3000, 4000, 5000, 600
 PLATFORM_REFUSALS = frozenset({"budget_unavailable", "guard_failed"})
 # Failures caused by what the caller sent, or a guardrail refusing content by policy: not valid events.
 NOT_COUNTED = frozenset({"BadRequest", "ContextLengthExceeded", "content_policy_violation"})
+# A window's whole hours older than this before its end are "settled": summed once per hour and cached (the SLOs'
+# 28-day read every minute), the recent ones read each time. A write into a settled hour renews SETTLED_STAMP.
+SETTLED_AFTER = timedelta(hours=1)
+SETTLED_STAMP = "gateway:sli:settled"
+SETTLED_TTL = 2 * 3600  # seconds: an entry serves the hour it was built for (and the next, if nothing moves)
 
 
 def key_series(key_id: int) -> int:
@@ -121,6 +129,9 @@ def sli_add_counts(minutes: dict[tuple[int, datetime], SliCounts]) -> None:
     it with counts they made)."""
     if not minutes:
         return
+    settled = floor_hour(timezone.now()) - SETTLED_AFTER
+    if any(minute < settled for _u, minute in minutes):  # late data (or demo/bench counts): cached sums are stale
+        stamp_renew(SETTLED_STAMP)
     hours: dict[tuple, SliCounts] = defaultdict(SliCounts)
     for (use_case_id, minute), counts in minutes.items():
         total = hours[(use_case_id, minute.replace(minute=0))]
@@ -162,7 +173,10 @@ def sli_window(use_case_ids, *, start: datetime, end: datetime, thresholds=None)
     """The counts of each use case in [start, end): whole hours from SliHour, the partial hours at both ends
     from SliMinute. Where the minutes at the start are past their retention, the window starts at the next
     whole hour (at most 59 minutes short: 0.15 % of 28 days). Use cases without traffic are absent.
-    `thresholds`: the latency thresholds (ms) to sum (default: all); the others' slow counts stay 0."""
+    `thresholds`: the latency thresholds (ms) to sum (default: all); the others' slow counts stay 0.
+
+    The whole hours more than SETTLED_AFTER before `end` are summed once per hour and cached (stamped: a write
+    into one of them renews the stamp), so a 28-day window evaluated every minute reads about an hour of rows."""
     ids = sorted({int(i) for i in use_case_ids})
     if not ids or end <= start:
         return {}
@@ -173,17 +187,47 @@ def sli_window(use_case_ids, *, start: datetime, end: datetime, thresholds=None)
         head, tail = hour_lo, hour_hi
     wanted = sorted(range(len(LATENCY_THRESHOLDS_MS)) if thresholds is None
                     else {LATENCY_THRESHOLDS_MS.index(t) for t in thresholds})
-    sql = _WINDOW_SQL.format(slow_sums="".join(f", sum(slow[{i + 1}])" for i in wanted))
-    params = {"ids": ids, "hour_lo": hour_lo, "hour_hi": hour_hi, "start": start, "head": head, "tail": tail,
-              "end": end}
+    settled = max(hour_lo, hour_hi - SETTLED_AFTER)
     out = {}
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        for use_case_id, requests, bad, answered, *slow in cursor.fetchall():
-            counts = out[use_case_id] = SliCounts(int(requests), int(bad), int(answered))
-            for i, value in zip(wanted, slow, strict=True):
-                counts.slow[i] = int(value or 0)
+    if settled > hour_lo:  # [hour_lo, settled): the cached part
+        for use_case_id, row in _settled_sums(ids, hour_lo, settled, wanted).items():
+            _add(out, use_case_id, row, wanted)
+    params = {"ids": ids, "hour_lo": settled, "hour_hi": hour_hi, "start": start, "head": head, "tail": tail,
+              "end": end}
+    for use_case_id, *row in _sums(_WINDOW_SQL, params, wanted):
+        _add(out, use_case_id, row, wanted)
     return out
+
+
+def _sums(sql: str, params: dict, wanted: list[int]) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql.format(slow_sums="".join(f", sum(slow[{i + 1}])" for i in wanted)), params)
+        return [(uc, *(int(v or 0) for v in values)) for uc, *values in cursor.fetchall()]
+
+
+def _add(out: dict, use_case_id: int, row, wanted: list[int]) -> None:
+    counts = out.get(use_case_id)
+    if counts is None:
+        counts = out[use_case_id] = SliCounts()
+    counts.requests += row[0]
+    counts.bad += row[1]
+    counts.answered += row[2]
+    for i, value in zip(wanted, row[3:], strict=True):
+        counts.slow[i] += value
+
+
+_HOURS_SQL = f"""
+SELECT use_case_id, sum(requests), sum(bad), sum(answered){{slow_sums}} FROM {SliHour._meta.db_table}
+ WHERE use_case_id = ANY(%(ids)s) AND hour >= %(hour_lo)s AND hour < %(hour_hi)s GROUP BY use_case_id
+"""
+
+
+def _settled_sums(ids: list[int], hour_lo: datetime, hour_hi: datetime, wanted: list[int]) -> dict[int, list]:
+    """{use case: [requests, bad, answered, *slow of `wanted`]} over whole hours [hour_lo, hour_hi), cached."""
+    digest = hashlib.blake2b(repr((ids, wanted)).encode(), digest_size=12).hexdigest()
+    key = f"gateway:sli:hours:{hour_lo:%Y%m%d%H}:{hour_hi:%Y%m%d%H}:{digest}"
+    return stamped_get(SETTLED_STAMP, key, lambda: {uc: row for uc, *row in _sums(
+        _HOURS_SQL, {"ids": ids, "hour_lo": hour_lo, "hour_hi": hour_hi}, wanted)}, timeout=SETTLED_TTL)
 
 
 def sli_hours(use_case_id: int, *, start: datetime, end: datetime) -> list[tuple[datetime, SliCounts]]:

@@ -1,5 +1,5 @@
-"""Demo scorecards for `make run`: 12 weeks of gateway traffic (written as the recorder's rollups would be), end
-users, outcomes and a few safety events for "Knowledge-base answers with citations" (whose prompt has a gate and
+"""Demo scorecards for `make run`: 12 weeks of gateway traffic (written as the recorder's rollups would be, tokens
+per call included), 26 weeks of end users (more every week: adoption grows), outcomes and a few safety events for "Knowledge-base answers with citations" (whose prompt has a gate and
 finished eval runs), a Sev2 incident naming its prompt version, the handbook collection linked to the refund use
 case, target users, then one refresh. Latency P95, availability and cost per success end up missed.
 
@@ -21,7 +21,7 @@ from apps.core.request_context import acting_as
 from apps.costs.models import UsageEvent
 from apps.costs.rollups import token_bin
 from apps.evals.models import Feedback
-from apps.gateway.models import EndUserDaily, GatewayKey, LatencyDaily, TrafficDaily
+from apps.gateway.models import EndUserDaily, GatewayKey, LatencyDaily, TokensDaily, TrafficDaily
 from apps.gateway.services import gateway_key_create
 from apps.incidents import services as incident_services
 from apps.incidents.models import Status as IncidentStatus
@@ -61,7 +61,11 @@ def _traffic(key, use_case, days: int) -> None:
     """Daily rollups as the recorder writes them; the cost per call creeps up (cost per success: missed)."""
     rng = random.Random(16)
     today = timezone.now().date()
-    traffic, latency, users, feedback, events = [], [], [], [], []
+    traffic, latency, users, feedback, events, tokens = [], [], [], [], [], []
+    for back in range(2 * 91 if days >= DAYS else days):  # two quarters of end users: adoption growth has data
+        pool = 250 + 2 * (2 * 91 - back)  # more people use it every week
+        users += [EndUserDaily(day=today - timedelta(days=back), gateway_key_id=key.pk, use_case_id=use_case.pk,
+                               user_hash=f"{u:032x}") for u in rng.sample(range(pool), rng.randint(60, 120))]
     for back in range(days):
         day = today - timedelta(days=back)
         requests = rng.randint(700, 900)
@@ -74,8 +78,11 @@ def _traffic(key, use_case, days: int) -> None:
             latency.append(LatencyDaily(day=day, team_id=key.team_id, gateway_key_id=key.pk, alias="chat",
                                         deployment="chat/local", measure="total", bin=token_bin(ms),
                                         requests=int(requests * share)))
-        users += [EndUserDaily(day=day, gateway_key_id=key.pk, use_case_id=use_case.pk, user_hash=f"{u:032x}")
-                  for u in rng.sample(range(450), rng.randint(60, 120))]
+        bins = {}
+        for n, share in ((500, 0.2), (900, 0.35), (1100, 0.25), (2000, 0.15), (6000, 0.05)):
+            bins[token_bin(n)] = int(requests * share)
+        tokens.append(TokensDaily(day=day, use_case_id=use_case.pk,
+                                  bins=[bins.get(b, 0) for b in range(max(bins) + 1)]))
         at = timezone.now() - timedelta(days=back, hours=1)
         for i in range(rng.randint(25, 40)):
             good = rng.random() < 0.86
@@ -92,6 +99,7 @@ def _traffic(key, use_case, days: int) -> None:
     TrafficDaily.objects.bulk_create(traffic)
     LatencyDaily.objects.bulk_create(latency)
     EndUserDaily.objects.bulk_create(users, ignore_conflicts=True)
+    TokensDaily.objects.bulk_create(tokens)
     Feedback.objects.bulk_create(feedback)
     UsageEvent.objects.bulk_create(events, ignore_conflicts=True)
 

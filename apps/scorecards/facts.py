@@ -10,6 +10,7 @@ WINDOW_DAYS = 28  # every KPI is read over the last 28 days (a predicate may ask
 TREND_POINTS = 8  # the trend: the same KPI over the 28 days ending each of the last 8 weeks
 TREND_STEP_DAYS = 7
 EXPERIMENT_SPAN = timedelta(days=91)  # the rate of experimentation counts per quarter (the seed's "1-3 per quarter")
+QUARTER_WEEKS = 13  # adoption growth: active end users in the 13 weeks (91 days) to a window's end vs the 13 before
 
 
 @dataclass(frozen=True)
@@ -74,18 +75,38 @@ class IncidentFact:
 
 
 @dataclass
+class SloFact:
+    """The use case's availability SLO as last evaluated (apps.slos.selectors.slo_status): the scorecard's
+    availability is its SLI, so the two pages show the same figure (ADR 0105's good and bad)."""
+
+    slo_id: int
+    target: float  # a fraction (99.5 % -> 0.995)
+    window_days: int
+    valid: int
+    bad: int
+    evaluated_at: datetime | None
+    url: str
+
+
+@dataclass
 class UseCaseFacts:
     use_case_id: int
     team_id: int
     tier: str = ""
     target_users: int | None = None
+    as_of: datetime | None = None  # the end of the latest window the facts were gathered for
     key_ids: list = field(default_factory=list)  # gateway keys bound to the use case, busiest first
     # day -> [requests, errors, refused, input_tokens, output_tokens, cost, unpriced]
     traffic: dict = field(default_factory=dict)
     latency: dict = field(default_factory=dict)  # day -> {bin: requests} (total latency)
+    tokens: dict = field(default_factory=dict)  # day -> {token bin: calls} (input + output tokens, TokensDaily)
+    availability_slo: SloFact | None = None
+    sli: dict = field(default_factory=dict)  # day -> [valid, bad] of availability (SliHour), with an SLO only
     safety: dict = field(default_factory=dict)  # day -> calls with guardrail actions
     outcomes: dict = field(default_factory=dict)  # day -> [success, failure, overridden, feedback]
     active_users: dict = field(default_factory=dict)  # Window.key -> distinct end users
+    # Window.last_day -> (distinct end users in the 13 weeks to it, in the 13 weeks before those)
+    quarter_users: dict = field(default_factory=dict)
     prompt_ids: list = field(default_factory=list)  # linked prompts
     production_prompts: list = field(default_factory=list)  # linked prompts with a production version
     gated_prompts: set = field(default_factory=set)  # linked prompts with an eval gate
@@ -123,14 +144,23 @@ class UseCaseFacts:
         lo, hi = window.first_day, window.last_day
         return sum(n for day, n in self.safety.items() if lo <= day <= hi)
 
-    def latency_bins(self, window: Window) -> dict:
-        cached = self.memo.get(("latency", window.key))
+    def sli_sum(self, window: Window) -> list:
+        return self._sum("sli", self.sli, window, 2)
+
+    def _bins(self, kind: str, series: dict, window: Window) -> dict:
+        cached = self.memo.get((kind, window.key))
         if cached is None:
             lo, hi = window.first_day, window.last_day
             cached = {}
-            for day, bins in self.latency.items():
+            for day, bins in series.items():
                 if lo <= day <= hi:
                     for b, n in bins.items():
                         cached[b] = cached.get(b, 0) + n
-            self.memo[("latency", window.key)] = cached
+            self.memo[(kind, window.key)] = cached
         return cached
+
+    def latency_bins(self, window: Window) -> dict:
+        return self._bins("latency", self.latency, window)
+
+    def token_bins(self, window: Window) -> dict:
+        return self._bins("tokens", self.tokens, window)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from apps.costs.rollups import percentile_from_bins
 from apps.evals.stats import wilson_interval
@@ -35,13 +36,16 @@ class Measure:
 class Kpi:
     key: str
     label: str
-    unit: str  # ratio | ms | usd | tokens | hours | minutes
+    unit: str  # ratio | growth (a relative change) | ms | usd | tokens | hours | minutes | count
     better: str  # higher | lower
     compute: Callable[[UseCaseFacts, Window], Measure]
     targets: dict  # tier -> default target ("" = no tier yet); None: no default
     feed: str  # what would feed it, shown when there is no data
     source: str  # which data page is behind it (see sources.source_url)
     mode: str = "absolute"  # or "change": target = largest allowed relative rise vs the previous window
+
+
+_GATEWAY = "No gateway traffic: bind a gateway key to the use case."
 
 
 def _tiers(low, elevated, high) -> dict:
@@ -140,12 +144,34 @@ def _latency(q: float):
 
 
 def availability(f: UseCaseFacts, w: Window) -> Measure:
+    """With an availability SLO: its SLI (ADR 0105's valid and bad calls), as the SLO last evaluated it when the
+    window is the SLO's own, else the same counts summed over the window; without one: the gateway's daily
+    rollups. The detail says which."""
+    slo = f.availability_slo
+    if slo is not None:
+        if f.as_of is not None and w.end == f.as_of and w.end - w.start == timedelta(days=slo.window_days):
+            valid, bad, how = slo.valid, slo.bad, (f"the SLO's SLI over its {slo.window_days}-day window, as "
+                                                   f"evaluated {_when(slo.evaluated_at)}")
+        else:
+            valid, bad = f.sli_sum(w)
+            how = f"the SLO's SLI (its good and bad calls) over {(w.end - w.start).days} days"
+            if slo.window_days != (w.end - w.start).days:
+                how += f"; the SLO itself reads {slo.window_days} days"
+        if valid <= 0:
+            return _none(f"No valid call in the window for the availability SLO ({how}).")
+        return _rate(valid - bad, valid, f"{valid - bad:,} of {valid:,} valid calls good: {how}.")
     requests, errors, refused, *_ = f.traffic_sum(w)
     answered = requests - refused
     if answered <= 0:
         return _none("No gateway calls reached a model: bind a gateway key to the use case.")
     return _rate(answered - errors, answered, f"{answered - errors:,} of {answered:,} calls answered without an "
-                                              f"error ({refused:,} refused by policy, not counted).")
+                                              f"error ({refused:,} refused by policy, not counted), from the "
+                                              f"gateway's daily rollups: no availability SLO (define one to read "
+                                              f"its SLI here).")
+
+
+def _when(at) -> str:
+    return f"at {at:%Y-%m-%d %H:%M} UTC" if at else "not yet"
 
 
 def cost_per_success(f: UseCaseFacts, w: Window) -> Measure:
@@ -160,13 +186,37 @@ def cost_per_success(f: UseCaseFacts, w: Window) -> Measure:
                    f"${cost:,.2f} of gateway spend over {success:,} successful outcomes.")
 
 
-def tokens_per_request(f: UseCaseFacts, w: Window) -> Measure:
-    requests, _e, refused, tokens_in, tokens_out, *_ = f.traffic_sum(w)
-    called = requests - refused
-    if called <= 0:
-        return _none("No gateway traffic: bind a gateway key to the use case.")
-    return Measure((tokens_in + tokens_out) / called, called, None, tokens_in + tokens_out, called,
-                   f"Mean of {called:,} calls ({tokens_in:,} in + {tokens_out:,} out).")
+def _tokens(q: float):
+    """A percentile of the calls' input + output tokens, from the per-day log-scale histogram (TokensDaily)."""
+    def compute(f: UseCaseFacts, w: Window) -> Measure:
+        bins = f.token_bins(w)
+        n = sum(bins.values())
+        if not n:
+            requests, _e, refused, tokens_in, tokens_out, *_ = f.traffic_sum(w)
+            called = requests - refused
+            if called > 0:  # days recorded before the histogram existed: say what there is, not a made-up median
+                return _none(f"No token histogram for these days yet (it starts with the calls recorded since "
+                             f"it was added); their mean was {(tokens_in + tokens_out) / called:,.0f} tokens over "
+                             f"{called:,} calls.")
+            return _none(_GATEWAY)
+        return Measure(percentile_from_bins(bins, q), n, detail=f"P{int(q * 100)} of the input + output tokens of "
+                                                                f"{n:,} gateway calls (log-scale bins, ±9 %).")
+
+    return compute
+
+
+def adoption_growth(f: UseCaseFacts, w: Window) -> Measure:
+    """Active end users in the 13 weeks to the window's end against the 13 weeks before (the seed's "+15-30 % per
+    quarter"), from the gateway's EndUserDaily."""
+    now, before = f.quarter_users.get(w.last_day, (0, 0))
+    if not now and not before:
+        return _none("No end users seen: send the OpenAI `user` field (or metadata.end_user) through the gateway.")
+    if not before:
+        return _none(f"{now:,} active end users in the last 13 weeks and none in the 13 before: growth is "
+                     f"measured once there is a previous quarter to compare with.")
+    return Measure(now / before - 1, now, None, now - before, before,
+                   f"{now:,} active end users in the 13 weeks to the window's end against {before:,} in the 13 "
+                   f"weeks before.")
 
 
 def index_freshness(f: UseCaseFacts, w: Window) -> Measure:
@@ -244,10 +294,12 @@ def experimentation(f: UseCaseFacts, w: Window) -> Measure:
 
 # --- the table ----------------------------------------------------------------------------------------------
 
-_GATEWAY = "No gateway traffic: bind a gateway key to the use case."
 KPIS: dict[str, Kpi] = {k.key: k for k in [
     Kpi("adoption", "Adoption (active users / target)", "ratio", "higher", adoption, _tiers(0.6, 0.6, 0.6),
         "Send the OpenAI `user` field through the gateway and set target users.", "gateway_key"),
+    # The seed's "+15-30 % per quarter": a riskier feature is rolled out more carefully, so it is asked less growth.
+    Kpi("adoption_growth", "Adoption growth (active users, quarter on quarter)", "growth", "higher",
+        adoption_growth, _tiers(0.3, 0.2, 0.15), "Send the OpenAI `user` field through the gateway.", "gateway_key"),
     Kpi("task_success", "Task success rate", "ratio", "higher", task_success, _tiers(0.7, 0.8, 0.9),
         "POST /api/v1/feedback (thumbs or score) with the use_case_id.", "feedback"),
     Kpi("override_rate", "Human override / escalation rate", "ratio", "lower", override_rate,
@@ -267,7 +319,9 @@ KPIS: dict[str, Kpi] = {k.key: k for k in [
     Kpi("cost_per_success", "Cost per successful outcome", "usd", "lower", cost_per_success,
         _tiers(0.05, 0.05, 0.05), "Gateway traffic and POST /api/v1/feedback (thumbs or score).", "gateway_key",
         mode="change"),
-    Kpi("tokens_per_request", "Tokens per request (mean)", "tokens", "lower", tokens_per_request,
+    Kpi("tokens_per_request", "Tokens per request (median)", "tokens", "lower", _tokens(0.5),
+        _tiers(0.1, 0.1, 0.1), _GATEWAY, "gateway_key", mode="change"),
+    Kpi("tokens_p95", "Tokens per request (P95)", "tokens", "lower", _tokens(0.95),
         _tiers(0.1, 0.1, 0.1), _GATEWAY, "gateway_key", mode="change"),
     Kpi("index_freshness", "Index freshness", "hours", "lower", index_freshness, _tiers(168, 72, 24),
         "Link a RAG collection and index it.", "collection"),
@@ -286,15 +340,25 @@ KPIS: dict[str, Kpi] = {k.key: k for k in [
 
 
 # Column headings of the portfolio (the full label is their tooltip).
-SHORT = {"adoption": "Adopt.", "task_success": "Success", "override_rate": "Overr.", "groundedness": "Ground.",
+SHORT = {"adoption": "Adopt.", "adoption_growth": "Growth", "tokens_p95": "Tok P95", "task_success": "Success", "override_rate": "Overr.", "groundedness": "Ground.",
          "hallucination": "Halluc.", "safety_violations": "Safety", "latency_p50": "P50", "latency_p95": "P95",
-         "availability": "Avail.", "cost_per_success": "$/succ.", "tokens_per_request": "Tok/req",
+         "availability": "Avail.", "cost_per_success": "$/succ.", "tokens_per_request": "Tok P50",
          "index_freshness": "Fresh.", "retrieval_recall": "Recall", "eval_coverage": "Eval cov.",
          "regression_escapes": "Escapes", "mttr": "MTTR", "experimentation": "Exper."}
 
 
 def default_target(kpi: Kpi, tier: str) -> float | None:
     return kpi.targets.get(tier or "", kpi.targets.get(""))
+
+
+def target_for(kpi: Kpi, facts: UseCaseFacts, explicit: dict) -> float | None:
+    """The target in force: the one the owner set on the scorecard, else (availability) the availability SLO's
+    own target, else the tier's default."""
+    if kpi.key in explicit:
+        return explicit[kpi.key]
+    if kpi.key == "availability" and facts.availability_slo is not None:
+        return facts.availability_slo.target
+    return default_target(kpi, facts.tier)
 
 
 def _meets(x: float, target: float, better: str) -> bool:
@@ -332,6 +396,8 @@ def display(kpi: Kpi, value: float | None) -> str:
         return "—"
     if kpi.unit == "ratio":
         return f"{value * 100:.1f} %" if value < 0.995 or value >= 1 else f"{value * 100:.2f} %"
+    if kpi.unit == "growth":
+        return f"{value * 100:+.1f} %"
     if kpi.unit == "ms":
         return f"{value / 1000:.2f} s" if value >= 1000 else f"{value:.0f} ms"
     if kpi.unit == "usd":

@@ -4,8 +4,9 @@ owner's, audited, with history), and the incident suggestion when a KPI starts m
 from __future__ import annotations
 
 import logging
+import math
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 from statistics import median
 from urllib.parse import urlencode
@@ -22,7 +23,7 @@ from apps.notifications.services import notify
 from apps.reviews.models import State, UseCase
 from apps.scorecards import sources
 from apps.scorecards.facts import UseCaseFacts, Window, trend_windows
-from apps.scorecards.kpis import KPIS, Kpi, Measure, default_target, display, display_target, status_of
+from apps.scorecards.kpis import KPIS, Kpi, Measure, display, display_target, status_of, target_for
 from apps.scorecards.models import (
     STATUS_ORDER,
     KpiTarget,
@@ -35,6 +36,9 @@ from apps.scorecards.models import (
 )
 
 log = logging.getLogger(__name__)
+RECOMPUTE_AFTER = timedelta(hours=1)  # a scorecard without new data is recomputed at least this often
+RECOMPUTE_SHARE = 12  # ... at most 1/12 of the portfolio per pass for that reason (oldest first): the load spreads
+CHANGE_SLACK = timedelta(minutes=2)  # data stamped this long before a computation may not have been committed yet
 SCORED_STATES = [s for s in State.values if s not in (State.DRAFT, State.WITHDRAWN, State.REJECTED, State.RETIRED)]
 REFRESH_TASK = "apps.scorecards.tasks.scorecards_refresh_task"
 
@@ -64,6 +68,8 @@ def _url(name: str, arg: int | None = None) -> str:  # the refresh links 8,000 K
 def source_url(kpi: Kpi, facts: UseCaseFacts, window: Window) -> str:
     """The existing page with the data behind the KPI."""
     kind = kpi.source
+    if kind == "gateway_errors" and facts.availability_slo is not None:
+        return facts.availability_slo.url
     if kind in ("gateway_key", "gateway_errors") and facts.key_ids:
         query = {"key": facts.key_ids[0], **({"status": "error"} if kind == "gateway_errors" else {})}
         return f"{_url('gateway:requests')}?{urlencode(query)}"
@@ -97,7 +103,7 @@ def _score(f: UseCaseFacts, targets: dict, windows: list[Window], snapshot: Scor
     counts: dict = defaultdict(int)
     cells, values, newly_missed = {}, [], []
     for kpi in KPIS.values():
-        target = targets.get(kpi.key, default_target(kpi, f.tier))
+        target = target_for(kpi, f, targets)
         measure, status = evaluate(kpi, f, current, target)
         counts[status] += 1
         cells[kpi.key] = [status, display(kpi, measure.value)]
@@ -150,6 +156,31 @@ def scorecards_refresh(*, use_case_ids=None, now: datetime | None = None) -> int
     return len(facts)
 
 
+def scorecards_due(*, now: datetime) -> list[int]:
+    """The use cases the next pass recomputes: never computed, team or tier changed, something they read changed
+    since their last computation (sources.changed_since), and — at most a 12th of the portfolio, oldest first —
+    those computed over an hour ago (a day leaving the window, freshness ageing, a link removed)."""
+    scored = _scored_use_cases()
+    done = {uc: (at, team, tier) for uc, at, team, tier in ScorecardSnapshot.objects.filter(
+        use_case_id__in=[uc for uc, _t, _r in scored]).values_list("use_case_id", "computed_at", "team_id", "tier")}
+    due = {uc for uc, team, tier in scored if uc not in done or done[uc][1:] != (team, tier)}
+    known = [uc for uc, _t, _r in scored if uc not in due]
+    if known:
+        since = max(min(done[uc][0] for uc in known), now - RECOMPUTE_AFTER) - CHANGE_SLACK
+        latest = sources.changed_since(known, since)
+        due |= {uc for uc, at in latest.items() if at >= done[uc][0] - CHANGE_SLACK}
+        old = sorted((done[uc][0], uc) for uc in known if uc not in due and done[uc][0] <= now - RECOMPUTE_AFTER)
+        due |= {uc for _at, uc in old[:math.ceil(len(scored) / RECOMPUTE_SHARE)]}
+    return sorted(due)
+
+
+def scorecards_refresh_due(*, now: datetime | None = None) -> int:
+    """The beat's pass: recompute only the use cases `scorecards_due` names (then the roll-ups). Returns how many."""
+    now = now or timezone.now()
+    due = scorecards_due(now=now)
+    return scorecards_refresh(use_case_ids=due, now=now) if due else 0
+
+
 def rollups_refresh(*, now: datetime) -> None:
     """Team and portfolio roll-ups from the stored KPI values: statuses counted, rates pooled (sum of numerators
     over sum of denominators), other KPIs the median of the use cases that have data."""
@@ -174,7 +205,7 @@ def rollups_refresh(*, now: datetime) -> None:
                 counts[status] += 1
             pooled = [(n, d) for _s, v, n, d in entries if v is not None and n is not None and d]
             values = [v for _s, v, *_ in entries if v is not None]
-            if pooled and kpi.unit in ("ratio", "usd", "tokens") and key != "adoption":
+            if pooled and kpi.unit in ("ratio", "growth", "usd", "tokens") and key != "adoption":
                 value = sum(n for n, _ in pooled) / sum(d for _, d in pooled)
             else:
                 value = median(values) if values else None

@@ -5,7 +5,9 @@ the raw ledger (its one read is the safety events' partial index, a few rows per
 |---|---|
 | traffic, tokens, cost, errors | gateway `TrafficDaily` (per key and day) of the keys bound to the use case |
 | latency P50/P95 | gateway `LatencyDaily` bins (measure "total") |
-| end users | gateway `EndUserDaily` (hashed), distinct per window |
+| tokens per request (median, P95) | gateway `TokensDaily`: per use case and day, calls per token bin |
+| end users | gateway `EndUserDaily` (hashed), distinct per window, and per 13 weeks for the growth |
+| availability with an SLO | slos `slo_status` (its last evaluation) and gateway `SliHour` summed per day |
 | safety events | `UsageEvent.guardrail_actions` through the partial index `usage_guardrail_idx` |
 | outcomes, overrides | evals `Feedback` (use_case_id, success, overridden) per day |
 | eval runs, gates | evals `EvalRun` of the production versions of linked prompts, `EvalGate` |
@@ -18,7 +20,7 @@ the raw ledger (its one read is the safety events' partial index, a few rows per
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import connection
 from django.db.models import Count, Max, Q, Sum
@@ -27,25 +29,30 @@ from django.db.models.functions import TruncDate
 from apps.costs.models import UsageEvent
 from apps.evals.models import EvalGate, EvalRun, Feedback, RunStatus
 from apps.experiments.models import Experiment
-from apps.gateway.models import EndUserDaily, GatewayKey, LatencyDaily, TrafficDaily
+from apps.gateway.models import EndUserDaily, GatewayKey, LatencyDaily, SliHour, TokensDaily, TrafficDaily
 from apps.incidents.models import Incident
 from apps.prompts.models import PRODUCTION, Label, LabelEvent
 from apps.rag.models import Document, IndexingJob, JobStatus, RetrievalEvalRun
-from apps.reviews.models import UseCaseCollection, UseCasePrompt
+from apps.reviews.models import UseCase, UseCaseCollection, UseCasePrompt
 from apps.scorecards.facts import (
     EXPERIMENT_SPAN,
+    QUARTER_WEEKS,
     EvalRunFact,
     IncidentFact,
     RetrievalFact,
+    SloFact,
     UseCaseFacts,
     Window,
 )
-from apps.scorecards.models import ScorecardProfile
+from apps.scorecards.models import ScorecardProfile, TargetChange
+from apps.slos.models import Slo
+from apps.slos.selectors import slo_status
 
 
 def collect(use_cases: list[tuple[int, int, str]], windows: list[Window]) -> dict[int, UseCaseFacts]:
     """Facts of each (use case id, team id, tier) over the span the windows cover (and the window before it)."""
-    facts = {uc: UseCaseFacts(use_case_id=uc, team_id=team, tier=tier) for uc, team, tier in use_cases}
+    as_of = max(w.end for w in windows)
+    facts = {uc: UseCaseFacts(use_case_id=uc, team_id=team, tier=tier, as_of=as_of) for uc, team, tier in use_cases}
     if not facts:
         return facts
     ids = list(facts)
@@ -54,6 +61,8 @@ def collect(use_cases: list[tuple[int, int, str]], windows: list[Window]) -> dic
     for uc, users in ScorecardProfile.objects.filter(use_case_id__in=ids).values_list("use_case_id", "target_users"):
         facts[uc].target_users = users
     _gateway(facts, ids, since, windows)
+    _end_users(facts, ids, windows)
+    _availability_slo(facts, ids, min(w.start for w in windows))
     _outcomes(facts, ids, since)
     _prompts(facts, ids, since)
     _collections(facts, ids)
@@ -72,6 +81,26 @@ _LATENCY_SQL = f"""
 SELECT k.use_case_id, t.day, t.bin, SUM(t.requests)
 FROM {LatencyDaily._meta.db_table} t JOIN {GatewayKey._meta.db_table} k ON k.id = t.gateway_key_id
 WHERE k.use_case_id = ANY(%s) AND t.day >= %s AND t.measure = 'total' GROUP BY 1, 2, 3
+"""
+_TOKENS_SQL = f"SELECT use_case_id, day, bins FROM {TokensDaily._meta.db_table} WHERE use_case_id = ANY(%s) AND day >= %s"
+# Each (use case, end user) seen in the last 2 × 13 weeks + the trend's weeks, as a bit per week back from the
+# current window's last day (bit k: seen k weeks back); each trend point's window (4 bits for 28 days), quarter
+# and the quarter before (13 bits each) are then masks: one scan of EndUserDaily for all 8 points, counted in SQL.
+_END_USERS_SQL = f"""
+WITH seen AS (
+    SELECT use_case_id, bit_or(1::bigint << ((%(last)s::date - day) / 7)) AS weeks
+      FROM {EndUserDaily._meta.db_table}
+     WHERE use_case_id = ANY(%(ids)s) AND day > %(last)s::date - %(days)s AND day <= %(last)s::date
+     GROUP BY use_case_id, user_hash
+)
+SELECT use_case_id, p, count(*) FILTER (WHERE weeks & (%(window)s::bigint << p) <> 0),
+       count(*) FILTER (WHERE weeks & (%(mask)s::bigint << p) <> 0),
+       count(*) FILTER (WHERE weeks & (%(mask)s::bigint << (p + %(quarter)s)) <> 0)
+  FROM seen, unnest(%(points)s::int[]) AS p GROUP BY 1, 2
+"""
+_SLI_DAYS_SQL = f"""
+SELECT use_case_id, (hour AT TIME ZONE 'UTC')::date, SUM(requests), SUM(bad) FROM {SliHour._meta.db_table}
+WHERE use_case_id = ANY(%s) AND hour >= %s GROUP BY 1, 2
 """
 
 
@@ -93,6 +122,9 @@ def _gateway(facts, ids, since: datetime, windows) -> None:
         cursor.execute(_LATENCY_SQL, [ids, since.date()])
         for uc, day, b, n in cursor.fetchall():
             facts[uc].latency.setdefault(day, {})[b] = int(n)
+        cursor.execute(_TOKENS_SQL, [ids, since.date()])
+        for uc, day, bins in cursor.fetchall():
+            facts[uc].tokens[day] = {b: n for b, n in enumerate(bins) if n}
     safety = (UsageEvent.objects.filter(guardrail_actions__isnull=False, gateway_key_id__in=list(key_uc),
                                         occurred_at__gte=since)
               .annotate(day=TruncDate("occurred_at")).values_list("gateway_key_id", "day")
@@ -100,12 +132,59 @@ def _gateway(facts, ids, since: datetime, windows) -> None:
     for key, day, n in safety:
         f = facts[key_uc[key]]
         f.safety[day] = f.safety.get(day, 0) + n
+
+
+def _end_users(facts, ids, windows) -> None:
+    """Distinct end users per window (adoption), and in the 13 weeks to each window's last day and the 13 before
+    (growth): one scan when the windows are whole weeks a whole number of weeks apart (the trend's 28 days, a
+    week apart), else a distinct count per window (a condition's span)."""
+    last = max(w.last_day for w in windows)
+    weekly = {w: (last - w.last_day).days // 7 for w in windows
+              if (last - w.last_day).days % 7 == 0 and ((w.last_day - w.first_day).days + 1) % 7 == 0}
+    lengths = {(w.last_day - w.first_day).days + 1 for w in weekly}
+    if len(lengths) > 1:  # windows of several lengths: the scan serves the quarters only
+        weekly = {}
     for window in windows:
-        distinct = (EndUserDaily.objects.filter(use_case_id__in=ids, day__gte=window.first_day,
-                                                day__lte=window.last_day)
-                    .values_list("use_case_id").annotate(n=Count("user_hash", distinct=True)).order_by())
-        for uc, n in distinct:
-            facts[uc].active_users[window.key] = n
+        if window not in weekly:
+            distinct = (EndUserDaily.objects.filter(use_case_id__in=ids, day__gte=window.first_day,
+                                                    day__lte=window.last_day)
+                        .values_list("use_case_id").annotate(n=Count("user_hash", distinct=True)).order_by())
+            for uc, n in distinct:
+                facts[uc].active_users[window.key] = n
+    points = sorted({(last - w.last_day).days // 7 for w in windows if (last - w.last_day).days % 7 == 0})
+    if not points:
+        return
+    window_weeks = (lengths.pop() // 7) if weekly else 0
+    by_point = {}
+    for w, p in weekly.items():
+        by_point.setdefault(p, []).append(w.key)
+    weeks = max(2 * QUARTER_WEEKS, window_weeks) + max(points)
+    with connection.cursor() as cursor:
+        cursor.execute(_END_USERS_SQL, {"last": last, "ids": ids, "days": 7 * weeks, "window": (1 << window_weeks) - 1,
+                                        "mask": (1 << QUARTER_WEEKS) - 1, "quarter": QUARTER_WEEKS, "points": points})
+        for uc, p, active, now, before in cursor.fetchall():
+            facts[uc].quarter_users[last - timedelta(days=7 * p)] = (now, before)
+            for key in by_point.get(p, ()):
+                if active:
+                    facts[uc].active_users[key] = active
+
+
+def _availability_slo(facts, ids, since: datetime) -> None:
+    """Use cases with an active availability SLO: its last evaluation, and its SLI counts per day (SliHour) for the
+    windows that are not the SLO's own (the trend, a condition's span)."""
+    with_slo = []
+    for uc, statuses in slo_status(ids).items():
+        for s in statuses:
+            if s.kind == "availability":
+                facts[uc].availability_slo = SloFact(s.slo_id, s.target_percent / 100, s.window_days, s.valid_events,
+                                                     s.bad_events, s.evaluated_at, s.url)
+                with_slo.append(uc)
+    if not with_slo:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(_SLI_DAYS_SQL, [with_slo, since])
+        for uc, day, valid, bad in cursor.fetchall():
+            facts[uc].sli[day] = [int(valid), int(bad)]
 
 
 def _outcomes(facts, ids, since: datetime) -> None:
@@ -214,3 +293,61 @@ def _experiments(facts, ids, since: datetime) -> None:
             .order_by("started_at").values_list("use_case_id", "started_at"))
     for uc, started in rows:
         facts[uc].experiment_starts.append(started)
+
+
+# --- what changed: the incremental refresh ------------------------------------------------------------------------
+
+def changed_since(ids, since: datetime) -> dict[int, datetime]:
+    """{use case id: the latest time something a KPI reads changed, at or after `since`} (use cases with nothing
+    new are absent): a gateway call landing (TokensDaily.updated_at, touched by every call of a use case), feedback,
+    an eval run, gate or production promotion of a linked prompt, an indexing job, a document indexed or a
+    retrieval run of a linked collection, a link made, an incident or its review changing, an experiment started,
+    an SLO defined or changed, a target changed, the use case itself edited. A dozen small queries; links removed
+    and time passing (a day leaving the window, freshness ageing) are caught by the hourly recomputation."""
+    ids = list(ids)
+    latest: dict[int, datetime] = {}
+
+    def note(rows) -> None:
+        for uc, at in rows:
+            if uc in wanted and at is not None and (uc not in latest or at > latest[uc]):
+                latest[uc] = at
+
+    wanted = set(ids)
+    if not ids:
+        return latest
+    through = Incident.use_cases.through
+    for model, use_case, at, extra in (  # (rows, their use case, their time, another filter)
+            (TokensDaily, "use_case_id", "updated_at", {"day__gte": since.date()}),
+            (Feedback, "use_case_id", "created_at", {}),
+            (through, "usecase_id", "incident__updated_at", {}),
+            (through, "usecase_id", "incident__review__updated_at", {}),
+            (Experiment, "use_case_id", "started_at", {}),
+            (UseCase, "pk", "updated_at", {}),
+            (Slo, "use_case_id", "updated_at", {}),
+            (TargetChange, "use_case_id", "occurred_at", {}),
+            (UseCasePrompt, "use_case_id", "created_at", {}),
+            (UseCaseCollection, "use_case_id", "created_at", {})):
+        note(model.objects.filter(**{f"{use_case}__in": ids, f"{at}__gte": since}, **extra)
+             .values_list(use_case).annotate(Max(at)).order_by())
+    _through_links(note, UseCasePrompt, "prompt_id", ids, [
+        EvalRun.objects.filter(finished_at__gte=since).values_list("prompt_version__prompt_id", "finished_at"),
+        EvalGate.objects.filter(updated_at__gte=since).values_list("prompt_id", "updated_at"),
+        LabelEvent.objects.filter(label=PRODUCTION, occurred_at__gte=since).values_list("prompt_id", "occurred_at")])
+    _through_links(note, UseCaseCollection, "collection_id", ids, [
+        IndexingJob.objects.filter(finished_at__gte=since).values_list("collection_id", "finished_at"),
+        Document.objects.filter(indexed_at__gte=since).values_list("collection_id").annotate(Max("indexed_at"))
+        .order_by(),
+        RetrievalEvalRun.objects.filter(finished_at__gte=since).values_list("collection_id", "finished_at")])
+    return latest
+
+
+def _through_links(note, link_model, field: str, ids, sources_of_change) -> None:
+    """Changes of linked objects (prompts, collections) as changes of the use cases they are linked to."""
+    changed: dict = {}
+    for rows in sources_of_change:
+        for obj, at in rows:
+            if obj is not None and at is not None and (obj not in changed or at > changed[obj]):
+                changed[obj] = at
+    if changed:
+        links = link_model.objects.filter(use_case_id__in=ids, **{f"{field}__in": list(changed)})
+        note((uc, changed[obj]) for uc, obj in links.values_list("use_case_id", field))

@@ -100,12 +100,12 @@ def _focus(values: list[dict], key: str):
 
 def _trend_chart(item) -> str:
     kpi, value = item["kpi"], item["value"]
-    scale = 100 if kpi.unit == "ratio" else 1
+    scale = 100 if kpi.unit in ("ratio", "growth") else 1
     points = [(end, None if v is None else round(v * scale, 4), item["display"]) for end, v in value.trend]
     series = {kpi.label: points}
     if value.target is not None and kpi.mode == "absolute":
         series["target"] = [(end, round(value.target * scale, 4), "target") for end, _v in value.trend]
-    unit = {"ratio": "%", "ms": "ms", "usd": "USD", "tokens": "tokens", "hours": "hours", "minutes": "minutes",
+    unit = {"ratio": "%", "growth": "% vs the previous quarter", "ms": "ms", "usd": "USD", "tokens": "tokens", "hours": "hours", "minutes": "minutes",
             "count": "per quarter"}
     return charts.to_html(charts.category_lines(series=series, y_title=unit.get(kpi.unit, ""),
                                                 x_title="28 days ending"))

@@ -82,6 +82,8 @@ class SloStatus:
     open_alerts: tuple[str, ...]  # pair keys: fast / slow / ticket
     evaluated_at: datetime | None
     url: str
+    valid_events: int = 0  # over the window, at the last evaluation: the SLI is 1 − bad / valid
+    bad_events: int = 0
 
 
 def slo_status(use_case_ids) -> dict[int, list[SloStatus]]:
@@ -101,5 +103,6 @@ def slo_status(use_case_ids) -> dict[int, list[SloStatus]]:
             threshold_ms=slo.threshold_ms, window_days=slo.window_days, health=slo.health,
             met=None if slo.sli_percent is None else slo.sli_percent >= float(slo.target_percent),
             sli_percent=slo.sli_percent, budget_remaining=slo.budget_remaining, burn_rates=dict(slo.burn_rates),
-            open_alerts=tuple(alerts.get(slo.pk, ())), evaluated_at=slo.evaluated_at, url=slo.get_absolute_url()))
+            open_alerts=tuple(alerts.get(slo.pk, ())), evaluated_at=slo.evaluated_at, url=slo.get_absolute_url(),
+            valid_events=slo.valid_events, bad_events=slo.bad_events))
     return out

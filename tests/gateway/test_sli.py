@@ -117,3 +117,15 @@ def test_gateway_calls_of_a_use_case_are_counted_by_the_recorder(gateway_url, lo
     # the key bound to no use case: its own series (ADR 0103), which no use case's window includes
     assert list(SliMinute.objects.filter(use_case_id=sli.key_series(unbound.pk))
                 .values_list("requests", "bad")) == [(1, 1)]
+
+
+@pytest.mark.django_db
+def test_settled_hours_are_summed_once_and_a_late_write_into_one_is_seen(django_assert_num_queries):
+    now = datetime.now(UTC)
+    sli_add_counts({(7, sli.floor_hour(now) - timedelta(hours=5)): _counts(100, 1)})
+    assert sli_window([7], start=now - timedelta(days=1), end=now)[7].requests == 100
+    with django_assert_num_queries(1):  # the settled hours come from the cache; only the last hour is read
+        assert sli_window([7], start=now - timedelta(days=1), end=now)[7].requests == 100
+    sli_add_counts({(7, sli.floor_hour(now) - timedelta(hours=5)): _counts(50, 50)})  # late: renews the stamp
+    window = sli_window([7], start=now - timedelta(days=1), end=now)
+    assert (window[7].requests, window[7].bad) == (150, 51)

@@ -14,11 +14,12 @@ from apps.scorecards.facts import (
     EvalRunFact,
     IncidentFact,
     RetrievalFact,
+    SloFact,
     UseCaseFacts,
     Window,
     trend_windows,
 )
-from apps.scorecards.kpis import AT_RISK_MARGIN, KPIS, Measure, default_target, display, status_of
+from apps.scorecards.kpis import AT_RISK_MARGIN, KPIS, Measure, default_target, display, status_of, target_for
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 WINDOW = Window.ending(NOW)
@@ -49,7 +50,8 @@ def test_task_success_override_and_cost_per_success_come_from_outcomes_and_traff
     assert (success.value, success.sample, success.ci) == (0.8, 100, (interval.low, interval.high))
     assert value("override_rate", f).value == pytest.approx(5 / 110)
     assert value("cost_per_success", f).value == pytest.approx(12.5 / 80)
-    assert value("tokens_per_request", f).value == pytest.approx(70_000 / 1000)
+    assert value("tokens_per_request", f).value is None  # no token histogram yet: the mean is only told
+    assert "70 tokens" in value("tokens_per_request", f).detail
     assert "POST /api/v1/feedback" in value("task_success", facts()).detail
 
 
@@ -201,3 +203,52 @@ def test_rate_of_experimentation_counts_first_starts_in_the_quarter_to_the_windo
     assert status_of(KPIS["experimentation"], none_tried, 1) == "missed"
 
     assert value("experimentation", facts(experiment_starts=starts)).value is None  # no prompt: nothing to split
+
+
+def test_tokens_per_request_are_the_median_and_p95_of_the_summed_token_bins():
+    f = facts(tokens={DAY: {token_bin(300): 60}, DAY - timedelta(days=1): {token_bin(300): 30, token_bin(20_000): 10}})
+    median, p95 = value("tokens_per_request", f), value("tokens_p95", f)
+    assert 300 / 1.1 < median.value < 300 * 1.1 and median.sample == 100
+    assert 20_000 / 1.1 < p95.value < 20_000 * 1.1  # the mean (≈ 2,270) would have hidden both
+    assert KPIS["tokens_p95"].mode == KPIS["tokens_per_request"].mode == "change"  # stable or falling
+
+
+def test_adoption_growth_compares_the_active_users_of_the_quarter_with_the_quarter_before():
+    f = facts(quarter_users={WINDOW.last_day: (130, 100)})
+    growth = value("adoption_growth", f)
+    assert growth.value == pytest.approx(0.3) and (growth.numerator, growth.denominator) == (30, 100)
+    assert display(KPIS["adoption_growth"], growth.value) == "+30.0 %"
+    targets = [default_target(KPIS["adoption_growth"], tier) for tier in ("low", "elevated", "high")]
+    assert all(0.15 <= t <= 0.3 for t in targets) and targets == sorted(targets, reverse=True)
+    assert status_of(KPIS["adoption_growth"], value("adoption_growth", facts(quarter_users={WINDOW.last_day: (90, 100)})),
+                     targets[0]) == "missed"
+    first_quarter = value("adoption_growth", facts(quarter_users={WINDOW.last_day: (50, 0)}))
+    assert first_quarter.value is None and "none in the 13 before" in first_quarter.detail
+    assert "user` field" in value("adoption_growth", facts()).detail
+
+
+SLO = SloFact(slo_id=3, target=0.995, window_days=28, valid=2000, bad=4, evaluated_at=NOW, url="/slos/use-cases/1/")
+
+
+def test_availability_with_an_slo_is_its_sli_and_its_target_unless_the_owner_set_one():
+    f = facts(traffic={DAY: [1000, 50, 0, 0, 0, 0.0, 0]}, availability_slo=SLO, as_of=NOW,
+              sli={DAY - timedelta(days=10): [900, 9], DAY - timedelta(days=40): [100, 100]})
+    current = value("availability", f)
+    assert (current.value, current.sample) == (1996 / 2000, 2000)  # the SLO's own evaluation, not the rollups
+    assert "SLO's SLI over its 28-day window" in current.detail
+    past = value("availability", f, Window.ending(NOW - timedelta(days=7)))  # the trend: the SLI's counts
+    assert past.value == pytest.approx(891 / 900)
+    assert target_for(KPIS["availability"], f, {}) == 0.995
+    assert target_for(KPIS["availability"], f, {"availability": 0.999}) == 0.999
+
+
+def test_availability_without_an_slo_says_it_comes_from_the_gateway_rollups():
+    f = facts(traffic={DAY: [1000, 10, 0, 0, 0, 0.0, 0]})
+    assert value("availability", f).value == 0.99 and "daily rollups" in value("availability", f).detail
+    assert target_for(KPIS["availability"], f, {}) == default_target(KPIS["availability"], "high")
+
+
+def test_availability_over_another_span_than_the_slo_reads_the_same_counts_and_says_so():
+    f = facts(availability_slo=SLO, as_of=NOW, sli={DAY: [100, 1]})
+    seven = value("availability", f, Window.ending(NOW, 7))
+    assert seven.value == 0.99 and "the SLO itself reads 28 days" in seven.detail

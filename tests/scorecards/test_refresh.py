@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from apps.costs.rollups import token_bin
 from apps.evals.models import Feedback
-from apps.gateway.models import EndUserDaily, LatencyDaily, TrafficDaily
+from apps.gateway.models import EndUserDaily, LatencyDaily, TokensDaily, TrafficDaily
 from apps.notifications.models import Notification
 from apps.reviews import conditions
 from apps.scorecards import services
@@ -28,6 +28,9 @@ def traffic(team, key, use_case, yesterday):
                      requests=500),
         LatencyDaily(day=yesterday, team_id=team.pk, gateway_key_id=key.pk, measure="total", bin=token_bin(9000),
                      requests=500)])
+    bins = [0] * (token_bin(4000) + 1)
+    bins[token_bin(500)], bins[token_bin(4000)] = 900, 100
+    TokensDaily.objects.create(day=yesterday, use_case_id=use_case.pk, bins=bins)
     EndUserDaily.objects.bulk_create([EndUserDaily(day=yesterday, gateway_key_id=key.pk, use_case_id=use_case.pk,
                                                    user_hash=f"{i:032x}") for i in range(40)])
     ScorecardProfile.objects.create(use_case=use_case, target_users=100)
@@ -47,10 +50,12 @@ def test_refresh_stores_each_kpi_with_target_status_ci_and_source(use_case, traf
     assert values["task_success"].ci_low < 0.6 < values["task_success"].ci_high
     assert values["override_rate"].value == 0.1 and values["override_rate"].sample == 100
     assert values["availability"].value == 0.97 and values["availability"].status == "missed"
+    assert "gateway's daily rollups: no availability SLO" in values["availability"].detail  # its source, said
     assert values["latency_p95"].value > 8000 and values["latency_p95"].status == "missed"  # target 6 s
     assert values["adoption"].value == 0.4
     assert values["cost_per_success"].value == pytest.approx(20 / 60)
-    assert values["tokens_per_request"].value == 500
+    assert 500 / 1.1 < values["tokens_per_request"].value < 500 * 1.1  # the median's bin: ±9 %
+    assert 4000 / 1.1 < values["tokens_p95"].value < 4000 * 1.1 and values["tokens_p95"].sample == 1000
     assert values["mttr"].value is None and values["mttr"].status == "no_data" and values["mttr"].detail
     assert f"key={key.pk}" in values["latency_p95"].source_url
     assert len(values["task_success"].trend) == 8 and values["task_success"].trend[-1][1] == 0.6
@@ -125,3 +130,34 @@ def test_incident_kpis_agree_with_the_incidents_metrics_and_read_the_reviews_esc
     escapes = KPIS["regression_escapes"].compute(f, window)
     assert figures.regression_escapes == 1  # the reviewed escape; the scorecard adds the unreviewed named version
     assert escapes.detail.startswith("1 incident(s) whose review flags") and "1 without a review" in escapes.detail
+
+
+def test_adoption_growth_counts_distinct_end_users_of_each_quarter_from_the_end_user_table(use_case, key):
+    today = timezone.now().date()
+    rows = [EndUserDaily(day=today - timedelta(days=back), gateway_key_id=key.pk, use_case_id=use_case.pk,
+                         user_hash=f"{u:032x}")
+            for back, users in ((3, range(60)), (50, range(20, 70)), (100, range(40)), (150, range(30, 50)))
+            for u in users]  # this quarter: users 0-69 (70); the one before: 0-49 (50)
+    EndUserDaily.objects.bulk_create(rows)
+    services.scorecards_refresh()
+    growth = _values(use_case)["adoption_growth"]
+    assert growth.value == pytest.approx(70 / 50 - 1) and growth.status == "met"  # high tier: +15 %
+    assert (growth.numerator, growth.denominator) == (20, 50)
+
+
+def test_availability_is_the_slo_s_sli_when_the_use_case_has_an_availability_slo(use_case, key, traffic, owner):
+    from apps.gateway.sli import SliCounts, sli_add_counts
+    from apps.slos.evaluation import slos_evaluate
+    from apps.slos.models import Slo
+
+    slo = Slo.objects.create(use_case=use_case, team=use_case.team, kind="availability", target_percent="99.5",
+                             window_days=28, created_by=owner, updated_by=owner)
+    minute = (timezone.now() - timedelta(days=2)).replace(second=0, microsecond=0)
+    sli_add_counts({(use_case.pk, minute): SliCounts(requests=400, bad=1, answered=399)})
+    slos_evaluate()
+    services.scorecards_refresh()
+    slo.refresh_from_db()
+    availability = _values(use_case)["availability"]
+    assert availability.value == pytest.approx(slo.sli_percent / 100) == pytest.approx(399 / 400)  # not 97 %
+    assert availability.target == 0.995 and availability.status == "at_risk"  # its 95 % CI crosses 99.5 %
+    assert availability.source_url == slo.get_absolute_url() and "SLO's SLI" in availability.detail
