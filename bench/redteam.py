@@ -28,8 +28,14 @@ import uuid
 from contextlib import contextmanager
 from types import SimpleNamespace
 
-from bench.common import BASE_DIR, setup_django, stop_process, use_bench_database
-from bench.evals_page import queries, time_get
+from bench.common import (
+    BASE_DIR,
+    client_get_times,
+    client_queries,
+    setup_django,
+    stop_process,
+    use_bench_database,
+)
 
 DATABASE = "portal_bench_redteam"
 BIG = 10_000
@@ -169,12 +175,12 @@ def pages(team, user, requests: int) -> dict:
     report, detail = f"/redteam/{big.pk}/report/", f"/redteam/{big.pk}/"
     client.get(report)  # warm up: templates, session
     return {"attacks": big.progress_total, "goal_p95_ms": 300,
-            "report": time_get(client, report, requests), "campaign_page": time_get(client, detail, requests),
-            "findings_fragment_page_20": time_get(client, detail + "?page=20", requests, HTTP_HX_REQUEST="true"),
-            "queries_report_10000": queries(client, report),
-            "queries_report_10": queries(client, f"/redteam/{small.pk}/report/"),
-            "queries_page_10000": queries(client, detail),
-            "queries_page_10": queries(client, f"/redteam/{small.pk}/")}
+            "report": client_get_times(client, report, requests), "campaign_page": client_get_times(client, detail, requests),
+            "findings_fragment_page_20": client_get_times(client, detail + "?page=20", requests, HTTP_HX_REQUEST="true"),
+            "queries_report_10000": client_queries(client, report),
+            "queries_report_10": client_queries(client, f"/redteam/{small.pk}/report/"),
+            "queries_page_10000": client_queries(client, detail),
+            "queries_page_10": client_queries(client, f"/redteam/{small.pk}/")}
 
 
 def main(argv: list[str]) -> dict:

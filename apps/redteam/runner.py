@@ -55,8 +55,8 @@ from apps.gateway.recording import row_of, serialize
 from apps.llm import acalls
 from apps.llm.errors import LlmError
 from apps.llm.results import ChatRequest
-from apps.redteam import detectors, library_glue, notify, targets
-from apps.redteam.models import Attack, AttackStatus, Campaign, CampaignStatus, TeamProbe
+from apps.redteam import detectors, front_door, library_glue, notify, targets
+from apps.redteam.models import Attack, AttackStatus, Campaign, CampaignKey, CampaignStatus, TeamProbe
 from apps.redteam.summary import compute_summary
 
 log = logging.getLogger(__name__)
@@ -273,8 +273,10 @@ class CallerThread(Executor):
 class Work:
     """One worker task's event loop over one campaign."""
 
-    def __init__(self, campaign: Campaign, target: targets.PreparedTarget, scorers: Scorers, owner: str):
+    def __init__(self, campaign: Campaign, target: targets.PreparedTarget, scorers: Scorers, owner: str,
+                 door: front_door.FrontDoor | None = None):
         self.campaign = campaign
+        self.door = door  # a gateway-key campaign: the target is called through the front door (ADR 0119)
         self.target = target
         self.scorers = scorers
         self.owner = owner
@@ -296,6 +298,8 @@ class Work:
                           worst_case_cost=check.worst_case_cost)
 
     async def call(self, messages: list[dict], model: str | None = None):
+        if self.door is not None and model is None:  # the target, as its application calls it; the gateway records
+            return await self.door.call(messages)
         request = ChatRequest(messages=messages, max_tokens=self.target.options.get("max_tokens"))
         return await acalls.achat(model=model or self.target.model, request=request, context=self.target.context(),
                                   recorder=self.recorder, preflight=self.preflight)
@@ -307,7 +311,7 @@ class Work:
                                   turns=attack.turns if turns is None else tuple(turns)),
             output, canaries=self.target.canaries, policy=policy, judge=judge)
 
-    async def converse(self, attack: targets.AttackRow):
+    async def converse(self, attack: targets.AttackRow, outputs: list[str]):
         """A live multi-turn attack (ADR 0115): the attacker model writes each user turn from the target's replies,
         up to the planned number of turns, and the conversation stops at the first reply a detector settles as a
         success. Both models' calls go through the one call path, costed to the campaign."""
@@ -316,7 +320,7 @@ class Work:
         total = 1 + len(attack.turns)
         history: list[tuple[str, str]] = []
         messages: list[dict] = []
-        outputs, cost, hit, result = [], Decimal(0), None, None
+        cost, hit, result = Decimal(0), None, None
         for turn in range(1, total + 1):
             written = await self.call(attacker.messages(goal, turn, total, history), model=attacker.model)
             said = written.text.strip() or goal
@@ -333,24 +337,34 @@ class Work:
                 hit = verdict.as_evidence() | {"turn": turn}
                 break
         transcript = [{"role": "attacker" if role == "user" else "target", "content": text} for role, text in history]
-        return outputs, cost, result, hit, {"transcript": transcript, "attacker": attacker.source}
+        return cost, result, hit, {"transcript": transcript, "attacker": attacker.source}
 
     async def attack(self, attack: targets.AttackRow) -> Outcome:
         started = time.perf_counter()
         hit, extra = None, {}
+        outputs: list[str] = []  # the target's replies so far (a block at a later turn keeps the earlier ones)
         try:
             if self.target.attacker is not None and attack.key.endswith(":multi_turn"):
-                outputs, cost, result, hit, extra = await self.converse(attack)
+                cost, result, hit, extra = await self.converse(attack, outputs)
             else:
                 messages = self.target.messages(attack)
                 result = await self.call(messages)
-                outputs, cost = [result.text], result.cost
+                outputs.append(result.text)
+                cost = result.cost
                 for turn in attack.turns:  # multi-turn, planned: the conversation goes on with the next user turn
                     messages += [{"role": "assistant", "content": result.text}, {"role": "user", "content": turn}]
                     result = await self.call(messages)
                     outputs.append(result.text)
                     cost = None if cost is None or result.cost is None else cost + result.cost
         except TargetError as exc:
+            return Outcome(attack, "error", error=str(exc))
+        except front_door.Blocked as exc:
+            return self.blocked(attack, outputs, str(exc), started)
+        except front_door.NotRun as exc:  # a limit, a budget, the use case: not the attack's result
+            return Outcome(attack, "error", error=f"{front_door.NOT_RUN}{exc}")
+        except front_door.Retry as exc:
+            if attack.attempts < settings.REDTEAM_MAX_ATTEMPTS:
+                return Outcome(attack, "retry", error=str(exc), delay=backoff_seconds(attack.attempts, exc.retry_after))
             return Outcome(attack, "error", error=str(exc))
         except (LlmError, SlotTimeout) as exc:
             retryable = isinstance(exc, SlotTimeout) or exc.retryable
@@ -375,6 +389,18 @@ class Work:
         return Outcome(attack, "done", output=output, success=success, evidence=evidence | extra,
                        latency_ms=latency, cost=cost, request_id=result.request_id or "")
 
+    def blocked(self, attack: targets.AttackRow, outputs: list[str], message: str, started: float) -> Outcome:
+        """The gateway's guardrails refused a turn: defended, unless an earlier reply already gave the attack away."""
+        latency = round((time.perf_counter() - started) * 1000)
+        output = "\n\n".join([*outputs, f"[blocked by the gateway: {message}]"])
+        if outputs:
+            verdict = self.verdict(attack, "\n\n".join(outputs))
+            if verdict.success:
+                return Outcome(attack, "done", output=output, success=True, latency_ms=latency,
+                               evidence=verdict.as_evidence() | {"guardrail": message})
+        return Outcome(attack, "done", output=output, success=False, evidence=front_door.blocked_evidence(message),
+                       latency_ms=latency)
+
     async def db(self, fn, *args, **kwargs):
         return await asyncio.wrap_future(self.db_thread.submit(fn, *args, **kwargs))
 
@@ -382,7 +408,7 @@ class Work:
         outcomes, self.outcomes = self.outcomes, []
         records, self.records = self.records, []
         if outcomes or records:
-            cancel = await self.db(write_batch, self.campaign.pk, outcomes, records, self.target.gateway_key_id)
+            cancel = await self.db(write_batch, self.campaign.pk, outcomes, records, None)
         else:
             cancel = await self.db(_cancel_requested, self.campaign.pk)
         self.cancel = self.cancel or cancel
@@ -417,6 +443,8 @@ class Work:
         self.unstarted: list[targets.AttackRow] = []
         self.in_flight = 0
         self.finished = False
+        if self.door is not None:
+            self.door.open()
         try:
             await asyncio.gather(self.feeder(), self.flusher(), *(self.worker() for _ in range(self.concurrency)))
             await self.flush()
@@ -428,6 +456,8 @@ class Work:
                 await self.db(release, self.unstarted)
         finally:
             self.side.shutdown(wait=True)
+            if self.door is not None:
+                await self.door.aclose()
         return self.processed
 
     async def feeder(self) -> None:
@@ -514,8 +544,22 @@ def campaign_work(campaign_id: int, *, owner: str | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the target cannot run at all: fail the campaign, say why
         campaign_fail(campaign_id, f"The target could not be prepared: {type(exc).__name__}: {exc}")
         return 0
-    work = Work(campaign, target, scorers_for(campaign), owner or inline_owner())
-    processed = work.run()
+    owner = owner or inline_owner()
+    door, run_key = None, None
+    if campaign.gateway_key_id is not None:  # through the front door with a twin of the key (ADR 0119)
+        try:
+            run_key, secret = front_door.mint(campaign, owner)
+        except Exception as exc:  # noqa: BLE001 - the key cannot be copied (revoked, expired): fail, say why
+            campaign_fail(campaign_id, f"The gateway key could not be used: {exc}")
+            return 0
+        door = front_door.FrontDoor(secret, alias=campaign.model, max_tokens=target.options.get("max_tokens"),
+                                    concurrency=campaign.concurrency)
+        del secret
+    try:
+        processed = Work(campaign, target, scorers_for(campaign), owner, door).run()
+    finally:
+        if run_key is not None:
+            front_door.revoke([run_key])
     campaign_finalize(campaign_id)
     return processed
 
@@ -542,6 +586,9 @@ def campaign_finalize(campaign_id: int) -> bool:
         pending = attacks.filter(status=AttackStatus.PENDING).exists()
         if pending and not campaign.cancel_requested:
             return False
+        ledger_spend = None
+        if campaign.gateway_key_id is not None or campaign.run_keys.exists():
+            ledger_spend = front_door.read_back_costs(campaign_id)  # the gateway recorded them; the runner did not
         totals = attacks.aggregate(done=Count("id", filter=~Q(status=AttackStatus.PENDING)),
                                    errors=Count("id", filter=Q(status=AttackStatus.ERROR)),
                                    successes=Count("id", filter=Q(success=True)), spend=Sum("cost"))
@@ -549,7 +596,7 @@ def campaign_finalize(campaign_id: int) -> bool:
         campaign.progress_done = totals["done"]
         campaign.errors_count = totals["errors"]
         campaign.successes = totals["successes"]
-        campaign.spend = totals["spend"] or Decimal(0)
+        campaign.spend = (ledger_spend if ledger_spend is not None else totals["spend"]) or Decimal(0)
         if pending:
             campaign.status = CampaignStatus.CANCELLED
         elif campaign.progress_total and totals["errors"] >= campaign.progress_total:
@@ -609,3 +656,10 @@ def stalled_campaigns(stall_seconds: float | None = None) -> list[int]:
         reclaim_dead(campaign_id)
         Campaign.objects.filter(pk=campaign_id).update(last_progress_at=now)
     return ids
+
+
+def run_keys_sweep() -> int:
+    """The beat job: revoke the run keys a worker left active (it died, or its campaign no longer runs)."""
+    rows = [row for row in CampaignKey.objects.filter(key__revoked_at__isnull=True).select_related("key", "campaign")
+            if row.campaign.status != CampaignStatus.RUNNING or worker_alive(row.owner) is False]
+    return front_door.revoke(rows)
