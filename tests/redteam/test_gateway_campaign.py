@@ -39,7 +39,7 @@ def launch_on_key(key, engineer, **kwargs):
 
 
 def test_an_input_guardrail_blocks_attacks_at_the_front_door_and_they_count_as_defended(
-        through_gateway, gateway_key, owner, engineer, drain):
+        through_gateway, gateway_key, owner, engineer, drain, client):
     key, _secret = gateway_key(allowed_aliases=["rt-chat"])
     gateway_key_guardrails_set(key=key, actor=owner, guard_injection="block")
 
@@ -57,6 +57,9 @@ def test_an_input_guardrail_blocks_attacks_at_the_front_door_and_they_count_as_d
     assert {k for k, a in rows.items() if a.success} == expected_successes(attacks) - blocked
     assert campaign.summary["overall"]["total"] == len(attacks)
     assert campaign.summary["overall"]["blocked_by_gateway"] == len(blocked)
+    client.force_login(engineer)
+    page = client.get(campaign.get_absolute_url()).content.decode()
+    assert f"{len(blocked)} blocked by the gateway" in page and "front door" in page
 
     # One usage event per attack, all the gateway's (blocked ones refused), under the run's own key; none by the runner.
     assert drain() == len(attacks)
