@@ -39,12 +39,12 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import connection, connections, transaction
 from django.db.models import Count, Q, Sum
-from django.db.models.functions import Now
 from django.utils import timezone
 
 from apps.audit.services import audit_record
 from apps.costs.budgets import matching_budgets
 from apps.costs.ledger import ledger_write
+from apps.costs.pricing import PriceBook
 from apps.costs.services import usage_preflight
 from apps.evals.evaluators import EvalCase, evaluate
 from apps.evals.limiter import SlotTimeout, aprovider_slot, limit_for
@@ -106,17 +106,24 @@ def campaign_start(campaign_id: int) -> bool:
 
 # --- claiming and writing (the one DB thread) ---------------------------------------------------------------
 
+# The rows to claim are picked once, in a CTE (a locking CTE is always run exactly once). Picked in an
+# `id IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)` subquery instead, a plan that re-scans the subquery (a nested
+# loop, chosen on some table statistics) picks n more rows on each re-scan, the ones it just set running being no
+# longer pending: a claim of 3 took all 12 attacks of a test campaign now and then.
 _CLAIM_SQL = """
-UPDATE redteam_attack a
-   SET status = 'running', claim_token = %s, claimed_by = %s, claimed_at = now(), attempts = a.attempts + 1
- WHERE a.id IN (
+WITH picked AS (
     SELECT u.id FROM redteam_attack u
      WHERE u.campaign_id = %s AND u.status = 'pending' AND (u.not_before IS NULL OR u.not_before <= now())
        AND EXISTS (SELECT 1 FROM redteam_campaign c WHERE c.id = %s AND c.status = 'running'
                    AND NOT c.cancel_requested)
      ORDER BY u.position, u.id
      LIMIT %s
-     FOR UPDATE SKIP LOCKED)
+     FOR UPDATE SKIP LOCKED
+)
+UPDATE redteam_attack a
+   SET status = 'running', claim_token = %s, claimed_by = %s, claimed_at = now(), attempts = a.attempts + 1
+  FROM picked
+ WHERE a.id = picked.id
 RETURNING a.id, a.key, a.category, a.owasp, a.text, a.document, a.turns, a.marker, a.attempts
 """
 
@@ -124,7 +131,7 @@ RETURNING a.id, a.key, a.category, a.owasp, a.text, a.document, a.turns, a.marke
 def claim_batch(campaign_id: int, owner: str, size: int) -> list[targets.AttackRow]:
     token = uuid.uuid4().hex
     with connection.cursor() as cursor:
-        cursor.execute(_CLAIM_SQL, [token, owner[:200], campaign_id, campaign_id, max(1, size)])
+        cursor.execute(_CLAIM_SQL, [campaign_id, campaign_id, max(1, size), token, owner[:200]])
         rows = cursor.fetchall()
     return [targets.AttackRow(id=r[0], token=token, key=r[1], category=r[2], owasp=r[3], text=r[4], document=r[5],
                               turns=tuple(json.loads(r[6]) if isinstance(r[6], str) else (r[6] or [])),
@@ -176,8 +183,9 @@ def write_batch(campaign_id: int, outcomes: list[Outcome], records: list, key_id
     finished = [o for o in outcomes if o.status != "retry"]
     retries = [o for o in outcomes if o.status == "retry"]
     with transaction.atomic():
-        if records:
-            rows = [row_of(serialize(record, key_id)) for record in records]
+        if records:  # priced from one PriceBook for the batch, not one query per row
+            prices = PriceBook.load({record.price_name or record.model for record in records})
+            rows = [row_of(serialize(record, key_id), prices) for record in records]
             ledger_write(rows, settle=True)
         for outcome in retries:
             Attack.objects.filter(pk=outcome.attack.id, claim_token=outcome.attack.token,
@@ -205,8 +213,10 @@ def release(attacks: list[targets.AttackRow]) -> int:
 
 
 def _waiting(campaign_id: int) -> bool:
-    """Attacks held back by a retry backoff while the campaign runs."""
-    return Attack.objects.filter(campaign_id=campaign_id, status=AttackStatus.PENDING, not_before__gt=Now(),
+    """Attacks still to do while the campaign runs: held back by a retry backoff, or one the last claim missed
+    (its backoff ended between the claim and this question, or another worker held its row). Asking only for a
+    backoff still running would end the run with such an attack left pending, and the campaign never finishes."""
+    return Attack.objects.filter(campaign_id=campaign_id, status=AttackStatus.PENDING,
                                  campaign__status=CampaignStatus.RUNNING,
                                  campaign__cancel_requested=False).exists()
 
@@ -302,7 +312,7 @@ class Work:
             return await self.door.call(messages)
         request = ChatRequest(messages=messages, max_tokens=self.target.options.get("max_tokens"))
         return await acalls.achat(model=model or self.target.model, request=request, context=self.target.context(),
-                                  recorder=self.recorder, preflight=self.preflight)
+                                  recorder=self.recorder, preflight=self.preflight if self.capped else None)
 
     def verdict(self, attack: targets.AttackRow, output: str, policy=(), judge=None, turns=None):
         return detectors.score(
@@ -443,6 +453,7 @@ class Work:
         self.unstarted: list[targets.AttackRow] = []
         self.in_flight = 0
         self.finished = False
+        self.drained = asyncio.Event()  # no attack in flight or queued (the end, or starved): flush now, not at the tick
         if self.door is not None:
             self.door.open()
         try:
@@ -481,6 +492,7 @@ class Work:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wanted.wait(), timeout=0.5)
         self.finished = True
+        self.drained.set()
         for _ in range(self.concurrency):
             queue.put_nowait(None)
 
@@ -505,21 +517,27 @@ class Work:
             if self.cancel:
                 self.unstarted.append(attack)
                 continue
-            if time.monotonic() - refreshed > self.target.provider_ttl / 3:
-                await refresh()
-                refreshed = time.monotonic()
+            # Counted before any await: an attack taken from the queue but not yet counted would let the feeder
+            # conclude that nothing is left (queue empty, nothing in flight) and end the run under it.
             self.in_flight += 1
             try:
+                if time.monotonic() - refreshed > self.target.provider_ttl / 3:
+                    await refresh()
+                    refreshed = time.monotonic()
                 outcome = await self.attack(attack)  # awaited first: a flush may swap the list meanwhile
                 self.outcomes.append(outcome)
                 self.processed += 1
             finally:
                 self.in_flight -= 1
                 self.wanted.set()
+                if not self.in_flight and self.queue.empty():
+                    self.drained.set()
 
     async def flusher(self) -> None:
         while not self.finished or self.in_flight:
-            await asyncio.sleep(FLUSH_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.drained.wait(), timeout=FLUSH_SECONDS)
+            self.drained.clear()
             await self.flush()
             self.wanted.set()  # the feeder may be waiting for these results before it can tell it is done
 
