@@ -98,6 +98,8 @@ BENCHES = {"startup": bench_startup, "home": bench_home, "prompts_resolve": benc
            "incidents_metrics": lambda: _bench_module("bench.incidents_metrics"),
            # issue #15: a signal (stand-in outage -> breaker open; a budget cap hit) -> incident/suggestion, on beat
            "incident_detection": lambda: _bench_module("bench.incident_detection", timeout=1800),
+           # issue #17 (rt-gateway): where a 1,000-attack campaign's time goes (phases, slots filled, CPU per thread)
+           "redteam_profile": lambda: _bench_module("bench.redteam_profile", timeout=1800),
            }
 NEEDS_SCIFACT = {"rag_scifact", "rag_indexing", "rag_embedding_quality"}
 
