@@ -12,6 +12,7 @@ import httpx
 import openai
 import pytest
 from django.core.exceptions import ValidationError
+from django.urls import reverse
 
 from apps.costs.models import UsageEvent
 from apps.gateway.models import GatewayKey
@@ -101,13 +102,16 @@ def test_a_revoked_key_cannot_be_the_target_of_a_campaign(gateway_key, owner, en
         launch_on_key(key, engineer)
 
 
-def test_the_beat_revokes_run_keys_a_dead_worker_left(gateway_key, engineer, standin_chat):
+def test_the_beat_revokes_run_keys_a_dead_worker_left(gateway_key, engineer, standin_chat, client):
     key, _secret = gateway_key()
     campaign = launch_on_key(key, engineer)
     runner.campaign_start(campaign.pk)
     campaign.refresh_from_db()
     alive, _ = front_door.mint(campaign, runner.inline_owner())
     dead, _ = front_door.mint(campaign, f"inline:{socket.gethostname()}:999999999")
+    client.force_login(engineer)
+    launch_page = client.get(reverse("redteam:campaign_create")).content.decode()
+    assert key.name in launch_page and alive.key.name not in launch_page  # a run's key is no target
 
     assert runner.run_keys_sweep() == 1
     alive.key.refresh_from_db()
