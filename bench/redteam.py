@@ -196,21 +196,32 @@ def pages(team, user, requests: int) -> dict:
             "queries_page_10": client_queries(client, f"/redteam/{small.pk}/")}
 
 
-def main(argv: list[str]) -> dict:
+def campaign_args(argv: list[str], *extra: tuple[str, dict]) -> argparse.Namespace:
+    """The campaign's options (--attacks, --concurrency, --latency-ms) and a bench's own."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--attacks", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--latency-ms", type=float, default=200.0)
-    parser.add_argument("--requests", type=int, default=30)
-    parser.add_argument("--skip-pages", action="store_true")
-    args = parser.parse_args(argv)
+    for name, options in extra:
+        parser.add_argument(name, **options)
+    return parser.parse_args(argv)
+
+
+def bench_setup(concurrency: int):
+    """The bench database, the provider's shared limit at `concurrency`, the local catalog; (team, user)."""
     use_bench_database(DATABASE)
-    os.environ["EVALS_DEFAULT_PROVIDER_CONCURRENCY"] = str(args.concurrency)  # the provider's shared limit
+    os.environ["EVALS_DEFAULT_PROVIDER_CONCURRENCY"] = str(concurrency)  # the provider's shared limit
     setup_django(DATABASE)
     from apps.llm.services import catalog_seed_local
 
     catalog_seed_local()
-    team, user = seed_team()
+    return seed_team()
+
+
+def main(argv: list[str]) -> dict:
+    args = campaign_args(argv, ("--requests", {"type": int, "default": 30}),
+                         ("--skip-pages", {"action": "store_true"}))
+    team, user = bench_setup(args.concurrency)
     out = {"goal_s": 15, "floor_s": round(args.attacks * args.latency_ms / 1000 / args.concurrency, 1),
            "concurrency": args.concurrency, "stand_in_latency_ms": args.latency_ms,
            "throughput": throughput(team, user, args.attacks, args.concurrency, args.latency_ms)}

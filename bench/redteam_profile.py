@@ -11,7 +11,6 @@ Usage: python -m bench.redteam_profile [--attacks 1000] [--concurrency 20] [--la
 
 from __future__ import annotations
 
-import argparse
 import cProfile
 import io
 import json
@@ -21,8 +20,7 @@ import sys
 import threading
 import time
 
-from bench.common import setup_django, use_bench_database
-from bench.redteam import DATABASE, launch_on, seed_probes, seed_team, standin_process
+from bench.redteam import bench_setup, campaign_args, launch_on, seed_probes, standin_process
 
 
 def _top(profile: cProfile.Profile, n: int = 15, sort: str = "tottime", only: str = "") -> list[str]:
@@ -98,19 +96,8 @@ def profile_run(team, user, attacks: int, concurrency: int, latency_ms: float, *
 
 
 def main(argv: list[str]) -> dict:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--attacks", type=int, default=1000)
-    parser.add_argument("--concurrency", type=int, default=20)
-    parser.add_argument("--latency-ms", type=float, default=200.0)
-    parser.add_argument("--cprofile", action="store_true")
-    args = parser.parse_args(argv)
-    use_bench_database(DATABASE)
-    os.environ["EVALS_DEFAULT_PROVIDER_CONCURRENCY"] = str(args.concurrency)
-    setup_django(DATABASE)
-    from apps.llm.services import catalog_seed_local
-
-    catalog_seed_local()
-    team, user = seed_team()
+    args = campaign_args(argv, ("--cprofile", {"action": "store_true"}))
+    team, user = bench_setup(args.concurrency)
     profile_run(team, user, 20, args.concurrency, args.latency_ms, cprofile=False)  # warm up, as bench.redteam
     load = os.getloadavg()[0]
     out = profile_run(team, user, args.attacks, args.concurrency, args.latency_ms, cprofile=args.cprofile)
