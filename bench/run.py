@@ -104,6 +104,8 @@ BENCHES = {"startup": bench_startup, "home": bench_home, "prompts_resolve": benc
            "incident_live_quality": lambda: _bench_module("bench.incident_live_quality", timeout=1800),
            # issue #16 (sc-more): the recorder with and without the per-use-case token histogram (same run)
            "tokens_recorder": lambda: _bench_module("bench.tokens_recorder"),
+           # issue #17 (rt-gateway): where a 1,000-attack campaign's time goes (phases, slots filled, CPU per thread)
+           "redteam_profile": lambda: _bench_module("bench.redteam_profile", timeout=1800),
            }
 NEEDS_SCIFACT = {"rag_scifact", "rag_indexing", "rag_embedding_quality"}
 

@@ -26,7 +26,7 @@ from apps.costs.budgets import (
 )
 from apps.costs.ledger import DEFAULTS, ledger_write
 from apps.costs.models import Budget, BudgetPeriodKind, CallStatus, Outcome, Price, UsageEvent, UsageRollup
-from apps.costs.pricing import TokenCounts, cache_savings_of, cost_of, price_at, quantize
+from apps.costs.pricing import PriceBook, TokenCounts, cache_savings_of, cost_of, price_at, quantize
 from apps.costs.repricing import repricing_job_request
 
 SEED_PRICES = Path(__file__).parent / "data" / "prices.json"
@@ -54,8 +54,10 @@ class UsageContext:
 
 def usage_row(*, context: UsageContext, provider: str, model: str, price_name: str | None = None,
               operation: str, tokens: TokenCounts, latency_ms: int, status: str = CallStatus.OK,
-              error_type: str = "", occurred_at: datetime | None = None, **gateway) -> dict:
-    """One priced ledger row (for `ledger_write`), at the price valid when the call happened.
+              error_type: str = "", occurred_at: datetime | None = None, prices: PriceBook | None = None,
+              **gateway) -> dict:
+    """One priced ledger row (for `ledger_write`), at the price valid when the call happened (from `prices`, a
+    PriceBook loaded once for a batch of rows, else one query).
 
     `gateway`: the gateway's columns (gateway_key_id, alias, deployment, upstream_ms, ttft_ms, cache_hit,
     fallbacks, cache_saving, guardrail_actions: a list, or None for none); the gateway's recorder writes its rows
@@ -65,7 +67,8 @@ def usage_row(*, context: UsageContext, provider: str, model: str, price_name: s
     if unknown:
         raise TypeError(f"usage_row() got unexpected keyword arguments {sorted(unknown)}")
     occurred_at = occurred_at or timezone.now()
-    price = price_at(price_name or model, occurred_at, provider)
+    name = price_name or model
+    price = prices.at(name, provider, occurred_at) if prices is not None else price_at(name, occurred_at, provider)
     if price is not None:
         cost, savings = quantize(cost_of(tokens, price)), quantize(cache_savings_of(tokens, price))
     else:

@@ -33,7 +33,7 @@ from django.db import transaction
 from apps.core import redis as portal_redis
 from apps.costs.ledger import ledger_write
 from apps.costs.models import CallStatus
-from apps.costs.pricing import TokenCounts
+from apps.costs.pricing import PriceBook, TokenCounts
 from apps.costs.services import UsageContext, usage_row
 from apps.gateway import bodies, budgets, limits, sli, traffic
 from apps.gateway.keys import KeyInfo
@@ -124,7 +124,8 @@ async def keep_body(info: KeyInfo, *, context: UsageContext, call, result) -> No
         log.warning("could not queue the sampled body of request %s", context.request_id)
 
 
-def row_of(payload: bytes) -> dict:
+def row_of(payload: bytes, prices: PriceBook | None = None) -> dict:
+    """The ledger row of a serialized call record (`prices`: a PriceBook for the batch, else one query per row)."""
     data = json.loads(payload)
     key_id = data.pop("gateway_key_id", None)
     end_user = data.pop("end_user", "")
@@ -135,7 +136,7 @@ def row_of(payload: bytes) -> dict:
                     occurred_at=record.occurred_at, gateway_key_id=key_id, alias=record.alias,
                     deployment=record.deployment, upstream_ms=record.upstream_ms, ttft_ms=record.ttft_ms,
                     cache_hit=record.cache_hit, fallbacks=record.fallbacks, cache_saving=record.cache_saving,
-                    guardrail_actions=list(record.guardrail_actions) or None)
+                    guardrail_actions=list(record.guardrail_actions) or None, prices=prices)
     row.pop("_price", None)
     row["request_id"] = record.request_id[:100]
     if end_user:

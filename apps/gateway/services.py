@@ -46,6 +46,9 @@ _ALIAS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,199}$")
 _MAX_LIMIT = 2_000_000_000
 MAX_CACHE_TTL = 7 * 86_400
 CACHE_FIELDS = ("cache_enabled", "cache_ttl_seconds", "cache_sampled")
+# What a key's successor (rotation) or twin (a red-team campaign's key) copies: everything but name and secret.
+SETTINGS_FIELDS = ("team_id", "feature", "use_case_id", "allowed_aliases", *LIMIT_FIELDS, "dollars_per_day",
+                   *CACHE_FIELDS, "store_bodies", "body_sample_percent", "expires_at", *GUARD_FIELDS)
 
 
 @dataclass
@@ -241,15 +244,32 @@ def gateway_key_rotate(*, key: GatewayKey, overlap: timedelta = DEFAULT_OVERLAP,
     if not timedelta(0) <= overlap <= MAX_OVERLAP:
         raise ValidationError({"overlap": f"The overlap is between 0 and {MAX_OVERLAP.days} days."})
     now = timezone.now()
-    copied = {f: getattr(key, f) for f in ("team_id", "name", "feature", "use_case_id", "allowed_aliases",
-                                           *LIMIT_FIELDS, "dollars_per_day", *CACHE_FIELDS, "store_bodies",
-                                           "body_sample_percent", "expires_at", *GUARD_FIELDS)}
+    copied = {f: getattr(key, f) for f in ("name", *SETTINGS_FIELDS)}
     key.overlap_ends_at = now + overlap
     key.save(update_fields=["overlap_ends_at"])
     issued = _issue(rotated_from=key, created_by=user_of(actor), **copied)
     audit_record(action="gateway_key.rotate", obj=issued.key, actor=actor,
                  changes={"name": key.name, "old_key": key.prefix, "new_key": issued.key.prefix,
                           "old_key_works_until": key.overlap_ends_at})
+    _bump_after_commit()
+    return issued
+
+
+@transaction.atomic
+def gateway_key_twin(*, key: GatewayKey, name: str, actor=None) -> IssuedKey:
+    """A new key with exactly `key`'s settings (team, feature, use case, aliases, limits, budget, cache, bodies,
+    guardrails, expiry) and its own secret, for a client that must go through the front door as `key`'s
+    application does without holding its secret (a red-team campaign, ADR 0119). The caller revokes it when
+    done. Whoever may create keys for the team may; `key` must be active."""
+    _check(actor, Action.CHANGE, key)
+    key = _locked(key)
+    if not key.is_active:
+        raise ValidationError({"key": f"Key {key.prefix} is {key.state()}: it cannot be copied."})
+    name = (name or "").strip()[:100] or key.name
+    issued = _issue(name=name, created_by=user_of(actor), **{f: getattr(key, f) for f in SETTINGS_FIELDS})
+    audit_record(action="gateway_key.create", obj=issued.key, team=key.team, actor=actor,
+                 changes={"name": name, "key": issued.key.prefix, "twin_of": key.prefix,
+                          "limits": _limits_of(issued.key)})
     _bump_after_commit()
     return issued
 

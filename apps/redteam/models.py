@@ -184,3 +184,17 @@ class RedTeamPolicy(models.Model):
 
     def threshold(self, category: str) -> float:
         return float(self.max_asr.get(category, self.default_max_asr))
+
+
+class CampaignKey(models.Model):
+    """A gateway key a campaign's worker minted for its run (ADR 0119): a twin of the target key (its exact
+    settings and guardrails, its own secret, which only that worker ever held, in memory). Revoked when the
+    worker's run ends; the beat job revokes what a dead worker left. Its usage events are the campaign's calls."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="run_keys")
+    key = models.OneToOneField("gateway.GatewayKey", on_delete=models.CASCADE, related_name="+")
+    owner = models.CharField(max_length=200)  # the worker that minted it (the claims' owner string)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"key {self.key_id} of campaign {self.campaign_id}"

@@ -39,12 +39,12 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import connection, connections, transaction
 from django.db.models import Count, Q, Sum
-from django.db.models.functions import Now
 from django.utils import timezone
 
 from apps.audit.services import audit_record
 from apps.costs.budgets import matching_budgets
 from apps.costs.ledger import ledger_write
+from apps.costs.pricing import PriceBook
 from apps.costs.services import usage_preflight
 from apps.evals.evaluators import EvalCase, evaluate
 from apps.evals.limiter import SlotTimeout, aprovider_slot, limit_for
@@ -55,8 +55,8 @@ from apps.gateway.recording import row_of, serialize
 from apps.llm import acalls
 from apps.llm.errors import LlmError
 from apps.llm.results import ChatRequest
-from apps.redteam import detectors, library_glue, notify, targets
-from apps.redteam.models import Attack, AttackStatus, Campaign, CampaignStatus, TeamProbe
+from apps.redteam import detectors, front_door, library_glue, notify, targets
+from apps.redteam.models import Attack, AttackStatus, Campaign, CampaignKey, CampaignStatus, TeamProbe
 from apps.redteam.summary import compute_summary
 
 log = logging.getLogger(__name__)
@@ -106,17 +106,24 @@ def campaign_start(campaign_id: int) -> bool:
 
 # --- claiming and writing (the one DB thread) ---------------------------------------------------------------
 
+# The rows to claim are picked once, in a CTE (a locking CTE is always run exactly once). Picked in an
+# `id IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)` subquery instead, a plan that re-scans the subquery (a nested
+# loop, chosen on some table statistics) picks n more rows on each re-scan, the ones it just set running being no
+# longer pending: a claim of 3 took all 12 attacks of a test campaign now and then.
 _CLAIM_SQL = """
-UPDATE redteam_attack a
-   SET status = 'running', claim_token = %s, claimed_by = %s, claimed_at = now(), attempts = a.attempts + 1
- WHERE a.id IN (
+WITH picked AS (
     SELECT u.id FROM redteam_attack u
      WHERE u.campaign_id = %s AND u.status = 'pending' AND (u.not_before IS NULL OR u.not_before <= now())
        AND EXISTS (SELECT 1 FROM redteam_campaign c WHERE c.id = %s AND c.status = 'running'
                    AND NOT c.cancel_requested)
      ORDER BY u.position, u.id
      LIMIT %s
-     FOR UPDATE SKIP LOCKED)
+     FOR UPDATE SKIP LOCKED
+)
+UPDATE redteam_attack a
+   SET status = 'running', claim_token = %s, claimed_by = %s, claimed_at = now(), attempts = a.attempts + 1
+  FROM picked
+ WHERE a.id = picked.id
 RETURNING a.id, a.key, a.category, a.owasp, a.text, a.document, a.turns, a.marker, a.attempts
 """
 
@@ -124,7 +131,7 @@ RETURNING a.id, a.key, a.category, a.owasp, a.text, a.document, a.turns, a.marke
 def claim_batch(campaign_id: int, owner: str, size: int) -> list[targets.AttackRow]:
     token = uuid.uuid4().hex
     with connection.cursor() as cursor:
-        cursor.execute(_CLAIM_SQL, [token, owner[:200], campaign_id, campaign_id, max(1, size)])
+        cursor.execute(_CLAIM_SQL, [campaign_id, campaign_id, max(1, size), token, owner[:200]])
         rows = cursor.fetchall()
     return [targets.AttackRow(id=r[0], token=token, key=r[1], category=r[2], owasp=r[3], text=r[4], document=r[5],
                               turns=tuple(json.loads(r[6]) if isinstance(r[6], str) else (r[6] or [])),
@@ -176,8 +183,9 @@ def write_batch(campaign_id: int, outcomes: list[Outcome], records: list, key_id
     finished = [o for o in outcomes if o.status != "retry"]
     retries = [o for o in outcomes if o.status == "retry"]
     with transaction.atomic():
-        if records:
-            rows = [row_of(serialize(record, key_id)) for record in records]
+        if records:  # priced from one PriceBook for the batch, not one query per row
+            prices = PriceBook.load({record.price_name or record.model for record in records})
+            rows = [row_of(serialize(record, key_id), prices) for record in records]
             ledger_write(rows, settle=True)
         for outcome in retries:
             Attack.objects.filter(pk=outcome.attack.id, claim_token=outcome.attack.token,
@@ -205,8 +213,10 @@ def release(attacks: list[targets.AttackRow]) -> int:
 
 
 def _waiting(campaign_id: int) -> bool:
-    """Attacks held back by a retry backoff while the campaign runs."""
-    return Attack.objects.filter(campaign_id=campaign_id, status=AttackStatus.PENDING, not_before__gt=Now(),
+    """Attacks still to do while the campaign runs: held back by a retry backoff, or one the last claim missed
+    (its backoff ended between the claim and this question, or another worker held its row). Asking only for a
+    backoff still running would end the run with such an attack left pending, and the campaign never finishes."""
+    return Attack.objects.filter(campaign_id=campaign_id, status=AttackStatus.PENDING,
                                  campaign__status=CampaignStatus.RUNNING,
                                  campaign__cancel_requested=False).exists()
 
@@ -273,8 +283,10 @@ class CallerThread(Executor):
 class Work:
     """One worker task's event loop over one campaign."""
 
-    def __init__(self, campaign: Campaign, target: targets.PreparedTarget, scorers: Scorers, owner: str):
+    def __init__(self, campaign: Campaign, target: targets.PreparedTarget, scorers: Scorers, owner: str,
+                 door: front_door.FrontDoor | None = None):
         self.campaign = campaign
+        self.door = door  # a gateway-key campaign: the target is called through the front door (ADR 0119)
         self.target = target
         self.scorers = scorers
         self.owner = owner
@@ -296,9 +308,11 @@ class Work:
                           worst_case_cost=check.worst_case_cost)
 
     async def call(self, messages: list[dict], model: str | None = None):
+        if self.door is not None and model is None:  # the target, as its application calls it; the gateway records
+            return await self.door.call(messages)
         request = ChatRequest(messages=messages, max_tokens=self.target.options.get("max_tokens"))
         return await acalls.achat(model=model or self.target.model, request=request, context=self.target.context(),
-                                  recorder=self.recorder, preflight=self.preflight)
+                                  recorder=self.recorder, preflight=self.preflight if self.capped else None)
 
     def verdict(self, attack: targets.AttackRow, output: str, policy=(), judge=None, turns=None):
         return detectors.score(
@@ -307,7 +321,7 @@ class Work:
                                   turns=attack.turns if turns is None else tuple(turns)),
             output, canaries=self.target.canaries, policy=policy, judge=judge)
 
-    async def converse(self, attack: targets.AttackRow):
+    async def converse(self, attack: targets.AttackRow, outputs: list[str]):
         """A live multi-turn attack (ADR 0115): the attacker model writes each user turn from the target's replies,
         up to the planned number of turns, and the conversation stops at the first reply a detector settles as a
         success. Both models' calls go through the one call path, costed to the campaign."""
@@ -316,7 +330,7 @@ class Work:
         total = 1 + len(attack.turns)
         history: list[tuple[str, str]] = []
         messages: list[dict] = []
-        outputs, cost, hit, result = [], Decimal(0), None, None
+        cost, hit, result = Decimal(0), None, None
         for turn in range(1, total + 1):
             written = await self.call(attacker.messages(goal, turn, total, history), model=attacker.model)
             said = written.text.strip() or goal
@@ -333,24 +347,34 @@ class Work:
                 hit = verdict.as_evidence() | {"turn": turn}
                 break
         transcript = [{"role": "attacker" if role == "user" else "target", "content": text} for role, text in history]
-        return outputs, cost, result, hit, {"transcript": transcript, "attacker": attacker.source}
+        return cost, result, hit, {"transcript": transcript, "attacker": attacker.source}
 
     async def attack(self, attack: targets.AttackRow) -> Outcome:
         started = time.perf_counter()
         hit, extra = None, {}
+        outputs: list[str] = []  # the target's replies so far (a block at a later turn keeps the earlier ones)
         try:
             if self.target.attacker is not None and attack.key.endswith(":multi_turn"):
-                outputs, cost, result, hit, extra = await self.converse(attack)
+                cost, result, hit, extra = await self.converse(attack, outputs)
             else:
                 messages = self.target.messages(attack)
                 result = await self.call(messages)
-                outputs, cost = [result.text], result.cost
+                outputs.append(result.text)
+                cost = result.cost
                 for turn in attack.turns:  # multi-turn, planned: the conversation goes on with the next user turn
                     messages += [{"role": "assistant", "content": result.text}, {"role": "user", "content": turn}]
                     result = await self.call(messages)
                     outputs.append(result.text)
                     cost = None if cost is None or result.cost is None else cost + result.cost
         except TargetError as exc:
+            return Outcome(attack, "error", error=str(exc))
+        except front_door.Blocked as exc:
+            return self.blocked(attack, outputs, str(exc), started)
+        except front_door.NotRun as exc:  # a limit, a budget, the use case: not the attack's result
+            return Outcome(attack, "error", error=f"{front_door.NOT_RUN}{exc}")
+        except front_door.Retry as exc:
+            if attack.attempts < settings.REDTEAM_MAX_ATTEMPTS:
+                return Outcome(attack, "retry", error=str(exc), delay=backoff_seconds(attack.attempts, exc.retry_after))
             return Outcome(attack, "error", error=str(exc))
         except (LlmError, SlotTimeout) as exc:
             retryable = isinstance(exc, SlotTimeout) or exc.retryable
@@ -375,6 +399,18 @@ class Work:
         return Outcome(attack, "done", output=output, success=success, evidence=evidence | extra,
                        latency_ms=latency, cost=cost, request_id=result.request_id or "")
 
+    def blocked(self, attack: targets.AttackRow, outputs: list[str], message: str, started: float) -> Outcome:
+        """The gateway's guardrails refused a turn: defended, unless an earlier reply already gave the attack away."""
+        latency = round((time.perf_counter() - started) * 1000)
+        output = "\n\n".join([*outputs, f"[blocked by the gateway: {message}]"])
+        if outputs:
+            verdict = self.verdict(attack, "\n\n".join(outputs))
+            if verdict.success:
+                return Outcome(attack, "done", output=output, success=True, latency_ms=latency,
+                               evidence=verdict.as_evidence() | {"guardrail": message})
+        return Outcome(attack, "done", output=output, success=False, evidence=front_door.blocked_evidence(message),
+                       latency_ms=latency)
+
     async def db(self, fn, *args, **kwargs):
         return await asyncio.wrap_future(self.db_thread.submit(fn, *args, **kwargs))
 
@@ -382,7 +418,7 @@ class Work:
         outcomes, self.outcomes = self.outcomes, []
         records, self.records = self.records, []
         if outcomes or records:
-            cancel = await self.db(write_batch, self.campaign.pk, outcomes, records, self.target.gateway_key_id)
+            cancel = await self.db(write_batch, self.campaign.pk, outcomes, records, None)
         else:
             cancel = await self.db(_cancel_requested, self.campaign.pk)
         self.cancel = self.cancel or cancel
@@ -417,6 +453,9 @@ class Work:
         self.unstarted: list[targets.AttackRow] = []
         self.in_flight = 0
         self.finished = False
+        self.drained = asyncio.Event()  # no attack in flight or queued (the end, or starved): flush now, not at the tick
+        if self.door is not None:
+            self.door.open()
         try:
             await asyncio.gather(self.feeder(), self.flusher(), *(self.worker() for _ in range(self.concurrency)))
             await self.flush()
@@ -428,6 +467,8 @@ class Work:
                 await self.db(release, self.unstarted)
         finally:
             self.side.shutdown(wait=True)
+            if self.door is not None:
+                await self.door.aclose()
         return self.processed
 
     async def feeder(self) -> None:
@@ -451,6 +492,7 @@ class Work:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wanted.wait(), timeout=0.5)
         self.finished = True
+        self.drained.set()
         for _ in range(self.concurrency):
             queue.put_nowait(None)
 
@@ -475,21 +517,27 @@ class Work:
             if self.cancel:
                 self.unstarted.append(attack)
                 continue
-            if time.monotonic() - refreshed > self.target.provider_ttl / 3:
-                await refresh()
-                refreshed = time.monotonic()
+            # Counted before any await: an attack taken from the queue but not yet counted would let the feeder
+            # conclude that nothing is left (queue empty, nothing in flight) and end the run under it.
             self.in_flight += 1
             try:
+                if time.monotonic() - refreshed > self.target.provider_ttl / 3:
+                    await refresh()
+                    refreshed = time.monotonic()
                 outcome = await self.attack(attack)  # awaited first: a flush may swap the list meanwhile
                 self.outcomes.append(outcome)
                 self.processed += 1
             finally:
                 self.in_flight -= 1
                 self.wanted.set()
+                if not self.in_flight and self.queue.empty():
+                    self.drained.set()
 
     async def flusher(self) -> None:
         while not self.finished or self.in_flight:
-            await asyncio.sleep(FLUSH_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.drained.wait(), timeout=FLUSH_SECONDS)
+            self.drained.clear()
             await self.flush()
             self.wanted.set()  # the feeder may be waiting for these results before it can tell it is done
 
@@ -514,8 +562,22 @@ def campaign_work(campaign_id: int, *, owner: str | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the target cannot run at all: fail the campaign, say why
         campaign_fail(campaign_id, f"The target could not be prepared: {type(exc).__name__}: {exc}")
         return 0
-    work = Work(campaign, target, scorers_for(campaign), owner or inline_owner())
-    processed = work.run()
+    owner = owner or inline_owner()
+    door, run_key = None, None
+    if campaign.gateway_key_id is not None:  # through the front door with a twin of the key (ADR 0119)
+        try:
+            run_key, secret = front_door.mint(campaign, owner)
+        except Exception as exc:  # noqa: BLE001 - the key cannot be copied (revoked, expired): fail, say why
+            campaign_fail(campaign_id, f"The gateway key could not be used: {exc}")
+            return 0
+        door = front_door.FrontDoor(secret, alias=campaign.model, max_tokens=target.options.get("max_tokens"),
+                                    concurrency=campaign.concurrency)
+        del secret
+    try:
+        processed = Work(campaign, target, scorers_for(campaign), owner, door).run()
+    finally:
+        if run_key is not None:
+            front_door.revoke([run_key])
     campaign_finalize(campaign_id)
     return processed
 
@@ -542,6 +604,9 @@ def campaign_finalize(campaign_id: int) -> bool:
         pending = attacks.filter(status=AttackStatus.PENDING).exists()
         if pending and not campaign.cancel_requested:
             return False
+        ledger_spend = None
+        if campaign.gateway_key_id is not None or campaign.run_keys.exists():
+            ledger_spend = front_door.read_back_costs(campaign_id)  # the gateway recorded them; the runner did not
         totals = attacks.aggregate(done=Count("id", filter=~Q(status=AttackStatus.PENDING)),
                                    errors=Count("id", filter=Q(status=AttackStatus.ERROR)),
                                    successes=Count("id", filter=Q(success=True)), spend=Sum("cost"))
@@ -549,7 +614,7 @@ def campaign_finalize(campaign_id: int) -> bool:
         campaign.progress_done = totals["done"]
         campaign.errors_count = totals["errors"]
         campaign.successes = totals["successes"]
-        campaign.spend = totals["spend"] or Decimal(0)
+        campaign.spend = (ledger_spend if ledger_spend is not None else totals["spend"]) or Decimal(0)
         if pending:
             campaign.status = CampaignStatus.CANCELLED
         elif campaign.progress_total and totals["errors"] >= campaign.progress_total:
@@ -609,3 +674,10 @@ def stalled_campaigns(stall_seconds: float | None = None) -> list[int]:
         reclaim_dead(campaign_id)
         Campaign.objects.filter(pk=campaign_id).update(last_progress_at=now)
     return ids
+
+
+def run_keys_sweep() -> int:
+    """The beat job: revoke the run keys a worker left active (it died, or its campaign no longer runs)."""
+    rows = [row for row in CampaignKey.objects.filter(key__revoked_at__isnull=True).select_related("key", "campaign")
+            if row.campaign.status != CampaignStatus.RUNNING or worker_alive(row.owner) is False]
+    return front_door.revoke(rows)

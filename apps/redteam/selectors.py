@@ -9,7 +9,15 @@ from apps.evals.models import Dataset, JudgeLabel
 from apps.evals.services import calibration_summary
 from apps.redteam import targets
 from apps.redteam.library_glue import mcnemar_p
-from apps.redteam.models import Attack, AttackStatus, Campaign, CampaignStatus, RedTeamPolicy, TeamProbe
+from apps.redteam.models import (
+    Attack,
+    AttackStatus,
+    Campaign,
+    CampaignKey,
+    CampaignStatus,
+    RedTeamPolicy,
+    TeamProbe,
+)
 from apps.reviews import rules
 from apps.reviews.models import Condition, ConditionKind, ConditionStatus, UseCase
 
@@ -184,3 +192,8 @@ def multi_turn_driver(campaign: Campaign) -> str:
     if "multi_turn" not in (campaign.strategies or []):
         return ""
     return targets.attacker_for(campaign.model)[1]
+
+
+def run_key_ids():
+    """The ids of the gateway keys campaigns minted for their runs (ADR 0119), as a subquery."""
+    return CampaignKey.objects.values("key_id")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -24,6 +25,7 @@ from apps.llm.calls import resolve_model
 from apps.llm.errors import LlmError
 from apps.llm.models import ModelKind
 from apps.redteam import library_glue
+from apps.redteam.front_door import refresh_spend
 from apps.redteam.models import (
     ACTIVE_STATUSES,
     Attack,
@@ -35,13 +37,14 @@ from apps.redteam.models import (
     TeamProbe,
     Triage,
 )
-from apps.redteam.runner import campaign_attacks, reclaim_dead, stalled_campaigns
+from apps.redteam.runner import campaign_attacks, reclaim_dead, run_keys_sweep, stalled_campaigns
 from apps.redteam.targets import prepared_prompt
 from apps.reviews.services import condition_evidence_submit
 
 log = logging.getLogger(__name__)
 RUN_TASK = "apps.redteam.tasks.campaign_run_task"
 REDTEAM_CONTROL = "prompt_injection_red_team"
+SPEND_READ_BACK = timedelta(minutes=10)  # the gateway's recorder is seconds behind; this is generous
 
 
 def _queue_run(campaign_id: int) -> None:
@@ -93,6 +96,8 @@ def campaign_create(*, actor, name: str, model: str, strategies: list[str], libr
         errors["model"] = "Choose the model to attack."
     else:
         _check_model(model, errors)
+    if gateway_key is not None and not gateway_key.is_active:
+        errors["target"] = f"Key {gateway_key.name} is {gateway_key.state()}: a campaign needs an active key."
     if gateway_key is not None and model and gateway_key.allowed_aliases and model not in gateway_key.allowed_aliases:
         errors["model"] = f"Key {gateway_key.name} may not call {model!r}; it allows: " \
                           f"{', '.join(gateway_key.allowed_aliases)}."
@@ -197,7 +202,10 @@ def campaign_resume(*, campaign: Campaign, actor) -> Campaign:
 
 
 def campaigns_resume_stalled() -> list[int]:
-    """The beat job: campaigns whose worker died (no progress for REDTEAM_STALL_SECONDS) are queued again."""
+    """The beat job: campaigns whose worker died (no progress for REDTEAM_STALL_SECONDS) are queued again; the
+    gateway keys dead workers minted are revoked, and recent gateway-key campaigns' spend is read back again."""
+    run_keys_sweep()
+    refresh_spend(since=timezone.now() - SPEND_READ_BACK)
     ids = stalled_campaigns()
     for campaign_id in ids:
         _queue_run(campaign_id)

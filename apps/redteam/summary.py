@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.db.models import Count, Q
 
+from apps.redteam.front_door import NOT_RUN
 from apps.redteam.library_glue import wilson
 from apps.redteam.models import Attack, AttackStatus
 from apps.redteam.owasp import owasp_label
@@ -31,8 +32,13 @@ def compute_summary(campaign_id: int) -> dict:
         owasp_of.setdefault(row["category"], row["owasp"])
     successes = sum(r["successes"] for r in rows)
     total = sum(r["total"] for r in rows)
+    apart = Attack.objects.filter(campaign_id=campaign_id).aggregate(
+        blocked=Count("id", filter=Q(status=AttackStatus.DONE, evidence__decided_by="guardrail")),
+        not_run=Count("id", filter=Q(status=AttackStatus.ERROR, error__startswith=NOT_RUN)))
     return {
-        "overall": _rate(successes, total),
+        # blocked_by_gateway: scored attacks the key's guardrails refused (defended); not_run: the front door
+        # refused them for a limit, a budget or the use case (unscored, ADR 0119)
+        "overall": _rate(successes, total) | {"blocked_by_gateway": apart["blocked"], "not_run": apart["not_run"]},
         "categories": [{"name": name, "owasp": owasp_of[name], "owasp_label": owasp_label(owasp_of[name]),
                         **_rate(*counts)} for name, counts in sorted(categories.items())],
         "strategies": [{"name": name, **_rate(*counts)} for name, counts in sorted(strategies.items())],

@@ -1,5 +1,6 @@
 """What a campaign attacks, as messages: a prompt version rendered with its variables (the attack in the
-variable the campaign names, or as the last user message), or a gateway key's system prompt and alias. The
+variable the campaign names, or as the last user message), or a gateway key's system prompt and alias (sent
+through the front door: front_door.py). The
 system canary is planted in the system message; an indirect-injection attack's document (with the document
 canary) is put where retrieved context goes (ADR 0113: in-memory retrieved-context injection, no collection
 copy): the prompt's `context` variable when it has one, else a "Retrieved documents" system message."""
@@ -66,8 +67,9 @@ class PreparedTarget:
     attacker: Attacker | None = None  # multi_turn: the model that writes each next turn (None: planned turns)
 
     def context(self) -> UsageContext:
-        source = Source.GATEWAY if self.gateway_key_id else Source.EVAL
-        return UsageContext(source=source, team_id=self.team_id, user_id=self.user_id, feature=self.feature,
+        """The attribution of the campaign's own calls through the call path (a gateway key's target is called
+        through the front door, which records those: ADR 0119)."""
+        return UsageContext(source=Source.EVAL, team_id=self.team_id, user_id=self.user_id, feature=self.feature,
                             use_case_id=self.use_case_id, prompt_name=self.prompt_name,
                             prompt_version=self.prompt_version)
 
@@ -182,5 +184,5 @@ def prepare(campaign) -> PreparedTarget:
     key = campaign.gateway_key
     if key is None:
         raise TargetError("The campaign's target is gone (its prompt version or gateway key was deleted).")
-    return PreparedTarget(**base, system_prompt=campaign.system_prompt, feature=key.feature,
-                          use_case_id=key.use_case_id, gateway_key_id=key.pk)
+    return PreparedTarget(**base, system_prompt=campaign.system_prompt, feature=f"redteam-campaign-{campaign.pk}",
+                          gateway_key_id=key.pk)

@@ -48,7 +48,8 @@ def _campaign_form(request, data=None, initial=None) -> CampaignForm:
     return CampaignForm(
         data, initial=initial,
         versions=prompts_selectors.version_choices(actor=request.user, action=Action.CHANGE),
-        keys=gateway_selectors.keys_for(request.user).filter(revoked_at__isnull=True),
+        keys=gateway_selectors.keys_for(request.user).filter(revoked_at__isnull=True)
+        .exclude(pk__in=selectors.run_key_ids()),  # a campaign's own twin keys are not targets
         libraries=library_glue.library_versions(), strategies=library_glue.strategy_names(),
         evaluators=[e for e in evaluators if e.kind != "llm_judge"],
         judges=[e for e in evaluators if e.kind == "llm_judge"])

@@ -355,6 +355,8 @@ LLM_HEALTH_WINDOW_MINUTES = envint("LLM_HEALTH_WINDOW_MINUTES", 15)
 
 # The LLM gateway (docs/gateway.md): the /v1/ front door and the writer of its recorded calls.
 GATEWAY_MAX_BODY_BYTES = envint("GATEWAY_MAX_BODY_BYTES", 4 * 1024 * 1024)
+# Where the portal's own processes reach the front door as a client (red-team campaigns on a gateway key).
+GATEWAY_BASE_URL = envstr("GATEWAY_BASE_URL", f"http://127.0.0.1:{envint('GATEWAY_PORT', 8001)}/v1").rstrip("/")
 # How long a process trusts an admission guard's answer (use case active?) before asking again.
 GATEWAY_ADMISSION_TTL_SECONDS = envfloat("GATEWAY_ADMISSION_TTL_SECONDS", 1.0)
 GATEWAY_RECORDER_BATCH = envint("GATEWAY_RECORDER_BATCH", 500)

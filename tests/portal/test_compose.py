@@ -145,6 +145,13 @@ def test_the_gateway_runs_its_asgi_app_under_granian_apart_from_web_with_its_rec
     assert SERVICES["gateway-recorder"]["command"] == ["python", "manage.py", "gateway_recorder"]
 
 
+def test_the_worker_reaches_the_gateway_service_as_a_client_at_its_own_port():
+    """Red-team campaigns on a gateway key go through the front door (GATEWAY_BASE_URL, ADR 0119)."""
+    url = interpolate(SERVICES["worker"]["environment"]["GATEWAY_BASE_URL"], {})
+    port = next(str(p).split(":")[-1] for p in SERVICES["gateway"]["ports"])
+    assert url == f"http://gateway:{interpolate(port, {})}/v1"
+
+
 def test_database_is_postgres_16_with_pgvector_on_a_volume_with_a_pg_isready_healthcheck():
     db = SERVICES["db"]
     assert db["image"] == "pgvector/pgvector:pg16"

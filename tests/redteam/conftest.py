@@ -11,6 +11,7 @@ import pytest
 
 from apps.redteam import library_glue
 from apps.redteam.library_glue import AttackSpec, ProbeSpec
+from tests.gateway.conftest import drain, gateway_key, gateway_server, gateway_url  # noqa: F401 - the real gateway
 
 COMPLY = "[comply]"
 REFUSAL = "I'm sorry, I can't help with that."
