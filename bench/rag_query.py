@@ -121,15 +121,231 @@ def embed_corpus(target: int) -> None:
     log("done")
 
 
+# --- the real-text collection ---------------------------------------------------------------------
+
+def shards_ready() -> int:
+    """How many shards exist, counted from the first (a run stopped early leaves a contiguous prefix)."""
+    n = 0
+    while (work_dir() / f"shard-{n:04d}.npy").exists():
+        n += 1
+    return n
+
+
+def ensure_real(max_chunks: int, reload: bool) -> tuple[object, dict]:
+    """The real-text collection with min(max_chunks, embedded chunks) chunks: loaded once through the portal's
+    own posting writer (`indexing.write_postings`), the HNSW index built after loading, and reused."""
+    from django.db import connection
+
+    from apps.accounts.models import Team
+    from apps.core.request_context import acting_as
+    from apps.rag.indexing import write_postings
+    from apps.rag.models import Chunk, Collection, Document, DocumentStatus
+    from apps.rag.services import collection_create, collection_delete, create_hnsw_index, drop_hnsw_index
+
+    chunks = json.loads((work_dir() / "chunks.json").read_text())
+    n = min(max_chunks, shards_ready() * SHARD, len(chunks))
+    collection = Collection.objects.filter(name=REAL_NAME, team__slug="search").first()
+    if collection is not None and collection.chunk_count == n and not reload:
+        return collection, {"reused": True}
+    build: dict = {}
+    started = time.perf_counter()
+    with acting_as(None):
+        if collection is not None:
+            collection_delete(collection=collection)
+        collection = collection_create(team=Team.objects.get(slug="search"), name=REAL_NAME,
+                                       embedding_model="local-minilm", chunking={"strategy": "whole"})
+    drop_hnsw_index(collection)
+    chunks = chunks[:n]
+    sources = sorted({f"{name}/{doc}" for name, doc, _ in chunks})
+    Document.objects.bulk_create([Document(collection=collection, source_name=src, format="txt", content=b"",
+                                           content_hash=f"{i:064d}", status=DocumentStatus.INDEXED)
+                                  for i, src in enumerate(sources)], batch_size=5000)
+    doc_ids = dict(Document.objects.filter(collection=collection).values_list("source_name", "pk"))
+    positions: dict[str, int] = {}
+    total_tokens = 0
+    for shard in range(0, n, SHARD):
+        vectors = np.load(work_dir() / f"shard-{shard // SHARD:04d}.npy")
+        rows = []
+        for (name, doc, text), vector in zip(chunks[shard:shard + SHARD], vectors, strict=False):
+            src = f"{name}/{doc}"
+            positions[src] = positions.get(src, -1) + 1
+            rows.append(Chunk(collection_id=collection.pk, document_id=doc_ids[src], position=positions[src],
+                              text=text, char_end=len(text), token_count=len(text.split()), embedding=vector))
+        created = Chunk.objects.bulk_create(rows, batch_size=SHARD)
+        total_tokens += write_postings(collection.pk, [c.pk for c in created], [c.text for c in created])
+        log(f"  {shard + len(rows)} chunks loaded")
+    Collection.objects.filter(pk=collection.pk).update(chunk_count=n, token_total=total_tokens)
+    build["load_s"] = round(time.perf_counter() - started, 1)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE rag_chunk")
+        cursor.execute("ANALYZE rag_posting")
+        cursor.execute("ANALYZE rag_term_stat")
+        cursor.execute("SET maintenance_work_mem = '1GB'")
+    t = time.perf_counter()
+    collection.refresh_from_db()
+    create_hnsw_index(collection)
+    build["hnsw_build_s"] = round(time.perf_counter() - t, 1)
+    return collection, build
+
+
+# --- measuring -------------------------------------------------------------------------------------
+
+def _p(samples: list[float]) -> dict:
+    ordered = sorted(samples)
+    return {"p50": round(statistics.median(ordered), 2),
+            "p95": round(ordered[max(0, int(0.95 * len(ordered)) - 1)], 2), "n": len(ordered)}
+
+
+def _forget_queries() -> None:
+    """Empty this process's query-embedding LRU, so every query runs the model."""
+    from apps.llm.offline import embeddings
+
+    cache = getattr(embeddings, "_query_cache", None)
+    if cache is not None:
+        cache.clear()
+
+
+def measure(collection, texts: list[str], actor, secret: str | None) -> dict:
+    """Each query in turn through every variant (alternated, so load drifts hit them alike)."""
+    import inspect
+
+    from django.test import Client
+
+    from apps.llm.offline import embeddings
+    from apps.rag import retrieval
+    from apps.rag.config import RetrievalConfig
+
+    config = RetrievalConfig.from_dict(collection.retrieval)
+    later = "record_later" in inspect.signature(retrieval.embed_query).parameters
+    queued = {"record_later": True} if later else {}
+    client = Client()
+    url = f"/api/v1/rag/collections/{collection.pk}/search"
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {secret}"} if secret else {}
+    s: dict[str, list[float]] = {}
+
+    def timed(name, call):
+        t = time.perf_counter()
+        value = call()
+        s.setdefault(name, []).append((time.perf_counter() - t) * 1000)
+        return value
+
+    def one_query(text: str) -> None:
+        _forget_queries()
+        timed("model_only_ms", lambda: embeddings.embed([text]))
+        _forget_queries()
+        timed("embed_step_ledger_now_ms", lambda: retrieval.embed_query(collection, [text], user_id=actor.pk))
+        _forget_queries()
+        vector = timed("embed_step_ms", lambda: retrieval.embed_query(collection, [text], user_id=actor.pk,
+                                                                        **queued))[0]
+        timed("bm25_leg_ms", lambda: retrieval.bm25_search(collection=collection, query=text, limit=config.pool,
+                                                           actor=actor, k1=config.k1, b=config.b))
+        timed("vector_leg_ms", lambda: retrieval.vector_search(collection=collection, vector=vector,
+                                                               limit=config.pool, actor=actor,
+                                                               ef_search=config.ef_search))
+        result = timed("hybrid_without_embedding_ms", lambda: retrieval.retrieve(
+            collection=collection, query=text, actor=actor, config=config, query_vector=vector, explain=False))
+        for name in ("search_ms", "bm25_ms", "vector_ms", "fusion_ms", "fetch_ms"):
+            if name in result.timings:
+                s.setdefault(f"step_{name}", []).append(result.timings[name])
+        _forget_queries()
+        timed("hybrid_with_embedding_ms", lambda: retrieval.retrieve(collection=collection, query=text, actor=actor,
+                                                                     config=config, explain=False))
+        if secret:
+            _forget_queries()
+            response = timed("api_ms", lambda: client.post(url, {"query": text}, content_type="application/json",
+                                                           **headers))
+            assert response.status_code == 200, response.content[:300]
+            inside = response.json()["timings_ms"]["total_ms"]
+            s.setdefault("api_service_total_ms", []).append(inside)
+            s.setdefault("api_minus_service_ms", []).append(s["api_ms"][-1] - inside)
+
+    for i, text in enumerate([*texts[:5], *texts]):
+        if i == 5:
+            s.clear()  # the first five warmed the caches
+        one_query(text)
+    return {"queries": len(texts), "chunks": collection.chunk_count, "record_later": later,
+            **{name: _p(v) for name, v in s.items()}}
+
+
+def profile_api(collection, texts: list[str], secret: str) -> list[str]:
+    """cProfile of the API search (the model's LRU kept warm, so the profile shows what is not the model)."""
+    import cProfile
+    import io
+    import pstats
+
+    from django.test import Client
+
+    client = Client()
+    url = f"/api/v1/rag/collections/{collection.pk}/search"
+    for text in texts:
+        client.post(url, {"query": text}, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {secret}")
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for text in texts:
+        client.post(url, {"query": text}, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {secret}")
+    profiler.disable()
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(45)
+    return out.getvalue().splitlines()
+
+
+def run(args) -> dict:
+    from bench.common import git_rev, machine, now_utc
+    from bench.rag_common import setup
+
+    setup()
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+
+    from apps.accounts.models import Team
+    from apps.accounts.services import api_token_create
+    from apps.gateway import recording
+    from apps.llm.offline import embeddings
+    from apps.rag.evaluation import load_beir_dir
+    from bench.rag_collections import ensure_collection
+
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
+    embeddings.prefer_threads(1)  # what a web process does (portal/warmup.py, ADR 0044)
+    out: dict = {"date": now_utc(), "commit": git_rev(), "machine": machine(), "load_average_start": load_average()}
+    folders = beir_dirs(None)
+    erin = get_user_model().objects.get(username="erin")  # an owner of `search`: a real permission subquery
+    secret = api_token_create(team=Team.objects.get(slug="search"), user=erin, name=f"bench-rag-query-{time.time():.0f}",
+                              days=1).secret
+    if not args.skip_scifact:
+        scifact = ensure_collection(folders[0])
+        texts = [q.text for q in load_beir_dir(folders[0], "test")][: args.queries]
+        if args.profile_api:
+            out["api_profile"] = profile_api(scifact, texts[:60], secret)
+        log(f"SciFact: {len(texts)} queries ...")
+        out["scifact"] = measure(scifact, texts, erin, secret)
+    if not args.skip_real:
+        real, build = ensure_real(args.max_chunks, args.reload)
+        mixed = [q.text for folder in folders for q in load_beir_dir(folder, "test")]
+        mixed = mixed[:: max(1, len(mixed) // args.queries)][: args.queries]
+        log(f"{REAL_NAME}: {real.chunk_count} chunks, {len(mixed)} queries ...")
+        out["real_text"] = {"target_chunks": args.target, "build": build,
+                            **measure(real, mixed, erin, secret if args.api_on_real else None)}
+    out["usage_records_drained"] = recording.drain_all()
+    out["load_average_end"] = load_average()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("stage", nargs="?", default="run", choices=["embed", "run"])
     parser.add_argument("--target", type=int, default=100_000)
-    args, _rest = parser.parse_known_args()
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--max-chunks", type=int, default=100_000)
+    parser.add_argument("--reload", action="store_true", help="rebuild the real-text collection")
+    parser.add_argument("--skip-real", action="store_true", help="SciFact only")
+    parser.add_argument("--skip-scifact", action="store_true", help="the real-text collection only")
+    parser.add_argument("--api-on-real", action="store_true")
+    parser.add_argument("--profile-api", action="store_true")
+    args = parser.parse_args()
     if args.stage == "embed":
         embed_corpus(args.target)
         return
-    raise SystemExit("run: not yet")
+    print(json.dumps(run(args), indent=2))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,9 @@ import dataclasses
 import html
 import json
 import math
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,7 +32,7 @@ from django.conf import settings
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
 
-from apps.accounts.permissions import Action, restrict, user_id_of
+from apps.accounts.permissions import Action, restrict, restrict_key, user_id_of
 from apps.costs.services import UsageContext
 from apps.gateway import recording
 from apps.llm import calls
@@ -95,28 +97,43 @@ class Retrieval:
 
 # --- tenant filter ----------------------------------------------------------------------------------
 
+TENANT_SQL_KEPT = 4096  # compiled tenant conditions a process keeps
+_tenant_sql: OrderedDict[tuple, tuple[str, list]] = OrderedDict()
+_tenant_lock = threading.Lock()
+
+
 def tenant_condition(actor, collection_id: int) -> tuple[str, list]:
     """SQL `EXISTS (…)` true when `actor` may view the collection, with its parameters.
 
-    Compiled once per actor object and collection (the ORM takes ~10 ms to build the permission subqueries)
-    and kept on the actor like its team roles, i.e. for one request, one task or one eval run; the database
-    evaluates it afresh in every statement.
+    Compiled by the ORM (`restrict`, ~1-10 ms of CPU) once per process for each `restrict_key` of the actor and
+    collection, and kept in a bounded LRU: the text depends only on those facts, the memberships and grants it
+    tests are subqueries the database evaluates afresh in every statement (ADR 0047).
     """
     if actor is SYSTEM:
         return "TRUE", []
-    cache = getattr(actor, "__dict__", {}).setdefault("_rag_tenant_sql", {}) if hasattr(actor, "__dict__") else {}
-    if collection_id in cache:
-        return cache[collection_id]
+    facts = restrict_key(actor)
+    key = (*facts, int(collection_id)) if facts is not None else None
+    if key is not None:
+        with _tenant_lock:
+            found = _tenant_sql.get(key)
+            if found is not None:
+                _tenant_sql.move_to_end(key)
+                return found
     allowed = restrict(Collection.objects.filter(pk=collection_id), actor, Action.VIEW).values("pk")
     try:
         if allowed.query.is_empty():
             raise EmptyResultSet
         sql, params = allowed.query.sql_with_params()
     except EmptyResultSet:  # a condition that can match nothing (e.g. `pk IN ()` for a token with no teams)
-        cache[collection_id] = ("FALSE", [])
+        found = ("FALSE", [])
     else:
-        cache[collection_id] = (f"EXISTS ({sql})", list(params))
-    return cache[collection_id]
+        found = (f"EXISTS ({sql})", list(params))
+    if key is not None:
+        with _tenant_lock:
+            _tenant_sql[key] = found
+            while len(_tenant_sql) > TENANT_SQL_KEPT:
+                _tenant_sql.popitem(last=False)
+    return found
 
 
 def _filter_condition(filters: dict | None, alias: str = "c") -> tuple[str, list]:
@@ -488,7 +505,9 @@ def embed_query(collection: Collection, texts: list[str], *, feature: str = "rag
     request (a query's request path, ADR 0047)."""
     context = UsageContext(source="rag", team_id=collection.team_id, collection_id=collection.pk,
                            feature=feature, user_id=user_id)
-    return calls.embed(model=collection.embedding_model, texts=texts, context=context,
+    # By name: the route comes from the process's route cache with its price book (a Model instance would be
+    # priced by two queries per call); an alias can never take a catalog model's name.
+    return calls.embed(model=collection.embedding_model.name, texts=texts, context=context,
                        recorder=recording.queue_record if record_later else None).vectors
 
 
