@@ -318,7 +318,9 @@ def run(args) -> dict:
             out["api_profile"] = profile_api(scifact, texts[:60], secret)
         log(f"SciFact: {len(texts)} queries ...")
         out["scifact"] = measure(scifact, texts, erin, secret)
-    if not args.skip_real:
+    if not args.skip_real and not shards_ready():
+        out["real_text"] = "not embedded: run `python -m bench.rag_query embed` first"
+    elif not args.skip_real:
         real, build = ensure_real(args.max_chunks, args.reload)
         mixed = [q.text for folder in folders for q in load_beir_dir(folder, "test")]
         mixed = mixed[:: max(1, len(mixed) // args.queries)][: args.queries]

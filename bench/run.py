@@ -98,6 +98,9 @@ BENCHES = {"startup": bench_startup, "home": bench_home, "prompts_resolve": benc
            "incidents_metrics": lambda: _bench_module("bench.incidents_metrics"),
            # issue #15: a signal (stand-in outage -> breaker open; a budget cap hit) -> incident/suggestion, on beat
            "incident_detection": lambda: _bench_module("bench.incident_detection", timeout=1800),
+           # issue #18 (query half): per leg with/without the embedding, API vs service, ~100k real-text chunks
+           # (run `python -m bench.rag_query embed` first: hours on 2 shared cores; it resumes)
+           "rag_query": lambda: _bench_module("bench.rag_query", timeout=7200),
            }
 NEEDS_SCIFACT = {"rag_scifact", "rag_indexing", "rag_embedding_quality"}
 
