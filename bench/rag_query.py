@@ -2,6 +2,7 @@
 service call, and the same over a ~100,000-chunk collection of REAL text with REAL MiniLM embeddings.
 
     python -m bench.rag_query embed [--target 100000]   # resumable; writes .portal/bench_rag_query/
+    python -m bench.rag_query load                      # load (append) what is embedded so far
     python -m bench.rag_query [--queries 200] [--max-chunks N] [--reload]
 
 `embed` splits the SciFact, CISI and MED corpora (SCIFACT_DIR, CISI_DIR, MED_DIR as for bench.rag_collections) into
@@ -131,9 +132,10 @@ def shards_ready() -> int:
     return n
 
 
-def ensure_real(max_chunks: int, reload: bool) -> tuple[object, dict]:
-    """The real-text collection with min(max_chunks, embedded chunks) chunks: loaded once through the portal's
-    own posting writer (`indexing.write_postings`), the HNSW index built after loading, and reused."""
+def ensure_real(max_chunks: int, reload: bool, index: bool = True) -> tuple[object, dict]:
+    """The real-text collection with min(max_chunks, embedded chunks) chunks, loaded through the portal's own
+    posting writer (`indexing.write_postings`) and reused; shards embedded since the last run are appended,
+    and the HNSW index is (re)built after loading."""
     from django.db import connection
 
     from apps.accounts.models import Team
@@ -145,47 +147,63 @@ def ensure_real(max_chunks: int, reload: bool) -> tuple[object, dict]:
     chunks = json.loads((work_dir() / "chunks.json").read_text())
     n = min(max_chunks, shards_ready() * SHARD, len(chunks))
     collection = Collection.objects.filter(name=REAL_NAME, team__slug="search").first()
-    if collection is not None and collection.chunk_count == n and not reload:
-        return collection, {"reused": True}
-    build: dict = {}
-    started = time.perf_counter()
-    with acting_as(None):
-        if collection is not None:
+    if collection is not None and (reload or collection.chunk_count > n or collection.chunk_count % SHARD):
+        with acting_as(None):
             collection_delete(collection=collection)
-        collection = collection_create(team=Team.objects.get(slug="search"), name=REAL_NAME,
-                                       embedding_model="local-minilm", chunking={"strategy": "whole"})
+        collection = None
+    if collection is not None and collection.chunk_count == n and (not index or _has_index(collection)):
+        return collection, {"reused": True}
+    if collection is None:
+        with acting_as(None):
+            collection = collection_create(team=Team.objects.get(slug="search"), name=REAL_NAME,
+                                           embedding_model="local-minilm", chunking={"strategy": "whole"})
+    start = collection.chunk_count
+    build: dict = {"appended_from": start}
+    started = time.perf_counter()
     drop_hnsw_index(collection)
     chunks = chunks[:n]
     sources = sorted({f"{name}/{doc}" for name, doc, _ in chunks})
+    have = set(Document.objects.filter(collection=collection).values_list("source_name", flat=True))
     Document.objects.bulk_create([Document(collection=collection, source_name=src, format="txt", content=b"",
                                            content_hash=f"{i:064d}", status=DocumentStatus.INDEXED)
-                                  for i, src in enumerate(sources)], batch_size=5000)
+                                  for i, src in enumerate(sources) if src not in have], batch_size=5000)
     doc_ids = dict(Document.objects.filter(collection=collection).values_list("source_name", "pk"))
     positions: dict[str, int] = {}
-    total_tokens = 0
-    for shard in range(0, n, SHARD):
+    located = []
+    for name, doc, text in chunks:  # every chunk's position within its document, counted from the start
+        src = f"{name}/{doc}"
+        positions[src] = positions.get(src, -1) + 1
+        located.append((src, positions[src], text))
+    total_tokens = collection.token_total
+    for shard in range(start, n, SHARD):
         vectors = np.load(work_dir() / f"shard-{shard // SHARD:04d}.npy")
-        rows = []
-        for (name, doc, text), vector in zip(chunks[shard:shard + SHARD], vectors, strict=False):
-            src = f"{name}/{doc}"
-            positions[src] = positions.get(src, -1) + 1
-            rows.append(Chunk(collection_id=collection.pk, document_id=doc_ids[src], position=positions[src],
-                              text=text, char_end=len(text), token_count=len(text.split()), embedding=vector))
+        rows = [Chunk(collection_id=collection.pk, document_id=doc_ids[src], position=position, text=text,
+                      char_end=len(text), token_count=len(text.split()), embedding=vector)
+                for (src, position, text), vector in zip(located[shard:shard + SHARD], vectors, strict=False)]
         created = Chunk.objects.bulk_create(rows, batch_size=SHARD)
         total_tokens += write_postings(collection.pk, [c.pk for c in created], [c.text for c in created])
+        Collection.objects.filter(pk=collection.pk).update(chunk_count=shard + len(rows), token_total=total_tokens)
         log(f"  {shard + len(rows)} chunks loaded")
-    Collection.objects.filter(pk=collection.pk).update(chunk_count=n, token_total=total_tokens)
     build["load_s"] = round(time.perf_counter() - started, 1)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE rag_chunk")
         cursor.execute("ANALYZE rag_posting")
         cursor.execute("ANALYZE rag_term_stat")
         cursor.execute("SET maintenance_work_mem = '1GB'")
-    t = time.perf_counter()
     collection.refresh_from_db()
-    create_hnsw_index(collection)
-    build["hnsw_build_s"] = round(time.perf_counter() - t, 1)
+    if index:
+        t = time.perf_counter()
+        create_hnsw_index(collection)
+        build["hnsw_build_s"] = round(time.perf_counter() - t, 1)
     return collection, build
+
+
+def _has_index(collection) -> bool:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", [collection.hnsw_index_name])
+        return cursor.fetchone() is not None
 
 
 # --- measuring -------------------------------------------------------------------------------------
@@ -263,8 +281,54 @@ def measure(collection, texts: list[str], actor, secret: str | None) -> dict:
         if i == 5:
             s.clear()  # the first five warmed the caches
         one_query(text)
+    trips = {"hybrid_with_embedding": round_trips(lambda: retrieval.retrieve(
+        collection=collection, query=texts[0] + " again", actor=actor, config=config, explain=False))}
+    if secret:
+        trips["api_search"] = round_trips(lambda: client.post(url, {"query": texts[1] + " again"},
+                                                              content_type="application/json", **headers))
     return {"queries": len(texts), "chunks": collection.chunk_count, "record_later": later,
-            **{name: _p(v) for name, v in s.items()}}
+            "round_trips": trips, **{name: _p(v) for name, v in s.items()}}
+
+
+def round_trips(call) -> dict:
+    """Database statements (each execute is one round trip; BEGIN/COMMIT of a transaction counted apart) and
+    Redis round trips (a command, or a pipeline) of one call, counted rather than timed: what load cannot blur."""
+    import redis
+    from django.db import connection
+
+    counts = {"db_statements": 0, "db_transactions": 0, "redis": 0}
+
+    def on_db(execute, sql, params, many, context):
+        counts["db_statements"] += 1
+        return execute(sql, params, many, context)
+
+    plain, piped = redis.Redis.execute_command, redis.client.Pipeline.execute
+
+    def on_command(self, *args, **kwargs):
+        if not isinstance(self, redis.client.Pipeline):
+            counts["redis"] += 1
+        return plain(self, *args, **kwargs)
+
+    def on_pipeline(self, *args, **kwargs):
+        counts["redis"] += 1
+        return piped(self, *args, **kwargs)
+
+    commit = connection._commit
+
+    def on_commit():  # a transaction: BEGIN and COMMIT are two more round trips
+        counts["db_transactions"] += 1
+        return commit()
+
+    redis.Redis.execute_command, redis.client.Pipeline.execute = on_command, on_pipeline
+    connection._commit = on_commit
+    try:
+        with connection.execute_wrapper(on_db):
+            _forget_queries()
+            call()
+    finally:
+        redis.Redis.execute_command, redis.client.Pipeline.execute = plain, piped
+        del connection._commit
+    return counts
 
 
 def profile_api(collection, texts: list[str], secret: str) -> list[str]:
@@ -334,7 +398,7 @@ def run(args) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("stage", nargs="?", default="run", choices=["embed", "run"])
+    parser.add_argument("stage", nargs="?", default="run", choices=["embed", "load", "run"])
     parser.add_argument("--target", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--max-chunks", type=int, default=100_000)
@@ -343,9 +407,17 @@ def main() -> None:
     parser.add_argument("--skip-scifact", action="store_true", help="the real-text collection only")
     parser.add_argument("--api-on-real", action="store_true")
     parser.add_argument("--profile-api", action="store_true")
+    parser.add_argument("--no-index", action="store_true", help="load: leave the HNSW index for the last load")
     args = parser.parse_args()
     if args.stage == "embed":
         embed_corpus(args.target)
+        return
+    if args.stage == "load":  # load (or append) what is embedded so far, without measuring
+        from bench.rag_common import setup
+
+        setup()
+        collection, build = ensure_real(args.max_chunks, args.reload, index=not args.no_index)
+        print(json.dumps({"chunks": collection.chunk_count, "build": build}))
         return
     print(json.dumps(run(args), indent=2))
 
