@@ -127,7 +127,8 @@ def usage_preflight(*, context: UsageContext, model: str, worst_case_cost: Decim
     nothing to settle, so the call's record may wait in a queue for the ledger writer).
     """
     return reserve(request_id=context.request_id, team_id=context.team_id, feature=context.feature,
-            tenant=context.tenant, use_case_id=context.use_case_id, model=model, worst_case_cost=worst_case_cost)
+                   tenant=context.tenant, use_case_id=context.use_case_id, model=model,
+                   worst_case_cost=worst_case_cost)
 
 
 def usage_outcomes_set(*, outcomes: list, actor) -> dict:
