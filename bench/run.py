@@ -106,6 +106,9 @@ BENCHES = {"startup": bench_startup, "home": bench_home, "prompts_resolve": benc
            "tokens_recorder": lambda: _bench_module("bench.tokens_recorder"),
            # issue #17 (rt-gateway): where a 1,000-attack campaign's time goes (phases, slots filled, CPU per thread)
            "redteam_profile": lambda: _bench_module("bench.redteam_profile", timeout=1800),
+           # issue #18 (query half): per leg with/without the embedding, API vs service, ~100k real-text chunks
+           # (run `python -m bench.rag_query embed` first: hours on 2 shared cores; it resumes)
+           "rag_query": lambda: _bench_module("bench.rag_query", timeout=7200),
            }
 NEEDS_SCIFACT = {"rag_scifact", "rag_indexing", "rag_embedding_quality"}
 

@@ -121,17 +121,19 @@ def usage_event_record(*, context: UsageContext, provider: str, model: str, pric
     return event
 
 
-def usage_preflight(*, context: UsageContext, model: str, worst_case_cost: Decimal | None) -> None:
+def usage_preflight(*, context: UsageContext, model: str, worst_case_cost: Decimal | None) -> list:
     """Asked by the model call path (apps.llm.calls) before every call; refuses it by raising BudgetExceeded.
 
     `worst_case_cost` is what the call could cost at most (every input token uncached, max_tokens of output),
     or None when the model has no price. Every active budget with a hard cap that matches the call's team,
     feature, tenant and use case reserves it atomically (apps.costs.budgets.reserve); usage_event_record for the same
     `context.request_id` settles the reservation, on success and on failure alike. A capped scope refuses
-    unpriced models: their cost is unknown, so the cap could not hold.
+    unpriced models: their cost is unknown, so the cap could not hold. Returns the reservations made (empty:
+    nothing to settle, so the call's record may wait in a queue for the ledger writer).
     """
-    reserve(request_id=context.request_id, team_id=context.team_id, feature=context.feature,
-            tenant=context.tenant, use_case_id=context.use_case_id, model=model, worst_case_cost=worst_case_cost)
+    return reserve(request_id=context.request_id, team_id=context.team_id, feature=context.feature,
+                   tenant=context.tenant, use_case_id=context.use_case_id, model=model,
+                   worst_case_cost=worst_case_cost)
 
 
 def usage_outcomes_set(*, outcomes: list, actor) -> dict:

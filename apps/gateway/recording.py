@@ -51,7 +51,7 @@ def dead_key() -> str:
     return portal_redis.key("gateway", "records-dead")
 
 
-def serialize(record: CallRecord, key_id: int, end_user: str = "") -> bytes:
+def serialize(record: CallRecord, key_id: int | None, end_user: str = "") -> bytes:
     data = record.to_dict()
     data["gateway_key_id"] = key_id
     if end_user:
@@ -95,6 +95,14 @@ def recorder_for(info: KeyInfo, end_user: str = ""):
             log.warning("gateway usage not counted against key %s's limits", info.prefix)
 
     return record
+
+
+def queue_record(record: CallRecord) -> None:
+    """A sync call path's Recorder (`apps.llm.calls.embed(recorder=...)`): the portal's own call's record goes
+    onto the same stream, without a gateway key, and the writer puts it in the ledger like the gateway's (its
+    traffic and SLI counts skip rows without a key). One XADD; raises if Redis refuses, and the call path then
+    writes the ledger at once (ADR 0047)."""
+    portal_redis.client().xadd(stream_key(), {"r": serialize(record, None)})
 
 
 async def refusal_record(info: KeyInfo, *, context: UsageContext, model: str, operation: str, code: str,

@@ -72,24 +72,45 @@ def resolve_model(model: str | Model, kind: str) -> Model:
     return _route(model, kind).first.model
 
 
+SyncRecorder = Callable[[CallRecord], None]  # takes a call's one CallRecord for a later ledger write; may raise
+
+
 class _Call(CallState):
-    """One sync call's bookkeeping: the CallRecord is written to the ledger at once, once."""
+    """One sync call's bookkeeping: the CallRecord is written to the ledger at once, once — or, with a
+    `recorder` (a queue the ledger writer drains), handed to it instead, unless the call holds a budget
+    reservation (only the ledger write at once settles it) or the recorder fails (then written at once)."""
 
     event: UsageEvent | None = None
+    queued = False  # the record went to the recorder: no UsageEvent row yet
+    reserved = False  # usage_preflight reserved budget under this call's request id
 
-    def record(self, *, usage: Usage | None, status: str, error_type: str = "") -> UsageEvent:
-        if self.event is None:
-            self.event = callcore.ledger_record(self.finish(usage=usage, status=status, error_type=error_type))
+    def __init__(self, operation: str, context: UsageContext, model: str | Model, recorder: SyncRecorder | None = None):
+        super().__init__(operation, context, model)
+        self.recorder = recorder
+
+    def record(self, *, usage: Usage | None, status: str, error_type: str = "") -> UsageEvent | None:
+        """Record the call once; the UsageEvent, or None when the record was queued."""
+        if self.event is None and not self.queued:
+            record = self.finish(usage=usage, status=status, error_type=error_type)
+            if self.recorder is not None and not self.reserved:
+                try:
+                    self.recorder(record)
+                except Exception:  # noqa: BLE001 - the queue failing must not lose the call: written now
+                    log.warning("usage queue refused request %s: written to the ledger now", record.request_id)
+                else:
+                    self.queued = True
+                    return None
+            self.event = callcore.ledger_record(record)
         return self.event
 
-    def hit(self, lookup: Lookup, ttft_ms: int | None = None) -> tuple[CallRecord, UsageEvent]:
+    def hit(self, lookup: Lookup, ttft_ms: int | None = None) -> tuple[CallRecord, UsageEvent | None]:
         """Record the call as answered from the response cache."""
         record = self.finish_hit(lookup, ttft_ms)
         return record, self.record(usage=None, status=CallStatus.OK)
 
     def fail(self, exc: BaseException, usage: Usage | None = None) -> BaseException:
         """Record the failure (unless already recorded) and hand the exception back to be raised."""
-        if self.event is None:
+        if self.event is None and not self.queued:
             error_type = callcore.error_type_of(exc)
             status = CallStatus.REFUSED if isinstance(exc, CallBlocked) else CallStatus.ERROR  # a filter's input block
             try:
@@ -111,7 +132,8 @@ class _Call(CallState):
         """Ask costs whether this call may spend; a refusal is recorded and re-raised as is."""
         worst = plan.worst_case(input_tokens, max_output_tokens)
         try:
-            costs_services.usage_preflight(context=self.context, model=self.model_label, worst_case_cost=worst)
+            self.reserved = bool(costs_services.usage_preflight(context=self.context, model=self.model_label,
+                                                                worst_case_cost=worst))
         except Exception as exc:
             self.record(usage=None, status=CallStatus.REFUSED, error_type=type(exc).__name__)
             raise
@@ -368,10 +390,12 @@ def chat_stream(*, model: str | Model, messages: list[dict], context: UsageConte
 
 
 def embed(*, model: str | Model, texts: list[str], context: UsageContext,
-          cache: CachePolicy | None = None) -> EmbeddingResult:
+          cache: CachePolicy | None = None, recorder: SyncRecorder | None = None) -> EmbeddingResult:
     """Embed `texts` in order (batched per LLM_EMBED_BATCH_SIZE, default 256). One usage event for the call.
-    `cache`: opt in to the response cache (llm/cache.py)."""
-    call = _Call(Operation.EMBEDDING, context, model)
+    `cache`: opt in to the response cache (llm/cache.py). `recorder`: hand the call's record to a queue the
+    ledger writer drains instead of writing it in this request (the RAG query path, ADR 0047); the result
+    then has `usage_event_id` None and its cost computed at the price valid now."""
+    call = _Call(Operation.EMBEDDING, context, model, recorder)
     try:
         callcore.embed_texts_check(texts)
         route = _route(model, ModelKind.EMBEDDING)
@@ -381,7 +405,7 @@ def embed(*, model: str | Model, texts: list[str], context: UsageContext,
         lookup = response_cache.read(response_cache.embeddings_lookup(cache, call.context, _asked(model), texts))
         if lookup is not None and lookup.hit:
             record, event = call.hit(lookup)
-            return response_cache.embedding_result(lookup.entry, record, usage_event_id=event.pk)
+            return response_cache.embedding_result(lookup.entry, record, usage_event_id=event and event.pk)
         plan = RoutePlan(route)
         call.preflight(plan, sum(estimate_tokens(t) for t in texts), 0)
         call.start_clock()
@@ -393,14 +417,15 @@ def embed(*, model: str | Model, texts: list[str], context: UsageContext,
                        for i in range(0, len(texts), size)]
             return callcore.embeddings_join(target.model, answers)
 
-        answer, _, slot = _along(call, plan, attempt)
+        answer, target, slot = _along(call, plan, attempt)
         call.attempt_end()
         _release(slot, "ok")
     except Exception as exc:
         raise call.fail(exc)
     event = call.record(usage=answer.usage, status=CallStatus.OK)
-    result = callcore.embedding_result(answer.vectors, answer.usage, call.finish(usage=answer.usage,
-                                                                                 status=CallStatus.OK),
-                                       cost=event.cost, usage_event_id=event.pk, remote_model=answer.remote_model)
+    record = call.finish(usage=answer.usage, status=CallStatus.OK)
+    cost = callcore.cost_now(record.tokens, target.price()) if event is None else event.cost
+    result = callcore.embedding_result(answer.vectors, answer.usage, record, cost=cost,
+                                       usage_event_id=event and event.pk, remote_model=answer.remote_model)
     response_cache.store(lookup, result)
     return result

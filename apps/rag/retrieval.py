@@ -17,19 +17,24 @@ repetitions in the query, saturating: w(qtf) = (k3 + 1)·qtf / (k3 + qtf), k3 = 
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import math
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
+import psycopg
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
 
-from apps.accounts.permissions import Action, restrict, user_id_of
+from apps.accounts.permissions import Action, restrict, restrict_key, user_id_of
 from apps.costs.services import UsageContext
+from apps.gateway import recording
 from apps.llm import calls
 from apps.rag.config import RetrievalConfig
 from apps.rag.models import Chunk, Collection
@@ -92,28 +97,43 @@ class Retrieval:
 
 # --- tenant filter ----------------------------------------------------------------------------------
 
+TENANT_SQL_KEPT = 4096  # compiled tenant conditions a process keeps
+_tenant_sql: OrderedDict[tuple, tuple[str, list]] = OrderedDict()
+_tenant_lock = threading.Lock()
+
+
 def tenant_condition(actor, collection_id: int) -> tuple[str, list]:
     """SQL `EXISTS (…)` true when `actor` may view the collection, with its parameters.
 
-    Compiled once per actor object and collection (the ORM takes ~10 ms to build the permission subqueries)
-    and kept on the actor like its team roles, i.e. for one request, one task or one eval run; the database
-    evaluates it afresh in every statement.
+    Compiled by the ORM (`restrict`, ~1-10 ms of CPU) once per process for each `restrict_key` of the actor and
+    collection, and kept in a bounded LRU: the text depends only on those facts, the memberships and grants it
+    tests are subqueries the database evaluates afresh in every statement (ADR 0047).
     """
     if actor is SYSTEM:
         return "TRUE", []
-    cache = getattr(actor, "__dict__", {}).setdefault("_rag_tenant_sql", {}) if hasattr(actor, "__dict__") else {}
-    if collection_id in cache:
-        return cache[collection_id]
+    facts = restrict_key(actor)
+    key = (*facts, int(collection_id)) if facts is not None else None
+    if key is not None:
+        with _tenant_lock:
+            found = _tenant_sql.get(key)
+            if found is not None:
+                _tenant_sql.move_to_end(key)
+                return found
     allowed = restrict(Collection.objects.filter(pk=collection_id), actor, Action.VIEW).values("pk")
     try:
         if allowed.query.is_empty():
             raise EmptyResultSet
         sql, params = allowed.query.sql_with_params()
     except EmptyResultSet:  # a condition that can match nothing (e.g. `pk IN ()` for a token with no teams)
-        cache[collection_id] = ("FALSE", [])
+        found = ("FALSE", [])
     else:
-        cache[collection_id] = (f"EXISTS ({sql})", list(params))
-    return cache[collection_id]
+        found = (f"EXISTS ({sql})", list(params))
+    if key is not None:
+        with _tenant_lock:
+            _tenant_sql[key] = found
+            while len(_tenant_sql) > TENANT_SQL_KEPT:
+                _tenant_sql.popitem(last=False)
+    return found
 
 
 def _filter_condition(filters: dict | None, alias: str = "c") -> tuple[str, list]:
@@ -147,7 +167,22 @@ def query_terms(query: str) -> list[str]:
 
 def bm25_search(*, collection: Collection, query: str, limit: int, actor, k1: float, b: float,
                 filters: dict | None = None, term_postings: int | None = None) -> list[LegHit]:
-    """The top `limit` chunks by BM25, best first, each with its score and matched terms.
+    """The top `limit` chunks by BM25, best first, each with its score and matched terms (bm25_sql)."""
+    sql, params = bm25_sql(collection=collection, query=query, limit=limit, actor=actor, k1=k1, b=b,
+                           filters=filters, term_postings=term_postings)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return bm25_hits(cursor.fetchall())
+
+
+def bm25_hits(rows) -> list[LegHit]:
+    return [LegHit(chunk_id=row[0], score=float(row[1]), rank=i, terms=sorted(row[2]))
+            for i, row in enumerate(rows, start=1)]
+
+
+def bm25_sql(*, collection: Collection, query: str, limit: int, actor, k1: float, b: float,
+             filters: dict | None = None, term_postings: int | None = None) -> tuple[str, list]:
+    """The BM25 leg's statement: the top `limit` chunks, best first, with score and matched terms.
 
     One statement. The tenant condition gates the collection's statistics row, so an actor who may not
     read the collection gets nothing computed at all. df comes from rag_term_stat (kept by trigger with
@@ -210,11 +245,7 @@ def bm25_search(*, collection: Collection, query: str, limit: int, actor, k1: fl
         ORDER BY 2 DESC, 1
         LIMIT {int(limit)}
     """
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [query, *tenant_params, *(filter_params if filters else [])])
-        rows = cursor.fetchall()
-    return [LegHit(chunk_id=row[0], score=float(row[1]), rank=i, terms=sorted(row[2]))
-            for i, row in enumerate(rows, start=1)]
+    return sql, [query, *tenant_params, *(filter_params if filters else [])]
 
 
 # --- vector -----------------------------------------------------------------------------------------
@@ -232,16 +263,39 @@ def vector_search(*, collection: Collection, vector, limit: int, actor, ef_searc
     matching few chunks is searched exactly; otherwise the scan over-fetches in proportion to the filter's
     selectivity and falls back to exact search if it still comes back short.
     """
+    notes = notes if notes is not None else []
+    plan = vector_plan(collection=collection, vector=vector, limit=limit, ef_search=ef_search, filters=filters,
+                       exact=exact, notes=notes)
+    if plan is None:
+        return []
+    hits = _vector_query(plan, actor)
+    return vector_short_fallback(plan, hits, actor, notes)
+
+
+@dataclass(frozen=True)
+class VectorPlan:
+    """How the vector leg runs one query: the statement's inputs once a metadata filter has been weighed."""
+
+    cid: int
+    dims: int
+    literal: str
+    limit: int
+    ef_search: int
+    filters: dict | None
+    exact: bool
+
+
+def vector_plan(*, collection: Collection, vector, limit: int, ef_search: int, filters: dict | None, exact: bool,
+                notes: list) -> VectorPlan | None:
+    """The vector leg's plan, or None when a metadata filter matches no chunk (nothing to search)."""
     cid = int(collection.pk)
     dims = int(collection.embedding_dimensions)
     if len(vector) != dims:
         raise ValueError(f"The query vector has {len(vector)} dimensions; the collection stores {dims}.")
-    notes = notes if notes is not None else []
-    literal = vector_literal(vector)
     if filters and not exact:
         matching = _count_matching(cid, filters)
         if matching == 0:
-            return []
+            return None
         if matching <= EXACT_SEARCH_MAX:
             notes.append(f"metadata filter matches {matching} chunks: exact vector search")
             exact = True
@@ -249,10 +303,17 @@ def vector_search(*, collection: Collection, vector, limit: int, actor, ef_searc
             share = matching / max(collection.chunk_count, 1)
             ef_search = min(1000, max(ef_search, math.ceil(limit / max(share, 1e-6) * 1.5)))
             notes.append(f"metadata filter matches {share:.0%} of chunks: ef_search raised to {ef_search}")
-    hits = _vector_query(cid, dims, literal, limit, actor, ef_search, filters, exact)
-    if filters and not exact and len(hits) < limit and len(hits) < _count_matching(cid, filters):
+    return VectorPlan(cid=cid, dims=dims, literal=vector_literal(vector), limit=int(limit),
+                      ef_search=max(int(ef_search), int(limit)), filters=filters, exact=exact)
+
+
+def vector_short_fallback(plan: VectorPlan, hits: list[LegHit], actor, notes: list) -> list[LegHit]:
+    """Under a metadata filter the index scan can come back short (pgvector filters after the scan): then the
+    leg is searched exactly."""
+    if plan.filters and not plan.exact and len(hits) < plan.limit and len(hits) < _count_matching(plan.cid,
+                                                                                                   plan.filters):
         notes.append("the index scan came back short under the filter: exact vector search")
-        hits = _vector_query(cid, dims, literal, limit, actor, ef_search, filters, True)
+        return _vector_query(dataclasses.replace(plan, exact=True), actor)
     return hits
 
 
@@ -281,13 +342,67 @@ def vector_sql(cid: int, dims: int, literal: str, limit: int, actor, filters: di
     return sql, [literal, *filter_params, *tenant_params, literal, int(limit)]
 
 
-def _vector_query(cid, dims, literal, limit, actor, ef_search, filters, exact) -> list[LegHit]:
-    sql, params = vector_sql(cid, dims, literal, limit, actor, filters, exact)
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(max(int(ef_search), int(limit)))])
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
+EF_SEARCH_SQL = "SELECT set_config('hnsw.ef_search', %s, true)"
+
+
+def _vector_statements(plan: VectorPlan, actor) -> list[tuple[str, list]]:
+    """hnsw.ef_search for this transaction, then the vector leg's statement."""
+    sql, params = vector_sql(plan.cid, plan.dims, plan.literal, plan.limit, actor, plan.filters, plan.exact)
+    return [(EF_SEARCH_SQL, [str(plan.ef_search)]), (sql, params)]
+
+
+def vector_hits(rows) -> list[LegHit]:
     return [LegHit(chunk_id=row[0], score=float(row[1]), rank=i) for i, row in enumerate(rows, start=1)]
+
+
+def _vector_query(plan: VectorPlan, actor) -> list[LegHit]:
+    return vector_hits(run_statements(_vector_statements(plan, actor))[-1])
+
+
+# --- one round trip ---------------------------------------------------------------------------------
+
+def run_statements(statements: list[tuple[str, list]]) -> list[list[tuple]]:
+    """Each statement's rows, the statements run in one transaction and, where the connection binds
+    parameters on the client (Django's default with psycopg 3), sent in ONE round trip: one simple-protocol
+    query, which PostgreSQL runs as one implicit transaction, so a `set_config(..., true)` holds for the
+    statements after it. Each statement keeps its own tenant condition (ADR 0047)."""
+    with connection.cursor() as cursor:
+        if len(statements) > 1 and isinstance(cursor.cursor, psycopg.ClientCursor):
+            cursor.execute(";\n".join(sql for sql, _ in statements),
+                           [param for _, params in statements for param in params])
+            out = []
+            while True:
+                out.append(cursor.fetchall() if cursor.description is not None else [])
+                if not cursor.nextset():
+                    return out
+    with transaction.atomic(), connection.cursor() as cursor:  # server-side binding: one statement at a time
+        out = []
+        for sql, params in statements:
+            cursor.execute(sql, params)
+            out.append(cursor.fetchall() if cursor.description is not None else [])
+        return out
+
+
+def search_legs(*, collection: Collection, query: str, vector, limit: int, actor, config: RetrievalConfig,
+                notes: list) -> tuple[list[LegHit], list[LegHit]]:
+    """The BM25 leg (when `query` has text) and the vector leg (when `vector` is given) in one round trip;
+    the same statements, tenant conditions and results as bm25_search and vector_search one after the other."""
+    statements: list[tuple[str, list]] = []
+    if query:
+        statements.append(bm25_sql(collection=collection, query=query, limit=limit, actor=actor, k1=config.k1,
+                                   b=config.b, filters=config.filters))
+    plan = None
+    if vector is not None:
+        plan = vector_plan(collection=collection, vector=vector, limit=limit, ef_search=config.ef_search,
+                           filters=config.filters, exact=False, notes=notes)
+        if plan is not None:
+            statements.extend(_vector_statements(plan, actor))
+    if not statements:
+        return [], []
+    results = run_statements(statements)
+    bm25 = bm25_hits(results[0]) if query else []
+    vector_legs = vector_short_fallback(plan, vector_hits(results[-1]), actor, notes) if plan is not None else []
+    return bm25, vector_legs
 
 
 # --- fusion -----------------------------------------------------------------------------------------
@@ -383,11 +498,17 @@ def mmr(ranked: list[tuple[int, float]], vectors: dict[int, np.ndarray], *, k: i
 
 # --- the whole query --------------------------------------------------------------------------------
 
-def embed_query(collection: Collection, texts: list[str], *, feature: str = "rag.query", user_id=None):
-    """Query vectors through the one model call path (usage recorded with source rag)."""
+def embed_query(collection: Collection, texts: list[str], *, feature: str = "rag.query", user_id=None,
+                record_later: bool = False):
+    """Query vectors through the one model call path (usage recorded with source rag). `record_later`: the
+    usage event goes through the recording queue the ledger writer drains instead of being written in this
+    request (a query's request path, ADR 0047)."""
     context = UsageContext(source="rag", team_id=collection.team_id, collection_id=collection.pk,
                            feature=feature, user_id=user_id)
-    return calls.embed(model=collection.embedding_model, texts=texts, context=context).vectors
+    # By name: the route comes from the process's route cache with its price book (a Model instance would be
+    # priced by two queries per call); an alias can never take a catalog model's name.
+    return calls.embed(model=collection.embedding_model.name, texts=texts, context=context,
+                       recorder=recording.queue_record if record_later else None).vectors
 
 
 def retrieve(*, collection: Collection, query: str, actor, config: RetrievalConfig | None = None,
@@ -408,20 +529,16 @@ def retrieve(*, collection: Collection, query: str, actor, config: RetrievalConf
     bm25: list[LegHit] = []
     vector: list[LegHit] = []
     pool = config.pool if config.mode == "hybrid" else config.k if not (config.mmr or config.rerank) else config.pool
-    if config.mode in ("bm25", "hybrid") and query:
+    if config.mode in ("vector", "hybrid") and query and query_vector is None:
         t = time.perf_counter()
-        bm25 = bm25_search(collection=collection, query=query, limit=pool, actor=actor, k1=config.k1,
-                           b=config.b, filters=config.filters)
-        timings["bm25_ms"] = _ms(t)
-    if config.mode in ("vector", "hybrid") and query:
-        if query_vector is None:
-            t = time.perf_counter()
-            query_vector = embed_query(collection, [query], user_id=user_id_of(actor))[0]
-            timings["embed_ms"] = _ms(t)
+        query_vector = embed_query(collection, [query], user_id=user_id_of(actor), record_later=True)[0]
+        timings["embed_ms"] = _ms(t)
+    if query:
         t = time.perf_counter()
-        vector = vector_search(collection=collection, vector=query_vector, limit=pool, actor=actor,
-                               ef_search=config.ef_search, filters=config.filters, notes=notes)
-        timings["vector_ms"] = _ms(t)
+        bm25, vector = search_legs(collection=collection, query=query if config.mode != "vector" else "",
+                                   vector=query_vector if config.mode != "bm25" else None, limit=pool, actor=actor,
+                                   config=config, notes=notes)
+        timings["search_ms"] = _ms(t)  # both legs, one round trip (search_legs)
     t = time.perf_counter()
     ranked = fuse(config, bm25, vector)
     timings["fusion_ms"] = _ms(t)
@@ -459,24 +576,34 @@ def _vectors_of(collection: Collection, chunk_ids: list[int]) -> dict[int, np.nd
     return {pk: np.asarray(vec, dtype=np.float32) for pk, vec in rows if vec is not None}
 
 
+HYDRATE_SQL = (
+    "SELECT c.id, c.document_id, d.source_name, d.title, c.heading_path, c.text, c.position, c.char_start, "
+    "c.char_end, c.metadata FROM rag_chunk c JOIN rag_document d ON d.id = c.document_id WHERE c.id = ANY(%s)"
+)
+
+
 def hydrate(ranked: list[tuple[int, float]], *, bm25: list[LegHit], vector: list[LegHit],
             rerank: dict[int, float] | None = None) -> list[Hit]:
-    """Hits in `ranked` order with their chunk, document and per-leg ranks (one query)."""
-    ids = [cid for cid, _ in ranked]
-    chunks = {c.pk: c for c in Chunk.objects.filter(pk__in=ids).select_related("document")
-              .defer("embedding", "document__content", "document__text")}
+    """Hits in `ranked` order with their chunk, document and per-leg ranks: one statement for exactly the
+    columns a hit shows (no model instances: a query's last round trip)."""
+    if not ranked:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(HYDRATE_SQL, [[cid for cid, _ in ranked]])
+        rows = {row[0]: row for row in cursor.fetchall()}
     by_bm25 = {h.chunk_id: h for h in bm25}
     by_vector = {h.chunk_id: h for h in vector}
     hits = []
     for rank, (cid, score) in enumerate(ranked, start=1):
-        chunk = chunks.get(cid)
-        if chunk is None:  # deleted between the search and now
+        row = rows.get(cid)
+        if row is None:  # deleted between the search and now
             continue
+        _, document_id, source_name, title, heading_path, text, position, char_start, char_end, metadata = row
         b, v = by_bm25.get(cid), by_vector.get(cid)
         hits.append(Hit(
-            chunk_id=cid, document_id=chunk.document_id, source_name=chunk.document.source_name,
-            title=chunk.document.title, heading_path=chunk.heading_path, text=chunk.text, position=chunk.position,
-            char_start=chunk.char_start, char_end=chunk.char_end, metadata=chunk.metadata, fused_rank=rank,
+            chunk_id=cid, document_id=document_id, source_name=source_name, title=title, heading_path=heading_path,
+            text=text, position=position, char_start=char_start, char_end=char_end,
+            metadata=json.loads(metadata) if isinstance(metadata, str | bytes) else metadata, fused_rank=rank,
             fused_score=score, bm25_rank=b.rank if b else None, bm25_score=b.score if b else None,
             vector_rank=v.rank if v else None, vector_similarity=v.score if v else None,
             rerank_score=(rerank or {}).get(cid), matched_terms=b.terms if b else [],

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from django.db.models import BooleanField, Count, Max, Min, Q, QuerySet, Sum
-from django.db.models.expressions import RawSQL
+import functools
+
+from django.db import connection
+from django.db.models import Count, Max, Min, Q, QuerySet, Sum
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from apps.accounts.permissions import Action, get_object_for, restrict, teams_for
+from apps.core.rows import columns_plan, row_instances
+from apps.llm.models import Model
 from apps.rag.models import (
     ACTIVE_JOB_STATUSES,
     Collection,
@@ -37,16 +41,29 @@ def collection_get(*, actor, pk: int, action: Action | str = Action.VIEW) -> Col
                           action, pk=pk)
 
 
+@functools.cache
+def _search_lookup_plan() -> tuple[str, list]:
+    """One statement for a collection and its embedding model, its text made once per process from the
+    models' own fields (the ORM built it on every search request: ~1 ms of CPU, more than the query)."""
+    columns, plan = columns_plan([(Collection, "c"), (Model, "m")])
+    sql = (f'SELECT {columns} FROM "{Collection._meta.db_table}" c '
+           f'JOIN "{Model._meta.db_table}" m ON m."id" = c."embedding_model_id" WHERE c."id" = %s AND ')
+    return sql, plan
+
+
 def collection_get_for_search(*, actor, pk: int) -> Collection:
-    """The collection a search reads (404 if the actor may not see it), checked with the very permission
-    condition the retrieval legs carry: compiled once for this actor and kept on it (`tenant_condition`),
-    so a search request builds the permission subqueries once instead of twice (ADR 0044)."""
-    sql, params = tenant_condition(actor, int(pk))
-    collection = (Collection.objects.select_related("team", "embedding_model__provider", "answer_model__provider")
-                  .annotate(_visible=RawSQL(sql, params, output_field=BooleanField()))
-                  .filter(pk=pk, _visible=True).first())
-    if collection is None:
+    """The collection a search reads, with its embedding model (404 if the actor may not see it), checked with
+    the very permission condition the retrieval legs carry (`tenant_condition`, compiled once per process
+    for the actor's facts), in one statement whose text is made once per process (ADR 0044, 0047)."""
+    condition, params = tenant_condition(actor, int(pk))
+    sql, plan = _search_lookup_plan()
+    with connection.cursor() as cursor:
+        cursor.execute(sql + condition, [int(pk), *params])
+        row = cursor.fetchone()
+    if row is None:
         raise Http404("No collection matches the given query.")
+    collection, embedding_model = row_instances(plan, row)
+    collection.embedding_model = embedding_model
     return collection
 
 

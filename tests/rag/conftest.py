@@ -35,8 +35,14 @@ def fast_embeddings(request, monkeypatch):
         return
     from apps.llm.offline import embeddings
 
+    def count(texts):
+        return sum(len(t.split()) + 2 for t in texts)
+
     monkeypatch.setattr(embeddings, "embed_texts", lambda texts: [hashed_embedding(t) for t in texts])
-    monkeypatch.setattr(embeddings, "count_tokens", lambda texts: sum(len(t.split()) + 2 for t in texts))
+    monkeypatch.setattr(embeddings, "count_tokens", count)
+    # what the offline adapter calls (vectors and word pieces in one go)
+    monkeypatch.setattr(embeddings, "embed", lambda texts: embeddings.Embedded(
+        vectors=[hashed_embedding(t) for t in texts], tokens=count(texts)))
 
 
 @pytest.fixture

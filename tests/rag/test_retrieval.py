@@ -6,6 +6,7 @@ from collections import Counter
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from apps.rag import retrieval
 from apps.rag.config import RetrievalConfig
@@ -218,7 +219,30 @@ def test_hybrid_hits_carry_both_legs_and_the_timings(corpus, owner):
     assert top.source_name == "dogs.txt"
     assert top.bm25_rank == 1 and top.vector_rank == 1 and top.fused_rank == 1
     assert 0 < top.vector_similarity <= 1
-    assert {"bm25_ms", "embed_ms", "vector_ms", "fusion_ms", "total_ms"} <= set(result.timings)
+    assert {"embed_ms", "search_ms", "fusion_ms", "fetch_ms", "total_ms"} <= set(result.timings)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("filters", [None, {"group": "rare"}])
+def test_both_legs_in_one_round_trip_give_what_each_leg_gives_alone(collection, owner, filters):
+    for i in range(12):
+        add_text(collection, f"doc{i}.txt", f"Document number {i} about topic {i % 3}: dogs, cats and walks.",
+                 metadata={"group": "rare" if i in (5, 7) else "common"}, index=False)
+    run_jobs(collection)
+    config = RetrievalConfig(mode="hybrid", k=5, filters=filters)
+    vector = retrieval.embed_query(collection, ["dogs that need walks"])[0]
+    bm25_alone = retrieval.bm25_search(collection=collection, query="dogs that need walks", limit=20, actor=owner,
+                                       k1=config.k1, b=config.b, filters=filters)
+    vector_alone = retrieval.vector_search(collection=collection, vector=vector, limit=20, actor=owner,
+                                           ef_search=config.ef_search, filters=filters)
+    with CaptureQueriesContext(connection) as queries:
+        bm25, vector_hits = retrieval.search_legs(collection=collection, query="dogs that need walks", vector=vector,
+                                                  limit=20, actor=owner, config=config, notes=[])
+    assert [(h.chunk_id, h.rank, h.terms) for h in bm25] == [(h.chunk_id, h.rank, h.terms) for h in bm25_alone]
+    assert [h.score for h in bm25] == pytest.approx([h.score for h in bm25_alone])
+    assert [(h.chunk_id, h.rank) for h in vector_hits] == [(h.chunk_id, h.rank) for h in vector_alone]
+    assert len(bm25) == (2 if filters else 12) and len(vector_hits) == len(bm25)
+    assert len(queries) == (2 if filters else 1)  # a filter is weighed first (how many chunks it matches)
 
 
 @pytest.mark.django_db

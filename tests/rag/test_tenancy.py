@@ -103,3 +103,22 @@ def test_the_search_lookup_finds_the_collection_for_whoever_may_see_it_and_404s_
             collection_get_for_search(actor=actor, pk=secret_collection.pk)
     with pytest.raises(Http404):
         collection_get_for_search(actor=owner, pk=secret_collection.pk + 10_000)
+
+
+def test_a_removed_membership_acts_on_the_next_search_though_the_compiled_condition_is_kept(
+        secret_collection, client, viewer, team, token_for):
+    from django.contrib.auth import get_user_model
+
+    from apps.accounts.models import Membership
+
+    _, secret = token_for(viewer, team, scope="read")
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
+    url = f"/api/v1/rag/collections/{secret_collection.pk}/search"
+    assert _search(viewer, secret_collection, "hybrid")  # compiles and keeps the viewer's condition
+    assert client.post(url, {"query": "merger Initech"}, content_type="application/json", **headers).json()["hits"]
+
+    Membership.objects.filter(user=viewer, team=team).delete()
+
+    assert _search(get_user_model().objects.get(pk=viewer.pk), secret_collection, "hybrid") == []
+    response = client.post(url, {"query": "merger Initech"}, content_type="application/json", **headers)
+    assert response.status_code in (401, 404) and "Initech" not in response.content.decode()
