@@ -98,6 +98,8 @@ BENCHES = {"startup": bench_startup, "home": bench_home, "prompts_resolve": benc
            "incidents_metrics": lambda: _bench_module("bench.incidents_metrics"),
            # issue #15: a signal (stand-in outage -> breaker open; a budget cap hit) -> incident/suggestion, on beat
            "incident_detection": lambda: _bench_module("bench.incident_detection", timeout=1800),
+           # issue #18: nDCG@10 of the vector leg, plain sentence-transformers against the portal's runtime
+           "rag_embedding_quality": lambda: _bench_module("bench.rag_embedding_quality", timeout=7200),
            }
 NEEDS_SCIFACT = {"rag_scifact", "rag_indexing", "rag_embedding_quality"}
 

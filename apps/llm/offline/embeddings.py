@@ -100,21 +100,30 @@ def precision() -> str:
     LLM_LOCAL_EMBED_PRECISION; "auto" means "onnx" when ONNX Runtime is installed, else bf16 iff the CPU
     computes it natively. An ONNX choice whose graph cannot be built falls back to torch (see `_onnx_runner`).
     """
-    global _precision
     if _precision is None:
-        wanted = str(_setting("LLM_LOCAL_EMBED_PRECISION", "auto") or "auto").lower()
-        if wanted not in PRECISIONS:
-            log.warning("LLM_LOCAL_EMBED_PRECISION=%r is not one of %s: using auto", wanted, ", ".join(PRECISIONS))
-            wanted = "auto"
-        if wanted == "auto":
-            try:
-                import onnxruntime  # noqa: F401  why: optional; only probes whether it is installed
-            except ImportError:
-                wanted = _torch_precision()
-            else:
-                wanted = "onnx"
-        _precision = wanted
-    return _precision
+        use_precision(str(_setting("LLM_LOCAL_EMBED_PRECISION", "auto") or "auto"))
+    return _precision  # type: ignore[return-value]
+
+
+def use_precision(wanted: str) -> str:
+    """Embed with `wanted` (one of PRECISIONS) from now on in this process; returns what it resolved to.
+
+    The setting is read once per process; benches call this to compare runtimes side by side.
+    """
+    global _precision
+    wanted = wanted.lower()
+    if wanted not in PRECISIONS:
+        log.warning("LLM_LOCAL_EMBED_PRECISION=%r is not one of %s: using auto", wanted, ", ".join(PRECISIONS))
+        wanted = "auto"
+    if wanted == "auto":
+        try:
+            import onnxruntime  # noqa: F401  why: optional; only probes whether it is installed
+        except ImportError:
+            wanted = _torch_precision()
+        else:
+            wanted = "onnx"
+    _precision = wanted
+    return wanted
 
 
 def graph_dir() -> Path:
