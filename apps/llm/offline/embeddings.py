@@ -5,12 +5,11 @@ HF_HUB_OFFLINE is forced on before sentence-transformers is imported.
 
 Speed (ADR 0044, ADR 0045, issue #18): the texts are tokenised once (`embed()` also returns the exact token
 count), sorted by length and cut into batches of at most `TOKENS_PER_BATCH` word pieces, so short texts share a
-batch without padding to a long one. Each batch runs on one of four runtimes, chosen by
+batch without padding to a long one. Each batch runs on one of three runtimes, chosen by
 LLM_LOCAL_EMBED_PRECISION (`precision()`):
 
-- `onnx-int8`: ONNX Runtime's fused BERT graph with per-channel int8 weights, exported from the shipped
-  weights on first use and cached (apps/llm/offline/minilm_onnx.py);
-- `onnx`: the same fused graph in float32 (the vectors of plain sentence-transformers to ~1e-7);
+- `onnx`: ONNX Runtime's fused BERT graph in float32, exported from the shipped weights on first use and
+  cached (apps/llm/offline/minilm_onnx.py): the vectors of plain sentence-transformers to ~1e-7;
 - `bf16`: the SentenceTransformer's own modules under torch bfloat16 autocast (ADR 0044);
 - `fp32`: the SentenceTransformer's own modules in float32: plain sentence-transformers' numbers exactly.
 
@@ -36,8 +35,8 @@ MAX_SEQ_TOKENS = 256  # the model truncates longer inputs; callers chunk documen
 TOKENS_PER_BATCH = 8192  # padded word pieces per forward pass (32 texts at the 256 cap, more when short)
 MAX_BATCH_TEXTS = 128
 QUERY_CACHE_SIZE = 1024  # single texts (queries) whose vectors a process keeps
-PRECISIONS = ("auto", "onnx-int8", "onnx", "bf16", "fp32")
-ONNX_GRAPHS = {"onnx": "fp32", "onnx-int8": "int8"}  # precision -> minilm_onnx graph variant
+PRECISIONS = ("auto", "onnx", "bf16", "fp32")
+ONNX_GRAPHS = {"onnx": "fp32"}  # precision -> minilm_onnx graph variant
 
 _model = None
 _tokenizer = None
@@ -95,7 +94,7 @@ def _torch_precision() -> str:
 
 
 def precision() -> str:
-    """The runtime this process embeds with: "onnx-int8", "onnx", "bf16" (torch autocast) or "fp32".
+    """The runtime this process embeds with: "onnx", "bf16" (torch autocast) or "fp32".
 
     LLM_LOCAL_EMBED_PRECISION; "auto" means "onnx" when ONNX Runtime is installed, else bf16 iff the CPU
     computes it natively. An ONNX choice whose graph cannot be built falls back to torch (see `_onnx_runner`).

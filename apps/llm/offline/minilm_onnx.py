@@ -3,9 +3,8 @@
 Nothing is downloaded: the graph is traced from the SentenceTransformer's own BERT (torch.onnx, the TorchScript
 exporter, eager attention so ONNX Runtime recognises the pattern), then rewritten by ONNX Runtime's transformer
 optimiser into its fused BERT operators (EmbedLayerNormalization, Attention, BiasGelu, SkipLayerNormalization),
-and for the `int8` variant its matrix products are quantised dynamically with per-channel int8 weights
-(ADR 0045). The file is cached under `LLM_LOCAL_GRAPH_DIR` (the portal's data directory), named by the
-weights' SHA-256, the variant, the ONNX Runtime version and `FORMAT`: a new package version, new weights or a
+float32 (ADR 0045: int8 weights were measured and rejected, they move nDCG@10 beyond ±0.002). The file is
+cached under `LLM_LOCAL_GRAPH_DIR` (the portal's data directory), named by the weights' SHA-256, the variant, the ONNX Runtime version and `FORMAT`: a new package version, new weights or a
 change here builds a new file; a missing file is rebuilt (about 10 s on two cores) under a file lock, so
 processes that start together build it once.
 
@@ -30,7 +29,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 FORMAT = 1  # bump when the export, the optimisation or the quantisation below changes
-VARIANTS = ("fp32", "int8")
+VARIANTS = ("fp32",)  # the file name carries the variant, so another one can sit beside it
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 HEADS, HIDDEN = 12, 384
 
@@ -93,11 +92,9 @@ def _export(model, path: Path) -> None:
 
 
 def build(model, directory: Path, variant: str) -> Path:
-    """Export, fuse and (int8) quantise the graph into `directory`; returns its path. Atomic: written to a
-    temporary name and renamed, so a reader never sees half a file."""
-    import onnx  # why: optional dependency, only when a graph is built
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-    from onnxruntime.transformers import optimizer
+    """Export and fuse the graph into `directory`; returns its path. Atomic: written to a temporary name and
+    renamed, so a reader never sees half a file."""
+    from onnxruntime.transformers import optimizer  # why: optional dependency, only when a graph is built
 
     if variant not in VARIANTS:
         raise ValueError(f"unknown graph variant {variant!r}")
@@ -111,13 +108,7 @@ def build(model, directory: Path, variant: str) -> Path:
         if not fused_ops.get("Attention") or not fused_ops.get("SkipLayerNormalization"):
             raise RuntimeError(f"ONNX Runtime did not fuse MiniLM's attention/layer norms: {fused_ops}")
         optimised.save_model_to_file(str(fused))
-        final = fused
-        if variant == "int8":
-            final = Path(scratch) / "int8.onnx"
-            quantize_dynamic(str(fused), str(final), per_channel=True, weight_type=QuantType.QInt8,
-                             op_types_to_quantize=["MatMul", "Attention"],
-                             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-        os.replace(final, target)
+        os.replace(fused, target)
     return target
 
 
