@@ -1,12 +1,14 @@
 """Retrieval quality of the portal's MiniLM path against plain sentence-transformers, on BEIR folders.
 
-    python -m bench.rag_embedding_quality --dir /data/med --dir /data/cisi [--split test] [--limit 0]
+    python -m bench.rag_embedding_quality --dir /data/med --dir /data/cisi [--runtimes onnx,bf16] [--limit 0]
 
-For each folder: embeds the corpus (title + text, as the indexer does) and the queries twice, with plain
+For each folder: embeds the corpus (title + text, as the indexer does) and the queries with plain
 `SentenceTransformer.encode` (float32, batches of 32) and with `apps.llm.offline.embeddings.embed` (length
-buckets, bf16 autocast where the CPU has it), ranks every document by exact cosine and reports nDCG@10 of
-both, the difference, the minimum and mean cosine between the two vectors of each text, and the throughput
-of both (chunks/s, same run). Exact search: this isolates the embeddings from HNSW and BM25. Prints JSON.
+buckets) on each runtime of `--runtimes` (LLM_LOCAL_EMBED_PRECISION values; default: the process's own,
+`auto`), ranks every document by exact cosine and reports nDCG@10 of each, the difference to plain, the
+minimum and mean cosine between each runtime's vector and plain's for every text, and the throughput
+(chunks/s and per CPU-second, same run). Exact search: this isolates the embeddings from HNSW and BM25.
+Queries are embedded one at a time, as the query path does. Prints JSON.
 """
 
 from __future__ import annotations
@@ -56,9 +58,9 @@ def ndcg_at_10(scores: np.ndarray, doc_ids: list[str], query_ids: list[str], qre
 
 
 def _timed(fn, texts):
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     vectors = np.asarray(fn(texts), dtype=np.float32)
-    return vectors, len(texts) / (time.perf_counter() - started)
+    return vectors, len(texts) / (time.perf_counter() - started), len(texts) / (time.process_time() - cpu)
 
 
 def main() -> dict:
@@ -66,12 +68,14 @@ def main() -> dict:
     parser.add_argument("--dir", action="append", default=[], help="a BEIR folder (repeat for several)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--limit", type=int, default=0, help="only the first N documents (0: all)")
+    parser.add_argument("--runtimes", default="auto", help="LLM_LOCAL_EMBED_PRECISION values, comma-separated")
     args = parser.parse_args()
     folders = [Path(d) for d in args.dir]
-    if not folders and os.environ.get("SCIFACT_DIR"):
-        folders = [Path(os.environ["SCIFACT_DIR"])]
+    if not folders:  # `make bench`: the folders bench/rag_collections.py reads too
+        folders = [Path(os.environ[name]) for name in ("MED_DIR", "CISI_DIR", "SCIFACT_DIR") if os.environ.get(name)]
     if not folders:
-        raise SystemExit("Give --dir (a BEIR folder: corpus.jsonl, queries.jsonl, qrels/) or set SCIFACT_DIR.")
+        raise SystemExit("Give --dir (a BEIR folder: corpus.jsonl, queries.jsonl, qrels/) or set SCIFACT_DIR "
+                         "(and CISI_DIR, MED_DIR).")
     sys.path.insert(0, str(BASE_DIR))
     from apps.llm.offline import embeddings
 
@@ -80,30 +84,31 @@ def main() -> dict:
     def plain(texts):
         return model.encode(texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True)
 
-    def ours(texts):
-        return embeddings.embed(texts).vectors
-
-    out = {"precision": embeddings.precision(), "torch_threads": embeddings.configure_threads(),
-           "load_average_start": os.getloadavg(), "collections": {}}
+    runtimes = [embeddings.use_precision(r.strip()) for r in args.runtimes.split(",") if r.strip()]
+    out = {"runtimes": runtimes, "threads": embeddings.threads(), "load_average_start": os.getloadavg(),
+           "collections": {}}
     for folder in folders:
         doc_ids, texts, queries, qrels = _read_beir(folder, args.split, args.limit)
         query_ids = list(queries)
         q_texts = [queries[q] for q in query_ids]
         print(f"{folder.name}: {len(texts)} documents, {len(query_ids)} queries", file=sys.stderr, flush=True)
-        d_plain, plain_rate = _timed(plain, texts)
-        d_ours, ours_rate = _timed(ours, texts)
+        d_plain, plain_rate, plain_cpu = _timed(plain, texts)
         q_plain = plain(q_texts)
-        q_ours = np.asarray([embeddings._encode([q]).vectors[0] for q in q_texts], dtype=np.float32)
-        cos = np.concatenate([(d_plain * d_ours).sum(1), (q_plain * q_ours).sum(1)])
         n_plain = ndcg_at_10(q_plain @ d_plain.T, doc_ids, query_ids, qrels)
-        n_ours = ndcg_at_10(q_ours @ d_ours.T, doc_ids, query_ids, qrels)
-        out["collections"][folder.name] = {
-            "documents": len(texts), "queries": len(query_ids),
-            "ndcg@10_plain": round(n_plain, 4), "ndcg@10_ours": round(n_ours, 4), "difference": round(n_ours - n_plain, 4),
-            "cosine_min": round(float(cos.min()), 6), "cosine_mean": round(float(cos.mean()), 6),
-            "chunks_per_s_plain": round(plain_rate, 2), "chunks_per_s_ours": round(ours_rate, 2),
-            "ratio": round(ours_rate / plain_rate, 2)}
-        print(json.dumps(out["collections"][folder.name]), file=sys.stderr, flush=True)
+        row = {"documents": len(texts), "queries": len(query_ids), "ndcg@10_plain": round(n_plain, 4),
+               "chunks_per_s_plain": round(plain_rate, 2), "chunks_per_cpu_s_plain": round(plain_cpu, 2)}
+        for runtime in runtimes:
+            embeddings.use_precision(runtime)
+            d_ours, rate, cpu_rate = _timed(lambda t: embeddings.embed(t).vectors, texts)
+            q_ours = np.asarray([embeddings._encode([q]).vectors[0] for q in q_texts], dtype=np.float32)
+            cos = np.concatenate([(d_plain * d_ours).sum(1), (q_plain * q_ours).sum(1)])
+            n_ours = ndcg_at_10(q_ours @ d_ours.T, doc_ids, query_ids, qrels)
+            row[runtime] = {"ndcg@10": round(n_ours, 4), "difference": round(n_ours - n_plain, 4),
+                            "cosine_min": round(float(cos.min()), 6), "cosine_mean": round(float(cos.mean()), 6),
+                            "chunks_per_s": round(rate, 2), "chunks_per_cpu_s": round(cpu_rate, 2),
+                            "ratio_wall": round(rate / plain_rate, 2), "ratio_per_cpu_s": round(cpu_rate / plain_cpu, 2)}
+        out["collections"][folder.name] = row
+        print(json.dumps(row), file=sys.stderr, flush=True)
     out["load_average_end"] = os.getloadavg()
     return out
 

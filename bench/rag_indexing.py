@@ -7,10 +7,12 @@ Imports the first N SciFact abstracts into a fresh collection through the portal
 chunks and postings), then imports the same corpus again: every document is compared by content hash and
 skipped, nothing is queued. Reports chunks per second for the first index and the speed-up of the second.
 
-Side by side in the same run (issue #18, ADR 0044): the model alone on the first `--compare` texts (default
-200), plain `SentenceTransformer.encode` (float32, batches of 32) against the portal's path
-(`apps.llm.offline.embeddings.embed`: length buckets, bf16 autocast where the CPU has it), alternated twice,
-as chunks/s and chunks per CPU-second (the machine is shared: the ratio is the figure that travels).
+Side by side in the same run (issue #18, ADR 0044, 0045): the model alone on the first `--compare` texts
+(default 200), plain `SentenceTransformer.encode` (float32, batches of 32) against the portal's path
+(`apps.llm.offline.embeddings.embed`: length buckets) on each runtime of `--runtimes` (default: onnx, the
+fused ONNX Runtime graph; bf16, torch autocast), alternated twice, as chunks/s and chunks per CPU-second (the
+machine is shared: the ratio is the figure that travels); then the model time of one short query (the first
+`--queries` SciFact queries, one thread as in a web process, the query cache bypassed), p50/p95 wall and CPU.
 Prints one JSON object.
 """
 
@@ -28,6 +30,8 @@ def main() -> dict:
     parser.add_argument("--docs", type=int, default=1000)
     parser.add_argument("--chunking", default="whole")
     parser.add_argument("--compare", type=int, default=200, help="texts for the model-only comparison (0: skip)")
+    parser.add_argument("--runtimes", default="onnx,bf16", help="LLM_LOCAL_EMBED_PRECISION values to compare")
+    parser.add_argument("--queries", type=int, default=100, help="queries for the one-query model time (0: skip)")
     args = parser.parse_args()
     setup()
     from apps.accounts.models import Team
@@ -44,8 +48,11 @@ def main() -> dict:
     t = time.perf_counter()
     minilm()  # loaded once per process; not part of the throughput
     out["model_load_s"] = round(time.perf_counter() - t, 1)
+    runtimes = [r.strip() for r in args.runtimes.split(",") if r.strip()]
     if args.compare:
-        out["model_only"] = compare_plain(items[: args.compare])
+        out["model_only"] = compare_plain(items[: args.compare], runtimes)
+    if args.queries:
+        out["query_model_ms"] = query_model_time(runtimes, args.queries)
     with acting_as(None):
         old = Collection.objects.filter(name=name, team__slug="search").first()
         if old is not None:
@@ -72,8 +79,16 @@ def main() -> dict:
     return out
 
 
-def compare_plain(items: list) -> dict:
-    """chunks/s of plain sentence-transformers and of the portal's embedding path on the same texts."""
+def _restore_runtime() -> None:
+    from django.conf import settings
+
+    from apps.llm.offline import embeddings
+
+    embeddings.use_precision(settings.LLM_LOCAL_EMBED_PRECISION)
+
+
+def compare_plain(items: list, runtimes: list[str]) -> dict:
+    """chunks/s of plain sentence-transformers and of the portal's embedding path (each runtime), same texts."""
     import os
 
     import numpy as np
@@ -82,22 +97,69 @@ def compare_plain(items: list) -> dict:
 
     texts = ["\n".join(p for p in (item.title, item.content.decode("utf-8")) if p) for item in items]
     model = embeddings.minilm()
-    runs = {"plain_sentence_transformers": lambda: model.encode(texts, batch_size=32, normalize_embeddings=True),
-            "portal": lambda: embeddings.embed(texts).vectors}
+    runs = {"plain_sentence_transformers": lambda: model.encode(texts, batch_size=32, normalize_embeddings=True)}
+    for runtime in runtimes:
+        runs[runtime] = lambda runtime=runtime: (embeddings.use_precision(runtime), embeddings.embed(texts).vectors)[1]
+        runs[runtime]()  # an ONNX graph is built or loaded once, outside the timing
     rates: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
     vectors = {}
-    for _ in range(2):  # alternated, so both see the same load
+    for _ in range(2):  # alternated, so all see the same load
         for name, run in runs.items():
+            embeddings.configure_threads()
             wall, cpu = time.perf_counter(), time.process_time()
             vectors[name] = np.asarray(run(), dtype=np.float32)
             rates[name].append((len(texts) / (time.perf_counter() - wall), len(texts) / (time.process_time() - cpu)))
+    _restore_runtime()
+    plain = "plain_sentence_transformers"
     best = {name: max(r[0] for r in values) for name, values in rates.items()}
-    cosine = (vectors["plain_sentence_transformers"] * vectors["portal"]).sum(axis=1)
-    return {"texts": len(texts), "precision": embeddings.precision(), "torch_threads": embeddings.configure_threads(),
+    per_cpu = {name: max(r[1] for r in values) for name, values in rates.items()}
+    return {"texts": len(texts), "threads": embeddings.threads(),
             **{f"{name}_chunks_per_s": round(best[name], 2) for name in runs},
-            **{f"{name}_chunks_per_cpu_s": round(max(r[1] for r in rates[name]), 2) for name in runs},
-            "ratio": round(best["portal"] / best["plain_sentence_transformers"], 2),
-            "cosine_min": round(float(cosine.min()), 6), "load_average": str(os.getloadavg())}
+            **{f"{name}_chunks_per_cpu_s": round(per_cpu[name], 2) for name in runs},
+            **{f"{name}_ratio_wall": round(best[name] / best[plain], 2) for name in runtimes},
+            **{f"{name}_ratio_per_cpu_s": round(per_cpu[name] / per_cpu[plain], 2) for name in runtimes},
+            **{f"{name}_cosine_min": round(float((vectors[plain] * vectors[name]).sum(axis=1).min()), 6)
+               for name in runtimes},
+            "load_average": str(os.getloadavg())}
+
+
+def query_model_time(runtimes: list[str], count: int) -> dict:
+    """The model's time for one query at a time with one thread (a web process), p50/p95 in ms, wall and CPU."""
+    import json
+
+    import numpy as np
+
+    from apps.llm.offline import embeddings
+
+    lines = (scifact_dir() / "queries.jsonl").read_text(encoding="utf-8").splitlines()
+    queries = [json.loads(line)["text"] for line in lines if line][:count]
+    model = embeddings.minilm()
+    embeddings.prefer_threads(1)
+    runs = {"plain_sentence_transformers": lambda q: model.encode([q], normalize_embeddings=True)}
+    for runtime in runtimes:
+        runs[runtime] = lambda q, runtime=runtime: (embeddings.use_precision(runtime), embeddings._encode([q]))
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
+    for run in runs.values():
+        embeddings.configure_threads()
+        run("warm up")
+    for _ in range(2):
+        for name, run in runs.items():
+            embeddings.configure_threads()
+            for query in queries:
+                wall, cpu = time.perf_counter(), time.thread_time()
+                run(query)
+                times[name].append(((time.perf_counter() - wall) * 1000, (time.thread_time() - cpu) * 1000))
+    embeddings.prefer_threads(0)
+    embeddings.configure_threads()
+    _restore_runtime()
+    out = {"queries": len(queries), "mean_words": round(sum(len(q.split()) for q in queries) / len(queries), 1)}
+    for name, values in times.items():
+        wall, cpu = np.asarray(values).T
+        out[name] = {"wall_p50": round(float(np.percentile(wall, 50)), 2),
+                     "wall_p95": round(float(np.percentile(wall, 95)), 2),
+                     "cpu_p50": round(float(np.percentile(cpu, 50)), 2),
+                     "cpu_p95": round(float(np.percentile(cpu, 95)), 2)}
+    return out
 
 
 if __name__ == "__main__":

@@ -109,6 +109,8 @@ BENCHES = {"startup": bench_startup, "home": bench_home, "prompts_resolve": benc
            # issue #18 (query half): per leg with/without the embedding, API vs service, ~100k real-text chunks
            # (run `python -m bench.rag_query embed` first: hours on 2 shared cores; it resumes)
            "rag_query": lambda: _bench_module("bench.rag_query", timeout=7200),
+           # issue #18: nDCG@10 of the vector leg, plain sentence-transformers against the portal's runtime
+           "rag_embedding_quality": lambda: _bench_module("bench.rag_embedding_quality", timeout=7200),
            }
 NEEDS_SCIFACT = {"rag_scifact", "rag_indexing", "rag_embedding_quality"}
 

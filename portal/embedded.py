@@ -26,8 +26,13 @@ DATABASE_NAME = "portal"
 _SOCKET_MAX = 100  # AF_UNIX paths are limited to ~107 bytes
 
 
+def data_path() -> Path:
+    """PORTAL_DATA_DIR, else `.portal/` in the checkout (not created: see data_dir)."""
+    return Path(os.environ.get("PORTAL_DATA_DIR") or BASE_DIR / ".portal").resolve()
+
+
 def data_dir() -> Path:
-    path = Path(os.environ.get("PORTAL_DATA_DIR") or BASE_DIR / ".portal").resolve()
+    path = data_path()
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -54,7 +54,7 @@ def start_in_background() -> threading.Thread | None:
         _state["started"] = True
     from apps.llm.offline.embeddings import prefer_threads  # why: lazy, as in warm_models
 
-    prefer_threads(1)  # queries are one short text each: one torch thread per web process (ADR 0044)
+    prefer_threads(1)  # queries are one short text each: one model thread per web process (ADR 0044, 0045)
     thread = threading.Thread(target=warm_models, name="portal-warm-models", daemon=True)
     thread.start()
     return thread

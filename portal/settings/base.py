@@ -339,9 +339,11 @@ LLM_RETRY_CAP_SECONDS = envfloat("LLM_RETRY_CAP_SECONDS", 20.0)
 LLM_RETRY_AFTER_MAX_SECONDS = envfloat("LLM_RETRY_AFTER_MAX_SECONDS", 60.0)
 LLM_EMBED_BATCH_SIZE = envint("LLM_EMBED_BATCH_SIZE", 256)
 LLM_LOCAL_CHAT_SEMANTIC = envbool("LLM_LOCAL_CHAT_SEMANTIC", False)
-# The offline MiniLM (apps/llm/offline/embeddings.py, ADR 0044): auto = bf16 autocast where the CPU has it.
+# The offline MiniLM (apps/llm/offline/embeddings.py, ADR 0044, 0045): auto = ONNX Runtime's fused graph,
+# exported on first use into LLM_LOCAL_GRAPH_DIR; torch (bf16 autocast where the CPU has it) without it.
 LLM_LOCAL_EMBED_PRECISION = envstr("LLM_LOCAL_EMBED_PRECISION", "auto")
-LLM_LOCAL_TORCH_THREADS = envint("LLM_LOCAL_TORCH_THREADS", 0)  # 0: torch's default (one per core)
+LLM_LOCAL_TORCH_THREADS = envint("LLM_LOCAL_TORCH_THREADS", 0)  # 0: 1 in web processes, one per core elsewhere
+LLM_LOCAL_GRAPH_DIR = envstr("LLM_LOCAL_GRAPH_DIR", "") or str(embedded.data_path() / "models")
 # How often a process checks the routing stamp in Redis (aliases, deployments, models, prices cached in process).
 LLM_ROUTES_CHECK_SECONDS = envfloat("LLM_ROUTES_CHECK_SECONDS", 0.5)
 # Circuit breakers per alias deployment (apps/llm/breakers.py): failure ratio over a sliding window, cooldown.

@@ -1,23 +1,45 @@
-"""The offline MiniLM's fast path (ADR 0044): the same vectors as plain sentence-transformers, in input order."""
+"""The offline MiniLM's fast paths (ADR 0044, 0045): plain sentence-transformers' vectors, in input order, on
+every runtime; the ONNX graph cached by the weights' hash; torch when ONNX Runtime is not there."""
 
 import numpy as np
 import pytest
+from django.conf import settings
 
-from apps.llm.offline import embeddings
+from apps.llm.offline import embeddings, minilm_onnx
 
 TEXTS = [
     "How do I get a refund?",
     "Refunds are issued within 14 days of receiving a return. Store credit is available at once, and a gift "
-    "card is refunded as store credit. " * 6,  # long: near the model's window
+    "card is refunded as store credit. " * 6,  # long: past the model's window, truncated at 256 word pieces
     "The tower is in Paris.",
     "Aspirin lowers the risk of a second heart attack in adults over sixty who already had one.",
     "",
     "Mitochondrial DNA mutations accumulate with age in human colonic crypt stem cells. " * 3,
+    "Ünïcödé — “quotes”, IL-6 and BRCA1 in covid-19",
 ]
 
 
-def test_vectors_match_plain_sentence_transformers_in_input_order():
-    plain = embeddings.minilm().encode(TEXTS, batch_size=32, normalize_embeddings=True, convert_to_numpy=True)
+@pytest.fixture
+def runtime(monkeypatch):
+    """Embed with the given LLM_LOCAL_EMBED_PRECISION, the query cache empty, restored afterwards."""
+
+    def use(value: str) -> str:
+        monkeypatch.setattr(settings, "LLM_LOCAL_EMBED_PRECISION", value, raising=False)
+        monkeypatch.setattr(embeddings, "_precision", None)
+        monkeypatch.setattr(embeddings, "_query_cache", type(embeddings._query_cache)())
+        return embeddings.precision()
+
+    return use
+
+
+def plain_vectors(texts):
+    return embeddings.minilm().encode(texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True)
+
+
+@pytest.mark.parametrize("precision", ["auto", "bf16"])
+def test_vectors_match_plain_sentence_transformers_in_input_order(runtime, precision):
+    runtime(precision)
+    plain = plain_vectors(TEXTS)
 
     ours = np.asarray(embeddings.embed(TEXTS).vectors, dtype=np.float32)
 
@@ -27,8 +49,63 @@ def test_vectors_match_plain_sentence_transformers_in_input_order():
     assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
 
 
-def test_the_token_count_is_the_word_pieces_the_model_read():
-    assert embeddings.embed(TEXTS).tokens == embeddings.count_tokens(TEXTS)
+def test_auto_is_the_fused_onnx_graph_and_gives_plain_vectors_to_float_rounding(runtime):
+    assert runtime("auto") == "onnx"
+
+    ours = np.asarray(embeddings.embed(TEXTS).vectors, dtype=np.float32)
+
+    assert np.abs(ours - plain_vectors(TEXTS)).max() < 1e-4
+    reversed_texts = list(reversed(TEXTS))  # other batches and paddings, same vector per text
+    assert np.allclose(np.asarray(embeddings.embed(reversed_texts).vectors)[::-1], ours, atol=1e-5)
+
+
+def test_fp32_is_plain_sentence_transformers_exactly(runtime):
+    assert runtime("fp32") == "fp32"
+
+    ours = np.asarray(embeddings.embed(TEXTS).vectors, dtype=np.float32)
+
+    assert np.abs(ours - plain_vectors(TEXTS)).max() < 1e-6
+
+
+def test_without_onnx_runtime_the_torch_path_embeds_and_says_so(runtime, monkeypatch, caplog):
+    runtime("onnx")
+    monkeypatch.setattr(minilm_onnx, "session", lambda *args: (_ for _ in ()).throw(ImportError("onnxruntime")))
+
+    ours = np.asarray(embeddings.embed(TEXTS[:3]).vectors, dtype=np.float32)
+
+    assert embeddings.precision() in {"bf16", "fp32"}
+    assert "embedding with torch" in caplog.text
+    assert (ours * plain_vectors(TEXTS[:3])).sum(axis=1).min() >= 0.999
+
+
+def test_an_unknown_precision_is_auto(runtime):
+    assert runtime("fastest-please") == runtime("auto")
+
+
+def test_token_ids_are_sentence_transformers_own_and_count_the_tokens_read():
+    theirs = embeddings.minilm().tokenizer(TEXTS, truncation=True, max_length=embeddings.MAX_SEQ_TOKENS)
+
+    assert embeddings.token_ids(TEXTS) == theirs["input_ids"]
+    assert embeddings.embed(TEXTS).tokens == embeddings.count_tokens(TEXTS) == sum(map(len, theirs["input_ids"]))
+
+
+def test_the_graph_is_named_by_the_weights_hash_and_built_once_when_missing(tmp_path, monkeypatch):
+    built = []
+
+    def fake_build(model, directory, variant):
+        built.append(variant)
+        minilm_onnx.graph_path(directory, variant).write_bytes(b"graph")
+
+    monkeypatch.setattr(minilm_onnx, "build", fake_build)
+
+    first = minilm_onnx.ensure_graph(tmp_path, "fp32", load_model=lambda: None)
+    again = minilm_onnx.ensure_graph(tmp_path, "fp32", load_model=lambda: None)
+
+    assert first == again and built == ["fp32"]
+    assert minilm_onnx.weights_sha256()[:16] in first.name
+    first.unlink()  # a deleted cache file is rebuilt
+    minilm_onnx.ensure_graph(tmp_path, "fp32", load_model=lambda: None)
+    assert built == ["fp32", "fp32"]
 
 
 @pytest.mark.parametrize("lengths", [[5, 256, 7, 256, 30, 1], [3] * 300, [256] * 40, [], [12]])
@@ -52,14 +129,9 @@ def test_a_repeated_query_comes_from_the_cache_with_the_same_vector(monkeypatch)
     assert embeddings.embed(["which enzyme repairs DNA?"]) == first
 
 
-def test_fp32_precision_turns_autocast_off(monkeypatch):
-    monkeypatch.setattr(embeddings, "_precision", None)
-    monkeypatch.setenv("LLM_LOCAL_EMBED_PRECISION", "fp32")
-    from django.conf import settings
-
-    monkeypatch.setattr(settings, "LLM_LOCAL_EMBED_PRECISION", "fp32", raising=False)
-
-    assert embeddings.precision() == "fp32"
-    monkeypatch.setattr(embeddings, "_precision", None)
-    monkeypatch.setattr(settings, "LLM_LOCAL_EMBED_PRECISION", "bf16", raising=False)
-    assert embeddings.precision() == "bf16"
+def test_threads_follow_the_setting_then_the_process_preference(monkeypatch):
+    monkeypatch.setattr(settings, "LLM_LOCAL_TORCH_THREADS", 0, raising=False)
+    monkeypatch.setattr(embeddings, "_default_threads", 1)
+    assert embeddings.threads() == 1
+    monkeypatch.setattr(settings, "LLM_LOCAL_TORCH_THREADS", 3, raising=False)
+    assert embeddings.threads() == 3

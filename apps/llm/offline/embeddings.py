@@ -3,32 +3,46 @@
 Loaded lazily, once per process (a Celery worker child loads its own after the fork), never from a hub:
 HF_HUB_OFFLINE is forced on before sentence-transformers is imported.
 
-Speed (ADR 0044, issue #18): the texts are tokenised once (`embed()` also returns the exact token count), sorted by
-length and cut into batches of at most `TOKENS_PER_BATCH` word pieces, so short texts share a batch without
-padding to a long one; the batches run the SentenceTransformer's own modules (transformer, mean pooling,
-normalisation) under bfloat16 autocast where the CPU computes bf16 natively (AVX512-BF16/AMX): the matrix
-products in bf16, layer norms, softmax and pooling in float32 (cosine with plain float32 ≥ 0.9999 on SciFact).
-`LLM_LOCAL_EMBED_PRECISION=fp32` turns autocast off; `LLM_LOCAL_TORCH_THREADS` sets torch's threads.
-A small LRU keeps the vectors of recent single texts (queries) per process.
+Speed (ADR 0044, ADR 0045, issue #18): the texts are tokenised once (`embed()` also returns the exact token
+count), sorted by length and cut into batches of at most `TOKENS_PER_BATCH` word pieces, so short texts share a
+batch without padding to a long one. Each batch runs on one of three runtimes, chosen by
+LLM_LOCAL_EMBED_PRECISION (`precision()`):
+
+- `onnx`: ONNX Runtime's fused BERT graph in float32, exported from the shipped weights on first use and
+  cached (apps/llm/offline/minilm_onnx.py): the vectors of plain sentence-transformers to ~1e-7;
+- `bf16`: the SentenceTransformer's own modules under torch bfloat16 autocast (ADR 0044);
+- `fp32`: the SentenceTransformer's own modules in float32: plain sentence-transformers' numbers exactly.
+
+`auto` (the default) is `onnx`, falling back to `bf16` (where the CPU computes bf16 natively) or `fp32` when
+ONNX Runtime is not installed or the graph cannot be built. Threads: LLM_LOCAL_TORCH_THREADS (both runtimes),
+else one in web processes (`prefer_threads`), one per core elsewhere. A small LRU keeps the vectors of recent
+single texts (queries) per process.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 DIMENSIONS = 384
 MAX_SEQ_TOKENS = 256  # the model truncates longer inputs; callers chunk documents below this
 TOKENS_PER_BATCH = 8192  # padded word pieces per forward pass (32 texts at the 256 cap, more when short)
 MAX_BATCH_TEXTS = 128
 QUERY_CACHE_SIZE = 1024  # single texts (queries) whose vectors a process keeps
+PRECISIONS = ("auto", "onnx", "bf16", "fp32")
+ONNX_GRAPHS = {"onnx": "fp32"}  # precision -> minilm_onnx graph variant
 
 _model = None
+_tokenizer = None
 _precision: str | None = None
 _load_lock = threading.Lock()
-_encode_lock = threading.Lock()  # one forward pass at a time: torch already uses every core for one
+_encode_lock = threading.Lock()  # one forward pass at a time: the runtime already uses every core for one
 _cache_lock = threading.Lock()
 _query_cache: OrderedDict[str, tuple[list[float], int]] = OrderedDict()
 _default_threads = 0  # what LLM_LOCAL_TORCH_THREADS=0 means in this process (see prefer_threads)
@@ -49,35 +63,74 @@ def _setting(name: str, default):
 def prefer_threads(threads: int) -> None:
     """The process's default when LLM_LOCAL_TORCH_THREADS is 0: web processes say 1 (portal/warmup.py).
 
-    A web process embeds one short query at a time from several request threads; on a shared machine torch's
-    pool of one thread per core spins against the database and the other processes (measured at load ~12:
-    36 ms per query with one thread, 100-800 ms with two).
+    A web process embeds one short query at a time from several request threads; on a shared machine a pool
+    of one thread per core spins against the database and the other processes (measured at load ~12:
+    36 ms per query with one torch thread, 100-800 ms with two).
     """
     global _default_threads
     _default_threads = int(threads)
 
 
+def threads() -> int:
+    """LLM_LOCAL_TORCH_THREADS, else the process's preference (`prefer_threads`), else one per core."""
+    wanted = int(_setting("LLM_LOCAL_TORCH_THREADS", 0) or 0) or _default_threads
+    return wanted if wanted > 0 else len(os.sched_getaffinity(0))
+
+
 def configure_threads() -> int:
-    """Apply LLM_LOCAL_TORCH_THREADS (0: the process's preference, else torch's default of one per core);
-    returns the threads torch uses."""
+    """Apply `threads()` to torch; returns the threads torch uses."""
     import torch  # why: heavy, and only where the offline model runs
 
-    wanted = int(_setting("LLM_LOCAL_TORCH_THREADS", 0) or 0) or _default_threads
-    if wanted > 0 and torch.get_num_threads() != wanted:
+    wanted = threads()
+    if torch.get_num_threads() != wanted:
         torch.set_num_threads(wanted)
     return torch.get_num_threads()
 
 
-def precision() -> str:
-    """"bf16" (autocast) or "fp32": LLM_LOCAL_EMBED_PRECISION, where "auto" means bf16 iff the CPU has it."""
-    global _precision
-    if _precision is None:
-        import torch  # why: heavy, and only where the offline model runs
+def _torch_precision() -> str:
+    import torch  # why: heavy, and only where the offline model runs
 
-        wanted = str(_setting("LLM_LOCAL_EMBED_PRECISION", "auto") or "auto").lower()
-        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-        _precision = "bf16" if wanted == "bf16" or (wanted == "auto" and native) else "fp32"
-    return _precision
+    return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+
+
+def precision() -> str:
+    """The runtime this process embeds with: "onnx", "bf16" (torch autocast) or "fp32".
+
+    LLM_LOCAL_EMBED_PRECISION; "auto" means "onnx" when ONNX Runtime is installed, else bf16 iff the CPU
+    computes it natively. An ONNX choice whose graph cannot be built falls back to torch (see `_onnx_runner`).
+    """
+    if _precision is None:
+        use_precision(str(_setting("LLM_LOCAL_EMBED_PRECISION", "auto") or "auto"))
+    return _precision  # type: ignore[return-value]
+
+
+def use_precision(wanted: str) -> str:
+    """Embed with `wanted` (one of PRECISIONS) from now on in this process; returns what it resolved to.
+
+    The setting is read once per process; benches call this to compare runtimes side by side.
+    """
+    global _precision
+    wanted = wanted.lower()
+    if wanted not in PRECISIONS:
+        log.warning("LLM_LOCAL_EMBED_PRECISION=%r is not one of %s: using auto", wanted, ", ".join(PRECISIONS))
+        wanted = "auto"
+    if wanted == "auto":
+        try:
+            import onnxruntime  # noqa: F401  why: optional; only probes whether it is installed
+        except ImportError:
+            wanted = _torch_precision()
+        else:
+            wanted = "onnx"
+    _precision = wanted
+    return wanted
+
+
+def graph_dir() -> Path:
+    """Where exported graphs are cached: LLM_LOCAL_GRAPH_DIR (settings: the data directory's models/)."""
+    configured = _setting("LLM_LOCAL_GRAPH_DIR", "")
+    if configured:
+        return Path(configured)
+    return Path(os.environ.get("PORTAL_DATA_DIR") or Path.cwd() / ".portal") / "models"  # no Django (bench)
 
 
 def minilm():
@@ -100,6 +153,27 @@ def minilm():
     return _model
 
 
+def tokenizer():
+    """The package's fast tokeniser (the one sentence-transformers wraps), truncating at the model's window and
+    never padding: batches are padded here, to their longest text. Loads without torch."""
+    global _tokenizer
+    if _tokenizer is None:
+        from tokenizers import Tokenizer  # why: only where the model runs (installed with transformers)
+
+        from apps.llm.offline.minilm_onnx import model_dir
+
+        tok = Tokenizer.from_file(str(model_dir() / "tokenizer.json"))
+        tok.no_padding()  # the file pads every text to 128
+        tok.enable_truncation(MAX_SEQ_TOKENS)  # the file truncates at 128; sentence-transformers reads 256
+        _tokenizer = tok
+    return _tokenizer
+
+
+def token_ids(texts: list[str]) -> list[list[int]]:
+    """Word-piece ids of each text, with [CLS]/[SEP], capped at MAX_SEQ_TOKENS."""
+    return [encoding.ids for encoding in tokenizer().encode_batch(list(texts))]
+
+
 def length_batches(lengths: list[int], *, tokens_per_batch: int = TOKENS_PER_BATCH,
                    max_texts: int = MAX_BATCH_TEXTS) -> list[list[int]]:
     """Indices grouped longest first, each group padding to at most `tokens_per_batch` word pieces.
@@ -120,30 +194,59 @@ def length_batches(lengths: list[int], *, tokens_per_batch: int = TOKENS_PER_BAT
     return batches
 
 
-def _encode(texts: list[str]) -> Embedded:
+def _onnx_runner():
+    """The ONNX Runtime session of `precision()`, or None (torch) when the precision is not an ONNX one or the
+    graph cannot be built or loaded here; then the process falls back to torch for good, with one warning."""
+    global _precision
+    mode = precision()
+    if mode not in ONNX_GRAPHS:
+        return None
+    try:
+        from apps.llm.offline import minilm_onnx
+
+        return minilm_onnx.session(graph_dir(), ONNX_GRAPHS[mode], threads(), minilm)
+    except Exception as exc:  # noqa: BLE001 - a missing package or a failed export must not stop embedding
+        _precision = _torch_precision()
+        log.warning("ONNX Runtime unavailable for the offline MiniLM (%s: %s); embedding with torch (%s)",
+                    type(exc).__name__, exc, _precision)
+        return None
+
+
+def _run_torch(rows: list[list[int]], bf16: bool):
     import torch  # why: heavy, and only where the offline model runs
 
     model = minilm()
-    tokenizer = model.tokenizer
-    limit = min(MAX_SEQ_TOKENS, int(model.max_seq_length or MAX_SEQ_TOKENS))
-    encoded = tokenizer(texts, truncation=True, max_length=limit)["input_ids"]
+    width = max(len(row) for row in rows)
+    ids = torch.zeros((len(rows), width), dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for r, row in enumerate(rows):
+        ids[r, : len(row)] = torch.tensor(row, dtype=torch.long)
+        mask[r, : len(row)] = 1
+    features = {"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids)}
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        vectors = model(features)["sentence_embedding"].float()
+        return torch.nn.functional.normalize(vectors, p=2, dim=1).numpy()
+
+
+def _encode(texts: list[str]) -> Embedded:
+    import numpy as np
+
+    encoded = token_ids(texts)
     lengths = [len(ids) for ids in encoded]
-    out: list[list[float] | None] = [None] * len(texts)
-    bf16 = precision() == "bf16"
-    with _encode_lock, torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+    out = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
+    with _encode_lock:
+        runner = _onnx_runner()
+        if runner is None:
+            configure_threads()
         for batch in length_batches(lengths):
-            width = lengths[batch[0]]
-            ids = torch.zeros((len(batch), width), dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, i in enumerate(batch):
-                ids[row, : lengths[i]] = torch.tensor(encoded[i], dtype=torch.long)
-                mask[row, : lengths[i]] = 1
-            features = {"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids)}
-            vectors = model(features)["sentence_embedding"].float()
-            vectors = torch.nn.functional.normalize(vectors, p=2, dim=1)
-            for row, i in enumerate(batch):
-                out[i] = vectors[row].tolist()
-    return Embedded(vectors=out, tokens=sum(lengths))  # type: ignore[arg-type]
+            rows = [encoded[i] for i in batch]
+            if runner is not None:
+                from apps.llm.offline.minilm_onnx import run_batch
+
+                out[batch] = run_batch(runner, rows)
+            else:
+                out[batch] = _run_torch(rows, bf16=precision() == "bf16")
+    return Embedded(vectors=out.tolist(), tokens=sum(lengths))
 
 
 def embed(texts: list[str]) -> Embedded:
@@ -174,7 +277,4 @@ def embed_texts(texts: list[str]) -> list[list[float]]:
 
 def count_tokens(texts: list[str]) -> int:
     """Word pieces MiniLM actually reads (with [CLS]/[SEP], capped at its 256-token window): exact usage."""
-    tokenizer = minilm().tokenizer
-    with _encode_lock:
-        encoded = tokenizer(list(texts), truncation=True, max_length=MAX_SEQ_TOKENS)
-    return sum(len(ids) for ids in encoded["input_ids"])
+    return sum(len(ids) for ids in token_ids(texts))
