@@ -20,7 +20,10 @@ Signals, each finding keyed by what it is about (its fingerprint):
   the window ≥ threshold → incorrect outputs;
 - `task_success_drop`: live feedback's task success per use case in the window against its 7-day baseline
   (apps/incidents/live_quality.py: folded counts, a two-proportion test), a drop ≥ threshold with at least
-  `min_requests` feedbacks in each → incorrect outputs.
+  `min_requests` feedbacks in each → incorrect outputs;
+- `kpi_missed`: a use case whose latest scorecard has ≥ threshold KPIs missing their targets → other. Scorecards
+  sits above incidents, so it answers through `signal_source_register` (apps/scorecards/hooks.py); without it
+  the signal finds nothing.
 
 A finding becomes a **suggestion** (the owning team's engineers and owners are told; one click opens the
 prefilled incident), or, for a Sev1 rule with `auto_open`, an incident at once (declared by the system; its
@@ -288,9 +291,24 @@ def task_success_drop(rule: DetectionRule, now: datetime) -> list[Finding]:
     return out
 
 
+# signals whose data belongs to a higher app, which registers the reader at start-up (docs/architecture.md)
+_SIGNAL_SOURCES: dict = {}
+
+
+def signal_source_register(signal: str, reader) -> None:
+    """`reader(rule, now, finding=Finding) -> list[Finding]` answers `signal` (kpi_missed: scorecards)."""
+    _SIGNAL_SOURCES[signal] = reader
+
+
+def kpi_missed(rule: DetectionRule, now: datetime) -> list[Finding]:
+    reader = _SIGNAL_SOURCES.get(Signal.KPI_MISSED)
+    return [] if reader is None else reader(rule, now, finding=Finding)
+
+
 SIGNALS = {Signal.GATEWAY_ERRORS: gateway_errors, Signal.BREAKER_OPEN: breaker_open, Signal.BUDGET_CAP: budget_cap,
            Signal.COST_ANOMALY: cost_anomaly, Signal.GUARDRAIL_SPIKE: guardrail_spike, Signal.OUTPUT_PII: output_pii,
-           Signal.EVAL_GATE_FAILURES: eval_gate_failures, Signal.TASK_SUCCESS_DROP: task_success_drop}
+           Signal.EVAL_GATE_FAILURES: eval_gate_failures, Signal.TASK_SUCCESS_DROP: task_success_drop,
+           Signal.KPI_MISSED: kpi_missed}
 
 
 # -- turning findings into suggestions or incidents ----------------------------------------------------------

@@ -402,6 +402,7 @@ class Signal(models.TextChoices):
     OUTPUT_PII = "output_pii", "PII found in outputs (per key)"
     EVAL_GATE_FAILURES = "eval_gate_failures", "Eval gate failures (per prompt)"
     TASK_SUCCESS_DROP = "task_success_drop", "Task success drop on live feedback (per use case, against its baseline)"
+    KPI_MISSED = "kpi_missed", "Scorecard KPIs missing their targets (per use case)"
 
 
 FEEDBACK_WINDOW_MAX_MINUTES = 2 * 24 * 60  # the task success drop's window: the 5-minute counts' retention
@@ -415,7 +416,8 @@ class DetectionRule(models.Model):
     signal = models.CharField(max_length=24, choices=Signal.choices)
     threshold = models.FloatField(help_text="Error rate 0–1, spend ratio, or a count in the window (blocks, refusals, "
                                             "outputs with PII, calls to a broken deployment, failed runs); task "
-                                            "success drop: the least drop that counts, 0–1 (0.1 = 10 points).")
+                                            "success drop: the least drop that counts, 0–1 (0.1 = 10 points); KPIs missed: "
+                                            "how many of a use case's KPIs must miss (1 = any).")
     window_minutes = models.PositiveIntegerField(default=60)
     min_requests = models.PositiveIntegerField(default=20, help_text="Gateway errors: fewer requests never fire; task "
                                                                      "success drop: fewer feedbacks in the window "
@@ -443,6 +445,8 @@ class DetectionRule(models.Model):
                                             "feedback counts are kept 2 days).")
             if errors:
                 raise ValidationError(errors)
+        if self.signal == Signal.KPI_MISSED and self.threshold is not None and self.threshold < 1:
+            raise ValidationError({"threshold": "How many of a use case's KPIs must miss their targets: 1 or more."})
 
 
 class SuggestionStatus(models.TextChoices):

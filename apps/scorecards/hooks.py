@@ -1,6 +1,7 @@
 """What scorecards registers into lower apps at start-up, in one place (docs/architecture.md, "The registries"):
 the `scorecard_kpi` condition predicate (reviews), the compact scorecard on the use-case page and its column in
-the council's register (reviews' panels), and the refresh task for `task_queue`. Called once, from
+the council's register (reviews' panels), the refresh task for `task_queue`, and the reader of incidents'
+`kpi_missed` detection signal. Called once, from
 `ScorecardsConfig.ready()`.
 """
 
@@ -11,6 +12,8 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from apps.core.tasks import tasks_register
+from apps.incidents.detection import signal_source_register
+from apps.incidents.models import Signal
 from apps.reviews.conditions import register_predicate
 from apps.reviews.panels import register_register_column, register_use_case_panel
 from apps.scorecards import conditions, selectors, tasks
@@ -43,3 +46,4 @@ def register() -> None:
     register_use_case_panel("scorecard", use_case_panel)
     register_register_column("scorecard", "Scorecard", register_cells)
     tasks_register(tasks.scorecards_refresh_task)
+    signal_source_register(Signal.KPI_MISSED, selectors.missed_kpi_findings)

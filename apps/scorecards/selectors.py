@@ -177,3 +177,28 @@ def missed_for(*, actor, limit: int = 8) -> list[dict]:
 
 def kpi_value_current(*, use_case_id: int, kpi: str) -> KpiValue | None:
     return KpiValue.objects.filter(snapshot__use_case_id=use_case_id, kpi=kpi).first()
+
+
+def missed_kpi_findings(rule, now, *, finding) -> list:
+    """The incidents' `kpi_missed` signal (registered in hooks.py): each use case whose latest scorecard has at least
+    `rule.threshold` KPIs missing their targets, as `finding`s (the incidents app's class, passed in) that fold per
+    use case. Reads the snapshots (one row per use case), never the KPI inputs."""
+    snapshots = ScorecardSnapshot.objects.filter(missed__gte=max(1, int(rule.threshold or 1))) \
+        .select_related("use_case").order_by("use_case_id")
+    if rule.team_id:
+        snapshots = snapshots.filter(team_id=rule.team_id)
+    out = []
+    for snapshot in snapshots[:500]:
+        missed = [(KPIS[key].label, cell[1]) for key, cell in snapshot.cells.items()
+                  if key in KPIS and cell and cell[0] == Status.MISSED]
+        if not missed:
+            continue
+        names = ", ".join(f"{label} ({value})" for label, value in missed)
+        out.append(finding(
+            snapshot.team_id, f"use_case:{snapshot.use_case_id}",
+            f"{snapshot.use_case.title}: {len(missed)} KPI{'s' if len(missed) > 1 else ''} missing "
+            f"{'their targets' if len(missed) > 1 else 'its target'}",
+            f"The scorecard computed at {snapshot.computed_at:%Y-%m-%d %H:%M} UTC misses: {names}. The rule fires at "
+            f"{int(rule.threshold or 1)} missed KPI(s) on one use case.",
+            {"kind": "other", "use_cases": [snapshot.use_case_id]}))
+    return out
