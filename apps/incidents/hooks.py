@@ -1,5 +1,6 @@
 """What incidents registers into lower apps at start-up, in one place (docs/architecture.md, "The registries"):
-the gateway's `incident` admission guard (a "feature off" mitigation → 423 with its message) and `incident`
+the gateway's `incident` admission guard (a "feature off" mitigation → 423 with its message), prompts'
+`incident` resolve guard (feature off on a prompt, for prompt references at the gateway) and `incident`
 guardrail policy (stricter filters), llm's reroutes (model fallback), rag's retrieval switch (retrieval
 disabled), the kinds of `switches.py` into `mitigations.py`, audit links to incidents and runbooks, the header's
 "waiting on you" counts (unacknowledged incidents, action items due), the use case page's "Incidents and
@@ -23,7 +24,7 @@ from apps.incidents.models import ACTION_OPEN_STATUSES, ActionItem, Incident, In
 from apps.llm.routing import register_reroutes
 from apps.llm.switches import register_call_switch
 from apps.notifications.waiting import Waiting, register_waiting
-from apps.prompts.registry import register_prompt_panel
+from apps.prompts.registry import register_prompt_panel, register_resolve_guard
 from apps.rag.switches import collection_panels, register_retrieval_switch
 from apps.reviews.panels import register_use_case_panel
 
@@ -76,6 +77,7 @@ def switches_panel(scope: str):
 
 def register() -> None:
     register_admission_guard(mitigations.GUARD_KEY, mitigations.incidents_guard)
+    register_resolve_guard(mitigations.GUARD_KEY, mitigations.prompt_guard)  # feature off on prompt references
     # The other four switches (ADR 0081): kinds of mitigations, and what the lower apps ask.
     switches.register()
     register_reroutes("incident", switches.reroutes_now)

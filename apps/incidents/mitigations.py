@@ -409,3 +409,11 @@ def call_switch(scope: CallScope) -> CallSwitch | None:
             return CallSwitch(refuse=f"{params.get('message') or DEFAULT_MESSAGE} (incident INC-{incident_id})",
                               code=GUARD_KEY)
     return None
+
+
+def prompt_guard(target) -> str | None:
+    """prompts' `incident` resolve guard: a "feature off" on this prompt, or on a use case it is linked to, refuses
+    the prompt where it is resolved for traffic: the gateway's prompt references (`prompt:NAME`, 423, asked at
+    most once per GATEWAY_ADMISSION_TTL_SECONDS per prompt and process) and the catalog's resolve API."""
+    answer = call_switch(CallScope(prompt_name=target.prompt_name))
+    return answer.refuse if answer is not None else None

@@ -245,14 +245,23 @@ def test_feature_off_on_a_use_case_refuses_its_key_its_playground_runs_and_its_r
     assert _rag_answer(case, engineer).text
 
 
-def test_feature_off_on_a_prompt_refuses_its_portal_calls_and_leaves_gateway_keys_alone(refund_case, incident,
-                                                                                        engineer):
+def test_feature_off_on_a_prompt_refuses_it_in_the_portal_and_by_reference_at_the_gateway_not_plain_key_calls(
+        refund_case, incident, engineer):
+    def by_reference():
+        return refund_case.sdk.chat.completions.create(model="prompt:support/refund-policy-qa", messages=[],
+                                                       metadata={"question": "How long?"})
+
+    assert by_reference().choices
     mitigation = _apply(incident, engineer, "feature_off", {"scope": "prompt", "prompt_id": refund_case.prompt.pk})
     assert mitigation.target_label == "prompt support/refund-policy-qa"
     assert _playground(refund_case, engineer).status == "error"
-    assert refund_case.sdk.chat.completions.create(model="support", messages=ASK).choices
+    with pytest.raises(openai.APIStatusError) as refused:
+        by_reference()
+    assert refused.value.status_code == 423 and f"INC-{incident.pk}" in refused.value.message
+    assert refund_case.sdk.chat.completions.create(model="support", messages=ASK).choices  # the key's own calls
     mitigations.mitigation_undo(mitigation=mitigation, actor=engineer)
     assert _playground(refund_case, engineer).status == "ok"
+    assert by_reference().choices
 
 
 def _refund_prompt(team, engineer):
