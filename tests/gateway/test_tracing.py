@@ -79,6 +79,18 @@ def _finished(spans, servers: int) -> tuple:
         time.sleep(0.01)
 
 
+def _exported(bodies: list, spans: int) -> list:
+    """The spans the collector received once `spans` have arrived: the gateway ends a request's server span after
+    the client has its answer, so the test flushes until it is there (up to 10 s) rather than racing it."""
+    deadline = time.monotonic() + 10
+    while True:
+        tracing.provider().force_flush()
+        received = [span for body in list(bodies) for span in otlp.spans_from_protobuf(body)[0]]
+        if len(received) >= spans or time.monotonic() > deadline:
+            return received
+        time.sleep(0.01)
+
+
 def _by_kind(finished):
     server = [s for s in finished if s.kind == SpanKind.SERVER]
     client = sorted((s for s in finished if s.kind == SpanKind.CLIENT), key=lambda s: s.start_time)
@@ -156,11 +168,10 @@ def test_the_sdks_otlp_http_exporter_delivers_the_spans_to_a_collector(
         OpenAI(base_url=gateway_url, api_key=secret, max_retries=0).chat.completions.create(
             model="traced-chat", messages=QUESTION)
         assert tracing.provider() is not None
-        tracing.provider().force_flush()
+        received = _exported(bodies, spans=3)
     finally:
         tracing.reset()
 
-    received = [span for body in bodies for span in otlp.spans_from_protobuf(body)[0]]
     server = next(s for s in received if s.attributes.get("gen_ai.request.model") == "traced-chat")
     assert server.attributes["gen_ai.operation.name"] == "chat"
     assert server.attributes["portal.gateway.key_prefix"] == key.prefix
