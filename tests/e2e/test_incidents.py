@@ -99,6 +99,8 @@ def test_an_engineer_switches_a_use_case_off_from_its_page_sees_it_refuse_and_un
 
     log_in(page, "evan")
     page.goto(use_case.get_absolute_url())
+    with htmx_swap(page, "/incidents/switches/"):  # the box opens on demand
+        page.get_by_test_id("mitigate-panel").locator("summary").click()
     switches = page.get_by_test_id("object-switches")
     expect(switches).to_contain_text("Nothing is switched on this use case.")
     form = page.get_by_test_id("mitigate-form")
@@ -114,6 +116,8 @@ def test_an_engineer_switches_a_use_case_off_from_its_page_sees_it_refuse_and_un
     with pytest.raises(CallRefused, match="^Refund answers are paused for now"):
         portal_call()
     page.reload()
+    with htmx_swap(page, "/incidents/switches/"):
+        page.get_by_test_id("mitigate-panel").locator("summary").click()
     expect(page.get_by_test_id("effect")).to_have_text("1 refused")
     at_widths(page, lambda width: assert_page_usable(page, page_log))
 
