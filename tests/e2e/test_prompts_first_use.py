@@ -44,6 +44,9 @@ def test_the_approver_is_told_a_request_waits_and_the_requester_hears_it_was_app
     waiting = page.get_by_test_id("waiting-on-you")
     expect(waiting).to_have_text("1 waiting on you")
     waiting.click()
+    # the inbox's header loads its counts by htmx: wait for them, so the page does not move under the next click
+    expect(page).to_have_url(re.compile(r"/inbox/"))
+    expect(page.get_by_test_id("waiting-on-you")).to_have_text("1 waiting on you")
     page.locator("#waiting").get_by_role("link", name="Promotion requests to review").click()
     page.get_by_role("link", name=re.compile(r"#\d+")).first.click()
     page.get_by_role("button", name="Approve").click()
