@@ -99,12 +99,10 @@ def _fresh_call_switches():
 def _fresh_sli_sums(request):
     """SLI sums cached in Redis (apps/gateway/sli.py) from an earlier test's rolled-back rows must not answer."""
     if request.node.get_closest_marker("django_db") or {"db", "transactional_db"} & set(request.fixturenames):
-        from django.core.cache import cache
-
-        from apps.core.stamped_cache import new_stamp
+        from apps.core.stamped_cache import stamp_replace
         from apps.gateway.sli import SETTLED_STAMP
 
-        cache.set(SETTLED_STAMP, new_stamp(), timeout=None)
+        stamp_replace(SETTLED_STAMP)
 
 
 @pytest.fixture(scope="session")

@@ -62,18 +62,20 @@ def new_stamp() -> str:
     return uuid.uuid4().hex
 
 
+def stamp_replace(stamp_key: str) -> None:
+    """A new stamp under `stamp_key` now: every entry built under the old one is asked again. A cache outage is
+    logged: entries then die with their timeout."""
+    try:
+        cache.set(stamp_key, new_stamp(), timeout=None)
+    except Exception:
+        log.warning("cache unavailable: stamp %s not renewed", stamp_key, exc_info=True)
+
+
 def stamp_renew(stamp_key: str) -> None:
     """Make every entry built under `stamp_key` unservable, now and again after the current transaction commits (a
-    reader that rebuilt in between from the old rows gets the stamp replaced under it). A cache outage is logged:
-    entries then die with their timeout."""
-    def renew() -> None:
-        try:
-            cache.set(stamp_key, new_stamp(), timeout=None)
-        except Exception:
-            log.warning("cache unavailable: stamp %s not renewed", stamp_key, exc_info=True)
-
-    renew()
-    transaction.on_commit(renew)
+    reader that rebuilt in between from the old rows gets the stamp replaced under it)."""
+    stamp_replace(stamp_key)
+    transaction.on_commit(lambda: stamp_replace(stamp_key))
 
 
 async def stamp_aread(stamp_key: str) -> str | None:

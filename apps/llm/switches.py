@@ -21,20 +21,16 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.core.cache import cache
 from django.db import transaction
 
-from apps.core.stamped_cache import new_stamp, stamped_get
+from apps.core.stamped_cache import stamp_replace, stamped_get
 from apps.costs.services import UsageContext
 from apps.guardrails import detect_pii, redact_findings, scan_injection
 from apps.llm.errors import LlmError
-
-log = logging.getLogger(__name__)
 
 STAMP_KEY = "llm:call-switches:stamp"
 ENTRY_TIMEOUT = 300
@@ -134,10 +130,7 @@ def switch_for(context: UsageContext) -> CallSwitch | None:
 
 def switches_reset() -> None:
     """A new stamp now: every cached answer is asked again (on commit after a change; tests: rows rolled back)."""
-    try:
-        cache.set(STAMP_KEY, new_stamp(), timeout=None)
-    except Exception:
-        log.warning("cache unavailable: the call switches' stamp did not move", exc_info=True)
+    stamp_replace(STAMP_KEY)
 
 
 def switches_changed() -> None:
