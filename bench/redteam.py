@@ -7,11 +7,16 @@
    campaign runs first, so the figure is a warm worker's (imports, URL map), as the evals bench lets its
    workers boot before it measures.
    Goal ≤ 15 s; 10 s is the floor (1,000 × 0.2 s / 20).
+   With `--front-door` the campaign targets a gateway key instead: every attack goes through the portal's
+   `/v1/` front door (granian serving portal.gateway_asgi, the recorder running, ADR 0119's twin key), so the
+   figure includes the gateway's own work per call; the ledger rows are then the gateway's, drained by its
+   recorder.
 2. The campaign and report pages with 10,000 scored attacks (one in seven successful; made once with
    bulk_create, finalized by the real finalize step): server time through Django's full stack; query counts
    for 10,000 against 10 attacks. Goal: p95 < 300 ms.
 
 Usage: python -m bench.redteam [--attacks 1000] [--concurrency 20] [--latency-ms 200] [--requests 30]
+                              [--skip-pages] [--front-door]
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from types import SimpleNamespace
 
 from bench.common import (
@@ -121,25 +126,75 @@ def launch_on(server, team, user, concurrency: int, name: str = "bench"):
                                concurrency=concurrency, start=False)
 
 
-def throughput(team, user, attacks: int, concurrency: int, latency_ms: float, *, warm_up: bool = True) -> dict:
+@contextmanager
+def front_door_process():
+    """The gateway (granian, as `make run` serves it) and its recorder on the bench database; yields its /v1 URL."""
+    from django.conf import settings
+
+    from bench.gateway_path import gateway_process
+    from bench.gateway_servers import free_port
+
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(BASE_DIR)}
+    recorder = subprocess.Popen([sys.executable, "manage.py", "gateway_recorder"], cwd=BASE_DIR, env=env)
+    gateway = gateway_process(port, env)
+    previous, settings.GATEWAY_BASE_URL = settings.GATEWAY_BASE_URL, f"http://127.0.0.1:{port}/v1"
+    try:
+        yield settings.GATEWAY_BASE_URL
+    finally:
+        settings.GATEWAY_BASE_URL = previous
+        stop_process(gateway, 10)
+        stop_process(recorder, 20)  # it drains what is queued before it exits
+
+
+def launch_on_key(server, team, user, concurrency: int, name: str = "bench"):
+    """A campaign (not started) of the team's probes × the first strategy on a gateway key allowed one stand-in
+    model, the system prompt given inline (what a key's application would send)."""
+    from apps.core.request_context import acting_as
+    from apps.gateway.services import gateway_key_create
+    from apps.redteam import library_glue
+    from apps.redteam.services import campaign_create
+    from tests.support.standin import standin_model, standin_provider
+
+    tag = uuid.uuid4().hex[:6]
+    provider = standin_provider(server, name=f"bench-rt-{tag}", max_retries=2, timeout_seconds=30)
+    model = standin_model(provider, f"bench-rt-chat-{tag}")
+    key = gateway_key_create(team=team, name=f"bench-rt-{tag}", feature="bench-redteam",
+                             allowed_aliases=[model.name]).key
+    with acting_as(user):
+        return campaign_create(actor=user, name=name, model=model.name, gateway_key=key,
+                               system_prompt="You answer questions about Acme. Be brief.",
+                               strategies=library_glue.strategy_names()[:1], concurrency=concurrency, start=False)
+
+
+def throughput(team, user, attacks: int, concurrency: int, latency_ms: float, *, warm_up: bool = True,
+               front_door: bool = False) -> dict:
     from apps.costs.models import UsageEvent
     from apps.redteam import runner
 
     if warm_up:
-        throughput(team, user, 20, concurrency, latency_ms, warm_up=False)
+        throughput(team, user, 20, concurrency, latency_ms, warm_up=False, front_door=front_door)
     seed_probes(team, attacks)
-    with standin_process(latency_ms) as server:
-        campaign = launch_on(server, team, user, concurrency)
+    with standin_process(latency_ms) as server, (front_door_process() if front_door else nullcontext()):
+        campaign = (launch_on_key if front_door else launch_on)(server, team, user, concurrency)
         started, cpu = time.monotonic(), time.process_time()
         done = runner.campaign_execute_inline(campaign.pk)
         elapsed, cpu = time.monotonic() - started, time.process_time() - cpu
         stats = stats_of(server)
-    return {"attacks": done.progress_total, "status": done.status, "seconds": round(elapsed, 2),
+    if front_door:  # the gateway recorded the calls, under the run's twin key
+        from apps.redteam.models import CampaignKey
+
+        ledger = UsageEvent.objects.filter(gateway_key_id__in=CampaignKey.objects.filter(
+            campaign=campaign).values("key_id"))
+    else:
+        ledger = UsageEvent.objects.filter(feature=f"redteam-campaign-{campaign.pk}")
+    return {"through": "the gateway's /v1 front door" if front_door else "the in-process call path",
+            "attacks": done.progress_total, "status": done.status, "seconds": round(elapsed, 2),
             "attacks_per_s": round(done.progress_total / elapsed, 1), "errors": done.errors_count,
             "cpu_s_this_process": round(cpu, 2),
             "successes": done.successes, "max_in_flight_at_stand_in": stats["max_in_flight"],
             "stand_in_calls": stats["calls"],
-            "ledger_rows": UsageEvent.objects.filter(feature=f"redteam-campaign-{campaign.pk}").count()}
+            "ledger_rows": ledger.count()}
 
 
 def seed_scored(team, user, version, size: int):
@@ -220,11 +275,12 @@ def bench_setup(concurrency: int):
 
 def main(argv: list[str]) -> dict:
     args = campaign_args(argv, ("--requests", {"type": int, "default": 30}),
-                         ("--skip-pages", {"action": "store_true"}))
+                         ("--skip-pages", {"action": "store_true"}), ("--front-door", {"action": "store_true"}))
     team, user = bench_setup(args.concurrency)
     out = {"goal_s": 15, "floor_s": round(args.attacks * args.latency_ms / 1000 / args.concurrency, 1),
            "concurrency": args.concurrency, "stand_in_latency_ms": args.latency_ms,
-           "throughput": throughput(team, user, args.attacks, args.concurrency, args.latency_ms)}
+           "throughput": throughput(team, user, args.attacks, args.concurrency, args.latency_ms,
+                                     front_door=args.front_door)}
     if not args.skip_pages:
         out["pages"] = pages(team, user, args.requests)
     return out
