@@ -89,10 +89,13 @@ def _fresh_model_routes():
 
 @pytest.fixture(autouse=True)
 def _fresh_call_switches():
-    """Call-switch answers cached in Redis (apps/llm/switches.py) from an earlier test's rows must not answer."""
+    """Call-switch and retrieval-switch answers cached in Redis (apps/llm/switches.py, apps/rag/switches.py) from
+    an earlier test's rows must not answer."""
     from apps.llm.switches import switches_reset
+    from apps.rag.switches import retrieval_switches_reset
 
     switches_reset()
+    retrieval_switches_reset()
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,8 @@ apply / undo / expiry / audit path) and into the lower apps' registries by `apps
   (gateway and web) rebuilds its routes within LLM_ROUTES_CHECK_SECONDS. One call path: `calls.chat` /
   `acalls.achat` resolve through the same routes.
 - **retrieval disabled** (`retrieval_disabled`): a collection, or every collection linked to a use case, stops
-  retrieving (`apps/rag/switches.py` `register_retrieval_switch`, asked by `retrieve()` each time); answers refuse
+  retrieving (`apps/rag/switches.py` `register_retrieval_switch`, asked by `retrieve()` under rag's stamp, which
+  apply and undo replace); answers refuse
   with the message or answer without passages with the message as a disclaimer.
 - **stricter filters** (`stricter_filters`): guardrail fields raised for a key, a feature or a use case through
   the gateway's `register_guard_policy`; applied and undone with `admission_changed()` (the gateway stamp).
@@ -46,7 +47,7 @@ from apps.llm.switches import FILTERS, CallScope, CallSwitch
 from apps.prompts.models import PRODUCTION, Label, LabelEvent, PromptVersion
 from apps.prompts.services import label_move_now
 from apps.rag.models import Collection
-from apps.rag.switches import ANSWER_MODES, REFUSE, RetrievalOff
+from apps.rag.switches import ANSWER_MODES, REFUSE, RetrievalOff, retrieval_switches_changed
 from apps.reviews.models import UseCase, UseCaseCollection
 
 RETRIEVAL_MESSAGE = ("This assistant cannot search its documents right now while we handle an incident: "
@@ -352,7 +353,7 @@ def register() -> None:
         **_telling(routes_changed), describe=_fallback_describe))
     register_kind(MitigationKind.RETRIEVAL_DISABLED, SwitchKind(
         scopes=("collection", "use_case"), target=_retrieval_target, params=_retrieval_params,
-        **_telling(lambda: None), describe=_retrieval_describe))
+        **_telling(retrieval_switches_changed), describe=_retrieval_describe))
     register_kind(MitigationKind.STRICTER_FILTERS, SwitchKind(
         scopes=("key", "feature", "use_case", "prompt"), target=_filters_target, params=_filters_params,
         **_telling(traffic_changed), describe=_filters_describe))

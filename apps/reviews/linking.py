@@ -12,6 +12,7 @@ from django.utils import timezone
 from apps.accounts.permissions import Action, require
 from apps.audit.services import audit_record
 from apps.prompts.selectors import production_version
+from apps.rag.switches import retrieval_switches_changed
 from apps.reviews import rules, workflow
 from apps.reviews.models import State, UseCase, UseCaseCollection, UseCasePrompt
 from apps.reviews.notify import NotificationKind, notify, seat_holders, team_people
@@ -76,12 +77,14 @@ def collection_link(*, use_case: UseCase, actor, collection) -> UseCaseCollectio
                                             reviewed_data_class=collection.data_class)
     audit_record(action="use_case.collection_link", obj=use_case, actor=actor,
                  changes={"collection": collection.name, "data_class": collection.data_class})
+    retrieval_switches_changed()  # a use case's "retrieval disabled" now covers this collection too
     return link
 
 
 @transaction.atomic
 def collection_unlink(*, use_case: UseCase, actor, collection_id: int) -> None:
-    _unlink(use_case=use_case, actor=actor, links=use_case.collection_links, field="collection", pk=collection_id)
+    if _unlink(use_case=use_case, actor=actor, links=use_case.collection_links, field="collection", pk=collection_id):
+        retrieval_switches_changed()
 
 
 def _flag(use_case: UseCase, reason: str, changed: dict, **extra) -> None:

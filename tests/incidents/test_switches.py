@@ -33,6 +33,7 @@ from apps.prompts.services import label_move_now, prompt_create, version_create
 from apps.rag.answers import answer_question
 from apps.rag.retrieval import retrieve
 from apps.rag.services import collection_create
+from apps.reviews.linking import collection_link, collection_unlink
 from apps.reviews.models import State, UseCase, UseCaseCollection, UseCasePrompt
 from tests.support.standin import standin_model, standin_provider
 
@@ -325,21 +326,25 @@ def handbook(team, owner, db):
                              retrieval={"mode": "bm25"})  # no query embedding: nothing to load
 
 
-def test_retrieval_disabled_refuses_or_answers_with_a_disclaimer_and_undo_retrieves_again(handbook, incident,
-                                                                                          engineer):
-    assert retrieve(collection=handbook, query="refund window", actor=engineer).offline is None
+def test_retrieval_disabled_refuses_or_answers_with_a_disclaimer_and_undo_retrieves_again(
+        handbook, incident, engineer, django_capture_on_commit_callbacks):
+    assert retrieve(collection=handbook, query="refund window", actor=engineer).offline is None  # cached: "on"
 
-    refuse = _apply(incident, engineer, "retrieval_disabled", {"scope": "collection", "collection_id": handbook.pk},
-                    message="Answers are paused while we check the handbook.")
+    with django_capture_on_commit_callbacks(execute=True):  # rag's stamp moves on commit, as in production
+        refuse = _apply(incident, engineer, "retrieval_disabled",
+                        {"scope": "collection", "collection_id": handbook.pk},
+                        message="Answers are paused while we check the handbook.")
     off = retrieve(collection=handbook, query="refund window", actor=engineer)
     assert off.hits == [] and off.offline is not None
     answer = answer_question(collection=handbook, retrieval=off, user=engineer)
     assert answer.text.startswith("Answers are paused while we check the handbook.") and answer.model == ""
-    mitigations.mitigation_undo(mitigation=refuse, actor=engineer)
+    with django_capture_on_commit_callbacks(execute=True):
+        mitigations.mitigation_undo(mitigation=refuse, actor=engineer)
     assert retrieve(collection=handbook, query="refund window", actor=engineer).offline is None
 
-    without = _apply(incident, engineer, "retrieval_disabled", {"scope": "collection", "collection_id": handbook.pk},
-                     answer="without")
+    with django_capture_on_commit_callbacks(execute=True):
+        without = _apply(incident, engineer, "retrieval_disabled",
+                         {"scope": "collection", "collection_id": handbook.pk}, answer="without")
     answer = answer_question(collection=handbook, user=engineer,
                              retrieval=retrieve(collection=handbook, query="refund window", actor=engineer))
     assert answer.text.startswith(without.params["message"]) and answer.model == "local-extractive"
@@ -425,3 +430,19 @@ def test_past_its_expiry_a_fallback_stays_on_and_reminds_once(catalog, incident,
     assert mitigations.mitigations_expiry_sweep(now=later) == {"restored": 0, "reminded": 0}
     mitigation.refresh_from_db()
     assert mitigation.is_active and reroutes_now()["support"].to == "support-large"
+
+
+def test_a_collection_linked_to_a_use_case_whose_retrieval_is_disabled_goes_offline_at_once(
+        handbook, incident, engineer, owner, team, django_capture_on_commit_callbacks):
+    use_case = UseCase.objects.create(team=team, title="Handbook helper", state=State.ACTIVE)
+    with django_capture_on_commit_callbacks(execute=True):
+        _apply(incident, engineer, "retrieval_disabled", {"scope": "use_case", "use_case_id": use_case.pk})
+    assert retrieve(collection=handbook, query="refund window", actor=engineer).offline is None  # not linked yet
+
+    with django_capture_on_commit_callbacks(execute=True):
+        collection_link(use_case=use_case, actor=owner, collection=handbook)
+    assert retrieve(collection=handbook, query="refund window", actor=engineer).offline is not None
+
+    with django_capture_on_commit_callbacks(execute=True):
+        collection_unlink(use_case=use_case, actor=owner, collection_id=handbook.pk)
+    assert retrieve(collection=handbook, query="refund window", actor=engineer).offline is None
