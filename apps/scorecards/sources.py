@@ -27,7 +27,7 @@ from django.db.models import Count, Max, Q, Sum
 from django.db.models.functions import TruncDate
 
 from apps.costs.models import UsageEvent
-from apps.evals.models import EvalGate, EvalRun, Feedback, RunStatus
+from apps.evals.models import GROUNDEDNESS_ONLY, EvalGate, EvalRun, Feedback, RunStatus
 from apps.experiments.models import Experiment
 from apps.gateway.models import EndUserDaily, GatewayKey, LatencyDaily, SliHour, TokensDaily, TrafficDaily
 from apps.incidents.models import Incident
@@ -188,7 +188,7 @@ def _availability_slo(facts, ids, since: datetime) -> None:
 
 
 def _outcomes(facts, ids, since: datetime) -> None:
-    rows = (Feedback.objects.filter(use_case_id__in=ids, created_at__gte=since)
+    rows = (Feedback.objects.filter(use_case_id__in=ids, created_at__gte=since).exclude(GROUNDEDNESS_ONLY)
             .annotate(day=TruncDate("created_at")).values_list("use_case_id", "day")
             .annotate(s=Count("pk", filter=Q(success=True)), f=Count("pk", filter=Q(success=False)),
                       o=Count("pk", filter=Q(overridden=True)), n=Count("pk")).order_by())

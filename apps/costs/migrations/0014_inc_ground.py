@@ -1,0 +1,22 @@
+# A RAG answer's groundedness on its usage event, and the partial index the incidents' fold reads (ADR 0121).
+
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ('costs', '0013_exp_more_experiment_unit'),
+    ]
+
+    operations = [
+        migrations.AddField(
+            model_name='usageevent',
+            name='groundedness',
+            field=models.FloatField(blank=True, null=True),
+        ),
+        migrations.AddIndex(
+            model_name='usageevent',
+            index=models.Index(condition=models.Q(('groundedness__isnull', False)), fields=['id'], name='usage_groundedness_idx'),
+        ),
+    ]
