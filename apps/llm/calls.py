@@ -195,10 +195,13 @@ def _release(slot: Slot | None, outcome: str) -> None:
         breakers.release(slot, outcome)
 
 
-def _chat_result(call: _Call, answer: ProviderChat) -> ChatResult:
+def _chat_result(call: _Call, answer: ProviderChat, target: Target | None = None) -> ChatResult:
+    """The call's result, recorded; a record handed to a recorder (`target`: who answered) is priced now."""
     event = call.record(usage=answer.usage, status=CallStatus.OK)
-    return callcore.chat_result(call, answer, call.finish(usage=answer.usage, status=CallStatus.OK),
-                                cost=event.cost, usage_event_id=event.pk)
+    record = call.finish(usage=answer.usage, status=CallStatus.OK)
+    cost = callcore.cost_now(record.tokens, target.price()) if event is None and target is not None else \
+        event and event.cost
+    return callcore.chat_result(call, answer, record, cost=cost, usage_event_id=event and event.pk)
 
 
 def _asked(model: str | Model) -> str:
@@ -208,7 +211,7 @@ def _asked(model: str | Model) -> str:
 
 def _cached_chat(call: _Call, lookup: Lookup) -> ChatResult:
     record, event = call.hit(lookup)
-    return response_cache.chat_result(lookup.entry, record, usage_event_id=event.pk)
+    return response_cache.chat_result(lookup.entry, record, usage_event_id=event and event.pk)
 
 
 def _begin_chat(call: _Call, model, request: ChatRequest, cache: CachePolicy | None
@@ -276,8 +279,8 @@ def chat(*, model: str | Model, messages: list[dict], context: UsageContext, tem
         route, request, switch, lookup = _begin_chat(call, model, request, cache)
         if lookup is None or not lookup.hit:
             plan = _start_chat(call, route, request)
-            answer, _, slot = _along(call, plan, lambda target, timeout: adapter_for(target.model.provider).chat(
-                target.model, request, timeout=timeout))
+            answer, target, slot = _along(call, plan, lambda target, timeout: adapter_for(
+                target.model.provider).chat(target.model, request, timeout=timeout))
             call.attempt_end()
             _release(slot, "ok")
     except Exception as exc:
@@ -285,7 +288,7 @@ def chat(*, model: str | Model, messages: list[dict], context: UsageContext, tem
     if lookup is not None and lookup.hit:
         return _cached_chat(call, lookup)
     answer, blocked = _screened(call, switch, answer)
-    result = _chat_result(call, answer)
+    result = _chat_result(call, answer, target)
     if blocked:
         raise blocked_output(call.guardrail_actions)
     response_cache.store(lookup, result)
