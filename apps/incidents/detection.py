@@ -267,35 +267,39 @@ def eval_gate_failures(rule: DetectionRule, now: datetime) -> list[Finding]:
     return out
 
 
+def _rule_use_cases(rule: DetectionRule) -> list[int] | None:
+    return list(UseCase.objects.filter(team_id=rule.team_id).values_list("pk", flat=True)) if rule.team_id else None
+
+
+def _use_case_findings(drops: list, describe) -> list[Finding]:
+    """A live-quality rule's findings: per dropping use case, `describe(drop, use_case) -> (title, detail)`,
+    incorrect outputs, the use case in the prefill."""
+    if not drops:
+        return []
+    use_cases = UseCase.objects.in_bulk([d.use_case_id for d in drops])
+    return [Finding(use_case.team_id, f"use_case:{use_case.pk}", *describe(drop, use_case),
+                    {"kind": IncidentType.INCORRECT_OUTPUTS, "use_cases": [use_case.pk]})
+            for drop in drops if (use_case := use_cases.get(drop.use_case_id)) is not None]
+
+
 def task_success_drop(rule: DetectionRule, now: datetime) -> list[Finding]:
     """Live feedback (POST /api/v1/feedback) per use case: the window's task success against the 7 days before,
     from the folded counts (the beat folds the new feedback rows first, once per evaluation)."""
     drops = live_quality.task_success_drops(now=now, window_minutes=rule.window_minutes,
                                             min_total=rule.min_requests, min_drop=rule.threshold,
                                             use_case_ids=_rule_use_cases(rule))
-    if not drops:
-        return []
-    use_cases = UseCase.objects.in_bulk([d.use_case_id for d in drops])
-    out = []
-    for drop in drops:
-        use_case = use_cases.get(drop.use_case_id)
-        if use_case is None:
-            continue
-        out.append(Finding(use_case.team_id, f"use_case:{use_case.pk}",
-                           f"Task success dropped on {use_case.title}: {drop.recent_rate:.0%} of "
-                           f"{drop.recent_total} in {rule.window_minutes} min, {drop.base_rate:.0%} before",
-                           f"Live feedback on {use_case.title}: {drop.recent_good} of {drop.recent_total} answers "
-                           f"succeeded in the last {rule.window_minutes} minutes ({drop.recent_rate:.1%}) against "
-                           f"{drop.base_good} of {drop.base_total} in the 7 days before ({drop.base_rate:.1%}); "
-                           f"one-sided two-proportion test p = {drop.p_value:.2g}. The rule fires on a drop of at "
-                           f"least {rule.threshold:.0%} with at least {rule.min_requests} feedbacks in each window "
-                           f"(p < {live_quality.ALPHA:g}).",
-                           {"kind": IncidentType.INCORRECT_OUTPUTS, "use_cases": [use_case.pk]}))
-    return out
 
+    def describe(drop, use_case) -> tuple[str, str]:
+        return (f"Task success dropped on {use_case.title}: {drop.recent_rate:.0%} of "
+                f"{drop.recent_total} in {rule.window_minutes} min, {drop.base_rate:.0%} before",
+                f"Live feedback on {use_case.title}: {drop.recent_good} of {drop.recent_total} answers "
+                f"succeeded in the last {rule.window_minutes} minutes ({drop.recent_rate:.1%}) against "
+                f"{drop.base_good} of {drop.base_total} in the 7 days before ({drop.base_rate:.1%}); "
+                f"one-sided two-proportion test p = {drop.p_value:.2g}. The rule fires on a drop of at "
+                f"least {rule.threshold:.0%} with at least {rule.min_requests} feedbacks in each window "
+                f"(p < {live_quality.ALPHA:g}).")
 
-def _rule_use_cases(rule: DetectionRule) -> list[int] | None:
-    return list(UseCase.objects.filter(team_id=rule.team_id).values_list("pk", flat=True)) if rule.team_id else None
+    return _use_case_findings(drops, describe)
 
 
 def groundedness_drop(rule: DetectionRule, now: datetime) -> list[Finding]:
@@ -304,25 +308,18 @@ def groundedness_drop(rule: DetectionRule, now: datetime) -> list[Finding]:
     drops = live_quality.groundedness_drops(now=now, window_minutes=rule.window_minutes,
                                             min_total=rule.min_requests, min_drop=rule.threshold,
                                             use_case_ids=_rule_use_cases(rule))
-    if not drops:
-        return []
-    use_cases = UseCase.objects.in_bulk([d.use_case_id for d in drops])
-    out = []
-    for drop in drops:
-        use_case = use_cases.get(drop.use_case_id)
-        if use_case is None:
-            continue
+
+    def describe(drop, use_case) -> tuple[str, str]:
         recent, base = drop.recent, drop.base
-        out.append(Finding(use_case.team_id, f"use_case:{use_case.pk}",
-                           f"Groundedness dropped on {use_case.title}: {recent.mean:.0%} mean over {recent.n} "
-                           f"answers in {rule.window_minutes} min, {base.mean:.0%} before",
-                           f"Live answers of {use_case.title}: mean groundedness {recent.mean:.1%} over {recent.n} "
-                           f"scored answers in the last {rule.window_minutes} minutes against {base.mean:.1%} over "
-                           f"{base.n} in the 7 days before; one-sided Welch t-test t = {drop.t:.2f}, "
-                           f"p = {drop.p_value:.2g}. The rule fires on a drop of at least {rule.threshold:.0%} with "
-                           f"at least {rule.min_requests} scored answers in each window (p < {live_quality.ALPHA:g}).",
-                           {"kind": IncidentType.INCORRECT_OUTPUTS, "use_cases": [use_case.pk]}))
-    return out
+        return (f"Groundedness dropped on {use_case.title}: {recent.mean:.0%} mean over {recent.n} "
+                f"answers in {rule.window_minutes} min, {base.mean:.0%} before",
+                f"Live answers of {use_case.title}: mean groundedness {recent.mean:.1%} over {recent.n} "
+                f"scored answers in the last {rule.window_minutes} minutes against {base.mean:.1%} over "
+                f"{base.n} in the 7 days before; one-sided Welch t-test t = {drop.t:.2f}, "
+                f"p = {drop.p_value:.2g}. The rule fires on a drop of at least {rule.threshold:.0%} with "
+                f"at least {rule.min_requests} scored answers in each window (p < {live_quality.ALPHA:g}).")
+
+    return _use_case_findings(drops, describe)
 
 
 # signals whose data belongs to a higher app, which registers the reader at start-up (docs/architecture.md)
