@@ -144,6 +144,9 @@ class UsageEvent(models.Model):
                          condition=Q(experiment_id__isnull=False)),
             # Scored answers are a small share: the incidents' fold reads them by id after its cursor (ADR 0121).
             models.Index(fields=["id"], name="usage_groundedness_idx", condition=Q(groundedness__isnull=False)),
+            # ... and the scorecards' live groundedness per linked collection and day (apps/scorecards/sources.py).
+            models.Index(fields=["collection_id", "occurred_at"], name="usage_grounded_collection_idx",
+                         condition=Q(groundedness__isnull=False)),
         ]
 
     def __str__(self) -> str:

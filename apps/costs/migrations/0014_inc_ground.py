@@ -1,4 +1,5 @@
-# A RAG answer's groundedness on its usage event, and the partial index the incidents' fold reads (ADR 0121).
+# A RAG answer's groundedness on its usage event, and the partial indexes the incidents' fold and the scorecards
+# read (ADR 0121).
 
 from django.db import migrations, models
 
@@ -18,5 +19,9 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name='usageevent',
             index=models.Index(condition=models.Q(('groundedness__isnull', False)), fields=['id'], name='usage_groundedness_idx'),
+        ),
+        migrations.AddIndex(
+            model_name='usageevent',
+            index=models.Index(condition=models.Q(('groundedness__isnull', False)), fields=['collection_id', 'occurred_at'], name='usage_grounded_collection_idx'),
         ),
     ]
