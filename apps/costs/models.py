@@ -126,6 +126,9 @@ class UsageEvent(models.Model):
     # The unit the split was sticky on (end user or tenant), as a keyed hash (never the raw value): the experiment
     # page's intervals are per unit (apps/experiments/selectors.py). "" outside experiments.
     experiment_unit = models.CharField(max_length=32, blank=True, default="", db_default="")
+    # A RAG answer's groundedness (0-1, the share of its sentences the passages support), computed by the portal
+    # when it answered (apps/rag/answers.py); NULL for every other call. Incidents fold it (ADR 0121).
+    groundedness = models.FloatField(null=True, blank=True)
 
     class Meta:
         ordering = ["-occurred_at"]
@@ -139,6 +142,11 @@ class UsageEvent(models.Model):
             # Experiment traffic is a small share: a partial index serves the experiment page's aggregates.
             models.Index(fields=["experiment_id", "experiment_arm"], name="usage_experiment_idx",
                          condition=Q(experiment_id__isnull=False)),
+            # Scored answers are a small share: the incidents' fold reads them by id after its cursor (ADR 0121).
+            models.Index(fields=["id"], name="usage_groundedness_idx", condition=Q(groundedness__isnull=False)),
+            # ... and the scorecards' live groundedness per linked collection and day (apps/scorecards/sources.py).
+            models.Index(fields=["collection_id", "occurred_at"], name="usage_grounded_collection_idx",
+                         condition=Q(groundedness__isnull=False)),
         ]
 
     def __str__(self) -> str:

@@ -60,8 +60,8 @@ def usage_row(*, context: UsageContext, provider: str, model: str, price_name: s
     PriceBook loaded once for a batch of rows, else one query).
 
     `gateway`: the gateway's columns (gateway_key_id, alias, deployment, upstream_ms, ttft_ms, cache_hit,
-    fallbacks, cache_saving, guardrail_actions: a list, or None for none); the gateway's recorder writes its rows
-    in batches through ledger_write with this.
+    fallbacks, cache_saving, guardrail_actions: a list, or None for none), and a RAG answer's groundedness; the
+    gateway's recorder writes its rows in batches through ledger_write with this.
     """
     unknown = set(gateway) - GATEWAY_COLUMNS
     if unknown:
@@ -95,7 +95,7 @@ def usage_row(*, context: UsageContext, provider: str, model: str, price_name: s
 
 
 GATEWAY_COLUMNS = frozenset({"gateway_key_id", "alias", "deployment", "upstream_ms", "ttft_ms", "cache_hit",
-                             "fallbacks", "cache_saving", "guardrail_actions"})
+                             "fallbacks", "cache_saving", "guardrail_actions", "groundedness"})
 
 
 def usage_event_record(*, context: UsageContext, provider: str, model: str, price_name: str | None = None,
@@ -134,6 +134,14 @@ def usage_preflight(*, context: UsageContext, model: str, worst_case_cost: Decim
     return reserve(request_id=context.request_id, team_id=context.team_id, feature=context.feature,
                    tenant=context.tenant, use_case_id=context.use_case_id, model=model,
                    worst_case_cost=worst_case_cost)
+
+
+def usage_groundedness_set(*, request_id: str, groundedness: float) -> int:
+    """Put a RAG answer's groundedness on its usage event when the event was written before the score was known
+    (a call holding a budget reservation is written at once: ADR 0121). One UPDATE; no rollup reads the column,
+    and a score already there stays. Returns how many rows changed (0 or 1)."""
+    return UsageEvent.objects.filter(request_id=request_id, groundedness__isnull=True) \
+        .update(groundedness=groundedness)
 
 
 def usage_outcomes_set(*, outcomes: list, actor) -> dict:

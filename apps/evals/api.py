@@ -130,12 +130,15 @@ class FeedbackIn(Schema):
     prompt_name: str = Field("", description="When the call is not on the usage ledger: the prompt it used")
     prompt_version: int | None = None
     use_case_id: int | None = None
+    groundedness: float | None = Field(None, description="Your own groundedness score of the answer, 0 (nothing "
+                                                         "supported) to 1 (every sentence supported); may come alone")
 
 
 class FeedbackOut(Schema):
     id: int
     request_id: str
     success: bool | None
+    groundedness: float | None = None
     overridden: bool
     prompt_name: str
     prompt_version: int | None
@@ -337,7 +340,8 @@ def feedback(request, body: FeedbackIn):
                                   score=body.score, thumbs=body.thumbs, comment=body.comment,
                                   correction=body.correction, inputs=body.inputs, output=body.output, dataset=dataset,
                                   prompt_name=body.prompt_name, prompt_version=body.prompt_version,
-                                  use_case_id=body.use_case_id)
-    return Status(201, FeedbackOut(id=fb.pk, request_id=fb.request_id, success=fb.success, overridden=fb.overridden,
+                                  use_case_id=body.use_case_id, groundedness=body.groundedness)
+    return Status(201, FeedbackOut(id=fb.pk, request_id=fb.request_id, success=fb.success,
+                                   groundedness=fb.groundedness, overridden=fb.overridden,
                                    prompt_name=fb.prompt_name, prompt_version=fb.prompt_version,
                                    dataset_item=fb.dataset_item.key if fb.dataset_item else None))

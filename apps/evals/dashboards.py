@@ -117,11 +117,14 @@ def escapes_table(actor, gates: dict) -> dict:
 
 
 def feedback_table(actor) -> dict:
-    """Online feedback per prompt version and use case: task success and human override rates."""
+    """Online feedback per prompt version and use case: task success and human override rates, and the live
+    groundedness the products scored (ADR 0121)."""
     rows = [[r["prompt_name"] or "(unknown)", r["prompt_version"], r["use_case_id"], r["n"],
-             _pct(r["success_rate"]), _pct(r["override_rate"])] for r in feedback_rates(actor=actor)]
-    return {"title": "Online feedback: task success and human override rates",
-            "columns": ["prompt", "version", "use case", "feedback", "success %", "override %"], "rows": rows}
+             _pct(r["success_rate"]), _pct(r["override_rate"]), _pct(r["groundedness"])]
+            for r in feedback_rates(actor=actor)]
+    return {"title": "Online feedback: task success and human override rates, live groundedness",
+            "columns": ["prompt", "version", "use case", "feedback", "success %", "override %", "groundedness %"],
+            "rows": rows}
 
 
 def _production(actor) -> tuple[dict, dict, dict]:
@@ -188,5 +191,6 @@ def figures_html(data: dict) -> dict[str, str]:
     feedback = tables["feedback"]["rows"]
     labels = [f"{r[0]} v{r[1]}" for r in feedback]
     out["feedback"] = charts.grouped_bars(x=labels, bars={"success %": [r[4] for r in feedback],
-                                                          "override %": [r[5] for r in feedback]}, y_title="%")
+                                                          "override %": [r[5] for r in feedback],
+                                                          "groundedness %": [r[6] for r in feedback]}, y_title="%")
     return {key: charts.to_html(figure) for key, figure in out.items()}

@@ -359,6 +359,9 @@ class Feedback(models.Model):
     prompt_version = models.PositiveIntegerField(null=True, blank=True)
     use_case_id = models.BigIntegerField(null=True, blank=True)
     success = models.BooleanField(null=True, blank=True)
+    # The product's own groundedness score of the answer (0-1), when it scores its answers; incidents fold it
+    # into the use case's live groundedness (ADR 0121).
+    groundedness = models.FloatField(null=True, blank=True)
     overridden = models.BooleanField(default=False)
     dataset_item = models.ForeignKey(DatasetItem, null=True, blank=True, on_delete=models.SET_NULL,
                                      related_name="+")
@@ -371,3 +374,7 @@ class Feedback(models.Model):
 
     def __str__(self) -> str:
         return f"feedback on {self.request_id or self.trace_id}"
+
+
+# a product's groundedness score sent alone (no thumbs, score nor correction): not an outcome, not an override
+GROUNDEDNESS_ONLY = Q(success__isnull=True, groundedness__isnull=False)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Exists, F, Func, OuterRef, Q, QuerySet
+from django.db.models import Avg, Count, Exists, F, Func, OuterRef, Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
 from apps.accounts.permissions import Action, can, is_admin, is_authenticated, require, restrict
 from apps.evals.gates import production_version
 from apps.evals.models import (
+    GROUNDEDNESS_ONLY,
     Dataset,
     DatasetItem,
     DatasetRevision,
@@ -191,10 +192,11 @@ def feedback_list(*, actor) -> QuerySet[Feedback]:
 
 
 def feedback_rates(*, actor) -> list[dict]:
-    """Task success rate and human override rate per prompt version and use case."""
+    """Task success rate and human override rate per prompt version and use case, and the mean groundedness the
+    products sent (None when none did)."""
     rows = (feedback_list(actor=actor).values("prompt_name", "prompt_version", "use_case_id")
-            .annotate(n=Count("id"), successes=Count("id", filter=Q(success=True)),
-                      overrides=Count("id", filter=Q(overridden=True)))
+            .annotate(n=Count("id", filter=~GROUNDEDNESS_ONLY), successes=Count("id", filter=Q(success=True)),
+                      overrides=Count("id", filter=Q(overridden=True)), groundedness=Avg("groundedness"))
             .order_by("prompt_name", "-prompt_version", "use_case_id"))
     return [{**r, "success_rate": r["successes"] / r["n"] if r["n"] else None,
              "override_rate": r["overrides"] / r["n"] if r["n"] else None} for r in rows]

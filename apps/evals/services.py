@@ -322,9 +322,11 @@ def calibration_summary(labels: list[JudgeLabel]) -> dict:
 def feedback_record(*, actor, request_id: str = "", trace_id: str = "", score=None, thumbs: str = "",
                     comment: str = "", correction: str = "", inputs=None, output: str = "",
                     dataset: Dataset | None = None, team=None, prompt_name: str = "",
-                    prompt_version: int | None = None, use_case_id: int | None = None) -> Feedback:
+                    prompt_version: int | None = None, use_case_id: int | None = None,
+                    groundedness=None) -> Feedback:
     """Record feedback on one production call; set the call's outcome on the usage ledger; optionally add the
-    trace (inputs, and the correction or the approved output as the expected answer) to a dataset."""
+    trace (inputs, and the correction or the approved output as the expected answer) to a dataset.
+    `groundedness`: the product's own score of the answer (0-1); it may come alone (no outcome then)."""
     errors: dict[str, str] = {}
     request_id, trace_id = (request_id or "").strip(), (trace_id or "").strip()
     if not request_id and not trace_id:
@@ -335,8 +337,11 @@ def feedback_record(*, actor, request_id: str = "", trace_id: str = "", score=No
         errors["score"] = "A number from 0 (bad) to 1 (good)."
     if thumbs and thumbs not in Thumbs.values:
         errors["thumbs"] = "up or down."
-    if score is None and not thumbs and not correction:
-        errors["score"] = "Give a score, thumbs up/down, or a correction."
+    if groundedness is not None and (isinstance(groundedness, bool) or not isinstance(groundedness, int | float)
+                                     or not 0 <= groundedness <= 1):
+        errors["groundedness"] = "A number from 0 (nothing supported) to 1 (every sentence supported)."
+    if score is None and not thumbs and not correction and groundedness is None:
+        errors["score"] = "Give a score, thumbs up/down, a correction, or a groundedness."
     if inputs is not None and not isinstance(inputs, dict):
         errors["inputs"] = "An object of the call's input variables."
     for name, value, most in (("prompt_version", prompt_version, 2**31 - 1), ("use_case_id", use_case_id, 2**63 - 1)):
@@ -355,8 +360,10 @@ def feedback_record(*, actor, request_id: str = "", trace_id: str = "", score=No
         success = thumbs == Thumbs.UP
     elif score is not None:
         success = score >= 0.5
-    else:
+    elif correction:
         success = False  # a correction alone says the answer was not right
+    else:
+        success = None  # a groundedness alone says nothing of the outcome
     overridden = bool(correction and correction.strip())
     feedback = Feedback.objects.create(
         team=team or (event.team if event is not None and event.team_id else None), request_id=request_id,
@@ -365,8 +372,9 @@ def feedback_record(*, actor, request_id: str = "", trace_id: str = "", score=No
         prompt_version=(event.prompt_version if event else None) or prompt_version,
         use_case_id=(event.use_case_id if event else None) or use_case_id,
         success=success, overridden=overridden, created_by_label=actor_label(actor),
+        groundedness=float(groundedness) if groundedness is not None else None,
     )
-    if event is not None:
+    if event is not None and success is not None:
         usage_outcomes_set(outcomes=[{"request_id": request_id,
                                       "outcome": Outcome.SUCCESS.value if success else Outcome.FAILURE.value}],
                            actor=actor)
@@ -385,7 +393,7 @@ def feedback_record(*, actor, request_id: str = "", trace_id: str = "", score=No
                  object_repr=f"feedback on {request_id or trace_id}"[:200],
                  changes={"request_id": request_id, "trace_id": trace_id, "success": success,
                           "overridden": overridden, "prompt": feedback.prompt_name,
-                          "version": feedback.prompt_version}, actor=actor)
+                          "version": feedback.prompt_version, "groundedness": feedback.groundedness}, actor=actor)
     return feedback
 
 

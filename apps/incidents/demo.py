@@ -138,6 +138,7 @@ DETECTION_RULES = [
     ("PII found in an output", "output_pii", 1, 15, 2),
     ("A prompt's release gate fails", "eval_gate_failures", 1, 60, 3),
     ("Task success 10 points under its 7-day norm", "task_success_drop", 0.1, 60, 3),
+    ("Live groundedness 10 points under its 7-day norm", "groundedness_drop", 0.1, 60, 3),
     ("A use case misses a KPI target on its scorecard", "kpi_missed", 1, 60, 3),
 ]
 

@@ -21,6 +21,10 @@ Signals, each finding keyed by what it is about (its fingerprint):
 - `task_success_drop`: live feedback's task success per use case in the window against its 7-day baseline
   (apps/incidents/live_quality.py: folded counts, a two-proportion test), a drop ≥ threshold with at least
   `min_requests` feedbacks in each → incorrect outputs;
+- `groundedness_drop`: live groundedness per use case (RAG answers' scores on the usage ledger, products' scores on
+  their feedback; apps/incidents/live_quality.py: folded count, sum and sum of squares) in the window against its
+  7-day baseline, Welch's t-test on the means, a drop ≥ threshold with at least `min_requests` scored answers in
+  each → incorrect outputs (ADR 0121);
 - `kpi_missed`: a use case whose latest scorecard has ≥ threshold KPIs missing their targets → other. Scorecards
   sits above incidents, so it answers through `signal_source_register` (apps/scorecards/hooks.py); without it
   the signal finds nothing.
@@ -55,6 +59,7 @@ from apps.gateway.models import GatewayKey, SliMinute
 from apps.gateway.sli import key_of_series, key_series
 from apps.incidents import live_quality, rules
 from apps.incidents.models import (
+    LIVE_QUALITY_SIGNALS,
     DetectionRule,
     EventKind,
     IncidentSuggestion,
@@ -262,33 +267,59 @@ def eval_gate_failures(rule: DetectionRule, now: datetime) -> list[Finding]:
     return out
 
 
-def task_success_drop(rule: DetectionRule, now: datetime) -> list[Finding]:
-    """Live feedback (POST /api/v1/feedback) per use case: the window's task success against the 7 days before,
-    from the folded counts (the beat folds the new feedback rows first, once per evaluation)."""
-    use_case_ids = list(UseCase.objects.filter(team_id=rule.team_id).values_list("pk", flat=True)) \
-        if rule.team_id else None
-    drops = live_quality.task_success_drops(now=now, window_minutes=rule.window_minutes,
-                                            min_total=rule.min_requests, min_drop=rule.threshold,
-                                            use_case_ids=use_case_ids)
+def _rule_use_cases(rule: DetectionRule) -> list[int] | None:
+    return list(UseCase.objects.filter(team_id=rule.team_id).values_list("pk", flat=True)) if rule.team_id else None
+
+
+def _use_case_findings(drops: list, describe) -> list[Finding]:
+    """A live-quality rule's findings: per dropping use case, `describe(drop, use_case) -> (title, detail)`,
+    incorrect outputs, the use case in the prefill."""
     if not drops:
         return []
     use_cases = UseCase.objects.in_bulk([d.use_case_id for d in drops])
-    out = []
-    for drop in drops:
-        use_case = use_cases.get(drop.use_case_id)
-        if use_case is None:
-            continue
-        out.append(Finding(use_case.team_id, f"use_case:{use_case.pk}",
-                           f"Task success dropped on {use_case.title}: {drop.recent_rate:.0%} of "
-                           f"{drop.recent_total} in {rule.window_minutes} min, {drop.base_rate:.0%} before",
-                           f"Live feedback on {use_case.title}: {drop.recent_good} of {drop.recent_total} answers "
-                           f"succeeded in the last {rule.window_minutes} minutes ({drop.recent_rate:.1%}) against "
-                           f"{drop.base_good} of {drop.base_total} in the 7 days before ({drop.base_rate:.1%}); "
-                           f"one-sided two-proportion test p = {drop.p_value:.2g}. The rule fires on a drop of at "
-                           f"least {rule.threshold:.0%} with at least {rule.min_requests} feedbacks in each window "
-                           f"(p < {live_quality.ALPHA:g}).",
-                           {"kind": IncidentType.INCORRECT_OUTPUTS, "use_cases": [use_case.pk]}))
-    return out
+    return [Finding(use_case.team_id, f"use_case:{use_case.pk}", *describe(drop, use_case),
+                    {"kind": IncidentType.INCORRECT_OUTPUTS, "use_cases": [use_case.pk]})
+            for drop in drops if (use_case := use_cases.get(drop.use_case_id)) is not None]
+
+
+def task_success_drop(rule: DetectionRule, now: datetime) -> list[Finding]:
+    """Live feedback (POST /api/v1/feedback) per use case: the window's task success against the 7 days before,
+    from the folded counts (the beat folds the new feedback rows first, once per evaluation)."""
+    drops = live_quality.task_success_drops(now=now, window_minutes=rule.window_minutes,
+                                            min_total=rule.min_requests, min_drop=rule.threshold,
+                                            use_case_ids=_rule_use_cases(rule))
+
+    def describe(drop, use_case) -> tuple[str, str]:
+        return (f"Task success dropped on {use_case.title}: {drop.recent_rate:.0%} of "
+                f"{drop.recent_total} in {rule.window_minutes} min, {drop.base_rate:.0%} before",
+                f"Live feedback on {use_case.title}: {drop.recent_good} of {drop.recent_total} answers "
+                f"succeeded in the last {rule.window_minutes} minutes ({drop.recent_rate:.1%}) against "
+                f"{drop.base_good} of {drop.base_total} in the 7 days before ({drop.base_rate:.1%}); "
+                f"one-sided two-proportion test p = {drop.p_value:.2g}. The rule fires on a drop of at "
+                f"least {rule.threshold:.0%} with at least {rule.min_requests} feedbacks in each window "
+                f"(p < {live_quality.ALPHA:g}).")
+
+    return _use_case_findings(drops, describe)
+
+
+def groundedness_drop(rule: DetectionRule, now: datetime) -> list[Finding]:
+    """Live groundedness per use case (ADR 0121): the window's mean score against the 7 days before, from the
+    folded counts (the beat folds the new scored usage events and feedback first, once per evaluation)."""
+    drops = live_quality.groundedness_drops(now=now, window_minutes=rule.window_minutes,
+                                            min_total=rule.min_requests, min_drop=rule.threshold,
+                                            use_case_ids=_rule_use_cases(rule))
+
+    def describe(drop, use_case) -> tuple[str, str]:
+        recent, base = drop.recent, drop.base
+        return (f"Groundedness dropped on {use_case.title}: {recent.mean:.0%} mean over {recent.n} "
+                f"answers in {rule.window_minutes} min, {base.mean:.0%} before",
+                f"Live answers of {use_case.title}: mean groundedness {recent.mean:.1%} over {recent.n} "
+                f"scored answers in the last {rule.window_minutes} minutes against {base.mean:.1%} over "
+                f"{base.n} in the 7 days before; one-sided Welch t-test t = {drop.t:.2f}, "
+                f"p = {drop.p_value:.2g}. The rule fires on a drop of at least {rule.threshold:.0%} with "
+                f"at least {rule.min_requests} scored answers in each window (p < {live_quality.ALPHA:g}).")
+
+    return _use_case_findings(drops, describe)
 
 
 # signals whose data belongs to a higher app, which registers the reader at start-up (docs/architecture.md)
@@ -308,7 +339,7 @@ def kpi_missed(rule: DetectionRule, now: datetime) -> list[Finding]:
 SIGNALS = {Signal.GATEWAY_ERRORS: gateway_errors, Signal.BREAKER_OPEN: breaker_open, Signal.BUDGET_CAP: budget_cap,
            Signal.COST_ANOMALY: cost_anomaly, Signal.GUARDRAIL_SPIKE: guardrail_spike, Signal.OUTPUT_PII: output_pii,
            Signal.EVAL_GATE_FAILURES: eval_gate_failures, Signal.TASK_SUCCESS_DROP: task_success_drop,
-           Signal.KPI_MISSED: kpi_missed}
+           Signal.GROUNDEDNESS_DROP: groundedness_drop, Signal.KPI_MISSED: kpi_missed}
 
 
 # -- turning findings into suggestions or incidents ----------------------------------------------------------
@@ -383,8 +414,11 @@ def rules_evaluate(now: datetime | None = None) -> Evaluation:
     now = now or timezone.now()
     result = Evaluation()
     enabled = list(DetectionRule.objects.filter(enabled=True).order_by("pk"))
-    if any(rule.signal == Signal.TASK_SUCCESS_DROP for rule in enabled):
-        live_quality.feedback_fold(now)  # the new feedback rows into the counts the rule reads
+    signals = {rule.signal for rule in enabled}
+    if signals & set(LIVE_QUALITY_SIGNALS):
+        live_quality.feedback_fold(now)  # the new feedback rows into the counts the rules read
+    if Signal.GROUNDEDNESS_DROP in signals:
+        live_quality.ledger_fold(now)  # the new scored usage events (RAG answers' groundedness)
     for rule in enabled:
         for finding in SIGNALS[rule.signal](rule, now):
             _handle(rule, finding, now, result)

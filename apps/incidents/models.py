@@ -402,10 +402,12 @@ class Signal(models.TextChoices):
     OUTPUT_PII = "output_pii", "PII found in outputs (per key)"
     EVAL_GATE_FAILURES = "eval_gate_failures", "Eval gate failures (per prompt)"
     TASK_SUCCESS_DROP = "task_success_drop", "Task success drop on live feedback (per use case, against its baseline)"
+    GROUNDEDNESS_DROP = "groundedness_drop", "Groundedness drop on live answers (per use case, against its baseline)"
     KPI_MISSED = "kpi_missed", "Scorecard KPIs missing their targets (per use case)"
 
 
-FEEDBACK_WINDOW_MAX_MINUTES = 2 * 24 * 60  # the task success drop's window: the 5-minute counts' retention
+FEEDBACK_WINDOW_MAX_MINUTES = 2 * 24 * 60  # the live-quality drops' window: the 5-minute counts' retention
+LIVE_QUALITY_SIGNALS = (Signal.TASK_SUCCESS_DROP, Signal.GROUNDEDNESS_DROP)  # read folded counts (live_quality.py)
 
 
 class DetectionRule(models.Model):
@@ -416,12 +418,14 @@ class DetectionRule(models.Model):
     signal = models.CharField(max_length=24, choices=Signal.choices)
     threshold = models.FloatField(help_text="Error rate 0–1, spend ratio, or a count in the window (blocks, refusals, "
                                             "outputs with PII, calls to a broken deployment, failed runs); task "
-                                            "success drop: the least drop that counts, 0–1 (0.1 = 10 points); KPIs missed: "
-                                            "how many of a use case's KPIs must miss (1 = any).")
+                                            "success or groundedness drop: the least drop that counts, 0–1 (0.1 = "
+                                            "10 points); KPIs missed: how many of a use case's KPIs must miss "
+                                            "(1 = any).")
     window_minutes = models.PositiveIntegerField(default=60)
     min_requests = models.PositiveIntegerField(default=20, help_text="Gateway errors: fewer requests never fire; task "
                                                                      "success drop: fewer feedbacks in the window "
-                                                                     "(or its baseline) never fire.")
+                                                                     "(or its baseline) never fire; groundedness "
+                                                                     "drop: fewer scored answers.")
     severity = models.PositiveSmallIntegerField(choices=Severity.choices, default=Severity.SEV3)
     team = models.ForeignKey("accounts.Team", null=True, blank=True, on_delete=models.CASCADE, related_name="+",
                              help_text="Only this team's signals (empty: every team).")
@@ -436,7 +440,7 @@ class DetectionRule(models.Model):
         return self.name
 
     def clean(self) -> None:
-        if self.signal == Signal.TASK_SUCCESS_DROP:
+        if self.signal in LIVE_QUALITY_SIGNALS:
             errors = {}
             if self.threshold is not None and not 0 < self.threshold < 1:
                 errors["threshold"] = "The least drop that counts, between 0 and 1 (0.1 = 10 points)."
@@ -536,6 +540,39 @@ class FeedbackCount(models.Model):
     def __str__(self) -> str:
         return f"use case {self.use_case_id} {self.start:%Y-%m-%d %H:%M} +{self.span_minutes} min: " \
                f"{self.good}/{self.total}"
+
+
+class GroundednessCount(models.Model):
+    """Live groundedness per use case and time bucket (ADR 0121): the scores of RAG answers (the usage ledger's
+    `groundedness`, attributed through the collection's use-case links) and of products' feedback (`Feedback.
+    groundedness`), folded in by the detection beat like FeedbackCount. Count, sum and sum of squares: enough for
+    the mean and variance of any range of buckets (the groundedness-drop rule's Welch test)."""
+
+    use_case_id = models.BigIntegerField()
+    span_minutes = models.PositiveSmallIntegerField()  # 5 or 60
+    start = models.DateTimeField()
+    answers = models.IntegerField(default=0)  # scored answers
+    total = models.FloatField(default=0)  # sum of their scores
+    total_sq = models.FloatField(default=0)  # sum of their squares
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["span_minutes", "start", "use_case_id"],
+                                               name="incidents_groundedness_count_key")]
+
+    def __str__(self) -> str:
+        return f"use case {self.use_case_id} {self.start:%Y-%m-%d %H:%M} +{self.span_minutes} min: " \
+               f"{self.total:.1f}/{self.answers}"
+
+
+class LedgerFoldCursor(models.Model):
+    """One row: the last usage event id whose groundedness was folded into GroundednessCount (the fold reads only
+    the scored rows after it, through the ledger's partial index)."""
+
+    last_id = models.BigIntegerField(default=0)
+    folded_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"scored usage events folded up to #{self.last_id}"
 
 
 class FeedbackFoldCursor(models.Model):

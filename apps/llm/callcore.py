@@ -335,6 +335,8 @@ def ledger_record(record: CallRecord) -> UsageEvent:
     columns = {"cache_hit": True, "cache_saving": record.cache_saving} if record.cache_hit else {}  # llm/cache.py
     if record.guardrail_actions:  # a switch's filters acted (apps/llm/switches.py)
         columns["guardrail_actions"] = list(record.guardrail_actions)
+    if record.groundedness is not None:  # a RAG answer's score (ADR 0121)
+        columns["groundedness"] = record.groundedness
     event = usage_event_record(context=context, provider=record.provider, model=record.model,
                                price_name=record.price_name, operation=record.operation, tokens=record.tokens,
                                latency_ms=record.latency_ms, status=record.status, error_type=record.error_type,

@@ -75,6 +75,31 @@ def resolve_model(model: str | Model, kind: str) -> Model:
 SyncRecorder = Callable[[CallRecord], None]  # takes a call's one CallRecord for a later ledger write; may raise
 
 
+class HeldRecords:
+    """A SyncRecorder that keeps the records of calls until the caller knows what to add to them (a RAG answer's
+    groundedness, known only after the answer's call: ADR 0121), then `release()` hands each to `recorder` (the
+    ledger writer's queue) or, if it refuses, writes it to the ledger at once. Release in a `finally`: a held
+    record is not recorded yet. A call holding a budget reservation never reaches it (written at once)."""
+
+    def __init__(self) -> None:
+        self.records: list[CallRecord] = []
+
+    def __call__(self, record: CallRecord) -> None:
+        self.records.append(record)
+
+    def release(self, recorder: SyncRecorder, **changes) -> int:
+        """Hand the held records on, each with `changes` (CallRecord fields); how many there were."""
+        records, self.records = self.records, []
+        for record in records:
+            record = dataclasses.replace(record, **changes) if changes else record
+            try:
+                recorder(record)
+            except Exception:  # noqa: BLE001 - the queue failing must not lose the call: written now
+                log.warning("usage queue refused request %s: written to the ledger now", record.request_id)
+                callcore.ledger_record(record)
+        return len(records)
+
+
 class _Call(CallState):
     """One sync call's bookkeeping: the CallRecord is written to the ledger at once, once — or, with a
     `recorder` (a queue the ledger writer drains), handed to it instead, unless the call holds a budget
@@ -170,10 +195,13 @@ def _release(slot: Slot | None, outcome: str) -> None:
         breakers.release(slot, outcome)
 
 
-def _chat_result(call: _Call, answer: ProviderChat) -> ChatResult:
+def _chat_result(call: _Call, answer: ProviderChat, target: Target | None = None) -> ChatResult:
+    """The call's result, recorded; a record handed to a recorder (`target`: who answered) is priced now."""
     event = call.record(usage=answer.usage, status=CallStatus.OK)
-    return callcore.chat_result(call, answer, call.finish(usage=answer.usage, status=CallStatus.OK),
-                                cost=event.cost, usage_event_id=event.pk)
+    record = call.finish(usage=answer.usage, status=CallStatus.OK)
+    cost = callcore.cost_now(record.tokens, target.price()) if event is None and target is not None else \
+        event and event.cost
+    return callcore.chat_result(call, answer, record, cost=cost, usage_event_id=event and event.pk)
 
 
 def _asked(model: str | Model) -> str:
@@ -183,7 +211,7 @@ def _asked(model: str | Model) -> str:
 
 def _cached_chat(call: _Call, lookup: Lookup) -> ChatResult:
     record, event = call.hit(lookup)
-    return response_cache.chat_result(lookup.entry, record, usage_event_id=event.pk)
+    return response_cache.chat_result(lookup.entry, record, usage_event_id=event and event.pk)
 
 
 def _begin_chat(call: _Call, model, request: ChatRequest, cache: CachePolicy | None
@@ -240,17 +268,19 @@ def _start_chat(call: _Call, route: Route, request: ChatRequest) -> RoutePlan:
 
 def chat(*, model: str | Model, messages: list[dict], context: UsageContext, temperature: float | None = None,
          max_tokens: int | None = None, response_format: dict | None = None,
-         tools: list[dict] | None = None, extra: dict | None = None, cache: CachePolicy | None = None) -> ChatResult:
+         tools: list[dict] | None = None, extra: dict | None = None, cache: CachePolicy | None = None,
+         recorder: SyncRecorder | None = None) -> ChatResult:
     """One chat completion. Raises an LlmError subclass (message readable by users) or the preflight's refusal.
-    `cache`: opt in to the response cache (llm/cache.py)."""
-    call = _Call(Operation.CHAT, context, model)
+    `cache`: opt in to the response cache (llm/cache.py). `recorder`: as `embed`'s (a RAG answer holds its
+    record in a HeldRecords until its groundedness is known, ADR 0121)."""
+    call = _Call(Operation.CHAT, context, model, recorder)
     try:
         request = chat_request_build(messages, temperature, max_tokens, response_format, tools, extra)
         route, request, switch, lookup = _begin_chat(call, model, request, cache)
         if lookup is None or not lookup.hit:
             plan = _start_chat(call, route, request)
-            answer, _, slot = _along(call, plan, lambda target, timeout: adapter_for(target.model.provider).chat(
-                target.model, request, timeout=timeout))
+            answer, target, slot = _along(call, plan, lambda target, timeout: adapter_for(
+                target.model.provider).chat(target.model, request, timeout=timeout))
             call.attempt_end()
             _release(slot, "ok")
     except Exception as exc:
@@ -258,7 +288,7 @@ def chat(*, model: str | Model, messages: list[dict], context: UsageContext, tem
     if lookup is not None and lookup.hit:
         return _cached_chat(call, lookup)
     answer, blocked = _screened(call, switch, answer)
-    result = _chat_result(call, answer)
+    result = _chat_result(call, answer, target)
     if blocked:
         raise blocked_output(call.guardrail_actions)
     response_cache.store(lookup, result)

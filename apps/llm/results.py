@@ -181,6 +181,7 @@ class CallRecord:
     cache_saving: Decimal | None = None  # a response-cache hit: what the answer cost when it was first made
     estimated: bool = False  # tokens estimated by the portal, not reported by the provider
     guardrail_actions: tuple[dict, ...] = ()  # the gateway's safety events on this call (apps/gateway/guard.py)
+    groundedness: float | None = None  # a RAG answer's groundedness, known after the call (apps/rag/answers.py)
     occurred_at: datetime = field(default_factory=lambda: timezone.now())  # looked up per call: tests move the clock
 
     def to_dict(self) -> dict:

@@ -22,8 +22,9 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markdown_it.common.utils import escapeHtml
 
 from apps.core.markdown import markdown_html
-from apps.costs.services import UsageContext
+from apps.costs.services import UsageContext, usage_groundedness_set
 from apps.evals.evaluators.groundedness import groundedness
+from apps.gateway import recording
 from apps.llm import calls
 from apps.llm.cache import CachePolicy
 from apps.llm.models import Model
@@ -149,9 +150,26 @@ def answer_question(*, collection: Collection, retrieval: Retrieval, user=None, 
                            feature=feature, prompt_name=source["name"], prompt_version=source["version"],
                            user_id=getattr(user, "pk", None) if getattr(user, "is_authenticated", False) else None)
     config = source["config"]
-    result = calls.chat(model=model, messages=messages, context=context, temperature=config.get("temperature"),
-                        max_tokens=config.get("max_tokens"),
-                        cache=CachePolicy.from_config(config.get("cache")))  # the prompt's opt-in (llm/cache.py)
+    scored = check_groundedness and bool(hits)
+    held = calls.HeldRecords() if scored else None  # the answer's record waits for its groundedness (ADR 0121)
+    result = answer = None
+    try:
+        result = calls.chat(model=model, messages=messages, context=context, temperature=config.get("temperature"),
+                            max_tokens=config.get("max_tokens"), recorder=held,
+                            cache=CachePolicy.from_config(config.get("cache")))  # the prompt's opt-in (llm/cache.py)
+        answer = _answer_of(result, retrieval, collection, source, started)
+        if scored:
+            t = time.perf_counter()
+            _groundedness(answer, hits, collection, context)
+            answer.timings["groundedness_ms"] = round((time.perf_counter() - t) * 1000, 2)
+    finally:
+        if held is not None:
+            _record(held, result, answer.groundedness if answer is not None else None)
+    return answer
+
+
+def _answer_of(result, retrieval: Retrieval, collection: Collection, source: dict, started: float) -> Answer:
+    hits = retrieval.hits
     timings = {"answer_ms": round((time.perf_counter() - started) * 1000, 2)}
     cited = [int(n) for n in _CITE.findall(result.text)]
     valid = [n for n in dict.fromkeys(cited) if 1 <= n <= len(hits)]
@@ -173,11 +191,16 @@ def answer_question(*, collection: Collection, retrieval: Retrieval, user=None, 
                             f"(v{source['version']}) was used. Promote a version to put answers behind the gates.")
     if invalid:
         answer.notes.append(f"The model cited passages that were not given: {', '.join(map(str, invalid))}.")
-    if check_groundedness and hits:
-        t = time.perf_counter()
-        _groundedness(answer, hits, collection, context)
-        answer.timings["groundedness_ms"] = round((time.perf_counter() - t) * 1000, 2)
     return answer
+
+
+def _record(held: calls.HeldRecords, result, score: float | None) -> None:
+    """The answer's usage event, with its groundedness when one was computed (ADR 0121): the held record goes onto
+    the ledger writer's queue (one XADD; written at once if Redis refuses). A call written at once because it held
+    a budget reservation gets its score with one UPDATE."""
+    released = held.release(recording.queue_record, **({"groundedness": score} if score is not None else {}))
+    if not released and score is not None and result is not None:
+        usage_groundedness_set(request_id=result.request_id, groundedness=score)
 
 
 def _refused(message: str, collection: Collection) -> Answer:

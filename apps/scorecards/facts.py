@@ -104,6 +104,7 @@ class UseCaseFacts:
     sli: dict = field(default_factory=dict)  # day -> [valid, bad] of availability (SliHour), with an SLO only
     safety: dict = field(default_factory=dict)  # day -> calls with guardrail actions
     outcomes: dict = field(default_factory=dict)  # day -> [success, failure, overridden, feedback]
+    live_groundedness: dict = field(default_factory=dict)  # day -> [scored live answers, sum of scores] (ADR 0121)
     active_users: dict = field(default_factory=dict)  # Window.key -> distinct end users
     # Window.last_day -> (distinct end users in the 13 weeks to it, in the 13 weeks before those)
     quarter_users: dict = field(default_factory=dict)
@@ -139,6 +140,9 @@ class UseCaseFacts:
 
     def outcome_sum(self, window: Window) -> list:
         return self._sum("outcomes", self.outcomes, window, 4)
+
+    def live_groundedness_sum(self, window: Window) -> list:
+        return self._sum("live_groundedness", self.live_groundedness, window, 2)
 
     def safety_sum(self, window: Window) -> int:
         lo, hi = window.first_day, window.last_day

@@ -108,6 +108,15 @@ def groundedness(f: UseCaseFacts, w: Window) -> Measure:
     return _rate(passed, scored, f"{passed:,} of {scored:,} answers grounded in eval run #{run.run_id}.")
 
 
+def live_groundedness(f: UseCaseFacts, w: Window) -> Measure:
+    n, total = f.live_groundedness_sum(w)
+    if not n:
+        return _none("No scored live answers: link a RAG collection (its answers are scored) or send groundedness "
+                     "on POST /api/v1/feedback with the use_case_id.")
+    return Measure(total / n, n, None, total, n, f"Mean groundedness {total / n:.1%} over {n:,} live answers (RAG "
+                                                 f"answers of linked collections, products' scores on feedback).")
+
+
 def hallucination(f: UseCaseFacts, w: Window) -> Measure:
     run = _latest_run(f, w)
     if run is None:
@@ -306,6 +315,9 @@ KPIS: dict[str, Kpi] = {k.key: k for k in [
         _tiers(0.2, 0.15, 0.1), "POST /api/v1/feedback with a correction (an override).", "feedback"),
     Kpi("groundedness", "Groundedness", "ratio", "higher", groundedness, _tiers(0.85, 0.9, 0.95),
         "A groundedness evaluator in the production version's eval runs.", "eval_run"),
+    Kpi("live_groundedness", "Live groundedness (mean)", "ratio", "higher", live_groundedness,
+        _tiers(0.85, 0.9, 0.95), "RAG answers of a linked collection, or groundedness on POST /api/v1/feedback.",
+        "collection"),
     Kpi("hallucination", "Hallucination rate (golden set)", "ratio", "lower", hallucination,
         _tiers(0.05, 0.03, 0.02), "A “hallucination” evaluator in the production version's eval runs.", "eval_run"),
     Kpi("safety_violations", "Safety policy violation rate", "ratio", "lower", safety_violations,
@@ -340,7 +352,7 @@ KPIS: dict[str, Kpi] = {k.key: k for k in [
 
 
 # Column headings of the portfolio (the full label is their tooltip).
-SHORT = {"adoption": "Adopt.", "adoption_growth": "Growth", "tokens_p95": "Tok P95", "task_success": "Success", "override_rate": "Overr.", "groundedness": "Ground.",
+SHORT = {"adoption": "Adopt.", "adoption_growth": "Growth", "tokens_p95": "Tok P95", "task_success": "Success", "override_rate": "Overr.", "groundedness": "Ground.", "live_groundedness": "Live gr.",
          "hallucination": "Halluc.", "safety_violations": "Safety", "latency_p50": "P50", "latency_p95": "P95",
          "availability": "Avail.", "cost_per_success": "$/succ.", "tokens_per_request": "Tok P50",
          "index_freshness": "Fresh.", "retrieval_recall": "Recall", "eval_coverage": "Eval cov.",

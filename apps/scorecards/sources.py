@@ -10,6 +10,7 @@ the raw ledger (its one read is the safety events' partial index, a few rows per
 | availability with an SLO | slos `slo_status` (its last evaluation) and gateway `SliHour` summed per day |
 | safety events | `UsageEvent.guardrail_actions` through the partial index `usage_guardrail_idx` |
 | outcomes, overrides | evals `Feedback` (use_case_id, success, overridden) per day |
+| live groundedness | evals `Feedback.groundedness` per day; `UsageEvent.groundedness` of linked collections' RAG answers through the partial index `usage_grounded_collection_idx` |
 | eval runs, gates | evals `EvalRun` of the production versions of linked prompts, `EvalGate` |
 | promotions | prompts `LabelEvent` (label production) of linked prompts |
 | freshness, recall | rag `Document.indexed_at`, succeeded `IndexingJob`s, `RetrievalEvalRun` |
@@ -27,7 +28,7 @@ from django.db.models import Count, Max, Q, Sum
 from django.db.models.functions import TruncDate
 
 from apps.costs.models import UsageEvent
-from apps.evals.models import EvalGate, EvalRun, Feedback, RunStatus
+from apps.evals.models import GROUNDEDNESS_ONLY, EvalGate, EvalRun, Feedback, RunStatus
 from apps.experiments.models import Experiment
 from apps.gateway.models import EndUserDaily, GatewayKey, LatencyDaily, SliHour, TokensDaily, TrafficDaily
 from apps.incidents.models import Incident
@@ -66,6 +67,7 @@ def collect(use_cases: list[tuple[int, int, str]], windows: list[Window]) -> dic
     _outcomes(facts, ids, since)
     _prompts(facts, ids, since)
     _collections(facts, ids)
+    _live_groundedness(facts, ids, since)
     _incidents(facts, ids, since)
     _experiments(facts, ids, min(w.end for w in windows) - EXPERIMENT_SPAN)
     return facts
@@ -188,12 +190,41 @@ def _availability_slo(facts, ids, since: datetime) -> None:
 
 
 def _outcomes(facts, ids, since: datetime) -> None:
-    rows = (Feedback.objects.filter(use_case_id__in=ids, created_at__gte=since)
+    rows = (Feedback.objects.filter(use_case_id__in=ids, created_at__gte=since).exclude(GROUNDEDNESS_ONLY)
             .annotate(day=TruncDate("created_at")).values_list("use_case_id", "day")
             .annotate(s=Count("pk", filter=Q(success=True)), f=Count("pk", filter=Q(success=False)),
                       o=Count("pk", filter=Q(overridden=True)), n=Count("pk")).order_by())
     for uc, day, *counts in rows:
         facts[uc].outcomes[day] = counts
+
+
+def _live_groundedness(facts, ids, since: datetime) -> None:
+    """Scored live answers per use case and day (ADR 0121): the products' scores sent on feedback, and the RAG
+    answers of the collections linked to the use case (after `_collections`), read through the ledger's partial
+    index on scored rows."""
+    def add(uc: int, day, n: int, total) -> None:
+        row = facts[uc].live_groundedness.setdefault(day, [0, 0.0])
+        row[0] += n
+        row[1] += float(total)
+
+    sent = (Feedback.objects.filter(use_case_id__in=ids, created_at__gte=since, groundedness__isnull=False)
+            .annotate(day=TruncDate("created_at")).values_list("use_case_id", "day")
+            .annotate(n=Count("pk"), s=Sum("groundedness")).order_by())
+    for uc, day, n, total in sent:
+        add(uc, day, n, total)
+    by_collection: dict = defaultdict(list)
+    for uc in ids:
+        for collection in facts[uc].collection_ids:
+            by_collection[collection].append(uc)
+    if not by_collection:
+        return
+    answered = (UsageEvent.objects.filter(groundedness__isnull=False, collection_id__in=list(by_collection),
+                                          occurred_at__gte=since, use_case_id__isnull=True)
+                .annotate(day=TruncDate("occurred_at")).values_list("collection_id", "day")
+                .annotate(n=Count("pk"), s=Sum("groundedness")).order_by())
+    for collection, day, n, total in answered:
+        for uc in by_collection[collection]:
+            add(uc, day, n, total)
 
 
 def _prompts(facts, ids, since: datetime) -> None:
@@ -300,8 +331,8 @@ def _experiments(facts, ids, since: datetime) -> None:
 def changed_since(ids, since: datetime) -> dict[int, datetime]:
     """{use case id: the latest time something a KPI reads changed, at or after `since`} (use cases with nothing
     new are absent): a gateway call landing (TokensDaily.updated_at, touched by every call of a use case), feedback,
-    an eval run, gate or production promotion of a linked prompt, an indexing job, a document indexed or a
-    retrieval run of a linked collection, a link made, an incident or its review changing, an experiment started,
+    an eval run, gate or production promotion of a linked prompt, an indexing job, a document indexed, a
+    retrieval run or a scored RAG answer of a linked collection, a link made, an incident or its review changing, an experiment started,
     an SLO defined or changed, a target changed, the use case itself edited. A dozen small queries; links removed
     and time passing (a day leaving the window, freshness ageing) are caught by the hourly recomputation."""
     ids = list(ids)
@@ -337,7 +368,9 @@ def changed_since(ids, since: datetime) -> dict[int, datetime]:
         IndexingJob.objects.filter(finished_at__gte=since).values_list("collection_id", "finished_at"),
         Document.objects.filter(indexed_at__gte=since).values_list("collection_id").annotate(Max("indexed_at"))
         .order_by(),
-        RetrievalEvalRun.objects.filter(finished_at__gte=since).values_list("collection_id", "finished_at")])
+        RetrievalEvalRun.objects.filter(finished_at__gte=since).values_list("collection_id", "finished_at"),
+        UsageEvent.objects.filter(groundedness__isnull=False, occurred_at__gte=since)  # scored RAG answers
+        .values_list("collection_id").annotate(Max("occurred_at")).order_by()])
     return latest
 
 

@@ -133,6 +133,40 @@ def test_feedback_is_checked_and_never_touches_another_teams_call(client, ingest
     assert not Dataset.objects.filter(team=other_team).exists()
 
 
+def test_feedback_may_carry_the_products_own_groundedness_even_alone(client, ingest, team):
+    event = UsageEventFactory(request_id="req-g1", team=team)
+    response = api(client, "post", "/api/v1/feedback", ingest, {"request_id": "req-g1", "groundedness": 0.75,
+                                                               "use_case_id": 7})
+    assert response.status_code == 201, response.content
+    assert (response.json()["groundedness"], response.json()["success"]) == (0.75, None)  # not an outcome
+    event.refresh_from_db()
+    assert event.outcome == Outcome.UNKNOWN
+    assert api(client, "post", "/api/v1/feedback", ingest, {"request_id": "req-g2", "thumbs": "up",
+                                                            "groundedness": 1}).status_code == 201
+    assert sorted(Feedback.objects.values_list("groundedness", "success")) == [(0.75, None), (1.0, True)]
+    from apps.evals.selectors import feedback_rates
+
+    rates = feedback_rates(actor=team.memberships.first().user)
+    assert sum(r["n"] for r in rates) == 1  # the score alone is no outcome: not in the success rate
+
+
+@pytest.mark.parametrize("value", [1.5, -0.1, "high", [0.5]])
+def test_a_groundedness_outside_0_to_1_is_a_422_naming_it_and_nothing_is_stored(client, ingest, value):
+    response = api(client, "post", "/api/v1/feedback", ingest, {"request_id": "r-1", "thumbs": "up",
+                                                               "groundedness": value})
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == ["groundedness"]
+    assert not Feedback.objects.exists()
+
+
+def test_only_who_may_ingest_sends_a_groundedness(client, write, token_for, viewer, team):
+    read = token_for(viewer, team, "read")[1]
+    for secret in (write, read):
+        response = api(client, "post", "/api/v1/feedback", secret, {"request_id": "r-1", "groundedness": 0.5})
+        assert response.status_code == 403
+    assert not Feedback.objects.exists()
+
+
 @pytest.mark.parametrize(("field", "value"), [("prompt_version", -1), ("prompt_version", 0),
                                               ("prompt_version", 2**31), ("use_case_id", 2**63)])
 def test_feedback_with_a_version_or_use_case_the_database_cannot_hold_is_a_422_naming_it(client, ingest, field,

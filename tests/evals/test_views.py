@@ -278,3 +278,11 @@ def test_latest_metric_reads_the_latest_finished_run(finished_run, prompt, datas
     assert latest_metric(prompt=prompt.name, dataset=dataset.name, metric="cites") == 1.0
     assert latest_metric(prompt=prompt.name, dataset=dataset.name, metric="nope") is None
     assert latest_metric(prompt="other", dataset=dataset.name, metric="pass_rate") is None
+
+
+def test_the_feedback_page_shows_the_groundedness_products_sent(client_for, viewer, team):
+    from tests.factories import FeedbackFactory
+
+    FeedbackFactory(team=team, use_case_id=3, success=None, thumbs="", groundedness=0.75)
+    page = client_for(viewer).get(reverse("evals:feedback_list")).content.decode()
+    assert "<th class=\"num\">Groundedness</th>" in page and "75.0%" in page and "grounded 0.75" in page

@@ -88,3 +88,14 @@ def add_text(collection, name, text, *, user=None, metadata=None, index=True):
     if index:
         run_jobs(collection)
     return result
+
+
+@pytest.fixture
+def stream():
+    """The gateway's recording stream, emptied: the queued usage records of this test only (ADR 0047, 0121)."""
+    from apps.core import redis as portal_redis
+    from apps.gateway import recording
+
+    client = portal_redis.client()
+    client.delete(recording.stream_key())
+    return client

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from apps.costs.models import UsageEvent
+from apps.gateway.recording import drain_all
 from apps.llm.models import Model, ModelKind, Provider, ProviderKind
 from apps.llm.results import ChatResult, Usage
 from apps.rag.answers import DEFAULT_PROMPT, answer_prompt_ensure, answer_question, build_messages
@@ -38,11 +39,12 @@ def test_without_the_catalog_prompt_the_built_in_template_is_used_and_said(shop,
     assert f'href="/rag/{shop.pk}/documents/' in answer.html
 
 
-def test_the_catalog_prompt_is_rendered_and_recorded_on_the_usage_event(shop, owner, team):
+def test_the_catalog_prompt_is_rendered_and_recorded_on_the_usage_event(shop, owner, team, stream):
     answer_prompt_ensure(team=team, actor=owner)
     answer = _ask(shop, owner)
     assert answer.prompt_source == "catalog" and answer.prompt_version == 1
     assert any("no production version yet" in n for n in answer.notes)
+    drain_all("test-writer")  # the answer's record waits in the recording queue with its groundedness (ADR 0121)
     event = UsageEvent.objects.get(feature="rag.answer")
     assert (event.source, event.prompt_name, event.prompt_version) == ("rag", DEFAULT_PROMPT, 1)
     assert event.collection_id == shop.pk and event.user_id == owner.pk

@@ -5,7 +5,6 @@ down, is written at once, so nothing is ever lost."""
 import pytest
 import redis
 
-from apps.core import redis as portal_redis
 from apps.costs import services as costs_services
 from apps.costs.models import UsageEvent
 from apps.gateway import recording
@@ -14,13 +13,6 @@ from apps.rag.config import RetrievalConfig
 from tests.rag.conftest import add_text
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def stream():
-    client = portal_redis.client()
-    client.delete(recording.stream_key())
-    return client
 
 
 def test_a_querys_usage_event_lands_when_the_writer_drains_the_queue(collection, owner, stream):

@@ -154,7 +154,8 @@ def test_playground_with_invalid_settings_says_which_field(collection, client_fo
     assert "Fix the settings of configuration A" in page.content.decode()
 
 
-def test_answer_cites_chunks_that_link_to_the_document_and_shows_groundedness(collection, client_for, viewer):
+def test_answer_cites_chunks_that_link_to_the_document_and_shows_groundedness(collection, client_for, viewer,
+                                                                             stream):
     add_text(collection, "travel.md", HANDBOOK)
     response = client_for(viewer).post(f"/rag/{collection.pk}/answer/", {"q": "How much is the hotel limit per night?"})
     assert response.status_code == 200
@@ -164,9 +165,11 @@ def test_answer_cites_chunks_that_link_to_the_document_and_shows_groundedness(co
     assert "150 euros per night" in body
     assert "Groundedness" in body and "rag-grounding" in body
     from apps.costs.models import UsageEvent
+    from apps.gateway.recording import drain_all
 
+    drain_all("test-writer")  # the answer's record waits in the recording queue with its groundedness (ADR 0121)
     chat = UsageEvent.objects.get(feature="rag.answer")
-    assert chat.source == "rag" and chat.collection_id == collection.pk
+    assert chat.source == "rag" and chat.collection_id == collection.pk and chat.groundedness is not None
 
 
 def test_settings_change_is_audited_and_bad_json_is_explained(collection, client_for, owner):

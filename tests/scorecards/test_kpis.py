@@ -252,3 +252,11 @@ def test_availability_over_another_span_than_the_slo_reads_the_same_counts_and_s
     f = facts(availability_slo=SLO, as_of=NOW, sli={DAY: [100, 1]})
     seven = value("availability", f, Window.ending(NOW, 7))
     assert seven.value == 0.99 and "the SLO itself reads 28 days" in seven.detail
+
+
+def test_live_groundedness_is_the_mean_of_the_windows_scored_answers():
+    old = WINDOW.start.date() - timedelta(days=1)
+    measure = value("live_groundedness", facts(live_groundedness={DAY: [4, 3.0], old: [10, 1.0]}))
+    assert (measure.value, measure.sample) == (0.75, 4)
+    assert status_of(KPIS["live_groundedness"], measure, default_target(KPIS["live_groundedness"], "high")) == "missed"
+    assert "POST /api/v1/feedback" in value("live_groundedness", facts()).detail

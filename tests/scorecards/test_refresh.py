@@ -161,3 +161,33 @@ def test_availability_is_the_slo_s_sli_when_the_use_case_has_an_availability_slo
     assert availability.value == pytest.approx(slo.sli_percent / 100) == pytest.approx(399 / 400)  # not 97 %
     assert availability.target == 0.995 and availability.status == "at_risk"  # its 95 % CI crosses 99.5 %
     assert availability.source_url == slo.get_absolute_url() and "SLO's SLI" in availability.detail
+
+
+def test_live_groundedness_reads_the_linked_collections_answers_and_the_scores_sent_on_feedback(use_case, team):
+    from apps.costs.models import UsageEvent
+    from apps.llm.models import Model
+    from apps.llm.services import catalog_seed_local
+    from apps.rag.models import Collection
+    from apps.reviews.models import UseCaseCollection
+    from apps.scorecards import sources
+    from apps.scorecards.facts import Window
+    from apps.scorecards.kpis import KPIS
+    from tests.factories import FeedbackFactory, UsageEventFactory
+
+    catalog_seed_local()
+    linked, other = (Collection.objects.create(team=team, name=name, embedding_dimensions=384,
+                                               embedding_model=Model.objects.get(name="local-minilm"))
+                     for name in ("Handbook", "Other"))
+    UseCaseCollection.objects.create(use_case=use_case, collection=linked)
+    at = timezone.now() - timedelta(days=1)
+    UsageEvent.objects.bulk_create([UsageEventFactory.build(collection_id=collection.pk, groundedness=score,
+                                                            occurred_at=at)
+                                    for collection, score in ((linked, 0.5), (linked, 1.0), (other, 0.0),
+                                                              (linked, None))])
+    FeedbackFactory(use_case_id=use_case.pk, success=None, thumbs="", groundedness=0.9, created_at=at)
+    window = Window.ending(timezone.now())
+    f = sources.collect([(use_case.pk, team.pk, use_case.tier)], [window])[use_case.pk]
+    measure = KPIS["live_groundedness"].compute(f, window)
+    assert (measure.sample, measure.value) == (3, pytest.approx(2.4 / 3))
+    assert (f.outcome_sum(window)[3]) == 0  # a score sent alone is no feedback outcome
+    assert use_case.pk in sources.changed_since([use_case.pk], at - timedelta(minutes=1))
