@@ -34,7 +34,7 @@ COLUMNS = (
     ("outcome", "text"), ("ingested_at", "timestamptz"), ("gateway_key_id", "bigint"), ("alias", "text"),
     ("deployment", "text"), ("upstream_ms", "int"), ("ttft_ms", "int"), ("cache_hit", "bool"),
     ("fallbacks", "smallint"), ("cache_saving", "numeric"), ("guardrail_actions", "jsonb"),
-    ("experiment_id", "bigint"), ("experiment_arm", "text"), ("experiment_unit", "text"),
+    ("experiment_id", "bigint"), ("experiment_arm", "text"), ("experiment_unit", "text"), ("switch_id", "bigint"),
 )
 _NAMES = ", ".join(name for name, _ in COLUMNS)
 _UNNEST = ", ".join(f"%s::{kind}[]" for _, kind in COLUMNS)
@@ -48,6 +48,7 @@ DEFAULTS = {
     "cache_savings": Decimal(0), "gateway_key_id": None, "alias": "", "deployment": "", "upstream_ms": None,
     "ttft_ms": None, "cache_hit": False, "fallbacks": 0, "cache_saving": None,
     "guardrail_actions": None, "experiment_id": None, "experiment_arm": "", "experiment_unit": "",
+    "switch_id": None,
 }
 
 

@@ -126,6 +126,10 @@ class UsageEvent(models.Model):
     # The unit the split was sticky on (end user or tenant), as a keyed hash (never the raw value): the experiment
     # page's intervals are per unit (apps/experiments/selectors.py). "" outside experiments.
     experiment_unit = models.CharField(max_length=32, blank=True, default="", db_default="")
+    # The switch (an incident mitigation's id) that acted on this call — refused, filtered, rerouted it, or made it
+    # answer without retrieval — as the call path marked it (ADR 0122); NULL for the rest. Not a foreign key: costs
+    # sits below incidents.
+    switch_id = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-occurred_at"]
@@ -139,6 +143,8 @@ class UsageEvent(models.Model):
             # Experiment traffic is a small share: a partial index serves the experiment page's aggregates.
             models.Index(fields=["experiment_id", "experiment_arm"], name="usage_experiment_idx",
                          condition=Q(experiment_id__isnull=False)),
+            # Switched calls are rare: the incident page counts them per switch through this partial index.
+            models.Index(fields=["switch_id"], name="usage_switch_idx", condition=Q(switch_id__isnull=False)),
         ]
 
     def __str__(self) -> str:

@@ -1,7 +1,7 @@
 """Where apps above the gateway plug in: admission guards (a reason → 423), guardrail policies stricter than a
 key's own, and actions on a stored body.
 
-    register_admission_guard("use_case", fn)      # fn(AdmissionTarget) -> reason or None (sync; may query)
+    register_admission_guard("use_case", fn)      # fn(AdmissionTarget) -> reason, Refusal or None (sync; may query)
     register_guard_policy("use_case", fn)         # fn(AdmissionTarget) -> dict of policy fields or None (sync)
     register_body_action("evals_add_item", "Add to eval dataset", url)   # url(body=..., user=...) -> URL | None
     key_panels.register("incidents", fn)          # fn(*, key, user) -> {"title", "html"} or None: a box on the key page
@@ -41,7 +41,16 @@ class AdmissionTarget:
     use_case_id: int | None
 
 
-Guard = Callable[[AdmissionTarget], "str | None"]
+@dataclass(frozen=True)
+class Refusal:
+    """A guard's refusal that names the switch refusing (an incident mitigation's id): the refused request's usage
+    event carries it (`switch_id`, ADR 0122). A plain reason (str) refuses too."""
+
+    reason: str
+    switch_id: int | None = None
+
+
+Guard = Callable[[AdmissionTarget], "str | Refusal | None"]
 _guards: dict[str, Guard] = {}
 
 
@@ -74,17 +83,22 @@ def admission_guards() -> dict[str, Guard]:
     return dict(_guards)
 
 
-def admission_check(target: AdmissionTarget) -> tuple[str, str] | None:
-    """(guard key, reason) of the first guard that refuses, or None. Sync: the front door runs it in a thread."""
+def admission_check(target: AdmissionTarget) -> tuple[str, str, int | None] | None:
+    """(guard key, reason, the switch refusing or None) of the first guard that refuses, or None. Sync: the front
+    door runs it in a thread."""
     for key, fn in _guards.items():
         reason = fn(target)
+        if isinstance(reason, Refusal):
+            return key, reason.reason, reason.switch_id
         if reason:
-            return key, reason
+            return key, reason, None
     return None
 
 
 # A policy provider answers with the guardrail fields it requires, e.g. {"guard_input_pii": "redact"}
 # (the GatewayKey field names and values); the gateway takes, field by field, the stricter of it and the key's.
+# It may name the switch behind each field, {"switch_ids": {"guard_input_pii": 12}}: a call that field acts on
+# is marked with it (guard.Policy.switch_ids, ADR 0122).
 PolicyProvider = Callable[[AdmissionTarget], "dict[str, str] | None"]
 _policies: dict[str, PolicyProvider] = {}
 

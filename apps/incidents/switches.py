@@ -158,10 +158,10 @@ def _fallback_describe(mitigation: Mitigation) -> str:
 def reroutes_now() -> dict[str, Reroute]:
     """llm's reroutes provider: every active model fallback as a Reroute, keyed as routing expects."""
     table: dict[str, Reroute] = {}
-    for target, params, incident_id in _active(MitigationKind.MODEL_FALLBACK).order_by("applied_at") \
-            .values_list("target", "params", "incident_id"):
+    for pk, target, params, incident_id in _active(MitigationKind.MODEL_FALLBACK).order_by("applied_at") \
+            .values_list("pk", "target", "params", "incident_id"):
         reroute = Reroute(to=params.get("to", ""), deployment_id=params.get("to_deployment_id"),
-                          why=f"incident INC-{incident_id}")
+                          why=f"incident INC-{incident_id}", switch_id=pk)
         key = target.get("name") if target.get("scope") == "alias" else deployment_key(target.get("deployment_id"))
         table.setdefault(key, reroute)
     return table
@@ -204,14 +204,14 @@ def retrieval_switch(collection_id: int, team_id: int) -> RetrievalOff | None:
     """rag's retrieval switch: the first active "retrieval disabled" on this collection or on a use case it
     serves. One query (two when a use case is switched)."""
     rows = list(_active(MitigationKind.RETRIEVAL_DISABLED).order_by("applied_at")
-                .values_list("target", "params", "incident_id"))
-    use_cases = [t["use_case_id"] for t, _, _ in rows if t.get("scope") == "use_case"]
+                .values_list("pk", "target", "params", "incident_id"))
+    use_cases = [t["use_case_id"] for _, t, _, _ in rows if t.get("scope") == "use_case"]
     linked = set(UseCaseCollection.objects.filter(use_case_id__in=use_cases, collection_id=collection_id)
                  .values_list("use_case_id", flat=True)) if use_cases else set()
-    for target, params, incident_id in rows:
+    for pk, target, params, incident_id in rows:
         if target.get("collection_id") == collection_id or target.get("use_case_id") in linked:
             return RetrievalOff(message=f"{params.get('message') or RETRIEVAL_MESSAGE} (incident INC-{incident_id})",
-                                answer=params.get("answer") or REFUSE)
+                                answer=params.get("answer") or REFUSE, switch_id=pk)
     return None
 
 
@@ -244,30 +244,34 @@ def _filters_describe(mitigation: Mitigation) -> str:
 
 def guard_policy(admission: AdmissionTarget) -> dict[str, str] | None:
     """The gateway's `incident` guardrail policy: the fields of every active "stricter filters" covering this
-    key (its key, feature or use case), the stricter value of each field."""
+    key (its key, feature or use case), the stricter value of each field, and the switch behind each
+    (`switch_ids`: what marks the calls it acts on)."""
     policy: dict[str, str] = {}
-    for target, params in _active(MitigationKind.STRICTER_FILTERS).values_list("target", "params"):
+    ids: dict[str, int] = {}
+    for pk, target, params in _active(MitigationKind.STRICTER_FILTERS).order_by("applied_at") \
+            .values_list("pk", "target", "params"):
         if not matches(target, admission):
             continue
         for name in FILTER_FIELDS:
             value = params.get(name)
             if value in ORDER[name] and (name not in policy or ORDER[name].index(value) >
                                          ORDER[name].index(policy[name])):
-                policy[name] = value
-    return policy or None
+                policy[name], ids[name] = value, pk
+    return {**policy, "switch_ids": ids} if policy else None
 
 
 def call_filters(scope: CallScope) -> CallSwitch | None:
     """llm's `incident_filters` call switch: the stricter filters of every active one covering this portal call."""
-    rows = list(_active(MitigationKind.STRICTER_FILTERS).values_list("target", "params"))
+    rows = list(_active(MitigationKind.STRICTER_FILTERS).order_by("applied_at").values_list("pk", "target", "params"))
     if not rows:
         return None
-    covers = call_covers(scope, [target for target, _ in rows])
+    covers = call_covers(scope, [target for _, target, _ in rows])
     answer = None
-    for target, params in rows:
+    for pk, target, params in rows:
         if covers(target):
-            this = CallSwitch(**{name.removeprefix("guard_"): params[name] for name in FILTER_FIELDS
-                                 if params.get(name) in FILTERS[name.removeprefix("guard_")]})
+            raised = {name.removeprefix("guard_"): params[name] for name in FILTER_FIELDS
+                      if params.get(name) in FILTERS[name.removeprefix("guard_")]}
+            this = CallSwitch(**raised, filter_ids=tuple((name, pk) for name in sorted(raised)))
             answer = this if answer is None else answer.stricter(this)
     return answer
 
