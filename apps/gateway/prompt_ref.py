@@ -167,6 +167,9 @@ class PromptRefs:
         if verdict.refusal:
             code, reason, switch_id = verdict.refusal
             raise GatewayError(423, reason, code=code, param="model", switch_id=switch_id)
+        for label, version, switch_id in verdict.serves:  # a rollback: production serves this version because of it
+            if (label, version) == (target.label, target.version_number):
+                context.switch_id = switch_id
         return verdict.policy
 
     async def lookup(self, name: str, label: str, *, version: int | None = None,
@@ -202,6 +205,7 @@ class PromptVerdict:
 
     refusal: tuple[str, str, int | None] | None = None
     policy: dict | None = None
+    serves: tuple[tuple[str, int, int], ...] = ()  # (label, version, switch): served so because of a switch
 
 
 def _policy_of(switch: CallSwitch | None) -> dict | None:
@@ -225,7 +229,7 @@ def guard_check(target: PromptTarget) -> PromptVerdict:
         reason = guard(resolve_target)
         if reason:
             return PromptVerdict(refusal=("prompt_not_served", reason, None), policy=_policy_of(switch))
-    return PromptVerdict(policy=_policy_of(switch))
+    return PromptVerdict(policy=_policy_of(switch), serves=switch.serves if switch is not None else ())
 
 
 def model_names(info: KeyInfo) -> list[tuple[str, str]]:

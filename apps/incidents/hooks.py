@@ -87,6 +87,7 @@ def register() -> None:
     # feature; the gateway asks them for its prompt references (apps/gateway/prompt_ref.py, ADR 0122).
     register_call_switch(mitigations.GUARD_KEY, mitigations.call_switch)
     register_call_switch("incident_filters", switches.call_filters)
+    register_call_switch("incident_rollback", switches.call_rollbacks)  # marks what a rollback serves (ADR 0122)
     register_object_link("incidents.incident", _incident_urls)
     register_waiting("incidents.unacknowledged", waiting_unacknowledged)
     register_object_link("incidents.runbook", _runbook_urls)

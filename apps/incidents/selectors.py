@@ -13,9 +13,7 @@ from apps.incidents import mitigations as switches
 from apps.incidents import rules
 from apps.incidents.models import Incident, Mitigation, MitigationKind, SeverityDefinition
 from apps.llm.models import Deployment
-from apps.prompts.models import Prompt
 from apps.rag.switches import REFUSE
-from apps.reviews.models import UseCaseCollection, UseCasePrompt
 
 
 @dataclass(frozen=True)
@@ -119,26 +117,6 @@ class Effect:
         return "—" if self.count is None else f"{self.count} {self.what}"
 
 
-def _covered(m: Mitigation) -> Q | None:
-    """The ledger's events of the switch's target: a key, a feature, a use case (its own events and those of its
-    linked prompts and collections: the portal's calls), a prompt; None for another scope."""
-    target, scope = m.target, m.target.get("scope")
-    if scope == "key":
-        return Q(gateway_key_id=target.get("key_id"))
-    if scope == "feature":
-        return Q(team_id=target.get("team_id"), feature=target.get("feature"))
-    if scope == "use_case":
-        use_case = target.get("use_case_id")
-        return Q(use_case_id=use_case) | Q(prompt_name__in=UseCasePrompt.objects.filter(use_case_id=use_case)
-                                           .values("prompt__name")) | \
-            Q(collection_id__in=UseCaseCollection.objects.filter(use_case_id=use_case).values("collection_id"))
-    if scope == "prompt":
-        return Q(prompt_name__in=Prompt.objects.filter(pk=target.get("prompt_id")).values("name"))
-    if scope == "collection":
-        return Q(collection_id=target.get("collection_id"))
-    return None
-
-
 def _fallback_label(m: Mitigation) -> str:
     params = m.params
     if params.get("to"):
@@ -168,8 +146,7 @@ def _effect_query(m: Mitigation) -> tuple[Q | None, str]:
             return None, "answers refused (not counted: they call no model)"
         return marked & Q(status=CallStatus.OK, operation=Operation.CHAT), "answered without retrieval"
     if m.kind == MitigationKind.PROMPT_ROLLBACK:
-        version = m.params.get("to_version")
-        return Q(status=CallStatus.OK, prompt_version=version) & _covered(m), f"served by v{version}"
+        return marked & Q(status=CallStatus.OK), f"served by v{m.params.get('to_version')}"
     return None, ""
 
 

@@ -43,7 +43,7 @@ from apps.incidents.services import clean_text
 from apps.llm.models import Deployment, Model, ModelAlias
 from apps.llm.routing import Reroute, deployment_key, routes_changed
 from apps.llm.switches import FILTERS, CallScope, CallSwitch
-from apps.prompts.models import PRODUCTION, Label, LabelEvent, PromptVersion
+from apps.prompts.models import PRODUCTION, Label, LabelEvent, Prompt, PromptVersion
 from apps.prompts.services import label_move_now
 from apps.rag.models import Collection
 from apps.rag.switches import ANSWER_MODES, REFUSE, RetrievalOff
@@ -324,6 +324,7 @@ def _rollback_apply(mitigation: Mitigation, actor) -> dict:
     moved = label_move_now(prompt=version.prompt, version=version, actor=actor,
                            reason=_reason(mitigation, "prompt rollback"))
     event = moved.request.label_events.order_by("-id").values_list("pk", flat=True).first()
+    traffic_changed()  # the gateway asks again which version production serves because of a switch (its marks)
     return {**params, "request": moved.request.pk, "label_event": event, "gates_overridden": moved.overridden}
 
 
@@ -336,10 +337,26 @@ def _rollback_undo(mitigation: Mitigation, actor) -> str:
         now = f"v{last.to_version.number}, moved by {last.actor_label}" if last else "unknown"
         return (f" Production was moved since (now {now}): it is left as it is; move it on the prompt's page "
                 "if needed.")
+    traffic_changed()
     version = _version(prompt_id, params["from_version"])
     label_move_now(prompt=version.prompt, version=version, actor=actor, reason=_reason(mitigation, "undo of a "
                                                                                         "prompt rollback"))
     return f" Production is back on v{version.number}."
+
+
+def call_rollbacks(scope: CallScope) -> CallSwitch | None:
+    """llm's `incident_rollback` call switch: for a prompt rolled back now, production serves the version rolled
+    back to because of the switch (`CallSwitch.serves`): the gateway marks the calls it resolves that way."""
+    if not scope.prompt_name:
+        return None
+    rows = list(_active(MitigationKind.PROMPT_ROLLBACK).values_list("pk", "target", "params"))
+    if not rows:
+        return None
+    prompt_ids = set(Prompt.objects.filter(pk__in=[t.get("prompt_id") for _, t, _ in rows], name=scope.prompt_name)
+                     .values_list("pk", flat=True))
+    serves = tuple((PRODUCTION, params["to_version"], pk) for pk, target, params in rows
+                   if target.get("prompt_id") in prompt_ids and params.get("to_version"))
+    return CallSwitch(serves=serves) if serves else None
 
 
 def _rollback_describe(mitigation: Mitigation) -> str:

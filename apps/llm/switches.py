@@ -66,7 +66,9 @@ class CallScope:
 class CallSwitch:
     """A switch's answer: refuse the call (`refuse`: the message; `code`: recorded as its error type), and/or
     filters raised above the defaults ("allow"/"off"). `switch_id`: the switch that refuses; `filter_ids`: (filter,
-    the switch that raised it) — what marks the call's usage row when it acts (`UsageContext.switch_id`)."""
+    the switch that raised it) — what marks the call's usage row when it acts (`UsageContext.switch_id`);
+    `serves`: (label, version, switch) — the prompt's label serves that version because of the switch (a rollback):
+    whoever resolves the label for the call (the gateway's prompt references) marks it with the switch."""
 
     refuse: str = ""
     code: str = ""
@@ -75,6 +77,7 @@ class CallSwitch:
     output: str = "off"
     switch_id: int | None = None
     filter_ids: tuple[tuple[str, int], ...] = ()
+    serves: tuple[tuple[str, int, int], ...] = ()
 
     def stricter(self, other: CallSwitch) -> CallSwitch:
         values, ids = {}, {}
@@ -86,7 +89,7 @@ class CallSwitch:
                 ids[name] = source
         first = self if self.refuse else other
         return CallSwitch(refuse=first.refuse, code=first.code, switch_id=first.switch_id,
-                          filter_ids=tuple(sorted(ids.items())), **values)
+                          filter_ids=tuple(sorted(ids.items())), serves=self.serves + other.serves, **values)
 
     @property
     def filters(self) -> bool:

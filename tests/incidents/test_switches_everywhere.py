@@ -15,10 +15,12 @@ from apps.incidents import mitigations, selectors
 from apps.llm import acalls, calls
 from apps.llm.results import ChatRequest
 from apps.llm.switches import CallBlocked, CallRefused
+from tests.factories import UsageEventFactory
 from tests.incidents.test_switches import (  # noqa: F401 - fixtures
     ASK,
     EMAIL,
     _apply,
+    _refund_prompt,
     _sent,
     catalog,
     handbook,
@@ -164,3 +166,26 @@ def test_since_applied_counts_only_the_calls_each_switch_acted_on(upstream, gate
     sdk.chat.completions.create(model="support", messages=ASK)  # after undo: counted by none
     drain()
     assert _count(fallback) == 2
+
+
+def test_a_rollback_counts_the_gateway_calls_production_served_by_the_version_rolled_back_to(
+        upstream, gateway_url, gateway_server, gateway_key, incident, engineer, team, drain):
+    prompt = _refund_prompt(team, engineer)
+    gateway_server[1].prompts.clear()
+    _key, secret = gateway_key()
+    sdk = openai.OpenAI(base_url=gateway_url, api_key=secret, max_retries=0)
+
+    def ask():
+        sdk.chat.completions.create(model="prompt:support/refund-policy-qa", messages=[],
+                                    metadata={"question": "How long?"})
+
+    ask()  # production: v2
+    rollback = _apply(incident, engineer, "prompt_rollback", {"scope": "prompt", "name": prompt.name})
+    ask()
+    ask()  # production: v1, because of the rollback
+    UsageEventFactory(team=team, prompt_name=prompt.name, prompt_version=1)  # v1 asked for by version: not its
+    mitigations.mitigation_undo(mitigation=rollback, actor=engineer)
+    ask()  # production: v2 again
+    drain()
+    assert _count(rollback) == 2
+    assert list(UsageEvent.objects.filter(switch_id=rollback.pk).values_list("prompt_version", flat=True)) == [1, 1]
