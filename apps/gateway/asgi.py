@@ -92,6 +92,7 @@ class Gateway:
     def __init__(self):
         self.keys = KeyCache()
         self.admitted: dict[int, tuple[bytes, float, tuple[str, str, int | None] | None]] = {}
+        self.limited: dict = {}  # per key: the switch that lowered its limits (asked on a refusal only)
         self.prompts = prompt_ref.PromptRefs()  # prompt by reference: resolved targets under their stamps
         self.loading: dict = {}  # key loads in flight (single_flight)
 
@@ -215,7 +216,10 @@ class Gateway:
         counted, request.counted = request.counted, None
         hit = limits.verdict(counted) if counted is not None else await limits.admit(info)
         if hit is not None:
-            raise GatewayError(429, hit.message, code="key_limit", retry_after=hit.retry_after)
+            switch = await registry.cached_answer(self.limited, info, request.stamp, registry.limit_switch,
+                                                  failure="The key's limits could not be checked; try again.")
+            raise GatewayError(429, hit.message, code="key_limit", retry_after=hit.retry_after,
+                               switch_id=registry.limited_by(switch, hit.field, hit.used))
 
     def context(self, request: Request, info: KeyInfo, metadata: dict, *, model: str, operation: str,
                 request_body=None) -> UsageContext:

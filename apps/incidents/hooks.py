@@ -18,7 +18,12 @@ from django.utils import timezone
 
 from apps.audit.links import int_ids, register_object_link
 from apps.core.tasks import tasks_register
-from apps.gateway.registry import key_panels, register_admission_guard, register_guard_policy
+from apps.gateway.registry import (
+    key_panels,
+    register_admission_guard,
+    register_guard_policy,
+    register_limit_switch,
+)
 from apps.incidents import mitigations, objects, runbooks, selectors, switches, tasks
 from apps.incidents.models import ACTION_OPEN_STATUSES, ActionItem, Incident, IncidentType, Runbook
 from apps.llm.routing import register_reroutes
@@ -77,6 +82,7 @@ def switches_panel(scope: str):
 
 def register() -> None:
     register_admission_guard(mitigations.GUARD_KEY, mitigations.incidents_guard)
+    register_limit_switch(mitigations.GUARD_KEY, mitigations.limit_switch)  # marks a rate limit's refusals
     register_resolve_guard(mitigations.GUARD_KEY, mitigations.prompt_guard)  # feature off on the resolve API
     # The other four switches (ADR 0081): kinds of mitigations, and what the lower apps ask.
     switches.register()

@@ -29,7 +29,7 @@ from apps.accounts.models import Team
 from apps.accounts.permissions import is_admin, user_of
 from apps.audit.services import audit_record
 from apps.gateway.models import GatewayKey
-from apps.gateway.registry import AdmissionTarget, Refusal, admission_changed
+from apps.gateway.registry import AdmissionTarget, LimitSwitch, Refusal, admission_changed
 from apps.gateway.services import gateway_key_update
 from apps.incidents import rules
 from apps.incidents.models import EventKind, Incident, Mitigation, MitigationKind
@@ -367,6 +367,17 @@ def incidents_guard(admission: AdmissionTarget) -> Refusal | None:
         if matches(target, admission):
             return Refusal(f"{params.get('message') or DEFAULT_MESSAGE} (incident INC-{incident_id})", switch_id=pk)
     return None
+
+
+def limit_switch(admission: AdmissionTarget) -> LimitSwitch | None:
+    """The gateway's `incident` limit switch: the active rate limit on this key and the limits before it, so the
+    refusals it made (and only those) are marked with it."""
+    row = Mitigation.objects.filter(kind=MitigationKind.RATE_LIMIT, undone_at__isnull=True,
+                                    target__key_id=admission.key_id).values_list("pk", "params").first()
+    if row is None:
+        return None
+    pk, params = row
+    return LimitSwitch(pk, {f: params["before"].get(f) for f in RATE_FIELDS if params.get(f) is not None})
 
 
 def call_covers(scope: CallScope, targets: list[dict]) -> Callable[[dict], bool]:

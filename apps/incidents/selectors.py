@@ -135,8 +135,7 @@ def _effect_query(m: Mitigation) -> tuple[Q | None, str]:
     if m.kind == MitigationKind.FEATURE_OFF:
         return marked & Q(status=CallStatus.REFUSED), "refused"
     if m.kind == MitigationKind.RATE_LIMIT:
-        return Q(status=CallStatus.REFUSED, error_type=switches.RATE_LIMIT_CODE,
-                 gateway_key_id=m.target.get("key_id")), "refused"
+        return marked & Q(status=CallStatus.REFUSED), "refused"
     if m.kind == MitigationKind.STRICTER_FILTERS:
         return marked, "filtered"
     if m.kind == MitigationKind.MODEL_FALLBACK:

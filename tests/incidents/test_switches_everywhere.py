@@ -189,3 +189,19 @@ def test_a_rollback_counts_the_gateway_calls_production_served_by_the_version_ro
     drain()
     assert _count(rollback) == 2
     assert list(UsageEvent.objects.filter(switch_id=rollback.pk).values_list("prompt_version", flat=True)) == [1, 1]
+
+
+def test_a_rate_limit_counts_the_refusals_its_lowered_limit_made_not_those_of_the_keys_own(
+        upstream, gateway_url, gateway_key, incident, engineer, drain):
+    key, secret = gateway_key(requests_per_minute=3)
+    sdk = openai.OpenAI(base_url=gateway_url, api_key=secret, max_retries=0)
+    limit = _apply(incident, engineer, "rate_limit", {"scope": "key", "key_id": key.pk}, requests_per_minute=2)
+    answered = []
+    for _ in range(4):
+        try:
+            answered.append(bool(sdk.chat.completions.create(model="support", messages=ASK).choices))
+        except openai.RateLimitError:
+            answered.append(False)
+    assert answered == [True, True, False, False]
+    drain()
+    assert _count(limit) == 1  # the 3rd: the key's own limit of 3 lets it pass; the 4th it refuses too
