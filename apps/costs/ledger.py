@@ -35,7 +35,7 @@ COLUMNS = (
     ("deployment", "text"), ("upstream_ms", "int"), ("ttft_ms", "int"), ("cache_hit", "bool"),
     ("fallbacks", "smallint"), ("cache_saving", "numeric"), ("guardrail_actions", "jsonb"),
     ("experiment_id", "bigint"), ("experiment_arm", "text"), ("experiment_unit", "text"),
-    ("groundedness", "float8"),
+    ("groundedness", "float8"), ("switch_id", "bigint"),
 )
 _NAMES = ", ".join(name for name, _ in COLUMNS)
 _UNNEST = ", ".join(f"%s::{kind}[]" for _, kind in COLUMNS)
@@ -50,6 +50,7 @@ DEFAULTS = {
     "ttft_ms": None, "cache_hit": False, "fallbacks": 0, "cache_saving": None,
     "guardrail_actions": None, "experiment_id": None, "experiment_arm": "", "experiment_unit": "",
     "groundedness": None,
+    "switch_id": None,
 }
 
 

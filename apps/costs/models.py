@@ -129,6 +129,10 @@ class UsageEvent(models.Model):
     # A RAG answer's groundedness (0-1, the share of its sentences the passages support), computed by the portal
     # when it answered (apps/rag/answers.py); NULL for every other call. Incidents fold it (ADR 0121).
     groundedness = models.FloatField(null=True, blank=True)
+    # The switch (an incident mitigation's id) that acted on this call — refused, filtered, rerouted it, or made it
+    # answer without retrieval — as the call path marked it (ADR 0122); NULL for the rest. Not a foreign key: costs
+    # sits below incidents.
+    switch_id = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-occurred_at"]
@@ -147,6 +151,8 @@ class UsageEvent(models.Model):
             # ... and the scorecards' live groundedness per linked collection and day (apps/scorecards/sources.py).
             models.Index(fields=["collection_id", "occurred_at"], name="usage_grounded_collection_idx",
                          condition=Q(groundedness__isnull=False)),
+            # Switched calls are rare: the incident page counts them per switch through this partial index.
+            models.Index(fields=["switch_id"], name="usage_switch_idx", condition=Q(switch_id__isnull=False)),
         ]
 
     def __str__(self) -> str:

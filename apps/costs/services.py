@@ -49,6 +49,9 @@ class UsageContext:
     experiment_id: int | None = None  # an online experiment's arm (the gateway's splits, docs/experiments.md)
     experiment_arm: str = ""
     experiment_unit: str = ""  # the keyed hash of the unit the split was sticky on (per-unit analysis)
+    # The switch (an incident mitigation's id) that acted on this call: refused, filtered or rerouted it, or made
+    # it answer without retrieval; set by the call path (apps/llm/switches.py, the gateway) — ADR 0122.
+    switch_id: int | None = None
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
@@ -82,7 +85,7 @@ def usage_row(*, context: UsageContext, provider: str, model: str, price_name: s
         "model": model[:200], "operation": operation, "prompt_name": context.prompt_name[:200],
         "prompt_version": context.prompt_version, "collection_id": context.collection_id, "source": context.source,
         "experiment_id": context.experiment_id, "experiment_arm": context.experiment_arm[:40],
-        "experiment_unit": context.experiment_unit[:32],
+        "experiment_unit": context.experiment_unit[:32], "switch_id": context.switch_id,
         "input_tokens": tokens.input_tokens, "output_tokens": tokens.output_tokens,
         "cached_input_tokens": min(tokens.cached_input_tokens, tokens.input_tokens),
         "reasoning_tokens": min(tokens.reasoning_tokens, tokens.output_tokens), "cost": cost,

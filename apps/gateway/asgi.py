@@ -91,7 +91,8 @@ class Gateway:
 
     def __init__(self):
         self.keys = KeyCache()
-        self.admitted: dict[int, tuple[bytes, float, tuple[str, str] | None]] = {}
+        self.admitted: dict[int, tuple[bytes, float, tuple[str, str, int | None] | None]] = {}
+        self.limited: dict = {}  # per key: the switch that lowered its limits (asked on a refusal only)
         self.prompts = prompt_ref.PromptRefs()  # prompt by reference: resolved targets under their stamps
         self.loading: dict = {}  # key loads in flight (single_flight)
 
@@ -150,7 +151,7 @@ class Gateway:
             if request.info is not None and request.usage_context is not None and not error.recorded:
                 await recording.refusal_record(request.info, context=request.usage_context, model=request.model,
                                                operation=request.operation, code=answered["code"],
-                                               guardrail_actions=error.actions)
+                                               guardrail_actions=error.actions, switch_id=error.switch_id)
             await self._error(request, send, error)
         except ConnectionResetError:
             answered["code"] = "client_gone"
@@ -211,11 +212,14 @@ class Gateway:
         refusal = await registry.cached_answer(self.admitted, info, request.stamp, registry.admission_check,
                                                failure="An admission check could not run; try again.")
         if refusal:
-            raise GatewayError(423, refusal[1], code=refusal[0])
+            raise GatewayError(423, refusal[1], code=refusal[0], switch_id=refusal[2])
         counted, request.counted = request.counted, None
         hit = limits.verdict(counted) if counted is not None else await limits.admit(info)
         if hit is not None:
-            raise GatewayError(429, hit.message, code="key_limit", retry_after=hit.retry_after)
+            switch = await registry.cached_answer(self.limited, info, request.stamp, registry.limit_switch,
+                                                  failure="The key's limits could not be checked; try again.")
+            raise GatewayError(429, hit.message, code="key_limit", retry_after=hit.retry_after,
+                               switch_id=registry.limited_by(switch, hit.field, hit.used))
 
     def context(self, request: Request, info: KeyInfo, metadata: dict, *, model: str, operation: str,
                 request_body=None) -> UsageContext:
@@ -280,9 +284,10 @@ class Gateway:
         call = wire.parse_chat(data)
         context = self.context(request, info, call.metadata, model=call.model, operation=Operation.CHAT,
                                request_body=call.request)
-        await self.prompts.admit(prompt, context)  # the usage row carries the version; the kill switch (423)
+        # The usage row carries the version; the kill switch and a feature off (423); a stricter filters' policy.
+        required = await self.prompts.admit(prompt, context, request.stamp)
         await self.admit(request, info, call.model)
-        screen = await guard.screen_for(info, request.stamp)  # guardrails (guard.py): input now, output below
+        screen = await guard.screen_for(info, request.stamp, required)  # guardrails (guard.py): input now, output below
         call = screen.chat_input(call)
         end_user = recording.end_user_hash(info.team_id, data, call.metadata)  # adoption (scorecards)
         recorder = screen.recorder(recording.recorder_for(info, end_user))
@@ -296,7 +301,8 @@ class Gateway:
         hold = budgets.BudgetHold(info)  # reserved before the call (a hit reserves nothing), settled when recorded
         if not call.stream:
             result = await acalls.achat(model=call.model, request=call.request, context=context,
-                                        preflight=hold.preflight, recorder=hold.recorder(recorder), cache=policy)
+                                        preflight=hold.preflight, recorder=hold.recorder(recorder), cache=policy,
+                                        switches=False)  # this front door decided (admit, the screen)
             if result.cache_hit:
                 request.cache = b"hit"
             else:  # its tokens were counted against the key's limits with its record (recording.recorder_for)
@@ -306,7 +312,8 @@ class Gateway:
                              request.response_headers())
             return
         stream = acalls.achat_stream(model=call.model, request=call.request, context=context,
-                                     preflight=hold.preflight, recorder=hold.recorder(recorder), cache=policy)
+                                     preflight=hold.preflight, recorder=hold.recorder(recorder), cache=policy,
+                                     switches=False)
         await stream.open()  # raises (recorded) before any byte: the client gets a plain error answer
         if stream.cache_hit:
             request.cache = b"hit"

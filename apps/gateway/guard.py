@@ -61,25 +61,40 @@ ORDER = {"guard_input_pii": (InputPii.ALLOW, InputPii.REDACT, InputPii.BLOCK),
          "guard_event_content": (EventContent.REDACTED, EventContent.NONE)}
 
 
+# The policy field each check's action comes from (what marks a call with the switch behind that field).
+FIELD_OF = {("input", "pii"): "guard_input_pii", ("input", "injection"): "guard_injection",
+            ("output", "pii"): "guard_output"}
+
+
 @dataclass(frozen=True)
 class Policy:
     guard_input_pii: str = InputPii.ALLOW
     guard_injection: str = Injection.OFF
     guard_output: str = OutputScan.OFF
     guard_event_content: str = EventContent.NONE
+    # (field, the switch that raised it above the key's own and the other providers'), ADR 0122
+    switch_ids: tuple[tuple[str, int], ...] = ()
 
     @classmethod
     def of_key(cls, info: KeyInfo) -> Policy:
         return cls(**{name: getattr(info, name) for name in ORDER})
 
     def stricter(self, *required: dict) -> Policy:
-        """This policy, with each field raised to what any of `required` asks (unknown names and values ignored)."""
-        values = dataclasses.asdict(self)
+        """This policy, with each field raised to what any of `required` asks (unknown names and values ignored);
+        a field raised by a switch (`switch_ids` of the provider's answer) remembers it."""
+        if not required:
+            return self
+        values, ids = dataclasses.asdict(self), dict(self.switch_ids)
         for wants in required:
+            marks = wants.get("switch_ids") or {}
             for name, value in wants.items():
                 order = ORDER.get(name, ())
                 if value in order and order.index(value) > order.index(values[name]):
                     values[name] = order[order.index(value)]
+                    ids.pop(name, None)
+                    if isinstance(marks, dict) and marks.get(name) is not None:
+                        ids[name] = marks[name]
+        values["switch_ids"] = tuple(sorted(ids.items()))
         return Policy(**values)
 
     @property
@@ -104,15 +119,16 @@ class Blocked(GatewayError):
 _policies: dict[int, tuple] = {}  # key id -> (stamp, when, what the providers required)
 
 
-async def policy_for(info: KeyInfo, stamp: bytes) -> Policy:
-    """The key's policy made stricter by the registered providers (cached per key like the admission answer)."""
+async def policy_for(info: KeyInfo, stamp: bytes, also: dict | None = None) -> Policy:
+    """The key's policy made stricter by the registered providers (cached per key like the admission answer) and by
+    `also` (a prompt reference's switches: prompt_ref.PromptRefs.admit)."""
     required = await registry.cached_answer(_policies, info, stamp, registry.guard_policies,
                                             failure="The guardrail policy could not be read; try again.")
-    return Policy.of_key(info).stricter(*required)
+    return Policy.of_key(info).stricter(*required, *((also,) if also else ()))
 
 
-async def screen_for(info: KeyInfo, stamp: bytes) -> Screen:
-    return Screen(await policy_for(info, stamp))
+async def screen_for(info: KeyInfo, stamp: bytes, also: dict | None = None) -> Screen:
+    return Screen(await policy_for(info, stamp, also))
 
 
 # -- findings into words and events ---------------------------------------------------------------------------
@@ -139,6 +155,7 @@ class Screen:
         self._held: CallRecord | None = None
         self._hold = False
         self._plain = False  # a chat call answered in one piece (chat_output settles its record)
+        self.switch_id: int | None = None  # the switch behind the field that acted first (marks the record)
 
     @property
     def scans_output(self) -> bool:
@@ -148,6 +165,8 @@ class Screen:
     # -- events -------------------------------------------------------------------------------------------
     def _act(self, direction: str, check: str, action: str, kinds: Counter, excerpt: str | None = None) -> None:
         event = {"direction": direction, "check": check, "action": action, "kinds": dict(sorted(kinds.items()))}
+        if self.switch_id is None and self.policy.switch_ids:
+            self.switch_id = dict(self.policy.switch_ids).get(FIELD_OF[direction, check])
         if excerpt is not None and self.policy.guard_event_content == EventContent.REDACTED:
             event["excerpt"] = excerpt
         self.actions.append(event)
@@ -162,7 +181,10 @@ class Screen:
         metrics.GATEWAY_GUARDRAIL_SECONDS.labels(direction).observe(self.seconds[direction])
 
     def _blocked(self, what: str, *, recorded: bool = False) -> Blocked:
-        return Blocked(f"This key's guardrail policy blocks {what}.", actions=tuple(self.actions), recorded=recorded)
+        blocked = Blocked(f"This key's guardrail policy blocks {what}.", actions=tuple(self.actions),
+                          recorded=recorded)
+        blocked.switch_id = self.switch_id
+        return blocked
 
     # -- input ----------------------------------------------------------------------------------------------
     def _texts_input(self, texts: list[str], injection_scanned: list[bool]) -> list[str]:
@@ -270,8 +292,10 @@ class Screen:
         if not self.actions:
             return record
         blocked = any(a["action"] == "block" for a in self.actions)
+        marked = {} if self.switch_id is None else {"context": dataclasses.replace(record.context,
+                                                                                   switch_id=self.switch_id)}
         return dataclasses.replace(record, guardrail_actions=tuple(self.actions),
-                                   error_type=record.error_type or (CODE if blocked else ""))
+                                   error_type=record.error_type or (CODE if blocked else ""), **marked)
 
     async def settle(self) -> None:
         """Send the held record (with every safety event) to the recorder."""

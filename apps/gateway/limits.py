@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 class LimitHit:
     message: str
     retry_after: int  # seconds until the window that refused resets
+    field: str = ""  # the key's limit that refused (requests_per_minute, …)
+    used: Decimal = Decimal(0)  # what the window held (this request included, for requests)
 
 
 def _keys(key_id: int, now: float) -> dict[str, str]:
@@ -66,7 +68,8 @@ def _verdict(checks: list, results: list, now: float) -> LimitHit | None:
         used = Decimal(value.decode() if isinstance(value, bytes) else str(value or 0))
         over = used > limit if slot.startswith("req") else used >= limit
         if over:
-            return LimitHit(f"This gateway key's limit of {limit} {label} is reached.", _until(now, window))
+            return LimitHit(f"This gateway key's limit of {limit} {label} is reached.", _until(now, window),
+                            field=label.replace(" ", "_"), used=used)
     return None
 
 

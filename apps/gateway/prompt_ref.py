@@ -10,8 +10,10 @@ when it moved, so a label move reaches the next request in every process and a w
 PostgreSQL. The payload is rendered without a database read (`render_payload`); the version's model
 (`config.model`, else PORTAL_DEFAULT_CHAT_MODEL) and the parameters its config sets (temperature, max_tokens,
 response_format, tools) replace the client's; other client parameters pass. The key's allowed aliases apply to
-that model. A key reaches its own team's prompts only. The catalog's resolve guards (the reviews kill switch)
-are asked at most once per GATEWAY_ADMISSION_TTL_SECONDS per prompt and process.
+that model. A key reaches its own team's prompts only. What may serve the prompt is asked at most once per
+GATEWAY_ADMISSION_TTL_SECONDS per prompt and process, and again at once when the gateway stamp moves: llm's call
+switches for the prompt (incidents' feature off → 423 `incident`; stricter filters → the guardrail policy of the
+request raised, ADR 0122), then the catalog's resolve guards (the reviews kill switch).
 
 Errors (OpenAI's shape): unknown prompt or label → 404 model_not_found; a missing or invalid variable → 400
 naming it; a killed prompt → 423 with the guard's reason; a guard that fails → 503 (fail closed).
@@ -33,6 +35,7 @@ from apps.costs.services import UsageContext
 from apps.gateway import splits, wire
 from apps.gateway.keys import KeyInfo
 from apps.gateway.wire import GatewayError
+from apps.llm.switches import FILTERS, CallScope, CallSwitch, switch_for_scope
 from apps.prompts import selectors as prompt_selectors
 from apps.prompts.models import PRODUCTION
 from apps.prompts.registry import ResolveTarget, resolve_guards
@@ -98,7 +101,7 @@ class PromptRefs:
 
     def __init__(self):
         self.targets: dict[tuple[str, str], tuple[str, PromptTarget | None]] = {}
-        self.guarded: dict[int, tuple[float, tuple[str, str] | None]] = {}
+        self.guarded: dict[int, tuple[float, bytes, PromptVerdict]] = {}
         self.splits = splits.SplitCache()  # online experiments: each prompt's split, under its stamp
 
     def clear(self) -> None:
@@ -138,27 +141,36 @@ class PromptRefs:
         data.update(target.parameters)
         return target
 
-    async def admit(self, target: PromptTarget | None, context: UsageContext) -> None:
-        """Attribute the call to the version (its usage row carries it), then ask the resolve guards (423)."""
+    async def admit(self, target: PromptTarget | None, context: UsageContext, stamp: bytes = b"") -> dict | None:
+        """Attribute the call to the version (its usage row carries it), then ask what may serve it (423: a switch's
+        or a resolve guard's refusal); the guardrail fields its switches require (for guard.screen_for), or None.
+        Asked again after GATEWAY_ADMISSION_TTL_SECONDS or when the gateway `stamp` moved."""
         if target is None:
-            return
+            return None
         context.prompt_name, context.prompt_version = target.name, target.version_number
         context.experiment_id, context.experiment_arm = target.experiment_id, target.arm
         context.experiment_unit = target.unit
         now = time.monotonic()
         cached = self.guarded.get(target.prompt_id)
-        if cached is not None and now - cached[0] < settings.GATEWAY_ADMISSION_TTL_SECONDS:
-            refusal = cached[1]
+        if cached is not None and cached[1] == stamp and now - cached[0] < settings.GATEWAY_ADMISSION_TTL_SECONDS:
+            verdict = cached[2]
         else:
             try:
-                refusal = await sync_to_async(guard_check)(target)
+                verdict = await sync_to_async(guard_check)(target)
             except Exception:
                 log.exception("a resolve guard failed for prompt %s", target.name)
                 raise GatewayError(503, "Could not check whether this prompt may be served; try again.",
                                    code="guard_failed")
-            self.guarded[target.prompt_id] = (now, refusal)
-        if refusal:
-            raise GatewayError(423, refusal[1], code="prompt_not_served", param="model")
+            if len(self.guarded) >= _CACHE_MAX:
+                self.guarded.clear()
+            self.guarded[target.prompt_id] = (now, stamp, verdict)
+        if verdict.refusal:
+            code, reason, switch_id = verdict.refusal
+            raise GatewayError(423, reason, code=code, param="model", switch_id=switch_id)
+        for label, version, switch_id in verdict.serves:  # a rollback: production serves this version because of it
+            if (label, version) == (target.label, target.version_number):
+                context.switch_id = switch_id
+        return verdict.policy
 
     async def lookup(self, name: str, label: str, *, version: int | None = None,
                      stamp: str | None = None) -> PromptTarget | None:
@@ -186,14 +198,38 @@ class PromptRefs:
         return target
 
 
-def guard_check(target: PromptTarget) -> tuple[str, str] | None:
-    """(guard key, reason) of the first resolve guard that refuses this version, or None (sync: may query)."""
+@dataclass(frozen=True)
+class PromptVerdict:
+    """What may serve a prompt now: `refusal` (code, reason, the switch refusing or None) or None; `policy`: the
+    guardrail fields its switches require, as a policy provider answers (guard.Policy.stricter), or None."""
+
+    refusal: tuple[str, str, int | None] | None = None
+    policy: dict | None = None
+    serves: tuple[tuple[str, int, int], ...] = ()  # (label, version, switch): served so because of a switch
+
+
+def _policy_of(switch: CallSwitch | None) -> dict | None:
+    """A call switch's filters as the gateway's guardrail fields (the same values), with the switches behind them."""
+    if switch is None or not switch.filters:
+        return None
+    fields = {f"guard_{name}": getattr(switch, name) for name, order in FILTERS.items()
+              if getattr(switch, name) != order[0]}
+    return {**fields, "switch_ids": {f"guard_{name}": switch_id for name, switch_id in switch.filter_ids}}
+
+
+def guard_check(target: PromptTarget) -> PromptVerdict:
+    """llm's call switches for this prompt (a feature off refuses with 423 `incident`; stricter filters raise the
+    policy — one check with the portal's own calls of the prompt, apps/llm/switches.py), then the resolve guards
+    (423 `prompt_not_served`). Sync: may query."""
+    switch = switch_for_scope(CallScope(prompt_name=target.name))
+    if switch is not None and switch.refuse:
+        return PromptVerdict(refusal=(switch.code, switch.refuse, switch.switch_id))
     resolve_target = ResolveTarget(target.prompt_id, target.name, target.team_id, target.version_number, target.label)
-    for key, guard in resolve_guards():
+    for _key, guard in resolve_guards():
         reason = guard(resolve_target)
         if reason:
-            return key, reason
-    return None
+            return PromptVerdict(refusal=("prompt_not_served", reason, None), policy=_policy_of(switch))
+    return PromptVerdict(policy=_policy_of(switch), serves=switch.serves if switch is not None else ())
 
 
 def model_names(info: KeyInfo) -> list[tuple[str, str]]:

@@ -19,6 +19,7 @@ After each batch the gateway's budget counters move the batch's settled cost int
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -106,11 +107,13 @@ def queue_record(record: CallRecord) -> None:
 
 
 async def refusal_record(info: KeyInfo, *, context: UsageContext, model: str, operation: str, code: str,
-                         guardrail_actions: tuple[dict, ...] = ()) -> None:
+                         guardrail_actions: tuple[dict, ...] = (), switch_id: int | None = None) -> None:
     """A request the gateway refused before any model call (alias not allowed, use case not active, a key
     limit, a guardrail block of the input: with its safety events) is one usage event too: status refused, no
-    tokens, the refusal's code as its error type. If Redis
+    tokens, the refusal's code as its error type (and the switch that refused it, `switch_id`). If Redis
     is down the refusal is still answered (logged), since nothing was spent."""
+    if switch_id is not None:
+        context = dataclasses.replace(context, switch_id=switch_id)
     record = CallRecord(request_id=context.request_id, context=context, provider="", model=model[:200],
                         price_name=None, operation=operation, tokens=TokenCounts(), status=CallStatus.REFUSED,
                         error_type=code, guardrail_actions=guardrail_actions)

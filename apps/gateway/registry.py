@@ -1,8 +1,10 @@
 """Where apps above the gateway plug in: admission guards (a reason → 423), guardrail policies stricter than a
 key's own, and actions on a stored body.
 
-    register_admission_guard("use_case", fn)      # fn(AdmissionTarget) -> reason or None (sync; may query)
+    register_admission_guard("use_case", fn)      # fn(AdmissionTarget) -> reason, Refusal or None (sync; may query)
     register_guard_policy("use_case", fn)         # fn(AdmissionTarget) -> dict of policy fields or None (sync)
+    register_limit_switch("incident", fn)         # fn(AdmissionTarget) -> LimitSwitch or None (sync): who lowered
+                                                  # the key's limits (asked only when a limit refuses)
     register_body_action("evals_add_item", "Add to eval dataset", url)   # url(body=..., user=...) -> URL | None
     key_panels.register("incidents", fn)          # fn(*, key, user) -> {"title", "html"} or None: a box on the key page
 
@@ -41,7 +43,16 @@ class AdmissionTarget:
     use_case_id: int | None
 
 
-Guard = Callable[[AdmissionTarget], "str | None"]
+@dataclass(frozen=True)
+class Refusal:
+    """A guard's refusal that names the switch refusing (an incident mitigation's id): the refused request's usage
+    event carries it (`switch_id`, ADR 0122). A plain reason (str) refuses too."""
+
+    reason: str
+    switch_id: int | None = None
+
+
+Guard = Callable[[AdmissionTarget], "str | Refusal | None"]
 _guards: dict[str, Guard] = {}
 
 
@@ -74,17 +85,22 @@ def admission_guards() -> dict[str, Guard]:
     return dict(_guards)
 
 
-def admission_check(target: AdmissionTarget) -> tuple[str, str] | None:
-    """(guard key, reason) of the first guard that refuses, or None. Sync: the front door runs it in a thread."""
+def admission_check(target: AdmissionTarget) -> tuple[str, str, int | None] | None:
+    """(guard key, reason, the switch refusing or None) of the first guard that refuses, or None. Sync: the front
+    door runs it in a thread."""
     for key, fn in _guards.items():
         reason = fn(target)
+        if isinstance(reason, Refusal):
+            return key, reason.reason, reason.switch_id
         if reason:
-            return key, reason
+            return key, reason, None
     return None
 
 
 # A policy provider answers with the guardrail fields it requires, e.g. {"guard_input_pii": "redact"}
 # (the GatewayKey field names and values); the gateway takes, field by field, the stricter of it and the key's.
+# It may name the switch behind each field, {"switch_ids": {"guard_input_pii": 12}}: a call that field acts on
+# is marked with it (guard.Policy.switch_ids, ADR 0122).
 PolicyProvider = Callable[[AdmissionTarget], "dict[str, str] | None"]
 _policies: dict[str, PolicyProvider] = {}
 
@@ -97,6 +113,39 @@ def guard_policies(target: AdmissionTarget) -> list[dict[str, str]]:
     """What each registered provider requires of this key's traffic (sync: the front door runs it in a thread,
     at most once per GATEWAY_ADMISSION_TTL_SECONDS per key and process, like the admission guards)."""
     return [policy for fn in _policies.values() if (policy := fn(target))]
+
+
+@dataclass(frozen=True)
+class LimitSwitch:
+    """A switch that lowered this key's limits (an incident's rate limit): its id and the limits before it
+    ({"requests_per_minute": 100, …}). A refusal the limits before would not have made is marked with it."""
+
+    switch_id: int
+    before: dict
+
+
+_limit_switches: dict[str, Callable[[AdmissionTarget], LimitSwitch | None]] = {}
+
+
+def register_limit_switch(key: str, fn: Callable[[AdmissionTarget], LimitSwitch | None]) -> None:
+    _limit_switches[key] = fn
+
+
+def limit_switch(target: AdmissionTarget) -> LimitSwitch | None:
+    """The first registered answer for this key (sync: the front door asks it in a thread, only for a refusal,
+    cached per key like the admission answer)."""
+    for fn in _limit_switches.values():
+        if (answer := fn(target)) is not None:
+            return answer
+    return None
+
+
+def limited_by(switch: LimitSwitch | None, field: str, used) -> int | None:
+    """The switch that made a `field` refusal at `used`, or None when the limit before it refuses too."""
+    if switch is None or field not in switch.before:
+        return None
+    before = switch.before[field]
+    return switch.switch_id if before is None or used <= before else None
 
 
 def target_of(info: KeyInfo) -> AdmissionTarget:

@@ -36,11 +36,13 @@ OWN_FIELDS = {"model", "messages", "temperature", "max_tokens", "max_completion_
 class GatewayError(Exception):
     recorded = False  # the call's usage event already holds this outcome (the front door records no refusal)
     actions: tuple[dict, ...] = ()  # guardrail safety events that go on the refusal's usage event
+    switch_id: int | None = None  # the incident switch that refuses: marks the refusal's usage event (ADR 0122)
 
     def __init__(self, status: int, message: str, *, code: str | None = None, param: str | None = None,
-                 retry_after: int | None = None):
+                 retry_after: int | None = None, switch_id: int | None = None):
         super().__init__(message)
         self.status, self.message, self.code, self.param, self.retry_after = status, message, code, param, retry_after
+        self.switch_id = switch_id
 
     def body(self) -> bytes:
         return error_json(self.status, self.message, code=self.code, param=self.param)

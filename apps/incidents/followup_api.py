@@ -14,6 +14,7 @@ page; only the commander (or council, admins — never a token) signs off.
     GET    /api/v1/incidents/runbooks/{id}                                one runbook (Markdown and its HTML)
     PUT    /api/v1/incidents/runbooks                                     create or replace (kind, use case)
     GET    /api/v1/incidents/{id}/art73                                   the Art. 73 status and report (JSON)
+    PATCH  /api/v1/incidents/{id}/art73                                   write the assessment (the fields sent)
 """
 
 from __future__ import annotations
@@ -130,6 +131,25 @@ class RunbookRow(Schema):
 class RunbookOut(RunbookRow):
     body: str
     html: str = Field(..., description="The body rendered through the portal's one Markdown sanitiser")
+
+
+class Art73Patch(Schema):
+    """The assessment the Art. 73 page's form writes; only the fields sent change (null: unchanged for the two
+    flags, cleared for the others)."""
+
+    eu_users: bool | None = Field(None, description="People in the EU are affected")
+    category: str | None = Field(None, description="The Art. 3(49) category: \"\" (not serious) | death | health | "
+                                                   "critical_infrastructure | fundamental_rights | "
+                                                   "property_environment")
+    widespread_infringement: bool | None = Field(None, description="A widespread infringement (Art. 3(61))")
+    aware_at: datetime | None = Field(None, description="When the organisation became aware (empty: detected)")
+    member_states: list[str] | None = Field(None, description="Where it occurred (country codes)")
+    causal_link: str | None = None
+    corrective_actions: str | None = None
+    reporter: str | None = Field(None, description="The provider or deployer reporting, and a contact")
+    system_registration: str | None = Field(None, description="The EU database registration (Art. 71)")
+    reported_at: datetime | None = Field(None, description="When it was reported to the authority")
+    report_reference: str | None = None
 
 
 class Art73Out(Schema):
@@ -275,9 +295,23 @@ def runbook_save(request, payload: RunbookIn):
 @router.get("/{int:incident_id}/art73", response={200: Art73Out, **errors(404)},
             summary="The EU AI Act Art. 73 status and report (the page's JSON export)")
 def art73_get(request, incident_id: int):
+    return _art73(selectors.incident_get(actor=request.auth, pk=incident_id))
+
+
+@router.patch("/{int:incident_id}/art73", response={200: Art73Out, **errors(403, 404, 422)},
+              summary="Write the Art. 73 assessment (only the fields sent change), as the page's form does")
+def art73_update(request, incident_id: int, payload: Art73Patch):
     incident = selectors.incident_get(actor=request.auth, pk=incident_id)
+    values = payload.dict(exclude_unset=True)
+    for flag in ("eu_users", "widespread_infringement"):  # null means "unchanged" for a flag
+        if values.get(flag, False) is None:
+            values.pop(flag)
+    regulatory.assessment_save(incident=incident, actor=request.auth, **values)
+    return _art73(incident)
+
+
+def _art73(incident: Incident) -> dict:
     status = regulatory.art73_status(incident)
     return {"applies": status.applies, "deadline": status.deadline.due_at if status.deadline else None,
-            "overdue": status.overdue,
-            "report": regulatory.art73_report(incident)}
+            "overdue": status.overdue, "report": regulatory.art73_report(incident)}
 

@@ -1,6 +1,6 @@
 """What incidents registers into lower apps at start-up, in one place (docs/architecture.md, "The registries"):
 the gateway's `incident` admission guard (a "feature off" mitigation → 423 with its message), prompts'
-`incident` resolve guard (feature off on a prompt, for prompt references at the gateway) and `incident`
+`incident` resolve guard (feature off on a prompt, for the catalog's resolve API) and `incident`
 guardrail policy (stricter filters), llm's reroutes (model fallback), rag's retrieval switch (retrieval
 disabled), the kinds of `switches.py` into `mitigations.py`, audit links to incidents and runbooks, the header's
 "waiting on you" counts (unacknowledged incidents, action items due), the use case page's "Incidents and
@@ -18,7 +18,12 @@ from django.utils import timezone
 
 from apps.audit.links import int_ids, register_object_link
 from apps.core.tasks import tasks_register
-from apps.gateway.registry import key_panels, register_admission_guard, register_guard_policy
+from apps.gateway.registry import (
+    key_panels,
+    register_admission_guard,
+    register_guard_policy,
+    register_limit_switch,
+)
 from apps.incidents import mitigations, objects, runbooks, selectors, switches, tasks
 from apps.incidents.models import ACTION_OPEN_STATUSES, ActionItem, Incident, IncidentType, Runbook
 from apps.llm.routing import register_reroutes
@@ -77,15 +82,18 @@ def switches_panel(scope: str):
 
 def register() -> None:
     register_admission_guard(mitigations.GUARD_KEY, mitigations.incidents_guard)
-    register_resolve_guard(mitigations.GUARD_KEY, mitigations.prompt_guard)  # feature off on prompt references
+    register_limit_switch(mitigations.GUARD_KEY, mitigations.limit_switch)  # marks a rate limit's refusals
+    register_resolve_guard(mitigations.GUARD_KEY, mitigations.prompt_guard)  # feature off on the resolve API
     # The other four switches (ADR 0081): kinds of mitigations, and what the lower apps ask.
     switches.register()
     register_reroutes("incident", switches.reroutes_now)
     register_retrieval_switch("incident", switches.retrieval_switch)
     register_guard_policy("incident", switches.guard_policy)
-    # Feature off and stricter filters on the portal's own calls (apps/llm/calls.py), by use case, prompt, feature.
+    # Feature off and stricter filters on the portal's own calls (apps/llm/calls.py, acalls.py), by use case, prompt,
+    # feature; the gateway asks them for its prompt references (apps/gateway/prompt_ref.py, ADR 0122).
     register_call_switch(mitigations.GUARD_KEY, mitigations.call_switch)
     register_call_switch("incident_filters", switches.call_filters)
+    register_call_switch("incident_rollback", switches.call_rollbacks)  # marks what a rollback serves (ADR 0122)
     register_object_link("incidents.incident", _incident_urls)
     register_waiting("incidents.unacknowledged", waiting_unacknowledged)
     register_object_link("incidents.runbook", _runbook_urls)

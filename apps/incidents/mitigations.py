@@ -29,7 +29,7 @@ from apps.accounts.models import Team
 from apps.accounts.permissions import is_admin, user_of
 from apps.audit.services import audit_record
 from apps.gateway.models import GatewayKey
-from apps.gateway.registry import AdmissionTarget, admission_changed
+from apps.gateway.registry import AdmissionTarget, LimitSwitch, Refusal, admission_changed
 from apps.gateway.services import gateway_key_update
 from apps.incidents import rules
 from apps.incidents.models import EventKind, Incident, Mitigation, MitigationKind
@@ -357,15 +357,27 @@ def matches(target: dict, admission: AdmissionTarget) -> bool:
     return False
 
 
-def incidents_guard(admission: AdmissionTarget) -> str | None:
+def incidents_guard(admission: AdmissionTarget) -> Refusal | None:
     """The gateway's `incident` admission guard: the message of the first active "feature off" that covers this
-    key, or None. One query on the partial index of active mitigations, at most once a second per key."""
+    key (and its id, which marks the refused requests), or None. One query on the partial index of active
+    mitigations, at most once a second per key."""
     rows = Mitigation.objects.filter(kind=MitigationKind.FEATURE_OFF, undone_at__isnull=True) \
-        .order_by("applied_at").values_list("target", "params", "incident_id")
-    for target, params, incident_id in rows:
+        .order_by("applied_at").values_list("pk", "target", "params", "incident_id")
+    for pk, target, params, incident_id in rows:
         if matches(target, admission):
-            return f"{params.get('message') or DEFAULT_MESSAGE} (incident INC-{incident_id})"
+            return Refusal(f"{params.get('message') or DEFAULT_MESSAGE} (incident INC-{incident_id})", switch_id=pk)
     return None
+
+
+def limit_switch(admission: AdmissionTarget) -> LimitSwitch | None:
+    """The gateway's `incident` limit switch: the active rate limit on this key and the limits before it, so the
+    refusals it made (and only those) are marked with it."""
+    row = Mitigation.objects.filter(kind=MitigationKind.RATE_LIMIT, undone_at__isnull=True,
+                                    target__key_id=admission.key_id).values_list("pk", "params").first()
+    if row is None:
+        return None
+    pk, params = row
+    return LimitSwitch(pk, {f: params["before"].get(f) for f in RATE_FIELDS if params.get(f) is not None})
 
 
 def call_covers(scope: CallScope, targets: list[dict]) -> Callable[[dict], bool]:
@@ -400,20 +412,20 @@ def call_covers(scope: CallScope, targets: list[dict]) -> Callable[[dict], bool]
 def call_switch(scope: CallScope) -> CallSwitch | None:
     """llm's `incident` call switch for feature off: the message of the first active one covering this portal call."""
     rows = list(Mitigation.objects.filter(kind=MitigationKind.FEATURE_OFF, undone_at__isnull=True)
-                .order_by("applied_at").values_list("target", "params", "incident_id"))
+                .order_by("applied_at").values_list("pk", "target", "params", "incident_id"))
     if not rows:
         return None
-    covers = call_covers(scope, [target for target, _, _ in rows])
-    for target, params, incident_id in rows:
+    covers = call_covers(scope, [target for _, target, _, _ in rows])
+    for pk, target, params, incident_id in rows:
         if covers(target):
             return CallSwitch(refuse=f"{params.get('message') or DEFAULT_MESSAGE} (incident INC-{incident_id})",
-                              code=GUARD_KEY)
+                              code=GUARD_KEY, switch_id=pk)
     return None
 
 
 def prompt_guard(target) -> str | None:
     """prompts' `incident` resolve guard: a "feature off" on this prompt, or on a use case it is linked to, refuses
-    the prompt where it is resolved for traffic: the gateway's prompt references (`prompt:NAME`, 423, asked at
-    most once per GATEWAY_ADMISSION_TTL_SECONDS per prompt and process) and the catalog's resolve API."""
+    the catalog's resolve API. (The gateway's prompt references ask llm's call switches first — call_switch below —
+    which refuse them with the switch's id, ADR 0122.)"""
     answer = call_switch(CallScope(prompt_name=target.prompt_name))
     return answer.refuse if answer is not None else None

@@ -13,9 +13,7 @@ from apps.incidents import mitigations as switches
 from apps.incidents import rules
 from apps.incidents.models import Incident, Mitigation, MitigationKind, SeverityDefinition
 from apps.llm.models import Deployment
-from apps.prompts.models import Prompt
 from apps.rag.switches import REFUSE
-from apps.reviews.models import UseCaseCollection, UseCasePrompt
 
 
 @dataclass(frozen=True)
@@ -119,74 +117,44 @@ class Effect:
         return "—" if self.count is None else f"{self.count} {self.what}"
 
 
-def _covered(m: Mitigation) -> Q | None:
-    """The ledger's events of the switch's target: a key, a feature, a use case (its own events and those of its
-    linked prompts and collections: the portal's calls), a prompt; None for another scope."""
-    target, scope = m.target, m.target.get("scope")
-    if scope == "key":
-        return Q(gateway_key_id=target.get("key_id"))
-    if scope == "feature":
-        return Q(team_id=target.get("team_id"), feature=target.get("feature"))
-    if scope == "use_case":
-        use_case = target.get("use_case_id")
-        return Q(use_case_id=use_case) | Q(prompt_name__in=UseCasePrompt.objects.filter(use_case_id=use_case)
-                                           .values("prompt__name")) | \
-            Q(collection_id__in=UseCaseCollection.objects.filter(use_case_id=use_case).values("collection_id"))
-    if scope == "prompt":
-        return Q(prompt_name__in=Prompt.objects.filter(pk=target.get("prompt_id")).values("name"))
-    if scope == "collection":
-        return Q(collection_id=target.get("collection_id"))
-    return None
-
-
-def _fallback(m: Mitigation) -> tuple[Q, str]:
+def _fallback_label(m: Mitigation) -> str:
     params = m.params
     if params.get("to"):
-        return Q(alias=params["to"]) | Q(alias="", model=params["to"]), f"served by {params['to']}"
+        return f"served by {params['to']}"
     if params.get("to_deployment_id"):
-        deployment = Deployment.objects.select_related("alias", "model").filter(pk=params["to_deployment_id"]).first()
-        label = f"{deployment.alias.name}/{deployment.model.name}" if deployment else "-"
-        return Q(deployment=label), f"served by {label}"
-    skipped = Deployment.objects.select_related("alias", "model").filter(pk=m.target.get("deployment_id")).first()
-    if skipped is None:
-        return Q(pk__in=[]), "served by its alias's other deployments"
-    return Q(alias=skipped.alias.name) & ~Q(deployment=f"{skipped.alias.name}/{skipped.model.name}"), \
-        f"served by {skipped.alias.name}'s other deployments"
+        return f"served by {params.get('to_label') or params['to_deployment_id']}"
+    skipped = Deployment.objects.select_related("alias").filter(pk=m.target.get("deployment_id")).first()
+    return f"served by {skipped.alias.name}'s other deployments" if skipped else \
+        "served by its alias's other deployments"
 
 
 def _effect_query(m: Mitigation) -> tuple[Q | None, str]:
-    """(which ledger events the switch's effect is, in words), from what the ledger already holds."""
-    refused = Q(status=CallStatus.REFUSED)
+    """(which ledger events the switch's effect is, in words): the events marked with it (ADR 0122), else what
+    the ledger already holds."""
+    marked = Q(switch_id=m.pk)
     if m.kind == MitigationKind.FEATURE_OFF:
-        covered = _covered(m)
-        return (None if covered is None else refused & Q(error_type=switches.GUARD_KEY) & covered), "refused"
+        return marked & Q(status=CallStatus.REFUSED), "refused"
     if m.kind == MitigationKind.RATE_LIMIT:
-        return refused & Q(error_type=switches.RATE_LIMIT_CODE, gateway_key_id=m.target.get("key_id")), "refused"
+        return marked & Q(status=CallStatus.REFUSED), "refused"
     if m.kind == MitigationKind.STRICTER_FILTERS:
-        covered = _covered(m)
-        return (None if covered is None else Q(guardrail_actions__isnull=False) & covered), "filtered"
+        return marked, "filtered"
     if m.kind == MitigationKind.MODEL_FALLBACK:
-        query, what = _fallback(m)
-        return Q(status=CallStatus.OK) & query, what
+        return marked & Q(status=CallStatus.OK), _fallback_label(m)
     if m.kind == MitigationKind.RETRIEVAL_DISABLED:
         if m.params.get("answer") == REFUSE:
             return None, "answers refused (not counted: they call no model)"
-        covered = Q(collection_id=m.target["collection_id"]) if m.target.get("scope") == "collection" else \
-            Q(collection_id__in=UseCaseCollection.objects.filter(use_case_id=m.target.get("use_case_id"))
-              .values("collection_id"))
-        return Q(status=CallStatus.OK, operation=Operation.CHAT) & covered, "answered without retrieval"
+        return marked & Q(status=CallStatus.OK, operation=Operation.CHAT), "answered without retrieval"
     if m.kind == MitigationKind.PROMPT_ROLLBACK:
-        version = m.params.get("to_version")
-        return Q(status=CallStatus.OK, prompt_version=version) & _covered(m), f"served by v{version}"
+        return marked & Q(status=CallStatus.OK), f"served by v{m.params.get('to_version')}"
     return None, ""
 
 
 def effects_of(mitigations) -> dict[int, Effect]:
     """{mitigation id: what it did between its application and its undo}, counted in the usage ledger (no write
-    of its own): calls refused (feature off: error type `incident`, the gateway's and the portal's; rate limit:
-    `key_limit`), calls filtered (stricter filters: the events with guardrail actions), calls served by the
-    fallback, RAG answers made without retrieval, calls served by the rolled-back version. The gateway's events
-    count once its recorder has written them (seconds)."""
+    of its own): the calls the call path marked with the switch (`UsageEvent.switch_id`, ADR 0122) — refused
+    (feature off), filtered (stricter filters: a field it raised acted), served by the fallback, RAG answers made
+    without retrieval —; a rate limit's `key_limit` refusals of its key; the calls served by the rolled-back
+    version. The gateway's events count once its recorder has written them (seconds)."""
     effects = {}
     for m in mitigations:
         query, what = _effect_query(m)

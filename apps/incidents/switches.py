@@ -44,7 +44,7 @@ from apps.incidents.services import clean_text
 from apps.llm.models import Deployment, Model, ModelAlias
 from apps.llm.routing import Reroute, deployment_key, routes_changed
 from apps.llm.switches import FILTERS, CallScope, CallSwitch
-from apps.prompts.models import PRODUCTION, Label, LabelEvent, PromptVersion
+from apps.prompts.models import PRODUCTION, Label, LabelEvent, Prompt, PromptVersion
 from apps.prompts.services import label_move_now
 from apps.rag.models import Collection
 from apps.rag.switches import ANSWER_MODES, REFUSE, RetrievalOff, retrieval_switches_changed
@@ -159,10 +159,10 @@ def _fallback_describe(mitigation: Mitigation) -> str:
 def reroutes_now() -> dict[str, Reroute]:
     """llm's reroutes provider: every active model fallback as a Reroute, keyed as routing expects."""
     table: dict[str, Reroute] = {}
-    for target, params, incident_id in _active(MitigationKind.MODEL_FALLBACK).order_by("applied_at") \
-            .values_list("target", "params", "incident_id"):
+    for pk, target, params, incident_id in _active(MitigationKind.MODEL_FALLBACK).order_by("applied_at") \
+            .values_list("pk", "target", "params", "incident_id"):
         reroute = Reroute(to=params.get("to", ""), deployment_id=params.get("to_deployment_id"),
-                          why=f"incident INC-{incident_id}")
+                          why=f"incident INC-{incident_id}", switch_id=pk)
         key = target.get("name") if target.get("scope") == "alias" else deployment_key(target.get("deployment_id"))
         table.setdefault(key, reroute)
     return table
@@ -205,14 +205,14 @@ def retrieval_switch(collection_id: int, team_id: int) -> RetrievalOff | None:
     """rag's retrieval switch: the first active "retrieval disabled" on this collection or on a use case it
     serves. One query (two when a use case is switched)."""
     rows = list(_active(MitigationKind.RETRIEVAL_DISABLED).order_by("applied_at")
-                .values_list("target", "params", "incident_id"))
-    use_cases = [t["use_case_id"] for t, _, _ in rows if t.get("scope") == "use_case"]
+                .values_list("pk", "target", "params", "incident_id"))
+    use_cases = [t["use_case_id"] for _, t, _, _ in rows if t.get("scope") == "use_case"]
     linked = set(UseCaseCollection.objects.filter(use_case_id__in=use_cases, collection_id=collection_id)
                  .values_list("use_case_id", flat=True)) if use_cases else set()
-    for target, params, incident_id in rows:
+    for pk, target, params, incident_id in rows:
         if target.get("collection_id") == collection_id or target.get("use_case_id") in linked:
             return RetrievalOff(message=f"{params.get('message') or RETRIEVAL_MESSAGE} (incident INC-{incident_id})",
-                                answer=params.get("answer") or REFUSE)
+                                answer=params.get("answer") or REFUSE, switch_id=pk)
     return None
 
 
@@ -245,30 +245,34 @@ def _filters_describe(mitigation: Mitigation) -> str:
 
 def guard_policy(admission: AdmissionTarget) -> dict[str, str] | None:
     """The gateway's `incident` guardrail policy: the fields of every active "stricter filters" covering this
-    key (its key, feature or use case), the stricter value of each field."""
+    key (its key, feature or use case), the stricter value of each field, and the switch behind each
+    (`switch_ids`: what marks the calls it acts on)."""
     policy: dict[str, str] = {}
-    for target, params in _active(MitigationKind.STRICTER_FILTERS).values_list("target", "params"):
+    ids: dict[str, int] = {}
+    for pk, target, params in _active(MitigationKind.STRICTER_FILTERS).order_by("applied_at") \
+            .values_list("pk", "target", "params"):
         if not matches(target, admission):
             continue
         for name in FILTER_FIELDS:
             value = params.get(name)
             if value in ORDER[name] and (name not in policy or ORDER[name].index(value) >
                                          ORDER[name].index(policy[name])):
-                policy[name] = value
-    return policy or None
+                policy[name], ids[name] = value, pk
+    return {**policy, "switch_ids": ids} if policy else None
 
 
 def call_filters(scope: CallScope) -> CallSwitch | None:
     """llm's `incident_filters` call switch: the stricter filters of every active one covering this portal call."""
-    rows = list(_active(MitigationKind.STRICTER_FILTERS).values_list("target", "params"))
+    rows = list(_active(MitigationKind.STRICTER_FILTERS).order_by("applied_at").values_list("pk", "target", "params"))
     if not rows:
         return None
-    covers = call_covers(scope, [target for target, _ in rows])
+    covers = call_covers(scope, [target for _, target, _ in rows])
     answer = None
-    for target, params in rows:
+    for pk, target, params in rows:
         if covers(target):
-            this = CallSwitch(**{name.removeprefix("guard_"): params[name] for name in FILTER_FIELDS
-                                 if params.get(name) in FILTERS[name.removeprefix("guard_")]})
+            raised = {name.removeprefix("guard_"): params[name] for name in FILTER_FIELDS
+                      if params.get(name) in FILTERS[name.removeprefix("guard_")]}
+            this = CallSwitch(**raised, filter_ids=tuple((name, pk) for name in sorted(raised)))
             answer = this if answer is None else answer.stricter(this)
     return answer
 
@@ -321,6 +325,7 @@ def _rollback_apply(mitigation: Mitigation, actor) -> dict:
     moved = label_move_now(prompt=version.prompt, version=version, actor=actor,
                            reason=_reason(mitigation, "prompt rollback"))
     event = moved.request.label_events.order_by("-id").values_list("pk", flat=True).first()
+    traffic_changed()  # the gateway asks again which version production serves because of a switch (its marks)
     return {**params, "request": moved.request.pk, "label_event": event, "gates_overridden": moved.overridden}
 
 
@@ -333,10 +338,26 @@ def _rollback_undo(mitigation: Mitigation, actor) -> str:
         now = f"v{last.to_version.number}, moved by {last.actor_label}" if last else "unknown"
         return (f" Production was moved since (now {now}): it is left as it is; move it on the prompt's page "
                 "if needed.")
+    traffic_changed()
     version = _version(prompt_id, params["from_version"])
     label_move_now(prompt=version.prompt, version=version, actor=actor, reason=_reason(mitigation, "undo of a "
                                                                                         "prompt rollback"))
     return f" Production is back on v{version.number}."
+
+
+def call_rollbacks(scope: CallScope) -> CallSwitch | None:
+    """llm's `incident_rollback` call switch: for a prompt rolled back now, production serves the version rolled
+    back to because of the switch (`CallSwitch.serves`): the gateway marks the calls it resolves that way."""
+    if not scope.prompt_name:
+        return None
+    rows = list(_active(MitigationKind.PROMPT_ROLLBACK).values_list("pk", "target", "params"))
+    if not rows:
+        return None
+    prompt_ids = set(Prompt.objects.filter(pk__in=[t.get("prompt_id") for _, t, _ in rows], name=scope.prompt_name)
+                     .values_list("pk", flat=True))
+    serves = tuple((PRODUCTION, params["to_version"], pk) for pk, target, params in rows
+                   if target.get("prompt_id") in prompt_ids and params.get("to_version"))
+    return CallSwitch(serves=serves) if serves else None
 
 
 def _rollback_describe(mitigation: Mitigation) -> str:

@@ -3,7 +3,9 @@
 The same checks, routes, retries, errors and bookkeeping as calls.py (both use callcore.py and routing.py);
 what differs is the waiting (coroutines) and the recording: the async path never writes PostgreSQL itself.
 Each call ends in exactly one CallRecord handed to the caller's `recorder` (the gateway puts it on a Redis
-stream; its writer puts it on the ledger). Routes and prices come from routing's in-process cache, so a call
+stream; its writer puts it on the ledger). Chat calls obey llm's call switches like the sync path (switches.py:
+the same check, in a thread; refusals, input and output filters) unless the caller passes `switches=False` (the
+gateway: its front door decides). Routes and prices come from routing's in-process cache, so a call
 makes no database query unless the cache misses. The budget check is the caller's `preflight` hook (async);
 the sync path's PostgreSQL reservation (costs' usage_preflight) is never called from here.
 
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol, TypeVar
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from apps.costs.models import CallStatus, Operation
@@ -50,6 +53,16 @@ from apps.llm.results import (
     Usage,
 )
 from apps.llm.routing import Route, RoutePlan, Target, aresolve
+from apps.llm.switches import (
+    CallBlocked,
+    CallRefused,
+    CallSwitch,
+    blocked_output,
+    screened_answer,
+    screened_request,
+    screened_stream,
+    switch_for,
+)
 from apps.llm.tokens import estimate_tokens
 
 log = logging.getLogger(__name__)
@@ -86,11 +99,26 @@ Preflight = Callable[[PreflightCheck], Awaitable[None]]
 
 
 class _ACall(CallState):
-    def __init__(self, operation: str, context: UsageContext, model: str, recorder: Recorder):
+    def __init__(self, operation: str, context: UsageContext, model: str, recorder: Recorder, switches: bool = True):
         super().__init__(operation, context, model)
         self.recorder = recorder
         self.recorded = False
-        self.refused = False  # the preflight hook said no: recorded as status "refused"
+        self.refused = False  # the preflight hook (or a switch) said no: recorded as status "refused"
+        self.switches = switches  # ask llm's call switches (the gateway does not: its front door decides)
+
+    async def switched(self, request: ChatRequest) -> ChatRequest | None:
+        """What the registered switches say of this call (apps/llm/switches.py, the sync path's one check, asked in
+        a thread: it may query): a refusal raises CallRefused (recorded as refused by fail()); the request as the
+        input filters leave it, or None when no filter is raised."""
+        switch = self.switch = await sync_to_async(switch_for)(self.context)
+        try:
+            if switch is not None and switch.refuse:
+                self.refused_by = switch.switch_id
+                raise CallRefused(switch.refuse, code=switch.code)
+            return screened_request(switch, request, self.guardrail_actions)
+        except (CallRefused, CallBlocked):
+            self.refused = True
+            raise
 
     async def record(self, *, usage: Usage | None, status: str, error_type: str = "", answer=None) -> CallRecord:
         record = self.finish(usage=usage, status=status, error_type=error_type)
@@ -181,13 +209,18 @@ async def _route(call: _ACall, model: str, kind: str) -> Route:
 
 
 async def _begin_chat(call: _ACall, model: str, request: ChatRequest,
-                      cache: CachePolicy | None) -> tuple[Route, Lookup | None]:
-    """The route and the request's checks, then the response cache (before the budget: a hit reserves nothing)."""
+                      cache: CachePolicy | None) -> tuple[Route, ChatRequest, Lookup | None]:
+    """The route and the request's checks, the switches (a refusal, the input filters: a filtered call skips the
+    response cache), then the response cache (before the budget: a hit reserves nothing)."""
     route = await _route(call, model, ModelKind.CHAT)
     if not isinstance(request, ChatRequest):
         raise BadRequest("request must be a ChatRequest.")
     chat_request_check(request, route.widest_output)
-    return route, await response_cache.aread(response_cache.chat_lookup(cache, call.context, model, request))
+    filtered = await call.switched(request) if call.switches else None
+    if filtered is not None:
+        request, cache = filtered, None
+    return route, request, await response_cache.aread(response_cache.chat_lookup(cache, call.context, model,
+                                                                                 request))
 
 
 async def _start_chat(call: _ACall, route: Route, request: ChatRequest, preflight: Preflight | None) -> RoutePlan:
@@ -206,12 +239,15 @@ async def _result(call: _ACall, target: Target, answer: ProviderChat) -> ChatRes
 
 
 async def achat(*, model: str, request: ChatRequest, context: UsageContext, recorder: Recorder,
-                preflight: Preflight | None = None, cache: CachePolicy | None = None) -> ChatResult:
+                preflight: Preflight | None = None, cache: CachePolicy | None = None,
+                switches: bool = True) -> ChatResult:
     """One chat completion. Raises an LlmError subclass (readable message) or the preflight hook's refusal.
-    `cache`: opt in to the response cache (llm/cache.py; a hit's result has cache_hit)."""
-    call = _ACall(Operation.CHAT, context, model, recorder)
+    `cache`: opt in to the response cache (llm/cache.py; a hit's result has cache_hit). `switches`: obey llm's call
+    switches like the sync path (incidents' feature off and stricter filters); False only for a caller whose own
+    door decides (the gateway)."""
+    call = _ACall(Operation.CHAT, context, model, recorder, switches)
     try:
-        route, lookup = await _begin_chat(call, model, request, cache)
+        route, request, lookup = await _begin_chat(call, model, request, cache)
         if lookup is not None and lookup.hit:
             record = await call.hit(lookup)
             return response_cache.chat_result(lookup.entry, record, usage_event_id=None)
@@ -222,7 +258,10 @@ async def achat(*, model: str, request: ChatRequest, context: UsageContext, reco
         await _release(slot, "ok")
     except Exception as exc:
         raise await call.fail(exc)
+    answer, blocked = screened_answer(call.switch, answer, call.guardrail_actions)
     result = await _result(call, target, answer)
+    if blocked:
+        raise blocked_output(call.guardrail_actions)
     await response_cache.astore(lookup, result)
     return result
 
@@ -240,8 +279,8 @@ class AsyncChatStream:
     """
 
     def __init__(self, *, model: str, request: ChatRequest, context: UsageContext, recorder: Recorder,
-                 preflight: Preflight | None = None, cache: CachePolicy | None = None):
-        self._call = _ACall(Operation.CHAT, context, model, recorder)
+                 preflight: Preflight | None = None, cache: CachePolicy | None = None, switches: bool = True):
+        self._call = _ACall(Operation.CHAT, context, model, recorder, switches)
         self._cache = cache
         self._lookup: Lookup | None = None  # the response cache: a hit replays its entry, a complete miss is stored
         self._model = model
@@ -272,7 +311,7 @@ class AsyncChatStream:
         request = self._request
         self._loop = asyncio.get_running_loop()
         try:
-            route, self._lookup = await _begin_chat(call, self._model, request, self._cache)
+            route, request, self._lookup = await _begin_chat(call, self._model, request, self._cache)
             if self.cache_hit:
                 self._source = _replayed(self._lookup.entry)
                 return self
@@ -280,10 +319,28 @@ class AsyncChatStream:
             # Fallback happens here only, while connecting: once the stream has begun it is this deployment's.
             self._source, self._target, self._slot = await _along(call, plan, lambda target, timeout: adapter_for(
                 target.model.provider).achat_stream(target.model, request, timeout=timeout))
+            if call.switch is not None and call.switch.output != "off":
+                self._source = await self._whole(call.switch)
         except Exception as exc:
             self._done = True
             raise await call.fail(exc)
         return self
+
+    async def _whole(self, switch: CallSwitch) -> AsyncIterator[StreamDelta]:
+        """The stream under an output filter, as on the sync path: read whole and scanned now, then handed out as
+        one piece; a block is recorded (what the answer cost) and raised from open()."""
+        try:
+            pieces = [piece async for piece in self._source]
+        except Exception:
+            await self._give_back("fail")
+            raise
+        shown, final, blocked = screened_stream(switch, pieces, self._call.guardrail_actions)
+        if blocked:
+            self._call.attempt_end()
+            await self._give_back("ok")
+            await self._call.record(usage=final.usage if final else None, status=CallStatus.OK)
+            raise blocked_output(self._call.guardrail_actions)
+        return _listed(shown)
 
     def __aiter__(self) -> AsyncChatStream:
         return self
@@ -377,7 +434,12 @@ class AsyncChatStream:
 
 
 async def _replayed(entry: dict) -> AsyncIterator[StreamDelta]:
-    for piece in response_cache.replay(entry):
+    async for piece in _listed(response_cache.replay(entry)):
+        yield piece
+
+
+async def _listed(pieces) -> AsyncIterator[StreamDelta]:
+    for piece in pieces:
         yield piece
 
 
@@ -404,11 +466,13 @@ async def dropped_streams_settled() -> None:
 
 
 def achat_stream(*, model: str, request: ChatRequest, context: UsageContext, recorder: Recorder,
-                 preflight: Preflight | None = None, cache: CachePolicy | None = None) -> AsyncChatStream:
+                 preflight: Preflight | None = None, cache: CachePolicy | None = None,
+                 switches: bool = True) -> AsyncChatStream:
     """A streaming chat completion (not yet connected: `await stream.open()`, or iterate); see AsyncChatStream.
-    `cache`: opt in to the response cache (a hit, `stream.cache_hit` once open, is replayed)."""
+    `cache`: opt in to the response cache (a hit, `stream.cache_hit` once open, is replayed). `switches`: as
+    achat()."""
     return AsyncChatStream(model=model, request=request, context=context, recorder=recorder, preflight=preflight,
-                           cache=cache)
+                           cache=cache, switches=switches)
 
 
 async def aembed(*, model: str, texts: list[str], context: UsageContext, recorder: Recorder,

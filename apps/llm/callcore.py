@@ -243,6 +243,11 @@ class CallState:
         self.ttft_ms: int | None = None
         self.call_record: CallRecord | None = None
         self.guardrail_actions: list[dict] = []  # what a switch's filters did (apps/llm/switches.py)
+        # The switches (apps/llm/switches.py, routing's reroutes) that act on this call: the one that acted marks
+        # its record (UsageContext.switch_id): a refusal, else a filter that acted, else a reroute that served it.
+        self.switch = None  # the call switches' answer (a CallSwitch), once asked
+        self.refused_by: int | None = None
+        self.rerouted_by: int | None = None
 
     def bind(self, model: Model, *, deployment: str = "") -> None:
         """The catalog model (and alias deployment) this call is sent to now."""
@@ -256,11 +261,13 @@ class CallState:
         """The route resolved (routing.Route): its alias, and its first choice until an attempt says otherwise."""
         self.alias = route.alias
         self.bind(route.first.model, deployment=route.first.deployment)
+        self.rerouted_by = route.first.switch_id or route.switch_id
 
     def attempt_begin(self, plan, target) -> None:
         """An attempt on `target` (routing.Target) starts: it is who answers, unless it fails."""
         plan.attempted()
         self.bind(target.model, deployment=target.deployment)
+        self.rerouted_by = target.switch_id or plan.route.switch_id
         self.fallbacks = plan.fallbacks
         self.attempt_start()
 
@@ -293,7 +300,7 @@ class CallState:
             if self.upstream_ms is None and self.attempt_started is not None:
                 self.attempt_end()
             self.call_record = CallRecord(
-                request_id=self.context.request_id, context=self.context, provider=self.provider_label,
+                request_id=self.context.request_id, context=self.marked_context(), provider=self.provider_label,
                 model=self.model_label, price_name=self.price_name, operation=self.operation,
                 tokens=usage.token_counts(), status=status, error_type=error_type[:80],
                 latency_ms=self.elapsed_ms(), upstream_ms=self.upstream_ms, ttft_ms=self.ttft_ms,
@@ -302,6 +309,15 @@ class CallState:
             )
             count(self.call_record, self.provider_kind)
         return self.call_record
+
+
+    def marked_context(self) -> UsageContext:
+        """The call's context with the switch that acted on it (a refusal, a filter that acted, a reroute that
+        served it; else the caller's own mark, e.g. rag's retrieval switch), for its usage row."""
+        acted = self.switch.acted(self.guardrail_actions) if self.switch is not None and self.guardrail_actions \
+            else None
+        mark = self.refused_by or acted or self.rerouted_by
+        return self.context if mark is None else dataclasses.replace(self.context, switch_id=mark)
 
 
 def count(record: CallRecord, provider_kind: str) -> None:

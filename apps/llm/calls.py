@@ -13,7 +13,6 @@ under `<request_id>-2`, `-3`…, so the ledger's idempotency never swallows a re
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable, Iterator
 from typing import TypeVar
@@ -47,8 +46,9 @@ from apps.llm.switches import (
     CallRefused,
     CallSwitch,
     blocked_output,
-    screen_input,
-    screen_output,
+    screened_answer,
+    screened_request,
+    screened_stream,
     switch_for,
 )
 from apps.llm.tokens import estimate_tokens
@@ -147,8 +147,9 @@ class _Call(CallState):
 
     def switched(self) -> CallSwitch | None:
         """What the registered switches say of this call (apps/llm/switches.py); a refusal is recorded and raised."""
-        switch = switch_for(self.context)
+        switch = self.switch = switch_for(self.context)
         if switch is not None and switch.refuse:
+            self.refused_by = switch.switch_id
             self.record(usage=None, status=CallStatus.REFUSED, error_type=switch.code)
             raise CallRefused(switch.refuse, code=switch.code)
         return switch
@@ -222,20 +223,11 @@ def _begin_chat(call: _Call, model, request: ChatRequest, cache: CachePolicy | N
     call.bind_route(route)
     chat_request_check(request, route.widest_output)
     switch = call.switched()
-    if switch is not None and switch.filters:
-        request = dataclasses.replace(request, messages=screen_input(switch, request.messages,
-                                                                     call.guardrail_actions))
-        cache = None
+    filtered = screened_request(switch, request, call.guardrail_actions)
+    if filtered is not None:  # a filtered call skips the response cache
+        request, cache = filtered, None
     return route, request, switch, response_cache.read(response_cache.chat_lookup(cache, call.context,
                                                                                   _asked(model), request))
-
-
-def _screened(call: _Call, switch: CallSwitch | None, answer: ProviderChat) -> tuple[ProviderChat, bool]:
-    """The answer under the switches' output filter, and whether it is blocked (raised once recorded)."""
-    if switch is None:
-        return answer, False
-    text, blocked = screen_output(switch, answer.text, call.guardrail_actions)
-    return (dataclasses.replace(answer, text=text) if text != answer.text else answer), blocked
 
 
 def _whole_stream(call: _Call, switch: CallSwitch, source: Iterator[StreamDelta], slot: Slot | None
@@ -247,16 +239,13 @@ def _whole_stream(call: _Call, switch: CallSwitch, source: Iterator[StreamDelta]
     except Exception:
         _release(slot, "fail")
         raise
-    final = next((piece.final for piece in pieces if piece.final is not None), None)
-    text = final.text if final is not None else "".join(piece.text for piece in pieces)
-    shown, blocked = screen_output(switch, text, call.guardrail_actions)
+    shown, final, blocked = screened_stream(switch, pieces, call.guardrail_actions)
     if blocked:
         call.attempt_end()
         _release(slot, "ok")
         call.record(usage=final.usage if final else None, status=CallStatus.OK)
         raise blocked_output(call.guardrail_actions)
-    return iter([StreamDelta(text=shown), *([StreamDelta(final=dataclasses.replace(final, text=shown))]
-                                            if final is not None else [])])
+    return iter(shown)
 
 
 def _start_chat(call: _Call, route: Route, request: ChatRequest) -> RoutePlan:
@@ -287,7 +276,7 @@ def chat(*, model: str | Model, messages: list[dict], context: UsageContext, tem
         raise call.fail(exc)
     if lookup is not None and lookup.hit:
         return _cached_chat(call, lookup)
-    answer, blocked = _screened(call, switch, answer)
+    answer, blocked = screened_answer(switch, answer, call.guardrail_actions)
     result = _chat_result(call, answer, target)
     if blocked:
         raise blocked_output(call.guardrail_actions)

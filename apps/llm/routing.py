@@ -56,6 +56,7 @@ class Target:
     priority: int = 0  # 0 primary; higher: fallback tiers
     max_concurrency: int | None = None
     rpm_limit: int | None = None
+    switch_id: int | None = None  # put in place by a reroute (Reroute.switch_id): marks the calls it answers
 
     def price(self, at: datetime | None = None) -> Price | None:
         """The price valid at `at`: from the cached price book (no query), else asked of the database (a Model
@@ -76,6 +77,7 @@ class Route:
     deadline_seconds: float | None = None
     max_attempts: int | None = None
     missing: str = ""  # why the name resolves to nothing (raised as ModelNotFound)
+    switch_id: int | None = None  # rerouted as a whole (or a deployment left out) by this switch: marks its calls
     loaded_at: float = field(default_factory=time.monotonic)
 
     def check(self, kind: str) -> Route:
@@ -130,6 +132,7 @@ class Reroute:
     to: str = ""
     deployment_id: int | None = None
     why: str = ""
+    switch_id: int | None = None  # who asks it (an incident mitigation's id): marks the calls it serves
 
 
 RerouteProvider = Callable[[], "dict[str, Reroute]"]
@@ -180,7 +183,7 @@ def _deployment_targets(deployment_id: int, *, as_priority: int | None = None, a
 def _replaced(route: Route, table: dict[str, Reroute]) -> Route:
     """`route` with its rerouted deployments left out or replaced (what a `deployment:<id>` reroute asks)."""
     targets: list[Target] = []
-    changed = False
+    changed, left_out = False, None
     for target in route.targets:
         reroute = table.get(deployment_key(target.deployment_id)) if target.deployment_id else None
         if reroute is None:
@@ -188,18 +191,20 @@ def _replaced(route: Route, table: dict[str, Reroute]) -> Route:
             continue
         changed = True
         if reroute.deployment_id:
-            targets.extend(_deployment_targets(reroute.deployment_id, as_priority=target.priority,
-                                               as_weight=target.weight, kind=route.kind))
+            targets.extend(dataclasses.replace(t, switch_id=reroute.switch_id) for t in _deployment_targets(
+                reroute.deployment_id, as_priority=target.priority, as_weight=target.weight, kind=route.kind))
         elif reroute.to:
             other = _load_route(reroute.to)
             if not other.missing and other.kind == route.kind:
-                targets.extend(dataclasses.replace(t, priority=target.priority, weight=target.weight)
-                               for t in other.targets)
+                targets.extend(dataclasses.replace(t, priority=target.priority, weight=target.weight,
+                                                   switch_id=reroute.switch_id) for t in other.targets)
+        else:  # left out: every call of the alias is served by its other deployments because of this switch
+            left_out = left_out or reroute.switch_id
     if not changed:
         return route
     missing = route.missing or ("" if targets else f"Every deployment of '{route.name}' is switched off "
                                                    f"({'; '.join(sorted({r.why for r in table.values() if r.why}))}).")
-    return dataclasses.replace(route, targets=tuple(targets), missing=missing)
+    return dataclasses.replace(route, targets=tuple(targets), missing=missing, switch_id=route.switch_id or left_out)
 
 
 def load_route(name: str) -> Route:
@@ -212,11 +217,12 @@ def load_route(name: str) -> Route:
         base = _load_route(name)
         targets = _deployment_targets(reroute.deployment_id, kind=base.kind)
         route = dataclasses.replace(base, targets=targets, missing=base.missing if base.missing or targets else
-                                    f"'{name}' is pinned to a deployment that cannot serve now.")
+                                    f"'{name}' is pinned to a deployment that cannot serve now.",
+                                    switch_id=reroute.switch_id)
     else:
         base, other = _load_route(name), _load_route(reroute.to)
         kind_ok = not base.kind or other.kind == base.kind
-        route = dataclasses.replace(other, name=name, missing=other.missing or (
+        route = dataclasses.replace(other, name=name, switch_id=reroute.switch_id, missing=other.missing or (
             "" if kind_ok else f"'{name}' is rerouted to '{reroute.to}', which serves another kind of model."))
     return _replaced(route, table) if table else route
 

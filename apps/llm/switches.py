@@ -3,11 +3,15 @@ knowing them.
 
     register_call_switch("incident", fn)   # fn(CallScope) -> CallSwitch | None (sync; may query)
 
-`calls.chat` and `calls.chat_stream` ask `switch_for(context)` before each call: every registered switch's answer
+`calls.chat` and `calls.chat_stream` (and `acalls.achat` / `achat_stream`, ADR 0122) ask `switch_for(context)`
+before each call: every registered switch's answer
 for the call's scope (team + feature, use case, prompt, collection of its UsageContext), merged (a refusal wins,
 each filter the strictest), kept in the shared cache under one stamp (apps/core/stamped_cache.py: one MGET per
 call). `switches_changed()` replaces the stamp after the commit, so every process (web, workers) obeys on its
-next call. The gateway's traffic goes through its own front door (apps/gateway/registry.py), not this.
+next call. The gateway's traffic goes through its own front door (apps/gateway/registry.py), not this — except
+its prompt references, for which it asks `switch_for_scope(CallScope(prompt_name=…))` once per second per prompt.
+The switch that acts marks the call's usage row (`UsageContext.switch_id`: `CallSwitch.switch_id` for a refusal,
+`filter_ids` for a filter that acted).
 
 A refused call is recorded as `refused` with the switch's key as error type (as the gateway's guard refusals are)
 and raises `CallRefused` (its message is the switch's, for the person who asked). Filters screen the call with the
@@ -31,6 +35,7 @@ from apps.core.stamped_cache import stamp_replace, stamped_get
 from apps.costs.services import UsageContext
 from apps.guardrails import detect_pii, redact_findings, scan_injection
 from apps.llm.errors import LlmError
+from apps.llm.results import ChatRequest, ProviderChat, StreamDelta
 
 STAMP_KEY = "llm:call-switches:stamp"
 ENTRY_TIMEOUT = 300
@@ -60,22 +65,45 @@ class CallScope:
 @dataclass(frozen=True)
 class CallSwitch:
     """A switch's answer: refuse the call (`refuse`: the message; `code`: recorded as its error type), and/or
-    filters raised above the defaults ("allow"/"off")."""
+    filters raised above the defaults ("allow"/"off"). `switch_id`: the switch that refuses; `filter_ids`: (filter,
+    the switch that raised it) — what marks the call's usage row when it acts (`UsageContext.switch_id`);
+    `serves`: (label, version, switch) — the prompt's label serves that version because of the switch (a rollback):
+    whoever resolves the label for the call (the gateway's prompt references) marks it with the switch."""
 
     refuse: str = ""
     code: str = ""
     input_pii: str = "allow"
     injection: str = "off"
     output: str = "off"
+    switch_id: int | None = None
+    filter_ids: tuple[tuple[str, int], ...] = ()
+    serves: tuple[tuple[str, int, int], ...] = ()
 
     def stricter(self, other: CallSwitch) -> CallSwitch:
-        values = {name: max(getattr(self, name), getattr(other, name), key=FILTERS[name].index) for name in FILTERS}
-        refuse, code = (self.refuse, self.code) if self.refuse else (other.refuse, other.code)
-        return CallSwitch(refuse=refuse, code=code, **values)
+        values, ids = {}, {}
+        mine, theirs = dict(self.filter_ids), dict(other.filter_ids)
+        for name, order in FILTERS.items():
+            raised = order.index(getattr(other, name)) > order.index(getattr(self, name))
+            values[name] = getattr(other if raised else self, name)
+            if (source := (theirs if raised else mine).get(name)) is not None:
+                ids[name] = source
+        first = self if self.refuse else other
+        return CallSwitch(refuse=first.refuse, code=first.code, switch_id=first.switch_id,
+                          filter_ids=tuple(sorted(ids.items())), serves=self.serves + other.serves, **values)
 
     @property
     def filters(self) -> bool:
         return any(getattr(self, name) != FILTERS[name][0] for name in FILTERS)
+
+    def acted(self, actions) -> int | None:
+        """The switch whose filter made the first of these guardrail actions (a call's), or None."""
+        ids = dict(self.filter_ids)
+        for action in actions:
+            name = "output" if action["direction"] == "output" else \
+                "injection" if action["check"] == "injection" else "input_pii"
+            if ids.get(name) is not None:
+                return ids[name]
+        return None
 
 
 class CallRefused(LlmError):
@@ -121,9 +149,13 @@ def _ask(scope: CallScope) -> CallSwitch | None:
 
 def switch_for(context: UsageContext) -> CallSwitch | None:
     """The merged answer of the registered switches for this call, or None (nothing registered: no round trip)."""
+    return switch_for_scope(CallScope.of(context))
+
+
+def switch_for_scope(scope: CallScope) -> CallSwitch | None:
+    """switch_for() of a scope (the gateway asks it for a prompt reference: `CallScope(prompt_name=…)`)."""
     if not _switches:
         return None
-    scope = CallScope.of(context)
     digest = hashlib.sha1(repr(dataclasses.astuple(scope)).encode(), usedforsecurity=False).hexdigest()
     return stamped_get(STAMP_KEY, f"llm:call-switch:{digest}", lambda: _ask(scope), timeout=ENTRY_TIMEOUT)
 
@@ -207,3 +239,31 @@ def blocked_output(actions: list[dict]) -> CallBlocked:
     kinds = Counter(actions[-1]["kinds"]) if actions else Counter()
     return CallBlocked(f"An incident's stricter filters block personal data or secrets in the answer "
                        f"({_phrase(kinds)}).")
+
+
+# -- what both faces of the call path do with an answer (calls.py, acalls.py) ---------------------------------
+def screened_request(switch: CallSwitch | None, request: ChatRequest, actions: list[dict]) -> ChatRequest | None:
+    """The request as the provider may receive it under the switch's input filters, or None when the switch
+    raises no filter (then the response cache may serve); raises CallBlocked."""
+    if switch is None or not switch.filters:
+        return None
+    return dataclasses.replace(request, messages=screen_input(switch, request.messages, actions))
+
+
+def screened_answer(switch: CallSwitch | None, answer: ProviderChat, actions: list[dict]) -> tuple[ProviderChat, bool]:
+    """The answer under the switch's output filter, and whether it is blocked (raised once recorded)."""
+    if switch is None:
+        return answer, False
+    text, blocked = screen_output(switch, answer.text, actions)
+    return (dataclasses.replace(answer, text=text) if text != answer.text else answer), blocked
+
+
+def screened_stream(switch: CallSwitch, pieces: list[StreamDelta], actions: list[dict]
+                    ) -> tuple[list[StreamDelta], ProviderChat | None, bool]:
+    """A whole stream's pieces under the output filter: (the pieces to hand out — the text in one piece —, the
+    provider's final piece, whether it is blocked)."""
+    final = next((piece.final for piece in pieces if piece.final is not None), None)
+    text = final.text if final is not None else "".join(piece.text for piece in pieces)
+    shown, blocked = screen_output(switch, text, actions)
+    return [StreamDelta(text=shown), *([StreamDelta(final=dataclasses.replace(final, text=shown))]
+                                       if final is not None else [])], final, blocked

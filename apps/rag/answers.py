@@ -148,7 +148,8 @@ def answer_question(*, collection: Collection, retrieval: Retrieval, user=None, 
     model = model or _model_for(collection, source["config"])
     context = UsageContext(source=usage_source, team_id=collection.team_id, collection_id=collection.pk,
                            feature=feature, prompt_name=source["name"], prompt_version=source["version"],
-                           user_id=getattr(user, "pk", None) if getattr(user, "is_authenticated", False) else None)
+                           user_id=getattr(user, "pk", None) if getattr(user, "is_authenticated", False) else None,
+                           switch_id=retrieval.offline.switch_id if retrieval.offline is not None else None)
     config = source["config"]
     scored = check_groundedness and bool(hits)
     held = calls.HeldRecords() if scored else None  # the answer's record waits for its groundedness (ADR 0121)

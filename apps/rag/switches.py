@@ -33,6 +33,7 @@ ANSWER_MODES = {REFUSE: "Refuse with the message", WITHOUT: "Answer without retr
 class RetrievalOff:
     message: str
     answer: str = REFUSE  # REFUSE or WITHOUT
+    switch_id: int | None = None  # the switch (an incident mitigation's id): marks the answers made without retrieval
 
 
 Switch = Callable[[int, int], "RetrievalOff | None"]

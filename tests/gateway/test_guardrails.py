@@ -267,6 +267,14 @@ def test_the_stricter_value_of_each_field_wins():
                             guard_event_content="none")
 
 
+def test_a_field_a_switch_raised_names_it_and_one_already_as_strict_or_raised_further_does_not():
+    switch = {"guard_input_pii": "block", "guard_injection": "block", "guard_output": "flag",
+              "switch_ids": {"guard_input_pii": 7, "guard_injection": 7, "guard_output": 7}}
+    merged = Policy(guard_input_pii="block").stricter(switch, {"guard_output": "redact"})
+    assert (merged.guard_injection, merged.guard_output, dict(merged.switch_ids)) == ("block", "redact",
+                                                                                      {"guard_injection": 7})
+
+
 # -- policy: key and use case -----------------------------------------------------------------------------------
 def test_a_use_case_policy_is_stricter_than_its_keys_and_wins(gateway_url, upstream, gateway_key, team, owner,
                                                                drain):

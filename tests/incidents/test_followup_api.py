@@ -135,3 +135,37 @@ def test_the_art73_report_reads_like_the_pages_json_export(bearer, read, declare
     assert body["report"]["report"]["kind"] == "initial"
     stranger = bearer(token_for(outsider, other_team, "read")[1])
     assert stranger.get(f"/api/v1/incidents/{incident.pk}/art73").status_code == 404
+
+
+def test_the_art73_assessment_is_written_through_the_api_as_on_the_page(write, read, bearer, declare, viewer,
+                                                                         outsider, other_team, token_for):
+    incident = declare()
+    base = f"/api/v1/incidents/{incident.pk}/art73"
+    aware = (timezone.now() - timedelta(hours=2)).isoformat()
+    saved = write.patch(base, {"eu_users": True, "category": "fundamental_rights", "aware_at": aware,
+                               "member_states": ["de", "FR"], "causal_link": "Stale policy in the index.",
+                               "reporter": "ACME GmbH, dpo@acme.example"}, content_type=JSON)
+    assert saved.status_code == 200
+    report = saved.json()["report"]
+    assert (report["incident"]["member_states"], report["incident"]["eu_users_affected"]) == (["DE", "FR"], True)
+    assert report["incident"]["serious_category"].startswith("Infringement of Union law")
+    assert report["causal_link"] == "Stale policy in the index." and report["reporter"]["organisation_and_contact"]
+    assert _actions(incident)[-1] == "incident.art73_assessment"
+    only = write.patch(base, {"report_reference": "MSA-2026-0042"}, content_type=JSON).json()["report"]
+    assert only["report"]["reference"] == "MSA-2026-0042" and only["incident"]["member_states"] == ["DE", "FR"]
+
+    events = len(_actions(incident))
+    bad = write.patch(base, {"category": "mild", "aware_at": (timezone.now() + timedelta(days=2)).isoformat(),
+                             "member_states": ["x" * 500]}, content_type=JSON)
+    assert bad.status_code == 422
+    assert {e["field"] for e in bad.json()["errors"]} >= {"category", "aware_at", "member_states"}
+    assert write.patch(base, {"eu_users": "perhaps"}, content_type=JSON).status_code == 422
+    assert len(_actions(incident)) == events and read.get(base).json()["report"]["incident"]["serious_category"]
+
+    assert read.patch(base, {"eu_users": False}, content_type=JSON).status_code == 403  # a read token reads
+    session = Client()
+    session.force_login(viewer)  # a viewer of the team (a product manager) reads it, and may not assess it
+    assert session.patch(base, {"eu_users": False}, content_type=JSON).status_code == 403
+    assert bearer(token_for(outsider, other_team, "write")[1]).patch(base, {"eu_users": False},
+                                                                     content_type=JSON).status_code == 404
+    assert read.get(base).json()["report"]["incident"]["eu_users_affected"] is True  # nothing changed

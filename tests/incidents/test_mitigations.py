@@ -42,8 +42,9 @@ def test_feature_off_refuses_its_target_until_undone(incident, engineer, key, sc
                                                   target=target, params={"message": "Refunds help is paused."},
                                                   reason="wrong refund windows")
     assert bumped  # the gateway stamp moves on commit: every process asks the guard again
-    reason = mitigations.incidents_guard(_admission(key))
-    assert reason.startswith("Refunds help is paused.") and incident.reference in reason
+    refusal = mitigations.incidents_guard(_admission(key))
+    assert refusal.reason.startswith("Refunds help is paused.") and incident.reference in refusal.reason
+    assert refusal.switch_id == mitigation.pk  # what marks the refused requests' usage events
     assert mitigations.incidents_guard(_admission(key, key_id=key.pk + 1, feature="search")) is None
     assert AuditEvent.objects.filter(action="incident.mitigation_apply", object_id=str(incident.pk)).count() == 1
     assert incident.timeline.filter(kind="mitigation").exists()
@@ -150,9 +151,11 @@ def test_the_refused_count_reads_the_ledger_since_the_switch(incident, engineer,
                                               target={"scope": "key", "key_id": key.pk})
     before = mitigation.applied_at - timedelta(seconds=5)
     common = {"source": "gateway", "status": "refused", "team": team, "gateway_key_id": key.pk}
-    UsageEventFactory(occurred_at=before, error_type="incident", **common)  # before the switch
-    UsageEventFactory(error_type="incident", **common)
-    UsageEventFactory(error_type="incident", **common)
+    mine = {"error_type": "incident", "switch_id": mitigation.pk}  # as the call path marks what it refused
+    UsageEventFactory(occurred_at=before, **mine, **common)  # before the switch
+    UsageEventFactory(**mine, **common)
+    UsageEventFactory(**mine, **common)
+    UsageEventFactory(error_type="incident", switch_id=mitigation.pk + 1, **common)  # another switch's refusal
     UsageEventFactory(error_type="key_limit", **common)  # another refusal
     assert selectors.effects_of([mitigation])[mitigation.pk].count == 2
     assert [str(m.effect) for m in selectors.switched_now(actor=engineer)] == ["2 refused"]
@@ -171,14 +174,19 @@ def test_every_switch_shows_what_it_did_since_it_was_applied_from_the_ledger(inc
     refuse = switch("retrieval_disabled", {"scope": "collection", "collection_id": 8}, answer="refuse")
     earlier = filters.applied_at - timedelta(seconds=5)
     acted = [{"direction": "input", "check": "pii", "action": "block", "kinds": {"EMAIL": 1}}]
-    UsageEventFactory(team=team, feature="refund-bot", guardrail_actions=acted, status="refused")
-    UsageEventFactory(team=team, feature="refund-bot", guardrail_actions=acted, occurred_at=earlier)  # before
+    # The ledger as the call path marks it (UsageEvent.switch_id, ADR 0122): each row with the switch that acted.
+    UsageEventFactory(team=team, feature="refund-bot", guardrail_actions=acted, status="refused",
+                      switch_id=filters.pk)
+    UsageEventFactory(team=team, feature="refund-bot", guardrail_actions=acted, occurred_at=earlier,
+                      switch_id=filters.pk)  # before
+    UsageEventFactory(team=team, feature="refund-bot", guardrail_actions=acted)  # the key's own policy acted
     UsageEventFactory(team=team, feature="refund-bot")  # nothing filtered
-    UsageEventFactory(alias="support-large", model="support-large")
-    UsageEventFactory(alias="", model="support-large")
-    UsageEventFactory(alias="support", model="support-small", deployment="support/support-small")
-    UsageEventFactory(collection_id=7, operation="chat")
-    UsageEventFactory(collection_id=8, operation="chat")
+    UsageEventFactory(alias="support", model="support-large", switch_id=fallback.pk)
+    UsageEventFactory(alias="support", model="support-large", switch_id=fallback.pk)
+    UsageEventFactory(alias="support", model="support-large", switch_id=fallback.pk, status="error")  # not served
+    UsageEventFactory(alias="support-large", model="support-large")  # the fallback's own traffic
+    UsageEventFactory(collection_id=7, operation="chat", switch_id=without.pk)
+    UsageEventFactory(collection_id=7, operation="chat")  # before it, or not through it
 
     effects = selectors.effects_of([filters, fallback, without, refuse])
     assert [str(effects[m.pk]) for m in (filters, fallback, without)] == [
