@@ -382,7 +382,9 @@ class Work:
         except TargetError as exc:
             return Outcome(attack, "error", error=str(exc), retrieved=retrieved)
         except front_door.Blocked as exc:
-            return dataclasses.replace(self.blocked(attack, outputs, str(exc), started), retrieved=retrieved)
+            outcome = self.blocked(attack, outputs, str(exc), started)
+            outcome.evidence, outcome.retrieved = (outcome.evidence or {}) | extra, retrieved
+            return outcome
         except front_door.NotRun as exc:  # a limit, a budget, the use case: not the attack's result
             return Outcome(attack, "error", error=f"{front_door.NOT_RUN}{exc}")
         except front_door.Retry as exc:

@@ -39,7 +39,14 @@ def _terms(collection_id: int) -> list[tuple]:
 
 
 @pytest.fixture
-def planted(make_collection, team):
+def real(make_collection):
+    """A collection that really holds the planted document (made first: no index is built after indexing in a
+    test's transaction)."""
+    return make_collection("Base with the document")
+
+
+@pytest.fixture
+def planted(real, make_collection, team):
     base = make_collection("Base")
     _fill(base, BASE)
     overlay = overlay_ensure(base=base, owner="test:1")
@@ -48,9 +55,8 @@ def planted(make_collection, team):
     return base, overlay, Overlay(overlay.pk, chunks[PLANTED[0]])
 
 
-def test_an_overlay_document_scores_as_if_it_were_in_the_collection(planted, make_collection):
+def test_an_overlay_document_scores_as_if_it_were_in_the_collection(planted, real):
     base, _, overlay = planted
-    real = make_collection("Base with the document")
     _fill(real, {**BASE, PLANTED[0]: PLANTED[1]})
 
     for query in QUERIES:
@@ -67,7 +73,8 @@ def test_the_collection_is_never_written_and_the_overlay_is_hidden(planted, owne
     base, overlay_row, _ = planted
     base.refresh_from_db()
     assert base.chunk_count == len(BASE) and _terms(base.pk) == _terms_of_base_only(base)
-    assert list(selectors.collection_list(actor=owner)) == [base]
+    listed = list(selectors.collection_list(actor=owner))
+    assert base in listed and overlay_row not in listed
     assert selectors.collection_visible(actor=owner, pk=overlay_row.pk) is None
     with pytest.raises(Http404):
         selectors.collection_get_for_search(actor=owner, pk=overlay_row.pk)
@@ -83,7 +90,7 @@ def _terms_of_base_only(base) -> list[tuple]:
         return cursor.fetchall()
 
 
-def test_removing_the_overlay_or_the_collection_leaves_no_row_behind(planted, make_collection):
+def test_removing_the_overlay_or_the_collection_leaves_no_row_behind(planted):
     base, overlay_row, _ = planted
     assert _terms(overlay_row.pk)
     assert overlay_delete(overlay=overlay_row) is True and overlay_delete(overlay=overlay_row) is False

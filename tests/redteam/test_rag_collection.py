@@ -49,6 +49,12 @@ def rag_attacks(monkeypatch, fixture_library):
 
 
 @pytest.fixture
+def theirs(make_collection, other_team, outsider):
+    """Another team's collection (made before any indexing: no index is built after it in a test's transaction)."""
+    return make_collection("Their handbook", team=other_team, user=outsider)
+
+
+@pytest.fixture
 def handbook(make_collection):
     """The team's handbook, returning its top 2 chunks (the collection's own setting)."""
     collection = make_collection("Handbook", retrieval={"k": 2})
@@ -135,9 +141,7 @@ def test_the_beat_job_removes_the_overlay_a_dead_worker_left_and_keeps_a_live_on
     assert AuditEvent.objects.filter(action="rag.overlay.delete", changes__owner=planting.owner_of(dead.pk)).exists()
 
 
-def test_only_a_collection_the_person_may_read_can_be_targeted(launch, make_collection, other_team, outsider,
-                                                               client_for, engineer, version):
-    theirs = make_collection("Their handbook", team=other_team, user=outsider)
+def test_only_a_collection_the_person_may_read_can_be_targeted(theirs, launch, client_for, engineer, version):
     with pytest.raises(ValidationError) as exc:
         launch(strategies=("document",), rag_collection=theirs)
     assert "collection you may read" in str(exc.value)
@@ -171,12 +175,10 @@ def test_the_launch_is_audited_with_the_collection_and_the_report_names_it(launc
     assert "retrieved: yes, rank 1" in page and 'id="indirect-split"' in page
 
 
-def test_the_api_launches_against_a_readable_collection_only(handbook, make_collection, other_team, outsider,
-                                                            engineer, team, token_for, client, version,
-                                                            monkeypatch):
+def test_the_api_launches_against_a_readable_collection_only(theirs, handbook, engineer, team, token_for, client,
+                                                            version, monkeypatch):
     monkeypatch.setattr(services, "_queue_run", lambda campaign_id: None)
     secret = token_for(engineer, team, "write")[1]
-    theirs = make_collection("Their handbook", team=other_team, user=outsider)
     body = {"name": "api", "prompt": version.prompt.name, "version": 1, "model": "rt-chat",
             "strategies": ["document"], "library_version": "test-v1", "variables": {"product": "Acme"},
             "attack_variable": "question"}
