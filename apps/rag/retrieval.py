@@ -235,30 +235,9 @@ def bm25_sql(*, collection: Collection, query: str, limit: int, actor, k1: float
             FROM rag_term_stat s JOIN q ON q.term = s.term CROSS JOIN stats
             WHERE s.collection_id = {cid} AND s.df > 0
         )"""
-    else:  # the overlay's chunks count in N, the total length and df; all their postings are read
-        oid, ids = int(overlay.collection_id), [int(i) for i in overlay.chunk_ids]
-        ov_cte = f"""ov AS MATERIALIZED (
-            SELECT count(*)::float8 AS n, coalesce(sum(bm25_length), 0)::float8 AS tokens FROM rag_chunk
-            WHERE collection_id = {oid} AND id = ANY(%s::bigint[])
-        ), """
-        ov_n, ov_tokens = " + (SELECT n FROM ov)", " + (SELECT tokens FROM ov)"
-        df = "(coalesce(s.df, 0) + coalesce(o.df, 0))"
-        terms = f"""odf AS MATERIALIZED (
-            SELECT p.term, count(*)::float8 AS df FROM rag_posting p JOIN q ON q.term = p.term
-            WHERE p.collection_id = {oid} AND p.chunk_id = ANY(%s::bigint[]) GROUP BY p.term
-        ), t AS MATERIALIZED (
-            SELECT q.term, q.qw * ln(1 + (stats.n - {df} + 0.5) / ({df} + 0.5)) AS idf,
-                   ({m} > 0 AND coalesce(s.df, 0) > {m}) AS truncated
-            FROM q CROSS JOIN stats
-            LEFT JOIN rag_term_stat s ON s.collection_id = {cid} AND s.term = q.term
-            LEFT JOIN odf o ON o.term = q.term
-            WHERE {df} > 0
-        )"""
-        ov_postings = f"""
-            UNION ALL
-            SELECT t.term, t.idf, p.chunk_id, p.tf::float8, p.dl::float8
-            FROM t JOIN rag_posting p ON p.term = t.term
-            WHERE p.collection_id = {oid} AND p.chunk_id = ANY(%s::bigint[]) {matching(oid)}"""
+    else:
+        ov_cte, ov_n, ov_tokens, terms, ov_postings = _bm25_overlay_parts(cid, overlay, m, matching)
+        ids = [int(i) for i in overlay.chunk_ids]
         params = [query, ids, *tenant_params, ids, *filter_params, ids, *filter_params]  # in the text's order
     sql = f"""
         WITH q AS MATERIALIZED (
@@ -294,6 +273,35 @@ def bm25_sql(*, collection: Collection, query: str, limit: int, actor, k1: float
         LIMIT {int(limit)}
     """
     return sql, params
+
+
+def _bm25_overlay_parts(cid: int, overlay: Overlay, m: int, matching) -> tuple[str, str, str, str, str]:
+    """The BM25 statement's pieces that read an overlay's chunks as if they were in collection `cid`: their count
+    and length (added to N and the total), their df (added to the base's), and all their postings. Each `%s` is
+    the overlay's chunk ids (bm25_sql passes them in the text's order)."""
+    oid = int(overlay.collection_id)
+    ov_cte = f"""ov AS MATERIALIZED (
+            SELECT count(*)::float8 AS n, coalesce(sum(bm25_length), 0)::float8 AS tokens FROM rag_chunk
+            WHERE collection_id = {oid} AND id = ANY(%s::bigint[])
+        ), """
+    df = "(coalesce(s.df, 0) + coalesce(o.df, 0))"
+    terms = f"""odf AS MATERIALIZED (
+            SELECT p.term, count(*)::float8 AS df FROM rag_posting p JOIN q ON q.term = p.term
+            WHERE p.collection_id = {oid} AND p.chunk_id = ANY(%s::bigint[]) GROUP BY p.term
+        ), t AS MATERIALIZED (
+            SELECT q.term, q.qw * ln(1 + (stats.n - {df} + 0.5) / ({df} + 0.5)) AS idf,
+                   ({m} > 0 AND coalesce(s.df, 0) > {m}) AS truncated
+            FROM q CROSS JOIN stats
+            LEFT JOIN rag_term_stat s ON s.collection_id = {cid} AND s.term = q.term
+            LEFT JOIN odf o ON o.term = q.term
+            WHERE {df} > 0
+        )"""
+    postings = f"""
+            UNION ALL
+            SELECT t.term, t.idf, p.chunk_id, p.tf::float8, p.dl::float8
+            FROM t JOIN rag_posting p ON p.term = t.term
+            WHERE p.collection_id = {oid} AND p.chunk_id = ANY(%s::bigint[]) {matching(oid)}"""
+    return ov_cte, " + (SELECT n FROM ov)", " + (SELECT tokens FROM ov)", terms, postings
 
 
 # --- vector -----------------------------------------------------------------------------------------
