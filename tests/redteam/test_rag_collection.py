@@ -192,3 +192,15 @@ def test_the_api_launches_against_a_readable_collection_only(theirs, handbook, e
     assert made.status_code == 201, made.content
     assert made.json()["rag_collection"]["name"] == "Handbook"
     assert Campaign.objects.get().created_by == engineer
+
+
+def test_a_campaign_whose_launcher_lost_access_to_the_collection_fails_with_the_reason(launch, handbook, engineer):
+    from apps.accounts.models import Membership
+
+    campaign = launch(strategies=("document",), rag_collection=handbook)
+    Membership.objects.filter(user=engineer).delete()  # retrieval runs as the launcher: the tenant rule holds
+
+    done = runner.campaign_execute_inline(campaign.pk)
+
+    assert done.status == CampaignStatus.FAILED and "may no longer read it" in done.error
+    assert not Collection.objects.filter(overlay_of=handbook).exists()
