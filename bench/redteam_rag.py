@@ -181,45 +181,22 @@ def campaign(team, user, collection, attacks: int, concurrency: int, latency_ms:
     prepare, cleanup, retrieve = planting.prepare, planting.cleanup, planting.RagTarget.retrieve
     plant, embed = planting.overlay_plant, calls.embed
 
-    def timed_plant(*args, **kwargs):
-        t = time.perf_counter()
-        try:
-            return plant(*args, **kwargs)
-        finally:
-            timings["plant_s"].append(round(time.perf_counter() - t, 2))
-
-    def timed_embed(*args, **kwargs):
-        t = time.perf_counter()
-        try:
-            return embed(*args, **kwargs)
-        finally:
-            timings["embed_s"].append(time.perf_counter() - t)
-            timings["texts"].append(len(kwargs.get("texts") or []))
-
-    def timed_prepare(*args, **kwargs):
-        t = time.perf_counter()
-        try:
-            return prepare(*args, **kwargs)
-        finally:
-            timings["setup_s"].append(round(time.perf_counter() - t, 2))
-
-    def timed_cleanup(*args, **kwargs):
-        t = time.perf_counter()
-        try:
-            return cleanup(*args, **kwargs)
-        finally:
-            timings["cleanup_s"].append(round(time.perf_counter() - t, 3))
-
-    def timed_retrieve(self, *args, **kwargs):
-        t = time.perf_counter()
-        try:
-            return retrieve(self, *args, **kwargs)
-        finally:
-            timings["retrieval_ms"].append((time.perf_counter() - t) * 1000)
+    def timed(fn, name: str, scale: float = 1.0):
+        """`fn`, its wall time (× scale) appended to timings[name] on each call."""
+        def wrapper(*args, **kwargs):
+            t = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                timings[name].append((time.perf_counter() - t) * scale)
+                if fn is embed:
+                    timings["texts"].append(len(kwargs.get("texts") or []))
+        return wrapper
 
     before = base_state(collection)
-    planting.prepare, planting.cleanup, planting.RagTarget.retrieve = timed_prepare, timed_cleanup, timed_retrieve
-    planting.overlay_plant, calls.embed = timed_plant, timed_embed
+    planting.prepare, planting.cleanup = timed(prepare, "setup_s"), timed(cleanup, "cleanup_s")
+    planting.RagTarget.retrieve = timed(retrieve, "retrieval_ms", 1000)
+    planting.overlay_plant, calls.embed = timed(plant, "plant_s"), timed(embed, "embed_s")
     try:
         with standin_process(latency_ms) as server:
             provider = standin_provider(server, name=f"bench-rtrag-{os.getpid()}", max_retries=2, timeout_seconds=30)
@@ -239,11 +216,12 @@ def campaign(team, user, collection, attacks: int, concurrency: int, latency_ms:
     retrieved = Attack.objects.filter(campaign=done, planted_retrieved=True).count()
     ranks = list(Attack.objects.filter(campaign=done, planted_retrieved=True).values_list("planted_rank", flat=True))
     return {"attacks": done.progress_total, "status": done.status, "errors": done.errors_count,
-            "campaign_wall_s": round(wall, 2), "model_warm_up_s": warm_s, "overlay_setup_s": timings["setup_s"],
-            "of_which_plant_s": timings["plant_s"], "embedding_calls": len(timings["embed_s"]),
+            "campaign_wall_s": round(wall, 2), "model_warm_up_s": warm_s,
+            "overlay_setup_s": [round(x, 2) for x in timings["setup_s"]],
+            "of_which_plant_s": [round(x, 2) for x in timings["plant_s"]], "embedding_calls": len(timings["embed_s"]),
             "embedding_s": round(sum(timings["embed_s"]), 2), "texts_embedded": sum(timings["texts"]),
             "retrieval_per_attack_ms": _p50_p95(timings["retrieval_ms"]) if timings["retrieval_ms"] else None,
-            "overlay_cleanup_s": timings["cleanup_s"], "planted_retrieved": retrieved,
+            "overlay_cleanup_s": [round(x, 3) for x in timings["cleanup_s"]], "planted_retrieved": retrieved,
             "planted_rank_median": statistics.median(ranks) if ranks else None,
             "indirect_summary": done.summary.get("indirect"),
             "overlays_left": Collection.objects.filter(overlay_of=collection).count(),
