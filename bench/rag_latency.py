@@ -45,6 +45,7 @@ def _words(rng: random.Random) -> list[str]:
 def build(collection, n_chunks: int, seed: int = 7) -> dict:
     from django.db import connection
 
+    from apps.rag.config import DEFAULT_B, DEFAULT_K1
     from apps.rag.models import Collection, Document
     from apps.rag.services import create_hnsw_index, drop_hnsw_index
 
@@ -105,9 +106,11 @@ def build(collection, n_chunks: int, seed: int = 7) -> dict:
                     WHERE c.collection_id = %s AND c.id BETWEEN %s AND %s
                 ), lens AS (SELECT chunk_id, sum(tf)::int AS dl FROM lex GROUP BY chunk_id),
                 upd AS (UPDATE rag_chunk c SET bm25_length = lens.dl FROM lens WHERE c.id = lens.chunk_id)
-                INSERT INTO rag_posting (chunk_id, collection_id, term, tf, dl)
-                SELECT lex.chunk_id, %s, lex.lexeme, lex.tf, lens.dl FROM lex JOIN lens USING (chunk_id)
-            """, [collection.pk, lo, hi, collection.pk])
+                INSERT INTO rag_posting (chunk_id, collection_id, term, tf, dl, impact)
+                SELECT lex.chunk_id, %s, lex.lexeme, lex.tf, lens.dl,
+                       lex.tf * (%s + 1) / (lex.tf + %s * (1 - %s + %s * lens.dl / (SELECT avg(dl) FROM lens)))
+                FROM lex JOIN lens USING (chunk_id)
+            """, [collection.pk, lo, hi, collection.pk, DEFAULT_K1, DEFAULT_K1, DEFAULT_B, DEFAULT_B])
             log(f"  postings for {min(start + 20_000, len(ids))} chunks")
         timings["postings_s"] = round(time.perf_counter() - t, 1)
         total = cursor.execute("SELECT count(*), coalesce(sum(bm25_length), 0) FROM rag_chunk WHERE collection_id = %s",

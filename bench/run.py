@@ -111,6 +111,8 @@ BENCHES = {"startup": bench_startup, "home": bench_home, "prompts_resolve": benc
            "rag_query": lambda: _bench_module("bench.rag_query", timeout=7200),
            # issue #18: nDCG@10 of the vector leg, plain sentence-transformers against the portal's runtime
            "rag_embedding_quality": lambda: _bench_module("bench.rag_embedding_quality", timeout=7200),
+           # issue #17 (rt-rag): a real copy of a 10k-chunk collection vs the overlay; 200 indirect attacks against it
+           "redteam_rag": lambda: _bench_module("bench.redteam_rag", timeout=1800),
            }
 NEEDS_SCIFACT = {"rag_scifact", "rag_indexing", "rag_embedding_quality"}
 

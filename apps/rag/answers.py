@@ -90,6 +90,12 @@ def passages_for(hits: list[Hit]) -> list[dict]:
             for i, h in enumerate(hits, start=1)]
 
 
+def context_text(hits: list[Hit]) -> str:
+    """The passages laid out as the built-in answer template lays them out: "[n] text", a blank line between
+    (what a red-team campaign puts where retrieved context goes, ADR 0120)."""
+    return "\n\n".join(f"[{p['number']}] {p['text']}" for p in passages_for(hits))
+
+
 def _catalog_version(name: str):
     """The production version of a catalog prompt (else its latest), or None if the prompt does not exist.
 

@@ -14,6 +14,7 @@ A document whose content changed while it was being indexed is left for the job 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import uuid
@@ -212,15 +213,18 @@ def _index_documents(job, token, collection, config, ids: list[int]) -> None:
         _flush(job, token, collection, pending, failures)
 
 
-def _embed(collection: Collection, prepared: list[Prepared]) -> None:
+def embed_prepared(collection: Collection, prepared: list[Prepared], context: UsageContext | None = None) -> None:
+    """The chunks' vectors through the one model call path, in batches of RAG_EMBED_BATCH (one usage event each),
+    attributed to `context` (default: the collection's indexing)."""
     texts = [t for p in prepared for t in p.search_texts]
     size = embed_batch_size()
     vectors: list = []
     for start in range(0, len(texts), size):
-        context = UsageContext(source="rag", team_id=collection.team_id, collection_id=collection.pk,
-                               feature="rag.indexing")
+        batch_context = UsageContext(source="rag", team_id=collection.team_id, collection_id=collection.pk,
+                                     feature="rag.indexing") if context is None else \
+            dataclasses.replace(context, request_id=uuid.uuid4().hex)  # one usage event per batch
         vectors.extend(calls.embed(model=collection.embedding_model, texts=texts[start:start + size],
-                                   context=context).vectors)
+                                   context=batch_context).vectors)
     cursor = 0
     for p in prepared:
         p.vectors = vectors[cursor:cursor + len(p.chunks)]
@@ -230,7 +234,7 @@ def _embed(collection: Collection, prepared: list[Prepared]) -> None:
 def _flush(job, token, collection, prepared: list[Prepared], failures: list[tuple[int, str]]) -> None:
     if prepared:
         try:
-            _embed(collection, prepared)
+            embed_prepared(collection, prepared)
         except TRANSIENT:
             raise
         except Exception as exc:  # LlmError, or a budget refusal from costs: the documents say why
@@ -269,19 +273,36 @@ def _write_document(collection, job, p: Prepared, now) -> tuple[int, int] | None
         return None
     old = Chunk.objects.filter(document_id=p.document.pk).aggregate(n=Count("pk"), t=Sum("bm25_length"))
     delete_chunks(document_id=p.document.pk)
-    metadata = p.document.metadata if isinstance(p.document.metadata, dict) else {}
-    rows = Chunk.objects.bulk_create([
-        Chunk(collection_id=collection.pk, document_id=p.document.pk, position=c.position,
-              heading_path=c.heading_path, text=c.text, char_start=c.char_start, char_end=c.char_end,
-              token_count=c.token_count, metadata={**metadata, **c.metadata}, embedding=vector)
-        for c, vector in zip(p.chunks, p.vectors, strict=True)
-    ])
-    total = write_postings(collection.pk, [r.pk for r in rows], p.search_texts)
+    rows, total = write_chunks(collection.pk, [p])
     Document.objects.filter(pk=p.document.pk).update(
         status=DocumentStatus.INDEXED, error="", text=p.text, indexed_hash=p.content_hash,
         indexed_version=F("version"), indexed_at=now, chunk_count=len(rows), pii_findings=p.pii_findings,
         updated_at=now)
     return len(rows) - (old["n"] or 0), total - (old["t"] or 0)
+
+
+def write_chunks(collection_id: int, prepared: list[Prepared]) -> tuple[list[Chunk], int]:
+    """Insert prepared (and embedded) documents' chunks and their BM25 postings, in one statement each;
+    (rows, Σ BM25 lengths)."""
+    rows = Chunk.objects.bulk_create([
+        Chunk(collection_id=collection_id, document_id=p.document.pk, position=c.position,
+              heading_path=c.heading_path, text=c.text, char_start=c.char_start, char_end=c.char_end,
+              token_count=c.token_count, metadata={**(p.document.metadata if isinstance(p.document.metadata, dict)
+                                                      else {}), **c.metadata}, embedding=vector)
+        for p in prepared for c, vector in zip(p.chunks, p.vectors, strict=True)
+    ], batch_size=2000)
+    return rows, write_postings(collection_id, [r.pk for r in rows], [t for p in prepared for t in p.search_texts])
+
+
+def delete_collection_rows(collection: Collection) -> None:
+    """A collection and everything in it, its overlays first: the BM25 statistics and postings in one statement
+    each (the df trigger has nothing left to count down), then the rows (chunks and documents cascade)."""
+    for overlay in Collection.objects.filter(overlay_of=collection):
+        delete_collection_rows(overlay)
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM rag_term_stat WHERE collection_id = %s", [collection.pk])
+        cursor.execute("DELETE FROM rag_posting WHERE collection_id = %s", [collection.pk])
+    collection.delete()
 
 
 def delete_chunks(*, document_id: int) -> None:
@@ -334,4 +355,5 @@ def write_postings(collection_id: int, chunk_ids: list[int], texts: list[str]) -
     return int(total)
 
 
-__all__ = ["delete_chunks", "indexing_job_run", "prepare", "search_text", "write_postings"]
+__all__ = ["delete_chunks", "delete_collection_rows", "embed_prepared", "indexing_job_run", "prepare", "search_text",
+           "write_chunks", "write_postings"]

@@ -54,10 +54,18 @@ class Collection(models.Model):
                                    related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
+    # An overlay (copy-on-write, overlay.py): documents searched together with `overlay_of` as if they were in
+    # it, the base never written. Hidden from every list and page; `overlay_owner` says who made it (and sweeps it).
+    overlay_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="overlays")
+    overlay_owner = models.CharField(max_length=120, blank=True)
 
     class Meta:
         ordering = ["team__name", "name"]
-        constraints = [models.UniqueConstraint(fields=["team", "name"], name="rag_collection_team_name")]
+        constraints = [
+            models.UniqueConstraint(fields=["team", "name"], name="rag_collection_team_name"),
+            models.UniqueConstraint(fields=["overlay_owner"], condition=~Q(overlay_owner=""),
+                                    name="rag_collection_overlay_owner"),
+        ]
 
     def __str__(self) -> str:
         return self.name

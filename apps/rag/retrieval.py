@@ -95,6 +95,16 @@ class Retrieval:
     offline: RetrievalOff | None = None  # the collection is switched off (apps/rag/switches.py): no hits
 
 
+@dataclass(frozen=True)
+class Overlay:
+    """Chunks of an overlay collection (overlay.py) searched as if they were in the base collection: both legs
+    read them besides the base's, and BM25's N, average length and df count them, so every score is the one the
+    base would give with them indexed in it (ADR 0120). Only `chunk_ids` count (one attack's planted document)."""
+
+    collection_id: int
+    chunk_ids: tuple[int, ...]
+
+
 # --- tenant filter ----------------------------------------------------------------------------------
 
 TENANT_SQL_KEPT = 4096  # compiled tenant conditions a process keeps
@@ -166,10 +176,11 @@ def query_terms(query: str) -> list[str]:
 
 
 def bm25_search(*, collection: Collection, query: str, limit: int, actor, k1: float, b: float,
-                filters: dict | None = None, term_postings: int | None = None) -> list[LegHit]:
+                filters: dict | None = None, term_postings: int | None = None,
+                overlay: Overlay | None = None) -> list[LegHit]:
     """The top `limit` chunks by BM25, best first, each with its score and matched terms (bm25_sql)."""
     sql, params = bm25_sql(collection=collection, query=query, limit=limit, actor=actor, k1=k1, b=b,
-                           filters=filters, term_postings=term_postings)
+                           filters=filters, term_postings=term_postings, overlay=overlay)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return bm25_hits(cursor.fetchall())
@@ -181,7 +192,8 @@ def bm25_hits(rows) -> list[LegHit]:
 
 
 def bm25_sql(*, collection: Collection, query: str, limit: int, actor, k1: float, b: float,
-             filters: dict | None = None, term_postings: int | None = None) -> tuple[str, list]:
+             filters: dict | None = None, term_postings: int | None = None,
+             overlay: Overlay | None = None) -> tuple[str, list]:
     """The BM25 leg's statement: the top `limit` chunks, best first, with score and matched terms.
 
     One statement. The tenant condition gates the collection's statistics row, so an actor who may not
@@ -192,6 +204,9 @@ def bm25_sql(*, collection: Collection, query: str, limit: int, actor, k1: float
     (all of them when it has fewer, and then the ranking is exact); the best candidates then get the
     weights of the truncated terms they contain, looked up by primary key, so every score returned is the
     exact BM25 score. With a metadata filter every posting of the matching chunks is read (exact).
+
+    With an `overlay`, its chunks join the statistics (N, total length, df) and every posting of them is read
+    (they are few): the scores are those of the base with the overlay's chunks indexed in it.
     """
     cid = int(collection.pk)
     m = term_postings_limit() if term_postings is None else int(term_postings)
@@ -200,33 +215,45 @@ def bm25_sql(*, collection: Collection, query: str, limit: int, actor, k1: float
     k1, b = float(k1), float(b)
     tenant_sql, tenant_params = tenant_condition(actor, cid)
     filter_sql, filter_params = _filter_condition(filters)
+    filter_params = filter_params if filters else []
 
     def weight(tf: str, dl: str) -> str:
         return f"({k1!r} + 1) * {tf} / ({tf} + {k1!r} * (1 - {b!r} + {b!r} * {dl} / stats.avgdl))"
 
+    def matching(collection_id: int) -> str:
+        return (f"AND p.chunk_id IN (SELECT c.id FROM rag_chunk c WHERE c.collection_id = {collection_id} "
+                f"AND {filter_sql})") if filters else ""
+
     cut = f"ORDER BY p.impact DESC LIMIT {m}" if m > 0 else ""
-    only_matching = (f"AND p.chunk_id IN (SELECT c.id FROM rag_chunk c WHERE c.collection_id = {cid} "
-                     f"AND {filter_sql})") if filters else ""
     rescore = max(3 * int(limit), 300)
-    sql = f"""
-        WITH q AS MATERIALIZED (
-            SELECT u.lexeme AS term, {query_weight("coalesce(array_length(u.positions, 1), 1)")} AS qw
-            FROM unnest(rag_tsvector(%s)) u
-        ), stats AS MATERIALIZED (
-            SELECT chunk_count::float8 AS n, GREATEST(token_total::float8 / GREATEST(chunk_count, 1), 1e-9) AS avgdl
-            FROM rag_collection WHERE id = {cid} AND {tenant_sql}
-        ), t AS MATERIALIZED (
+    if overlay is None:
+        ov_cte, ov_n, ov_tokens, ov_postings = "", "", "", ""
+        params = [query, *tenant_params, *filter_params]
+        terms = f"""t AS MATERIALIZED (
             SELECT s.term, q.qw * ln(1 + (stats.n - s.df + 0.5) / (s.df + 0.5)) AS idf,
                    ({m} > 0 AND s.df > {m}) AS truncated
             FROM rag_term_stat s JOIN q ON q.term = s.term CROSS JOIN stats
             WHERE s.collection_id = {cid} AND s.df > 0
-        ), h AS (
+        )"""
+    else:
+        ov_cte, ov_n, ov_tokens, terms, ov_postings = _bm25_overlay_parts(cid, overlay, m, matching)
+        ids = [int(i) for i in overlay.chunk_ids]
+        params = [query, ids, *tenant_params, ids, *filter_params, ids, *filter_params]  # in the text's order
+    sql = f"""
+        WITH q AS MATERIALIZED (
+            SELECT u.lexeme AS term, {query_weight("coalesce(array_length(u.positions, 1), 1)")} AS qw
+            FROM unnest(rag_tsvector(%s)) u
+        ), {ov_cte}stats AS MATERIALIZED (
+            SELECT (chunk_count::float8{ov_n}) AS n,
+                   GREATEST((token_total::float8{ov_tokens}) / GREATEST(chunk_count{ov_n}, 1), 1e-9) AS avgdl
+            FROM rag_collection WHERE id = {cid} AND {tenant_sql}
+        ), {terms}, h AS (
             SELECT t.term, t.idf, p.chunk_id, p.tf::float8 AS tf, p.dl::float8 AS dl
             FROM t CROSS JOIN LATERAL (
                 SELECT p.chunk_id, p.tf, p.dl FROM rag_posting p
-                WHERE p.collection_id = {cid} AND p.term = t.term {only_matching}
+                WHERE p.collection_id = {cid} AND p.term = t.term {matching(cid)}
                 {cut}
-            ) p
+            ) p{ov_postings}
         ), partial AS MATERIALIZED (
             SELECT h.chunk_id, sum(h.idf * {weight("h.tf", "h.dl")}) AS score, array_agg(h.term) AS terms
             FROM h CROSS JOIN stats GROUP BY h.chunk_id
@@ -245,7 +272,36 @@ def bm25_sql(*, collection: Collection, query: str, limit: int, actor, k1: float
         ORDER BY 2 DESC, 1
         LIMIT {int(limit)}
     """
-    return sql, [query, *tenant_params, *(filter_params if filters else [])]
+    return sql, params
+
+
+def _bm25_overlay_parts(cid: int, overlay: Overlay, m: int, matching) -> tuple[str, str, str, str, str]:
+    """The BM25 statement's pieces that read an overlay's chunks as if they were in collection `cid`: their count
+    and length (added to N and the total), their df (added to the base's), and all their postings. Each `%s` is
+    the overlay's chunk ids (bm25_sql passes them in the text's order)."""
+    oid = int(overlay.collection_id)
+    ov_cte = f"""ov AS MATERIALIZED (
+            SELECT count(*)::float8 AS n, coalesce(sum(bm25_length), 0)::float8 AS tokens FROM rag_chunk
+            WHERE collection_id = {oid} AND id = ANY(%s::bigint[])
+        ), """
+    df = "(coalesce(s.df, 0) + coalesce(o.df, 0))"
+    terms = f"""odf AS MATERIALIZED (
+            SELECT p.term, count(*)::float8 AS df FROM rag_posting p JOIN q ON q.term = p.term
+            WHERE p.collection_id = {oid} AND p.chunk_id = ANY(%s::bigint[]) GROUP BY p.term
+        ), t AS MATERIALIZED (
+            SELECT q.term, q.qw * ln(1 + (stats.n - {df} + 0.5) / ({df} + 0.5)) AS idf,
+                   ({m} > 0 AND coalesce(s.df, 0) > {m}) AS truncated
+            FROM q CROSS JOIN stats
+            LEFT JOIN rag_term_stat s ON s.collection_id = {cid} AND s.term = q.term
+            LEFT JOIN odf o ON o.term = q.term
+            WHERE {df} > 0
+        )"""
+    postings = f"""
+            UNION ALL
+            SELECT t.term, t.idf, p.chunk_id, p.tf::float8, p.dl::float8
+            FROM t JOIN rag_posting p ON p.term = t.term
+            WHERE p.collection_id = {oid} AND p.chunk_id = ANY(%s::bigint[]) {matching(oid)}"""
+    return ov_cte, " + (SELECT n FROM ov)", " + (SELECT tokens FROM ov)", terms, postings
 
 
 # --- vector -----------------------------------------------------------------------------------------
@@ -325,6 +381,27 @@ def _count_matching(cid: int, filters: dict) -> int:
         return cursor.fetchone()[0]
 
 
+def overlay_vector_sql(plan: VectorPlan, overlay: Overlay, actor) -> tuple[str, list]:
+    """The overlay's chunks for the vector leg, searched exactly (they are few), under the base's tenant condition."""
+    tenant_sql, tenant_params = tenant_condition(actor, plan.cid)
+    filter_sql, filter_params = _filter_condition(plan.filters)
+    distance = f"(c.embedding::vector({plan.dims}) <=> %s::vector({plan.dims}))"
+    sql = f"""
+        SELECT c.id, 1 - {distance} AS similarity FROM rag_chunk c
+        WHERE c.collection_id = {int(overlay.collection_id)} AND c.id = ANY(%s::bigint[])
+          AND c.embedding IS NOT NULL AND {filter_sql} AND {tenant_sql}
+        ORDER BY {distance} + 0, c.id LIMIT %s
+    """
+    return sql, [plan.literal, [int(i) for i in overlay.chunk_ids], *filter_params, *tenant_params, plan.literal,
+                 plan.limit]
+
+
+def merge_vector_hits(base: list[LegHit], extra: list[LegHit], limit: int) -> list[LegHit]:
+    """One vector leg from the base's hits and the overlay's: by similarity (the base first on a tie), re-ranked."""
+    merged = sorted([*base, *extra], key=lambda hit: -hit.score)[:limit]
+    return [dataclasses.replace(hit, rank=i) for i, hit in enumerate(merged, start=1)]
+
+
 def vector_sql(cid: int, dims: int, literal: str, limit: int, actor, filters: dict | None, exact: bool
                ) -> tuple[str, list]:
     """The vector leg's statement. Approximate: ORDER BY exactly the partial index's expression and nothing
@@ -384,24 +461,32 @@ def run_statements(statements: list[tuple[str, list]]) -> list[list[tuple]]:
 
 
 def search_legs(*, collection: Collection, query: str, vector, limit: int, actor, config: RetrievalConfig,
-                notes: list) -> tuple[list[LegHit], list[LegHit]]:
+                notes: list, overlay: Overlay | None = None) -> tuple[list[LegHit], list[LegHit]]:
     """The BM25 leg (when `query` has text) and the vector leg (when `vector` is given) in one round trip;
-    the same statements, tenant conditions and results as bm25_search and vector_search one after the other."""
+    the same statements, tenant conditions and results as bm25_search and vector_search one after the other.
+    With an `overlay`, both legs read its chunks too, as if they were in the collection."""
     statements: list[tuple[str, list]] = []
     if query:
         statements.append(bm25_sql(collection=collection, query=query, limit=limit, actor=actor, k1=config.k1,
-                                   b=config.b, filters=config.filters))
+                                   b=config.b, filters=config.filters, overlay=overlay))
     plan = None
     if vector is not None:
         plan = vector_plan(collection=collection, vector=vector, limit=limit, ef_search=config.ef_search,
                            filters=config.filters, exact=False, notes=notes)
         if plan is not None:
             statements.extend(_vector_statements(plan, actor))
+            if overlay is not None:
+                statements.append(overlay_vector_sql(plan, overlay, actor))
     if not statements:
         return [], []
     results = run_statements(statements)
     bm25 = bm25_hits(results[0]) if query else []
-    vector_legs = vector_short_fallback(plan, vector_hits(results[-1]), actor, notes) if plan is not None else []
+    vector_legs: list[LegHit] = []
+    if plan is not None:
+        base_rows = results[-2] if overlay is not None else results[-1]
+        vector_legs = vector_short_fallback(plan, vector_hits(base_rows), actor, notes)
+        if overlay is not None:
+            vector_legs = merge_vector_hits(vector_legs, vector_hits(results[-1]), plan.limit)
     return bm25, vector_legs
 
 
@@ -512,11 +597,12 @@ def embed_query(collection: Collection, texts: list[str], *, feature: str = "rag
 
 
 def retrieve(*, collection: Collection, query: str, actor, config: RetrievalConfig | None = None,
-             query_vector=None, explain: bool = True) -> Retrieval:
+             query_vector=None, explain: bool = True, overlay: Overlay | None = None) -> Retrieval:
     """Run the configured legs for one query; hits carry every leg's rank and score.
 
     `explain` adds what the playground shows besides ranks and scores: matched words highlighted in each
     hit (ts_headline) and the query's lexemes. Machines (the API's search, eval runs) can skip it.
+    `overlay`: chunks of an overlay searched as if they were in the collection (overlay.py, ADR 0120).
     """
     config = config or RetrievalConfig.from_dict(collection.retrieval)
     if (off := retrieval_off(collection)) is not None:
@@ -537,7 +623,7 @@ def retrieve(*, collection: Collection, query: str, actor, config: RetrievalConf
         t = time.perf_counter()
         bm25, vector = search_legs(collection=collection, query=query if config.mode != "vector" else "",
                                    vector=query_vector if config.mode != "bm25" else None, limit=pool, actor=actor,
-                                   config=config, notes=notes)
+                                   config=config, notes=notes, overlay=overlay)
         timings["search_ms"] = _ms(t)  # both legs, one round trip (search_legs)
     t = time.perf_counter()
     ranked = fuse(config, bm25, vector)
@@ -545,7 +631,8 @@ def retrieve(*, collection: Collection, query: str, actor, config: RetrievalConf
     if config.mmr and ranked:
         t = time.perf_counter()
         head = ranked[: max(config.k * 4, 20)]
-        ranked = mmr(head, _vectors_of(collection, [cid for cid, _ in head]), k=config.k, lam=config.mmr_lambda)
+        ranked = mmr(head, _vectors_of(collection, [cid for cid, _ in head], overlay), k=config.k,
+                     lam=config.mmr_lambda)
         timings["mmr_ms"] = _ms(t)
     rerank_scores: dict[int, float] = {}
     if config.rerank and ranked:
@@ -571,8 +658,10 @@ def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 2)
 
 
-def _vectors_of(collection: Collection, chunk_ids: list[int]) -> dict[int, np.ndarray]:
-    rows = Chunk.objects.filter(collection=collection, pk__in=chunk_ids).values_list("pk", "embedding")
+def _vectors_of(collection: Collection, chunk_ids: list[int], overlay: Overlay | None = None
+                ) -> dict[int, np.ndarray]:
+    collections = [collection.pk] if overlay is None else [collection.pk, overlay.collection_id]
+    rows = Chunk.objects.filter(collection_id__in=collections, pk__in=chunk_ids).values_list("pk", "embedding")
     return {pk: np.asarray(vec, dtype=np.float32) for pk, vec in rows if vec is not None}
 
 

@@ -25,7 +25,8 @@ from apps.rag.retrieval import tenant_condition
 
 
 def collection_list(*, actor) -> QuerySet[Collection]:
-    return (restrict(Collection.objects.all(), actor, Action.VIEW)
+    """The collections the actor may see (never an overlay: overlay.py)."""
+    return (restrict(Collection.objects.filter(overlay_of__isnull=True), actor, Action.VIEW)
             .select_related("team", "embedding_model")
             .annotate(document_total=Count("documents", distinct=True),
                       failed_total=Count("documents", filter=Q(documents__status=DocumentStatus.FAILED),
@@ -36,9 +37,8 @@ def collection_list(*, actor) -> QuerySet[Collection]:
 
 def collection_get(*, actor, pk: int, action: Action | str = Action.VIEW) -> Collection:
     """404 if the actor may not see it, 403 if they may see it but not do `action`."""
-    return get_object_for(actor, Collection.objects.select_related("team", "embedding_model__provider",
-                                                                   "answer_model__provider"),
-                          action, pk=pk)
+    return get_object_for(actor, Collection.objects.filter(overlay_of__isnull=True).select_related(
+        "team", "embedding_model__provider", "answer_model__provider"), action, pk=pk)
 
 
 @functools.cache
@@ -47,7 +47,8 @@ def _search_lookup_plan() -> tuple[str, list]:
     models' own fields (the ORM built it on every search request: ~1 ms of CPU, more than the query)."""
     columns, plan = columns_plan([(Collection, "c"), (Model, "m")])
     sql = (f'SELECT {columns} FROM "{Collection._meta.db_table}" c '
-           f'JOIN "{Model._meta.db_table}" m ON m."id" = c."embedding_model_id" WHERE c."id" = %s AND ')
+           f'JOIN "{Model._meta.db_table}" m ON m."id" = c."embedding_model_id" '
+           f'WHERE c."id" = %s AND c."overlay_of_id" IS NULL AND ')
     return sql, plan
 
 
@@ -69,7 +70,23 @@ def collection_get_for_search(*, actor, pk: int) -> Collection:
 
 def collection_visible(*, actor, pk: int) -> Collection | None:
     """A collection by id if the actor may see it, else None (for a choice posted from a form)."""
-    return restrict(Collection.objects.all(), actor, Action.VIEW).filter(pk=pk).first()
+    return restrict(Collection.objects.filter(overlay_of__isnull=True), actor, Action.VIEW).filter(pk=pk).first()
+
+
+def collection_snapshot(collection: Collection) -> dict:
+    """What a collection holds now, to say later which one was used: its documents, chunks and BM25 tokens,
+    the newest indexing time, and a fingerprint of its indexed content (a digest of every document's source name
+    and indexed hash: the same fingerprint means the same indexed documents)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*), max(indexed_at), md5(coalesce(string_agg(source_name || ':' || indexed_hash, ',' "
+            "ORDER BY source_name), '')) FROM rag_document WHERE collection_id = %s AND status = %s",
+            [collection.pk, DocumentStatus.INDEXED])
+        documents, newest, fingerprint = cursor.fetchone()
+    return {"id": collection.pk, "name": collection.name, "team": collection.team.name,
+            "documents": documents, "chunks": collection.chunk_count, "tokens": collection.token_total,
+            "newest_indexed": newest.isoformat() if newest else None, "fingerprint": fingerprint[:16],
+            "embedding_model": collection.embedding_model.name, "retrieval": dict(collection.retrieval or {})}
 
 
 def collection_by_pk(*, pk: int) -> Collection | None:

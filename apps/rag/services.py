@@ -26,7 +26,7 @@ from apps.core.tasks import task_queue
 from apps.llm.models import Model, ModelKind
 from apps.rag.config import MAX_ATTEMPTS, ChunkingConfig, RetrievalConfig, stale_after
 from apps.rag.evaluation import eval_runs_requeue_stuck
-from apps.rag.indexing import delete_chunks
+from apps.rag.indexing import delete_chunks, delete_collection_rows
 from apps.rag.models import (
     ACTIVE_JOB_STATUSES,
     Chunk,
@@ -216,10 +216,7 @@ def collection_delete(*, collection: Collection, user=None) -> None:
     team = collection.team
     object_id, repr_ = collection.pk, collection.name
     drop_hnsw_index(collection)
-    with connection.cursor() as cursor:  # statistics first, so the df trigger has nothing left to count down
-        cursor.execute("DELETE FROM rag_term_stat WHERE collection_id = %s", [collection.pk])
-        cursor.execute("DELETE FROM rag_posting WHERE collection_id = %s", [collection.pk])
-    collection.delete()
+    delete_collection_rows(collection)  # its overlays too (a red-team campaign's planted documents)
     audit_record(action="rag.collection.delete", team=team, object_type="rag.collection", object_id=object_id,
                  object_repr=repr_, actor=_user(user), changes=snapshot)
 

@@ -30,8 +30,12 @@ class CampaignForm(forms.Form):
     judge = forms.TypedChoiceField(coerce=int, required=False, empty_value=None, label="LLM judge (evals)")
     concurrency = forms.IntegerField(min_value=1, max_value=200, required=False,
                                      help_text="Attacks in flight (the provider's limit caps it)")
+    rag_collection = forms.TypedChoiceField(
+        coerce=int, required=False, empty_value=None, label="RAG collection (indirect injection)",
+        help_text="Attacks that plant a document plant it in a copy-on-write overlay of this collection and get "
+                  "what its retrieval returns; empty: the document itself is the retrieved context")
 
-    def __init__(self, *args, versions, keys, libraries, strategies, evaluators, judges, **kwargs):
+    def __init__(self, *args, versions, keys, libraries, strategies, evaluators, judges, collections=(), **kwargs):
         super().__init__(*args, **kwargs)
         versions = list(versions)
         self.version_prompts = {v.pk: v.prompt_id for v in versions}
@@ -42,6 +46,8 @@ class CampaignForm(forms.Form):
         self.fields["strategies"].choices = [(s, s) for s in strategies]
         self.fields["evaluators"].choices = [(e.pk, f"{e.name} ({e.kind})") for e in evaluators]
         self.fields["judge"].choices = [("", "none")] + [(e.pk, e.name) for e in judges]
+        self.fields["rag_collection"].choices = [("", "none (in-memory context)")] + [
+            (c.pk, f"{c.name} ({c.team.name})") for c in collections]
 
 
 class TriageForm(forms.Form):

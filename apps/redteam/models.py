@@ -57,6 +57,11 @@ class Campaign(JobRow):
     judge = models.ForeignKey("evals.EvaluatorDefinition", null=True, blank=True, on_delete=models.SET_NULL,
                               related_name="+")
     concurrency = models.PositiveSmallIntegerField(default=20)
+    # Indirect injection against a RAG collection (ADR 0120): planted documents go into a campaign-owned overlay
+    # of this collection and the collection's own retrieval picks the context. Empty: in-memory context (0113).
+    rag_collection = models.ForeignKey("rag.Collection", null=True, blank=True, on_delete=models.SET_NULL,
+                                       related_name="+")
+    rag_snapshot = models.JSONField(default=dict, blank=True)  # the collection as the run found it (the report)
     active_statuses = ACTIVE_STATUSES
     status = models.CharField(max_length=12, choices=CampaignStatus.choices, default=CampaignStatus.QUEUED)
     cancel_requested = models.BooleanField(default=False)
@@ -113,6 +118,9 @@ class Attack(models.Model):
     document = models.TextField(blank=True)  # indirect injection: the planted retrieved document
     turns = models.JSONField(default=list, blank=True)  # multi-turn: the user turns after `text`
     marker = models.CharField(max_length=200, blank=True)  # injection-success marker the probe asks for
+    # Against a collection: was the planted document among the retrieved chunks, and its best rank (1 = first).
+    planted_retrieved = models.BooleanField(null=True)  # None: no retrieval in the loop
+    planted_rank = models.PositiveSmallIntegerField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=AttackStatus.choices, default=AttackStatus.PENDING)
     claim_token = models.CharField(max_length=32, blank=True)
     claimed_by = models.CharField(max_length=200, blank=True)

@@ -55,7 +55,7 @@ from apps.gateway.recording import row_of, serialize
 from apps.llm import acalls
 from apps.llm.errors import LlmError
 from apps.llm.results import ChatRequest
-from apps.redteam import detectors, front_door, library_glue, notify, targets
+from apps.redteam import detectors, front_door, library_glue, notify, planting, targets
 from apps.redteam.models import Attack, AttackStatus, Campaign, CampaignKey, CampaignStatus, TeamProbe
 from apps.redteam.summary import compute_summary
 
@@ -150,17 +150,20 @@ class Outcome:
     cost: Decimal | None = None
     request_id: str = ""
     delay: float = 0.0
+    retrieved: planting.Retrieved | None = None  # against a collection: what retrieval gave (ADR 0120)
 
 
 _WRITE_SQL = """
 WITH v AS (
     SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::boolean[], %s::text[],
-                         %s::int[], %s::numeric[], %s::text[])
-           AS v(id, token, status, output, error, success, evidence, latency_ms, cost, request_id)
+                         %s::int[], %s::numeric[], %s::text[], %s::boolean[], %s::int[])
+           AS v(id, token, status, output, error, success, evidence, latency_ms, cost, request_id, planted_retrieved,
+                planted_rank)
 ), written AS (
     UPDATE redteam_attack a
        SET status = v.status, output = v.output, error = v.error, success = v.success,
            evidence = v.evidence::jsonb, latency_ms = v.latency_ms, cost = v.cost, request_id = v.request_id,
+           planted_retrieved = v.planted_retrieved, planted_rank = v.planted_rank,
            finished_at = now(), not_before = NULL
       FROM v
      WHERE a.id = v.id AND a.claim_token = v.token AND a.status = 'running'
@@ -198,7 +201,9 @@ def write_batch(campaign_id: int, outcomes: list[Outcome], records: list, key_id
                 [o.attack.id for o in finished], [o.attack.token for o in finished], [o.status for o in finished],
                 [o.output for o in finished], [o.error[:5000] for o in finished], [o.success for o in finished],
                 [json.dumps(o.evidence or {}) for o in finished], [o.latency_ms for o in finished],
-                [o.cost for o in finished], [o.request_id[:100] for o in finished], campaign_id])
+                [o.cost for o in finished], [o.request_id[:100] for o in finished],
+                [o.retrieved.retrieved if o.retrieved else None for o in finished],
+                [o.retrieved.rank if o.retrieved else None for o in finished], campaign_id])
             row = cursor.fetchone()
     return bool(row and row[0])
 
@@ -321,7 +326,7 @@ class Work:
                                   turns=attack.turns if turns is None else tuple(turns)),
             output, canaries=self.target.canaries, policy=policy, judge=judge)
 
-    async def converse(self, attack: targets.AttackRow, outputs: list[str]):
+    async def converse(self, attack: targets.AttackRow, outputs: list[str], context: str | None = None):
         """A live multi-turn attack (ADR 0115): the attacker model writes each user turn from the target's replies,
         up to the planned number of turns, and the conversation stops at the first reply a detector settles as a
         success. Both models' calls go through the one call path, costed to the campaign."""
@@ -335,7 +340,7 @@ class Work:
             written = await self.call(attacker.messages(goal, turn, total, history), model=attacker.model)
             said = written.text.strip() or goal
             if turn == 1:
-                messages = self.target.messages(dataclasses.replace(attack, text=said))
+                messages = self.target.messages(dataclasses.replace(attack, text=said), context)
             else:
                 messages += [{"role": "assistant", "content": result.text}, {"role": "user", "content": said}]
             result = await self.call(messages)
@@ -353,11 +358,19 @@ class Work:
         started = time.perf_counter()
         hit, extra = None, {}
         outputs: list[str] = []  # the target's replies so far (a block at a later turn keeps the earlier ones)
+        retrieved = None
         try:
+            if attack.document and self.target.rag is not None:  # the collection's retrieval picks the context
+                retrieved = await self.db(self.target.rag.retrieve, attack.id, attack.text)
+                extra = {"retrieval": retrieved.evidence}
+                # what the model was given is the retrieved context: PII in it is not the model's leak
+                attack = dataclasses.replace(attack, document=f"{attack.document}\n\n{retrieved.context}")
+            context = retrieved.context if retrieved is not None else None
             if self.target.attacker is not None and attack.key.endswith(":multi_turn"):
-                cost, result, hit, extra = await self.converse(attack, outputs)
+                cost, result, hit, more = await self.converse(attack, outputs, context)
+                extra |= more
             else:
-                messages = self.target.messages(attack)
+                messages = self.target.messages(attack, context)
                 result = await self.call(messages)
                 outputs.append(result.text)
                 cost = result.cost
@@ -367,9 +380,11 @@ class Work:
                     outputs.append(result.text)
                     cost = None if cost is None or result.cost is None else cost + result.cost
         except TargetError as exc:
-            return Outcome(attack, "error", error=str(exc))
+            return Outcome(attack, "error", error=str(exc), retrieved=retrieved)
         except front_door.Blocked as exc:
-            return self.blocked(attack, outputs, str(exc), started)
+            outcome = self.blocked(attack, outputs, str(exc), started)
+            outcome.evidence, outcome.retrieved = (outcome.evidence or {}) | extra, retrieved
+            return outcome
         except front_door.NotRun as exc:  # a limit, a budget, the use case: not the attack's result
             return Outcome(attack, "error", error=f"{front_door.NOT_RUN}{exc}")
         except front_door.Retry as exc:
@@ -397,7 +412,7 @@ class Work:
             evidence, success = verdict.as_evidence(), verdict.success
         latency = round((time.perf_counter() - started) * 1000)
         return Outcome(attack, "done", output=output, success=success, evidence=evidence | extra,
-                       latency_ms=latency, cost=cost, request_id=result.request_id or "")
+                       latency_ms=latency, cost=cost, request_id=result.request_id or "", retrieved=retrieved)
 
     def blocked(self, attack: targets.AttackRow, outputs: list[str], message: str, started: float) -> Outcome:
         """The gateway's guardrails refused a turn: defended, unless an earlier reply already gave the attack away."""
@@ -559,6 +574,7 @@ def campaign_work(campaign_id: int, *, owner: str | None = None) -> int:
         return 0
     try:
         target = targets.prepare(campaign)
+        target.rag = planting.prepare(campaign, target.context())  # the collection's overlay (ADR 0120)
     except Exception as exc:  # noqa: BLE001 - the target cannot run at all: fail the campaign, say why
         campaign_fail(campaign_id, f"The target could not be prepared: {type(exc).__name__}: {exc}")
         return 0
@@ -578,7 +594,8 @@ def campaign_work(campaign_id: int, *, owner: str | None = None) -> int:
     finally:
         if run_key is not None:
             front_door.revoke([run_key])
-    campaign_finalize(campaign_id)
+    if campaign_finalize(campaign_id):
+        planting.cleanup(campaign_id)  # the planted documents go with the run
     return processed
 
 
@@ -647,6 +664,7 @@ def campaign_fail(campaign_id: int, message: str) -> None:
         campaign.save(update_fields=["status", "error", "finished_at"])
         audit_record(action="redteam.campaign.failed", obj=campaign, team=campaign.team,
                      object_repr=str(campaign)[:200], changes={"status": campaign.status, "error": message[:500]})
+        planting.cleanup(campaign_id)
 
 
 # --- resuming -------------------------------------------------------------------------------------------------

@@ -60,6 +60,14 @@ def attacks(*, campaign: Campaign, status: str = "", q: str = "") -> QuerySet[At
     return qs.order_by("position", "id")
 
 
+def indirect_attacks(*, campaign: Campaign) -> QuerySet[Attack]:
+    """The attacks that ran against the campaign's collection (ADR 0120), with whether their planted document was
+    retrieved and its rank, in order."""
+    return (Attack.objects.filter(campaign=campaign, planted_retrieved__isnull=False)
+            .only("pk", "probe_id", "strategy", "category", "text", "planted_retrieved", "planted_rank", "success",
+                  "status").order_by("position", "id"))
+
+
 def attack_get(*, campaign: Campaign, pk: int) -> Attack:
     return Attack.objects.get(campaign=campaign, pk=pk)
 

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from apps.accounts.permissions import Action, require
+from apps.accounts.permissions import Action, can, require, user_of
 from apps.audit.services import audit_record
 from apps.core.safe_input import text_problem
 from apps.core.tasks import task_queue
@@ -24,7 +24,7 @@ from apps.evals.targets import TargetError, render_prepared
 from apps.llm.calls import resolve_model
 from apps.llm.errors import LlmError
 from apps.llm.models import ModelKind
-from apps.redteam import library_glue
+from apps.redteam import library_glue, planting
 from apps.redteam.front_door import refresh_spend
 from apps.redteam.models import (
     ACTIVE_STATUSES,
@@ -80,8 +80,9 @@ def campaign_create(*, actor, name: str, model: str, strategies: list[str], libr
                     include_team_probes: bool = True, prompt_version=None, variables: dict | None = None,
                     attack_variable: str = "", gateway_key=None, system_prompt: str = "",
                     evaluators=(), judge=None, concurrency: int | None = None, seed: int | None = None,
-                    start: bool = True) -> Campaign:
-    """Launch a campaign on a prompt version (or a gateway key) with a model; queued on the `llm` workers."""
+                    rag_collection=None, start: bool = True) -> Campaign:
+    """Launch a campaign on a prompt version (or a gateway key) with a model; queued on the `llm` workers.
+    `rag_collection`: a collection the actor may read; attacks that plant a document run against it (ADR 0120)."""
     errors: dict[str, str] = {}
     name = (name or "").strip()
     if not name or len(name) > 200 or text_problem(name):
@@ -126,13 +127,16 @@ def campaign_create(*, actor, name: str, model: str, strategies: list[str], libr
     evaluators = list(evaluators or [])
     if any(e.kind == "llm_judge" for e in evaluators):
         errors["evaluators"] = "Policy evaluators are deterministic; choose an LLM judge as the judge."
+    if rag_collection is not None and (rag_collection.overlay_of_id is not None
+                                       or not can(actor, Action.VIEW, rag_collection)):
+        errors["rag_collection"] = "Choose a RAG collection you may read."
     if errors:
         raise ValidationError(errors)
     seed = seed if seed is not None else secrets.randbelow(2**31)
     campaign = Campaign(
         team=team, name=name, model=model, strategies=strategies, library_version=library_version,
         include_team_probes=include_team_probes, seed=seed, evaluator_ids=[e.pk for e in evaluators], judge=judge,
-        concurrency=concurrency, created_by=actor if getattr(actor, "is_authenticated", False) else None)
+        concurrency=concurrency, created_by=user_of(actor))  # a token's campaign is its user's
     if prompt_version is not None:
         campaign.target_kind = TargetKind.PROMPT_VERSION
         campaign.prompt, campaign.prompt_version = prompt_version.prompt, prompt_version
@@ -143,8 +147,15 @@ def campaign_create(*, actor, name: str, model: str, strategies: list[str], libr
         campaign.target_kind = TargetKind.GATEWAY_KEY
         campaign.gateway_key, campaign.system_prompt = gateway_key, system_prompt or ""
         campaign.target_label = f"key {gateway_key.name} → {model}"
-    if not campaign_attacks(campaign):
+    attacks = campaign_attacks(campaign)
+    if not attacks:
         raise ValidationError({"library_version": "No probes: choose a library version or add team probes."})
+    if rag_collection is not None:
+        if not any(attack.document for attack in attacks):
+            raise ValidationError({"rag_collection": "No attack of this campaign plants a document: add a strategy "
+                                                     "that does (indirect_document) or probes that carry one, or "
+                                                     "leave the collection empty."})
+        campaign.rag_collection, campaign.rag_snapshot = rag_collection, planting.snapshot(rag_collection)
     campaign.save()
     campaign.canaries = {"system": library_glue.new_canary("system", f"{campaign.pk}:{seed}"),
                          "document": library_glue.new_canary("document", f"{campaign.pk}:{seed}")}
@@ -153,10 +164,16 @@ def campaign_create(*, actor, name: str, model: str, strategies: list[str], libr
                  object_repr=str(campaign)[:200],
                  changes={"target": campaign.target_label, "model": model, "strategies": strategies,
                           "library_version": library_version, "team_probes": include_team_probes,
-                          "judge": judge.pk if judge else None, "evaluators": campaign.evaluator_ids})
+                          "judge": judge.pk if judge else None, "evaluators": campaign.evaluator_ids,
+                          "rag_collection": _collection_audit(campaign.rag_snapshot)})
     if start:
         transaction.on_commit(lambda: _queue_run(campaign.pk))
     return campaign
+
+
+def _collection_audit(snapshot: dict) -> dict | None:
+    keys = ("id", "name", "team", "documents", "chunks", "fingerprint")
+    return {key: snapshot.get(key) for key in keys} if snapshot else None
 
 
 @transaction.atomic
@@ -173,6 +190,8 @@ def campaign_cancel(*, campaign: Campaign, actor) -> Campaign:
         locked.status, locked.finished_at = CampaignStatus.CANCELLED, timezone.now()
         fields += ["status", "finished_at"]
     locked.save(update_fields=fields)
+    if locked.status == CampaignStatus.CANCELLED:
+        planting.cleanup(locked.pk)  # no worker runs it: its planted documents go now (a resume plants them again)
     audit_record(action="redteam.campaign.cancel", obj=locked, team=locked.team, actor=actor,
                  object_repr=str(locked)[:200],
                  changes={"done": locked.progress_done, "total": locked.progress_total, "status": locked.status})
@@ -203,8 +222,10 @@ def campaign_resume(*, campaign: Campaign, actor) -> Campaign:
 
 def campaigns_resume_stalled() -> list[int]:
     """The beat job: campaigns whose worker died (no progress for REDTEAM_STALL_SECONDS) are queued again; the
-    gateway keys dead workers minted are revoked, and recent gateway-key campaigns' spend is read back again."""
+    gateway keys dead workers minted are revoked, the overlays of campaigns that no longer run are removed, and
+    recent gateway-key campaigns' spend is read back again."""
     run_keys_sweep()
+    planting.sweep()  # the planted documents of campaigns that no longer run (a worker died before its cleanup)
     refresh_spend(since=timezone.now() - SPEND_READ_BACK)
     ids = stalled_campaigns()
     for campaign_id in ids:

@@ -2,8 +2,9 @@
 variable the campaign names, or as the last user message), or a gateway key's system prompt and alias (sent
 through the front door: front_door.py). The
 system canary is planted in the system message; an indirect-injection attack's document (with the document
-canary) is put where retrieved context goes (ADR 0113: in-memory retrieved-context injection, no collection
-copy): the prompt's `context` variable when it has one, else a "Retrieved documents" system message."""
+canary) is put where retrieved context goes: the prompt's `context` variable when it has one, else a "Retrieved
+documents" system message. Against a collection, what goes there is what the collection's retrieval returned
+with the document planted in an overlay (planting.py, ADR 0120); without one, the document itself (ADR 0113)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from apps.prompts.models import PromptVersion
 from apps.prompts.rendering import include_graph, version_where
 from apps.prompts.selectors import production_version
 from apps.redteam.library_glue import attacker_instructions, plant_document, plant_system
+from apps.redteam.planting import RagTarget
 
 ATTACKER_PROMPT = "redteam/attacker"  # the catalog prompt that writes multi-turn attacks (variables: goal, turn, total)
 
@@ -65,6 +67,7 @@ class PreparedTarget:
     prompt_version: int | None = None
     options: dict = field(default_factory=dict)
     attacker: Attacker | None = None  # multi_turn: the model that writes each next turn (None: planned turns)
+    rag: RagTarget | None = None  # indirect injection against a collection (planting.py, ADR 0120)
 
     def context(self) -> UsageContext:
         """The attribution of the campaign's own calls through the call path (a gateway key's target is called
@@ -79,14 +82,16 @@ class PreparedTarget:
         canary = self.canaries.get("document", "")
         return f"[1] {plant_document(attack.document, canary) if canary else attack.document}"
 
-    def messages(self, attack: AttackRow) -> list[dict]:
-        documents = self.document_block(attack)
+    def messages(self, attack: AttackRow, context: str | None = None) -> list[dict]:
+        """The attack's messages. `context`: the retrieved passages when retrieval is in the loop (ADR 0120;
+        empty when nothing was retrieved), else the attack's own document is the context (ADR 0113)."""
+        documents = self.document_block(attack) if context is None else context
         if self.prompt is not None:
             variables = dict(self.variables)
             if self.attack_variable:
                 variables[self.attack_variable] = attack.text
             context_variable = next((v for v in CONTEXT_VARIABLES if v in self.prompt.version.variables), "")
-            if documents and context_variable:
+            if context_variable and (documents or context is not None):
                 variables[context_variable] = documents
                 documents = ""
             messages = render_prepared(self.prompt, variables)

@@ -20,6 +20,7 @@ from apps.core.htmx import htmx_location, is_fragment_request, render_page_or_fr
 from apps.evals import selectors as evals_selectors
 from apps.gateway import selectors as gateway_selectors
 from apps.prompts import selectors as prompts_selectors
+from apps.rag import selectors as rag_selectors
 from apps.redteam import library_glue, selectors, services
 from apps.redteam.forms import (
     CampaignForm,
@@ -31,6 +32,8 @@ from apps.redteam.forms import (
 )
 from apps.redteam.models import CampaignStatus, Triage
 from apps.redteam.owasp import OWASP_2025
+
+INDIRECT_ROWS = 200  # indirect attacks listed with their retrieval on the campaign page and the report
 
 
 @login_required
@@ -52,7 +55,8 @@ def _campaign_form(request, data=None, initial=None) -> CampaignForm:
         .exclude(pk__in=selectors.run_key_ids()),  # a campaign's own twin keys are not targets
         libraries=library_glue.library_versions(), strategies=library_glue.strategy_names(),
         evaluators=[e for e in evaluators if e.kind != "llm_judge"],
-        judges=[e for e in evaluators if e.kind == "llm_judge"])
+        judges=[e for e in evaluators if e.kind == "llm_judge"],
+        collections=rag_selectors.collection_list(actor=request.user))
 
 
 @login_required
@@ -77,13 +81,15 @@ def campaign_create(request):
             key = gateway_selectors.key_get(request.user, data["gateway_key"], Action.CHANGE)
         evaluators = [evals_selectors.evaluator_get(actor=request.user, pk=pk) for pk in data["evaluators"]]
         judge = evals_selectors.evaluator_get(actor=request.user, pk=data["judge"]) if data["judge"] else None
+        collection = rag_selectors.collection_visible(actor=request.user, pk=data["rag_collection"]) \
+            if data["rag_collection"] else None
         with service_errors_on(form, {"target": "prompt_version"}):
             campaign = services.campaign_create(
                 actor=request.user, name=data["name"], model=data["model"], strategies=data["strategies"],
                 library_version=data["library_version"], include_team_probes=data["include_team_probes"],
                 prompt_version=version, variables=data["variables"], attack_variable=data["attack_variable"],
                 gateway_key=key, system_prompt=data["system_prompt"], evaluators=evaluators, judge=judge,
-                concurrency=data["concurrency"])
+                concurrency=data["concurrency"], rag_collection=collection)
             messages.success(request, f"Campaign “{campaign.name}” launched.")
             return redirect(campaign)
     return render(request, "redteam/create.html", {"form": form}, status=400 if form.errors else 200)
@@ -102,7 +108,8 @@ def _detail_context(request, campaign, **forms) -> dict:
             "agreement": selectors.judge_agreement(campaign.judge), "judge_problem":
                 selectors.judge_problem(campaign, policy), "breaches": selectors.category_breaches(campaign, policy),
             "policy": policy, "others": selectors.campaign_list(actor=request.user).exclude(pk=campaign.pk)[:30],
-            "triage_choices": [c for c in Triage.choices if c[0]], "multi_turn": selectors.multi_turn_driver(campaign)}
+            "triage_choices": [c for c in Triage.choices if c[0]], "multi_turn": selectors.multi_turn_driver(campaign),
+            "indirect": selectors.indirect_attacks(campaign=campaign)[:INDIRECT_ROWS], "indirect_rows": INDIRECT_ROWS}
 
 
 @login_required
@@ -221,6 +228,7 @@ def campaign_report(request, pk: int):
     return render(request, "redteam/report.html", {
         "campaign": campaign, "summary": summary, "owasp": list(by_owasp.values()), "unmapped": unmapped,
         "findings": selectors.findings(campaign=campaign)[:200], "policy": policy,
+        "indirect": selectors.indirect_attacks(campaign=campaign)[:INDIRECT_ROWS], "indirect_rows": INDIRECT_ROWS,
         "breaches": selectors.category_breaches(campaign, policy),
         "agreement": selectors.judge_agreement(campaign.judge), "judge_problem": selectors.judge_problem(campaign, policy)})
 

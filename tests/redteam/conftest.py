@@ -12,6 +12,7 @@ import pytest
 from apps.redteam import library_glue
 from apps.redteam.library_glue import AttackSpec, ProbeSpec
 from tests.gateway.conftest import drain, gateway_key, gateway_server, gateway_url  # noqa: F401 - the real gateway
+from tests.rag.conftest import local_models, make_collection  # noqa: F401 - collections to attack (ADR 0120)
 
 COMPLY = "[comply]"
 REFUSAL = "I'm sorry, I can't help with that."
