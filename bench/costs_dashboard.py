@@ -19,7 +19,7 @@ from bench.common import summary_ms
 from bench.costs_common import setup
 
 DATABASE = "portal_bench_costs"
-CHARTS = ["spend", "drivers", "tokens", "outcomes", "cache", "forecast", "whatif"]
+CHARTS = ["spend", "drivers", "tokens", "outcomes", "cache", "gatewaycache", "cacheusecase", "forecast", "whatif"]
 TEAMS = ["support-ai", "search", "sales-assist", "internal-tools", "risk", "marketing"]
 MODELS = [  # name, input, cached input, output ($ per 1M tokens)
     ("gpt-4o-mini", "0.15", "0.075", "0.60"), ("gpt-4o", "2.50", "1.25", "10.00"),
@@ -28,25 +28,31 @@ MODELS = [  # name, input, cached input, output ($ per 1M tokens)
     ("gemini-2.5-flash", "0.30", "0.075", "2.50"), ("acme-ft-llama", None, None, None),  # unpriced
 ]
 
+# Every 8th ok call is a response-cache hit (no tokens, cost 0, cache_saving = what it would have cost); three
+# features in four belong to a use case (use_case_id 900000 + feature), the gateway's included.
+PRICED = """round(((g.tin - g.tin / 3) * (%(input)s::numeric[])[g.m + 1] + (g.tin / 3) * (%(cached)s::numeric[])[g.m + 1]
+                  + g.tout * (%(output)s::numeric[])[g.m + 1]) / 1000000, 8)"""
 GENERATE = """
-INSERT INTO costs_usageevent (occurred_at, request_id, team_id, feature, tenant, provider, model, operation,
-    prompt_name, prompt_version, source, input_tokens, output_tokens, cached_input_tokens, reasoning_tokens, cost,
-    price_id, latency_ms, status, error_type, outcome, ingested_at)
-SELECT g.at, 'bench-' || g.i, (%(team_ids)s::bigint[])[g.f / 4 + 1], 'feature-' || g.f, 'tenant-' || g.t,
+INSERT INTO costs_usageevent (occurred_at, request_id, team_id, feature, use_case_id, tenant, provider, model,
+    operation, prompt_name, prompt_version, source, input_tokens, output_tokens, cached_input_tokens, reasoning_tokens,
+    cost, price_id, latency_ms, status, error_type, outcome, ingested_at, cache_hit, cache_saving)
+SELECT g.at, 'bench-' || g.i, (%(team_ids)s::bigint[])[g.f / 4 + 1], 'feature-' || g.f,
+       CASE WHEN g.f %% 4 <> 1 THEN 900000 + g.f END, 'tenant-' || g.t,
        'openai', (%(models)s::text[])[g.m + 1], 'chat', 'prompt-' || g.f,
        1 + (g.at > %(switch)s::timestamptz + g.f * interval '1 day')::int,
        CASE WHEN g.i %% 100 < 6 THEN 'eval' WHEN g.i %% 100 < 9 THEN 'playground'
             ELSE (ARRAY['api', 'api', 'rag', 'gateway'])[1 + g.f %% 4] END,
-       g.tin, g.tout, g.tin / 3, 0,
-       CASE WHEN (%(input)s::numeric[])[g.m + 1] IS NULL THEN NULL ELSE round(
-           ((g.tin - g.tin / 3) * (%(input)s::numeric[])[g.m + 1] + (g.tin / 3) * (%(cached)s::numeric[])[g.m + 1]
-            + g.tout * (%(output)s::numeric[])[g.m + 1]) / 1000000, 8) END,
+       CASE WHEN g.hit THEN 0 ELSE g.tin END, CASE WHEN g.hit THEN 0 ELSE g.tout END,
+       CASE WHEN g.hit THEN 0 ELSE g.tin / 3 END, 0,
+       CASE WHEN (%(input)s::numeric[])[g.m + 1] IS NULL THEN NULL WHEN g.hit THEN 0 ELSE {priced} END,
        (%(price_ids)s::bigint[])[g.m + 1], 200 + g.tout * 10,
        CASE WHEN g.i %% 97 = 0 THEN 'error' ELSE 'ok' END, '',
-       (ARRAY['unknown', 'unknown', 'success', 'success', 'success', 'failure'])[1 + (g.i %% 7) %% 6], g.at
+       (ARRAY['unknown', 'unknown', 'success', 'success', 'success', 'failure'])[1 + (g.i %% 7) %% 6], g.at,
+       g.hit, CASE WHEN g.hit AND (%(input)s::numeric[])[g.m + 1] IS NOT NULL THEN {priced} END
 FROM (
     SELECT i, f, t, (f * 2 + (hashint4(i) & 3 = 0)::int) %% %(model_count)s AS m, at,
-           (300 + (hashint4(i * 7) & 4095) * (1 + f %% 3))::int AS tin, (20 + (hashint4(i * 13) & 511))::int AS tout
+           (300 + (hashint4(i * 7) & 4095) * (1 + f %% 3))::int AS tin, (20 + (hashint4(i * 13) & 511))::int AS tout,
+           (hashint4(i * 11) & 7) = 0 AND i %% 97 <> 0 AS hit
     FROM (
         SELECT i, (hashint4(i) & 2147483647) %% 24 AS f,
                floor(40 * power(((hashint4(i * 3) & 2147483647) %% 10000) / 10000.0, 2))::int AS t,
@@ -55,7 +61,7 @@ FROM (
         FROM generate_series(%(first)s::int, %(last)s::int) AS i
     ) s
 ) g
-"""
+""".replace("{priced}", PRICED)
 
 
 def clear() -> None:
@@ -67,7 +73,7 @@ def clear() -> None:
             c.execute(f"TRUNCATE {table} CASCADE")
 
 
-def generate(events: int) -> dict:
+def generate(events: int, rebuild: bool = False) -> dict:
     from django.contrib.auth import get_user_model
     from django.db import connection
     from django.utils import timezone
@@ -106,7 +112,7 @@ def generate(events: int) -> dict:
     with connection.cursor() as c:
         c.execute("SELECT count(DISTINCT granularity) FROM costs_usagerollup")
         cubes = c.fetchone()[0]
-    stale_rollups = existing >= events and cubes < 4  # generated before a rollup cube was added
+    stale_rollups = existing >= events and (cubes < 4 or rebuild)  # generated before a cube (or dimension) was added
     if existing < events:
         chunk = 1_000_000
         started = time.perf_counter()
@@ -151,13 +157,16 @@ def generate(events: int) -> dict:
             "rollups_size": sizes[1], **timings, "admin": admin, "pm": pm}
 
 
-def run(events: int = 10_000_000, requests: int = 15, fresh: bool = False) -> dict:
+def run(events: int = 10_000_000, requests: int = 15, fresh: bool = False, rebuild: bool = False) -> dict:
     setup(DATABASE)
     from django.test import Client
 
+    # the charts this tree serves (a branch's "before" lacks its new ones)
+    from apps.costs.views import CHARTS as served
+
     if fresh:
         clear()
-    data = generate(events)
+    data = generate(events, rebuild)
     admin, pm = data.pop("admin"), data.pop("pm")
     results = {"dataset": data, "goal_ms": 300, "charts": {}}
     for who, user in (("admin", admin), ("pm", pm)):
@@ -165,7 +174,7 @@ def run(events: int = 10_000_000, requests: int = 15, fresh: bool = False) -> di
         client.force_login(user)
         for window, query in (("30d", {}), ("90d", {"start": (_today() - timedelta(days=89)).isoformat(),
                                                       "end": _today().isoformat()})):
-            for name in CHARTS:
+            for name in [c for c in CHARTS if c in served]:
                 q = dict(query)
                 if name == "whatif":
                     q.update({"whatif_feature": "feature-1", "whatif_model": "gpt-4.1-nano"})
@@ -209,7 +218,10 @@ if __name__ == "__main__":
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--requests", type=int, default=15)
     parser.add_argument("--fresh", action="store_true", help="delete the generated ledger first")
+    parser.add_argument("--rebuild", action="store_true",
+                        help="rebuild the rollups from the kept ledger (after a rollup dimension was added)")
     args = parser.parse_args()
     import json
 
-    print(json.dumps(run(events=args.events, requests=args.requests, fresh=args.fresh), indent=2, default=str))
+    print(json.dumps(run(events=args.events, requests=args.requests, fresh=args.fresh,
+                         rebuild=args.rebuild), indent=2, default=str))

@@ -127,7 +127,7 @@ def budget_alert_notify(alert_id: int) -> int:
 
 def _daily_spend(budget: Budget, start: date, end: date) -> dict[date, float]:
     since, until = _midnight(start), _midnight(end) + timedelta(days=1)
-    if budget.use_case_id is not None:  # the rollups have no use case: the raw events, by UTC day
+    if budget.use_case_id is not None:  # raw events, by UTC day (see budgets.scope_events)
         rows = (scope_events(budget, since, until).annotate(bucket_start=TruncDay("occurred_at", tzinfo=UTC))
                 .values("bucket_start"))
     else:

@@ -221,6 +221,8 @@ class SummaryTotals(Schema):
     cache_savings: Decimal
     successes: int
     failures: int
+    cache_hits: int = Field(..., description="Answers the response cache gave (cost $0 on the ledger)")
+    cache_hit_savings: Decimal = Field(..., description="What those answers would have cost: the saving")
 
 
 class SummaryGroup(SummaryTotals):
@@ -259,12 +261,15 @@ def parse_moment(value: str, name: str) -> datetime:
 
 
 @router.get("/usage/summary", response={200: SummaryOut, **errors(403, 422)},
-            summary="Totals of events, tokens and cost per team, feature, tenant, model, source or prompt",
+            summary="Totals of events, tokens, cost and cache savings per team, feature, tenant, model, source, "
+                    "prompt or use case",
             by_alias=True)
 def usage_summary(request, group_by: str = "team", from_: str = "", to: str = "", team: str = "",
                   feature: str = "", tenant: str = "", model: str = "", source: str = ""):
     """Read from the rollups: `from` inclusive, `to` exclusive (dates are whole UTC days; default: the last 30
-    days). Times that are not whole days use hourly rollups, kept for the last week."""
+    days). Times that are not whole days use hourly rollups, kept for the last week. `group_by=use_case`: one
+    group per use case id (`key`; "" for usage with none), e.g. the response cache's saving per use case
+    (`cache_hit_savings`)."""
     actor = request.auth
     if not selectors.may_read_usage(actor):
         raise ApiProblem(403, "This token may not read usage: it needs the 'read' (or 'write') scope.")

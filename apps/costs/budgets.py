@@ -123,7 +123,7 @@ def _in_scope(rows, budget: Budget):
 
 def scope_events(budget: Budget, start: datetime, end: datetime | None):
     """The raw ledger events of a budget's scope in [start, end): what a use-case budget counts, since the
-    rollups have no use-case dimension (a range scan of the period's events: the (team, occurred_at) index for a
+    rollups' use-case dimension (migration 0014) lacks the days before it until they are backfilled (a range scan of the period's events: the (team, occurred_at) index for a
     team's budget, the occurred_at BRIN index otherwise)."""
     rows = _in_scope(UsageEvent.objects.filter(occurred_at__gte=start), budget)
     if end is not None:

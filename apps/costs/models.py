@@ -197,6 +197,10 @@ class UsageRollup(models.Model):
     source = models.CharField(max_length=16)
     prompt_name = models.CharField(max_length=200, blank=True)
     prompt_version = models.PositiveIntegerField(null=True, blank=True)
+    # The event's use case (a reviews use case's id; UsageEvent.use_case_id): cost and the response cache's saving
+    # per use case. In the day, all-tenants and hour buckets; NULL in the team-and-tenant ones (and in rows built
+    # before migration 0014 until `manage.py rollups_backfill_use_cases` rebuilds their days).
+    use_case_id = models.BigIntegerField(null=True, blank=True)
     requests = models.BigIntegerField(default=0)
     errors = models.BigIntegerField(default=0)
     refused = models.BigIntegerField(default=0)
@@ -219,7 +223,7 @@ class UsageRollup(models.Model):
             # Also the index every dashboard query uses: (granularity, bucket_start) prefix.
             models.UniqueConstraint(
                 fields=["granularity", "bucket_start", "team", "feature", "tenant", "model", "provider", "source",
-                        "prompt_name", "prompt_version"],
+                        "prompt_name", "prompt_version", "use_case_id"],
                 name="usage_rollup_key", nulls_distinct=False,
             ),
         ]
@@ -285,8 +289,8 @@ class Budget(models.Model):
                              help_text="Empty: every team (admins only).")
     feature = models.CharField(max_length=120, blank=True, help_text="Empty: every feature.")
     tenant = models.CharField(max_length=120, blank=True, help_text="Empty: every tenant.")
-    # A reviews use case (reviews sits above costs: an id, no FK, like GatewayKey.use_case_id). The rollups have
-    # no use-case dimension: such a budget's spend is read from the raw ledger (budgets.scope_spend).
+    # A reviews use case (reviews sits above costs: an id, no FK, like GatewayKey.use_case_id). Its spend is read
+    # from the raw ledger (budgets.scope_spend): the rollups' use case (0014) lacks days until they are backfilled.
     use_case_id = models.BigIntegerField(null=True, blank=True, help_text="Empty: every use case.")
     amount = models.DecimalField(max_digits=14, decimal_places=2)
     period = models.CharField(max_length=16, choices=BudgetPeriodKind.choices, default=BudgetPeriodKind.MONTH)

@@ -26,12 +26,14 @@ MAX_BIN = 100
 RAW_KEPT_FROM = "raw_kept_from"
 RECONCILED_THROUGH = "reconciled_through"
 
-DIMENSIONS = ("team_id", "feature", "tenant", "model", "provider", "source", "prompt_name", "prompt_version")
+# use_case_id last (migration 0014): the cost per use case and the response cache's saving per use case read it.
+DIMENSIONS = ("team_id", "feature", "tenant", "model", "provider", "source", "prompt_name", "prompt_version",
+              "use_case_id")
 MEASURES = ("requests", "errors", "refused", "input_tokens", "output_tokens", "cached_input_tokens",
             "reasoning_tokens", "cost", "unpriced", "cache_savings", "latency_ms_sum", "successes", "failures",
             "cache_hits", "cache_hit_savings")
 _DECIMAL_MEASURES = {"cost", "cache_savings", "cache_hit_savings"}
-_ROLLUP_TYPES = ["text", "timestamptz", "bigint", "text", "text", "text", "text", "text", "text", "int",
+_ROLLUP_TYPES = ["text", "timestamptz", "bigint", "text", "text", "text", "text", "text", "text", "int", "bigint",
                  "bigint", "bigint", "bigint", "bigint", "bigint", "bigint", "bigint", "numeric", "bigint", "numeric",
                  "bigint", "bigint", "bigint", "bigint", "numeric"]
 
@@ -112,10 +114,10 @@ def rollup_deltas(rows: list[dict], now: datetime | None = None):
         if day is None:
             day = buckets[day_epoch] = datetime.fromtimestamp(day_epoch, tz=UTC)
         dims = (r["team_id"], r["feature"], r["tenant"], r["model"], r["provider"], r["source"], r["prompt_name"],
-                r["prompt_version"])
+                r["prompt_version"], r["use_case_id"])
         status, cost, outcome = r["status"], r["cost"], r["outcome"]
         keys = [("day", day, *dims), ("dayx", day, dims[0], dims[1], "", *dims[3:]),
-                ("dayt", day, dims[0], "", dims[2], "", "", "", "", None)]
+                ("dayt", day, dims[0], "", dims[2], "", "", "", "", None, None)]
         if epoch >= horizon:
             hour = buckets.get(hour_epoch)
             if hour is None:
@@ -204,10 +206,10 @@ def rollup_outcome_shift(changes: list[tuple[dict, str, str]]) -> None:
     horizon = hourly_horizon()
     for r, old, new in changes:
         dims = (r["team_id"], r["feature"], r["tenant"], r["model"], r["provider"], r["source"], r["prompt_name"],
-                r["prompt_version"])
+                r["prompt_version"], r["use_case_id"])
         day = day_start(r["occurred_at"])
         keys = [("day", day, *dims), ("dayx", day, dims[0], dims[1], "", *dims[3:]),
-                ("dayt", day, dims[0], "", dims[2], "", "", "", "", None)]
+                ("dayt", day, dims[0], "", dims[2], "", "", "", "", None, None)]
         if r["occurred_at"] >= horizon:
             keys.append(("hour", hour_start(r["occurred_at"]), *dims))
         for key in keys:
@@ -234,13 +236,13 @@ _REBUILD_SELECT = """
            count(*) FILTER (WHERE e.cache_hit), coalesce(sum(e.cache_saving), 0)
     FROM costs_usageevent e LEFT JOIN costs_price p ON p.id = e.price_id
     WHERE e.occurred_at >= %(start)s AND e.occurred_at < %(end)s
-    GROUP BY 2, 3, 4, 5, 6, 7, 8, 9, 10
+    GROUP BY 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
 """
-_ALL_DIMS = "e.feature, e.tenant, e.model, e.provider, e.source, e.prompt_name, e.prompt_version"
+_ALL_DIMS = "e.feature, e.tenant, e.model, e.provider, e.source, e.prompt_name, e.prompt_version, e.use_case_id"
 _CUBES = {  # granularity -> the dimensions it keeps (the others are constants)
     "day": _ALL_DIMS,
-    "dayx": "e.feature, ''::text, e.model, e.provider, e.source, e.prompt_name, e.prompt_version",
-    "dayt": "''::text, e.tenant, ''::text, ''::text, ''::text, ''::text, NULL::int",
+    "dayx": "e.feature, ''::text, e.model, e.provider, e.source, e.prompt_name, e.prompt_version, e.use_case_id",
+    "dayt": "''::text, e.tenant, ''::text, ''::text, ''::text, ''::text, NULL::int, NULL::bigint",
 }
 
 
@@ -303,6 +305,29 @@ def rollups_rebuild(start: date, end: date, on_day=None) -> int:
             on_day(day)
         day += timedelta(days=1)
     return written
+
+
+def use_case_days(since: date | None = None) -> list[date]:
+    """The UTC days (from `since`, and not purged) whose raw events carry a use case: the days whose rollups built
+    before the use-case dimension (migration 0014) lack it until rebuilt. One pass over the kept events."""
+    kept = raw_kept_from()
+    starts = [d for d in (kept, since and datetime(since.year, since.month, since.day, tzinfo=UTC)) if d is not None]
+    where = "use_case_id IS NOT NULL" + (" AND occurred_at >= %s" if starts else "")
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT DISTINCT (occurred_at AT TIME ZONE 'UTC')::date FROM costs_usageevent WHERE {where} "
+                       "ORDER BY 1", [max(starts)] if starts else [])
+        return [row[0] for row in cursor.fetchall()]
+
+
+def rollups_backfill_use_cases(since: date | None = None, on_day=None) -> list[date]:
+    """Rebuild the rollups of every day use_case_days() names (idempotent, one transaction per day, like the
+    nightly reconcile): after it, the cost and the response cache's saving per use case cover those days too."""
+    days = use_case_days(since)
+    for day in days:
+        rollups_rebuild_day(day)
+        if on_day:
+            on_day(day)
+    return days
 
 
 def rollups_reconcile(*, today: date | None = None, max_days: int = 35) -> list[date]:

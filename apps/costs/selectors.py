@@ -37,7 +37,7 @@ from apps.costs.rollups import day_start, hourly_horizon  # noqa: F401  (used by
 
 GROUPS = {  # group_by name -> rollup column
     "team": "team_id", "feature": "feature", "tenant": "tenant", "model": "model", "source": "source",
-    "prompt": "prompt_name",
+    "prompt": "prompt_name", "use_case": "use_case_id",
 }
 
 
@@ -160,7 +160,30 @@ TOTALS = {
     "cached_input_tokens": Sum("cached_input_tokens"), "reasoning_tokens": Sum("reasoning_tokens"),
     "cost": Sum("cost"), "unpriced": Sum("unpriced"), "cache_savings": Sum("cache_savings"),
     "successes": Sum("successes"), "failures": Sum("failures"),
+    "cache_hits": Sum("cache_hits"), "cache_hit_savings": Sum("cache_hit_savings"),
 }
+
+
+def use_case_cache_savings(*, actor, use_case_ids, start: datetime | None = None,
+                           end: datetime | None = None) -> dict[int, dict]:
+    """Per use case over the UTC days of [start, end) (default: this calendar month so far), in the teams the
+    actor may see (the costs report's rule): {use case id: {"requests", "cost", "hits", "saved"}} — spend, and the
+    response cache's hits and saving (what its answers would have cost), from the day rollups (their use-case
+    dimension; no raw ledger read)."""
+    ids = [i for i in use_case_ids if i is not None]
+    if not ids:
+        return {}
+    today = day_start(timezone.now())
+    start = start or today.replace(day=1)
+    end = end or today + timedelta(days=1)
+    rows = (rollups(actor=actor, filters=UsageFilters(start=start, end=end), granularity=Granularity.DAY,
+                    needs={"use_case"})
+            .filter(use_case_id__in=ids).values("use_case_id")
+            .annotate(requests=Sum("requests"), cost=Sum("cost"), hits=Sum("cache_hits"),
+                      saved=Sum("cache_hit_savings"))
+            .order_by())
+    return {r["use_case_id"]: {"requests": r["requests"] or 0, "cost": r["cost"] or Decimal(0),
+                               "hits": r["hits"] or 0, "saved": r["saved"] or Decimal(0)} for r in rows}
 
 
 def request_team(*, request_id: str) -> Team | None:

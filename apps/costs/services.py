@@ -58,13 +58,17 @@ class UsageContext:
 def usage_row(*, context: UsageContext, provider: str, model: str, price_name: str | None = None,
               operation: str, tokens: TokenCounts, latency_ms: int, status: str = CallStatus.OK,
               error_type: str = "", occurred_at: datetime | None = None, prices: PriceBook | None = None,
-              **gateway) -> dict:
+              cache_tokens: TokenCounts | None = None, **gateway) -> dict:
     """One priced ledger row (for `ledger_write`), at the price valid when the call happened (from `prices`, a
     PriceBook loaded once for a batch of rows, else one query).
 
     `gateway`: the gateway's columns (gateway_key_id, alias, deployment, upstream_ms, ttft_ms, cache_hit,
     fallbacks, cache_saving, guardrail_actions: a list, or None for none), and a RAG answer's groundedness; the
     gateway's recorder writes its rows in batches through ledger_write with this.
+
+    `cache_tokens`: a response-cache hit's stored answer's tokens. Its saving is what they cost at the price valid
+    at the hit's time (the price this row is priced at): unchanged from the original call's cost while the price
+    is, and never today's price. Without them, or without a price then, the given `cache_saving` stands.
     """
     unknown = set(gateway) - GATEWAY_COLUMNS
     if unknown:
@@ -93,6 +97,8 @@ def usage_row(*, context: UsageContext, provider: str, model: str, price_name: s
         "error_type": error_type[:80], "cache_savings": savings,
     }
     row.update({k: (v[:200] if isinstance(v, str) else v) for k, v in gateway.items()})
+    if cache_tokens is not None and price is not None and row["cache_hit"]:
+        row["cache_saving"] = quantize(cost_of(cache_tokens, price))
     row["_price"] = price
     return row
 
@@ -103,7 +109,8 @@ GATEWAY_COLUMNS = frozenset({"gateway_key_id", "alias", "deployment", "upstream_
 
 def usage_event_record(*, context: UsageContext, provider: str, model: str, price_name: str | None = None,
                        operation: str, tokens: TokenCounts, latency_ms: int, status: str = CallStatus.OK,
-                       error_type: str = "", occurred_at: datetime | None = None, **gateway) -> UsageEvent:
+                       error_type: str = "", occurred_at: datetime | None = None,
+                       cache_tokens: TokenCounts | None = None, **gateway) -> UsageEvent:
     """Record one model call, priced at the price valid when it happened. Idempotent by request id.
 
     Goes through the ledger's one write path: rollups and budget counters move in the same transaction, and
@@ -112,7 +119,7 @@ def usage_event_record(*, context: UsageContext, provider: str, model: str, pric
     """
     row = usage_row(context=context, provider=provider, model=model, price_name=price_name, operation=operation,
                     tokens=tokens, latency_ms=latency_ms, status=status, error_type=error_type,
-                    occurred_at=occurred_at, **gateway)
+                    occurred_at=occurred_at, cache_tokens=cache_tokens, **gateway)
     price = row.pop("_price")
     inserted = ledger_write([row], settle=True)
     if not inserted:
@@ -191,7 +198,8 @@ def usage_outcomes_set(*, outcomes: list, actor) -> dict:
                     continue
                 changes.append(({f: getattr(event, f) for f in ("occurred_at", "team_id", "feature", "tenant",
                                                                 "model", "provider", "source", "prompt_name",
-                                                                "prompt_version")}, event.outcome, outcome))
+                                                                "prompt_version", "use_case_id")},
+                                event.outcome, outcome))
                 event.outcome = outcome
                 events.append(event)
             if events:

@@ -32,7 +32,7 @@ from apps.costs.forms import (
 from apps.costs.models import Budget, Price, RepricingJob
 from apps.costs.pricing_import import prices_import_litellm
 
-CHARTS = ("spend", "drivers", "tokens", "outcomes", "cache", "gatewaycache", "forecast", "whatif")
+CHARTS = ("spend", "drivers", "tokens", "outcomes", "cache", "gatewaycache", "cacheusecase", "forecast", "whatif")
 
 
 def _filters(request):

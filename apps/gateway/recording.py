@@ -147,8 +147,8 @@ def row_of(payload: bytes, prices: PriceBook | None = None) -> dict:
                     occurred_at=record.occurred_at, gateway_key_id=key_id, alias=record.alias,
                     deployment=record.deployment, upstream_ms=record.upstream_ms, ttft_ms=record.ttft_ms,
                     cache_hit=record.cache_hit, fallbacks=record.fallbacks, cache_saving=record.cache_saving,
-                    guardrail_actions=list(record.guardrail_actions) or None, prices=prices,
-                    groundedness=record.groundedness)
+                    cache_tokens=record.cache_tokens, guardrail_actions=list(record.guardrail_actions) or None,
+                    prices=prices, groundedness=record.groundedness)
     row.pop("_price", None)
     row["request_id"] = record.request_id[:100]
     if end_user:

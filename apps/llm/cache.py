@@ -236,15 +236,19 @@ async def astore(lookup: Lookup | None, result: ChatResult | EmbeddingResult) ->
 
 
 # -- answering from it -----------------------------------------------------------------------------------------
-def hit_record(lookup: Lookup, *, context: UsageContext, operation: str, ttft_ms: int | None = None) -> CallRecord:
-    """A hit's one record: no tokens, no provider cost, the saving (what the answer cost when it was made)."""
+def hit_record(lookup: Lookup, *, context: UsageContext, operation: str, ttft_ms: int | None = None,
+               price_name: str | None = None) -> CallRecord:
+    """A hit's one record: no tokens, no provider cost, and the saving: the stored answer's tokens, which the ledger
+    prices at the hit's time under `price_name` (the answering model's price name, when the caller knows it), else
+    what the answer cost when it was made."""
     entry = lookup.entry
     elapsed = max(0, round((time.perf_counter() - lookup.started) * 1000))
     saving = None if entry.get("cost") is None else Decimal(entry["cost"])
+    tokens = Usage(**entry["usage"]).token_counts() if price_name else None
     return CallRecord(request_id=context.request_id, context=context, provider=entry["provider"],
-                      model=entry["model"], price_name=None, operation=operation, tokens=TokenCounts(),
+                      model=entry["model"], price_name=price_name, operation=operation, tokens=TokenCounts(),
                       status=CallStatus.OK, latency_ms=elapsed, ttft_ms=ttft_ms, deployment=entry.get("deployment", ""),
-                      alias=entry.get("alias", ""), cache_hit=True, cache_saving=saving)
+                      alias=entry.get("alias", ""), cache_hit=True, cache_saving=saving, cache_tokens=tokens)
 
 
 def answer(entry: dict) -> ProviderChat:

@@ -289,8 +289,12 @@ class CallState:
             self.ttft_ms = self.elapsed_ms()
 
     def finish_hit(self, lookup, ttft_ms: int | None = None) -> CallRecord:
-        """The call answered from the response cache (cache.Lookup): its one CallRecord is the hit's."""
-        self.call_record = cache.hit_record(lookup, context=self.context, operation=self.operation, ttft_ms=ttft_ms)
+        """The call answered from the response cache (cache.Lookup): its one CallRecord is the hit's. Its saving is
+        priced at the hit's time under the answering model's price name when that model is the one the route bound
+        (the usual case; an answer a fallback deployment gave keeps the cost it was made at)."""
+        same_model = lookup.entry.get("model") == self.model_label
+        self.call_record = cache.hit_record(lookup, context=self.context, operation=self.operation, ttft_ms=ttft_ms,
+                                            price_name=self.price_name if same_model else None)
         return self.call_record
 
     def finish(self, *, usage: Usage | None, status: str, error_type: str = "") -> CallRecord:
@@ -348,7 +352,8 @@ def ledger_record(record: CallRecord) -> UsageEvent:
     context = record.context
     if context.request_id != record.request_id:
         context = dataclasses.replace(context, request_id=record.request_id)
-    columns = {"cache_hit": True, "cache_saving": record.cache_saving} if record.cache_hit else {}  # llm/cache.py
+    columns = ({"cache_hit": True, "cache_saving": record.cache_saving, "cache_tokens": record.cache_tokens}
+               if record.cache_hit else {})  # llm/cache.py
     if record.guardrail_actions:  # a switch's filters acted (apps/llm/switches.py)
         columns["guardrail_actions"] = list(record.guardrail_actions)
     if record.groundedness is not None:  # a RAG answer's score (ADR 0121)

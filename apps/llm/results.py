@@ -179,6 +179,9 @@ class CallRecord:
     fallbacks: int = 0
     cache_hit: bool = False
     cache_saving: Decimal | None = None  # a response-cache hit: what the answer cost when it was first made
+    # A hit: the tokens the stored answer used. The ledger prices them at the hit's time (the saving), falling back
+    # to cache_saving when it has no price for them then (apps/costs/services.usage_row).
+    cache_tokens: TokenCounts | None = None
     estimated: bool = False  # tokens estimated by the portal, not reported by the provider
     guardrail_actions: tuple[dict, ...] = ()  # the gateway's safety events on this call (apps/gateway/guard.py)
     groundedness: float | None = None  # a RAG answer's groundedness, known after the call (apps/rag/answers.py)
@@ -188,6 +191,8 @@ class CallRecord:
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         data["context"] = dataclasses.asdict(self.context)
         data["tokens"] = dataclasses.asdict(self.tokens)
+        if self.cache_tokens is not None:
+            data["cache_tokens"] = dataclasses.asdict(self.cache_tokens)
         data["occurred_at"] = self.occurred_at.isoformat()
         return data
 
@@ -196,6 +201,8 @@ class CallRecord:
         data = dict(data)
         data["context"] = UsageContext(**data["context"])
         data["tokens"] = TokenCounts(**data["tokens"])
+        if data.get("cache_tokens") is not None:
+            data["cache_tokens"] = TokenCounts(**data["cache_tokens"])
         data["occurred_at"] = parse_datetime(data["occurred_at"])
         if data.get("cache_saving") is not None:
             data["cache_saving"] = Decimal(str(data["cache_saving"]))

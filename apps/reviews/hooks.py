@@ -1,7 +1,7 @@
 """What reviews registers at start-up, in one place (docs/architecture.md, "The registries"): its own condition
 predicates, and what it plugs into lower apps: the prompt catalog's `use_case` gate check, the kill-switch
-resolve guard (423), the prompt-page panel and the catalog's "use case" filter; the header's "waiting on you"
-counts. `register()` is called once, from `ReviewsConfig.ready()`.
+resolve guard (423), the prompt-page panel and the catalog's "use case" filter; the cost dashboard's use-case
+names; the header's "waiting on you" counts. `register()` is called once, from `ReviewsConfig.ready()`.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from apps.accounts.permissions import council_seats
+from apps.costs.panels import register_use_case_names
 from apps.gateway.registry import AdmissionTarget, register_admission_guard, register_guard_policy
 from apps.notifications.waiting import Waiting, register_waiting
 from apps.prompts import registry
@@ -122,6 +123,12 @@ def waiting_conditions(user):
     return Waiting("review.conditions", "Use-case conditions due", count, reverse("reviews:list"))
 
 
+def use_case_names(ids: list[int]) -> dict[int, tuple[str, int | None]]:
+    """How the cost dashboard names the use cases on its ledger: {id: (title, team id)} in one query."""
+    return {pk: (title, team_id) for pk, title, team_id in
+            UseCase.objects.filter(pk__in=ids).values_list("pk", "title", "team_id")}
+
+
 def register() -> None:
     conditions.register_builtins()
     register_waiting("review.votes", waiting)
@@ -133,3 +140,4 @@ def register() -> None:
     registry.register_prompt_filter("use_case", "Use case", filter_choices, filter_apply)
     register_admission_guard("use_case", use_case_guard)
     register_guard_policy("use_case", use_case_guard_policy)
+    register_use_case_names(use_case_names)

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_POST
 
 from apps.accounts.permissions import Action, can, council_seats, is_council, teams_for
 from apps.core.htmx import render_page_or_fragment
+from apps.costs import selectors as costs_selectors
 from apps.notifications.services import unread_count
 from apps.prompts.selectors import prompt_by_pk
 from apps.rag.selectors import collection_visible
@@ -271,6 +272,7 @@ def _detail_page(request, use_case, *, status: int = 200, **forms_):
         if can(user, Action.CHANGE, use_case) else [],
         "eval_runs": selectors.eval_runs(user=user, use_case=use_case),
         "panels": panels.use_case_panels(use_case=use_case, user=user),
+        "cache_saved": costs_selectors.use_case_cache_savings(actor=user, use_case_ids=[use_case.pk]).get(use_case.pk),
         "diff": selectors.submission_diff(use_case),
         "vote_form": forms_.get("vote_form") or forms.VoteForm(),
         "condition_form": forms_.get("condition_form") or forms.ConditionForm(

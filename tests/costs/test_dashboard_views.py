@@ -13,7 +13,7 @@ from tests.costs.conftest import record
 
 pytestmark = pytest.mark.django_db
 
-CHARTS = ["spend", "drivers", "tokens", "outcomes", "cache", "gatewaycache", "forecast", "whatif"]
+CHARTS = ["spend", "drivers", "tokens", "outcomes", "cache", "gatewaycache", "cacheusecase", "forecast", "whatif"]
 
 
 @pytest.fixture

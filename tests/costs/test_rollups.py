@@ -24,7 +24,7 @@ from apps.costs.rollups import (
 pytestmark = pytest.mark.django_db
 
 NOW = timezone.now()
-DIMS = "team_id, feature, tenant, model, provider, source, prompt_name, prompt_version"
+DIMS = "team_id, feature, tenant, model, provider, source, prompt_name, prompt_version, use_case_id"
 SUMS = ("count(*), count(*) FILTER (WHERE status = 'error'), count(*) FILTER (WHERE status = 'refused'), "
         "sum(input_tokens), sum(output_tokens), sum(cached_input_tokens), sum(reasoning_tokens), "
         "coalesce(sum(cost), 0), count(*) FILTER (WHERE cost IS NULL), sum(latency_ms), "
@@ -38,19 +38,19 @@ def raw_sums(unit: str, since=None, merge_tenants=False, only_tenants=False) -> 
     dims = DIMS.replace("tenant", "''::text AS tenant") if merge_tenants else DIMS
     group = DIMS.replace(" tenant,", "") if merge_tenants else DIMS
     if only_tenants:
-        dims = "team_id, '', tenant, '', '', '', '', NULL::int"
+        dims = "team_id, '', tenant, '', '', '', '', NULL::int, NULL::bigint"
         group = "team_id, tenant"
     with connection.cursor() as c:
         c.execute(f"SELECT date_trunc('{unit}', occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', {dims}, {SUMS} "
                   f"FROM costs_usageevent {where} GROUP BY 1, {group}", [since] if since else [])
-        return {tuple(r[:9]): tuple(r[9:]) for r in c.fetchall()}
+        return {tuple(r[:10]): tuple(r[10:]) for r in c.fetchall()}
 
 
 def rollup_sums(granularity: str) -> dict:
     with connection.cursor() as c:
         c.execute(f"SELECT bucket_start, {DIMS}, {ROLLUP_SUMS} FROM costs_usagerollup WHERE granularity = %s "
                   f"AND requests > 0", [granularity])
-        return {tuple(r[:9]): tuple(r[9:]) for r in c.fetchall()}
+        return {tuple(r[:10]): tuple(r[10:]) for r in c.fetchall()}
 
 
 def histogram_counts() -> dict:
@@ -74,6 +74,7 @@ events = st.lists(st.fixed_dictionaries({
     "source": st.sampled_from(["api", "playground", "eval"]),
     "prompt_name": st.sampled_from(["", "support-answer"]),
     "prompt_version": st.sampled_from([None, 1, 2]),
+    "use_case_id": st.sampled_from([None, None, 7, 8]),  # the use case is a dimension (migration 0014)
     "input_tokens": st.integers(0, 200_000),
     "output_tokens": st.integers(0, 5_000),
     "cached_ratio": st.floats(0, 1),
