@@ -54,6 +54,10 @@ class _Forwarder:
         import aiohttp  # why: only the server process that serves the floor needs it
         import orjson
 
+        if scope["method"] != "POST":  # the bench's "is it up" probe
+            await send({"type": "http.response.start", "status": 404, "headers": [(b"content-length", b"0")]})
+            await send({"type": "http.response.body", "body": b""})
+            return
         if self.session is None:
             self.url = os.environ["BENCH_UPSTREAM_URL"]
             self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1000, limit_per_host=0))
