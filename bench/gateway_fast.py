@@ -34,7 +34,6 @@ import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -101,7 +100,7 @@ def main() -> None:
     from apps.gateway.services import gateway_key_create
     from bench.gateway_load_full import CAP, switch_on
     from bench.gateway_path import standin_catalog, wait
-    from bench.gateway_profile import profile
+    from bench.gateway_profile import profiled_load
     from bench.gateway_servers import free_port
 
     env = {**os.environ, "REDIS_URL": settings.REDIS_URL, "DATABASE_URL": os.environ["DATABASE_URL"]}
@@ -186,14 +185,9 @@ def main() -> None:
             result["rates"][str(int(rate))] = {"median": summary, "turns": turns}
         if args.profile:
             url, body, auth, process = targets[args.profile]
-            holder: dict = {}
-            thread = threading.Thread(target=lambda: holder.update(
-                profile(process.pid, args.seconds, args.top, args.raw)))
-            thread.start()
-            time.sleep(0.5)
-            load(url, first_rate, args.seconds, body, auth)
-            thread.join()
-            result["profile"] = {"contender": args.profile, "rate": first_rate, **holder}
+            result["profile"] = {"contender": args.profile, "rate": first_rate,
+                                 **profiled_load(process.pid, url, first_rate, args.seconds, body, auth, args.top,
+                                                 args.raw)}
         result["load_average_at_end"] = os.getloadavg()
         print(json.dumps(result, indent=1))
     finally:

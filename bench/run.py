@@ -111,6 +111,8 @@ BENCHES = {"startup": bench_startup, "home": bench_home, "prompts_resolve": benc
            "rag_query": lambda: _bench_module("bench.rag_query", timeout=7200),
            # issue #18: nDCG@10 of the vector leg, plain sentence-transformers against the portal's runtime
            "rag_embedding_quality": lambda: _bench_module("bench.rag_embedding_quality", timeout=7200),
+           # issue #14 (gw-fast): floor, this tree (and --baseline DIR) at 1 and 2 workers, full key, added latency
+           "gateway_fast": lambda: _bench_module("bench.gateway_fast", timeout=1800),
            }
 NEEDS_SCIFACT = {"rag_scifact", "rag_indexing", "rag_embedding_quality"}
 
