@@ -1,13 +1,20 @@
-"""The no-op proxy paths the server choice is measured on (bench/gateway_servers.py), one per framework.
+"""The no-op proxy paths the server choice is measured on (bench/gateway_servers.py), one per framework, and the
+floor under the gateway (bench/gateway_fast.py).
 
 Each reads the request body, parses the JSON, and answers a fixed chat completion: what the gateway's front
 door does around an upstream call, without the call. `raw_app` is a bare ASGI callable (the shape
 apps/gateway/asgi.py takes); `django_app` is a Django async view behind Django's ASGI handler.
+
+`forward_app` is the floor of any proxy on this server and upstream client: it reads the body, parses it
+(orjson), names the upstream's model, posts it with the gateway's upstream client (aiohttp, one pooled session
+per event loop, as apps/llm/adapters/upstream_http.py) to `BENCH_UPSTREAM_URL`, parses the answer and sends it
+back. No key, limits, budgets, guardrails or recording: what is left of the gateway's CPU above it is ours.
 """
 
 from __future__ import annotations
 
 import json
+import os
 
 from apps.core.asgi import serve_lifespan
 
@@ -31,6 +38,47 @@ async def raw_app(scope, receive, send):
     json.loads(body or b"{}")
     await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
     await send({"type": "http.response.body", "body": ANSWER})
+
+
+class _Forwarder:
+    """`forward_app` (see the module's docstring)."""
+
+    def __init__(self):
+        self.session = None
+        self.url = ""
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "lifespan":
+            await serve_lifespan(receive, send)
+            return
+        import aiohttp  # why: only the server process that serves the floor needs it
+        import orjson
+
+        if scope["method"] != "POST":  # the bench's "is it up" probe
+            await send({"type": "http.response.start", "status": 404, "headers": [(b"content-length", b"0")]})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        if self.session is None:
+            self.url = os.environ["BENCH_UPSTREAM_URL"]
+            self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1000, limit_per_host=0))
+        chunks = []
+        while True:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        data = orjson.loads(b"".join(chunks))
+        data["model"] = os.environ.get("BENCH_UPSTREAM_MODEL", "standin-chat")
+        async with self.session.post(self.url, data=orjson.dumps(data),
+                                     headers={"content-type": "application/json"}) as response:
+            status, answer = response.status, await response.read()
+        body = orjson.dumps(orjson.loads(answer))
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+forward_app = _Forwarder()
 
 
 def _django_app():

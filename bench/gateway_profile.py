@@ -81,6 +81,20 @@ def profile(pid: int, seconds: float, top: int, raw: str = "") -> dict:
     return {"samples": total, "own": share(own), "inclusive": share(inclusive)}
 
 
+def profiled_load(pid: int, url: str, rate: float, seconds: float, body: dict, auth: str, top: int,
+                  raw: str = "") -> dict:
+    """`profile` of the server `pid` during one open-loop turn at `rate` against `url`."""
+    import threading
+
+    holder: dict = {}
+    thread = threading.Thread(target=lambda: holder.update(profile(pid, seconds, top, raw)))
+    thread.start()
+    time.sleep(0.5)
+    load(url, rate, seconds, body, auth)
+    thread.join()
+    return holder
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rate", type=float, default=100)
@@ -142,16 +156,8 @@ def main() -> None:
             medians = result["median_cpu_ms_per_request"]
             result["this_over_baseline"] = round(medians["this"] / medians["baseline"], 3)
         if args.profile:
-            import threading
-
-            holder: dict = {}
-            thread = threading.Thread(target=lambda: holder.update(
-                profile(procs["this"].pid, args.seconds, args.top, args.raw)))
-            thread.start()
-            time.sleep(0.5)
-            load(urls["this"], args.rate, args.seconds, BODY, secret)
-            thread.join()
-            result["profile"] = holder
+            result["profile"] = profiled_load(procs["this"].pid, urls["this"], args.rate, args.seconds, BODY, secret,
+                                              args.top, args.raw)
         print(json.dumps(result, indent=1))
     finally:
         for process in procs.values():

@@ -113,6 +113,8 @@ BENCHES = {"startup": bench_startup, "home": bench_home, "prompts_resolve": benc
            "rag_embedding_quality": lambda: _bench_module("bench.rag_embedding_quality", timeout=7200),
            # issue #17 (rt-rag): a real copy of a 10k-chunk collection vs the overlay; 200 indirect attacks against it
            "redteam_rag": lambda: _bench_module("bench.redteam_rag", timeout=1800),
+           # issue #14 (gw-fast): floor, this tree (and --baseline DIR) at 1 and 2 workers, full key, added latency
+           "gateway_fast": lambda: _bench_module("bench.gateway_fast", timeout=1800),
            }
 NEEDS_SCIFACT = {"rag_scifact", "rag_indexing", "rag_embedding_quality"}
 

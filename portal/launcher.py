@@ -54,6 +54,12 @@ def _wait_for_http(url: str, timeout: float = 60.0) -> bool:
     return False
 
 
+def gateway_command(python: str, host: str, port: str, workers: str | int) -> list[str]:
+    """How the LLM gateway is served (ADR 0070, options ADR 0125): `make run`, and the benches that measure it."""
+    return [python, "-m", "granian", "--interface", "asgi", "--host", host, "--port", str(port),
+            "--workers", str(workers), "--no-ws", "--log-level", "warning", "portal.gateway_asgi:application"]
+
+
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
@@ -103,9 +109,7 @@ def _serve(env: dict, started_at: float, started_embedded: bool) -> int:
         "beat": [python, "-m", "celery", "-A", "portal", "beat", "--loglevel", "INFO",
                  "--schedule", str(beat_schedule)],
         # The LLM gateway (/v1/, ADR 0070) and the writer of its recorded calls to the ledger.
-        "gateway": [python, "-m", "granian", "--interface", "asgi", "--host", GATEWAY_HOST, "--port", GATEWAY_PORT,
-                    "--workers", os.environ.get("GATEWAY_WORKERS", "1"), "--no-ws", "--log-level", "warning",
-                    "portal.gateway_asgi:application"],
+        "gateway": gateway_command(python, GATEWAY_HOST, GATEWAY_PORT, os.environ.get("GATEWAY_WORKERS", "2")),
         "recorder": [*manage, "gateway_recorder"],
     }
     children: dict[str, subprocess.Popen] = {}

@@ -14,6 +14,7 @@ throttling, which fails open after 2 s) asks for `client(socket_timeout=2)`: a s
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
 import weakref
 
@@ -65,3 +66,26 @@ def key(*parts: object) -> str:
     """A Redis key under this portal's prefix: key("gateway", "keys") -> "<KEY_PREFIX>:gateway:keys"."""
     prefix = settings.CACHES["default"].get("KEY_PREFIX", "") or "portal"
     return ":".join([prefix, *(str(part) for part in parts)])
+
+
+class Script:
+    """A Lua script run by its SHA (EVALSHA: the body is sent only the first time, and again after a Redis
+    restart or SCRIPT FLUSH), with either client."""
+
+    def __init__(self, source: str):
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
+
+    async def arun(self, keys: list[str], args: list):
+        redis_client = async_client()
+        try:
+            return await redis_client.evalsha(self.sha, len(keys), *keys, *args)
+        except redis.exceptions.NoScriptError:
+            return await redis_client.eval(self.source, len(keys), *keys, *args)
+
+    def run(self, keys: list[str], args: list):
+        redis_client = client()
+        try:
+            return redis_client.evalsha(self.sha, len(keys), *keys, *args)
+        except redis.exceptions.NoScriptError:
+            return redis_client.eval(self.source, len(keys), *keys, *args)

@@ -266,11 +266,11 @@ class Gateway:
         await self.admit(request, info, model)
         screen = await guard.screen_for(info, request.stamp)  # guardrails: the input policy (guard.py)
         texts = screen.texts_input(texts)
-        recorder = screen.recorder(recording.recorder_for(info))
-        policy = cache.policy_for(info, request.headers, "/v1/embeddings")  # the response cache, when opted in
         hold = budgets.BudgetHold(info)  # reserved before the call (a cache hit reserves nothing), settled when recorded
+        recorder = screen.recorder(recording.recorder_for(info, hold=hold))
+        policy = cache.policy_for(info, request.headers, "/v1/embeddings")  # the response cache, when opted in
         result = await acalls.aembed(model=model, texts=texts, context=context, preflight=hold.preflight,
-                                     recorder=hold.recorder(recorder), cache=policy)
+                                     recorder=recorder, cache=policy)
         if result.cache_hit:
             request.cache = b"hit"
         await self._send(send, 200, wire.embeddings(result, model=model, encoding=encoding),
@@ -290,7 +290,8 @@ class Gateway:
         screen = await guard.screen_for(info, request.stamp, required)  # guardrails (guard.py): input now, output below
         call = screen.chat_input(call)
         end_user = recording.end_user_hash(info.team_id, data, call.metadata)  # adoption (scorecards)
-        recorder = screen.recorder(recording.recorder_for(info, end_user))
+        hold = budgets.BudgetHold(info)  # reserved before the call (a hit reserves nothing), settled with the record
+        recorder = screen.recorder(recording.recorder_for(info, end_user, hold))
         completion_id = f"chatcmpl-{request.request_id}"
         # The response cache (llm/cache.py), when opted in (by the key or request; by the version for `prompt:`);
         # not with an output scan: an answer the scan changed is not what a replay should serve. The prompt version
@@ -298,10 +299,9 @@ class Gateway:
         opt_in = {} if prompt is None else {"version_cache": prompt.cache}
         policy = None if screen.scans_output else cache.policy_for(info, request.headers, "/v1/chat/completions",
                                                                    **opt_in)
-        hold = budgets.BudgetHold(info)  # reserved before the call (a hit reserves nothing), settled when recorded
         if not call.stream:
             result = await acalls.achat(model=call.model, request=call.request, context=context,
-                                        preflight=hold.preflight, recorder=hold.recorder(recorder), cache=policy,
+                                        preflight=hold.preflight, recorder=recorder, cache=policy,
                                         switches=False)  # this front door decided (admit, the screen)
             if result.cache_hit:
                 request.cache = b"hit"
@@ -312,7 +312,7 @@ class Gateway:
                              request.response_headers())
             return
         stream = acalls.achat_stream(model=call.model, request=call.request, context=context,
-                                     preflight=hold.preflight, recorder=hold.recorder(recorder), cache=policy,
+                                     preflight=hold.preflight, recorder=recorder, cache=policy,
                                      switches=False)
         await stream.open()  # raises (recorded) before any byte: the client gets a plain error answer
         if stream.cache_hit:

@@ -33,7 +33,6 @@ hold the room, Retry-After 1 (the SDK retries).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -43,7 +42,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
 
-import redis
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
@@ -55,7 +53,7 @@ from apps.costs.models import Budget, BudgetPeriodKind
 from apps.gateway.keys import KeyInfo
 from apps.gateway.wire import GatewayError, error_json
 from apps.llm import callcore
-from apps.llm.acalls import PreflightCheck, Recorder
+from apps.llm.acalls import PreflightCheck
 from apps.llm.results import CallRecord
 from apps.llm.routing import aresolve
 
@@ -103,40 +101,48 @@ redis.call('ZADD', KEYS[3], ARGV[4], ARGV[2])
 return {'ok'}
 """
 
-_SETTLE = """
--- KEYS: reservation, held zset, pending zset. ARGV: request id, cost, pending expires at, counter prefix
-local r = redis.call('HMGET', KEYS[1], 'amt', 'b', 'k', 'st')
-if not r[1] or r[4] ~= 'h' then return 0 end
-local cost = tonumber(ARGV[2])
-for c in string.gmatch(r[3], '%S+') do
-  local key = ARGV[4] .. c
-  if redis.call('EXISTS', key) == 1 then
-    redis.call('HINCRBY', key, 'held', '-' .. r[1])
-    if cost > 0 then redis.call('HINCRBY', key, 'spent', ARGV[2]) end
-  end
-end
-local pending = {}
-for c in string.gmatch(r[2], '%S+') do
-  local key = ARGV[4] .. c
-  if redis.call('EXISTS', key) == 1 then
-    redis.call('HINCRBY', key, 'held', '-' .. r[1])
-    if cost > 0 then
-      redis.call('HSET', key .. ':p', ARGV[1], ARGV[2])
-      local ttl = redis.call('TTL', key)
-      if ttl > 0 then redis.call('EXPIRE', key .. ':p', ttl) end
-      redis.call('HINCRBY', key, 'pend', ARGV[2])
-      pending[#pending + 1] = c
+# The settle, as a Lua function: the SETTLE script below, and the recorder's script (apps/gateway/recording.py),
+# which settles a call's hold in the round trip that puts its record on the stream (ADR 0125).
+SETTLE_LUA = """
+local function settle(reservation, held_zset, pending_zset, rid, cost_units, pending_expires, prefix)
+  local r = redis.call('HMGET', reservation, 'amt', 'b', 'k', 'st')
+  if not r[1] or r[4] ~= 'h' then return 0 end
+  local cost = tonumber(cost_units)
+  for c in string.gmatch(r[3], '%S+') do
+    local key = prefix .. c
+    if redis.call('EXISTS', key) == 1 then
+      redis.call('HINCRBY', key, 'held', '-' .. r[1])
+      if cost > 0 then redis.call('HINCRBY', key, 'spent', cost_units) end
     end
   end
+  local pending = {}
+  for c in string.gmatch(r[2], '%S+') do
+    local key = prefix .. c
+    if redis.call('EXISTS', key) == 1 then
+      redis.call('HINCRBY', key, 'held', '-' .. r[1])
+      if cost > 0 then
+        redis.call('HSET', key .. ':p', rid, cost_units)
+        local ttl = redis.call('TTL', key)
+        if ttl > 0 then redis.call('EXPIRE', key .. ':p', ttl) end
+        redis.call('HINCRBY', key, 'pend', cost_units)
+        pending[#pending + 1] = c
+      end
+    end
+  end
+  redis.call('ZREM', held_zset, rid)
+  if #pending > 0 then
+    redis.call('HSET', reservation, 'st', 's', 'b', table.concat(pending, ' '), 'k', '', 'cost', cost_units)
+    redis.call('ZADD', pending_zset, pending_expires, rid)
+  else
+    redis.call('DEL', reservation)
+  end
+  return 1
 end
-redis.call('ZREM', KEYS[2], ARGV[1])
-if #pending > 0 then
-  redis.call('HSET', KEYS[1], 'st', 's', 'b', table.concat(pending, ' '), 'k', '', 'cost', ARGV[2])
-  redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
-else
-  redis.call('DEL', KEYS[1])
-end
-return 1
+"""
+
+_SETTLE = SETTLE_LUA + """
+-- KEYS: reservation, held zset, pending zset. ARGV: request id, cost, pending expires at, counter prefix
+return settle(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 """
 
 _REBASE = """
@@ -190,29 +196,7 @@ return n
 """
 
 
-class _Script:
-    """A Lua script run by its SHA (loaded on first use, and again after a Redis restart)."""
-
-    def __init__(self, source: str):
-        self.source = source
-        self.sha = hashlib.sha1(source.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
-
-    async def arun(self, keys: list[str], args: list):
-        client = portal_redis.async_client()
-        try:
-            return await client.evalsha(self.sha, len(keys), *keys, *args)
-        except redis.exceptions.NoScriptError:
-            return await client.eval(self.source, len(keys), *keys, *args)
-
-    def run(self, keys: list[str], args: list):
-        client = portal_redis.client()
-        try:
-            return client.evalsha(self.sha, len(keys), *keys, *args)
-        except redis.exceptions.NoScriptError:
-            return client.eval(self.source, len(keys), *keys, *args)
-
-
-RESERVE, SETTLE, REBASE, SWEEP = (_Script(s) for s in (_RESERVE, _SETTLE, _REBASE, _SWEEP))
+RESERVE, SETTLE, REBASE, SWEEP = (portal_redis.Script(s) for s in (_RESERVE, _SETTLE, _REBASE, _SWEEP))
 
 
 # -- names ----------------------------------------------------------------------------------------------------
@@ -401,12 +385,19 @@ async def reserve(request_id: str, counters: list[Counter], amount: Decimal, sta
     return answer[0].decode(), [part.decode() for part in answer[1:]]
 
 
-async def settle(request_id: str, cost: Decimal, now: float | None = None) -> bool:
-    """The call ended: its reservation gives way to its real cost (0: a release). False: nothing was held."""
+def settle_script_args(request_id: str, cost: Decimal, now: float | None = None) -> tuple[list[str], list]:
+    """The keys and arguments of the settle (`SETTLE_LUA`'s `settle`): reservation, held and pending sets; request
+    id, cost in units, when the settled cost leaves `pend` unconfirmed, the counters' prefix."""
     now = time.time() if now is None else now
     expires = int(now + settings.GATEWAY_BUDGET_RESERVATION_TTL_SECONDS)
-    keys = [reservation_prefix() + request_id, held_key(), pending_key()]
-    return bool(await SETTLE.arun(keys, [request_id, units(max(cost, Decimal(0))), expires, counter_prefix()]))
+    return ([reservation_prefix() + request_id, held_key(), pending_key()],
+            [request_id, units(max(cost, Decimal(0))), expires, counter_prefix()])
+
+
+async def settle(request_id: str, cost: Decimal, now: float | None = None) -> bool:
+    """The call ended: its reservation gives way to its real cost (0: a release). False: nothing was held.
+    (A gateway call's hold is settled with its record instead: `BudgetHold.settlement`, recording.recorder_for.)"""
+    return bool(await SETTLE.arun(*settle_script_args(request_id, cost, now)))
 
 
 async def release(request_id: str) -> bool:
@@ -429,8 +420,8 @@ async def call_cost(record: CallRecord) -> Decimal | None:
 
 
 class BudgetHold:
-    """One request's reservation: `preflight` is the call path's hook, `recorder(inner)` settles it when the
-    call's one CallRecord is recorded (before it goes on the stream, so the writer always finds it settled)."""
+    """One request's reservation: `preflight` is the call path's hook; the call's recorder settles it with the
+    call's one CallRecord, in the round trip that puts it on the stream (`settlement`, recording.recorder_for)."""
 
     def __init__(self, info: KeyInfo):
         self.info = info
@@ -482,18 +473,16 @@ class BudgetHold:
             raise HookError(503, "The budget check could not run; try again.", code="budget_unavailable")
         raise HookError(503, "The budget check could not run; try again.", code="budget_unavailable")
 
-    def recorder(self, inner: Recorder) -> Recorder:
-        async def record(record: CallRecord) -> None:
-            if self.amount is not None:
-                held, self.amount = self.amount, None
-                try:
-                    cost = await call_cost(record)
-                    await settle(record.request_id, held if cost is None else cost)
-                except Exception:  # noqa: BLE001 - the hold stays until the sweeper releases it (fail safe)
-                    log.warning("gateway budget hold of request %s not settled", record.request_id, exc_info=True)
-            await inner(record)
-
-        return record
+    async def settlement(self, record: CallRecord) -> tuple[list[str], list] | None:
+        """The settle of this request's hold by its call's one record (`settle_script_args`), or None when nothing is
+        held. The recorder runs it in the round trip that puts the record on the stream, before the XADD, so the
+        writer always finds it settled (recording.recorder_for, ADR 0125). Given once: the hold is then the
+        recorder's. The cost is the route's cached prices on the upstream's usage (unknown: the worst case held)."""
+        if self.amount is None:
+            return None
+        held, self.amount = self.amount, None
+        cost = await call_cost(record)
+        return settle_script_args(record.request_id, held if cost is None else cost)
 
 
 # -- the writer's side (sync): the ledger caught up, reconcile, sweep ---------------------------------------

@@ -1,8 +1,8 @@
 """Per-key limits in Redis: requests and tokens per minute and per day (fixed UTC windows).
 
 `admit()` is one pipelined round trip before the call: it counts the request in the request windows and reads
-the token windows; `queue_charge()` adds the tokens the call used after it, in the pipeline that records the call
-(apps/gateway/recording.py: no round trip of its own, ADR 0099). A key without limits costs no round trip. For a key cached in the front door, `stamp_and_count()` makes that count in the round trip
+the token windows; `charge_windows()` names the windows the tokens a call used are added to after it, in the round
+trip that records the call (apps/gateway/recording.py: no round trip of its own, ADRs 0099 and 0125). A key without limits costs no round trip. For a key cached in the front door, `stamp_and_count()` makes that count in the round trip
 that reads the gateway stamp instead, `verdict()` judges it and `uncount()` takes it back when the request
 ends before (ADR 0077). Counters expire on their own after their window. The key's dollars per day are not here:
 they are reserved before the call with the budgets that apply (apps/gateway/budgets.py).
@@ -139,16 +139,13 @@ async def uncount(counted: Counted | None) -> None:
         log.warning("gateway request not taken back from key %s's limits", counted.info.prefix, exc_info=True)
 
 
-def queue_charge(pipe, info: KeyInfo, *, tokens: int, now: float | None = None) -> bool:
-    """Queue on `pipe` the count of the tokens a call used, for the keys that limit tokens; False when there is
-    nothing to count. The recorder sends it with the call's record (a failure of these commands is logged there,
-    not raised: the count is short by one call)."""
+def charge_windows(info: KeyInfo, *, tokens: int, now: float | None = None) -> list[tuple[str, int]]:
+    """The token windows (name, expiry in seconds) a call that used `tokens` is charged to, for a key that limits
+    tokens; [] when there is nothing to count. The recorder charges them in the round trip that records the call
+    (apps/gateway/recording.py: INCRBY and EXPIRE each; a failure is logged there, not raised: the count is short by
+    one call)."""
     wants_tokens = info.tokens_per_minute is not None or info.tokens_per_day is not None
     if not (wants_tokens and tokens):
-        return False
-    now = time.time() if now is None else now
-    names = _keys(info.id, now)
-    for slot, window in (("tok_m", MINUTE), ("tok_d", DAY)):
-        pipe.incrby(names[slot], tokens)
-        pipe.expire(names[slot], window + 60)
-    return True
+        return []
+    names = _keys(info.id, time.time() if now is None else now)
+    return [(names["tok_m"], MINUTE + 60), (names["tok_d"], DAY + 60)]

@@ -73,26 +73,60 @@ def end_user_hash(team_id: int, data: dict, metadata: dict) -> str:
                            key=settings.SECRET_KEY.encode()[:64]).hexdigest()
 
 
-def recorder_for(info: KeyInfo, end_user: str = ""):
-    """The Recorder for calls made with this key (and, for adoption, this hashed end user). An answered call's
-    record (status ok, not a cache hit) carries its tokens to the key's token limits in the same round trip
-    (limits.queue_charge, ADR 0099)."""
+# One round trip records an answered call (ADR 0125): its budget hold settled (budgets.SETTLE_LUA; before the
+# XADD, so the writer always finds it settled), the record added, the tokens charged to the key's token windows.
+# The settle and the charge are counted, not raised: the record alone decides whether the call was recorded.
+_RECORD = portal_redis.Script(budgets.SETTLE_LUA + """
+-- KEYS: the records stream, [the hold's reservation, held set, pending set,] the key's token windows...
+-- ARGV: the record, '1' when a hold is settled, its request id, cost, pending expiry, counters' prefix, the tokens,
+--       then each token window's expiry (seconds)
+local settled, first = -1, 2
+if ARGV[2] == '1' then
+  local ok, out = pcall(settle, KEYS[2], KEYS[3], KEYS[4], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
+  if ok then settled = out else settled = -2 end
+  first = 5
+end
+redis.call('XADD', KEYS[1], '*', 'r', ARGV[1])
+local charged = 1
+for i = first, #KEYS do
+  local a = redis.pcall('INCRBY', KEYS[i], ARGV[7])
+  local b = redis.pcall('EXPIRE', KEYS[i], ARGV[8 + i - first])
+  if type(a) == 'table' and a.err or type(b) == 'table' and b.err then charged = 0 end
+end
+return {settled, charged}
+""")
+
+
+def recorder_for(info: KeyInfo, end_user: str = "", hold: budgets.BudgetHold | None = None):
+    """The Recorder for calls made with this key (and, for adoption, this hashed end user). A call's record goes
+    on the stream in one round trip with what it settles: `hold`'s budget reservation, and an answered call's
+    (status ok, not a cache hit) tokens on the key's token limits (limits.charge_windows). A bare record is one
+    XADD."""
 
     async def record(record: CallRecord) -> None:
-        client = portal_redis.async_client()
-        entry = {"r": serialize(record, info.id, end_user)}
+        payload = serialize(record, info.id, end_user)
+        settlement = None
+        if hold is not None:
+            try:
+                settlement = await hold.settlement(record)
+            except Exception:  # noqa: BLE001 - the hold stays until the sweeper releases it (fail safe)
+                log.warning("gateway budget hold of request %s not settled", record.request_id, exc_info=True)
         tokens = record.tokens.input_tokens + record.tokens.output_tokens
-        if record.status != CallStatus.OK or record.cache_hit or not (
-                info.tokens_per_minute is not None or info.tokens_per_day is not None) or not tokens:
-            await client.xadd(stream_key(), entry)
+        windows = limits.charge_windows(info, tokens=tokens) if (
+            record.status == CallStatus.OK and not record.cache_hit) else []
+        if settlement is None and not windows:
+            await portal_redis.async_client().xadd(stream_key(), {"r": payload})
             return
-        pipe = client.pipeline(transaction=False)
-        pipe.xadd(stream_key(), entry)
-        limits.queue_charge(pipe, info, tokens=tokens)
-        added, *charged = await pipe.execute(raise_on_error=False)
-        if isinstance(added, Exception):  # not recorded: the caller must not answer as if it were
-            raise added
-        if any(isinstance(result, Exception) for result in charged):
+        keys, args = [stream_key()], [payload, "0", "", 0, 0, "", tokens]
+        if settlement is not None:
+            keys += settlement[0]
+            args[1:6] = ["1", *settlement[1]]
+        keys += [name for name, _ttl in windows]
+        args += [ttl for _name, ttl in windows]
+        settled, charged = await _RECORD.arun(keys, args)  # raises when not recorded: the caller must not answer
+        if settled == -2:
+            log.warning("gateway budget hold of request %s not settled", record.request_id)
+        if not charged:
             log.warning("gateway usage not counted against key %s's limits", info.prefix)
 
     return record

@@ -1,4 +1,5 @@
-"""Redis round trips on the gateway's hot path (ADR 0077): the key stamp rides in the limits' pipeline.
+"""Redis round trips on the gateway's hot path: the key stamp rides in the limits' pipeline (ADR 0077); a call's
+record, its budget settle and its tokens go in one script (ADR 0125).
 
 Round trips are counted through a wrapper on the asyncio client (each command sent alone is one, each pipeline
 is one), never timed.
@@ -7,6 +8,7 @@ is one), never timed.
 from __future__ import annotations
 
 import contextlib
+from decimal import Decimal
 
 import httpx
 import openai
@@ -15,7 +17,10 @@ import redis.asyncio
 import redis.asyncio.client
 
 from apps.core import redis as portal_redis
+from apps.gateway import budgets
 from apps.gateway.services import gateway_key_revoke, gateway_key_update
+from tests.factories import PriceFactory
+from tests.support.standin import standin_model, standin_provider
 
 QUESTION = [{"role": "user", "content": "Question: how long do refunds take?\n\n[1] Refunds take 14 days."}]
 
@@ -41,10 +46,10 @@ def round_trips(monkeypatch):
         yield trips
 
 
-def warm_trips(monkeypatch, sdk) -> list[list[str]]:
-    sdk.chat.completions.create(model="local-extractive", messages=QUESTION)  # the key is cached in the server now
+def warm_trips(monkeypatch, sdk, model: str = "local-extractive") -> list[list[str]]:
+    sdk.chat.completions.create(model=model, messages=QUESTION)  # the key is cached in the server now
     with round_trips(monkeypatch) as trips:
-        sdk.chat.completions.create(model="local-extractive", messages=QUESTION)
+        sdk.chat.completions.create(model=model, messages=QUESTION)
     return trips
 
 
@@ -104,9 +109,26 @@ def test_the_tokens_ride_with_the_record_so_a_warm_limited_key_makes_two_round_t
     sdk = openai.OpenAI(base_url=gateway_url, api_key=secret, max_retries=0)
     trips = warm_trips(monkeypatch, sdk)
 
-    assert len(trips) == 2  # the stamp with the limits' counts; the record with the tokens it used (ADR 0099)
-    assert trips[1][0] == "XADD" and trips[1].count("INCRBY") == 2
+    assert len(trips) == 2  # the stamp with the limits' counts; the record with the tokens it used (ADR 0125)
+    assert trips[1] == ["EVALSHA"]
     client = portal_redis.client()
     used = sum(int(client.get(name) or 0)
                for name in client.scan_iter(match=portal_redis.key("gateway", "lim", key.pk, "td", "*")))
     assert used > 0
+
+
+def test_a_warm_request_on_a_key_with_limits_and_a_budget_makes_three_round_trips(gateway_url, llm_standin,
+                                                                                  gateway_key, monkeypatch, settings):
+    standin_model(standin_provider(llm_standin), "standin-chat", remote_name="standin-chat")
+    PriceFactory(model_name="standin-chat", input_per_mtok=Decimal("1"), output_per_mtok=Decimal("2"))
+    settings.GATEWAY_ADMISSION_TTL_SECONDS = settings.LLM_ROUTES_CHECK_SECONDS = 3600  # no stamp is due meanwhile
+    key, secret = gateway_key(requests_per_minute=1000, tokens_per_minute=1_000_000, dollars_per_day=Decimal("100"))
+    sdk = openai.OpenAI(base_url=gateway_url, api_key=secret, max_retries=0)
+    trips = warm_trips(monkeypatch, sdk, model="standin-chat")
+
+    # The stamp with the limits' counts; the reservation; the record with its hold settled and its tokens charged.
+    assert [trip[0] for trip in trips] == ["GET", "EVALSHA", "EVALSHA"]
+    (name,) = [n.decode().rsplit(":", 1)[1] for n in portal_redis.client().scan_iter(
+        match=budgets.counter_prefix() + f"k{key.pk}-*")]
+    counter = budgets.counter_state(name)
+    assert counter["held"] == 0 and counter["spent"] > 0  # both calls settled at their cost, nothing left held
