@@ -3,13 +3,15 @@
 Loaded lazily, once per process (a Celery worker child loads its own after the fork), never from a hub:
 HF_HUB_OFFLINE is forced on before sentence-transformers is imported.
 
-Speed (ADR 0044, ADR 0045, issue #18): the texts are tokenised once (`embed()` also returns the exact token
+Speed (ADR 0044, ADR 0045, ADR 0123, issue #18): the texts are tokenised once (`embed()` also returns the exact token
 count), sorted by length and cut into batches of at most `TOKENS_PER_BATCH` word pieces, so short texts share a
-batch without padding to a long one. Each batch runs on one of three runtimes, chosen by
+batch without padding to a long one. Each batch runs on one of four runtimes, chosen by
 LLM_LOCAL_EMBED_PRECISION (`precision()`):
 
 - `onnx`: ONNX Runtime's fused BERT graph in float32, exported from the shipped weights on first use and
   cached (apps/llm/offline/minilm_onnx.py): the vectors of plain sentence-transformers to ~1e-7;
+- `int8` (opt-in, ADR 0123): that graph with 8-bit blockwise weights and int8 activations per block
+  (MatMulNBits), derived from it on first use: cosine >= 0.9997 to plain, ~1.3x float32's speed;
 - `bf16`: the SentenceTransformer's own modules under torch bfloat16 autocast (ADR 0044);
 - `fp32`: the SentenceTransformer's own modules in float32: plain sentence-transformers' numbers exactly.
 

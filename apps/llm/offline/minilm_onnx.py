@@ -3,7 +3,9 @@
 Nothing is downloaded: the graph is traced from the SentenceTransformer's own BERT (torch.onnx, the TorchScript
 exporter, eager attention so ONNX Runtime recognises the pattern), then rewritten by ONNX Runtime's transformer
 optimiser into its fused BERT operators (EmbedLayerNormalization, Attention, BiasGelu, SkipLayerNormalization),
-float32 (ADR 0045: int8 weights were measured and rejected, they move nDCG@10 beyond ±0.002). The file is
+float32 (ADR 0045: dynamic int8 was measured and rejected, it moves nDCG@10 beyond ±0.002). The opt-in `int8`
+variant (ADR 0123) is derived from that float32 file: 8-bit weights in blocks of 32 with int8 activations per
+block (ONNX Runtime's MatMulNBits), quantised by ONNX Runtime's own blockwise quantiser. The file is
 cached under `LLM_LOCAL_GRAPH_DIR` (the portal's data directory), named by the weights' SHA-256, the variant, the ONNX Runtime version and `FORMAT`: a new package version, new weights or a
 change here builds a new file; a missing file is rebuilt (about 10 s on two cores) under a file lock, so
 processes that start together build it once.
