@@ -175,7 +175,7 @@ def test_int8_vectors_stay_within_the_measured_distance_of_plain_whatever_the_ba
 
     ours = np.asarray(embeddings.embed(TEXTS).vectors, dtype=np.float32)
 
-    # ADR 0123: cosine to float32 0.99986 on average, 0.9997 at worst over 400 texts of three collections
+    # ADR 0123: cosine to float32 0.99989 on average, 0.9998 at worst on MED, CISI and a SciFact sample
     assert (plain * ours).sum(axis=1).min() >= 0.999
     assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
     # activations are quantised per text and block, not per batch: a text's vector ignores its batch-mates

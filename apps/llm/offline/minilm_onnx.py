@@ -4,7 +4,7 @@ Nothing is downloaded: the graph is traced from the SentenceTransformer's own BE
 exporter, eager attention so ONNX Runtime recognises the pattern), then rewritten by ONNX Runtime's transformer
 optimiser into its fused BERT operators (EmbedLayerNormalization, Attention, BiasGelu, SkipLayerNormalization),
 float32 (ADR 0045: dynamic int8 was measured and rejected, it moves nDCG@10 beyond ±0.002). The opt-in `int8`
-variant (ADR 0123) is derived from that float32 file: 8-bit weights in blocks of 32 with int8 activations per
+variant (ADR 0123) is derived from that float32 file: 8-bit weights in blocks of 16 with int8 activations per
 block (ONNX Runtime's MatMulNBits), quantised by ONNX Runtime's own blockwise quantiser. The file is
 cached under `LLM_LOCAL_GRAPH_DIR` (the portal's data directory), named by the weights' SHA-256, the variant, the ONNX Runtime version and `FORMAT`: a new package version, new weights or a
 change here builds a new file; a missing file is rebuilt (about 10 s on two cores) under a file lock, so
@@ -37,7 +37,7 @@ FORMAT = 1  # bump when the export or the fusion below changes (every variant is
 # changing a recipe builds a new file.
 VARIANTS: dict[str, dict | None] = {
     "fp32": None,
-    "int8": {"quantiser": "matmul_nbits", "bits": 8, "block_size": 32, "is_symmetric": True, "accuracy_level": 4},
+    "int8": {"quantiser": "matmul_nbits", "bits": 8, "block_size": 16, "is_symmetric": True, "accuracy_level": 4},
 }
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 HEADS, HIDDEN = 12, 384
