@@ -169,6 +169,8 @@ def candidate_graph(name: str) -> Path:
 
     if name in minilm_onnx.VARIANTS:  # the runtime's own variants (LLM_LOCAL_EMBED_PRECISION), as shipped
         return fp32_graph(name)
+    if name not in CANDIDATES and not name.startswith("excl"):
+        raise SystemExit(f"unknown candidate {name!r}: one of {', '.join(CANDIDATES)}, excl<k> or a runtime variant")
     transform, _ = CANDIDATES.get(name, (None, {}))
     if name.startswith("excl"):  # excl<k>: int8 per-channel except the k most sensitive nodes
         transform = functools.partial(_dynamic, exclude=most_sensitive(int(name[4:].split("-")[0])))

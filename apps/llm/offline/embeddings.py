@@ -11,7 +11,7 @@ LLM_LOCAL_EMBED_PRECISION (`precision()`):
 - `onnx`: ONNX Runtime's fused BERT graph in float32, exported from the shipped weights on first use and
   cached (apps/llm/offline/minilm_onnx.py): the vectors of plain sentence-transformers to ~1e-7;
 - `int8` (opt-in, ADR 0123): that graph with 8-bit blockwise weights and int8 activations per block
-  (MatMulNBits), derived from it on first use: cosine >= 0.9997 to plain, ~1.3x float32's speed;
+  (MatMulNBits), derived from it on first use: cosine >= 0.9997 to plain, ~1.2x float32's speed;
 - `bf16`: the SentenceTransformer's own modules under torch bfloat16 autocast (ADR 0044);
 - `fp32`: the SentenceTransformer's own modules in float32: plain sentence-transformers' numbers exactly.
 
