@@ -1,6 +1,6 @@
 """Retrieval quality of the portal's MiniLM path against plain sentence-transformers, on BEIR folders.
 
-    python -m bench.rag_embedding_quality --dir /data/med --dir /data/cisi [--runtimes onnx,bf16] [--limit 0]
+    python -m bench.rag_embedding_quality --dir /data/med --dir /data/cisi [--runtimes onnx,int8,bf16] [--limit 0]
 
 For each folder: embeds the corpus (title + text, as the indexer does) and the queries with plain
 `SentenceTransformer.encode` (float32, batches of 32) and with `apps.llm.offline.embeddings.embed` (length
@@ -8,7 +8,8 @@ buckets) on each runtime of `--runtimes` (LLM_LOCAL_EMBED_PRECISION values; defa
 `auto`), ranks every document by exact cosine and reports nDCG@10 of each, the difference to plain, the
 minimum and mean cosine between each runtime's vector and plain's for every text, and the throughput
 (chunks/s and per CPU-second, same run). Exact search: this isolates the embeddings from HNSW and BM25.
-Queries are embedded one at a time, as the query path does. Prints JSON.
+Queries are embedded one at a time, as the query path does. Prints JSON. Graph candidates that are not (yet) a
+runtime (other quantisation recipes, thread layouts): bench/rag_embedding_candidates.py (ADR 0123).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ skipped, nothing is queued. Reports chunks per second for the first index and th
 Side by side in the same run (issue #18, ADR 0044, 0045): the model alone on the first `--compare` texts
 (default 200), plain `SentenceTransformer.encode` (float32, batches of 32) against the portal's path
 (`apps.llm.offline.embeddings.embed`: length buckets) on each runtime of `--runtimes` (default: onnx, the
-fused ONNX Runtime graph; bf16, torch autocast), alternated twice, as chunks/s and chunks per CPU-second (the
+fused ONNX Runtime graph; int8, its MatMulNBits graph (ADR 0123); bf16, torch autocast), alternated twice, as chunks/s and chunks per CPU-second (the
 machine is shared: the ratio is the figure that travels); then the model time of one short query (the first
 `--queries` SciFact queries, one thread as in a web process, the query cache bypassed), p50/p95 wall and CPU.
 Prints one JSON object.
@@ -30,7 +30,7 @@ def main() -> dict:
     parser.add_argument("--docs", type=int, default=1000)
     parser.add_argument("--chunking", default="whole")
     parser.add_argument("--compare", type=int, default=200, help="texts for the model-only comparison (0: skip)")
-    parser.add_argument("--runtimes", default="onnx,bf16", help="LLM_LOCAL_EMBED_PRECISION values to compare")
+    parser.add_argument("--runtimes", default="onnx,int8,bf16", help="LLM_LOCAL_EMBED_PRECISION values to compare")
     parser.add_argument("--queries", type=int, default=100, help="queries for the one-query model time (0: skip)")
     args = parser.parse_args()
     setup()

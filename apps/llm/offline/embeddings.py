@@ -3,13 +3,15 @@
 Loaded lazily, once per process (a Celery worker child loads its own after the fork), never from a hub:
 HF_HUB_OFFLINE is forced on before sentence-transformers is imported.
 
-Speed (ADR 0044, ADR 0045, issue #18): the texts are tokenised once (`embed()` also returns the exact token
+Speed (ADR 0044, ADR 0045, ADR 0123, issue #18): the texts are tokenised once (`embed()` also returns the exact token
 count), sorted by length and cut into batches of at most `TOKENS_PER_BATCH` word pieces, so short texts share a
-batch without padding to a long one. Each batch runs on one of three runtimes, chosen by
+batch without padding to a long one. Each batch runs on one of four runtimes, chosen by
 LLM_LOCAL_EMBED_PRECISION (`precision()`):
 
 - `onnx`: ONNX Runtime's fused BERT graph in float32, exported from the shipped weights on first use and
   cached (apps/llm/offline/minilm_onnx.py): the vectors of plain sentence-transformers to ~1e-7;
+- `int8` (opt-in, ADR 0123): that graph with 8-bit blockwise weights and int8 activations per block
+  (MatMulNBits), derived from it on first use: cosine >= 0.9997 to plain, ~1.2x float32's speed;
 - `bf16`: the SentenceTransformer's own modules under torch bfloat16 autocast (ADR 0044);
 - `fp32`: the SentenceTransformer's own modules in float32: plain sentence-transformers' numbers exactly.
 
@@ -35,8 +37,8 @@ MAX_SEQ_TOKENS = 256  # the model truncates longer inputs; callers chunk documen
 TOKENS_PER_BATCH = 8192  # padded word pieces per forward pass (32 texts at the 256 cap, more when short)
 MAX_BATCH_TEXTS = 128
 QUERY_CACHE_SIZE = 1024  # single texts (queries) whose vectors a process keeps
-PRECISIONS = ("auto", "onnx", "bf16", "fp32")
-ONNX_GRAPHS = {"onnx": "fp32"}  # precision -> minilm_onnx graph variant
+PRECISIONS = ("auto", "onnx", "int8", "bf16", "fp32")
+ONNX_GRAPHS = {"onnx": "fp32", "int8": "int8"}  # precision -> minilm_onnx graph variant
 
 _model = None
 _tokenizer = None
@@ -228,25 +230,28 @@ def _run_torch(rows: list[list[int]], bf16: bool):
         return torch.nn.functional.normalize(vectors, p=2, dim=1).numpy()
 
 
-def _encode(texts: list[str]) -> Embedded:
+def encode_ids(encoded: list[list[int]], run):
+    """Vectors of texts given as token ids, in input order: `run(rows)` embeds one length bucket."""
     import numpy as np
 
+    out = np.zeros((len(encoded), DIMENSIONS), dtype=np.float32)
+    for batch in length_batches([len(ids) for ids in encoded]):
+        out[batch] = run([encoded[i] for i in batch])
+    return out
+
+
+def _encode(texts: list[str]) -> Embedded:
     encoded = token_ids(texts)
-    lengths = [len(ids) for ids in encoded]
-    out = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
     with _encode_lock:
         runner = _onnx_runner()
-        if runner is None:
-            configure_threads()
-        for batch in length_batches(lengths):
-            rows = [encoded[i] for i in batch]
-            if runner is not None:
-                from apps.llm.offline.minilm_onnx import run_batch
+        if runner is not None:
+            from apps.llm.offline.minilm_onnx import run_batch
 
-                out[batch] = run_batch(runner, rows)
-            else:
-                out[batch] = _run_torch(rows, bf16=precision() == "bf16")
-    return Embedded(vectors=out.tolist(), tokens=sum(lengths))
+            out = encode_ids(encoded, lambda rows: run_batch(runner, rows))
+        else:
+            configure_threads()
+            out = encode_ids(encoded, lambda rows: _run_torch(rows, bf16=precision() == "bf16"))
+    return Embedded(vectors=out.tolist(), tokens=sum(len(ids) for ids in encoded))
 
 
 def embed(texts: list[str]) -> Embedded:

@@ -3,7 +3,9 @@
 Nothing is downloaded: the graph is traced from the SentenceTransformer's own BERT (torch.onnx, the TorchScript
 exporter, eager attention so ONNX Runtime recognises the pattern), then rewritten by ONNX Runtime's transformer
 optimiser into its fused BERT operators (EmbedLayerNormalization, Attention, BiasGelu, SkipLayerNormalization),
-float32 (ADR 0045: int8 weights were measured and rejected, they move nDCG@10 beyond ±0.002). The file is
+float32 (ADR 0045: dynamic int8 was measured and rejected, it moves nDCG@10 beyond ±0.002). The opt-in `int8`
+variant (ADR 0123) is derived from that float32 file: 8-bit weights in blocks of 16 with int8 activations per
+block (ONNX Runtime's MatMulNBits), quantised by ONNX Runtime's own blockwise quantiser. The file is
 cached under `LLM_LOCAL_GRAPH_DIR` (the portal's data directory), named by the weights' SHA-256, the variant, the ONNX Runtime version and `FORMAT`: a new package version, new weights or a
 change here builds a new file; a missing file is rebuilt (about 10 s on two cores) under a file lock, so
 processes that start together build it once.
@@ -17,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import logging
 import os
 import tempfile
@@ -28,8 +31,14 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1  # bump when the export, the optimisation or the quantisation below changes
-VARIANTS = ("fp32",)  # the file name carries the variant, so another one can sit beside it
+FORMAT = 1  # bump when the export or the fusion below changes (every variant is rebuilt then)
+# Graph variants (the file name carries the variant, so several sit side by side): the fused float32 graph,
+# and those derived from it by a quantisation recipe (ADR 0123). A recipe's digest is part of its file name:
+# changing a recipe builds a new file.
+VARIANTS: dict[str, dict | None] = {
+    "fp32": None,
+    "int8": {"quantiser": "matmul_nbits", "bits": 8, "block_size": 16, "is_symmetric": True, "accuracy_level": 4},
+}
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 HEADS, HIDDEN = 12, 384
 
@@ -56,10 +65,21 @@ def weights_sha256() -> str:
     return _weights_sha
 
 
+def variant_tag(variant: str) -> str:
+    """The variant as its file name says it: the name, and for a derived one its recipe's digest."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown graph variant {variant!r}")
+    recipe = VARIANTS[variant]
+    if recipe is None:
+        return variant
+    return f"{variant}.{hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:8]}"
+
+
 def graph_path(directory: Path, variant: str) -> Path:
     import onnxruntime  # why: optional dependency, imported where the graph is used
 
-    return Path(directory) / f"minilm-{weights_sha256()[:16]}-{variant}-ort{onnxruntime.__version__}-f{FORMAT}.onnx"
+    return Path(directory) / (f"minilm-{weights_sha256()[:16]}-{variant_tag(variant)}"
+                              f"-ort{onnxruntime.__version__}-f{FORMAT}.onnx")
 
 
 def _export(model, path: Path) -> None:
@@ -91,24 +111,86 @@ def _export(model, path: Path) -> None:
         bert.set_attn_implementation(previous)
 
 
+def _matmul_nbits(source: Path, target: Path, *, bits: int, block_size: int, is_symmetric: bool,
+                  accuracy_level: int) -> None:
+    """Every MatMul with a constant 2-D weight becomes ONNX Runtime's MatMulNBits: weights quantised in blocks
+    of `block_size` along K (one scale per block and output column), activations quantised to int8 per block
+    too at `accuracy_level` 4 (the int8 dot-product kernels). The quantiser is ONNX Runtime's own C++ one."""
+    import onnx  # why: optional dependency, only when a graph is built
+    from onnx import helper, numpy_helper
+    from onnxruntime.capi import _pybind_state as ort_c  # why: as above; the blockwise quantiser ORT ships
+
+    quantise_blocks = {4: ort_c.quantize_matmul_4bits, 8: ort_c.quantize_matmul_8bits}[bits]
+    model = onnx.load(str(source))
+    graph = model.graph
+    weights = {tensor.name: tensor for tensor in graph.initializer}
+    replaced, nodes = set(), []
+    for node in graph.node:
+        weight = weights.get(node.input[1]) if node.op_type == "MatMul" else None
+        if weight is None or len(weight.dims) != 2:
+            nodes.append(node)
+            continue
+        matrix = numpy_helper.to_array(weight).astype(np.float32)
+        rows, cols = matrix.shape
+        blocks = -(-rows // block_size)
+        matrix = np.pad(matrix, ((0, blocks * block_size - rows), (0, 0)))
+        packed = np.zeros((cols, blocks, block_size * bits // 8), dtype=np.uint8)
+        scales = np.zeros((cols, blocks), dtype=np.float32)
+        zero_points = np.zeros((cols, -(-blocks * bits // 8)), dtype=np.uint8)
+        quantise_blocks(packed, np.ascontiguousarray(matrix), scales, zero_points, block_size, cols, rows,
+                        is_symmetric)
+        inputs = [numpy_helper.from_array(packed, f"{weight.name}_Q{bits}"),
+                  numpy_helper.from_array(scales, f"{weight.name}_scales")]
+        if not is_symmetric:
+            inputs.append(numpy_helper.from_array(zero_points, f"{weight.name}_zero_points"))
+        graph.initializer.extend(inputs)
+        replaced.add(weight.name)
+        nodes.append(helper.make_node("MatMulNBits", [node.input[0], *(t.name for t in inputs)], list(node.output),
+                                      name=f"{node.name}_Q{bits}", domain="com.microsoft", K=rows, N=cols,
+                                      bits=bits, block_size=block_size, accuracy_level=accuracy_level))
+    if not replaced:
+        raise RuntimeError("no MatMul with a constant weight to quantise")
+    kept = [tensor for tensor in graph.initializer if tensor.name not in replaced]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    onnx.save(model, str(target))
+
+
+QUANTISERS = {"matmul_nbits": _matmul_nbits}
+
+
+def quantise(source: Path, target: Path, recipe: dict) -> None:
+    """Write `source` quantised by `recipe` (one of VARIANTS) to `target`."""
+    options = {key: value for key, value in recipe.items() if key != "quantiser"}
+    QUANTISERS[recipe["quantiser"]](source, target, **options)
+
+
 def build(model, directory: Path, variant: str) -> Path:
-    """Export and fuse the graph into `directory`; returns its path. Atomic: written to a temporary name and
-    renamed, so a reader never sees half a file."""
+    """Build the graph of `variant` into `directory`; returns its path. The float32 graph is exported and
+    fused; a derived variant is quantised from the float32 graph (built first when missing). Atomic: written
+    to a temporary name and renamed, so a reader never sees half a file. The caller holds the file lock."""
     from onnxruntime.transformers import optimizer  # why: optional dependency, only when a graph is built
 
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown graph variant {variant!r}")
     target = graph_path(directory, variant)
+    recipe = VARIANTS[variant]
     with tempfile.TemporaryDirectory(dir=directory, prefix=".build-") as scratch:
-        raw, fused = Path(scratch) / "raw.onnx", Path(scratch) / "fused.onnx"
-        _export(model, raw)
-        optimised = optimizer.optimize_model(str(raw), model_type="bert", num_heads=HEADS, hidden_size=HIDDEN,
-                                             opt_level=0, use_gpu=False)
-        fused_ops = optimised.get_fused_operator_statistics()
-        if not fused_ops.get("Attention") or not fused_ops.get("SkipLayerNormalization"):
-            raise RuntimeError(f"ONNX Runtime did not fuse MiniLM's attention/layer norms: {fused_ops}")
-        optimised.save_model_to_file(str(fused))
-        os.replace(fused, target)
+        raw, built = Path(scratch) / "raw.onnx", Path(scratch) / "built.onnx"
+        if recipe is not None:
+            source = graph_path(directory, "fp32")
+            if not source.exists():
+                build(model, directory, "fp32")
+            quantise(source, built, recipe)
+        else:
+            _export(model, raw)
+            optimised = optimizer.optimize_model(str(raw), model_type="bert", num_heads=HEADS, hidden_size=HIDDEN,
+                                                 opt_level=0, use_gpu=False)
+            fused_ops = optimised.get_fused_operator_statistics()
+            if not fused_ops.get("Attention") or not fused_ops.get("SkipLayerNormalization"):
+                raise RuntimeError(f"ONNX Runtime did not fuse MiniLM's attention/layer norms: {fused_ops}")
+            optimised.save_model_to_file(str(built))
+        os.replace(built, target)
     return target
 
 
@@ -136,6 +218,20 @@ def ensure_graph(directory: Path, variant: str, load_model) -> Path:
     return path
 
 
+def open_session(path: Path, threads: int):
+    """An ONNX Runtime session on the graph at `path` with `threads` intra-op threads (the options every
+    variant runs with)."""
+    import onnxruntime as ort  # why: optional dependency, only where the offline model runs
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # Idle threads sleep instead of spinning: the cores are shared with the database and other processes.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
 def session(directory: Path, variant: str, threads: int, load_model):
     """The process's ONNX Runtime session for `variant` with `threads` intra-op threads (built on first use)."""
     key = (variant, threads)
@@ -144,16 +240,7 @@ def session(directory: Path, variant: str, threads: int, load_model):
         return found
     with _lock:
         if key not in _sessions:
-            import onnxruntime as ort  # why: optional dependency, only where the offline model runs
-
-            path = ensure_graph(directory, variant, load_model)
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-            options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-            # Idle threads sleep instead of spinning: the cores are shared with the database and other processes.
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            _sessions[key] = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            _sessions[key] = open_session(ensure_graph(directory, variant, load_model), threads)
     return _sessions[key]
 
 
