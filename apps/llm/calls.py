@@ -13,6 +13,7 @@ under `<request_id>-2`, `-3`…, so the ledger's idempotency never swallows a re
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterator
 from typing import TypeVar
