@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+import json
 
 from django import forms
 
+from apps.incidents import mitigations
 from apps.incidents.mitigations import DEFAULT_MESSAGE
 from apps.incidents.models import IncidentType, MitigationKind, Severity, Status
 from apps.incidents.switches import FILTER_FIELDS
@@ -100,6 +102,10 @@ class MitigationForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["key_id"].choices = [("", "—")] + [(k.pk, f"{k.name} ({k.prefix}) · {k.team.name}")
                                                        for k in keys]
+        self.fields["scope"].widget.attrs.update({  # "Acts on" offers what the chosen switch can act on
+            "data-options-by": "kind",
+            "data-options": json.dumps({str(kind): list(mitigations.scopes_of(kind)) for kind in mitigations.kinds()}),
+        })
 
     def service_arguments(self, incident) -> dict:
         """The service's keyword arguments for this form's values."""
@@ -124,18 +130,45 @@ class MitigationForm(forms.Form):
                 "expires_in_minutes": data["expires_in_minutes"]}
 
 
+# The settings each switch reads (its service `params`) and the target field of each scope: one definition, read
+# by switch_params and by the forms' progressive disclosure (a field shows only for the switches and scopes that
+# use it: static/portal/portal.js `data-show-when`; without script every field shows and the service ignores the
+# ones a switch does not use).
+KIND_FIELDS = {
+    MitigationKind.FEATURE_OFF: ("message",),
+    MitigationKind.RATE_LIMIT: ("requests_per_minute", "requests_per_day"),
+    MitigationKind.MODEL_FALLBACK: ("to", "to_deployment_id"),
+    MitigationKind.RETRIEVAL_DISABLED: ("answer", "message"),
+    MitigationKind.STRICTER_FILTERS: FILTER_FIELDS,
+    MitigationKind.PROMPT_ROLLBACK: ("to_version",),
+}
+SCOPE_FIELDS = {"key": "key_id", "feature": "feature", "use_case": "use_case_id", "alias": "alias",
+                "deployment": "deployment_id", "collection": "collection_id", "prompt": "prompt"}
+
+
 def switch_params(kind: str, data: dict) -> dict:
     """The service's `params` of a switch of `kind` from a form's cleaned data (the fields of MitigationForm)."""
-    message = data["message"] if data["message"] != DEFAULT_MESSAGE or kind == MitigationKind.FEATURE_OFF else ""
-    return {
-        MitigationKind.FEATURE_OFF: lambda: {"message": message},
-        MitigationKind.RATE_LIMIT: lambda: {"requests_per_minute": data["requests_per_minute"],
-                                            "requests_per_day": data["requests_per_day"]},
-        MitigationKind.MODEL_FALLBACK: lambda: {"to": data["to"], "to_deployment_id": data["to_deployment_id"]},
-        MitigationKind.RETRIEVAL_DISABLED: lambda: {"answer": data["answer"], "message": message},
-        MitigationKind.STRICTER_FILTERS: lambda: {name: data[name] for name in FILTER_FIELDS},
-        MitigationKind.PROMPT_ROLLBACK: lambda: {"to_version": data["to_version"]},
-    }[kind]()
+    params = {name: data[name] for name in KIND_FIELDS[kind]}
+    if "message" in params and kind != MitigationKind.FEATURE_OFF and params["message"] == DEFAULT_MESSAGE:
+        params["message"] = ""  # the default wording is feature off's; retrieval disabled has its own
+    return params
+
+
+def _show_when(fields: dict) -> None:
+    """Mark each conditional field with the switches (kind) or scope that use it."""
+    kinds_of: dict[str, list[str]] = {}
+    for kind, names in KIND_FIELDS.items():
+        for name in names:
+            kinds_of.setdefault(name, []).append(str(kind))
+    for name, field in fields.items():
+        if name in kinds_of:
+            field.show_when = "kind=" + ",".join(kinds_of[name])
+    for scope, name in SCOPE_FIELDS.items():
+        if name in fields:
+            fields[name].show_when = f"scope={scope}"
+
+
+_show_when(MitigationForm.base_fields)
 
 
 # The settings of the switches an object page offers (MitigationForm's fields: one definition of each).

@@ -10,7 +10,7 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from apps.accounts.permissions import Action, get_object_for, restrict
-from apps.gateway.sli import sli_hours
+from apps.gateway.sli import floor_hour, sli_hours, sli_window
 from apps.slos.evaluation import floor_minute, valid_and_bad
 from apps.slos.models import Health, Slo, SloAlert
 
@@ -47,20 +47,27 @@ def open_alerts(*, actor) -> list[SloAlert]:
 def budget_series(slo: Slo, *, now: datetime | None = None, points: int = 60) -> list[tuple[datetime, float]]:
     """The error budget left over the SLO's current window, as it was spent: at each point, 1 − the bad events
     from the window's start to that point over the budget of the whole window so far (the burn-down chart).
-    Hourly counts, thinned to at most `points` points. Empty without valid events."""
+    Hourly counts, thinned to at most `points` points; the current hour counts only its minutes up to `now`
+    (its point is at `now`), so the last point is the budget the evaluation reports, never minutes still to
+    come. Empty without valid events."""
     end = floor_minute(now or timezone.now())
     start = end - timedelta(days=slo.window_days)
-    hours = sli_hours(slo.use_case_id, start=start, end=end)
-    valid = sum(valid_and_bad(slo, counts)[0] for _hour, counts in hours)
+    current = floor_hour(end)
+    hours = [(hour + timedelta(hours=1), counts) for hour, counts in sli_hours(slo.use_case_id, start=start,
+                                                                                end=current)]
+    partial = sli_window([slo.use_case_id], start=current, end=end).get(slo.use_case_id) if end > current else None
+    if partial is not None:
+        hours.append((end, partial))
+    valid = sum(valid_and_bad(slo, counts)[0] for _at, counts in hours)
     allowed = slo.error_budget * valid
     if not allowed:
         return []
     step = max(1, -(-len(hours) // points))
     series, spent = [], 0
-    for i, (hour, counts) in enumerate(hours):
+    for i, (at, counts) in enumerate(hours):
         spent += valid_and_bad(slo, counts)[1]
         if i % step == step - 1 or i == len(hours) - 1:
-            series.append((hour + timedelta(hours=1), 1 - spent / allowed))
+            series.append((at, 1 - spent / allowed))
     return series
 
 

@@ -49,7 +49,7 @@ def _chart(slo) -> tuple[str, list]:
     series = selectors.budget_series(slo)
     if not series:
         return "", []
-    points = [(at.strftime("%m-%d %H:00"), round(left * 100, 2), f"{left:.1%} of the budget left")
+    points = [(at.strftime("%m-%d %H:%M"), round(left * 100, 2), f"{left:.1%} of the budget left")
               for at, left in series]
     figure = charts.category_lines(series={"Budget left (%)": points}, y_title="error budget left (%)",
                                    x_title="UTC")

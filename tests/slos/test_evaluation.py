@@ -10,6 +10,7 @@ from apps.incidents.models import Incident
 from apps.notifications.models import Notification
 from apps.slos.evaluation import slos_evaluate
 from apps.slos.models import Health, SloAlert
+from apps.slos.selectors import budget_series
 from tests.slos.conftest import NOW, put
 
 pytestmark = pytest.mark.django_db
@@ -192,3 +193,20 @@ def test_slo_status_gives_the_scorecards_each_use_cases_slos_as_last_evaluated(a
     assert by_kind["availability"].health == Health.PAGE and by_kind["availability"].open_alerts == ("fast", "slow")
     assert by_kind["availability"].met is False  # 102 bad of 2,000: 94.9 % < 99.5 %
     assert by_kind["latency"].met is True and by_kind["latency"].sli_percent == pytest.approx(100 * (1 - 80 / 1898))
+
+
+def test_the_budget_chart_ends_at_the_evaluated_budget_and_never_counts_minutes_to_come(availability, use_case):
+    """The burn-down's last point is the current hour up to now: the figure in the table beside it."""
+    now = NOW + timedelta(minutes=30)
+    put(use_case, timedelta(days=3), requests=8000, bad=10)
+    put(use_case, timedelta(minutes=-10), requests=1000, bad=10)  # 12:10, in the current hour, before now
+    put(use_case, timedelta(minutes=-40), requests=1000, bad=500)  # 12:40: still to come at 12:30
+
+    slos_evaluate(now=now)
+    series = budget_series(availability, now=now)
+
+    availability.refresh_from_db()
+    assert availability.budget_remaining == pytest.approx(1 - 20 / (0.005 * 9000))
+    assert series[-1] == (now, pytest.approx(availability.budget_remaining))
+    assert series[0][1] == pytest.approx(1 - 10 / (0.005 * 9000))  # the hour three days ago, as a whole hour
+    assert [at for at, _left in series] == sorted(at for at, _left in series)
