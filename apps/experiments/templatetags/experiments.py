@@ -37,5 +37,13 @@ def points(value) -> str:
 
 
 @register.filter
+def p_value(value) -> str:
+    """A p-value as people read it: three significant digits, never a bare "0.000"."""
+    if value is None:
+        return "—"
+    return "< 0.001" if value < 0.001 else f"= {value:.3g}"
+
+
+@register.filter
 def confidence(alpha) -> str:
     return f"{(1 - float(alpha)) * 100:g}"
