@@ -20,9 +20,12 @@ team/feature budget, guardrails on (input PII redact, injection flag, output PII
 (bench/gateway_load_full.py `switch_on`), recording on. Per rate, each round runs every contender once (open
 loop from its own process, bench.gateway_load's generator); a turn's figures: the client's p50 / p99, added p50 /
 p99 = the turn's minus the same round's direct turn, the server process tree's CPU per request handled, errors,
-and the load average. `--contender '{"name": ..., "tree": "this"|"base", "workers": 1, "args": [...], "path":
-[...], "floor": false}'` adds a server with other granian options, more import paths (a package tried before it is
-installed) or the floor's app (repeatable). `--profile NAME` records that contender with py-spy for one more
+and the load average. `--contender '{"name": ..., "tree": "this"|"base"|DIR, "workers": 1, "args": [...], "path":
+[...], "floor": false}'` adds a server with other granian options, another checkout served as this tree is (DIR),
+more import paths (a package tried before it is installed) or the floor's app (repeatable). Beside the figures above,
+each gateway turn reports the gateway's own overhead from its usage events (`ledger_overhead`: latency − upstream
+time as recorded, whole ms), and every turn the load generator's and the stand-in's CPU per request (they share the
+two cores with the gateway). `--profile NAME` records that contender with py-spy for one more
 turn at the first rate (bench.gateway_profile's summary). Prints one JSON object.
 """
 
@@ -175,7 +178,7 @@ def main() -> None:
                     [sys.executable, "-m", "granian", *BASE_ARGS, "--port", str(free_port()), "--workers",
                      str(workers), "portal.gateway_asgi:application"])
         for spec in (json.loads(c) for c in args.contender):
-            tree = baseline if spec.get("tree") == "base" else BASE_DIR
+            tree = {"base": baseline, "this": BASE_DIR, None: BASE_DIR}.get(spec.get("tree")) or Path(spec["tree"])
             command = ([sys.executable, "-m", "granian", *BASE_ARGS] if spec.get("tree") == "base"
                        else this_command(free_port(), 1, "portal.gateway_asgi:application")[:-1])
             command = [*command, *spec.get("args", []), "--workers", str(spec.get("workers", 1))]
