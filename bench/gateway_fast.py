@@ -20,9 +20,12 @@ team/feature budget, guardrails on (input PII redact, injection flag, output PII
 (bench/gateway_load_full.py `switch_on`), recording on. Per rate, each round runs every contender once (open
 loop from its own process, bench.gateway_load's generator); a turn's figures: the client's p50 / p99, added p50 /
 p99 = the turn's minus the same round's direct turn, the server process tree's CPU per request handled, errors,
-and the load average. `--contender '{"name": ..., "tree": "this"|"base", "workers": 1, "args": [...], "path":
-[...], "floor": false}'` adds a server with other granian options, more import paths (a package tried before it is
-installed) or the floor's app (repeatable). `--profile NAME` records that contender with py-spy for one more
+and the load average. `--contender '{"name": ..., "tree": "this"|"base"|DIR, "workers": 1, "args": [...], "path":
+[...], "floor": false}'` adds a server with other granian options, another checkout served as this tree is (DIR),
+more import paths (a package tried before it is installed) or the floor's app (repeatable). Beside the figures above,
+each gateway turn reports the gateway's own overhead from its usage events (`ledger_overhead`: latency − upstream
+time as recorded, whole ms), and every turn the load generator's and the stand-in's CPU per request (they share the
+two cores with the gateway). `--profile NAME` records that contender with py-spy for one more
 turn at the first rate (bench.gateway_profile's summary). Prints one JSON object.
 """
 
@@ -38,7 +41,7 @@ import time
 from pathlib import Path
 
 from bench.common import BASE_DIR, setup_django, stop_process
-from bench.gateway_load import BODY, cpu_seconds, load, settle
+from bench.gateway_load import BODY, cpu_seconds, load, pct, settle
 
 # How main served the gateway before this branch (portal/launcher.py at the time), plus the loop it ran on.
 BASE_ARGS = ["--interface", "asgi", "--no-ws", "--log-level", "warning", "--loop", "asyncio"]
@@ -61,15 +64,45 @@ def server(tree: Path, command: list[str], env: dict, probe: str, path: tuple[st
 
 
 def turn(url: str, body: dict, auth: str, process: subprocess.Popen, rate: float, seconds: float,
-         stats_url: str) -> dict:
+         stats_url: str, standin: subprocess.Popen, ledger: bool = False) -> dict:
     settle(url, body, auth, stats_url)
-    before = cpu_seconds(process.pid)
+    before, standin_before = cpu_seconds(process.pid), cpu_seconds(standin.pid)
+    started = time.time()
     run = load(url, rate, seconds, body, auth)
     settle(url, body, auth, stats_url)  # what the turn queued is worked off (and counted) too
     handled = (run.get("sent") or 0) + (run.get("warm_up") or 0) + 2
-    return {"cpu_ms_per_request": round((cpu_seconds(process.pid) - before) * 1000 / handled, 3),
-            "p50_ms": run.get("p50_ms"), "p99_ms": run.get("p99_ms"), "ok": run.get("ok"), "sent": run.get("sent"),
-            "errors": run.get("errors"), "load_average": round(os.getloadavg()[0], 2)}
+    figures = {"cpu_ms_per_request": round((cpu_seconds(process.pid) - before) * 1000 / handled, 3),
+               "p50_ms": run.get("p50_ms"), "p99_ms": run.get("p99_ms"), "ok": run.get("ok"), "sent": run.get("sent"),
+               "errors": run.get("errors"), "load_average": round(os.getloadavg()[0], 2),
+               "generator_cpu_ms_per_request": run.get("generator_cpu_ms_per_request")}
+    if process is not standin:  # the upstream's share of the same two cores while this contender ran
+        figures["standin_cpu_ms_per_request"] = round((cpu_seconds(standin.pid) - standin_before) * 1000 / handled, 3)
+    if ledger:
+        figures.update(ledger_overhead(started, time.time()))
+    return figures
+
+
+def ledger_overhead(since: float, until: float) -> dict:
+    """The gateway's own figure for the turn's answered calls, from their usage events: latency_ms − upstream_ms
+    (whole milliseconds, as recorded; the call path's span from after the budget reservation to the record, so
+    the body read, the key's round trip and the answer's send are outside it). Waits for the recorder first."""
+    from datetime import UTC, datetime  # why: only the orchestrator reads the ledger
+
+    from apps.core import redis as portal_redis
+    from apps.costs.models import UsageEvent
+    from apps.gateway import recording
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and portal_redis.client().xlen(recording.stream_key()):
+        time.sleep(0.2)
+    rows = list(UsageEvent.objects.filter(
+        source="gateway", status="ok", upstream_ms__isnull=False,
+        occurred_at__gte=datetime.fromtimestamp(since, UTC), occurred_at__lte=datetime.fromtimestamp(until, UTC),
+    ).values_list("latency_ms", "upstream_ms"))
+    overhead = [total - upstream for total, upstream in rows]
+    return {"ledger_rows": len(rows), "ledger_overhead_p50_ms": pct(overhead, 0.5),
+            "ledger_overhead_p99_ms": pct(overhead, 0.99), "ledger_latency_p50_ms": pct([r[0] for r in rows], 0.5),
+            "ledger_upstream_p50_ms": pct([r[1] for r in rows], 0.5)}
 
 
 def _median(values: list) -> float | None:
@@ -145,7 +178,7 @@ def main() -> None:
                     [sys.executable, "-m", "granian", *BASE_ARGS, "--port", str(free_port()), "--workers",
                      str(workers), "portal.gateway_asgi:application"])
         for spec in (json.loads(c) for c in args.contender):
-            tree = baseline if spec.get("tree") == "base" else BASE_DIR
+            tree = {"base": baseline, "this": BASE_DIR, None: BASE_DIR}.get(spec.get("tree")) or Path(spec["tree"])
             command = ([sys.executable, "-m", "granian", *BASE_ARGS] if spec.get("tree") == "base"
                        else this_command(free_port(), 1, "portal.gateway_asgi:application")[:-1])
             command = [*command, *spec.get("args", []), "--workers", str(spec.get("workers", 1))]
@@ -156,7 +189,7 @@ def main() -> None:
 
         first_rate = float(args.rates.split(",")[0])
         for url, body, auth, process in targets.values():  # warm-up, not counted
-            turn(url, body, auth, process, first_rate, 4, stats_url)
+            turn(url, body, auth, process, first_rate, 4, stats_url, procs["standin"])
         result: dict = {"started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                         "load_average_at_start": os.getloadavg(), "upstream_latency_ms": args.latency_ms,
                         "seconds": args.seconds, "rounds": args.rounds, "key": "plain" if args.plain else "full",
@@ -166,7 +199,8 @@ def main() -> None:
             for _round in range(args.rounds):
                 direct = None
                 for name, (url, body, auth, process) in targets.items():
-                    figures = turn(url, body, auth, process, rate, args.seconds, stats_url)
+                    figures = turn(url, body, auth, process, rate, args.seconds, stats_url, procs["standin"],
+                                   ledger=bool(auth) and name != "direct")
                     if name == "direct":
                         direct = figures
                     elif direct is not None:
@@ -179,6 +213,12 @@ def main() -> None:
                               "added_p99_ms": _median([t.get("added_p99_ms") for t in runs]),
                               "p50_ms": _median([t["p50_ms"] for t in runs]),
                               "p99_ms": _median([t["p99_ms"] for t in runs]),
+                              "server_overhead_p50_ms": _median([t.get("ledger_overhead_p50_ms") for t in runs]),
+                              "server_overhead_p99_ms": _median([t.get("ledger_overhead_p99_ms") for t in runs]),
+                              "generator_cpu_ms_per_request": _median([t.get("generator_cpu_ms_per_request")
+                                                                       for t in runs]),
+                              "standin_cpu_ms_per_request": _median([t.get("standin_cpu_ms_per_request")
+                                                                     for t in runs]),
                               "answered": sum(t["ok"] or 0 for t in runs), "sent": sum(t["sent"] or 0 for t in runs),
                               "load_average": [t["load_average"] for t in runs]}
                        for name, runs in turns.items()}

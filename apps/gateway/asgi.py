@@ -11,7 +11,9 @@ limits (429 + Retry-After; judged from that pipeline, else one of its own) → t
 the response cache when the key or request opts in (the policy: apps/gateway/cache.py; a hit answers from
 apps/llm/cache.py, before the budget), then the preflight hook that reserves the worst case on every budget that
 applies (429 insufficient_quota; apps/gateway/budgets.py), with a recorder that settles it and XADDs the call's
-record before the answer's last bytes → the answer (stored by the call path if cacheable).
+record before the answer's last bytes → the answer (stored by the call path if cacheable). A warm key's plain chat
+call has its worst case reserved already in the stamp's pipeline (ADR 0126): the preflight keeps that hold, and a
+request that ends without a call gives it back.
 Headers: X-Portal-Request-Id, X-Portal-Tenant (metadata.tenant or the request header), X-Portal-Cache (hit/miss).
 The secret is never logged: logs name a key by its prefix.
 """
@@ -43,7 +45,7 @@ JSON = b"application/json"
 
 class Request:
     __slots__ = ("scope", "receive", "request_id", "tenant", "headers", "stamp", "info", "model", "operation",
-                 "usage_context", "cache", "trace", "counted")
+                 "usage_context", "cache", "trace", "counted", "hold", "ahead_call")
 
     def __init__(self, scope, receive):
         self.scope, self.receive = scope, receive
@@ -59,6 +61,8 @@ class Request:
         self.cache = b"miss"  # b"hit" once answered from the response cache
         self.trace: tracing.RequestTrace | None = None  # OpenTelemetry spans, when an exporter is configured
         self.counted: limits.Counted | None = None  # counted with the stamp read, judged in admit() (ADR 0077)
+        self.hold: budgets.BudgetHold | None = None  # reserved with the stamp read (ADR 0126); given back if unused
+        self.ahead_call: wire.ChatCall | None = None  # the call as parsed for that reservation
 
     async def body(self) -> bytes:
         limit = settings.GATEWAY_MAX_BODY_BYTES
@@ -145,6 +149,8 @@ class Gateway:
             finally:
                 if request.counted is not None:  # ended before admit() judged its count: take it back
                     await limits.uncount(request.counted)
+                if request.hold is not None:  # reserved ahead, never taken by a call (a refusal): give it back
+                    await request.hold.release_unused()
         except GatewayError as error:
             answered["code"] = error.code or "error"
             # A budget refusal or a guardrail block: the call path recorded it already.
@@ -178,7 +184,7 @@ class Gateway:
         await send({"type": "http.response.body", "body": body})
 
     # -- the checks every endpoint makes -------------------------------------------------------------------
-    async def authenticate(self, request: Request, *, count: bool = False) -> KeyInfo:
+    async def authenticate(self, request: Request, *, count: bool = False, ahead=None) -> KeyInfo:
         header = request.headers.get(b"authorization", b"").decode("latin-1").strip()
         scheme, _, secret = header.partition(" ")
         secret = secret.strip()
@@ -188,8 +194,9 @@ class Gateway:
             raise GatewayError(401, "The Authorization header does not hold a gateway key ('Bearer pk-gw-…').",
                                code="invalid_api_key")
         key_hash = keys.hash_secret(secret)
-        if count:  # the stamp and the key's limit windows in one round trip (limits.stamp_and_count, ADR 0077)
-            stamp, request.counted = await limits.stamp_and_count(self.keys, key_hash)
+        if count:  # the stamp and the key's limit windows in one round trip (limits.stamp_and_count, ADR 0077),
+            # with the call's budget reservation when `ahead(info)` knows it (ADR 0126)
+            stamp, request.counted = await limits.stamp_and_count(self.keys, key_hash, ahead)
         else:
             stamp = await keys.stamp_read()
         request.stamp = stamp
@@ -224,16 +231,34 @@ class Gateway:
     def context(self, request: Request, info: KeyInfo, metadata: dict, *, model: str, operation: str,
                 request_body=None) -> UsageContext:
         """Who this call is for; kept on the request so a refusal from here on is recorded too."""
-        tenant = metadata.get("tenant") or request.tenant
-        request.tenant = tenant[:120]
+        request.tenant = _tenant(request, metadata)
         request.model, request.operation = model, operation
-        request.usage_context = UsageContext(source="gateway", team_id=info.team_id, feature=info.feature,
-                                             use_case_id=info.use_case_id, tenant=request.tenant,
-                                             request_id=request.request_id)
+        request.usage_context = _usage_context(request, info, request.tenant)
         if request.trace is not None:
             request.trace.bind(request_id=request.request_id, info=info, context=request.usage_context, model=model,
                                operation=operation, request=request_body)
         return request.usage_context
+
+    async def _reserve_ahead(self, request: Request, info: KeyInfo, data: dict) -> budgets.Ahead | None:
+        """The call's budget reservation for the key's first round trip (ADR 0126), when its worst case is known
+        before it: a chat call on a model this key may use, not a prompt reference, not one the response cache may
+        answer. None otherwise, or when anything is amiss: the call then reserves in its preflight as before, and
+        anything wrong with the request is answered where it always was."""
+        try:
+            model = data.get("model")
+            if (not isinstance(model, str) or model.strip().startswith(prompt_ref.PREFIX) or not info.allows(model)
+                    or cache.policy_for(info, request.headers, "/v1/chat/completions") is not None):
+                return None
+            call = request.ahead_call = wire.parse_chat(data)
+            context = _usage_context(request, info, _tenant(request, call.metadata))
+            check = await acalls.chat_preflight_check(model=call.model, request=call.request, context=context)
+            hold = budgets.BudgetHold(info)
+            reservation = await hold.ahead(check)
+        except Exception:  # noqa: BLE001 - see the docstring: the call path raises it again, where it is answered
+            return None
+        if reservation is not None:
+            request.hold = hold
+        return reservation
 
     async def _load_key(self, key_hash: str, stamp: bytes) -> KeyInfo | None:
         info = await sync_to_async(keys.key_info_load)(key_hash)
@@ -278,10 +303,16 @@ class Gateway:
 
     async def chat(self, request: Request, send) -> None:
         body = await request.body()
-        info = await self.authenticate(request, count=True)
-        data = wire.parse_json(body)
+        try:  # parsed before the key's round trip, which may reserve the call's budget (ADR 0126); a 400 after it
+            data, unparsed = wire.parse_json(body), None
+        except GatewayError as error:
+            data, unparsed = None, error
+        info = await self.authenticate(request, count=True, ahead=None if data is None else (
+            lambda cached: self._reserve_ahead(request, cached, data)))
+        if unparsed is not None:
+            raise unparsed
         prompt = await self.prompts.prepare(data, info, request.tenant)  # `model: "prompt:…"`: rendered into data (prompt_ref.py)
-        call = wire.parse_chat(data)
+        call = request.ahead_call if prompt is None and request.ahead_call is not None else wire.parse_chat(data)
         context = self.context(request, info, call.metadata, model=call.model, operation=Operation.CHAT,
                                request_body=call.request)
         # The usage row carries the version; the kill switch and a feature off (423); a stricter filters' policy.
@@ -290,7 +321,9 @@ class Gateway:
         screen = await guard.screen_for(info, request.stamp, required)  # guardrails (guard.py): input now, output below
         call = screen.chat_input(call)
         end_user = recording.end_user_hash(info.team_id, data, call.metadata)  # adoption (scorecards)
-        hold = budgets.BudgetHold(info)  # reserved before the call (a hit reserves nothing), settled with the record
+        # reserved before the call (with the key's round trip, or in its preflight; a hit reserves nothing), settled
+        # with the record
+        hold = request.hold if request.hold is not None and request.hold.info is info else budgets.BudgetHold(info)
         recorder = screen.recorder(recording.recorder_for(info, end_user, hold))
         completion_id = f"chatcmpl-{request.request_id}"
         # The response cache (llm/cache.py), when opted in (by the key or request; by the version for `prompt:`);
@@ -353,6 +386,15 @@ class Gateway:
         tail = wire.final_chunks(result, completion_id=completion_id, model=call.model, created=created,
                                  include_usage=call.include_usage, tools_streamed=tools_streamed)
         await send({"type": "http.response.body", "body": tail, "more_body": False})
+
+
+def _tenant(request: Request, metadata: dict) -> str:
+    return (metadata.get("tenant") or request.tenant)[:120]
+
+
+def _usage_context(request: Request, info: KeyInfo, tenant: str) -> UsageContext:
+    return UsageContext(source="gateway", team_id=info.team_id, feature=info.feature, use_case_id=info.use_case_id,
+                        tenant=tenant, request_id=request.request_id)
 
 
 def _model_names() -> list[tuple[str, str]]:

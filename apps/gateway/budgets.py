@@ -371,18 +371,27 @@ async def _seed_once(counter: Counter) -> None:
     await pipe.execute()
 
 
-async def reserve(request_id: str, counters: list[Counter], amount: Decimal, stamp: bytes,
-                  now: float | None = None) -> tuple[str, list]:
-    """Run the reserve script once: ("ok"|"dup"|"stale"|"seed"|"over", details)."""
-    now = time.time() if now is None else now
+def reserve_script_args(request_id: str, counters: list[Counter], amount: Decimal, stamp: bytes,
+                        now: float) -> tuple[list[str], list]:
+    """The keys and arguments of the reserve script (`RESERVE`)."""
     expires = int(now + settings.GATEWAY_BUDGET_RESERVATION_TTL_SECONDS)
     keys = [costs_selectors.capped_budgets_stamp_key(), reservation_prefix() + request_id, held_key(), live_key(),
             *(c.key for c in counters)]
     args = [stamp, request_id, units(amount), expires, int(now), counter_prefix()]
     for c in counters:
         args += [units(c.cap), c.expire_at, c.kind, c.name]
-    answer = await RESERVE.arun(keys, args)
+    return keys, args
+
+
+def reserve_outcome(answer: list) -> tuple[str, list]:
     return answer[0].decode(), [part.decode() for part in answer[1:]]
+
+
+async def reserve(request_id: str, counters: list[Counter], amount: Decimal, stamp: bytes,
+                  now: float | None = None) -> tuple[str, list]:
+    """Run the reserve script once: ("ok"|"dup"|"stale"|"seed"|"over", details)."""
+    now = time.time() if now is None else now
+    return reserve_outcome(await RESERVE.arun(*reserve_script_args(request_id, counters, amount, stamp, now)))
 
 
 def settle_script_args(request_id: str, cost: Decimal, now: float | None = None) -> tuple[list[str], list]:
@@ -419,13 +428,65 @@ async def call_cost(record: CallRecord) -> Decimal | None:
     return None
 
 
+class Ahead:
+    """A reservation made ahead of the call, in the front door's first round trip (ADR 0126): the reserve script
+    queued on that pipeline (`queue`), its answer taken (`took`). Anything but "ok" holds nothing: the call's
+    preflight then reserves as usual (and refuses there, with the usual answer)."""
+
+    def __init__(self, hold: BudgetHold, keys: list[str], args: list, amount: Decimal):
+        self.hold, self.keys, self.args, self.amount = hold, keys, args, amount
+
+    def queue(self, pipe) -> None:
+        pipe.evalsha(RESERVE.sha, len(self.keys), *self.keys, *self.args)
+
+    def took(self, answer) -> bool:
+        """The pipeline's answer to `queue` (an exception when the script was not run, e.g. not loaded yet)."""
+        if isinstance(answer, Exception):
+            return False
+        outcome, _details = reserve_outcome(answer)
+        if outcome in ("ok", "dup"):
+            self.hold.amount, self.hold.unclaimed = self.amount, True
+            return True
+        return False
+
+
 class BudgetHold:
     """One request's reservation: `preflight` is the call path's hook; the call's recorder settles it with the
-    call's one CallRecord, in the round trip that puts it on the stream (`settlement`, recording.recorder_for)."""
+    call's one CallRecord, in the round trip that puts it on the stream (`settlement`, recording.recorder_for).
+    A front door that knows the call's worst case before its first round trip reserves it there (`ahead`); the
+    preflight then keeps that hold when it covers the call's worst case (ADR 0126). A hold the call never took
+    is given back by `release_unused` (a refusal, a cache hit, an error before the call)."""
 
     def __init__(self, info: KeyInfo):
         self.info = info
         self.amount: Decimal | None = None  # reserved, not settled yet
+        self.request_id = ""
+        self.unclaimed = False  # reserved ahead, not taken over by the call (yet)
+
+    async def ahead(self, check: PreflightCheck) -> Ahead | None:
+        """The reservation of `check`'s worst case to queue on the front door's first round trip, or None when
+        there is nothing to reserve ahead (no budget applies, a free call) or it cannot be known (an unpriced
+        model: the preflight refuses it)."""
+        context = check.context
+        stamp, budgets = await capped_budgets()
+        now = time.time()
+        counters = counters_for(self.info, context.team_id, context.feature, context.tenant, budgets, now)
+        worst = self.worst(check) if counters else None
+        if worst is None or worst <= 0:
+            return None
+        self.request_id = context.request_id
+        return Ahead(self, *reserve_script_args(context.request_id, counters, worst, stamp, now), worst)
+
+    async def release_unused(self) -> None:
+        """Give back a hold the call never took over (its recorder settles the ones it did). Logged, not raised:
+        the sweeper releases it after GATEWAY_BUDGET_RESERVATION_TTL_SECONDS."""
+        if self.amount is None or not self.unclaimed:
+            return
+        self.amount, self.unclaimed = None, False
+        try:
+            await release(self.request_id)
+        except Exception:  # noqa: BLE001 - see the docstring
+            log.warning("gateway budget hold of request %s not released", self.request_id, exc_info=True)
 
     def worst(self, check: PreflightCheck) -> Decimal | None:
         """The amount to hold: the input estimate plus GATEWAY_BUDGET_INPUT_MARGIN (the provider's tokenizer may
@@ -440,6 +501,12 @@ class BudgetHold:
 
     async def preflight(self, check: PreflightCheck) -> None:
         context = check.context
+        if self.unclaimed:  # reserved ahead (ADR 0126): the call takes it over when it covers its worst case
+            worst = self.worst(check)
+            if worst is not None and worst <= self.amount:
+                self.unclaimed = False
+                return
+            await self.release_unused()  # the call grew (e.g. a redaction) or the route moved: reserve it afresh
         try:
             stamp, budgets = await capped_budgets()
             for _attempt in range(5):
@@ -457,7 +524,7 @@ class BudgetHold:
                     return  # a free call cannot take spend over a cap
                 outcome, details = await reserve(context.request_id, counters, worst, stamp, now)
                 if outcome in ("ok", "dup"):
-                    self.amount = worst
+                    self.amount, self.request_id = worst, context.request_id
                     return
                 if outcome == "stale":
                     stamp, budgets = await capped_budgets(details[0].encode())
@@ -480,7 +547,7 @@ class BudgetHold:
         recorder's. The cost is the route's cached prices on the upstream's usage (unknown: the worst case held)."""
         if self.amount is None:
             return None
-        held, self.amount = self.amount, None
+        held, self.amount, self.unclaimed = self.amount, None, False
         cost = await call_cost(record)
         return settle_script_args(record.request_id, held if cost is None else cost)
 

@@ -94,25 +94,41 @@ class Counted:
     results: list
 
 
-async def stamp_and_count(cache: KeyCache, key_hash: str) -> tuple[bytes, Counted | None]:
+async def stamp_and_count(cache: KeyCache, key_hash: str, ahead=None) -> tuple[bytes, Counted | None]:
     """The gateway stamp, and for a key this process knows (valid when it was cached) its limit windows counted in
     the same pipeline: one round trip where the stamp GET and `admit` took two (ADR 0077). When the stamp moved
     since the key was cached, the count is taken back (`uncount`) and the caller reloads the key and counts
-    it in `admit` as usual (the rare path)."""
+    it in `admit` as usual (the rare path).
+
+    `ahead(info)`: the call's budget reservation to make in the same round trip (budgets.Ahead, or None; ADR 0126),
+    taken back with the count when the stamp moved. Whether it held is the Ahead's to say (`took`)."""
     entry = cache.latest(key_hash)
     if entry is None or entry[1] is None or entry[1].refusal() is not None:
         return await keys.stamp_read(), None
     cached_stamp, info = entry
+    reservation = await ahead(info) if ahead is not None else None
     now = time.time()
     checks = _checks(info)
     pipe = portal_redis.async_client().pipeline(transaction=False)
     pipe.get(keys.stamp_key())
     _queue(pipe, checks, _keys(info.id, now))
-    stamp, *results = await pipe.execute()
+    if reservation is None:
+        stamp, *results = await pipe.execute()
+    else:
+        reservation.queue(pipe)
+        # the reservation's own failure (its script not loaded yet) holds nothing; the call reserves as usual
+        stamp, *results, reserved = await pipe.execute(raise_on_error=False)
+        reservation.took(reserved)
+        failed = next((answer for answer in (stamp, *results) if isinstance(answer, Exception)), None)
+        if failed is not None:
+            await reservation.hold.release_unused()
+            raise failed
     stamp = stamp or b"0"
     counted = Counted(info, now, checks, results) if checks else None
     if stamp != cached_stamp:
         await uncount(counted)
+        if reservation is not None:
+            await reservation.hold.release_unused()
         return stamp, None
     return stamp, counted
 

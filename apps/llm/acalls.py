@@ -68,7 +68,7 @@ from apps.llm.tokens import estimate_tokens
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-__all__ = ["AsyncChatStream", "PreflightCheck", "Recorder", "achat", "achat_stream", "aembed",
+__all__ = ["AsyncChatStream", "PreflightCheck", "Recorder", "achat", "achat_stream", "aembed", "chat_preflight_check",
            "dropped_streams_settled"]
 
 
@@ -151,18 +151,32 @@ class _ACall(CallState):
                         max_output_tokens: int | None) -> None:
         if hook is None:
             return
-        first = plan.route.first.model
-        check = PreflightCheck(
-            context=self.context, model=first.name, provider=first.provider.name, price_name=first.priced_as,
-            alias=self.alias, input_tokens=input_tokens,
-            max_output_tokens=first.max_output_tokens if max_output_tokens is None else max_output_tokens,
-            worst_case_cost=plan.worst_case(input_tokens, max_output_tokens), asked_max_tokens=max_output_tokens,
-            worst_case_at=plan.worst_case)
+        check = _check(self.context, plan, input_tokens, max_output_tokens)
         try:
             await hook(check)
         except Exception:
             self.refused = True
             raise
+
+
+def _check(context: UsageContext, plan: RoutePlan, input_tokens: int, max_output_tokens: int | None) -> PreflightCheck:
+    first = plan.route.first.model
+    return PreflightCheck(
+        context=context, model=first.name, provider=first.provider.name, price_name=first.priced_as,
+        alias=plan.route.alias, input_tokens=input_tokens,
+        max_output_tokens=first.max_output_tokens if max_output_tokens is None else max_output_tokens,
+        worst_case_cost=plan.worst_case(input_tokens, max_output_tokens), asked_max_tokens=max_output_tokens,
+        worst_case_at=plan.worst_case)
+
+
+async def chat_preflight_check(*, model: str, request: ChatRequest, context: UsageContext) -> PreflightCheck:
+    """What `achat`'s preflight hook would be asked for this call (the same route, plan and input estimate), ahead
+    of the call: for a caller that reserves before it calls (the gateway, ADR 0126). The call itself asks its hook
+    again; the route may have moved meanwhile. Raises what the call would (an unknown model, a bad request)."""
+    route = (await aresolve(model)).check(ModelKind.CHAT)
+    chat_request_check(request, route.widest_output)
+    return _check(context, RoutePlan(route, max_tokens=request.max_tokens), callcore.input_estimate(request),
+                  request.max_tokens)
 
 
 async def _along(call: _ACall, plan: RoutePlan,

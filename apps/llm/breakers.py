@@ -143,6 +143,9 @@ end
 return out
 """
 
+# Run by SHA (EVALSHA): the body goes over the wire and through Redis's SHA-1 only after a Redis restart.
+ACQUIRE, RELEASE, INFLIGHT, STATES = (core_redis.Script(s) for s in (_ACQUIRE, _RELEASE, _INFLIGHT, _STATES))
+
 
 @dataclass(frozen=True)
 class Slot:
@@ -233,7 +236,7 @@ def acquire(target) -> Slot | str:
     token = uuid.uuid4().hex
     keys, args = _acquire_args(target, token)
     try:
-        answer = core_redis.client().eval(_ACQUIRE, len(keys), *keys, *args)
+        answer = ACQUIRE.run(keys, args)
     except Exception:  # noqa: BLE001 - fail open
         _down("acquire")
         return Slot(deployment_id=target.deployment_id, label=target.deployment, token=token, redis_ok=False)
@@ -244,7 +247,7 @@ async def aacquire(target) -> Slot | str:
     token = uuid.uuid4().hex
     keys, args = _acquire_args(target, token)
     try:
-        answer = await core_redis.async_client().eval(_ACQUIRE, len(keys), *keys, *args)
+        answer = await ACQUIRE.arun(keys, args)
     except Exception:  # noqa: BLE001
         _down("acquire")
         return Slot(deployment_id=target.deployment_id, label=target.deployment, token=token, redis_ok=False)
@@ -258,7 +261,7 @@ def release(slot: Slot, outcome: str) -> None:
         return
     keys, args = _release_args(slot, outcome)
     try:
-        _released(slot, outcome, core_redis.client().eval(_RELEASE, len(keys), *keys, *args))
+        _released(slot, outcome, RELEASE.run(keys, args))
     except Exception:  # noqa: BLE001
         _down("release")
 
@@ -268,7 +271,7 @@ async def arelease(slot: Slot, outcome: str) -> None:
         return
     keys, args = _release_args(slot, outcome)
     try:
-        _released(slot, outcome, await core_redis.async_client().eval(_RELEASE, len(keys), *keys, *args))
+        _released(slot, outcome, await RELEASE.arun(keys, args))
     except Exception:  # noqa: BLE001
         _down("release")
 
@@ -281,7 +284,7 @@ def inflight(targets) -> list[int]:
     """Calls in flight on each target's deployment (zeros when Redis is unreachable)."""
     keys, args = _inflight_args(targets)
     try:
-        return [int(n) for n in core_redis.client().eval(_INFLIGHT, len(keys), *keys, *args)]
+        return [int(n) for n in INFLIGHT.run(keys, args)]
     except Exception:  # noqa: BLE001
         _down("in flight")
         return [0] * len(targets)
@@ -290,7 +293,7 @@ def inflight(targets) -> list[int]:
 async def ainflight(targets) -> list[int]:
     keys, args = _inflight_args(targets)
     try:
-        return [int(n) for n in await core_redis.async_client().eval(_INFLIGHT, len(keys), *keys, *args)]
+        return [int(n) for n in await INFLIGHT.arun(keys, args)]
     except Exception:  # noqa: BLE001
         _down("in flight")
         return [0] * len(targets)
@@ -305,7 +308,7 @@ def states(deployment_ids: list[int]) -> dict[int, BreakerState]:
         k = _keys(pk)
         keys += [k["open"], k["half"], k["window"]]
     try:
-        raw = core_redis.client().eval(_STATES, len(keys), *keys, int(time.time()), settings.LLM_BREAKER_WINDOW_SECONDS)
+        raw = STATES.run(keys, [int(time.time()), settings.LLM_BREAKER_WINDOW_SECONDS])
     except Exception:  # noqa: BLE001
         _down("states")
         return {pk: BreakerState(pk, "unknown", 0, 0) for pk in deployment_ids}

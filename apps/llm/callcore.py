@@ -194,7 +194,13 @@ def embedding_nothing(state: CallState) -> EmbeddingResult:
 
 
 def input_estimate(request: ChatRequest) -> int:
-    return estimate_messages_tokens(request.messages, request.tools)
+    """The request's input tokens (estimated), counted once per request object: a caller that reserves ahead of the
+    call (acalls.chat_preflight_check) and the call itself share the count. A changed request is a new object
+    (ChatRequest is frozen: dataclasses.replace), so it is counted afresh."""
+    found = request.__dict__.get("_input_estimate")
+    if found is None:
+        found = request.__dict__["_input_estimate"] = estimate_messages_tokens(request.messages, request.tools)
+    return found
 
 
 # -- per-call bookkeeping -------------------------------------------------------------------------------------

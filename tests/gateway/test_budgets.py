@@ -21,7 +21,9 @@ from apps.costs.pricing import TokenCounts
 from apps.costs.services import UsageContext, budget_create, usage_event_record
 from apps.gateway import budgets
 from apps.gateway.budgets import Counter
+from apps.gateway.keys import KeyInfo
 from apps.llm import callcore
+from apps.llm.acalls import PreflightCheck
 from apps.llm.models import ModelKind
 from apps.llm.results import ChatRequest
 from apps.reviews.models import State, UseCase
@@ -137,6 +139,50 @@ def test_a_stale_budget_list_is_refused_by_the_script(clean_budget_keys):
     portal_redis.client().set(budgets.costs_selectors.capped_budgets_stamp_key(), "current")
     answer = asyncio.run(budgets.reserve("r1", [key_counter("1")], Decimal("0.1"), b"older"))
     assert answer == ("stale", ["current"])
+
+
+def _check(worst: str) -> PreflightCheck:
+    return PreflightCheck(context=UsageContext(source="gateway", team_id=1, feature="bot", request_id="r-ahead"),
+                          model="m", provider="p", price_name="m", alias="", input_tokens=10, max_output_tokens=10,
+                          worst_case_cost=Decimal(worst))
+
+
+def test_a_hold_reserved_ahead_is_kept_when_it_covers_the_call_and_replaced_when_it_does_not(clean_budget_keys,
+                                                                                          monkeypatch):
+    info = KeyInfo(id=1, prefix="pk-gw-00000001", team_id=1, feature="bot", use_case_id=None, allowed_aliases=(),
+                   requests_per_minute=None, requests_per_day=None, tokens_per_minute=None, tokens_per_day=None,
+                   dollars_per_day=Decimal("1.00"), expires_at=None, revoked_at=None, overlap_ends_at=None,
+                   cache_enabled=False, store_bodies=False)
+
+    stamp_key = budgets.costs_selectors.capped_budgets_stamp_key()
+    portal_redis.client().set(stamp_key, "0", nx=True)
+    stamp = portal_redis.client().get(stamp_key)
+
+    async def no_capped_budgets(current=None):
+        return stamp, ()
+
+    monkeypatch.setattr(budgets, "capped_budgets", no_capped_budgets)
+
+    async def ahead_then_preflight(worst_ahead: str, worst_call: str) -> budgets.BudgetHold:
+        hold = budgets.BudgetHold(info)
+        ahead = await hold.ahead(_check(worst_ahead))
+        pipe = portal_redis.async_client().pipeline(transaction=False)
+        ahead.queue(pipe)  # what limits.stamp_and_count does on the stamp's pipeline
+        (answer,) = await pipe.execute(raise_on_error=False)
+        assert ahead.took(answer) and hold.unclaimed
+        await hold.preflight(_check(worst_call))
+        return hold
+
+    (name,) = [budgets.key_counter(info, time.time()).name]
+    kept = asyncio.run(ahead_then_preflight("0.30", "0.20"))
+    assert kept.amount == Decimal("0.30") and not kept.unclaimed  # the call's now: released only by its record
+    assert budgets.counter_state(name)["held"] == Decimal("0.30")
+    asyncio.run(kept.release_unused())  # not unclaimed: nothing happens
+    assert asyncio.run(budgets.release("r-ahead"))
+
+    grown = asyncio.run(ahead_then_preflight("0.20", "0.30"))  # e.g. a redaction lengthened the input
+    assert grown.amount == Decimal("0.30")
+    assert budgets.counter_state(name)["held"] == Decimal("0.30")  # given back, reserved afresh: held once
 
 
 # -- through the gateway, with the official SDK -------------------------------------------------------------

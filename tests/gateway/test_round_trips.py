@@ -1,5 +1,6 @@
-"""Redis round trips on the gateway's hot path: the key stamp rides in the limits' pipeline (ADR 0077); a call's
-record, its budget settle and its tokens go in one script (ADR 0125).
+"""Redis round trips on the gateway's hot path: the key stamp rides in the limits' pipeline (ADR 0077), and so does
+the budget reservation of a warm key's call (ADR 0126); a call's record, its budget settle and its tokens go in one
+script (ADR 0125).
 
 Round trips are counted through a wrapper on the asyncio client (each command sent alone is one, each pipeline
 is one), never timed.
@@ -117,18 +118,57 @@ def test_the_tokens_ride_with_the_record_so_a_warm_limited_key_makes_two_round_t
     assert used > 0
 
 
-def test_a_warm_request_on_a_key_with_limits_and_a_budget_makes_three_round_trips(gateway_url, llm_standin,
-                                                                                  gateway_key, monkeypatch, settings):
+def _priced_standin(llm_standin, settings) -> None:
     standin_model(standin_provider(llm_standin), "standin-chat", remote_name="standin-chat")
     PriceFactory(model_name="standin-chat", input_per_mtok=Decimal("1"), output_per_mtok=Decimal("2"))
     settings.GATEWAY_ADMISSION_TTL_SECONDS = settings.LLM_ROUTES_CHECK_SECONDS = 3600  # no stamp is due meanwhile
+
+
+def _key_counter(key_id: int) -> dict:
+    (name,) = [n.decode().rsplit(":", 1)[1] for n in portal_redis.client().scan_iter(
+        match=budgets.counter_prefix() + f"k{key_id}-*")]
+    return budgets.counter_state(name)
+
+
+def test_a_warm_request_on_a_key_with_limits_and_a_budget_makes_two_round_trips(gateway_url, llm_standin,
+                                                                                gateway_key, monkeypatch, settings):
+    _priced_standin(llm_standin, settings)
     key, secret = gateway_key(requests_per_minute=1000, tokens_per_minute=1_000_000, dollars_per_day=Decimal("100"))
     sdk = openai.OpenAI(base_url=gateway_url, api_key=secret, max_retries=0)
     trips = warm_trips(monkeypatch, sdk, model="standin-chat")
 
-    # The stamp with the limits' counts; the reservation; the record with its hold settled and its tokens charged.
-    assert [trip[0] for trip in trips] == ["GET", "EVALSHA", "EVALSHA"]
-    (name,) = [n.decode().rsplit(":", 1)[1] for n in portal_redis.client().scan_iter(
-        match=budgets.counter_prefix() + f"k{key.pk}-*")]
-    counter = budgets.counter_state(name)
+    # The stamp with the limits' counts and the reservation (ADR 0126); the record with its hold settled and its
+    # tokens charged (ADR 0125).
+    assert [trip[0] for trip in trips] == ["GET", "EVALSHA"]
+    assert trips[0][-1] == "EVALSHA"
+    counter = _key_counter(key.pk)
     assert counter["held"] == 0 and counter["spent"] > 0  # both calls settled at their cost, nothing left held
+
+
+def test_a_request_refused_after_its_reservation_gives_it_back(gateway_url, llm_standin, gateway_key, settings):
+    _priced_standin(llm_standin, settings)
+    key, secret = gateway_key(requests_per_minute=1, dollars_per_day=Decimal("100"))
+    sdk = openai.OpenAI(base_url=gateway_url, api_key=secret, max_retries=0)
+    sdk.chat.completions.create(model="standin-chat", messages=QUESTION)  # the minute's one request; the key cached
+    spent = _key_counter(key.pk)["spent"]
+    with pytest.raises(openai.RateLimitError) as refused:  # reserved with the count, refused by it: given back
+        sdk.chat.completions.create(model="standin-chat", messages=QUESTION)
+    assert refused.value.code == "key_limit"
+    counter = _key_counter(key.pk)
+    assert counter["held"] == 0 and counter["spent"] == spent
+    assert portal_redis.client().zcard(budgets.held_key()) == 0
+
+
+def test_a_revoked_key_gives_back_the_reservation_made_with_its_stale_stamp(gateway_url, llm_standin, gateway_key,
+                                                                           owner, settings):
+    _priced_standin(llm_standin, settings)
+    key, secret = gateway_key(dollars_per_day=Decimal("100"))
+    sdk = openai.OpenAI(base_url=gateway_url, api_key=secret, max_retries=0)
+    sdk.chat.completions.create(model="standin-chat", messages=QUESTION)
+    spent = _key_counter(key.pk)["spent"]
+    gateway_key_revoke(key=key, actor=owner)  # moves the stamp: the next request reserves, then finds it moved
+    with pytest.raises(openai.AuthenticationError, match="revoked"):
+        sdk.chat.completions.create(model="standin-chat", messages=QUESTION)
+    counter = _key_counter(key.pk)
+    assert counter["held"] == 0 and counter["spent"] == spent
+    assert llm_standin.standin.calls == 1
