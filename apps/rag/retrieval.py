@@ -444,7 +444,10 @@ def run_statements(statements: list[tuple[str, list]]) -> list[list[tuple]]:
     query, which PostgreSQL runs as one implicit transaction, so a `set_config(..., true)` holds for the
     statements after it. Each statement keeps its own tenant condition (ADR 0047)."""
     with connection.cursor() as cursor:
-        if len(statements) > 1 and isinstance(cursor.cursor, psycopg.ClientCursor):
+        if len(statements) == 1:  # one statement: its own implicit transaction, one round trip
+            cursor.execute(*statements[0])
+            return [cursor.fetchall() if cursor.description is not None else []]
+        if isinstance(cursor.cursor, psycopg.ClientCursor):
             cursor.execute(";\n".join(sql for sql, _ in statements),
                            [param for _, params in statements for param in params])
             out = []
@@ -615,16 +618,27 @@ def retrieve(*, collection: Collection, query: str, actor, config: RetrievalConf
     bm25: list[LegHit] = []
     vector: list[LegHit] = []
     pool = config.pool if config.mode == "hybrid" else config.k if not (config.mmr or config.rerank) else config.pool
-    if config.mode in ("vector", "hybrid") and query and query_vector is None:
+    embedding = config.mode in ("vector", "hybrid") and bool(query) and query_vector is None
+    keywords_first = embedding and config.mode == "hybrid"
+    if keywords_first:  # the model runs on its thread while the keyword leg runs in the database (ADR 0128)
+        calls.embed_ahead(model=collection.embedding_model.name, texts=[query])
+        t = time.perf_counter()
+        bm25, _ = search_legs(collection=collection, query=query, vector=None, limit=pool, actor=actor,
+                              config=config, notes=notes, overlay=overlay)
+        timings["bm25_ms"] = _ms(t)
+    if embedding:
         t = time.perf_counter()
         query_vector = embed_query(collection, [query], user_id=user_id_of(actor), record_later=True)[0]
-        timings["embed_ms"] = _ms(t)
+        timings["embed_ms"] = _ms(t)  # after the keyword leg: what the model had left to do
     if query:
         t = time.perf_counter()
-        bm25, vector = search_legs(collection=collection, query=query if config.mode != "vector" else "",
-                                   vector=query_vector if config.mode != "bm25" else None, limit=pool, actor=actor,
-                                   config=config, notes=notes, overlay=overlay)
-        timings["search_ms"] = _ms(t)  # both legs, one round trip (search_legs)
+        legs = search_legs(collection=collection, query=query if config.mode != "vector" and not keywords_first else "",
+                           vector=query_vector if config.mode != "bm25" else None, limit=pool, actor=actor,
+                           config=config, notes=notes, overlay=overlay)
+        bm25, vector = (bm25 if keywords_first else legs[0]), legs[1]
+        timings["vector_ms" if keywords_first else "search_ms"] = _ms(t)  # else both legs in one round trip
+        if keywords_first:
+            timings["search_ms"] = round(timings["bm25_ms"] + timings["vector_ms"], 2)
     t = time.perf_counter()
     ranked = fuse(config, bm25, vector)
     timings["fusion_ms"] = _ms(t)

@@ -131,6 +131,24 @@ def test_a_repeated_query_comes_from_the_cache_with_the_same_vector(monkeypatch)
     assert embeddings.embed(["which enzyme repairs DNA?"]) == first
 
 
+def test_a_query_embedded_ahead_runs_the_model_once_and_embed_takes_its_vector(monkeypatch):
+    monkeypatch.setattr(embeddings, "_query_cache", type(embeddings._query_cache)())
+    expected = embeddings._encode(["does aspirin prevent heart attacks?"])
+    runs = []
+    encode = embeddings._encode
+    monkeypatch.setattr(embeddings, "_encode", lambda texts: runs.append(texts) or encode(texts))
+
+    pending = embeddings.embed_ahead("does aspirin prevent heart attacks?")
+    again = embeddings.embed_ahead("does aspirin prevent heart attacks?")  # asked twice: one run
+    got = embeddings.embed(["does aspirin prevent heart attacks?"])
+
+    assert got == expected and pending.result() == expected
+    assert again is pending or again.result() == expected
+    assert runs == [["does aspirin prevent heart attacks?"]]
+    assert embeddings.embed(["does aspirin prevent heart attacks?"]) == expected  # the LRU has it now
+    assert runs == [["does aspirin prevent heart attacks?"]] and not embeddings._ahead
+
+
 def test_threads_follow_the_setting_then_the_process_preference(monkeypatch):
     monkeypatch.setattr(settings, "LLM_LOCAL_TORCH_THREADS", 0, raising=False)
     monkeypatch.setattr(embeddings, "_default_threads", 1)

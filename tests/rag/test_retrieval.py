@@ -246,6 +246,34 @@ def test_both_legs_in_one_round_trip_give_what_each_leg_gives_alone(collection, 
 
 
 @pytest.mark.django_db
+def test_a_hybrid_query_starts_the_model_runs_the_keyword_leg_meanwhile_and_ranks_as_in_one_round_trip(
+        collection, owner, monkeypatch):
+    for i in range(12):
+        add_text(collection, f"doc{i}.txt", f"Document number {i} about topic {i % 3}: dogs, cats and walks.",
+                 index=False)
+    run_jobs(collection)
+    config = RetrievalConfig(mode="hybrid", k=5)
+    vector = retrieval.embed_query(collection, ["dogs that need walks"])[0]
+    together = retrieval.retrieve(collection=collection, query="dogs that need walks", actor=owner, config=config,
+                                  query_vector=vector, explain=False)
+    order = []
+    monkeypatch.setattr(retrieval.calls, "embed_ahead", lambda **kw: order.append(("ahead", kw["texts"])))
+    with CaptureQueriesContext(connection) as queries:
+        split = retrieval.retrieve(collection=collection, query="dogs that need walks", actor=owner, config=config,
+                                   explain=False)
+        order.extend(("sql", q["sql"]) for q in queries.captured_queries)
+
+    sqls = [sql for _, sql in order[1:]]
+    keywords = next(i for i, sql in enumerate(sqls) if "rag_posting" in sql)
+    vectors = next(i for i, sql in enumerate(sqls) if "<=>" in sql)
+    assert order[0] == ("ahead", ["dogs that need walks"])  # the model first, then the keyword leg
+    assert keywords < vectors and "<=>" not in sqls[keywords] and "rag_posting" not in sqls[vectors]
+    assert [(h.chunk_id, h.fused_score, h.bm25_score, h.vector_similarity) for h in split.hits] == \
+        [(h.chunk_id, h.fused_score, h.bm25_score, h.vector_similarity) for h in together.hits]
+    assert {"bm25_ms", "embed_ms", "vector_ms", "search_ms"} <= set(split.timings)
+
+
+@pytest.mark.django_db
 def test_vector_filter_on_a_few_chunks_does_not_starve(collection, owner):
     for i in range(30):
         add_text(collection, f"doc{i}.txt", f"Document number {i} about topic {i % 3}.",
