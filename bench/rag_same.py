@@ -7,15 +7,13 @@ compared between two trees on the same bench database and collection.
 `dump` runs `apps.rag.retrieval.retrieve()` for each test query as a member of the collection's team (the real
 tenant subquery), with the collection's configuration, and writes, per query: the hits (chunk id, fused rank and
 score, each leg's rank and score, matched terms) and each leg's whole candidate list (chunk id, rank, score).
-`compare` asks for equality of all of it: ids and order exactly, scores to 1e-9 relative (the same SQL float
-arithmetic gives the same bits; the tolerance only absorbs a JSON round trip).
+`compare` asks for equality of all of it, scores to the bit (JSON keeps a float's every bit), ids and order.
 The script only calls retrieve(), so the same file runs unchanged in an older tree (copy it into its bench/).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import sys
 
 
@@ -51,14 +49,6 @@ def dump(path: str) -> None:
     log(f"{len(queries)} queries dumped to {path}")
 
 
-def same(a, b) -> bool:
-    if isinstance(a, float) or isinstance(b, float):
-        return a is not None and b is not None and math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
-    return a == b
-
-
 def compare(before_path: str, after_path: str) -> int:
     with open(before_path) as handle:
         before = json.load(handle)
@@ -67,7 +57,7 @@ def compare(before_path: str, after_path: str) -> int:
     if before["collection"] != after["collection"] or before["chunks"] != after["chunks"]:
         print("not the same collection", before["collection"], after["collection"])
         return 1
-    differ = [qid for qid in before["queries"] if not same(before["queries"][qid], after["queries"].get(qid))]
+    differ = [qid for qid in before["queries"] if before["queries"][qid] != after["queries"].get(qid)]
     counts = {leg: sum(len(q[leg]) for q in after["queries"].values()) for leg in ("hits", "bm25", "vector")}
     print(json.dumps({"queries": len(before["queries"]), "differing": len(differ), "first_differing": differ[:5],
                       "compared_rows": counts}))

@@ -247,17 +247,20 @@ def bm25_sql(*, collection: Collection, query: str, limit: int, actor, k1: float
             SELECT (chunk_count::float8{ov_n}) AS n,
                    GREATEST((token_total::float8{ov_tokens}) / GREATEST(chunk_count{ov_n}, 1), 1e-9) AS avgdl
             FROM rag_collection WHERE id = {cid} AND {tenant_sql}
-        ), {terms}, h AS (
+        ), {terms}, h AS MATERIALIZED (
             SELECT t.term, t.idf, p.chunk_id, p.tf::float8 AS tf, p.dl::float8 AS dl
             FROM t CROSS JOIN LATERAL (
                 SELECT p.chunk_id, p.tf, p.dl FROM rag_posting p
                 WHERE p.collection_id = {cid} AND p.term = t.term {matching(cid)}
                 {cut}
             ) p{ov_postings}
-        ), partial AS MATERIALIZED (
-            SELECT h.chunk_id, sum(h.idf * {weight("h.tf", "h.dl")}) AS score, array_agg(h.term) AS terms
+        ), best AS MATERIALIZED (
+            SELECT h.chunk_id, sum(h.idf * {weight("h.tf", "h.dl")}) AS score
             FROM h CROSS JOIN stats GROUP BY h.chunk_id
             ORDER BY score DESC, h.chunk_id LIMIT {rescore}
+        ), partial AS MATERIALIZED (
+            SELECT best.chunk_id, best.score, array_agg(h.term) AS terms
+            FROM best JOIN h ON h.chunk_id = best.chunk_id GROUP BY best.chunk_id, best.score
         ), extra AS (
             SELECT partial.chunk_id, sum(t.idf * {weight("p.tf::float8", "p.dl::float8")}) AS score,
                    array_agg(t.term) AS terms
