@@ -247,20 +247,17 @@ def bm25_sql(*, collection: Collection, query: str, limit: int, actor, k1: float
             SELECT (chunk_count::float8{ov_n}) AS n,
                    GREATEST((token_total::float8{ov_tokens}) / GREATEST(chunk_count{ov_n}, 1), 1e-9) AS avgdl
             FROM rag_collection WHERE id = {cid} AND {tenant_sql}
-        ), {terms}, h AS MATERIALIZED (
+        ), {terms}, h AS (
             SELECT t.term, t.idf, p.chunk_id, p.tf::float8 AS tf, p.dl::float8 AS dl
             FROM t CROSS JOIN LATERAL (
                 SELECT p.chunk_id, p.tf, p.dl FROM rag_posting p
                 WHERE p.collection_id = {cid} AND p.term = t.term {matching(cid)}
                 {cut}
             ) p{ov_postings}
-        ), best AS MATERIALIZED (
-            SELECT h.chunk_id, sum(h.idf * {weight("h.tf", "h.dl")}) AS score
+        ), partial AS MATERIALIZED (
+            SELECT h.chunk_id, sum(h.idf * {weight("h.tf", "h.dl")}) AS score, array_agg(h.term) AS terms
             FROM h CROSS JOIN stats GROUP BY h.chunk_id
             ORDER BY score DESC, h.chunk_id LIMIT {rescore}
-        ), partial AS MATERIALIZED (
-            SELECT best.chunk_id, best.score, array_agg(h.term) AS terms
-            FROM best JOIN h ON h.chunk_id = best.chunk_id GROUP BY best.chunk_id, best.score
         ), extra AS (
             SELECT partial.chunk_id, sum(t.idf * {weight("p.tf::float8", "p.dl::float8")}) AS score,
                    array_agg(t.term) AS terms
@@ -466,8 +463,35 @@ def run_statements(statements: list[tuple[str, list]]) -> list[list[tuple]]:
         return out
 
 
+def run_prepared(statements: list[tuple[str, list]]) -> list[list[tuple]]:
+    """Each statement's rows, like run_statements, with the parameters bound on the server and each statement
+    prepared on the connection (psycopg's prepared-statement cache, per connection): PostgreSQL plans the text
+    once per connection and then runs its generic plan, where planning the BM25 statement and the tenant
+    condition's permission subqueries cost more than running them (ADR 0128). Several statements go in one
+    psycopg pipeline: one round trip, and one implicit transaction, so a `set_config(..., true)` holds for
+    the statements after it. RAG_PREPARED_STATEMENTS=false (e.g. behind a pooler in transaction mode that
+    keeps no prepared statements) runs them with run_statements instead."""
+    if not settings.RAG_PREPARED_STATEMENTS:
+        return run_statements(statements)
+    connection.ensure_connection()
+    raw = connection.connection
+    if raw.prepare_threshold is None:  # Django leaves it off; its own cursors bind client-side, never prepare
+        raw.prepare_threshold = 0
+    wrap = connection.make_debug_cursor if connection.queries_logged else connection.make_cursor
+    cursors = [wrap(psycopg.Cursor(raw)) for _ in statements]
+    try:
+        with connection.wrap_database_errors, raw.pipeline():
+            for cursor, (sql, params) in zip(cursors, statements, strict=True):
+                cursor.execute(sql, params)
+        return [cursor.fetchall() if cursor.description is not None else [] for cursor in cursors]
+    finally:
+        for cursor in cursors:
+            cursor.close()
+
+
 def search_legs(*, collection: Collection, query: str, vector, limit: int, actor, config: RetrievalConfig,
-                notes: list, overlay: Overlay | None = None) -> tuple[list[LegHit], list[LegHit]]:
+                notes: list, overlay: Overlay | None = None, prepared: bool = False
+                ) -> tuple[list[LegHit], list[LegHit]]:
     """The BM25 leg (when `query` has text) and the vector leg (when `vector` is given) in one round trip;
     the same statements, tenant conditions and results as bm25_search and vector_search one after the other.
     With an `overlay`, both legs read its chunks too, as if they were in the collection."""
@@ -485,7 +509,7 @@ def search_legs(*, collection: Collection, query: str, vector, limit: int, actor
                 statements.append(overlay_vector_sql(plan, overlay, actor))
     if not statements:
         return [], []
-    results = run_statements(statements)
+    results = (run_prepared if prepared else run_statements)(statements)
     bm25 = bm25_hits(results[0]) if query else []
     vector_legs: list[LegHit] = []
     if plan is not None:
@@ -627,7 +651,7 @@ def retrieve(*, collection: Collection, query: str, actor, config: RetrievalConf
         calls.embed_ahead(model=collection.embedding_model.name, texts=[query])
         t = time.perf_counter()
         bm25, _ = search_legs(collection=collection, query=query, vector=None, limit=pool, actor=actor,
-                              config=config, notes=notes, overlay=overlay)
+                              config=config, notes=notes, overlay=overlay, prepared=True)
         timings["bm25_ms"] = _ms(t)
     if embedding:
         t = time.perf_counter()
@@ -637,7 +661,7 @@ def retrieve(*, collection: Collection, query: str, actor, config: RetrievalConf
         t = time.perf_counter()
         legs = search_legs(collection=collection, query=query if config.mode != "vector" and not keywords_first else "",
                            vector=query_vector if config.mode != "bm25" else None, limit=pool, actor=actor,
-                           config=config, notes=notes, overlay=overlay)
+                           config=config, notes=notes, overlay=overlay, prepared=keywords_first)
         bm25, vector = (bm25 if keywords_first else legs[0]), legs[1]
         timings["vector_ms" if keywords_first else "search_ms"] = _ms(t)  # else both legs in one round trip
         if keywords_first:

@@ -246,8 +246,10 @@ def test_both_legs_in_one_round_trip_give_what_each_leg_gives_alone(collection, 
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("prepared", [True, False])
 def test_a_hybrid_query_starts_the_model_runs_the_keyword_leg_meanwhile_and_ranks_as_in_one_round_trip(
-        collection, owner, monkeypatch):
+        collection, owner, monkeypatch, settings, prepared):
+    settings.RAG_PREPARED_STATEMENTS = prepared
     for i in range(12):
         add_text(collection, f"doc{i}.txt", f"Document number {i} about topic {i % 3}: dogs, cats and walks.",
                  index=False)
@@ -258,10 +260,14 @@ def test_a_hybrid_query_starts_the_model_runs_the_keyword_leg_meanwhile_and_rank
                                   query_vector=vector, explain=False)
     order = []
     monkeypatch.setattr(retrieval.calls, "embed_ahead", lambda **kw: order.append(("ahead", kw["texts"])))
-    with CaptureQueriesContext(connection) as queries:
+
+    def seen(execute, sql, params, many, context):
+        order.append(("sql", sql))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(seen):
         split = retrieval.retrieve(collection=collection, query="dogs that need walks", actor=owner, config=config,
                                    explain=False)
-        order.extend(("sql", q["sql"]) for q in queries.captured_queries)
 
     sqls = [sql for _, sql in order[1:]]
     keywords = next(i for i, sql in enumerate(sqls) if "rag_posting" in sql)
