@@ -664,7 +664,7 @@ def retrieve(*, collection: Collection, query: str, actor, config: RetrievalConf
         t = time.perf_counter()
         legs = search_legs(collection=collection, query=query if config.mode != "vector" and not keywords_first else "",
                            vector=query_vector if config.mode != "bm25" else None, limit=pool, actor=actor,
-                           config=config, notes=notes, overlay=overlay, prepared=keywords_first)
+                           config=config, notes=notes, overlay=overlay, prepared=True)
         bm25, vector = (bm25 if keywords_first else legs[0]), legs[1]
         timings["vector_ms" if keywords_first else "search_ms"] = _ms(t)  # else both legs in one round trip
         if keywords_first:
