@@ -179,11 +179,9 @@ def bm25_search(*, collection: Collection, query: str, limit: int, actor, k1: fl
                 filters: dict | None = None, term_postings: int | None = None,
                 overlay: Overlay | None = None) -> list[LegHit]:
     """The top `limit` chunks by BM25, best first, each with its score and matched terms (bm25_sql)."""
-    sql, params = bm25_sql(collection=collection, query=query, limit=limit, actor=actor, k1=k1, b=b,
-                           filters=filters, term_postings=term_postings, overlay=overlay)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return bm25_hits(cursor.fetchall())
+    statement = bm25_sql(collection=collection, query=query, limit=limit, actor=actor, k1=k1, b=b,
+                         filters=filters, term_postings=term_postings, overlay=overlay)
+    return bm25_hits(run_prepared([statement])[0])
 
 
 def bm25_hits(rows) -> list[LegHit]:
@@ -436,7 +434,7 @@ def vector_hits(rows) -> list[LegHit]:
 
 
 def _vector_query(plan: VectorPlan, actor) -> list[LegHit]:
-    return vector_hits(run_statements(_vector_statements(plan, actor))[-1])
+    return vector_hits(run_prepared(_vector_statements(plan, actor))[-1])
 
 
 # --- one round trip ---------------------------------------------------------------------------------
@@ -493,8 +491,7 @@ def run_prepared(statements: list[tuple[str, list]]) -> list[list[tuple]]:
 
 
 def search_legs(*, collection: Collection, query: str, vector, limit: int, actor, config: RetrievalConfig,
-                notes: list, overlay: Overlay | None = None, prepared: bool = False
-                ) -> tuple[list[LegHit], list[LegHit]]:
+                notes: list, overlay: Overlay | None = None) -> tuple[list[LegHit], list[LegHit]]:
     """The BM25 leg (when `query` has text) and the vector leg (when `vector` is given) in one round trip;
     the same statements, tenant conditions and results as bm25_search and vector_search one after the other.
     With an `overlay`, both legs read its chunks too, as if they were in the collection."""
@@ -512,7 +509,7 @@ def search_legs(*, collection: Collection, query: str, vector, limit: int, actor
                 statements.append(overlay_vector_sql(plan, overlay, actor))
     if not statements:
         return [], []
-    results = (run_prepared if prepared else run_statements)(statements)
+    results = run_prepared(statements)
     bm25 = bm25_hits(results[0]) if query else []
     vector_legs: list[LegHit] = []
     if plan is not None:
@@ -654,7 +651,7 @@ def retrieve(*, collection: Collection, query: str, actor, config: RetrievalConf
         calls.embed_ahead(model=collection.embedding_model.name, texts=[query])
         t = time.perf_counter()
         bm25, _ = search_legs(collection=collection, query=query, vector=None, limit=pool, actor=actor,
-                              config=config, notes=notes, overlay=overlay, prepared=True)
+                              config=config, notes=notes, overlay=overlay)
         timings["bm25_ms"] = _ms(t)
     if embedding:
         t = time.perf_counter()
@@ -664,7 +661,7 @@ def retrieve(*, collection: Collection, query: str, actor, config: RetrievalConf
         t = time.perf_counter()
         legs = search_legs(collection=collection, query=query if config.mode != "vector" and not keywords_first else "",
                            vector=query_vector if config.mode != "bm25" else None, limit=pool, actor=actor,
-                           config=config, notes=notes, overlay=overlay, prepared=True)
+                           config=config, notes=notes, overlay=overlay)
         bm25, vector = (bm25 if keywords_first else legs[0]), legs[1]
         timings["vector_ms" if keywords_first else "search_ms"] = _ms(t)  # else both legs in one round trip
         if keywords_first:

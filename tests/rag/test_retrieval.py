@@ -242,7 +242,9 @@ def test_both_legs_in_one_round_trip_give_what_each_leg_gives_alone(collection, 
     assert [h.score for h in bm25] == pytest.approx([h.score for h in bm25_alone])
     assert [(h.chunk_id, h.rank) for h in vector_hits] == [(h.chunk_id, h.rank) for h in vector_alone]
     assert len(bm25) == (2 if filters else 12) and len(vector_hits) == len(bm25)
-    assert len(queries) == (2 if filters else 1)  # a filter is weighed first (how many chunks it matches)
+    # one pipeline (the BM25 statement, hnsw.ef_search, the vector statement); a filter is weighed first
+    assert [q["sql"] is not None and "count(*)" in q["sql"] for q in queries.captured_queries][:1] == [bool(filters)]
+    assert len(queries) == (4 if filters else 3)
 
 
 @pytest.mark.django_db
