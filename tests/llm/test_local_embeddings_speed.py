@@ -149,6 +149,16 @@ def test_a_query_embedded_ahead_runs_the_model_once_and_embed_takes_its_vector(m
     assert runs == [["does aspirin prevent heart attacks?"]] and not embeddings._ahead
 
 
+def test_a_forked_process_embeds_ahead_on_a_thread_of_its_own(monkeypatch):
+    monkeypatch.setattr(embeddings, "_query_cache", type(embeddings._query_cache)())
+    monkeypatch.setattr(embeddings, "_encode", lambda texts: embeddings.Embedded(vectors=[[0.5] * 384], tokens=3))
+    monkeypatch.setattr(embeddings, "_ahead_pid", -1)  # as in a child forked after its parent started the thread
+    monkeypatch.setattr(embeddings, "_ahead_pool", None)
+
+    assert embeddings.embed_ahead("child query").result(timeout=5).vectors == [[0.5] * 384]
+    assert embeddings._ahead_pid == embeddings.os.getpid() and embeddings._ahead_pool is not None
+
+
 def test_threads_follow_the_setting_then_the_process_preference(monkeypatch):
     monkeypatch.setattr(settings, "LLM_LOCAL_TORCH_THREADS", 0, raising=False)
     monkeypatch.setattr(embeddings, "_default_threads", 1)

@@ -50,6 +50,7 @@ _cache_lock = threading.Lock()
 _query_cache: OrderedDict[str, tuple[list[float], int]] = OrderedDict()
 _ahead: dict[str, Future] = {}  # single texts being embedded ahead (embed_ahead), by text
 _ahead_pool: ThreadPoolExecutor | None = None
+_ahead_pid = 0  # the process that started _ahead_pool
 _default_threads = 0  # what LLM_LOCAL_TORCH_THREADS=0 means in this process (see prefer_threads)
 
 
@@ -285,12 +286,18 @@ def embed_ahead(text: str) -> Future:
     vector (ADR 0128): ONNX Runtime and torch release the GIL while they compute, so the model and the database
     work at the same time. One thread: forward passes are serialised anyway (`_encode_lock`).
     """
-    global _ahead_pool
+    global _ahead_pool, _ahead_pid
     with _cache_lock:
+        hit = _cached(text)
+        if hit is not None:  # nothing to run: embed() answers from the LRU
+            done: Future = Future()
+            done.set_result(hit)
+            return done
+        if _ahead_pid != os.getpid():  # first use, or a forked child (its parent's thread does not exist here)
+            _ahead_pool, _ahead_pid = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed-ahead"), os.getpid()
+            _ahead.clear()
         pending = _ahead.get(text)
         if pending is None:
-            if _ahead_pool is None:
-                _ahead_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed-ahead")
             pending = _ahead[text] = _ahead_pool.submit(_embed_ahead_run, text)
         return pending
 
