@@ -409,6 +409,23 @@ def chat_stream(*, model: str | Model, messages: list[dict], context: UsageConte
     return ChatStream(call, request, source, slot, lookup=lookup)
 
 
+def embed_ahead(*, model: str, texts: list[str]) -> None:
+    """Start the model on one text now, ahead of the `embed()` call that asks for it, where the route's first
+    target runs in this process (the offline provider keeps a thread for it): the caller does other work
+    meanwhile (the RAG query path: its keyword leg, ADR 0128), and `embed()` then takes the vector from that run.
+    Usage, budgets and the ledger stay `embed()`'s. Nothing happens for a remote model, several texts, or a name
+    that does not resolve (`embed()` reports that)."""
+    if len(texts) != 1:
+        return
+    try:
+        target = _route(model, ModelKind.EMBEDDING).first
+    except LlmError:
+        return
+    ahead = getattr(adapter_for(target.model.provider), "embed_ahead", None)  # only in-process adapters have it
+    if ahead is not None:
+        ahead(target.model, texts[0])
+
+
 def embed(*, model: str | Model, texts: list[str], context: UsageContext,
           cache: CachePolicy | None = None, recorder: SyncRecorder | None = None) -> EmbeddingResult:
     """Embed `texts` in order (batched per LLM_EMBED_BATCH_SIZE, default 256). One usage event for the call.

@@ -179,11 +179,9 @@ def bm25_search(*, collection: Collection, query: str, limit: int, actor, k1: fl
                 filters: dict | None = None, term_postings: int | None = None,
                 overlay: Overlay | None = None) -> list[LegHit]:
     """The top `limit` chunks by BM25, best first, each with its score and matched terms (bm25_sql)."""
-    sql, params = bm25_sql(collection=collection, query=query, limit=limit, actor=actor, k1=k1, b=b,
-                           filters=filters, term_postings=term_postings, overlay=overlay)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return bm25_hits(cursor.fetchall())
+    statement = bm25_sql(collection=collection, query=query, limit=limit, actor=actor, k1=k1, b=b,
+                         filters=filters, term_postings=term_postings, overlay=overlay)
+    return bm25_hits(run_prepared([statement])[0])
 
 
 def bm25_hits(rows) -> list[LegHit]:
@@ -419,7 +417,10 @@ def vector_sql(cid: int, dims: int, literal: str, limit: int, actor, filters: di
     return sql, [literal, *filter_params, *tenant_params, literal, int(limit)]
 
 
-EF_SEARCH_SQL = "SELECT set_config('hnsw.ef_search', %s, true)"
+# hnsw.ef_search for the transaction; and a prepared vector statement runs its generic plan (PostgreSQL would
+# otherwise re-plan it for each new vector, ~1 ms with the tenant condition; the plan is the same index scan).
+EF_SEARCH_SQL = ("SELECT set_config('hnsw.ef_search', %s, true), "
+                 "set_config('plan_cache_mode', 'force_generic_plan', true)")
 
 
 def _vector_statements(plan: VectorPlan, actor) -> list[tuple[str, list]]:
@@ -433,7 +434,7 @@ def vector_hits(rows) -> list[LegHit]:
 
 
 def _vector_query(plan: VectorPlan, actor) -> list[LegHit]:
-    return vector_hits(run_statements(_vector_statements(plan, actor))[-1])
+    return vector_hits(run_prepared(_vector_statements(plan, actor))[-1])
 
 
 # --- one round trip ---------------------------------------------------------------------------------
@@ -444,7 +445,10 @@ def run_statements(statements: list[tuple[str, list]]) -> list[list[tuple]]:
     query, which PostgreSQL runs as one implicit transaction, so a `set_config(..., true)` holds for the
     statements after it. Each statement keeps its own tenant condition (ADR 0047)."""
     with connection.cursor() as cursor:
-        if len(statements) > 1 and isinstance(cursor.cursor, psycopg.ClientCursor):
+        if len(statements) == 1:  # one statement: its own implicit transaction, one round trip
+            cursor.execute(*statements[0])
+            return [cursor.fetchall() if cursor.description is not None else []]
+        if isinstance(cursor.cursor, psycopg.ClientCursor):
             cursor.execute(";\n".join(sql for sql, _ in statements),
                            [param for _, params in statements for param in params])
             out = []
@@ -458,6 +462,32 @@ def run_statements(statements: list[tuple[str, list]]) -> list[list[tuple]]:
             cursor.execute(sql, params)
             out.append(cursor.fetchall() if cursor.description is not None else [])
         return out
+
+
+def run_prepared(statements: list[tuple[str, list]]) -> list[list[tuple]]:
+    """Each statement's rows, like run_statements, with the parameters bound on the server and each statement
+    prepared on the connection (psycopg's prepared-statement cache, per connection): PostgreSQL plans the text
+    once per connection and then runs its generic plan, where planning the BM25 statement and the tenant
+    condition's permission subqueries cost more than running them (ADR 0128). Several statements go in one
+    psycopg pipeline: one round trip, and one implicit transaction, so a `set_config(..., true)` holds for
+    the statements after it. RAG_PREPARED_STATEMENTS=false (e.g. behind a pooler in transaction mode that
+    keeps no prepared statements) runs them with run_statements instead."""
+    if not settings.RAG_PREPARED_STATEMENTS:
+        return run_statements(statements)
+    connection.ensure_connection()
+    raw = connection.connection
+    if raw.prepare_threshold is None:  # Django leaves it off; its own cursors bind client-side, never prepare
+        raw.prepare_threshold = 0
+    wrap = connection.make_debug_cursor if connection.queries_logged else connection.make_cursor
+    cursors = [wrap(psycopg.Cursor(raw)) for _ in statements]
+    try:
+        with connection.wrap_database_errors, raw.pipeline():
+            for cursor, (sql, params) in zip(cursors, statements, strict=True):
+                cursor.execute(sql, params)
+        return [cursor.fetchall() if cursor.description is not None else [] for cursor in cursors]
+    finally:
+        for cursor in cursors:
+            cursor.close()
 
 
 def search_legs(*, collection: Collection, query: str, vector, limit: int, actor, config: RetrievalConfig,
@@ -479,7 +509,7 @@ def search_legs(*, collection: Collection, query: str, vector, limit: int, actor
                 statements.append(overlay_vector_sql(plan, overlay, actor))
     if not statements:
         return [], []
-    results = run_statements(statements)
+    results = run_prepared(statements)
     bm25 = bm25_hits(results[0]) if query else []
     vector_legs: list[LegHit] = []
     if plan is not None:
@@ -615,16 +645,27 @@ def retrieve(*, collection: Collection, query: str, actor, config: RetrievalConf
     bm25: list[LegHit] = []
     vector: list[LegHit] = []
     pool = config.pool if config.mode == "hybrid" else config.k if not (config.mmr or config.rerank) else config.pool
-    if config.mode in ("vector", "hybrid") and query and query_vector is None:
+    embedding = config.mode in ("vector", "hybrid") and bool(query) and query_vector is None
+    keywords_first = embedding and config.mode == "hybrid"
+    if keywords_first:  # the model runs on its thread while the keyword leg runs in the database (ADR 0128)
+        calls.embed_ahead(model=collection.embedding_model.name, texts=[query])
+        t = time.perf_counter()
+        bm25, _ = search_legs(collection=collection, query=query, vector=None, limit=pool, actor=actor,
+                              config=config, notes=notes, overlay=overlay)
+        timings["bm25_ms"] = _ms(t)
+    if embedding:
         t = time.perf_counter()
         query_vector = embed_query(collection, [query], user_id=user_id_of(actor), record_later=True)[0]
-        timings["embed_ms"] = _ms(t)
+        timings["embed_ms"] = _ms(t)  # after the keyword leg: what the model had left to do
     if query:
         t = time.perf_counter()
-        bm25, vector = search_legs(collection=collection, query=query if config.mode != "vector" else "",
-                                   vector=query_vector if config.mode != "bm25" else None, limit=pool, actor=actor,
-                                   config=config, notes=notes, overlay=overlay)
-        timings["search_ms"] = _ms(t)  # both legs, one round trip (search_legs)
+        legs = search_legs(collection=collection, query=query if config.mode != "vector" and not keywords_first else "",
+                           vector=query_vector if config.mode != "bm25" else None, limit=pool, actor=actor,
+                           config=config, notes=notes, overlay=overlay)
+        bm25, vector = (bm25 if keywords_first else legs[0]), legs[1]
+        timings["vector_ms" if keywords_first else "search_ms"] = _ms(t)  # else both legs in one round trip
+        if keywords_first:
+            timings["search_ms"] = round(timings["bm25_ms"] + timings["vector_ms"], 2)
     t = time.perf_counter()
     ranked = fuse(config, bm25, vector)
     timings["fusion_ms"] = _ms(t)

@@ -330,6 +330,7 @@ RAG_CLAIM_BATCH = envint("RAG_CLAIM_BATCH", 256)
 RAG_JOB_STALE_SECONDS = envint("RAG_JOB_STALE_SECONDS", 300)
 RAG_BM25_TERM_POSTINGS = envint("RAG_BM25_TERM_POSTINGS", 2000)
 RAG_LLM_RERANK = envbool("RAG_LLM_RERANK", True)
+RAG_PREPARED_STATEMENTS = envbool("RAG_PREPARED_STATEMENTS", True)  # the query legs' plans kept per connection
 # The BEIR folder (SciFact) rag_import_beir / rag_eval read when --dir is not given; empty: none.
 SCIFACT_DIR = envstr("SCIFACT_DIR", "")
 

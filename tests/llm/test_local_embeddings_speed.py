@@ -131,6 +131,34 @@ def test_a_repeated_query_comes_from_the_cache_with_the_same_vector(monkeypatch)
     assert embeddings.embed(["which enzyme repairs DNA?"]) == first
 
 
+def test_a_query_embedded_ahead_runs_the_model_once_and_embed_takes_its_vector(monkeypatch):
+    monkeypatch.setattr(embeddings, "_query_cache", type(embeddings._query_cache)())
+    expected = embeddings._encode(["does aspirin prevent heart attacks?"])
+    runs = []
+    encode = embeddings._encode
+    monkeypatch.setattr(embeddings, "_encode", lambda texts: runs.append(texts) or encode(texts))
+
+    pending = embeddings.embed_ahead("does aspirin prevent heart attacks?")
+    again = embeddings.embed_ahead("does aspirin prevent heart attacks?")  # asked twice: one run
+    got = embeddings.embed(["does aspirin prevent heart attacks?"])
+
+    assert got == expected and pending.result() == expected
+    assert again is pending or again.result() == expected
+    assert runs == [["does aspirin prevent heart attacks?"]]
+    assert embeddings.embed(["does aspirin prevent heart attacks?"]) == expected  # the LRU has it now
+    assert runs == [["does aspirin prevent heart attacks?"]] and not embeddings._ahead
+
+
+def test_a_forked_process_embeds_ahead_on_a_thread_of_its_own(monkeypatch):
+    monkeypatch.setattr(embeddings, "_query_cache", type(embeddings._query_cache)())
+    monkeypatch.setattr(embeddings, "_encode", lambda texts: embeddings.Embedded(vectors=[[0.5] * 384], tokens=3))
+    monkeypatch.setattr(embeddings, "_ahead_pid", -1)  # as in a child forked after its parent started the thread
+    monkeypatch.setattr(embeddings, "_ahead_pool", None)
+
+    assert embeddings.embed_ahead("child query").result(timeout=5).vectors == [[0.5] * 384]
+    assert embeddings._ahead_pid == embeddings.os.getpid() and embeddings._ahead_pool is not None
+
+
 def test_threads_follow_the_setting_then_the_process_preference(monkeypatch):
     monkeypatch.setattr(settings, "LLM_LOCAL_TORCH_THREADS", 0, raising=False)
     monkeypatch.setattr(embeddings, "_default_threads", 1)

@@ -43,6 +43,7 @@ def fast_embeddings(request, monkeypatch):
     # what the offline adapter calls (vectors and word pieces in one go)
     monkeypatch.setattr(embeddings, "embed", lambda texts: embeddings.Embedded(
         vectors=[hashed_embedding(t) for t in texts], tokens=count(texts)))
+    monkeypatch.setattr(embeddings, "embed_ahead", lambda text: None)  # `embed` above answers at once
 
 
 @pytest.fixture

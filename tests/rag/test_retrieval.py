@@ -242,7 +242,43 @@ def test_both_legs_in_one_round_trip_give_what_each_leg_gives_alone(collection, 
     assert [h.score for h in bm25] == pytest.approx([h.score for h in bm25_alone])
     assert [(h.chunk_id, h.rank) for h in vector_hits] == [(h.chunk_id, h.rank) for h in vector_alone]
     assert len(bm25) == (2 if filters else 12) and len(vector_hits) == len(bm25)
-    assert len(queries) == (2 if filters else 1)  # a filter is weighed first (how many chunks it matches)
+    # one pipeline (the BM25 statement, hnsw.ef_search, the vector statement); a filter is weighed first
+    assert [q["sql"] is not None and "count(*)" in q["sql"] for q in queries.captured_queries][:1] == [bool(filters)]
+    assert len(queries) == (4 if filters else 3)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("prepared", [True, False])
+def test_a_hybrid_query_starts_the_model_runs_the_keyword_leg_meanwhile_and_ranks_as_in_one_round_trip(
+        collection, owner, monkeypatch, settings, prepared):
+    settings.RAG_PREPARED_STATEMENTS = prepared
+    for i in range(12):
+        add_text(collection, f"doc{i}.txt", f"Document number {i} about topic {i % 3}: dogs, cats and walks.",
+                 index=False)
+    run_jobs(collection)
+    config = RetrievalConfig(mode="hybrid", k=5)
+    vector = retrieval.embed_query(collection, ["dogs that need walks"])[0]
+    together = retrieval.retrieve(collection=collection, query="dogs that need walks", actor=owner, config=config,
+                                  query_vector=vector, explain=False)
+    order = []
+    monkeypatch.setattr(retrieval.calls, "embed_ahead", lambda **kw: order.append(("ahead", kw["texts"])))
+
+    def seen(execute, sql, params, many, context):
+        order.append(("sql", sql))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(seen):
+        split = retrieval.retrieve(collection=collection, query="dogs that need walks", actor=owner, config=config,
+                                   explain=False)
+
+    sqls = [sql for _, sql in order[1:]]
+    keywords = next(i for i, sql in enumerate(sqls) if "rag_posting" in sql)
+    vectors = next(i for i, sql in enumerate(sqls) if "<=>" in sql)
+    assert order[0] == ("ahead", ["dogs that need walks"])  # the model first, then the keyword leg
+    assert keywords < vectors and "<=>" not in sqls[keywords] and "rag_posting" not in sqls[vectors]
+    assert [(h.chunk_id, h.fused_score, h.bm25_score, h.vector_similarity) for h in split.hits] == \
+        [(h.chunk_id, h.fused_score, h.bm25_score, h.vector_similarity) for h in together.hits]
+    assert {"bm25_ms", "embed_ms", "vector_ms", "search_ms"} <= set(split.timings)
 
 
 @pytest.mark.django_db

@@ -52,6 +52,13 @@ class LocalAdapter:
         return ProviderEmbedding(vectors=result.vectors, usage=Usage(input_tokens=result.tokens),
                                  remote_model=model.remote_name)
 
+    def embed_ahead(self, model: Model, text: str) -> None:
+        """Start embedding `text` on the offline model's thread (calls.embed_ahead); `embed` then waits for it."""
+        from apps.llm.offline import embeddings
+
+        if model.remote_name == EMBEDDING_MODEL:
+            embeddings.embed_ahead(text)
+
     # The async path runs the same in-process work in a thread: fine for the offline models, which are for
     # demos and tests, not for traffic.
     async def achat(self, model: Model, request: ChatRequest, timeout: float | None = None) -> ProviderChat:

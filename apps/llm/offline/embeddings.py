@@ -27,6 +27,7 @@ import logging
 import os
 import threading
 from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +48,9 @@ _load_lock = threading.Lock()
 _encode_lock = threading.Lock()  # one forward pass at a time: the runtime already uses every core for one
 _cache_lock = threading.Lock()
 _query_cache: OrderedDict[str, tuple[list[float], int]] = OrderedDict()
+_ahead: dict[str, Future] = {}  # single texts being embedded ahead (embed_ahead), by text
+_ahead_pool: ThreadPoolExecutor | None = None
+_ahead_pid = 0  # the process that started _ahead_pool
 _default_threads = 0  # what LLM_LOCAL_TORCH_THREADS=0 means in this process (see prefer_threads)
 
 
@@ -257,21 +261,72 @@ def _encode(texts: list[str]) -> Embedded:
 def embed(texts: list[str]) -> Embedded:
     """Unit-length 384-d vectors, one per text, in order, and the word pieces read. Deterministic per input.
 
-    A single text (a query) is served from the process's LRU when it was embedded recently.
+    A single text (a query) is served from the process's LRU when it was embedded recently, or waited for when
+    it is being embedded ahead (`embed_ahead`).
     """
     texts = list(texts)
-    if len(texts) == 1:
+    if len(texts) != 1:
+        return _encode(texts) if texts else Embedded(vectors=[], tokens=0)
+    with _cache_lock:
+        hit = _cached(texts[0])
+        pending = _ahead.get(texts[0]) if hit is None else None
+    if hit is not None:
+        return hit
+    if pending is not None:
+        done = pending.result()
+        return Embedded(vectors=[list(done.vectors[0])], tokens=done.tokens)
+    return _embed_one(texts[0])
+
+
+def embed_ahead(text: str) -> Future:
+    """Start embedding one text (a query) on the process's embedding thread and return at once; an `embed([text])`
+    in this process meanwhile waits for that run instead of starting another (afterwards the LRU has it).
+
+    The query path starts the model here, runs its keyword leg in the database meanwhile, then asks for the
+    vector (ADR 0128): ONNX Runtime and torch release the GIL while they compute, so the model and the database
+    work at the same time. One thread: forward passes are serialised anyway (`_encode_lock`).
+    """
+    global _ahead_pool, _ahead_pid
+    with _cache_lock:
+        hit = _cached(text)
+        if hit is not None:  # nothing to run: embed() answers from the LRU
+            done: Future = Future()
+            done.set_result(hit)
+            return done
+        if _ahead_pid != os.getpid():  # first use, or a forked child (its parent's thread does not exist here)
+            _ahead_pool, _ahead_pid = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed-ahead"), os.getpid()
+            _ahead.clear()
+        pending = _ahead.get(text)
+        if pending is None:
+            pending = _ahead[text] = _ahead_pool.submit(_embed_ahead_run, text)
+        return pending
+
+
+def _embed_ahead_run(text: str) -> Embedded:
+    try:
         with _cache_lock:
-            hit = _query_cache.get(texts[0])
-            if hit is not None:
-                _query_cache.move_to_end(texts[0])
-                return Embedded(vectors=[list(hit[0])], tokens=hit[1])
-    result = _encode(texts) if texts else Embedded(vectors=[], tokens=0)
-    if len(texts) == 1:
+            hit = _cached(text)
+        return hit if hit is not None else _embed_one(text)
+    finally:
         with _cache_lock:
-            _query_cache[texts[0]] = (list(result.vectors[0]), result.tokens)
-            while len(_query_cache) > QUERY_CACHE_SIZE:
-                _query_cache.popitem(last=False)
+            _ahead.pop(text, None)
+
+
+def _cached(text: str) -> Embedded | None:
+    """The LRU's vector of `text` (the caller holds _cache_lock)."""
+    hit = _query_cache.get(text)
+    if hit is None:
+        return None
+    _query_cache.move_to_end(text)
+    return Embedded(vectors=[list(hit[0])], tokens=hit[1])
+
+
+def _embed_one(text: str) -> Embedded:
+    result = _encode([text])
+    with _cache_lock:
+        _query_cache[text] = (list(result.vectors[0]), result.tokens)
+        while len(_query_cache) > QUERY_CACHE_SIZE:
+            _query_cache.popitem(last=False)
     return result
 
 
