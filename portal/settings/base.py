@@ -363,6 +363,8 @@ GATEWAY_BASE_URL = envstr("GATEWAY_BASE_URL", f"http://127.0.0.1:{envint('GATEWA
 # How long a process trusts an admission guard's answer (use case active?) before asking again.
 GATEWAY_ADMISSION_TTL_SECONDS = envfloat("GATEWAY_ADMISSION_TTL_SECONDS", 1.0)
 GATEWAY_RECORDER_BATCH = envint("GATEWAY_RECORDER_BATCH", 500)
+# After a batch shorter than GATEWAY_RECORDER_BATCH the writer waits this long, so the next batch gathers more rows.
+GATEWAY_RECORDER_LINGER_MS = envint("GATEWAY_RECORDER_LINGER_MS", 200)
 # A record read by a writer that has not acknowledged it for this long is taken over by another writer.
 GATEWAY_RECORDER_CLAIM_IDLE_MS = envint("GATEWAY_RECORDER_CLAIM_IDLE_MS", 30_000)
 # Budgets before the call (apps/gateway/budgets.py, ADR 0072): output tokens a reservation assumes when a request

@@ -72,3 +72,14 @@ def test_no_key_material_in_any_log_line_stream_entry_or_ledger_row(gateway_url,
     secret_part = secret.removeprefix(key.prefix)
     for text in (caplog.text, stream, row):
         assert secret_part not in text and key.key_hash not in text
+
+
+def test_the_writer_waits_after_a_short_batch_so_the_next_gathers_and_goes_on_after_a_full_or_empty_one(settings):
+    settings.GATEWAY_RECORDER_BATCH = 500
+    settings.GATEWAY_RECORDER_LINGER_MS = 200
+
+    assert recording.linger_after(3) == 0.2  # a short batch: wait, the next one gathers more rows
+    assert recording.linger_after(500) == 0.0  # a full batch: more is waiting, go on
+    assert recording.linger_after(0) == 0.0  # an empty read has blocked already
+    settings.GATEWAY_RECORDER_LINGER_MS = 0
+    assert recording.linger_after(3) == 0.0  # linger off: a batch per read, as before

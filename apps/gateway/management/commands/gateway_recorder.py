@@ -29,8 +29,9 @@ class Command(BaseCommand):
         log.info("gateway recorder %s started", consumer)
         while not stopping:
             try:
-                recording.drain_once(consumer, block_ms=1000)
+                handled = recording.drain_once(consumer, block_ms=1000)
                 budgets.upkeep()  # every GATEWAY_BUDGET_SYNC_SECONDS: sweep leaked holds, re-read counters
+                time.sleep(recording.linger_after(handled))
             except KeyboardInterrupt:
                 break
             except Exception:  # noqa: BLE001 - Redis or PostgreSQL away: unacknowledged entries wait, retry
