@@ -83,6 +83,11 @@ class Script:
         except redis.exceptions.NoScriptError:
             return await redis_client.eval(self.source, len(keys), *keys, *args)
 
+    def queue(self, pipe, keys: list[str], args: list) -> None:
+        """Queue the script on a pipeline (either client's) by its SHA; a script Redis does not have answers
+        NoScriptError in the pipeline's results, which the caller reads as "not run"."""
+        pipe.evalsha(self.sha, len(keys), *keys, *args)
+
     def run(self, keys: list[str], args: list):
         redis_client = client()
         try:

@@ -437,7 +437,7 @@ class Ahead:
         self.hold, self.keys, self.args, self.amount = hold, keys, args, amount
 
     def queue(self, pipe) -> None:
-        pipe.evalsha(RESERVE.sha, len(self.keys), *self.keys, *self.args)
+        RESERVE.queue(pipe, self.keys, self.args)
 
     def took(self, answer) -> bool:
         """The pipeline's answer to `queue` (an exception when the script was not run, e.g. not loaded yet)."""
