@@ -119,6 +119,6 @@ class PriceBook:
             if row.valid_from <= at and (row.valid_to is None or at < row.valid_to):
                 if row.provider == provider:
                     return row
-                if row.provider == "":
+                if row.provider == "" and fallback is None:  # rows come newest first (Price.Meta.ordering)
                     fallback = row
         return fallback

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import logging
 import os
 import socket
@@ -171,7 +170,15 @@ async def keep_body(info: KeyInfo, *, context: UsageContext, call, result) -> No
 
 def row_of(payload: bytes, prices: PriceBook | None = None) -> dict:
     """The ledger row of a serialized call record (`prices`: a PriceBook for the batch, else one query per row)."""
-    data = json.loads(payload)
+    return _row_of_data(orjson.loads(payload), prices)
+
+
+def _price_name(data) -> str | None:
+    """The name a parsed record is priced by (None for one that is not a record: it fails in `_row_of_data`)."""
+    return (data.get("price_name") or data.get("model")) if isinstance(data, dict) else None
+
+
+def _row_of_data(data: dict, prices: PriceBook | None) -> dict:
     key_id = data.pop("gateway_key_id", None)
     end_user = data.pop("end_user", "")
     record = CallRecord.from_dict(data)
@@ -216,17 +223,23 @@ def drain_once(consumer: str, *, block_ms: int = 1000, count: int | None = None)
     entries = [(entry_id, fields) for entry_id, fields in entries if fields]  # deleted under a claim: skip
     if not entries:
         return 0
-    rows, ids, seen, samples = [], [], set(), []
+    rows, ids, seen, samples, parsed = [], [], set(), [], []
     for entry_id, fields in entries:
         ids.append(entry_id)
         if b"b" in fields:  # a sampled body (bodies.py), not a call record
             samples.append(fields[b"b"])
             continue
         try:
-            row = row_of(fields[b"r"])
+            parsed.append((entry_id, fields, orjson.loads(fields[b"r"])))
         except Exception:  # noqa: BLE001 - one unreadable entry must not block the stream
-            log.exception("gateway record %s unreadable: moved to the dead-letter stream", entry_id.decode())
-            client.xadd(dead_key(), fields)
+            _dead_letter(client, entry_id, fields)
+    # The batch's prices in one query: a query per row cost the writer half its CPU at 500 req/s.
+    prices = PriceBook.load({_price_name(data) for _id, _fields, data in parsed})
+    for entry_id, fields, data in parsed:
+        try:
+            row = _row_of_data(data, prices)
+        except Exception:  # noqa: BLE001 - one unreadable entry must not block the stream
+            _dead_letter(client, entry_id, fields)
             continue
         if row["request_id"] in seen:  # the same request twice in one batch: the ledger keeps the first
             continue
@@ -245,6 +258,11 @@ def drain_once(consumer: str, *, block_ms: int = 1000, count: int | None = None)
     pipe.xdel(stream_key(), *ids)
     pipe.execute()
     return len(ids)
+
+
+def _dead_letter(client, entry_id: bytes, fields: dict) -> None:
+    log.exception("gateway record %s unreadable: moved to the dead-letter stream", entry_id.decode())
+    client.xadd(dead_key(), fields)
 
 
 def linger_after(handled: int) -> float:

@@ -4,14 +4,18 @@ writer are taken over, an unreadable entry is set aside, and no key material rea
 from __future__ import annotations
 
 import logging
+from decimal import Decimal
 
 import openai
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from openai import OpenAI
 
 from apps.core import redis as portal_redis
 from apps.costs.models import UsageEvent
 from apps.gateway import recording
+from tests.factories import PriceFactory
 
 QUESTION = [{"role": "user", "content": "Question: how long do refunds take?\n\n[1] Refunds take 14 days."}]
 
@@ -47,15 +51,26 @@ def test_a_dead_writers_unacknowledged_records_are_taken_over_and_written_once(
     assert UsageEvent.objects.filter(gateway_key_id=key.pk).count() == 2
 
 
+@pytest.mark.parametrize("unreadable", [b"{not json", b"[1, 2]", b'{"model": "local-extractive"}'])
 def test_an_unreadable_record_goes_to_the_dead_letter_stream_and_the_rest_are_written(
-        gateway_url, local_catalog, gateway_key, drain):
+        gateway_url, local_catalog, gateway_key, drain, unreadable):
     _key, secret = gateway_key()
-    portal_redis.client().xadd(recording.stream_key(), {"r": b"{not json"})
+    portal_redis.client().xadd(recording.stream_key(), {"r": unreadable})
     _ask(gateway_url, secret)
     drain()
     assert UsageEvent.objects.count() == 1
-    assert portal_redis.client().xlen(recording.dead_key()) >= 1
+    assert portal_redis.client().xlen(recording.dead_key()) == 1
     portal_redis.client().delete(recording.dead_key())
+
+
+def test_a_batch_is_priced_with_one_query_whatever_its_size(gateway_url, local_catalog, gateway_key):
+    PriceFactory(model_name="local-extractive", input_per_mtok=Decimal("1"), output_per_mtok=Decimal("2"))
+    _key, secret = gateway_key()
+    _ask(gateway_url, secret, 5)
+    with CaptureQueriesContext(connection) as queries:
+        assert recording.drain_once("writer", block_ms=0) == 5
+    assert len([q for q in queries if '"costs_price"' in q["sql"]]) == 1
+    assert [row.cost > 0 for row in UsageEvent.objects.all()] == [True] * 5
 
 
 def test_no_key_material_in_any_log_line_stream_entry_or_ledger_row(gateway_url, local_catalog, gateway_key,
