@@ -115,6 +115,8 @@ BENCHES = {"startup": bench_startup, "home": bench_home, "prompts_resolve": benc
            "redteam_rag": lambda: _bench_module("bench.redteam_rag", timeout=1800),
            # issue #14 (gw-fast): floor, this tree (and --baseline DIR) at 1 and 2 workers, full key, added latency
            "gateway_fast": lambda: _bench_module("bench.gateway_fast", timeout=1800),
+           # issue #14: the gateway recorder's CPU per record, the batch priced in one query vs a query per row
+           "gateway_recorder": lambda: _bench_module("bench.gateway_recorder"),
            }
 NEEDS_SCIFACT = {"rag_scifact", "rag_indexing", "rag_embedding_quality"}
 
