@@ -117,6 +117,8 @@ BENCHES = {"startup": bench_startup, "home": bench_home, "prompts_resolve": benc
            "gateway_fast": lambda: _bench_module("bench.gateway_fast", timeout=1800),
            # issue #14: the gateway recorder's CPU per record, the batch priced in one query vs a query per row
            "gateway_recorder": lambda: _bench_module("bench.gateway_recorder"),
+           # issue #14: the stand-in upstream's CPU per request on h11 and httptools (it shares the gateway's cores)
+           "standin_server": lambda: _bench_module("bench.standin_server"),
            }
 NEEDS_SCIFACT = {"rag_scifact", "rag_indexing", "rag_embedding_quality"}
 

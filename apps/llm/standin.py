@@ -435,9 +435,9 @@ def uvicorn_config(standin: StandIn, **options):
     error_log = logging.getLogger("uvicorn.error")
     if not any(isinstance(f, _QuietCuts) for f in error_log.filters):
         error_log.addFilter(_QuietCuts())
-    return uvicorn.Config(standin.app, interface="asgi3", loop="asyncio", http="h11", lifespan="off",
-                          access_log=False, proxy_headers=False, log_level="warning", timeout_graceful_shutdown=1,
-                          **options)
+    options = {"loop": "asyncio", "http": "h11", **options}
+    return uvicorn.Config(standin.app, interface="asgi3", lifespan="off", access_log=False, proxy_headers=False,
+                          log_level="warning", timeout_graceful_shutdown=1, **options)
 
 
 @contextlib.contextmanager

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import math
+import socket
+import subprocess
+import sys
+import time
 
 import httpx
 import openai
 import pytest
 from asgiref.sync import async_to_sync
+from django.conf import settings
 from django.core.management import CommandError, call_command
 
 from apps.costs.services import UsageContext
@@ -127,6 +132,35 @@ def test_the_async_sdk_streams_from_it(llm_standin):
 def test_the_command_refuses_impossible_options():
     with pytest.raises(CommandError, match="share from 0 to 1"):
         call_command("llm_standin", "--port", "1", "--failure-rate", "2")
+
+
+def test_the_command_serves_answers_scripted_failures_and_cut_streams_as_the_test_server_does():
+    """`manage.py llm_standin` (what the benches and people run) serves on uvicorn's httptools parser, the test
+    server on h11: a scripted cut must still end the stream unfinished, never cleanly."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "manage.py", "llm_standin", "--port", str(port)], cwd=settings.BASE_DIR,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        sdk = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="EMPTY", max_retries=0, timeout=5)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                answer = sdk.chat.completions.create(model="standin-chat", messages=QUESTION)
+                break
+            except openai.APIConnectionError:
+                assert time.monotonic() < deadline and server.poll() is None, "the stand-in did not start"
+                time.sleep(0.1)
+        assert answer.choices[0].message.content == "Answer: how long do refunds take?"
+        with pytest.raises(openai.RateLimitError):
+            sdk.chat.completions.create(model="rate-limit", messages=QUESTION)
+        with pytest.raises(openai.APIConnectionError):  # the SDK's name for a body cut short
+            for _chunk in sdk.chat.completions.create(model="cut-stream", messages=QUESTION, stream=True):
+                pass
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
 
 
 # -- the call path over it -------------------------------------------------------------------------------------
