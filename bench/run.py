@@ -119,6 +119,8 @@ BENCHES = {"startup": bench_startup, "home": bench_home, "prompts_resolve": benc
            "gateway_recorder": lambda: _bench_module("bench.gateway_recorder"),
            # issue #14: the stand-in upstream's CPU per request on h11 and httptools (it shares the gateway's cores)
            "standin_server": lambda: _bench_module("bench.standin_server"),
+           # issue #14: the gateway process's CPU per Redis round trip: redis-py's asyncio client vs a bare connection
+           "redis_round_trip": lambda: _bench_module("bench.redis_round_trip"),
            }
 NEEDS_SCIFACT = {"rag_scifact", "rag_indexing", "rag_embedding_quality"}
 
