@@ -48,7 +48,9 @@ def test_the_approver_is_told_a_request_waits_and_the_requester_hears_it_was_app
     expect(page).to_have_url(re.compile(r"/inbox/"))
     expect(page.get_by_test_id("waiting-on-you")).to_have_text("1 waiting on you")
     page.locator("#waiting").get_by_role("link", name="Promotion requests to review").click()
+    expect(page).to_have_url(re.compile(r"waiting=me"))  # the list, not a link of the inbox it replaces
     page.get_by_role("link", name=re.compile(r"#\d+")).first.click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Request #")
     page.get_by_role("button", name="Approve").click()
     expect(page.get_by_role("status")).to_contain_text("production now points at version 1")
     expect(page.get_by_test_id("waiting-on-you")).to_have_count(0)
