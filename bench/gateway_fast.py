@@ -22,7 +22,7 @@ loop from its own process, bench.gateway_load's generator); a turn's figures: th
 p99 = the turn's minus the same round's direct turn, the server process tree's CPU per request handled, errors,
 and the load average. `--contender '{"name": ..., "tree": "this"|"base"|DIR, "workers": 1, "args": [...], "path":
 [...], "floor": false}'` adds a server with other granian options, another checkout served as this tree is (DIR),
-more import paths (a package tried before it is installed) or the floor's app (repeatable). Beside the figures above,
+more import paths (a package tried before it is installed), the floor's app, or another `"app"` (repeatable). Beside the figures above,
 each gateway turn reports the gateway's own overhead from its usage events (`ledger_overhead`: latency − upstream
 time as recorded, whole ms), and every turn the load generator's and the stand-in's CPU per request (they share the
 two cores with the gateway). `--profile NAME` records that contender with py-spy for one more
@@ -184,7 +184,8 @@ def main() -> None:
             command = [*command, *spec.get("args", []), "--workers", str(spec.get("workers", 1))]
             if "--port" not in command:
                 command += ["--port", str(free_port())]
-            app = "bench.gateway_noop:forward_app" if spec.get("floor") else "portal.gateway_asgi:application"
+            app = spec.get("app") or ("bench.gateway_noop:forward_app" if spec.get("floor")
+                                      else "portal.gateway_asgi:application")
             add(spec["name"], tree, [*command, app], not spec.get("floor"), spec.get("path", ()))
 
         first_rate = float(args.rates.split(",")[0])
