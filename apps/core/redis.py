@@ -22,6 +22,8 @@ import redis
 import redis.asyncio
 from django.conf import settings
 
+from apps.core import resp
+
 SOCKET_TIMEOUT_SECONDS = 10
 CONNECT_TIMEOUT_SECONDS = 2
 ASYNC_MAX_CONNECTIONS = 100  # per event loop
@@ -29,6 +31,7 @@ ASYNC_MAX_CONNECTIONS = 100  # per event loop
 _lock = threading.Lock()
 _sync: dict[tuple[str, float], redis.Redis] = {}
 _async: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_hot: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def client(*, socket_timeout: float = SOCKET_TIMEOUT_SECONDS) -> redis.Redis:
@@ -62,6 +65,68 @@ def async_client() -> redis.asyncio.Redis:
     return found
 
 
+def _hot_connection() -> resp.Connection | None:
+    """The running event loop's pipelined connection to settings.REDIS_URL (ADR 0130), or None for a URL it does
+    not speak to (TLS, sentinel…), where the hot path uses `async_client()`."""
+    url = settings.REDIS_URL
+    if not resp.supported(url):
+        return None
+    per_loop = _hot.setdefault(asyncio.get_running_loop(), {})
+    found = per_loop.get(url)
+    if found is None:
+        found = per_loop[url] = resp.Connection(url, timeout=SOCKET_TIMEOUT_SECONDS,
+                                                connect_timeout=CONNECT_TIMEOUT_SECONDS)
+    return found
+
+
+class HotPipeline:
+    """The gateway's per-request pipeline (limits, the key stamp, a queued script) on the loop's pipelined
+    connection: the commands go in one write, `execute` answers their replies in order, as redis-py's pipeline
+    does (EXPIRE as a bool; `raise_on_error=False` leaves a failed command's exception in its place)."""
+
+    def __init__(self, connection: resp.Connection):
+        self.connection, self.commands = connection, []
+
+    def get(self, name: str):
+        self.commands.append(("GET", name))
+        return self
+
+    def incr(self, name: str, amount: int = 1):
+        self.commands.append(("INCRBY", name, amount))
+        return self
+
+    def decr(self, name: str, amount: int = 1):
+        self.commands.append(("DECRBY", name, amount))
+        return self
+
+    def expire(self, name: str, seconds: int):
+        self.commands.append(("EXPIRE", name, seconds))
+        return self
+
+    def evalsha(self, sha: str, numkeys: int, *keys_and_args):
+        self.commands.append(("EVALSHA", sha, numkeys, *keys_and_args))
+        return self
+
+    async def execute(self, raise_on_error: bool = True) -> list:
+        commands, self.commands = self.commands, []
+        replies = await self.connection.execute(commands)
+        replies = [bool(r) if c[0] == "EXPIRE" and isinstance(r, int) else r for c, r in zip(commands, replies,
+                                                                                              strict=True)]
+        if raise_on_error:
+            failed = next((r for r in replies if isinstance(r, Exception)), None)
+            if failed is not None:
+                raise failed
+        return replies
+
+
+def hot_pipeline():
+    """A pipeline for the gateway's hot path: `HotPipeline` where the URL allows, else redis-py's."""
+    connection = _hot_connection()
+    if connection is None:
+        return async_client().pipeline(transaction=False)
+    return HotPipeline(connection)
+
+
 def key(*parts: object) -> str:
     """A Redis key under this portal's prefix: key("gateway", "keys") -> "<KEY_PREFIX>:gateway:keys"."""
     prefix = settings.CACHES["default"].get("KEY_PREFIX", "") or "portal"
@@ -77,11 +142,19 @@ class Script:
         self.sha = hashlib.sha1(source.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
 
     async def arun(self, keys: list[str], args: list):
-        redis_client = async_client()
-        try:
-            return await redis_client.evalsha(self.sha, len(keys), *keys, *args)
-        except redis.exceptions.NoScriptError:
-            return await redis_client.eval(self.source, len(keys), *keys, *args)
+        connection = _hot_connection()  # the gateway's hot path (ADR 0130); redis-py where the URL needs it
+        if connection is None:
+            redis_client = async_client()
+            try:
+                return await redis_client.evalsha(self.sha, len(keys), *keys, *args)
+            except redis.exceptions.NoScriptError:
+                return await redis_client.eval(self.source, len(keys), *keys, *args)
+        (answer,) = await connection.execute([("EVALSHA", self.sha, len(keys), *keys, *args)])
+        if isinstance(answer, redis.exceptions.NoScriptError):
+            (answer,) = await connection.execute([("EVAL", self.source, len(keys), *keys, *args)])
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
 
     def queue(self, pipe, keys: list[str], args: list) -> None:
         """Queue the script on a pipeline (either client's) by its SHA; a script Redis does not have answers

@@ -78,7 +78,7 @@ async def admit(info: KeyInfo, now: float | None = None) -> LimitHit | None:
     if not checks:
         return None
     now = time.time() if now is None else now
-    pipe = portal_redis.async_client().pipeline(transaction=False)
+    pipe = portal_redis.hot_pipeline()
     _queue(pipe, checks, _keys(info.id, now))
     return _verdict(checks, await pipe.execute(), now)
 
@@ -109,7 +109,7 @@ async def stamp_and_count(cache: KeyCache, key_hash: str, ahead=None) -> tuple[b
     reservation = await ahead(info) if ahead is not None else None
     now = time.time()
     checks = _checks(info)
-    pipe = portal_redis.async_client().pipeline(transaction=False)
+    pipe = portal_redis.hot_pipeline()
     pipe.get(keys.stamp_key())
     _queue(pipe, checks, _keys(info.id, now))
     if reservation is None:
@@ -146,7 +146,7 @@ async def uncount(counted: Counted | None) -> None:
     slots = [slot for slot, *_rest in counted.checks if slot.startswith("req")]
     if not slots:
         return
-    pipe = portal_redis.async_client().pipeline(transaction=False)
+    pipe = portal_redis.hot_pipeline()
     for slot in slots:
         pipe.decr(names[slot])
     try:

@@ -2,8 +2,8 @@
 the budget reservation of a warm key's call (ADR 0126); a call's record, its budget settle and its tokens go in one
 script (ADR 0125).
 
-Round trips are counted through a wrapper on the asyncio client (each command sent alone is one, each pipeline
-is one), never timed.
+Round trips are counted through wrappers on the asyncio client and on the hot path's pipelined connection (each
+command sent alone is one, each pipeline is one), never timed.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import redis.asyncio
 import redis.asyncio.client
 
 from apps.core import redis as portal_redis
+from apps.core import resp
 from apps.gateway import budgets
 from apps.gateway.services import gateway_key_revoke, gateway_key_update
 from tests.factories import PriceFactory
@@ -31,6 +32,7 @@ def round_trips(monkeypatch):
     """Yields a list that collects, per round trip, the commands it carried (the gateway server's thread too)."""
     trips: list[list[str]] = []
     alone, batched = redis.asyncio.Redis.execute_command, redis.asyncio.client.Pipeline.execute
+    hot = resp.Connection.execute
 
     async def execute_command(self, *args, **options):
         trips.append([str(args[0]).upper()])
@@ -41,9 +43,14 @@ def round_trips(monkeypatch):
             trips.append([str(command[0][0]).upper() for command in self.command_stack])
         return await batched(self, *args, **options)
 
+    async def hot_execute(self, commands):  # the hot path's pipelined connection (ADR 0130): one write, one trip
+        trips.append([str(command[0]).upper() for command in commands])
+        return await hot(self, commands)
+
     with monkeypatch.context() as patched:
         patched.setattr(redis.asyncio.Redis, "execute_command", execute_command)
         patched.setattr(redis.asyncio.client.Pipeline, "execute", execute)
+        patched.setattr(resp.Connection, "execute", hot_execute)
         yield trips
 
 
