@@ -1,7 +1,8 @@
 """The one way to reach Redis directly (outside Django's cache): pooled clients per process, and key names.
 
 `client()` is the synchronous client (one connection pool per process), `async_client()` the asyncio one (one
-per event loop, for the gateway's hot path). Both read settings.REDIS_URL, so tests and replicas agree on the
+per event loop). The gateway's hot path (`hot_pipeline()`, and `Script.arun` for every async script) goes over one
+pipelined connection per event loop instead (`resp.py`, ADR 0130), where the URL allows. Both read settings.REDIS_URL, so tests and replicas agree on the
 server. `key(...)` prefixes names with the cache's KEY_PREFIX, which keeps parallel test runs and several
 portals on one Redis apart.
 
