@@ -66,14 +66,11 @@ async def redis_py(n: int, socket_timeout: float | None) -> dict:
     return figures
 
 
-def _command(*parts) -> bytes:
-    encoded = [p if isinstance(p, bytes) else str(p).encode() for p in parts]
-    return b"*%d\r\n" % len(encoded) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in encoded)
-
-
 async def bare(n: int) -> dict:
     """The floor: the same bytes written and the replies read line by line, no client library."""
     from django.conf import settings
+
+    from apps.core.resp import encode
 
     url = urlparse(settings.REDIS_URL)
     if url.scheme == "unix":
@@ -82,13 +79,12 @@ async def bare(n: int) -> dict:
     else:
         reader, writer = await asyncio.open_connection(url.hostname, url.port or 6379)
         db = url.path.strip("/") or "0"
-    writer.write(_command("SELECT", db))
+    writer.write(encode(("SELECT", db)))
     await reader.readline()
     stamp, a, b, c, d = KEYS
-    pipeline_bytes = b"".join([_command("GET", stamp), _command("INCR", a), _command("EXPIRE", a, 120),
-                               _command("INCR", b), _command("EXPIRE", b, 90_000), _command("GET", c),
-                               _command("GET", d)])
-    get_bytes = _command("GET", stamp)
+    pipeline_bytes = b"".join(encode(command) for command in (
+        ("GET", stamp), ("INCR", a), ("EXPIRE", a, 120), ("INCR", b), ("EXPIRE", b, 90_000), ("GET", c), ("GET", d)))
+    get_bytes = encode(("GET", stamp))
 
     async def replies(count: int) -> None:
         for _ in range(count):

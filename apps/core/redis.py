@@ -70,14 +70,11 @@ def _hot_connection() -> resp.Connection | None:
     """The running event loop's pipelined connection to settings.REDIS_URL (ADR 0130), or None for a URL it does
     not speak to (TLS, sentinel…), where the hot path uses `async_client()`."""
     url = settings.REDIS_URL
-    if not resp.supported(url):
-        return None
     per_loop = _hot.setdefault(asyncio.get_running_loop(), {})
-    found = per_loop.get(url)
-    if found is None:
-        found = per_loop[url] = resp.Connection(url, timeout=SOCKET_TIMEOUT_SECONDS,
-                                                connect_timeout=CONNECT_TIMEOUT_SECONDS)
-    return found
+    if url not in per_loop:  # the URL is parsed once per loop, not per round trip
+        per_loop[url] = resp.Connection(url, timeout=SOCKET_TIMEOUT_SECONDS, connect_timeout=CONNECT_TIMEOUT_SECONDS
+                                        ) if resp.supported(url) else None
+    return per_loop[url]
 
 
 class HotPipeline:
