@@ -82,7 +82,7 @@ async def bare(n: int) -> dict:
     writer.write(encode(("SELECT", db)))
     await reader.readline()
     stamp, a, b, c, d = KEYS
-    pipeline_bytes = b"".join(encode(command) for command in (
+    pipeline_bytes = encode(*(
         ("GET", stamp), ("INCR", a), ("EXPIRE", a, 120), ("INCR", b), ("EXPIRE", b, 90_000), ("GET", c), ("GET", d)))
     get_bytes = encode(("GET", stamp))
 

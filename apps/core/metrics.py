@@ -60,8 +60,8 @@ GATEWAY_GUARDRAIL_SECONDS = Histogram(
 
 @functools.lru_cache(maxsize=4096)
 def labelled(metric, *values: str):
-    """`metric.labels(*values)`, looked up once: the gateway labels two metrics per request, and labels() costs
-    tens of microseconds each time (the child for given values never changes)."""
+    """`metric.labels(*values)`, looked up once: the gateway and the call path label several metrics per request,
+    and labels() costs tens of microseconds each time (the child for given values never changes)."""
     return metric.labels(*values)
 
 

@@ -15,6 +15,7 @@ throttling, which fails open after 2 s) asks for `client(socket_timeout=2)`: a s
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import threading
 import weakref
@@ -22,6 +23,8 @@ import weakref
 import redis
 import redis.asyncio
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 from apps.core import resp
 
@@ -127,8 +130,18 @@ def hot_pipeline():
 
 def key(*parts: object) -> str:
     """A Redis key under this portal's prefix: key("gateway", "keys") -> "<KEY_PREFIX>:gateway:keys"."""
-    prefix = settings.CACHES["default"].get("KEY_PREFIX", "") or "portal"
-    return ":".join([prefix, *(str(part) for part in parts)])
+    return ":".join([_key_prefix(), *(part if isinstance(part, str) else str(part) for part in parts)])
+
+
+@functools.cache  # why: a gateway request names a dozen keys, and a settings lookup costs more than the join
+def _key_prefix() -> str:
+    return settings.CACHES["default"].get("KEY_PREFIX", "") or "portal"
+
+
+@receiver(setting_changed)
+def _forget_key_prefix(*, setting: str, **kwargs) -> None:
+    if setting == "CACHES":
+        _key_prefix.cache_clear()
 
 
 class Script:

@@ -30,9 +30,16 @@ def supported(url: str) -> bool:
     return urlparse(url).scheme in ("unix", "redis")
 
 
-def encode(command: tuple) -> bytes:
-    parts = [p if isinstance(p, bytes) else str(p).encode() for p in command]
-    return b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts)
+def encode(*commands: tuple) -> bytes:
+    """The commands as one RESP write (one flat loop: this runs for every round trip of the hot path)."""
+    out = []
+    for command in commands:
+        out.append(b"*%d\r\n" % len(command))
+        for part in command:
+            if not isinstance(part, bytes):
+                part = (part if isinstance(part, str) else str(part)).encode()
+            out.append(b"$%d\r\n%s\r\n" % (len(part), part))
+    return b"".join(out)
 
 
 def error_of(message: str) -> redis.exceptions.RedisError:
@@ -41,11 +48,12 @@ def error_of(message: str) -> redis.exceptions.RedisError:
 
 
 class _Replies(asyncio.Protocol):
-    """Parses RESP2 replies as they arrive and hands each to the oldest waiting future."""
+    """Parses RESP2 replies as they arrive and hands each round trip its replies, oldest round trip first: one
+    future per round trip, resolved with the list of its replies once the last one is in."""
 
     def __init__(self):
         self.buffer = bytearray()
-        self.waiting: collections.deque[asyncio.Future] = collections.deque()
+        self.waiting: collections.deque[tuple[int, list, asyncio.Future]] = collections.deque()
         self.transport: asyncio.Transport | None = None
         self.closed = False
 
@@ -55,9 +63,12 @@ class _Replies(asyncio.Protocol):
     def connection_lost(self, exc):
         self.closed = True
         while self.waiting:
-            future = self.waiting.popleft()
+            _count, _replies, future = self.waiting.popleft()
             if not future.done():
                 future.set_exception(redis.exceptions.ConnectionError("Redis closed the connection."))
+
+    def expect(self, count: int, future: asyncio.Future) -> None:
+        self.waiting.append((count, [], future))
 
     def data_received(self, data):
         self.buffer += data
@@ -67,9 +78,12 @@ class _Replies(asyncio.Protocol):
                 return
             value, end = parsed
             del self.buffer[:end]
-            future = self.waiting.popleft()
-            if not future.done():  # a round trip that timed out still takes its replies off the line
-                future.set_result(value)
+            count, replies, future = self.waiting[0]
+            replies.append(value)
+            if len(replies) == count:
+                self.waiting.popleft()
+                if not future.done():  # a round trip that timed out still takes its replies off the line
+                    future.set_result(replies)
 
     def _parse(self, at: int):
         """(reply, end offset), or None while the reply is incomplete."""
@@ -105,6 +119,15 @@ class _Replies(asyncio.Protocol):
         raise redis.exceptions.InvalidResponse(f"Unexpected reply type {chr(kind)!r} from Redis.")
 
 
+class _Expired(Exception):
+    """A round trip's deadline passed (its future failed with this; the caller raises redis' TimeoutError)."""
+
+
+def _expire(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_exception(_Expired())
+
+
 class Connection:
     """One server's pipelined connection on the running event loop (made on first use, made again once lost)."""
 
@@ -122,21 +145,26 @@ class Connection:
 
     async def execute(self, commands: list[tuple]) -> list:
         """The replies to `commands`, sent in one write; reply errors come back as exception objects in place."""
+        if not commands:
+            return []
         replies = await self._protocol()
         return await self._round_trip(replies, commands)
 
     async def _round_trip(self, replies: _Replies, commands: list[tuple]) -> list:
         loop = asyncio.get_running_loop()
-        futures = [loop.create_future() for _ in commands]
-        replies.waiting.extend(futures)
-        replies.transport.write(b"".join(encode(c) for c in commands))
+        future = loop.create_future()
+        replies.expect(len(commands), future)
+        replies.transport.write(encode(*commands))
+        # a timer, not asyncio.timeout(): the same deadline without a cancellation scope per round trip
+        timer = loop.call_later(self.timeout, _expire, future)
         try:
-            async with asyncio.timeout(self.timeout):
-                return [await future for future in futures]
-        except TimeoutError:
+            return await future
+        except _Expired:
             replies.closed = True  # a server this slow gets a new connection on the next round trip
             replies.transport.abort()
             raise redis.exceptions.TimeoutError(f"Redis did not answer within {self.timeout} s.") from None
+        finally:
+            timer.cancel()
 
     async def _protocol(self) -> _Replies:
         ready = self.ready

@@ -170,7 +170,7 @@ class Screen:
         if excerpt is not None and self.policy.guard_event_content == EventContent.REDACTED:
             event["excerpt"] = excerpt
         self.actions.append(event)
-        metrics.GATEWAY_GUARDRAIL_ACTIONS.labels(direction, check, action).inc()
+        metrics.labelled(metrics.GATEWAY_GUARDRAIL_ACTIONS, direction, check, action).inc()
         log.info("guardrail %s %s %s: %s", direction, check, action, _kinds_phrase(kinds))
 
     def _time(self, direction: str, started: float) -> None:
@@ -178,7 +178,7 @@ class Screen:
 
     def _report(self, direction: str) -> None:
         """One observation per request and direction (a stream's scans of its deltas summed)."""
-        metrics.GATEWAY_GUARDRAIL_SECONDS.labels(direction).observe(self.seconds[direction])
+        metrics.labelled(metrics.GATEWAY_GUARDRAIL_SECONDS, direction).observe(self.seconds[direction])
 
     def _blocked(self, what: str, *, recorded: bool = False) -> Blocked:
         blocked = Blocked(f"This key's guardrail policy blocks {what}.", actions=tuple(self.actions),
@@ -247,7 +247,7 @@ class Screen:
         finally:
             self._time("input", started)
             self._report("input")
-        if checked is texts:
+        if checked is texts or checked == texts:  # a redact policy that found nothing: the same call, not a copy
             return call
         messages = [dict(m) if isinstance(m, dict) else m for m in call.request.messages]
         for (index, part_index), old, new in zip(places, texts, checked, strict=True):
@@ -321,8 +321,9 @@ class Screen:
             scanned = [(text, detect_pii(text)) for text in (result.text or "", *(t.arguments for t in
                                                                                  result.tool_calls))]
             for text, findings in scanned:
-                kinds.update(str(f.type) for f in findings)
-                first = first or (findings and (text, findings[0].start))
+                if findings:
+                    kinds.update(str(f.type) for f in findings)
+                    first = first or (text, findings[0].start)
             if kinds:
                 self._output_found(kinds, *first)
                 if mode == OutputScan.REDACT:

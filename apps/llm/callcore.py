@@ -332,12 +332,12 @@ class CallState:
 
 def count(record: CallRecord, provider_kind: str) -> None:
     """The call path's Prometheus counters for one call."""
-    metrics.MODEL_CALLS.labels(provider_kind, record.model, record.operation, record.status).inc()
+    metrics.labelled(metrics.MODEL_CALLS, provider_kind, record.model, record.operation, record.status).inc()
     tokens = record.tokens
     for direction, number in (("input", tokens.input_tokens), ("output", tokens.output_tokens),
                               ("cached_input", tokens.cached_input_tokens), ("reasoning", tokens.reasoning_tokens)):
         if number:
-            metrics.MODEL_TOKENS.labels(record.model, direction).inc(number)
+            metrics.labelled(metrics.MODEL_TOKENS, record.model, direction).inc(number)
 
 
 def cost_now(tokens, price: Price | None) -> Decimal | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -188,11 +187,13 @@ class CallRecord:
     occurred_at: datetime = field(default_factory=lambda: timezone.now())  # looked up per call: tests move the clock
 
     def to_dict(self) -> dict:
-        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        data["context"] = dataclasses.asdict(self.context)
-        data["tokens"] = dataclasses.asdict(self.tokens)
+        # vars(), not dataclasses.asdict: these dataclasses hold only their fields, all flat (asdict's deep copy was
+        # ~2 % of the gateway's CPU per request)
+        data = dict(vars(self))
+        data["context"] = dict(vars(self.context))
+        data["tokens"] = dict(vars(self.tokens))
         if self.cache_tokens is not None:
-            data["cache_tokens"] = dataclasses.asdict(self.cache_tokens)
+            data["cache_tokens"] = dict(vars(self.cache_tokens))
         data["occurred_at"] = self.occurred_at.isoformat()
         return data
 

@@ -39,3 +39,10 @@ def test_each_event_loop_gets_its_own_async_client_on_the_same_server():
 def test_keys_carry_the_cache_prefix():
     prefix = settings.CACHES["default"].get("KEY_PREFIX") or "portal"
     assert core_redis.key("gateway", "keys", 7) == f"{prefix}:gateway:keys:7"
+
+
+def test_a_changed_cache_prefix_is_seen_by_the_next_key(settings):
+    core_redis.key("warm")  # the prefix is remembered per process…
+    settings.CACHES = {**settings.CACHES, "default": {**settings.CACHES["default"], "KEY_PREFIX": "elsewhere"}}
+
+    assert core_redis.key("gateway", "keys") == "elsewhere:gateway:keys"  # …until the setting changes

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 import redis.asyncio
+import redis.connection
 import redis.exceptions
 
 from apps.core import redis as core_redis
@@ -18,6 +19,15 @@ def _names(*parts):
     names = [core_redis.key("test", "resp", *part) for part in parts]
     core_redis.client().delete(*names)
     return names
+
+
+def test_commands_are_written_byte_for_byte_as_redis_py_packs_them():
+    commands = [("SET", "k", 7), ("EXPIRE", b"k", 1.5), ("EVALSHA", "abc", 2, "k1", "k2", "é", b"\x00\r\n", "")]
+    packer = redis.connection.Connection()
+
+    expected = b"".join(b"".join(packer.pack_command(*command)) for command in commands)
+
+    assert resp.encode(*commands) == expected
 
 
 def test_a_hot_pipeline_answers_what_redis_pys_pipeline_answers():
