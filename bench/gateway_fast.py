@@ -13,7 +13,7 @@ Contenders, each its own server process on the same machine, database and Redis,
   this_Nw      this tree's gateway with N granian workers, served as `make run` serves it
                (portal/launcher.py `gateway_command`)
   base_Nw      `--baseline DIR` (e.g. `git archive main | tar -x -C DIR`) with N workers, served as main served it
-               (granian's options of main, and asyncio's own event loop: main had no uvloop)
+               (granian's options of main, on the loop its launcher names: uvloop, or asyncio before ADR 0131)
 
 The key is a **full key** unless `--plain`: request and token limits, a dollars-per-day budget, a hard-capped
 team/feature budget, guardrails on (input PII redact, injection flag, output PII flag), a priced model
@@ -43,8 +43,14 @@ from pathlib import Path
 from bench.common import BASE_DIR, setup_django, stop_process
 from bench.gateway_load import BODY, cpu_seconds, load, pct, settle
 
-# How main served the gateway before this branch (portal/launcher.py at the time), plus the loop it ran on.
-BASE_ARGS = ["--interface", "asgi", "--no-ws", "--log-level", "warning", "--loop", "asyncio"]
+# How main served the gateway before this branch (portal/launcher.py at the time); the loop is the baseline's own.
+BASE_ARGS = ["--interface", "asgi", "--no-ws", "--log-level", "warning"]
+
+
+def base_args(tree: Path) -> list[str]:
+    """BASE_ARGS with the loop that tree's launcher serves on: uvloop since ADR 0131, asyncio's own before."""
+    launcher = (tree / "portal" / "launcher.py").read_text()
+    return [*BASE_ARGS, "--loop", "uvloop" if '"uvloop"' in launcher else "asyncio"]
 
 
 def this_command(port: int, workers: int, app: str) -> list[str]:
@@ -175,11 +181,11 @@ def main() -> None:
             add(f"this_{workers}w", BASE_DIR, this_command(free_port(), workers, "portal.gateway_asgi:application"))
             if baseline is not None:
                 add(f"base_{workers}w", baseline,
-                    [sys.executable, "-m", "granian", *BASE_ARGS, "--port", str(free_port()), "--workers",
+                    [sys.executable, "-m", "granian", *base_args(baseline), "--port", str(free_port()), "--workers",
                      str(workers), "portal.gateway_asgi:application"])
         for spec in (json.loads(c) for c in args.contender):
             tree = {"base": baseline, "this": BASE_DIR, None: BASE_DIR}.get(spec.get("tree")) or Path(spec["tree"])
-            command = ([sys.executable, "-m", "granian", *BASE_ARGS] if spec.get("tree") == "base"
+            command = ([sys.executable, "-m", "granian", *base_args(baseline)] if spec.get("tree") == "base"
                        else this_command(free_port(), 1, "portal.gateway_asgi:application")[:-1])
             command = [*command, *spec.get("args", []), "--workers", str(spec.get("workers", 1))]
             if "--port" not in command:

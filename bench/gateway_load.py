@@ -372,10 +372,10 @@ def main() -> None:
         portal_redis.client().delete(recording.stream_key())
         procs["recorder"] = subprocess.Popen([sys.executable, "manage.py", "gateway_recorder"], cwd=BASE_DIR,
                                              env=env)
-        procs["gateway"] = subprocess.Popen(
-            [sys.executable, "-m", "granian", "--interface", "asgi", "--port", str(gateway_port), "--workers",
-             str(args.workers), "--no-ws", "--log-level", "warning", "portal.gateway_asgi:application"],
-            cwd=BASE_DIR, env=env)
+        from portal.launcher import gateway_command  # why: after setup (the portal package configures Celery)
+
+        procs["gateway"] = subprocess.Popen(  # served as `make run` serves it
+            gateway_command(sys.executable, "127.0.0.1", str(gateway_port), args.workers), cwd=BASE_DIR, env=env)
         wait(f"http://127.0.0.1:{gateway_port}/v1/models", proc=procs["gateway"])
         if not args.no_litellm and litellm_note is None:
             procs["litellm"] = start_litellm(litellm_port, standin_port, workdir)

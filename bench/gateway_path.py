@@ -57,9 +57,9 @@ def standin_chat_model(name: str, standin_port: int) -> None:
 
 def gateway_process(port: int, env: dict) -> subprocess.Popen:
     """One gateway process under granian (as `make run` serves it), up and answering."""
-    process = subprocess.Popen([sys.executable, "-m", "granian", "--interface", "asgi", "--port", str(port),
-                                "--workers", "1", "--no-ws", "--log-level", "warning",
-                                "portal.gateway_asgi:application"], cwd=BASE_DIR, env=env)
+    from portal.launcher import gateway_command  # why: after setup (the portal package configures Celery)
+
+    process = subprocess.Popen(gateway_command(sys.executable, "127.0.0.1", str(port), 1), cwd=BASE_DIR, env=env)
     wait(f"http://127.0.0.1:{port}/v1/models")
     return process
 

@@ -55,9 +55,11 @@ def _wait_for_http(url: str, timeout: float = 60.0) -> bool:
 
 
 def gateway_command(python: str, host: str, port: str, workers: str | int) -> list[str]:
-    """How the LLM gateway is served (ADR 0070, options ADR 0125): `make run`, and the benches that measure it."""
+    """How the LLM gateway is served (ADR 0070, options ADR 0125, uvloop ADR 0131): `make run`, and the benches
+    that measure it."""
     return [python, "-m", "granian", "--interface", "asgi", "--host", host, "--port", str(port),
-            "--workers", str(workers), "--no-ws", "--log-level", "warning", "portal.gateway_asgi:application"]
+            "--workers", str(workers), "--loop", "uvloop", "--no-ws", "--log-level", "warning",
+            "portal.gateway_asgi:application"]
 
 
 def _interrupt(signum, frame) -> None:

@@ -32,7 +32,7 @@ def serving(app):
 
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", log_level="warning",
-                                          access_log=False))
+                                          access_log=False, loop="uvloop"))  # the gateway's loop (ADR 0131)
     thread = threading.Thread(target=server.run, name="gateway-test-server", daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

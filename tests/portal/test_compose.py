@@ -145,6 +145,15 @@ def test_the_gateway_runs_its_asgi_app_under_granian_apart_from_web_with_its_rec
     assert SERVICES["gateway-recorder"]["command"] == ["python", "manage.py", "gateway_recorder"]
 
 
+def test_compose_and_make_run_serve_the_gateway_on_the_same_event_loop():
+    from portal.launcher import gateway_command
+
+    served = gateway_command("python", "127.0.0.1", "8001", 2)
+    composed = SERVICES["gateway"]["command"]
+
+    assert served[served.index("--loop") + 1] == composed[composed.index("--loop") + 1] == "uvloop"  # ADR 0131
+
+
 def test_the_worker_reaches_the_gateway_service_as_a_client_at_its_own_port():
     """Red-team campaigns on a gateway key go through the front door (GATEWAY_BASE_URL, ADR 0119)."""
     url = interpolate(SERVICES["worker"]["environment"]["GATEWAY_BASE_URL"], {})
