@@ -3,7 +3,8 @@
 `client()` is the synchronous client (one connection pool per process), `async_client()` the asyncio one (one
 per event loop). The gateway's hot path (`hot_pipeline()`, and `Script.arun` for every async script) goes over one
 pipelined connection per event loop instead (`resp.py`, ADR 0130), where the URL allows. Both read settings.REDIS_URL, so tests and replicas agree on the
-server. `key(...)` prefixes names with the cache's KEY_PREFIX, which keeps parallel test runs and several
+server. A loop's clients are forgotten once the loop is closed, and `close_loop_clients()` closes them before a
+loop ends. `key(...)` prefixes names with the cache's KEY_PREFIX, which keeps parallel test runs and several
 portals on one Redis apart.
 
 Callers choose their own timeouts by operation, not by client: a failing Redis raises redis.RedisError, and
@@ -34,8 +35,23 @@ ASYNC_MAX_CONNECTIONS = 100  # per event loop
 
 _lock = threading.Lock()
 _sync: dict[tuple[str, float], redis.Redis] = {}
+# Per event loop. A loop's clients hold it (their transports do), so these weak keys never die on their own: a loop
+# is forgotten once it is closed (`_of_loop`), and the collector then closes its connections.
 _async: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _hot: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _of_loop(registry: weakref.WeakKeyDictionary) -> dict:
+    """The running loop's entry in `registry`. A loop seen for the first time also clears out the closed ones: a
+    Celery task that runs `asyncio.run` (the red-team runner) would otherwise keep each run's connections open
+    until the worker ends."""
+    loop = asyncio.get_running_loop()
+    found = registry.get(loop)
+    if found is None:
+        for old in [old for old in list(registry.keys()) if old.is_closed()]:
+            registry.pop(old, None)
+        found = registry[loop] = {}
+    return found
 
 
 def client(*, socket_timeout: float = SOCKET_TIMEOUT_SECONDS) -> redis.Redis:
@@ -54,8 +70,7 @@ def client(*, socket_timeout: float = SOCKET_TIMEOUT_SECONDS) -> redis.Redis:
 
 def async_client() -> redis.asyncio.Redis:
     """The running event loop's asyncio client for settings.REDIS_URL (a pool is bound to its loop)."""
-    loop = asyncio.get_running_loop()
-    per_loop = _async.setdefault(loop, {})
+    per_loop = _of_loop(_async)
     url = settings.REDIS_URL
     found = per_loop.get(url)
     if found is None:
@@ -69,11 +84,22 @@ def async_client() -> redis.asyncio.Redis:
     return found
 
 
+async def close_loop_clients() -> None:
+    """Close the running loop's Redis connections and forget them: for a loop about to end (`asyncio.run` in a
+    worker task). Any later use on this loop connects again."""
+    loop = asyncio.get_running_loop()
+    for connection in (_hot.pop(loop, None) or {}).values():
+        if connection is not None:
+            connection.close()
+    for found in (_async.pop(loop, None) or {}).values():
+        await found.aclose(close_connection_pool=True)
+
+
 def _hot_connection() -> resp.Connection | None:
     """The running event loop's pipelined connection to settings.REDIS_URL (ADR 0130), or None for a URL it does
     not speak to (TLS, sentinel…), where the hot path uses `async_client()`."""
     url = settings.REDIS_URL
-    per_loop = _hot.setdefault(asyncio.get_running_loop(), {})
+    per_loop = _of_loop(_hot)
     if url not in per_loop:  # the URL is parsed once per loop, not per round trip
         per_loop[url] = resp.Connection(url, timeout=SOCKET_TIMEOUT_SECONDS, connect_timeout=CONNECT_TIMEOUT_SECONDS
                                         ) if resp.supported(url) else None

@@ -166,6 +166,16 @@ class Connection:
         finally:
             timer.cancel()
 
+    def close(self) -> None:
+        """Close the connection (replies still awaited fail with ConnectionError); a later round trip reconnects."""
+        ready, self.ready = self.ready, None
+        if ready is None:
+            return
+        if not ready.done():
+            ready.cancel()
+        elif ready.exception() is None and not ready.result().closed:
+            ready.result().transport.close()
+
     async def _protocol(self) -> _Replies:
         ready = self.ready
         if ready is None or (ready.done() and (ready.exception() is not None or ready.result().closed)):

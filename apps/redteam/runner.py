@@ -42,6 +42,7 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from apps.audit.services import audit_record
+from apps.core import redis as portal_redis
 from apps.costs.budgets import matching_budgets
 from apps.costs.ledger import ledger_write
 from apps.costs.pricing import PriceBook
@@ -484,6 +485,7 @@ class Work:
             self.side.shutdown(wait=True)
             if self.door is not None:
                 await self.door.aclose()
+            await portal_redis.close_loop_clients()  # this loop ends here; its Redis connections with it
         return self.processed
 
     async def feeder(self) -> None:
