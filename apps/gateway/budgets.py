@@ -33,6 +33,7 @@ hold the room, Retry-After 1 (the SDK retries).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -253,6 +254,10 @@ class Counter:
     def kind(self) -> str:
         return "b" if self.budget is not None else "k"
 
+    @functools.cached_property
+    def cap_units(self) -> int:
+        return units(self.cap)
+
 
 def budget_counter(budget: Budget, at: datetime) -> Counter:
     bounds = period_bounds(budget.period, at)
@@ -345,11 +350,30 @@ async def capped_budgets(current: bytes | None = None) -> tuple[bytes, tuple[Bud
     return current, found
 
 
+# Counters made today, by ("b", budget id) or ("k", key id): a counter only changes with the UTC day (every period's
+# bounds are whole days) or with its budget or cap, and making one per call was the largest of the reservation's costs.
+_counters: dict = {"day": None}
+
+
 def counters_for(info: KeyInfo, team_id, feature: str, tenant: str, budgets, now: float) -> list[Counter]:
-    at = datetime.fromtimestamp(now, UTC)
-    found = [budget_counter(b, at) for b in budgets if b.matches(team_id, feature, tenant, info.use_case_id)]
+    global _counters  # noqa: PLW0603 - replaced whole when the day turns
+    day = int(now // DAY)
+    if _counters["day"] != day or len(_counters) > 10_000:
+        _counters = {"day": day}
+    made = _counters
+    found = []
+    for budget in budgets:
+        if budget.matches(team_id, feature, tenant, info.use_case_id):
+            counter = made.get(("b", budget.pk))
+            # a budget changed: its stamp gave a new object (and a cap edited in place is seen too)
+            if counter is None or counter.budget is not budget or counter.cap != budget.hard_cap:
+                counter = made[("b", budget.pk)] = budget_counter(budget, datetime.fromtimestamp(now, UTC))
+            found.append(counter)
     if info.dollars_per_day is not None:
-        found.append(key_counter(info, now))
+        counter = made.get(("k", info.id))
+        if counter is None or counter.cap != info.dollars_per_day:
+            counter = made[("k", info.id)] = key_counter(info, now)
+        found.append(counter)
     return found
 
 
@@ -379,7 +403,7 @@ def reserve_script_args(request_id: str, counters: list[Counter], amount: Decima
             *(c.key for c in counters)]
     args = [stamp, request_id, units(amount), expires, int(now), counter_prefix()]
     for c in counters:
-        args += [units(c.cap), c.expire_at, c.kind, c.name]
+        args += [c.cap_units, c.expire_at, c.kind, c.name]
     return keys, args
 
 

@@ -65,11 +65,11 @@ def _verdict(checks: list, results: list, now: float) -> LimitHit | None:
     for slot, limit, window, label in checks:
         value = results[position]
         position += 2 if slot.startswith("req") else 1
-        used = Decimal(value.decode() if isinstance(value, bytes) else str(value or 0))
+        used = int(value) if value else 0  # INCRBY counters: an int reply, or a GET's digits (None when unset)
         over = used > limit if slot.startswith("req") else used >= limit
         if over:
             return LimitHit(f"This gateway key's limit of {limit} {label} is reached.", _until(now, window),
-                            field=label.replace(" ", "_"), used=used)
+                            field=label.replace(" ", "_"), used=Decimal(used))
     return None
 
 

@@ -70,6 +70,36 @@ def reserve(request_id: str, counters, amount: str, now: float | None = None):
 # -- the Redis units ----------------------------------------------------------------------------------------
 
 
+def _key_info(**values) -> KeyInfo:
+    fields = dict(id=7, prefix="pk-gw-00000007", team_id=1, feature="bot", use_case_id=None, allowed_aliases=(),
+                  requests_per_minute=None, requests_per_day=None, tokens_per_minute=None, tokens_per_day=None,
+                  dollars_per_day=Decimal("5"), expires_at=None, revoked_at=None, overlap_ends_at=None,
+                  cache_enabled=False, store_bodies=False)
+    return KeyInfo(**{**fields, **values})
+
+
+def test_a_calls_counters_are_the_days_until_the_day_its_budget_or_its_cap_changes(db):
+    month = Budget(pk=41, name="Bot month", period="month", hard_cap=Decimal("100"))
+    info = _key_info()
+    noon = datetime(2026, 12, 6, 12, tzinfo=UTC).timestamp()
+
+    first = budgets.counters_for(info, 1, "bot", "", (month,), noon)
+    later = budgets.counters_for(info, 1, "bot", "", (month,), noon + 3600)
+    assert [c is d for c, d in zip(first, later, strict=True)] == [True, True]  # made once a day, not per call
+    assert [c.name for c in first] == [f"b41-{int(datetime(2026, 12, 1, tzinfo=UTC).timestamp())}", f"k7-{int(noon // 86400)}"]
+
+    edited = Budget(pk=41, name="Bot month", period="week", hard_cap=Decimal("100"))  # the stamp's new object
+    raised = _key_info(dollars_per_day=Decimal("9"))
+    again = budgets.counters_for(raised, 1, "bot", "", (edited,), noon + 7200)
+    assert again[0].budget is edited and again[0].name == f"b41-{int(datetime(2026, 11, 30, tzinfo=UTC).timestamp())}"
+    assert again[1].cap == Decimal("9")
+    month.hard_cap = Decimal("50")  # a cap edited in place is seen too
+    assert budgets.counters_for(info, 1, "bot", "", (month,), noon)[0].cap == Decimal("50")
+
+    tomorrow = budgets.counters_for(info, 1, "bot", "", (month,), noon + 86400)
+    assert tomorrow[1].name == f"k7-{int(noon // 86400) + 1}"
+
+
 def test_a_reservation_holds_the_worst_case_until_it_settles_to_the_real_cost(clean_budget_keys):
     counter = key_counter("1.00")
     assert reserve("r1", [counter], "0.40")[0] == "ok"
