@@ -54,7 +54,10 @@ def stop_process(proc: subprocess.Popen, timeout: float, *, group: bool = False)
         proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         if group:
-            os.killpg(proc.pid, signal.SIGKILL)
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:  # not a group leader (started without start_new_session)
+                proc.kill()
         else:
             proc.kill()
 

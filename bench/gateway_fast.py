@@ -64,7 +64,9 @@ def this_command(port: int, workers: int, app: str) -> list[str]:
 def server(tree: Path, command: list[str], env: dict, probe: str, path: tuple[str, ...] = ()) -> subprocess.Popen:
     from bench.gateway_path import wait  # why: imports httpx; only the orchestrator needs it
 
-    process = subprocess.Popen(command, cwd=tree, env={**env, "PYTHONPATH": os.pathsep.join([str(tree), *path])})
+    # its own session: a granian worker that outlives its master's SIGTERM is killed with the group, not orphaned
+    process = subprocess.Popen(command, cwd=tree, env={**env, "PYTHONPATH": os.pathsep.join([str(tree), *path])},
+                               start_new_session=True)
     wait(probe, ok=(200, 401, 404, 405), proc=process)
     return process
 
@@ -239,7 +241,7 @@ def main() -> None:
         print(json.dumps(result, indent=1))
     finally:
         for process in procs.values():
-            stop_process(process, 10)
+            stop_process(process, 10, group=True)
         portal_redis.client().delete(recording.stream_key())
 
 
