@@ -3,7 +3,7 @@ is made, and with `socket_timeout=None`) against a bare asyncio connection sendi
 
     .venv/bin/python -m bench.redis_round_trip [--round-trips 5000]
 
-Shapes: a seven-command pipeline (the limits' GET, INCR, EXPIRE, INCR, EXPIRE, GET, GET) and a single GET, one
+Also `hot_pipeline()`, what the gateway sends with (ADR 0130). Shapes: a seven-command pipeline (the limits' GET, INCR, EXPIRE, INCR, EXPIRE, GET, GET) and a single GET, one
 after the other on one connection. Figures: the client's CPU (`time.process_time`) and wall time per round trip, in
 µs. Prints one JSON object. Redis: settings.REDIS_URL of the bench settings.
 """
@@ -106,11 +106,30 @@ async def bare(n: int) -> dict:
     return figures
 
 
+async def hot(n: int) -> dict:
+    """What the gateway's hot path uses since ADR 0130: `hot_pipeline()` on the loop's pipelined connection."""
+    from apps.core import redis as portal_redis
+
+    async def pipeline():
+        pipe = portal_redis.hot_pipeline()
+        _pipeline(pipe)
+        await pipe.execute()
+
+    async def get():
+        await portal_redis.hot_pipeline().get(KEYS[0]).execute()
+
+    await _timed(200, pipeline)
+    figures = {"pipeline": await _timed(n, pipeline), "get": await _timed(n, get)}
+    await portal_redis.close_loop_clients()
+    return figures
+
+
 async def run(n: int) -> dict:
     from apps.core import redis as portal_redis
 
     return {"redis-py (the gateway's pool)": await redis_py(n, portal_redis.SOCKET_TIMEOUT_SECONDS),
             "redis-py, socket_timeout=None": await redis_py(n, None),
+            "hot_pipeline (apps/core/resp.py)": await hot(n),
             "bare asyncio connection": await bare(n)}
 
 
