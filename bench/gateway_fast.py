@@ -48,9 +48,13 @@ BASE_ARGS = ["--interface", "asgi", "--no-ws", "--log-level", "warning"]
 
 
 def base_args(tree: Path) -> list[str]:
-    """BASE_ARGS with the loop that tree's launcher serves on: uvloop since ADR 0131, asyncio's own before."""
+    """BASE_ARGS with the loop and interface that tree's launcher serves on: uvloop since ADR 0131, asyncio's own
+    before; RSGI since ADR 0132."""
     launcher = (tree / "portal" / "launcher.py").read_text()
-    return [*BASE_ARGS, "--loop", "uvloop" if '"uvloop"' in launcher else "asyncio"]
+    args = [*BASE_ARGS, "--loop", "uvloop" if '"uvloop"' in launcher else "asyncio"]
+    if '"rsgi"' in launcher:
+        args[args.index("--interface") + 1] = "rsgi"
+    return args
 
 
 def this_command(port: int, workers: int, app: str) -> list[str]:

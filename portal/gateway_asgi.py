@@ -1,4 +1,5 @@
-"""The gateway's ASGI entry (`granian --interface asgi portal.gateway_asgi:application`, or uvicorn).
+"""The gateway's entry: `granian --interface rsgi portal.gateway_asgi:application` (how it is served, ADR 0132),
+or any ASGI server (`uvicorn portal.gateway_asgi:application`): the one application answers both interfaces.
 
 portal is the top: it sets Django up, then serves apps.gateway's application (docs/gateway.md).
 """

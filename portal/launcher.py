@@ -55,9 +55,9 @@ def _wait_for_http(url: str, timeout: float = 60.0) -> bool:
 
 
 def gateway_command(python: str, host: str, port: str, workers: str | int) -> list[str]:
-    """How the LLM gateway is served (ADR 0070, options ADR 0125, uvloop ADR 0131): `make run`, and the benches
-    that measure it."""
-    return [python, "-m", "granian", "--interface", "asgi", "--host", host, "--port", str(port),
+    """How the LLM gateway is served (ADR 0070, options ADR 0125, uvloop ADR 0131, RSGI ADR 0132): `make run`,
+    and the benches that measure it."""
+    return [python, "-m", "granian", "--interface", "rsgi", "--host", host, "--port", str(port),
             "--workers", str(workers), "--loop", "uvloop", "--no-ws", "--log-level", "warning",
             "portal.gateway_asgi:application"]
 

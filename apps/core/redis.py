@@ -187,6 +187,20 @@ class Script:
             except redis.exceptions.NoScriptError:
                 return await redis_client.eval(self.source, len(keys), *keys, *args)
         (answer,) = await connection.execute([("EVALSHA", self.sha, len(keys), *keys, *args)])
+        return await self._answered(connection, answer, keys, args)
+
+    def send_now(self, keys: list[str], args: list) -> resp.Sent | None:
+        """The script's EVALSHA written at once, nothing awaited, on the loop's pipelined connection (None where
+        there is none, or it is not up yet: use arun). Its answer: `await script.answer(sent, keys, args)`."""
+        connection = _hot_connection()
+        return None if connection is None else connection.send_now([("EVALSHA", self.sha, len(keys), *keys, *args)])
+
+    async def answer(self, sent: resp.Sent, keys: list[str], args: list):
+        """What `arun` answers, for a call written by send_now (a script Redis lost is sent again, whole)."""
+        (answer,) = await sent.replies()
+        return await self._answered(sent.connection, answer, keys, args)
+
+    async def _answered(self, connection: resp.Connection, answer, keys: list[str], args: list):
         if isinstance(answer, redis.exceptions.NoScriptError):
             (answer,) = await connection.execute([("EVAL", self.source, len(keys), *keys, *args)])
         if isinstance(answer, Exception):

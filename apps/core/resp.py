@@ -128,6 +128,19 @@ def _expire(future: asyncio.Future) -> None:
         future.set_exception(_Expired())
 
 
+class Sent:
+    """Commands written by `Connection.send_now`, their replies still to come."""
+
+    __slots__ = ("connection", "_replies", "_future", "_timer", "out")
+
+    def __init__(self, connection: Connection, replies: _Replies, future: asyncio.Future,
+                 timer: asyncio.TimerHandle, *, out: bool):
+        self.connection, self._replies, self._future, self._timer, self.out = connection, replies, future, timer, out
+
+    async def replies(self) -> list:
+        return await self.connection._wait(self._replies, self._future, self._timer)
+
+
 class Connection:
     """One server's pipelined connection on the running event loop (made on first use, made again once lost)."""
 
@@ -150,13 +163,29 @@ class Connection:
         replies = await self._protocol()
         return await self._round_trip(replies, commands)
 
-    async def _round_trip(self, replies: _Replies, commands: list[tuple]) -> list:
+    def send_now(self, commands: list[tuple]) -> Sent | None:
+        """Write `commands` at once, without awaiting anything, on a connection that is up (else None: use
+        execute). The bytes are in the server's socket (the kernel's) when `sent.out` is true: none waits in the
+        transport's buffer. `await sent.replies()` answers as execute would."""
+        ready = self.ready
+        if ready is None or not ready.done() or ready.exception() is not None or ready.result().closed:
+            return None
+        replies = ready.result()
+        future, timer = self._write(replies, commands)
+        return Sent(self, replies, future, timer, out=replies.transport.get_write_buffer_size() == 0)
+
+    def _write(self, replies: _Replies, commands: list[tuple]) -> tuple[asyncio.Future, asyncio.TimerHandle]:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         replies.expect(len(commands), future)
         replies.transport.write(encode(*commands))
         # a timer, not asyncio.timeout(): the same deadline without a cancellation scope per round trip
-        timer = loop.call_later(self.timeout, _expire, future)
+        return future, loop.call_later(self.timeout, _expire, future)
+
+    async def _round_trip(self, replies: _Replies, commands: list[tuple]) -> list:
+        return await self._wait(replies, *self._write(replies, commands))
+
+    async def _wait(self, replies: _Replies, future: asyncio.Future, timer: asyncio.TimerHandle) -> list:
         try:
             return await future
         except _Expired:

@@ -1,4 +1,5 @@
-"""The front door: a lean ASGI application for `/v1/` (ADR 0070: raw ASGI measured ahead of a Django view).
+"""The front door: a lean ASGI application for `/v1/` (ADR 0070: raw ASGI measured ahead of a Django view),
+which answers granian's RSGI too (rsgi.py, ADR 0132: how it is served).
 
     POST /v1/chat/completions    plain, or `stream: true` as OpenAI's SSE chunks ending `data: [DONE]`
     POST /v1/embeddings
@@ -10,8 +11,9 @@ counts its request windows too, limits.stamp_and_count) → parse → alias allo
 limits (429 + Retry-After; judged from that pipeline, else one of its own) → the call path (apps/llm/acalls.py):
 the response cache when the key or request opts in (the policy: apps/gateway/cache.py; a hit answers from
 apps/llm/cache.py, before the budget), then the preflight hook that reserves the worst case on every budget that
-applies (429 insufficient_quota; apps/gateway/budgets.py), with a recorder that settles it and XADDs the call's
-record before the answer's last bytes → the answer (stored by the call path if cacheable). A warm key's plain chat
+applies (429 insufficient_quota; apps/gateway/budgets.py), with a recorder that settles it and writes the call's
+record to Redis before the answer's last bytes (its reply is read after them, ADR 0133) → the answer (stored by the
+call path if cacheable). A warm key's plain chat
 call has its worst case reserved already in the stamp's pipeline (ADR 0126): the preflight keeps that hold, and a
 request that ends without a call gives it back.
 Headers: X-Portal-Request-Id, X-Portal-Tenant (metadata.tenant or the request header), X-Portal-Cache (hit/miss).
@@ -32,7 +34,19 @@ from apps.core import metrics, single_flight
 from apps.core.asgi import serve_lifespan
 from apps.costs.models import Operation
 from apps.costs.services import UsageContext
-from apps.gateway import budgets, cache, guard, keys, limits, prompt_ref, recording, registry, tracing, wire
+from apps.gateway import (
+    budgets,
+    cache,
+    guard,
+    keys,
+    limits,
+    prompt_ref,
+    recording,
+    registry,
+    rsgi,
+    tracing,
+    wire,
+)
 from apps.gateway.keys import KeyCache, KeyInfo
 from apps.gateway.wire import GatewayError
 from apps.llm import acalls, observers
@@ -45,7 +59,7 @@ JSON = b"application/json"
 
 class Request:
     __slots__ = ("scope", "receive", "request_id", "tenant", "headers", "stamp", "info", "model", "operation",
-                 "usage_context", "cache", "trace", "counted", "hold", "ahead_call")
+                 "usage_context", "cache", "trace", "counted", "hold", "ahead_call", "recorder")
 
     def __init__(self, scope, receive):
         self.scope, self.receive = scope, receive
@@ -63,6 +77,7 @@ class Request:
         self.counted: limits.Counted | None = None  # counted with the stamp read, judged in admit() (ADR 0077)
         self.hold: budgets.BudgetHold | None = None  # reserved with the stamp read (ADR 0126); given back if unused
         self.ahead_call: wire.ChatCall | None = None  # the call as parsed for that reservation
+        self.recorder: recording.Recorder | None = None  # its answered call's record is confirmed after the answer
 
     async def body(self) -> bytes:
         limit = settings.GATEWAY_MAX_BODY_BYTES
@@ -99,6 +114,16 @@ class Gateway:
         self.limited: dict = {}  # per key: the switch that lowered its limits (asked on a refusal only)
         self.prompts = prompt_ref.PromptRefs()  # prompt by reference: resolved targets under their stamps
         self.loading: dict = {}  # key loads in flight (single_flight)
+
+    # granian's RSGI (rsgi.py, ADR 0132): how `make run` and compose serve this same application
+    async def __rsgi__(self, scope, protocol) -> None:
+        await rsgi.serve(self, scope, protocol)
+
+    def __rsgi_init__(self, loop) -> None:
+        pass  # nothing to start: keys, scripts and connections are made on first use
+
+    def __rsgi_del__(self, loop) -> None:
+        rsgi.shut_down(loop)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
@@ -147,6 +172,8 @@ class Gateway:
             try:
                 await handler(request, send)
             finally:
+                if request.recorder is not None:  # the record written before the answer: Redis's reply (ADR 0133)
+                    await request.recorder.confirm()
                 if request.counted is not None:  # ended before admit() judged its count: take it back
                     await limits.uncount(request.counted)
                 if request.hold is not None:  # reserved ahead, never taken by a call (a refusal): give it back
@@ -292,7 +319,8 @@ class Gateway:
         screen = await guard.screen_for(info, request.stamp)  # guardrails: the input policy (guard.py)
         texts = screen.texts_input(texts)
         hold = budgets.BudgetHold(info)  # reserved before the call (a cache hit reserves nothing), settled when recorded
-        recorder = screen.recorder(recording.recorder_for(info, hold=hold))
+        request.recorder = recording.Recorder(info, hold=hold, answer_first=True)
+        recorder = screen.recorder(request.recorder)
         policy = cache.policy_for(info, request.headers, "/v1/embeddings")  # the response cache, when opted in
         result = await acalls.aembed(model=model, texts=texts, context=context, preflight=hold.preflight,
                                      recorder=recorder, cache=policy)
@@ -324,7 +352,8 @@ class Gateway:
         # reserved before the call (with the key's round trip, or in its preflight; a hit reserves nothing), settled
         # with the record
         hold = request.hold if request.hold is not None and request.hold.info is info else budgets.BudgetHold(info)
-        recorder = screen.recorder(recording.recorder_for(info, end_user, hold))
+        request.recorder = recording.Recorder(info, end_user, hold, answer_first=True)
+        recorder = screen.recorder(request.recorder)
         completion_id = f"chatcmpl-{request.request_id}"
         # The response cache (llm/cache.py), when opted in (by the key or request; by the version for `prompt:`);
         # not with an output scan: an answer the scan changed is not what a replay should serve. The prompt version
@@ -380,7 +409,7 @@ class Gateway:
             error = GatewayError(500, "The gateway failed mid-stream; the answer is incomplete.", code="internal")
             await send({"type": "http.response.body", "body": wire.stream_error(error), "more_body": False})
             return
-        result = stream.result  # recorded (XADD) before the last bytes below
+        result = stream.result  # its record written to Redis before the last bytes below (confirmed after them)
         if not result.cache_hit:
             await recording.keep_body(info, context=context, call=call, result=result)  # opt-in sampled bodies
         tail = wire.final_chunks(result, completion_id=completion_id, model=call.model, created=created,

@@ -1,9 +1,11 @@
 """Recording, nothing lost: each call's CallRecord goes onto a Redis stream before the answer's last bytes,
 and `manage.py gateway_recorder` writes the stream to the ledger in batches.
 
-The hot path does no PostgreSQL write: `recorder_for(key)` is the Recorder the call path is given; it XADDs
-the record (JSON, with the gateway key's id) and raises if Redis refuses, so the client never sees a complete
-answer that was not recorded. The writer reads with a consumer group (XREADGROUP), writes each batch through
+The hot path does no PostgreSQL write: a `Recorder` is what the call path is given; it XADDs the record (JSON,
+with the gateway key's id) and raises if Redis refuses, so the client never sees a complete answer that was not
+recorded. The gateway's answered calls are written before the answer and confirmed after it (ADR 0133): the
+bytes are in Redis's socket before the client has its answer, and a failed round trip sends the record to the
+ledger directly. The writer reads with a consumer group (XREADGROUP), writes each batch through
 costs' one ledger write path (`ledger_write`, idempotent by request id: a batch written twice changes
 nothing), then XACKs and deletes the entries. Entries a dead writer had read but not acknowledged are taken
 over with XAUTOCLAIM after GATEWAY_RECORDER_CLAIM_IDLE_MS. An entry that cannot be read goes to a dead-letter
@@ -27,6 +29,7 @@ import socket
 
 import orjson
 import redis
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import transaction
 
@@ -96,39 +99,84 @@ return {settled, charged}
 """)
 
 
-def recorder_for(info: KeyInfo, end_user: str = "", hold: budgets.BudgetHold | None = None):
-    """The Recorder for calls made with this key (and, for adoption, this hashed end user). A call's record goes
-    on the stream in one round trip with what it settles: `hold`'s budget reservation, and an answered call's
-    (status ok, not a cache hit) tokens on the key's token limits (limits.charge_windows). A bare record is one
-    XADD."""
+def recorder_for(info: KeyInfo, end_user: str = "", hold: budgets.BudgetHold | None = None) -> Recorder:
+    """The Recorder for calls made with this key (and, for adoption, this hashed end user); see Recorder."""
+    return Recorder(info, end_user, hold)
 
-    async def record(record: CallRecord) -> None:
-        payload = serialize(record, info.id, end_user)
+
+class Recorder:
+    """A call's record goes on the stream in one round trip with what it settles: `hold`'s budget reservation,
+    and an answered call's (status ok, not a cache hit) tokens on the key's token limits (limits.charge_windows):
+    one script (a bare record: its XADD alone).
+
+    `answer_first` (the gateway's own requests, ADR 0133): an answered call's round trip is written at once and
+    its reply read after the answer, by `confirm()`, which the caller must await. Only when the write left every
+    byte in Redis's socket (resp.Sent.out): a gateway killed after the answer leaves a record Redis has. If Redis
+    then fails the round trip, `confirm()` puts the record on the ledger itself (idempotent by request id).
+    Otherwise, as for every other record, the reply comes first, and a record Redis refuses raises: the caller
+    must not answer."""
+
+    __slots__ = ("info", "end_user", "hold", "answer_first", "_unconfirmed")
+
+    def __init__(self, info: KeyInfo, end_user: str = "", hold: budgets.BudgetHold | None = None, *,
+                 answer_first: bool = False):
+        self.info, self.end_user, self.hold, self.answer_first = info, end_user, hold, answer_first
+        self._unconfirmed: tuple | None = None
+
+    async def __call__(self, record: CallRecord) -> None:
+        info, hold = self.info, self.hold
+        payload = serialize(record, info.id, self.end_user)
         settlement = None
         if hold is not None:
             try:
                 settlement = await hold.settlement(record)
             except Exception:  # noqa: BLE001 - the hold stays until the sweeper releases it (fail safe)
                 log.warning("gateway budget hold of request %s not settled", record.request_id, exc_info=True)
+        answered = record.status == CallStatus.OK
         tokens = record.tokens.input_tokens + record.tokens.output_tokens
-        windows = limits.charge_windows(info, tokens=tokens) if (
-            record.status == CallStatus.OK and not record.cache_hit) else []
-        if settlement is None and not windows:
-            await portal_redis.async_client().xadd(stream_key(), {"r": payload})
-            return
+        windows = limits.charge_windows(info, tokens=tokens) if answered and not record.cache_hit else []
         keys, args = [stream_key()], [payload, "0", "", 0, 0, "", tokens]
         if settlement is not None:
             keys += settlement[0]
             args[1:6] = ["1", *settlement[1]]
         keys += [name for name, _ttl in windows]
         args += [ttl for _name, ttl in windows]
-        settled, charged = await _RECORD.arun(keys, args)  # raises when not recorded: the caller must not answer
-        if settled == -2:
-            log.warning("gateway budget hold of request %s not settled", record.request_id)
-        if not charged:
-            log.warning("gateway usage not counted against key %s's limits", info.prefix)
+        sent = _RECORD.send_now(keys, args) if self.answer_first and answered and self._unconfirmed is None else None
+        if sent is not None and sent.out:
+            self._unconfirmed = (sent, keys, args, payload, record.request_id)
+            return
+        # raises when not recorded: the caller must not answer
+        answer = await (_RECORD.answer(sent, keys, args) if sent is not None else _RECORD.arun(keys, args))
+        self._report(answer, record.request_id)
 
-    return record
+    async def confirm(self) -> None:
+        """The reply to a record written before the answer (nothing to do for any other). Never raises."""
+        unconfirmed, self._unconfirmed = self._unconfirmed, None
+        if unconfirmed is None:
+            return
+        sent, keys, args, payload, request_id = unconfirmed
+        try:
+            self._report(await _RECORD.answer(sent, keys, args), request_id)
+            return
+        except Exception:  # noqa: BLE001 - answered already: the ledger takes the record directly
+            log.warning("gateway record of request %s not confirmed by Redis: written to the ledger directly",
+                        request_id, exc_info=True)
+        try:
+            await sync_to_async(record_directly)(payload)
+        except Exception:
+            log.exception("gateway record of request %s lost: neither Redis nor the ledger took it", request_id)
+
+    def _report(self, answer: list, request_id: str) -> None:
+        settled, charged = answer
+        if settled == -2:
+            log.warning("gateway budget hold of request %s not settled", request_id)
+        if not charged:
+            log.warning("gateway usage not counted against key %s's limits", self.info.prefix)
+
+
+def record_directly(payload: bytes) -> None:
+    """A record the stream did not take, onto the ledger now, as the writer would put it there."""
+    _ledger_add([row_of(payload)])
 
 
 def queue_record(record: CallRecord) -> None:
@@ -246,10 +294,7 @@ def drain_once(consumer: str, *, block_ms: int = 1000, count: int | None = None)
         seen.add(row["request_id"])
         rows.append(row)
     if rows:
-        with transaction.atomic():  # the gateway's rollups and SLI counts take what the ledger inserted, in its commit
-            inserted = ledger_write(rows)
-            traffic.traffic_add(inserted)
-            sli.sli_add(inserted)
+        _ledger_add(rows)
         budgets.ledger_caught_up([row["request_id"] for row in rows])  # their settled cost is the ledger's now
     if samples:
         bodies.samples_write(samples)
@@ -258,6 +303,13 @@ def drain_once(consumer: str, *, block_ms: int = 1000, count: int | None = None)
     pipe.xdel(stream_key(), *ids)
     pipe.execute()
     return len(ids)
+
+
+def _ledger_add(rows: list[dict]) -> None:
+    with transaction.atomic():  # the gateway's rollups and SLI counts take what the ledger inserted, in its commit
+        inserted = ledger_write(rows)
+        traffic.traffic_add(inserted)
+        sli.sli_add(inserted)
 
 
 def _dead_letter(client, entry_id: bytes, fields: dict) -> None:

@@ -64,6 +64,36 @@ def test_a_script_redis_does_not_have_is_sent_whole_and_then_runs_by_its_sha():
     assert asyncio.run(twice()) == ([1, b"hi", None], [2, b"hi", None])
 
 
+def test_commands_sent_now_are_in_redis_before_anything_is_awaited_and_answer_as_a_round_trip_would():
+    """What the gateway's record relies on (ADR 0133): the write leaves the process at once."""
+    (counter,) = _names(("now",))
+
+    async def go():
+        connection = core_redis._hot_connection()
+        not_up = connection.send_now([("INCRBY", counter, 1)])
+        await connection.execute([("PING",)])
+        sent = connection.send_now([("INCRBY", counter, 2), ("GET", counter)])
+        seen_by_another_client = core_redis.client().get(counter)  # nothing awaited since the write
+        return not_up, sent.out, seen_by_another_client, await sent.replies()
+
+    not_up, out, seen, replies = asyncio.run(go())
+    assert not_up is None  # no connection on this loop yet: the caller runs the round trip instead
+    assert out and seen == b"2" and replies == [2, b"2"]
+
+
+def test_a_script_sent_now_that_redis_does_not_have_is_sent_whole_when_its_answer_is_read():
+    (counter,) = _names(("script-now",))
+    core_redis.client().script_flush()
+
+    async def go():
+        connection = core_redis._hot_connection()
+        await connection.execute([("PING",)])
+        sent = INCR_AND_SAY.send_now([counter], ["hey"])
+        return await INCR_AND_SAY.answer(sent, [counter], ["hey"])
+
+    assert asyncio.run(go()) == [1, b"hey", None]
+
+
 def test_a_failed_command_is_raised_or_left_in_its_place():
     (text,) = _names(("text",))
     core_redis.client().set(text, "not a number")

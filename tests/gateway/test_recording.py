@@ -4,10 +4,12 @@ writer are taken over, an unreadable entry is set aside, and no key material rea
 from __future__ import annotations
 
 import logging
+import time
 from decimal import Decimal
 
 import openai
 import pytest
+import redis
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from openai import OpenAI
@@ -98,3 +100,24 @@ def test_the_writer_waits_after_a_short_batch_so_the_next_gathers_and_goes_on_af
     assert recording.linger_after(0) == 0.0  # an empty read has blocked already
     settings.GATEWAY_RECORDER_LINGER_MS = 0
     assert recording.linger_after(3) == 0.0  # linger off: a batch per read, as before
+
+
+def test_a_record_redis_fails_after_the_answer_reaches_the_ledger_directly_and_only_once(
+        gateway_url, local_catalog, gateway_key, drain, monkeypatch, caplog):
+    """The record is written before the answer and its reply read after it (ADR 0133): a reply that never comes
+    sends the record to the ledger from the gateway itself; the copy Redis did take changes nothing."""
+
+    async def lost(*args, **kwargs):
+        raise redis.exceptions.ConnectionError("Redis closed the connection.")
+
+    monkeypatch.setattr(recording._RECORD, "answer", lost)
+    _key, secret = gateway_key()
+    (request_id,) = _ask(gateway_url, secret)  # answered: the reply is read only after the answer
+    deadline = time.monotonic() + 5
+    while not UsageEvent.objects.filter(request_id=request_id).exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+    assert UsageEvent.objects.filter(request_id=request_id).count() == 1  # no writer has run
+    assert "not confirmed by Redis" in caplog.text
+    assert drain() == 1  # the stream held it too …
+    assert UsageEvent.objects.filter(request_id=request_id).count() == 1  # … and the ledger keeps one row
