@@ -87,7 +87,7 @@ def generate_rows(team_ids: dict[str, int], *, now: datetime, seed: int = 42, sc
         for team, feature, model, provider, per_day, tin, tout, cached, sources, prompt, judged in FEATURES:
             volume = per_day * 0.85 * scale * growth * weekday * rng.uniform(0.85, 1.15) * min(1.0, hours / 24)
             if offset == 2 and (team, feature) == SPIKE[:2]:
-                volume *= SPIKE[2]
+                volume *= SPIKE[2] / weekday  # a runaway batch job does not rest at weekends
             bloated = prompt == "support-answer" and age >= 55  # v4 pasted the whole FAQ into the prompt
             version = (4 if bloated else 3) if prompt == "support-answer" else (2 if prompt else None)
             for _ in range(int(volume) + (rng.random() < volume % 1)):

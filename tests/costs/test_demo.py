@@ -1,6 +1,8 @@
 """The demo ledger tells a story: several teams, features, tenants and models, growth, a spike that is
 flagged, outcomes, unpriced calls, and budgets at different burn levels with alerts in the inbox."""
 
+from datetime import UTC, datetime
+
 import pytest
 
 from apps.core.request_context import acting_as
@@ -11,7 +13,10 @@ from apps.notifications.models import Notification
 pytestmark = pytest.mark.django_db
 
 
-def test_the_demo_has_a_story_and_seeding_twice_adds_nothing(settings):
+# The spike is two days back: from a Monday or a Tuesday it falls on a weekend, when the demo's traffic dips.
+@pytest.mark.parametrize("now", [None, datetime(2026, 12, 7, 0, 40, tzinfo=UTC), datetime(2026, 12, 10, 15, 0, tzinfo=UTC)],
+                         ids=["today", "a-monday-just-after-midnight", "a-thursday-afternoon"])
+def test_the_demo_has_a_story_and_seeding_twice_adds_nothing(settings, now):
     from apps.costs.services import prices_seed
 
     settings.COSTS_ANOMALY_MIN_AMOUNT = "0.50"  # a 5% scale demo: the spike is worth dollars, not tens
@@ -20,8 +25,8 @@ def test_the_demo_has_a_story_and_seeding_twice_adds_nothing(settings):
     with acting_as(None):
         accounts = seed_demo_accounts()
         prices_seed()
-        first = seed_demo_costs(accounts["people"], accounts["teams"], scale=0.05)
-        again = seed_demo_costs(accounts["people"], accounts["teams"], scale=0.05)
+        first = seed_demo_costs(accounts["people"], accounts["teams"], scale=0.05, now=now)
+        again = seed_demo_costs(accounts["people"], accounts["teams"], scale=0.05, now=now)
 
     assert first["events"] > 5000 and again == {"events": 0, "budgets": 0}
     events = UsageEvent.objects.all()
