@@ -367,7 +367,7 @@ class Gateway:
                                         switches=False)  # this front door decided (admit, the screen)
             if result.cache_hit:
                 request.cache = b"hit"
-            else:  # its tokens were counted against the key's limits with its record (recording.recorder_for)
+            else:  # its tokens were counted against the key's limits with its record (recording.Recorder)
                 result = await screen.chat_output(result)  # the output policy (may redact, or block)
                 await recording.keep_body(info, context=context, call=call, result=result)  # opt-in sampled bodies
             await self._send(send, 200, wire.completion(result, model=call.model, completion_id=completion_id),

@@ -429,7 +429,7 @@ def settle_script_args(request_id: str, cost: Decimal, now: float | None = None)
 
 async def settle(request_id: str, cost: Decimal, now: float | None = None) -> bool:
     """The call ended: its reservation gives way to its real cost (0: a release). False: nothing was held.
-    (A gateway call's hold is settled with its record instead: `BudgetHold.settlement`, recording.recorder_for.)"""
+    (A gateway call's hold is settled with its record instead: `BudgetHold.settlement`, recording.Recorder.)"""
     return bool(await SETTLE.arun(*settle_script_args(request_id, cost, now)))
 
 
@@ -476,7 +476,7 @@ class Ahead:
 
 class BudgetHold:
     """One request's reservation: `preflight` is the call path's hook; the call's recorder settles it with the
-    call's one CallRecord, in the round trip that puts it on the stream (`settlement`, recording.recorder_for).
+    call's one CallRecord, in the round trip that puts it on the stream (`settlement`, recording.Recorder).
     A front door that knows the call's worst case before its first round trip reserves it there (`ahead`); the
     preflight then keeps that hold when it covers the call's worst case (ADR 0126). A hold the call never took
     is given back by `release_unused` (a refusal, a cache hit, an error before the call)."""
@@ -567,7 +567,7 @@ class BudgetHold:
     async def settlement(self, record: CallRecord) -> tuple[list[str], list] | None:
         """The settle of this request's hold by its call's one record (`settle_script_args`), or None when nothing is
         held. The recorder runs it in the round trip that puts the record on the stream, before the XADD, so the
-        writer always finds it settled (recording.recorder_for, ADR 0125). Given once: the hold is then the
+        writer always finds it settled (recording.Recorder, ADR 0125). Given once: the hold is then the
         recorder's. The cost is the route's cached prices on the upstream's usage (unknown: the worst case held)."""
         if self.amount is None:
             return None

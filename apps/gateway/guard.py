@@ -16,7 +16,7 @@ Per request a `Screen`:
 
     screen = await guard.screen_for(info, request.stamp)
     call = screen.chat_input(call)                           # may raise Blocked (recorded as a refusal)
-    recorder = screen.recorder(recording.recorder_for(info))  # adds the safety events to the call's record
+    recorder = screen.recorder(recording.Recorder(info))  # adds the safety events to the call's record
     result = await screen.chat_output(result)                # plain answers
     async for delta in screen.relay(stream): ...             # streams: the deltas to send, text held back
 

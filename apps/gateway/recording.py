@@ -99,15 +99,11 @@ return {settled, charged}
 """)
 
 
-def recorder_for(info: KeyInfo, end_user: str = "", hold: budgets.BudgetHold | None = None) -> Recorder:
-    """The Recorder for calls made with this key (and, for adoption, this hashed end user); see Recorder."""
-    return Recorder(info, end_user, hold)
-
-
 class Recorder:
-    """A call's record goes on the stream in one round trip with what it settles: `hold`'s budget reservation,
-    and an answered call's (status ok, not a cache hit) tokens on the key's token limits (limits.charge_windows):
-    one script (a bare record: its XADD alone).
+    """The Recorder for calls made with this key (and, for adoption, this hashed end user). A call's record goes
+    on the stream in one round trip with what it settles: `hold`'s budget reservation, and an answered call's
+    (status ok, not a cache hit) tokens on the key's token limits (limits.charge_windows): one script (a bare
+    record: its XADD alone).
 
     `answer_first` (the gateway's own requests, ADR 0133): an answered call's round trip is written at once and
     its reply read after the answer, by `confirm()`, which the caller must await. Only when the write left every
@@ -199,7 +195,7 @@ async def refusal_record(info: KeyInfo, *, context: UsageContext, model: str, op
                         price_name=None, operation=operation, tokens=TokenCounts(), status=CallStatus.REFUSED,
                         error_type=code, guardrail_actions=guardrail_actions)
     try:
-        await recorder_for(info)(record)
+        await Recorder(info)(record)
     except redis.RedisError:
         log.warning("could not record the refused request %s (%s)", context.request_id, code)
 
