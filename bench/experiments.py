@@ -1,6 +1,6 @@
 """What a running online experiment adds to the gateway's latency (ADR 0108): the same `prompt:` request to a
 prompt with a running 50/50 experiment (sticky per end user: the split read under the prompt's stamp, the hash,
-the arm's target) and to a prompt without one, in the same run, one gateway process under granian.
+the arm's target) and to a prompt without one, in the same run, one gateway process as `make run` serves it.
 
     .venv/bin/python -m bench.experiments [--requests 1000] [--users 500]
 

@@ -1,5 +1,5 @@
 """Budgets before the call (issue #14, "0 overspend beyond one call"): N races of C concurrent requests through
-the real gateway (granian, one worker) against a budget with a hard cap, and what the reservation adds.
+the real gateway (one worker, as `make run` serves it) against a budget with a hard cap, and what the reservation adds.
 
     .venv/bin/python -m bench.gateway_budget_race [--races 5] [--concurrency 100] [--cap 0.50] [--requests 500]
 

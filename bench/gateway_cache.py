@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.gateway_cache [--requests 300] [--upstream-ms 20]
 
-One gateway process under granian, the stand-in upstream as its own process answering after `--upstream-ms`.
+One gateway process (as `make run` serves it), the stand-in upstream as its own process answering after `--upstream-ms`.
 For plain and stream requests, sequentially on one kept-alive connection (a stream is timed to its `[DONE]`):
 
     off   a key without the cache (what every request paid before it)

@@ -8,12 +8,12 @@ Contenders, each its own server process on the same machine, database and Redis,
 (`manage.py llm_standin --latency-ms L`) with one recorder running:
 
   direct       the stand-in itself: the upstream time every "added" figure is measured from
-  floor        bench/gateway_noop.py `forward_app` under granian (the gateway's server and options): read, parse,
+  floor        bench/gateway_noop.py `forward_app` under the gateway's server and options: read, parse,
                forward with the gateway's upstream client (aiohttp), parse the answer, answer. Nothing else.
-  this_Nw      this tree's gateway with N granian workers, served as `make run` serves it
+  this_Nw      this tree's gateway with N workers, served as `make run` serves it
                (portal/launcher.py `gateway_command`)
   base_Nw      `--baseline DIR` (e.g. `git archive main | tar -x -C DIR`) with N workers, served as main served it
-               (granian's options of main, on the loop its launcher names: uvloop, or asyncio before ADR 0131)
+               (its launcher's `gateway_command`; granian with the options of its time for a tree older than that)
 
 The key is a **full key** unless `--plain`: request and token limits, a dollars-per-day budget, a hard-capped
 team/feature budget, guardrails on (input PII redact, injection flag, output PII flag), a priced model
@@ -21,7 +21,8 @@ team/feature budget, guardrails on (input PII redact, injection flag, output PII
 loop from its own process, bench.gateway_load's generator); a turn's figures: the client's p50 / p99, added p50 /
 p99 = the turn's minus the same round's direct turn, the server process tree's CPU per request handled, errors,
 and the load average. `--contender '{"name": ..., "tree": "this"|"base"|DIR, "workers": 1, "args": [...], "path":
-[...], "floor": false}'` adds a server with other granian options, another checkout served as this tree is (DIR),
+[...], "floor": false, "server": "granian"}'` adds a server with other options, another checkout served as this
+tree is (DIR), granian as served before ADR 0134 (`"server": "granian"`),
 more import paths (a package tried before it is installed), the floor's app, or another `"app"` (repeatable). Beside the figures above,
 each gateway turn reports the gateway's own overhead from its usage events (`ledger_overhead`: latency − upstream
 time as recorded, whole ms), and every turn the load generator's and the stand-in's CPU per request (they share the
@@ -43,8 +44,13 @@ from pathlib import Path
 from bench.common import BASE_DIR, setup_django, stop_process
 from bench.gateway_load import BODY, cpu_seconds, load, pct, settle
 
-# How main served the gateway before this branch (portal/launcher.py at the time); the loop is the baseline's own.
+# How main served the gateway before `gateway_command` (ADR 0125); the loop and interface are the tree's own.
 BASE_ARGS = ["--interface", "asgi", "--no-ws", "--log-level", "warning"]
+APP = "portal.gateway_asgi:application"
+# A contender's `"server": "granian"`: granian as served before ADR 0134 (uvloop; the ASGI interface, the RSGI
+# adapter being gone), so the two servers can be measured side by side.
+GRANIAN = ["-m", "granian", "--interface", "asgi", "--loop", "uvloop", "--no-ws", "--log-level", "warning",
+           "--host", "127.0.0.1"]
 
 
 def base_args(tree: Path) -> list[str]:
@@ -57,18 +63,34 @@ def base_args(tree: Path) -> list[str]:
     return args
 
 
-def this_command(port: int, workers: int, app: str) -> list[str]:
+def tree_command(tree: Path, port: int, workers: int) -> list[str]:
+    """How `tree` serves its gateway (without the app, which goes last): its launcher's `gateway_command`, asked
+    in a process of its own (each tree's portal package on its own path); granian before that function."""
+    if "def gateway_command" not in (tree / "portal" / "launcher.py").read_text():
+        return [sys.executable, "-m", "granian", *base_args(tree), "--port", str(port), "--workers", str(workers)]
+    asked = subprocess.run(
+        [sys.executable, "-c", "import json, sys; from portal.launcher import gateway_command; "
+                               f"print(json.dumps(gateway_command(sys.executable, '127.0.0.1', '{port}', {workers})))"],
+        cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)}, capture_output=True, text=True, check=True)
+    command = json.loads(asked.stdout.strip().splitlines()[-1])
+    command.remove(APP)
+    return command
+
+
+def this_command(port: int, workers: int) -> list[str]:
+    """This tree's gateway command as `make run` runs it, without the app (it goes last)."""
     # why: after setup_django (the portal package configures Celery); the launcher holds the gateway's options
     from portal.launcher import gateway_command
 
     command = gateway_command(sys.executable, "127.0.0.1", str(port), workers)
-    return [*command[:-1], app]
+    command.remove(APP)
+    return command
 
 
 def server(tree: Path, command: list[str], env: dict, probe: str, path: tuple[str, ...] = ()) -> subprocess.Popen:
     from bench.gateway_path import wait  # why: imports httpx; only the orchestrator needs it
 
-    # its own session: a granian worker that outlives its master's SIGTERM is killed with the group, not orphaned
+    # its own session: a worker that outlives its master's SIGTERM is killed with the group, not orphaned
     process = subprocess.Popen(command, cwd=tree, env={**env, "PYTHONPATH": os.pathsep.join([str(tree), *path])},
                                start_new_session=True)
     wait(probe, ok=(200, 401, 404, 405), proc=process)
@@ -129,7 +151,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--latency-ms", type=float, default=20)
     parser.add_argument("--baseline", default="", help="a checkout of the tree to compare with")
-    parser.add_argument("--workers", default="1", help="granian workers of this tree (and the baseline): 1,2")
+    parser.add_argument("--workers", default="1", help="server workers of this tree (and the baseline): 1,2")
     parser.add_argument("--plain", action="store_true", help="a key with request and token limits only")
     parser.add_argument("--no-floor", action="store_true")
     parser.add_argument("--contender", action="append", default=[], help="JSON: name, tree, workers, args")
@@ -182,23 +204,22 @@ def main() -> None:
             targets[name] = (url, BODY, secret if app_is_gateway else "", procs[name])
 
         if not args.no_floor:
-            add("floor", BASE_DIR, this_command(free_port(), 1, "bench.gateway_noop:forward_app"), False)
+            add("floor", BASE_DIR, [*this_command(free_port(), 1), "bench.gateway_noop:forward_app"], False)
         for workers in (int(w) for w in args.workers.split(",")):
-            add(f"this_{workers}w", BASE_DIR, this_command(free_port(), workers, "portal.gateway_asgi:application"))
+            add(f"this_{workers}w", BASE_DIR, [*this_command(free_port(), workers), APP])
             if baseline is not None:
-                add(f"base_{workers}w", baseline,
-                    [sys.executable, "-m", "granian", *base_args(baseline), "--port", str(free_port()), "--workers",
-                     str(workers), "portal.gateway_asgi:application"])
+                add(f"base_{workers}w", baseline, [*tree_command(baseline, free_port(), workers), APP])
         for spec in (json.loads(c) for c in args.contender):
             tree = {"base": baseline, "this": BASE_DIR, None: BASE_DIR}.get(spec.get("tree")) or Path(spec["tree"])
-            command = ([sys.executable, "-m", "granian", *base_args(baseline)] if spec.get("tree") == "base"
-                       else this_command(free_port(), 1, "portal.gateway_asgi:application")[:-1])
-            command = [*command, *spec.get("args", []), "--workers", str(spec.get("workers", 1))]
-            if "--port" not in command:
-                command += ["--port", str(free_port())]
-            app = spec.get("app") or ("bench.gateway_noop:forward_app" if spec.get("floor")
-                                      else "portal.gateway_asgi:application")
-            add(spec["name"], tree, [*command, app], not spec.get("floor"), spec.get("path", ()))
+            workers, port = spec.get("workers", 1), free_port()
+            if spec.get("server") == "granian":
+                command = [sys.executable, *GRANIAN, "--port", str(port), "--workers", str(workers)]
+            elif spec.get("tree") == "base":
+                command = tree_command(baseline, port, workers)
+            else:
+                command = this_command(port, workers)
+            app = spec.get("app") or ("bench.gateway_noop:forward_app" if spec.get("floor") else APP)
+            add(spec["name"], tree, [*command, *spec.get("args", []), app], not spec.get("floor"), spec.get("path", ()))
 
         first_rate = float(args.rates.split(",")[0])
         for url, body, auth, process in targets.values():  # warm-up, not counted

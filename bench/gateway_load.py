@@ -5,7 +5,7 @@
         [--key-options JSON] [--setup MOD:FN]
 
 One run, same machine, same stand-in upstream (`manage.py llm_standin --latency-ms L`, a fixed upstream time):
-  - the stand-in directly (the baseline), the portal gateway (granian, a key with request and token limits,
+  - the stand-in directly (the baseline), the portal gateway (as `make run` serves it, a key with request and token limits,
     recording on: XADD per call and `manage.py gateway_recorder` writing the ledger) and LiteLLM's proxy
     (its own venv `.portal/bench-litellm`, made from bench/litellm-requirements.txt on first use; master key:
     its virtual keys need Prisma, whose engines it downloads at start, which cannot happen offline);
@@ -156,7 +156,7 @@ def load(url: str, rate: float, seconds: float, body: dict, auth: str = "") -> d
 
 # -- servers ------------------------------------------------------------------------------------------------
 def _tree(pid: int) -> list[int]:
-    """A process and its descendants (from /proc: granian's workers, LiteLLM's uvicorn)."""
+    """A process and its descendants (from /proc: the server's workers, LiteLLM's uvicorn)."""
     parents: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -323,7 +323,7 @@ def main() -> None:
     parser.add_argument("--ramp-seconds", type=float, default=3.0)
     parser.add_argument("--warmup-seconds", type=float, default=5.0, help="per server, before measuring")
     parser.add_argument("--latency-ms", type=float, default=20.0, help="the stand-in's fixed upstream time")
-    parser.add_argument("--workers", type=int, default=1, help="granian workers of the gateway")
+    parser.add_argument("--workers", type=int, default=1, help="server workers of the gateway")
     parser.add_argument("--streams", type=int, default=2000, help="streamed requests for the usage check")
     parser.add_argument("--no-litellm", action="store_true")
     parser.add_argument("--key-options", default="{}", help="JSON: more fields for the bench key")

@@ -66,15 +66,6 @@ class _Forwarder:
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
 
-    async def __rsgi__(self, scope, proto):
-        """The same floor on granian's own interface (`--interface rsgi`): one await for the body, one call for the
-        answer, no ASGI messages."""
-        if scope.method != "POST":
-            proto.response_empty(404, [])
-            return
-        status, body = await self.forward(await proto())
-        proto.response_bytes(status, [("content-type", "application/json")], body)
-
     async def forward(self, raw: bytes) -> tuple[int, bytes]:
         import aiohttp  # why: only the server process that serves the floor needs it
         import orjson

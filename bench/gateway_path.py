@@ -1,5 +1,5 @@
 """What the whole gateway adds: the same chat request to the stand-in upstream directly and through the gateway
-(key check, limits on, admission, recording to the Redis stream), one gateway process under granian.
+(key check, limits on, admission, recording to the Redis stream), one gateway process served as `make run` serves it.
 
     .venv/bin/python -m bench.gateway_path [--requests 1000] [--rates 100,300]
 
@@ -56,7 +56,7 @@ def standin_chat_model(name: str, standin_port: int) -> None:
 
 
 def gateway_process(port: int, env: dict) -> subprocess.Popen:
-    """One gateway process under granian (as `make run` serves it), up and answering."""
+    """One gateway process (as `make run` serves it), up and answering."""
     from portal.launcher import gateway_command  # why: after setup (the portal package configures Celery)
 
     process = subprocess.Popen(gateway_command(sys.executable, "127.0.0.1", str(port), 1), cwd=BASE_DIR, env=env)

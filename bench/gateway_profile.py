@@ -5,11 +5,11 @@ tree's, in the same run, and a py-spy profile of the request path.
         [--baseline DIR] [--workers 1] [--other-workers 2] [--profile] [--top 30] [--raw FILE]
 
 One stand-in upstream (fixed latency), one recorder, one key with request and token limits (as bench.gateway_load),
-and one granian gateway per tree: this one and, with `--baseline DIR` (a checkout of another commit, e.g.
+and one gateway per tree (served as `make run` serves it): this one and, with `--baseline DIR` (a checkout of another commit, e.g.
 `git archive main | tar -x -C /tmp/base`), that one, on the same database and Redis. The trees take turns
 (A B A B …, `--rounds` each) at the same open-loop rate (bench.gateway_load's generator); each turn's figure is
 the gateway process tree's user+system CPU over the requests it handled. The machine is shared: compare the
-ratio within a run, not figures across runs. `--other-workers N` adds this tree with N granian workers as one more
+ratio within a run, not figures across runs. `--other-workers N` adds this tree with N workers as one more
 contender (CPU per request, p50 / p99 at the same rate). `--profile` records this tree's gateway with py-spy (the `dev`
 extra) during one more turn and prints the functions with the most samples, by own time and including callees.
 Prints one JSON object.
@@ -34,10 +34,10 @@ from bench.gateway_load import BODY, cpu_seconds, load, settle
 
 def start_gateway(tree: Path, port: int, env: dict, workers: int) -> subprocess.Popen:
     from bench.gateway_path import wait  # why: imports httpx; only after setup
+    from portal.launcher import gateway_command  # why: after setup (the portal package configures Celery)
 
-    process = subprocess.Popen([sys.executable, "-m", "granian", "--interface", "asgi", "--port", str(port),
-                                "--workers", str(workers), "--no-ws", "--log-level", "warning",
-                                "portal.gateway_asgi:application"],
+    # each tree under the server `make run` serves with now: the figures compare the application's code
+    process = subprocess.Popen(gateway_command(sys.executable, "127.0.0.1", str(port), workers),
                                cwd=tree, env={**env, "PYTHONPATH": str(tree)})
     wait(f"http://127.0.0.1:{port}/v1/models", proc=process)
     return process

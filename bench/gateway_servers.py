@@ -1,8 +1,9 @@
-"""The gateway's server choice, by measurement (ADR 0070): framework × server on a no-op proxy path.
+"""The gateway's server choice, by measurement (ADRs 0070, 0134): framework × server on a no-op proxy path.
 
     .venv/bin/python -m bench.gateway_servers [--requests 3000] [--concurrency 32]
 
-For each of raw ASGI / Django async view under uvicorn / granian: one server process on a free port, then
+For each of raw ASGI / Django async view under uvicorn (h11 on asyncio; httptools on uvloop, as the gateway is
+served since ADR 0134) / granian: one server process on a free port, then
 (1) sequential requests on one kept-alive connection: p50 / p99 of the round trip (what the front door adds
 at low load, client included: the client is the same for every row), and (2) `--concurrency` clients at once:
 requests per second and p50 / p99. Prints one JSON object.
@@ -28,6 +29,9 @@ BODY = json.dumps({"model": "chat", "messages": [{"role": "user", "content": "he
 SERVERS = {
     "uvicorn": lambda app, port: [sys.executable, "-m", "uvicorn", app, "--port", str(port), "--no-access-log",
                                   "--log-level", "warning", "--loop", "asyncio", "--http", "h11"],
+    "uvicorn-httptools": lambda app, port: [sys.executable, "-m", "uvicorn", app, "--port", str(port),
+                                            "--no-access-log", "--log-level", "warning", "--loop", "uvloop",
+                                            "--http", "httptools"],
     "granian": lambda app, port: [sys.executable, "-m", "granian", "--interface", "asgi", "--port", str(port),
                                   "--workers", "1", "--no-ws", "--log-level", "warning", app],
 }

@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.incident_switches [--toggles 200] [--kind model_fallback|feature_off]
         [--upstream-ms 5]
 
-Two gateway processes under granian (as `make run` serves them) and the stand-in upstream as its own process.
+Two gateway processes (as `make run` serves them) and the stand-in upstream as its own process.
 The switch is flipped `--toggles` times through the incidents service (`mitigation_apply`, then
 `mitigation_undo`, alternately: what the incident page's button calls). After each flip, one thread per gateway
 process polls it back to back over a kept-alive raw HTTP connection (the polling is the load) until an answer

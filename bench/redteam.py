@@ -8,7 +8,7 @@
    workers boot before it measures.
    Goal ≤ 15 s; 10 s is the floor (1,000 × 0.2 s / 20).
    With `--front-door` the campaign targets a gateway key instead: every attack goes through the portal's
-   `/v1/` front door (granian serving portal.gateway_asgi, the recorder running, ADR 0119's twin key), so the
+   `/v1/` front door (portal.gateway_asgi served as `make run` serves it, the recorder running, ADR 0119's twin key), so the
    figure includes the gateway's own work per call; the ledger rows are then the gateway's, drained by its
    recorder.
 2. The campaign and report pages with 10,000 scored attacks (one in seven successful; made once with
@@ -128,7 +128,7 @@ def launch_on(server, team, user, concurrency: int, name: str = "bench"):
 
 @contextmanager
 def front_door_process():
-    """The gateway (granian, as `make run` serves it) and its recorder on the bench database; yields its /v1 URL."""
+    """The gateway (as `make run` serves it) and its recorder on the bench database; yields its /v1 URL."""
     from django.conf import settings
 
     from bench.gateway_path import gateway_process

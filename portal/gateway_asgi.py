@@ -1,5 +1,5 @@
-"""The gateway's entry: `granian --interface rsgi portal.gateway_asgi:application` (how it is served, ADR 0132),
-or any ASGI server (`uvicorn portal.gateway_asgi:application`): the one application answers both interfaces.
+"""The gateway's entry: `uvicorn portal.gateway_asgi:application --loop uvloop --http httptools` (how `make run`
+and compose serve it: portal/launcher.py `gateway_command`, ADR 0134), or any other ASGI server.
 
 portal is the top: it sets Django up, then serves apps.gateway's application (docs/gateway.md).
 """

@@ -1,5 +1,5 @@
 """The front door: a lean ASGI application for `/v1/` (ADR 0070: raw ASGI measured ahead of a Django view),
-which answers granian's RSGI too (rsgi.py, ADR 0132: how it is served).
+served by uvicorn on its C parser and uvloop (ADR 0134).
 
     POST /v1/chat/completions    plain, or `stream: true` as OpenAI's SSE chunks ending `data: [DONE]`
     POST /v1/embeddings
@@ -22,6 +22,7 @@ The secret is never logged: logs name a key by its prefix.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -43,7 +44,6 @@ from apps.gateway import (
     prompt_ref,
     recording,
     registry,
-    rsgi,
     tracing,
     wire,
 )
@@ -114,16 +114,6 @@ class Gateway:
         self.limited: dict = {}  # per key: the switch that lowered its limits (asked on a refusal only)
         self.prompts = prompt_ref.PromptRefs()  # prompt by reference: resolved targets under their stamps
         self.loading: dict = {}  # key loads in flight (single_flight)
-
-    # granian's RSGI (rsgi.py, ADR 0132): how `make run` and compose serve this same application
-    async def __rsgi__(self, scope, protocol) -> None:
-        await rsgi.serve(self, scope, protocol)
-
-    def __rsgi_init__(self, loop) -> None:
-        pass  # nothing to start: keys, scripts and connections are made on first use
-
-    def __rsgi_del__(self, loop) -> None:
-        rsgi.shut_down(loop)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
@@ -379,6 +369,18 @@ class Gateway:
         await stream.open()  # raises (recorded) before any byte: the client gets a plain error answer
         if stream.cache_hit:
             request.cache = b"hit"
+        gone = asyncio.ensure_future(request.receive())  # after the body: answers only when the client goes
+        try:
+            await self._stream(request, _until_gone(send, gone), stream, call, info, context, screen, completion_id)
+        except ConnectionResetError:  # gone before the stream's first bytes: stopped and recorded all the same
+            await stream.aclose()
+            raise
+        finally:
+            gone.cancel()
+            if gone.done() and not gone.cancelled():
+                gone.exception()  # a server's error here means the client is gone: handled as such above
+
+    async def _stream(self, request: Request, send, stream, call, info, context, screen, completion_id) -> None:
         created = int(time.time())
         await send({"type": "http.response.start", "status": 200,
                     "headers": request.response_headers(b"text/event-stream",
@@ -415,6 +417,19 @@ class Gateway:
         tail = wire.final_chunks(result, completion_id=completion_id, model=call.model, created=created,
                                  include_usage=call.include_usage, tools_streamed=tools_streamed)
         await send({"type": "http.response.body", "body": tail, "more_body": False})
+
+
+def _until_gone(send, gone: asyncio.Future):
+    """`send` for a stream, raising ConnectionResetError once the client has gone. An ASGI server drops a send to a
+    gone client silently (uvicorn does); `receive()` says so, and the stream path then closes the upstream and
+    records the call as far as it streamed, at its next chunk, not when the upstream would have ended."""
+
+    async def send_while_there(message) -> None:
+        if gone.done():
+            raise ConnectionResetError
+        await send(message)
+
+    return send_while_there
 
 
 def _tenant(request: Request, metadata: dict) -> str:

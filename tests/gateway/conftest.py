@@ -1,5 +1,5 @@
-"""A real gateway server for the SDK tests: granian's embedded server on the RSGI interface (as `make run` serves
-it, ADR 0132) in a thread on a free port, serving apps.gateway's app.
+"""A real gateway server for the SDK tests: uvicorn on its C parser and uvloop (as `make run` serves it, ADR 0134)
+in a thread on a free port, serving apps.gateway's app.
 
 The tests that use it take `transactional_db` (through `gateway_url`), so the rows they create are committed
 and the server's own connections see them. Recorded calls wait on the Redis stream until `drain()` writes them.
@@ -27,63 +27,26 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(app, interface: str = "rsgi"):
-    """Serve a gateway app in a thread on a free port; yields the SDK's base URL. `rsgi`: granian's embedded
-    server on its RSGI interface, as `make run` serves the gateway (ADR 0132); `asgi`: uvicorn, any ASGI server."""
+def serving(app):
+    """Serve a gateway app in a thread on a free port, with the server options `make run` uses; yields the SDK's
+    base URL."""
+    import uvicorn
+
     port = _free_port()
-    server = _granian(app, port) if interface == "rsgi" else _uvicorn(app, port)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", log_level="warning",
+                                          access_log=False, loop="uvloop", http="httptools"))
+    thread = threading.Thread(target=server.run, name="gateway-test-server", daemon=True)
+    thread.start()
     deadline = time.monotonic() + 20
-    while not server.started():
-        if time.monotonic() > deadline or not server.thread.is_alive():
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("the test gateway did not start")
         time.sleep(0.02)
     try:
         yield f"http://127.0.0.1:{port}/v1"
     finally:
-        server.stop()
-        server.thread.join(timeout=10)
-
-
-class _Served:
-    def __init__(self, run, started, stop):
-        self.started, self.stop = started, stop
-        self.thread = threading.Thread(target=run, name="gateway-test-server", daemon=True)
-        self.thread.start()
-
-
-def _granian(app, port: int) -> _Served:
-    import asyncio
-
-    import uvloop
-    from granian.constants import Interfaces
-    from granian.server.embed import Server
-
-    server = Server(app, address="127.0.0.1", port=port, interface=Interfaces.RSGI, websockets=False,
-                    log_enabled=False)
-    loop = uvloop.new_event_loop()  # the gateway's loop (ADR 0131)
-
-    def run():
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(server.serve())
-
-    def started() -> bool:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-        return False
-
-    return _Served(run, started, lambda: loop.call_soon_threadsafe(server.stop))
-
-
-def _uvicorn(app, port: int) -> _Served:
-    import uvicorn
-
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", log_level="warning",
-                                          access_log=False, loop="uvloop"))
-
-    def stop():
         server.should_exit = True
-
-    return _Served(server.run, lambda: server.started, stop)
+        thread.join(timeout=10)
 
 
 @pytest.fixture(scope="session")
@@ -95,7 +58,7 @@ def gateway_server(django_db_setup, django_db_blocker):
     try:
         yield base_url, app
     finally:
-        with django_db_blocker.unblock():  # the server's stop closes its database connection (gateway/rsgi.py)
+        with django_db_blocker.unblock():  # the server's lifespan shutdown closes its database connection
             server.__exit__(None, None, None)
     # The server's database work ran on asgiref's one sync thread: close its connection before the test
     # database is dropped.

@@ -28,8 +28,9 @@ def _free_port() -> int:
 
 
 def start_gateway(env: dict, port: int) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, "-m", "uvicorn", "portal.gateway_asgi:application", "--port",
-                                str(port), "--log-level", "warning", "--no-access-log"], cwd=BASE_DIR, env=env)
+    from portal.launcher import gateway_command  # served as `make run` serves it, one worker: the one killed
+
+    process = subprocess.Popen(gateway_command(sys.executable, "127.0.0.1", str(port), 1), cwd=BASE_DIR, env=env)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:

@@ -136,23 +136,25 @@ def test_compose_defines_the_database_cache_and_portal_services():
     assert set(SERVICES) == {"db", "redis", "migrate", "web", "worker", "beat", "gateway", "gateway-recorder"}
 
 
-def test_the_gateway_runs_its_app_under_granian_apart_from_web_with_its_recorder():
+def test_the_gateway_runs_its_app_under_uvicorn_apart_from_web_with_its_recorder():
     gateway = SERVICES["gateway"]
     command = gateway["command"]
-    assert command[0] == "granian" and command[-1] == "portal.gateway_asgi:application"
+    assert command[:2] == ["uvicorn", "portal.gateway_asgi:application"]
     assert re.fullmatch(r"\$\{[A-Z_]+:-\d+\}", command[command.index("--workers") + 1])
     assert any(str(port).endswith(":8001") for port in gateway["ports"])
     assert SERVICES["gateway-recorder"]["command"] == ["python", "manage.py", "gateway_recorder"]
 
 
-def test_compose_and_make_run_serve_the_gateway_on_the_same_event_loop_and_interface():
-    from portal.launcher import gateway_command
+def test_compose_and_make_run_serve_the_gateway_with_the_same_server_options():
+    """The loop, the parser, keep-alive and logging as measured and chosen (ADRs 0131, 0134)."""
+    from portal.launcher import GATEWAY_SERVER_OPTIONS, gateway_command
 
     served = gateway_command("python", "127.0.0.1", "8001", 2)
     composed = SERVICES["gateway"]["command"]
 
-    assert served[served.index("--loop") + 1] == composed[composed.index("--loop") + 1] == "uvloop"  # ADR 0131
-    assert served[served.index("--interface") + 1] == composed[composed.index("--interface") + 1] == "rsgi"  # 0132
+    assert served[1:4] == ["-m", *composed[:2]]
+    assert served[-len(GATEWAY_SERVER_OPTIONS):] == composed[-len(GATEWAY_SERVER_OPTIONS):] == GATEWAY_SERVER_OPTIONS
+    assert "uvloop" in GATEWAY_SERVER_OPTIONS and "httptools" in GATEWAY_SERVER_OPTIONS
 
 
 def test_the_worker_reaches_the_gateway_service_as_a_client_at_its_own_port():

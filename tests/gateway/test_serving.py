@@ -1,6 +1,6 @@
-"""The gateway as `make run` serves it, on granian's RSGI interface (apps/gateway/rsgi.py, ADR 0132), and the same
-application on any ASGI server: the official SDK gets the same answers through both; what ASGI gave the gateway
-(a chunked body stopped at the size limit, a client gone mid-stream) holds on RSGI."""
+"""The gateway as `make run` serves it (uvicorn on its C parser and uvloop, ADR 0134; the `gateway_url` server):
+the official SDK's answers from every endpoint, a chunked body stopped at the size limit, a client gone mid-stream
+(which this server reports only through `receive()`), and the database connection closed at a worker's end."""
 
 from __future__ import annotations
 
@@ -9,30 +9,25 @@ import logging
 import time
 
 import httpx
-import pytest
 from openai import OpenAI
 
 from apps.costs.models import UsageEvent
 from apps.gateway.asgi import Gateway
-from tests.gateway.conftest import serving
 from tests.support.standin import standin_model, standin_provider
 
 QUESTION = [{"role": "user", "content": "Question: how long do refunds take?\n\n[1] Refunds take 14 days."}]
 
 
-@pytest.mark.parametrize("interface", ["rsgi", "asgi"])
-def test_the_sdk_gets_the_same_answers_over_rsgi_and_asgi(interface, gateway_url, local_catalog, gateway_key,
-                                                          drain):
+def test_the_sdk_gets_its_answers_from_every_endpoint(gateway_url, local_catalog, gateway_key, drain):
     _key, secret = gateway_key()
-    with serving(Gateway(), interface) as url:
-        sdk = OpenAI(base_url=url, api_key=secret, max_retries=0)
-        answer = sdk.chat.completions.create(model="chat", messages=QUESTION)
-        streamed = list(sdk.chat.completions.create(model="chat", messages=QUESTION, stream=True,
-                                                    stream_options={"include_usage": True}))
-        vectors = sdk.embeddings.create(model="embeddings", input=["refunds", "returns"])
-        names = {m.id for m in sdk.models.list()}
-        refused = httpx.post(f"{url}/chat/completions", json={"model": "chat", "messages": QUESTION},
-                             headers={"Authorization": "Bearer pk-gw-not-a-key"})
+    sdk = OpenAI(base_url=gateway_url, api_key=secret, max_retries=0)
+    answer = sdk.chat.completions.create(model="chat", messages=QUESTION)
+    streamed = list(sdk.chat.completions.create(model="chat", messages=QUESTION, stream=True,
+                                                stream_options={"include_usage": True}))
+    vectors = sdk.embeddings.create(model="embeddings", input=["refunds", "returns"])
+    names = {m.id for m in sdk.models.list()}
+    refused = httpx.post(f"{gateway_url}/chat/completions", json={"model": "chat", "messages": QUESTION},
+                         headers={"Authorization": "Bearer pk-gw-not-a-key"})
 
     assert "14 days" in answer.choices[0].message.content
     assert "14 days" in "".join(c.choices[0].delta.content or "" for c in streamed if c.choices)
@@ -65,9 +60,9 @@ def test_a_chunked_body_is_read_and_one_past_the_limit_is_refused_with_413(gatew
 
 def test_a_client_gone_mid_stream_is_recorded_at_once_as_far_as_it_streamed(gateway_url, llm_standin, gateway_key,
                                                                              drain, caplog):
-    """The gateway learns of the client's going at its next chunk (granian: RSGIProtocolClosed, mapped to the
-    ConnectionResetError the stream path handles): the upstream is closed and the call recorded as cancelled with
-    its estimated usage, long before the six-second answer would have ended."""
+    """The server drops a send to a gone client without a word; the gateway hears of the going from `receive()`
+    and stops at its next chunk: the upstream is closed and the call recorded as cancelled with its estimated
+    usage, long before the six-second answer would have ended."""
     provider = standin_provider(llm_standin)
     standin_model(provider, "slow-stream")
     llm_standin.standin.control({"chunk_ms": 100, "reply": " ".join(["word"] * 60)})  # about six seconds
@@ -94,7 +89,8 @@ def test_a_client_gone_mid_stream_is_recorded_at_once_as_far_as_it_streamed(gate
 
 
 def test_a_workers_end_closes_the_database_connection_its_sync_work_opened(transactional_db):
-    """RSGI has no lifespan: granian calls `__rsgi_del__` when a worker stops, as ASGI's lifespan shutdown does."""
+    """The lifespan's shutdown, which the server sends as a worker stops: the connection asgiref's one sync thread
+    opened is closed there."""
     from asgiref.sync import SyncToAsync
     from django.db import connection
 
@@ -107,10 +103,16 @@ def test_a_workers_end_closes_the_database_connection_its_sync_work_opened(trans
 
     on_sync_thread = SyncToAsync.single_thread_executor
     assert on_sync_thread.submit(opened).result()
-    loop = asyncio.new_event_loop()
-    try:
-        Gateway().__rsgi_del__(loop)  # after the worker's loop stopped, as granian calls it
-    finally:
-        loop.close()
+    messages = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+    sent: list[str] = []
 
+    async def receive():
+        return next(messages)
+
+    async def send(message):
+        sent.append(message["type"])
+
+    asyncio.run(Gateway()({"type": "lifespan"}, receive, send))
+
+    assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
     assert not on_sync_thread.submit(still_open).result()
