@@ -49,8 +49,7 @@ BASE_ARGS = ["--interface", "asgi", "--no-ws", "--log-level", "warning"]
 APP = "portal.gateway_asgi:application"
 # A contender's `"server": "granian"`: granian as served before ADR 0134 (uvloop; the ASGI interface, the RSGI
 # adapter being gone), so the two servers can be measured side by side.
-GRANIAN = ["-m", "granian", "--interface", "asgi", "--loop", "uvloop", "--no-ws", "--log-level", "warning",
-           "--host", "127.0.0.1"]
+GRANIAN = ["-m", "granian", *BASE_ARGS, "--loop", "uvloop", "--host", "127.0.0.1"]
 
 
 def base_args(tree: Path) -> list[str]:

@@ -54,18 +54,18 @@ def _wait_for_http(url: str, timeout: float = 60.0) -> bool:
     return False
 
 
-def gateway_command(python: str, host: str, port: str, workers: str | int) -> list[str]:
-    """How the LLM gateway is served (ADR 0134: uvicorn, its C parser, uvloop; the options of ADR 0125):
-    `make run`, compose, and the benches that measure it."""
-    return [python, "-m", "uvicorn", "portal.gateway_asgi:application", "--host", host, "--port", str(port),
-            "--workers", str(workers), *GATEWAY_SERVER_OPTIONS]
-
-
 # The gateway server's options, shared with compose (tests/portal/test_compose.py holds them equal): the loop and
 # parser measured (ADR 0134); keep-alive past a load balancer's usual 60 s idle timeout, so the balancer, not the
 # gateway, closes an idle connection (no request lost to a close race); no access log (the ledger is the log).
 GATEWAY_SERVER_OPTIONS = ["--loop", "uvloop", "--http", "httptools", "--timeout-keep-alive", "65",
                           "--no-access-log", "--log-level", "warning"]
+
+
+def gateway_command(python: str, host: str, port: str, workers: str | int) -> list[str]:
+    """How the LLM gateway is served (ADR 0134: uvicorn, its C parser, uvloop; the options of ADR 0125):
+    `make run`, compose, and the benches that measure it."""
+    return [python, "-m", "uvicorn", "portal.gateway_asgi:application", "--host", host, "--port", str(port),
+            "--workers", str(workers), *GATEWAY_SERVER_OPTIONS]
 
 
 def _interrupt(signum, frame) -> None:
